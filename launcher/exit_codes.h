@@ -1,0 +1,23 @@
+// design.md's exit codes, and the one place a Status becomes one.
+#pragma once
+
+#include "runtime/status.h"
+
+namespace trainrun {
+
+constexpr int kExitOk = 0;
+constexpr int kExitTimeout = 124;
+constexpr int kExitCanceled = 143;
+constexpr int kExitUsage = 64;
+constexpr int kExitInvalidJob = 65;
+constexpr int kExitNoInput = 66;       // `trainrun history`: no such run or file
+constexpr int kExitUnavailable = 69;   // rendezvous failed or a node was lost
+constexpr int kExitInternal = 70;
+constexpr int kExitUploadFailed = 74;
+
+// kInvalidArgument -> 64; kInvalidJob, kNotSupported, kAlreadyExists and kNotFound
+// (a job input that is not there) -> 65; kUnavailable -> 69; kUploadFailed -> 74;
+// anything else -> 70.
+int ExitCodeFor(const Status& status);
+
+}  // namespace trainrun

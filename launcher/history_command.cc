@@ -1,0 +1,289 @@
+#include "launcher/history_command.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "launcher/exit_codes.h"
+#include "runtime/fs_util.h"
+#include "runtime/history.h"
+#include "runtime/run_layout.h"
+
+namespace trainrun {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr auto kFollowInterval = std::chrono::seconds(1);
+
+int Fail(Console* err, const Status& status) {
+  err->Write(fmt::format("trainrun: error: {}\n", status.message()), false);
+  if (status.code() == StatusCode::kNotFound) return kExitNoInput;
+  if (status.code() == StatusCode::kIoError) return kExitUploadFailed;
+  return ExitCodeFor(status);
+}
+
+struct Opened {
+  std::unique_ptr<Store> store;
+  std::unique_ptr<RunHistory> history;
+};
+
+Result<Opened> Open(const HistoryOptions& options) {
+  Opened opened;
+  TR_ASSIGN_OR_RETURN(opened.store,
+                      OpenStore(options.history.empty() ? DefaultHistoryUri() : options.history));
+  opened.history = std::make_unique<RunHistory>(opened.store.get());
+  return opened;
+}
+
+std::string FormatTime(WallTime t) {
+  std::string iso = FormatIso8601(t);  // 2026-11-21T23:52:26.123Z
+  return iso.substr(0, 10) + " " + iso.substr(11, 8);
+}
+
+std::string RunDuration(const RunRecord& r) {
+  std::optional<WallTime> end = r.end_time();
+  WallTime until = end ? *end : SystemClock()->WallNow();
+  double seconds = std::chrono::duration<double>(until - r.start_time()).count();
+  std::string text = seconds < 120 ? fmt::format("{:.1f} s", seconds)
+                     : seconds < 7200 ? fmt::format("{:.1f} min", seconds / 60)
+                                      : fmt::format("{:.1f} h", seconds / 3600);
+  return end ? text : text + "+";
+}
+
+}  // namespace
+
+int HistoryList(const HistoryOptions& options, Console* out, Console* err) {
+  Result<Opened> opened = Open(options);
+  if (!opened.ok()) return Fail(err, opened.status());
+  std::vector<std::string> problems;
+  Result<std::vector<RunRecord>> runs = opened->history->ListRuns(options.experiment, &problems);
+  if (!runs.ok()) return Fail(err, runs.status());
+  for (const std::string& p : problems) err->Write(fmt::format("trainrun: warning: {}\n", p), false);
+  std::vector<RunRecord> shown = *runs;
+  if (options.limit > 0 && shown.size() > static_cast<size_t>(options.limit)) shown.resize(options.limit);
+  if (options.json) {
+    json list = json::array();
+    for (const RunRecord& r : shown) {
+      json item = {{"runId", r.run_id},
+                   {"experimentName", r.experiment},
+                   {"status", RunStatusName(r.status)},
+                   {"startTime", FormatIso8601(r.start_time())}};
+      if (auto end = r.end_time()) item["endTime"] = FormatIso8601(*end);
+      if (r.exit_code) item["exitCode"] = *r.exit_code;
+      list.push_back(item);
+    }
+    out->Write(list.dump(2) + "\n", false);
+    return kExitOk;
+  }
+  if (shown.empty()) {
+    out->Write(fmt::format("no runs in {}\n", opened->store->Uri()), false);
+    return kExitOk;
+  }
+  size_t id_width = 6, exp_width = 10;
+  for (const RunRecord& r : shown) {
+    id_width = std::max(id_width, r.run_id.size());
+    exp_width = std::max(exp_width, r.experiment.size());
+  }
+  std::string text = fmt::format("{:<{}}  {:<{}}  {:<10}  {:<19}  {:>10}  {:>4}\n", "RUN ID", id_width,
+                                 "EXPERIMENT", exp_width, "STATUS", "STARTED (UTC)", "DURATION", "EXIT");
+  for (const RunRecord& r : shown) {
+    text += fmt::format("{:<{}}  {:<{}}  {:<10}  {:<19}  {:>10}  {:>4}\n", r.run_id, id_width,
+                        r.experiment, exp_width, RunStatusName(r.status),
+                        FormatTime(r.start_time()), RunDuration(r),
+                        r.exit_code ? std::to_string(*r.exit_code) : "-");
+  }
+  out->Write(std::move(text), false);
+  return kExitOk;
+}
+
+int HistoryShow(const HistoryOptions& options, Console* out, Console* err) {
+  Result<Opened> opened = Open(options);
+  if (!opened.ok()) return Fail(err, opened.status());
+  Result<RunKey> key = opened->history->FindRun(options.run_id, options.experiment);
+  if (!key.ok()) return Fail(err, key.status());
+  Result<RunRecord> record = opened->history->ReadRecord(*key);
+  if (!record.ok()) return Fail(err, record.status());
+  const RunRecord& r = *record;
+  if (options.json) {
+    out->Write(r.ToJson().dump(2) + "\n", false);
+    return kExitOk;
+  }
+  std::string text;
+  text += fmt::format("run:         {}\n", r.run_id);
+  text += fmt::format("experiment:  {}\n", r.experiment);
+  std::string status(RunStatusName(r.status));
+  if (r.exit_code) status += fmt::format(" (exit code {})", *r.exit_code);
+  if (!r.outcome.empty() && IsFinal(r.status)) status += ", " + r.outcome;
+  text += fmt::format("status:      {}\n", status);
+  text += fmt::format("started:     {} UTC\n", FormatTime(r.start_time()));
+  if (auto end = r.end_time()) text += fmt::format("ended:       {} UTC\n", FormatTime(*end));
+  text += fmt::format("duration:    {}\n", RunDuration(r));
+  std::vector<std::string> phases;
+  for (const RunRecord::Phase& p : r.phases) {
+    phases.push_back(p.seconds >= 0 ? fmt::format("{} {:.2f} s", p.name, p.seconds) : p.name + " ...");
+  }
+  text += fmt::format("phases:      {}\n", fmt::join(phases, ", "));
+  if (!r.command.empty()) text += fmt::format("command:     {}\n", fmt::join(r.command, " "));
+  if (r.source.contains("directory")) {
+    std::string source = r.source.value("directory", "");
+    if (r.source.contains("git")) {
+      const json& git = r.source["git"];
+      source += fmt::format(" (git {} on {}{})", git.value("commit", "").substr(0, 12),
+                            git.value("branch", ""), git.value("dirty", false) ? ", dirty" : "");
+    }
+    text += fmt::format("source:      {}\n", source);
+  }
+  for (const NodeRecord& n : r.nodes) {
+    text += fmt::format("node {}:      {}, {} rank(s), local files in {}\n", n.node_rank, n.host,
+                        n.process_count, n.workdir);
+  }
+  if (!r.stop_reason.empty()) text += fmt::format("stopped:     {}\n", r.stop_reason);
+  if (r.failure) {
+    const FailureRecord& f = *r.failure;
+    text += fmt::format("failure:     {} (node {}, {}, pid {})\n", f.reason, f.node_rank, f.host, f.pid);
+    for (const std::string& line : f.stderr_tail) text += fmt::format("  | {}\n", line);
+    if (!f.hint.empty()) text += fmt::format("hint:        {}\n", f.hint);
+    if (!f.log_file.empty()) text += fmt::format("log:         {}\n", f.log_file);
+  }
+  for (const std::string& w : r.warnings) text += fmt::format("warning:     {}\n", w);
+  for (const SkippedSymlink& s : r.skipped_symlinks) {
+    text += fmt::format("not uploaded: {} -> {} (symlink outside the working directory)\n", s.path, s.target);
+  }
+  for (const std::string& e : r.upload_errors) text += fmt::format("upload error: {}\n", e);
+  out->Write(std::move(text), false);
+  return kExitOk;
+}
+
+int HistoryFiles(const HistoryOptions& options, Console* out, Console* err) {
+  Result<Opened> opened = Open(options);
+  if (!opened.ok()) return Fail(err, opened.status());
+  Result<RunKey> key = opened->history->FindRun(options.run_id, options.experiment);
+  if (!key.ok()) return Fail(err, key.status());
+  Result<std::vector<ObjectInfo>> objects = opened->store->List(key->Prefix());
+  if (!objects.ok()) return Fail(err, objects.status());
+  std::string text;
+  for (const ObjectInfo& o : *objects) {
+    text += fmt::format("{:>10}  {}\n", FormatBytes(o.size), o.key.substr(key->Prefix().size()));
+  }
+  out->Write(std::move(text), false);
+  return kExitOk;
+}
+
+int HistoryDownload(const HistoryOptions& options, Console* out, Console* err) {
+  Result<Opened> opened = Open(options);
+  if (!opened.ok()) return Fail(err, opened.status());
+  Result<RunKey> key = opened->history->FindRun(options.run_id, options.experiment);
+  if (!key.ok()) return Fail(err, key.status());
+  std::string path = options.path;
+  while (!path.empty() && path.back() == '/') path.pop_back();
+  const std::string object_key = key->Prefix() + path;
+  Store* store = opened->store.get();
+
+  if (!path.empty() && store->Stat(object_key).ok()) {
+    std::string target = options.output.empty() ? fs::path(path).filename().string() : options.output;
+    if (fs::is_directory(target)) target = (fs::path(target) / fs::path(path).filename()).string();
+    Status s = store->GetFile(object_key, target);
+    if (!s.ok()) return Fail(err, s);
+    out->Write(fmt::format("{} -> {}\n", path, target), false);
+    return kExitOk;
+  }
+  const std::string prefix = path.empty() ? key->Prefix() : object_key + "/";
+  Result<std::vector<ObjectInfo>> objects = store->List(prefix);
+  if (!objects.ok()) return Fail(err, objects.status());
+  if (objects->empty()) {
+    return Fail(err, NotFoundError(fmt::format("run {} has no file or folder \"{}\" in {}; see "
+                                               "`trainrun history files {}`",
+                                               options.run_id, path, store->Uri(), options.run_id)));
+  }
+  std::string target_dir = options.output.empty()
+                               ? (path.empty() ? options.run_id : fs::path(path).filename().string())
+                               : options.output;
+  uint64_t bytes = 0;
+  for (const ObjectInfo& o : *objects) {
+    std::string target = (fs::path(target_dir) / o.key.substr(prefix.size())).string();
+    Status s = store->GetFile(o.key, target);
+    if (!s.ok()) return Fail(err, s);
+    bytes += o.size;
+  }
+  out->Write(fmt::format("{} file(s), {} -> {}\n", objects->size(), FormatBytes(bytes), target_dir), false);
+  return kExitOk;
+}
+
+int HistoryLogs(const HistoryOptions& options, Console* out, Console* err) {
+  Result<Opened> opened = Open(options);
+  if (!opened.ok()) return Fail(err, opened.status());
+  Result<RunKey> key = opened->history->FindRun(options.run_id, options.experiment);
+  if (!key.ok()) return Fail(err, key.status());
+  Store* store = opened->store.get();
+  const std::string dir = key->Prefix() + (options.system ? kSystemLogsDir : kUserLogsDir) + "/";
+  const std::string only = options.rank ? RankLogName(*options.rank) : "";
+
+  std::map<std::string, uint64_t> offsets;     // key -> bytes printed
+  std::map<std::string, std::string> partial;  // key -> unfinished last line
+  bool single = false;
+  auto poll_once = [&](bool final_pass) -> Status {
+    TR_ASSIGN_OR_RETURN(std::vector<ObjectInfo> objects, store->List(dir));
+    std::vector<ObjectInfo> logs;
+    for (const ObjectInfo& o : objects) {
+      if (only.empty() || o.key == dir + only) logs.push_back(o);
+    }
+    single = logs.size() == 1;
+    for (const ObjectInfo& o : logs) {
+      uint64_t& offset = offsets[o.key];
+      if (o.size <= offset) continue;
+      TR_ASSIGN_OR_RETURN(std::string text, store->GetBytes(o.key, offset, o.size - offset));
+      offset += text.size();
+      std::string name = o.key.substr(dir.size());
+      if (!options.follow) {
+        if (!single) out->Write(fmt::format("==> {} <==\n", name), false);
+        if (!text.empty() && text.back() != '\n') text += '\n';
+        out->Write(std::move(text), false);
+        continue;
+      }
+      // Following: whole lines, each prefixed with its file when there are several.
+      std::string& pending = partial[o.key];
+      pending += text;
+      size_t end = final_pass ? pending.size() : pending.rfind('\n') + 1;
+      if (pending.rfind('\n') == std::string::npos && !final_pass) continue;
+      std::string lines = pending.substr(0, end);
+      pending.erase(0, end);
+      std::string prefixed;
+      size_t start = 0;
+      while (start < lines.size()) {
+        size_t nl = lines.find('\n', start);
+        if (nl == std::string::npos) nl = lines.size();
+        prefixed += single ? "" : fmt::format("[{}] ", name);
+        prefixed += lines.substr(start, nl - start) + "\n";
+        start = nl + 1;
+      }
+      out->Write(std::move(prefixed), false);
+    }
+    if (!final_pass && offsets.empty() && !only.empty()) {
+      return NotFoundError(fmt::format("run {} has no log {}", options.run_id, only));
+    }
+    return Status::Ok();
+  };
+
+  if (!options.follow) {
+    Status s = poll_once(true);
+    if (!s.ok()) return Fail(err, s);
+    if (offsets.empty()) return Fail(err, NotFoundError(fmt::format("run {} has no logs in {}", options.run_id, dir)));
+    return kExitOk;
+  }
+  while (true) {
+    Result<RunRecord> record = opened->history->ReadRecord(*key);
+    bool ended = record.ok() && IsFinal(record->status);
+    Status s = poll_once(ended);
+    if (!s.ok() && s.code() != StatusCode::kNotFound) return Fail(err, s);
+    if (ended) return kExitOk;
+    std::this_thread::sleep_for(kFollowInterval);
+  }
+}
+
+}  // namespace trainrun

@@ -1,0 +1,137 @@
+// trainrun: the on-node runtime of a training job. See README.md and design.md.
+//
+// main() owns the command line, the consoles and the exit code; everything else is
+// in the libraries.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "launcher/exit_codes.h"
+#include "launcher/history_command.h"
+#include "launcher/run_command.h"
+#include "launcher/version.h"
+#include "runtime/console.h"
+#include "runtime/process_posix.h"
+
+namespace {
+
+using trainrun::ConsoleRanks;
+
+// The environment variable CLI11 reads for a flag: --node-rank -> TRAINRUN_NODE_RANK.
+std::string EnvName(const std::string& flag) {
+  std::string name = "TRAINRUN_";
+  for (char c : flag) name += c == '-' ? '_' : static_cast<char>(std::toupper(c));
+  return name;
+}
+
+void AddHistoryFlag(CLI::App* app, std::string* history) {
+  app->add_option("--history", *history,
+                  "Run history URI (file:///path or a path); default: $TRAINRUN_HISTORY, "
+                  "else ~/.local/share/trainrun/history")
+      ->envname("TRAINRUN_HISTORY");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Before any thread exists, so every thread inherits the mask.
+  trainrun::BlockSupervisionSignals();
+  trainrun::Console out(STDOUT_FILENO);
+  trainrun::Console err(STDERR_FILENO);
+
+  CLI::App app{"trainrun: runs a training job on this node (one `trainrun run` per node)",
+               "trainrun"};
+  app.set_version_flag("--version", std::string("trainrun ") + trainrun::kTrainrunVersion);
+  app.require_subcommand(1);
+  app.fallthrough();
+
+  // trainrun run
+  trainrun::RunOptions run;
+  std::string console = "all";
+  CLI::App* run_cmd = app.add_subcommand("run", "Run a job file on this node");
+  run_cmd->add_option("job", run.job_file, "The job file (JSON, RunConfiguration fields)")
+      ->required();
+  auto flag = [&](const std::string& name, auto* value, const std::string& help) {
+    return run_cmd->add_option("--" + name, *value, help)->envname(EnvName(name));
+  };
+  flag("node-rank", &run.node_rank, "This node's rank in the job (0 = head)");
+  flag("nnodes", &run.nnodes, "Number of nodes in the job");
+  flag("master-addr", &run.master_addr, "The head node's host name or address");
+  flag("control-port", &run.control_port, "The head's control port (default 29400)");
+  flag("run-id", &run.run_id, "Run id (overrides the job file's runId)");
+  flag("workdir", &run.workdir, "Where run directories are made (default /tmp/trainrun)");
+  flag("topology-xml", &run.topology_xml, "An hwloc XML topology to plan binding with");
+  flag("grace-period", &run.grace_period_seconds,
+       "Seconds between SIGTERM and SIGKILL when stopping ranks (default 30)")
+      ->check(CLI::Range(0.0, 86400.0));
+  flag("console", &console, "Rank output on the console: all, rank0 or none (default all)")
+      ->check(CLI::IsMember({"all", "rank0", "none"}));
+  AddHistoryFlag(run_cmd, &run.history);
+  run_cmd->add_flag("--dry-run", run.dry_run, "Print the launch plan and start nothing")
+      ->envname("TRAINRUN_DRY_RUN");
+  run_cmd->add_flag("--verbose,-v", run.verbose, "Show trainrun's decisions on the terminal too")
+      ->envname("TRAINRUN_VERBOSE");
+  run_cmd->add_flag("--json-events", run.json_events,
+                    "Report on stderr as JSON lines instead of text")
+      ->envname("TRAINRUN_JSON_EVENTS");
+
+  // trainrun history ...
+  trainrun::HistoryOptions history;
+  CLI::App* history_cmd = app.add_subcommand("history", "Browse run history");
+  history_cmd->require_subcommand(1);
+  AddHistoryFlag(history_cmd, &history.history);
+  history_cmd->add_option("--experiment,-e", history.experiment, "Only this experiment");
+  CLI::App* list_cmd = history_cmd->add_subcommand("list", "List runs, newest first");
+  list_cmd->add_flag("--json", history.json, "JSON instead of a table");
+  list_cmd->add_option("--limit,-n", history.limit, "Only the newest N runs");
+  CLI::App* show_cmd = history_cmd->add_subcommand("show", "Show one run's record");
+  show_cmd->add_option("run", history.run_id, "Run id")->required();
+  show_cmd->add_flag("--json", history.json, "The run record (run.json) as it is");
+  CLI::App* files_cmd = history_cmd->add_subcommand("files", "List a run's files");
+  files_cmd->add_option("run", history.run_id, "Run id")->required();
+  CLI::App* download_cmd = history_cmd->add_subcommand("download", "Download a run's file or folder");
+  download_cmd->add_option("run", history.run_id, "Run id")->required();
+  download_cmd->add_option("path", history.path,
+                           "File or folder in the run, e.g. outputs/model.pt or outputs "
+                           "(default: everything)");
+  download_cmd->add_option("-o,--output", history.output,
+                           "Where to write it (default: its name in the current folder)");
+  CLI::App* logs_cmd = history_cmd->add_subcommand("logs", "Print a run's logs");
+  logs_cmd->add_option("run", history.run_id, "Run id")->required();
+  logs_cmd->add_option("--rank", history.rank, "Only this rank's log");
+  logs_cmd->add_flag("--system", history.system, "trainrun's system log instead of the ranks'");
+  logs_cmd->add_flag("--follow,-f", history.follow, "Keep printing until the run ends");
+  for (CLI::App* sub : {list_cmd, show_cmd, files_cmd, download_cmd, logs_cmd}) {
+    sub->fallthrough();
+  }
+
+  CLI::App* help_cmd = app.add_subcommand("help", "Show this help");
+  // Once a subcommand is parsed, app.help() describes that subcommand instead.
+  const std::string usage = app.help();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // Prints the help, the version or the error (with CLI11's own words).
+    int code = app.exit(e);
+    return code == 0 ? 0 : trainrun::kExitUsage;
+  }
+
+  if (help_cmd->parsed()) {
+    out.Write(usage, false);
+    return 0;
+  }
+  if (run_cmd->parsed()) {
+    run.console = console == "rank0"  ? ConsoleRanks::kRank0
+                  : console == "none" ? ConsoleRanks::kNone
+                                      : ConsoleRanks::kAll;
+    return trainrun::RunJob(run, &out, &err);
+  }
+  if (list_cmd->parsed()) return trainrun::HistoryList(history, &out, &err);
+  if (show_cmd->parsed()) return trainrun::HistoryShow(history, &out, &err);
+  if (files_cmd->parsed()) return trainrun::HistoryFiles(history, &out, &err);
+  if (download_cmd->parsed()) return trainrun::HistoryDownload(history, &out, &err);
+  if (logs_cmd->parsed()) return trainrun::HistoryLogs(history, &out, &err);
+  return trainrun::kExitUsage;
+}

@@ -1,0 +1,45 @@
+// `trainrun run JOB.json`: the phase pipeline of a run on this node.
+//
+//   Preparing   read the job file, open run history, lay out the run directory,
+//               snapshot the source, prepare the data references, plan the ranks
+//   Running     start and supervise the ranks, stream their logs
+//   Finalizing  upload ./outputs, ./logs, user_logs/, system_logs/ and run.json,
+//               whatever way the run ended
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "runtime/console.h"
+
+namespace trainrun {
+
+constexpr int kDefaultControlPort = 29400;
+constexpr const char* kDefaultWorkdirBase = "/tmp/trainrun";
+
+// Which ranks' output is copied to the console (the log files get everything).
+enum class ConsoleRanks { kAll, kRank0, kNone };
+
+struct RunOptions {
+  std::string job_file;
+  std::optional<int> node_rank;    // this node's rank in the job
+  std::optional<int> nnodes;       // nodes in the job
+  std::string master_addr;         // the head node's address
+  int control_port = kDefaultControlPort;
+  std::string history;             // run history URI; empty: job file, then default
+  std::string run_id;              // overrides the job file's runId
+  std::string workdir;             // where <experiment>/<runId>/ is made
+  std::string topology_xml;        // an hwloc XML topology instead of this machine's
+  bool dry_run = false;            // print the plan, start nothing
+  double grace_period_seconds = 30;
+  ConsoleRanks console = ConsoleRanks::kAll;
+  bool verbose = false;            // Info lines on the terminal too
+  bool json_events = false;        // JSON lines instead of text on stderr
+};
+
+// Runs the job and returns design.md's exit code: 0, the failing rank's code, 124,
+// 143, 64, 65, 69, 74 or 70. Rank output goes to `out`, trainrun's own messages to
+// `err`.
+int RunJob(const RunOptions& options, Console* out, Console* err);
+
+}  // namespace trainrun

@@ -1,0 +1,122 @@
+#include "launcher/terminal_reporter.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "runtime/fs_util.h"
+
+namespace trainrun {
+namespace {
+
+constexpr std::string_view kBold = "\033[1m";
+constexpr std::string_view kRed = "\033[31m";
+constexpr std::string_view kYellow = "\033[33m";
+constexpr std::string_view kDim = "\033[2m";
+constexpr std::string_view kReset = "\033[0m";
+
+}  // namespace
+
+TerminalReporter::TerminalReporter(Console* console, bool verbose)
+    : console_(console), verbose_(verbose), colour_(console->is_terminal()) {}
+
+void TerminalReporter::Line(std::string_view colour, std::string_view label,
+                            std::string_view message) {
+  std::string text;
+  size_t start = 0;
+  bool first = true;
+  while (start <= message.size()) {
+    size_t end = message.find('\n', start);
+    if (end == std::string_view::npos) end = message.size();
+    std::string_view line = message.substr(start, end - start);
+    std::string head = first ? fmt::format("trainrun: {}", label) : std::string("          ");
+    if (colour_ && !colour.empty()) {
+      text += fmt::format("{}{}{}{}\n", colour, head, line, kReset);
+    } else {
+      text += fmt::format("{}{}\n", head, line);
+    }
+    first = false;
+    start = end + 1;
+  }
+  console_->Write(std::move(text), /*droppable=*/false);
+}
+
+void TerminalReporter::PhaseStarted(Phase phase, double previous_seconds) {
+  if (previous_seconds >= 0) {
+    Line(kBold, "", fmt::format("{} (previous phase {:.2f} s)", PhaseName(phase), previous_seconds));
+  } else {
+    Line(kBold, "", PhaseName(phase));
+  }
+}
+
+void TerminalReporter::RankStarted(int rank, int pid) {
+  if (verbose_) Line(kDim, "", fmt::format("rank {} started (pid {})", rank, pid));
+}
+
+void TerminalReporter::RankExited(int rank, const ExitStatus& status, bool stopped) {
+  if (status.success() && !verbose_) return;
+  if (stopped) {
+    Line(kDim, "", fmt::format("rank {} stopped ({})", rank, status.Describe()));
+  } else if (status.success()) {
+    Line(kDim, "", fmt::format("rank {} finished", rank));
+  } else {
+    Line(kRed, "", fmt::format("rank {} failed: {}", rank, status.Describe()));
+  }
+}
+
+void TerminalReporter::Transfer(const TransferProgress& p) {
+  if (!p.finished) return;  // a live progress bar comes with large object-store uploads
+  Line("", "", fmt::format("{}: {} file(s), {}", p.what, p.files_done, FormatBytes(p.bytes_done)));
+}
+
+void TerminalReporter::Info(std::string_view message) {
+  if (verbose_) Line(kDim, "", message);
+}
+void TerminalReporter::Notice(std::string_view message) { Line("", "", message); }
+void TerminalReporter::Warning(std::string_view message) { Line(kYellow, "warning: ", message); }
+void TerminalReporter::Error(std::string_view message) { Line(kRed, "error: ", message); }
+
+JsonLinesReporter::JsonLinesReporter(Console* console) : console_(console) {}
+
+void JsonLinesReporter::Emit(nlohmann::json event) {
+  event["time"] = FormatIso8601(SystemClock()->WallNow());
+  console_->Write(event.dump() + "\n", /*droppable=*/false);
+}
+
+void JsonLinesReporter::PhaseStarted(Phase phase, double previous_seconds) {
+  nlohmann::json j = {{"event", "phase"}, {"phase", PhaseName(phase)}};
+  if (previous_seconds >= 0) j["previousSeconds"] = previous_seconds;
+  Emit(std::move(j));
+}
+void JsonLinesReporter::RankStarted(int rank, int pid) {
+  Emit(nlohmann::json{{"event", "rankStarted"}, {"rank", rank}, {"pid", pid}});
+}
+void JsonLinesReporter::RankExited(int rank, const ExitStatus& status, bool stopped) {
+  Emit(nlohmann::json{{"event", "rankExited"},
+                      {"rank", rank},
+                      {"exitCode", status.code},
+                      {"signal", status.signal},
+                      {"stoppedByTrainrun", stopped}});
+}
+void JsonLinesReporter::Transfer(const TransferProgress& p) {
+  Emit(nlohmann::json{{"event", "transfer"},
+                      {"what", p.what},
+                      {"bytesDone", p.bytes_done},
+                      {"bytesTotal", p.bytes_total},
+                      {"filesDone", p.files_done},
+                      {"filesTotal", p.files_total},
+                      {"finished", p.finished}});
+}
+void JsonLinesReporter::Info(std::string_view m) {
+  Emit(nlohmann::json{{"event", "info"}, {"message", m}});
+}
+void JsonLinesReporter::Notice(std::string_view m) {
+  Emit(nlohmann::json{{"event", "notice"}, {"message", m}});
+}
+void JsonLinesReporter::Warning(std::string_view m) {
+  Emit(nlohmann::json{{"event", "warning"}, {"message", m}});
+}
+void JsonLinesReporter::Error(std::string_view m) {
+  Emit(nlohmann::json{{"event", "error"}, {"message", m}});
+}
+
+}  // namespace trainrun

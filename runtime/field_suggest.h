@@ -1,0 +1,21 @@
+// "Did you mean ...?" for misspelt field names, flags and values.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace trainrun {
+
+// Edit distance (insertions, deletions, substitutions, transpositions of
+// neighbours), compared case-insensitively.
+size_t EditDistance(std::string_view a, std::string_view b);
+
+// The known name closest to `given`, or "" when none is close enough to be a
+// plausible typo (distance at most a third of the name's length, and at least 1).
+std::string NearestName(std::string_view given, const std::vector<std::string>& known);
+
+// Lower-case ASCII copy.
+std::string ToLower(std::string_view text);
+
+}  // namespace trainrun

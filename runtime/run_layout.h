@@ -1,0 +1,46 @@
+// Where a run's files are: on this node's disk while it runs, and under its prefix
+// in run history. One place for the names so the writer and the readers agree.
+//
+// Local:   <workdir base>/<experiment>/<runId>/
+//            wd/                  the source snapshot; the ranks' working directory
+//            wd/outputs/ wd/logs/ the run's special folders
+//            user_logs/std_log_process_<rank>.txt
+//            system_logs/trainrun_node_<node>.log
+//            data/<name>          default pathOnCompute of data references
+//            run.json             the latest run record, also when history is away
+// History: <experiment>/<runId>/{run.json, outputs/, logs/, user_logs/, system_logs/}
+#pragma once
+
+#include <string>
+
+#include <fmt/format.h>
+
+namespace trainrun {
+
+constexpr const char* kOutputsDir = "outputs";
+constexpr const char* kLogsDir = "logs";
+constexpr const char* kUserLogsDir = "user_logs";
+constexpr const char* kSystemLogsDir = "system_logs";
+
+inline std::string RankLogName(int rank) { return fmt::format("std_log_process_{}.txt", rank); }
+inline std::string SystemLogName(int node_rank) {
+  return fmt::format("trainrun_node_{}.log", node_rank);
+}
+
+struct LocalRunLayout {
+  std::string root;
+
+  std::string wd() const { return root + "/wd"; }
+  std::string outputs() const { return wd() + "/" + kOutputsDir; }
+  std::string logs() const { return wd() + "/" + kLogsDir; }
+  std::string user_logs() const { return root + "/" + kUserLogsDir; }
+  std::string system_logs() const { return root + "/" + kSystemLogsDir; }
+  std::string data() const { return root + "/data"; }
+  std::string record() const { return root + "/run.json"; }
+  std::string rank_log(int rank) const { return user_logs() + "/" + RankLogName(rank); }
+  std::string system_log(int node_rank) const {
+    return system_logs() + "/" + SystemLogName(node_rank);
+  }
+};
+
+}  // namespace trainrun

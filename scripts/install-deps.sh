@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what trainrun needs to build, run and test on Debian 12, as root.
+# Only missing packages are installed, without recommends; safe to run again.
+set -euo pipefail
+
+packages=(
+  # build
+  g++ make cmake pkg-config git
+  libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev
+  libhwloc-dev hwloc libcurl4-openssl-dev libssl-dev libarchive-dev
+  # run and test: real processes, namespaces, PyTorch for the example job
+  util-linux iproute2 procps python3 python3-torch python3-numpy
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

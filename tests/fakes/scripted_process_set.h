@@ -1,0 +1,177 @@
+// A ProcessSet whose processes follow a script instead of running: "exit 3 after
+// 0.5 s", "ignore SIGTERM", "die of SIGSEGV after 2 s". Wait() advances a FakeClock
+// to the next scripted event, so supervision scenarios run in microseconds.
+#pragma once
+
+#include <signal.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/process.h"
+#include "tests/fakes/fake_clock.h"
+
+namespace trainrun::testing {
+
+struct ProcessScript {
+  // When the process ends by itself, and how; none = runs until signalled.
+  std::optional<Duration> exit_after;
+  ExitStatus exit_status;
+  // How it reacts to SIGTERM/SIGINT: exits this long after (with that signal), or
+  // ignores it when false.
+  bool honours_term = true;
+  Duration term_delay = std::chrono::milliseconds(10);
+  // Spawn fails with this status instead (e.g. kNotFound).
+  std::optional<Status> spawn_error;
+};
+
+class ScriptedProcessSet : public ProcessSet {
+ public:
+  explicit ScriptedProcessSet(FakeClock* clock) : clock_(clock) {}
+
+  // The script for the process whose environment has RANK=<rank>.
+  void Script(int rank, ProcessScript script) { scripts_[rank] = script; }
+  // trainrun itself receives `signal` at `at` (time since the fake epoch).
+  void SendSignalAt(Duration at, int signal) { signals_.push_back({TimePoint{} + at, signal}); }
+
+  Result<int> Spawn(const SpawnSpec& spec) override {
+    int rank = RankOf(spec);
+    ProcessScript script = scripts_.count(rank) ? scripts_[rank] : ProcessScript{};
+    if (script.spawn_error) return *script.spawn_error;
+    int pid = next_pid_++;
+    Proc proc;
+    proc.rank = rank;
+    proc.script = script;
+    if (script.exit_after) {
+      proc.exit_at = clock_->Now() + *script.exit_after;
+      proc.exit_status = script.exit_status;
+    }
+    procs_[pid] = proc;
+    spawned_.push_back(rank);
+    return pid;
+  }
+
+  Status SignalGroup(int pgid, int signal) override {
+    signals_sent_.push_back({pgid, signal, clock_->Now()});
+    auto it = procs_.find(pgid);
+    if (it == procs_.end() || it->second.reaped) return Status::Ok();
+    Proc& proc = it->second;
+    ExitStatus killed;
+    killed.signal = signal;
+    if (signal == SIGKILL) {
+      Schedule(proc, clock_->Now(), killed);
+    } else if ((signal == SIGTERM || signal == SIGINT) && proc.script.honours_term) {
+      Schedule(proc, clock_->Now() + proc.script.term_delay, killed);
+    }
+    return Status::Ok();
+  }
+
+  std::vector<ProcessEvent> Wait(std::optional<TimePoint> deadline) override {
+    ++waits_;
+    if (interrupted_) {
+      interrupted_ = false;
+      ProcessEvent e;
+      e.kind = ProcessEvent::Kind::kInterrupt;
+      return {e};
+    }
+    std::optional<TimePoint> next;
+    for (auto& [pid, proc] : procs_) {
+      if (!proc.reaped && proc.exit_at && (!next || *proc.exit_at < *next)) next = proc.exit_at;
+    }
+    for (const auto& s : signals_) {
+      if (!s.delivered && (!next || s.at < *next)) next = s.at;
+    }
+    if (!next || (deadline && *deadline < *next)) {
+      if (!deadline) {
+        stuck_ = true;  // a real Wait would block for ever
+        return {};
+      }
+      clock_->AdvanceTo(*deadline);
+      return {};
+    }
+    clock_->AdvanceTo(*next);
+    std::vector<ProcessEvent> events;
+    for (auto& s : signals_) {
+      if (!s.delivered && s.at <= clock_->Now()) {
+        s.delivered = true;
+        ProcessEvent e;
+        e.kind = ProcessEvent::Kind::kSignal;
+        e.signal = s.signal;
+        events.push_back(e);
+      }
+    }
+    for (auto& [pid, proc] : procs_) {
+      if (!proc.reaped && proc.exit_at && *proc.exit_at <= clock_->Now()) {
+        proc.reaped = true;
+        ProcessEvent e;
+        e.kind = ProcessEvent::Kind::kExited;
+        e.pid = pid;
+        e.status = proc.exit_status;
+        events.push_back(e);
+      }
+    }
+    return events;
+  }
+
+  void Interrupt() override { interrupted_ = true; }
+  Clock* clock() override { return clock_; }
+
+  struct SentSignal {
+    int pgid;
+    int signal;
+    TimePoint at;
+  };
+  const std::vector<SentSignal>& signals_sent() const { return signals_sent_; }
+  const std::vector<int>& spawned_ranks() const { return spawned_; }
+  // True if Wait() was asked to block for ever with nothing scheduled: a bug.
+  bool stuck() const { return stuck_; }
+  int PidOf(int rank) const {
+    for (const auto& [pid, proc] : procs_) {
+      if (proc.rank == rank) return pid;
+    }
+    return -1;
+  }
+
+ private:
+  struct Proc {
+    int rank = 0;
+    ProcessScript script;
+    std::optional<TimePoint> exit_at;
+    ExitStatus exit_status;
+    bool reaped = false;
+  };
+  struct PendingSignal {
+    TimePoint at;
+    int signal;
+    bool delivered = false;
+  };
+
+  // The earliest of what is scheduled and `at` wins: a process dies once.
+  static void Schedule(Proc& proc, TimePoint at, ExitStatus status) {
+    if (proc.exit_at && *proc.exit_at <= at) return;
+    proc.exit_at = at;
+    proc.exit_status = status;
+  }
+
+  static int RankOf(const SpawnSpec& spec) {
+    for (const std::string& e : spec.env) {
+      if (e.rfind("RANK=", 0) == 0) return std::stoi(e.substr(5));
+    }
+    return -1;
+  }
+
+  FakeClock* clock_;
+  std::map<int, ProcessScript> scripts_;
+  std::map<int, Proc> procs_;
+  std::vector<PendingSignal> signals_;
+  std::vector<SentSignal> signals_sent_;
+  std::vector<int> spawned_;
+  int next_pid_ = 1000;
+  int waits_ = 0;
+  bool interrupted_ = false;
+  bool stuck_ = false;
+};
+
+}  // namespace trainrun::testing

@@ -1,0 +1,157 @@
+// A stand-in for a training rank, for the integration tests: starts in a
+// millisecond and does exactly what the flags say. Its rank comes from $RANK.
+//
+//   --pid-dir DIR          write DIR/<rank>.pid first
+//   --fail-rank R          rank R exits with --exit-code (default 1) after --after-ms
+//   --segv-rank R          rank R dies of SIGSEGV after --after-ms
+//   --ignore-term-rank R   rank R ignores SIGTERM
+//   --sleep-ms T           the other ranks exit 0 after T ms (default: wait for a signal)
+//   --spew-mb N            write N MB of numbered lines to stdout (and N/10 to stderr)
+//   --write-output         write outputs/rank<R>.txt before anything else
+//   --orphan               leave an orphaned grandchild that exits after 200 ms, then
+//                          count zombies in /proc after 1 s; exit 1 if there are any
+//   --print-env NAME...    print NAME=value for each name, then continue
+#include <dirent.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+int Flag(int argc, char** argv, const char* name, int fallback) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], name) == 0) return std::atoi(argv[i + 1]);
+  }
+  return fallback;
+}
+
+const char* StringFlag(int argc, char** argv, const char* name) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
+  }
+  return nullptr;
+}
+
+bool Has(int argc, char** argv, const char* name) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], name) == 0) return true;
+  }
+  return false;
+}
+
+void WriteAll(int fd, const std::string& s) {
+  size_t off = 0;
+  while (off < s.size()) {
+    ssize_t n = write(fd, s.data() + off, s.size() - off);
+    if (n <= 0) return;
+    off += static_cast<size_t>(n);
+  }
+}
+
+// Lines of exactly 100 bytes: "r<rank> <stream> <seq, 10 digits> xxx...\n".
+void Spew(int fd, int rank, const char* stream, long bytes) {
+  std::string chunk;
+  long lines = bytes / 100;
+  for (long i = 0; i < lines; ++i) {
+    char head[64];
+    int n = std::snprintf(head, sizeof(head), "r%d %s %010ld ", rank, stream, i);
+    std::string line(head, static_cast<size_t>(n));
+    line.append(99 - line.size(), 'x');
+    line += '\n';
+    chunk += line;
+    if (chunk.size() >= (1 << 16)) {
+      WriteAll(fd, chunk);
+      chunk.clear();
+    }
+  }
+  WriteAll(fd, chunk);
+}
+
+int CountZombies() {
+  int zombies = 0;
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return -1;
+  while (dirent* entry = readdir(proc)) {
+    if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+    std::ifstream stat(std::string("/proc/") + entry->d_name + "/stat");
+    std::string pid, comm, state;
+    if (stat >> pid >> comm >> state && state == "Z") {
+      std::printf("zombie: pid %s %s\n", pid.c_str(), comm.c_str());
+      ++zombies;
+    }
+  }
+  closedir(proc);
+  return zombies;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* rank_env = std::getenv("RANK");
+  const int rank = rank_env ? std::atoi(rank_env) : -1;
+  const int after_ms = Flag(argc, argv, "--after-ms", 100);
+
+  if (const char* dir = StringFlag(argc, argv, "--pid-dir")) {
+    std::ofstream(std::string(dir) + "/" + std::to_string(rank) + ".pid") << getpid() << "\n";
+  }
+  if (Has(argc, argv, "--write-output")) {
+    mkdir("outputs", 0755);
+    std::ofstream("outputs/rank" + std::to_string(rank) + ".txt") << "rank " << rank << "\n";
+  }
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--print-env") != 0) continue;
+    for (int j = i + 1; j < argc && argv[j][0] != '-'; ++j) {
+      const char* value = std::getenv(argv[j]);
+      std::printf("%s=%s\n", argv[j], value ? value : "<unset>");
+    }
+  }
+  std::fflush(stdout);
+
+  if (Has(argc, argv, "--orphan")) {
+    pid_t child = fork();
+    if (child == 0) {
+      setsid();
+      if (fork() == 0) {
+        usleep(200000);
+        _exit(0);
+      }
+      _exit(0);
+    }
+    waitpid(child, nullptr, 0);
+    sleep(1);
+    int zombies = CountZombies();
+    std::printf("zombies: %d\n", zombies);
+    return zombies == 0 ? 0 : 1;
+  }
+
+  if (int mb = Flag(argc, argv, "--spew-mb", 0); mb > 0) {
+    Spew(STDOUT_FILENO, rank, "out", static_cast<long>(mb) << 20);
+    Spew(STDERR_FILENO, rank, "err", (static_cast<long>(mb) << 20) / 10);
+    return 0;
+  }
+
+  if (rank == Flag(argc, argv, "--ignore-term-rank", -2)) signal(SIGTERM, SIG_IGN);
+  if (rank == Flag(argc, argv, "--fail-rank", -2)) {
+    usleep(after_ms * 1000);
+    std::fprintf(stderr, "rank %d: something went wrong\nValueError: boom\n", rank);
+    return Flag(argc, argv, "--exit-code", 1);
+  }
+  if (rank == Flag(argc, argv, "--segv-rank", -2)) {
+    usleep(after_ms * 1000);
+    raise(SIGSEGV);
+  }
+  int sleep_ms = Flag(argc, argv, "--sleep-ms", -1);
+  if (sleep_ms >= 0) {
+    usleep(sleep_ms * 1000);
+    return 0;
+  }
+  while (true) pause();
+}

@@ -1,0 +1,123 @@
+// Runs the real trainrun binary for integration tests: argv, extra environment,
+// stdout and stderr captured to files, with a safety timeout (the test fails, it
+// never hangs CI).
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/test_util.h"
+
+namespace trainrun::testing {
+
+// Paths baked in by CMake.
+inline std::string TrainrunBinary() { return TRAINRUN_BINARY; }
+inline std::string RankHelper() { return RANK_HELPER_BINARY; }
+inline std::string SourceRoot() { return TRAINRUN_SOURCE_DIR; }
+
+struct Invocation {
+  int exit_code = -1;  // 128+signal when killed
+  std::string out;
+  std::string err;
+};
+
+class TrainrunProcess {
+ public:
+  // Starts `argv` (argv[0] is usually TrainrunBinary()) with the current
+  // environment plus `env`, stdout/stderr into files under `dir`.
+  TrainrunProcess(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                  const std::string& dir)
+      : out_path_(dir + "/trainrun.out"), err_path_(dir + "/trainrun.err") {
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    pid_ = fork();
+    if (pid_ == 0) {
+      for (const std::string& e : env) putenv(const_cast<char*>(e.c_str()));
+      int out = open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int err = open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(out, 1);
+      dup2(err, 2);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+  }
+  ~TrainrunProcess() {
+    if (pid_ > 0 && !done_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  int pid() const { return pid_; }
+  void Signal(int sig) { kill(pid_, sig); }
+
+  // Waits for exit; after `limit` it kills trainrun and fails the test.
+  Invocation Wait(std::chrono::seconds limit = std::chrono::seconds(120)) {
+    Invocation result;
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    int status = 0;
+    while (true) {
+      pid_t r = waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) break;
+      if (std::chrono::steady_clock::now() > deadline) {
+        ADD_FAILURE() << "trainrun did not finish within " << limit.count() << " s";
+        kill(pid_, SIGKILL);
+        waitpid(pid_, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    done_ = true;
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    result.out = ReadFile(out_path_);
+    result.err = ReadFile(err_path_);
+    return result;
+  }
+
+ private:
+  std::string out_path_;
+  std::string err_path_;
+  pid_t pid_ = -1;
+  bool done_ = false;
+};
+
+inline Invocation RunTrainrun(const std::vector<std::string>& args, const std::string& dir,
+                              const std::vector<std::string>& env = {}) {
+  std::vector<std::string> argv = {TrainrunBinary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  TrainrunProcess process(argv, env, dir);
+  return process.Wait();
+}
+
+// Polls `condition` every 10 ms for up to `limit`.
+inline bool WaitFor(const std::function<bool()>& condition,
+                    std::chrono::seconds limit = std::chrono::seconds(60)) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return condition();
+}
+
+inline bool ProcessAlive(int pid) {
+  if (kill(pid, 0) != 0) return false;
+  // A zombie is dead for our purposes (its parent may not have reaped it yet).
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string p, comm, state;
+  stat >> p >> comm >> state;
+  return state != "Z";
+}
+
+}  // namespace trainrun::testing
