@@ -41,6 +41,20 @@ Result<Opened> Open(const HistoryOptions& options) {
   return opened;
 }
 
+// The store, its history, and the run named by the options.
+struct OpenedRun : Opened {
+  RunKey key;
+};
+
+Result<OpenedRun> OpenRun(const HistoryOptions& options) {
+  OpenedRun run;
+  TR_ASSIGN_OR_RETURN(Opened opened, Open(options));
+  run.store = std::move(opened.store);
+  run.history = std::move(opened.history);
+  TR_ASSIGN_OR_RETURN(run.key, run.history->FindRun(options.run_id, options.experiment));
+  return run;
+}
+
 std::string FormatTime(WallTime t) {
   std::string iso = FormatIso8601(t);  // 2026-11-21T23:52:26.123Z
   return iso.substr(0, 10) + " " + iso.substr(11, 8);
@@ -103,10 +117,9 @@ int HistoryList(const HistoryOptions& options, Console* out, Console* err) {
 }
 
 int HistoryShow(const HistoryOptions& options, Console* out, Console* err) {
-  Result<Opened> opened = Open(options);
+  Result<OpenedRun> opened = OpenRun(options);
   if (!opened.ok()) return Fail(err, opened.status());
-  Result<RunKey> key = opened->history->FindRun(options.run_id, options.experiment);
-  if (!key.ok()) return Fail(err, key.status());
+  const RunKey* key = &opened->key;
   Result<RunRecord> record = opened->history->ReadRecord(*key);
   if (!record.ok()) return Fail(err, record.status());
   const RunRecord& r = *record;
@@ -161,10 +174,9 @@ int HistoryShow(const HistoryOptions& options, Console* out, Console* err) {
 }
 
 int HistoryFiles(const HistoryOptions& options, Console* out, Console* err) {
-  Result<Opened> opened = Open(options);
+  Result<OpenedRun> opened = OpenRun(options);
   if (!opened.ok()) return Fail(err, opened.status());
-  Result<RunKey> key = opened->history->FindRun(options.run_id, options.experiment);
-  if (!key.ok()) return Fail(err, key.status());
+  const RunKey* key = &opened->key;
   Result<std::vector<ObjectInfo>> objects = opened->store->List(key->Prefix());
   if (!objects.ok()) return Fail(err, objects.status());
   std::string text;
@@ -176,10 +188,9 @@ int HistoryFiles(const HistoryOptions& options, Console* out, Console* err) {
 }
 
 int HistoryDownload(const HistoryOptions& options, Console* out, Console* err) {
-  Result<Opened> opened = Open(options);
+  Result<OpenedRun> opened = OpenRun(options);
   if (!opened.ok()) return Fail(err, opened.status());
-  Result<RunKey> key = opened->history->FindRun(options.run_id, options.experiment);
-  if (!key.ok()) return Fail(err, key.status());
+  const RunKey* key = &opened->key;
   std::string path = options.path;
   while (!path.empty() && path.back() == '/') path.pop_back();
   const std::string object_key = key->Prefix() + path;
@@ -216,10 +227,9 @@ int HistoryDownload(const HistoryOptions& options, Console* out, Console* err) {
 }
 
 int HistoryLogs(const HistoryOptions& options, Console* out, Console* err) {
-  Result<Opened> opened = Open(options);
+  Result<OpenedRun> opened = OpenRun(options);
   if (!opened.ok()) return Fail(err, opened.status());
-  Result<RunKey> key = opened->history->FindRun(options.run_id, options.experiment);
-  if (!key.ok()) return Fail(err, key.status());
+  const RunKey* key = &opened->key;
   Store* store = opened->store.get();
   const std::string dir = key->Prefix() + (options.system ? kSystemLogsDir : kUserLogsDir) + "/";
   const std::string only = options.rank ? RankLogName(*options.rank) : "";

@@ -89,6 +89,8 @@ class RunPipeline {
   Status CreateRunDirectory();
   Status Prepare();
   Status PlanRanks(bool for_dry_run);
+  // The process set, the log pump and each rank's pipes; nothing is started.
+  Status SetUpProcesses();
   void RunRanks();
   int Finalize(int exit_code, RunStatus status);
   void Upload(UploadReport* report);
@@ -351,40 +353,21 @@ Status RunPipeline::Prepare() {
   return Status::Ok();
 }
 
-void RunPipeline::RunRanks() {
-  Result<std::unique_ptr<PosixProcessSet>> processes = PosixProcessSet::Create();
-  if (!processes.ok()) {
-    result_.outcome = RunOutcome::kRankFailed;
-    result_.exit_code = kExitInternal;
-    result_.stop_reason = processes.status().message();
-    reporter_.Error(processes.status().message());
-    return;
-  }
-  processes_ = std::move(processes).value();
+Status RunPipeline::SetUpProcesses() {
+  TR_ASSIGN_OR_RETURN(processes_, PosixProcessSet::Create());
   pump_ = std::make_unique<LogPump>(options_.console == ConsoleRanks::kNone ? nullptr : out_);
   for (RankLaunch& launch : launches_) {
     bool to_console = options_.console == ConsoleRanks::kAll ||
                       (options_.console == ConsoleRanks::kRank0 && launch.rank == 0);
-    Result<RankPipes> pipes = pump_->AddRank(launch.rank, layout_.rank_log(launch.rank), to_console);
-    if (!pipes.ok()) {
-      result_.outcome = RunOutcome::kRankFailed;
-      result_.exit_code = kExitInternal;
-      result_.stop_reason = pipes.status().message();
-      reporter_.Error(pipes.status().message());
-      return;
-    }
-    launch.spec.stdout_fd = pipes->stdout_fd;
-    launch.spec.stderr_fd = pipes->stderr_fd;
+    TR_ASSIGN_OR_RETURN(RankPipes pipes,
+                        pump_->AddRank(launch.rank, layout_.rank_log(launch.rank), to_console));
+    launch.spec.stdout_fd = pipes.stdout_fd;
+    launch.spec.stderr_fd = pipes.stderr_fd;
   }
-  Status started = pump_->Start();
-  if (!started.ok()) {
-    result_.outcome = RunOutcome::kRankFailed;
-    result_.exit_code = kExitInternal;
-    result_.stop_reason = started.message();
-    reporter_.Error(started.message());
-    return;
-  }
+  return pump_->Start();
+}
 
+void RunPipeline::RunRanks() {
   SupervisorOptions supervision;
   supervision.grace_period = std::chrono::duration_cast<Duration>(
       std::chrono::duration<double>(options_.grace_period_seconds));
@@ -625,6 +608,12 @@ int RunPipeline::Execute() {
     record_.outcome = "preparation failed";
     record_.stop_reason = prepared.message();
     return Finalize(ExitCodeFor(prepared), RunStatus::kFailed);
+  }
+  if (Status ready = SetUpProcesses(); !ready.ok()) {
+    reporter_.Error(ready.message());
+    record_.outcome = "preparation failed";
+    record_.stop_reason = ready.message();
+    return Finalize(ExitCodeFor(ready), RunStatus::kFailed);
   }
   if (CancelPending()) {
     reporter_.Error("canceled before the ranks started");

@@ -363,3 +363,31 @@ TEST_F(RunTest, DataReferencesAndPlaceholders) {
 
 }  // namespace
 }  // namespace trainrun::testing
+
+namespace trainrun::testing {
+namespace {
+
+TEST_F(RunTest, LargeSnapshotWarnsAndGitInfoIsRecorded) {
+  std::string job = Job({"--sleep-ms", "0"});
+  for (int i = 0; i < 2001; ++i) WriteFile(dir_ / ("src/many/f" + std::to_string(i)), "x");
+  WriteFile(dir_ / "src/.amlignore", "ignored/\n");
+  WriteFile(dir_ / "src/ignored/big.bin", "x");
+  std::string git = "cd " + (dir_ / "src") +
+                    " && git init -q -b trunk && git -c user.email=t@t -c user.name=t add -A && "
+                    "git -c user.email=t@t -c user.name=t commit -qm init";
+  ASSERT_EQ(system(git.c_str()), 0);
+  Invocation r = Run(job);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: the source snapshot"), std::string::npos) << r.err;
+  json rec = Record();
+  EXPECT_EQ(rec["source"]["files"], 2003);  // README, .amlignore, 2001 files
+  EXPECT_EQ(rec["source"]["ignoreFile"], ".amlignore");
+  EXPECT_EQ(rec["source"]["git"]["branch"], "trunk");
+  EXPECT_EQ(rec["source"]["git"]["dirty"], false);
+  EXPECT_EQ(rec["source"]["git"]["commit"].get<std::string>().size(), 40u);
+  EXPECT_FALSE(fs::exists(LocalDir() + "/wd/ignored"));
+  EXPECT_FALSE(rec["warnings"].empty());
+}
+
+}  // namespace
+}  // namespace trainrun::testing
