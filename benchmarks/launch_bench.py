@@ -35,11 +35,22 @@ ROOT = os.path.dirname(HERE)
 PYTHON = "/usr/bin/python3"
 
 
+RUN_LIMIT_S = 600
+
+
 def run_timed(cmd, env=None, cwd=None, stdout=subprocess.DEVNULL):
     """Runs cmd; returns (seconds, peak RSS of the direct child in MiB)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=stdout, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=stdout,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid == proc.pid:
+            break
+        if time.perf_counter() - start > RUN_LIMIT_S:
+            os.killpg(proc.pid, 9)
+            raise RuntimeError(f"{' '.join(cmd)} did not finish in {RUN_LIMIT_S} s")
+        time.sleep(0.0005)
     seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode(errors="replace")

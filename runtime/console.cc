@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -114,21 +115,27 @@ bool Console::WriteOut(const std::string& text) {
 
 void Console::WriterLoop() {
   std::unique_lock lock(mu_);
+  std::vector<std::string> batch;
   while (true) {
     cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
     if (queue_.empty()) return;  // stop_ and nothing left
-    std::string batch = std::move(queue_.front());
-    queue_.pop_front();
-    while (!queue_.empty() && batch.size() + queue_.front().size() <= kMaxBatch) {
-      batch += queue_.front();
+    // Take what is queued (moved, not copied) and write it outside the lock.
+    size_t bytes = 0;
+    while (!queue_.empty() && (batch.empty() || bytes + queue_.front().size() <= kMaxBatch)) {
+      bytes += queue_.front().size();
+      batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
     writing_ = true;
     lock.unlock();
-    bool keep_going = WriteOut(batch);
+    bool keep_going = true;
+    for (const std::string& text : batch) {
+      if (keep_going) keep_going = WriteOut(text);
+    }
+    batch.clear();
     lock.lock();
     writing_ = false;
-    queued_bytes_ -= batch.size();
+    queued_bytes_ -= bytes;
     if (!keep_going) {
       queue_.clear();
       queued_bytes_ = 0;
