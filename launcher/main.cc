@@ -10,6 +10,7 @@
 #include "launcher/exit_codes.h"
 #include "launcher/history_command.h"
 #include "launcher/run_command.h"
+#include "launcher/topology_command.h"
 #include "launcher/version.h"
 #include "runtime/console.h"
 #include "runtime/process_posix.h"
@@ -106,6 +107,18 @@ int main(int argc, char** argv) {
     sub->fallthrough();
   }
 
+  // trainrun topology
+  trainrun::TopologyOptions topology;
+  CLI::App* topology_cmd =
+      app.add_subcommand("topology", "Show GPUs, NUMA nodes, NICs and the per-rank binding plan");
+  topology_cmd->add_option("--topology-xml", topology.topology_xml, "An hwloc XML topology instead of this machine's")
+      ->envname("TRAINRUN_TOPOLOGY_XML");
+  topology_cmd->add_option("--nproc,-n", topology.nproc, "Ranks to plan (default: one per GPU, else 1)")
+      ->check(CLI::Range(1, 4096));
+  topology_cmd->add_option("--gpus-per-process", topology.gpus_per_process, "GPUs per rank (default 1)")
+      ->check(CLI::Range(1, 64));
+  topology_cmd->add_flag("--json", topology.json, "JSON instead of tables");
+
   CLI::App* help_cmd = app.add_subcommand("help", "Show this help");
   // Once a subcommand is parsed, app.help() describes that subcommand instead.
   const std::string usage = app.help();
@@ -128,6 +141,7 @@ int main(int argc, char** argv) {
                                       : ConsoleRanks::kAll;
     return trainrun::RunJob(run, &out, &err);
   }
+  if (topology_cmd->parsed()) return trainrun::ShowTopology(topology, &out, &err);
   if (list_cmd->parsed()) return trainrun::HistoryList(history, &out, &err);
   if (show_cmd->parsed()) return trainrun::HistoryShow(history, &out, &err);
   if (files_cmd->parsed()) return trainrun::HistoryFiles(history, &out, &err);

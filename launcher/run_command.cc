@@ -11,8 +11,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "gpu/gpu_count.h"
+#include "gpu/affinity.h"
 #include "launcher/exit_codes.h"
+#include "launcher/node_binding.h"
 #include "launcher/terminal_reporter.h"
 #include "launcher/version.h"
 #include "runtime/data_refs.h"
@@ -118,6 +119,7 @@ class RunPipeline {
   std::unique_ptr<DataPreparer> data_;
   std::vector<PreparedData> prepared_data_;
   std::vector<RankLaunch> launches_;
+  NodeBinding binding_;
   std::vector<std::string> env_warnings_;
 
   std::unique_ptr<PosixProcessSet> processes_;
@@ -234,15 +236,20 @@ void RunPipeline::SaveRecord() {
 }
 
 Status RunPipeline::PlanRanks(bool for_dry_run) {
-  if (job_.process_count_per_node) {
-    process_count_ = *job_.process_count_per_node;
-    process_count_source_ = "job file";
-  } else {
-    int gpus = gpu::CountNvidiaGpus();
-    process_count_ = gpus > 0 ? gpus : 1;
-    process_count_source_ = gpus > 0 ? "one per GPU" : "default (no GPUs)";
-  }
+  NodeBindingRequest binding;
+  binding.topology_xml = options_.topology_xml;
+  binding.mode = job_.binding == BindingPolicy::kNone ? gpu::BindingMode::kNone : gpu::BindingMode::kAuto;
+  binding.process_count = job_.process_count_per_node;
+  binding.gpus_per_process = job_.gpus_per_process;
+  binding.environment = CurrentEnvironment();
+  binding.job_environment = job_.environment_variables;
+  TR_ASSIGN_OR_RETURN(binding_, PlanNodeBinding(binding));
+  for (const std::string& note : binding_.notes) reporter_.Info(fmt::format("binding: {}", note));
+  for (const std::string& warning : binding_.warnings) reporter_.Warning(fmt::format("binding: {}", warning));
+  process_count_ = binding_.plan.process_count;
+  process_count_source_ = binding_.plan.process_count_source;
   if (!for_dry_run) {
+    TR_RETURN_IF_ERROR(CheckBindingFitsThisMachine(binding_, options_.topology_xml));
     TR_ASSIGN_OR_RETURN(master_port_, FindFreePort("0.0.0.0"));
   }
 
@@ -281,13 +288,14 @@ Status RunPipeline::PlanRanks(bool for_dry_run) {
     TR_ASSIGN_OR_RETURN(arg, ExpandPlaceholders(arg, values));
   }
 
-  const std::vector<std::string> container = CurrentEnvironment();
+  const std::vector<std::string> container = binding_.ContainerEnvironment(CurrentEnvironment());
   launches_.clear();
   for (int local = 0; local < process_count_; ++local) {
     context.rank = node_rank_ * process_count_ + local;
     context.local_rank = local;
-    MergedEnvironment env =
-        MergeEnvironment(container, job_.environment_variables, RankVariables(context));
+    std::vector<TrainrunVar> vars = RankVariables(context);
+    for (auto& [name, value] : binding_.RankEnvironment(local)) vars.push_back({name, value});
+    MergedEnvironment env = MergeEnvironment(container, job_.environment_variables, vars);
     if (local == 0) {
       for (const std::string& note : env.notes) reporter_.Info(note);
       env_warnings_ = env.warnings;
@@ -297,6 +305,8 @@ Status RunPipeline::PlanRanks(bool for_dry_run) {
     launch.spec.argv = argv;
     launch.spec.env = std::move(env.entries);
     launch.spec.cwd = layout_.wd();
+    launch.spec.cpus = binding_.plan.ranks[local].cpus;
+    launch.spec.memory_nodes = binding_.plan.ranks[local].memory_nodes;
     launches_.push_back(std::move(launch));
   }
   for (const std::string& w : env_warnings_) reporter_.Warning(w);
@@ -347,6 +357,10 @@ Status RunPipeline::Prepare() {
   record_.details["processCountPerNode"] = process_count_;
   record_.details["processCountSource"] = process_count_source_;
   record_.details["masterPort"] = master_port_;
+  record_.details["binding"] = binding_.Json();
+  Status plan_file = WriteFileAtomic(
+      fmt::format("{}/binding_node_{}.txt", layout_.system_logs(), node_rank_), binding_.Table());
+  if (!plan_file.ok()) reporter_.Warning(plan_file.message());
   record_.nodes.push_back({node_rank_, HostName(), process_count_, getpid(), layout_.root});
   reporter_.Info(fmt::format("{} rank(s) on this node ({}), MASTER_PORT {}", process_count_,
                              process_count_source_, master_port_));
@@ -556,6 +570,7 @@ int RunPipeline::DryRun() {
   text += fmt::format("nodes:          1 (this node: {})\n", node_rank_);
   text += fmt::format("ranks:          {} ({})\n", process_count_, process_count_source_);
   text += "master:         127.0.0.1, MASTER_PORT picked free at launch\n";
+  text += "\n" + binding_.Table() + "\n";
   if (job_.max_run_duration_seconds) {
     text += fmt::format("time limit:     {} s\n", *job_.max_run_duration_seconds);
   }
@@ -565,9 +580,13 @@ int RunPipeline::DryRun() {
                         RedactUri(ref.uri), data_->PlannedPath(ref));
   }
   for (const RankLaunch& launch : launches_) {
-    text += fmt::format("rank {}:\n  command: {}\n  cwd:     {}\n  environment set by trainrun or "
-                        "the job file:\n",
-                        launch.rank, fmt::join(record_.command, " "), launch.spec.cwd);
+    text += fmt::format("rank {}:\n  command: {}\n  cwd:     {}\n", launch.rank,
+                        fmt::join(record_.command, " "), launch.spec.cwd);
+    text += fmt::format("  binding: CPUs {}, memory on NUMA node(s) {}\n",
+                        launch.spec.cpus.empty() ? "not bound" : gpu::FormatIdList(launch.spec.cpus),
+                        launch.spec.memory_nodes.empty() ? "not bound"
+                                                         : gpu::FormatIdList(launch.spec.memory_nodes));
+    text += "  environment set by trainrun or the job file:\n";
     for (const std::string& entry : launch.spec.env) {
       if (inherited.count(entry) != 0) continue;
       size_t eq = entry.find('=');

@@ -43,9 +43,11 @@ struct SpawnSpec {
   int stdin_fd = -1;
   int stdout_fd = -1;
   int stderr_fd = -1;
-  // CPU affinity (logical processor numbers) set before exec; empty = inherit.
+  // CPU affinity set before exec, as the kernel numbers CPUs (sched_setaffinity,
+  // taskset; hwloc's OS index, not its logical index); empty = inherit.
   std::vector<int> cpus;
-  // NUMA nodes for MPOL_BIND set before exec; empty = inherit.
+  // NUMA nodes (the kernel's node numbers) for MPOL_BIND set before exec, so the
+  // program's first allocation already follows it; empty = inherit.
   std::vector<int> memory_nodes;
 };
 
