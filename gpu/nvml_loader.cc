@@ -2,7 +2,7 @@
 
 #include <dlfcn.h>
 
-#include <cstdio>
+#include <cctype>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -56,13 +56,26 @@ class Library {
 }  // namespace
 
 std::string NormalizeBusId(const std::string& bus_id) {
-  unsigned domain = 0, bus = 0, device = 0, function = 0;
-  char tail = 0;
-  if (std::sscanf(bus_id.c_str(), "%x:%x:%x.%x%c", &domain, &bus, &device, &function, &tail) != 4) {
-    return "";
+  // domain:bus:device.function, all hexadecimal, nothing else.
+  unsigned parts[4] = {};
+  const char separators[4] = {':', ':', '.', '\0'};
+  size_t pos = 0;
+  for (int i = 0; i < 4; ++i) {
+    size_t digits = 0;
+    while (pos < bus_id.size() && std::isxdigit(static_cast<unsigned char>(bus_id[pos]))) {
+      if (++digits > 8) return "";
+      char c = static_cast<char>(std::tolower(static_cast<unsigned char>(bus_id[pos++])));
+      parts[i] = parts[i] * 16 + static_cast<unsigned>(c <= '9' ? c - '0' : c - 'a' + 10);
+    }
+    if (digits == 0) return "";
+    if (i < 3) {
+      if (pos >= bus_id.size() || bus_id[pos] != separators[i]) return "";
+      ++pos;
+    }
   }
-  if (domain > 0xffff || bus > 0xff || device > 0x1f || function > 7) return "";
-  return fmt::format("{:04x}:{:02x}:{:02x}.{:x}", domain, bus, device, function);
+  if (pos != bus_id.size()) return "";
+  if (parts[0] > 0xffff || parts[1] > 0xff || parts[2] > 0x1f || parts[3] > 7) return "";
+  return fmt::format("{:04x}:{:02x}:{:02x}.{:x}", parts[0], parts[1], parts[2], parts[3]);
 }
 
 NvmlReport QueryNvml(const std::string& library) {
