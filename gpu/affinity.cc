@@ -1,6 +1,8 @@
 #include "gpu/affinity.h"
 
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -91,6 +93,16 @@ Result<std::vector<int>> ThisProcessMemoryNodes() {
     }
   }
   return NotFoundError("/proc/self/status has no Mems_allowed_list");
+}
+
+Status CheckMemoryPolicyPermitted() {
+  // Reading our own policy has no side effect, and the filters that refuse
+  // set_mempolicy refuse get_mempolicy the same way.
+  int mode = 0;
+  if (syscall(SYS_get_mempolicy, &mode, nullptr, 0, nullptr, 0) != 0) {
+    return ErrnoStatus(errno, "get_mempolicy");
+  }
+  return Status::Ok();
 }
 
 std::vector<int> Missing(const std::vector<int>& wanted, const std::vector<int>& allowed) {

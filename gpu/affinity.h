@@ -30,6 +30,11 @@ Result<std::vector<int>> ThisProcessCpus();
 // /proc/self/status; the cgroup's cpuset.mems).
 Result<std::vector<int>> ThisProcessMemoryNodes();
 
+// Ok when this process may set NUMA memory policies. Containers' default seccomp
+// profiles (Docker, containerd) refuse get_mempolicy/set_mempolicy without
+// CAP_SYS_NICE (kPermissionDenied), kernels without NUMA support refuse them too.
+Status CheckMemoryPolicyPermitted();
+
 // The ids of `wanted` that are not in `allowed`, sorted.
 std::vector<int> Missing(const std::vector<int>& wanted, const std::vector<int>& allowed);
 

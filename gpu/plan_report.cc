@@ -150,7 +150,7 @@ json BindingJson(const NodeTopology& topology, const GpuInventory& inventory, co
                   {"model", gpu.model},
                   {"uuid", gpu.uuid},
                   {"numaNodes", gpu.in_topology ? json(gpu.place.numa_nodes) : json(nullptr)},
-                  {"jobs", gpu.ours}};
+                  {"selected", gpu.ours}};
     entry["nvmlIndex"] = gpu.nvml_index < 0 ? json(nullptr) : json(gpu.nvml_index);
     gpus.push_back(std::move(entry));
   }

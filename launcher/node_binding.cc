@@ -31,6 +31,29 @@ std::optional<std::string> Lookup(const Map& map, const std::string& name) {
   return it->second;
 }
 
+// Memory binding where the kernel or a seccomp filter refuses it would make every
+// rank fail to start; bind CPUs only and say why.
+void DropMemoryBindingIfRefused(NodeBinding* binding) {
+  const bool wanted = std::any_of(binding->plan.ranks.begin(), binding->plan.ranks.end(),
+                                  [](const gpu::RankBinding& r) { return !r.memory_nodes.empty(); });
+  if (!wanted) return;
+  Status permitted = gpu::CheckMemoryPolicyPermitted();
+  if (permitted.ok()) return;
+  for (gpu::RankBinding& rank : binding->plan.ranks) rank.memory_nodes.clear();
+  int nodes_with_cpus = 0;
+  for (const gpu::NumaNode& node : binding->topology.numa_nodes) nodes_with_cpus += node.cores.empty() ? 0 : 1;
+  std::string message = fmt::format(
+      "ranks' memory is not bound to their NUMA nodes: {} (a container's default seccomp profile "
+      "allows NUMA memory policies only with CAP_SYS_NICE: docker run --cap-add SYS_NICE)",
+      permitted.message());
+  // With one NUMA node there is nothing to lose.
+  if (nodes_with_cpus > 1) {
+    binding->plan.warnings.push_back(message);
+  } else {
+    binding->plan.notes.push_back(message);
+  }
+}
+
 }  // namespace
 
 Result<NodeBinding> PlanNodeBinding(const NodeBindingRequest& request) {
@@ -77,6 +100,8 @@ Result<NodeBinding> PlanNodeBinding(const NodeBindingRequest& request) {
   plan_options.process_count = request.process_count;
   plan_options.gpus_per_process = request.gpus_per_process;
   binding.plan = gpu::PlanBinding(binding.topology, binding.inventory, plan_options);
+
+  if (binding.topology.this_machine) DropMemoryBindingIfRefused(&binding);
 
   const bool gpus_assigned = std::any_of(binding.plan.ranks.begin(), binding.plan.ranks.end(),
                                          [](const gpu::RankBinding& r) { return !r.gpus.empty(); });

@@ -127,6 +127,25 @@ TEST_F(BindingTest, BindingNoneLeavesRanksAsTrainrunItselfRuns) {
   EXPECT_EQ(record["details"]["binding"]["plan"]["binding"], "none");
 }
 
+// Docker's default seccomp profile refuses set_mempolicy without CAP_SYS_NICE: the
+// ranks still start, CPU-bound, with memory unbound and the reason in the log.
+TEST_F(BindingTest, RefusedMemoryPolicyBindsCpusOnly) {
+  std::string job = Job({{"processCountPerNode", 2}});
+  TrainrunProcess process({DENY_MEMPOLICY_BINARY, TrainrunBinary(), "run", job, "--history", dir_ / "history",
+                           "--workdir", dir_ / "work"},
+                          {}, dir_.path());
+  Invocation r = process.Wait();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json plan = json::parse(ReadFile(RunDir() + "/run.json"))["details"]["binding"]["plan"];
+  for (int rank = 0; rank < 2; ++rank) {
+    auto report = ProbeReport(ReadFile(RunDir() + "/user_logs/std_log_process_" + std::to_string(rank) + ".txt"));
+    EXPECT_EQ(report["MEMPOLICY"], "error");  // the filter is inherited
+    EXPECT_EQ(report["CPUS"], plan["ranks"][rank]["cpus"].get<std::string>());
+    EXPECT_TRUE(plan["ranks"][rank]["memoryNodes"].empty());
+  }
+  EXPECT_NE(ReadFile(RunDir() + "/system_logs/trainrun_node_0.log").find("CAP_SYS_NICE"), std::string::npos);
+}
+
 TEST_F(BindingTest, TheUsersOmpNumThreadsWins) {
   Invocation r = Run(Job({{"processCountPerNode", 1},
                           {"environment", {{"environmentVariables", {{"OMP_NUM_THREADS", "7"}}}}}}));
