@@ -1,5 +1,6 @@
 #include "gpu/affinity.h"
 
+#include <fmt/format.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -9,20 +10,23 @@
 #include <charconv>
 #include <fstream>
 
-#include <fmt/format.h>
-
 namespace trainrun::gpu {
 namespace {
 
 bool ParseInt(std::string_view text, int* value) {
   if (text.empty()) return false;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *value);
+  auto [end, ec] =
+      std::from_chars(text.data(), text.data() + text.size(), *value);
   return ec == std::errc() && end == text.data() + text.size() && *value >= 0;
 }
 
 std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\n')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n')) s.remove_suffix(1);
+  while (!s.empty() &&
+         (s.front() == ' ' || s.front() == '\t' || s.front() == '\n'))
+    s.remove_prefix(1);
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\n'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -44,25 +48,31 @@ std::string FormatIdList(const std::vector<int>& ids) {
   return text;
 }
 
-Result<std::vector<int>> ParseIdList(std::string_view text, std::string_view what) {
+Result<std::vector<int>> ParseIdList(std::string_view text,
+                                     std::string_view what) {
   std::vector<int> ids;
   text = Trim(text);
   while (!text.empty()) {
     size_t comma = text.find(',');
     std::string_view part = Trim(text.substr(0, comma));
-    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    text = comma == std::string_view::npos ? std::string_view()
+                                           : text.substr(comma + 1);
     size_t dash = part.find('-');
     int first = 0, last = 0;
     std::string_view a = part.substr(0, dash);
-    std::string_view b = dash == std::string_view::npos ? a : part.substr(dash + 1);
+    std::string_view b =
+        dash == std::string_view::npos ? a : part.substr(dash + 1);
     if (!ParseInt(a, &first)) {
-      return InvalidArgumentError(fmt::format("{} \"{}\": \"{}\" is not a number", what, part, a));
+      return InvalidArgumentError(
+          fmt::format("{} \"{}\": \"{}\" is not a number", what, part, a));
     }
     if (!ParseInt(b, &last)) {
-      return InvalidArgumentError(fmt::format("{} \"{}\": \"{}\" is not a number", what, part, b));
+      return InvalidArgumentError(
+          fmt::format("{} \"{}\": \"{}\" is not a number", what, part, b));
     }
     if (last < first) {
-      return InvalidArgumentError(fmt::format("{} \"{}\": the range ends before it starts", what, part));
+      return InvalidArgumentError(fmt::format(
+          "{} \"{}\": the range ends before it starts", what, part));
     }
     for (int id = first; id <= last; ++id) ids.push_back(id);
   }
@@ -74,7 +84,8 @@ Result<std::vector<int>> ParseIdList(std::string_view text, std::string_view wha
 Result<std::vector<int>> ThisProcessCpus() {
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) != 0) return ErrnoStatus(errno, "sched_getaffinity");
+  if (sched_getaffinity(0, sizeof(set), &set) != 0)
+    return ErrnoStatus(errno, "sched_getaffinity");
   std::vector<int> cpus;
   for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
     if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
@@ -89,7 +100,8 @@ Result<std::vector<int>> ThisProcessMemoryNodes() {
   const std::string key = "Mems_allowed_list:";
   while (std::getline(status, line)) {
     if (line.compare(0, key.size(), key) == 0) {
-      return ParseIdList(std::string_view(line).substr(key.size()), "Mems_allowed_list");
+      return ParseIdList(std::string_view(line).substr(key.size()),
+                         "Mems_allowed_list");
     }
   }
   return NotFoundError("/proc/self/status has no Mems_allowed_list");
@@ -105,10 +117,12 @@ Status CheckMemoryPolicyPermitted() {
   return Status::Ok();
 }
 
-std::vector<int> Missing(const std::vector<int>& wanted, const std::vector<int>& allowed) {
+std::vector<int> Missing(const std::vector<int>& wanted,
+                         const std::vector<int>& allowed) {
   std::vector<int> missing;
   for (int id : wanted) {
-    if (std::find(allowed.begin(), allowed.end(), id) == allowed.end()) missing.push_back(id);
+    if (std::find(allowed.begin(), allowed.end(), id) == allowed.end())
+      missing.push_back(id);
   }
   std::sort(missing.begin(), missing.end());
   missing.erase(std::unique(missing.begin(), missing.end()), missing.end());

@@ -1,9 +1,9 @@
 #include "launcher/node_binding.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <map>
-
-#include <fmt/format.h>
 
 #include "gpu/affinity.h"
 #include "gpu/plan_report.h"
@@ -15,11 +15,13 @@ constexpr const char* kCudaVisibleDevices = "CUDA_VISIBLE_DEVICES";
 constexpr const char* kNvidiaVisibleDevices = "NVIDIA_VISIBLE_DEVICES";
 constexpr const char* kCudaDeviceOrder = "CUDA_DEVICE_ORDER";
 
-std::map<std::string, std::string> ToMap(const std::vector<std::string>& environment) {
+std::map<std::string, std::string> ToMap(
+    const std::vector<std::string>& environment) {
   std::map<std::string, std::string> env;
   for (const std::string& entry : environment) {
     size_t eq = entry.find('=');
-    if (eq != std::string::npos && eq > 0) env[entry.substr(0, eq)] = entry.substr(eq + 1);
+    if (eq != std::string::npos && eq > 0)
+      env[entry.substr(0, eq)] = entry.substr(eq + 1);
   }
   return env;
 }
@@ -31,20 +33,24 @@ std::optional<std::string> Lookup(const Map& map, const std::string& name) {
   return it->second;
 }
 
-// Memory binding where the kernel or a seccomp filter refuses it would make every
-// rank fail to start; bind CPUs only and say why.
+// Memory binding where the kernel or a seccomp filter refuses it would make
+// every rank fail to start; bind CPUs only and say why.
 void DropMemoryBindingIfRefused(NodeBinding* binding) {
-  const bool wanted = std::any_of(binding->plan.ranks.begin(), binding->plan.ranks.end(),
-                                  [](const gpu::RankBinding& r) { return !r.memory_nodes.empty(); });
+  const bool wanted = std::any_of(
+      binding->plan.ranks.begin(), binding->plan.ranks.end(),
+      [](const gpu::RankBinding& r) { return !r.memory_nodes.empty(); });
   if (!wanted) return;
   Status permitted = gpu::CheckMemoryPolicyPermitted();
   if (permitted.ok()) return;
   for (gpu::RankBinding& rank : binding->plan.ranks) rank.memory_nodes.clear();
   int nodes_with_cpus = 0;
-  for (const gpu::NumaNode& node : binding->topology.numa_nodes) nodes_with_cpus += node.cores.empty() ? 0 : 1;
+  for (const gpu::NumaNode& node : binding->topology.numa_nodes)
+    nodes_with_cpus += node.cores.empty() ? 0 : 1;
   std::string message = fmt::format(
-      "ranks' memory is not bound to their NUMA nodes: {} (a container's default seccomp profile "
-      "allows NUMA memory policies only with CAP_SYS_NICE: docker run --cap-add SYS_NICE)",
+      "ranks' memory is not bound to their NUMA nodes: {} (a container's "
+      "default seccomp profile "
+      "allows NUMA memory policies only with CAP_SYS_NICE: docker run "
+      "--cap-add SYS_NICE)",
       permitted.message());
   // With one NUMA node there is nothing to lose.
   if (nodes_with_cpus > 1) {
@@ -59,8 +65,8 @@ void DropMemoryBindingIfRefused(NodeBinding* binding) {
 Result<NodeBinding> PlanNodeBinding(const NodeBindingRequest& request) {
   NodeBinding binding;
   const std::map<std::string, std::string> env = ToMap(request.environment);
-  const std::map<std::string, std::string> job_env(request.job_environment.begin(),
-                                                   request.job_environment.end());
+  const std::map<std::string, std::string> job_env(
+      request.job_environment.begin(), request.job_environment.end());
 
   gpu::TopologySource source;
   if (!request.topology_xml.empty()) {
@@ -72,72 +78,93 @@ Result<NodeBinding> PlanNodeBinding(const NodeBindingRequest& request) {
     binding.topology = std::move(topology).value();
   } else if (source.kind == gpu::TopologyKind::kXmlFile) {
     // A flag value that does not work is a usage error, whatever the OS said.
-    return InvalidArgumentError(fmt::format("--topology-xml: {}", topology.status().message()));
+    return InvalidArgumentError(
+        fmt::format("--topology-xml: {}", topology.status().message()));
   } else {
-    binding.warnings.push_back(fmt::format("{}; ranks are not bound", topology.status().message()));
+    binding.warnings.push_back(
+        fmt::format("{}; ranks are not bound", topology.status().message()));
     binding.topology.source = "this machine (unreadable)";
     binding.topology.this_machine = true;
   }
 
-  // Another machine's XML is planned without this machine's NVML, unless a library
-  // is named explicitly.
+  // Another machine's XML is planned without this machine's NVML, unless a
+  // library is named explicitly.
   gpu::DiscoveryOptions discovery;
   std::optional<std::string> nvml_library = Lookup(env, kNvmlLibraryVariable);
-  discovery.use_nvml = binding.topology.this_machine || nvml_library.has_value();
-  if (nvml_library && !nvml_library->empty()) discovery.nvml_library = *nvml_library;
-  // The job file's CUDA_VISIBLE_DEVICES is the user's choice of GPUs; else the one
-  // the container runtime or the scheduler set.
+  discovery.use_nvml =
+      binding.topology.this_machine || nvml_library.has_value();
+  if (nvml_library && !nvml_library->empty())
+    discovery.nvml_library = *nvml_library;
+  // The job file's CUDA_VISIBLE_DEVICES is the user's choice of GPUs; else the
+  // one the container runtime or the scheduler set.
   discovery.cuda_visible_devices = Lookup(job_env, kCudaVisibleDevices);
-  const bool cuda_visible_from_container = !discovery.cuda_visible_devices.has_value() &&
-                                           Lookup(env, kCudaVisibleDevices).has_value();
-  if (cuda_visible_from_container) discovery.cuda_visible_devices = Lookup(env, kCudaVisibleDevices);
+  const bool cuda_visible_from_container =
+      !discovery.cuda_visible_devices.has_value() &&
+      Lookup(env, kCudaVisibleDevices).has_value();
+  if (cuda_visible_from_container)
+    discovery.cuda_visible_devices = Lookup(env, kCudaVisibleDevices);
   discovery.nvidia_visible_devices = Lookup(job_env, kNvidiaVisibleDevices);
-  if (!discovery.nvidia_visible_devices) discovery.nvidia_visible_devices = Lookup(env, kNvidiaVisibleDevices);
+  if (!discovery.nvidia_visible_devices)
+    discovery.nvidia_visible_devices = Lookup(env, kNvidiaVisibleDevices);
   binding.inventory = gpu::DiscoverGpus(binding.topology, discovery);
 
   gpu::PlanOptions plan_options;
   plan_options.mode = request.mode;
   plan_options.process_count = request.process_count;
   plan_options.gpus_per_process = request.gpus_per_process;
-  binding.plan = gpu::PlanBinding(binding.topology, binding.inventory, plan_options);
+  binding.plan =
+      gpu::PlanBinding(binding.topology, binding.inventory, plan_options);
 
   if (binding.topology.this_machine) DropMemoryBindingIfRefused(&binding);
 
-  const bool gpus_assigned = std::any_of(binding.plan.ranks.begin(), binding.plan.ranks.end(),
-                                         [](const gpu::RankBinding& r) { return !r.gpus.empty(); });
+  const bool gpus_assigned =
+      std::any_of(binding.plan.ranks.begin(), binding.plan.ranks.end(),
+                  [](const gpu::RankBinding& r) { return !r.gpus.empty(); });
   if (gpus_assigned && cuda_visible_from_container) {
     binding.consumed_variables.push_back(kCudaVisibleDevices);
-    binding.notes.push_back(fmt::format(
-        "{}={} from the environment names this job's GPUs; each rank gets its own of them", kCudaVisibleDevices,
-        *discovery.cuda_visible_devices));
+    binding.notes.push_back(
+        fmt::format("{}={} from the environment names this job's GPUs; each "
+                    "rank gets its own of them",
+                    kCudaVisibleDevices, *discovery.cuda_visible_devices));
   }
-  // CUDA numbers GPUs in PCI order only with CUDA_DEVICE_ORDER=PCI_BUS_ID (which
-  // trainrun sets unless the user chose otherwise); else name them by UUID.
+  // CUDA numbers GPUs in PCI order only with CUDA_DEVICE_ORDER=PCI_BUS_ID
+  // (which trainrun sets unless the user chose otherwise); else name them by
+  // UUID.
   std::optional<std::string> order = Lookup(job_env, kCudaDeviceOrder);
   if (!order) order = Lookup(env, kCudaDeviceOrder);
   if (gpus_assigned && order && *order != "PCI_BUS_ID") {
     binding.env_options.gpus_by_uuid = true;
-    const bool all_uuids = std::all_of(binding.inventory.gpus.begin(), binding.inventory.gpus.end(),
-                                       [](const gpu::Gpu& g) { return !g.uuid.empty(); });
+    const bool all_uuids = std::all_of(
+        binding.inventory.gpus.begin(), binding.inventory.gpus.end(),
+        [](const gpu::Gpu& g) { return !g.uuid.empty(); });
     binding.warnings.push_back(fmt::format(
         "{}={}: CUDA does not number GPUs in PCI order, so {}",
         kCudaDeviceOrder, *order,
         all_uuids ? "each rank's CUDA_VISIBLE_DEVICES names its GPU(s) by UUID"
-                  : "CUDA_VISIBLE_DEVICES may select other GPUs than planned (their UUIDs are unknown)"));
+                  : "CUDA_VISIBLE_DEVICES may select other GPUs than planned "
+                    "(their UUIDs are unknown)"));
   }
 
-  for (const std::string& note : binding.topology.notes) binding.notes.push_back(note);
-  binding.notes.push_back(fmt::format("GPUs: {} found by {}", binding.inventory.gpus.size(),
+  for (const std::string& note : binding.topology.notes)
+    binding.notes.push_back(note);
+  binding.notes.push_back(fmt::format("GPUs: {} found by {}",
+                                      binding.inventory.gpus.size(),
                                       binding.inventory.source));
-  for (const std::string& note : binding.inventory.notes) binding.notes.push_back(note);
-  for (const std::string& w : binding.inventory.warnings) binding.warnings.push_back(w);
-  for (const std::string& note : binding.plan.notes) binding.notes.push_back(note);
-  for (const std::string& w : binding.plan.warnings) binding.warnings.push_back(w);
+  for (const std::string& note : binding.inventory.notes)
+    binding.notes.push_back(note);
+  for (const std::string& w : binding.inventory.warnings)
+    binding.warnings.push_back(w);
+  for (const std::string& note : binding.plan.notes)
+    binding.notes.push_back(note);
+  for (const std::string& w : binding.plan.warnings)
+    binding.warnings.push_back(w);
   return binding;
 }
 
-std::vector<std::pair<std::string, std::string>> NodeBinding::RankEnvironment(int local_rank) const {
-  return gpu::BindingEnvironment(plan, plan.ranks.at(local_rank), topology, inventory, env_options);
+std::vector<std::pair<std::string, std::string>> NodeBinding::RankEnvironment(
+    int local_rank) const {
+  return gpu::BindingEnvironment(plan, plan.ranks.at(local_rank), topology,
+                                 inventory, env_options);
 }
 
 std::vector<std::string> NodeBinding::ContainerEnvironment(
@@ -145,7 +172,8 @@ std::vector<std::string> NodeBinding::ContainerEnvironment(
   std::vector<std::string> kept;
   for (const std::string& entry : environment) {
     std::string name = entry.substr(0, entry.find('='));
-    if (std::find(consumed_variables.begin(), consumed_variables.end(), name) == consumed_variables.end()) {
+    if (std::find(consumed_variables.begin(), consumed_variables.end(), name) ==
+        consumed_variables.end()) {
       kept.push_back(entry);
     }
   }
@@ -153,7 +181,8 @@ std::vector<std::string> NodeBinding::ContainerEnvironment(
 }
 
 std::string NodeBinding::Table() const {
-  return gpu::FormatTopology(topology, inventory) + "\n" + gpu::FormatPlan(plan, topology, inventory);
+  return gpu::FormatTopology(topology, inventory) + "\n" +
+         gpu::FormatPlan(plan, topology, inventory);
 }
 
 nlohmann::json NodeBinding::Json() const {
@@ -163,21 +192,26 @@ nlohmann::json NodeBinding::Json() const {
   return j;
 }
 
-Status CheckBindingFitsThisMachine(const NodeBinding& binding, const std::string& topology_xml) {
+Status CheckBindingFitsThisMachine(const NodeBinding& binding,
+                                   const std::string& topology_xml) {
   std::vector<int> cpus, nodes;
   for (const gpu::RankBinding& rank : binding.plan.ranks) {
     cpus.insert(cpus.end(), rank.cpus.begin(), rank.cpus.end());
-    nodes.insert(nodes.end(), rank.memory_nodes.begin(), rank.memory_nodes.end());
+    nodes.insert(nodes.end(), rank.memory_nodes.begin(),
+                 rank.memory_nodes.end());
   }
-  const std::string what = topology_xml.empty() ? binding.topology.source
-                                                : fmt::format("--topology-xml {}", topology_xml);
+  const std::string what = topology_xml.empty()
+                               ? binding.topology.source
+                               : fmt::format("--topology-xml {}", topology_xml);
   Result<std::vector<int>> allowed_cpus = gpu::ThisProcessCpus();
   if (allowed_cpus.ok()) {
     std::vector<int> missing = gpu::Missing(cpus, *allowed_cpus);
     if (!missing.empty()) {
       return InvalidArgumentError(fmt::format(
-          "{}: the plan binds ranks to CPUs {} but this process may run only on CPUs {}: the topology "
-          "describes another machine (use it with --dry-run or `trainrun topology`, or set binding "
+          "{}: the plan binds ranks to CPUs {} but this process may run only "
+          "on CPUs {}: the topology "
+          "describes another machine (use it with --dry-run or `trainrun "
+          "topology`, or set binding "
           "\"none\")",
           what, gpu::FormatIdList(missing), gpu::FormatIdList(*allowed_cpus)));
     }
@@ -187,8 +221,10 @@ Status CheckBindingFitsThisMachine(const NodeBinding& binding, const std::string
     std::vector<int> missing = gpu::Missing(nodes, *allowed_nodes);
     if (!missing.empty()) {
       return InvalidArgumentError(fmt::format(
-          "{}: the plan binds memory to NUMA node(s) {} but this process may use only {}: the topology "
-          "describes another machine (use it with --dry-run or `trainrun topology`, or set binding "
+          "{}: the plan binds memory to NUMA node(s) {} but this process may "
+          "use only {}: the topology "
+          "describes another machine (use it with --dry-run or `trainrun "
+          "topology`, or set binding "
           "\"none\")",
           what, gpu::FormatIdList(missing), gpu::FormatIdList(*allowed_nodes)));
     }

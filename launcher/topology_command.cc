@@ -16,7 +16,8 @@ int ShowTopology(const TopologyOptions& options, Console* out, Console* err) {
   request.environment = CurrentEnvironment();
   Result<NodeBinding> binding = PlanNodeBinding(request);
   if (!binding.ok()) {
-    err->Write(fmt::format("trainrun: error: {}\n", binding.status().message()), false);
+    err->Write(fmt::format("trainrun: error: {}\n", binding.status().message()),
+               false);
     return ExitCodeFor(binding.status());
   }
   if (options.json) {
@@ -26,10 +27,12 @@ int ShowTopology(const TopologyOptions& options, Console* out, Console* err) {
   std::string text = binding->Table();
   for (const std::string& note : binding->notes) {
     // The tables already show the topology's and the plan's own notes.
-    if (text.find(note) == std::string::npos) text += fmt::format("note: {}\n", note);
+    if (text.find(note) == std::string::npos)
+      text += fmt::format("note: {}\n", note);
   }
   for (const std::string& warning : binding->warnings) {
-    if (text.find(warning) == std::string::npos) text += fmt::format("warning: {}\n", warning);
+    if (text.find(warning) == std::string::npos)
+      text += fmt::format("warning: {}\n", warning);
   }
   out->Write(std::move(text), false);
   return kExitOk;

@@ -1,13 +1,15 @@
-// A rank that reports how it was started, for the binding tests: its CPU affinity
-// and memory policy as the kernel sees them (also from a thread it starts, which
-// inherits them) and the binding variables. One "KEY value" line each:
+// A rank that reports how it was started, for the binding tests: its CPU
+// affinity and memory policy as the kernel sees them (also from a thread it
+// starts, which inherits them) and the binding variables. One "KEY value" line
+// each:
 //
 //   CPUS 0-3               Cpus_allowed_list from /proc/self/status
 //   THREAD_CPUS 0-3        the same, read by a new thread (sched_getaffinity)
 //   MEMS 0                 Mems_allowed_list
-//   MEMPOLICY bind 0       get_mempolicy(): default|preferred|bind|interleave|local, nodes
-//   NUMA_MAPS bind:0       the policy /proc/self/numa_maps shows for the first mapping
-//   ENV NAME=value         for OMP_NUM_THREADS, CUDA_VISIBLE_DEVICES, NCCL_IB_HCA,
+//   MEMPOLICY bind 0       get_mempolicy():
+//   default|preferred|bind|interleave|local, nodes NUMA_MAPS bind:0       the
+//   policy /proc/self/numa_maps shows for the first mapping ENV NAME=value for
+//   OMP_NUM_THREADS, CUDA_VISIBLE_DEVICES, NCCL_IB_HCA,
 //                          UCX_NET_DEVICES, CUDA_DEVICE_ORDER when set
 #include <sched.h>
 #include <sys/syscall.h>
@@ -69,23 +71,29 @@ int main() {
   if (syscall(SYS_get_mempolicy, &mode, mask, max_nodes, nullptr, 0) != 0) {
     std::printf("MEMPOLICY error\n");
   } else {
-    static const char* kModes[] = {"default", "preferred", "bind", "interleave", "local"};
+    static const char* kModes[] = {"default", "preferred", "bind", "interleave",
+                                   "local"};
     std::string nodes;
     for (unsigned long node = 0; node < max_nodes; ++node) {
-      if (mask[node / (8 * sizeof(unsigned long))] & (1UL << (node % (8 * sizeof(unsigned long))))) {
+      if (mask[node / (8 * sizeof(unsigned long))] &
+          (1UL << (node % (8 * sizeof(unsigned long))))) {
         if (!nodes.empty()) nodes += ",";
         nodes += std::to_string(node);
       }
     }
-    std::printf("MEMPOLICY %s %s\n", mode >= 0 && mode <= 4 ? kModes[mode] : "other", nodes.c_str());
+    std::printf("MEMPOLICY %s %s\n",
+                mode >= 0 && mode <= 4 ? kModes[mode] : "other", nodes.c_str());
   }
   std::ifstream numa_maps("/proc/self/numa_maps");
   std::string address, policy;
-  if (numa_maps >> address >> policy) std::printf("NUMA_MAPS %s\n", policy.c_str());
+  if (numa_maps >> address >> policy)
+    std::printf("NUMA_MAPS %s\n", policy.c_str());
 
-  for (const char* name : {"OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "NCCL_IB_HCA", "UCX_NET_DEVICES",
-                           "CUDA_DEVICE_ORDER"}) {
-    if (const char* value = std::getenv(name)) std::printf("ENV %s=%s\n", name, value);
+  for (const char* name :
+       {"OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "NCCL_IB_HCA",
+        "UCX_NET_DEVICES", "CUDA_DEVICE_ORDER"}) {
+    if (const char* value = std::getenv(name))
+      std::printf("ENV %s=%s\n", name, value);
   }
   return 0;
 }

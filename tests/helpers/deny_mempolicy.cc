@@ -1,6 +1,6 @@
-// Runs a program the way Docker's and containerd's default seccomp profiles run a
-// container without CAP_SYS_NICE: get_mempolicy, set_mempolicy and mbind fail with
-// EPERM. Usage: deny_mempolicy PROGRAM ARGS...
+// Runs a program the way Docker's and containerd's default seccomp profiles run
+// a container without CAP_SYS_NICE: get_mempolicy, set_mempolicy and mbind fail
+// with EPERM. Usage: deny_mempolicy PROGRAM ARGS...
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -24,7 +24,8 @@ int main(int argc, char** argv) {
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
   };
-  sock_fprog program = {static_cast<unsigned short>(sizeof(filter) / sizeof(filter[0])), filter};
+  sock_fprog program = {
+      static_cast<unsigned short>(sizeof(filter) / sizeof(filter[0])), filter};
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
       prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) != 0) {
     std::perror("deny_mempolicy: seccomp");
