@@ -13,11 +13,15 @@
 namespace trainrun::gpu {
 namespace {
 
-// How near a network device is to a GPU or a NUMA node; smaller is nearer.
-enum Distance { kSameSwitch = 0, kSameHostBridge, kSameNuma, kRemote };
+// How near a network device is to a GPU or a NUMA node, as a score: smaller is
+// nearer. The level times kLevelScore, less the PCI bridges the two devices
+// share below the host bridge (behind the same switch, the deeper they meet the
+// nearer).
+enum Level { kSameSwitch = 0, kSameHostBridge, kSameNuma, kRemote };
+constexpr int kLevelScore = 1000;
 
-const char* DistanceName(int d) {
-  switch (d) {
+const char* DistanceName(int score) {
+  switch (score <= 0 ? kSameSwitch : score / kLevelScore) {
     case kSameSwitch:
       return "PCI switch";
     case kSameHostBridge:
@@ -38,17 +42,20 @@ bool Intersects(const std::vector<int>& a, const std::vector<int>& b) {
 
 int PciDistance(const PciPlace& a, const PciPlace& b,
                 const std::vector<int>& a_nodes) {
-  if (!a.bridges.empty() && !b.bridges.empty() &&
-      a.bridges.front() == b.bridges.front()) {
-    return kSameSwitch;
+  size_t shared = 0;
+  while (shared < a.bridges.size() && shared < b.bridges.size() &&
+         a.bridges[shared] == b.bridges[shared]) {
+    ++shared;
   }
-  if (a.host_bridge != 0 && a.host_bridge == b.host_bridge)
-    return kSameHostBridge;
+  if (shared > 0) return kSameSwitch * kLevelScore - static_cast<int>(shared);
+  if (a.host_bridge != 0 && a.host_bridge == b.host_bridge) {
+    return kSameHostBridge * kLevelScore;
+  }
   if (!b.numa_nodes.empty() && b.numa_nodes.size() <= a_nodes.size() &&
       Intersects(a_nodes, b.numa_nodes)) {
-    return kSameNuma;
+    return kSameNuma * kLevelScore;
   }
-  return kRemote;
+  return kRemote * kLevelScore;
 }
 
 class Planner {
@@ -368,7 +375,7 @@ void Planner::ChooseNics() {
         const Gpu& gpu = inventory_.gpus[g];
         std::vector<int> gpu_nodes =
             gpu.in_topology ? gpu.place.numa_nodes : rank.numa_nodes;
-        int distance = kRemote;
+        int distance = kRemote * kLevelScore;
         int nic = nearest(
             [&](const Nic& n) {
               return gpu.in_topology
@@ -379,7 +386,7 @@ void Planner::ChooseNics() {
         if (nic >= 0) chosen.emplace_back(nic, distance);
       }
     } else {
-      int distance = kRemote;
+      int distance = kRemote * kLevelScore;
       int nic = nearest(
           [&](const Nic& n) {
             return PciDistance(PciPlace{}, n.place, rank.numa_nodes);

@@ -181,6 +181,40 @@ TEST(BindingPlanTest, Em64tGpuNumaAndNicMapping) {
   EXPECT_EQ(Env(plan, 2, t)["OMP_NUM_THREADS"], "3");
 }
 
+// DGX-2-style: one HCA behind each PCIe switch pair. Each GPU gets the HCA
+// behind its own switch, not merely one under the same root port.
+TEST(BindingPlanTest, EachGpuGetsTheHcaBehindItsOwnPcieSwitch) {
+  NodeTopology dgx = FullDgx2();
+  auto hca = [&](const std::string& name, const PciGpu& near) {
+    Nic nic;
+    nic.name = name;
+    nic.rdma = true;
+    nic.kind = "InfiniBand";
+    nic.place.bus_id = "0000:ff:00." + name.substr(name.size() - 1);
+    nic.place.bridges.assign(near.place.bridges.begin(),
+                             near.place.bridges.begin() + 3);
+    nic.place.host_bridge = near.place.host_bridge;
+    nic.place.numa_nodes = near.place.numa_nodes;
+    return nic;
+  };
+  ASSERT_GE(dgx.gpus[0].place.bridges.size(), 4u);
+  dgx.nics = {hca("mlx5_0", dgx.gpus[0]), hca("mlx5_1", dgx.gpus[2])};
+  BindingPlan plan = Plan(dgx);
+  auto nic_of = [&](int rank) {
+    return dgx.nics[plan.ranks[rank].nics.at(0)].name;
+  };
+  EXPECT_EQ(nic_of(0), "mlx5_0");
+  EXPECT_EQ(nic_of(1), "mlx5_0");
+  EXPECT_EQ(nic_of(2), "mlx5_1");
+  EXPECT_EQ(nic_of(3), "mlx5_1");
+  EXPECT_EQ(plan.ranks[1].nic_distance, "PCI switch");
+  // GPUs 4-7 sit under package 0's other host bridge: same NUMA node, spread.
+  EXPECT_EQ(plan.ranks[4].nic_distance, "NUMA node");
+  EXPECT_NE(nic_of(4), nic_of(5));
+  EXPECT_EQ(plan.ranks[8].nic_distance, "remote");
+  EXPECT_EQ(Env(plan, 2, dgx)["NCCL_IB_HCA"], "=mlx5_1:1");
+}
+
 TEST(BindingPlanTest,
      WithoutInfinibandTheNearestEthernetIsShownButNoIbVariables) {
   NodeTopology t = Xml(Em64tXml());
