@@ -71,8 +71,10 @@ std::string FormatTopology(const NodeTopology& topology,
   for (const std::string& note : topology.notes)
     out += fmt::format("  {}\n", note);
 
-  out += fmt::format("\nGPUs: {} found by {}\n", inventory.gpus.size(),
-                     inventory.source);
+  out += inventory.gpus.empty()
+             ? std::string("\nGPUs: none found\n")
+             : fmt::format("\nGPUs: {} found by {}\n", inventory.gpus.size(),
+                           inventory.source);
   if (!inventory.gpus.empty()) {
     Table gpus({"GPU", "NVML", "PCI bus id", "NUMA", "job's", "model", "UUID"});
     for (const Gpu& gpu : inventory.gpus) {

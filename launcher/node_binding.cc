@@ -147,9 +147,11 @@ Result<NodeBinding> PlanNodeBinding(const NodeBindingRequest& request) {
 
   for (const std::string& note : binding.topology.notes)
     binding.notes.push_back(note);
-  binding.notes.push_back(fmt::format("GPUs: {} found by {}",
-                                      binding.inventory.gpus.size(),
-                                      binding.inventory.source));
+  binding.notes.push_back(binding.inventory.gpus.empty()
+                              ? std::string("GPUs: none found")
+                              : fmt::format("GPUs: {} found by {}",
+                                            binding.inventory.gpus.size(),
+                                            binding.inventory.source));
   for (const std::string& note : binding.inventory.notes)
     binding.notes.push_back(note);
   for (const std::string& w : binding.inventory.warnings)

@@ -570,7 +570,6 @@ int RunPipeline::DryRun() {
   text += fmt::format("nodes:          1 (this node: {})\n", node_rank_);
   text += fmt::format("ranks:          {} ({})\n", process_count_, process_count_source_);
   text += "master:         127.0.0.1, MASTER_PORT picked free at launch\n";
-  text += "\n" + binding_.Table() + "\n";
   if (job_.max_run_duration_seconds) {
     text += fmt::format("time limit:     {} s\n", *job_.max_run_duration_seconds);
   }
@@ -579,6 +578,7 @@ int RunPipeline::DryRun() {
     text += fmt::format("data.{}:  {} {} -> {}\n", ref.name, DataMechanismName(ref.mechanism),
                         RedactUri(ref.uri), data_->PlannedPath(ref));
   }
+  text += "\n" + binding_.Table() + "\n";
   for (const RankLaunch& launch : launches_) {
     text += fmt::format("rank {}:\n  command: {}\n  cwd:     {}\n", launch.rank,
                         fmt::join(record_.command, " "), launch.spec.cwd);
