@@ -5,7 +5,11 @@
 
 #include <fmt/format.h>
 
+#include "runtime/azure_blob_store.h"
 #include "runtime/file_store.h"
+#include "runtime/https_store.h"
+#include "runtime/redact.h"
+#include "runtime/s3_store.h"
 
 namespace trainrun {
 
@@ -27,7 +31,18 @@ Status ValidateKey(const std::string& key) {
   return Status::Ok();
 }
 
-Result<std::unique_ptr<Store>> OpenStore(const std::string& uri) {
+EnvLookup ProcessEnv() {
+  return [](const char* name) -> const char* { return std::getenv(name); };
+}
+
+bool IsObjectStoreUri(const std::string& uri) {
+  for (const char* scheme : {"az://", "s3://", "https://", "http://"}) {
+    if (uri.rfind(scheme, 0) == 0) return true;
+  }
+  return false;
+}
+
+Result<std::unique_ptr<Store>> OpenStore(const std::string& uri, const EnvLookup& env) {
   if (uri.empty()) return InvalidArgumentError("empty store URI");
   std::string path;
   size_t scheme_end = uri.find("://");
@@ -38,19 +53,57 @@ Result<std::unique_ptr<Store>> OpenStore(const std::string& uri) {
     if (scheme == "file") {
       path = uri.substr(scheme_end + 3);
       if (path.empty()) return InvalidArgumentError(fmt::format("{}: no path after file://", uri));
-    } else if (scheme == "az" || scheme == "s3" || scheme == "https" || scheme == "http") {
-      return NotSupportedError(fmt::format(
-          "{}: {}:// stores are not supported yet; use a file:// URI or a local path", uri,
-          scheme));
+    } else if (scheme == "az") {
+      TR_ASSIGN_OR_RETURN(auto store, AzureBlobStore::Open(uri, env));
+      return std::unique_ptr<Store>(std::move(store));
+    } else if (scheme == "s3") {
+      TR_ASSIGN_OR_RETURN(auto store, S3Store::Open(uri, env));
+      return std::unique_ptr<Store>(std::move(store));
+    } else if (scheme == "https" || scheme == "http") {
+      ParsedUrl url;
+      if (!ParseUrl(uri, &url)) {
+        return InvalidArgumentError(fmt::format("{}: not a valid URL", RedactUri(uri)));
+      }
+      return std::unique_ptr<Store>(new HttpsStore(url.scheme + "://" + url.host + url.path, url.query));
     } else {
       return InvalidArgumentError(fmt::format(
-          "{}: unknown scheme \"{}\"; expected file://, az:// or s3://", uri, scheme));
+          "{}: unknown scheme \"{}\"; expected file://, az://, s3:// or https://", RedactUri(uri),
+          scheme));
     }
   }
   std::error_code ec;
   fs::path absolute = fs::absolute(path, ec);
   if (ec) return ErrnoStatus(ec.value(), path);
   return std::unique_ptr<Store>(new FileStore(absolute.lexically_normal().string()));
+}
+
+Result<StoreObject> OpenStoreObject(const std::string& uri, const EnvLookup& env) {
+  StoreObject out;
+  if (uri.rfind("az://", 0) == 0) {
+    TR_ASSIGN_OR_RETURN(AzureBlobLocation loc, ParseAzureUri(uri));
+    TR_ASSIGN_OR_RETURN(out.store, OpenStore(fmt::format("az://{}/{}", loc.account, loc.container), env));
+    out.key = loc.prefix;
+    return out;
+  }
+  if (uri.rfind("s3://", 0) == 0) {
+    TR_ASSIGN_OR_RETURN(S3Location loc, ParseS3Uri(uri));
+    TR_ASSIGN_OR_RETURN(out.store, OpenStore("s3://" + loc.bucket, env));
+    out.key = loc.prefix;
+    return out;
+  }
+  ParsedUrl url;
+  if (!ParseUrl(uri, &url)) {
+    return InvalidArgumentError(fmt::format("{}: not an az://, s3:// or http(s):// URI", RedactUri(uri)));
+  }
+  std::string key = url.path.substr(1);
+  while (!key.empty() && key.back() == '/') key.pop_back();
+  if (!key.empty()) {
+    Status valid = ValidateKey(key);
+    if (!valid.ok()) return InvalidArgumentError(fmt::format("{}: {}", RedactUri(uri), valid.message()));
+  }
+  out.store = std::make_unique<HttpsStore>(url.scheme + "://" + url.host, url.query);
+  out.key = key;
+  return out;
 }
 
 std::string DefaultHistoryUri() {

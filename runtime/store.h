@@ -8,7 +8,9 @@
 // call may be made from several threads at once.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,7 +27,13 @@ struct ObjectInfo {
   uint64_t size = 0;
   WallTime modified{};
   std::string etag;  // changes whenever the content may have changed
+  std::string md5;   // of the whole object, raw bytes; "" when the store has none
 };
+
+// Looks up an environment variable; nullptr when unset. Tests pass a map.
+using EnvLookup = std::function<const char*(const char*)>;
+// getenv.
+EnvLookup ProcessEnv();
 
 class Store {
  public:
@@ -59,14 +67,34 @@ class Store {
 
   // Removes an object; one that does not exist is not an error.
   virtual Status Delete(const std::string& key) = 0;
+
+  // Bytes moved by this store's transfers are added to *counter as they move, for
+  // progress bars (retried bytes count again). Null stops it. Stores that cannot
+  // tell ignore it. Set it before transfers start.
+  virtual void SetByteCounter(std::atomic<uint64_t>* counter) { (void)counter; }
 };
 
 // Checks a key: relative, '/'-separated, no empty, "." or ".." segments.
 Status ValidateKey(const std::string& key);
 
 // Opens a store from a URI: "file:///abs/path", "file://rel/path" or a bare path;
-// object stores are reported as not supported yet. Errors name the URI.
-Result<std::unique_ptr<Store>> OpenStore(const std::string& uri);
+// "az://ACCOUNT/CONTAINER[/prefix]" (azure_blob_store.h), "s3://BUCKET[/prefix]"
+// (s3_store.h), or "https://host/path" (read-only, https_store.h). Keys are relative
+// to the URI. Credentials come from `env` (see each store); nothing is contacted
+// yet. Errors name the URI, with credentials removed.
+Result<std::unique_ptr<Store>> OpenStore(const std::string& uri, const EnvLookup& env = ProcessEnv());
+
+// A single object or a prefix named by a URI, for data references: the store of its
+// container, bucket or host, and the key under it ("" for a whole container).
+struct StoreObject {
+  std::unique_ptr<Store> store;
+  std::string key;
+};
+// For object-store URIs only (az://, s3://, https://, http://).
+Result<StoreObject> OpenStoreObject(const std::string& uri, const EnvLookup& env = ProcessEnv());
+
+// Whether the URI names an object store (az://, s3://, http(s)://) rather than a path.
+bool IsObjectStoreUri(const std::string& uri);
 
 // The embedded default history root: $XDG_DATA_HOME/trainrun/history, else
 // ~/.local/share/trainrun/history.

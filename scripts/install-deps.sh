@@ -2,15 +2,21 @@
 # Installs what trainrun needs to build, run and test on Debian 12, as root.
 # Only missing packages are installed, without recommends; safe to run again.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 packages=(
   # build
   g++ make cmake pkg-config git
   libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev
-  libhwloc-dev hwloc libcurl4-openssl-dev libssl-dev libarchive-dev
+  libhwloc-dev hwloc libcurl4-openssl-dev libssl-dev libarchive-dev libxml2-dev
   # run and test: real processes, namespaces, PyTorch for the example job
   util-linux iproute2 procps python3 python3-torch python3-numpy
+  # object stores: FUSE mounts of az:// and s3:// data, the benchmark's peer
+  rclone fuse3
 )
+# Node.js runs the test servers (Azurite, s3rver); a node that is already there
+# (NodeSource's, say) is kept.
+if ! command -v npm >/dev/null 2>&1; then packages+=(nodejs npm); fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -22,3 +28,5 @@ if ((${#missing[@]})); then
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+./scripts/install-store-servers.sh

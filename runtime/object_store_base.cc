@@ -1,0 +1,152 @@
+#include "runtime/object_store_base.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "runtime/hashing.h"
+#include "runtime/xml.h"
+
+namespace trainrun {
+namespace {
+
+// Reads exactly `size` bytes from the start of `fd`.
+Result<std::string> ReadPrefix(int fd, uint64_t size, const std::string& path) {
+  std::string data(size, '\0');
+  uint64_t done = 0;
+  while (done < size) {
+    ssize_t n = pread(fd, data.data() + done, size - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, path);
+    if (n == 0) return IoError(fmt::format("{}: the file shrank while being uploaded", path));
+    done += static_cast<uint64_t>(n);
+  }
+  return data;
+}
+
+}  // namespace
+
+ObjectStoreBase::ObjectStoreBase(ObjectStoreOptions options)
+    : options_(options), http_(options.http) {}
+
+std::function<void(uint64_t)> ObjectStoreBase::ByteCounter() {
+  std::atomic<uint64_t>* counter = byte_counter_;
+  if (counter == nullptr) return {};
+  return [counter](uint64_t n) { counter->fetch_add(n); };
+}
+
+Result<HttpResponse> ObjectStoreBase::Send(const std::function<Result<HttpRequest>()>& build) {
+  return http_.SendWithRetry(build, options_.retry);
+}
+
+std::string ObjectStoreBase::ServiceErrorCode(const HttpResponse& response) {
+  std::string code = response.Header("x-ms-error-code");
+  if (!code.empty()) return code;
+  if (response.body.find("<Code>") != std::string::npos) {
+    Result<XmlElement> xml = ParseXml(response.body, "error");
+    if (xml.ok()) return xml->ChildText("Code");
+  }
+  return "";
+}
+
+Status ObjectStoreBase::ErrorFor(const HttpResponse& response, const std::string& what,
+                                 const std::string& credentials_hint) {
+  std::string code = ServiceErrorCode(response);
+  std::string answer = code.empty() ? fmt::format("HTTP {}", response.status)
+                                    : fmt::format("HTTP {} {}", response.status, code);
+  if (response.status == 404) return NotFoundError(fmt::format("{}: not found ({})", what, answer));
+  if (response.status == 401 || response.status == 403) {
+    return Status(StatusCode::kPermissionDenied,
+                  fmt::format("{}: access denied ({}); {}", what, answer, credentials_hint));
+  }
+  if (IsRetryableStatus(response.status)) {
+    return UnavailableError(fmt::format("{}: the service is unavailable ({}), even after retries",
+                                        what, answer));
+  }
+  return IoError(fmt::format("{}: the service refused ({})", what, answer));
+}
+
+Status ObjectStoreBase::PutBytes(const std::string& key, std::string_view data) {
+  TR_RETURN_IF_ERROR(ValidateKey(key));
+  return PutObject(NameOf(key), data, Md5(data));
+}
+
+Status ObjectStoreBase::PutFile(const std::string& key, const std::string& local_path) {
+  TR_RETURN_IF_ERROR(ValidateKey(key));
+  int fd = open(local_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, local_path);
+  struct stat st{};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return IoError(fmt::format("{}: not a regular file", local_path));
+  }
+  // A file that grows while it is uploaded (a log) goes up as it was at the start.
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  const std::string name = NameOf(key);
+  Status result;
+  if (size <= options_.part_size) {
+    Result<std::string> data = ReadPrefix(fd, size, local_path);
+    result = data.ok() ? PutObject(name, *data, Md5(*data)) : data.status();
+    close(fd);
+    return result;
+  }
+  const PartPlan plan = PlanParts(size, options_.part_size, kMaxParts);
+  Result<std::string> upload = StartParts(name, plan.part_size);
+  if (!upload.ok()) {
+    close(fd);
+    return upload.status();
+  }
+  std::vector<std::string> tokens(plan.count), md5s(plan.count);
+  Result<std::string> whole = std::string();
+  std::thread whole_md5;
+  if (WantsWholeMd5()) {
+    whole_md5 = std::thread([&] { whole = Md5OfFile(local_path, 0, size); });
+  }
+  result = ForEachPart(size, plan, options_.part_parallelism,
+                       [&](uint64_t index, uint64_t offset, uint64_t length) -> Status {
+                         TR_ASSIGN_OR_RETURN(std::string md5, Md5OfFile(local_path, offset, length));
+                         md5s[index] = md5;
+                         TR_ASSIGN_OR_RETURN(tokens[index], PutPart(name, *upload, index, fd,
+                                                                    offset, length, md5));
+                         return Status::Ok();
+                       });
+  if (whole_md5.joinable()) whole_md5.join();
+  if (result.ok() && !whole.ok()) result = whole.status();
+  if (result.ok()) result = CompleteParts(name, *upload, tokens, md5s, *whole);
+  if (!result.ok()) AbortParts(name, *upload);
+  close(fd);
+  return result;
+}
+
+Status ObjectStoreBase::GetFile(const std::string& key, const std::string& local_path) {
+  TR_RETURN_IF_ERROR(ValidateKey(key));
+  const std::string name = NameOf(key);
+  std::optional<ObjectInfo> known;
+  if (StatBeforeGet()) {
+    TR_ASSIGN_OR_RETURN(known, Stat(key));
+  }
+  return DownloadObject(local_path, options_.part_size, options_.part_parallelism,
+                        [&](int fd, uint64_t offset, uint64_t length, const std::string& if_match) {
+                          if (known && offset == 0 && known->size <= length) {
+                            // Small: the whole object, no range.
+                            return GetRange(name, fd, nullptr, 0, std::nullopt, known->etag);
+                          }
+                          return GetRange(name, fd, nullptr, offset, length, if_match);
+                        });
+}
+
+Result<std::string> ObjectStoreBase::GetBytes(const std::string& key, uint64_t offset,
+                                              std::optional<uint64_t> length) {
+  TR_RETURN_IF_ERROR(ValidateKey(key));
+  std::string text;
+  if (length && *length == 0) return text;
+  TR_RETURN_IF_ERROR(GetRange(NameOf(key), -1, &text, offset, length, "").status());
+  return text;
+}
+
+}  // namespace trainrun

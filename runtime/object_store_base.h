@@ -1,0 +1,94 @@
+// ObjectStoreBase: what the Azure Blob and S3 stores share. It turns the Store
+// calls that move bytes (PutFile, PutBytes, GetFile, GetBytes) into the backend's
+// primitives: one request for small objects; parts (blocks, multipart) uploaded in
+// parallel and ranged reads downloaded in parallel for large ones; every request
+// signed afresh and retried with backoff; every transfer verified by length and MD5
+// (Content-MD5 on every request that carries data, the object's MD5 on the way back
+// when the service keeps one).
+#pragma once
+
+#include <atomic>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runtime/http_client.h"
+#include "runtime/object_transfer.h"
+#include "runtime/store.h"
+
+namespace trainrun {
+
+struct ObjectStoreOptions {
+  uint64_t part_size = kDefaultPartSize;  // also the largest single-request object
+  int part_parallelism = kDefaultPartParallelism;
+  RetryOptions retry;  // for each request
+  HttpClientOptions http;
+};
+
+class ObjectStoreBase : public Store {
+ public:
+  Status PutFile(const std::string& key, const std::string& local_path) override;
+  Status PutBytes(const std::string& key, std::string_view data) override;
+  Status GetFile(const std::string& key, const std::string& local_path) override;
+  Result<std::string> GetBytes(const std::string& key, uint64_t offset,
+                               std::optional<uint64_t> length) override;
+  void SetByteCounter(std::atomic<uint64_t>* counter) override { byte_counter_ = counter; }
+
+ protected:
+  explicit ObjectStoreBase(ObjectStoreOptions options);
+
+  // The backend's primitives. `name` is the object's full name in the container or
+  // bucket (the store's prefix included); `md5` is raw bytes. Each sends through
+  // Send() so it is retried, and names the object (never a credential) in errors.
+  virtual std::string NameOf(const std::string& key) const = 0;
+  virtual Status PutObject(const std::string& name, std::string_view data,
+                           const std::string& md5) = 0;
+  // Starts a multi-part upload; returns its id ("" when the service needs none).
+  virtual Result<std::string> StartParts(const std::string& name, uint64_t part_size) = 0;
+  // Uploads part `index` (0-based) from `length` bytes of `fd` at `offset`; returns
+  // what CompleteParts needs to name it.
+  virtual Result<std::string> PutPart(const std::string& name, const std::string& upload_id,
+                                      uint64_t index, int fd, uint64_t offset, uint64_t length,
+                                      const std::string& md5) = 0;
+  virtual Status CompleteParts(const std::string& name, const std::string& upload_id,
+                               const std::vector<std::string>& parts,
+                               const std::vector<std::string>& part_md5s,
+                               const std::string& whole_md5) = 0;
+  virtual void AbortParts(const std::string& name, const std::string& upload_id) = 0;
+  // Whether CompleteParts wants the MD5 of the whole file (costs one more read).
+  virtual bool WantsWholeMd5() const = 0;
+  // Whether GetFile asks for the size first and reads small objects without a
+  // range (for services that answer a range on an empty object badly).
+  virtual bool StatBeforeGet() const { return false; }
+  // Reads [offset, offset + length) (to the end without a length) into `fd` at
+  // `offset` when fd >= 0, else into *text. An offset at or past the end reads
+  // nothing. `if_match`: fail unless the object still has this ETag.
+  virtual Result<RangeResult> GetRange(const std::string& name, int fd, std::string* text,
+                                       uint64_t offset, std::optional<uint64_t> length,
+                                       const std::string& if_match) = 0;
+
+  // Sends with the store's retry options; counts bytes for SetByteCounter.
+  Result<HttpResponse> Send(const std::function<Result<HttpRequest>()>& build);
+  std::function<void(uint64_t)> ByteCounter();
+
+  // The first service error code (x-ms-error-code, or <Code> in an XML body).
+  static std::string ServiceErrorCode(const HttpResponse& response);
+  // A Status for a failed response: 404 kNotFound, 401/403 kPermissionDenied (with
+  // `credentials_hint`), 5xx/429/408 kUnavailable, others kIoError. Only the code and
+  // the status go into the message, never the service's text (it can quote a
+  // signature).
+  static Status ErrorFor(const HttpResponse& response, const std::string& what,
+                         const std::string& credentials_hint);
+
+  ObjectStoreOptions options_;
+  HttpClient http_;
+
+ private:
+  std::atomic<uint64_t>* byte_counter_ = nullptr;
+};
+
+// The largest number of parts any backend accepts (S3: 10,000).
+constexpr uint64_t kMaxParts = 10000;
+
+}  // namespace trainrun

@@ -1,0 +1,135 @@
+#include "runtime/object_transfer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <filesystem>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "runtime/fs_util.h"
+#include "runtime/hashing.h"
+
+namespace trainrun {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string TempPathFor(const std::string& path) {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  fs::path p(path);
+  return (p.parent_path() /
+          fmt::format(".{}.tmp-{:08x}", p.filename().string(), static_cast<uint32_t>(rng())))
+      .string();
+}
+
+}  // namespace
+
+PartPlan PlanParts(uint64_t size, uint64_t min_part_size, uint64_t max_parts) {
+  PartPlan plan;
+  if (size == 0) return plan;
+  plan.part_size = std::max<uint64_t>(min_part_size, (size + max_parts - 1) / max_parts);
+  plan.count = (size + plan.part_size - 1) / plan.part_size;
+  return plan;
+}
+
+Status ForEachPart(uint64_t size, const PartPlan& plan, int parallelism,
+                   const std::function<Status(uint64_t, uint64_t, uint64_t)>& fn) {
+  std::atomic<uint64_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  Status first_error;
+  auto worker = [&] {
+    while (!failed.load()) {
+      uint64_t i = next.fetch_add(1);
+      if (i >= plan.count) return;
+      uint64_t offset = i * plan.part_size;
+      Status s = fn(i, offset, std::min(plan.part_size, size - offset));
+      if (!s.ok()) {
+        std::lock_guard lock(mu);
+        if (first_error.ok()) first_error = s;
+        failed = true;
+      }
+    }
+  };
+  size_t threads = static_cast<size_t>(
+      std::min<uint64_t>(std::max(1, parallelism), std::max<uint64_t>(plan.count, 1)));
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (std::thread& t : pool) t.join();
+  return first_error;
+}
+
+Status DownloadObject(
+    const std::string& local_path, uint64_t part_size, int parallelism,
+    const std::function<Result<RangeResult>(int, uint64_t, uint64_t, const std::string&)>& fetch,
+    const std::function<Status(const std::string&)>& verify) {
+  TR_RETURN_IF_ERROR(MakeDirs(fs::path(local_path).parent_path().string()));
+  const std::string temp = TempPathFor(local_path);
+  int fd = open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus(errno, temp);
+  auto run = [&]() -> Status {
+    TR_ASSIGN_OR_RETURN(RangeResult first, fetch(fd, 0, part_size, ""));
+    const uint64_t size = first.total_size;
+    // A server that ignores ranges sends everything at once: that is whole too.
+    if (first.bytes != std::min(size, part_size) && first.bytes != size) {
+      return UnavailableError(fmt::format("{}: received {} bytes of the first {}", local_path,
+                                          first.bytes, std::min(size, part_size)));
+    }
+    if (size > part_size && first.bytes < size) {
+      // Reserve the space first: a full disk fails here, not after most of a download.
+      int err = posix_fallocate(fd, 0, static_cast<off_t>(size));
+      if (err != 0 && err != EOPNOTSUPP && err != EINVAL) {
+        return ErrnoStatus(err, fmt::format("{} ({} needed)", local_path, FormatBytes(size)));
+      }
+      PartPlan rest;
+      rest.part_size = part_size;
+      rest.count = (size - part_size + part_size - 1) / part_size;
+      TR_RETURN_IF_ERROR(ForEachPart(
+          size - part_size, rest, parallelism, [&](uint64_t, uint64_t off, uint64_t len) -> Status {
+            const uint64_t offset = part_size + off;
+            TR_ASSIGN_OR_RETURN(RangeResult part, fetch(fd, offset, len, first.etag));
+            if (part.bytes != len) {
+              return UnavailableError(fmt::format("{}: bytes {}-{}: received {}, expected {}",
+                                                  local_path, offset, offset + len - 1,
+                                                  part.bytes, len));
+            }
+            return Status::Ok();
+          }));
+    }
+    struct stat st{};
+    if (fstat(fd, &st) != 0) return ErrnoStatus(errno, temp);
+    if (static_cast<uint64_t>(st.st_size) != size) {
+      return UnavailableError(fmt::format("{}: received {} bytes, the object has {}", local_path,
+                                          st.st_size, size));
+    }
+    if (!first.md5.empty()) TR_RETURN_IF_ERROR(VerifyFileMd5(temp, first.md5, local_path));
+    return Status::Ok();
+  };
+  Status s = run();
+  if (close(fd) != 0 && s.ok()) s = ErrnoStatus(errno, temp);
+  if (s.ok() && verify) s = verify(temp);
+  if (s.ok() && rename(temp.c_str(), local_path.c_str()) != 0) s = ErrnoStatus(errno, local_path);
+  if (!s.ok()) unlink(temp.c_str());
+  return s;
+}
+
+Status VerifyFileMd5(const std::string& path, const std::string& expected_md5,
+                     const std::string& what) {
+  TR_ASSIGN_OR_RETURN(std::string actual, Md5OfFile(path));
+  if (actual != expected_md5) {
+    return UnavailableError(fmt::format("{}: MD5 of the received bytes is {}, the store says {}",
+                                        what, HexEncode(actual), HexEncode(expected_md5)));
+  }
+  return Status::Ok();
+}
+
+}  // namespace trainrun
