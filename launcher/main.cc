@@ -28,8 +28,9 @@ std::string EnvName(const std::string& flag) {
 
 void AddHistoryFlag(CLI::App* app, std::string* history) {
   app->add_option("--history", *history,
-                  "Run history URI (file:///path or a path); default: $TRAINRUN_HISTORY, "
-                  "else ~/.local/share/trainrun/history")
+                  "Run history URI (file:///path or a path, az://ACCOUNT/CONTAINER/prefix, "
+                  "s3://BUCKET/prefix); default: $TRAINRUN_HISTORY, else "
+                  "~/.local/share/trainrun/history")
       ->envname("TRAINRUN_HISTORY");
 }
 
@@ -66,6 +67,13 @@ int main(int argc, char** argv) {
   flag("grace-period", &run.grace_period_seconds,
        "Seconds between SIGTERM and SIGKILL when stopping ranks (default 30)")
       ->check(CLI::Range(0.0, 86400.0));
+  flag("finalize-timeout", &run.finalize_timeout_seconds,
+       "Seconds Finalizing keeps retrying uploads to an unreachable run history before it "
+       "exits 74 with the files on local disk (default 600)")
+      ->check(CLI::Range(0.0, 7.0 * 86400));
+  flag("log-upload-interval", &run.log_upload_interval_seconds,
+       "Seconds between uploads of the logs to run history while the ranks run (default 5)")
+      ->check(CLI::Range(0.1, 3600.0));
   flag("console", &console, "Rank output on the console: all, rank0 or none (default all)")
       ->check(CLI::IsMember({"all", "rank0", "none"}));
   AddHistoryFlag(run_cmd, &run.history);

@@ -95,6 +95,9 @@ class RunPipeline {
   void RunRanks();
   int Finalize(int exit_code, RunStatus status);
   void Upload(UploadReport* report);
+  // The folders that go to history besides outputs/ and system_logs/: local, key prefix.
+  std::vector<std::pair<std::string, std::string>> LogDirs() const;
+  void StartLiveUpload();
   void EnterPhase(RunStatus status);
   void SaveRecord();
   void ReportFailure();
@@ -110,6 +113,8 @@ class RunPipeline {
   LocalRunLayout layout_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<RunHistory> history_;
+  std::unique_ptr<HistoryUploader> uploader_;  // retries at Finalizing
+  std::unique_ptr<LiveUploader> live_;         // logs while Running
   RunRecord record_;
   TimePoint phase_started_{};
   int node_rank_ = 0;
@@ -171,6 +176,10 @@ Status RunPipeline::Load() {
   }
   store_ = std::move(store).value();
   history_ = std::make_unique<RunHistory>(store_.get());
+  HistoryUploaderOptions upload_options;
+  upload_options.finalize_timeout = std::chrono::duration_cast<Duration>(
+      std::chrono::duration<double>(options_.finalize_timeout_seconds));
+  uploader_ = std::make_unique<HistoryUploader>(store_.get(), &reporter_, upload_options);
 
   std::string base = options_.workdir.empty() ? kDefaultWorkdirBase : options_.workdir;
   layout_.root = (fs::absolute(base) / job_.experiment_name / job_.run_id).lexically_normal().string();
@@ -391,6 +400,7 @@ void RunPipeline::RunRanks() {
   oom_kills_before_ = CgroupOomKills();
   EnterPhase(RunStatus::kRunning);
   SaveRecord();
+  StartLiveUpload();
   reporter_.Notice(fmt::format("run {}: {} rank(s) of {}", job_.run_id, launches_.size(),
                                fmt::join(record_.command, " ")));
   Supervisor supervisor(processes_.get(), &reporter_, supervision);
@@ -437,10 +447,9 @@ void RunPipeline::ReportFailure() {
   reporter_.Error(summary);
 }
 
-void RunPipeline::Upload(UploadReport* report) {
+std::vector<std::pair<std::string, std::string>> RunPipeline::LogDirs() const {
   const std::string prefix = RunKey{job_.experiment_name, job_.run_id}.Prefix();
   std::vector<std::pair<std::string, std::string>> dirs;  // local, key prefix
-  if (job_.history.output_collection) dirs.emplace_back(layout_.outputs(), prefix + kOutputsDir);
   dirs.emplace_back(layout_.logs(), prefix + kLogsDir);
   for (const std::string& watched : job_.history.directories_to_watch) {
     std::string normal = fs::path(watched).lexically_normal().generic_string();
@@ -449,6 +458,26 @@ void RunPipeline::Upload(UploadReport* report) {
     dirs.emplace_back(layout_.wd() + "/" + normal, prefix + normal);
   }
   dirs.emplace_back(layout_.user_logs(), prefix + kUserLogsDir);
+  return dirs;
+}
+
+void RunPipeline::StartLiveUpload() {
+  const std::string prefix = RunKey{job_.experiment_name, job_.run_id}.Prefix();
+  std::vector<WatchedDir> watched;
+  for (const auto& [local, key] : LogDirs()) watched.push_back({local, key});
+  watched.push_back({layout_.system_logs(), prefix + kSystemLogsDir});
+  live_ = std::make_unique<LiveUploader>(
+      store_.get(), &reporter_, std::move(watched), layout_.root,
+      std::chrono::duration_cast<Duration>(
+          std::chrono::duration<double>(options_.log_upload_interval_seconds)));
+  live_->Start();
+}
+
+void RunPipeline::Upload(UploadReport* report) {
+  const std::string prefix = RunKey{job_.experiment_name, job_.run_id}.Prefix();
+  std::vector<std::pair<std::string, std::string>> dirs;  // local, key prefix
+  if (job_.history.output_collection) dirs.emplace_back(layout_.outputs(), prefix + kOutputsDir);
+  for (const auto& dir : LogDirs()) dirs.push_back(dir);
 
   std::vector<TransferItem> items;
   for (const auto& [local, key] : dirs) {
@@ -460,7 +489,7 @@ void RunPipeline::Upload(UploadReport* report) {
                                   "not uploaded",
                                   link.path, link.target));
   }
-  UploadReport done = UploadItems(store_.get(), items, kDefaultUploadParallelism, {});
+  UploadReport done = uploader_->Upload(items, "outputs and logs");
   report->files += done.files;
   report->bytes += done.bytes;
   report->errors.insert(report->errors.end(), done.errors.begin(), done.errors.end());
@@ -475,6 +504,11 @@ void RunPipeline::Upload(UploadReport* report) {
 }
 
 int RunPipeline::Finalize(int exit_code, RunStatus status) {
+  if (live_) {
+    live_->Stop();
+    uploader_->SetAlreadyUploaded(live_->uploaded());
+  }
+  uploader_->StartDeadline();
   EnterPhase(RunStatus::kFinalizing);
   SaveRecord();
   if (pump_ && !pump_->WaitDrained(kLogDrainTimeout)) {
@@ -539,7 +573,7 @@ int RunPipeline::Finalize(int exit_code, RunStatus status) {
   PlanUpload(layout_.system_logs(), prefix + kSystemLogsDir, layout_.root, prefix, &system_logs,
              &ignored)
       .IgnoreError();
-  UploadReport last = UploadItems(store_.get(), system_logs, 1, {});
+  UploadReport last = uploader_->Upload(system_logs, "system log");
   record_.upload_errors.insert(record_.upload_errors.end(), last.errors.begin(), last.errors.end());
   SaveRecord();
   Result<ObjectInfo> saved = store_->Stat(prefix + kRunRecordName);

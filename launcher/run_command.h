@@ -11,6 +11,8 @@
 #include <string>
 
 #include "runtime/console.h"
+#include "runtime/history_uploader.h"
+#include "runtime/live_uploader.h"
 
 namespace trainrun {
 
@@ -32,6 +34,11 @@ struct RunOptions {
   std::string topology_xml;        // an hwloc XML topology instead of this machine's
   bool dry_run = false;            // print the plan, start nothing
   double grace_period_seconds = 30;
+  // How long Finalizing keeps retrying uploads to an unreachable store before it
+  // gives up with exit 74 (the files stay on local disk).
+  double finalize_timeout_seconds = ToSeconds(kDefaultFinalizeTimeout);
+  // How often logs are uploaded while the ranks run.
+  double log_upload_interval_seconds = ToSeconds(kDefaultLiveUploadInterval);
   ConsoleRanks console = ConsoleRanks::kAll;
   bool verbose = false;            // Info lines on the terminal too
   bool json_events = false;        // JSON lines instead of text on stderr

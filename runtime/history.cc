@@ -101,6 +101,8 @@ UploadReport UploadItems(Store* store, const std::vector<TransferItem>& items, i
       } else {
         report.errors.push_back(fmt::format("{} -> {}: {}", item.local_path, item.key, s.message()));
         report.failed_paths.push_back(item.local_path);
+        report.failed_items.push_back(i);
+        report.failures.push_back(s);
       }
       if (progress) progress(report.files, report.bytes);
     }

@@ -40,6 +40,8 @@ struct UploadReport {
   std::vector<SkippedSymlink> skipped_symlinks;
   std::vector<std::string> errors;  // "local path -> key: reason", one per file
   std::vector<std::string> failed_paths;  // local paths that did not arrive
+  std::vector<size_t> failed_items;       // their indices in the items uploaded
+  std::vector<Status> failures;           // and why, in the same order
 };
 
 // Lists what uploading `local_dir` to `key_prefix` means: every regular file, and

@@ -40,8 +40,17 @@ std::function<void(uint64_t)> ObjectStoreBase::ByteCounter() {
   return [counter](uint64_t n) { counter->fetch_add(n); };
 }
 
+void ObjectStoreBase::SetRetryDeadline(std::optional<TimePoint> deadline) {
+  deadline_ns_ = deadline ? std::max<int64_t>(1, deadline->time_since_epoch().count()) : 0;
+}
+
 Result<HttpResponse> ObjectStoreBase::Send(const std::function<Result<HttpRequest>()>& build) {
-  return http_.SendWithRetry(build, options_.retry);
+  int64_t ns = deadline_ns_.load();
+  if (ns == 0) return http_.SendWithRetry(build, options_.retry);
+  RetryOptions retry = options_.retry;
+  TimePoint deadline{Duration(ns)};
+  retry.deadline = retry.deadline ? std::min(*retry.deadline, deadline) : deadline;
+  return http_.SendWithRetry(build, retry);
 }
 
 std::string ObjectStoreBase::ServiceErrorCode(const HttpResponse& response) {

@@ -34,6 +34,7 @@ class ObjectStoreBase : public Store {
   Result<std::string> GetBytes(const std::string& key, uint64_t offset,
                                std::optional<uint64_t> length) override;
   void SetByteCounter(std::atomic<uint64_t>* counter) override { byte_counter_ = counter; }
+  void SetRetryDeadline(std::optional<TimePoint> deadline) override;
 
  protected:
   explicit ObjectStoreBase(ObjectStoreOptions options);
@@ -86,6 +87,7 @@ class ObjectStoreBase : public Store {
 
  private:
   std::atomic<uint64_t>* byte_counter_ = nullptr;
+  std::atomic<int64_t> deadline_ns_{0};  // steady clock; 0: none
 };
 
 // The largest number of parts any backend accepts (S3: 10,000).

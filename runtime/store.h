@@ -72,6 +72,11 @@ class Store {
   // progress bars (retried bytes count again). Null stops it. Stores that cannot
   // tell ignore it. Set it before transfers start.
   virtual void SetByteCounter(std::atomic<uint64_t>* counter) { (void)counter; }
+
+  // Requests that fail for a transient reason are retried, but none starts after
+  // `deadline` (none when unset): a finalize that must end by a time sets it. Safe
+  // from any thread; affects calls already in progress.
+  virtual void SetRetryDeadline(std::optional<TimePoint> deadline) { (void)deadline; }
 };
 
 // Checks a key: relative, '/'-separated, no empty, "." or ".." segments.
