@@ -354,11 +354,19 @@ Status RunPipeline::Prepare() {
   json data_record = json::array();
   for (const DataReference& ref : job_.data) {
     TR_ASSIGN_OR_RETURN(PreparedData prepared, data_->Prepare(ref));
-    data_record.push_back({{"name", prepared.name},
-                           {"mechanism", DataMechanismName(ref.mechanism)},
-                           {"method", prepared.method},
-                           {"source", RedactUri(prepared.source)},
-                           {"path", prepared.path}});
+    json entry = {{"name", prepared.name},
+                  {"mechanism", DataMechanismName(ref.mechanism)},
+                  {"method", prepared.method},
+                  {"source", RedactUri(prepared.source)},
+                  {"path", prepared.path}};
+    if (prepared.method == "download") {
+      entry["files"] = prepared.files;
+      entry["bytes"] = prepared.bytes;
+      entry["downloadedFiles"] = prepared.downloaded_files;
+      entry["downloadedBytes"] = prepared.downloaded_bytes;
+      entry["cachedFiles"] = prepared.cached_files;
+    }
+    data_record.push_back(std::move(entry));
     prepared_data_.push_back(std::move(prepared));
   }
   record_.details["data"] = data_record;
@@ -518,6 +526,7 @@ int RunPipeline::Finalize(int exit_code, RunStatus status) {
   if (pump_ && !pump_->write_status().ok()) {
     reporter_.Warning(fmt::format("rank output was lost: {}", pump_->write_status().message()));
   }
+  data_.reset();  // unmounts (FUSE tools are trainrun's children: before the orphans go)
   if (processes_) {
     std::vector<int> orphans = processes_->KillAdoptedOrphans();
     if (!orphans.empty()) {
@@ -542,7 +551,6 @@ int RunPipeline::Finalize(int exit_code, RunStatus status) {
     }
   }
   pump_.reset();
-  data_.reset();  // unmounts
 
   UploadReport uploads;
   Upload(&uploads);

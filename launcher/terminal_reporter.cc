@@ -22,6 +22,11 @@ TerminalReporter::TerminalReporter(Console* console, bool verbose)
 void TerminalReporter::Line(std::string_view colour, std::string_view label,
                             std::string_view message) {
   std::string text;
+  {
+    std::lock_guard lock(mu_);
+    if (bar_shown_) text = "\r\033[K";  // the bar gives way; the next update redraws it
+    bar_shown_ = false;
+  }
   size_t start = 0;
   bool first = true;
   while (start <= message.size()) {
@@ -63,9 +68,54 @@ void TerminalReporter::RankExited(int rank, const ExitStatus& status, bool stopp
   }
 }
 
+std::string TerminalReporter::ProgressText(const TransferProgress& p, TimePoint now) const {
+  double seconds = ToSeconds(now - progress_started_);
+  double rate = seconds > 0 ? static_cast<double>(p.bytes_done) / seconds : 0;
+  std::string amount = p.bytes_total > 0
+                           ? fmt::format("{} of {}", FormatBytes(p.bytes_done), FormatBytes(p.bytes_total))
+                           : FormatBytes(p.bytes_done);
+  std::string files = p.files_total > 0 ? fmt::format(", {}/{} files", p.files_done, p.files_total) : "";
+  std::string speed = rate > 0 ? fmt::format(", {}/s", FormatBytes(static_cast<uint64_t>(rate))) : "";
+  if (p.bytes_total == 0) return fmt::format("{}: {}{}{}", p.what, amount, files, speed);
+  double fraction = std::min(1.0, static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total));
+  if (!colour_) {
+    return fmt::format("{}: {:.0f}% ({}{}{})", p.what, fraction * 100, amount, files, speed);
+  }
+  constexpr int kWidth = 30;
+  int filled = static_cast<int>(fraction * kWidth);
+  return fmt::format("{} [{}{}] {:3.0f}% {}{}{}", p.what, std::string(filled, '#'),
+                     std::string(kWidth - filled, '.'), fraction * 100, amount, files, speed);
+}
+
 void TerminalReporter::Transfer(const TransferProgress& p) {
-  if (!p.finished) return;  // a live progress bar comes with large object-store uploads
-  Line("", "", fmt::format("{}: {} file(s), {}", p.what, p.files_done, FormatBytes(p.bytes_done)));
+  const TimePoint now = SystemClock()->Now();
+  if (p.finished) {
+    {
+      std::lock_guard lock(mu_);
+      progress_what_.clear();
+    }
+    Line("", "", fmt::format("{}: {} file(s), {}", p.what, p.files_done, FormatBytes(p.bytes_done)));
+    return;
+  }
+  std::lock_guard lock(mu_);
+  if (p.what != progress_what_) {
+    progress_what_ = p.what;
+    progress_started_ = now;
+    progress_last_ = TimePoint{};
+  }
+  if (colour_) {
+    // On a terminal: the bar, redrawn in place.
+    if (now - progress_last_ < kProgressRedraw) return;
+    progress_last_ = now;
+    console_->Write(fmt::format("\r\033[Ktrainrun: {}", ProgressText(p, now)), false);
+    bar_shown_ = true;
+    return;
+  }
+  // Elsewhere: a line now and then, the first one after an interval.
+  if (progress_last_ == TimePoint{}) progress_last_ = now;
+  if (now - progress_last_ < kProgressLineInterval) return;
+  progress_last_ = now;
+  console_->Write(fmt::format("trainrun: {}\n", ProgressText(p, now)), false);
 }
 
 void TerminalReporter::Info(std::string_view message) {

@@ -1,7 +1,12 @@
 // The Reporter people see: "trainrun: ..." lines on stderr, colours and a live
 // transfer line only on a terminal, Info lines only with --verbose.
+//
+// Transfers in progress: on a terminal, one progress bar redrawn in place (at most
+// every kProgressRedraw); elsewhere (a log file, a pipe) one line every
+// kProgressLineInterval, so logs of long downloads stay short.
 #pragma once
 
+#include <mutex>
 #include <string>
 
 #include <nlohmann/json_fwd.hpp>
@@ -10,6 +15,9 @@
 #include "runtime/reporter.h"
 
 namespace trainrun {
+
+constexpr auto kProgressRedraw = std::chrono::milliseconds(200);
+constexpr auto kProgressLineInterval = std::chrono::seconds(5);
 
 class TerminalReporter : public Reporter {
  public:
@@ -27,10 +35,16 @@ class TerminalReporter : public Reporter {
 
  private:
   void Line(std::string_view colour, std::string_view label, std::string_view message);
+  std::string ProgressText(const TransferProgress& p, TimePoint now) const;
 
   Console* console_;
   bool verbose_;
   bool colour_;
+  std::mutex mu_;                 // the progress state below
+  bool bar_shown_ = false;        // a bar is on the current terminal line
+  std::string progress_what_;     // the transfer the times below are for
+  TimePoint progress_started_{};
+  TimePoint progress_last_{};
 };
 
 // One JSON object per line on the console, for programs that drive trainrun:

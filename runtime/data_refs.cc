@@ -11,6 +11,10 @@
 #include <fmt/format.h>
 
 #include "runtime/fs_util.h"
+#include "runtime/object_download.h"
+#include "runtime/redact.h"
+#include "runtime/run_layout.h"
+#include "runtime/store.h"
 
 namespace trainrun {
 namespace {
@@ -81,6 +85,11 @@ DataPreparer::DataPreparer(std::string job_dir, std::string workdir, std::string
       reporter_(reporter) {}
 
 DataPreparer::~DataPreparer() {
+  for (auto it = fuse_mounts_.rbegin(); it != fuse_mounts_.rend(); ++it) {
+    Status s = (*it)->Unmount();
+    if (!s.ok()) reporter_->Warning(s.message());
+  }
+  fuse_mounts_.clear();
   for (auto it = mounts_.rbegin(); it != mounts_.rend(); ++it) {
     if (umount2(it->c_str(), MNT_DETACH) != 0) {
       reporter_->Warning(fmt::format("cannot unmount {}: {}", *it, std::strerror(errno)));
@@ -90,6 +99,7 @@ DataPreparer::~DataPreparer() {
 
 Result<std::string> DataPreparer::ResolveSource(const DataReference& ref) const {
   std::string uri = ref.uri;
+  if (IsObjectStoreUri(uri)) return uri;
   size_t scheme = uri.find("://");
   if (scheme != std::string::npos) {
     std::string name = uri.substr(0, scheme);
@@ -128,6 +138,10 @@ Result<PreparedData> DataPreparer::Prepare(const DataReference& ref) {
     out.method = "direct";
     return out;
   }
+  if (IsObjectStoreUri(out.source)) {
+    TR_RETURN_IF_ERROR(PrepareObject(ref, &out));
+    return out;
+  }
   struct stat st{};
   if (stat(out.source.c_str(), &st) != 0) {
     return ErrnoStatus(errno, fmt::format("data.{}: dataLocation {}", ref.name, out.source));
@@ -137,8 +151,47 @@ Result<PreparedData> DataPreparer::Prepare(const DataReference& ref) {
   } else {
     TR_RETURN_IF_ERROR(Download(ref, out.source, out.path, &out));
   }
-  reporter_->Info(fmt::format("data.{}: {} {} at {}", ref.name, out.method, out.source, out.path));
+  reporter_->Info(fmt::format("data.{}: {} {} at {}", ref.name, out.method, RedactUri(out.source), out.path));
   return out;
+}
+
+Status DataPreparer::PrepareObject(const DataReference& ref, PreparedData* out) {
+  const std::string what = fmt::format("data.{}", ref.name);
+  const std::string shown = RedactUri(out->source);
+  if (ref.mechanism == DataMechanism::kMount) {
+    if (out->source.rfind("az://", 0) != 0 && out->source.rfind("s3://", 0) != 0) {
+      return NotSupportedError(fmt::format(
+          "{}: {} cannot be mounted (only az:// and s3:// can); use mechanism \"download\"",
+          what, shown));
+    }
+    const std::string log = (fs::path(data_dir_).parent_path() / kSystemLogsDir /
+                             fmt::format("rclone_{}.log", ref.name))
+                                .string();
+    Result<std::unique_ptr<FuseMount>> mount = FuseMount::Mount(out->source, out->path, log, ProcessEnv());
+    if (!mount.ok()) return mount.status().WithContext(what);
+    fuse_mounts_.push_back(std::move(mount).value());
+    out->method = "read-only FUSE mount (rclone)";
+    reporter_->Info(fmt::format("{}: {} mounted read-only at {} by rclone", what, shown, out->path));
+    return Status::Ok();
+  }
+  Result<StoreObject> object = OpenStoreObject(out->source);
+  if (!object.ok()) return object.status().WithContext(what);
+  ObjectDownloader downloader(CacheDirFromEnv(ProcessEnv()), reporter_);
+  Result<DownloadStats> stats =
+      downloader.Download(object->store.get(), object->key, out->path, ref.overwrite, what);
+  if (!stats.ok()) return stats.status();
+  out->method = "download";
+  out->files = stats->files;
+  out->bytes = stats->bytes;
+  out->downloaded_files = stats->downloaded_files;
+  out->downloaded_bytes = stats->downloaded_bytes;
+  out->cached_files = stats->cached_files;
+  reporter_->Info(fmt::format(
+      "{}: {} file(s), {} at {}: {} downloaded ({}), {} from the cache, {} kept (overwrite is {})",
+      what, stats->files + stats->kept_files, FormatBytes(stats->bytes), out->path,
+      stats->downloaded_files, FormatBytes(stats->downloaded_bytes), stats->cached_files,
+      stats->kept_files, ref.overwrite ? "true" : "false"));
+  return Status::Ok();
 }
 
 Status DataPreparer::Mount(const std::string& source, const std::string& target,

@@ -1,6 +1,7 @@
 #include "runtime/s3_store.h"
 
 #include <algorithm>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -369,6 +370,21 @@ Result<std::vector<std::string>> S3Store::ListChildren(const std::string& prefix
   std::vector<ObjectInfo> objects;
   std::vector<std::string> prefixes;
   TR_RETURN_IF_ERROR(ListAll(root, "/", &objects, &prefixes));
+  if (objects.empty() && prefixes.empty()) {
+    // Some S3-compatible servers (s3rver) leave out common prefixes that hold no
+    // object directly. Nothing at all is cheap to double-check: list everything
+    // under the prefix and group it here.
+    TR_RETURN_IF_ERROR(ListAll(root, "", &objects, &prefixes));
+    std::set<std::string> groups;
+    for (const ObjectInfo& o : objects) {
+      size_t slash = o.key.find('/', root.size());
+      if (slash != std::string::npos) groups.insert(o.key.substr(0, slash + 1));
+    }
+    objects.erase(std::remove_if(objects.begin(), objects.end(),
+                                 [&](const ObjectInfo& o) { return o.key.find('/', root.size()) != std::string::npos; }),
+                  objects.end());
+    prefixes.assign(groups.begin(), groups.end());
+  }
   std::vector<std::string> out;
   for (const ObjectInfo& o : objects) {
     if (o.key.size() > root.size() && o.key.compare(0, root.size(), root) == 0) out.push_back(o.key.substr(root.size()));

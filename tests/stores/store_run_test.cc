@@ -1,0 +1,320 @@
+// `trainrun run` and `trainrun history` with run history and data on real object
+// stores (Azurite, s3rver) started here: history on az:// and s3://, logs readable
+// from the store while the run runs, the store stopped mid-upload and restarted,
+// the store down for the whole finalize (exit 74), wrong credentials, data
+// downloaded then taken from the cache, and FUSE mounts through rclone.
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "runtime/fuse_mount.h"
+#include "runtime/hashing.h"
+#include "tests/launcher/trainrun_runner.h"
+#include "tests/stores/store_server.h"
+
+namespace trainrun::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+class StoreRunTest : public ::testing::TestWithParam<ServerKind> {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<StoreServer>(GetParam());
+    std::string missing = server_->Missing();
+    if (!missing.empty()) GTEST_SKIP() << "needs " << ServerName(GetParam()) << ": " << missing;
+    ASSERT_TRUE(server_->Start());
+    root_ = server_->CreateRoot("runs");
+    history_ = root_ + "/history";
+    auto store = OpenStore(root_, server_->Lookup());
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    store_ = std::move(store).value();
+    WriteFile(dir_ / "src/keep.txt", "source");
+  }
+
+  // Environment for trainrun: the server's credentials, a private cache.
+  std::vector<std::string> Env(bool wrong_secret = false) const {
+    std::vector<std::string> env = server_->Env(wrong_secret);
+    env.push_back("TRAINRUN_CACHE_DIR=" + (dir_ / "cache"));
+    return env;
+  }
+  void WriteJob(json job, const std::string& name = "job.json") {
+    if (!job.contains("sourceDirectory")) job["sourceDirectory"] = "src";
+    if (!job.contains("experimentName")) job["experimentName"] = "exp";
+    WriteFile(dir_ / name, job.dump());
+  }
+  std::vector<std::string> RunArgs(const std::string& run_id, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"run", dir_ / "job.json", "--history", history_, "--workdir",
+                                     dir_ / "work", "--console", "none", "--run-id", run_id};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+  Invocation History(std::vector<std::string> args, const std::string& subdir = "h") {
+    args.insert(args.begin(), {"history", "--history", history_});
+    fs::create_directories(dir_ / subdir);
+    return RunTrainrun(args, dir_ / subdir, Env());
+  }
+  std::string LocalRun(const std::string& run_id) const { return dir_ / ("work/exp/" + run_id); }
+  json LocalRecord(const std::string& run_id) const {
+    return json::parse(ReadFile(LocalRun(run_id) + "/run.json"));
+  }
+  std::string StoredText(const std::string& key) {
+    Result<std::string> text = store_->GetBytes("history/" + key);
+    return text.ok() ? *text : "<" + text.status().message() + ">";
+  }
+
+  std::unique_ptr<StoreServer> server_;
+  std::string root_, history_;
+  std::unique_ptr<Store> store_;
+  TempDir dir_;
+};
+
+TEST_P(StoreRunTest, RunHistoryOnTheStoreAndEveryHistoryCommand) {
+  WriteJob({{"command", {"/bin/sh", "-c",
+                         "mkdir -p outputs/sub logs && head -c 3000000 /dev/urandom > outputs/model.bin && "
+                         "echo deep > outputs/sub/x.txt && echo train-log > logs/train.log && "
+                         "echo line-from-$RANK"}},
+            {"processCountPerNode", 2}});
+  Invocation run = RunTrainrun(RunArgs("r1"), dir_.path(), Env());
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+
+  Invocation list = History({"list"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_NE(list.out.find("r1"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("Completed"), std::string::npos) << list.out;
+  Invocation show = History({"show", "r1", "--json"});
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_EQ(json::parse(show.out)["status"], "Completed");
+  Invocation files = History({"files", "r1"});
+  for (const char* f : {"outputs/model.bin", "outputs/sub/x.txt", "logs/train.log",
+                        "user_logs/std_log_process_1.txt", "system_logs/trainrun_node_0.log",
+                        "run.json"}) {
+    EXPECT_NE(files.out.find(f), std::string::npos) << f << " in\n" << files.out;
+  }
+  Invocation download = History({"download", "r1", "outputs", "-o", dir_ / "got"});
+  ASSERT_EQ(download.exit_code, 0) << download.err;
+  EXPECT_EQ(ReadFile(dir_ / "got/model.bin"), ReadFile(LocalRun("r1") + "/wd/outputs/model.bin"));
+  EXPECT_EQ(ReadFile(dir_ / "got/sub/x.txt"), "deep\n");
+  Invocation logs = History({"logs", "r1", "--rank", "1"});
+  ASSERT_EQ(logs.exit_code, 0) << logs.err;
+  EXPECT_EQ(logs.out, "line-from-1\n");
+  EXPECT_NE(History({"logs", "r1", "--system"}).out.find("Finalizing"), std::string::npos);
+}
+
+TEST_P(StoreRunTest, LogsAreReadableFromTheStoreWhileTheRunRuns) {
+  const std::string release = dir_ / "release";
+  WriteJob({{"command", {"/bin/sh", "-c",
+                         "echo live-line-$RANK; while [ ! -f \"$RELEASE\" ]; do sleep 0.05; done; "
+                         "echo after-release-$RANK"}},
+            {"environment", {{"environmentVariables", {{"RELEASE", release}}}}}});
+  fs::create_directories(dir_ / "run");
+  std::vector<std::string> argv = {TrainrunBinary()};
+  for (const std::string& a : RunArgs("live", {"--log-upload-interval", "0.3"})) argv.push_back(a);
+  TrainrunProcess run(argv, Env(), dir_ / "run");
+  ASSERT_TRUE(WaitFor([&] { return store_->Stat("history/exp/live/run.json").ok(); }));
+
+  fs::create_directories(dir_ / "follow");
+  TrainrunProcess follow({TrainrunBinary(), "history", "--history", history_, "logs", "live", "--follow"},
+                         Env(), dir_ / "follow");
+  // The line reaches the store, and the follower, while the rank is still waiting.
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(dir_ / "follow/trainrun.out").find("live-line-0") != std::string::npos; }))
+      << ReadFile(dir_ / "follow/trainrun.err");
+  EXPECT_TRUE(ProcessAlive(run.pid()));
+  EXPECT_EQ(StoredText("exp/live/user_logs/std_log_process_0.txt"), "live-line-0\n");
+  EXPECT_EQ(json::parse(StoredText("exp/live/run.json"))["status"], "Running");
+
+  WriteFile(release, "");
+  Invocation done = run.Wait();
+  EXPECT_EQ(done.exit_code, 0) << done.err;
+  Invocation followed = follow.Wait();
+  EXPECT_EQ(followed.exit_code, 0) << followed.err;
+  EXPECT_EQ(followed.out, "live-line-0\nafter-release-0\n");
+}
+
+// The rank stops the store (as an outage would) right after writing its outputs;
+// the store comes back while Finalizing retries. Everything arrives.
+TEST_P(StoreRunTest, StoreStoppedMidUploadAndRestartedLosesNothing) {
+  WriteJob({{"command", {"/bin/sh", "-c",
+                         "mkdir -p outputs logs && for i in $(seq 1 20); do head -c 1000000 /dev/urandom "
+                         "> outputs/part$i.bin; done && head -c 30000000 /dev/urandom > outputs/big.bin && "
+                         "echo before-outage && kill -TERM -$STORE_PID; echo after-outage"}},
+            {"environment", {{"environmentVariables", {{"STORE_PID", std::to_string(server_->pid())}}}}}});
+  fs::create_directories(dir_ / "run");
+  std::vector<std::string> argv = {TrainrunBinary()};
+  for (const std::string& a : RunArgs("outage", {"--log-upload-interval", "0.3", "--finalize-timeout", "120"})) {
+    argv.push_back(a);
+  }
+  TrainrunProcess run(argv, Env(), dir_ / "run");
+  // Finalizing says the files did not arrive and will be retried; then the store returns.
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(dir_ / "run/trainrun.err").find("did not reach") != std::string::npos; },
+                      std::chrono::seconds(90)))
+      << ReadFile(dir_ / "run/trainrun.err");
+  server_->Stop();  // reaps it
+  ASSERT_TRUE(server_->Start());
+  Invocation done = run.Wait(std::chrono::seconds(180));
+  ASSERT_EQ(done.exit_code, 0) << done.err;
+  EXPECT_NE(done.err.find("stay on local disk"), std::string::npos) << done.err;
+  if (getenv("SHOW_ERR")) std::cerr << done.err;
+
+  const std::string outputs = LocalRun("outage") + "/wd/outputs";
+  int checked = 0;
+  for (const auto& entry : fs::directory_iterator(outputs)) {
+    const std::string name = entry.path().filename().string();
+    Status got = store_->GetFile("history/exp/outage/outputs/" + name, dir_ / ("back/" + name));
+    ASSERT_TRUE(got.ok()) << got.message();
+    EXPECT_EQ(*Md5OfFile(dir_ / ("back/" + name)), *Md5OfFile(entry.path().string())) << name;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 21);
+  EXPECT_EQ(StoredText("exp/outage/user_logs/std_log_process_0.txt"), "before-outage\nafter-outage\n");
+  EXPECT_EQ(json::parse(StoredText("exp/outage/run.json"))["status"], "Completed");
+  EXPECT_NE(StoredText("exp/outage/system_logs/trainrun_node_0.log").find("did not reach"), std::string::npos);
+}
+
+TEST_P(StoreRunTest, StoreDownForTheWholeFinalizeExits74WithTheFilesOnLocalDisk) {
+  WriteJob({{"command", {"/bin/sh", "-c",
+                         "mkdir -p outputs && echo weights > outputs/model.bin && kill -TERM -$STORE_PID"}},
+            {"environment", {{"environmentVariables", {{"STORE_PID", std::to_string(server_->pid())}}}}}});
+  Invocation run = RunTrainrun(RunArgs("down", {"--finalize-timeout", "2"}), dir_.path(), Env());
+  EXPECT_EQ(run.exit_code, 74) << run.err;
+  const std::string model = LocalRun("down") + "/wd/outputs/model.bin";
+  EXPECT_EQ(ReadFile(model), "weights\n");
+  EXPECT_NE(run.err.find("did not reach run history"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find(model), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find(LocalRun("down")), std::string::npos) << run.err;
+  EXPECT_EQ(LocalRecord("down")["exitCode"], 74);
+  for (const auto& [name, value] : server_->Variables()) {
+    if (name.find("KEY") != std::string::npos || name.find("CONNECTION") != std::string::npos) {
+      EXPECT_EQ(run.err.find(value), std::string::npos) << name;
+    }
+  }
+}
+
+TEST_P(StoreRunTest, WrongCredentialsAreAClearErrorWithoutTheSecret) {
+  WriteJob({{"command", {"/bin/true"}}});
+  Invocation run = RunTrainrun(RunArgs("creds"), dir_.path(), Env(/*wrong_secret=*/true));
+  EXPECT_EQ(run.exit_code, 74) << run.err;
+  EXPECT_NE(run.err.find("access denied"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find(root_), std::string::npos) << run.err;
+  EXPECT_EQ(run.err.find(StoreServer::WrongKey()), std::string::npos) << run.err;
+  Invocation list = RunTrainrun({"history", "--history", history_, "list"}, dir_.path(), Env(true));
+  EXPECT_NE(list.exit_code, 0);
+  EXPECT_NE(list.err.find("access denied"), std::string::npos) << list.err;
+  EXPECT_EQ(list.err.find(StoreServer::WrongKey()), std::string::npos) << list.err;
+}
+
+class StoreDataTest : public StoreRunTest {
+ protected:
+  void SetUp() override {
+    StoreRunTest::SetUp();
+    if (IsSkipped()) return;
+    // A dataset: 30 small files in folders and one of 20 MB (in parts).
+    for (int i = 0; i < 30; ++i) {
+      std::string rel = "d" + std::to_string(i % 3) + "/f" + std::to_string(i) + ".txt";
+      WriteFile(dir_ / ("dataset/" + rel), "content " + std::to_string(i) + "\n");
+    }
+    WriteFile(dir_ / "dataset/big.bin", std::string(20'000'000, 'b'));
+    for (const auto& e : fs::recursive_directory_iterator(dir_ / "dataset")) {
+      if (!e.is_regular_file()) continue;
+      std::string rel = fs::relative(e.path(), dir_ / "dataset").string();
+      ASSERT_TRUE(store_->PutFile("datasets/ds/" + rel, e.path().string()).ok());
+    }
+    expected_ = Sums(dir_ / "dataset");
+  }
+  // "md5  ./relative/path" lines, sorted, as the rank writes them.
+  static std::string Sums(const std::string& dir) {
+    std::vector<std::string> lines;
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+      if (!e.is_regular_file()) continue;
+      lines.push_back(HexEncode(*Md5OfFile(e.path().string())) + "  ./" +
+                      fs::relative(e.path(), dir).string());
+    }
+    std::sort(lines.begin(), lines.end(), [](const std::string& a, const std::string& b) {
+      return a.substr(34) < b.substr(34);
+    });
+    std::string out;
+    for (const std::string& l : lines) out += l + "\n";
+    return out;
+  }
+  void WriteDataJob(const std::string& mechanism) {
+    WriteJob({{"command", {"/bin/sh", "-c",
+                           "cd \"$AZUREML_DATAREFERENCE_ds\" && find . -type f | LC_ALL=C sort | "
+                           "xargs md5sum > \"$TRAINRUN_OUTPUTS_DIR/sums.txt\""}},
+              {"data", {{"ds", {{"dataLocation", {{"uri", root_ + "/datasets/ds"}}},
+                                {"mechanism", mechanism}}}}}});
+  }
+  std::string expected_;
+};
+
+TEST_P(StoreDataTest, DownloadedOnceThenTakenFromTheCache) {
+  WriteDataJob("download");
+  Invocation first = RunTrainrun(RunArgs("d1"), dir_.path(), Env());
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_EQ(ReadFile(LocalRun("d1") + "/wd/outputs/sums.txt"), expected_);
+  json data = LocalRecord("d1")["details"]["data"][0];
+  EXPECT_EQ(data["method"], "download");
+  EXPECT_EQ(data["files"], 31);
+  EXPECT_EQ(data["downloadedFiles"], 31);
+  EXPECT_EQ(data["cachedFiles"], 0);
+
+  Invocation second = RunTrainrun(RunArgs("d2"), dir_.path(), Env());
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_EQ(ReadFile(LocalRun("d2") + "/wd/outputs/sums.txt"), expected_);
+  data = LocalRecord("d2")["details"]["data"][0];
+  EXPECT_EQ(data["downloadedFiles"], 0) << data;
+  EXPECT_EQ(data["downloadedBytes"], 0);
+  EXPECT_EQ(data["cachedFiles"], 31);
+
+  // One object changes in the store: only it is downloaded again.
+  ASSERT_TRUE(store_->PutBytes("datasets/ds/d1/f1.txt", "changed\n").ok());
+  WriteFile(dir_ / "dataset/d1/f1.txt", "changed\n");
+  Invocation third = RunTrainrun(RunArgs("d3"), dir_.path(), Env());
+  ASSERT_EQ(third.exit_code, 0) << third.err;
+  EXPECT_EQ(ReadFile(LocalRun("d3") + "/wd/outputs/sums.txt"), Sums(dir_ / "dataset"));
+  data = LocalRecord("d3")["details"]["data"][0];
+  EXPECT_EQ(data["downloadedFiles"], 1) << data;
+  EXPECT_EQ(data["cachedFiles"], 30);
+}
+
+TEST_P(StoreDataTest, MountedReadOnlyThroughRcloneAndUnmountedAtTheEnd) {
+  std::string why = FuseUnavailableReason();
+  if (!why.empty()) GTEST_SKIP() << "needs FUSE: " << why;
+  if (geteuid() != 0) GTEST_SKIP() << "needs root for FUSE mounts in tests";
+  WriteDataJob("mount");
+  std::vector<std::string> env = Env();
+  env.push_back("AWS_CA_BUNDLE=");  // rclone would try to load it for plain http
+  Invocation run = RunTrainrun(RunArgs("m1"), dir_.path(), env);
+  ASSERT_EQ(run.exit_code, 0) << run.err << ReadFile(LocalRun("m1") + "/system_logs/rclone_ds.log");
+  EXPECT_EQ(ReadFile(LocalRun("m1") + "/wd/outputs/sums.txt"), expected_);
+  json data = LocalRecord("m1")["details"]["data"][0];
+  EXPECT_EQ(data["method"], "read-only FUSE mount (rclone)");
+  std::string mount_point = data["path"];
+  EXPECT_FALSE(IsMountPoint(mount_point)) << mount_point << " is still mounted";
+}
+
+TEST_P(StoreDataTest, MountWithoutAFuseToolIsAnErrorThatSuggestsDownload) {
+  WriteDataJob("mount");
+  std::vector<std::string> env = Env();
+  fs::create_directories(dir_ / "emptybin");
+  env.push_back("PATH=" + (dir_ / "emptybin"));
+  Invocation run = RunTrainrun(RunArgs("m2"), dir_.path(), env);
+  EXPECT_EQ(run.exit_code, 65) << run.err;
+  EXPECT_NE(run.err.find("data.ds"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("use mechanism \"download\""), std::string::npos) << run.err;
+  EXPECT_FALSE(fs::exists(LocalRun("m2") + "/wd/outputs/sums.txt"));
+}
+
+auto ServerNames = [](const auto& info) { return std::string(ServerName(info.param)); };
+INSTANTIATE_TEST_SUITE_P(Servers, StoreRunTest,
+                         ::testing::Values(ServerKind::kAzurite, ServerKind::kS3rver), ServerNames);
+INSTANTIATE_TEST_SUITE_P(Servers, StoreDataTest,
+                         ::testing::Values(ServerKind::kAzurite, ServerKind::kS3rver), ServerNames);
+
+}  // namespace
+}  // namespace trainrun::testing
