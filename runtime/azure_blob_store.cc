@@ -296,7 +296,9 @@ Result<std::vector<ObjectInfo>> AzureBlobStore::List(const std::string& prefix) 
         info.key = name.substr(root.size());
         if (const XmlElement* props = blob->Child("Properties")) {
           info.size = std::stoull("0" + props->ChildText("Content-Length"));
+          // Listings give the ETag bare; headers (and If-Match) quote it.
           info.etag = props->ChildText("Etag");
+          if (!info.etag.empty() && info.etag[0] != '"') info.etag = "\"" + info.etag + "\"";
           info.md5 = DecodeMd5(props->ChildText("Content-MD5"));
           ParseHttpDate(props->ChildText("Last-Modified"), &info.modified);
         }

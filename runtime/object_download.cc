@@ -177,11 +177,11 @@ Result<DownloadStats> ObjectDownloader::Download(Store* store, const std::string
       Status s;
       bool fetched = false;
       if (p.cache.empty()) {
-        s = store->GetFile(p.object.key, p.dest);
+        s = store->GetListedFile(p.object, p.dest);
         fetched = true;
       } else {
         if (!p.cached) {
-          s = store->GetFile(p.object.key, p.cache);
+          s = store->GetListedFile(p.object, p.cache);
           fetched = true;
         }
         if (s.ok()) s = CopyFileAtomic(p.cache, p.dest);

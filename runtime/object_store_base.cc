@@ -134,11 +134,21 @@ Status ObjectStoreBase::PutFile(const std::string& key, const std::string& local
 
 Status ObjectStoreBase::GetFile(const std::string& key, const std::string& local_path) {
   TR_RETURN_IF_ERROR(ValidateKey(key));
-  const std::string name = NameOf(key);
   std::optional<ObjectInfo> known;
   if (StatBeforeGet()) {
     TR_ASSIGN_OR_RETURN(known, Stat(key));
   }
+  return Download(key, known, local_path);
+}
+
+Status ObjectStoreBase::GetListedFile(const ObjectInfo& object, const std::string& local_path) {
+  TR_RETURN_IF_ERROR(ValidateKey(object.key));
+  return Download(object.key, object, local_path);
+}
+
+Status ObjectStoreBase::Download(const std::string& key, const std::optional<ObjectInfo>& known,
+                                 const std::string& local_path) {
+  const std::string name = NameOf(key);
   return DownloadObject(local_path, options_.part_size, options_.part_parallelism,
                         [&](int fd, uint64_t offset, uint64_t length, const std::string& if_match) {
                           if (known && offset == 0 && known->size <= length) {

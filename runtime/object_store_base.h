@@ -31,6 +31,7 @@ class ObjectStoreBase : public Store {
   Status PutFile(const std::string& key, const std::string& local_path) override;
   Status PutBytes(const std::string& key, std::string_view data) override;
   Status GetFile(const std::string& key, const std::string& local_path) override;
+  Status GetListedFile(const ObjectInfo& object, const std::string& local_path) override;
   Result<std::string> GetBytes(const std::string& key, uint64_t offset,
                                std::optional<uint64_t> length) override;
   void SetByteCounter(std::atomic<uint64_t>* counter) override { byte_counter_ = counter; }
@@ -86,6 +87,9 @@ class ObjectStoreBase : public Store {
   HttpClient http_;
 
  private:
+  Status Download(const std::string& key, const std::optional<ObjectInfo>& known,
+                  const std::string& local_path);
+
   std::atomic<uint64_t>* byte_counter_ = nullptr;
   std::atomic<int64_t> deadline_ns_{0};  // steady clock; 0: none
 };

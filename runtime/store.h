@@ -50,6 +50,12 @@ class Store {
   // kNotFound when there is no such object.
   virtual Status GetFile(const std::string& key, const std::string& local_path) = 0;
 
+  // GetFile for an object whose size and ETag a List or Stat just gave: stores may
+  // save a request with them. The object must still match (else an error).
+  virtual Status GetListedFile(const ObjectInfo& object, const std::string& local_path) {
+    return GetFile(object.key, local_path);
+  }
+
   // `length` bytes from `offset` (to the end when not given). An offset at or past
   // the end gives "". kNotFound when there is no such object.
   virtual Result<std::string> GetBytes(const std::string& key, uint64_t offset = 0,

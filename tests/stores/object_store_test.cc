@@ -12,6 +12,7 @@
 #include "runtime/hashing.h"
 #include "runtime/history.h"
 #include "tests/stores/store_server.h"
+#include "tests/test_util.h"
 
 namespace trainrun::testing {
 namespace {
@@ -46,8 +47,9 @@ class ObjectStoreTest : public ::testing::TestWithParam<ServerKind> {
     server_ = std::make_unique<StoreServer>(GetParam());
     std::string missing = server_->Missing();
     if (!missing.empty()) GTEST_SKIP() << "needs " << ServerName(GetParam()) << ": " << missing;
-    ASSERT_TRUE(server_->Start());
-    root_ = server_->CreateRoot("trainrun-test");
+    ASSERT_EQ(server_->Start(), "");
+    Status created = server_->CreateRoot("trainrun-test", &root_);
+    ASSERT_TRUE(created.ok()) << created.message();
     auto store = OpenStore(root_ + "/prefix", server_->Lookup());
     ASSERT_TRUE(store.ok()) << store.status().message();
     store_ = std::move(store).value();
@@ -201,8 +203,9 @@ TEST_P(ObjectStoreTest, UnreachableServerIsUnavailable) {
 TEST(AzuriteSasTest, ContainerSasGrantsWhatItSays) {
   StoreServer server(ServerKind::kAzurite);
   if (!server.Missing().empty()) GTEST_SKIP() << "needs Azurite: " << server.Missing();
-  ASSERT_TRUE(server.Start());
-  std::string root = server.CreateRoot("sas-test");
+  ASSERT_EQ(server.Start(), "");
+  std::string root;
+  ASSERT_TRUE(server.CreateRoot("sas-test", &root).ok());
   WallTime expiry = SystemClock()->WallNow() + std::chrono::hours(1);
   Result<std::string> sas = ContainerSas("devstoreaccount1", kAzuriteKeyForTests, "sas-test",
                                          "racwdl", expiry, /*allow_http=*/true);

@@ -16,6 +16,7 @@
 #include "runtime/hashing.h"
 #include "tests/launcher/trainrun_runner.h"
 #include "tests/stores/store_server.h"
+#include "tests/test_util.h"
 
 namespace trainrun::testing {
 namespace {
@@ -29,8 +30,9 @@ class StoreRunTest : public ::testing::TestWithParam<ServerKind> {
     server_ = std::make_unique<StoreServer>(GetParam());
     std::string missing = server_->Missing();
     if (!missing.empty()) GTEST_SKIP() << "needs " << ServerName(GetParam()) << ": " << missing;
-    ASSERT_TRUE(server_->Start());
-    root_ = server_->CreateRoot("runs");
+    ASSERT_EQ(server_->Start(), "");
+    Status created = server_->CreateRoot("runs", &root_);
+    ASSERT_TRUE(created.ok()) << created.message();
     history_ = root_ + "/history";
     auto store = OpenStore(root_, server_->Lookup());
     ASSERT_TRUE(store.ok()) << store.status().message();
@@ -156,7 +158,7 @@ TEST_P(StoreRunTest, StoreStoppedMidUploadAndRestartedLosesNothing) {
                       std::chrono::seconds(90)))
       << ReadFile(dir_ / "run/trainrun.err");
   server_->Stop();  // reaps it
-  ASSERT_TRUE(server_->Start());
+  ASSERT_EQ(server_->Start(), "");
   Invocation done = run.Wait(std::chrono::seconds(180));
   ASSERT_EQ(done.exit_code, 0) << done.err;
   EXPECT_NE(done.err.find("stay on local disk"), std::string::npos) << done.err;

@@ -1,8 +1,9 @@
-// A real object-store server for the tests, started from the npm packages that
-// scripts/install-deps.sh puts in <repo>/.deps: Azurite (Azure Blob) or s3rver (S3),
-// on 127.0.0.1 and a free port, with its data in a temporary folder. It can be
-// stopped and started again on the same port with the same data, to test outages.
-// The destructor stops it.
+// A real object-store server for the tests and benchmarks, started from the npm
+// packages that scripts/install-deps.sh puts in <repo>/.deps: Azurite (Azure Blob)
+// or s3rver (S3), on 127.0.0.1 and a free port, with its data in a temporary
+// folder. It can be stopped and started again on the same port with the same data,
+// to test outages. The destructor stops it and removes the data. No GoogleTest
+// here: the benchmarks use it too.
 #pragma once
 
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -25,7 +27,7 @@
 #include "runtime/azure_blob_store.h"
 #include "runtime/free_port.h"
 #include "runtime/s3_store.h"
-#include "tests/test_util.h"
+
 
 namespace trainrun::testing {
 
@@ -42,8 +44,16 @@ constexpr const char* kS3rverKey = "S3RVER";
 
 class StoreServer {
  public:
-  explicit StoreServer(ServerKind kind) : kind_(kind) {}
-  ~StoreServer() { Stop(); }
+  explicit StoreServer(ServerKind kind) : kind_(kind) {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "trainrun-store-XXXXXX").string();
+    data_ = mkdtemp(pattern.data());
+  }
+  ~StoreServer() {
+    Stop();
+    std::error_code ec;
+    std::filesystem::remove_all(data_, ec);
+  }
   StoreServer(const StoreServer&) = delete;
   StoreServer& operator=(const StoreServer&) = delete;
 
@@ -65,24 +75,21 @@ class StoreServer {
   }
 
   // Starts the server (on the same port and data as before after a Stop) and waits
-  // until it accepts connections. Returns false (with a test failure) if it does not.
-  bool Start() {
+  // until it accepts connections. Returns "" or what went wrong (with its log).
+  std::string Start() {
     if (port_ == 0) {
       Result<int> port = FindFreePort("127.0.0.1");
-      if (!port.ok()) {
-        ADD_FAILURE() << port.status().message();
-        return false;
-      }
+      if (!port.ok()) return port.status().message();
       port_ = *port;
     }
     std::vector<std::string> argv = {Binary()};
     const std::string port = std::to_string(port_);
     if (kind_ == ServerKind::kAzurite) {
       argv.insert(argv.end(), {"--blobHost", "127.0.0.1", "--blobPort", port, "--location",
-                               data_.path(), "--disableTelemetry", "--silent", "--loose",
+                               data_, "--disableTelemetry", "--silent", "--loose",
                                "--skipApiVersionCheck"});
     } else {
-      argv.insert(argv.end(), {"-d", data_.path(), "-a", "127.0.0.1", "-p", port, "--silent"});
+      argv.insert(argv.end(), {"-d", data_, "-a", "127.0.0.1", "-p", port, "--silent"});
     }
     pid_ = fork();
     if (pid_ == 0) {
@@ -90,7 +97,7 @@ class StoreServer {
       // s3rver encrypts its listing continuation tokens with DES, which OpenSSL 3
       // keeps in its legacy provider.
       if (kind_ == ServerKind::kS3rver) setenv("NODE_OPTIONS", "--openssl-legacy-provider", 1);
-      int log = open((data_.path() + "/server.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      int log = open((data_ + "/server.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       dup2(log, 1);
       dup2(log, 2);
       std::vector<char*> args;
@@ -101,13 +108,16 @@ class StoreServer {
     }
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (std::chrono::steady_clock::now() < deadline) {
-      if (Answers()) return true;
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) break;
+      if (Answers()) return "";
+      if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        pid_ = -1;
+        break;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    ADD_FAILURE() << ServerName(kind_) << " did not start; its log:\n"
-                  << ReadFile(data_.path() + "/server.log");
-    return false;
+    std::ifstream log(data_ + "/server.log");
+    return std::string(ServerName(kind_)) + " did not start; its log:\n" +
+           std::string(std::istreambuf_iterator<char>(log), {});
   }
 
   // Stops the server (SIGTERM, then SIGKILL after 10 s) and waits for it.
@@ -172,27 +182,22 @@ class StoreServer {
   // A secret that is wrong, and recognisable if it ever leaks into a message.
   static std::string WrongKey() { return "V3JvbmdTZWNyZXRXcm9uZ1NlY3JldFdyb25nU2VjcmV0"; }
 
-  // "az://devstoreaccount1/NAME" or "s3://NAME"; creates the container or bucket.
-  std::string CreateRoot(const std::string& name) {
+  // Creates the container or bucket NAME; *uri becomes "az://devstoreaccount1/NAME"
+  // or "s3://NAME".
+  Status CreateRoot(const std::string& name, std::string* uri) {
     if (kind_ == ServerKind::kAzurite) {
-      std::string uri = "az://devstoreaccount1/" + name;
-      auto store = AzureBlobStore::Open(uri, Lookup());
-      EXPECT_TRUE(store.ok()) << store.status().message();
-      Status s = (*store)->CreateContainer();
-      EXPECT_TRUE(s.ok()) << s.message();
-      return uri;
+      *uri = "az://devstoreaccount1/" + name;
+      TR_ASSIGN_OR_RETURN(auto store, AzureBlobStore::Open(*uri, Lookup()));
+      return store->CreateContainer();
     }
-    std::string uri = "s3://" + name;
-    auto store = S3Store::Open(uri, Lookup());
-    EXPECT_TRUE(store.ok()) << store.status().message();
-    Status s = (*store)->CreateBucket();
-    EXPECT_TRUE(s.ok()) << s.message();
-    return uri;
+    *uri = "s3://" + name;
+    TR_ASSIGN_OR_RETURN(auto store, S3Store::Open(*uri, Lookup()));
+    return store->CreateBucket();
   }
 
  private:
   ServerKind kind_;
-  TempDir data_;
+  std::string data_;
   int port_ = 0;
   int pid_ = -1;
 };
