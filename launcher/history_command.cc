@@ -218,7 +218,7 @@ int HistoryDownload(const HistoryOptions& options, Console* out, Console* err) {
   uint64_t bytes = 0;
   for (const ObjectInfo& o : *objects) {
     std::string target = (fs::path(target_dir) / o.key.substr(prefix.size())).string();
-    Status s = store->GetFile(o.key, target);
+    Status s = store->GetListedFile(o, target);
     if (!s.ok()) return Fail(err, s);
     bytes += o.size;
   }

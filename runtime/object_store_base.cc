@@ -152,8 +152,16 @@ Status ObjectStoreBase::Download(const std::string& key, const std::optional<Obj
   return DownloadObject(local_path, options_.part_size, options_.part_parallelism,
                         [&](int fd, uint64_t offset, uint64_t length, const std::string& if_match) {
                           if (known && offset == 0 && known->size <= length) {
-                            // Small: the whole object, no range.
-                            return GetRange(name, fd, nullptr, 0, std::nullopt, known->etag);
+                            // Small: the whole object in one answer, no range and no
+                            // condition; it must still be the object that was listed.
+                            Result<RangeResult> whole = GetRange(name, fd, nullptr, 0, std::nullopt, "");
+                            if (whole.ok() && !known->etag.empty() && !whole->etag.empty() &&
+                                whole->etag != known->etag) {
+                              return Result<RangeResult>(UnavailableError(fmt::format(
+                                  "{}: changed since it was listed (ETag {} is now {})", name,
+                                  known->etag, whole->etag)));
+                            }
+                            return whole;
                           }
                           return GetRange(name, fd, nullptr, offset, length, if_match);
                         });

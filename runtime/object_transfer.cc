@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <memory>
 #include <cerrno>
 #include <filesystem>
 #include <mutex>
@@ -68,6 +70,79 @@ Status ForEachPart(uint64_t size, const PartPlan& plan, int parallelism,
   return first_error;
 }
 
+namespace {
+
+// Hashes a file being downloaded in parts, in order, as the parts land: the MD5 is
+// ready moments after the last byte instead of after a second pass over the file.
+class FollowingMd5 {
+ public:
+  FollowingMd5(int fd, uint64_t size, uint64_t part_size, uint64_t parts)
+      : fd_(fd), size_(size), part_size_(part_size), done_(parts, false) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~FollowingMd5() { Abort(); }
+
+  void PartDone(uint64_t index) {
+    {
+      std::lock_guard lock(mu_);
+      done_[index] = true;
+    }
+    cv_.notify_one();
+  }
+  void Abort() {
+    {
+      std::lock_guard lock(mu_);
+      aborted_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+  // The digest once every part is done; an error if reading failed.
+  Result<std::string> Finish() {
+    if (thread_.joinable()) thread_.join();
+    if (!status_.ok()) return status_;
+    return digest_;
+  }
+
+ private:
+  void Run() {
+    Md5Stream md5;
+    std::vector<char> buffer(1 << 20);
+    for (uint64_t part = 0; part < done_.size(); ++part) {
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return aborted_ || done_[part]; });
+        if (aborted_) return;
+      }
+      uint64_t begin = part * part_size_, end = std::min(size_, begin + part_size_);
+      for (uint64_t at = begin; at < end;) {
+        ssize_t n = pread(fd_, buffer.data(), std::min<uint64_t>(buffer.size(), end - at),
+                          static_cast<off_t>(at));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          status_ = ErrnoStatus(n < 0 ? errno : EIO, "reading back a download");
+          return;
+        }
+        md5.Update(std::string_view(buffer.data(), static_cast<size_t>(n)));
+        at += static_cast<uint64_t>(n);
+      }
+    }
+    digest_ = md5.Finish();
+  }
+
+  int fd_;
+  uint64_t size_, part_size_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<bool> done_;  // guarded by mu_
+  bool aborted_ = false;    // guarded by mu_
+  Status status_;
+  std::string digest_;
+  std::thread thread_;
+};
+
+}  // namespace
+
 Status DownloadObject(
     const std::string& local_path, uint64_t part_size, int parallelism,
     const std::function<Result<RangeResult>(int, uint64_t, uint64_t, const std::string&)>& fetch,
@@ -84,6 +159,7 @@ Status DownloadObject(
       return UnavailableError(fmt::format("{}: received {} bytes of the first {}", local_path,
                                           first.bytes, std::min(size, part_size)));
     }
+    std::unique_ptr<FollowingMd5> md5;
     if (size > part_size && first.bytes < size) {
       // Reserve the space first: a full disk fails here, not after most of a download.
       int err = posix_fallocate(fd, 0, static_cast<off_t>(size));
@@ -93,8 +169,12 @@ Status DownloadObject(
       PartPlan rest;
       rest.part_size = part_size;
       rest.count = (size - part_size + part_size - 1) / part_size;
-      TR_RETURN_IF_ERROR(ForEachPart(
-          size - part_size, rest, parallelism, [&](uint64_t, uint64_t off, uint64_t len) -> Status {
+      if (!first.md5.empty()) {
+        md5 = std::make_unique<FollowingMd5>(fd, size, part_size, rest.count + 1);
+        md5->PartDone(0);
+      }
+      Status parts = ForEachPart(
+          size - part_size, rest, parallelism, [&](uint64_t index, uint64_t off, uint64_t len) -> Status {
             const uint64_t offset = part_size + off;
             TR_ASSIGN_OR_RETURN(RangeResult part, fetch(fd, offset, len, first.etag));
             if (part.bytes != len) {
@@ -102,8 +182,13 @@ Status DownloadObject(
                                                   local_path, offset, offset + len - 1,
                                                   part.bytes, len));
             }
+            if (md5) md5->PartDone(index + 1);
             return Status::Ok();
-          }));
+          });
+      if (!parts.ok()) {
+        if (md5) md5->Abort();
+        return parts;
+      }
     }
     struct stat st{};
     if (fstat(fd, &st) != 0) return ErrnoStatus(errno, temp);
@@ -111,7 +196,15 @@ Status DownloadObject(
       return UnavailableError(fmt::format("{}: received {} bytes, the object has {}", local_path,
                                           st.st_size, size));
     }
-    if (!first.md5.empty()) TR_RETURN_IF_ERROR(VerifyFileMd5(temp, first.md5, local_path));
+    if (md5) {
+      TR_ASSIGN_OR_RETURN(std::string actual, md5->Finish());
+      if (actual != first.md5) {
+        return UnavailableError(fmt::format("{}: MD5 of the received bytes is {}, the store says {}",
+                                            local_path, HexEncode(actual), HexEncode(first.md5)));
+      }
+    } else if (!first.md5.empty()) {
+      TR_RETURN_IF_ERROR(VerifyFileMd5(temp, first.md5, local_path));
+    }
     return Status::Ok();
   };
   Status s = run();

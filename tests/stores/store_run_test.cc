@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "runtime/azure_auth.h"
 #include "runtime/fuse_mount.h"
 #include "runtime/hashing.h"
 #include "tests/launcher/trainrun_runner.h"
@@ -310,6 +311,34 @@ TEST_P(StoreDataTest, MountWithoutAFuseToolIsAnErrorThatSuggestsDownload) {
   EXPECT_NE(run.err.find("data.ds"), std::string::npos) << run.err;
   EXPECT_NE(run.err.find("use mechanism \"download\""), std::string::npos) << run.err;
   EXPECT_FALSE(fs::exists(LocalRun("m2") + "/wd/outputs/sums.txt"));
+}
+
+// A single file at an http(s) address: Azurite with a read-only SAS in the query,
+// s3rver's anonymous GET. The signature never reaches the run record.
+TEST_P(StoreDataTest, DownloadsASingleFileFromAnHttpAddress) {
+  std::string url;
+  if (GetParam() == ServerKind::kAzurite) {
+    Result<std::string> sas = ContainerSas("devstoreaccount1", kAzuriteKeyForTests, "runs", "rl",
+                                           SystemClock()->WallNow() + std::chrono::hours(1), true);
+    ASSERT_TRUE(sas.ok());
+    url = server_->endpoint() + "/devstoreaccount1/runs/datasets/ds/big.bin?" + *sas;
+  } else {
+    url = server_->endpoint() + "/runs/datasets/ds/big.bin";
+  }
+  WriteJob({{"command", {"/bin/sh", "-c", "md5sum < \"$AZUREML_DATAREFERENCE_file\" > \"$TRAINRUN_OUTPUTS_DIR/sum.txt\""}},
+            {"data", {{"file", {{"dataLocation", {{"uri", url}}}, {"mechanism", "download"}}}}}});
+  Invocation run = RunTrainrun(RunArgs("h1"), dir_.path(), Env());
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(ReadFile(LocalRun("h1") + "/wd/outputs/sum.txt"),
+            HexEncode(*Md5OfFile(dir_ / "dataset/big.bin")) + "  -\n");
+  std::string record = ReadFile(LocalRun("h1") + "/run.json");
+  EXPECT_EQ(LocalRecord("h1")["details"]["data"][0]["downloadedFiles"], 1);
+  EXPECT_EQ(record.find("sig=") == std::string::npos || record.find("sig=***") != std::string::npos, true);
+  if (GetParam() == ServerKind::kAzurite) {
+    std::string sig = url.substr(url.find("sig=") + 4);
+    EXPECT_EQ(record.find(sig), std::string::npos);
+    EXPECT_EQ(run.err.find(sig), std::string::npos);
+  }
 }
 
 auto ServerNames = [](const auto& info) { return std::string(ServerName(info.param)); };
