@@ -12,6 +12,7 @@
 // same way. Each repetition uses fresh keys and fresh local folders, so nothing is
 // skipped as "already there".
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,11 +25,9 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "runtime/azure_auth.h"
 #include "runtime/fuse_mount.h"
@@ -71,7 +70,8 @@ double Seconds(const std::function<bool()>& fn, bool* ok) {
 }
 
 // Runs rclone with its configuration in the environment; true on exit 0.
-bool Rclone(const std::vector<std::string>& args, const std::map<std::string, std::string>& config) {
+bool Rclone(const std::vector<std::string>& args,
+            const std::map<std::string, std::string>& config) {
   std::vector<std::string> argv = {FindOnPath("rclone")};
   argv.insert(argv.end(), args.begin(), args.end());
   pid_t pid = fork();
@@ -101,7 +101,9 @@ struct Sample {
   double P99() const {
     std::vector<double> s = seconds;
     std::sort(s.begin(), s.end());
-    return s.empty() ? 0 : s[std::min(s.size() - 1, static_cast<size_t>(0.99 * static_cast<double>(s.size())))];
+    return s.empty() ? 0
+                     : s[std::min(s.size() - 1,
+                                  static_cast<size_t>(0.99 * static_cast<double>(s.size())))];
   }
 };
 
@@ -130,7 +132,9 @@ bool DownloadAll(Store* store, const std::vector<ObjectInfo>& objects, const std
   for (int t = 0; t < 8; ++t) {
     pool.emplace_back([&] {
       for (size_t i = next++; i < objects.size(); i = next++) {
-        if (!store->GetListedFile(objects[i], dest + "/" + objects[i].key.substr(prefix.size())).ok()) ok = false;
+        if (!store->GetListedFile(objects[i], dest + "/" + objects[i].key.substr(prefix.size()))
+                 .ok())
+          ok = false;
       }
     });
   }
@@ -160,20 +164,22 @@ std::vector<Row> BenchServer(ServerKind kind, const Options& o, const std::strin
   std::map<std::string, std::string> config;
   std::string remote = "bench:bench";
   if (kind == ServerKind::kAzurite) {
-    Result<std::string> sas = ContainerSas("devstoreaccount1", testing::kAzuriteKeyForTests, "bench", "racwdl",
-                                           SystemClock()->WallNow() + std::chrono::hours(2), true);
+    Result<std::string> sas =
+        ContainerSas("devstoreaccount1", testing::kAzuriteKeyForTests, "bench", "racwdl",
+                     SystemClock()->WallNow() + std::chrono::hours(2), true);
     config["RCLONE_CONFIG_BENCH_TYPE"] = "azureblob";
     config["RCLONE_CONFIG_BENCH_SAS_URL"] = server.endpoint() + "/devstoreaccount1/bench?" + *sas;
   } else {
-    config = {{"RCLONE_CONFIG_BENCH_TYPE", "s3"}, {"RCLONE_CONFIG_BENCH_PROVIDER", "Other"},
+    config = {{"RCLONE_CONFIG_BENCH_TYPE", "s3"},
+              {"RCLONE_CONFIG_BENCH_PROVIDER", "Other"},
               {"RCLONE_CONFIG_BENCH_ENDPOINT", server.endpoint()},
               {"RCLONE_CONFIG_BENCH_ACCESS_KEY_ID", testing::kS3rverKey},
               {"RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY", testing::kS3rverKey},
               {"RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE", "true"},
               {"RCLONE_CONFIG_BENCH_REGION", "us-east-1"}};
   }
-  const std::vector<std::string> flags = {"--transfers", "8", "--checkers", "8", "--config", "/dev/null",
-                                          "-q"};
+  const std::vector<std::string> flags = {"--transfers", "8",         "--checkers", "8",
+                                          "--config",    "/dev/null", "-q"};
 
   struct Workload {
     std::string name, dir;
@@ -195,26 +201,31 @@ std::vector<Row> BenchServer(ServerKind kind, const Options& o, const std::strin
       const std::string ours = fmt::format("t-{}-{}/", fs::path(w.dir).filename().string(), rep);
       const std::string theirs = fmt::format("r-{}-{}", fs::path(w.dir).filename().string(), rep);
       std::vector<TransferItem> items = Items(w.dir, ours);
-      up.ours.seconds.push_back(Seconds([&] {
-        return UploadItems(store, items, kDefaultUploadParallelism, {}).errors.empty();
-      }, &up.ok));
-      up.rclone.seconds.push_back(Seconds([&] {
-        std::vector<std::string> args = {"copy", w.dir, remote + "/" + theirs};
-        args.insert(args.end(), flags.begin(), flags.end());
-        return Rclone(args, config);
-      }, &up.ok));
+      up.ours.seconds.push_back(Seconds(
+          [&] { return UploadItems(store, items, kDefaultUploadParallelism, {}).errors.empty(); },
+          &up.ok));
+      up.rclone.seconds.push_back(Seconds(
+          [&] {
+            std::vector<std::string> args = {"copy", w.dir, remote + "/" + theirs};
+            args.insert(args.end(), flags.begin(), flags.end());
+            return Rclone(args, config);
+          },
+          &up.ok));
       Result<std::vector<ObjectInfo>> listed = store->List(ours);
       if (!listed.ok()) {
         up.ok = false;
         continue;
       }
       const std::string dest = fmt::format("{}/down-{}", work, rep);
-      down.ours.seconds.push_back(Seconds([&] { return DownloadAll(store, *listed, ours, dest + "/t"); }, &down.ok));
-      down.rclone.seconds.push_back(Seconds([&] {
-        std::vector<std::string> args = {"copy", remote + "/" + theirs, dest + "/r"};
-        args.insert(args.end(), flags.begin(), flags.end());
-        return Rclone(args, config);
-      }, &down.ok));
+      down.ours.seconds.push_back(
+          Seconds([&] { return DownloadAll(store, *listed, ours, dest + "/t"); }, &down.ok));
+      down.rclone.seconds.push_back(Seconds(
+          [&] {
+            std::vector<std::string> args = {"copy", remote + "/" + theirs, dest + "/r"};
+            args.insert(args.end(), flags.begin(), flags.end());
+            return Rclone(args, config);
+          },
+          &down.ok));
       std::error_code ec;
       fs::remove_all(dest, ec);
     }
@@ -232,11 +243,16 @@ int main(int argc, char** argv) {
   Options o;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
-    if (flag == "--reps") o.reps = std::max(1, std::atoi(argv[i + 1]));
-    else if (flag == "--large-mb") o.large_mb = std::strtoull(argv[i + 1], nullptr, 10);
-    else if (flag == "--small-files") o.small_files = std::atoi(argv[i + 1]);
-    else if (flag == "--small-kb") o.small_kb = std::strtoull(argv[i + 1], nullptr, 10);
-    else if (flag == "--json") o.json_path = argv[i + 1];
+    if (flag == "--reps")
+      o.reps = std::max(1, std::atoi(argv[i + 1]));
+    else if (flag == "--large-mb")
+      o.large_mb = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (flag == "--small-files")
+      o.small_files = std::atoi(argv[i + 1]);
+    else if (flag == "--small-kb")
+      o.small_kb = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (flag == "--json")
+      o.json_path = argv[i + 1];
     else {
       std::cerr << "usage: store_transfer_bench [--reps N] [--large-mb N] [--small-files N] "
                    "[--small-kb N] [--json FILE]\n";
@@ -256,28 +272,35 @@ int main(int argc, char** argv) {
   }
   utsname host{};
   uname(&host);
-  std::cout << fmt::format("# trainrun store transfer benchmark: {} repetitions, 8 transfers at once\n", o.reps);
+  std::cout << fmt::format(
+      "# trainrun store transfer benchmark: {} repetitions, 8 transfers at once\n", o.reps);
   std::cout << fmt::format("# host {} ({} {}), {} CPU(s); servers on 127.0.0.1 from .deps; {}\n",
-                           host.nodename, host.sysname, host.release, std::thread::hardware_concurrency(),
+                           host.nodename, host.sysname, host.release,
+                           std::thread::hardware_concurrency(),
                            FormatIso8601(SystemClock()->WallNow()));
   std::cout << "# ratio = rclone median / trainrun median (above 1: trainrun is faster)\n";
   std::vector<Row> rows;
   for (ServerKind kind : {ServerKind::kAzurite, ServerKind::kS3rver}) {
     for (Row& r : BenchServer(kind, o, work)) rows.push_back(std::move(r));
   }
-  std::cout << fmt::format("{:<8} {:<14} {:<9} {:>10} {:>10} {:>9} {:>10} {:>10} {:>9} {:>6}\n", "server",
-                           "workload", "direction", "ours p50 s", "ours p99 s", "ours MB/s", "rclone p50",
-                           "rclone p99", "rcl MB/s", "ratio");
+  std::cout << fmt::format("{:<8} {:<14} {:<9} {:>10} {:>10} {:>9} {:>10} {:>10} {:>9} {:>6}\n",
+                           "server", "workload", "direction", "ours p50 s", "ours p99 s",
+                           "ours MB/s", "rclone p50", "rclone p99", "rcl MB/s", "ratio");
   nlohmann::json out = nlohmann::json::array();
   for (const Row& r : rows) {
     double mb = static_cast<double>(r.bytes) / 1e6;
     double ours = r.ours.Median(), theirs = r.rclone.Median();
-    std::cout << fmt::format("{:<8} {:<14} {:<9} {:>10.2f} {:>10.2f} {:>9.1f} {:>10.2f} {:>10.2f} {:>9.1f} {:>6.2f}{}\n",
-                             r.server, r.workload, r.direction, ours, r.ours.P99(), ours > 0 ? mb / ours : 0,
-                             theirs, r.rclone.P99(), theirs > 0 ? mb / theirs : 0,
-                             ours > 0 ? theirs / ours : 0, r.ok ? "" : "  (errors)");
-    out.push_back({{"server", r.server}, {"workload", r.workload}, {"direction", r.direction},
-                   {"bytes", r.bytes}, {"oursSeconds", r.ours.seconds}, {"rcloneSeconds", r.rclone.seconds},
+    std::cout << fmt::format(
+        "{:<8} {:<14} {:<9} {:>10.2f} {:>10.2f} {:>9.1f} {:>10.2f} {:>10.2f} {:>9.1f} {:>6.2f}{}\n",
+        r.server, r.workload, r.direction, ours, r.ours.P99(), ours > 0 ? mb / ours : 0, theirs,
+        r.rclone.P99(), theirs > 0 ? mb / theirs : 0, ours > 0 ? theirs / ours : 0,
+        r.ok ? "" : "  (errors)");
+    out.push_back({{"server", r.server},
+                   {"workload", r.workload},
+                   {"direction", r.direction},
+                   {"bytes", r.bytes},
+                   {"oursSeconds", r.ours.seconds},
+                   {"rcloneSeconds", r.rclone.seconds},
                    {"ok", r.ok}});
   }
   if (!o.json_path.empty()) std::ofstream(o.json_path) << out.dump(2) << "\n";

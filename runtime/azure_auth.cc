@@ -1,12 +1,12 @@
 #include "runtime/azure_auth.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <ctime>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "runtime/hashing.h"
 
@@ -87,9 +87,8 @@ Result<AzureCredentials> AzureCredentialsFor(const std::string& account, const E
           "AZURE_STORAGE_CONNECTION_STRING has neither AccountName nor SharedAccessSignature");
     }
     if (name.empty() || name == account) {
-      std::string protocol = parts.count("DefaultEndpointsProtocol")
-                                 ? parts["DefaultEndpointsProtocol"]
-                                 : "https";
+      std::string protocol =
+          parts.count("DefaultEndpointsProtocol") ? parts["DefaultEndpointsProtocol"] : "https";
       if (parts.count("EndpointSuffix")) {
         creds.endpoint = fmt::format("{}://{}.blob.{}", protocol, account, parts["EndpointSuffix"]);
       }
@@ -98,7 +97,8 @@ Result<AzureCredentials> AzureCredentialsFor(const std::string& account, const E
       if (parts.count("SharedAccessSignature")) creds.sas = parts["SharedAccessSignature"];
       creds.source = "AZURE_STORAGE_CONNECTION_STRING";
       have_secret = true;
-    } else if (Get(env, "AZURE_STORAGE_KEY").empty() && Get(env, "AZURE_STORAGE_SAS_TOKEN").empty()) {
+    } else if (Get(env, "AZURE_STORAGE_KEY").empty() &&
+               Get(env, "AZURE_STORAGE_SAS_TOKEN").empty()) {
       return InvalidArgumentError(fmt::format(
           "AZURE_STORAGE_CONNECTION_STRING is for account \"{}\", not \"{}\"", name, account));
     }
@@ -126,8 +126,8 @@ Result<AzureCredentials> AzureCredentialsFor(const std::string& account, const E
   if (!creds.account_key.empty()) {
     std::string raw;
     if (!Base64Decode(creds.account_key, &raw) || raw.empty()) {
-      return InvalidArgumentError(fmt::format("the account key in {} is not valid base64",
-                                              creds.source));
+      return InvalidArgumentError(
+          fmt::format("the account key in {} is not valid base64", creds.source));
     }
   }
   if (!creds.sas.empty() && creds.sas[0] == '?') creds.sas.erase(0, 1);
@@ -136,8 +136,8 @@ Result<AzureCredentials> AzureCredentialsFor(const std::string& account, const E
   creds.endpoint = StripSlash(creds.endpoint);
   ParsedUrl parsed;
   if (!ParseUrl(creds.endpoint, &parsed)) {
-    return InvalidArgumentError(fmt::format(
-        "blob endpoint \"{}\" is not an http:// or https:// URL", creds.endpoint));
+    return InvalidArgumentError(
+        fmt::format("blob endpoint \"{}\" is not an http:// or https:// URL", creds.endpoint));
   }
   return creds;
 }
@@ -146,7 +146,8 @@ std::string SharedKeyStringToSign(std::string_view method, const HttpHeaders& he
                                   uint64_t content_length, std::string_view account,
                                   std::string_view path, std::string_view query) {
   std::string s = std::string(method) + "\n";
-  for (const char* name : {"content-encoding", "content-language"}) s += FindHeader(headers, name) + "\n";
+  for (const char* name : {"content-encoding", "content-language"})
+    s += FindHeader(headers, name) + "\n";
   s += (content_length > 0 ? std::to_string(content_length) : "") + "\n";
   for (const char* name : {"content-md5", "content-type", "date", "if-modified-since", "if-match",
                            "if-none-match", "if-unmodified-since", "range"}) {
@@ -186,7 +187,8 @@ std::string SharedKeyStringToSign(std::string_view method, const HttpHeaders& he
 Result<std::string> SharedKeyAuthorization(std::string_view account, std::string_view key_base64,
                                            std::string_view string_to_sign) {
   std::string key;
-  if (!Base64Decode(key_base64, &key)) return InvalidArgumentError("the account key is not valid base64");
+  if (!Base64Decode(key_base64, &key))
+    return InvalidArgumentError("the account key is not valid base64");
   return fmt::format("SharedKey {}:{}", account, Base64Encode(HmacSha256(key, string_to_sign)));
 }
 
@@ -194,7 +196,8 @@ Result<std::string> ContainerSas(std::string_view account, std::string_view key_
                                  std::string_view container, std::string_view permissions,
                                  WallTime expiry, bool allow_http) {
   std::string key;
-  if (!Base64Decode(key_base64, &key)) return InvalidArgumentError("the account key is not valid base64");
+  if (!Base64Decode(key_base64, &key))
+    return InvalidArgumentError("the account key is not valid base64");
   const std::string version = "2020-02-10";
   const std::string se = IsoSeconds(expiry);
   const std::string spr = allow_http ? "https,http" : "https";

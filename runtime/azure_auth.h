@@ -67,5 +67,4 @@ Result<std::string> ContainerSas(std::string_view account, std::string_view key_
                                  std::string_view container, std::string_view permissions,
                                  WallTime expiry, bool allow_http);
 
-
 }  // namespace trainrun

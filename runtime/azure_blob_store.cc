@@ -1,8 +1,8 @@
 #include "runtime/azure_blob_store.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "runtime/hashing.h"
 #include "runtime/redact.h"
@@ -40,11 +40,12 @@ std::string DecodeMd5(const std::string& base64) {
 }  // namespace
 
 Result<AzureBlobLocation> ParseAzureUri(const std::string& uri) {
-  if (uri.rfind("az://", 0) != 0) return InvalidArgumentError(fmt::format("{}: not an az:// URI", uri));
+  if (uri.rfind("az://", 0) != 0)
+    return InvalidArgumentError(fmt::format("{}: not an az:// URI", uri));
   std::string rest = uri.substr(5);
   if (rest.find('?') != std::string::npos) {
-    return InvalidArgumentError(fmt::format(
-        "{}: put a SAS in AZURE_STORAGE_SAS_TOKEN, not in the URI", RedactUri(uri)));
+    return InvalidArgumentError(
+        fmt::format("{}: put a SAS in AZURE_STORAGE_SAS_TOKEN, not in the URI", RedactUri(uri)));
   }
   AzureBlobLocation loc;
   size_t slash = rest.find('/');
@@ -55,8 +56,7 @@ Result<AzureBlobLocation> ParseAzureUri(const std::string& uri) {
   loc.prefix = slash == std::string::npos ? "" : path.substr(slash + 1);
   while (!loc.prefix.empty() && loc.prefix.back() == '/') loc.prefix.pop_back();
   if (loc.account.empty() || loc.container.empty()) {
-    return InvalidArgumentError(
-        fmt::format("{}: expected az://ACCOUNT/CONTAINER[/prefix]", uri));
+    return InvalidArgumentError(fmt::format("{}: expected az://ACCOUNT/CONTAINER[/prefix]", uri));
   }
   if (!loc.prefix.empty()) {
     Status key = ValidateKey(loc.prefix);
@@ -66,8 +66,8 @@ Result<AzureBlobLocation> ParseAzureUri(const std::string& uri) {
 }
 
 Result<std::unique_ptr<AzureBlobStore>> AzureBlobStore::Open(const std::string& uri,
-                                                            const EnvLookup& env,
-                                                            ObjectStoreOptions options) {
+                                                             const EnvLookup& env,
+                                                             ObjectStoreOptions options) {
   TR_ASSIGN_OR_RETURN(AzureBlobLocation loc, ParseAzureUri(uri));
   Result<AzureCredentials> creds = AzureCredentialsFor(loc.account, env);
   if (!creds.ok()) return creds.status().WithContext(uri);
@@ -77,7 +77,9 @@ Result<std::unique_ptr<AzureBlobStore>> AzureBlobStore::Open(const std::string& 
 
 AzureBlobStore::AzureBlobStore(AzureBlobLocation location, AzureCredentials credentials,
                                ObjectStoreOptions options)
-    : ObjectStoreBase(options), location_(std::move(location)), credentials_(std::move(credentials)) {}
+    : ObjectStoreBase(options),
+      location_(std::move(location)),
+      credentials_(std::move(credentials)) {}
 
 std::string AzureBlobStore::Uri() const {
   std::string uri = fmt::format("az://{}/{}", location_.account, location_.container);
@@ -128,8 +130,7 @@ Result<HttpRequest> AzureBlobStore::Build(const std::string& method, const std::
 namespace {
 
 // Signing needs the body's size, so it happens once the body is in place.
-Status SignShared(HttpRequest* request, const AzureCredentials& creds,
-                         const std::string& query) {
+Status SignShared(HttpRequest* request, const AzureCredentials& creds, const std::string& query) {
   if (creds.account_key.empty()) return Status::Ok();
   ParsedUrl url;
   ParseUrl(request->url, &url);
@@ -146,8 +147,8 @@ Status SignShared(HttpRequest* request, const AzureCredentials& creds,
 Status AzureBlobStore::PutObject(const std::string& name, std::string_view data,
                                  const std::string& md5) {
   Result<HttpResponse> r = Send([&]() -> Result<HttpRequest> {
-    TR_ASSIGN_OR_RETURN(HttpRequest req,
-                        Build("PUT", name, "", {{"x-ms-blob-type", "BlockBlob"},
+    TR_ASSIGN_OR_RETURN(HttpRequest req, Build("PUT", name, "",
+                                               {{"x-ms-blob-type", "BlockBlob"},
                                                 {"Content-MD5", Base64Encode(md5)}}));
     req.body = std::string(data);
     req.on_bytes = ByteCounter();
@@ -158,7 +159,9 @@ Status AzureBlobStore::PutObject(const std::string& name, std::string_view data,
   return r->ok() ? Status::Ok() : Error(*r, name);
 }
 
-Result<std::string> AzureBlobStore::StartParts(const std::string&, uint64_t) { return std::string(); }
+Result<std::string> AzureBlobStore::StartParts(const std::string&, uint64_t) {
+  return std::string();
+}
 
 Result<std::string> AzureBlobStore::PutPart(const std::string& name, const std::string&,
                                             uint64_t index, int fd, uint64_t offset,
@@ -166,7 +169,8 @@ Result<std::string> AzureBlobStore::PutPart(const std::string& name, const std::
   const std::string id = BlockId(index);
   const std::string query = "comp=block&blockid=" + UriEncode(id, false);
   Result<HttpResponse> r = Send([&]() -> Result<HttpRequest> {
-    TR_ASSIGN_OR_RETURN(HttpRequest req, Build("PUT", name, query, {{"Content-MD5", Base64Encode(md5)}}));
+    TR_ASSIGN_OR_RETURN(HttpRequest req,
+                        Build("PUT", name, query, {{"Content-MD5", Base64Encode(md5)}}));
     req.body_fd = fd;
     req.body_offset = offset;
     req.body_length = length;
@@ -181,7 +185,8 @@ Result<std::string> AzureBlobStore::PutPart(const std::string& name, const std::
 
 Status AzureBlobStore::CompleteParts(const std::string& name, const std::string&,
                                      const std::vector<std::string>& parts,
-                                     const std::vector<std::string>&, const std::string& whole_md5) {
+                                     const std::vector<std::string>&,
+                                     const std::string& whole_md5) {
   std::string body = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<BlockList>";
   for (const std::string& id : parts) body += "<Latest>" + id + "</Latest>";
   body += "</BlockList>";
@@ -265,7 +270,8 @@ Result<ObjectInfo> AzureBlobStore::Head(const std::string& name, const std::stri
   return info;
 }
 
-Result<std::string> AzureBlobStore::ListPage(const std::string& prefix, const std::string& delimiter,
+Result<std::string> AzureBlobStore::ListPage(const std::string& prefix,
+                                             const std::string& delimiter,
                                              const std::string& marker) {
   std::string query = fmt::format("comp=list&maxresults={}&restype=container", kListPageSize);
   if (!delimiter.empty()) query += "&delimiter=" + UriEncode(delimiter, false);
@@ -307,7 +313,8 @@ Result<std::vector<ObjectInfo>> AzureBlobStore::List(const std::string& prefix) 
     }
     marker = xml.ChildText("NextMarker");
   } while (!marker.empty());
-  std::sort(out.begin(), out.end(), [](const ObjectInfo& a, const ObjectInfo& b) { return a.key < b.key; });
+  std::sort(out.begin(), out.end(),
+            [](const ObjectInfo& a, const ObjectInfo& b) { return a.key < b.key; });
   return out;
 }
 
@@ -322,7 +329,8 @@ Result<std::vector<std::string>> AzureBlobStore::ListChildren(const std::string&
       for (const XmlElement& child : blobs->children) {
         std::string name = child.ChildText("Name");
         if (name.size() <= root.size() || name.compare(0, root.size(), root) != 0) continue;
-        if (child.name == "Blob" || child.name == "BlobPrefix") out.push_back(name.substr(root.size()));
+        if (child.name == "Blob" || child.name == "BlobPrefix")
+          out.push_back(name.substr(root.size()));
       }
     }
     marker = xml.ChildText("NextMarker");

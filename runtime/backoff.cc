@@ -19,9 +19,8 @@ Backoff::Backoff(BackoffOptions options, uint64_t seed)
 Duration Backoff::Next() {
   Duration delay = std::min(current_, options_.max);
   ++delays_given_;
-  auto next = std::chrono::duration_cast<Duration>(
-      std::chrono::duration<double, Duration::period>(static_cast<double>(current_.count()) *
-                                                      options_.multiplier));
+  auto next = std::chrono::duration_cast<Duration>(std::chrono::duration<double, Duration::period>(
+      static_cast<double>(current_.count()) * options_.multiplier));
   current_ = std::min(next, options_.max);
   if (!options_.jitter || delay.count() <= 1) return delay;
   std::uniform_int_distribution<Duration::rep> pick(delay.count() / 2, delay.count());

@@ -27,7 +27,7 @@ struct BackoffOptions {
   Duration initial = kDefaultBackoffInitial;  // the first delay
   Duration max = kDefaultBackoffMax;          // no delay is longer
   double multiplier = kDefaultBackoffMultiplier;
-  bool jitter = true;                         // off in tests: delays are exact
+  bool jitter = true;  // off in tests: delays are exact
 };
 
 // Not thread-safe; one per retrying caller.

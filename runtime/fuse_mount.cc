@@ -1,6 +1,7 @@
 #include "runtime/fuse_mount.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mount.h>
@@ -15,8 +16,6 @@
 #include <map>
 #include <thread>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "runtime/azure_blob_store.h"
 #include "runtime/fs_util.h"
@@ -63,7 +62,8 @@ Result<std::pair<std::string, std::map<std::string, std::string>>> RcloneRemote(
     if (!s3.credentials.access_key_id.empty()) {
       config[p + "ACCESS_KEY_ID"] = s3.credentials.access_key_id;
       config[p + "SECRET_ACCESS_KEY"] = s3.credentials.secret_access_key;
-      if (!s3.credentials.session_token.empty()) config[p + "SESSION_TOKEN"] = s3.credentials.session_token;
+      if (!s3.credentials.session_token.empty())
+        config[p + "SESSION_TOKEN"] = s3.credentials.session_token;
     }
     std::string path = loc.bucket + (loc.prefix.empty() ? "" : "/" + loc.prefix);
     return std::make_pair("trainrun:" + path, config);
@@ -75,9 +75,9 @@ Result<std::pair<std::string, std::map<std::string, std::string>>> RcloneRemote(
     // A read-only grant for this container only: the account key stays with us.
     ParsedUrl url;
     ParseUrl(creds.endpoint, &url);
-    TR_ASSIGN_OR_RETURN(sas, ContainerSas(loc.account, creds.account_key, loc.container, "rl",
-                                          SystemClock()->WallNow() + kMountSasLifetime,
-                                          url.scheme == "http"));
+    TR_ASSIGN_OR_RETURN(
+        sas, ContainerSas(loc.account, creds.account_key, loc.container, "rl",
+                          SystemClock()->WallNow() + kMountSasLifetime, url.scheme == "http"));
   }
   config[p + "TYPE"] = "azureblob";
   config[p + "SAS_URL"] = creds.endpoint + "/" + loc.container + (sas.empty() ? "" : "?" + sas);
@@ -163,7 +163,8 @@ bool IsMountPoint(const std::string& path) {
   while (std::getline(info, line)) {
     // id parent major:minor root mount-point ...
     size_t pos = 0;
-    for (int field = 0; field < 4 && pos != std::string::npos; ++field) pos = line.find(' ', pos + 1);
+    for (int field = 0; field < 4 && pos != std::string::npos; ++field)
+      pos = line.find(' ', pos + 1);
     if (pos == std::string::npos) continue;
     size_t end = line.find(' ', pos + 1);
     if (UnescapeMountPath(line.substr(pos + 1, end - pos - 1)) == want) return true;
@@ -171,12 +172,14 @@ bool IsMountPoint(const std::string& path) {
   return false;
 }
 
-Result<std::unique_ptr<FuseMount>> FuseMount::Mount(const std::string& uri, const std::string& target,
-                                                    const std::string& log_path, const EnvLookup& env) {
+Result<std::unique_ptr<FuseMount>> FuseMount::Mount(const std::string& uri,
+                                                    const std::string& target,
+                                                    const std::string& log_path,
+                                                    const EnvLookup& env) {
   std::string why = FuseUnavailableReason();
   if (!why.empty()) {
-    return NotSupportedError(fmt::format(
-        "cannot mount {}: {}; use mechanism \"download\" instead", RedactUri(uri), why));
+    return NotSupportedError(fmt::format("cannot mount {}: {}; use mechanism \"download\" instead",
+                                         RedactUri(uri), why));
   }
   TR_ASSIGN_OR_RETURN(auto remote, RcloneRemote(uri, env));
   TR_RETURN_IF_ERROR(MakeDirs(target));
@@ -186,9 +189,9 @@ Result<std::unique_ptr<FuseMount>> FuseMount::Mount(const std::string& uri, cons
   }
   TR_RETURN_IF_ERROR(MakeDirs(fs::path(log_path).parent_path().string()));
   const std::string rclone = FindOnPath("rclone");
-  std::vector<std::string> argv = {rclone, "mount", remote.first, target, "--read-only",
-                                   "--log-file", log_path, "--log-level", "NOTICE",
-                                   "--config", "/dev/null"};
+  std::vector<std::string> argv = {rclone,        "mount",      remote.first, target,
+                                   "--read-only", "--log-file", log_path,     "--log-level",
+                                   "NOTICE",      "--config",   "/dev/null"};
   std::vector<std::string> envp;
   for (char** e = environ; *e != nullptr; ++e) {
     // rclone would read these too; only what we give it counts.
@@ -230,10 +233,9 @@ Result<std::unique_ptr<FuseMount>> FuseMount::Mount(const std::string& uri, cons
                                           log_path));
     }
     if (SystemClock()->Now() > deadline) {
-      return UnavailableError(fmt::format("rclone did not mount {} at {} within {} s (log: {})",
-                                          RedactUri(uri), target,
-                                          std::chrono::duration_cast<std::chrono::seconds>(kFuseMountTimeout).count(),
-                                          log_path));
+      return UnavailableError(fmt::format(
+          "rclone did not mount {} at {} within {} s (log: {})", RedactUri(uri), target,
+          std::chrono::duration_cast<std::chrono::seconds>(kFuseMountTimeout).count(), log_path));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }

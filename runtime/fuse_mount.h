@@ -29,7 +29,8 @@ class FuseMount {
   // waits until the mount is there. Errors name the URI (credentials removed) and
   // the log.
   static Result<std::unique_ptr<FuseMount>> Mount(const std::string& uri, const std::string& target,
-                                                  const std::string& log_path, const EnvLookup& env);
+                                                  const std::string& log_path,
+                                                  const EnvLookup& env);
   // Unmounts and stops rclone.
   ~FuseMount();
   FuseMount(const FuseMount&) = delete;

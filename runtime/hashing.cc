@@ -1,14 +1,13 @@
 #include "runtime/hashing.h"
 
 #include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <vector>
-
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
 
 namespace trainrun {
 namespace {

@@ -1,17 +1,16 @@
 #include "runtime/history_uploader.h"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <algorithm>
-
-#include <fmt/format.h>
 
 #include "runtime/fs_util.h"
 
 namespace trainrun {
 
 std::optional<FileStamp> StampOf(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (stat(path.c_str(), &st) != 0) return std::nullopt;
   return FileStamp{static_cast<uint64_t>(st.st_size),
                    static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
@@ -29,11 +28,10 @@ void HistoryUploader::StartDeadline() {
   store_->SetRetryDeadline(deadline_);
 }
 
-bool HistoryUploader::Expired() const {
-  return deadline_ && options_.clock->Now() >= *deadline_;
-}
+bool HistoryUploader::Expired() const { return deadline_ && options_.clock->Now() >= *deadline_; }
 
-UploadReport HistoryUploader::Upload(const std::vector<TransferItem>& all, const std::string& what) {
+UploadReport HistoryUploader::Upload(const std::vector<TransferItem>& all,
+                                     const std::string& what) {
   UploadReport report;
   std::vector<TransferItem> pending;
   for (const TransferItem& item : all) {
@@ -60,14 +58,16 @@ UploadReport HistoryUploader::Upload(const std::vector<TransferItem>& all, const
         retry.push_back(item);
         if (first_transient.ok()) first_transient = why;
       } else {
-        report.errors.push_back(fmt::format("{} -> {}: {}", item.local_path, item.key, why.message()));
+        report.errors.push_back(
+            fmt::format("{} -> {}: {}", item.local_path, item.key, why.message()));
         report.failed_paths.push_back(item.local_path);
         report.failures.push_back(why);
       }
     }
     if (retry.empty()) break;
     Duration delay = backoff.Next();
-    if (deadline_) delay = std::min(delay, std::max(Duration(0), *deadline_ - options_.clock->Now()));
+    if (deadline_)
+      delay = std::min(delay, std::max(Duration(0), *deadline_ - options_.clock->Now()));
     const std::string message = fmt::format(
         "{}: {} file(s) did not reach {} ({}); they stay on local disk, next try in {:.1f} s{}",
         what, retry.size(), store_->Uri(), first_transient.message(), ToSeconds(delay),

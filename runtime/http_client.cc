@@ -1,6 +1,7 @@
 #include "runtime/http_client.h"
 
 #include <curl/curl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,8 +10,6 @@
 #include <cstring>
 #include <ctime>
 #include <mutex>
-
-#include <fmt/format.h>
 
 #include "runtime/redact.h"
 
@@ -155,15 +154,15 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
   curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                         options_.connect_timeout)
-                                         .count()));
+  curl_easy_setopt(
+      curl, CURLOPT_CONNECTTIMEOUT_MS,
+      static_cast<long>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(options_.connect_timeout).count()));
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME,
-                   static_cast<long>(std::chrono::duration_cast<std::chrono::seconds>(
-                                         options_.stall_timeout)
-                                         .count()));
+  curl_easy_setopt(
+      curl, CURLOPT_LOW_SPEED_TIME,
+      static_cast<long>(
+          std::chrono::duration_cast<std::chrono::seconds>(options_.stall_timeout).count()));
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, WriteBody);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &transfer);
@@ -177,8 +176,7 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
   } else if (has_body) {
     // Upload mode for every body, so the body is streamed and never copied.
     curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE,
-                     static_cast<curl_off_t>(request.BodySize()));
+    curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(request.BodySize()));
     curl_easy_setopt(curl, CURLOPT_READFUNCTION, ReadBody);
     curl_easy_setopt(curl, CURLOPT_READDATA, &transfer);
     if (request.method == "POST") curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "POST");
@@ -205,8 +203,8 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
     return ErrnoStatus(transfer.write_errno, fmt::format("{}: writing the download", what));
   }
   if (transfer.too_big) {
-    return InternalError(fmt::format("{}: response larger than {} bytes", what,
-                                     kMaxResponseInMemory));
+    return InternalError(
+        fmt::format("{}: response larger than {} bytes", what, kMaxResponseInMemory));
   }
   if (code != CURLE_OK) {
     if (code == CURLE_ABORTED_BY_CALLBACK || code == CURLE_READ_ERROR) {
@@ -249,7 +247,8 @@ std::string UriEncode(std::string_view text, bool keep_slash) {
   std::string out;
   out.reserve(text.size());
   for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' ||
+        (keep_slash && c == '/')) {
       out += static_cast<char>(c);
     } else {
       out += fmt::format("%{:02X}", c);
@@ -261,7 +260,8 @@ std::string UriEncode(std::string_view text, bool keep_slash) {
 std::string UriDecode(std::string_view text) {
   std::string out;
   for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size() && std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+    if (text[i] == '%' && i + 2 < text.size() &&
+        std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
         std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
       out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
       i += 2;

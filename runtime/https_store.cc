@@ -35,15 +35,17 @@ std::string HttpsStore::UrlOf(const std::string& key) const {
 }
 
 Status HttpsStore::ReadOnly(const std::string& name) const {
-  return NotSupportedError(fmt::format(
-      "{}: {}:// locations are read-only; write run history to az://, s3:// or file://",
-      RedactUri(UrlOf(name)), base_.substr(0, base_.find(':'))));
+  return NotSupportedError(
+      fmt::format("{}: {}:// locations are read-only; write run history to az://, s3:// or file://",
+                  RedactUri(UrlOf(name)), base_.substr(0, base_.find(':'))));
 }
 
 Status HttpsStore::PutObject(const std::string& name, std::string_view, const std::string&) {
   return ReadOnly(name);
 }
-Result<std::string> HttpsStore::StartParts(const std::string& name, uint64_t) { return ReadOnly(name); }
+Result<std::string> HttpsStore::StartParts(const std::string& name, uint64_t) {
+  return ReadOnly(name);
+}
 Result<std::string> HttpsStore::PutPart(const std::string& name, const std::string&, uint64_t, int,
                                         uint64_t, uint64_t, const std::string&) {
   return ReadOnly(name);
@@ -72,8 +74,9 @@ Result<RangeResult> HttpsStore::GetRange(const std::string& name, int fd, std::s
     HttpRequest req;
     req.url = UrlOf(name);
     if (offset > 0 || length) {
-      req.headers.emplace_back("Range", length ? fmt::format("bytes={}-{}", offset, offset + *length - 1)
-                                               : fmt::format("bytes={}-", offset));
+      req.headers.emplace_back("Range",
+                               length ? fmt::format("bytes={}-{}", offset, offset + *length - 1)
+                                      : fmt::format("bytes={}-", offset));
     }
     if (!if_match.empty()) req.headers.emplace_back("If-Match", if_match);
     req.sink_fd = fd;
@@ -90,10 +93,12 @@ Result<RangeResult> HttpsStore::GetRange(const std::string& name, int fd, std::s
     return result;
   }
   if (r->status == 412) {
-    return UnavailableError(fmt::format("{}: changed while it was being read", RedactUri(UrlOf(name))));
+    return UnavailableError(
+        fmt::format("{}: changed while it was being read", RedactUri(UrlOf(name))));
   }
   if (!r->ok()) {
-    return ErrorFor(*r, RedactUri(UrlOf(name)), "check that the address (and its SAS or signature) is valid");
+    return ErrorFor(*r, RedactUri(UrlOf(name)),
+                    "check that the address (and its SAS or signature) is valid");
   }
   if (text != nullptr) *text = std::move(r->body);
   result.bytes = fd >= 0 ? r->sunk_bytes : (text != nullptr ? text->size() : 0);
@@ -123,12 +128,14 @@ Result<ObjectInfo> HttpsStore::Stat(const std::string& key) {
   Result<HttpResponse> r = head("HEAD");
   if (r.ok() && (r->status == 403 || r->status == 405)) r = head("GET");
   if (!r.ok()) return r.status();
-  if (r->status == 404) return NotFoundError(fmt::format("{}: no such file", RedactUri(UrlOf(key))));
+  if (r->status == 404)
+    return NotFoundError(fmt::format("{}: no such file", RedactUri(UrlOf(key))));
   ObjectInfo info;
   info.key = key;
   if (r->status == 416) return info;  // empty
   if (!r->ok()) {
-    return ErrorFor(*r, RedactUri(UrlOf(key)), "check that the address (and its SAS or signature) is valid");
+    return ErrorFor(*r, RedactUri(UrlOf(key)),
+                    "check that the address (and its SAS or signature) is valid");
   }
   std::string range = r->Header("content-range");
   size_t slash = range.rfind('/');

@@ -35,7 +35,8 @@ class HttpsStore : public ObjectStoreBase {
   void AbortParts(const std::string&, const std::string&) override {}
   bool WantsWholeMd5() const override { return false; }
   Result<RangeResult> GetRange(const std::string& name, int fd, std::string* text, uint64_t offset,
-                               std::optional<uint64_t> length, const std::string& if_match) override;
+                               std::optional<uint64_t> length,
+                               const std::string& if_match) override;
 
  private:
   std::string UrlOf(const std::string& key) const;

@@ -60,7 +60,8 @@ void LiveUploader::PassOnce() {
   std::vector<TransferItem> items;
   std::vector<SkippedSymlink> skipped;  // reported at Finalizing
   for (const WatchedDir& dir : dirs_) {
-    PlanUpload(dir.local_dir, dir.key_prefix, containment_root_, "", &items, &skipped).IgnoreError();
+    PlanUpload(dir.local_dir, dir.key_prefix, containment_root_, "", &items, &skipped)
+        .IgnoreError();
   }
   std::vector<TransferItem> changed;
   std::vector<FileStamp> stamps;

@@ -64,10 +64,10 @@ class LiveUploader {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool stop_ = false;           // guarded by mu_
-  FileStamps uploaded_;         // guarded by mu_
-  int passes_ = 0;              // guarded by mu_
-  bool failing_ = false;        // only the loop thread
+  bool stop_ = false;     // guarded by mu_
+  FileStamps uploaded_;   // guarded by mu_
+  int passes_ = 0;        // guarded by mu_
+  bool failing_ = false;  // only the loop thread
   std::thread thread_;
 };
 

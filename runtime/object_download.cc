@@ -1,5 +1,6 @@
 #include "runtime/object_download.h"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,8 +9,6 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "runtime/fs_util.h"
 #include "runtime/hashing.h"
@@ -22,13 +21,13 @@ namespace fs = std::filesystem;
 struct Planned {
   ObjectInfo object;
   std::string dest;
-  std::string cache;   // "" without a cache
+  std::string cache;    // "" without a cache
   bool cached = false;  // already in the cache
 };
 
 // Device of the nearest existing folder of `path`.
 dev_t DeviceOf(std::string path) {
-  struct stat st{};
+  struct stat st {};
   while (!path.empty()) {
     if (stat(path.c_str(), &st) == 0) return st.st_dev;
     path = fs::path(path).parent_path().string();
@@ -84,7 +83,8 @@ Result<DownloadStats> ObjectDownloader::Download(Store* store, const std::string
   const std::string where = key.empty() ? store->Uri() : store->Uri() + "/" + key;
   // One object, or a prefix.
   std::vector<Planned> plan;
-  Result<ObjectInfo> single = key.empty() ? Result<ObjectInfo>(NotFoundError("")) : store->Stat(key);
+  Result<ObjectInfo> single =
+      key.empty() ? Result<ObjectInfo>(NotFoundError("")) : store->Stat(key);
   if (single.ok()) {
     plan.push_back({*single, target, "", false});
   } else if (single.status().code() != StatusCode::kNotFound) {
@@ -97,8 +97,8 @@ Result<DownloadStats> ObjectDownloader::Download(Store* store, const std::string
       plan.push_back({o, (fs::path(target) / o.key.substr(prefix.size())).string(), "", false});
     }
     if (plan.empty()) {
-      return NotFoundError(fmt::format("{}: dataLocation {}: no object or folder of that name",
-                                       what, where));
+      return NotFoundError(
+          fmt::format("{}: dataLocation {}: no object or folder of that name", what, where));
     }
   }
 
@@ -112,7 +112,7 @@ Result<DownloadStats> ObjectDownloader::Download(Store* store, const std::string
       continue;
     }
     p.cache = CachePathFor(*store, p.object);
-    struct stat st{};
+    struct stat st {};
     p.cached = !p.cache.empty() && stat(p.cache.c_str(), &st) == 0 &&
                static_cast<uint64_t>(st.st_size) == p.object.size;
     if (!p.cached && !p.cache.empty()) need_cache += p.object.size;
@@ -120,9 +120,11 @@ Result<DownloadStats> ObjectDownloader::Download(Store* store, const std::string
     to_place.push_back(&p);
   }
   if (!cache_dir_.empty() && DeviceOf(cache_dir_) == DeviceOf(target)) {
-    TR_RETURN_IF_ERROR(CheckFree(target, need_cache + need_target, what, "for the cache and the copy"));
+    TR_RETURN_IF_ERROR(
+        CheckFree(target, need_cache + need_target, what, "for the cache and the copy"));
   } else {
-    TR_RETURN_IF_ERROR(CheckFree(cache_dir_.empty() ? target : cache_dir_, need_cache, what, "of cache"));
+    TR_RETURN_IF_ERROR(
+        CheckFree(cache_dir_.empty() ? target : cache_dir_, need_cache, what, "of cache"));
     TR_RETURN_IF_ERROR(CheckFree(target, need_target, what, "at pathOnCompute"));
   }
 
@@ -142,10 +144,11 @@ Result<DownloadStats> ObjectDownloader::Download(Store* store, const std::string
     TransferProgress progress;
     progress.what = fmt::format("{} from {}", what, where);
     if (finished) {
-      progress.what = fmt::format("{}: downloaded from {}{}", what, where,
-                                  stats.cached_files > 0
-                                      ? fmt::format(" ({} more file(s) from the cache)", stats.cached_files)
-                                      : "");
+      progress.what =
+          fmt::format("{}: downloaded from {}{}", what, where,
+                      stats.cached_files > 0
+                          ? fmt::format(" ({} more file(s) from the cache)", stats.cached_files)
+                          : "");
       progress.files_done = stats.downloaded_files;
       progress.bytes_done = stats.downloaded_bytes;
       progress.finished = true;
@@ -203,7 +206,8 @@ Result<DownloadStats> ObjectDownloader::Download(Store* store, const std::string
     }
   };
   std::vector<std::thread> pool;
-  for (int t = 1; t < parallelism_ && static_cast<size_t>(t) < to_place.size(); ++t) pool.emplace_back(worker);
+  for (int t = 1; t < parallelism_ && static_cast<size_t>(t) < to_place.size(); ++t)
+    pool.emplace_back(worker);
   worker();
   for (std::thread& t : pool) t.join();
   {

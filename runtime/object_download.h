@@ -28,12 +28,12 @@ constexpr auto kDownloadProgressInterval = std::chrono::milliseconds(500);
 std::string CacheDirFromEnv(const EnvLookup& env);
 
 struct DownloadStats {
-  uint64_t files = 0;             // objects now at the target
+  uint64_t files = 0;  // objects now at the target
   uint64_t bytes = 0;
   uint64_t downloaded_files = 0;  // fetched from the store this time
   uint64_t downloaded_bytes = 0;
-  uint64_t cached_files = 0;      // taken from the cache
-  uint64_t kept_files = 0;        // already at the target, kept (overwrite false)
+  uint64_t cached_files = 0;  // taken from the cache
+  uint64_t kept_files = 0;    // already at the target, kept (overwrite false)
 };
 
 class ObjectDownloader {

@@ -1,13 +1,12 @@
 #include "runtime/object_store_base.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "runtime/hashing.h"
 #include "runtime/xml.h"
@@ -74,8 +73,8 @@ Status ObjectStoreBase::ErrorFor(const HttpResponse& response, const std::string
                   fmt::format("{}: access denied ({}); {}", what, answer, credentials_hint));
   }
   if (IsRetryableStatus(response.status)) {
-    return UnavailableError(fmt::format("{}: the service is unavailable ({}), even after retries",
-                                        what, answer));
+    return UnavailableError(
+        fmt::format("{}: the service is unavailable ({}), even after retries", what, answer));
   }
   return IoError(fmt::format("{}: the service refused ({})", what, answer));
 }
@@ -89,7 +88,7 @@ Status ObjectStoreBase::PutFile(const std::string& key, const std::string& local
   TR_RETURN_IF_ERROR(ValidateKey(key));
   int fd = open(local_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus(errno, local_path);
-  struct stat st{};
+  struct stat st {};
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(fd);
     return IoError(fmt::format("{}: not a regular file", local_path));
@@ -116,14 +115,14 @@ Status ObjectStoreBase::PutFile(const std::string& key, const std::string& local
   if (WantsWholeMd5()) {
     whole_md5 = std::thread([&] { whole = Md5OfFile(local_path, 0, size); });
   }
-  result = ForEachPart(size, plan, options_.part_parallelism,
-                       [&](uint64_t index, uint64_t offset, uint64_t length) -> Status {
-                         TR_ASSIGN_OR_RETURN(std::string md5, Md5OfFile(local_path, offset, length));
-                         md5s[index] = md5;
-                         TR_ASSIGN_OR_RETURN(tokens[index], PutPart(name, *upload, index, fd,
-                                                                    offset, length, md5));
-                         return Status::Ok();
-                       });
+  result = ForEachPart(
+      size, plan, options_.part_parallelism,
+      [&](uint64_t index, uint64_t offset, uint64_t length) -> Status {
+        TR_ASSIGN_OR_RETURN(std::string md5, Md5OfFile(local_path, offset, length));
+        md5s[index] = md5;
+        TR_ASSIGN_OR_RETURN(tokens[index], PutPart(name, *upload, index, fd, offset, length, md5));
+        return Status::Ok();
+      });
   if (whole_md5.joinable()) whole_md5.join();
   if (result.ok() && !whole.ok()) result = whole.status();
   if (result.ok()) result = CompleteParts(name, *upload, tokens, md5s, *whole);
@@ -149,22 +148,23 @@ Status ObjectStoreBase::GetListedFile(const ObjectInfo& object, const std::strin
 Status ObjectStoreBase::Download(const std::string& key, const std::optional<ObjectInfo>& known,
                                  const std::string& local_path) {
   const std::string name = NameOf(key);
-  return DownloadObject(local_path, options_.part_size, options_.part_parallelism,
-                        [&](int fd, uint64_t offset, uint64_t length, const std::string& if_match) {
-                          if (known && offset == 0 && known->size <= length) {
-                            // Small: the whole object in one answer, no range and no
-                            // condition; it must still be the object that was listed.
-                            Result<RangeResult> whole = GetRange(name, fd, nullptr, 0, std::nullopt, "");
-                            if (whole.ok() && !known->etag.empty() && !whole->etag.empty() &&
-                                whole->etag != known->etag) {
-                              return Result<RangeResult>(UnavailableError(fmt::format(
-                                  "{}: changed since it was listed (ETag {} is now {})", name,
-                                  known->etag, whole->etag)));
-                            }
-                            return whole;
-                          }
-                          return GetRange(name, fd, nullptr, offset, length, if_match);
-                        });
+  return DownloadObject(
+      local_path, options_.part_size, options_.part_parallelism,
+      [&](int fd, uint64_t offset, uint64_t length, const std::string& if_match) {
+        if (known && offset == 0 && known->size <= length) {
+          // Small: the whole object in one answer, no range and no
+          // condition; it must still be the object that was listed.
+          Result<RangeResult> whole = GetRange(name, fd, nullptr, 0, std::nullopt, "");
+          if (whole.ok() && !known->etag.empty() && !whole->etag.empty() &&
+              whole->etag != known->etag) {
+            return Result<RangeResult>(
+                UnavailableError(fmt::format("{}: changed since it was listed (ETag {} is now {})",
+                                             name, known->etag, whole->etag)));
+          }
+          return whole;
+        }
+        return GetRange(name, fd, nullptr, offset, length, if_match);
+      });
 }
 
 Result<std::string> ObjectStoreBase::GetBytes(const std::string& key, uint64_t offset,

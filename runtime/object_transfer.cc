@@ -1,20 +1,19 @@
 #include "runtime/object_transfer.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <condition_variable>
-#include <memory>
 #include <cerrno>
+#include <condition_variable>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <thread>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "runtime/fs_util.h"
 #include "runtime/hashing.h"
@@ -173,34 +172,36 @@ Status DownloadObject(
         md5 = std::make_unique<FollowingMd5>(fd, size, part_size, rest.count + 1);
         md5->PartDone(0);
       }
-      Status parts = ForEachPart(
-          size - part_size, rest, parallelism, [&](uint64_t index, uint64_t off, uint64_t len) -> Status {
-            const uint64_t offset = part_size + off;
-            TR_ASSIGN_OR_RETURN(RangeResult part, fetch(fd, offset, len, first.etag));
-            if (part.bytes != len) {
-              return UnavailableError(fmt::format("{}: bytes {}-{}: received {}, expected {}",
-                                                  local_path, offset, offset + len - 1,
-                                                  part.bytes, len));
-            }
-            if (md5) md5->PartDone(index + 1);
-            return Status::Ok();
-          });
+      Status parts =
+          ForEachPart(size - part_size, rest, parallelism,
+                      [&](uint64_t index, uint64_t off, uint64_t len) -> Status {
+                        const uint64_t offset = part_size + off;
+                        TR_ASSIGN_OR_RETURN(RangeResult part, fetch(fd, offset, len, first.etag));
+                        if (part.bytes != len) {
+                          return UnavailableError(
+                              fmt::format("{}: bytes {}-{}: received {}, expected {}", local_path,
+                                          offset, offset + len - 1, part.bytes, len));
+                        }
+                        if (md5) md5->PartDone(index + 1);
+                        return Status::Ok();
+                      });
       if (!parts.ok()) {
         if (md5) md5->Abort();
         return parts;
       }
     }
-    struct stat st{};
+    struct stat st {};
     if (fstat(fd, &st) != 0) return ErrnoStatus(errno, temp);
     if (static_cast<uint64_t>(st.st_size) != size) {
-      return UnavailableError(fmt::format("{}: received {} bytes, the object has {}", local_path,
-                                          st.st_size, size));
+      return UnavailableError(
+          fmt::format("{}: received {} bytes, the object has {}", local_path, st.st_size, size));
     }
     if (md5) {
       TR_ASSIGN_OR_RETURN(std::string actual, md5->Finish());
       if (actual != first.md5) {
-        return UnavailableError(fmt::format("{}: MD5 of the received bytes is {}, the store says {}",
-                                            local_path, HexEncode(actual), HexEncode(first.md5)));
+        return UnavailableError(
+            fmt::format("{}: MD5 of the received bytes is {}, the store says {}", local_path,
+                        HexEncode(actual), HexEncode(first.md5)));
       }
     } else if (!first.md5.empty()) {
       TR_RETURN_IF_ERROR(VerifyFileMd5(temp, first.md5, local_path));

@@ -30,8 +30,9 @@ PartPlan PlanParts(uint64_t size, uint64_t min_part_size, uint64_t max_parts);
 // Runs `fn(index, offset, length)` for every part of a `size`-byte object, on up to
 // `parallelism` threads (the caller's included). The first error stops new parts
 // from starting and is returned.
-Status ForEachPart(uint64_t size, const PartPlan& plan, int parallelism,
-                   const std::function<Status(uint64_t index, uint64_t offset, uint64_t length)>& fn);
+Status ForEachPart(
+    uint64_t size, const PartPlan& plan, int parallelism,
+    const std::function<Status(uint64_t index, uint64_t offset, uint64_t length)>& fn);
 
 // What one ranged read of an object told: the bytes written, and the object's
 // identity as the response gave it.
@@ -39,7 +40,7 @@ struct RangeResult {
   uint64_t bytes = 0;       // written at the requested offset
   uint64_t total_size = 0;  // of the whole object
   std::string etag;
-  std::string md5;          // raw, of the whole object; "" when the service has none
+  std::string md5;  // raw, of the whole object; "" when the service has none
 };
 
 // Downloads an object to `local_path` with ranged reads:

@@ -1,11 +1,11 @@
 #include "runtime/s3_signer.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <ctime>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "runtime/hashing.h"
 
@@ -66,7 +66,8 @@ std::string SigV4CanonicalQuery(std::string_view query) {
     if (p.empty()) continue;
     size_t eq = p.find('=');
     std::string name = UriEncode(UriDecode(p.substr(0, eq)), false);
-    std::string value = eq == std::string_view::npos ? "" : UriEncode(UriDecode(p.substr(eq + 1)), false);
+    std::string value =
+        eq == std::string_view::npos ? "" : UriEncode(UriDecode(p.substr(eq + 1)), false);
     params.emplace_back(std::move(name), std::move(value));
   }
   std::sort(params.begin(), params.end());
@@ -109,10 +110,10 @@ std::string SigV4Authorization(std::string_view method, std::string_view canonic
       SigV4CanonicalRequest(method, canonical_uri, query, headers, payload_hash, &signed_headers);
   std::string date(amz_date.substr(0, 8));
   std::string scope = fmt::format("{}/{}/{}/aws4_request", date, region, service);
-  std::string to_sign = fmt::format("AWS4-HMAC-SHA256\n{}\n{}\n{}", amz_date, scope,
-                                    HexEncode(Sha256(canonical)));
-  std::string signature =
-      HexEncode(HmacSha256(SigV4SigningKey(credentials.secret_access_key, date, region, service), to_sign));
+  std::string to_sign =
+      fmt::format("AWS4-HMAC-SHA256\n{}\n{}\n{}", amz_date, scope, HexEncode(Sha256(canonical)));
+  std::string signature = HexEncode(
+      HmacSha256(SigV4SigningKey(credentials.secret_access_key, date, region, service), to_sign));
   return fmt::format("AWS4-HMAC-SHA256 Credential={}/{}, SignedHeaders={}, Signature={}",
                      credentials.access_key_id, scope, signed_headers, signature);
 }
@@ -132,9 +133,9 @@ void SignS3Request(HttpRequest* request, const S3Config& config, WallTime now,
   HttpHeaders signed_headers = request->headers;
   signed_headers.emplace_back("host", url.host);
   request->headers.emplace_back(
-      "Authorization", SigV4Authorization(request->method, url.path, url.query, signed_headers,
-                                          payload_hash, config.credentials, config.region, "s3",
-                                          amz_date));
+      "Authorization",
+      SigV4Authorization(request->method, url.path, url.query, signed_headers, payload_hash,
+                         config.credentials, config.region, "s3", amz_date));
 }
 
 std::string AmzDate(WallTime t) {

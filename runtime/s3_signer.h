@@ -43,8 +43,8 @@ std::string SigV4CanonicalQuery(std::string_view query);
 std::string SigV4CanonicalRequest(std::string_view method, std::string_view canonical_uri,
                                   std::string_view query, const HttpHeaders& headers,
                                   std::string_view payload_hash, std::string* signed_headers);
-std::string SigV4SigningKey(std::string_view secret, std::string_view date,
-                            std::string_view region, std::string_view service);
+std::string SigV4SigningKey(std::string_view secret, std::string_view date, std::string_view region,
+                            std::string_view service);
 // The Authorization header for a request. `amz_date` is "20150830T123600Z".
 std::string SigV4Authorization(std::string_view method, std::string_view canonical_uri,
                                std::string_view query, const HttpHeaders& headers,

@@ -1,9 +1,9 @@
 #include "runtime/s3_store.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "runtime/hashing.h"
 #include "runtime/redact.h"
@@ -43,7 +43,8 @@ std::string EmptyHash() { return HexEncode(Sha256("")); }
 }  // namespace
 
 Result<S3Location> ParseS3Uri(const std::string& uri) {
-  if (uri.rfind("s3://", 0) != 0) return InvalidArgumentError(fmt::format("{}: not an s3:// URI", uri));
+  if (uri.rfind("s3://", 0) != 0)
+    return InvalidArgumentError(fmt::format("{}: not an s3:// URI", uri));
   std::string rest = uri.substr(5);
   S3Location loc;
   size_t slash = rest.find('/');
@@ -72,8 +73,8 @@ Result<std::unique_ptr<S3Store>> S3Store::Open(const std::string& uri, const Env
     }
   }
   if (config.credentials.access_key_id.empty() != config.credentials.secret_access_key.empty()) {
-    return InvalidArgumentError(fmt::format(
-        "{}: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together", uri));
+    return InvalidArgumentError(
+        fmt::format("{}: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together", uri));
   }
   return std::unique_ptr<S3Store>(new S3Store(std::move(loc), std::move(config), options));
 }
@@ -123,15 +124,15 @@ Status S3Store::Error(const HttpResponse& response, const std::string& name) con
                                      location_.bucket,
                                      config_.endpoint.empty() ? "" : " at " + config_.endpoint));
   }
-  std::string hint = config_.credentials.access_key_id.empty()
-                         ? "no credentials were found: set AWS_ACCESS_KEY_ID and "
-                           "AWS_SECRET_ACCESS_KEY"
-                         : fmt::format("check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY{} and the "
-                                       "region ({})",
-                                       config_.credentials.session_token.empty()
-                                           ? ""
-                                           : ", AWS_SESSION_TOKEN",
-                                       config_.region);
+  std::string hint =
+      config_.credentials.access_key_id.empty()
+          ? "no credentials were found: set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY"
+          : fmt::format(
+                "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY{} and the "
+                "region ({})",
+                config_.credentials.session_token.empty() ? "" : ", AWS_SESSION_TOKEN",
+                config_.region);
   return ErrorFor(response, What(name), hint);
 }
 
@@ -221,8 +222,8 @@ Status S3Store::CompleteParts(const std::string& name, const std::string& upload
   // S3 can answer 200 and put the error in the body.
   TR_ASSIGN_OR_RETURN(XmlElement xml, ParseXml(r->body, What(name)));
   if (xml.name == "Error") {
-    return UnavailableError(fmt::format("{}: completing the upload failed ({})", What(name),
-                                        xml.ChildText("Code")));
+    return UnavailableError(
+        fmt::format("{}: completing the upload failed ({})", What(name), xml.ChildText("Code")));
   }
   // The ETag is the whole MD5 (some servers) or MD5-of-part-MD5s "-N" (S3).
   std::string etag = Unquote(xml.ChildText("ETag"));
@@ -235,9 +236,10 @@ Status S3Store::CompleteParts(const std::string& name, const std::string& upload
                                         etag, HexEncode(whole_md5)));
   }
   if (!etag.empty() && etag.find('-') != std::string::npos && etag != expected_composite) {
-    return UnavailableError(fmt::format("{}: the store's multipart ETag {} does not match the "
-                                        "parts we sent ({})",
-                                        What(name), etag, expected_composite));
+    return UnavailableError(
+        fmt::format("{}: the store's multipart ETag {} does not match the "
+                    "parts we sent ({})",
+                    What(name), etag, expected_composite));
   }
   return Status::Ok();
 }
@@ -249,7 +251,9 @@ void S3Store::AbortParts(const std::string& name, const std::string& upload_id) 
     req.method = "DELETE";
     req.url = UrlOf(name, query);
     return Signed(std::move(req), EmptyHash());
-  }).status().IgnoreError();
+  })
+      .status()
+      .IgnoreError();
 }
 
 Result<RangeResult> S3Store::GetRange(const std::string& name, int fd, std::string* text,
@@ -344,7 +348,8 @@ Status S3Store::ListAll(const std::string& prefix, const std::string& delimiter,
       ParseIso8601(c->ChildText("LastModified"), &info.modified);
       objects->push_back(std::move(info));
     }
-    for (const XmlElement* p : xml.Children("CommonPrefixes")) prefixes->push_back(p->ChildText("Prefix"));
+    for (const XmlElement* p : xml.Children("CommonPrefixes"))
+      prefixes->push_back(p->ChildText("Prefix"));
     token = xml.ChildText("NextContinuationToken");
     if (xml.ChildText("IsTruncated") != "true" || token.empty()) return Status::Ok();
   }
@@ -361,7 +366,8 @@ Result<std::vector<ObjectInfo>> S3Store::List(const std::string& prefix) {
     o.key = o.key.substr(root.size());
     out.push_back(std::move(o));
   }
-  std::sort(out.begin(), out.end(), [](const ObjectInfo& a, const ObjectInfo& b) { return a.key < b.key; });
+  std::sort(out.begin(), out.end(),
+            [](const ObjectInfo& a, const ObjectInfo& b) { return a.key < b.key; });
   return out;
 }
 
@@ -381,16 +387,20 @@ Result<std::vector<std::string>> S3Store::ListChildren(const std::string& prefix
       if (slash != std::string::npos) groups.insert(o.key.substr(0, slash + 1));
     }
     objects.erase(std::remove_if(objects.begin(), objects.end(),
-                                 [&](const ObjectInfo& o) { return o.key.find('/', root.size()) != std::string::npos; }),
+                                 [&](const ObjectInfo& o) {
+                                   return o.key.find('/', root.size()) != std::string::npos;
+                                 }),
                   objects.end());
     prefixes.assign(groups.begin(), groups.end());
   }
   std::vector<std::string> out;
   for (const ObjectInfo& o : objects) {
-    if (o.key.size() > root.size() && o.key.compare(0, root.size(), root) == 0) out.push_back(o.key.substr(root.size()));
+    if (o.key.size() > root.size() && o.key.compare(0, root.size(), root) == 0)
+      out.push_back(o.key.substr(root.size()));
   }
   for (const std::string& p : prefixes) {
-    if (p.size() > root.size() && p.compare(0, root.size(), root) == 0) out.push_back(p.substr(root.size()));
+    if (p.size() > root.size() && p.compare(0, root.size(), root) == 0)
+      out.push_back(p.substr(root.size()));
   }
   std::sort(out.begin(), out.end());
   return out;

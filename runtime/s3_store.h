@@ -48,8 +48,8 @@ class S3Store : public ObjectStoreBase {
   std::string NameOf(const std::string& key) const override;
   Status PutObject(const std::string& name, std::string_view data, const std::string& md5) override;
   Result<std::string> StartParts(const std::string& name, uint64_t part_size) override;
-  Result<std::string> PutPart(const std::string& name, const std::string& upload_id,
-                              uint64_t index, int fd, uint64_t offset, uint64_t length,
+  Result<std::string> PutPart(const std::string& name, const std::string& upload_id, uint64_t index,
+                              int fd, uint64_t offset, uint64_t length,
                               const std::string& md5) override;
   Status CompleteParts(const std::string& name, const std::string& upload_id,
                        const std::vector<std::string>& parts,
@@ -60,7 +60,8 @@ class S3Store : public ObjectStoreBase {
   // S3 answers 416 to a range on an empty object, and s3rver a broken 206.
   bool StatBeforeGet() const override { return true; }
   Result<RangeResult> GetRange(const std::string& name, int fd, std::string* text, uint64_t offset,
-                               std::optional<uint64_t> length, const std::string& if_match) override;
+                               std::optional<uint64_t> length,
+                               const std::string& if_match) override;
 
  private:
   S3Store(S3Location location, S3Config config, ObjectStoreOptions options);

@@ -1,9 +1,8 @@
 #include "runtime/xml.h"
 
+#include <fmt/format.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
-
-#include <fmt/format.h>
 
 namespace trainrun {
 namespace {
@@ -49,8 +48,8 @@ Result<XmlElement> ParseXml(std::string_view text, std::string_view what) {
   xmlDoc* doc = xmlReadMemory(text.data(), static_cast<int>(text.size()), nullptr, nullptr,
                               XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
   if (doc == nullptr) {
-    return IoError(fmt::format("{}: the service's answer is not valid XML: {}", what,
-                               text.substr(0, 200)));
+    return IoError(
+        fmt::format("{}: the service's answer is not valid XML: {}", what, text.substr(0, 200)));
   }
   XmlElement root;
   xmlNode* node = xmlDocGetRootElement(doc);
@@ -63,11 +62,20 @@ std::string XmlEscape(std::string_view text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;

@@ -2,9 +2,9 @@
 // signatures, SAS, connection strings and where credentials come from.
 #include "runtime/azure_auth.h"
 
-#include <map>
-
 #include <gtest/gtest.h>
+
+#include <map>
 
 #include "runtime/hashing.h"
 
@@ -25,7 +25,8 @@ EnvLookup MapEnv(const std::map<std::string, std::string>& vars) {
 // The docs' canonicalized-resource example: query parameters lowercased, sorted,
 // repeated values joined with ','.
 TEST(SharedKeyTest, CanonicalizedResourceFromTheDocs) {
-  HttpHeaders headers = {{"x-ms-version", "2021-12-02"}, {"x-ms-date", "Sun, 22 Nov 2026 00:21:29 GMT"}};
+  HttpHeaders headers = {{"x-ms-version", "2021-12-02"},
+                         {"x-ms-date", "Sun, 22 Nov 2026 00:21:29 GMT"}};
   std::string s = SharedKeyStringToSign(
       "GET", headers, 0, "myaccount", "/mycontainer",
       "restype=container&comp=list&include=snapshots&include=metadata&include=uncommittedblobs");
@@ -66,7 +67,9 @@ TEST(SharedKeyTest, ContainerSasHasEveryFieldAndASignature) {
 }
 
 TEST(AzureCredentialsTest, ConnectionStrings) {
-  auto parts = ParseConnectionString("DefaultEndpointsProtocol=https;AccountName=a;AccountKey=k==;EndpointSuffix=core.chinacloudapi.cn");
+  auto parts = ParseConnectionString(
+      "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=k==;EndpointSuffix=core."
+      "chinacloudapi.cn");
   ASSERT_TRUE(parts.ok());
   EXPECT_EQ((*parts)["AccountKey"], "k==");
   Status bad = ParseConnectionString("AccountKey").status();
@@ -80,8 +83,9 @@ TEST(AzureCredentialsTest, ConnectionStrings) {
   EXPECT_EQ(c->endpoint, "https://a.blob.core.chinacloudapi.cn");
   EXPECT_EQ(c->account_key, kKey);
 
-  c = AzureCredentialsFor("devstoreaccount1",
-                          MapEnv({{"AZURE_STORAGE_CONNECTION_STRING", "UseDevelopmentStorage=true"}}));
+  c = AzureCredentialsFor(
+      "devstoreaccount1",
+      MapEnv({{"AZURE_STORAGE_CONNECTION_STRING", "UseDevelopmentStorage=true"}}));
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->endpoint, "http://127.0.0.1:10000/devstoreaccount1");
 
@@ -99,8 +103,9 @@ TEST(AzureCredentialsTest, KeySasAnonymousAndEndpointOverride) {
   EXPECT_EQ(c->endpoint, "https://acct.blob.core.windows.net");
   EXPECT_EQ(c->source, "AZURE_STORAGE_KEY");
 
-  c = AzureCredentialsFor("acct", MapEnv({{"AZURE_STORAGE_SAS_TOKEN", "?sv=1&sig=abc"},
-                                          {"AZURE_STORAGE_BLOB_ENDPOINT", "http://127.0.0.1:1/acct/"}}));
+  c = AzureCredentialsFor("acct",
+                          MapEnv({{"AZURE_STORAGE_SAS_TOKEN", "?sv=1&sig=abc"},
+                                  {"AZURE_STORAGE_BLOB_ENDPOINT", "http://127.0.0.1:1/acct/"}}));
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->sas, "sv=1&sig=abc");
   EXPECT_EQ(c->endpoint, "http://127.0.0.1:1/acct");
@@ -109,7 +114,8 @@ TEST(AzureCredentialsTest, KeySasAnonymousAndEndpointOverride) {
   ASSERT_TRUE(c.ok());
   EXPECT_TRUE(c->account_key.empty() && c->sas.empty());
 
-  c = AzureCredentialsFor("acct", MapEnv({{"AZURE_STORAGE_KEY", kKey}, {"AZURE_STORAGE_ACCOUNT", "zzz"}}));
+  c = AzureCredentialsFor("acct",
+                          MapEnv({{"AZURE_STORAGE_KEY", kKey}, {"AZURE_STORAGE_ACCOUNT", "zzz"}}));
   EXPECT_FALSE(c.ok());
 
   c = AzureCredentialsFor("acct", MapEnv({{"AZURE_STORAGE_KEY", "%%%not-base64"}}));

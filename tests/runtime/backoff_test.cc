@@ -56,7 +56,8 @@ TEST(RetryCallTest, RetriesUntilDoneWithTheBackoffSchedule) {
   int calls = 0;
   std::vector<int> told;
   int attempts = RetryCall(
-      options, [&](int n) {
+      options,
+      [&](int n) {
         ++calls;
         EXPECT_EQ(n, calls);
         return calls < 3 ? AttemptOutcome::kRetry : AttemptOutcome::kDone;

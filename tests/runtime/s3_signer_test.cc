@@ -40,7 +40,8 @@ TEST(SigV4Test, IamListUsersFromTheAwsDocs) {
             "Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7");
 }
 
-const AwsCredentials kS3DocCreds{"AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", ""};
+const AwsCredentials kS3DocCreds{"AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                                 ""};
 
 // S3 "Signature Calculations for the Authorization Header": GET Object.
 TEST(SigV4Test, S3GetObjectFromTheAwsDocs) {
@@ -100,8 +101,10 @@ TEST(SigV4Test, SignS3RequestAddsTheHeadersAndNoSecret) {
     if (k == "Authorization") auth = v;
     EXPECT_EQ(v.find("SECRETSECRET"), std::string::npos) << k;
   }
-  EXPECT_NE(auth.find("Credential=AKID/20130524/eu-west-1/s3/aws4_request"), std::string::npos) << auth;
-  EXPECT_NE(auth.find("host;x-amz-content-sha256;x-amz-date;x-amz-security-token"), std::string::npos);
+  EXPECT_NE(auth.find("Credential=AKID/20130524/eu-west-1/s3/aws4_request"), std::string::npos)
+      << auth;
+  EXPECT_NE(auth.find("host;x-amz-content-sha256;x-amz-date;x-amz-security-token"),
+            std::string::npos);
 
   HttpRequest anonymous;
   anonymous.url = "https://bucket.s3.amazonaws.com/key";

@@ -2,12 +2,11 @@
 // every Store call, byte-for-byte round trips of a 300 MB file and of 2,000 small
 // files, wrong credentials, and an unreachable server.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <random>
-
-#include <gtest/gtest.h>
 
 #include "runtime/hashing.h"
 #include "runtime/history.h"
@@ -91,7 +90,8 @@ TEST_P(ObjectStoreTest, EveryCallOnSmallObjects) {
   EXPECT_EQ(keys, (std::vector<std::string>{"a/b.txt", "a/c/d.txt", "a/empty",
                                             "top name with spaces+plus.txt"}));
   EXPECT_EQ(store_->List("a/c/")->size(), 1u);
-  EXPECT_EQ(*store_->ListChildren(""), (std::vector<std::string>{"a/", "top name with spaces+plus.txt"}));
+  EXPECT_EQ(*store_->ListChildren(""),
+            (std::vector<std::string>{"a/", "top name with spaces+plus.txt"}));
   EXPECT_EQ(*store_->ListChildren("a/"), (std::vector<std::string>{"b.txt", "c/", "empty"}));
   EXPECT_TRUE(store_->ListChildren("nothing/")->empty());
 
@@ -224,8 +224,8 @@ TEST(AzuriteSasTest, ContainerSasGrantsWhatItSays) {
   EXPECT_EQ((*store)->List("k/")->size(), 1u);
 
   // Read-only: writing is refused, and the message carries no signature.
-  Result<std::string> ro = ContainerSas("devstoreaccount1", kAzuriteKeyForTests, "sas-test", "rl",
-                                        expiry, true);
+  Result<std::string> ro =
+      ContainerSas("devstoreaccount1", kAzuriteKeyForTests, "sas-test", "rl", expiry, true);
   vars["AZURE_STORAGE_SAS_TOKEN"] = *ro;
   auto reader = OpenStore(root, env);
   ASSERT_TRUE(reader.ok());

@@ -3,13 +3,12 @@
 // from the store while the run runs, the store stopped mid-upload and restarted,
 // the store down for the whole finalize (exit 74), wrong credentials, data
 // downloaded then taken from the cache, and FUSE mounts through rclone.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "runtime/azure_auth.h"
@@ -53,8 +52,9 @@ class StoreRunTest : public ::testing::TestWithParam<ServerKind> {
     WriteFile(dir_ / name, job.dump());
   }
   std::vector<std::string> RunArgs(const std::string& run_id, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"run", dir_ / "job.json", "--history", history_, "--workdir",
-                                     dir_ / "work", "--console", "none", "--run-id", run_id};
+    std::vector<std::string> args = {
+        "run",         dir_ / "job.json", "--history", history_,   "--workdir",
+        dir_ / "work", "--console",       "none",      "--run-id", run_id};
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   }
@@ -79,10 +79,11 @@ class StoreRunTest : public ::testing::TestWithParam<ServerKind> {
 };
 
 TEST_P(StoreRunTest, RunHistoryOnTheStoreAndEveryHistoryCommand) {
-  WriteJob({{"command", {"/bin/sh", "-c",
-                         "mkdir -p outputs/sub logs && head -c 3000000 /dev/urandom > outputs/model.bin && "
-                         "echo deep > outputs/sub/x.txt && echo train-log > logs/train.log && "
-                         "echo line-from-$RANK"}},
+  WriteJob({{"command",
+             {"/bin/sh", "-c",
+              "mkdir -p outputs/sub logs && head -c 3000000 /dev/urandom > outputs/model.bin && "
+              "echo deep > outputs/sub/x.txt && echo train-log > logs/train.log && "
+              "echo line-from-$RANK"}},
             {"processCountPerNode", 2}});
   Invocation run = RunTrainrun(RunArgs("r1"), dir_.path(), Env());
   ASSERT_EQ(run.exit_code, 0) << run.err;
@@ -95,9 +96,9 @@ TEST_P(StoreRunTest, RunHistoryOnTheStoreAndEveryHistoryCommand) {
   ASSERT_EQ(show.exit_code, 0) << show.err;
   EXPECT_EQ(json::parse(show.out)["status"], "Completed");
   Invocation files = History({"files", "r1"});
-  for (const char* f : {"outputs/model.bin", "outputs/sub/x.txt", "logs/train.log",
-                        "user_logs/std_log_process_1.txt", "system_logs/trainrun_node_0.log",
-                        "run.json"}) {
+  for (const char* f :
+       {"outputs/model.bin", "outputs/sub/x.txt", "logs/train.log",
+        "user_logs/std_log_process_1.txt", "system_logs/trainrun_node_0.log", "run.json"}) {
     EXPECT_NE(files.out.find(f), std::string::npos) << f << " in\n" << files.out;
   }
   Invocation download = History({"download", "r1", "outputs", "-o", dir_ / "got"});
@@ -112,9 +113,10 @@ TEST_P(StoreRunTest, RunHistoryOnTheStoreAndEveryHistoryCommand) {
 
 TEST_P(StoreRunTest, LogsAreReadableFromTheStoreWhileTheRunRuns) {
   const std::string release = dir_ / "release";
-  WriteJob({{"command", {"/bin/sh", "-c",
-                         "echo live-line-$RANK; while [ ! -f \"$RELEASE\" ]; do sleep 0.05; done; "
-                         "echo after-release-$RANK"}},
+  WriteJob({{"command",
+             {"/bin/sh", "-c",
+              "echo live-line-$RANK; while [ ! -f \"$RELEASE\" ]; do sleep 0.05; done; "
+              "echo after-release-$RANK"}},
             {"environment", {{"environmentVariables", {{"RELEASE", release}}}}}});
   fs::create_directories(dir_ / "run");
   std::vector<std::string> argv = {TrainrunBinary()};
@@ -123,11 +125,13 @@ TEST_P(StoreRunTest, LogsAreReadableFromTheStoreWhileTheRunRuns) {
   ASSERT_TRUE(WaitFor([&] { return store_->Stat("history/exp/live/run.json").ok(); }));
 
   fs::create_directories(dir_ / "follow");
-  TrainrunProcess follow({TrainrunBinary(), "history", "--history", history_, "logs", "live", "--follow"},
-                         Env(), dir_ / "follow");
+  TrainrunProcess follow(
+      {TrainrunBinary(), "history", "--history", history_, "logs", "live", "--follow"}, Env(),
+      dir_ / "follow");
   // The line reaches the store, and the follower, while the rank is still waiting.
-  ASSERT_TRUE(WaitFor([&] { return ReadFile(dir_ / "follow/trainrun.out").find("live-line-0") != std::string::npos; }))
-      << ReadFile(dir_ / "follow/trainrun.err");
+  ASSERT_TRUE(WaitFor([&] {
+    return ReadFile(dir_ / "follow/trainrun.out").find("live-line-0") != std::string::npos;
+  })) << ReadFile(dir_ / "follow/trainrun.err");
   EXPECT_TRUE(ProcessAlive(run.pid()));
   EXPECT_EQ(StoredText("exp/live/user_logs/std_log_process_0.txt"), "live-line-0\n");
   EXPECT_EQ(json::parse(StoredText("exp/live/run.json"))["status"], "Running");
@@ -143,20 +147,26 @@ TEST_P(StoreRunTest, LogsAreReadableFromTheStoreWhileTheRunRuns) {
 // The rank stops the store (as an outage would) right after writing its outputs;
 // the store comes back while Finalizing retries. Everything arrives.
 TEST_P(StoreRunTest, StoreStoppedMidUploadAndRestartedLosesNothing) {
-  WriteJob({{"command", {"/bin/sh", "-c",
-                         "mkdir -p outputs logs && for i in $(seq 1 20); do head -c 1000000 /dev/urandom "
-                         "> outputs/part$i.bin; done && head -c 30000000 /dev/urandom > outputs/big.bin && "
-                         "echo before-outage && kill -TERM -$STORE_PID; echo after-outage"}},
-            {"environment", {{"environmentVariables", {{"STORE_PID", std::to_string(server_->pid())}}}}}});
+  WriteJob({{"command",
+             {"/bin/sh", "-c",
+              "mkdir -p outputs logs && for i in $(seq 1 20); do head -c 1000000 /dev/urandom "
+              "> outputs/part$i.bin; done && head -c 30000000 /dev/urandom > outputs/big.bin && "
+              "echo before-outage && kill -TERM -$STORE_PID; echo after-outage"}},
+            {"environment",
+             {{"environmentVariables", {{"STORE_PID", std::to_string(server_->pid())}}}}}});
   fs::create_directories(dir_ / "run");
   std::vector<std::string> argv = {TrainrunBinary()};
-  for (const std::string& a : RunArgs("outage", {"--log-upload-interval", "0.3", "--finalize-timeout", "120"})) {
+  for (const std::string& a :
+       RunArgs("outage", {"--log-upload-interval", "0.3", "--finalize-timeout", "120"})) {
     argv.push_back(a);
   }
   TrainrunProcess run(argv, Env(), dir_ / "run");
   // Finalizing says the files did not arrive and will be retried; then the store returns.
-  ASSERT_TRUE(WaitFor([&] { return ReadFile(dir_ / "run/trainrun.err").find("did not reach") != std::string::npos; },
-                      std::chrono::seconds(90)))
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return ReadFile(dir_ / "run/trainrun.err").find("did not reach") != std::string::npos;
+      },
+      std::chrono::seconds(90)))
       << ReadFile(dir_ / "run/trainrun.err");
   server_->Stop();  // reaps it
   ASSERT_EQ(server_->Start(), "");
@@ -175,15 +185,19 @@ TEST_P(StoreRunTest, StoreStoppedMidUploadAndRestartedLosesNothing) {
     ++checked;
   }
   EXPECT_EQ(checked, 21);
-  EXPECT_EQ(StoredText("exp/outage/user_logs/std_log_process_0.txt"), "before-outage\nafter-outage\n");
+  EXPECT_EQ(StoredText("exp/outage/user_logs/std_log_process_0.txt"),
+            "before-outage\nafter-outage\n");
   EXPECT_EQ(json::parse(StoredText("exp/outage/run.json"))["status"], "Completed");
-  EXPECT_NE(StoredText("exp/outage/system_logs/trainrun_node_0.log").find("did not reach"), std::string::npos);
+  EXPECT_NE(StoredText("exp/outage/system_logs/trainrun_node_0.log").find("did not reach"),
+            std::string::npos);
 }
 
 TEST_P(StoreRunTest, StoreDownForTheWholeFinalizeExits74WithTheFilesOnLocalDisk) {
-  WriteJob({{"command", {"/bin/sh", "-c",
-                         "mkdir -p outputs && echo weights > outputs/model.bin && kill -TERM -$STORE_PID"}},
-            {"environment", {{"environmentVariables", {{"STORE_PID", std::to_string(server_->pid())}}}}}});
+  WriteJob({{"command",
+             {"/bin/sh", "-c",
+              "mkdir -p outputs && echo weights > outputs/model.bin && kill -TERM -$STORE_PID"}},
+            {"environment",
+             {{"environmentVariables", {{"STORE_PID", std::to_string(server_->pid())}}}}}});
   Invocation run = RunTrainrun(RunArgs("down", {"--finalize-timeout", "2"}), dir_.path(), Env());
   EXPECT_EQ(run.exit_code, 74) << run.err;
   const std::string model = LocalRun("down") + "/wd/outputs/model.bin";
@@ -246,11 +260,14 @@ class StoreDataTest : public StoreRunTest {
     return out;
   }
   void WriteDataJob(const std::string& mechanism) {
-    WriteJob({{"command", {"/bin/sh", "-c",
-                           "cd \"$AZUREML_DATAREFERENCE_ds\" && find . -type f | LC_ALL=C sort | "
-                           "xargs md5sum > \"$TRAINRUN_OUTPUTS_DIR/sums.txt\""}},
-              {"data", {{"ds", {{"dataLocation", {{"uri", root_ + "/datasets/ds"}}},
-                                {"mechanism", mechanism}}}}}});
+    WriteJob(
+        {{"command",
+          {"/bin/sh", "-c",
+           "cd \"$AZUREML_DATAREFERENCE_ds\" && find . -type f | LC_ALL=C sort | "
+           "xargs md5sum > \"$TRAINRUN_OUTPUTS_DIR/sums.txt\""}},
+         {"data",
+          {{"ds",
+            {{"dataLocation", {{"uri", root_ + "/datasets/ds"}}}, {"mechanism", mechanism}}}}}});
   }
   std::string expected_;
 };
@@ -325,7 +342,9 @@ TEST_P(StoreDataTest, DownloadsASingleFileFromAnHttpAddress) {
   } else {
     url = server_->endpoint() + "/runs/datasets/ds/big.bin";
   }
-  WriteJob({{"command", {"/bin/sh", "-c", "md5sum < \"$AZUREML_DATAREFERENCE_file\" > \"$TRAINRUN_OUTPUTS_DIR/sum.txt\""}},
+  WriteJob({{"command",
+             {"/bin/sh", "-c",
+              "md5sum < \"$AZUREML_DATAREFERENCE_file\" > \"$TRAINRUN_OUTPUTS_DIR/sum.txt\""}},
             {"data", {{"file", {{"dataLocation", {{"uri", url}}}, {"mechanism", "download"}}}}}});
   Invocation run = RunTrainrun(RunArgs("h1"), dir_.path(), Env());
   ASSERT_EQ(run.exit_code, 0) << run.err;
@@ -333,7 +352,8 @@ TEST_P(StoreDataTest, DownloadsASingleFileFromAnHttpAddress) {
             HexEncode(*Md5OfFile(dir_ / "dataset/big.bin")) + "  -\n");
   std::string record = ReadFile(LocalRun("h1") + "/run.json");
   EXPECT_EQ(LocalRecord("h1")["details"]["data"][0]["downloadedFiles"], 1);
-  EXPECT_EQ(record.find("sig=") == std::string::npos || record.find("sig=***") != std::string::npos, true);
+  EXPECT_EQ(record.find("sig=") == std::string::npos || record.find("sig=***") != std::string::npos,
+            true);
   if (GetParam() == ServerKind::kAzurite) {
     std::string sig = url.substr(url.find("sig=") + 4);
     EXPECT_EQ(record.find(sig), std::string::npos);

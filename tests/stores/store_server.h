@@ -6,12 +6,12 @@
 // here: the benchmarks use it too.
 #pragma once
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -27,7 +27,6 @@
 #include "runtime/azure_blob_store.h"
 #include "runtime/free_port.h"
 #include "runtime/s3_store.h"
-
 
 namespace trainrun::testing {
 
@@ -85,9 +84,9 @@ class StoreServer {
     std::vector<std::string> argv = {Binary()};
     const std::string port = std::to_string(port_);
     if (kind_ == ServerKind::kAzurite) {
-      argv.insert(argv.end(), {"--blobHost", "127.0.0.1", "--blobPort", port, "--location",
-                               data_, "--disableTelemetry", "--silent", "--loose",
-                               "--skipApiVersionCheck"});
+      argv.insert(argv.end(),
+                  {"--blobHost", "127.0.0.1", "--blobPort", port, "--location", data_,
+                   "--disableTelemetry", "--silent", "--loose", "--skipApiVersionCheck"});
     } else {
       argv.insert(argv.end(), {"-d", data_, "-a", "127.0.0.1", "-p", port, "--silent"});
     }
