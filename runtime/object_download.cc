@@ -144,11 +144,12 @@ Result<DownloadStats> ObjectDownloader::Download(Store* store, const std::string
     TransferProgress progress;
     progress.what = fmt::format("{} from {}", what, where);
     if (finished) {
-      progress.what =
-          fmt::format("{}: downloaded from {}{}", what, where,
-                      stats.cached_files > 0
-                          ? fmt::format(" ({} more file(s) from the cache)", stats.cached_files)
-                          : "");
+      // The terminal shows "<what>: N file(s), X".
+      progress.what = fmt::format(
+          "{} from {}{}, downloaded", what, where,
+          stats.cached_files > 0
+              ? fmt::format(" ({} file(s) from the node's cache)", stats.cached_files)
+              : "");
       progress.files_done = stats.downloaded_files;
       progress.bytes_done = stats.downloaded_bytes;
       progress.finished = true;
