@@ -60,7 +60,14 @@ int main(int argc, char** argv) {
   flag("node-rank", &run.node_rank, "This node's rank in the job (0 = head)");
   flag("nnodes", &run.nnodes, "Number of nodes in the job");
   flag("master-addr", &run.master_addr, "The head node's host name or address");
-  flag("control-port", &run.control_port, "The head's control port (default 29400)");
+  flag("control-port", &run.control_port, "The head's control port (default 29400)")
+      ->check(CLI::Range(1, 65535));
+  flag("rendezvous-timeout", &run.rendezvous_timeout_seconds,
+       "Seconds the nodes wait for each other (default: the job file's, else 600)")
+      ->check(CLI::Range(1.0, 7 * 86400.0));
+  flag("heartbeat-timeout", &run.heartbeat_timeout_seconds,
+       "Seconds of silence after which a node is lost (default 10)")
+      ->check(CLI::Range(1.0, 3600.0));
   flag("run-id", &run.run_id, "Run id (overrides the job file's runId)");
   flag("workdir", &run.workdir, "Where run directories are made (default /tmp/trainrun)");
   flag("topology-xml", &run.topology_xml, "An hwloc XML topology to plan binding with");

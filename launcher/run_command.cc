@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -12,10 +13,12 @@
 #include <nlohmann/json.hpp>
 
 #include "gpu/affinity.h"
+#include "launcher/cluster_run.h"
 #include "launcher/exit_codes.h"
 #include "launcher/node_binding.h"
 #include "launcher/terminal_reporter.h"
 #include "launcher/version.h"
+#include "runtime/communicator_env.h"
 #include "runtime/data_refs.h"
 #include "runtime/free_port.h"
 #include "runtime/fs_util.h"
@@ -86,6 +89,8 @@ class RunPipeline {
 
  private:
   Status Load();
+  void LayOut();
+  Status PlanBinding();
   int DryRun();
   Status CreateRunDirectory();
   Status Prepare();
@@ -101,6 +106,9 @@ class RunPipeline {
   void EnterPhase(RunStatus status);
   void SaveRecord();
   void ReportFailure();
+  // Multi-node: this node's result to the head, and the job's outcome back.
+  void ReportToCluster(int exit_code);
+  void FinishWithCluster(const UploadReport& uploads, int* exit_code, RunStatus* status);
 
   RunOptions options_;
   Console* out_;
@@ -126,12 +134,19 @@ class RunPipeline {
   std::vector<RankLaunch> launches_;
   NodeBinding binding_;
   std::vector<std::string> env_warnings_;
+  // Multi-node jobs (null on one node) and the ranks' layout over the nodes.
+  std::unique_ptr<ClusterRun> cluster_;
+  Placement placement_;
+  JobAssignment assignment_;
+  int gpu_count_ = 0;
+  bool binding_planned_ = false;
 
   std::unique_ptr<PosixProcessSet> processes_;
   std::unique_ptr<LogPump> pump_;
   SupervisionResult result_;
   bool ran_ = false;
   int64_t oom_kills_before_ = -1;
+  std::atomic<int64_t> failure_time_ms_{0};  // when the first rank failed (Unix ms)
 };
 
 Status RunPipeline::Load() {
@@ -143,20 +158,13 @@ Status RunPipeline::Load() {
     }
     job_.run_id = options_.run_id;
   }
-  const int nnodes = options_.nnodes.value_or(job_.node_count);
-  if (nnodes > 1) {
-    return NotSupportedError(fmt::format(
-        "{}: nodeCount {}: multi-node jobs are not supported yet; this trainrun runs "
-        "single-node jobs",
-        job_.file, nnodes));
+  if (options_.dry_run) {
+    TR_ASSIGN_OR_RETURN(placement_, ClusterRun::Discover(options_, job_));
+  } else {
+    TR_ASSIGN_OR_RETURN(cluster_, ClusterRun::Create(options_, job_, &reporter_));
+    if (cluster_) placement_ = cluster_->placement();
   }
-  if (job_.communicator == Communicator::kMpi || job_.communicator == Communicator::kTensorFlow) {
-    return NotSupportedError(fmt::format(
-        "{}: /communicator: \"{}\" is not supported yet (None, Gloo and Nccl are)", job_.file,
-        CommunicatorName(job_.communicator)));
-  }
-  node_rank_ = options_.node_rank.value_or(0);
-  if (job_.run_id.empty()) job_.run_id = GenerateRunId(job_.experiment_name, SystemClock()->WallNow());
+  node_rank_ = placement_.node_rank;
 
   std::string uri = options_.history;
   std::string where = "--history";
@@ -180,7 +188,12 @@ Status RunPipeline::Load() {
   upload_options.finalize_timeout = std::chrono::duration_cast<Duration>(
       std::chrono::duration<double>(options_.finalize_timeout_seconds));
   uploader_ = std::make_unique<HistoryUploader>(store_.get(), &reporter_, upload_options);
+  return Status::Ok();
+}
 
+// Once the run id is known (after the rendezvous on a multi-node job).
+void RunPipeline::LayOut() {
+  if (job_.run_id.empty()) job_.run_id = GenerateRunId(job_.experiment_name, SystemClock()->WallNow());
   std::string base = options_.workdir.empty() ? kDefaultWorkdirBase : options_.workdir;
   layout_.root = (fs::absolute(base) / job_.experiment_name / job_.run_id).lexically_normal().string();
 
@@ -193,13 +206,13 @@ Status RunPipeline::Load() {
   json parsed = json::parse(job_.json);
   record_.job = RedactJobJson(parsed);
   record_.details["jobFile"] = fs::absolute(job_.file).string();
-  return Status::Ok();
+  if (cluster_) record_.details["cluster"] = cluster_->Details();
 }
 
 Status RunPipeline::CreateRunDirectory() {
   RunKey key{job_.experiment_name, job_.run_id};
   Result<ObjectInfo> existing = store_->Stat(key.Prefix() + kRunRecordName);
-  if (existing.ok()) {
+  if (existing.ok() && (!cluster_ || cluster_->is_head())) {
     return AlreadyExistsError(fmt::format(
         "run \"{}\" already exists in {} (experiment {}); give a new runId or leave it out to "
         "get a generated one",
@@ -240,11 +253,15 @@ void RunPipeline::SaveRecord() {
   std::string text = record_.ToJson().dump(2) + "\n";
   Status local = WriteFileAtomic(layout_.record(), text);
   if (!local.ok()) reporter_.Warning(local.message());
+  if (cluster_ && !cluster_->is_head()) return;  // the head keeps the job's record
   Status remote = history_->WriteRecord(record_);
   if (!remote.ok()) reporter_.Warning(fmt::format("run record not saved to history: {}", remote.message()));
 }
 
-Status RunPipeline::PlanRanks(bool for_dry_run) {
+// The binding plan, and with it this node's rank count: before the rendezvous on a
+// multi-node job, which needs every node's count.
+Status RunPipeline::PlanBinding() {
+  if (binding_planned_) return Status::Ok();
   NodeBindingRequest binding;
   binding.topology_xml = options_.topology_xml;
   binding.mode = job_.binding == BindingPolicy::kNone ? gpu::BindingMode::kNone : gpu::BindingMode::kAuto;
@@ -257,20 +274,50 @@ Status RunPipeline::PlanRanks(bool for_dry_run) {
   for (const std::string& warning : binding_.warnings) reporter_.Warning(fmt::format("binding: {}", warning));
   process_count_ = binding_.plan.process_count;
   process_count_source_ = binding_.plan.process_count_source;
-  if (!for_dry_run) {
-    TR_RETURN_IF_ERROR(CheckBindingFitsThisMachine(binding_, options_.topology_xml));
-    TR_ASSIGN_OR_RETURN(master_port_, FindFreePort("0.0.0.0"));
+  gpu_count_ = static_cast<int>(binding_.inventory.Ours().size());
+  binding_planned_ = true;
+  return Status::Ok();
+}
+
+Status RunPipeline::PlanRanks(bool for_dry_run) {
+  TR_RETURN_IF_ERROR(PlanBinding());
+  if (!for_dry_run) TR_RETURN_IF_ERROR(CheckBindingFitsThisMachine(binding_, options_.topology_xml));
+  if (cluster_) {
+    assignment_ = cluster_->assignment();
+    master_port_ = assignment_.master_port;
+  } else if (placement_.node_count > 1) {
+    // A dry run of a multi-node job: the plan as it will be if every node runs as
+    // many ranks as this one.
+    assignment_ = SingleNodeAssignment(job_.run_id, HostName(), process_count_, 0, {});
+    assignment_.master_addr = placement_.head.empty() ? "<this node>" : placement_.head;
+    for (int n = 1; n < placement_.node_count; ++n) {
+      NodeSlot node = assignment_.nodes[0];
+      node.node_rank = n;
+      node.first_rank = n * process_count_;
+      assignment_.nodes.push_back(node);
+    }
+    assignment_.world_size = process_count_ * placement_.node_count;
+  } else {
+    std::vector<int> tf_ports;
+    if (!for_dry_run) {
+      TR_ASSIGN_OR_RETURN(master_port_, FindFreePort("0.0.0.0"));
+      if (job_.communicator == Communicator::kTensorFlow) {
+        TR_ASSIGN_OR_RETURN(tf_ports, FreePorts(process_count_));
+      }
+    }
+    assignment_ = SingleNodeAssignment(job_.run_id, HostName(), process_count_, master_port_, tf_ports);
   }
+  const NodeSlot& me = assignment_.nodes.at(node_rank_);
 
   PlaceholderValues values;
   values.outputs = layout_.outputs();
   RankContext context;
-  context.world_size = process_count_;
+  context.world_size = assignment_.world_size;
   context.local_world_size = process_count_;
   context.node_rank = node_rank_;
-  context.node_count = 1;
-  context.master_addr = "127.0.0.1";
-  context.master_port = master_port_;
+  context.node_count = static_cast<int>(assignment_.nodes.size());
+  context.master_addr = assignment_.master_addr;
+  context.master_port = assignment_.master_port;
   context.run_id = job_.run_id;
   context.experiment = job_.experiment_name;
   context.outputs_dir = layout_.outputs();
@@ -297,13 +344,18 @@ Status RunPipeline::PlanRanks(bool for_dry_run) {
     TR_ASSIGN_OR_RETURN(arg, ExpandPlaceholders(arg, values));
   }
 
-  const std::vector<std::string> container = binding_.ContainerEnvironment(CurrentEnvironment());
+  // The job token is trainrun's, not the ranks'.
+  std::vector<std::string> container = binding_.ContainerEnvironment(CurrentEnvironment());
+  std::erase_if(container, [](const std::string& e) { return e.rfind("TRAINRUN_JOB_TOKEN=", 0) == 0; });
   launches_.clear();
   for (int local = 0; local < process_count_; ++local) {
-    context.rank = node_rank_ * process_count_ + local;
+    context.rank = me.first_rank + local;
     context.local_rank = local;
     std::vector<TrainrunVar> vars = RankVariables(context);
     for (auto& [name, value] : binding_.RankEnvironment(local)) vars.push_back({name, value});
+    for (TrainrunVar& v : CommunicatorVariables(job_.communicator, assignment_, node_rank_, local)) {
+      vars.push_back(std::move(v));
+    }
     MergedEnvironment env = MergeEnvironment(container, job_.environment_variables, vars);
     if (local == 0) {
       for (const std::string& note : env.notes) reporter_.Info(note);
@@ -378,7 +430,14 @@ Status RunPipeline::Prepare() {
   Status plan_file = WriteFileAtomic(
       fmt::format("{}/binding_node_{}.txt", layout_.system_logs(), node_rank_), binding_.Table());
   if (!plan_file.ok()) reporter_.Warning(plan_file.message());
-  record_.nodes.push_back({node_rank_, HostName(), process_count_, getpid(), layout_.root});
+  if (cluster_ && cluster_->is_head()) {
+    for (const NodeSlot& node : assignment_.nodes) {
+      record_.nodes.push_back({node.node_rank, node.host, node.process_count, node.pid,
+                               node.node_rank == node_rank_ ? layout_.root : ""});
+    }
+  } else {
+    record_.nodes.push_back({node_rank_, HostName(), process_count_, getpid(), layout_.root});
+  }
   reporter_.Info(fmt::format("{} rank(s) on this node ({}), MASTER_PORT {}", process_count_,
                              process_count_source_, master_port_));
   return Status::Ok();
@@ -405,6 +464,21 @@ void RunPipeline::RunRanks() {
   if (job_.max_run_duration_seconds) {
     supervision.max_run_duration = std::chrono::seconds(*job_.max_run_duration_seconds);
   }
+  ClusterSession* session = cluster_ ? cluster_->session() : nullptr;
+  if (session != nullptr) {
+    // The other nodes hear of this node's first failure, cancel or time limit at once.
+    supervision.on_rank_failed = [this, session](const RankFailure& failure) {
+      failure_time_ms_ = WallMillis();
+      session->RankFailed(failure);
+    };
+    supervision.on_stop = [session](RunOutcome outcome, int code, const std::string& reason) {
+      if (outcome == RunOutcome::kCanceled || outcome == RunOutcome::kTimedOut) {
+        session->Stopping(code, reason);
+      }
+    };
+  } else {
+    supervision.on_rank_failed = [this](const RankFailure&) { failure_time_ms_ = WallMillis(); };
+  }
   oom_kills_before_ = CgroupOomKills();
   EnterPhase(RunStatus::kRunning);
   SaveRecord();
@@ -412,9 +486,14 @@ void RunPipeline::RunRanks() {
   reporter_.Notice(fmt::format("run {}: {} rank(s) of {}", job_.run_id, launches_.size(),
                                fmt::join(record_.command, " ")));
   Supervisor supervisor(processes_.get(), &reporter_, supervision);
+  if (session != nullptr) {
+    session->SetStopHandler(
+        [&supervisor](const StopNotice& stop) { supervisor.RequestStop(stop.exit_code, stop.reason); });
+  }
   supervisor.Start(std::move(launches_));
   pump_->CloseChildEnds();
   result_ = supervisor.Wait();
+  if (session != nullptr) session->SetStopHandler({});
   ran_ = true;
 }
 
@@ -472,7 +551,12 @@ std::vector<std::pair<std::string, std::string>> RunPipeline::LogDirs() const {
 void RunPipeline::StartLiveUpload() {
   const std::string prefix = RunKey{job_.experiment_name, job_.run_id}.Prefix();
   std::vector<WatchedDir> watched;
-  for (const auto& [local, key] : LogDirs()) watched.push_back({local, key});
+  for (const auto& [local, key] : LogDirs()) {
+    // Several nodes write ./logs: they meet in history at Finalizing (merged), while
+    // every rank's log and node's system log have names of their own.
+    if (cluster_ && local != layout_.user_logs()) continue;
+    watched.push_back({local, key});
+  }
   watched.push_back({layout_.system_logs(), prefix + kSystemLogsDir});
   live_ = std::make_unique<LiveUploader>(
       store_.get(), &reporter_, std::move(watched), layout_.root,
@@ -492,6 +576,9 @@ void RunPipeline::Upload(UploadReport* report) {
     Status planned = PlanUpload(local, key, layout_.wd(), prefix, &items, &report->skipped_symlinks);
     if (!planned.ok()) report->errors.push_back(planned.message());
   }
+  // Every node has ./outputs and ./logs: merged with the other nodes' so that no
+  // node's file silently replaces another's.
+  if (cluster_) items = cluster_->session()->MergeUploads(std::move(items), prefix);
   for (const SkippedSymlink& link : report->skipped_symlinks) {
     reporter_.Warning(fmt::format("{} is a symlink to {}, outside the working directory: recorded, "
                                   "not uploaded",
@@ -542,7 +629,7 @@ int RunPipeline::Finalize(int exit_code, RunStatus status) {
     record_.outcome = std::string(RunOutcomeName(result_.outcome));
     record_.stop_reason = result_.stop_reason;
     for (const RankResult& r : result_.ranks) {
-      record_.ranks.push_back({r.rank, node_rank_, r.rank - node_rank_ * process_count_, r.pid,
+      record_.ranks.push_back({r.rank, node_rank_, r.rank - assignment_.nodes[node_rank_].first_rank, r.pid,
                                r.status.code, r.status.signal, r.seconds, r.stopped_by_trainrun});
     }
     ReportFailure();
@@ -550,6 +637,7 @@ int RunPipeline::Finalize(int exit_code, RunStatus status) {
       reporter_.Error(fmt::format("ranks stopped: {}", result_.stop_reason));
     }
   }
+  if (cluster_) ReportToCluster(exit_code);
   pump_.reset();
 
   UploadReport uploads;
@@ -569,6 +657,7 @@ int RunPipeline::Finalize(int exit_code, RunStatus status) {
         fmt::join(uploads.errors.begin(),
                   uploads.errors.begin() + std::min<size_t>(uploads.errors.size(), 10), "\n")));
   }
+  if (cluster_) FinishWithCluster(uploads, &exit_code, &status);
   record_.exit_code = exit_code;
   EnterPhase(status);
   const std::string prefix = RunKey{job_.experiment_name, job_.run_id}.Prefix();
@@ -593,6 +682,55 @@ int RunPipeline::Finalize(int exit_code, RunStatus status) {
   return exit_code;
 }
 
+void RunPipeline::ReportToCluster(int exit_code) {
+  NodeResult result;
+  result.node_rank = node_rank_;
+  result.host = HostName();
+  result.outcome = !record_.outcome.empty() ? record_.outcome : std::string(RunOutcomeName(result_.outcome));
+  result.exit_code = exit_code;
+  result.stop_reason = record_.stop_reason;
+  result.ranks = record_.ranks;
+  result.failure = record_.failure;
+  result.failure_time_ms = failure_time_ms_;
+  result.warnings = warnings_.warnings();
+  cluster_->session()->ReportResult(result);
+}
+
+void RunPipeline::FinishWithCluster(const UploadReport& uploads, int* exit_code, RunStatus* status) {
+  NodeDone done{uploads.files, uploads.bytes, uploads.errors};
+  JobOutcome local;
+  local.exit_code = *exit_code;
+  local.status = *status;
+  local.outcome = record_.outcome;
+  local.stop_reason = record_.stop_reason;
+  local.failure = record_.failure;
+  local.upload_errors = uploads.errors;
+  reporter_.Info(cluster_->is_head() ? "waiting for every node to finish its uploads"
+                                     : "uploads done; waiting for the head's final status");
+  JobOutcome job = cluster_->session()->Finish(done, local);
+  *exit_code = job.exit_code;
+  *status = job.status;
+  record_.outcome = job.outcome;
+  record_.stop_reason = job.stop_reason;
+  record_.failure = job.failure;
+  if (cluster_->is_head()) {
+    record_.ranks = job.ranks;
+    record_.upload_errors.insert(record_.upload_errors.end(), job.upload_errors.begin(),
+                                 job.upload_errors.end());
+    record_.details["nodeWarnings"] = job.warnings;
+    record_.details["outputConflicts"] = ConflictsToJson(job.conflicts);
+    record_.details["nodeUploads"] = job.nodes;
+  }
+  if (job.failure && (job.failure->node_rank != node_rank_ || job.failure->rank < 0)) {
+    std::string summary = fmt::format("the job failed on node {} ({}): {}", job.failure->node_rank,
+                                      job.failure->host, job.failure->reason);
+    for (const std::string& line : job.failure->stderr_tail) summary += "\n  | " + line;
+    reporter_.Error(summary);
+  } else if (job.exit_code != 0 && !job.failure && !job.stop_reason.empty()) {
+    reporter_.Error(fmt::format("the job stopped: {}", job.stop_reason));
+  }
+}
+
 int RunPipeline::DryRun() {
   Status planned = PlanRanks(/*for_dry_run=*/true);
   if (!planned.ok()) {
@@ -609,9 +747,20 @@ int RunPipeline::DryRun() {
                       RunKey{job_.experiment_name, job_.run_id}.Prefix());
   text += fmt::format("run directory:  {}\n", layout_.root);
   text += fmt::format("source:         {} (copied to {})\n", job_.source_directory, layout_.wd());
-  text += fmt::format("nodes:          1 (this node: {})\n", node_rank_);
-  text += fmt::format("ranks:          {} ({})\n", process_count_, process_count_source_);
-  text += "master:         127.0.0.1, MASTER_PORT picked free at launch\n";
+  text += fmt::format("nodes:          {} (this node: {}; from {})\n", placement_.node_count,
+                      node_rank_, placement_.source);
+  if (!placement_.reason.empty()) text += fmt::format("placement:      {}\n", placement_.reason);
+  for (const std::string& note : placement_.notes) text += fmt::format("note:           {}\n", note);
+  text += fmt::format("ranks:          {} on this node ({}), {} in the job\n", process_count_,
+                      process_count_source_, assignment_.world_size);
+  text += fmt::format("communicator:   {}\n", CommunicatorName(job_.communicator));
+  if (placement_.node_count > 1) {
+    text += fmt::format("master:         the head ({}), MASTER_PORT picked free on it at rendezvous; "
+                        "control port {}\n",
+                        placement_.head.empty() ? "this node" : placement_.head, options_.control_port);
+  } else {
+    text += "master:         127.0.0.1, MASTER_PORT picked free at launch\n";
+  }
   if (job_.max_run_duration_seconds) {
     text += fmt::format("time limit:     {} s\n", *job_.max_run_duration_seconds);
   }
@@ -646,15 +795,29 @@ int RunPipeline::Execute() {
     reporter_.Error(loaded.message());
     return ExitCodeFor(loaded);
   }
-  if (options_.dry_run) return DryRun();
+  if (options_.dry_run) {
+    LayOut();
+    return DryRun();
+  }
+  if (cluster_) {
+    // The run id and the ranks come from the rendezvous, before anything is on disk.
+    Status joined = PlanBinding();
+    if (joined.ok()) joined = cluster_->Join(&job_, process_count_, process_count_source_, gpu_count_);
+    if (!joined.ok()) {
+      reporter_.Error(joined.message());
+      return CancelSignalPending() ? kExitCanceled : ExitCodeFor(joined);
+    }
+  }
+  LayOut();
   Status created = CreateRunDirectory();
   if (!created.ok()) {
     reporter_.Error(created.message());
+    if (cluster_) cluster_->session()->WaitForStart(created, ExitCodeFor(created));
     return ExitCodeFor(created);
   }
   // From here on the run exists: whatever happens is recorded and uploaded.
   EnterPhase(RunStatus::kPreparing);
-  Status writable = history_->WriteRecord(record_);
+  Status writable = cluster_ && !cluster_->is_head() ? Status::Ok() : history_->WriteRecord(record_);
   if (!writable.ok()) {
     reporter_.Error(fmt::format("run history {} is not writable, so nothing was started: {}\n"
                                 "the system log is in {}",
@@ -664,19 +827,27 @@ int RunPipeline::Execute() {
   reporter_.Notice(fmt::format("run {} (experiment {}) in {}", job_.run_id, job_.experiment_name,
                                layout_.root));
   Status prepared = Prepare();
+  if (prepared.ok()) prepared = SetUpProcesses();
+  if (cluster_) {
+    // Every node prepared (or one failed, or one was canceled): start, or stop together.
+    std::optional<StopNotice> stop =
+        cluster_->session()->WaitForStart(prepared, prepared.ok() ? 0 : ExitCodeFor(prepared));
+    if (stop && prepared.ok()) {
+      reporter_.Error(fmt::format("the ranks were not started: {}", stop->reason));
+      record_.outcome = stop->exit_code == kExitCanceled ? "canceled" : "stopped";
+      record_.stop_reason = stop->reason;
+      return Finalize(stop->exit_code,
+                      stop->exit_code == kExitCanceled ? RunStatus::kCanceled : RunStatus::kFailed);
+    }
+  }
   if (!prepared.ok()) {
     reporter_.Error(prepared.message());
     record_.outcome = "preparation failed";
     record_.stop_reason = prepared.message();
     return Finalize(ExitCodeFor(prepared), RunStatus::kFailed);
   }
-  if (Status ready = SetUpProcesses(); !ready.ok()) {
-    reporter_.Error(ready.message());
-    record_.outcome = "preparation failed";
-    record_.stop_reason = ready.message();
-    return Finalize(ExitCodeFor(ready), RunStatus::kFailed);
-  }
   if (CancelPending()) {
+    if (cluster_) cluster_->session()->Stopping(kExitCanceled, "canceled before the ranks started");
     reporter_.Error("canceled before the ranks started");
     record_.outcome = std::string(RunOutcomeName(RunOutcome::kCanceled));
     return Finalize(kExitCanceled, RunStatus::kCanceled);

@@ -28,6 +28,9 @@ struct RunOptions {
   std::optional<int> nnodes;       // nodes in the job
   std::string master_addr;         // the head node's address
   int control_port = kDefaultControlPort;
+  // Multi-node timeouts: none = the job file's rendezvous.timeoutSeconds, else 600.
+  std::optional<double> rendezvous_timeout_seconds;
+  double heartbeat_timeout_seconds = 10;  // a node silent this long is lost
   std::string history;             // run history URI; empty: job file, then default
   std::string run_id;              // overrides the job file's runId
   std::string workdir;             // where <experiment>/<runId>/ is made

@@ -340,7 +340,7 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
                    {"script", "command", "arguments", "sourceDirectory", "experimentName",
                     "runId", "communicator", "nodeCount", "mpi", "processCountPerNode",
                     "gpusPerProcess", "binding", "maxRunDurationSeconds", "environment",
-                    "data", "history"},
+                    "data", "history", "rendezvous"},
                    &errors);
 
   top.String("script", &job.script);
@@ -397,7 +397,15 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
                         {"TensorFlow", Communicator::kTensorFlow}},
                        &job.communicator);
   std::optional<int> node_count;
-  if (top.Int("nodeCount", 1, kMaxNodeCount, &node_count)) job.node_count = *node_count;
+  if (top.Int("nodeCount", 1, kMaxNodeCount, &node_count)) {
+    job.node_count = *node_count;
+    job.node_count_set = true;
+  }
+  if (const json* rendezvous = top.Object("rendezvous")) {
+    ObjectReader r(*rendezvous, top.At("rendezvous"), {"headHost", "timeoutSeconds"}, &errors);
+    r.String("headHost", &job.rendezvous.head_host);
+    r.Int("timeoutSeconds", 1, 7 * 24 * 3600, &job.rendezvous.timeout_seconds);
+  }
 
   top.Int("processCountPerNode", 1, kMaxProcessesPerNode, &job.process_count_per_node);
   if (const json* mpi = top.Object("mpi")) {

@@ -47,6 +47,12 @@ struct HistoryConfig {
   std::string uri;
 };
 
+// Multi-node jobs: how the nodes find each other.
+struct RendezvousConfig {
+  std::string head_host;               // the head's host name, when no scheduler says it
+  std::optional<int> timeout_seconds;  // how long nodes wait for each other
+};
+
 struct JobConfig {
   std::string file;  // the job file as given, for messages
   // Exactly one of script (run with the Python interpreter) or command (an argv).
@@ -58,6 +64,8 @@ struct JobConfig {
   std::string run_id;                   // empty: generated
   Communicator communicator = Communicator::kNone;
   int node_count = 1;
+  bool node_count_set = false;  // the file gives nodeCount
+  RendezvousConfig rendezvous;
   std::optional<int> process_count_per_node;  // none: GPUs on the node, else 1
   std::optional<int> gpus_per_process;        // none: 1 when the node has GPUs
   BindingPolicy binding = BindingPolicy::kAuto;

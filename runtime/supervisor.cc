@@ -45,6 +45,7 @@ void Supervisor::BeginStop(int signal, std::string reason) {
   stopping_ = true;
   result_.stop_reason = std::move(reason);
   kill_deadline_ = processes_->clock()->Now() + options_.grace_period;
+  if (options_.on_stop) options_.on_stop(result_.outcome, result_.exit_code, result_.stop_reason);
   if (!live_.empty()) {
     reporter_->Info(fmt::format("stopping {} rank(s) with {} ({}); SIGKILL after {:.0f} s",
                                 live_.size(), SignalName(signal), result_.stop_reason,

@@ -75,6 +75,10 @@ struct SupervisorOptions {
   // Called once, on the supervising thread, when the first rank fails (before the
   // others are signalled): the multi-node layer tells the other nodes.
   std::function<void(const RankFailure&)> on_rank_failed;
+  // Called once, on the supervising thread, when the ranks start being stopped
+  // (after on_rank_failed for a failure): the outcome, exit code and reason. The
+  // multi-node layer tells the other nodes about a cancel or a time limit.
+  std::function<void(RunOutcome, int exit_code, const std::string& reason)> on_stop;
 };
 
 // The out-of-memory hint for a rank killed by SIGKILL that trainrun did not send;

@@ -1,0 +1,170 @@
+#include "launcher/cluster_run.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "launcher/version.h"
+#include "runtime/communicator_env.h"
+#include "runtime/digest.h"
+#include "runtime/head_session.h"
+#include "runtime/net_util.h"
+#include "runtime/run_id.h"
+#include "runtime/worker_session.h"
+
+namespace trainrun {
+namespace {
+
+std::optional<std::string> ReadIfExists(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+Duration Seconds(double s) {
+  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s));
+}
+
+}  // namespace
+
+bool CancelSignalPending() {
+  sigset_t pending;
+  sigpending(&pending);
+  return sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1 ||
+         sigismember(&pending, SIGHUP) == 1;
+}
+
+std::string JobDigest(const JobConfig& job) { return HexEncode(Sha256(job.json)); }
+
+Result<Placement> ClusterRun::Discover(const RunOptions& options, const JobConfig& job) {
+  DiscoveryInput in;
+  in.node_rank = options.node_rank;
+  in.nnodes = options.nnodes;
+  in.master_addr = options.master_addr;
+  if (job.node_count_set) in.job_node_count = job.node_count;
+  in.job_head_host = job.rendezvous.head_host;
+  in.job_file = job.file;
+  in.env = CurrentEnvMap();
+  const char* sagemaker = getenv("TRAINRUN_SAGEMAKER_RESOURCECONFIG");
+  in.sagemaker_config_path = sagemaker != nullptr && *sagemaker ? sagemaker : kSageMakerResourceConfig;
+  in.sagemaker_config = ReadIfExists(in.sagemaker_config_path);
+  for (const LocalAddress& a : LocalIpv4Addresses()) in.local_addresses.push_back(a.address);
+  return DiscoverPlacement(in);
+}
+
+Result<std::unique_ptr<ClusterRun>> ClusterRun::Create(const RunOptions& options, const JobConfig& job,
+                                                       Reporter* reporter) {
+  TR_ASSIGN_OR_RETURN(Placement placement, Discover(options, job));
+  if (placement.node_count <= 1) return std::unique_ptr<ClusterRun>();
+  std::unique_ptr<ClusterRun> run(new ClusterRun());
+  run->options_ = options;
+  run->reporter_ = reporter;
+  run->placement_ = placement;
+  reporter->Info(fmt::format("node {} of {} ({}): {}", placement.node_rank, placement.node_count,
+                             placement.source, placement.reason));
+  for (const std::string& note : placement.notes) reporter->Info(note);
+
+  const char* token = getenv(kJobTokenVariable);
+  const std::string identity =
+      fmt::format("{}\n{}\n{}\n{}\n{}\n{}", placement.scheduler_job_id, JobDigest(job), job.run_id,
+                  placement.head, options.control_port, placement.node_count);
+  run->token_ = ResolveJobToken(token != nullptr ? token : "", identity);
+  if (run->token_.derived) {
+    reporter->Warning(fmt::format(
+        "{} is not set: the nodes authenticate with a token derived from the job's identity "
+        "(scheduler job id, job file, head address, control port), which anyone who can read the "
+        "job file can derive; set {} to a secret shared by the nodes to protect the control plane",
+        kJobTokenVariable, kJobTokenVariable));
+  } else if (run->token_.secret.size() < kMinJobTokenChars) {
+    reporter->Warning(fmt::format("{} is shorter than {} characters; use a long random secret",
+                                  kJobTokenVariable, kMinJobTokenChars));
+  }
+
+  SessionOptions session;
+  double timeout = options.rendezvous_timeout_seconds.value_or(
+      job.rendezvous.timeout_seconds ? *job.rendezvous.timeout_seconds
+                                     : ToSeconds(kDefaultRendezvousTimeout));
+  session.rendezvous_timeout = Seconds(timeout);
+  session.finalize_timeout = Seconds(options.finalize_timeout_seconds) + kFinalizeWaitMargin;
+  session.heartbeat.timeout = Seconds(options.heartbeat_timeout_seconds);
+  session.heartbeat.interval = std::min(session.heartbeat.timeout / 4, Duration(std::chrono::seconds(1)));
+  session.cancel_requested = CancelSignalPending;
+  session.reporter = reporter;
+  if (placement.node_rank == 0) {
+    TR_ASSIGN_OR_RETURN(std::unique_ptr<HeadSession> head,
+                        HeadSession::Start(session, run->token_, options.control_port));
+    run->session_ = std::move(head);
+  } else {
+    run->session_ = std::make_unique<WorkerSession>(session, run->token_, placement.head,
+                                                    options.control_port, placement.node_rank);
+  }
+  return run;
+}
+
+Status ClusterRun::Join(JobConfig* job, int process_count, const std::string& process_count_source,
+                        int gpu_count) {
+  NodeJoin self;
+  self.node_rank = placement_.node_rank;
+  self.node_count = placement_.node_count;
+  self.host = LocalHostName();
+  for (const LocalAddress& a : LocalIpv4Addresses()) {
+    if (!a.loopback) self.addresses.push_back(a.address);
+  }
+  self.process_count = process_count;
+  self.process_count_source = process_count_source;
+  self.gpu_count = gpu_count;
+  self.pid = getpid();
+  self.job_digest = JobDigest(*job);
+  self.trainrun_version = kTrainrunVersion;
+  self.run_id = job->run_id;
+  if (job->communicator == Communicator::kTensorFlow) {
+    TR_ASSIGN_OR_RETURN(self.tf_ports, FreePorts(process_count));
+  }
+  if (auto* head = dynamic_cast<HeadSession*>(session_.get())) {
+    head->set_run_id(job->run_id.empty() ? GenerateRunId(job->experiment_name, SystemClock()->WallNow())
+                                         : job->run_id);
+  }
+  TR_ASSIGN_OR_RETURN(assignment_, session_->Rendezvous(self));
+  job->run_id = assignment_.run_id;
+  const NodeSlot& me = assignment_.nodes[placement_.node_rank];
+  if (!placement_.interface_hint.empty() && me.interface != placement_.interface_hint) {
+    reporter_->Info(fmt::format("the scheduler names interface {}; this node reaches the head by {}",
+                                placement_.interface_hint, me.interface));
+  }
+  reporter_->Info(fmt::format("this node: {} ({}, interface {}), ranks {}-{} of {}; MASTER_ADDR {} "
+                              "MASTER_PORT {}",
+                              me.host, me.address, me.interface, me.first_rank,
+                              me.first_rank + me.process_count - 1, assignment_.world_size,
+                              assignment_.master_addr, assignment_.master_port));
+  return Status::Ok();
+}
+
+nlohmann::json ClusterRun::Details() const {
+  nlohmann::json nodes = nlohmann::json::array();
+  for (const NodeSlot& n : assignment_.nodes) {
+    nodes.push_back({{"nodeRank", n.node_rank},
+                     {"host", n.host},
+                     {"address", n.address},
+                     {"interface", n.interface},
+                     {"processCount", n.process_count},
+                     {"firstRank", n.first_rank}});
+  }
+  return {{"source", placement_.source},
+          {"reason", placement_.reason},
+          {"schedulerJobId", placement_.scheduler_job_id},
+          {"head", placement_.head},
+          {"controlPort", options_.control_port},
+          {"jobTokenDerived", token_.derived},
+          {"masterAddr", assignment_.master_addr},
+          {"masterPort", assignment_.master_port},
+          {"worldSize", assignment_.world_size},
+          {"nodes", nodes}};
+}
+
+}  // namespace trainrun

@@ -1,0 +1,64 @@
+// The multi-node part of `trainrun run`: where this node stands (cluster
+// discovery), the job token, the control plane session, and the rendezvous that
+// decides the run id and the ranks before anything is laid out on disk.
+//
+// The run id: the job file's runId or --run-id when given (every node must be
+// given the same), else the head generates one and sends it to every node at
+// rendezvous; nodes create their run directories only after that.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "launcher/run_command.h"
+#include "runtime/cluster_discovery.h"
+#include "runtime/cluster_session.h"
+#include "runtime/control_auth.h"
+#include "runtime/job_config.h"
+#include "runtime/reporter.h"
+
+namespace trainrun {
+
+class ClusterRun {
+ public:
+  // Where this node stands, from the flags, the scheduler and the job file.
+  static Result<Placement> Discover(const RunOptions& options, const JobConfig& job);
+
+  // The control plane for a multi-node job (the head starts listening here), or
+  // null for a single-node one. Not owned: `reporter`.
+  static Result<std::unique_ptr<ClusterRun>> Create(const RunOptions& options, const JobConfig& job,
+                                                    Reporter* reporter);
+
+  // Joins the rendezvous and sets job->run_id to the job's. kUnavailable (69) when
+  // it fails; stop() says whether it was a cancel.
+  Status Join(JobConfig* job, int process_count, const std::string& process_count_source,
+              int gpu_count);
+
+  bool is_head() const { return placement_.node_rank == 0; }
+  int node_rank() const { return placement_.node_rank; }
+  const Placement& placement() const { return placement_; }
+  const JobAssignment& assignment() const { return assignment_; }
+  ClusterSession* session() { return session_.get(); }
+  // The cluster facts for run.json's details.
+  nlohmann::json Details() const;
+
+ private:
+  ClusterRun() = default;
+
+  RunOptions options_;
+  Reporter* reporter_ = nullptr;
+  Placement placement_;
+  JobToken token_;
+  std::unique_ptr<ClusterSession> session_;
+  JobAssignment assignment_;
+};
+
+// A SIGTERM, SIGINT or SIGHUP waiting for the supervisor (they are blocked).
+bool CancelSignalPending();
+
+// The SHA-256 of the job file as parsed, which every node must share.
+std::string JobDigest(const JobConfig& job);
+
+}  // namespace trainrun

@@ -1,0 +1,749 @@
+#include "runtime/head_session.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "runtime/digest.h"
+#include "runtime/free_port.h"
+#include "runtime/net_util.h"
+
+namespace trainrun {
+namespace {
+
+using nlohmann::json;
+constexpr auto kWaitSlice = std::chrono::milliseconds(100);
+
+std::string StatusWord(int exit_code) {
+  if (exit_code == 0) return "Completed";
+  if (exit_code == kExitCanceledCode) return "Canceled";
+  return "Failed";
+}
+
+}  // namespace
+
+Result<std::unique_ptr<HeadSession>> HeadSession::Start(SessionOptions options,
+                                                        const JobToken& token, int port) {
+  std::unique_ptr<HeadSession> head(new HeadSession(std::move(options)));
+  ControlServerOptions server_options;
+  server_options.port = port;
+  auto keys = [token](const std::string& role) -> std::optional<std::string> {
+    if (role == kRoleNode || role == kRoleRsh) return RoleKey(token, role);
+    return std::nullopt;
+  };
+  TR_ASSIGN_OR_RETURN(head->server_, ControlServer::Start(server_options, keys, head.get()));
+  return head;
+}
+
+HeadSession::HeadSession(SessionOptions options)
+    : options_(std::move(options)), heartbeat_(SystemClock(), options_.heartbeat) {}
+
+HeadSession::~HeadSession() {
+  if (server_) server_->Shutdown(std::chrono::seconds(2));
+}
+
+bool HeadSession::Canceled() { return options_.cancel_requested && options_.cancel_requested(); }
+
+std::string HeadSession::Who(int node_rank) {
+  auto it = nodes_.find(node_rank);
+  if (it == nodes_.end()) return fmt::format("node {}", node_rank);
+  return it->second.join.Describe();
+}
+
+bool HeadSession::WaitLocked(std::unique_lock<std::mutex>& lock, const std::function<bool()>& done,
+                             std::optional<TimePoint> deadline) {
+  while (!done()) {
+    if (deadline && SystemClock()->Now() >= *deadline) return false;
+    if (!stop_ && Canceled()) {
+      std::string reason = fmt::format("canceled on {} (trainrun received a signal)", Who(0));
+      AddEventLocked({WallMillis(), kExitCanceledCode, reason, 0, std::nullopt, false});
+      StopLocked(kExitCanceledCode, reason);
+      continue;
+    }
+    cv_.wait_for(lock, kWaitSlice);
+  }
+  return true;
+}
+
+void HeadSession::BroadcastLocked(const std::string& frame) {
+  for (auto& [rank, node] : nodes_) {
+    if (rank != 0 && node.conn >= 0 && !node.lost) server_->Send(node.conn, frame);
+  }
+}
+
+void HeadSession::AddEventLocked(Event event) { events_.push_back(std::move(event)); }
+
+void HeadSession::StopLocked(int exit_code, const std::string& reason) {
+  if (stop_) return;
+  stop_ = StopNotice{exit_code, reason};
+  options_.reporter->Info(fmt::format("stopping the job on every node (exit {}): {}", exit_code, reason));
+  BroadcastLocked(EncodeJsonFrame(MessageType::kStop, {{"exitCode", exit_code}, {"reason", reason}}));
+  if (stop_handler_ && !stop_delivered_) {
+    stop_delivered_ = true;
+    stop_handler_(*stop_);
+  }
+  cv_.notify_all();
+}
+
+void HeadSession::SetStopHandler(std::function<void(const StopNotice&)> handler) {
+  std::lock_guard lock(mu_);
+  stop_handler_ = std::move(handler);
+  if (stop_ && stop_handler_ && !stop_delivered_) {
+    stop_delivered_ = true;
+    stop_handler_(*stop_);
+  }
+}
+
+std::optional<StopNotice> HeadSession::stop() {
+  std::lock_guard lock(mu_);
+  return stop_;
+}
+
+void HeadSession::FailRendezvousLocked(const std::string& reason) {
+  if (!rendezvous_error_.empty()) return;
+  rendezvous_error_ = reason;
+  const std::string frame = EncodeJsonFrame(MessageType::kRefused, {{"reason", "rendezvous failed: " + reason}});
+  for (auto& [rank, node] : nodes_) {
+    if (rank != 0 && node.conn >= 0) {
+      server_->Send(node.conn, frame);
+      server_->Close(node.conn);
+    }
+  }
+  cv_.notify_all();
+}
+
+Result<JobAssignment> HeadSession::Rendezvous(const NodeJoin& self) {
+  std::unique_lock lock(mu_);
+  book_.emplace(self);
+  nodes_[0].join = self;
+  const TimePoint deadline = SystemClock()->Now() + options_.rendezvous_timeout;
+  options_.reporter->Info(fmt::format("head of a {}-node job: waiting for {} node(s) on control port {} "
+                                      "(rendezvous timeout {:.0f} s)",
+                                      self.node_count, self.node_count - 1, server_->port(),
+                                      ToSeconds(options_.rendezvous_timeout)));
+  bool complete = WaitLocked(
+      lock, [&] { return book_->complete() || !rendezvous_error_.empty() || stop_.has_value(); },
+      deadline);
+  if (!rendezvous_error_.empty()) return UnavailableError(rendezvous_error_);
+  if (stop_) {
+    FailRendezvousLocked("canceled on the head");
+    return UnavailableError(stop_->reason);
+  }
+  if (!complete) {
+    std::vector<int> missing = book_->missing();
+    std::string message = fmt::format(
+        "rendezvous timed out after {:.0f} s: {} of {} node(s) joined; node(s) {} never did",
+        ToSeconds(options_.rendezvous_timeout), book_->joined(), self.node_count,
+        fmt::join(missing, ", "));
+    if (!refusals_.empty()) {
+      message += fmt::format("; refused: {}", fmt::join(refusals_, "; "));
+    }
+    FailRendezvousLocked(message);
+    return UnavailableError(message);
+  }
+
+  // MASTER_ADDR is the address most nodes reached the head at.
+  std::map<std::string, int> seen;
+  for (auto& [rank, node] : nodes_) {
+    if (rank != 0) ++seen[server_->LocalIpOf(node.conn)];
+  }
+  std::string master_addr = "127.0.0.1";
+  int best = 0;
+  for (const auto& [ip, count] : seen) {
+    if (!ip.empty() && count > best) {
+      master_addr = ip;
+      best = count;
+    }
+  }
+  if (seen.size() > 1) {
+    std::vector<std::string> addresses;
+    for (const auto& [ip, count] : seen) addresses.push_back(ip);
+    options_.reporter->Warning(fmt::format("the nodes reached the head at different addresses ({}); "
+                                           "MASTER_ADDR is {}",
+                                           fmt::join(addresses, ", "), master_addr));
+  }
+  Result<int> port = FindFreePort("0.0.0.0");
+  if (!port.ok()) {
+    FailRendezvousLocked(port.status().message());
+    return UnavailableError(fmt::format("no free MASTER_PORT on the head: {}", port.status().message()));
+  }
+  JobAssignment assignment = book_->Assign(run_id_, master_addr, *port);
+  assignment.nodes[0].address = master_addr;
+  assignment.nodes[0].interface = InterfaceOf(master_addr);
+  nodes_[0].join.address = master_addr;
+  nodes_[0].join.interface = assignment.nodes[0].interface;
+  for (const std::string& w : book_->Warnings()) options_.reporter->Warning(w);
+  assignment_ = assignment;
+  phase_ = Phase::kPreparing;
+  const std::string frame = EncodeJsonFrame(MessageType::kAssign, assignment.ToJson());
+  for (auto& [rank, node] : nodes_) {
+    if (rank == 0) continue;
+    server_->Send(node.conn, frame);
+    heartbeat_.Add(rank);
+  }
+  options_.reporter->Info(fmt::format("rendezvous complete: {} node(s), {} rank(s), MASTER_ADDR {}, "
+                                      "MASTER_PORT {}",
+                                      assignment.nodes.size(), assignment.world_size, master_addr, *port));
+  return assignment;
+}
+
+void HeadSession::MaybeStartLocked() {
+  if (phase_ != Phase::kPreparing || stop_) return;
+  for (auto& [rank, node] : nodes_) {
+    if (!node.ready) return;
+  }
+  phase_ = Phase::kRunning;
+  BroadcastLocked(EncodeJsonFrame(MessageType::kStart, json::object()));
+  cv_.notify_all();
+}
+
+std::optional<StopNotice> HeadSession::WaitForStart(const Status& prepared, int exit_code) {
+  std::unique_lock lock(mu_);
+  if (prepared.ok()) {
+    nodes_[0].ready = true;
+    MaybeStartLocked();
+  } else {
+    std::string reason = fmt::format("{} could not prepare the run: {}", Who(0), prepared.message());
+    AddEventLocked({WallMillis(), exit_code, reason, 0, std::nullopt, false});
+    StopLocked(exit_code, reason);
+  }
+  WaitLocked(lock, [&] { return phase_ == Phase::kRunning || stop_.has_value(); }, std::nullopt);
+  return stop_;
+}
+
+void HeadSession::RankFailed(const RankFailure& failure) {
+  std::lock_guard lock(mu_);
+  std::string reason = fmt::format("rank {} on {} {}", failure.rank, Who(0), failure.reason);
+  AddEventLocked({WallMillis(), failure.status.ToExitCode(), reason, 0, failure.rank, false});
+  StopLocked(failure.status.ToExitCode(), reason);
+}
+
+void HeadSession::Stopping(int exit_code, const std::string& reason) {
+  std::lock_guard lock(mu_);
+  std::string why = fmt::format("{} on {}", reason, Who(0));
+  AddEventLocked({WallMillis(), exit_code, why, 0, std::nullopt, false});
+  StopLocked(exit_code, why);
+}
+
+void HeadSession::ReportResult(const NodeResult& result) {
+  std::lock_guard lock(mu_);
+  nodes_[0].result = result;
+  nodes_[0].result_in = true;
+  cv_.notify_all();
+}
+
+std::vector<TransferItem> HeadSession::MergeUploads(std::vector<TransferItem> items,
+                                                    const std::string& run_prefix) {
+  NodeManifest own;
+  own.node_rank = 0;
+  for (const TransferItem& item : items) own.files.push_back({item.key.substr(run_prefix.size()), item.size, ""});
+  std::unique_lock lock(mu_);
+  nodes_[0].manifest = own;
+  nodes_[0].manifest_in = true;
+  auto every = [&](bool Node::*flag) {
+    return [this, flag] {
+      for (auto& [rank, node] : nodes_) {
+        if (!node.lost && !(node.*flag)) return false;
+      }
+      return true;
+    };
+  };
+  // Nodes still running are alive (heartbeats): their results come, however long.
+  WaitLocked(lock, every(&Node::result_in), std::nullopt);
+  all_results_ = true;
+  if (!finalize_deadline_) finalize_deadline_ = SystemClock()->Now() + options_.finalize_timeout;
+  if (!WaitLocked(lock, every(&Node::manifest_in), finalize_deadline_)) {
+    options_.reporter->Warning("some nodes did not list their outputs before the finalize timeout");
+  }
+  auto manifests = [&] {
+    std::vector<NodeManifest> out;
+    for (auto& [rank, node] : nodes_) {
+      if (node.manifest_in && !node.lost) out.push_back(node.manifest);
+    }
+    return out;
+  };
+  std::map<int, std::set<std::string>> needed = DigestsNeeded(manifests());
+  for (auto& [rank, node] : nodes_) node.digests_in = needed.count(rank) == 0 || rank == 0;
+  for (const auto& [rank, keys] : needed) {
+    if (rank == 0) continue;
+    server_->Send(nodes_[rank].conn,
+                  EncodeJsonFrame(MessageType::kUploadPlan, {{"needDigests", std::vector<std::string>(keys.begin(), keys.end())}}));
+  }
+  if (needed.count(0) != 0) {
+    std::set<std::string> keys = needed[0];
+    lock.unlock();
+    std::map<std::string, std::string> digests;
+    for (const TransferItem& item : items) {
+      std::string key = item.key.substr(run_prefix.size());
+      if (keys.count(key) == 0) continue;
+      Result<std::string> digest = Sha256FileHex(item.local_path);
+      if (digest.ok()) digests[key] = *digest;
+    }
+    lock.lock();
+    for (ManifestEntry& e : nodes_[0].manifest.files) {
+      if (digests.count(e.key)) e.sha256 = digests[e.key];
+    }
+  }
+  WaitLocked(lock, every(&Node::digests_in), finalize_deadline_);
+  MergePlan plan = PlanMerge(manifests());
+  conflicts_ = plan.conflicts;
+  for (auto& [rank, node] : nodes_) {
+    if (rank == 0 || !node.manifest_in || node.lost) continue;
+    server_->Send(node.conn, EncodeJsonFrame(MessageType::kUploadPlan,
+                                             {{"uploads", plan.uploads[rank]}, {"final", true}}));
+  }
+  for (const OutputConflict& c : plan.conflicts) {
+    std::vector<std::string> versions;
+    for (const auto& [node, as] : c.kept_as) versions.push_back(fmt::format("node {} -> {}", node, as));
+    options_.reporter->Warning(fmt::format("{} was written differently by several nodes; every version "
+                                           "is kept: {}",
+                                           c.key, fmt::join(versions, ", ")));
+  }
+  std::vector<TransferItem> mine;
+  const auto& own_plan = plan.uploads[0];
+  for (TransferItem& item : items) {
+    auto it = own_plan.find(item.key.substr(run_prefix.size()));
+    if (it == own_plan.end()) continue;
+    item.key = run_prefix + it->second;
+    mine.push_back(std::move(item));
+  }
+  return mine;
+}
+
+JobOutcome HeadSession::Finish(const NodeDone& done, const JobOutcome& local) {
+  std::unique_lock lock(mu_);
+  nodes_[0].done = done;
+  nodes_[0].done_in = true;
+  WaitLocked(lock, [this] {
+    for (auto& [rank, node] : nodes_) {
+      if (!node.lost && !node.result_in) return false;
+    }
+    return true;
+  }, std::nullopt);
+  if (!finalize_deadline_) finalize_deadline_ = SystemClock()->Now() + options_.finalize_timeout;
+  bool all = WaitLocked(lock, [this] {
+    for (auto& [rank, node] : nodes_) {
+      if (!node.lost && !node.done_in) return false;
+    }
+    return true;
+  }, finalize_deadline_);
+  if (!all) {
+    options_.reporter->Warning(fmt::format("the finalize timeout ({:.0f} s) passed before every node "
+                                           "finished uploading",
+                                           ToSeconds(options_.finalize_timeout)));
+  }
+  JobOutcome outcome = DecideLocked(local);
+  finished_ = true;
+  json body = {{"exitCode", outcome.exit_code},
+               {"status", RunStatusName(outcome.status)},
+               {"outcome", outcome.outcome},
+               {"stopReason", outcome.stop_reason}};
+  if (outcome.failure) body["failure"] = FailureToJson(*outcome.failure);
+  BroadcastLocked(EncodeJsonFrame(MessageType::kFinished, body));
+  return outcome;
+}
+
+JobOutcome HeadSession::DecideLocked(const JobOutcome& local) {
+  JobOutcome out = local;
+  out.warnings.clear();
+  out.upload_errors.clear();
+  out.ranks.clear();
+  out.conflicts = conflicts_;
+  out.nodes = json::array();
+  for (auto& [rank, node] : nodes_) {
+    for (const RankRecord& r : node.result.ranks) out.ranks.push_back(r);
+    if (rank != 0) {
+      for (const std::string& w : node.result.warnings) out.warnings.push_back(fmt::format("node {}: {}", rank, w));
+      for (const std::string& e : node.done.upload_errors) {
+        out.upload_errors.push_back(fmt::format("node {}: {}", rank, e));
+      }
+    }
+    out.nodes.push_back({{"nodeRank", rank},
+                         {"host", node.join.host},
+                         {"address", node.join.address},
+                         {"lost", node.lost},
+                         {"uploaded", node.done_in},
+                         {"files", node.done.files},
+                         {"bytes", node.done.bytes}});
+  }
+  std::sort(out.ranks.begin(), out.ranks.end(),
+            [](const RankRecord& a, const RankRecord& b) { return a.rank < b.rank; });
+
+  // The root cause: the earliest failure seen anywhere.
+  std::vector<Event> events = events_;
+  for (auto& [rank, node] : nodes_) {
+    // A node whose failure report was lost on the way still has it in its result.
+    if (node.result_in && node.result.failure && node.result.failure_time_ms > 0) {
+      bool known = std::any_of(events.begin(), events.end(), [&](const Event& e) {
+        return e.node_rank == rank && e.rank == node.result.failure->rank;
+      });
+      if (!known) {
+        events.push_back({node.result.failure_time_ms, node.result.failure->exit_code,
+                          node.result.failure->reason, rank, node.result.failure->rank, false});
+      }
+    }
+  }
+  std::stable_sort(events.begin(), events.end(),
+                   [](const Event& a, const Event& b) { return a.time_ms < b.time_ms; });
+  out.failure.reset();
+  if (!events.empty()) {
+    const Event& first = events.front();
+    out.exit_code = first.exit_code;
+    out.stop_reason = first.reason;
+    if (first.rank) {
+      out.outcome = "rank failed";
+      Node& node = nodes_[first.node_rank];
+      if (node.result.failure && node.result.failure->rank == *first.rank) {
+        out.failure = node.result.failure;
+      } else {
+        FailureRecord f;
+        f.rank = *first.rank;
+        f.node_rank = first.node_rank;
+        f.host = node.join.host;
+        f.exit_code = first.exit_code;
+        f.reason = first.reason;
+        f.log_file = fmt::format("user_logs/std_log_process_{}.txt", *first.rank);
+        out.failure = f;
+      }
+    } else if (first.lost) {
+      out.outcome = "node lost";
+      FailureRecord f;
+      f.rank = -1;
+      f.node_rank = first.node_rank;
+      f.host = nodes_[first.node_rank].join.host;
+      f.pid = nodes_[first.node_rank].join.pid;
+      f.exit_code = first.exit_code;
+      f.reason = first.reason;
+      out.failure = f;
+    } else {
+      out.outcome = first.exit_code == kExitCanceledCode ? "canceled"
+                    : first.exit_code == 124             ? "timed out"
+                                                         : "stopped";
+    }
+  } else {
+    for (auto& [rank, node] : nodes_) {
+      if (node.result_in && node.result.exit_code != 0 && out.exit_code == 0) {
+        out.exit_code = node.result.exit_code;
+        out.outcome = node.result.outcome;
+        out.stop_reason = node.result.stop_reason;
+      }
+    }
+  }
+  bool incomplete = false;
+  for (auto& [rank, node] : nodes_) {
+    if (!node.done_in && rank != 0) {
+      incomplete = true;
+      out.upload_errors.push_back(fmt::format("node {}: {} did not finish its uploads{}", rank, Who(rank),
+                                              node.lost ? " (the node was lost)" : " in time"));
+    }
+  }
+  if (out.exit_code == 0 && (!out.upload_errors.empty() || !local.upload_errors.empty() || incomplete)) {
+    out.exit_code = 74;
+    out.outcome = "upload failed";
+  }
+  ParseRunStatus(StatusWord(out.exit_code), &out.status);
+  return out;
+}
+
+void HeadSession::OnAuthenticated(int conn, const std::string& role, int node_rank) {
+  std::lock_guard lock(mu_);
+  if (role == kRoleNode) hello_rank_[conn] = node_rank;
+}
+
+void HeadSession::OnRefused(const std::string& peer, const std::string& reason) {
+  std::lock_guard lock(mu_);
+  std::string line = fmt::format("{}: {}", peer, reason);
+  options_.reporter->Warning(fmt::format("refused a control connection from {}", line));
+  refusals_.push_back(line);
+  if (refusals_.size() > 5) refusals_.erase(refusals_.begin());
+}
+
+void HeadSession::OnJoin(int conn, const json& body) {
+  Result<NodeJoin> parsed = NodeJoin::FromJson(body);
+  auto refuse = [&](const std::string& reason) {
+    server_->Send(conn, EncodeJsonFrame(MessageType::kRefused, {{"reason", reason}}));
+    server_->Close(conn);
+    hello_rank_.erase(conn);
+  };
+  if (!parsed.ok()) return refuse(parsed.status().message());
+  NodeJoin join = std::move(parsed).value();
+  if (join.node_rank != hello_rank_[conn]) {
+    return refuse(fmt::format("joined as node {} after authenticating as node {}", join.node_rank,
+                              hello_rank_[conn]));
+  }
+  if (join.address.empty()) {
+    std::string peer = server_->PeerOf(conn);
+    join.address = peer.substr(0, peer.rfind(':'));
+  }
+  if (phase_ != Phase::kRendezvous || !book_) {
+    options_.reporter->Warning(fmt::format("{} tried to join after the rendezvous; refused", join.Describe()));
+    return refuse(book_ ? "the rendezvous of this job is over (is a node started twice?)"
+                        : "the head is not ready yet");
+  }
+  if (!rendezvous_error_.empty()) return refuse("rendezvous failed: " + rendezvous_error_);
+  Status added = book_->Add(join);
+  if (!added.ok()) {
+    options_.reporter->Error(added.message());
+    refuse(added.message());
+    FailRendezvousLocked(added.message());
+    return;
+  }
+  Node& node = nodes_[join.node_rank];
+  if (node.conn >= 0 && node.conn != conn) {
+    conn_node_.erase(node.conn);
+    server_->Close(node.conn);
+  }
+  node = Node();
+  node.conn = conn;
+  node.join = join;
+  conn_node_[conn] = join.node_rank;
+  hello_rank_.erase(conn);
+  options_.reporter->Info(fmt::format("{} joined ({} of {})", join.Describe(), book_->joined(),
+                                      nodes_[0].join.node_count));
+  cv_.notify_all();
+}
+
+void HeadSession::OnMessage(int conn, const Frame& frame) {
+  std::lock_guard lock(mu_);
+  auto node = conn_node_.find(conn);
+  if (node == conn_node_.end()) {
+    if (hello_rank_.count(conn) != 0) {
+      if (frame.type != MessageType::kJoin) return;
+      Result<json> body = DecodeJsonPayload(frame);
+      if (body.ok()) OnJoin(conn, *body);
+      return;
+    }
+    return OnRshMessage(conn, frame);
+  }
+  const int rank = node->second;
+  heartbeat_.Heard(rank);
+  if (frame.type == MessageType::kRshData) {
+    Result<RshChunk> chunk = DecodeRshData(frame);
+    if (!chunk.ok()) return;
+    auto route = sessions_.find(chunk->session);
+    if (route != sessions_.end() && route->second.node_rank == rank) {
+      server_->Send(route->second.agent_conn, EncodeRshData(*chunk));
+    }
+    return;
+  }
+  Result<json> body = DecodeJsonPayload(frame);
+  if (!body.ok()) return;
+  OnNodeMessage(rank, conn, frame, *body);
+}
+
+void HeadSession::OnNodeMessage(int rank, int conn, const Frame& frame, const json& body) {
+  Node& node = nodes_[rank];
+  switch (frame.type) {
+    case MessageType::kReady:
+      node.ready = true;
+      MaybeStartLocked();
+      break;
+    case MessageType::kRankFailed: {
+      int failed_rank = body.value("rank", -1);
+      int code = body.value("exitCode", 1);
+      std::string reason = fmt::format("rank {} on {} {}", failed_rank, Who(rank), body.value("reason", "failed"));
+      AddEventLocked({body.value("timeMs", WallMillis()), code, reason, rank, failed_rank, false});
+      StopLocked(code, reason);
+      break;
+    }
+    case MessageType::kNodeStopping: {
+      int code = body.value("exitCode", 1);
+      std::string reason = fmt::format("{} on {}", body.value("reason", "stopped"), Who(rank));
+      AddEventLocked({body.value("timeMs", WallMillis()), code, reason, rank, std::nullopt, false});
+      StopLocked(code, reason);
+      break;
+    }
+    case MessageType::kNodeResult:
+      node.result = NodeResult::FromJson(body);
+      node.result.node_rank = rank;
+      node.result_in = true;
+      break;
+    case MessageType::kManifest:
+      if (body.contains("files") && body["files"].is_array()) {
+        node.manifest.node_rank = rank;
+        node.manifest.files.clear();
+        for (const json& f : body["files"]) {
+          node.manifest.files.push_back({f.value("key", ""), f.value("size", uint64_t{0}), ""});
+        }
+        node.manifest_in = true;
+      }
+      if (body.contains("digests") && body["digests"].is_object()) {
+        for (ManifestEntry& e : node.manifest.files) {
+          if (body["digests"].contains(e.key)) e.sha256 = body["digests"][e.key].get<std::string>();
+        }
+        node.digests_in = true;
+      }
+      break;
+    case MessageType::kNodeDone:
+      node.done.files = body.value("files", uint64_t{0});
+      node.done.bytes = body.value("bytes", uint64_t{0});
+      node.done.upload_errors = body.value("uploadErrors", std::vector<std::string>{});
+      node.done_in = true;
+      break;
+    case MessageType::kRshExit: {
+      uint32_t session = body.value("session", 0u);
+      auto route = sessions_.find(session);
+      if (route != sessions_.end() && route->second.node_rank == rank) {
+        server_->Send(route->second.agent_conn, EncodeJsonFrame(MessageType::kRshExit, body));
+        server_->Close(route->second.agent_conn);
+        agent_session_.erase(route->second.agent_conn);
+        sessions_.erase(route);
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  (void)conn;
+  cv_.notify_all();
+}
+
+void HeadSession::NodeLostLocked(int rank, const std::string& why) {
+  Node& node = nodes_[rank];
+  if (node.lost || finished_) return;
+  node.lost = true;
+  heartbeat_.Remove(rank);
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    if (it->second.node_rank == rank) {
+      server_->Send(it->second.agent_conn,
+                    EncodeJsonFrame(MessageType::kRshExit, {{"session", it->first},
+                                                            {"exitCode", 255},
+                                                            {"error", fmt::format("{} was lost", Who(rank))}}));
+      server_->Close(it->second.agent_conn);
+      agent_session_.erase(it->second.agent_conn);
+      it = sessions_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  std::string reason = fmt::format("{} was lost: {}", Who(rank), why);
+  if (!node.result_in) {
+    options_.reporter->Error(reason);
+    AddEventLocked({WallMillis(), kExitNodeLost, reason, rank, std::nullopt, true});
+    StopLocked(kExitNodeLost, reason);
+  } else if (!node.done_in) {
+    options_.reporter->Warning(reason + " while finalizing; its uploads may be incomplete");
+  }
+  cv_.notify_all();
+}
+
+void HeadSession::OnClosed(int conn, const std::string& reason) {
+  std::lock_guard lock(mu_);
+  hello_rank_.erase(conn);
+  auto it = conn_node_.find(conn);
+  if (it == conn_node_.end()) {
+    auto agent = agent_session_.find(conn);
+    if (agent == agent_session_.end()) return;
+    uint32_t session = agent->second;
+    agent_session_.erase(agent);
+    auto route = sessions_.find(session);
+    if (route == sessions_.end()) return;
+    int rank = route->second.node_rank;
+    sessions_.erase(route);
+    if (rank == 0) {
+      if (rsh_handler_) rsh_handler_->Kill(session);
+    } else if (nodes_[rank].conn >= 0 && !nodes_[rank].lost) {
+      server_->Send(nodes_[rank].conn, EncodeJsonFrame(MessageType::kRshClose, {{"session", session}}));
+    }
+    return;
+  }
+  const int rank = it->second;
+  conn_node_.erase(it);
+  if (nodes_[rank].conn != conn) return;
+  if (phase_ == Phase::kRendezvous) {
+    if (book_) book_->Remove(rank);
+    options_.reporter->Info(fmt::format("{} left before the rendezvous completed ({}); waiting for it "
+                                        "to come back",
+                                        Who(rank), reason));
+    nodes_.erase(rank);
+    cv_.notify_all();
+    return;
+  }
+  nodes_[rank].conn = -1;
+  NodeLostLocked(rank, reason);
+}
+
+void HeadSession::OnTick() {
+  std::lock_guard lock(mu_);
+  if (phase_ == Phase::kRendezvous || finished_) return;
+  if (heartbeat_.SendDue()) BroadcastLocked(EncodeJsonFrame(MessageType::kHeartbeat, json::object()));
+  for (int rank : heartbeat_.Expired()) {
+    if (nodes_[rank].conn >= 0) server_->Close(nodes_[rank].conn);
+    NodeLostLocked(rank, fmt::format("it sent nothing for {:.0f} s (heartbeat timeout)",
+                                     ToSeconds(options_.heartbeat.timeout)));
+  }
+}
+
+void HeadSession::SetRshHandler(RshHandler* handler) {
+  std::lock_guard lock(mu_);
+  rsh_handler_ = handler;
+}
+
+void HeadSession::OnRshMessage(int conn, const Frame& frame) {
+  auto fail = [&](uint32_t session, const std::string& error) {
+    server_->Send(conn, EncodeJsonFrame(MessageType::kRshExit,
+                                        {{"session", session}, {"exitCode", 255}, {"error", error}}));
+    server_->Close(conn);
+  };
+  if (frame.type == MessageType::kRshData) {
+    auto session = agent_session_.find(conn);
+    Result<RshChunk> chunk = DecodeRshData(frame);
+    if (session == agent_session_.end() || !chunk.ok()) return;
+    auto route = sessions_.find(session->second);
+    if (route == sessions_.end()) return;
+    if (route->second.node_rank == 0) {
+      if (rsh_handler_) rsh_handler_->Stdin(session->second, chunk->data);
+      return;
+    }
+    chunk->session = session->second;
+    server_->Send(nodes_[route->second.node_rank].conn, EncodeRshData(*chunk));
+    return;
+  }
+  if (frame.type != MessageType::kRshOpen || agent_session_.count(conn) != 0) return;
+  Result<json> body = DecodeJsonPayload(frame);
+  if (!body.ok()) return fail(0, body.status().message());
+  std::string host = body->value("host", "");
+  std::vector<std::string> argv = body->value("argv", std::vector<std::string>{});
+  if (!assignment_) return fail(0, "the job has no nodes yet (rendezvous not complete)");
+  const NodeSlot* target = assignment_->FindHost(host);
+  if (target == nullptr) {
+    std::vector<std::string> known;
+    for (const NodeSlot& n : assignment_->nodes) known.push_back(fmt::format("{} ({})", n.address, n.host));
+    return fail(0, fmt::format("no node \"{}\" in this job; its nodes are {}", host, fmt::join(known, ", ")));
+  }
+  if (nodes_[target->node_rank].lost) return fail(0, fmt::format("{} was lost", Who(target->node_rank)));
+  const uint32_t session = next_session_++;
+  sessions_[session] = {conn, target->node_rank};
+  agent_session_[conn] = session;
+  options_.reporter->Info(fmt::format("rsh session {}: starting on {}: {}", session, Who(target->node_rank),
+                                      fmt::join(argv, " ")));
+  if (target->node_rank == 0) {
+    if (rsh_handler_ == nullptr) return fail(session, "the head runs no MPI launch");
+    rsh_handler_->Exec(session, argv);
+    return;
+  }
+  server_->Send(nodes_[target->node_rank].conn,
+                EncodeJsonFrame(MessageType::kRshExec, {{"session", session}, {"argv", argv}}));
+}
+
+void HeadSession::Sink::Output(uint32_t session, int stream, std::string data) {
+  std::lock_guard lock(head_->mu_);
+  auto route = head_->sessions_.find(session);
+  if (route == head_->sessions_.end()) return;
+  head_->server_->Send(route->second.agent_conn,
+                       EncodeRshData({session, static_cast<uint8_t>(stream), std::move(data)}));
+}
+
+void HeadSession::Sink::Exited(uint32_t session, int exit_code, std::string error) {
+  std::lock_guard lock(head_->mu_);
+  auto route = head_->sessions_.find(session);
+  if (route == head_->sessions_.end()) return;
+  head_->server_->Send(route->second.agent_conn,
+                       EncodeJsonFrame(MessageType::kRshExit,
+                                       {{"session", session}, {"exitCode", exit_code}, {"error", error}}));
+  head_->server_->Close(route->second.agent_conn);
+  head_->agent_session_.erase(route->second.agent_conn);
+  head_->sessions_.erase(route);
+}
+
+}  // namespace trainrun
