@@ -145,6 +145,8 @@ Status ClusterRun::Join(JobConfig* job, int process_count, const std::string& pr
   return Status::Ok();
 }
 
+std::string ClusterRun::RshKeyHex() const { return HexEncode(RoleKey(token_, kRoleRsh)); }
+
 nlohmann::json ClusterRun::Details() const {
   nlohmann::json nodes = nlohmann::json::array();
   for (const NodeSlot& n : assignment_.nodes) {

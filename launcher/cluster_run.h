@@ -43,6 +43,8 @@ class ClusterRun {
   ClusterSession* session() { return session_.get(); }
   // The cluster facts for run.json's details.
   nlohmann::json Details() const;
+  // The key of `trainrun rsh` (MPI's launch agent), hex, for mpirun's environment.
+  std::string RshKeyHex() const;
 
  private:
   ClusterRun() = default;

@@ -9,6 +9,8 @@
 
 #include "launcher/exit_codes.h"
 #include "launcher/history_command.h"
+#include "launcher/mpi_rank_command.h"
+#include "launcher/rsh_command.h"
 #include "launcher/run_command.h"
 #include "launcher/topology_command.h"
 #include "launcher/version.h"
@@ -41,6 +43,25 @@ int main(int argc, char** argv) {
   trainrun::BlockSupervisionSignals();
   trainrun::Console out(STDOUT_FILENO);
   trainrun::Console err(STDERR_FILENO);
+
+  // Open MPI's launch agent and the rank wrapper take a command line that is not
+  // theirs to parse (it is full of options meant for orted or the program).
+  if (argc >= 2 && std::string(argv[1]) == "rsh") {
+    std::vector<std::string> words(argv + 2, argv + argc);
+    if (!words.empty() && words[0] == "--") words.erase(words.begin());
+    if (words.size() < 2) {
+      err.Write("trainrun rsh: usage: trainrun rsh HOST COMMAND...\n", false);
+      return 255;
+    }
+    std::string host = words[0];
+    words.erase(words.begin());
+    return trainrun::RshCommand(host, words, &err);
+  }
+  if (argc >= 2 && std::string(argv[1]) == "mpi-rank") {
+    std::vector<std::string> words(argv + 2, argv + argc);
+    if (!words.empty() && words[0] == "--") words.erase(words.begin());
+    return trainrun::MpiRankCommand(words, &err);
+  }
 
   CLI::App app{"trainrun: runs a training job on this node (one `trainrun run` per node)",
                "trainrun"};
@@ -133,6 +154,12 @@ int main(int argc, char** argv) {
   topology_cmd->add_option("--gpus-per-process", topology.gpus_per_process, "GPUs per rank (default 1)")
       ->check(CLI::Range(1, 64));
   topology_cmd->add_flag("--json", topology.json, "JSON instead of tables");
+
+  // Inside MPI jobs only: Open MPI's launch agent, and the wrapper of each rank.
+  app.add_subcommand(
+      "rsh", "Open MPI's remote launch agent in a trainrun MPI job: rsh HOST COMMAND...");
+  app.add_subcommand(
+      "mpi-rank", "Runs one rank of a trainrun MPI job under mpirun: mpi-rank -- PROGRAM...");
 
   CLI::App* help_cmd = app.add_subcommand("help", "Show this help");
   // Once a subcommand is parsed, app.help() describes that subcommand instead.

@@ -14,6 +14,7 @@
 
 #include "gpu/affinity.h"
 #include "launcher/cluster_run.h"
+#include "launcher/mpi_run.h"
 #include "launcher/exit_codes.h"
 #include "launcher/node_binding.h"
 #include "launcher/terminal_reporter.h"
@@ -25,6 +26,7 @@
 #include "runtime/history.h"
 #include "runtime/job_config.h"
 #include "runtime/log_pump.h"
+#include "runtime/mpi_supervisor.h"
 #include "runtime/placeholders.h"
 #include "runtime/process_posix.h"
 #include "runtime/rank_env.h"
@@ -143,6 +145,7 @@ class RunPipeline {
 
   std::unique_ptr<PosixProcessSet> processes_;
   std::unique_ptr<LogPump> pump_;
+  RankPipes mpirun_pipes_;  // the head of an MPI job: where mpirun's output goes
   SupervisionResult result_;
   bool ran_ = false;
   int64_t oom_kills_before_ = -1;
@@ -454,6 +457,11 @@ Status RunPipeline::SetUpProcesses() {
     launch.spec.stdout_fd = pipes.stdout_fd;
     launch.spec.stderr_fd = pipes.stderr_fd;
   }
+  if (job_.communicator == Communicator::kMpi && node_rank_ == 0) {
+    // mpirun's own words (launch errors, its summary of a failure) get a log too.
+    TR_ASSIGN_OR_RETURN(mpirun_pipes_, pump_->AddRank(kMpirunRank, layout_.system_logs() + "/mpirun.log",
+                                                      options_.console != ConsoleRanks::kNone, "[mpirun] "));
+  }
   return pump_->Start();
 }
 
@@ -485,6 +493,26 @@ void RunPipeline::RunRanks() {
   StartLiveUpload();
   reporter_.Notice(fmt::format("run {}: {} rank(s) of {}", job_.run_id, launches_.size(),
                                fmt::join(record_.command, " ")));
+  if (job_.communicator == Communicator::kMpi) {
+    MpiRunInputs mpi;
+    mpi.assignment = &assignment_;
+    mpi.node_rank = node_rank_;
+    mpi.launches = std::move(launches_);
+    mpi.mpirun_stdout_fd = mpirun_pipes_.stdout_fd;
+    mpi.mpirun_stderr_fd = mpirun_pipes_.stderr_fd;
+    mpi.processes = processes_.get();
+    mpi.reporter = &reporter_;
+    mpi.supervision = supervision;
+    mpi.session = session;
+    mpi.rsh_key_hex = cluster_ ? cluster_->RshKeyHex() : "";
+    mpi.control_port = options_.control_port;
+    mpi.base_env = CurrentEnvironment();
+    std::erase_if(mpi.base_env, [](const std::string& e) { return e.rfind("TRAINRUN_JOB_TOKEN=", 0) == 0; });
+    result_ = RunMpi(std::move(mpi));
+    pump_->CloseChildEnds();
+    ran_ = true;
+    return;
+  }
   Supervisor supervisor(processes_.get(), &reporter_, supervision);
   if (session != nullptr) {
     session->SetStopHandler(
@@ -520,7 +548,9 @@ void RunPipeline::ReportFailure() {
   record.reason = fmt::format("rank {} {}", failure.rank, failure.reason);
   record.hint = failure.hint;
   record.stderr_tail = failure.stderr_tail;
-  record.log_file = fmt::format("{}/{}", kUserLogsDir, RankLogName(failure.rank));
+  record.log_file = failure.rank == kMpirunRank
+                        ? fmt::format("{}/mpirun.log", kSystemLogsDir)
+                        : fmt::format("{}/{}", kUserLogsDir, RankLogName(failure.rank));
   record_.failure = record;
 
   std::string summary = fmt::format("rank {} on {} (node {}) {}", failure.rank, record.host,

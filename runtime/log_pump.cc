@@ -67,13 +67,14 @@ LogPump::~LogPump() {
   if (wake_fd_ >= 0) close(wake_fd_);
 }
 
-Result<RankPipes> LogPump::AddRank(int rank, const std::string& log_file, bool to_console) {
+Result<RankPipes> LogPump::AddRank(int rank, const std::string& log_file, bool to_console,
+                                   const std::string& prefix) {
   if (epoll_fd_ < 0 || wake_fd_ < 0) return ErrnoStatus(errno, "log pump epoll");
   auto log = std::make_unique<RankLog>();
   log->rank = rank;
   log->file = log_file;
   log->to_console = to_console && console_ != nullptr;
-  log->prefix = fmt::format("[rank {}] ", rank);
+  log->prefix = prefix.empty() ? fmt::format("[rank {}] ", rank) : prefix;
   log->file_fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log->file_fd < 0) return ErrnoStatus(errno, log_file);
 

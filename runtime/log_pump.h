@@ -44,8 +44,10 @@ class LogPump {
   LogPump& operator=(const LogPump&) = delete;
 
   // Creates the pipes for `rank` and opens `log_file` for appending. With
-  // `to_console` its lines are also copied to the console. Call before Start().
-  Result<RankPipes> AddRank(int rank, const std::string& log_file, bool to_console);
+  // `to_console` its lines are also copied to the console, after `prefix`
+  // ("[rank N] " when empty). Call before Start().
+  Result<RankPipes> AddRank(int rank, const std::string& log_file, bool to_console,
+                            const std::string& prefix = "");
 
   // Closes the write ends given to the children; call right after spawning all
   // ranks, or a pipe never reaches end-of-file.

@@ -1,0 +1,113 @@
+#include "launcher/rsh_command.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "runtime/control_auth.h"
+#include "runtime/control_client.h"
+#include "runtime/digest.h"
+#include "runtime/mpi_launch.h"
+
+namespace trainrun {
+namespace {
+
+constexpr int kRshFailed = 255;
+
+void WriteAll(int fd, const std::string& data) {
+  size_t offset = 0;
+  while (offset < data.size()) {
+    ssize_t n = write(fd, data.data() + offset, data.size() - offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    offset += static_cast<size_t>(n);
+  }
+}
+
+}  // namespace
+
+int RshCommand(const std::string& host, const std::vector<std::string>& command, Console* err) {
+  auto fail = [&](const std::string& message) {
+    err->Write(fmt::format("trainrun rsh: {}\n", message), false);
+    err->Flush(std::chrono::seconds(2));
+    return kRshFailed;
+  };
+  const char* head = getenv(kRshHeadVariable);
+  const char* key_hex = getenv(kRshKeyVariable);
+  std::string key;
+  if (head == nullptr || key_hex == nullptr || !HexDecode(key_hex, &key)) {
+    return fail(fmt::format("{} and {} are not set: trainrun rsh is the launch agent that trainrun "
+                            "gives mpirun in an MPI job, not a command to run by hand",
+                            kRshHeadVariable, kRshKeyVariable));
+  }
+  std::string head_address = head;
+  size_t colon = head_address.rfind(':');
+  if (colon == std::string::npos) return fail(fmt::format("{}={} is not host:port", kRshHeadVariable, head));
+
+  ControlClientOptions options;
+  options.host = head_address.substr(0, colon);
+  options.port = std::atoi(head_address.c_str() + colon + 1);
+  options.role = kRoleRsh;
+  options.node_rank = -1;
+  options.key = key;
+  options.deadline = SystemClock()->Now() + std::chrono::seconds(30);
+  Result<std::unique_ptr<ControlClient>> connected = ControlClient::Connect(options);
+  if (!connected.ok()) return fail(connected.status().message());
+  std::unique_ptr<ControlClient> client = std::move(connected).value();
+  Status opened = client->SendJson(MessageType::kRshOpen, {{"host", host}, {"argv", command}});
+  if (!opened.ok()) return fail(opened.message());
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  int exit_code = kRshFailed;
+  std::string error;
+  client->StartReader(
+      [&](const Frame& frame) {
+        if (frame.type == MessageType::kRshData) {
+          Result<RshChunk> chunk = DecodeRshData(frame);
+          if (chunk.ok()) WriteAll(chunk->stream == 2 ? STDERR_FILENO : STDOUT_FILENO, chunk->data);
+          return;
+        }
+        if (frame.type != MessageType::kRshExit) return;
+        Result<nlohmann::json> body = DecodeJsonPayload(frame);
+        std::lock_guard lock(mu);
+        if (body.ok()) {
+          exit_code = body->value("exitCode", kRshFailed);
+          error = body->value("error", "");
+        }
+        done = true;
+        cv.notify_all();
+      },
+      {},
+      [&](const std::string& reason) {
+        std::lock_guard lock(mu);
+        if (!done) error = "lost the connection to the job's trainrun: " + reason;
+        done = true;
+        cv.notify_all();
+      });
+  // stdin goes to the remote command; its end is sent as an empty chunk. The
+  // thread is left behind when the command ends first (exit does not wait for it).
+  std::thread([&client] {
+    char buffer[65536];
+    while (true) {
+      ssize_t n = read(STDIN_FILENO, buffer, sizeof(buffer));
+      if (n < 0 && errno == EINTR) continue;
+      std::string data = n > 0 ? std::string(buffer, static_cast<size_t>(n)) : std::string();
+      if (!client->Send(EncodeRshData({0, 0, data})).ok() || n <= 0) return;
+    }
+  }).detach();
+  std::unique_lock lock(mu);
+  cv.wait(lock, [&] { return done; });
+  if (!error.empty()) err->Write(fmt::format("trainrun rsh {}: {}\n", host, error), false);
+  err->Flush(std::chrono::seconds(2));
+  // The stdin thread may still use the client: leave without destroying it.
+  _exit(exit_code);
+}
+
+}  // namespace trainrun
