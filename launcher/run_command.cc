@@ -19,6 +19,7 @@
 #include "launcher/node_binding.h"
 #include "launcher/terminal_reporter.h"
 #include "launcher/version.h"
+#include "runtime/buffered_reporter.h"
 #include "runtime/communicator_env.h"
 #include "runtime/data_refs.h"
 #include "runtime/free_port.h"
@@ -85,6 +86,7 @@ class RunPipeline {
     }
     reporter_.Add(console_reporter_.get());
     reporter_.Add(&warnings_);
+    reporter_.Add(&early_);
   }
 
   int Execute();
@@ -117,6 +119,7 @@ class RunPipeline {
   std::unique_ptr<Reporter> console_reporter_;
   std::unique_ptr<SystemLog> system_log_;
   WarningCollector warnings_;
+  BufferedReporter early_{SystemClock()};  // until the system log exists
   MultiReporter reporter_;
 
   JobConfig job_;
@@ -230,6 +233,7 @@ Status RunPipeline::CreateRunDirectory() {
     TR_RETURN_IF_ERROR(MakeDirs(dir));
   }
   TR_ASSIGN_OR_RETURN(system_log_, SystemLog::Open(layout_.system_log(node_rank_), SystemClock()));
+  early_.ReplayTo(system_log_.get());
   reporter_.Add(system_log_.get());
   reporter_.Info(fmt::format("trainrun {} on {} (pid {}{}), job file {}", kTrainrunVersion,
                              HostName(), getpid(), getpid() == 1 ? ", PID 1" : "",

@@ -10,6 +10,7 @@ namespace {
 
 using nlohmann::json;
 constexpr auto kWaitSlice = std::chrono::milliseconds(100);
+constexpr auto kAssignmentMargin = std::chrono::seconds(60);
 
 }  // namespace
 
@@ -76,16 +77,20 @@ Result<JobAssignment> WorkerSession::Rendezvous(const NodeJoin& self) {
   Status sent = client_->SendJson(MessageType::kJoin, join.ToJson());
   if (!sent.ok()) return UnavailableError(sent.message());
 
+  // Connected, the head's verdict counts: it refuses every node with the reason
+  // when its own rendezvous timeout passes. A margin covers a head started later.
+  const TimePoint verdict_deadline = deadline + kAssignmentMargin;
   std::optional<JobAssignment> assignment;
   while (!assignment) {
     if (Canceled()) return UnavailableError("canceled while waiting for the other nodes");
-    TimePoint slice = std::min(deadline, SystemClock()->Now() + std::chrono::milliseconds(200));
+    TimePoint slice = std::min(verdict_deadline, SystemClock()->Now() + std::chrono::milliseconds(200));
     Result<Frame> frame = client_->Receive(slice);
     if (!frame.ok()) {
-      if (SystemClock()->Now() < deadline && frame.status().message().find("in time") != std::string::npos) {
+      if (SystemClock()->Now() < verdict_deadline &&
+          frame.status().message().find("in time") != std::string::npos) {
         continue;
       }
-      if (SystemClock()->Now() >= deadline) {
+      if (SystemClock()->Now() >= verdict_deadline) {
         return UnavailableError(fmt::format(
             "rendezvous timed out after {:.0f} s: {} did not assign this node (other nodes missing?)",
             ToSeconds(options_.rendezvous_timeout), head_name_));

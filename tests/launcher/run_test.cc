@@ -248,9 +248,9 @@ TEST_F(RunTest, UsageErrorsExit64AndUnsupportedFeaturesExit65) {
   EXPECT_EQ(RunTrainrun({"frobnicate"}, dir_.path()).exit_code, 64);
   Invocation r = Run(Job({"--sleep-ms", "0"}), {"--console", "loud"});
   EXPECT_EQ(r.exit_code, 64);
-  r = Run(Job({"--sleep-ms", "0"}, {{"communicator", "TensorFlow"}}));
+  r = Run(Job({"--sleep-ms", "0"}, {{"communicator", "Horovod"}}));
   EXPECT_EQ(r.exit_code, 65);
-  EXPECT_NE(r.err.find("not supported yet"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("\"Horovod\" is not one of None, Mpi, Nccl, Gloo, TensorFlow"), std::string::npos) << r.err;
   // history.uri counts only without --history, so run without it here.
   r = RunTrainrun({"run", Job({"--sleep-ms", "0"}, {{"history", {{"uri", "gs://bucket/x"}}}}),
                    "--workdir", workdir()},
