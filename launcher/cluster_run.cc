@@ -150,6 +150,7 @@ std::string ClusterRun::RshKeyHex() const { return HexEncode(RoleKey(token_, kRo
 nlohmann::json ClusterRun::Details() const {
   nlohmann::json nodes = nlohmann::json::array();
   for (const NodeSlot& n : assignment_.nodes) {
+    if (n.host.empty()) continue;  // another node, not described to this one
     nodes.push_back({{"nodeRank", n.node_rank},
                      {"host", n.host},
                      {"address", n.address},

@@ -116,6 +116,11 @@ Result<JobAssignment> HeadSession::Rendezvous(const NodeJoin& self) {
   std::unique_lock lock(mu_);
   book_.emplace(self);
   nodes_[0].join = self;
+  std::vector<std::pair<int, nlohmann::json>> early;
+  early.swap(early_joins_);
+  for (const auto& [conn, body] : early) {
+    if (hello_rank_.count(conn) != 0) OnJoin(conn, body);
+  }
   const TimePoint deadline = SystemClock()->Now() + options_.rendezvous_timeout;
   options_.reporter->Info(fmt::format("head of a {}-node job: waiting for {} node(s) on control port {} "
                                       "(rendezvous timeout {:.0f} s)",
@@ -175,10 +180,13 @@ Result<JobAssignment> HeadSession::Rendezvous(const NodeJoin& self) {
   for (const std::string& w : book_->Warnings()) options_.reporter->Warning(w);
   assignment_ = assignment;
   phase_ = Phase::kPreparing;
+  // TF_CONFIG lists every rank, so TensorFlow nodes get the whole table.
+  bool full = false;
+  for (const NodeSlot& n : assignment.nodes) full = full || !n.tf_ports.empty();
   const std::string frame = EncodeJsonFrame(MessageType::kAssign, assignment.ToJson());
   for (auto& [rank, node] : nodes_) {
     if (rank == 0) continue;
-    server_->Send(node.conn, frame);
+    server_->Send(node.conn, full ? frame : EncodeJsonFrame(MessageType::kAssign, assignment.ToJson(rank)));
     heartbeat_.Add(rank);
   }
   options_.reporter->Info(fmt::format("rendezvous complete: {} node(s), {} rank(s), MASTER_ADDR {}, "
@@ -475,10 +483,14 @@ void HeadSession::OnJoin(int conn, const json& body) {
     std::string peer = server_->PeerOf(conn);
     join.address = peer.substr(0, peer.rfind(':'));
   }
-  if (phase_ != Phase::kRendezvous || !book_) {
+  if (phase_ == Phase::kRendezvous && !book_) {
+    // The head listens before it knows its own part; this join waits for it.
+    early_joins_.emplace_back(conn, body);
+    return;
+  }
+  if (phase_ != Phase::kRendezvous) {
     options_.reporter->Warning(fmt::format("{} tried to join after the rendezvous; refused", join.Describe()));
-    return refuse(book_ ? "the rendezvous of this job is over (is a node started twice?)"
-                        : "the head is not ready yet");
+    return refuse("the rendezvous of this job is over (is a node started twice?)");
   }
   if (!rendezvous_error_.empty()) return refuse("rendezvous failed: " + rendezvous_error_);
   Status added = book_->Add(join);

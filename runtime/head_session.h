@@ -120,6 +120,7 @@ class HeadSession : public ClusterSession, private ControlServer::Handler {
   std::map<int, Node> nodes_;             // by node rank; 0 is this node
   std::map<int, int> conn_node_;          // node connections -> node rank
   std::map<int, int> hello_rank_;         // node connections before their Join
+  std::vector<std::pair<int, nlohmann::json>> early_joins_;  // before Rendezvous()
   std::optional<RendezvousBook> book_;
   std::optional<JobAssignment> assignment_;
   std::string rendezvous_error_;

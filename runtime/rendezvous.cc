@@ -48,9 +48,10 @@ std::string NodeJoin::Describe() const {
   return fmt::format("node {} ({}{}{})", node_rank, host, address.empty() ? "" : ", ", address);
 }
 
-json JobAssignment::ToJson() const {
+json JobAssignment::ToJson(std::optional<int> for_node) const {
   json nodes_json = json::array();
   for (const NodeSlot& n : nodes) {
+    if (for_node && n.node_rank != 0 && n.node_rank != *for_node) continue;
     nodes_json.push_back({{"nodeRank", n.node_rank},
                           {"host", n.host},
                           {"address", n.address},
@@ -62,6 +63,7 @@ json JobAssignment::ToJson() const {
                           {"tfPorts", n.tf_ports}});
   }
   return {{"runId", run_id},
+          {"nodeCount", nodes.size()},
           {"worldSize", world_size},
           {"masterAddr", master_addr},
           {"masterPort", master_port},
@@ -75,6 +77,10 @@ Result<JobAssignment> JobAssignment::FromJson(const json& j) {
     a.world_size = j.at("worldSize").get<int>();
     a.master_addr = j.at("masterAddr").get<std::string>();
     a.master_port = j.at("masterPort").get<int>();
+    const size_t count = j.value("nodeCount", j.at("nodes").size());
+    if (count > 1000000) return InvalidArgumentError("malformed Assign message: too many nodes");
+    a.nodes.resize(count);
+    for (size_t i = 0; i < count; ++i) a.nodes[i].node_rank = static_cast<int>(i);
     for (const json& n : j.at("nodes")) {
       NodeSlot slot;
       slot.node_rank = n.at("nodeRank").get<int>();
@@ -86,15 +92,13 @@ Result<JobAssignment> JobAssignment::FromJson(const json& j) {
       slot.first_rank = n.at("firstRank").get<int>();
       slot.pid = n.value("pid", 0);
       slot.tf_ports = n.value("tfPorts", std::vector<int>{});
-      a.nodes.push_back(std::move(slot));
+      if (slot.node_rank < 0 || slot.node_rank >= static_cast<int>(count)) {
+        return InvalidArgumentError("malformed Assign message: a node rank out of range");
+      }
+      a.nodes[slot.node_rank] = std::move(slot);
     }
   } catch (const json::exception& e) {
     return InvalidArgumentError(fmt::format("malformed Assign message: {}", e.what()));
-  }
-  for (size_t i = 0; i < a.nodes.size(); ++i) {
-    if (a.nodes[i].node_rank != static_cast<int>(i)) {
-      return InvalidArgumentError("malformed Assign message: nodes out of order");
-    }
   }
   return a;
 }

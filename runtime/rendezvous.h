@@ -8,6 +8,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,7 +62,11 @@ struct JobAssignment {
   int master_port = 0;      // free on the head when picked
   std::vector<NodeSlot> nodes;  // by node rank
 
-  nlohmann::json ToJson() const;
+  // Every node's slot; or, with `for_node` set, only the head's and that node's
+  // (what a node needs unless it builds TF_CONFIG), so a 512-node rendezvous
+  // sends 512 small messages rather than 512 copies of the whole table.
+  nlohmann::json ToJson(std::optional<int> for_node = std::nullopt) const;
+  // Slots that were left out come back with just their node rank.
   static Result<JobAssignment> FromJson(const nlohmann::json& json);
   // The node that `host` names: a node's host name, one of its addresses, or
   // "node<N>". Null when none does.

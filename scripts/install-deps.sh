@@ -13,6 +13,9 @@ packages=(
   util-linux iproute2 procps python3 python3-torch python3-numpy
   # object stores: FUSE mounts of az:// and s3:// data, the benchmark's peer
   rclone fuse3
+  # MPI jobs (mpirun, orted, mpicc for the test program, mpi4py) and the
+  # network-namespace cluster of the multi-node tests (ip netns, bridge, veth)
+  openmpi-bin libopenmpi-dev python3-mpi4py
 )
 # Node.js runs the test servers (Azurite, s3rver); a node that is already there
 # (NodeSource's, say) is kept.

@@ -161,6 +161,25 @@ TEST_F(ControlPlaneTest, NodesJoinStartTogetherAndFinishWithOneExitCode) {
   for (auto& f : finished) EXPECT_EQ(f.get().exit_code, 0);
 }
 
+TEST_F(ControlPlaneTest, NodesThatJoinBeforeTheHeadIsReadyWaitForIt) {
+  // The head listens from the start but joins its own rendezvous only once it read
+  // the job file; nodes that are quicker wait instead of being turned away.
+  std::unique_ptr<HeadSession> head = StartHead();
+  std::vector<std::unique_ptr<WorkerSession>> workers;
+  std::vector<std::future<Result<JobAssignment>>> joined;
+  for (int r = 1; r < 4; ++r) {
+    workers.push_back(Worker(r, head->port()));
+    WorkerSession* w = workers.back().get();
+    joined.push_back(std::async(std::launch::async, [this, w, r] { return w->Rendezvous(Join(r, 4)); }));
+  }
+  std::this_thread::sleep_for(milliseconds(500));  // let them connect and join first
+  ASSERT_TRUE(head->Rendezvous(Join(0, 4)).ok());
+  for (auto& j : joined) {
+    Result<JobAssignment> a = j.get();
+    EXPECT_TRUE(a.ok()) << a.status().message();
+  }
+}
+
 TEST_F(ControlPlaneTest, TheFirstFailureAnywhereStopsEveryNodeAndIsTheRootCause) {
   std::unique_ptr<HeadSession> head = StartHead();
   std::vector<std::unique_ptr<WorkerSession>> workers;

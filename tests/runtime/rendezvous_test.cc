@@ -36,6 +36,15 @@ TEST(RendezvousTest, RanksAreNumberedNodeMajor) {
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->nodes[2].address, "10.0.0.3");
   EXPECT_EQ(back->master_port, 29500);
+  // A node gets the head's slot and its own; the others only by number.
+  Result<JobAssignment> mine = JobAssignment::FromJson(a.ToJson(2));
+  ASSERT_TRUE(mine.ok()) << mine.status().message();
+  ASSERT_EQ(mine->nodes.size(), 3u);
+  EXPECT_EQ(mine->nodes[2].first_rank, 4);
+  EXPECT_EQ(mine->nodes[0].address, "10.0.0.1");
+  EXPECT_EQ(mine->nodes[1].node_rank, 1);
+  EXPECT_TRUE(mine->nodes[1].host.empty());
+  EXPECT_LT(a.ToJson(2).dump().size(), a.ToJson().dump().size());
 }
 
 TEST(RendezvousTest, ConflictsNameBothSides) {

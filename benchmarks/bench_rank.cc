@@ -1,0 +1,60 @@
+// A stand-in rank for multinode_bench, the same under trainrun and torchrun (both
+// set RANK). Times are CLOCK_REALTIME seconds, comparable across namespaces.
+//
+//   bench_rank start DIR                       write DIR/start.<rank> and exit 0
+//   bench_rank hang DIR FAIL_RANK AFTER_MS CODE
+//       write DIR/pid.<rank>; rank FAIL_RANK writes DIR/failed after AFTER_MS and
+//       exits CODE; the others wait for a signal
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace {
+
+double Now() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void Write(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  if (f == nullptr) return;
+  std::fputs(text.c_str(), f);
+  std::fclose(f);
+  std::rename(tmp.c_str(), path.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* rank_env = std::getenv("RANK");
+  if (argc < 3 || rank_env == nullptr) {
+    std::fprintf(stderr, "usage: bench_rank start|hang DIR ... (with RANK set)\n");
+    return 2;
+  }
+  const std::string mode = argv[1], dir = argv[2], rank = rank_env;
+  if (mode == "start") {
+    char text[64];
+    std::snprintf(text, sizeof(text), "%.9f\n", Now());
+    Write(dir + "/start." + rank, text);
+    return 0;
+  }
+  if (mode == "hang" && argc >= 6) {
+    Write(dir + "/pid." + rank, std::to_string(getpid()) + "\n");
+    if (std::atoi(argv[3]) == std::atoi(rank.c_str())) {
+      usleep(std::atoi(argv[4]) * 1000);
+      char text[64];
+      std::snprintf(text, sizeof(text), "%.9f\n", Now());
+      Write(dir + "/failed", text);
+      return std::atoi(argv[5]);
+    }
+    while (true) pause();
+  }
+  return 2;
+}
