@@ -145,6 +145,57 @@ Status ClusterRun::Join(JobConfig* job, int process_count, const std::string& pr
   return Status::Ok();
 }
 
+void ClusterRun::ReportResult(const RunRecord& record, std::string_view outcome, int exit_code,
+                              int64_t failure_time_ms) {
+  NodeResult result;
+  result.node_rank = placement_.node_rank;
+  result.host = LocalHostName();
+  result.outcome = !record.outcome.empty() ? record.outcome : std::string(outcome);
+  result.exit_code = exit_code;
+  result.stop_reason = record.stop_reason;
+  result.ranks = record.ranks;
+  result.failure = record.failure;
+  result.failure_time_ms = failure_time_ms;
+  result.warnings = record.warnings;
+  session_->ReportResult(result);
+}
+
+void ClusterRun::Finish(const UploadReport& uploads, int* exit_code, RunStatus* status,
+                        RunRecord* record) {
+  NodeDone done{uploads.files, uploads.bytes, uploads.errors};
+  JobOutcome local;
+  local.exit_code = *exit_code;
+  local.status = *status;
+  local.outcome = record->outcome;
+  local.stop_reason = record->stop_reason;
+  local.failure = record->failure;
+  local.upload_errors = uploads.errors;
+  reporter_->Info(is_head() ? "waiting for every node to finish its uploads"
+                            : "uploads done; waiting for the head's final status");
+  JobOutcome job = session_->Finish(done, local);
+  *exit_code = job.exit_code;
+  *status = job.status;
+  record->outcome = job.outcome;
+  record->stop_reason = job.stop_reason;
+  record->failure = job.failure;
+  if (is_head()) {
+    record->ranks = job.ranks;
+    record->upload_errors.insert(record->upload_errors.end(), job.upload_errors.begin(),
+                                 job.upload_errors.end());
+    record->details["nodeWarnings"] = job.warnings;
+    record->details["outputConflicts"] = ConflictsToJson(job.conflicts);
+    record->details["nodeUploads"] = job.nodes;
+  }
+  if (job.failure && (job.failure->node_rank != node_rank() || job.failure->rank < 0)) {
+    std::string summary = fmt::format("the job failed on node {} ({}): {}", job.failure->node_rank,
+                                      job.failure->host, job.failure->reason);
+    for (const std::string& line : job.failure->stderr_tail) summary += "\n  | " + line;
+    reporter_->Error(summary);
+  } else if (job.exit_code != 0 && !job.failure && !job.stop_reason.empty()) {
+    reporter_->Error(fmt::format("the job stopped: {}", job.stop_reason));
+  }
+}
+
 std::string ClusterRun::RshKeyHex() const { return HexEncode(RoleKey(token_, kRoleRsh)); }
 
 nlohmann::json ClusterRun::Details() const {

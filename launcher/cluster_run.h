@@ -16,6 +16,7 @@
 #include "runtime/cluster_discovery.h"
 #include "runtime/cluster_session.h"
 #include "runtime/control_auth.h"
+#include "runtime/history.h"
 #include "runtime/job_config.h"
 #include "runtime/reporter.h"
 
@@ -43,6 +44,15 @@ class ClusterRun {
   ClusterSession* session() { return session_.get(); }
   // The cluster facts for run.json's details.
   nlohmann::json Details() const;
+  // This node's ranks ended (its record so far: ranks, root-cause failure with the
+  // stderr tail, warnings): tells the head.
+  void ReportResult(const RunRecord& record, std::string_view outcome, int exit_code,
+                    int64_t failure_time_ms);
+  // After this node's uploads: waits for the job's outcome (the head: for every
+  // node), sets the exit code and status every node exits with, and puts the job's
+  // root cause (and on the head every node's ranks, upload errors and output
+  // conflicts) into `record`.
+  void Finish(const UploadReport& uploads, int* exit_code, RunStatus* status, RunRecord* record);
   // The key of `trainrun rsh` (MPI's launch agent), hex, for mpirun's environment.
   std::string RshKeyHex() const;
 

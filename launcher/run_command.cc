@@ -110,9 +110,6 @@ class RunPipeline {
   void EnterPhase(RunStatus status);
   void SaveRecord();
   void ReportFailure();
-  // Multi-node: this node's result to the head, and the job's outcome back.
-  void ReportToCluster(int exit_code);
-  void FinishWithCluster(const UploadReport& uploads, int* exit_code, RunStatus* status);
 
   RunOptions options_;
   Console* out_;
@@ -671,7 +668,10 @@ int RunPipeline::Finalize(int exit_code, RunStatus status) {
       reporter_.Error(fmt::format("ranks stopped: {}", result_.stop_reason));
     }
   }
-  if (cluster_) ReportToCluster(exit_code);
+  if (cluster_) {
+    record_.warnings = warnings_.warnings();
+    cluster_->ReportResult(record_, RunOutcomeName(result_.outcome), exit_code, failure_time_ms_);
+  }
   pump_.reset();
 
   UploadReport uploads;
@@ -691,7 +691,7 @@ int RunPipeline::Finalize(int exit_code, RunStatus status) {
         fmt::join(uploads.errors.begin(),
                   uploads.errors.begin() + std::min<size_t>(uploads.errors.size(), 10), "\n")));
   }
-  if (cluster_) FinishWithCluster(uploads, &exit_code, &status);
+  if (cluster_) cluster_->Finish(uploads, &exit_code, &status, &record_);
   record_.exit_code = exit_code;
   EnterPhase(status);
   const std::string prefix = RunKey{job_.experiment_name, job_.run_id}.Prefix();
@@ -714,55 +714,6 @@ int RunPipeline::Finalize(int exit_code, RunStatus status) {
     exit_code = kExitUploadFailed;
   }
   return exit_code;
-}
-
-void RunPipeline::ReportToCluster(int exit_code) {
-  NodeResult result;
-  result.node_rank = node_rank_;
-  result.host = HostName();
-  result.outcome = !record_.outcome.empty() ? record_.outcome : std::string(RunOutcomeName(result_.outcome));
-  result.exit_code = exit_code;
-  result.stop_reason = record_.stop_reason;
-  result.ranks = record_.ranks;
-  result.failure = record_.failure;
-  result.failure_time_ms = failure_time_ms_;
-  result.warnings = warnings_.warnings();
-  cluster_->session()->ReportResult(result);
-}
-
-void RunPipeline::FinishWithCluster(const UploadReport& uploads, int* exit_code, RunStatus* status) {
-  NodeDone done{uploads.files, uploads.bytes, uploads.errors};
-  JobOutcome local;
-  local.exit_code = *exit_code;
-  local.status = *status;
-  local.outcome = record_.outcome;
-  local.stop_reason = record_.stop_reason;
-  local.failure = record_.failure;
-  local.upload_errors = uploads.errors;
-  reporter_.Info(cluster_->is_head() ? "waiting for every node to finish its uploads"
-                                     : "uploads done; waiting for the head's final status");
-  JobOutcome job = cluster_->session()->Finish(done, local);
-  *exit_code = job.exit_code;
-  *status = job.status;
-  record_.outcome = job.outcome;
-  record_.stop_reason = job.stop_reason;
-  record_.failure = job.failure;
-  if (cluster_->is_head()) {
-    record_.ranks = job.ranks;
-    record_.upload_errors.insert(record_.upload_errors.end(), job.upload_errors.begin(),
-                                 job.upload_errors.end());
-    record_.details["nodeWarnings"] = job.warnings;
-    record_.details["outputConflicts"] = ConflictsToJson(job.conflicts);
-    record_.details["nodeUploads"] = job.nodes;
-  }
-  if (job.failure && (job.failure->node_rank != node_rank_ || job.failure->rank < 0)) {
-    std::string summary = fmt::format("the job failed on node {} ({}): {}", job.failure->node_rank,
-                                      job.failure->host, job.failure->reason);
-    for (const std::string& line : job.failure->stderr_tail) summary += "\n  | " + line;
-    reporter_.Error(summary);
-  } else if (job.exit_code != 0 && !job.failure && !job.stop_reason.empty()) {
-    reporter_.Error(fmt::format("the job stopped: {}", job.stop_reason));
-  }
 }
 
 int RunPipeline::DryRun() {

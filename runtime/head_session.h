@@ -16,6 +16,7 @@
 #include "runtime/cluster_session.h"
 #include "runtime/control_auth.h"
 #include "runtime/control_server.h"
+#include "runtime/job_outcome.h"
 
 namespace trainrun {
 
@@ -47,26 +48,12 @@ class HeadSession : public ClusterSession, private ControlServer::Handler {
   void set_run_id(std::string run_id) { run_id_ = std::move(run_id); }
 
  private:
-  struct Node {
+  struct Node : NodeReport {
     int conn = -1;
-    NodeJoin join;
     bool ready = false;
-    bool lost = false;
-    bool result_in = false;
     bool manifest_in = false;
     bool digests_in = false;
-    bool done_in = false;
-    NodeResult result;
     NodeManifest manifest;
-    NodeDone done;
-  };
-  struct Event {
-    int64_t time_ms = 0;
-    int exit_code = 0;
-    std::string reason;
-    int node_rank = 0;
-    std::optional<int> rank;  // a rank failure
-    bool lost = false;        // a lost node
   };
   struct RshRoute {
     int agent_conn = -1;
@@ -96,7 +83,7 @@ class HeadSession : public ClusterSession, private ControlServer::Handler {
   void OnJoin(int conn, const nlohmann::json& body);
   void OnRshMessage(int conn, const Frame& frame);
   void NodeLostLocked(int node_rank, const std::string& why);
-  void AddEventLocked(Event event);
+  void AddEventLocked(FailureEvent event);
   void StopLocked(int exit_code, const std::string& reason);
   void MaybeStartLocked();
   void BroadcastLocked(const std::string& frame);
@@ -128,7 +115,7 @@ class HeadSession : public ClusterSession, private ControlServer::Handler {
   std::optional<StopNotice> stop_;
   bool stop_delivered_ = false;
   std::function<void(const StopNotice&)> stop_handler_;
-  std::vector<Event> events_;
+  std::vector<FailureEvent> events_;
   HeartbeatMonitor heartbeat_;
   bool all_results_ = false;
   std::optional<TimePoint> finalize_deadline_;
