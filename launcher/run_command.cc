@@ -732,12 +732,19 @@ int RunPipeline::DryRun() {
                       RunKey{job_.experiment_name, job_.run_id}.Prefix());
   text += fmt::format("run directory:  {}\n", layout_.root);
   text += fmt::format("source:         {} (copied to {})\n", job_.source_directory, layout_.wd());
-  text += fmt::format("nodes:          {} (this node: {}; from {})\n", placement_.node_count,
-                      node_rank_, placement_.source);
+  if (placement_.node_count > 1) {
+    text += fmt::format("nodes:          {} (this node: {}; from {})\n", placement_.node_count,
+                        node_rank_, placement_.source);
+  } else {
+    text += fmt::format("nodes:          1 (this node: 0)\n");
+  }
   if (!placement_.reason.empty()) text += fmt::format("placement:      {}\n", placement_.reason);
   for (const std::string& note : placement_.notes) text += fmt::format("note:           {}\n", note);
-  text += fmt::format("ranks:          {} on this node ({}), {} in the job\n", process_count_,
-                      process_count_source_, assignment_.world_size);
+  text += fmt::format("ranks:          {} ({})\n", process_count_, process_count_source_);
+  if (placement_.node_count > 1) {
+    text += fmt::format("world size:     {} (if every node runs {} rank(s))\n", assignment_.world_size,
+                        process_count_);
+  }
   text += fmt::format("communicator:   {}\n", CommunicatorName(job_.communicator));
   if (placement_.node_count > 1) {
     text += fmt::format("master:         the head ({}), MASTER_PORT picked free on it at rendezvous; "
@@ -807,6 +814,7 @@ int RunPipeline::Execute() {
     reporter_.Error(fmt::format("run history {} is not writable, so nothing was started: {}\n"
                                 "the system log is in {}",
                                 store_->Uri(), writable.message(), layout_.system_logs()));
+    if (cluster_) cluster_->session()->WaitForStart(UploadFailedError(writable.message()), kExitUploadFailed);
     return kExitUploadFailed;
   }
   reporter_.Notice(fmt::format("run {} (experiment {}) in {}", job_.run_id, job_.experiment_name,
