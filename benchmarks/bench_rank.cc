@@ -1,10 +1,11 @@
-// A stand-in rank for multinode_bench, the same under trainrun and torchrun (both
-// set RANK). Times are CLOCK_REALTIME seconds, comparable across namespaces.
+// A stand-in rank for multinode_bench, the same under trainrun and torchrun
+// (both set RANK). Times are CLOCK_REALTIME seconds, comparable across
+// namespaces.
 //
-//   bench_rank start DIR                       write DIR/start.<rank> and exit 0
-//   bench_rank hang DIR FAIL_RANK AFTER_MS CODE
-//       write DIR/pid.<rank>; rank FAIL_RANK writes DIR/failed after AFTER_MS and
-//       exits CODE; the others wait for a signal
+//   bench_rank start DIR                       write DIR/start.<rank> and exit
+//   0 bench_rank hang DIR FAIL_RANK AFTER_MS CODE
+//       write DIR/pid.<rank>; rank FAIL_RANK writes DIR/failed after AFTER_MS
+//       and exits CODE; the others wait for a signal
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,7 +36,8 @@ void Write(const std::string& path, const std::string& text) {
 int main(int argc, char** argv) {
   const char* rank_env = std::getenv("RANK");
   if (argc < 3 || rank_env == nullptr) {
-    std::fprintf(stderr, "usage: bench_rank start|hang DIR ... (with RANK set)\n");
+    std::fprintf(stderr,
+                 "usage: bench_rank start|hang DIR ... (with RANK set)\n");
     return 2;
   }
   const std::string mode = argv[1], dir = argv[2], rank = rank_env;

@@ -1,11 +1,13 @@
 // A 2-node job (2 ranks a node) in network namespaces on this machine (root):
 //   launch    from starting the launchers to every rank running, and to the
 //             launchers' exit, for ranks that do nothing
-//   teardown  from rank 3 (node 1) failing to the last rank on node 0 gone, while
+//   teardown  from rank 3 (node 1) failing to the last rank on node 0 gone,
+//   while
 //             the others wait
-// beside torchrun (c10d rendezvous) on the same namespaces. Debian 12's torchrun
-// (torch 1.13) crashes at launch on Python 3.11 (pytorch issue 92319), so it runs
-// through benchmarks/torchrun_shim.py, which patches Std.from_str and nothing else.
+// beside torchrun (c10d rendezvous) on the same namespaces. Debian 12's
+// torchrun (torch 1.13) crashes at launch on Python 3.11 (pytorch issue 92319),
+// so it runs through benchmarks/torchrun_shim.py, which patches Std.from_str
+// and nothing else.
 //
 // usage: multinode_bench [--repetitions R] [--peer-repetitions R] [--cap S]
 #include <fcntl.h>
@@ -61,7 +63,8 @@ int Spawn(const std::vector<std::string>& argv, const std::string& log) {
     dup2(fd, 2);
     setenv("TRAINRUN_JOB_TOKEN", kToken, 1);
     std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    for (const std::string& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     execv(args[0], args.data());
     _exit(127);
@@ -94,68 +97,116 @@ bool WaitFor(const std::function<bool()>& condition, double seconds) {
 
 class Bench {
  public:
-  Bench(NetnsCluster* cluster, std::string dir) : cluster_(cluster), dir_(std::move(dir)) {}
+  Bench(NetnsCluster* cluster, std::string dir)
+      : cluster_(cluster), dir_(std::move(dir)) {}
 
   // The launchers of both nodes for the rank command `rank`, in run `id`.
-  std::vector<int> Launch(bool torchrun, const std::string& id, const std::vector<std::string>& rank) {
+  std::vector<int> Launch(bool torchrun, const std::string& id,
+                          const std::vector<std::string>& rank) {
     std::vector<int> pids;
     for (int node = 0; node < 2; ++node) {
       std::vector<std::string> argv;
       if (torchrun) {
-        argv = {kPython, std::string(TRAINRUN_SOURCE_DIR) + "/benchmarks/torchrun_shim.py", "--nnodes", "2",
-                "--nproc_per_node", "2", "--node_rank", std::to_string(node), "--rdzv_backend", "c10d",
-                "--rdzv_endpoint", cluster_->Address(0) + ":29500", "--rdzv_id", id, "--rdzv_conf",
-                node == 0 ? "is_host=1" : "is_host=0", "--max_restarts", "0", "--no_python"};
+        argv = {
+            kPython,
+            std::string(TRAINRUN_SOURCE_DIR) + "/benchmarks/torchrun_shim.py",
+            "--nnodes",
+            "2",
+            "--nproc_per_node",
+            "2",
+            "--node_rank",
+            std::to_string(node),
+            "--rdzv_backend",
+            "c10d",
+            "--rdzv_endpoint",
+            cluster_->Address(0) + ":29500",
+            "--rdzv_id",
+            id,
+            "--rdzv_conf",
+            node == 0 ? "is_host=1" : "is_host=0",
+            "--max_restarts",
+            "0",
+            "--no_python"};
         argv.insert(argv.end(), rank.begin(), rank.end());
       } else {
         std::string job = dir_ + "/" + id + ".json";
         std::string command;
-        for (const std::string& word : rank) command += (command.empty() ? "\"" : ", \"") + word + "\"";
-        std::ofstream(job) << "{\"command\": [" << command << "], \"nodeCount\": 2, \"processCountPerNode\": 2, "
-                           << "\"experimentName\": \"bench\", \"runId\": \"" << id << "\", \"sourceDirectory\": \""
-                           << dir_ << "/src\"}";
-        argv = {TRAINRUN_BINARY, "run", job, "--node-rank", std::to_string(node), "--master-addr",
-                cluster_->Address(0), "--history", dir_ + "/history", "--workdir",
-                dir_ + "/w" + std::to_string(node), "--console", "none", "--grace-period", "5"};
+        for (const std::string& word : rank)
+          command += (command.empty() ? "\"" : ", \"") + word + "\"";
+        std::ofstream(job)
+            << "{\"command\": [" << command
+            << "], \"nodeCount\": 2, \"processCountPerNode\": 2, "
+            << "\"experimentName\": \"bench\", \"runId\": \"" << id
+            << "\", \"sourceDirectory\": \"" << dir_ << "/src\"}";
+        argv = {TRAINRUN_BINARY,
+                "run",
+                job,
+                "--node-rank",
+                std::to_string(node),
+                "--master-addr",
+                cluster_->Address(0),
+                "--history",
+                dir_ + "/history",
+                "--workdir",
+                dir_ + "/w" + std::to_string(node),
+                "--console",
+                "none",
+                "--grace-period",
+                "5"};
       }
-      pids.push_back(Spawn(cluster_->Command(node, argv), dir_ + "/" + id + ".node" + std::to_string(node) + ".log"));
+      pids.push_back(
+          Spawn(cluster_->Command(node, argv),
+                dir_ + "/" + id + ".node" + std::to_string(node) + ".log"));
     }
     return pids;
   }
 
   // Seconds to every rank started, and to both launchers gone.
   std::pair<double, double> LaunchOnce(bool torchrun, int rep) {
-    std::string id = fmt::format("{}-launch-{}", torchrun ? "torchrun" : "trainrun", rep);
+    std::string id =
+        fmt::format("{}-launch-{}", torchrun ? "torchrun" : "trainrun", rep);
     std::string out = dir_ + "/" + id;
     fs::create_directories(out);
     const double t0 = Now();
-    std::vector<int> pids = Launch(torchrun, id, {BENCH_RANK_BINARY, "start", out});
+    std::vector<int> pids =
+        Launch(torchrun, id, {BENCH_RANK_BINARY, "start", out});
     WaitAll(pids, t0 + 120);
     const double done = Now();
     double last = -INFINITY;
-    for (int r = 0; r < 4; ++r) last = std::max(last, ReadTime(out + "/start." + std::to_string(r)));
+    for (int r = 0; r < 4; ++r)
+      last = std::max(last, ReadTime(out + "/start." + std::to_string(r)));
     return {std::isfinite(last) ? last - t0 : NAN, done - t0};
   }
 
-  // Seconds from rank 3's failure to the last rank of node 0 gone; NaN when they
-  // outlived `cap`.
+  // Seconds from rank 3's failure to the last rank of node 0 gone; NaN when
+  // they outlived `cap`.
   double TeardownOnce(bool torchrun, int rep, double cap) {
-    std::string id = fmt::format("{}-teardown-{}", torchrun ? "torchrun" : "trainrun", rep);
+    std::string id =
+        fmt::format("{}-teardown-{}", torchrun ? "torchrun" : "trainrun", rep);
     std::string out = dir_ + "/" + id;
     fs::create_directories(out);
-    std::vector<int> pids = Launch(torchrun, id, {BENCH_RANK_BINARY, "hang", out, "3", "1000", "7"});
+    std::vector<int> pids = Launch(
+        torchrun, id, {BENCH_RANK_BINARY, "hang", out, "3", "1000", "7"});
     double result = NAN;
     if (WaitFor([&] { return fs::exists(out + "/failed"); }, 120)) {
       std::vector<int> others;
-      WaitFor([&] { return fs::exists(out + "/pid.0") && fs::exists(out + "/pid.1"); }, 10);
-      for (int r : {0, 1}) others.push_back(static_cast<int>(ReadTime(out + "/pid." + std::to_string(r))));
+      WaitFor(
+          [&] {
+            return fs::exists(out + "/pid.0") && fs::exists(out + "/pid.1");
+          },
+          10);
+      for (int r : {0, 1})
+        others.push_back(
+            static_cast<int>(ReadTime(out + "/pid." + std::to_string(r))));
       double failed = ReadTime(out + "/failed");
-      bool gone = WaitFor([&] {
-        for (int pid : others) {
-          if (pid > 0 && Alive(pid)) return false;
-        }
-        return true;
-      }, cap);
+      bool gone = WaitFor(
+          [&] {
+            for (int pid : others) {
+              if (pid > 0 && Alive(pid)) return false;
+            }
+            return true;
+          },
+          cap);
       if (gone) result = Now() - failed;
     }
     WaitAll(pids, Now() + 10);
@@ -168,10 +219,12 @@ class Bench {
   std::string dir_;
 };
 
-void Row(const std::string& metric, const std::vector<double>& ours, const std::vector<double>& peer,
-         const std::string& none) {
-  std::printf("%-46s  %12s  %12s  %14s  %14s  %9s\n", metric.c_str(), Seconds(Median(ours)).c_str(),
-              Seconds(P99(ours)).c_str(), Seconds(Median(peer), none).c_str(), Seconds(P99(peer), none).c_str(),
+void Row(const std::string& metric, const std::vector<double>& ours,
+         const std::vector<double>& peer, const std::string& none) {
+  std::printf("%-46s  %12s  %12s  %14s  %14s  %9s\n", metric.c_str(),
+              Seconds(Median(ours)).c_str(), Seconds(P99(ours)).c_str(),
+              Seconds(Median(peer), none).c_str(),
+              Seconds(P99(peer), none).c_str(),
               Ratio(Median(peer), Median(ours)).c_str());
 }
 
@@ -190,16 +243,20 @@ int main(int argc, char** argv) {
   }
   NetnsCluster cluster(2);
   if (!cluster.skip_reason().empty()) {
-    std::printf("# multinode_bench skipped: %s\n", cluster.skip_reason().c_str());
+    std::printf("# multinode_bench skipped: %s\n",
+                cluster.skip_reason().c_str());
     return 0;
   }
   char pattern[] = "/tmp/trainrun-bench-XXXXXX";
   std::string dir = mkdtemp(pattern);
   std::filesystem::create_directories(dir + "/src");
   const bool have_torchrun =
-      std::system((std::string(kPython) + " -c 'import torch.distributed.run' 2>/dev/null").c_str()) == 0;
+      std::system((std::string(kPython) +
+                   " -c 'import torch.distributed.run' 2>/dev/null")
+                      .c_str()) == 0;
   Bench bench(&cluster, dir);
-  std::vector<double> started, done, teardown, peer_started, peer_done, peer_teardown;
+  std::vector<double> started, done, teardown, peer_started, peer_done,
+      peer_teardown;
   for (int r = 0; r < repetitions; ++r) {
     auto [s, d] = bench.LaunchOnce(false, r);
     started.push_back(s);
@@ -213,28 +270,44 @@ int main(int argc, char** argv) {
     peer_teardown.push_back(bench.TeardownOnce(true, r, cap));
   }
   const std::string never = fmt::format("> {:.0f} s", cap);
-  std::printf("# 2 nodes x 2 ranks in network namespaces on this machine (%u cores), file:// history\n",
-              std::thread::hardware_concurrency());
-  std::printf("# ranks: benchmarks/bench_rank (a C program); trainrun %d repetitions, torchrun %d\n", repetitions,
-              have_torchrun ? peer_repetitions : 0);
-  std::printf("# peer: torchrun (torch 1.13, --rdzv_backend c10d) run through benchmarks/torchrun_shim.py, which\n"
-              "#   patches Std.from_str: Debian 12's torchrun crashes at launch on Python 3.11 (pytorch issue 92319)%s\n",
-              have_torchrun ? "" : " - not available here");
-  std::printf("# teardown: rank 3 (node 1) exits 7 while ranks 0-2 wait; '%s' = node 0's ranks were still running\n",
-              never.c_str());
-  std::printf("%-46s  %12s  %12s  %14s  %14s  %9s\n", "metric", "trainrun med", "trainrun p99", "torchrun med",
-              "torchrun p99", "peer/us");
+  std::printf(
+      "# 2 nodes x 2 ranks in network namespaces on this machine (%u cores), "
+      "file:// history\n",
+      std::thread::hardware_concurrency());
+  std::printf(
+      "# ranks: benchmarks/bench_rank (a C program); trainrun %d repetitions, "
+      "torchrun %d\n",
+      repetitions, have_torchrun ? peer_repetitions : 0);
+  std::printf(
+      "# peer: torchrun (torch 1.13, --rdzv_backend c10d) run through "
+      "benchmarks/torchrun_shim.py, which\n"
+      "#   patches Std.from_str: Debian 12's torchrun crashes at launch on "
+      "Python 3.11 (pytorch issue 92319)%s\n",
+      have_torchrun ? "" : " - not available here");
+  std::printf(
+      "# teardown: rank 3 (node 1) exits 7 while ranks 0-2 wait; '%s' = node "
+      "0's ranks were still running\n",
+      never.c_str());
+  std::printf("%-46s  %12s  %12s  %14s  %14s  %9s\n", "metric", "trainrun med",
+              "trainrun p99", "torchrun med", "torchrun p99", "peer/us");
   Row("launch: start -> all 4 ranks running", started, peer_started, "-");
   Row("launch: start -> both launchers exited", done, peer_done, "-");
   // A peer that never stopped the other node's ranks counts as the cap.
   std::vector<double> capped;
   for (double t : peer_teardown) capped.push_back(std::isnan(t) ? INFINITY : t);
-  std::printf("%-46s  %12s  %12s  %14s  %14s  %9s\n", "teardown: rank 3 fails -> node 0's ranks gone",
+  std::printf("%-46s  %12s  %12s  %14s  %14s  %9s\n",
+              "teardown: rank 3 fails -> node 0's ranks gone",
               Seconds(Median(teardown)).c_str(), Seconds(P99(teardown)).c_str(),
-              capped.empty() ? "-" : std::isinf(Median(capped)) ? never.c_str() : Seconds(Median(capped)).c_str(),
-              capped.empty() ? "-" : std::isinf(P99(capped)) ? never.c_str() : Seconds(P99(capped)).c_str(),
-              capped.empty() ? "-" : std::isinf(Median(capped)) ? fmt::format("> {:.0f}x", cap / Median(teardown)).c_str()
-                                                                : Ratio(Median(capped), Median(teardown)).c_str());
+              capped.empty()               ? "-"
+              : std::isinf(Median(capped)) ? never.c_str()
+                                           : Seconds(Median(capped)).c_str(),
+              capped.empty()            ? "-"
+              : std::isinf(P99(capped)) ? never.c_str()
+                                        : Seconds(P99(capped)).c_str(),
+              capped.empty() ? "-"
+              : std::isinf(Median(capped))
+                  ? fmt::format("> {:.0f}x", cap / Median(teardown)).c_str()
+                  : Ratio(Median(capped), Median(teardown)).c_str());
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
   return 0;

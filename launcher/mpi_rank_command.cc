@@ -1,12 +1,11 @@
 #include "launcher/mpi_rank_command.h"
 
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
 #include <map>
-
-#include <fmt/format.h>
 
 #include "runtime/mpi_rank_server.h"
 #include "runtime/process_posix.h"
@@ -16,7 +15,8 @@ namespace trainrun {
 namespace {
 
 constexpr int kWrapperFailed = 127;
-constexpr const char* kMpiPrefixes[] = {"OMPI_", "PMIX_", "OPAL_", "ORTE_", "PMI_"};
+constexpr const char* kMpiPrefixes[] = {"OMPI_", "PMIX_", "OPAL_", "ORTE_",
+                                        "PMI_"};
 
 bool IsMpiVariable(const std::string& entry) {
   for (const char* prefix : kMpiPrefixes) {
@@ -39,36 +39,46 @@ int MpiRankCommand(const std::vector<std::string>& program, Console* err) {
   const char* rank_text = getenv("OMPI_COMM_WORLD_RANK");
   if (rank_text == nullptr) rank_text = getenv("PMIX_RANK");
   if (socket == nullptr || rank_text == nullptr) {
-    return fail(fmt::format("{} or OMPI_COMM_WORLD_RANK is not set: trainrun mpi-rank runs a rank "
-                            "of a trainrun MPI job under mpirun ({})",
-                            kMpiRankSocketVariable, fmt::join(program, " ")));
+    return fail(fmt::format(
+        "{} or OMPI_COMM_WORLD_RANK is not set: trainrun mpi-rank runs a rank "
+        "of a trainrun MPI job under mpirun ({})",
+        kMpiRankSocketVariable, fmt::join(program, " ")));
   }
   const int rank = std::atoi(rank_text);
   Result<MpiRankLaunch> launch = FetchMpiRankLaunch(socket, rank);
-  if (!launch.ok()) return fail(fmt::format("rank {}: {}", rank, launch.status().message()));
+  if (!launch.ok())
+    return fail(fmt::format("rank {}: {}", rank, launch.status().message()));
 
-  // The planned environment, plus what Open MPI gave this process to find its job.
+  // The planned environment, plus what Open MPI gave this process to find its
+  // job.
   std::map<std::string, std::string> env;
   for (const std::string& entry : launch->spec.env) {
     size_t eq = entry.find('=');
-    if (eq != std::string::npos) env[entry.substr(0, eq)] = entry.substr(eq + 1);
+    if (eq != std::string::npos)
+      env[entry.substr(0, eq)] = entry.substr(eq + 1);
   }
   for (const std::string& entry : CurrentEnvironment()) {
     size_t eq = entry.find('=');
-    if (eq != std::string::npos && IsMpiVariable(entry)) env[entry.substr(0, eq)] = entry.substr(eq + 1);
+    if (eq != std::string::npos && IsMpiVariable(entry))
+      env[entry.substr(0, eq)] = entry.substr(eq + 1);
   }
   launch->spec.env.clear();
-  for (const auto& [name, value] : env) launch->spec.env.push_back(name + "=" + value);
+  for (const auto& [name, value] : env)
+    launch->spec.env.push_back(name + "=" + value);
   launch->spec.stdin_fd = STDIN_FILENO;
 
-  Result<std::unique_ptr<PosixProcessSet>> processes = PosixProcessSet::Create();
+  Result<std::unique_ptr<PosixProcessSet>> processes =
+      PosixProcessSet::Create();
   if (!processes.ok()) return fail(processes.status().message());
   Result<int> pid = (*processes)->Spawn(launch->spec);
   ExitStatus status;
   if (!pid.ok()) {
-    status.code = pid.status().code() == StatusCode::kPermissionDenied ? 126 : 127;
-    std::string message = fmt::format("trainrun mpi-rank: rank {}: {}\n", rank, pid.status().message());
-    ssize_t ignored = write(launch->spec.stderr_fd, message.data(), message.size());
+    status.code =
+        pid.status().code() == StatusCode::kPermissionDenied ? 126 : 127;
+    std::string message = fmt::format("trainrun mpi-rank: rank {}: {}\n", rank,
+                                      pid.status().message());
+    ssize_t ignored =
+        write(launch->spec.stderr_fd, message.data(), message.size());
     (void)ignored;
   } else {
     SendRankMessage(launch->socket_fd, {{"started", *pid}}).IgnoreError();
@@ -77,14 +87,17 @@ int MpiRankCommand(const std::vector<std::string>& program, Console* err) {
       for (const ProcessEvent& event : (*processes)->Wait(std::nullopt)) {
         if (event.kind == ProcessEvent::Kind::kSignal) {
           (*processes)->SignalGroup(*pid, event.signal).IgnoreError();
-        } else if (event.kind == ProcessEvent::Kind::kExited && event.pid == *pid) {
+        } else if (event.kind == ProcessEvent::Kind::kExited &&
+                   event.pid == *pid) {
           status = event.status;
           running = false;
         }
       }
     }
   }
-  SendRankMessage(launch->socket_fd, {{"exitCode", status.code}, {"signal", status.signal}}).IgnoreError();
+  SendRankMessage(launch->socket_fd,
+                  {{"exitCode", status.code}, {"signal", status.signal}})
+      .IgnoreError();
   close(launch->socket_fd);
   if (status.signal != 0) {
     // End the way the program did, so mpirun reports the same.

@@ -1,11 +1,10 @@
 #include "launcher/mpi_run.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <map>
-
-#include <fmt/format.h>
 
 #include "runtime/fs_util.h"
 #include "runtime/mpi_launch.h"
@@ -17,7 +16,8 @@ namespace {
 
 std::string SelfExecutable() {
   std::error_code ec;
-  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  std::filesystem::path self =
+      std::filesystem::read_symlink("/proc/self/exe", ec);
   return ec ? "trainrun" : self.string();
 }
 
@@ -32,15 +32,18 @@ SupervisionResult Failed(const Status& status) {
 }  // namespace
 
 SupervisionResult RunMpi(MpiRunInputs in) {
-  // The wrappers' socket lives in a private folder: the run directory's path may be
-  // longer than a unix socket path can be.
-  std::string dir_pattern = (std::filesystem::temp_directory_path() / "trainrun-mpi-XXXXXX").string();
-  if (mkdtemp(dir_pattern.data()) == nullptr) return Failed(ErrnoStatus(errno, "mkdtemp"));
+  // The wrappers' socket lives in a private folder: the run directory's path
+  // may be longer than a unix socket path can be.
+  std::string dir_pattern =
+      (std::filesystem::temp_directory_path() / "trainrun-mpi-XXXXXX").string();
+  if (mkdtemp(dir_pattern.data()) == nullptr)
+    return Failed(ErrnoStatus(errno, "mkdtemp"));
   const std::string dir = dir_pattern;
   const std::string socket = dir + "/ranks.sock";
 
-  MpiSupervisor supervisor(in.processes, in.reporter, in.supervision,
-                           in.session != nullptr ? in.session->rsh_sink() : nullptr);
+  MpiSupervisor supervisor(
+      in.processes, in.reporter, in.supervision,
+      in.session != nullptr ? in.session->rsh_sink() : nullptr);
   std::map<int, SpawnSpec> specs;
   std::vector<int> ranks;
   for (const RankLaunch& launch : in.launches) {
@@ -48,22 +51,31 @@ SupervisionResult RunMpi(MpiRunInputs in) {
     ranks.push_back(launch.rank);
   }
   MpiRankEvents events;
-  events.started = [&](int rank, int pid) { supervisor.RankStarted(rank, pid); };
-  events.exited = [&](int rank, const ExitStatus& status) { supervisor.RankExited(rank, status); };
-  events.warning = [&](const std::string& warning) { in.reporter->Warning(warning); };
-  Result<std::unique_ptr<MpiRankServer>> server = MpiRankServer::Start(socket, specs, events);
+  events.started = [&](int rank, int pid) {
+    supervisor.RankStarted(rank, pid);
+  };
+  events.exited = [&](int rank, const ExitStatus& status) {
+    supervisor.RankExited(rank, status);
+  };
+  events.warning = [&](const std::string& warning) {
+    in.reporter->Warning(warning);
+  };
+  Result<std::unique_ptr<MpiRankServer>> server =
+      MpiRankServer::Start(socket, specs, events);
   if (!server.ok()) {
     std::filesystem::remove_all(dir);
     return Failed(server.status());
   }
 
-  std::vector<std::string> env = MpiLauncherEnv(in.base_env, socket, in.rsh_key_hex,
-                                                fmt::format("127.0.0.1:{}", in.control_port));
+  std::vector<std::string> env =
+      MpiLauncherEnv(in.base_env, socket, in.rsh_key_hex,
+                     fmt::format("127.0.0.1:{}", in.control_port));
   supervisor.set_session_env(env);
   if (in.session != nullptr) {
     in.session->SetRshHandler(&supervisor);
-    in.session->SetStopHandler(
-        [&supervisor](const StopNotice& stop) { supervisor.RequestStop(stop.exit_code, stop.reason); });
+    in.session->SetStopHandler([&supervisor](const StopNotice& stop) {
+      supervisor.RequestStop(stop.exit_code, stop.reason);
+    });
   }
   std::optional<SpawnSpec> mpirun;
   if (in.node_rank == 0) {
@@ -73,7 +85,8 @@ SupervisionResult RunMpi(MpiRunInputs in) {
     MpirunOptions options;
     options.hostfile = hostfile;
     options.trainrun = SelfExecutable();
-    options.program = in.launches.empty() ? std::vector<std::string>{} : in.launches[0].spec.argv;
+    options.program = in.launches.empty() ? std::vector<std::string>{}
+                                          : in.launches[0].spec.argv;
     SpawnSpec spec;
     spec.argv = MpirunArgv(*in.assignment, options);
     spec.env = env;

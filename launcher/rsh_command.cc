@@ -1,13 +1,12 @@
 #include "launcher/rsh_command.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "runtime/control_auth.h"
 #include "runtime/control_client.h"
@@ -31,7 +30,8 @@ void WriteAll(int fd, const std::string& data) {
 
 }  // namespace
 
-int RshCommand(const std::string& host, const std::vector<std::string>& command, Console* err) {
+int RshCommand(const std::string& host, const std::vector<std::string>& command,
+               Console* err) {
   auto fail = [&](const std::string& message) {
     err->Write(fmt::format("trainrun rsh: {}\n", message), false);
     err->Flush(std::chrono::seconds(2));
@@ -41,13 +41,15 @@ int RshCommand(const std::string& host, const std::vector<std::string>& command,
   const char* key_hex = getenv(kRshKeyVariable);
   std::string key;
   if (head == nullptr || key_hex == nullptr || !HexDecode(key_hex, &key)) {
-    return fail(fmt::format("{} and {} are not set: trainrun rsh is the launch agent that trainrun "
-                            "gives mpirun in an MPI job, not a command to run by hand",
-                            kRshHeadVariable, kRshKeyVariable));
+    return fail(fmt::format(
+        "{} and {} are not set: trainrun rsh is the launch agent that trainrun "
+        "gives mpirun in an MPI job, not a command to run by hand",
+        kRshHeadVariable, kRshKeyVariable));
   }
   std::string head_address = head;
   size_t colon = head_address.rfind(':');
-  if (colon == std::string::npos) return fail(fmt::format("{}={} is not host:port", kRshHeadVariable, head));
+  if (colon == std::string::npos)
+    return fail(fmt::format("{}={} is not host:port", kRshHeadVariable, head));
 
   ControlClientOptions options;
   options.host = head_address.substr(0, colon);
@@ -56,10 +58,12 @@ int RshCommand(const std::string& host, const std::vector<std::string>& command,
   options.node_rank = -1;
   options.key = key;
   options.deadline = SystemClock()->Now() + std::chrono::seconds(30);
-  Result<std::unique_ptr<ControlClient>> connected = ControlClient::Connect(options);
+  Result<std::unique_ptr<ControlClient>> connected =
+      ControlClient::Connect(options);
   if (!connected.ok()) return fail(connected.status().message());
   std::unique_ptr<ControlClient> client = std::move(connected).value();
-  Status opened = client->SendJson(MessageType::kRshOpen, {{"host", host}, {"argv", command}});
+  Status opened = client->SendJson(MessageType::kRshOpen,
+                                   {{"host", host}, {"argv", command}});
   if (!opened.ok()) return fail(opened.message());
 
   std::mutex mu;
@@ -71,7 +75,9 @@ int RshCommand(const std::string& host, const std::vector<std::string>& command,
       [&](const Frame& frame) {
         if (frame.type == MessageType::kRshData) {
           Result<RshChunk> chunk = DecodeRshData(frame);
-          if (chunk.ok()) WriteAll(chunk->stream == 2 ? STDERR_FILENO : STDOUT_FILENO, chunk->data);
+          if (chunk.ok())
+            WriteAll(chunk->stream == 2 ? STDERR_FILENO : STDOUT_FILENO,
+                     chunk->data);
           return;
         }
         if (frame.type != MessageType::kRshExit) return;
@@ -87,24 +93,28 @@ int RshCommand(const std::string& host, const std::vector<std::string>& command,
       {},
       [&](const std::string& reason) {
         std::lock_guard lock(mu);
-        if (!done) error = "lost the connection to the job's trainrun: " + reason;
+        if (!done)
+          error = "lost the connection to the job's trainrun: " + reason;
         done = true;
         cv.notify_all();
       });
   // stdin goes to the remote command; its end is sent as an empty chunk. The
-  // thread is left behind when the command ends first (exit does not wait for it).
+  // thread is left behind when the command ends first (exit does not wait for
+  // it).
   std::thread([&client] {
     char buffer[65536];
     while (true) {
       ssize_t n = read(STDIN_FILENO, buffer, sizeof(buffer));
       if (n < 0 && errno == EINTR) continue;
-      std::string data = n > 0 ? std::string(buffer, static_cast<size_t>(n)) : std::string();
+      std::string data =
+          n > 0 ? std::string(buffer, static_cast<size_t>(n)) : std::string();
       if (!client->Send(EncodeRshData({0, 0, data})).ok() || n <= 0) return;
     }
   }).detach();
   std::unique_lock lock(mu);
   cv.wait(lock, [&] { return done; });
-  if (!error.empty()) err->Write(fmt::format("trainrun rsh {}: {}\n", host, error), false);
+  if (!error.empty())
+    err->Write(fmt::format("trainrun rsh {}: {}\n", host, error), false);
   err->Flush(std::chrono::seconds(2));
   // The stdin thread may still use the client: leave without destroying it.
   _exit(exit_code);

@@ -21,8 +21,8 @@ class BufferedReporter : public QuietReporter {
   void Warning(std::string_view message) override { Keep("warning", message); }
   void Error(std::string_view message) override { Keep("error", message); }
 
-  // Sends every kept line to `to` (as Info, Warning or Error, with the time it was
-  // reported) and keeps nothing from then on.
+  // Sends every kept line to `to` (as Info, Warning or Error, with the time it
+  // was reported) and keeps nothing from then on.
   void ReplayTo(Reporter* to);
 
  private:

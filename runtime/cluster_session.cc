@@ -5,9 +5,14 @@ namespace trainrun {
 using nlohmann::json;
 
 json RankRecordToJson(const RankRecord& r) {
-  return {{"rank", r.rank},         {"nodeRank", r.node_rank}, {"localRank", r.local_rank},
-          {"pid", r.pid},           {"exitCode", r.exit_code}, {"signal", r.signal},
-          {"seconds", r.seconds},   {"stoppedByTrainrun", r.stopped_by_trainrun}};
+  return {{"rank", r.rank},
+          {"nodeRank", r.node_rank},
+          {"localRank", r.local_rank},
+          {"pid", r.pid},
+          {"exitCode", r.exit_code},
+          {"signal", r.signal},
+          {"seconds", r.seconds},
+          {"stoppedByTrainrun", r.stopped_by_trainrun}};
 }
 
 RankRecord RankRecordFromJson(const json& j) {
@@ -24,9 +29,15 @@ RankRecord RankRecordFromJson(const json& j) {
 }
 
 json FailureToJson(const FailureRecord& f) {
-  return {{"rank", f.rank},         {"nodeRank", f.node_rank}, {"host", f.host},
-          {"pid", f.pid},           {"exitCode", f.exit_code}, {"signal", f.signal},
-          {"reason", f.reason},     {"hint", f.hint},          {"stderrTail", f.stderr_tail},
+  return {{"rank", f.rank},
+          {"nodeRank", f.node_rank},
+          {"host", f.host},
+          {"pid", f.pid},
+          {"exitCode", f.exit_code},
+          {"signal", f.signal},
+          {"reason", f.reason},
+          {"hint", f.hint},
+          {"stderrTail", f.stderr_tail},
           {"logFile", f.log_file}};
 }
 
@@ -52,10 +63,14 @@ FailureRecord FailureFromJson(const json& j) {
 json NodeResult::ToJson() const {
   json ranks_json = json::array();
   for (const RankRecord& r : ranks) ranks_json.push_back(RankRecordToJson(r));
-  json j = {{"nodeRank", node_rank},     {"host", host},
-            {"outcome", outcome},        {"exitCode", exit_code},
-            {"stopReason", stop_reason}, {"ranks", ranks_json},
-            {"failureTimeMs", failure_time_ms}, {"warnings", warnings}};
+  json j = {{"nodeRank", node_rank},
+            {"host", host},
+            {"outcome", outcome},
+            {"exitCode", exit_code},
+            {"stopReason", stop_reason},
+            {"ranks", ranks_json},
+            {"failureTimeMs", failure_time_ms},
+            {"warnings", warnings}};
   if (failure) j["failure"] = FailureToJson(*failure);
   return j;
 }
@@ -71,7 +86,8 @@ NodeResult NodeResult::FromJson(const json& j) {
     if (j.contains("ranks") && j["ranks"].is_array()) {
       for (const json& k : j["ranks"]) r.ranks.push_back(RankRecordFromJson(k));
     }
-    if (j.contains("failure") && j["failure"].is_object()) r.failure = FailureFromJson(j["failure"]);
+    if (j.contains("failure") && j["failure"].is_object())
+      r.failure = FailureFromJson(j["failure"]);
     r.failure_time_ms = j.value("failureTimeMs", int64_t{0});
     r.warnings = j.value("warnings", std::vector<std::string>{});
   } catch (const json::exception&) {

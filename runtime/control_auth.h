@@ -1,26 +1,26 @@
 // Who may talk to the head: challenge-response on the job token, HMAC-SHA256.
 //
-// Every node of a job knows the job token (TRAINRUN_JOB_TOKEN); it never crosses
-// the network. A connection starts with:
+// Every node of a job knows the job token (TRAINRUN_JOB_TOKEN); it never
+// crosses the network. A connection starts with:
 //
-//   client -> head  Hello      {"role", "nodeRank", "nonce": 32 random bytes, hex}
-//   head -> client  Challenge  {"nonce": 32 random bytes, hex}
-//   client -> head  Auth       {"proof": HMAC(key, "trainrun-client-v1" | transcript)}
-//   head -> client  Welcome    {"proof": HMAC(key, "trainrun-server-v1" | transcript)}
+//   client -> head  Hello      {"role", "nodeRank", "nonce": 32 random bytes,
+//   hex} head -> client  Challenge  {"nonce": 32 random bytes, hex} client ->
+//   head  Auth       {"proof": HMAC(key, "trainrun-client-v1" | transcript)}
+//   head -> client  Welcome    {"proof": HMAC(key, "trainrun-server-v1" |
+//   transcript)}
 //                or Refused    {"reason"}, then the head closes
 //
 // where transcript = role | node rank | client nonce | head nonce (joined by
-// newlines), and key is the job token for role "node" and a key derived from it for
-// role "rsh" (MPI's launch agent, which only gets the derived key). Both sides
-// prove they know the key, so a node never follows a head that does not, and fresh
-// nonces on both sides make a recorded exchange useless later.
+// newlines), and key is the job token for role "node" and a key derived from it
+// for role "rsh" (MPI's launch agent, which only gets the derived key). Both
+// sides prove they know the key, so a node never follows a head that does not,
+// and fresh nonces on both sides make a recorded exchange useless later.
 #pragma once
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "runtime/status.h"
 
@@ -37,16 +37,18 @@ constexpr const char* kRoleRsh = "rsh";    // `trainrun rsh`, started by mpirun
 
 struct JobToken {
   std::string secret;
-  bool derived = false;  // no TRAINRUN_JOB_TOKEN: derived from the job's identity
+  bool derived =
+      false;  // no TRAINRUN_JOB_TOKEN: derived from the job's identity
 };
 
 // The token from `env_value` (TRAINRUN_JOB_TOKEN), or, when it is empty, one
-// derived from `job_identity` (the same text on every node: the scheduler's job id,
-// the job file's digest, the head address and port).
-JobToken ResolveJobToken(const std::string& env_value, const std::string& job_identity);
+// derived from `job_identity` (the same text on every node: the scheduler's job
+// id, the job file's digest, the head address and port).
+JobToken ResolveJobToken(const std::string& env_value,
+                         const std::string& job_identity);
 
-// The key of a role: the token itself for "node", HMAC(token, "trainrun rsh key")
-// for "rsh".
+// The key of a role: the token itself for "node", HMAC(token, "trainrun rsh
+// key") for "rsh".
 std::string RoleKey(const JobToken& token, const std::string& role);
 
 class ClientHandshake {
@@ -67,10 +69,13 @@ class ClientHandshake {
 class ServerHandshake {
  public:
   // `key_for_role` gives the key of a role, or none for roles the head refuses.
-  explicit ServerHandshake(std::function<std::optional<std::string>(const std::string&)> key_for_role);
+  explicit ServerHandshake(
+      std::function<std::optional<std::string>(const std::string&)>
+          key_for_role);
   // The Challenge body; kInvalidArgument for a malformed Hello or unknown role.
   Result<nlohmann::json> OnHello(const nlohmann::json& hello);
-  // The Welcome body; kPermissionDenied when the proof is wrong (a wrong token).
+  // The Welcome body; kPermissionDenied when the proof is wrong (a wrong
+  // token).
   Result<nlohmann::json> OnAuth(const nlohmann::json& auth);
 
   const std::string& role() const { return role_; }

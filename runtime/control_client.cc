@@ -1,5 +1,6 @@
 #include "runtime/control_client.h"
 
+#include <fmt/format.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -7,8 +8,6 @@
 
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "runtime/control_auth.h"
 #include "runtime/control_server.h"
@@ -26,7 +25,8 @@ constexpr auto kHandshakeTimeout = std::chrono::seconds(15);
 }  // namespace
 
 Result<std::unique_ptr<ControlClient>> ControlClient::Connect(
-    ControlClientOptions options, const std::function<void(const std::string&)>& on_retry) {
+    ControlClientOptions options,
+    const std::function<void(const std::string&)>& on_retry) {
   Backoff backoff(options.backoff);
   std::string last_error;
   int attempts = 0;
@@ -36,9 +36,11 @@ Result<std::unique_ptr<ControlClient>> ControlClient::Connect(
     client->options_ = options;
     TimePoint attempt_deadline = SystemClock()->Now() + kHandshakeTimeout;
     if (options.deadline && *options.deadline < attempt_deadline) {
-      attempt_deadline = std::max(*options.deadline, SystemClock()->Now() + std::chrono::seconds(1));
+      attempt_deadline = std::max(
+          *options.deadline, SystemClock()->Now() + std::chrono::seconds(1));
     }
-    Result<int> fd = ConnectTcp(options.host, options.port, attempt_deadline - SystemClock()->Now());
+    Result<int> fd = ConnectTcp(options.host, options.port,
+                                attempt_deadline - SystemClock()->Now());
     Status status = fd.status();
     if (fd.ok()) {
       client->fd_ = *fd;
@@ -57,8 +59,8 @@ Result<std::unique_ptr<ControlClient>> ControlClient::Connect(
     const TimePoint now = SystemClock()->Now();
     if (!options.deadline || now >= *options.deadline) {
       return UnavailableError(fmt::format(
-          "could not reach the head at {}:{} after {} attempt(s): {}", options.host, options.port,
-          attempts, last_error));
+          "could not reach the head at {}:{} after {} attempt(s): {}",
+          options.host, options.port, attempts, last_error));
     }
     // The last wait ends at the deadline, for one more attempt there.
     Duration delay = std::min(backoff.Next(), *options.deadline - now);
@@ -78,20 +80,25 @@ Status ControlClient::Handshake(TimePoint deadline) {
   ClientHandshake handshake(options_.key, options_.role, options_.node_rank);
   TR_RETURN_IF_ERROR(SendJson(MessageType::kHello, handshake.Hello()));
   parser_.set_max_payload(kMaxUnauthenticatedPayload);
-  for (MessageType expected : {MessageType::kChallenge, MessageType::kWelcome}) {
+  for (MessageType expected :
+       {MessageType::kChallenge, MessageType::kWelcome}) {
     TR_ASSIGN_OR_RETURN(Frame frame, Receive(deadline));
     if (frame.type == MessageType::kRefused) {
       Result<nlohmann::json> body = DecodeJsonPayload(frame);
-      std::string reason = body.ok() ? body->value("reason", "no reason given") : "no reason given";
-      StatusCode code = reason.find("token") != std::string::npos ? StatusCode::kPermissionDenied
-                                                                   : StatusCode::kInvalidArgument;
-      return Status(code, fmt::format("the head at {}:{} refused this node: {}", options_.host,
-                                      options_.port, reason));
+      std::string reason = body.ok() ? body->value("reason", "no reason given")
+                                     : "no reason given";
+      StatusCode code = reason.find("token") != std::string::npos
+                            ? StatusCode::kPermissionDenied
+                            : StatusCode::kInvalidArgument;
+      return Status(code, fmt::format("the head at {}:{} refused this node: {}",
+                                      options_.host, options_.port, reason));
     }
     if (frame.type != expected) {
-      return Status(StatusCode::kPermissionDenied,
-                    fmt::format("the head at {}:{} sent {} instead of {}", options_.host,
-                                options_.port, MessageTypeName(frame.type), MessageTypeName(expected)));
+      return Status(
+          StatusCode::kPermissionDenied,
+          fmt::format("the head at {}:{} sent {} instead of {}", options_.host,
+                      options_.port, MessageTypeName(frame.type),
+                      MessageTypeName(expected)));
     }
     TR_ASSIGN_OR_RETURN(nlohmann::json body, DecodeJsonPayload(frame));
     if (expected == MessageType::kChallenge) {
@@ -99,7 +106,9 @@ Status ControlClient::Handshake(TimePoint deadline) {
       TR_RETURN_IF_ERROR(SendJson(MessageType::kAuth, auth));
     } else {
       Status proved = handshake.OnWelcome(body);
-      if (!proved.ok()) return proved.WithContext(fmt::format("{}:{}", options_.host, options_.port));
+      if (!proved.ok())
+        return proved.WithContext(
+            fmt::format("{}:{}", options_.host, options_.port));
     }
   }
   parser_.set_max_payload(kMaxControlPayload);
@@ -120,31 +129,35 @@ Result<Frame> ControlClient::Receive(TimePoint deadline) {
     if (state == FrameParser::State::kFrame) return frame;
     if (state == FrameParser::State::kMalformed) {
       return Status(StatusCode::kPermissionDenied,
-                    fmt::format("the head at {}:{} sent a malformed frame: {}", options_.host,
-                                options_.port, parser_.error()));
+                    fmt::format("the head at {}:{} sent a malformed frame: {}",
+                                options_.host, options_.port, parser_.error()));
     }
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - SystemClock()->Now());
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(
+        deadline - SystemClock()->Now());
     if (left.count() <= 0) {
-      return UnavailableError(fmt::format("the head at {}:{} did not answer in time", options_.host,
-                                          options_.port));
+      return UnavailableError(
+          fmt::format("the head at {}:{} did not answer in time", options_.host,
+                      options_.port));
     }
     pollfd p{fd_, POLLIN, 0};
-    int ready = poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1 << 30)));
+    int ready =
+        poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1 << 30)));
     if (ready < 0 && errno == EINTR) continue;
     if (ready <= 0) continue;
     ssize_t n = recv(fd_, buffer, sizeof(buffer), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      return UnavailableError(fmt::format("the head at {}:{} closed the connection", options_.host,
-                                          options_.port));
+      return UnavailableError(
+          fmt::format("the head at {}:{} closed the connection", options_.host,
+                      options_.port));
     }
     parser_.Feed(std::string_view(buffer, static_cast<size_t>(n)));
   }
 }
 
-void ControlClient::StartReader(std::function<void(const Frame&)> on_frame,
-                                std::function<void()> on_tick,
-                                std::function<void(const std::string&)> on_closed) {
+void ControlClient::StartReader(
+    std::function<void(const Frame&)> on_frame, std::function<void()> on_tick,
+    std::function<void(const std::string&)> on_closed) {
   on_frame_ = std::move(on_frame);
   on_tick_ = std::move(on_tick);
   on_closed_ = std::move(on_closed);
@@ -177,7 +190,9 @@ void ControlClient::ReaderLoop() {
     }
     pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     int timeout = static_cast<int>(std::max<int64_t>(
-        0, std::chrono::ceil<std::chrono::milliseconds>(next_tick - SystemClock()->Now()).count()));
+        0, std::chrono::ceil<std::chrono::milliseconds>(next_tick -
+                                                        SystemClock()->Now())
+               .count()));
     int ready = poll(fds, 2, timeout);
     if (ready < 0 && errno != EINTR) {
       reason = fmt::format("poll: {}", std::strerror(errno));
@@ -189,7 +204,8 @@ void ControlClient::ReaderLoop() {
     if (n <= 0 && stop_) break;
     if (n <= 0) {
       reason = n == 0 ? "the head closed the connection"
-                      : fmt::format("connection to the head failed: {}", std::strerror(errno));
+                      : fmt::format("connection to the head failed: {}",
+                                    std::strerror(errno));
       break;
     }
     parser_.Feed(std::string_view(buffer, static_cast<size_t>(n)));

@@ -24,22 +24,25 @@ struct ControlClientOptions {
   int port = 0;
   std::string role;  // kRoleNode or kRoleRsh
   int node_rank = 0;
-  std::string key;   // RoleKey(token, role)
+  std::string key;  // RoleKey(token, role)
   // Keep trying until then (the rendezvous timeout); none = one attempt.
   std::optional<TimePoint> deadline;
-  BackoffOptions backoff{kConnectBackoffInitial, kConnectBackoffMax, kDefaultBackoffMultiplier, true};
-  Duration send_timeout = kDefaultSendTimeout;  // a head that takes nothing this long is gone
+  BackoffOptions backoff{kConnectBackoffInitial, kConnectBackoffMax,
+                         kDefaultBackoffMultiplier, true};
+  Duration send_timeout =
+      kDefaultSendTimeout;  // a head that takes nothing this long is gone
 };
 
 class ControlClient {
  public:
-  // Connects and authenticates. Unreachable heads are retried with backoff until
-  // the deadline (kUnavailable then, with the last error); `on_retry` (may be
-  // empty) hears each failed attempt. A head that refuses us (wrong token, node
-  // rank taken, ...) or that cannot prove it knows the token is not retried:
-  // kPermissionDenied or kUnavailable with the head's reason.
+  // Connects and authenticates. Unreachable heads are retried with backoff
+  // until the deadline (kUnavailable then, with the last error); `on_retry`
+  // (may be empty) hears each failed attempt. A head that refuses us (wrong
+  // token, node rank taken, ...) or that cannot prove it knows the token is not
+  // retried: kPermissionDenied or kUnavailable with the head's reason.
   static Result<std::unique_ptr<ControlClient>> Connect(
-      ControlClientOptions options, const std::function<void(const std::string&)>& on_retry = {});
+      ControlClientOptions options,
+      const std::function<void(const std::string&)>& on_retry = {});
   // Stops the reader and closes the connection.
   ~ControlClient();
 
@@ -54,9 +57,10 @@ class ControlClient {
   Result<Frame> Receive(TimePoint deadline);
 
   // Starts the reader thread: `on_frame` for every frame, `on_tick` about every
-  // kControlTick, and `on_closed` once when the connection ends (then the thread
-  // exits). Callbacks run on the reader thread.
-  void StartReader(std::function<void(const Frame&)> on_frame, std::function<void()> on_tick,
+  // kControlTick, and `on_closed` once when the connection ends (then the
+  // thread exits). Callbacks run on the reader thread.
+  void StartReader(std::function<void(const Frame&)> on_frame,
+                   std::function<void()> on_tick,
                    std::function<void(const std::string&)> on_closed);
 
   // Closes the connection; the reader (if any) reports on_closed and ends.

@@ -7,28 +7,27 @@
 //   4       1     protocol version, kControlProtocolVersion
 //   5       1     message type (MessageType below)
 //   6       2     reserved, 0
-//   8       4     payload length in bytes, unsigned, network byte order (big-endian)
-//   12      n     payload
+//   8       4     payload length in bytes, unsigned, network byte order
+//   (big-endian) 12      n     payload
 //
 // Payloads are UTF-8 JSON objects, except kRshData, which is binary:
-//   4 bytes session id (big-endian), 1 byte stream (0 stdin, 1 stdout, 2 stderr),
-//   then the bytes.
+//   4 bytes session id (big-endian), 1 byte stream (0 stdin, 1 stdout, 2
+//   stderr), then the bytes.
 //
-// The length is checked against the receiver's limit before anything is allocated
-// for the payload: kMaxUnauthenticatedPayload until the peer has proved it knows
-// the job token, kMaxControlPayload after. A frame with a wrong magic, version,
-// type, reserved field or length is malformed and the connection is closed; the
-// parser never needs more than the header to tell.
+// The length is checked against the receiver's limit before anything is
+// allocated for the payload: kMaxUnauthenticatedPayload until the peer has
+// proved it knows the job token, kMaxControlPayload after. A frame with a wrong
+// magic, version, type, reserved field or length is malformed and the
+// connection is closed; the parser never needs more than the header to tell.
 //
 // A connection begins with the handshake of control_auth.h (kHello, kChallenge,
 // kAuth, kWelcome or kRefused); nothing else is accepted before it completes.
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "runtime/status.h"
 
@@ -47,27 +46,36 @@ enum class MessageType : uint8_t {
   kWelcome = 4,    // head -> client: accepted, with the head's proof
   kRefused = 5,    // either way: why the connection is refused; then close
   // Rendezvous (rendezvous.h).
-  kJoin = 10,      // node -> head: host, addresses, process count, job fingerprint
-  kAssign = 11,    // head -> node: run id, ranks, master address and port, interface
-  kReady = 12,     // node -> head: prepared (snapshot, data), ready to start
-  kStart = 13,     // head -> node: every node is ready, start the ranks
+  kJoin = 10,  // node -> head: host, addresses, process count, job fingerprint
+  kAssign =
+      11,  // head -> node: run id, ranks, master address and port, interface
+  kReady = 12,  // node -> head: prepared (snapshot, data), ready to start
+  kStart = 13,  // head -> node: every node is ready, start the ranks
   // Watching each other.
-  kHeartbeat = 20,    // both ways, every heartbeat interval
-  kRankFailed = 21,   // node -> head: a local rank failed (the root cause on that node)
-  kNodeStopping = 22, // node -> head: this node stops for its own reason (cancel, timeout, error)
-  kStop = 23,         // head -> node: stop the ranks, with the job's exit code and reason
+  kHeartbeat = 20,  // both ways, every heartbeat interval
+  kRankFailed =
+      21,  // node -> head: a local rank failed (the root cause on that node)
+  kNodeStopping = 22,  // node -> head: this node stops for its own reason
+                       // (cancel, timeout, error)
+  kStop =
+      23,  // head -> node: stop the ranks, with the job's exit code and reason
   // Finalizing together.
-  kNodeResult = 30,   // node -> head: its ranks' results and its root-cause failure
-  kManifest = 31,     // node -> head: the files it would upload to outputs/ and logs/
-  kUploadPlan = 32,   // head -> node: which of them to upload, and under which names
-  kNodeDone = 33,     // node -> head: uploads finished (errors, counts)
-  kFinished = 34,     // head -> node: the final status and exit code of the job
+  kNodeResult =
+      30,  // node -> head: its ranks' results and its root-cause failure
+  kManifest =
+      31,  // node -> head: the files it would upload to outputs/ and logs/
+  kUploadPlan =
+      32,  // head -> node: which of them to upload, and under which names
+  kNodeDone = 33,  // node -> head: uploads finished (errors, counts)
+  kFinished = 34,  // head -> node: the final status and exit code of the job
   // MPI's remote launch agent (`trainrun rsh`).
-  kRshOpen = 40,   // rsh agent -> head: start argv on host
-  kRshExec = 41,   // head -> node: start argv for session id
-  kRshData = 42,   // any direction: a chunk of a session's stdin, stdout or stderr
-  kRshExit = 43,   // node -> head -> agent: the session's process ended
-  kRshClose = 44,  // head -> node: the agent went away, stop the session's process
+  kRshOpen = 40,  // rsh agent -> head: start argv on host
+  kRshExec = 41,  // head -> node: start argv for session id
+  kRshData =
+      42,  // any direction: a chunk of a session's stdin, stdout or stderr
+  kRshExit = 43,  // node -> head -> agent: the session's process ended
+  kRshClose =
+      44,  // head -> node: the agent went away, stop the session's process
 };
 
 // "Hello", "RankFailed"...; "type 77" for unknown values.
@@ -84,8 +92,8 @@ std::string EncodeFrame(MessageType type, std::string_view payload);
 // A frame whose payload is `body` as compact JSON.
 std::string EncodeJsonFrame(MessageType type, const nlohmann::json& body);
 
-// The payload as a JSON object; kInvalidArgument naming the message type when it
-// is not valid JSON or not an object.
+// The payload as a JSON object; kInvalidArgument naming the message type when
+// it is not valid JSON or not an object.
 Result<nlohmann::json> DecodeJsonPayload(const Frame& frame);
 
 // kRshData payloads.
@@ -97,8 +105,8 @@ struct RshChunk {
 std::string EncodeRshData(const RshChunk& chunk);
 Result<RshChunk> DecodeRshData(const Frame& frame);
 
-// Turns a byte stream into frames. Feed it what arrives, then call Next until it
-// says kNeedMore. Once it said kMalformed it stays malformed.
+// Turns a byte stream into frames. Feed it what arrives, then call Next until
+// it says kNeedMore. Once it said kMalformed it stays malformed.
 class FrameParser {
  public:
   enum class State { kFrame, kNeedMore, kMalformed };

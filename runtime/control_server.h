@@ -2,11 +2,11 @@
 // authenticates every connection (control_auth.h), reads frames
 // (control_protocol.h) and hands authenticated ones to a Handler.
 //
-// Before a connection has authenticated it can only go through the handshake: its
-// frames are limited to kMaxUnauthenticatedPayload, it has handshake_timeout to
-// finish, at most max_unauthenticated such connections are kept, and anything else
-// closes it. A refused peer is reported (OnRefused) with its address and the
-// reason, never with anything it sent.
+// Before a connection has authenticated it can only go through the handshake:
+// its frames are limited to kMaxUnauthenticatedPayload, it has
+// handshake_timeout to finish, at most max_unauthenticated such connections are
+// kept, and anything else closes it. A refused peer is reported (OnRefused)
+// with its address and the reason, never with anything it sent.
 #pragma once
 
 #include <atomic>
@@ -32,25 +32,27 @@ constexpr size_t kMaxQueuedOutput = 256 << 20;
 
 struct ControlServerOptions {
   std::string address = "0.0.0.0";  // where to listen
-  int port = 0;                      // 0: any free port (tests)
+  int port = 0;                     // 0: any free port (tests)
   Duration handshake_timeout = kDefaultHandshakeTimeout;
   size_t max_unauthenticated = kDefaultMaxUnauthenticated;
 };
 
 class ControlServer {
  public:
-  // Called on the server thread, one call at a time. A handler may call Send and
-  // Close from inside.
+  // Called on the server thread, one call at a time. A handler may call Send
+  // and Close from inside.
   class Handler {
    public:
     virtual ~Handler() = default;
     // `conn` passed the handshake as `role` claiming `node_rank`.
-    virtual void OnAuthenticated(int conn, const std::string& role, int node_rank) = 0;
+    virtual void OnAuthenticated(int conn, const std::string& role,
+                                 int node_rank) = 0;
     virtual void OnMessage(int conn, const Frame& frame) = 0;
     // An authenticated connection ended (peer closed, error, Close()).
     virtual void OnClosed(int conn, const std::string& reason) = 0;
     // A peer was turned away before authenticating.
-    virtual void OnRefused(const std::string& peer, const std::string& reason) = 0;
+    virtual void OnRefused(const std::string& peer,
+                           const std::string& reason) = 0;
     // About every kControlTick, for heartbeats and timeouts.
     virtual void OnTick() = 0;
   };
@@ -58,13 +60,16 @@ class ControlServer {
   // Listens and starts the thread. `key_for_role` as in ServerHandshake.
   static Result<std::unique_ptr<ControlServer>> Start(
       ControlServerOptions options,
-      std::function<std::optional<std::string>(const std::string&)> key_for_role, Handler* handler);
+      std::function<std::optional<std::string>(const std::string&)>
+          key_for_role,
+      Handler* handler);
   // Stops the thread and closes every connection.
   ~ControlServer();
 
   int port() const { return port_; }
 
-  // Queues a whole frame for `conn`. False when the connection is gone. Any thread.
+  // Queues a whole frame for `conn`. False when the connection is gone. Any
+  // thread.
   bool Send(int conn, std::string frame);
   // Closes `conn` once what was queued for it is written. Any thread.
   void Close(int conn);
@@ -84,7 +89,8 @@ class ControlServer {
   void Accept();
   void Read(const std::shared_ptr<Conn>& conn);
   void Handshake(const std::shared_ptr<Conn>& conn, const Frame& frame);
-  void Refuse(const std::shared_ptr<Conn>& conn, const std::string& reason, bool tell_peer);
+  void Refuse(const std::shared_ptr<Conn>& conn, const std::string& reason,
+              bool tell_peer);
   void FlushLocked(Conn& conn);
   void Drop(const std::shared_ptr<Conn>& conn, const std::string& reason);
   void Wake();

@@ -1,5 +1,5 @@
-// What the control plane needs beyond hashing.h: a file's SHA-256, random nonces
-// and a comparison that does not leak where two secrets differ.
+// What the control plane needs beyond hashing.h: a file's SHA-256, random
+// nonces and a comparison that does not leak where two secrets differ.
 #pragma once
 
 #include <string>
@@ -10,7 +10,8 @@
 
 namespace trainrun {
 
-// SHA-256 of a file's content as lowercase hex, read in chunks. Errors name the file.
+// SHA-256 of a file's content as lowercase hex, read in chunks. Errors name the
+// file.
 Result<std::string> Sha256FileHex(const std::string& path);
 
 // `n` bytes from the operating system's random generator.

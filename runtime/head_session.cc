@@ -1,8 +1,8 @@
 #include "runtime/head_session.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "runtime/digest.h"
 #include "runtime/free_port.h"
@@ -17,7 +17,8 @@ constexpr auto kWaitSlice = std::chrono::milliseconds(100);
 }  // namespace
 
 Result<std::unique_ptr<HeadSession>> HeadSession::Start(SessionOptions options,
-                                                        const JobToken& token, int port) {
+                                                        const JobToken& token,
+                                                        int port) {
   std::unique_ptr<HeadSession> head(new HeadSession(std::move(options)));
   ControlServerOptions server_options;
   server_options.port = port;
@@ -25,18 +26,22 @@ Result<std::unique_ptr<HeadSession>> HeadSession::Start(SessionOptions options,
     if (role == kRoleNode || role == kRoleRsh) return RoleKey(token, role);
     return std::nullopt;
   };
-  TR_ASSIGN_OR_RETURN(head->server_, ControlServer::Start(server_options, keys, head.get()));
+  TR_ASSIGN_OR_RETURN(head->server_,
+                      ControlServer::Start(server_options, keys, head.get()));
   return head;
 }
 
 HeadSession::HeadSession(SessionOptions options)
-    : options_(std::move(options)), heartbeat_(SystemClock(), options_.heartbeat) {}
+    : options_(std::move(options)),
+      heartbeat_(SystemClock(), options_.heartbeat) {}
 
 HeadSession::~HeadSession() {
   if (server_) server_->Shutdown(std::chrono::seconds(2));
 }
 
-bool HeadSession::Canceled() { return options_.cancel_requested && options_.cancel_requested(); }
+bool HeadSession::Canceled() {
+  return options_.cancel_requested && options_.cancel_requested();
+}
 
 std::string HeadSession::Who(int node_rank) {
   auto it = nodes_.find(node_rank);
@@ -44,13 +49,16 @@ std::string HeadSession::Who(int node_rank) {
   return it->second.join.Describe();
 }
 
-bool HeadSession::WaitLocked(std::unique_lock<std::mutex>& lock, const std::function<bool()>& done,
+bool HeadSession::WaitLocked(std::unique_lock<std::mutex>& lock,
+                             const std::function<bool()>& done,
                              std::optional<TimePoint> deadline) {
   while (!done()) {
     if (deadline && SystemClock()->Now() >= *deadline) return false;
     if (!stop_ && Canceled()) {
-      std::string reason = fmt::format("canceled on {} (trainrun received a signal)", Who(0));
-      AddEventLocked({WallMillis(), kExitCanceledCode, reason, 0, std::nullopt, false});
+      std::string reason =
+          fmt::format("canceled on {} (trainrun received a signal)", Who(0));
+      AddEventLocked(
+          {WallMillis(), kExitCanceledCode, reason, 0, std::nullopt, false});
       StopLocked(kExitCanceledCode, reason);
       continue;
     }
@@ -61,17 +69,22 @@ bool HeadSession::WaitLocked(std::unique_lock<std::mutex>& lock, const std::func
 
 void HeadSession::BroadcastLocked(const std::string& frame) {
   for (auto& [rank, node] : nodes_) {
-    if (rank != 0 && node.conn >= 0 && !node.lost) server_->Send(node.conn, frame);
+    if (rank != 0 && node.conn >= 0 && !node.lost)
+      server_->Send(node.conn, frame);
   }
 }
 
-void HeadSession::AddEventLocked(FailureEvent event) { events_.push_back(std::move(event)); }
+void HeadSession::AddEventLocked(FailureEvent event) {
+  events_.push_back(std::move(event));
+}
 
 void HeadSession::StopLocked(int exit_code, const std::string& reason) {
   if (stop_) return;
   stop_ = StopNotice{exit_code, reason};
-  options_.reporter->Info(fmt::format("stopping the job on every node (exit {}): {}", exit_code, reason));
-  BroadcastLocked(EncodeJsonFrame(MessageType::kStop, {{"exitCode", exit_code}, {"reason", reason}}));
+  options_.reporter->Info(fmt::format(
+      "stopping the job on every node (exit {}): {}", exit_code, reason));
+  BroadcastLocked(EncodeJsonFrame(
+      MessageType::kStop, {{"exitCode", exit_code}, {"reason", reason}}));
   if (stop_handler_ && !stop_delivered_) {
     stop_delivered_ = true;
     stop_handler_(*stop_);
@@ -79,7 +92,8 @@ void HeadSession::StopLocked(int exit_code, const std::string& reason) {
   cv_.notify_all();
 }
 
-void HeadSession::SetStopHandler(std::function<void(const StopNotice&)> handler) {
+void HeadSession::SetStopHandler(
+    std::function<void(const StopNotice&)> handler) {
   std::lock_guard lock(mu_);
   stop_handler_ = std::move(handler);
   if (stop_ && stop_handler_ && !stop_delivered_) {
@@ -96,7 +110,8 @@ std::optional<StopNotice> HeadSession::stop() {
 void HeadSession::FailRendezvousLocked(const std::string& reason) {
   if (!rendezvous_error_.empty()) return;
   rendezvous_error_ = reason;
-  const std::string frame = EncodeJsonFrame(MessageType::kRefused, {{"reason", "rendezvous failed: " + reason}});
+  const std::string frame = EncodeJsonFrame(
+      MessageType::kRefused, {{"reason", "rendezvous failed: " + reason}});
   for (auto& [rank, node] : nodes_) {
     if (rank != 0 && node.conn >= 0) {
       server_->Send(node.conn, frame);
@@ -116,12 +131,17 @@ Result<JobAssignment> HeadSession::Rendezvous(const NodeJoin& self) {
     if (hello_rank_.count(conn) != 0) OnJoin(conn, body);
   }
   const TimePoint deadline = SystemClock()->Now() + options_.rendezvous_timeout;
-  options_.reporter->Info(fmt::format("head of a {}-node job: waiting for {} node(s) on control port {} "
-                                      "(rendezvous timeout {:.0f} s)",
-                                      self.node_count, self.node_count - 1, server_->port(),
-                                      ToSeconds(options_.rendezvous_timeout)));
+  options_.reporter->Info(fmt::format(
+      "head of a {}-node job: waiting for {} node(s) on control port {} "
+      "(rendezvous timeout {:.0f} s)",
+      self.node_count, self.node_count - 1, server_->port(),
+      ToSeconds(options_.rendezvous_timeout)));
   bool complete = WaitLocked(
-      lock, [&] { return book_->complete() || !rendezvous_error_.empty() || stop_.has_value(); },
+      lock,
+      [&] {
+        return book_->complete() || !rendezvous_error_.empty() ||
+               stop_.has_value();
+      },
       deadline);
   if (!rendezvous_error_.empty()) return UnavailableError(rendezvous_error_);
   if (stop_) {
@@ -131,9 +151,10 @@ Result<JobAssignment> HeadSession::Rendezvous(const NodeJoin& self) {
   if (!complete) {
     std::vector<int> missing = book_->missing();
     std::string message = fmt::format(
-        "rendezvous timed out after {:.0f} s: {} of {} node(s) joined; node(s) {} never did",
-        ToSeconds(options_.rendezvous_timeout), book_->joined(), self.node_count,
-        fmt::join(missing, ", "));
+        "rendezvous timed out after {:.0f} s: {} of {} node(s) joined; node(s) "
+        "{} never did",
+        ToSeconds(options_.rendezvous_timeout), book_->joined(),
+        self.node_count, fmt::join(missing, ", "));
     if (!refusals_.empty()) {
       message += fmt::format("; refused: {}", fmt::join(refusals_, "; "));
     }
@@ -157,14 +178,16 @@ Result<JobAssignment> HeadSession::Rendezvous(const NodeJoin& self) {
   if (seen.size() > 1) {
     std::vector<std::string> addresses;
     for (const auto& [ip, count] : seen) addresses.push_back(ip);
-    options_.reporter->Warning(fmt::format("the nodes reached the head at different addresses ({}); "
-                                           "MASTER_ADDR is {}",
-                                           fmt::join(addresses, ", "), master_addr));
+    options_.reporter->Warning(
+        fmt::format("the nodes reached the head at different addresses ({}); "
+                    "MASTER_ADDR is {}",
+                    fmt::join(addresses, ", "), master_addr));
   }
   Result<int> port = FindFreePort("0.0.0.0");
   if (!port.ok()) {
     FailRendezvousLocked(port.status().message());
-    return UnavailableError(fmt::format("no free MASTER_PORT on the head: {}", port.status().message()));
+    return UnavailableError(fmt::format("no free MASTER_PORT on the head: {}",
+                                        port.status().message()));
   }
   JobAssignment assignment = book_->Assign(run_id_, master_addr, *port);
   assignment.nodes[0].address = master_addr;
@@ -177,15 +200,19 @@ Result<JobAssignment> HeadSession::Rendezvous(const NodeJoin& self) {
   // TF_CONFIG lists every rank, so TensorFlow nodes get the whole table.
   bool full = false;
   for (const NodeSlot& n : assignment.nodes) full = full || !n.tf_ports.empty();
-  const std::string frame = EncodeJsonFrame(MessageType::kAssign, assignment.ToJson());
+  const std::string frame =
+      EncodeJsonFrame(MessageType::kAssign, assignment.ToJson());
   for (auto& [rank, node] : nodes_) {
     if (rank == 0) continue;
-    server_->Send(node.conn, full ? frame : EncodeJsonFrame(MessageType::kAssign, assignment.ToJson(rank)));
+    server_->Send(node.conn, full ? frame
+                                  : EncodeJsonFrame(MessageType::kAssign,
+                                                    assignment.ToJson(rank)));
     heartbeat_.Add(rank);
   }
-  options_.reporter->Info(fmt::format("rendezvous complete: {} node(s), {} rank(s), MASTER_ADDR {}, "
-                                      "MASTER_PORT {}",
-                                      assignment.nodes.size(), assignment.world_size, master_addr, *port));
+  options_.reporter->Info(fmt::format(
+      "rendezvous complete: {} node(s), {} rank(s), MASTER_ADDR {}, "
+      "MASTER_PORT {}",
+      assignment.nodes.size(), assignment.world_size, master_addr, *port));
   return assignment;
 }
 
@@ -199,24 +226,30 @@ void HeadSession::MaybeStartLocked() {
   cv_.notify_all();
 }
 
-std::optional<StopNotice> HeadSession::WaitForStart(const Status& prepared, int exit_code) {
+std::optional<StopNotice> HeadSession::WaitForStart(const Status& prepared,
+                                                    int exit_code) {
   std::unique_lock lock(mu_);
   if (prepared.ok()) {
     nodes_[0].ready = true;
     MaybeStartLocked();
   } else {
-    std::string reason = fmt::format("{} could not prepare the run: {}", Who(0), prepared.message());
+    std::string reason = fmt::format("{} could not prepare the run: {}", Who(0),
+                                     prepared.message());
     AddEventLocked({WallMillis(), exit_code, reason, 0, std::nullopt, false});
     StopLocked(exit_code, reason);
   }
-  WaitLocked(lock, [&] { return phase_ == Phase::kRunning || stop_.has_value(); }, std::nullopt);
+  WaitLocked(
+      lock, [&] { return phase_ == Phase::kRunning || stop_.has_value(); },
+      std::nullopt);
   return stop_;
 }
 
 void HeadSession::RankFailed(const RankFailure& failure) {
   std::lock_guard lock(mu_);
-  std::string reason = fmt::format("rank {} on {} {}", failure.rank, Who(0), failure.reason);
-  AddEventLocked({WallMillis(), failure.status.ToExitCode(), reason, 0, failure.rank, false});
+  std::string reason =
+      fmt::format("rank {} on {} {}", failure.rank, Who(0), failure.reason);
+  AddEventLocked({WallMillis(), failure.status.ToExitCode(), reason, 0,
+                  failure.rank, false});
   StopLocked(failure.status.ToExitCode(), reason);
 }
 
@@ -234,15 +267,18 @@ void HeadSession::ReportResult(const NodeResult& result) {
   cv_.notify_all();
 }
 
-void HeadSession::OnAuthenticated(int conn, const std::string& role, int node_rank) {
+void HeadSession::OnAuthenticated(int conn, const std::string& role,
+                                  int node_rank) {
   std::lock_guard lock(mu_);
   if (role == kRoleNode) hello_rank_[conn] = node_rank;
 }
 
-void HeadSession::OnRefused(const std::string& peer, const std::string& reason) {
+void HeadSession::OnRefused(const std::string& peer,
+                            const std::string& reason) {
   std::lock_guard lock(mu_);
   std::string line = fmt::format("{}: {}", peer, reason);
-  options_.reporter->Warning(fmt::format("refused a control connection from {}", line));
+  options_.reporter->Warning(
+      fmt::format("refused a control connection from {}", line));
   refusals_.push_back(line);
   if (refusals_.size() > 5) refusals_.erase(refusals_.begin());
 }
@@ -250,15 +286,17 @@ void HeadSession::OnRefused(const std::string& peer, const std::string& reason) 
 void HeadSession::OnJoin(int conn, const json& body) {
   Result<NodeJoin> parsed = NodeJoin::FromJson(body);
   auto refuse = [&](const std::string& reason) {
-    server_->Send(conn, EncodeJsonFrame(MessageType::kRefused, {{"reason", reason}}));
+    server_->Send(conn,
+                  EncodeJsonFrame(MessageType::kRefused, {{"reason", reason}}));
     server_->Close(conn);
     hello_rank_.erase(conn);
   };
   if (!parsed.ok()) return refuse(parsed.status().message());
   NodeJoin join = std::move(parsed).value();
   if (join.node_rank != hello_rank_[conn]) {
-    return refuse(fmt::format("joined as node {} after authenticating as node {}", join.node_rank,
-                              hello_rank_[conn]));
+    return refuse(
+        fmt::format("joined as node {} after authenticating as node {}",
+                    join.node_rank, hello_rank_[conn]));
   }
   if (join.address.empty()) {
     std::string peer = server_->PeerOf(conn);
@@ -270,10 +308,13 @@ void HeadSession::OnJoin(int conn, const json& body) {
     return;
   }
   if (phase_ != Phase::kRendezvous) {
-    options_.reporter->Warning(fmt::format("{} tried to join after the rendezvous; refused", join.Describe()));
-    return refuse("the rendezvous of this job is over (is a node started twice?)");
+    options_.reporter->Warning(fmt::format(
+        "{} tried to join after the rendezvous; refused", join.Describe()));
+    return refuse(
+        "the rendezvous of this job is over (is a node started twice?)");
   }
-  if (!rendezvous_error_.empty()) return refuse("rendezvous failed: " + rendezvous_error_);
+  if (!rendezvous_error_.empty())
+    return refuse("rendezvous failed: " + rendezvous_error_);
   Status added = book_->Add(join);
   if (!added.ok()) {
     options_.reporter->Error(added.message());
@@ -291,7 +332,8 @@ void HeadSession::OnJoin(int conn, const json& body) {
   node.join = join;
   conn_node_[conn] = join.node_rank;
   hello_rank_.erase(conn);
-  options_.reporter->Info(fmt::format("{} joined ({} of {})", join.Describe(), book_->joined(),
+  options_.reporter->Info(fmt::format("{} joined ({} of {})", join.Describe(),
+                                      book_->joined(),
                                       nodes_[0].join.node_count));
   cv_.notify_all();
 }
@@ -324,7 +366,8 @@ void HeadSession::OnMessage(int conn, const Frame& frame) {
   OnNodeMessage(rank, conn, frame, *body);
 }
 
-void HeadSession::OnNodeMessage(int rank, int conn, const Frame& frame, const json& body) {
+void HeadSession::OnNodeMessage(int rank, int conn, const Frame& frame,
+                                const json& body) {
   Node& node = nodes_[rank];
   switch (frame.type) {
     case MessageType::kReady:
@@ -334,15 +377,20 @@ void HeadSession::OnNodeMessage(int rank, int conn, const Frame& frame, const js
     case MessageType::kRankFailed: {
       int failed_rank = body.value("rank", -1);
       int code = body.value("exitCode", 1);
-      std::string reason = fmt::format("rank {} on {} {}", failed_rank, Who(rank), body.value("reason", "failed"));
-      AddEventLocked({body.value("timeMs", WallMillis()), code, reason, rank, failed_rank, false});
+      std::string reason =
+          fmt::format("rank {} on {} {}", failed_rank, Who(rank),
+                      body.value("reason", "failed"));
+      AddEventLocked({body.value("timeMs", WallMillis()), code, reason, rank,
+                      failed_rank, false});
       StopLocked(code, reason);
       break;
     }
     case MessageType::kNodeStopping: {
       int code = body.value("exitCode", 1);
-      std::string reason = fmt::format("{} on {}", body.value("reason", "stopped"), Who(rank));
-      AddEventLocked({body.value("timeMs", WallMillis()), code, reason, rank, std::nullopt, false});
+      std::string reason =
+          fmt::format("{} on {}", body.value("reason", "stopped"), Who(rank));
+      AddEventLocked({body.value("timeMs", WallMillis()), code, reason, rank,
+                      std::nullopt, false});
       StopLocked(code, reason);
       break;
     }
@@ -356,13 +404,15 @@ void HeadSession::OnNodeMessage(int rank, int conn, const Frame& frame, const js
         node.manifest.node_rank = rank;
         node.manifest.files.clear();
         for (const json& f : body["files"]) {
-          node.manifest.files.push_back({f.value("key", ""), f.value("size", uint64_t{0}), ""});
+          node.manifest.files.push_back(
+              {f.value("key", ""), f.value("size", uint64_t{0}), ""});
         }
         node.manifest_in = true;
       }
       if (body.contains("digests") && body["digests"].is_object()) {
         for (ManifestEntry& e : node.manifest.files) {
-          if (body["digests"].contains(e.key)) e.sha256 = body["digests"][e.key].get<std::string>();
+          if (body["digests"].contains(e.key))
+            e.sha256 = body["digests"][e.key].get<std::string>();
         }
         node.digests_in = true;
       }
@@ -370,14 +420,16 @@ void HeadSession::OnNodeMessage(int rank, int conn, const Frame& frame, const js
     case MessageType::kNodeDone:
       node.done.files = body.value("files", uint64_t{0});
       node.done.bytes = body.value("bytes", uint64_t{0});
-      node.done.upload_errors = body.value("uploadErrors", std::vector<std::string>{});
+      node.done.upload_errors =
+          body.value("uploadErrors", std::vector<std::string>{});
       node.done_in = true;
       break;
     case MessageType::kRshExit: {
       uint32_t session = body.value("session", 0u);
       auto route = sessions_.find(session);
       if (route != sessions_.end() && route->second.node_rank == rank) {
-        server_->Send(route->second.agent_conn, EncodeJsonFrame(MessageType::kRshExit, body));
+        server_->Send(route->second.agent_conn,
+                      EncodeJsonFrame(MessageType::kRshExit, body));
         server_->Close(route->second.agent_conn);
         agent_session_.erase(route->second.agent_conn);
         sessions_.erase(route);
@@ -398,10 +450,12 @@ void HeadSession::NodeLostLocked(int rank, const std::string& why) {
   heartbeat_.Remove(rank);
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     if (it->second.node_rank == rank) {
-      server_->Send(it->second.agent_conn,
-                    EncodeJsonFrame(MessageType::kRshExit, {{"session", it->first},
-                                                            {"exitCode", 255},
-                                                            {"error", fmt::format("{} was lost", Who(rank))}}));
+      server_->Send(
+          it->second.agent_conn,
+          EncodeJsonFrame(MessageType::kRshExit,
+                          {{"session", it->first},
+                           {"exitCode", 255},
+                           {"error", fmt::format("{} was lost", Who(rank))}}));
       server_->Close(it->second.agent_conn);
       agent_session_.erase(it->second.agent_conn);
       it = sessions_.erase(it);
@@ -412,10 +466,12 @@ void HeadSession::NodeLostLocked(int rank, const std::string& why) {
   std::string reason = fmt::format("{} was lost: {}", Who(rank), why);
   if (!node.result_in) {
     options_.reporter->Error(reason);
-    AddEventLocked({WallMillis(), kExitNodeLost, reason, rank, std::nullopt, true});
+    AddEventLocked(
+        {WallMillis(), kExitNodeLost, reason, rank, std::nullopt, true});
     StopLocked(kExitNodeLost, reason);
   } else if (!node.done_in) {
-    options_.reporter->Warning(reason + " while finalizing; its uploads may be incomplete");
+    options_.reporter->Warning(
+        reason + " while finalizing; its uploads may be incomplete");
   }
   cv_.notify_all();
 }
@@ -436,7 +492,8 @@ void HeadSession::OnClosed(int conn, const std::string& reason) {
     if (rank == 0) {
       if (rsh_handler_) rsh_handler_->Kill(session);
     } else if (nodes_[rank].conn >= 0 && !nodes_[rank].lost) {
-      server_->Send(nodes_[rank].conn, EncodeJsonFrame(MessageType::kRshClose, {{"session", session}}));
+      server_->Send(nodes_[rank].conn, EncodeJsonFrame(MessageType::kRshClose,
+                                                       {{"session", session}}));
     }
     return;
   }
@@ -445,9 +502,10 @@ void HeadSession::OnClosed(int conn, const std::string& reason) {
   if (nodes_[rank].conn != conn) return;
   if (phase_ == Phase::kRendezvous) {
     if (book_) book_->Remove(rank);
-    options_.reporter->Info(fmt::format("{} left before the rendezvous completed ({}); waiting for it "
-                                        "to come back",
-                                        Who(rank), reason));
+    options_.reporter->Info(fmt::format(
+        "{} left before the rendezvous completed ({}); waiting for it "
+        "to come back",
+        Who(rank), reason));
     nodes_.erase(rank);
     cv_.notify_all();
     return;
@@ -459,11 +517,13 @@ void HeadSession::OnClosed(int conn, const std::string& reason) {
 void HeadSession::OnTick() {
   std::lock_guard lock(mu_);
   if (phase_ == Phase::kRendezvous || finished_) return;
-  if (heartbeat_.SendDue()) BroadcastLocked(EncodeJsonFrame(MessageType::kHeartbeat, json::object()));
+  if (heartbeat_.SendDue())
+    BroadcastLocked(EncodeJsonFrame(MessageType::kHeartbeat, json::object()));
   for (int rank : heartbeat_.Expired()) {
     if (nodes_[rank].conn >= 0) server_->Close(nodes_[rank].conn);
-    NodeLostLocked(rank, fmt::format("it sent nothing for {:.0f} s (heartbeat timeout)",
-                                     ToSeconds(options_.heartbeat.timeout)));
+    NodeLostLocked(
+        rank, fmt::format("it sent nothing for {:.0f} s (heartbeat timeout)",
+                          ToSeconds(options_.heartbeat.timeout)));
   }
 }
 

@@ -1,11 +1,11 @@
-// The head's side of a multi-node job (node 0): runs the control server, holds the
-// rendezvous, relays stops and rsh sessions, merges the nodes' uploads and decides
-// the job's final status and exit code.
+// The head's side of a multi-node job (node 0): runs the control server, holds
+// the rendezvous, relays stops and rsh sessions, merges the nodes' uploads and
+// decides the job's final status and exit code.
 //
-// Root cause: every failure the head hears of (a rank on any node, a lost node, a
-// cancel or time limit on any node) is kept with the time it was seen; the
-// earliest one names the job's exit code and failure, so ranks that died because
-// another one did never take the blame.
+// Root cause: every failure the head hears of (a rank on any node, a lost node,
+// a cancel or time limit on any node) is kept with the time it was seen; the
+// earliest one names the job's exit code and failure, so ranks that died
+// because another one did never take the blame.
 #pragma once
 
 #include <condition_variable>
@@ -23,7 +23,8 @@ namespace trainrun {
 class HeadSession : public ClusterSession, private ControlServer::Handler {
  public:
   // Listens on `port` (all interfaces). kUnavailable when the port is taken.
-  static Result<std::unique_ptr<HeadSession>> Start(SessionOptions options, const JobToken& token,
+  static Result<std::unique_ptr<HeadSession>> Start(SessionOptions options,
+                                                    const JobToken& token,
                                                     int port);
   ~HeadSession() override;
 
@@ -32,14 +33,15 @@ class HeadSession : public ClusterSession, private ControlServer::Handler {
   bool is_head() const override { return true; }
   int node_rank() const override { return 0; }
   Result<JobAssignment> Rendezvous(const NodeJoin& self) override;
-  std::optional<StopNotice> WaitForStart(const Status& prepared, int exit_code) override;
+  std::optional<StopNotice> WaitForStart(const Status& prepared,
+                                         int exit_code) override;
   void SetStopHandler(std::function<void(const StopNotice&)> handler) override;
   void RankFailed(const RankFailure& failure) override;
   void Stopping(int exit_code, const std::string& reason) override;
   std::optional<StopNotice> stop() override;
   void ReportResult(const NodeResult& result) override;
-  std::vector<TransferItem> MergeUploads(std::vector<TransferItem> items,
-                                         const std::string& run_prefix) override;
+  std::vector<TransferItem> MergeUploads(
+      std::vector<TransferItem> items, const std::string& run_prefix) override;
   JobOutcome Finish(const NodeDone& done, const JobOutcome& local) override;
   void SetRshHandler(RshHandler* handler) override;
   RshSink* rsh_sink() override { return &sink_; }
@@ -73,13 +75,15 @@ class HeadSession : public ClusterSession, private ControlServer::Handler {
   explicit HeadSession(SessionOptions options);
 
   // ControlServer::Handler, on the server thread.
-  void OnAuthenticated(int conn, const std::string& role, int node_rank) override;
+  void OnAuthenticated(int conn, const std::string& role,
+                       int node_rank) override;
   void OnMessage(int conn, const Frame& frame) override;
   void OnClosed(int conn, const std::string& reason) override;
   void OnRefused(const std::string& peer, const std::string& reason) override;
   void OnTick() override;
 
-  void OnNodeMessage(int node_rank, int conn, const Frame& frame, const nlohmann::json& body);
+  void OnNodeMessage(int node_rank, int conn, const Frame& frame,
+                     const nlohmann::json& body);
   void OnJoin(int conn, const nlohmann::json& body);
   void OnRshMessage(int conn, const Frame& frame);
   void NodeLostLocked(int node_rank, const std::string& why);
@@ -90,8 +94,10 @@ class HeadSession : public ClusterSession, private ControlServer::Handler {
   void FailRendezvousLocked(const std::string& reason);
   void NotifyStop();
   bool Canceled();
-  // Waits on cv_ until `done`, polling for a cancel; false when `deadline` passed.
-  bool WaitLocked(std::unique_lock<std::mutex>& lock, const std::function<bool()>& done,
+  // Waits on cv_ until `done`, polling for a cancel; false when `deadline`
+  // passed.
+  bool WaitLocked(std::unique_lock<std::mutex>& lock,
+                  const std::function<bool()>& done,
                   std::optional<TimePoint> deadline);
   std::string Who(int node_rank);
   JobOutcome DecideLocked(const JobOutcome& local);
@@ -104,14 +110,16 @@ class HeadSession : public ClusterSession, private ControlServer::Handler {
   std::mutex mu_;
   std::condition_variable cv_;
   Phase phase_ = Phase::kRendezvous;
-  std::map<int, Node> nodes_;             // by node rank; 0 is this node
-  std::map<int, int> conn_node_;          // node connections -> node rank
-  std::map<int, int> hello_rank_;         // node connections before their Join
-  std::vector<std::pair<int, nlohmann::json>> early_joins_;  // before Rendezvous()
+  std::map<int, Node> nodes_;      // by node rank; 0 is this node
+  std::map<int, int> conn_node_;   // node connections -> node rank
+  std::map<int, int> hello_rank_;  // node connections before their Join
+  std::vector<std::pair<int, nlohmann::json>>
+      early_joins_;  // before Rendezvous()
   std::optional<RendezvousBook> book_;
   std::optional<JobAssignment> assignment_;
   std::string rendezvous_error_;
-  std::vector<std::string> refusals_;     // recent refusals, for the timeout message
+  std::vector<std::string>
+      refusals_;  // recent refusals, for the timeout message
   std::optional<StopNotice> stop_;
   bool stop_delivered_ = false;
   std::function<void(const StopNotice&)> stop_handler_;

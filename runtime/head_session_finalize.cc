@@ -10,11 +10,12 @@ namespace trainrun {
 
 using nlohmann::json;
 
-std::vector<TransferItem> HeadSession::MergeUploads(std::vector<TransferItem> items,
-                                                    const std::string& run_prefix) {
+std::vector<TransferItem> HeadSession::MergeUploads(
+    std::vector<TransferItem> items, const std::string& run_prefix) {
   NodeManifest own;
   own.node_rank = 0;
-  for (const TransferItem& item : items) own.files.push_back({item.key.substr(run_prefix.size()), item.size, ""});
+  for (const TransferItem& item : items)
+    own.files.push_back({item.key.substr(run_prefix.size()), item.size, ""});
   std::unique_lock lock(mu_);
   nodes_[0].manifest = own;
   nodes_[0].manifest_in = true;
@@ -26,12 +27,15 @@ std::vector<TransferItem> HeadSession::MergeUploads(std::vector<TransferItem> it
       return true;
     };
   };
-  // Nodes still running are alive (heartbeats): their results come, however long.
+  // Nodes still running are alive (heartbeats): their results come, however
+  // long.
   WaitLocked(lock, every(&Node::result_in), std::nullopt);
   all_results_ = true;
-  if (!finalize_deadline_) finalize_deadline_ = SystemClock()->Now() + options_.finalize_timeout;
+  if (!finalize_deadline_)
+    finalize_deadline_ = SystemClock()->Now() + options_.finalize_timeout;
   if (!WaitLocked(lock, every(&Node::manifest_in), finalize_deadline_)) {
-    options_.reporter->Warning("some nodes did not list their outputs before the finalize timeout");
+    options_.reporter->Warning(
+        "some nodes did not list their outputs before the finalize timeout");
   }
   auto manifests = [&] {
     std::vector<NodeManifest> out;
@@ -41,11 +45,15 @@ std::vector<TransferItem> HeadSession::MergeUploads(std::vector<TransferItem> it
     return out;
   };
   std::map<int, std::set<std::string>> needed = DigestsNeeded(manifests());
-  for (auto& [rank, node] : nodes_) node.digests_in = needed.count(rank) == 0 || rank == 0;
+  for (auto& [rank, node] : nodes_)
+    node.digests_in = needed.count(rank) == 0 || rank == 0;
   for (const auto& [rank, keys] : needed) {
     if (rank == 0) continue;
-    server_->Send(nodes_[rank].conn,
-                  EncodeJsonFrame(MessageType::kUploadPlan, {{"needDigests", std::vector<std::string>(keys.begin(), keys.end())}}));
+    server_->Send(
+        nodes_[rank].conn,
+        EncodeJsonFrame(MessageType::kUploadPlan,
+                        {{"needDigests", std::vector<std::string>(
+                                             keys.begin(), keys.end())}}));
   }
   if (needed.count(0) != 0) {
     std::set<std::string> keys = needed[0];
@@ -68,14 +76,17 @@ std::vector<TransferItem> HeadSession::MergeUploads(std::vector<TransferItem> it
   for (auto& [rank, node] : nodes_) {
     if (rank == 0 || !node.manifest_in || node.lost) continue;
     server_->Send(node.conn, EncodeJsonFrame(MessageType::kUploadPlan,
-                                             {{"uploads", plan.uploads[rank]}, {"final", true}}));
+                                             {{"uploads", plan.uploads[rank]},
+                                              {"final", true}}));
   }
   for (const OutputConflict& c : plan.conflicts) {
     std::vector<std::string> versions;
-    for (const auto& [node, as] : c.kept_as) versions.push_back(fmt::format("node {} -> {}", node, as));
-    options_.reporter->Warning(fmt::format("{} was written differently by several nodes; every version "
-                                           "is kept: {}",
-                                           c.key, fmt::join(versions, ", ")));
+    for (const auto& [node, as] : c.kept_as)
+      versions.push_back(fmt::format("node {} -> {}", node, as));
+    options_.reporter->Warning(fmt::format(
+        "{} was written differently by several nodes; every version "
+        "is kept: {}",
+        c.key, fmt::join(versions, ", ")));
   }
   std::vector<TransferItem> mine;
   const auto& own_plan = plan.uploads[0];
@@ -92,23 +103,31 @@ JobOutcome HeadSession::Finish(const NodeDone& done, const JobOutcome& local) {
   std::unique_lock lock(mu_);
   nodes_[0].done = done;
   nodes_[0].done_in = true;
-  WaitLocked(lock, [this] {
-    for (auto& [rank, node] : nodes_) {
-      if (!node.lost && !node.result_in) return false;
-    }
-    return true;
-  }, std::nullopt);
-  if (!finalize_deadline_) finalize_deadline_ = SystemClock()->Now() + options_.finalize_timeout;
-  bool all = WaitLocked(lock, [this] {
-    for (auto& [rank, node] : nodes_) {
-      if (!node.lost && !node.done_in) return false;
-    }
-    return true;
-  }, finalize_deadline_);
+  WaitLocked(
+      lock,
+      [this] {
+        for (auto& [rank, node] : nodes_) {
+          if (!node.lost && !node.result_in) return false;
+        }
+        return true;
+      },
+      std::nullopt);
+  if (!finalize_deadline_)
+    finalize_deadline_ = SystemClock()->Now() + options_.finalize_timeout;
+  bool all = WaitLocked(
+      lock,
+      [this] {
+        for (auto& [rank, node] : nodes_) {
+          if (!node.lost && !node.done_in) return false;
+        }
+        return true;
+      },
+      finalize_deadline_);
   if (!all) {
-    options_.reporter->Warning(fmt::format("the finalize timeout ({:.0f} s) passed before every node "
-                                           "finished uploading",
-                                           ToSeconds(options_.finalize_timeout)));
+    options_.reporter->Warning(
+        fmt::format("the finalize timeout ({:.0f} s) passed before every node "
+                    "finished uploading",
+                    ToSeconds(options_.finalize_timeout)));
   }
   JobOutcome outcome = DecideLocked(local);
   finished_ = true;

@@ -1,6 +1,7 @@
 #include "runtime/mpi_supervisor.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -8,8 +9,6 @@
 
 #include <cerrno>
 #include <deque>
-
-#include <fmt/format.h>
 
 namespace trainrun {
 namespace {
@@ -34,7 +33,8 @@ struct MpiSupervisor::Session {
   TimePoint relay_deadline{};           // guarded by mu
 
   ~Session() {
-    for (int fd : {stdin_w, stdout_r, stderr_r, wake_fd, child_fds[0], child_fds[1], child_fds[2]}) {
+    for (int fd : {stdin_w, stdout_r, stderr_r, wake_fd, child_fds[0],
+                   child_fds[1], child_fds[2]}) {
       if (fd >= 0) close(fd);
     }
   }
@@ -62,7 +62,9 @@ struct MpiSupervisor::Session {
         stdin_w = -1;
       }
       if (stdout_r < 0 && stderr_r < 0) return;
-      pollfd fds[4] = {{stdout_r, POLLIN, 0}, {stderr_r, POLLIN, 0}, {wake_fd, POLLIN, 0},
+      pollfd fds[4] = {{stdout_r, POLLIN, 0},
+                       {stderr_r, POLLIN, 0},
+                       {wake_fd, POLLIN, 0},
                        {pending.empty() ? -1 : stdin_w, POLLOUT, 0}};
       int n = poll(fds, 4, 200);
       if (n < 0 && errno != EINTR) return;
@@ -77,10 +79,14 @@ struct MpiSupervisor::Session {
         if (w < 0 && errno != EAGAIN && errno != EINTR) pending.clear();
       }
       for (int i = 0; i < 2; ++i) {
-        if (fds[i].fd < 0 || (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+        if (fds[i].fd < 0 ||
+            (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0)
+          continue;
         ssize_t got = read(fds[i].fd, buffer, sizeof(buffer));
         if (got > 0) {
-          if (sink) sink->Output(id, i + 1, std::string(buffer, static_cast<size_t>(got)));
+          if (sink)
+            sink->Output(id, i + 1,
+                         std::string(buffer, static_cast<size_t>(got)));
         } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
           int& fd = i == 0 ? stdout_r : stderr_r;
           close(fd);
@@ -93,7 +99,10 @@ struct MpiSupervisor::Session {
 
 MpiSupervisor::MpiSupervisor(PosixProcessSet* processes, Reporter* reporter,
                              SupervisorOptions options, RshSink* sink)
-    : processes_(processes), reporter_(reporter), options_(std::move(options)), sink_(sink) {}
+    : processes_(processes),
+      reporter_(reporter),
+      options_(std::move(options)),
+      sink_(sink) {}
 
 MpiSupervisor::~MpiSupervisor() {
   for (auto& [pid, session] : sessions_) {
@@ -142,11 +151,13 @@ void MpiSupervisor::Stdin(uint32_t session, std::string data) {
   it->second->Wake();
 }
 
-void MpiSupervisor::StartSession(uint32_t id, const std::vector<std::string>& argv) {
+void MpiSupervisor::StartSession(uint32_t id,
+                                 const std::vector<std::string>& argv) {
   auto session = std::make_unique<Session>();
   session->id = id;
   int in[2], out[2], err[2];
-  if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+  if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 ||
+      pipe2(err, O_CLOEXEC) != 0) {
     if (sink_) sink_->Exited(id, 255, "pipe2 failed");
     return;
   }
@@ -160,7 +171,8 @@ void MpiSupervisor::StartSession(uint32_t id, const std::vector<std::string>& ar
   session->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   // Like sshd: the agent's words run through the shell.
   std::string command;
-  for (const std::string& word : argv) command += (command.empty() ? "" : " ") + word;
+  for (const std::string& word : argv)
+    command += (command.empty() ? "" : " ") + word;
   SpawnSpec spec;
   spec.argv = {"/bin/sh", "-c", command};
   spec.env = session_env_;
@@ -173,13 +185,15 @@ void MpiSupervisor::StartSession(uint32_t id, const std::vector<std::string>& ar
     fd = -1;
   }
   if (!pid.ok()) {
-    reporter_->Warning(fmt::format("rsh session {}: {}", id, pid.status().message()));
+    reporter_->Warning(
+        fmt::format("rsh session {}: {}", id, pid.status().message()));
     if (sink_) sink_->Exited(id, 127, pid.status().message());
     return;
   }
   session->pid = *pid;
   ++sessions_seen_;
-  reporter_->Info(fmt::format("rsh session {}: started pid {}: {}", id, *pid, command));
+  reporter_->Info(
+      fmt::format("rsh session {}: started pid {}: {}", id, *pid, command));
   Session* raw = session.get();
   session->relay = std::thread([raw, sink = sink_] { raw->Relay(sink); });
   {
@@ -201,7 +215,8 @@ void MpiSupervisor::EndSession(int pid, const ExitStatus& status) {
   }
   session.Wake();
   if (session.relay.joinable()) session.relay.join();
-  reporter_->Info(fmt::format("rsh session {}: pid {} ended with {}", session.id, pid, status.Describe()));
+  reporter_->Info(fmt::format("rsh session {}: pid {} ended with {}",
+                              session.id, pid, status.Describe()));
   if (sink_) sink_->Exited(session.id, status.ToExitCode(), "");
   {
     std::lock_guard lock(mu_);
@@ -210,7 +225,8 @@ void MpiSupervisor::EndSession(int pid, const ExitStatus& status) {
   sessions_.erase(it);
 }
 
-void MpiSupervisor::Fail(int rank, int pid, const ExitStatus& status, const std::string& reason) {
+void MpiSupervisor::Fail(int rank, int pid, const ExitStatus& status,
+                         const std::string& reason) {
   RankFailure failure;
   failure.rank = rank;
   failure.pid = pid;
@@ -221,7 +237,9 @@ void MpiSupervisor::Fail(int rank, int pid, const ExitStatus& status, const std:
   result_.exit_code = status.ToExitCode();
   result_.failure = failure;
   if (options_.on_rank_failed) options_.on_rank_failed(failure);
-  BeginStop(SIGTERM, rank == kMpirunRank ? "mpirun " + reason : fmt::format("rank {} {}", rank, reason));
+  BeginStop(SIGTERM, rank == kMpirunRank
+                         ? "mpirun " + reason
+                         : fmt::format("rank {} {}", rank, reason));
 }
 
 void MpiSupervisor::OnRankExit(int rank, const ExitStatus& status) {
@@ -232,7 +250,8 @@ void MpiSupervisor::OnRankExit(int rank, const ExitStatus& status) {
   RankResult& result = result_.ranks[r.index];
   result.status = status;
   result.stopped_by_trainrun = stopping_;
-  if (r.started) result.seconds = ToSeconds(processes_->clock()->Now() - r.started_at);
+  if (r.started)
+    result.seconds = ToSeconds(processes_->clock()->Now() - r.started_at);
   reporter_->RankExited(rank, status, stopping_);
   if (status.success() || stopping_) return;
   Fail(rank, r.pid, status,
@@ -241,8 +260,10 @@ void MpiSupervisor::OnRankExit(int rank, const ExitStatus& status) {
 }
 
 void MpiSupervisor::SignalAll(int signal) {
-  if (mpirun_pid_ > 0 && !mpirun_done_) processes_->SignalGroup(mpirun_pid_, signal).IgnoreError();
-  for (auto& [pid, session] : sessions_) processes_->SignalGroup(pid, signal).IgnoreError();
+  if (mpirun_pid_ > 0 && !mpirun_done_)
+    processes_->SignalGroup(mpirun_pid_, signal).IgnoreError();
+  for (auto& [pid, session] : sessions_)
+    processes_->SignalGroup(pid, signal).IgnoreError();
   for (auto& [rank, r] : ranks_) {
     if (r.started && !r.exited && r.pid > 1) {
       result_.ranks[r.index].stopped_by_trainrun = true;
@@ -256,9 +277,11 @@ void MpiSupervisor::BeginStop(int signal, const std::string& reason) {
   stopping_ = true;
   result_.stop_reason = reason;
   kill_deadline_ = processes_->clock()->Now() + options_.grace_period;
-  if (options_.on_stop) options_.on_stop(result_.outcome, result_.exit_code, reason);
-  reporter_->Info(fmt::format("stopping the MPI job on this node with {} ({}); SIGKILL after {:.0f} s",
-                              SignalName(signal), reason, ToSeconds(options_.grace_period)));
+  if (options_.on_stop)
+    options_.on_stop(result_.outcome, result_.exit_code, reason);
+  reporter_->Info(fmt::format(
+      "stopping the MPI job on this node with {} ({}); SIGKILL after {:.0f} s",
+      SignalName(signal), reason, ToSeconds(options_.grace_period)));
   SignalAll(signal);
 }
 
@@ -277,7 +300,8 @@ void MpiSupervisor::Drain() {
     result_.ranks[it->second.index].started = true;
     result_.ranks[it->second.index].pid = pid;
     reporter_->RankStarted(rank, pid);
-    if (stopping_ && pid > 1) processes_->SignalGroup(pid, SIGTERM).IgnoreError();
+    if (stopping_ && pid > 1)
+      processes_->SignalGroup(pid, SIGTERM).IgnoreError();
   }
   for (auto& [rank, status] : work.exited) OnRankExit(rank, status);
   for (auto& [id, argv] : work.execs) {
@@ -289,7 +313,8 @@ void MpiSupervisor::Drain() {
   }
   for (uint32_t id : work.kills) {
     for (auto& [pid, session] : sessions_) {
-      if (session->id == id) processes_->SignalGroup(pid, SIGTERM).IgnoreError();
+      if (session->id == id)
+        processes_->SignalGroup(pid, SIGTERM).IgnoreError();
     }
   }
   if (work.stop && !stopping_) {
@@ -308,7 +333,8 @@ bool MpiSupervisor::Finished() const {
   return mpirun_pid_ > 0 || sessions_seen_ > 0 || stopping_;
 }
 
-SupervisionResult MpiSupervisor::Run(std::optional<SpawnSpec> mpirun, std::vector<int> local_ranks) {
+SupervisionResult MpiSupervisor::Run(std::optional<SpawnSpec> mpirun,
+                                     std::vector<int> local_ranks) {
   Clock* clock = processes_->clock();
   started_ = clock->Now();
   for (int rank : local_ranks) {
@@ -321,28 +347,37 @@ SupervisionResult MpiSupervisor::Run(std::optional<SpawnSpec> mpirun, std::vecto
     Result<int> pid = processes_->Spawn(*mpirun);
     if (!pid.ok()) {
       ExitStatus status;
-      status.code = pid.status().code() == StatusCode::kPermissionDenied ? kExitCodeNotExecutable
-                                                                        : kExitCodeCommandNotFound;
-      reporter_->Error(fmt::format("mpirun could not start: {}", pid.status().message()));
-      Fail(kMpirunRank, 0, status, "could not start: " + pid.status().message());
+      status.code = pid.status().code() == StatusCode::kPermissionDenied
+                        ? kExitCodeNotExecutable
+                        : kExitCodeCommandNotFound;
+      reporter_->Error(
+          fmt::format("mpirun could not start: {}", pid.status().message()));
+      Fail(kMpirunRank, 0, status,
+           "could not start: " + pid.status().message());
       return result_;
     }
     mpirun_pid_ = *pid;
     reporter_->Info(fmt::format("mpirun started (pid {})", *pid));
   }
   std::optional<TimePoint> timeout;
-  if (options_.max_run_duration) timeout = started_ + *options_.max_run_duration;
+  if (options_.max_run_duration)
+    timeout = started_ + *options_.max_run_duration;
   bool rank_leftovers_noted = false;
   while (!Finished()) {
-    std::optional<TimePoint> deadline = stopping_ ? (killed_ ? std::optional<TimePoint>() : kill_deadline_)
-                                                  : timeout;
+    std::optional<TimePoint> deadline =
+        stopping_ ? (killed_ ? std::optional<TimePoint>() : kill_deadline_)
+                  : timeout;
     for (const ProcessEvent& event : processes_->Wait(deadline)) {
       if (event.kind == ProcessEvent::Kind::kInterrupt) continue;
       if (event.kind == ProcessEvent::Kind::kSignal) {
-        if (event.signal != SIGTERM && event.signal != SIGINT && event.signal != SIGHUP) continue;
+        if (event.signal != SIGTERM && event.signal != SIGINT &&
+            event.signal != SIGHUP)
+          continue;
         if (stopping_) {
           if (!killed_) {
-            reporter_->Warning(fmt::format("{} again while stopping: killing now", SignalName(event.signal)));
+            reporter_->Warning(
+                fmt::format("{} again while stopping: killing now",
+                            SignalName(event.signal)));
             killed_ = true;
             SignalAll(SIGKILL);
           }
@@ -351,17 +386,21 @@ SupervisionResult MpiSupervisor::Run(std::optional<SpawnSpec> mpirun, std::vecto
         result_.outcome = RunOutcome::kCanceled;
         result_.exit_code = kExitCodeCanceled;
         result_.cancel_signal = event.signal;
-        BeginStop(event.signal == SIGHUP ? SIGTERM : event.signal,
-                  fmt::format("trainrun received {}", SignalName(event.signal)));
+        BeginStop(
+            event.signal == SIGHUP ? SIGTERM : event.signal,
+            fmt::format("trainrun received {}", SignalName(event.signal)));
         continue;
       }
       if (event.pid == mpirun_pid_) {
         mpirun_done_ = true;
-        reporter_->Info(fmt::format("mpirun ended with {}", event.status.Describe()));
-        if (!event.status.success() && !stopping_ && result_.outcome == RunOutcome::kSucceeded) {
+        reporter_->Info(
+            fmt::format("mpirun ended with {}", event.status.Describe()));
+        if (!event.status.success() && !stopping_ &&
+            result_.outcome == RunOutcome::kSucceeded) {
           Fail(kMpirunRank, event.pid, event.status,
-               event.status.signal != 0 ? fmt::format("was killed by {}", event.status.Describe())
-                                        : fmt::format("exited with {}", event.status.Describe()));
+               event.status.signal != 0
+                   ? fmt::format("was killed by {}", event.status.Describe())
+                   : fmt::format("exited with {}", event.status.Describe()));
         }
       } else {
         EndSession(event.pid, event.status);
@@ -372,22 +411,30 @@ SupervisionResult MpiSupervisor::Run(std::optional<SpawnSpec> mpirun, std::vecto
     if (!stopping_ && timeout && now >= *timeout) {
       result_.outcome = RunOutcome::kTimedOut;
       result_.exit_code = kExitCodeTimeout;
-      BeginStop(SIGTERM, fmt::format("maxRunDurationSeconds ({:.0f} s) exceeded",
-                                     ToSeconds(*options_.max_run_duration)));
+      BeginStop(SIGTERM,
+                fmt::format("maxRunDurationSeconds ({:.0f} s) exceeded",
+                            ToSeconds(*options_.max_run_duration)));
     }
     // Ranks left behind once mpirun (or every orted) is gone are stopped too.
-    bool launcher_gone = mpirun_pid_ > 0 ? mpirun_done_ : (sessions_seen_ > 0 && sessions_.empty());
+    bool launcher_gone = mpirun_pid_ > 0
+                             ? mpirun_done_
+                             : (sessions_seen_ > 0 && sessions_.empty());
     if (launcher_gone && !stopping_ && !rank_leftovers_noted) {
       for (const auto& [rank, r] : ranks_) {
         if (r.started && !r.exited && !rank_leftovers_noted) {
           rank_leftovers_noted = true;
-          BeginStop(SIGTERM, fmt::format("rank {} still ran after its MPI launcher ended", rank));
+          BeginStop(
+              SIGTERM,
+              fmt::format("rank {} still ran after its MPI launcher ended",
+                          rank));
         }
       }
     }
     if (stopping_ && !killed_ && now >= kill_deadline_) {
       killed_ = true;
-      reporter_->Warning("MPI processes still running after the grace period; sending SIGKILL");
+      reporter_->Warning(
+          "MPI processes still running after the grace period; sending "
+          "SIGKILL");
       result_.killed_after_grace = true;
       SignalAll(SIGKILL);
       // Ranks whose wrapper cannot report any more count as killed.
@@ -401,7 +448,8 @@ SupervisionResult MpiSupervisor::Run(std::optional<SpawnSpec> mpirun, std::vecto
     }
   }
   for (auto& [rank, r] : ranks_) {
-    if (r.started && r.pid > 1) processes_->SignalGroup(r.pid, SIGKILL).IgnoreError();
+    if (r.started && r.pid > 1)
+      processes_->SignalGroup(r.pid, SIGKILL).IgnoreError();
   }
   return result_;
 }

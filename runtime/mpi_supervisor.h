@@ -1,13 +1,15 @@
 // The supervisor of an MPI job on one node. The head runs mpirun; every other
-// node runs what mpirun's launch agent asks for (Open MPI's orted, through `trainrun
-// rsh` and the head); the ranks themselves are started by mpirun or orted through
-// `trainrun mpi-rank`, which reports to this node (mpi_rank_server.h).
+// node runs what mpirun's launch agent asks for (Open MPI's orted, through
+// `trainrun rsh` and the head); the ranks themselves are started by mpirun or
+// orted through `trainrun mpi-rank`, which reports to this node
+// (mpi_rank_server.h).
 //
-// It keeps the Supervisor's contract (supervisor.h): the first failed rank on this
-// node is the root cause (on_rank_failed), a cancel, time limit or RequestStop
-// stops everything here with SIGTERM, a grace period and SIGKILL, and Run returns a
-// SupervisionResult with one entry per local rank. On the head, mpirun ending
-// non-zero without a local rank failing is a failure of "rank -1" (mpirun).
+// It keeps the Supervisor's contract (supervisor.h): the first failed rank on
+// this node is the root cause (on_rank_failed), a cancel, time limit or
+// RequestStop stops everything here with SIGTERM, a grace period and SIGKILL,
+// and Run returns a SupervisionResult with one entry per local rank. On the
+// head, mpirun ending non-zero without a local rank failing is a failure of
+// "rank -1" (mpirun).
 #pragma once
 
 #include <map>
@@ -28,18 +30,21 @@ constexpr int kMpirunRank = -1;  // mpirun's entry in failures and logs
 
 class MpiSupervisor : public RshHandler {
  public:
-  // Not owned: all three must outlive Run(). `sink` receives the output and end of
-  // rsh sessions (may be null on the head).
-  MpiSupervisor(PosixProcessSet* processes, Reporter* reporter, SupervisorOptions options,
-                RshSink* sink);
+  // Not owned: all three must outlive Run(). `sink` receives the output and end
+  // of rsh sessions (may be null on the head).
+  MpiSupervisor(PosixProcessSet* processes, Reporter* reporter,
+                SupervisorOptions options, RshSink* sink);
   ~MpiSupervisor() override;
 
   // The environment of the processes rsh sessions start (Open MPI's orted).
-  void set_session_env(std::vector<std::string> env) { session_env_ = std::move(env); }
+  void set_session_env(std::vector<std::string> env) {
+    session_env_ = std::move(env);
+  }
 
   // Runs until everything here ended: `mpirun` (head only, may be none) and the
   // ranks in `local_ranks` once they started.
-  SupervisionResult Run(std::optional<SpawnSpec> mpirun, std::vector<int> local_ranks);
+  SupervisionResult Run(std::optional<SpawnSpec> mpirun,
+                        std::vector<int> local_ranks);
 
   // From other threads.
   void RankStarted(int rank, int pid);
@@ -71,7 +76,8 @@ class MpiSupervisor : public RshHandler {
   void StartSession(uint32_t session, const std::vector<std::string>& argv);
   void EndSession(int pid, const ExitStatus& status);
   void OnRankExit(int rank, const ExitStatus& status);
-  void Fail(int rank, int pid, const ExitStatus& status, const std::string& reason);
+  void Fail(int rank, int pid, const ExitStatus& status,
+            const std::string& reason);
   void BeginStop(int signal, const std::string& reason);
   void SignalAll(int signal);
   bool Finished() const;
@@ -94,8 +100,8 @@ class MpiSupervisor : public RshHandler {
   TimePoint started_{};
 
   std::mutex mu_;
-  Pending pending_;                               // guarded by mu_
-  std::map<uint32_t, Session*> session_by_id_;    // guarded by mu_
+  Pending pending_;                             // guarded by mu_
+  std::map<uint32_t, Session*> session_by_id_;  // guarded by mu_
 };
 
 }  // namespace trainrun

@@ -1,6 +1,6 @@
 // Rendezvous: what each node tells the head when it joins, the checks the head
-// makes, and the assignment it sends back (global ranks, master address and port,
-// every node's address and interface).
+// makes, and the assignment it sends back (global ranks, master address and
+// port, every node's address and interface).
 //
 // Ranks are numbered node-major: node 0's local ranks first, then node 1's, and
 // so on, so RANK = first_rank(node) + LOCAL_RANK, as torchrun and mpirun's
@@ -8,11 +8,10 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "runtime/status.h"
 
@@ -29,11 +28,11 @@ struct NodeJoin {
   int process_count = 1;               // local ranks
   std::string process_count_source;    // "job file", "one per GPU", ...
   int gpu_count = 0;
-  int pid = 0;                         // its trainrun's pid
-  std::string job_digest;              // SHA-256 of the job file as parsed
+  int pid = 0;             // its trainrun's pid
+  std::string job_digest;  // SHA-256 of the job file as parsed
   std::string trainrun_version;
-  std::string run_id;                  // the run id it was given; empty: none
-  std::vector<int> tf_ports;           // TensorFlow: a free port per local rank
+  std::string run_id;         // the run id it was given; empty: none
+  std::vector<int> tf_ports;  // TensorFlow: a free port per local rank
 
   nlohmann::json ToJson() const;
   static Result<NodeJoin> FromJson(const nlohmann::json& json);
@@ -58,8 +57,8 @@ struct NodeSlot {
 struct JobAssignment {
   std::string run_id;
   int world_size = 0;
-  std::string master_addr;  // the head's address, as the nodes reach it
-  int master_port = 0;      // free on the head when picked
+  std::string master_addr;      // the head's address, as the nodes reach it
+  int master_port = 0;          // free on the head when picked
   std::vector<NodeSlot> nodes;  // by node rank
 
   // Every node's slot; or, with `for_node` set, only the head's and that node's
@@ -80,14 +79,16 @@ class RendezvousBook {
   explicit RendezvousBook(NodeJoin head);
 
   // Checks a joining node against the head and the nodes already in: its node
-  // rank is in range and not taken, and it agrees on the node count, the job file
-  // and the run id. kInvalidArgument naming both sides when not; a node that
-  // rejoins from the same host replaces its old entry.
+  // rank is in range and not taken, and it agrees on the node count, the job
+  // file and the run id. kInvalidArgument naming both sides when not; a node
+  // that rejoins from the same host replaces its old entry.
   Status Add(const NodeJoin& node);
   // Forgets a node that left before the rendezvous completed.
   void Remove(int node_rank);
 
-  bool complete() const { return static_cast<int>(joined_.size()) == head_.node_count; }
+  bool complete() const {
+    return static_cast<int>(joined_.size()) == head_.node_count;
+  }
   int joined() const { return static_cast<int>(joined_.size()); }
   std::vector<int> missing() const;
   const std::map<int, NodeJoin>& nodes() const { return joined_; }
@@ -96,16 +97,16 @@ class RendezvousBook {
   std::vector<std::string> Warnings() const;
 
   // Numbers the ranks node-major. Call when complete().
-  JobAssignment Assign(const std::string& run_id, const std::string& master_addr,
-                       int master_port) const;
+  JobAssignment Assign(const std::string& run_id,
+                       const std::string& master_addr, int master_port) const;
 
  private:
   NodeJoin head_;
   std::map<int, NodeJoin> joined_;
 };
 
-// TF_CONFIG for `rank`: every rank a "worker" at its node's address and port, in
-// rank order; worker 0 acts as chief.
+// TF_CONFIG for `rank`: every rank a "worker" at its node's address and port,
+// in rank order; worker 0 acts as chief.
 std::string TfConfigFor(const JobAssignment& job, int rank);
 
 }  // namespace trainrun

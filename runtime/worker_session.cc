@@ -14,10 +14,14 @@ constexpr auto kAssignmentMargin = std::chrono::seconds(60);
 
 }  // namespace
 
-WorkerSession::WorkerSession(SessionOptions options, const JobToken& token, std::string head,
-                             int port, int node_rank)
-    : options_(std::move(options)), key_(RoleKey(token, kRoleNode)), head_(std::move(head)),
-      port_(port), node_rank_(node_rank), heartbeat_(SystemClock(), options_.heartbeat) {
+WorkerSession::WorkerSession(SessionOptions options, const JobToken& token,
+                             std::string head, int port, int node_rank)
+    : options_(std::move(options)),
+      key_(RoleKey(token, kRoleNode)),
+      head_(std::move(head)),
+      port_(port),
+      node_rank_(node_rank),
+      heartbeat_(SystemClock(), options_.heartbeat) {
   head_name_ = fmt::format("the head {}:{}", head_, port_);
 }
 
@@ -26,24 +30,30 @@ WorkerSession::~WorkerSession() {
   client_.reset();
 }
 
-bool WorkerSession::Canceled() { return options_.cancel_requested && options_.cancel_requested(); }
+bool WorkerSession::Canceled() {
+  return options_.cancel_requested && options_.cancel_requested();
+}
 
 void WorkerSession::Send(MessageType type, const json& body) {
   if (!client_) return;
   Status sent = client_->SendJson(type, body);
   if (!sent.ok()) {
-    options_.reporter->Info(fmt::format("could not send {} to {}: {}", MessageTypeName(type),
-                                        head_name_, sent.message()));
+    options_.reporter->Info(fmt::format("could not send {} to {}: {}",
+                                        MessageTypeName(type), head_name_,
+                                        sent.message()));
   }
 }
 
-void WorkerSession::WaitLocked(std::unique_lock<std::mutex>& lock, const std::function<bool()>& done) {
+void WorkerSession::WaitLocked(std::unique_lock<std::mutex>& lock,
+                               const std::function<bool()>& done) {
   while (!done()) {
     if (!stop_ && Canceled()) {
       std::string reason = "canceled (trainrun received a signal)";
-      Send(MessageType::kNodeStopping,
-           {{"exitCode", kExitCanceledCode}, {"reason", reason}, {"timeMs", WallMillis()}});
-      StopLocked({kExitCanceledCode, fmt::format("{} on node {}", reason, node_rank_)});
+      Send(MessageType::kNodeStopping, {{"exitCode", kExitCanceledCode},
+                                        {"reason", reason},
+                                        {"timeMs", WallMillis()}});
+      StopLocked({kExitCanceledCode,
+                  fmt::format("{} on node {}", reason, node_rank_)});
       continue;
     }
     cv_.wait_for(lock, kWaitSlice);
@@ -59,14 +69,17 @@ Result<JobAssignment> WorkerSession::Rendezvous(const NodeJoin& self) {
   client_options.node_rank = node_rank_;
   client_options.key = key_;
   client_options.deadline = deadline;
-  options_.reporter->Info(fmt::format("node {}: joining {} (rendezvous timeout {:.0f} s)", node_rank_,
-                                      head_name_, ToSeconds(options_.rendezvous_timeout)));
+  options_.reporter->Info(fmt::format(
+      "node {}: joining {} (rendezvous timeout {:.0f} s)", node_rank_,
+      head_name_, ToSeconds(options_.rendezvous_timeout)));
   int failures = 0;
-  Result<std::unique_ptr<ControlClient>> client = ControlClient::Connect(
-      client_options, [&](const std::string& error) {
-        // The first failure and then every 20th, so a long wait is visible but quiet.
+  Result<std::unique_ptr<ControlClient>> client =
+      ControlClient::Connect(client_options, [&](const std::string& error) {
+        // The first failure and then every 20th, so a long wait is visible but
+        // quiet.
         if (failures++ % 20 == 0) {
-          options_.reporter->Info(fmt::format("{} is not reachable yet ({}); retrying", head_name_, error));
+          options_.reporter->Info(fmt::format(
+              "{} is not reachable yet ({}); retrying", head_name_, error));
         }
       });
   if (!client.ok()) return UnavailableError(client.status().message());
@@ -78,12 +91,16 @@ Result<JobAssignment> WorkerSession::Rendezvous(const NodeJoin& self) {
   if (!sent.ok()) return UnavailableError(sent.message());
 
   // Connected, the head's verdict counts: it refuses every node with the reason
-  // when its own rendezvous timeout passes. A margin covers a head started later.
+  // when its own rendezvous timeout passes. A margin covers a head started
+  // later.
   const TimePoint verdict_deadline = deadline + kAssignmentMargin;
   std::optional<JobAssignment> assignment;
   while (!assignment) {
-    if (Canceled()) return UnavailableError("canceled while waiting for the other nodes");
-    TimePoint slice = std::min(verdict_deadline, SystemClock()->Now() + std::chrono::milliseconds(200));
+    if (Canceled())
+      return UnavailableError("canceled while waiting for the other nodes");
+    TimePoint slice =
+        std::min(verdict_deadline,
+                 SystemClock()->Now() + std::chrono::milliseconds(200));
     Result<Frame> frame = client_->Receive(slice);
     if (!frame.ok()) {
       if (SystemClock()->Now() < verdict_deadline &&
@@ -91,16 +108,18 @@ Result<JobAssignment> WorkerSession::Rendezvous(const NodeJoin& self) {
         continue;
       }
       if (SystemClock()->Now() >= verdict_deadline) {
-        return UnavailableError(fmt::format(
-            "rendezvous timed out after {:.0f} s: {} did not assign this node (other nodes missing?)",
-            ToSeconds(options_.rendezvous_timeout), head_name_));
+        return UnavailableError(
+            fmt::format("rendezvous timed out after {:.0f} s: {} did not "
+                        "assign this node (other nodes missing?)",
+                        ToSeconds(options_.rendezvous_timeout), head_name_));
       }
       return UnavailableError(frame.status().message());
     }
     Result<json> body = DecodeJsonPayload(*frame);
     if (frame->type == MessageType::kRefused) {
-      return UnavailableError(fmt::format("{} refused this node: {}", head_name_,
-                                          body.ok() ? body->value("reason", "") : "no reason given"));
+      return UnavailableError(fmt::format(
+          "{} refused this node: {}", head_name_,
+          body.ok() ? body->value("reason", "") : "no reason given"));
     }
     if (frame->type != MessageType::kAssign || !body.ok()) continue;
     Result<JobAssignment> parsed = JobAssignment::FromJson(*body);
@@ -110,12 +129,15 @@ Result<JobAssignment> WorkerSession::Rendezvous(const NodeJoin& self) {
   if (assignment->nodes.size() <= static_cast<size_t>(node_rank_)) {
     return UnavailableError("the head's assignment does not include this node");
   }
-  head_name_ = fmt::format("the head (node 0: {}, {})", assignment->nodes[0].host, assignment->nodes[0].address);
+  head_name_ =
+      fmt::format("the head (node 0: {}, {})", assignment->nodes[0].host,
+                  assignment->nodes[0].address);
   {
     std::lock_guard lock(mu_);
     heartbeat_.Add(0);
   }
-  client_->StartReader([this](const Frame& f) { OnFrame(f); }, [this] { OnTick(); },
+  client_->StartReader([this](const Frame& f) { OnFrame(f); },
+                       [this] { OnTick(); },
                        [this](const std::string& reason) { OnClosed(reason); });
   return *assignment;
 }
@@ -150,8 +172,9 @@ void WorkerSession::OnTick() {
     if (head_lost_ || finished_) return;
     send = heartbeat_.SendDue();
     if (!heartbeat_.Expired().empty()) {
-      HeadLostLocked(fmt::format("it sent nothing for {:.0f} s (heartbeat timeout)",
-                                 ToSeconds(options_.heartbeat.timeout)));
+      HeadLostLocked(
+          fmt::format("it sent nothing for {:.0f} s (heartbeat timeout)",
+                      ToSeconds(options_.heartbeat.timeout)));
       client_->Close();
       return;
     }
@@ -164,7 +187,8 @@ void WorkerSession::OnFrame(const Frame& frame) {
   heartbeat_.Heard(0);
   if (frame.type == MessageType::kRshData) {
     Result<RshChunk> chunk = DecodeRshData(frame);
-    if (chunk.ok() && rsh_handler_) rsh_handler_->Stdin(chunk->session, chunk->data);
+    if (chunk.ok() && rsh_handler_)
+      rsh_handler_->Stdin(chunk->session, chunk->data);
     return;
   }
   Result<json> body = DecodeJsonPayload(frame);
@@ -174,7 +198,8 @@ void WorkerSession::OnFrame(const Frame& frame) {
       started_ = true;
       break;
     case MessageType::kStop:
-      StopLocked({body->value("exitCode", 1), body->value("reason", "stopped by the head")});
+      StopLocked({body->value("exitCode", 1),
+                  body->value("reason", "stopped by the head")});
       break;
     case MessageType::kUploadPlan:
       if (body->contains("needDigests")) {
@@ -188,11 +213,14 @@ void WorkerSession::OnFrame(const Frame& frame) {
       break;
     case MessageType::kRshExec:
       if (rsh_handler_) {
-        rsh_handler_->Exec(body->value("session", 0u), body->value("argv", std::vector<std::string>{}));
+        rsh_handler_->Exec(body->value("session", 0u),
+                           body->value("argv", std::vector<std::string>{}));
       } else {
-        Send(MessageType::kRshExit, {{"session", body->value("session", 0u)},
-                                     {"exitCode", 255},
-                                     {"error", fmt::format("node {} runs no MPI launch", node_rank_)}});
+        Send(
+            MessageType::kRshExit,
+            {{"session", body->value("session", 0u)},
+             {"exitCode", 255},
+             {"error", fmt::format("node {} runs no MPI launch", node_rank_)}});
       }
       break;
     case MessageType::kRshClose:
@@ -204,13 +232,15 @@ void WorkerSession::OnFrame(const Frame& frame) {
   cv_.notify_all();
 }
 
-std::optional<StopNotice> WorkerSession::WaitForStart(const Status& prepared, int exit_code) {
+std::optional<StopNotice> WorkerSession::WaitForStart(const Status& prepared,
+                                                      int exit_code) {
   if (prepared.ok()) {
     Send(MessageType::kReady, json::object());
   } else {
-    Send(MessageType::kNodeStopping, {{"exitCode", exit_code},
-                                      {"reason", "could not prepare the run: " + prepared.message()},
-                                      {"timeMs", WallMillis()}});
+    Send(MessageType::kNodeStopping,
+         {{"exitCode", exit_code},
+          {"reason", "could not prepare the run: " + prepared.message()},
+          {"timeMs", WallMillis()}});
   }
   std::unique_lock lock(mu_);
   if (!prepared.ok()) {
@@ -222,7 +252,8 @@ std::optional<StopNotice> WorkerSession::WaitForStart(const Status& prepared, in
   return stop_;
 }
 
-void WorkerSession::SetStopHandler(std::function<void(const StopNotice&)> handler) {
+void WorkerSession::SetStopHandler(
+    std::function<void(const StopNotice&)> handler) {
   std::lock_guard lock(mu_);
   stop_handler_ = std::move(handler);
   if (stop_ && stop_handler_ && !stop_delivered_) {
@@ -246,7 +277,8 @@ void WorkerSession::RankFailed(const RankFailure& failure) {
 }
 
 void WorkerSession::Stopping(int exit_code, const std::string& reason) {
-  Send(MessageType::kNodeStopping, {{"exitCode", exit_code}, {"reason", reason}, {"timeMs", WallMillis()}});
+  Send(MessageType::kNodeStopping,
+       {{"exitCode", exit_code}, {"reason", reason}, {"timeMs", WallMillis()}});
 }
 
 void WorkerSession::ReportResult(const NodeResult& result) {
@@ -257,15 +289,18 @@ void WorkerSession::ReportResult(const NodeResult& result) {
   Send(MessageType::kNodeResult, result.ToJson());
 }
 
-std::vector<TransferItem> WorkerSession::MergeUploads(std::vector<TransferItem> items,
-                                                      const std::string& run_prefix) {
+std::vector<TransferItem> WorkerSession::MergeUploads(
+    std::vector<TransferItem> items, const std::string& run_prefix) {
   json files = json::array();
   for (const TransferItem& item : items) {
-    files.push_back({{"key", item.key.substr(run_prefix.size())}, {"size", item.size}});
+    files.push_back(
+        {{"key", item.key.substr(run_prefix.size())}, {"size", item.size}});
   }
   Send(MessageType::kManifest, {{"files", files}});
   std::unique_lock lock(mu_);
-  auto answered = [&] { return plan_ || digest_request_ || head_lost_ || finished_; };
+  auto answered = [&] {
+    return plan_ || digest_request_ || head_lost_ || finished_;
+  };
   WaitLocked(lock, answered);
   if (digest_request_ && !plan_) {
     std::set<std::string> keys;
@@ -287,10 +322,13 @@ std::vector<TransferItem> WorkerSession::MergeUploads(std::vector<TransferItem> 
   std::vector<TransferItem> mine;
   if (!plan_) {
     // No plan from the head: keep every file under a name no other node uses.
-    options_.reporter->Warning(fmt::format(
-        "no upload plan from {}; this node's outputs go up as <name>.node{}.<ext>", head_name_, node_rank_));
+    options_.reporter->Warning(
+        fmt::format("no upload plan from {}; this node's outputs go up as "
+                    "<name>.node{}.<ext>",
+                    head_name_, node_rank_));
     for (TransferItem& item : items) {
-      item.key = run_prefix + ConflictKey(item.key.substr(run_prefix.size()), node_rank_);
+      item.key = run_prefix +
+                 ConflictKey(item.key.substr(run_prefix.size()), node_rank_);
       mine.push_back(std::move(item));
     }
     return mine;
@@ -305,9 +343,11 @@ std::vector<TransferItem> WorkerSession::MergeUploads(std::vector<TransferItem> 
   return mine;
 }
 
-JobOutcome WorkerSession::Finish(const NodeDone& done, const JobOutcome& local) {
-  Send(MessageType::kNodeDone,
-       {{"files", done.files}, {"bytes", done.bytes}, {"uploadErrors", done.upload_errors}});
+JobOutcome WorkerSession::Finish(const NodeDone& done,
+                                 const JobOutcome& local) {
+  Send(MessageType::kNodeDone, {{"files", done.files},
+                                {"bytes", done.bytes},
+                                {"uploadErrors", done.upload_errors}});
   std::unique_lock lock(mu_);
   WaitLocked(lock, [&] { return finished_ || head_lost_; });
   JobOutcome outcome = local;
@@ -325,7 +365,8 @@ JobOutcome WorkerSession::Finish(const NodeDone& done, const JobOutcome& local) 
   ParseRunStatus(f.value("status", "Failed"), &outcome.status);
   outcome.outcome = f.value("outcome", "");
   outcome.stop_reason = f.value("stopReason", "");
-  if (f.contains("failure") && f["failure"].is_object()) outcome.failure = FailureFromJson(f["failure"]);
+  if (f.contains("failure") && f["failure"].is_object())
+    outcome.failure = FailureFromJson(f["failure"]);
   return outcome;
 }
 
@@ -334,13 +375,20 @@ void WorkerSession::SetRshHandler(RshHandler* handler) {
   rsh_handler_ = handler;
 }
 
-void WorkerSession::Sink::Output(uint32_t session, int stream, std::string data) {
+void WorkerSession::Sink::Output(uint32_t session, int stream,
+                                 std::string data) {
   if (!worker_->client_) return;
-  worker_->client_->Send(EncodeRshData({session, static_cast<uint8_t>(stream), std::move(data)})).IgnoreError();
+  worker_->client_
+      ->Send(EncodeRshData(
+          {session, static_cast<uint8_t>(stream), std::move(data)}))
+      .IgnoreError();
 }
 
-void WorkerSession::Sink::Exited(uint32_t session, int exit_code, std::string error) {
-  worker_->Send(MessageType::kRshExit, {{"session", session}, {"exitCode", exit_code}, {"error", error}});
+void WorkerSession::Sink::Exited(uint32_t session, int exit_code,
+                                 std::string error) {
+  worker_->Send(
+      MessageType::kRshExit,
+      {{"session", session}, {"exitCode", exit_code}, {"error", error}});
 }
 
 }  // namespace trainrun

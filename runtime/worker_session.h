@@ -1,6 +1,7 @@
-// A non-head node's side of a multi-node job: connects to the head (with backoff
-// until the rendezvous timeout), follows its assignment, start and stop, reports
-// this node's failures and results, and exits with the job's exit code.
+// A non-head node's side of a multi-node job: connects to the head (with
+// backoff until the rendezvous timeout), follows its assignment, start and
+// stop, reports this node's failures and results, and exits with the job's exit
+// code.
 //
 // Losing the head (its connection closes, or it sends nothing for the heartbeat
 // timeout) stops this node's ranks with exit 69.
@@ -18,21 +19,22 @@ namespace trainrun {
 
 class WorkerSession : public ClusterSession {
  public:
-  WorkerSession(SessionOptions options, const JobToken& token, std::string head, int port,
-                int node_rank);
+  WorkerSession(SessionOptions options, const JobToken& token, std::string head,
+                int port, int node_rank);
   ~WorkerSession() override;
 
   bool is_head() const override { return false; }
   int node_rank() const override { return node_rank_; }
   Result<JobAssignment> Rendezvous(const NodeJoin& self) override;
-  std::optional<StopNotice> WaitForStart(const Status& prepared, int exit_code) override;
+  std::optional<StopNotice> WaitForStart(const Status& prepared,
+                                         int exit_code) override;
   void SetStopHandler(std::function<void(const StopNotice&)> handler) override;
   void RankFailed(const RankFailure& failure) override;
   void Stopping(int exit_code, const std::string& reason) override;
   std::optional<StopNotice> stop() override;
   void ReportResult(const NodeResult& result) override;
-  std::vector<TransferItem> MergeUploads(std::vector<TransferItem> items,
-                                         const std::string& run_prefix) override;
+  std::vector<TransferItem> MergeUploads(
+      std::vector<TransferItem> items, const std::string& run_prefix) override;
   JobOutcome Finish(const NodeDone& done, const JobOutcome& local) override;
   void SetRshHandler(RshHandler* handler) override;
   RshSink* rsh_sink() override { return &sink_; }
@@ -55,7 +57,8 @@ class WorkerSession : public ClusterSession {
   void StopLocked(const StopNotice& notice);
   void Send(MessageType type, const nlohmann::json& body);
   bool Canceled();
-  void WaitLocked(std::unique_lock<std::mutex>& lock, const std::function<bool()>& done);
+  void WaitLocked(std::unique_lock<std::mutex>& lock,
+                  const std::function<bool()>& done);
 
   SessionOptions options_;
   std::string key_;

@@ -14,7 +14,8 @@ std::map<int, NodeReport> Nodes(int count) {
     r.join.host = "host" + std::to_string(n);
     r.result_in = true;
     r.done_in = true;
-    r.result.ranks = {RankRecord{2 * n + 1, n, 1, 0, 0, 0, 1, false}, RankRecord{2 * n, n, 0, 0, 0, 0, 1, false}};
+    r.result.ranks = {RankRecord{2 * n + 1, n, 1, 0, 0, 0, 1, false},
+                      RankRecord{2 * n, n, 0, 0, 0, 0, 1, false}};
   }
   return nodes;
 }
@@ -38,8 +39,9 @@ TEST(JobOutcomeTest, TheEarliestFailureIsTheRootCauseWhateverArrivedFirst) {
   tail.stderr_tail = {"boom"};
   nodes[1].result.failure = tail;
   // Rank 0's collateral failure reached the head first but happened later.
-  std::vector<FailureEvent> events = {{2000, 1, "rank 0 on node 0 exited with exit code 1", 0, 0, false},
-                                      {1990, 7, "rank 3 on node 1 exited with exit code 7", 1, 3, false}};
+  std::vector<FailureEvent> events = {
+      {2000, 1, "rank 0 on node 0 exited with exit code 1", 0, 0, false},
+      {1990, 7, "rank 3 on node 1 exited with exit code 7", 1, 3, false}};
   JobOutcome out = DecideJobOutcome(events, nodes, JobOutcome{}, {});
   EXPECT_EQ(out.exit_code, 7);
   EXPECT_EQ(out.status, RunStatus::kFailed);
@@ -55,9 +57,10 @@ TEST(JobOutcomeTest, ALostNodeIs69AndNamed) {
   nodes[2].result_in = false;
   nodes[2].done_in = false;
   nodes[2].join.pid = 4242;
-  JobOutcome out = DecideJobOutcome({{1000, 69, "node 2 (host2) was lost", 2, std::nullopt, true},
-                                     {1050, 1, "rank 0 on node 0 exited with exit code 1", 0, 0, false}},
-                                    nodes, JobOutcome{}, {});
+  JobOutcome out = DecideJobOutcome(
+      {{1000, 69, "node 2 (host2) was lost", 2, std::nullopt, true},
+       {1050, 1, "rank 0 on node 0 exited with exit code 1", 0, 0, false}},
+      nodes, JobOutcome{}, {});
   EXPECT_EQ(out.exit_code, 69);
   EXPECT_EQ(out.outcome, "node lost");
   ASSERT_TRUE(out.failure.has_value());
@@ -69,8 +72,9 @@ TEST(JobOutcomeTest, ALostNodeIs69AndNamed) {
 }
 
 TEST(JobOutcomeTest, ACancelIsCanceled) {
-  JobOutcome out = DecideJobOutcome({{5, 143, "canceled on node 1", 1, std::nullopt, false}}, Nodes(2),
-                                    JobOutcome{}, {});
+  JobOutcome out =
+      DecideJobOutcome({{5, 143, "canceled on node 1", 1, std::nullopt, false}},
+                       Nodes(2), JobOutcome{}, {});
   EXPECT_EQ(out.exit_code, 143);
   EXPECT_EQ(out.status, RunStatus::kCanceled);
   EXPECT_EQ(out.outcome, "canceled");
@@ -85,10 +89,13 @@ TEST(JobOutcomeTest, UnfinishedOrFailedUploadsElsewhereMake74) {
   EXPECT_EQ(out.outcome, "upload failed");
   ASSERT_EQ(out.upload_errors.size(), 2u);
   EXPECT_EQ(out.upload_errors[0], "node 1: outputs/x -> ...: disk full");
-  EXPECT_NE(out.upload_errors[1].find("node 2: node 2 (host2) did not finish its uploads in time"), std::string::npos);
+  EXPECT_NE(out.upload_errors[1].find(
+                "node 2: node 2 (host2) did not finish its uploads in time"),
+            std::string::npos);
   // A failed rank keeps its own code.
-  JobOutcome failed = DecideJobOutcome({{1, 3, "rank 1 on node 0 exited with exit code 3", 0, 1, false}}, nodes,
-                                       JobOutcome{}, {});
+  JobOutcome failed = DecideJobOutcome(
+      {{1, 3, "rank 1 on node 0 exited with exit code 3", 0, 1, false}}, nodes,
+      JobOutcome{}, {});
   EXPECT_EQ(failed.exit_code, 3);
 }
 
