@@ -1,0 +1,144 @@
+// The run pipeline behind `trainrun run` (run_command.h), one class whose phases
+// live in one file each:
+//   run_command.cc   loading the job, the run directory, the record, Execute()
+//   run_prepare.cc   binding, rank plans, snapshot and data (Preparing)
+//   run_ranks.cc     the log pump, the supervisor, the failure summary (Running)
+//   run_finalize.cc  uploads and the final record (Finalizing)
+//   dry_run.cc       --dry-run
+// Internal to the launcher.
+#pragma once
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "gpu/affinity.h"
+#include "launcher/cluster_run.h"
+#include "launcher/exit_codes.h"
+#include "launcher/mpi_run.h"
+#include "launcher/node_binding.h"
+#include "launcher/run_command.h"
+#include "launcher/terminal_reporter.h"
+#include "launcher/version.h"
+#include "runtime/buffered_reporter.h"
+#include "runtime/communicator_env.h"
+#include "runtime/data_refs.h"
+#include "runtime/free_port.h"
+#include "runtime/fs_util.h"
+#include "runtime/history.h"
+#include "runtime/job_config.h"
+#include "runtime/log_pump.h"
+#include "runtime/mpi_supervisor.h"
+#include "runtime/placeholders.h"
+#include "runtime/process_posix.h"
+#include "runtime/rank_env.h"
+#include "runtime/redact.h"
+#include "runtime/run_id.h"
+#include "runtime/run_layout.h"
+#include "runtime/snapshot.h"
+#include "runtime/supervisor.h"
+#include "runtime/system_log.h"
+
+namespace trainrun {
+
+// How long the log pump may take to read what the ranks left in their pipes once
+// they are gone; only a descendant that escaped its process group and still holds
+// a pipe makes it wait this long.
+constexpr auto kLogDrainTimeout = std::chrono::seconds(5);
+
+// This machine's host name.
+std::string HostName();
+
+// The container's count of OOM kills (cgroup v2), or -1 when it cannot be read.
+int64_t CgroupOomKills();
+
+// A SIGTERM, SIGINT or SIGHUP that arrived while preparing (they are blocked and wait
+// in the signal queue until the supervisor reads them).
+bool CancelPending();
+
+class RunPipeline {
+ public:
+  RunPipeline(const RunOptions& options, Console* out, Console* err)
+      : options_(options), out_(out) {
+    if (options.json_events) {
+      console_reporter_ = std::make_unique<JsonLinesReporter>(err);
+    } else {
+      console_reporter_ = std::make_unique<TerminalReporter>(err, options.verbose);
+    }
+    reporter_.Add(console_reporter_.get());
+    reporter_.Add(&warnings_);
+    reporter_.Add(&early_);
+  }
+
+  int Execute();
+
+ private:
+  Status Load();
+  void LayOut();
+  Status PlanBinding();
+  int DryRun();
+  Status CreateRunDirectory();
+  Status Prepare();
+  Status PlanRanks(bool for_dry_run);
+  // The process set, the log pump and each rank's pipes; nothing is started.
+  Status SetUpProcesses();
+  void RunRanks();
+  int Finalize(int exit_code, RunStatus status);
+  void Upload(UploadReport* report);
+  // The folders that go to history besides outputs/ and system_logs/: local, key prefix.
+  std::vector<std::pair<std::string, std::string>> LogDirs() const;
+  void StartLiveUpload();
+  void EnterPhase(RunStatus status);
+  void SaveRecord();
+  void ReportFailure();
+
+  RunOptions options_;
+  Console* out_;
+  std::unique_ptr<Reporter> console_reporter_;
+  std::unique_ptr<SystemLog> system_log_;
+  WarningCollector warnings_;
+  BufferedReporter early_{SystemClock()};  // until the system log exists
+  MultiReporter reporter_;
+
+  JobConfig job_;
+  LocalRunLayout layout_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<RunHistory> history_;
+  std::unique_ptr<HistoryUploader> uploader_;  // retries at Finalizing
+  std::unique_ptr<LiveUploader> live_;         // logs while Running
+  RunRecord record_;
+  TimePoint phase_started_{};
+  int node_rank_ = 0;
+  int process_count_ = 1;
+  std::string process_count_source_;
+  int master_port_ = 0;
+  std::unique_ptr<DataPreparer> data_;
+  std::vector<PreparedData> prepared_data_;
+  std::vector<RankLaunch> launches_;
+  NodeBinding binding_;
+  std::vector<std::string> env_warnings_;
+  // Multi-node jobs (null on one node) and the ranks' layout over the nodes.
+  std::unique_ptr<ClusterRun> cluster_;
+  Placement placement_;
+  JobAssignment assignment_;
+  int gpu_count_ = 0;
+  bool binding_planned_ = false;
+
+  std::unique_ptr<PosixProcessSet> processes_;
+  std::unique_ptr<LogPump> pump_;
+  RankPipes mpirun_pipes_;  // the head of an MPI job: where mpirun's output goes
+  SupervisionResult result_;
+  bool ran_ = false;
+  int64_t oom_kills_before_ = -1;
+  std::atomic<int64_t> failure_time_ms_{0};  // when the first rank failed (Unix ms)
+};
+
+}  // namespace trainrun
