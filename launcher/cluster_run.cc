@@ -12,6 +12,7 @@
 #include "runtime/digest.h"
 #include "runtime/head_session.h"
 #include "runtime/net_util.h"
+#include "runtime/process_posix.h"
 #include "runtime/run_id.h"
 #include "runtime/worker_session.h"
 
@@ -31,14 +32,6 @@ Duration Seconds(double s) {
 }
 
 }  // namespace
-
-bool CancelSignalPending() {
-  sigset_t pending;
-  sigpending(&pending);
-  return sigismember(&pending, SIGTERM) == 1 ||
-         sigismember(&pending, SIGINT) == 1 ||
-         sigismember(&pending, SIGHUP) == 1;
-}
 
 std::string JobDigest(const JobConfig& job) {
   return HexEncode(Sha256(job.json));
@@ -106,7 +99,7 @@ Result<std::unique_ptr<ClusterRun>> ClusterRun::Create(
   session.heartbeat.timeout = Seconds(options.heartbeat_timeout_seconds);
   session.heartbeat.interval = std::min(session.heartbeat.timeout / 4,
                                         Duration(std::chrono::seconds(1)));
-  session.cancel_requested = CancelSignalPending;
+  session.cancel_requested = SupervisionSignalPending;
   session.reporter = reporter;
   if (placement.node_rank == 0) {
     TR_ASSIGN_OR_RETURN(
@@ -195,6 +188,7 @@ void ClusterRun::Finish(const UploadReport& uploads, int* exit_code,
                       ? "waiting for every node to finish its uploads"
                       : "uploads done; waiting for the head's final status");
   JobOutcome job = session_->Finish(done, local);
+  head_lost_ = job.head_lost;
   *exit_code = job.exit_code;
   *status = job.status;
   record->outcome = job.outcome;

@@ -55,6 +55,8 @@ class ClusterRun {
   // output conflicts) into `record`.
   void Finish(const UploadReport& uploads, int* exit_code, RunStatus* status,
               RunRecord* record);
+  // After Finish(): the head was lost before it wrote the job's final status.
+  bool head_lost() const { return head_lost_; }
   // The key of `trainrun rsh` (MPI's launch agent), hex, for mpirun's
   // environment.
   std::string RshKeyHex() const;
@@ -68,10 +70,8 @@ class ClusterRun {
   JobToken token_;
   std::unique_ptr<ClusterSession> session_;
   JobAssignment assignment_;
+  bool head_lost_ = false;
 };
-
-// A SIGTERM, SIGINT or SIGHUP waiting for the supervisor (they are blocked).
-bool CancelSignalPending();
 
 // The SHA-256 of the job file as parsed, which every node must share.
 std::string JobDigest(const JobConfig& job);

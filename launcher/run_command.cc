@@ -25,15 +25,6 @@ int64_t CgroupOomKills() {
   return -1;
 }
 
-// A SIGTERM or SIGINT that arrived while preparing (they are blocked and wait in
-// the signal queue until the supervisor reads them).
-bool CancelPending() {
-  sigset_t pending;
-  sigpending(&pending);
-  return sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1 ||
-         sigismember(&pending, SIGHUP) == 1;
-}
-
 Status RunPipeline::Load() {
   TR_ASSIGN_OR_RETURN(job_, ParseJobFile(options_.job_file));
   if (!options_.run_id.empty()) {
@@ -160,7 +151,7 @@ int RunPipeline::Execute() {
     if (joined.ok()) joined = cluster_->Join(&job_, process_count_, process_count_source_, gpu_count_);
     if (!joined.ok()) {
       reporter_.Error(joined.message());
-      return CancelSignalPending() ? kExitCanceled : ExitCodeFor(joined);
+      return SupervisionSignalPending() ? kExitCanceled : ExitCodeFor(joined);
     }
   }
   LayOut();
@@ -202,7 +193,7 @@ int RunPipeline::Execute() {
     record_.stop_reason = prepared.message();
     return Finalize(ExitCodeFor(prepared), RunStatus::kFailed);
   }
-  if (CancelPending()) {
+  if (SupervisionSignalPending()) {
     if (cluster_) cluster_->session()->Stopping(kExitCanceled, "canceled before the ranks started");
     reporter_.Error("canceled before the ranks started");
     record_.outcome = std::string(RunOutcomeName(RunOutcome::kCanceled));

@@ -71,6 +71,31 @@ void RunPipeline::Upload(UploadReport* report) {
   reporter_.Transfer(progress);
 }
 
+void RunPipeline::CloseRecordForLostHead() {
+  // Every surviving node may get here; each writes the same final status (with its
+  // own ranks), so the run never stays "Running" in history for ever.
+  RunKey key{job_.experiment_name, job_.run_id};
+  Result<RunRecord> stored = history_->ReadRecord(key);
+  RunRecord closed = stored.ok() ? std::move(stored).value() : record_;
+  if (IsFinal(closed.status)) return;
+  closed.SetStatus(record_.status, SystemClock()->WallNow());
+  closed.exit_code = record_.exit_code;
+  closed.outcome = record_.outcome;
+  closed.stop_reason = record_.stop_reason;
+  if (record_.failure) closed.failure = record_.failure;
+  for (const RankRecord& rank : record_.ranks) closed.ranks.push_back(rank);
+  closed.warnings.push_back(fmt::format(
+      "the head was lost before it wrote the final status; node {} ({}) wrote it", node_rank_,
+      HostName()));
+  Status written = history_->WriteRecord(closed);
+  if (!written.ok()) {
+    reporter_.Warning(fmt::format("the head was lost and the final status could not be saved: {}",
+                                  written.message()));
+  } else {
+    reporter_.Info("the head was lost: this node wrote the run's final status to history");
+  }
+}
+
 int RunPipeline::Finalize(int exit_code, RunStatus status) {
   if (live_) {
     live_->Stop();
@@ -149,6 +174,7 @@ int RunPipeline::Finalize(int exit_code, RunStatus status) {
   UploadReport last = uploader_->Upload(system_logs, "system log");
   record_.upload_errors.insert(record_.upload_errors.end(), last.errors.begin(), last.errors.end());
   SaveRecord();
+  if (cluster_ && cluster_->head_lost()) CloseRecordForLostHead();
   Result<ObjectInfo> saved = store_->Stat(prefix + kRunRecordName);
   if ((!last.errors.empty() || !saved.ok()) && exit_code == kExitOk) {
     reporter_.Error(fmt::format("the run record or system log did not reach {}; they stay in {}",

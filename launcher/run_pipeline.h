@@ -60,10 +60,6 @@ std::string HostName();
 // The container's count of OOM kills (cgroup v2), or -1 when it cannot be read.
 int64_t CgroupOomKills();
 
-// A SIGTERM, SIGINT or SIGHUP that arrived while preparing (they are blocked and wait
-// in the signal queue until the supervisor reads them).
-bool CancelPending();
-
 class RunPipeline {
  public:
   RunPipeline(const RunOptions& options, Console* out, Console* err)
@@ -99,6 +95,9 @@ class RunPipeline {
   void EnterPhase(RunStatus status);
   void SaveRecord();
   void ReportFailure();
+  // The head of a multi-node job died before writing the final status: this node
+  // writes it into run history instead.
+  void CloseRecordForLostHead();
 
   RunOptions options_;
   Console* out_;

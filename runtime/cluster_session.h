@@ -86,6 +86,9 @@ struct NodeDone {
 // The head's final word on the job (kFinished), and on the head what goes into
 // run.json.
 struct JobOutcome {
+  // The head never gave its final word (a node's view): nobody else will write
+  // the job's final status.
+  bool head_lost = false;
   int exit_code = 0;
   RunStatus status = RunStatus::kCompleted;
   std::string outcome;

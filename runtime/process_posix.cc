@@ -87,6 +87,15 @@ void BlockSupervisionSignals() {
   signal(SIGPIPE, SIG_IGN);
 }
 
+bool SupervisionSignalPending() {
+  sigset_t pending;
+  sigpending(&pending);
+  for (int s : kSupervisionSignals) {
+    if (s != SIGCHLD && sigismember(&pending, s) == 1) return true;
+  }
+  return false;
+}
+
 Result<std::string> FindExecutable(const std::string& program,
                                    const std::string& path_list) {
   if (program.empty()) return InvalidArgumentError("empty program name");

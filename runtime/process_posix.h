@@ -16,6 +16,10 @@ namespace trainrun {
 // mask. Children get an empty mask and default dispositions back before exec.
 void BlockSupervisionSignals();
 
+// Whether a SIGTERM, SIGINT or SIGHUP is waiting (blocked) for a signalfd to read
+// it: a cancel that arrived before the supervisor started listening.
+bool SupervisionSignalPending();
+
 class PosixProcessSet : public ProcessSet {
  public:
   // Creates the signalfd/eventfd/epoll set and makes trainrun the subreaper of its

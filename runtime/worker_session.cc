@@ -352,6 +352,7 @@ JobOutcome WorkerSession::Finish(const NodeDone& done,
   WaitLocked(lock, [&] { return finished_ || head_lost_; });
   JobOutcome outcome = local;
   if (!finished_) {
+    outcome.head_lost = true;
     if (outcome.exit_code == 0) {
       outcome.exit_code = kExitNodeLost;
       outcome.status = RunStatus::kFailed;

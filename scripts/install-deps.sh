@@ -8,7 +8,7 @@ packages=(
   # build
   g++ make cmake pkg-config git
   libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev
-  libhwloc-dev hwloc libcurl4-openssl-dev libssl-dev libarchive-dev libxml2-dev
+  libhwloc-dev hwloc libcurl4-openssl-dev libssl-dev libxml2-dev
   # run and test: real processes, namespaces, PyTorch for the example job
   util-linux iproute2 procps python3 python3-torch python3-numpy
   # object stores: FUSE mounts of az:// and s3:// data, the benchmark's peer

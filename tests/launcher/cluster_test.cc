@@ -365,3 +365,38 @@ TEST_F(ClusterTest, MpiOnOneNodeKeepsPerRankLogsAndFailFast) {
 
 }  // namespace
 }  // namespace trainrun::testing
+
+namespace trainrun::testing {
+namespace {
+
+TEST_F(ClusterTest, WhenTheHeadDiesTheOtherNodesExit69AndFinishTheRecord) {
+  std::string pids = dir_ / "pids";
+  fs::create_directories(pids);
+  std::string job = Job({{"command", {RankHelper(), "--pid-dir", pids}},
+                         {"nodeCount", 2},
+                         {"processCountPerNode", 1}});
+  auto head = Start(job, 0);
+  auto node = Start(job, 1);
+  ASSERT_TRUE(WaitFor([&] {
+    return !ReadFile(pids + "/0.pid").empty() && !ReadFile(pids + "/1.pid").empty();
+  }));
+  ASSERT_EQ(Record()["status"], "Running");
+  head->Signal(SIGKILL);
+  head->Wait();
+  Invocation n = node->Wait();
+  EXPECT_EQ(n.exit_code, 69) << n.err;
+  // Nobody is left to write the head's final status but the surviving node.
+  json rec = Record();
+  EXPECT_EQ(rec["status"], "Failed");
+  EXPECT_EQ(rec["exitCode"], 69);
+  std::string warnings = rec["warnings"].dump();
+  EXPECT_NE(warnings.find("the head was lost"), std::string::npos) << warnings;
+  for (int rank = 0; rank < 2; ++rank) {
+    int pid = std::stoi(ReadFile(pids + "/" + std::to_string(rank) + ".pid"));
+    EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(pid); }, std::chrono::seconds(10)))
+        << "rank " << rank << " outlived the job";
+  }
+}
+
+}  // namespace
+}  // namespace trainrun::testing
