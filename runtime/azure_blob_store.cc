@@ -18,19 +18,6 @@ std::string BlockId(uint64_t index) {
   return Base64Encode(fmt::format("trainrun-{:012d}", index));
 }
 
-std::string RangeHeader(uint64_t offset, std::optional<uint64_t> length) {
-  if (length) return fmt::format("bytes={}-{}", offset, offset + *length - 1);
-  return fmt::format("bytes={}-", offset);
-}
-
-// "bytes 0-99/1234" -> 1234.
-bool TotalFromContentRange(const std::string& value, uint64_t* total) {
-  size_t slash = value.rfind('/');
-  if (slash == std::string::npos || value.substr(slash + 1) == "*") return false;
-  *total = std::stoull(value.substr(slash + 1));
-  return true;
-}
-
 std::string DecodeMd5(const std::string& base64) {
   std::string raw;
   if (base64.empty() || !Base64Decode(base64, &raw) || raw.size() != 16) return "";
@@ -232,16 +219,8 @@ Result<RangeResult> AzureBlobStore::GetRange(const std::string& name, int fd, st
     return UnavailableError(fmt::format("{}: changed while it was being read", What(name)));
   }
   if (!r->ok()) return Error(*r, name);
-  if (text != nullptr) *text = std::move(r->body);
-  result.bytes = fd >= 0 ? r->sunk_bytes : (text != nullptr ? text->size() : 0);
-  result.etag = r->Header("etag");
-  if (r->status == 206) {
-    if (!TotalFromContentRange(r->Header("content-range"), &result.total_size)) {
-      return IoError(fmt::format("{}: the service gave no Content-Range", What(name)));
-    }
-  } else {
-    result.total_size = offset + result.bytes;
-  }
+  TR_ASSIGN_OR_RETURN(RangeResult read, RangeFromResponse(&*r, fd, text, offset, What(name)));
+  result = std::move(read);
   result.md5 = DecodeMd5(r->Header("x-ms-blob-content-md5"));
   if (result.md5.empty() && r->status == 200) result.md5 = DecodeMd5(r->Header("content-md5"));
   return result;

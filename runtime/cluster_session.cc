@@ -4,62 +4,6 @@ namespace trainrun {
 
 using nlohmann::json;
 
-json RankRecordToJson(const RankRecord& r) {
-  return {{"rank", r.rank},
-          {"nodeRank", r.node_rank},
-          {"localRank", r.local_rank},
-          {"pid", r.pid},
-          {"exitCode", r.exit_code},
-          {"signal", r.signal},
-          {"seconds", r.seconds},
-          {"stoppedByTrainrun", r.stopped_by_trainrun}};
-}
-
-RankRecord RankRecordFromJson(const json& j) {
-  RankRecord r;
-  r.rank = j.value("rank", 0);
-  r.node_rank = j.value("nodeRank", 0);
-  r.local_rank = j.value("localRank", 0);
-  r.pid = j.value("pid", 0);
-  r.exit_code = j.value("exitCode", 0);
-  r.signal = j.value("signal", 0);
-  r.seconds = j.value("seconds", 0.0);
-  r.stopped_by_trainrun = j.value("stoppedByTrainrun", false);
-  return r;
-}
-
-json FailureToJson(const FailureRecord& f) {
-  return {{"rank", f.rank},
-          {"nodeRank", f.node_rank},
-          {"host", f.host},
-          {"pid", f.pid},
-          {"exitCode", f.exit_code},
-          {"signal", f.signal},
-          {"reason", f.reason},
-          {"hint", f.hint},
-          {"stderrTail", f.stderr_tail},
-          {"logFile", f.log_file}};
-}
-
-FailureRecord FailureFromJson(const json& j) {
-  FailureRecord f;
-  f.rank = j.value("rank", 0);
-  f.node_rank = j.value("nodeRank", 0);
-  f.host = j.value("host", "");
-  f.pid = j.value("pid", 0);
-  f.exit_code = j.value("exitCode", 0);
-  f.signal = j.value("signal", 0);
-  f.reason = j.value("reason", "");
-  f.hint = j.value("hint", "");
-  if (j.contains("stderrTail") && j["stderrTail"].is_array()) {
-    for (const json& line : j["stderrTail"]) {
-      if (line.is_string()) f.stderr_tail.push_back(line.get<std::string>());
-    }
-  }
-  f.log_file = j.value("logFile", "");
-  return f;
-}
-
 json NodeResult::ToJson() const {
   json ranks_json = json::array();
   for (const RankRecord& r : ranks) ranks_json.push_back(RankRecordToJson(r));

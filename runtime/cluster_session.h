@@ -170,11 +170,6 @@ class ClusterSession {
   virtual RshSink* rsh_sink() = 0;
 };
 
-// JSON of the record types that travel in messages.
-nlohmann::json RankRecordToJson(const RankRecord& r);
-RankRecord RankRecordFromJson(const nlohmann::json& j);
-nlohmann::json FailureToJson(const FailureRecord& f);
-FailureRecord FailureFromJson(const nlohmann::json& j);
 
 // Unix milliseconds, for comparing when things happened on different nodes.
 int64_t WallMillis();

@@ -14,6 +14,15 @@
 namespace trainrun {
 namespace {
 
+// "bytes 0-99/1234" -> 1234.
+bool TotalFromContentRange(const std::string& value, uint64_t* total) {
+  size_t slash = value.rfind('/');
+  if (slash == std::string::npos || value.substr(slash + 1) == "*") return false;
+  *total = std::stoull(value.substr(slash + 1));
+  return true;
+}
+
+
 // Reads exactly `size` bytes from the start of `fd`.
 Result<std::string> ReadPrefix(int fd, uint64_t size, const std::string& path) {
   std::string data(size, '\0');
@@ -50,6 +59,27 @@ Result<HttpResponse> ObjectStoreBase::Send(const std::function<Result<HttpReques
   TimePoint deadline{Duration(ns)};
   retry.deadline = retry.deadline ? std::min(*retry.deadline, deadline) : deadline;
   return http_.SendWithRetry(build, retry);
+}
+
+std::string RangeHeader(uint64_t offset, std::optional<uint64_t> length) {
+  if (length) return fmt::format("bytes={}-{}", offset, offset + *length - 1);
+  return fmt::format("bytes={}-", offset);
+}
+
+Result<RangeResult> ObjectStoreBase::RangeFromResponse(HttpResponse* r, int fd, std::string* text,
+                                                       uint64_t offset, const std::string& what) {
+  RangeResult result;
+  if (text != nullptr) *text = std::move(r->body);
+  result.bytes = fd >= 0 ? r->sunk_bytes : (text != nullptr ? text->size() : 0);
+  result.etag = r->Header("etag");
+  if (r->status == 206) {
+    if (!TotalFromContentRange(r->Header("content-range"), &result.total_size)) {
+      return IoError(fmt::format("{}: the service gave no Content-Range", what));
+    }
+  } else {
+    result.total_size = offset + result.bytes;
+  }
+  return result;
 }
 
 std::string ObjectStoreBase::ServiceErrorCode(const HttpResponse& response) {

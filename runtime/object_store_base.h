@@ -74,6 +74,13 @@ class ObjectStoreBase : public Store {
   Result<HttpResponse> Send(const std::function<Result<HttpRequest>()>& build);
   std::function<void(uint64_t)> ByteCounter();
 
+  // What a successful GetRange answer (200 or 206) says, whatever the service: the
+  // body (into *text unless it went to `fd`), the bytes read, the ETag, and the
+  // object's total size (from Content-Range for a 206). `what` names the object in
+  // errors. The MD5 is left to the caller: every service keeps it differently.
+  static Result<RangeResult> RangeFromResponse(HttpResponse* response, int fd, std::string* text,
+                                               uint64_t offset, const std::string& what);
+
   // The first service error code (x-ms-error-code, or <Code> in an XML body).
   static std::string ServiceErrorCode(const HttpResponse& response);
   // A Status for a failed response: 404 kNotFound, 401/403 kPermissionDenied (with
@@ -93,6 +100,9 @@ class ObjectStoreBase : public Store {
   std::atomic<uint64_t>* byte_counter_ = nullptr;
   std::atomic<int64_t> deadline_ns_{0};  // steady clock; 0: none
 };
+
+// The HTTP Range header for [offset, offset + length), or from offset to the end.
+std::string RangeHeader(uint64_t offset, std::optional<uint64_t> length);
 
 // The largest number of parts any backend accepts (S3: 10,000).
 constexpr uint64_t kMaxParts = 10000;

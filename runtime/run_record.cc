@@ -34,6 +34,62 @@ bool IsFinal(RunStatus status) {
          status == RunStatus::kCanceled;
 }
 
+json RankRecordToJson(const RankRecord& r) {
+  return {{"rank", r.rank},
+          {"nodeRank", r.node_rank},
+          {"localRank", r.local_rank},
+          {"pid", r.pid},
+          {"exitCode", r.exit_code},
+          {"signal", r.signal},
+          {"seconds", r.seconds},
+          {"stoppedByTrainrun", r.stopped_by_trainrun}};
+}
+
+RankRecord RankRecordFromJson(const json& j) {
+  RankRecord r;
+  r.rank = j.value("rank", 0);
+  r.node_rank = j.value("nodeRank", 0);
+  r.local_rank = j.value("localRank", 0);
+  r.pid = j.value("pid", 0);
+  r.exit_code = j.value("exitCode", 0);
+  r.signal = j.value("signal", 0);
+  r.seconds = j.value("seconds", 0.0);
+  r.stopped_by_trainrun = j.value("stoppedByTrainrun", false);
+  return r;
+}
+
+json FailureToJson(const FailureRecord& f) {
+  return {{"rank", f.rank},
+          {"nodeRank", f.node_rank},
+          {"host", f.host},
+          {"pid", f.pid},
+          {"exitCode", f.exit_code},
+          {"signal", f.signal},
+          {"reason", f.reason},
+          {"hint", f.hint},
+          {"stderrTail", f.stderr_tail},
+          {"logFile", f.log_file}};
+}
+
+FailureRecord FailureFromJson(const json& j) {
+  FailureRecord f;
+  f.rank = j.value("rank", 0);
+  f.node_rank = j.value("nodeRank", 0);
+  f.host = j.value("host", "");
+  f.pid = j.value("pid", 0);
+  f.exit_code = j.value("exitCode", 0);
+  f.signal = j.value("signal", 0);
+  f.reason = j.value("reason", "");
+  f.hint = j.value("hint", "");
+  if (j.contains("stderrTail") && j["stderrTail"].is_array()) {
+    for (const json& line : j["stderrTail"]) {
+      if (line.is_string()) f.stderr_tail.push_back(line.get<std::string>());
+    }
+  }
+  f.log_file = j.value("logFile", "");
+  return f;
+}
+
 void RunRecord::SetStatus(RunStatus new_status, WallTime now) {
   status = new_status;
   status_history.emplace_back(new_status, now);
@@ -75,14 +131,7 @@ json RunRecord::ToJson() const {
   if (exit_code) j["exitCode"] = *exit_code;
   if (!outcome.empty()) j["outcome"] = outcome;
   if (!stop_reason.empty()) j["stopReason"] = stop_reason;
-  if (failure) {
-    const FailureRecord& f = *failure;
-    j["failure"] = {{"rank", f.rank},         {"nodeRank", f.node_rank},
-                    {"host", f.host},         {"pid", f.pid},
-                    {"exitCode", f.exit_code}, {"signal", f.signal},
-                    {"reason", f.reason},     {"hint", f.hint},
-                    {"stderrTail", f.stderr_tail}, {"logFile", f.log_file}};
-  }
+  if (failure) j["failure"] = FailureToJson(*failure);
   json node_list = json::array();
   for (const NodeRecord& n : nodes) {
     node_list.push_back({{"nodeRank", n.node_rank},
@@ -93,16 +142,7 @@ json RunRecord::ToJson() const {
   }
   j["nodes"] = node_list;
   json rank_list = json::array();
-  for (const RankRecord& r : ranks) {
-    rank_list.push_back({{"rank", r.rank},
-                         {"nodeRank", r.node_rank},
-                         {"localRank", r.local_rank},
-                         {"pid", r.pid},
-                         {"exitCode", r.exit_code},
-                         {"signal", r.signal},
-                         {"seconds", r.seconds},
-                         {"stoppedByTrainrun", r.stopped_by_trainrun}});
-  }
+  for (const RankRecord& r : ranks) rank_list.push_back(RankRecordToJson(r));
   j["ranks"] = rank_list;
   j["command"] = command;
   j["source"] = source;
@@ -146,37 +186,12 @@ Result<RunRecord> RunRecord::FromJson(const json& j) {
     if (j.contains("exitCode") && j["exitCode"].is_number_integer()) r.exit_code = j["exitCode"].get<int>();
     r.outcome = j.value("outcome", "");
     r.stop_reason = j.value("stopReason", "");
-    if (j.contains("failure") && j["failure"].is_object()) {
-      const json& f = j["failure"];
-      FailureRecord fr;
-      fr.rank = f.value("rank", 0);
-      fr.node_rank = f.value("nodeRank", 0);
-      fr.host = f.value("host", "");
-      fr.pid = f.value("pid", 0);
-      fr.exit_code = f.value("exitCode", 0);
-      fr.signal = f.value("signal", 0);
-      fr.reason = f.value("reason", "");
-      fr.hint = f.value("hint", "");
-      fr.stderr_tail = f.value("stderrTail", std::vector<std::string>{});
-      fr.log_file = f.value("logFile", "");
-      r.failure = fr;
-    }
+    if (j.contains("failure") && j["failure"].is_object()) r.failure = FailureFromJson(j["failure"]);
     for (const json& n : j.value("nodes", json::array())) {
       r.nodes.push_back({n.value("nodeRank", 0), n.value("host", ""), n.value("processCount", 0),
                          n.value("trainrunPid", 0), n.value("workdir", "")});
     }
-    for (const json& k : j.value("ranks", json::array())) {
-      RankRecord rr;
-      rr.rank = k.value("rank", 0);
-      rr.node_rank = k.value("nodeRank", 0);
-      rr.local_rank = k.value("localRank", 0);
-      rr.pid = k.value("pid", 0);
-      rr.exit_code = k.value("exitCode", 0);
-      rr.signal = k.value("signal", 0);
-      rr.seconds = k.value("seconds", 0.0);
-      rr.stopped_by_trainrun = k.value("stoppedByTrainrun", false);
-      r.ranks.push_back(rr);
-    }
+    for (const json& k : j.value("ranks", json::array())) r.ranks.push_back(RankRecordFromJson(k));
     r.command = j.value("command", std::vector<std::string>{});
     r.source = j.value("source", json::object());
     r.job = j.value("job", json::object());

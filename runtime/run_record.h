@@ -67,6 +67,12 @@ struct SkippedSymlink {
   std::string target;  // where it pointed
 };
 
+// One rank's or one failure's JSON, as in run.json and the control plane's messages.
+nlohmann::json RankRecordToJson(const RankRecord& r);
+RankRecord RankRecordFromJson(const nlohmann::json& j);
+nlohmann::json FailureToJson(const FailureRecord& f);
+FailureRecord FailureFromJson(const nlohmann::json& j);
+
 struct RunRecord {
   std::string run_id;
   std::string experiment;

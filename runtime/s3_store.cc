@@ -14,18 +14,6 @@ namespace {
 
 constexpr int kListPageSize = 1000;
 
-std::string RangeHeader(uint64_t offset, std::optional<uint64_t> length) {
-  if (length) return fmt::format("bytes={}-{}", offset, offset + *length - 1);
-  return fmt::format("bytes={}-", offset);
-}
-
-bool TotalFromContentRange(const std::string& value, uint64_t* total) {
-  size_t slash = value.rfind('/');
-  if (slash == std::string::npos || value.substr(slash + 1) == "*") return false;
-  *total = std::stoull(value.substr(slash + 1));
-  return true;
-}
-
 std::string Unquote(std::string etag) {
   etag.erase(std::remove(etag.begin(), etag.end(), '"'), etag.end());
   return etag;
@@ -285,16 +273,8 @@ Result<RangeResult> S3Store::GetRange(const std::string& name, int fd, std::stri
     return NotFoundError(fmt::format("{}: no such object", What(name)));
   }
   if (!r->ok()) return Error(*r, name);
-  if (text != nullptr) *text = std::move(r->body);
-  result.bytes = fd >= 0 ? r->sunk_bytes : (text != nullptr ? text->size() : 0);
-  result.etag = r->Header("etag");
-  if (r->status == 206) {
-    if (!TotalFromContentRange(r->Header("content-range"), &result.total_size)) {
-      return IoError(fmt::format("{}: the service gave no Content-Range", What(name)));
-    }
-  } else {
-    result.total_size = offset + result.bytes;
-  }
+  TR_ASSIGN_OR_RETURN(RangeResult read, RangeFromResponse(&*r, fd, text, offset, What(name)));
+  result = std::move(read);
   if (r->Header("x-amz-server-side-encryption") != "aws:kms") result.md5 = Md5FromEtag(result.etag);
   return result;
 }
