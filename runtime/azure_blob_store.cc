@@ -206,18 +206,10 @@ Result<RangeResult> AzureBlobStore::GetRange(const std::string& name, int fd, st
     return req;
   });
   if (!r.ok()) return r.status();
+  TR_ASSIGN_OR_RETURN(std::optional<RangeResult> at_end,
+                      RangeAtEndOrChanged(*r, What(name), [&] { return Head(name, name); }));
+  if (at_end) return *at_end;
   RangeResult result;
-  if (r->status == 416) {
-    // A range at or past the end; for an empty blob the first range is one too.
-    TR_ASSIGN_OR_RETURN(ObjectInfo info, Head(name, name));
-    result.total_size = info.size;
-    result.etag = info.etag;
-    result.md5 = info.md5;
-    return result;
-  }
-  if (r->status == 412) {
-    return UnavailableError(fmt::format("{}: changed while it was being read", What(name)));
-  }
   if (!r->ok()) return Error(*r, name);
   TR_ASSIGN_OR_RETURN(RangeResult read, RangeFromResponse(&*r, fd, text, offset, What(name)));
   result = std::move(read);

@@ -66,6 +66,21 @@ std::string RangeHeader(uint64_t offset, std::optional<uint64_t> length) {
   return fmt::format("bytes={}-", offset);
 }
 
+Result<std::optional<RangeResult>> ObjectStoreBase::RangeAtEndOrChanged(
+    const HttpResponse& r, const std::string& what,
+    const std::function<Result<ObjectInfo>()>& head) {
+  if (r.status == 412) {
+    return UnavailableError(fmt::format("{}: changed while it was being read", what));
+  }
+  if (r.status != 416) return std::optional<RangeResult>();
+  TR_ASSIGN_OR_RETURN(ObjectInfo info, head());
+  RangeResult result;
+  result.total_size = info.size;
+  result.etag = info.etag;
+  result.md5 = info.md5;
+  return std::optional<RangeResult>(result);
+}
+
 Result<RangeResult> ObjectStoreBase::RangeFromResponse(HttpResponse* r, int fd, std::string* text,
                                                        uint64_t offset, const std::string& what) {
   RangeResult result;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -73,6 +74,14 @@ class ObjectStoreBase : public Store {
   // Sends with the store's retry options; counts bytes for SetByteCounter.
   Result<HttpResponse> Send(const std::function<Result<HttpRequest>()>& build);
   std::function<void(uint64_t)> ByteCounter();
+
+  // The GetRange answers that carry no bytes: 416 (a range at or past the end, or
+  // any range of an empty object) gives what `head` says of the object, nothing
+  // read; 412 (If-Match failed) is kUnavailable, the object changed while it was
+  // read. Anything else: none, for the caller to handle.
+  static Result<std::optional<RangeResult>> RangeAtEndOrChanged(
+      const HttpResponse& response, const std::string& what,
+      const std::function<Result<ObjectInfo>()>& head);
 
   // What a successful GetRange answer (200 or 206) says, whatever the service: the
   // body (into *text unless it went to `fd`), the bytes read, the ETag, and the

@@ -258,17 +258,10 @@ Result<RangeResult> S3Store::GetRange(const std::string& name, int fd, std::stri
     return Signed(std::move(req), EmptyHash());
   });
   if (!r.ok()) return r.status();
+  TR_ASSIGN_OR_RETURN(std::optional<RangeResult> at_end,
+                      RangeAtEndOrChanged(*r, What(name), [&] { return Head(name, name); }));
+  if (at_end) return *at_end;
   RangeResult result;
-  if (r->status == 416) {
-    TR_ASSIGN_OR_RETURN(ObjectInfo info, Head(name, name));
-    result.total_size = info.size;
-    result.etag = info.etag;
-    result.md5 = info.md5;
-    return result;
-  }
-  if (r->status == 412) {
-    return UnavailableError(fmt::format("{}: changed while it was being read", What(name)));
-  }
   if (r->status == 404 && ServiceErrorCode(*r) != "NoSuchBucket") {
     return NotFoundError(fmt::format("{}: no such object", What(name)));
   }
