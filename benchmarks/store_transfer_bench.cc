@@ -32,6 +32,7 @@
 #include "runtime/azure_auth.h"
 #include "runtime/fuse_mount.h"
 #include "runtime/history.h"
+#include "runtime/process_posix.h"
 #include "tests/stores/store_server.h"
 
 namespace trainrun {

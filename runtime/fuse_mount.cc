@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -19,6 +18,7 @@
 
 #include "runtime/azure_blob_store.h"
 #include "runtime/fs_util.h"
+#include "runtime/process_posix.h"
 #include "runtime/redact.h"
 #include "runtime/s3_store.h"
 
@@ -129,20 +129,6 @@ int RunQuietly(std::vector<std::string> argv) {
 }
 
 }  // namespace
-
-std::string FindOnPath(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= dirs.size()) {
-    size_t end = dirs.find(':', start);
-    if (end == std::string::npos) end = dirs.size();
-    std::string candidate = dirs.substr(start, end - start) + "/" + name;
-    if (end > start && access(candidate.c_str(), X_OK) == 0) return candidate;
-    start = end + 1;
-  }
-  return "";
-}
 
 std::string FuseUnavailableReason() {
   if (FindOnPath("rclone").empty()) return "rclone is not installed (apt-get install rclone fuse3)";

@@ -54,7 +54,4 @@ class FuseMount {
 // Whether `path` is a mount point now (/proc/self/mountinfo).
 bool IsMountPoint(const std::string& path);
 
-// The full path of `name` on PATH, or "".
-std::string FindOnPath(const std::string& name);
-
 }  // namespace trainrun

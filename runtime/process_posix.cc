@@ -120,6 +120,13 @@ Result<std::string> FindExecutable(const std::string& program,
   return NotFoundError(fmt::format("{}: not found on PATH ({})", program, path_list));
 }
 
+std::string FindOnPath(const std::string& name) {
+  const char* path = getenv("PATH");
+  Result<std::string> found =
+      FindExecutable(name, path != nullptr ? path : "");
+  return found.ok() ? *found : "";
+}
+
 Result<std::unique_ptr<PosixProcessSet>> PosixProcessSet::Create() {
   std::unique_ptr<PosixProcessSet> set(new PosixProcessSet());
   sigset_t signals = SupervisionSignalSet();

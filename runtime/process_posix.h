@@ -63,4 +63,7 @@ Result<std::string> CaptureOutput(const std::vector<std::string>& argv,
 Result<std::string> FindExecutable(const std::string& program,
                                    const std::string& path_list);
 
+// FindExecutable on this process's PATH: the full path of `name`, or "".
+std::string FindOnPath(const std::string& name);
+
 }  // namespace trainrun
