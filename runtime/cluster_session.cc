@@ -4,6 +4,23 @@ namespace trainrun {
 
 using nlohmann::json;
 
+void StopLatch::Set(StopNotice notice) {
+  if (notice_) return;
+  notice_ = std::move(notice);
+  Deliver();
+}
+
+void StopLatch::SetHandler(std::function<void(const StopNotice&)> handler) {
+  handler_ = std::move(handler);
+  Deliver();
+}
+
+void StopLatch::Deliver() {
+  if (!notice_ || !handler_ || delivered_) return;
+  delivered_ = true;
+  handler_(*notice_);
+}
+
 json NodeResult::ToJson() const {
   json ranks_json = json::array();
   for (const RankRecord& r : ranks) ranks_json.push_back(RankRecordToJson(r));

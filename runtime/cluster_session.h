@@ -59,6 +59,24 @@ struct StopNotice {
   std::string reason;
 };
 
+// A session's first stop notice, handed once to the handler the run sets,
+// whichever of the two comes first. Not thread-safe: its session calls it under
+// the session's lock.
+class StopLatch {
+ public:
+  // Records `notice` unless one is recorded already; the first one stands.
+  void Set(StopNotice notice);
+  void SetHandler(std::function<void(const StopNotice&)> handler);
+  const std::optional<StopNotice>& notice() const { return notice_; }
+
+ private:
+  void Deliver();
+
+  std::optional<StopNotice> notice_;
+  std::function<void(const StopNotice&)> handler_;
+  bool delivered_ = false;
+};
+
 // A node's account of its ranks once they ended (kNodeResult).
 struct NodeResult {
   int node_rank = 0;
@@ -169,7 +187,6 @@ class ClusterSession {
   virtual void SetRshHandler(RshHandler* handler) = 0;
   virtual RshSink* rsh_sink() = 0;
 };
-
 
 // Unix milliseconds, for comparing when things happened on different nodes.
 int64_t WallMillis();

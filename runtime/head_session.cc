@@ -54,7 +54,7 @@ bool HeadSession::WaitLocked(std::unique_lock<std::mutex>& lock,
                              std::optional<TimePoint> deadline) {
   while (!done()) {
     if (deadline && SystemClock()->Now() >= *deadline) return false;
-    if (!stop_ && Canceled()) {
+    if (!stop_.notice() && Canceled()) {
       std::string reason =
           fmt::format("canceled on {} (trainrun received a signal)", Who(0));
       AddEventLocked(
@@ -79,32 +79,24 @@ void HeadSession::AddEventLocked(FailureEvent event) {
 }
 
 void HeadSession::StopLocked(int exit_code, const std::string& reason) {
-  if (stop_) return;
-  stop_ = StopNotice{exit_code, reason};
+  if (stop_.notice()) return;
   options_.reporter->Info(fmt::format(
       "stopping the job on every node (exit {}): {}", exit_code, reason));
   BroadcastLocked(EncodeJsonFrame(
       MessageType::kStop, {{"exitCode", exit_code}, {"reason", reason}}));
-  if (stop_handler_ && !stop_delivered_) {
-    stop_delivered_ = true;
-    stop_handler_(*stop_);
-  }
+  stop_.Set(StopNotice{exit_code, reason});
   cv_.notify_all();
 }
 
 void HeadSession::SetStopHandler(
     std::function<void(const StopNotice&)> handler) {
   std::lock_guard lock(mu_);
-  stop_handler_ = std::move(handler);
-  if (stop_ && stop_handler_ && !stop_delivered_) {
-    stop_delivered_ = true;
-    stop_handler_(*stop_);
-  }
+  stop_.SetHandler(std::move(handler));
 }
 
 std::optional<StopNotice> HeadSession::stop() {
   std::lock_guard lock(mu_);
-  return stop_;
+  return stop_.notice();
 }
 
 void HeadSession::FailRendezvousLocked(const std::string& reason) {
@@ -140,13 +132,13 @@ Result<JobAssignment> HeadSession::Rendezvous(const NodeJoin& self) {
       lock,
       [&] {
         return book_->complete() || !rendezvous_error_.empty() ||
-               stop_.has_value();
+               stop_.notice().has_value();
       },
       deadline);
   if (!rendezvous_error_.empty()) return UnavailableError(rendezvous_error_);
-  if (stop_) {
+  if (stop_.notice()) {
     FailRendezvousLocked("canceled on the head");
-    return UnavailableError(stop_->reason);
+    return UnavailableError(stop_.notice()->reason);
   }
   if (!complete) {
     std::vector<int> missing = book_->missing();
@@ -217,7 +209,7 @@ Result<JobAssignment> HeadSession::Rendezvous(const NodeJoin& self) {
 }
 
 void HeadSession::MaybeStartLocked() {
-  if (phase_ != Phase::kPreparing || stop_) return;
+  if (phase_ != Phase::kPreparing || stop_.notice()) return;
   for (auto& [rank, node] : nodes_) {
     if (!node.ready) return;
   }
@@ -239,9 +231,10 @@ std::optional<StopNotice> HeadSession::WaitForStart(const Status& prepared,
     StopLocked(exit_code, reason);
   }
   WaitLocked(
-      lock, [&] { return phase_ == Phase::kRunning || stop_.has_value(); },
+      lock,
+      [&] { return phase_ == Phase::kRunning || stop_.notice().has_value(); },
       std::nullopt);
-  return stop_;
+  return stop_.notice();
 }
 
 void HeadSession::RankFailed(const RankFailure& failure) {

@@ -120,9 +120,7 @@ class HeadSession : public ClusterSession, private ControlServer::Handler {
   std::string rendezvous_error_;
   std::vector<std::string>
       refusals_;  // recent refusals, for the timeout message
-  std::optional<StopNotice> stop_;
-  bool stop_delivered_ = false;
-  std::function<void(const StopNotice&)> stop_handler_;
+  StopLatch stop_;
   std::vector<FailureEvent> events_;
   HeartbeatMonitor heartbeat_;
   bool all_results_ = false;

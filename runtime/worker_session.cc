@@ -47,7 +47,7 @@ void WorkerSession::Send(MessageType type, const json& body) {
 void WorkerSession::WaitLocked(std::unique_lock<std::mutex>& lock,
                                const std::function<bool()>& done) {
   while (!done()) {
-    if (!stop_ && Canceled()) {
+    if (!stop_.notice() && Canceled()) {
       std::string reason = "canceled (trainrun received a signal)";
       Send(MessageType::kNodeStopping, {{"exitCode", kExitCanceledCode},
                                         {"reason", reason},
@@ -143,12 +143,7 @@ Result<JobAssignment> WorkerSession::Rendezvous(const NodeJoin& self) {
 }
 
 void WorkerSession::StopLocked(const StopNotice& notice) {
-  if (stop_) return;
-  stop_ = notice;
-  if (stop_handler_ && !stop_delivered_) {
-    stop_delivered_ = true;
-    stop_handler_(*stop_);
-  }
+  stop_.Set(notice);
   cv_.notify_all();
 }
 
@@ -245,26 +240,22 @@ std::optional<StopNotice> WorkerSession::WaitForStart(const Status& prepared,
   std::unique_lock lock(mu_);
   if (!prepared.ok()) {
     // The head answers with the job's stop; if it is gone, this is the stop.
-    WaitLocked(lock, [&] { return stop_.has_value(); });
-    return stop_;
+    WaitLocked(lock, [&] { return stop_.notice().has_value(); });
+    return stop_.notice();
   }
-  WaitLocked(lock, [&] { return started_ || stop_.has_value(); });
-  return stop_;
+  WaitLocked(lock, [&] { return started_ || stop_.notice().has_value(); });
+  return stop_.notice();
 }
 
 void WorkerSession::SetStopHandler(
     std::function<void(const StopNotice&)> handler) {
   std::lock_guard lock(mu_);
-  stop_handler_ = std::move(handler);
-  if (stop_ && stop_handler_ && !stop_delivered_) {
-    stop_delivered_ = true;
-    stop_handler_(*stop_);
-  }
+  stop_.SetHandler(std::move(handler));
 }
 
 std::optional<StopNotice> WorkerSession::stop() {
   std::lock_guard lock(mu_);
-  return stop_;
+  return stop_.notice();
 }
 
 void WorkerSession::RankFailed(const RankFailure& failure) {
@@ -357,7 +348,8 @@ JobOutcome WorkerSession::Finish(const NodeDone& done,
       outcome.exit_code = kExitNodeLost;
       outcome.status = RunStatus::kFailed;
       outcome.outcome = "node lost";
-      outcome.stop_reason = stop_ ? stop_->reason : "lost the head";
+      outcome.stop_reason =
+          stop_.notice() ? stop_.notice()->reason : "lost the head";
     }
     return outcome;
   }

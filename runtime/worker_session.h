@@ -75,9 +75,7 @@ class WorkerSession : public ClusterSession {
   bool started_ = false;
   bool head_lost_ = false;
   bool reported_result_ = false;
-  std::optional<StopNotice> stop_;
-  bool stop_delivered_ = false;
-  std::function<void(const StopNotice&)> stop_handler_;
+  StopLatch stop_;
   std::optional<nlohmann::json> plan_;
   std::optional<nlohmann::json> digest_request_;
   std::optional<nlohmann::json> finished_;
