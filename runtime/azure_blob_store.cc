@@ -18,12 +18,6 @@ std::string BlockId(uint64_t index) {
   return Base64Encode(fmt::format("trainrun-{:012d}", index));
 }
 
-std::string DecodeMd5(const std::string& base64) {
-  std::string raw;
-  if (base64.empty() || !Base64Decode(base64, &raw) || raw.size() != 16) return "";
-  return raw;
-}
-
 }  // namespace
 
 Result<AzureBlobLocation> ParseAzureUri(const std::string& uri) {
@@ -209,12 +203,9 @@ Result<RangeResult> AzureBlobStore::GetRange(const std::string& name, int fd, st
   TR_ASSIGN_OR_RETURN(std::optional<RangeResult> at_end,
                       RangeAtEndOrChanged(*r, What(name), [&] { return Head(name, name); }));
   if (at_end) return *at_end;
-  RangeResult result;
   if (!r->ok()) return Error(*r, name);
-  TR_ASSIGN_OR_RETURN(RangeResult read, RangeFromResponse(&*r, fd, text, offset, What(name)));
-  result = std::move(read);
-  result.md5 = DecodeMd5(r->Header("x-ms-blob-content-md5"));
-  if (result.md5.empty() && r->status == 200) result.md5 = DecodeMd5(r->Header("content-md5"));
+  TR_ASSIGN_OR_RETURN(RangeResult result, RangeFromResponse(&*r, fd, text, offset, What(name)));
+  result.md5 = ContentMd5(*r, r->status == 200);
   return result;
 }
 
@@ -232,12 +223,8 @@ Result<ObjectInfo> AzureBlobStore::Head(const std::string& name, const std::stri
   if (!r.ok()) return r.status();
   if (r->status == 404) return NotFoundError(fmt::format("{}: no such object", What(name)));
   if (!r->ok()) return Error(*r, name);
-  ObjectInfo info;
-  info.key = key;
-  info.size = std::stoull("0" + r->Header("content-length"));
-  info.etag = r->Header("etag");
-  info.md5 = DecodeMd5(r->Header("content-md5"));
-  ParseHttpDate(r->Header("last-modified"), &info.modified);
+  ObjectInfo info = InfoFromHeaders(*r, key);
+  info.md5 = ContentMd5(*r, true);
   return info;
 }
 

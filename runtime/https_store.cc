@@ -2,25 +2,9 @@
 
 #include <fmt/format.h>
 
-#include "runtime/hashing.h"
 #include "runtime/redact.h"
 
 namespace trainrun {
-namespace {
-
-std::string DecodeMd5(const std::string& base64) {
-  std::string raw;
-  if (base64.empty() || !Base64Decode(base64, &raw) || raw.size() != 16) return "";
-  return raw;
-}
-
-std::string Md5Of(const HttpResponse& r, bool whole) {
-  std::string md5 = DecodeMd5(r.Header("x-ms-blob-content-md5"));
-  if (md5.empty() && whole) md5 = DecodeMd5(r.Header("content-md5"));
-  return md5;
-}
-
-}  // namespace
 
 HttpsStore::HttpsStore(std::string base, std::string query, ObjectStoreOptions options)
     : ObjectStoreBase(options), base_(std::move(base)), query_(std::move(query)) {
@@ -73,11 +57,7 @@ Result<RangeResult> HttpsStore::GetRange(const std::string& name, int fd, std::s
   Result<HttpResponse> r = Send([&]() -> Result<HttpRequest> {
     HttpRequest req;
     req.url = UrlOf(name);
-    if (offset > 0 || length) {
-      req.headers.emplace_back("Range",
-                               length ? fmt::format("bytes={}-{}", offset, offset + *length - 1)
-                                      : fmt::format("bytes={}-", offset));
-    }
+    if (offset > 0 || length) req.headers.emplace_back("Range", RangeHeader(offset, length));
     if (!if_match.empty()) req.headers.emplace_back("If-Match", if_match);
     req.sink_fd = fd;
     req.sink_offset = offset;
@@ -85,32 +65,15 @@ Result<RangeResult> HttpsStore::GetRange(const std::string& name, int fd, std::s
     return req;
   });
   if (!r.ok()) return r.status();
-  RangeResult result;
-  if (r->status == 416) {
-    TR_ASSIGN_OR_RETURN(ObjectInfo info, Stat(name));
-    result.total_size = info.size;
-    result.etag = info.etag;
-    return result;
-  }
-  if (r->status == 412) {
-    return UnavailableError(
-        fmt::format("{}: changed while it was being read", RedactUri(UrlOf(name))));
-  }
+  const std::string what = RedactUri(UrlOf(name));
+  TR_ASSIGN_OR_RETURN(std::optional<RangeResult> at_end,
+                      RangeAtEndOrChanged(*r, what, [&] { return Stat(name); }));
+  if (at_end) return *at_end;
   if (!r->ok()) {
-    return ErrorFor(*r, RedactUri(UrlOf(name)),
-                    "check that the address (and its SAS or signature) is valid");
+    return ErrorFor(*r, what, "check that the address (and its SAS or signature) is valid");
   }
-  if (text != nullptr) *text = std::move(r->body);
-  result.bytes = fd >= 0 ? r->sunk_bytes : (text != nullptr ? text->size() : 0);
-  result.etag = r->Header("etag");
-  std::string range = r->Header("content-range");
-  size_t slash = range.rfind('/');
-  if (r->status == 206 && slash != std::string::npos && range.substr(slash + 1) != "*") {
-    result.total_size = std::stoull(range.substr(slash + 1));
-  } else {
-    result.total_size = offset + result.bytes;
-  }
-  result.md5 = Md5Of(*r, r->status == 200);
+  TR_ASSIGN_OR_RETURN(RangeResult result, RangeFromResponse(&*r, fd, text, offset, what));
+  result.md5 = ContentMd5(*r, r->status == 200);
   return result;
 }
 
@@ -130,24 +93,18 @@ Result<ObjectInfo> HttpsStore::Stat(const std::string& key) {
   if (!r.ok()) return r.status();
   if (r->status == 404)
     return NotFoundError(fmt::format("{}: no such file", RedactUri(UrlOf(key))));
-  ObjectInfo info;
-  info.key = key;
-  if (r->status == 416) return info;  // empty
+  if (r->status == 416) {  // a one-byte read of an empty file
+    ObjectInfo info;
+    info.key = key;
+    return info;
+  }
   if (!r->ok()) {
     return ErrorFor(*r, RedactUri(UrlOf(key)),
                     "check that the address (and its SAS or signature) is valid");
   }
-  std::string range = r->Header("content-range");
-  size_t slash = range.rfind('/');
-  if (r->status == 206 && slash != std::string::npos) {
-    info.size = std::stoull(range.substr(slash + 1));
-  } else {
-    info.size = std::stoull("0" + r->Header("content-length"));
-  }
-  info.etag = r->Header("etag");
+  ObjectInfo info = InfoFromHeaders(*r, key);
   if (info.etag.empty()) info.etag = r->Header("last-modified") + "/" + std::to_string(info.size);
-  info.md5 = Md5Of(*r, r->status == 200);
-  ParseHttpDate(r->Header("last-modified"), &info.modified);
+  info.md5 = ContentMd5(*r, r->status == 200);
   return info;
 }
 

@@ -66,6 +66,18 @@ std::string RangeHeader(uint64_t offset, std::optional<uint64_t> length) {
   return fmt::format("bytes={}-", offset);
 }
 
+std::string DecodeMd5(const std::string& base64) {
+  std::string raw;
+  if (base64.empty() || !Base64Decode(base64, &raw) || raw.size() != 16) return "";
+  return raw;
+}
+
+std::string ContentMd5(const HttpResponse& response, bool whole) {
+  std::string md5 = DecodeMd5(response.Header("x-ms-blob-content-md5"));
+  if (md5.empty() && whole) md5 = DecodeMd5(response.Header("content-md5"));
+  return md5;
+}
+
 Result<std::optional<RangeResult>> ObjectStoreBase::RangeAtEndOrChanged(
     const HttpResponse& r, const std::string& what,
     const std::function<Result<ObjectInfo>()>& head) {
@@ -95,6 +107,17 @@ Result<RangeResult> ObjectStoreBase::RangeFromResponse(HttpResponse* r, int fd, 
     result.total_size = offset + result.bytes;
   }
   return result;
+}
+
+ObjectInfo ObjectStoreBase::InfoFromHeaders(const HttpResponse& r, const std::string& key) {
+  ObjectInfo info;
+  info.key = key;
+  if (r.status != 206 || !TotalFromContentRange(r.Header("content-range"), &info.size)) {
+    info.size = std::stoull("0" + r.Header("content-length"));
+  }
+  info.etag = r.Header("etag");
+  ParseHttpDate(r.Header("last-modified"), &info.modified);
+  return info;
 }
 
 std::string ObjectStoreBase::ServiceErrorCode(const HttpResponse& response) {

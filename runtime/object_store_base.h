@@ -90,6 +90,11 @@ class ObjectStoreBase : public Store {
   static Result<RangeResult> RangeFromResponse(HttpResponse* response, int fd, std::string* text,
                                                uint64_t offset, const std::string& what);
 
+  // What a HEAD (or a one-byte GET) answer says of the object `key`: its size (the
+  // total in Content-Range for a 206, else Content-Length), ETag and modification
+  // time. The MD5 is left to the caller.
+  static ObjectInfo InfoFromHeaders(const HttpResponse& response, const std::string& key);
+
   // The first service error code (x-ms-error-code, or <Code> in an XML body).
   static std::string ServiceErrorCode(const HttpResponse& response);
   // A Status for a failed response: 404 kNotFound, 401/403 kPermissionDenied (with
@@ -112,6 +117,13 @@ class ObjectStoreBase : public Store {
 
 // The HTTP Range header for [offset, offset + length), or from offset to the end.
 std::string RangeHeader(uint64_t offset, std::optional<uint64_t> length);
+
+// The raw 16 bytes of a base64 MD5 header value, or "" when it is not one.
+std::string DecodeMd5(const std::string& base64);
+
+// The object's MD5 as an answer states it: Azure's x-ms-blob-content-md5 (always the
+// whole blob's), else Content-MD5 when the answer carries the whole object (`whole`).
+std::string ContentMd5(const HttpResponse& response, bool whole);
 
 // The largest number of parts any backend accepts (S3: 10,000).
 constexpr uint64_t kMaxParts = 10000;

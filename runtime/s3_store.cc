@@ -261,13 +261,11 @@ Result<RangeResult> S3Store::GetRange(const std::string& name, int fd, std::stri
   TR_ASSIGN_OR_RETURN(std::optional<RangeResult> at_end,
                       RangeAtEndOrChanged(*r, What(name), [&] { return Head(name, name); }));
   if (at_end) return *at_end;
-  RangeResult result;
   if (r->status == 404 && ServiceErrorCode(*r) != "NoSuchBucket") {
     return NotFoundError(fmt::format("{}: no such object", What(name)));
   }
   if (!r->ok()) return Error(*r, name);
-  TR_ASSIGN_OR_RETURN(RangeResult read, RangeFromResponse(&*r, fd, text, offset, What(name)));
-  result = std::move(read);
+  TR_ASSIGN_OR_RETURN(RangeResult result, RangeFromResponse(&*r, fd, text, offset, What(name)));
   if (r->Header("x-amz-server-side-encryption") != "aws:kms") result.md5 = Md5FromEtag(result.etag);
   return result;
 }
@@ -287,12 +285,8 @@ Result<ObjectInfo> S3Store::Head(const std::string& name, const std::string& key
   if (!r.ok()) return r.status();
   if (r->status == 404) return NotFoundError(fmt::format("{}: no such object", What(name)));
   if (!r->ok()) return Error(*r, name);
-  ObjectInfo info;
-  info.key = key;
-  info.size = std::stoull("0" + r->Header("content-length"));
-  info.etag = r->Header("etag");
+  ObjectInfo info = InfoFromHeaders(*r, key);
   if (r->Header("x-amz-server-side-encryption") != "aws:kms") info.md5 = Md5FromEtag(info.etag);
-  ParseHttpDate(r->Header("last-modified"), &info.modified);
   return info;
 }
 
