@@ -75,6 +75,22 @@ class ClusterTest : public ::testing::Test {
     for (auto& p : running) results.push_back(p->Wait());
     return results;
   }
+  // A two-node job of one rank each; every rank writes its pid to PidFile(rank).
+  std::string PidJob() {
+    fs::create_directories(dir_ / "pids");
+    return Job({{"command", {RankHelper(), "--pid-dir", dir_ / "pids"}},
+                {"nodeCount", 2},
+                {"processCountPerNode", 1}});
+  }
+  std::string PidFile(int rank) const {
+    return dir_ / ("pids/" + std::to_string(rank) + ".pid");
+  }
+  // Both nodes of a PidJob started and their ranks are running.
+  void WaitForBothRanks() {
+    ASSERT_TRUE(WaitFor([&] {
+      return !ReadFile(PidFile(0)).empty() && !ReadFile(PidFile(1)).empty();
+    }));
+  }
   std::string RunDir() const { return dir_ / ("history/cluster/" + run_id_); }
   json Record() const { return json::parse(ReadFile(RunDir() + "/run.json")); }
 
@@ -174,17 +190,10 @@ TEST_F(ClusterTest, OutputsWrittenDifferentlyByTwoNodesAreBothKept) {
 }
 
 TEST_F(ClusterTest, ACancelOnOneNodeCancelsEveryNode) {
-  std::string pids = dir_ / "pids";
-  fs::create_directories(pids);
-  std::string job = Job({{"command", {RankHelper(), "--pid-dir", pids}},
-                         {"nodeCount", 2},
-                         {"processCountPerNode", 1}});
+  std::string job = PidJob();
   auto head = Start(job, 0);
   auto node = Start(job, 1);
-  ASSERT_TRUE(WaitFor([&] {
-    return !ReadFile(pids + "/0.pid").empty() &&
-           !ReadFile(pids + "/1.pid").empty();
-  }));
+  ASSERT_NO_FATAL_FAILURE(WaitForBothRanks());
   node->Signal(SIGTERM);
   Invocation h = head->Wait();
   Invocation n = node->Wait();
@@ -196,24 +205,19 @@ TEST_F(ClusterTest, ACancelOnOneNodeCancelsEveryNode) {
             std::string::npos)
       << rec["stopReason"];
   for (int rank = 0; rank < 2; ++rank) {
-    EXPECT_FALSE(ProcessAlive(
-        std::stoi(ReadFile(pids + "/" + std::to_string(rank) + ".pid"))));
+    EXPECT_FALSE(ProcessAlive(std::stoi(ReadFile(PidFile(rank)))));
   }
 }
 
 TEST_F(ClusterTest, ANodeThatCannotPrepareStopsTheJobBeforeAnyRankStarts) {
-  std::string pids = dir_ / "pids";
-  fs::create_directories(pids);
-  std::string job = Job({{"command", {RankHelper(), "--pid-dir", pids}},
-                         {"nodeCount", 2},
-                         {"processCountPerNode", 1}});
+  std::string job = PidJob();
   // Node 1 finds its run directory taken.
   fs::create_directories(dir_ / ("w1/cluster/" + run_id_));
   std::vector<Invocation> r = RunNodes(job, 2);
   EXPECT_EQ(r[1].exit_code, 65) << r[1].err;
   EXPECT_NE(r[1].err.find("already exists"), std::string::npos) << r[1].err;
   EXPECT_EQ(r[0].exit_code, 65) << r[0].err;
-  EXPECT_TRUE(ReadFile(pids + "/0.pid").empty())
+  EXPECT_TRUE(ReadFile(PidFile(0)).empty())
       << "a rank started although node 1 could not prepare";
   json rec = Record();
   EXPECT_EQ(rec["status"], "Failed");
@@ -363,23 +367,11 @@ TEST_F(ClusterTest, MpiOnOneNodeKeepsPerRankLogsAndFailFast) {
 }
 #endif
 
-}  // namespace
-}  // namespace trainrun::testing
-
-namespace trainrun::testing {
-namespace {
-
 TEST_F(ClusterTest, WhenTheHeadDiesTheOtherNodesExit69AndFinishTheRecord) {
-  std::string pids = dir_ / "pids";
-  fs::create_directories(pids);
-  std::string job = Job({{"command", {RankHelper(), "--pid-dir", pids}},
-                         {"nodeCount", 2},
-                         {"processCountPerNode", 1}});
+  std::string job = PidJob();
   auto head = Start(job, 0);
   auto node = Start(job, 1);
-  ASSERT_TRUE(WaitFor([&] {
-    return !ReadFile(pids + "/0.pid").empty() && !ReadFile(pids + "/1.pid").empty();
-  }));
+  ASSERT_NO_FATAL_FAILURE(WaitForBothRanks());
   ASSERT_EQ(Record()["status"], "Running");
   head->Signal(SIGKILL);
   head->Wait();
@@ -392,7 +384,7 @@ TEST_F(ClusterTest, WhenTheHeadDiesTheOtherNodesExit69AndFinishTheRecord) {
   std::string warnings = rec["warnings"].dump();
   EXPECT_NE(warnings.find("the head was lost"), std::string::npos) << warnings;
   for (int rank = 0; rank < 2; ++rank) {
-    int pid = std::stoi(ReadFile(pids + "/" + std::to_string(rank) + ".pid"));
+    int pid = std::stoi(ReadFile(PidFile(rank)));
     EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(pid); }, std::chrono::seconds(10)))
         << "rank " << rank << " outlived the job";
   }

@@ -129,6 +129,19 @@ class ControlPlaneTest : public ::testing::Test {
     }
   }
 
+  // Every node reports ready; returns once all of them started.
+  void StartAll(HeadSession* head,
+                const std::vector<std::unique_ptr<WorkerSession>>& workers) {
+    std::vector<std::future<std::optional<StopNotice>>> started;
+    for (const auto& w : workers) {
+      started.push_back(std::async(std::launch::async, [&w] {
+        return w->WaitForStart(Status::Ok(), 0);
+      }));
+    }
+    EXPECT_FALSE(head->WaitForStart(Status::Ok(), 0).has_value());
+    for (auto& s : started) EXPECT_FALSE(s.get().has_value());
+  }
+
   Recorder reporter_;
 };
 
@@ -204,15 +217,7 @@ TEST_F(ControlPlaneTest,
   std::unique_ptr<HeadSession> head = StartHead();
   std::vector<std::unique_ptr<WorkerSession>> workers;
   Assemble(head.get(), &workers, 3);
-  auto w1 = std::async(std::launch::async, [&] {
-    return workers[0]->WaitForStart(Status::Ok(), 0);
-  });
-  auto w2 = std::async(std::launch::async, [&] {
-    return workers[1]->WaitForStart(Status::Ok(), 0);
-  });
-  head->WaitForStart(Status::Ok(), 0);
-  w1.get();
-  w2.get();
+  StartAll(head.get(), workers);
   StopCatcher head_stop, w1_stop, w2_stop;
   head->SetStopHandler(head_stop.Handler());
   workers[0]->SetStopHandler(w1_stop.Handler());
@@ -285,15 +290,7 @@ TEST_F(ControlPlaneTest, ALostNodeStopsTheOthersWith69NamingIt) {
   std::unique_ptr<HeadSession> head = StartHead();
   std::vector<std::unique_ptr<WorkerSession>> workers;
   Assemble(head.get(), &workers, 3);
-  auto w1 = std::async(std::launch::async, [&] {
-    return workers[0]->WaitForStart(Status::Ok(), 0);
-  });
-  auto w2 = std::async(std::launch::async, [&] {
-    return workers[1]->WaitForStart(Status::Ok(), 0);
-  });
-  head->WaitForStart(Status::Ok(), 0);
-  w1.get();
-  w2.get();
+  StartAll(head.get(), workers);
   StopCatcher head_stop, w1_stop;
   head->SetStopHandler(head_stop.Handler());
   workers[0]->SetStopHandler(w1_stop.Handler());
