@@ -10,6 +10,8 @@
 #include <charconv>
 #include <fstream>
 
+#include "runtime/text.h"
+
 namespace trainrun::gpu {
 namespace {
 
@@ -18,16 +20,6 @@ bool ParseInt(std::string_view text, int* value) {
   auto [end, ec] =
       std::from_chars(text.data(), text.data() + text.size(), *value);
   return ec == std::errc() && end == text.data() + text.size() && *value >= 0;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() &&
-         (s.front() == ' ' || s.front() == '\t' || s.front() == '\n'))
-    s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
 }
 
 }  // namespace
@@ -51,10 +43,10 @@ std::string FormatIdList(const std::vector<int>& ids) {
 Result<std::vector<int>> ParseIdList(std::string_view text,
                                      std::string_view what) {
   std::vector<int> ids;
-  text = Trim(text);
+  text = TrimSpace(text);
   while (!text.empty()) {
     size_t comma = text.find(',');
-    std::string_view part = Trim(text.substr(0, comma));
+    std::string_view part = TrimSpace(text.substr(0, comma));
     text = comma == std::string_view::npos ? std::string_view()
                                            : text.substr(comma + 1);
     size_t dash = part.find('-');

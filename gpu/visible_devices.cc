@@ -5,22 +5,16 @@
 #include <algorithm>
 #include <charconv>
 
+#include "runtime/text.h"
+
 namespace trainrun::gpu {
 namespace {
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
 
 std::vector<std::string_view> Split(std::string_view value) {
   std::vector<std::string_view> parts;
   while (true) {
     size_t comma = value.find(',');
-    parts.push_back(Trim(value.substr(0, comma)));
+    parts.push_back(TrimSpace(value.substr(0, comma)));
     if (comma == std::string_view::npos) break;
     value.remove_prefix(comma + 1);
   }
@@ -72,7 +66,7 @@ DeviceSelection SelectCudaVisibleDevices(
     std::string_view value, const std::vector<std::string>& uuids) {
   constexpr std::string_view kName = "CUDA_VISIBLE_DEVICES";
   DeviceSelection out;
-  value = Trim(value);
+  value = TrimSpace(value);
   if (value.empty() || value == "NoDevFiles") return out;
   for (std::string_view entry : Split(value)) {
     if (entry.starts_with("MIG-")) {
@@ -106,7 +100,7 @@ DeviceSelection SelectCudaVisibleDevices(
 std::optional<DeviceSelection> SelectNvidiaVisibleDevices(
     std::string_view value, const std::vector<std::string>& uuids) {
   constexpr std::string_view kName = "NVIDIA_VISIBLE_DEVICES";
-  value = Trim(value);
+  value = TrimSpace(value);
   if (value.empty() || value == "void") return std::nullopt;
   DeviceSelection out;
   if (value == "none") return out;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/hashing.h"
+#include "runtime/text.h"
 
 namespace trainrun {
 namespace {
@@ -17,12 +18,6 @@ namespace {
 constexpr const char* kAzuriteKey =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 std::string Get(const EnvLookup& env, const char* name) {
   const char* v = env(name);
   return v == nullptr ? "" : v;
@@ -30,7 +25,7 @@ std::string Get(const EnvLookup& env, const char* name) {
 
 std::string FindHeader(const HttpHeaders& headers, std::string_view name) {
   for (const auto& [k, v] : headers) {
-    if (Lower(k) == name) return v;
+    if (ToLower(k) == name) return v;
   }
   return "";
 }
@@ -77,7 +72,7 @@ Result<AzureCredentials> AzureCredentialsFor(const std::string& account, const E
   if (!connection.empty()) {
     TR_ASSIGN_OR_RETURN(auto parts, ParseConnectionString(connection));
     std::string name = parts.count("AccountName") ? parts["AccountName"] : "";
-    if (parts.count("UseDevelopmentStorage") && Lower(parts["UseDevelopmentStorage"]) == "true") {
+    if (parts.count("UseDevelopmentStorage") && ToLower(parts["UseDevelopmentStorage"]) == "true") {
       name = kAzuriteAccount;
       parts["AccountKey"] = kAzuriteKey;
       parts["BlobEndpoint"] = kAzuriteEndpoint;
@@ -155,7 +150,7 @@ std::string SharedKeyStringToSign(std::string_view method, const HttpHeaders& he
   }
   std::vector<std::pair<std::string, std::string>> ms;
   for (const auto& [k, v] : headers) {
-    std::string name = Lower(k);
+    std::string name = ToLower(k);
     if (name.rfind("x-ms-", 0) == 0) ms.emplace_back(name, v);
   }
   std::sort(ms.begin(), ms.end());
@@ -171,7 +166,7 @@ std::string SharedKeyStringToSign(std::string_view method, const HttpHeaders& he
     start = end + 1;
     if (p.empty()) continue;
     size_t eq = p.find('=');
-    std::string name = Lower(UriDecode(p.substr(0, eq)));
+    std::string name = ToLower(UriDecode(p.substr(0, eq)));
     std::string value = eq == std::string_view::npos ? "" : UriDecode(p.substr(eq + 1));
     params[name].push_back(value);
   }

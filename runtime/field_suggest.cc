@@ -3,13 +3,9 @@
 #include <algorithm>
 #include <cctype>
 
-namespace trainrun {
+#include "runtime/text.h"
 
-std::string ToLower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+namespace trainrun {
 
 size_t EditDistance(std::string_view a_in, std::string_view b_in) {
   const std::string a = ToLower(a_in);

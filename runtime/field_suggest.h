@@ -15,7 +15,4 @@ size_t EditDistance(std::string_view a, std::string_view b);
 // plausible typo (distance at most a third of the name's length, and at least 1).
 std::string NearestName(std::string_view given, const std::vector<std::string>& known);
 
-// Lower-case ASCII copy.
-std::string ToLower(std::string_view text);
-
 }  // namespace trainrun

@@ -12,6 +12,7 @@
 #include <mutex>
 
 #include "runtime/redact.h"
+#include "runtime/text.h"
 
 namespace trainrun {
 namespace {
@@ -19,19 +20,6 @@ namespace {
 void GlobalInit() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string Trim(std::string_view s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string_view::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(b, e - b + 1));
 }
 
 // Per-transfer state the curl callbacks share.
@@ -104,8 +92,8 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
   } else {
     size_t colon = line.find(':');
     if (colon != std::string_view::npos) {
-      t->response->headers.emplace_back(Lower(Trim(line.substr(0, colon))),
-                                        Trim(line.substr(colon + 1)));
+      t->response->headers.emplace_back(ToLower(TrimSpace(line.substr(0, colon))),
+                                        std::string(TrimSpace(line.substr(colon + 1))));
     }
   }
   return size * count;
@@ -275,7 +263,7 @@ std::string UriDecode(std::string_view text) {
 bool ParseUrl(std::string_view url, ParsedUrl* out) {
   size_t scheme_end = url.find("://");
   if (scheme_end == std::string_view::npos) return false;
-  out->scheme = Lower(url.substr(0, scheme_end));
+  out->scheme = ToLower(url.substr(0, scheme_end));
   if (out->scheme != "http" && out->scheme != "https") return false;
   std::string_view rest = url.substr(scheme_end + 3);
   size_t path_start = rest.find_first_of("/?#");

@@ -13,6 +13,7 @@
 
 #include "runtime/field_suggest.h"
 #include "runtime/placeholders.h"
+#include "runtime/text.h"
 
 namespace trainrun {
 namespace {

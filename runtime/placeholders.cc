@@ -5,17 +5,12 @@
 #include <fmt/format.h>
 
 #include "runtime/field_suggest.h"
+#include "runtime/text.h"
 
 namespace trainrun {
 namespace {
 
 constexpr std::string_view kDataRefPrefix = "$AZUREML_DATAREFERENCE_";
-
-std::string Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return std::string(s);
-}
 
 bool IsNameChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
 
@@ -54,7 +49,7 @@ Result<std::string> Walk(std::string_view text, const std::vector<std::string>& 
         return InvalidJobError(fmt::format("unclosed placeholder \"{}\"", text.substr(pos)));
       }
       TR_ASSIGN_OR_RETURN(std::string value,
-                          Resolve(Trim(text.substr(pos + 2, end - pos - 2)), names, values));
+                          Resolve(std::string(TrimSpace(text.substr(pos + 2, end - pos - 2))), names, values));
       out += value;
       pos = end + 2;
       continue;

@@ -8,15 +8,10 @@
 #include <vector>
 
 #include "runtime/hashing.h"
+#include "runtime/text.h"
 
 namespace trainrun {
 namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 // Header values: trimmed, runs of spaces folded into one.
 std::string CanonicalValue(std::string_view v) {
@@ -80,7 +75,7 @@ std::string SigV4CanonicalRequest(std::string_view method, std::string_view cano
                                   std::string_view query, const HttpHeaders& headers,
                                   std::string_view payload_hash, std::string* signed_headers) {
   std::vector<std::pair<std::string, std::string>> canon;
-  for (const auto& [k, v] : headers) canon.emplace_back(Lower(k), CanonicalValue(v));
+  for (const auto& [k, v] : headers) canon.emplace_back(ToLower(k), CanonicalValue(v));
   std::sort(canon.begin(), canon.end());
   std::string header_block, names;
   for (const auto& [k, v] : canon) {
