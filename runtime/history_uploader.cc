@@ -51,16 +51,15 @@ UploadReport HistoryUploader::Upload(const std::vector<TransferItem>& all,
     report.bytes += done.bytes;
     std::vector<TransferItem> retry;
     Status first_transient;
+    // Past the deadline every failure is final: that round is the last one.
     for (size_t i = 0; i < done.failed_items.size(); ++i) {
-      const TransferItem& item = pending[done.failed_items[i]];
       const Status& why = done.failures[i];
       if (IsTransientUploadFailure(why) && deadline_ && !Expired()) {
-        retry.push_back(item);
+        retry.push_back(pending[done.failed_items[i]]);
         if (first_transient.ok()) first_transient = why;
       } else {
-        report.errors.push_back(
-            fmt::format("{} -> {}: {}", item.local_path, item.key, why.message()));
-        report.failed_paths.push_back(item.local_path);
+        report.errors.push_back(done.errors[i]);
+        report.failed_paths.push_back(done.failed_paths[i]);
         report.failures.push_back(why);
       }
     }
@@ -81,20 +80,6 @@ UploadReport HistoryUploader::Upload(const std::vector<TransferItem>& all,
     }
     options_.sleeper->Sleep(delay);
     pending = std::move(retry);
-    if (Expired()) {
-      // One last round at the deadline; what fails then is reported for good.
-      UploadReport last = UploadItems(store_, pending, options_.parallelism, {});
-      report.files += last.files;
-      report.bytes += last.bytes;
-      for (size_t i = 0; i < last.failed_items.size(); ++i) {
-        const TransferItem& item = pending[last.failed_items[i]];
-        report.errors.push_back(
-            fmt::format("{} -> {}: {}", item.local_path, item.key, last.failures[i].message()));
-        report.failed_paths.push_back(item.local_path);
-        report.failures.push_back(last.failures[i]);
-      }
-      break;
-    }
   }
   if (report.errors.empty() && !pending.empty() && backoff.delays_given() > 0) {
     reporter_->Info(fmt::format("{}: every file reached {} after retries", what, store_->Uri()));
