@@ -19,7 +19,7 @@ Status RunPipeline::SetUpProcesses() {
   }
   if (job_.communicator == Communicator::kMpi && node_rank_ == 0) {
     // mpirun's own words (launch errors, its summary of a failure) get a log too.
-    TR_ASSIGN_OR_RETURN(mpirun_pipes_, pump_->AddRank(kMpirunRank, layout_.system_logs() + "/mpirun.log",
+    TR_ASSIGN_OR_RETURN(mpirun_pipes_, pump_->AddRank(kMpirunRank, layout_.mpirun_log(),
                                                       options_.console != ConsoleRanks::kNone, "[mpirun] "));
   }
   return pump_->Start();
@@ -66,8 +66,7 @@ void RunPipeline::RunRanks() {
     mpi.session = session;
     mpi.rsh_key_hex = cluster_ ? cluster_->RshKeyHex() : "";
     mpi.control_port = options_.control_port;
-    mpi.base_env = CurrentEnvironment();
-    std::erase_if(mpi.base_env, [](const std::string& e) { return e.rfind("TRAINRUN_JOB_TOKEN=", 0) == 0; });
+    mpi.base_env = EnvironmentForRanks();
     result_ = RunMpi(std::move(mpi));
     pump_->CloseChildEnds();
     ran_ = true;
@@ -101,16 +100,16 @@ void RunPipeline::ReportFailure() {
   FailureRecord record;
   record.rank = failure.rank;
   record.node_rank = node_rank_;
-  record.host = HostName();
+  record.host = LocalHostName();
   record.pid = failure.pid;
   record.exit_code = failure.status.ToExitCode();
   record.signal = failure.status.signal;
   record.reason = fmt::format("rank {} {}", failure.rank, failure.reason);
   record.hint = failure.hint;
   record.stderr_tail = failure.stderr_tail;
-  record.log_file = failure.rank == kMpirunRank
-                        ? fmt::format("{}/mpirun.log", kSystemLogsDir)
-                        : fmt::format("{}/{}", kUserLogsDir, RankLogName(failure.rank));
+  const bool mpirun = failure.rank == kMpirunRank;
+  record.log_file = mpirun ? fmt::format("{}/{}", kSystemLogsDir, kMpirunLogName)
+                           : fmt::format("{}/{}", kUserLogsDir, RankLogName(failure.rank));
   record_.failure = record;
 
   std::string summary = fmt::format("rank {} on {} (node {}) {}", failure.rank, record.host,
@@ -120,7 +119,8 @@ void RunPipeline::ReportFailure() {
     for (const std::string& line : failure.stderr_tail) summary += "\n  | " + line;
   }
   if (!failure.hint.empty()) summary += "\nhint: " + failure.hint;
-  summary += fmt::format("\nfull log: {}", layout_.rank_log(failure.rank));
+  summary += fmt::format("\nfull log: {}",
+                         mpirun ? layout_.mpirun_log() : layout_.rank_log(failure.rank));
   reporter_.Error(summary);
 }
 

@@ -6,6 +6,7 @@
 //            wd/outputs/ wd/logs/ the run's special folders
 //            user_logs/std_log_process_<rank>.txt
 //            system_logs/trainrun_node_<node>.log
+//            system_logs/mpirun.log      mpirun's own output, node 0 of an MPI job
 //            data/<name>          default pathOnCompute of data references
 //            run.json             the latest run record, also when history is away
 // History: <experiment>/<runId>/{run.json, outputs/, logs/, user_logs/, system_logs/}
@@ -21,6 +22,7 @@ constexpr const char* kOutputsDir = "outputs";
 constexpr const char* kLogsDir = "logs";
 constexpr const char* kUserLogsDir = "user_logs";
 constexpr const char* kSystemLogsDir = "system_logs";
+constexpr const char* kMpirunLogName = "mpirun.log";
 
 inline std::string RankLogName(int rank) { return fmt::format("std_log_process_{}.txt", rank); }
 inline std::string SystemLogName(int node_rank) {
@@ -41,6 +43,7 @@ struct LocalRunLayout {
   std::string system_log(int node_rank) const {
     return system_logs() + "/" + SystemLogName(node_rank);
   }
+  std::string mpirun_log() const { return system_logs() + "/" + kMpirunLogName; }
 };
 
 }  // namespace trainrun
