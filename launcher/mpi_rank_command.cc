@@ -18,9 +18,9 @@ constexpr int kWrapperFailed = 127;
 constexpr const char* kMpiPrefixes[] = {"OMPI_", "PMIX_", "OPAL_", "ORTE_",
                                         "PMI_"};
 
-bool IsMpiVariable(const std::string& entry) {
+bool IsMpiVariable(const std::string& name) {
   for (const char* prefix : kMpiPrefixes) {
-    if (entry.rfind(prefix, 0) == 0) return true;
+    if (name.rfind(prefix, 0) == 0) return true;
   }
   return false;
 }
@@ -51,16 +51,9 @@ int MpiRankCommand(const std::vector<std::string>& program, Console* err) {
 
   // The planned environment, plus what Open MPI gave this process to find its
   // job.
-  std::map<std::string, std::string> env;
-  for (const std::string& entry : launch->spec.env) {
-    size_t eq = entry.find('=');
-    if (eq != std::string::npos)
-      env[entry.substr(0, eq)] = entry.substr(eq + 1);
-  }
-  for (const std::string& entry : CurrentEnvironment()) {
-    size_t eq = entry.find('=');
-    if (eq != std::string::npos && IsMpiVariable(entry))
-      env[entry.substr(0, eq)] = entry.substr(eq + 1);
+  std::map<std::string, std::string> env = EnvironmentMap(launch->spec.env);
+  for (const auto& [name, value] : EnvironmentMap(CurrentEnvironment())) {
+    if (IsMpiVariable(name)) env[name] = value;
   }
   launch->spec.env.clear();
   for (const auto& [name, value] : env)

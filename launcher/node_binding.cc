@@ -7,6 +7,7 @@
 
 #include "gpu/affinity.h"
 #include "gpu/plan_report.h"
+#include "runtime/rank_env.h"
 
 namespace trainrun {
 namespace {
@@ -14,17 +15,6 @@ namespace {
 constexpr const char* kCudaVisibleDevices = "CUDA_VISIBLE_DEVICES";
 constexpr const char* kNvidiaVisibleDevices = "NVIDIA_VISIBLE_DEVICES";
 constexpr const char* kCudaDeviceOrder = "CUDA_DEVICE_ORDER";
-
-std::map<std::string, std::string> ToMap(
-    const std::vector<std::string>& environment) {
-  std::map<std::string, std::string> env;
-  for (const std::string& entry : environment) {
-    size_t eq = entry.find('=');
-    if (eq != std::string::npos && eq > 0)
-      env[entry.substr(0, eq)] = entry.substr(eq + 1);
-  }
-  return env;
-}
 
 template <typename Map>
 std::optional<std::string> Lookup(const Map& map, const std::string& name) {
@@ -64,7 +54,7 @@ void DropMemoryBindingIfRefused(NodeBinding* binding) {
 
 Result<NodeBinding> PlanNodeBinding(const NodeBindingRequest& request) {
   NodeBinding binding;
-  const std::map<std::string, std::string> env = ToMap(request.environment);
+  const std::map<std::string, std::string> env = EnvironmentMap(request.environment);
   const std::map<std::string, std::string> job_env(
       request.job_environment.begin(), request.job_environment.end());
 

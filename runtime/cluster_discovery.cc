@@ -7,8 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/hostlist.h"
-
-extern char** environ;
+#include "runtime/rank_env.h"
 
 namespace trainrun {
 namespace {
@@ -464,15 +463,6 @@ Result<Placement> DiscoverPlacement(const DiscoveryInput& in) {
   return p;
 }
 
-EnvMap CurrentEnvMap() {
-  EnvMap env;
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    std::string entry(*e);
-    size_t eq = entry.find('=');
-    if (eq != std::string::npos && eq > 0)
-      env[entry.substr(0, eq)] = entry.substr(eq + 1);
-  }
-  return env;
-}
+EnvMap CurrentEnvMap() { return EnvironmentMap(CurrentEnvironment()); }
 
 }  // namespace trainrun

@@ -49,12 +49,7 @@ MergedEnvironment MergeEnvironment(const std::vector<std::string>& container,
                                    const std::vector<std::pair<std::string, std::string>>& job,
                                    const std::vector<TrainrunVar>& trainrun) {
   MergedEnvironment merged;
-  std::map<std::string, std::string> env;
-  for (const std::string& entry : container) {
-    size_t eq = entry.find('=');
-    if (eq == std::string::npos || eq == 0) continue;
-    env[entry.substr(0, eq)] = entry.substr(eq + 1);
-  }
+  std::map<std::string, std::string> env = EnvironmentMap(container);
   std::map<std::string, std::string> from_job(job.begin(), job.end());
 
   for (const TrainrunVar& var : trainrun) {
@@ -95,6 +90,15 @@ std::vector<std::string> CurrentEnvironment() {
   std::vector<std::string> entries;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) entries.emplace_back(*e);
   return entries;
+}
+
+std::map<std::string, std::string> EnvironmentMap(const std::vector<std::string>& entries) {
+  std::map<std::string, std::string> env;
+  for (const std::string& entry : entries) {
+    size_t eq = entry.find('=');
+    if (eq != std::string::npos && eq > 0) env[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  return env;
 }
 
 }  // namespace trainrun

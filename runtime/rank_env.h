@@ -63,4 +63,8 @@ MergedEnvironment MergeEnvironment(
 // trainrun's own environment as "NAME=value" entries.
 std::vector<std::string> CurrentEnvironment();
 
+// "NAME=value" entries as a map; entries without a name are skipped, and of two
+// entries for one name the later wins.
+std::map<std::string, std::string> EnvironmentMap(const std::vector<std::string>& entries);
+
 }  // namespace trainrun
