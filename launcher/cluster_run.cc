@@ -4,12 +4,10 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "launcher/version.h"
 #include "runtime/communicator_env.h"
 #include "runtime/digest.h"
+#include "runtime/fs_util.h"
 #include "runtime/head_session.h"
 #include "runtime/net_util.h"
 #include "runtime/process_posix.h"
@@ -18,14 +16,6 @@
 
 namespace trainrun {
 namespace {
-
-std::optional<std::string> ReadIfExists(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 Duration Seconds(double s) {
   return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s));
@@ -50,7 +40,9 @@ Result<Placement> ClusterRun::Discover(const RunOptions& options,
   const char* sagemaker = getenv("TRAINRUN_SAGEMAKER_RESOURCECONFIG");
   in.sagemaker_config_path =
       sagemaker != nullptr && *sagemaker ? sagemaker : kSageMakerResourceConfig;
-  in.sagemaker_config = ReadIfExists(in.sagemaker_config_path);
+  if (Result<std::string> text = ReadFileToString(in.sagemaker_config_path); text.ok()) {
+    in.sagemaker_config = *text;
+  }
   for (const LocalAddress& a : LocalIpv4Addresses())
     in.local_addresses.push_back(a.address);
   return DiscoverPlacement(in);

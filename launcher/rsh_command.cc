@@ -11,22 +11,13 @@
 #include "runtime/control_auth.h"
 #include "runtime/control_client.h"
 #include "runtime/digest.h"
+#include "runtime/fs_util.h"
 #include "runtime/mpi_launch.h"
 
 namespace trainrun {
 namespace {
 
 constexpr int kRshFailed = 255;
-
-void WriteAll(int fd, const std::string& data) {
-  size_t offset = 0;
-  while (offset < data.size()) {
-    ssize_t n = write(fd, data.data() + offset, data.size() - offset);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    offset += static_cast<size_t>(n);
-  }
-}
 
 }  // namespace
 
@@ -77,7 +68,8 @@ int RshCommand(const std::string& host, const std::vector<std::string>& command,
           Result<RshChunk> chunk = DecodeRshData(frame);
           if (chunk.ok())
             WriteAll(chunk->stream == 2 ? STDERR_FILENO : STDOUT_FILENO,
-                     chunk->data);
+                     chunk->data.data(), chunk->data.size(), "the agent's output")
+                .IgnoreError();  // like ssh: a closed stdout does not stop the command
           return;
         }
         if (frame.type != MessageType::kRshExit) return;

@@ -8,10 +8,11 @@ namespace trainrun {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string HostName() {
-  char name[256] = {};
-  gethostname(name, sizeof(name) - 1);
-  return name;
+std::vector<std::string> EnvironmentForRanks() {
+  std::vector<std::string> env = CurrentEnvironment();
+  const std::string token_prefix = std::string(kJobTokenVariable) + "=";
+  std::erase_if(env, [&](const std::string& e) { return e.rfind(token_prefix, 0) == 0; });
+  return env;
 }
 
 // The container's count of OOM kills (cgroup v2), or -1 when it cannot be read.
@@ -106,7 +107,7 @@ Status RunPipeline::CreateRunDirectory() {
   early_.ReplayTo(system_log_.get());
   reporter_.Add(system_log_.get());
   reporter_.Info(fmt::format("trainrun {} on {} (pid {}{}), job file {}", kTrainrunVersion,
-                             HostName(), getpid(), getpid() == 1 ? ", PID 1" : "",
+                             LocalHostName(), getpid(), getpid() == 1 ? ", PID 1" : "",
                              fs::absolute(job_.file).string()));
   reporter_.Info(fmt::format("run directory {}; run history {}", layout_.root, store_->Uri()));
   return Status::Ok();

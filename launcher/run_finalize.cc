@@ -86,7 +86,7 @@ void RunPipeline::CloseRecordForLostHead() {
   for (const RankRecord& rank : record_.ranks) closed.ranks.push_back(rank);
   closed.warnings.push_back(fmt::format(
       "the head was lost before it wrote the final status; node {} ({}) wrote it", node_rank_,
-      HostName()));
+      LocalHostName()));
   Status written = history_->WriteRecord(closed);
   if (!written.ok()) {
     reporter_.Warning(fmt::format("the head was lost and the final status could not be saved: {}",

@@ -37,6 +37,7 @@
 #include "runtime/job_config.h"
 #include "runtime/log_pump.h"
 #include "runtime/mpi_supervisor.h"
+#include "runtime/net_util.h"
 #include "runtime/placeholders.h"
 #include "runtime/process_posix.h"
 #include "runtime/rank_env.h"
@@ -54,11 +55,12 @@ namespace trainrun {
 // a pipe makes it wait this long.
 constexpr auto kLogDrainTimeout = std::chrono::seconds(5);
 
-// This machine's host name.
-std::string HostName();
-
 // The container's count of OOM kills (cgroup v2), or -1 when it cannot be read.
 int64_t CgroupOomKills();
+
+// trainrun's environment as the ranks inherit it: all of it but the job token,
+// which is trainrun's, not the ranks'.
+std::vector<std::string> EnvironmentForRanks();
 
 class RunPipeline {
  public:

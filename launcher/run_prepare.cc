@@ -37,7 +37,7 @@ Status RunPipeline::PlanRanks(bool for_dry_run) {
   } else if (placement_.node_count > 1) {
     // A dry run of a multi-node job: the plan as it will be if every node runs as
     // many ranks as this one.
-    assignment_ = SingleNodeAssignment(job_.run_id, HostName(), process_count_, 0, {});
+    assignment_ = SingleNodeAssignment(job_.run_id, LocalHostName(), process_count_, 0, {});
     assignment_.master_addr = placement_.head.empty() ? "<this node>" : placement_.head;
     for (int n = 1; n < placement_.node_count; ++n) {
       NodeSlot node = assignment_.nodes[0];
@@ -54,7 +54,7 @@ Status RunPipeline::PlanRanks(bool for_dry_run) {
         TR_ASSIGN_OR_RETURN(tf_ports, FreePorts(process_count_));
       }
     }
-    assignment_ = SingleNodeAssignment(job_.run_id, HostName(), process_count_, master_port_, tf_ports);
+    assignment_ = SingleNodeAssignment(job_.run_id, LocalHostName(), process_count_, master_port_, tf_ports);
   }
   const NodeSlot& me = assignment_.nodes.at(node_rank_);
 
@@ -93,9 +93,7 @@ Status RunPipeline::PlanRanks(bool for_dry_run) {
     TR_ASSIGN_OR_RETURN(arg, ExpandPlaceholders(arg, values));
   }
 
-  // The job token is trainrun's, not the ranks'.
-  std::vector<std::string> container = binding_.ContainerEnvironment(CurrentEnvironment());
-  std::erase_if(container, [](const std::string& e) { return e.rfind("TRAINRUN_JOB_TOKEN=", 0) == 0; });
+  std::vector<std::string> container = binding_.ContainerEnvironment(EnvironmentForRanks());
   launches_.clear();
   for (int local = 0; local < process_count_; ++local) {
     context.rank = me.first_rank + local;
@@ -185,7 +183,7 @@ Status RunPipeline::Prepare() {
                                node.node_rank == node_rank_ ? layout_.root : ""});
     }
   } else {
-    record_.nodes.push_back({node_rank_, HostName(), process_count_, getpid(), layout_.root});
+    record_.nodes.push_back({node_rank_, LocalHostName(), process_count_, getpid(), layout_.root});
   }
   reporter_.Info(fmt::format("{} rank(s) on this node ({}), MASTER_PORT {}", process_count_,
                              process_count_source_, master_port_));

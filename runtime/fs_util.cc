@@ -12,7 +12,6 @@
 #include <fmt/format.h>
 
 namespace trainrun {
-namespace {
 
 namespace fs = std::filesystem;
 
@@ -36,8 +35,6 @@ Status WriteAll(int fd, const char* data, size_t size, const std::string& name) 
   }
   return Status::Ok();
 }
-
-}  // namespace
 
 Status MakeDirs(const std::string& path) {
   std::error_code ec;

@@ -25,6 +25,13 @@ Status CopyFileAtomic(const std::string& from, const std::string& to, uint64_t* 
 // The whole file.
 Result<std::string> ReadFileToString(const std::string& path);
 
+// A name for a temporary file beside `path` (same folder, hidden, random suffix),
+// to write and then rename over `path`.
+std::string TempNameFor(const std::string& path);
+
+// Writes all of `data` to `fd`, retrying short writes and EINTR; errors name `name`.
+Status WriteAll(int fd, const char* data, size_t size, const std::string& name);
+
 // Whether `path` is `root` or lies inside it, after resolving both (symlinks
 // included). False when either does not exist.
 bool IsInside(const std::string& path, const std::string& root);

@@ -46,7 +46,10 @@ Status SendWithFds(int fd, const std::string& data,
     cmsg->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
     std::memcpy(CMSG_DATA(cmsg), fds.data(), sizeof(int) * fds.size());
   }
-  ssize_t sent = sendmsg(fd, &msg, MSG_NOSIGNAL);
+  ssize_t sent;
+  do {
+    sent = sendmsg(fd, &msg, MSG_NOSIGNAL);
+  } while (sent < 0 && errno == EINTR);
   if (sent < 0) return ErrnoStatus(errno, "sendmsg");
   size_t offset = static_cast<size_t>(sent);
   while (offset < data.size()) {  // the fds went with the first byte
@@ -293,16 +296,8 @@ Result<MpiRankLaunch> FetchMpiRankLaunch(const std::string& socket_path,
 }
 
 Status SendRankMessage(int fd, const json& message) {
-  std::string line = message.dump() + "\n";
-  size_t offset = 0;
-  while (offset < line.size()) {
-    ssize_t n =
-        send(fd, line.data() + offset, line.size() - offset, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return ErrnoStatus(errno, "send to this node's trainrun");
-    offset += static_cast<size_t>(n);
-  }
-  return Status::Ok();
+  return SendWithFds(fd, message.dump() + "\n", {})
+      .WithContext("send to this node's trainrun");
 }
 
 }  // namespace trainrun

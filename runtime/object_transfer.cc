@@ -11,7 +11,6 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
-#include <random>
 #include <thread>
 #include <vector>
 
@@ -19,19 +18,8 @@
 #include "runtime/hashing.h"
 
 namespace trainrun {
-namespace {
 
 namespace fs = std::filesystem;
-
-std::string TempPathFor(const std::string& path) {
-  static thread_local std::mt19937_64 rng(std::random_device{}());
-  fs::path p(path);
-  return (p.parent_path() /
-          fmt::format(".{}.tmp-{:08x}", p.filename().string(), static_cast<uint32_t>(rng())))
-      .string();
-}
-
-}  // namespace
 
 PartPlan PlanParts(uint64_t size, uint64_t min_part_size, uint64_t max_parts) {
   PartPlan plan;
@@ -147,7 +135,7 @@ Status DownloadObject(
     const std::function<Result<RangeResult>(int, uint64_t, uint64_t, const std::string&)>& fetch,
     const std::function<Status(const std::string&)>& verify) {
   TR_RETURN_IF_ERROR(MakeDirs(fs::path(local_path).parent_path().string()));
-  const std::string temp = TempPathFor(local_path);
+  const std::string temp = TempNameFor(local_path);
   int fd = open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus(errno, temp);
   auto run = [&]() -> Status {
