@@ -45,11 +45,8 @@ Result<std::unique_ptr<ControlClient>> ControlClient::Connect(
     if (fd.ok()) {
       client->fd_ = *fd;
       client->local_ip_ = SocketIp(*fd);
-      std::string peer = PeerName(*fd);
-      client->head_ip_ = peer.substr(0, peer.rfind(':'));
       status = client->Handshake(attempt_deadline);
       if (status.ok()) {
-        client->attempts_ = attempts;
         client->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         return client;
       }

@@ -69,8 +69,6 @@ class ControlClient {
   // Our side of the connection ("10.0.0.2"): the address this node reaches the
   // head by.
   const std::string& local_ip() const { return local_ip_; }
-  const std::string& head_ip() const { return head_ip_; }
-  int attempts() const { return attempts_; }
 
  private:
   ControlClient() = default;
@@ -80,8 +78,7 @@ class ControlClient {
   ControlClientOptions options_;
   int fd_ = -1;
   int wake_fd_ = -1;
-  std::string local_ip_, head_ip_;
-  int attempts_ = 0;
+  std::string local_ip_;
   FrameParser parser_{kMaxControlPayload};
   std::mutex send_mu_;
   std::thread reader_;

@@ -58,8 +58,8 @@ bool HeadSession::WaitLocked(std::unique_lock<std::mutex>& lock,
       std::string reason =
           fmt::format("canceled on {} (trainrun received a signal)", Who(0));
       AddEventLocked(
-          {WallMillis(), kExitCanceledCode, reason, 0, std::nullopt, false});
-      StopLocked(kExitCanceledCode, reason);
+          {WallMillis(), kExitCodeCanceled, reason, 0, std::nullopt, false});
+      StopLocked(kExitCodeCanceled, reason);
       continue;
     }
     cv_.wait_for(lock, kWaitSlice);
@@ -356,10 +356,10 @@ void HeadSession::OnMessage(int conn, const Frame& frame) {
   }
   Result<json> body = DecodeJsonPayload(frame);
   if (!body.ok()) return;
-  OnNodeMessage(rank, conn, frame, *body);
+  OnNodeMessage(rank, frame, *body);
 }
 
-void HeadSession::OnNodeMessage(int rank, int conn, const Frame& frame,
+void HeadSession::OnNodeMessage(int rank, const Frame& frame,
                                 const json& body) {
   Node& node = nodes_[rank];
   switch (frame.type) {
@@ -432,7 +432,6 @@ void HeadSession::OnNodeMessage(int rank, int conn, const Frame& frame,
     default:
       break;
   }
-  (void)conn;
   cv_.notify_all();
 }
 

@@ -82,7 +82,7 @@ class HeadSession : public ClusterSession, private ControlServer::Handler {
   void OnRefused(const std::string& peer, const std::string& reason) override;
   void OnTick() override;
 
-  void OnNodeMessage(int node_rank, int conn, const Frame& frame,
+  void OnNodeMessage(int node_rank, const Frame& frame,
                      const nlohmann::json& body);
   void OnJoin(int conn, const nlohmann::json& body);
   void OnRshMessage(int conn, const Frame& frame);
@@ -123,7 +123,6 @@ class HeadSession : public ClusterSession, private ControlServer::Handler {
   StopLatch stop_;
   std::vector<FailureEvent> events_;
   HeartbeatMonitor heartbeat_;
-  bool all_results_ = false;
   std::optional<TimePoint> finalize_deadline_;
   bool finished_ = false;
   std::vector<OutputConflict> conflicts_;

@@ -30,7 +30,6 @@ std::vector<TransferItem> HeadSession::MergeUploads(
   // Nodes still running are alive (heartbeats): their results come, however
   // long.
   WaitLocked(lock, every(&Node::result_in), std::nullopt);
-  all_results_ = true;
   if (!finalize_deadline_)
     finalize_deadline_ = SystemClock()->Now() + options_.finalize_timeout;
   if (!WaitLocked(lock, every(&Node::manifest_in), finalize_deadline_)) {

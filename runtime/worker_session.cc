@@ -49,10 +49,10 @@ void WorkerSession::WaitLocked(std::unique_lock<std::mutex>& lock,
   while (!done()) {
     if (!stop_.notice() && Canceled()) {
       std::string reason = "canceled (trainrun received a signal)";
-      Send(MessageType::kNodeStopping, {{"exitCode", kExitCanceledCode},
+      Send(MessageType::kNodeStopping, {{"exitCode", kExitCodeCanceled},
                                         {"reason", reason},
                                         {"timeMs", WallMillis()}});
-      StopLocked({kExitCanceledCode,
+      StopLocked({kExitCodeCanceled,
                   fmt::format("{} on node {}", reason, node_rank_)});
       continue;
     }
@@ -273,10 +273,6 @@ void WorkerSession::Stopping(int exit_code, const std::string& reason) {
 }
 
 void WorkerSession::ReportResult(const NodeResult& result) {
-  {
-    std::lock_guard lock(mu_);
-    reported_result_ = true;
-  }
   Send(MessageType::kNodeResult, result.ToJson());
 }
 

@@ -74,7 +74,6 @@ class WorkerSession : public ClusterSession {
   HeartbeatMonitor heartbeat_;
   bool started_ = false;
   bool head_lost_ = false;
-  bool reported_result_ = false;
   StopLatch stop_;
   std::optional<nlohmann::json> plan_;
   std::optional<nlohmann::json> digest_request_;
