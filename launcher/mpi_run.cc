@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 
+#include "launcher/exit_codes.h"
 #include "runtime/fs_util.h"
 #include "runtime/mpi_launch.h"
 #include "runtime/mpi_rank_server.h"
@@ -24,7 +25,7 @@ std::string SelfExecutable() {
 SupervisionResult Failed(const Status& status) {
   SupervisionResult result;
   result.outcome = RunOutcome::kRankFailed;
-  result.exit_code = 70;
+  result.exit_code = kExitInternal;
   result.stop_reason = status.message();
   return result;
 }

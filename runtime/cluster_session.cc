@@ -7,18 +7,12 @@ using nlohmann::json;
 void StopLatch::Set(StopNotice notice) {
   if (notice_) return;
   notice_ = std::move(notice);
-  Deliver();
+  if (handler_) handler_(*notice_);
 }
 
 void StopLatch::SetHandler(std::function<void(const StopNotice&)> handler) {
   handler_ = std::move(handler);
-  Deliver();
-}
-
-void StopLatch::Deliver() {
-  if (!notice_ || !handler_ || delivered_) return;
-  delivered_ = true;
-  handler_(*notice_);
+  if (notice_ && handler_) handler_(*notice_);
 }
 
 json NodeResult::ToJson() const {

@@ -40,7 +40,6 @@ constexpr std::chrono::seconds kDefaultRendezvousTimeout{600};
 constexpr std::chrono::seconds kFinalizeWaitMargin{30};
 constexpr std::chrono::seconds kDefaultNodesFinalizeTimeout{600 + 30};
 constexpr int kExitNodeLost = 69;
-constexpr int kExitCanceledCode = 143;
 
 struct SessionOptions {
   Duration rendezvous_timeout =
@@ -59,9 +58,9 @@ struct StopNotice {
   std::string reason;
 };
 
-// A session's first stop notice, handed once to the handler the run sets,
-// whichever of the two comes first. Not thread-safe: its session calls it under
-// the session's lock.
+// A session's first stop notice, handed to the handler the run sets: when it comes,
+// or when the handler is set if the notice came first. Not thread-safe: its
+// session calls it under the session's lock.
 class StopLatch {
  public:
   // Records `notice` unless one is recorded already; the first one stands.
@@ -70,11 +69,8 @@ class StopLatch {
   const std::optional<StopNotice>& notice() const { return notice_; }
 
  private:
-  void Deliver();
-
   std::optional<StopNotice> notice_;
   std::function<void(const StopNotice&)> handler_;
-  bool delivered_ = false;
 };
 
 // A node's account of its ranks once they ended (kNodeResult).

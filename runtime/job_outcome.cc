@@ -9,10 +9,10 @@ namespace {
 
 using nlohmann::json;
 
-std::string StatusWord(int exit_code) {
-  if (exit_code == 0) return "Completed";
-  if (exit_code == kExitCanceledCode) return "Canceled";
-  return "Failed";
+RunStatus FinalStatus(int exit_code) {
+  if (exit_code == 0) return RunStatus::kCompleted;
+  if (exit_code == kExitCodeCanceled) return RunStatus::kCanceled;
+  return RunStatus::kFailed;
 }
 
 }  // namespace
@@ -108,8 +108,8 @@ JobOutcome DecideJobOutcome(const std::vector<FailureEvent>& events_in,
       f.reason = first.reason;
       out.failure = f;
     } else {
-      out.outcome = first.exit_code == kExitCanceledCode ? "canceled"
-                    : first.exit_code == 124             ? "timed out"
+      out.outcome = first.exit_code == kExitCodeCanceled ? "canceled"
+                    : first.exit_code == kExitCodeTimeout  ? "timed out"
                                                          : "stopped";
     }
   } else {
@@ -136,7 +136,7 @@ JobOutcome DecideJobOutcome(const std::vector<FailureEvent>& events_in,
     out.exit_code = 74;
     out.outcome = "upload failed";
   }
-  ParseRunStatus(StatusWord(out.exit_code), &out.status);
+  out.status = FinalStatus(out.exit_code);
   return out;
 }
 
