@@ -34,15 +34,11 @@ Result<AzureBlobLocation> ParseAzureUri(const std::string& uri) {
   std::string path = slash == std::string::npos ? "" : rest.substr(slash + 1);
   slash = path.find('/');
   loc.container = path.substr(0, slash);
-  loc.prefix = slash == std::string::npos ? "" : path.substr(slash + 1);
-  while (!loc.prefix.empty() && loc.prefix.back() == '/') loc.prefix.pop_back();
   if (loc.account.empty() || loc.container.empty()) {
     return InvalidArgumentError(fmt::format("{}: expected az://ACCOUNT/CONTAINER[/prefix]", uri));
   }
-  if (!loc.prefix.empty()) {
-    Status key = ValidateKey(loc.prefix);
-    if (!key.ok()) return InvalidArgumentError(fmt::format("{}: {}", uri, key.message()));
-  }
+  TR_ASSIGN_OR_RETURN(loc.prefix,
+                      KeyPrefixOf(uri, slash == std::string::npos ? "" : path.substr(slash + 1)));
   return loc;
 }
 

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -98,34 +97,6 @@ std::string LastLine(const std::string& path, const std::map<std::string, std::s
     }
   }
   return last;
-}
-
-// Runs argv with stdio on /dev/null and waits; the exit code, or -1.
-int RunQuietly(std::vector<std::string> argv) {
-  std::vector<char*> args;
-  for (std::string& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  for (int fd : {0, 1, 2}) {
-    posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", O_RDWR, 0);
-  }
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-  pid_t pid = -1;
-  int err = posix_spawn(&pid, args[0], &actions, &attr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (err != 0) return -1;
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return -1;
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 }  // namespace
@@ -231,9 +202,9 @@ Result<std::unique_ptr<FuseMount>> FuseMount::Mount(const std::string& uri,
 Status FuseMount::Unmount() {
   Status result;
   if (mounted_ && IsMountPoint(target_)) {
-    std::string fusermount = FindOnPath("fusermount3");
-    if (fusermount.empty()) fusermount = FindOnPath("fusermount");
-    if (fusermount.empty() || RunQuietly({fusermount, "-u", "-z", target_}) != 0) {
+    const bool unmounted = CaptureOutput({"fusermount3", "-u", "-z", target_}, "").ok() ||
+                           CaptureOutput({"fusermount", "-u", "-z", target_}, "").ok();
+    if (!unmounted) {
       if (umount2(target_.c_str(), MNT_DETACH) != 0) {
         result = ErrnoStatus(errno, fmt::format("unmounting {}", target_));
       }

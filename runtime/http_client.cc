@@ -207,12 +207,10 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
 Result<HttpResponse> HttpClient::SendWithRetry(const std::function<Result<HttpRequest>()>& build,
                                                const RetryOptions& retry) {
   Result<HttpResponse> last = UnavailableError("no attempt made");
-  bool build_failed = false;
   RetryCall(retry, [&](int) {
     Result<HttpRequest> request = build();
     if (!request.ok()) {
       last = request.status();
-      build_failed = true;
       return AttemptOutcome::kDone;
     }
     last = Send(*request);
@@ -222,7 +220,6 @@ Result<HttpResponse> HttpClient::SendWithRetry(const std::function<Result<HttpRe
     }
     return IsRetryableStatus(last->status) ? AttemptOutcome::kRetry : AttemptOutcome::kDone;
   });
-  (void)build_failed;
   return last;
 }
 

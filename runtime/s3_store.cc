@@ -37,15 +37,11 @@ Result<S3Location> ParseS3Uri(const std::string& uri) {
   S3Location loc;
   size_t slash = rest.find('/');
   loc.bucket = rest.substr(0, slash);
-  loc.prefix = slash == std::string::npos ? "" : rest.substr(slash + 1);
-  while (!loc.prefix.empty() && loc.prefix.back() == '/') loc.prefix.pop_back();
   if (loc.bucket.empty() || loc.bucket.find('?') != std::string::npos) {
     return InvalidArgumentError(fmt::format("{}: expected s3://BUCKET[/prefix]", RedactUri(uri)));
   }
-  if (!loc.prefix.empty()) {
-    Status key = ValidateKey(loc.prefix);
-    if (!key.ok()) return InvalidArgumentError(fmt::format("{}: {}", uri, key.message()));
-  }
+  TR_ASSIGN_OR_RETURN(loc.prefix,
+                      KeyPrefixOf(uri, slash == std::string::npos ? "" : rest.substr(slash + 1)));
   return loc;
 }
 

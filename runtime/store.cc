@@ -31,6 +31,14 @@ Status ValidateKey(const std::string& key) {
   return Status::Ok();
 }
 
+Result<std::string> KeyPrefixOf(const std::string& uri, std::string path) {
+  while (!path.empty() && path.back() == '/') path.pop_back();
+  if (path.empty()) return path;
+  Status valid = ValidateKey(path);
+  if (!valid.ok()) return InvalidArgumentError(fmt::format("{}: {}", RedactUri(uri), valid.message()));
+  return path;
+}
+
 EnvLookup ProcessEnv() {
   return [](const char* name) -> const char* { return std::getenv(name); };
 }
@@ -95,12 +103,7 @@ Result<StoreObject> OpenStoreObject(const std::string& uri, const EnvLookup& env
   if (!ParseUrl(uri, &url)) {
     return InvalidArgumentError(fmt::format("{}: not an az://, s3:// or http(s):// URI", RedactUri(uri)));
   }
-  std::string key = url.path.substr(1);
-  while (!key.empty() && key.back() == '/') key.pop_back();
-  if (!key.empty()) {
-    Status valid = ValidateKey(key);
-    if (!valid.ok()) return InvalidArgumentError(fmt::format("{}: {}", RedactUri(uri), valid.message()));
-  }
+  TR_ASSIGN_OR_RETURN(std::string key, KeyPrefixOf(uri, url.path.substr(1)));
   out.store = std::make_unique<HttpsStore>(url.scheme + "://" + url.host, url.query);
   out.key = key;
   return out;

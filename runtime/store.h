@@ -88,6 +88,10 @@ class Store {
 // Checks a key: relative, '/'-separated, no empty, "." or ".." segments.
 Status ValidateKey(const std::string& key);
 
+// The key prefix the path part of `uri` names: trailing '/' removed, "" for none,
+// else a valid key. Errors name the URI, its secrets redacted.
+Result<std::string> KeyPrefixOf(const std::string& uri, std::string path);
+
 // Opens a store from a URI: "file:///abs/path", "file://rel/path" or a bare path;
 // "az://ACCOUNT/CONTAINER[/prefix]" (azure_blob_store.h), "s3://BUCKET[/prefix]"
 // (s3_store.h), or "https://host/path" (read-only, https_store.h). Keys are relative
