@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 #include "runtime/control_auth.h"
 #include "runtime/control_server.h"
@@ -27,43 +28,46 @@ constexpr auto kHandshakeTimeout = std::chrono::seconds(15);
 Result<std::unique_ptr<ControlClient>> ControlClient::Connect(
     ControlClientOptions options,
     const std::function<void(const std::string&)>& on_retry) {
-  Backoff backoff(options.backoff);
-  std::string last_error;
-  int attempts = 0;
-  while (true) {
-    ++attempts;
-    std::unique_ptr<ControlClient> client(new ControlClient());
-    client->options_ = options;
-    TimePoint attempt_deadline = SystemClock()->Now() + kHandshakeTimeout;
-    if (options.deadline && *options.deadline < attempt_deadline) {
-      attempt_deadline = std::max(
-          *options.deadline, SystemClock()->Now() + std::chrono::seconds(1));
-    }
-    Result<int> fd = ConnectTcp(options.host, options.port,
-                                attempt_deadline - SystemClock()->Now());
-    Status status = fd.status();
-    if (fd.ok()) {
-      client->fd_ = *fd;
-      client->local_ip_ = SocketIp(*fd);
-      status = client->Handshake(attempt_deadline);
-      if (status.ok()) {
-        client->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        return client;
-      }
-    }
-    if (!Retryable(status)) return status;
-    last_error = status.message();
-    const TimePoint now = SystemClock()->Now();
-    if (!options.deadline || now >= *options.deadline) {
-      return UnavailableError(fmt::format(
-          "could not reach the head at {}:{} after {} attempt(s): {}",
-          options.host, options.port, attempts, last_error));
-    }
-    // The last wait ends at the deadline, for one more attempt there.
-    Duration delay = std::min(backoff.Next(), *options.deadline - now);
-    if (on_retry) on_retry(last_error);
-    std::this_thread::sleep_for(delay);
+  Result<std::unique_ptr<ControlClient>> result =
+      UnavailableError("no attempt made");
+  RetryOptions retry;
+  retry.backoff = options.backoff;
+  retry.deadline = options.deadline;  // the last wait ends there, for one more try
+  retry.max_attempts =
+      options.deadline ? std::numeric_limits<int>::max() : 1;
+  const int attempts = RetryCall(
+      retry,
+      [&](int) {
+        result = ConnectOnce(options);
+        return !result.ok() && Retryable(result.status())
+                   ? AttemptOutcome::kRetry
+                   : AttemptOutcome::kDone;
+      },
+      [&](int, Duration) {
+        if (on_retry) on_retry(result.status().message());
+      });
+  if (result.ok() || !Retryable(result.status())) return result;
+  return UnavailableError(fmt::format(
+      "could not reach the head at {}:{} after {} attempt(s): {}", options.host,
+      options.port, attempts, result.status().message()));
+}
+
+Result<std::unique_ptr<ControlClient>> ControlClient::ConnectOnce(
+    const ControlClientOptions& options) {
+  std::unique_ptr<ControlClient> client(new ControlClient());
+  client->options_ = options;
+  TimePoint attempt_deadline = SystemClock()->Now() + kHandshakeTimeout;
+  if (options.deadline && *options.deadline < attempt_deadline) {
+    attempt_deadline = std::max(
+        *options.deadline, SystemClock()->Now() + std::chrono::seconds(1));
   }
+  TR_ASSIGN_OR_RETURN(int fd, ConnectTcp(options.host, options.port,
+                                         attempt_deadline - SystemClock()->Now()));
+  client->fd_ = fd;
+  client->local_ip_ = SocketIp(fd);
+  TR_RETURN_IF_ERROR(client->Handshake(attempt_deadline));
+  client->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  return client;
 }
 
 ControlClient::~ControlClient() {
@@ -79,7 +83,12 @@ Status ControlClient::Handshake(TimePoint deadline) {
   parser_.set_max_payload(kMaxUnauthenticatedPayload);
   for (MessageType expected :
        {MessageType::kChallenge, MessageType::kWelcome}) {
-    TR_ASSIGN_OR_RETURN(Frame frame, Receive(deadline));
+    TR_ASSIGN_OR_RETURN(std::optional<Frame> received, Receive(deadline));
+    if (!received) {
+      return UnavailableError(fmt::format("the head at {}:{} did not answer in time",
+                                          options_.host, options_.port));
+    }
+    const Frame& frame = *received;
     if (frame.type == MessageType::kRefused) {
       Result<nlohmann::json> body = DecodeJsonPayload(frame);
       std::string reason = body.ok() ? body->value("reason", "no reason given")
@@ -118,12 +127,12 @@ Status ControlClient::Send(const std::string& frame) {
   return SendAll(fd_, frame, options_.send_timeout);
 }
 
-Result<Frame> ControlClient::Receive(TimePoint deadline) {
+Result<std::optional<Frame>> ControlClient::Receive(TimePoint deadline) {
   Frame frame;
   char buffer[64 << 10];
   while (true) {
     FrameParser::State state = parser_.Next(&frame);
-    if (state == FrameParser::State::kFrame) return frame;
+    if (state == FrameParser::State::kFrame) return std::optional<Frame>(std::move(frame));
     if (state == FrameParser::State::kMalformed) {
       return Status(StatusCode::kPermissionDenied,
                     fmt::format("the head at {}:{} sent a malformed frame: {}",
@@ -131,11 +140,7 @@ Result<Frame> ControlClient::Receive(TimePoint deadline) {
     }
     auto left = std::chrono::ceil<std::chrono::milliseconds>(
         deadline - SystemClock()->Now());
-    if (left.count() <= 0) {
-      return UnavailableError(
-          fmt::format("the head at {}:{} did not answer in time", options_.host,
-                      options_.port));
-    }
+    if (left.count() <= 0) return std::optional<Frame>();
     pollfd p{fd_, POLLIN, 0};
     int ready =
         poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1 << 30)));

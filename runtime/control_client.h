@@ -52,9 +52,9 @@ class ControlClient {
     return Send(EncodeJsonFrame(type, body));
   }
 
-  // Receives the next frame, waiting until `deadline`; kUnavailable on a closed
-  // connection or timeout. Only before StartReader.
-  Result<Frame> Receive(TimePoint deadline);
+  // Receives the next frame, waiting until `deadline`: none when the deadline
+  // passes first, kUnavailable on a closed connection. Only before StartReader.
+  Result<std::optional<Frame>> Receive(TimePoint deadline);
 
   // Starts the reader thread: `on_frame` for every frame, `on_tick` about every
   // kControlTick, and `on_closed` once when the connection ends (then the
@@ -72,6 +72,9 @@ class ControlClient {
 
  private:
   ControlClient() = default;
+  // One connection and handshake, bounded by kHandshakeTimeout and the deadline.
+  static Result<std::unique_ptr<ControlClient>> ConnectOnce(
+      const ControlClientOptions& options);
   Status Handshake(TimePoint deadline);
   void ReaderLoop();
 

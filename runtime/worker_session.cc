@@ -101,27 +101,26 @@ Result<JobAssignment> WorkerSession::Rendezvous(const NodeJoin& self) {
     TimePoint slice =
         std::min(verdict_deadline,
                  SystemClock()->Now() + std::chrono::milliseconds(200));
-    Result<Frame> frame = client_->Receive(slice);
-    if (!frame.ok()) {
-      if (SystemClock()->Now() < verdict_deadline &&
-          frame.status().message().find("in time") != std::string::npos) {
-        continue;
-      }
-      if (SystemClock()->Now() >= verdict_deadline) {
+    Result<std::optional<Frame>> received = client_->Receive(slice);
+    if (!received.ok() || !*received) {
+      const bool late = SystemClock()->Now() >= verdict_deadline;
+      if (received.ok() && !late) continue;  // this slice passed quietly
+      if (late) {
         return UnavailableError(
             fmt::format("rendezvous timed out after {:.0f} s: {} did not "
                         "assign this node (other nodes missing?)",
                         ToSeconds(options_.rendezvous_timeout), head_name_));
       }
-      return UnavailableError(frame.status().message());
+      return UnavailableError(received.status().message());
     }
-    Result<json> body = DecodeJsonPayload(*frame);
-    if (frame->type == MessageType::kRefused) {
+    const Frame& frame = **received;
+    Result<json> body = DecodeJsonPayload(frame);
+    if (frame.type == MessageType::kRefused) {
       return UnavailableError(fmt::format(
           "{} refused this node: {}", head_name_,
           body.ok() ? body->value("reason", "") : "no reason given"));
     }
-    if (frame->type != MessageType::kAssign || !body.ok()) continue;
+    if (frame.type != MessageType::kAssign || !body.ok()) continue;
     Result<JobAssignment> parsed = JobAssignment::FromJson(*body);
     if (!parsed.ok()) return UnavailableError(parsed.status().message());
     assignment = std::move(parsed).value();
