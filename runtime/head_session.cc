@@ -421,11 +421,7 @@ void HeadSession::OnNodeMessage(int rank, const Frame& frame,
       uint32_t session = body.value("session", 0u);
       auto route = sessions_.find(session);
       if (route != sessions_.end() && route->second.node_rank == rank) {
-        server_->Send(route->second.agent_conn,
-                      EncodeJsonFrame(MessageType::kRshExit, body));
-        server_->Close(route->second.agent_conn);
-        agent_session_.erase(route->second.agent_conn);
-        sessions_.erase(route);
+        EndRshSessionLocked(route, body);
       }
       break;
     }
@@ -442,15 +438,10 @@ void HeadSession::NodeLostLocked(int rank, const std::string& why) {
   heartbeat_.Remove(rank);
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     if (it->second.node_rank == rank) {
-      server_->Send(
-          it->second.agent_conn,
-          EncodeJsonFrame(MessageType::kRshExit,
-                          {{"session", it->first},
-                           {"exitCode", 255},
-                           {"error", fmt::format("{} was lost", Who(rank))}}));
-      server_->Close(it->second.agent_conn);
-      agent_session_.erase(it->second.agent_conn);
-      it = sessions_.erase(it);
+      it = EndRshSessionLocked(
+          it, {{"session", it->first},
+               {"exitCode", 255},
+               {"error", fmt::format("{} was lost", Who(rank))}});
     } else {
       ++it;
     }

@@ -86,6 +86,11 @@ class HeadSession : public ClusterSession, private ControlServer::Handler {
                      const nlohmann::json& body);
   void OnJoin(int conn, const nlohmann::json& body);
   void OnRshMessage(int conn, const Frame& frame);
+  using RshRoutes = std::map<uint32_t, RshRoute>;
+  // Tells the session's agent how it ended (`exit_body`, a kRshExit payload),
+  // hangs up on it and forgets the session; the next route.
+  RshRoutes::iterator EndRshSessionLocked(RshRoutes::iterator route,
+                                          const nlohmann::json& exit_body);
   void NodeLostLocked(int node_rank, const std::string& why);
   void AddEventLocked(FailureEvent event);
   void StopLocked(int exit_code, const std::string& reason);
@@ -129,7 +134,7 @@ class HeadSession : public ClusterSession, private ControlServer::Handler {
   // rsh
   RshHandler* rsh_handler_ = nullptr;
   uint32_t next_session_ = 1;
-  std::map<uint32_t, RshRoute> sessions_;
+  RshRoutes sessions_;
   std::map<int, uint32_t> agent_session_;  // agent conn -> session
 };
 

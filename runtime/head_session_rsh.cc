@@ -81,14 +81,17 @@ void HeadSession::Sink::Exited(uint32_t session, int exit_code,
   std::lock_guard lock(head_->mu_);
   auto route = head_->sessions_.find(session);
   if (route == head_->sessions_.end()) return;
-  head_->server_->Send(
-      route->second.agent_conn,
-      EncodeJsonFrame(
-          MessageType::kRshExit,
-          {{"session", session}, {"exitCode", exit_code}, {"error", error}}));
-  head_->server_->Close(route->second.agent_conn);
-  head_->agent_session_.erase(route->second.agent_conn);
-  head_->sessions_.erase(route);
+  head_->EndRshSessionLocked(
+      route, {{"session", session}, {"exitCode", exit_code}, {"error", error}});
+}
+
+HeadSession::RshRoutes::iterator HeadSession::EndRshSessionLocked(
+    RshRoutes::iterator route, const json& exit_body) {
+  server_->Send(route->second.agent_conn,
+                EncodeJsonFrame(MessageType::kRshExit, exit_body));
+  server_->Close(route->second.agent_conn);
+  agent_session_.erase(route->second.agent_conn);
+  return sessions_.erase(route);
 }
 
 }  // namespace trainrun
