@@ -66,8 +66,7 @@ int MpiRankCommand(const std::vector<std::string>& program, Console* err) {
   Result<int> pid = (*processes)->Spawn(launch->spec);
   ExitStatus status;
   if (!pid.ok()) {
-    status.code =
-        pid.status().code() == StatusCode::kPermissionDenied ? 126 : 127;
+    status = ExitStatus::CouldNotStart(pid.status());
     std::string message = fmt::format("trainrun mpi-rank: rank {}: {}\n", rank,
                                       pid.status().message());
     ssize_t ignored =

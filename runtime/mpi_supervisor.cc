@@ -254,9 +254,7 @@ void MpiSupervisor::OnRankExit(int rank, const ExitStatus& status) {
     result.seconds = ToSeconds(processes_->clock()->Now() - r.started_at);
   reporter_->RankExited(rank, status, stopping_);
   if (status.success() || stopping_) return;
-  Fail(rank, r.pid, status,
-       status.signal != 0 ? fmt::format("was killed by {}", status.Describe())
-                          : fmt::format("exited with {}", status.Describe()));
+  Fail(rank, r.pid, status, status.HowItEnded());
 }
 
 void MpiSupervisor::SignalAll(int signal) {
@@ -346,10 +344,7 @@ SupervisionResult MpiSupervisor::Run(std::optional<SpawnSpec> mpirun,
   if (mpirun) {
     Result<int> pid = processes_->Spawn(*mpirun);
     if (!pid.ok()) {
-      ExitStatus status;
-      status.code = pid.status().code() == StatusCode::kPermissionDenied
-                        ? kExitCodeNotExecutable
-                        : kExitCodeCommandNotFound;
+      const ExitStatus status = ExitStatus::CouldNotStart(pid.status());
       reporter_->Error(
           fmt::format("mpirun could not start: {}", pid.status().message()));
       Fail(kMpirunRank, 0, status,
@@ -397,10 +392,7 @@ SupervisionResult MpiSupervisor::Run(std::optional<SpawnSpec> mpirun,
             fmt::format("mpirun ended with {}", event.status.Describe()));
         if (!event.status.success() && !stopping_ &&
             result_.outcome == RunOutcome::kSucceeded) {
-          Fail(kMpirunRank, event.pid, event.status,
-               event.status.signal != 0
-                   ? fmt::format("was killed by {}", event.status.Describe())
-                   : fmt::format("exited with {}", event.status.Describe()));
+          Fail(kMpirunRank, event.pid, event.status, event.status.HowItEnded());
         }
       } else {
         EndSession(event.pid, event.status);

@@ -16,6 +16,10 @@
 namespace trainrun {
 
 // How a process ended: exactly one of `code` (exited) or `signal` (killed) is set.
+// The shell's codes for a program that could not be started.
+constexpr int kExitCodeNotExecutable = 126;
+constexpr int kExitCodeCommandNotFound = 127;
+
 struct ExitStatus {
   int code = 0;
   int signal = 0;
@@ -25,6 +29,12 @@ struct ExitStatus {
   int ToExitCode() const { return signal != 0 ? 128 + signal : code; }
   // "exit code 3" or "signal 11 (SIGSEGV)".
   std::string Describe() const;
+  // How a process that ended so is said to have ended: "exited with exit code 3",
+  // "was killed by signal 11 (SIGSEGV)".
+  std::string HowItEnded() const;
+  // What a process that could not be started counts as, after the shell: 126 when
+  // its program is not executable (`why` is kPermissionDenied), else 127.
+  static ExitStatus CouldNotStart(const Status& why);
 };
 
 // "SIGSEGV" for 11; "signal 77" for numbers without a name.

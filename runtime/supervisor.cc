@@ -87,8 +87,7 @@ void Supervisor::OnExit(int pid, const ExitStatus& status) {
   failure.rank = rank.rank;
   failure.pid = pid;
   failure.status = status;
-  failure.reason = status.signal != 0 ? fmt::format("was killed by {}", status.Describe())
-                                      : fmt::format("exited with {}", status.Describe());
+  failure.reason = status.HowItEnded();
   failure.hint = FailureHint(status);
   result_.outcome = RunOutcome::kRankFailed;
   result_.exit_code = status.ToExitCode();
@@ -129,9 +128,7 @@ void Supervisor::Start(std::vector<RankLaunch> launches) {
     if (!pid.ok()) {
       RankFailure failure;
       failure.rank = launch.rank;
-      failure.status.code = pid.status().code() == StatusCode::kPermissionDenied
-                                ? kExitCodeNotExecutable
-                                : kExitCodeCommandNotFound;
+      failure.status = ExitStatus::CouldNotStart(pid.status());
       failure.reason = fmt::format("could not start: {}", pid.status().message());
       result_.ranks.back().status = failure.status;
       result_.outcome = RunOutcome::kRankFailed;

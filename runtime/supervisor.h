@@ -21,8 +21,6 @@ namespace trainrun {
 constexpr std::chrono::seconds kDefaultGracePeriod{30};
 constexpr int kExitCodeTimeout = 124;
 constexpr int kExitCodeCanceled = 143;
-constexpr int kExitCodeCommandNotFound = 127;
-constexpr int kExitCodeNotExecutable = 126;
 
 struct RankLaunch {
   int rank = 0;  // global rank, used in every message
