@@ -135,22 +135,26 @@ Result<NodeBinding> PlanNodeBinding(const NodeBindingRequest& request) {
                     "(their UUIDs are unknown)"));
   }
 
-  for (const std::string& note : binding.topology.notes)
-    binding.notes.push_back(note);
-  binding.notes.push_back(binding.inventory.gpus.empty()
-                              ? std::string("GPUs: none found")
-                              : fmt::format("GPUs: {} found by {}",
-                                            binding.inventory.gpus.size(),
-                                            binding.inventory.source));
-  for (const std::string& note : binding.inventory.notes)
-    binding.notes.push_back(note);
-  for (const std::string& w : binding.inventory.warnings)
-    binding.warnings.push_back(w);
-  for (const std::string& note : binding.plan.notes)
-    binding.notes.push_back(note);
-  for (const std::string& w : binding.plan.warnings)
-    binding.warnings.push_back(w);
   return binding;
+}
+
+std::vector<std::string> NodeBinding::AllNotes() const {
+  std::vector<std::string> all = notes;
+  all.insert(all.end(), topology.notes.begin(), topology.notes.end());
+  all.push_back(inventory.gpus.empty()
+                    ? std::string("GPUs: none found")
+                    : fmt::format("GPUs: {} found by {}", inventory.gpus.size(),
+                                  inventory.source));
+  all.insert(all.end(), inventory.notes.begin(), inventory.notes.end());
+  all.insert(all.end(), plan.notes.begin(), plan.notes.end());
+  return all;
+}
+
+std::vector<std::string> NodeBinding::AllWarnings() const {
+  std::vector<std::string> all = warnings;
+  all.insert(all.end(), inventory.warnings.begin(), inventory.warnings.end());
+  all.insert(all.end(), plan.warnings.begin(), plan.warnings.end());
+  return all;
 }
 
 std::vector<std::pair<std::string, std::string>> NodeBinding::RankEnvironment(

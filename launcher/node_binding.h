@@ -42,8 +42,15 @@ struct NodeBinding {
   // trainrun's environment variables the plan took over (a container's
   // CUDA_VISIBLE_DEVICES: each rank gets its own subset instead).
   std::vector<std::string> consumed_variables;
-  std::vector<std::string> notes;     // decisions for the system log
-  std::vector<std::string> warnings;  // everything the user should look at
+  // The binding's own decisions and concerns; the topology, the inventory and the
+  // plan keep theirs.
+  std::vector<std::string> notes;
+  std::vector<std::string> warnings;
+
+  // Every part's notes (decisions, for the system log) and warnings (everything
+  // the user should look at), the binding's own first.
+  std::vector<std::string> AllNotes() const;
+  std::vector<std::string> AllWarnings() const;
 
   // The variables rank `local_rank`'s binding sets (defaults, see
   // gpu/binding_env.h).

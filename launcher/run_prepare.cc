@@ -19,8 +19,8 @@ Status RunPipeline::PlanBinding() {
   binding.environment = CurrentEnvironment();
   binding.job_environment = job_.environment_variables;
   TR_ASSIGN_OR_RETURN(binding_, PlanNodeBinding(binding));
-  for (const std::string& note : binding_.notes) reporter_.Info(fmt::format("binding: {}", note));
-  for (const std::string& warning : binding_.warnings) reporter_.Warning(fmt::format("binding: {}", warning));
+  for (const std::string& note : binding_.AllNotes()) reporter_.Info(fmt::format("binding: {}", note));
+  for (const std::string& warning : binding_.AllWarnings()) reporter_.Warning(fmt::format("binding: {}", warning));
   process_count_ = binding_.plan.process_count;
   process_count_source_ = binding_.plan.process_count_source;
   gpu_count_ = static_cast<int>(binding_.inventory.Ours().size());

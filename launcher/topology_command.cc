@@ -24,16 +24,12 @@ int ShowTopology(const TopologyOptions& options, Console* out, Console* err) {
     out->Write(binding->Json().dump(2) + "\n", false);
     return kExitOk;
   }
+  // The tables show the parts' own notes and warnings; the binding's follow.
   std::string text = binding->Table();
-  for (const std::string& note : binding->notes) {
-    // The tables already show the topology's and the plan's own notes.
-    if (text.find(note) == std::string::npos)
-      text += fmt::format("note: {}\n", note);
-  }
-  for (const std::string& warning : binding->warnings) {
-    if (text.find(warning) == std::string::npos)
-      text += fmt::format("warning: {}\n", warning);
-  }
+  for (const std::string& note : binding->notes)
+    text += fmt::format("note: {}\n", note);
+  for (const std::string& warning : binding->warnings)
+    text += fmt::format("warning: {}\n", warning);
   out->Write(std::move(text), false);
   return kExitOk;
 }
