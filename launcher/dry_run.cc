@@ -30,10 +30,10 @@ int RunPipeline::DryRun() {
   }
   if (!placement_.reason.empty()) text += fmt::format("placement:      {}\n", placement_.reason);
   for (const std::string& note : placement_.notes) text += fmt::format("note:           {}\n", note);
-  text += fmt::format("ranks:          {} ({})\n", process_count_, process_count_source_);
+  text += fmt::format("ranks:          {} ({})\n", process_count(), process_count_source());
   if (placement_.node_count > 1) {
     text += fmt::format("world size:     {} (if every node runs {} rank(s))\n", assignment_.world_size,
-                        process_count_);
+                        process_count());
   }
   text += fmt::format("communicator:   {}\n", CommunicatorName(job_.communicator));
   if (placement_.node_count > 1) {

@@ -149,7 +149,10 @@ int RunPipeline::Execute() {
   if (cluster_) {
     // The run id and the ranks come from the rendezvous, before anything is on disk.
     Status joined = PlanBinding();
-    if (joined.ok()) joined = cluster_->Join(&job_, process_count_, process_count_source_, gpu_count_);
+    if (joined.ok()) {
+      joined = cluster_->Join(&job_, process_count(), process_count_source(),
+                              static_cast<int>(binding_.inventory.Ours().size()));
+    }
     if (!joined.ok()) {
       reporter_.Error(joined.message());
       return SupervisionSignalPending() ? kExitCanceled : ExitCodeFor(joined);

@@ -118,8 +118,6 @@ class RunPipeline {
   RunRecord record_;
   TimePoint phase_started_{};
   int node_rank_ = 0;
-  int process_count_ = 1;
-  std::string process_count_source_;
   int master_port_ = 0;
   std::unique_ptr<DataPreparer> data_;
   std::vector<PreparedData> prepared_data_;
@@ -130,8 +128,10 @@ class RunPipeline {
   std::unique_ptr<ClusterRun> cluster_;
   Placement placement_;
   JobAssignment assignment_;
-  int gpu_count_ = 0;
   bool binding_planned_ = false;
+  // This node's rank count and why, from the binding plan.
+  int process_count() const { return binding_.plan.process_count; }
+  const std::string& process_count_source() const { return binding_.plan.process_count_source; }
 
   std::unique_ptr<PosixProcessSet> processes_;
   std::unique_ptr<LogPump> pump_;

@@ -21,9 +21,6 @@ Status RunPipeline::PlanBinding() {
   TR_ASSIGN_OR_RETURN(binding_, PlanNodeBinding(binding));
   for (const std::string& note : binding_.AllNotes()) reporter_.Info(fmt::format("binding: {}", note));
   for (const std::string& warning : binding_.AllWarnings()) reporter_.Warning(fmt::format("binding: {}", warning));
-  process_count_ = binding_.plan.process_count;
-  process_count_source_ = binding_.plan.process_count_source;
-  gpu_count_ = static_cast<int>(binding_.inventory.Ours().size());
   binding_planned_ = true;
   return Status::Ok();
 }
@@ -37,24 +34,24 @@ Status RunPipeline::PlanRanks(bool for_dry_run) {
   } else if (placement_.node_count > 1) {
     // A dry run of a multi-node job: the plan as it will be if every node runs as
     // many ranks as this one.
-    assignment_ = SingleNodeAssignment(job_.run_id, LocalHostName(), process_count_, 0, {});
+    assignment_ = SingleNodeAssignment(job_.run_id, LocalHostName(), process_count(), 0, {});
     assignment_.master_addr = placement_.head.empty() ? "<this node>" : placement_.head;
     for (int n = 1; n < placement_.node_count; ++n) {
       NodeSlot node = assignment_.nodes[0];
       node.node_rank = n;
-      node.first_rank = n * process_count_;
+      node.first_rank = n * process_count();
       assignment_.nodes.push_back(node);
     }
-    assignment_.world_size = process_count_ * placement_.node_count;
+    assignment_.world_size = process_count() * placement_.node_count;
   } else {
     std::vector<int> tf_ports;
     if (!for_dry_run) {
       TR_ASSIGN_OR_RETURN(master_port_, FindFreePort("0.0.0.0"));
       if (job_.communicator == Communicator::kTensorFlow) {
-        TR_ASSIGN_OR_RETURN(tf_ports, FreePorts(process_count_));
+        TR_ASSIGN_OR_RETURN(tf_ports, FreePorts(process_count()));
       }
     }
-    assignment_ = SingleNodeAssignment(job_.run_id, LocalHostName(), process_count_, master_port_, tf_ports);
+    assignment_ = SingleNodeAssignment(job_.run_id, LocalHostName(), process_count(), master_port_, tf_ports);
   }
   const NodeSlot& me = assignment_.nodes.at(node_rank_);
 
@@ -62,7 +59,7 @@ Status RunPipeline::PlanRanks(bool for_dry_run) {
   values.outputs = layout_.outputs();
   RankContext context;
   context.world_size = assignment_.world_size;
-  context.local_world_size = process_count_;
+  context.local_world_size = process_count();
   context.node_rank = node_rank_;
   context.node_count = static_cast<int>(assignment_.nodes.size());
   context.master_addr = assignment_.master_addr;
@@ -95,7 +92,7 @@ Status RunPipeline::PlanRanks(bool for_dry_run) {
 
   std::vector<std::string> container = binding_.ContainerEnvironment(EnvironmentForRanks());
   launches_.clear();
-  for (int local = 0; local < process_count_; ++local) {
+  for (int local = 0; local < process_count(); ++local) {
     context.rank = me.first_rank + local;
     context.local_rank = local;
     std::vector<TrainrunVar> vars = RankVariables(context);
@@ -170,8 +167,8 @@ Status RunPipeline::Prepare() {
   }
   record_.details["data"] = data_record;
   TR_RETURN_IF_ERROR(PlanRanks(/*for_dry_run=*/false));
-  record_.details["processCountPerNode"] = process_count_;
-  record_.details["processCountSource"] = process_count_source_;
+  record_.details["processCountPerNode"] = process_count();
+  record_.details["processCountSource"] = process_count_source();
   record_.details["masterPort"] = master_port_;
   record_.details["binding"] = binding_.Json();
   Status plan_file = WriteFileAtomic(
@@ -183,10 +180,10 @@ Status RunPipeline::Prepare() {
                                node.node_rank == node_rank_ ? layout_.root : ""});
     }
   } else {
-    record_.nodes.push_back({node_rank_, LocalHostName(), process_count_, getpid(), layout_.root});
+    record_.nodes.push_back({node_rank_, LocalHostName(), process_count(), getpid(), layout_.root});
   }
-  reporter_.Info(fmt::format("{} rank(s) on this node ({}), MASTER_PORT {}", process_count_,
-                             process_count_source_, master_port_));
+  reporter_.Info(fmt::format("{} rank(s) on this node ({}), MASTER_PORT {}", process_count(),
+                             process_count_source(), master_port_));
   return Status::Ok();
 }
 
