@@ -3,15 +3,14 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <atomic>
 #include <filesystem>
 #include <mutex>
 #include <set>
-#include <thread>
 
 #include <fmt/format.h>
 
 #include "runtime/fs_util.h"
+#include "runtime/parallel_for.h"
 
 namespace trainrun {
 namespace {
@@ -87,31 +86,23 @@ UploadReport UploadItems(Store* store, const std::vector<TransferItem>& items, i
                          const std::function<void(uint64_t, uint64_t)>& progress) {
   UploadReport report;
   std::mutex mu;
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    while (true) {
-      size_t i = next.fetch_add(1);
-      if (i >= items.size()) return;
-      const TransferItem& item = items[i];
-      Status s = store->PutFile(item.key, item.local_path);
-      std::lock_guard lock(mu);
-      if (s.ok()) {
-        ++report.files;
-        report.bytes += item.size;
-      } else {
-        report.errors.push_back(fmt::format("{} -> {}: {}", item.local_path, item.key, s.message()));
-        report.failed_paths.push_back(item.local_path);
-        report.failed_items.push_back(i);
-        report.failures.push_back(s);
-      }
-      if (progress) progress(report.files, report.bytes);
+  // A file that fails is reported and the others go on: each attempt returns Ok.
+  ParallelFor(items.size(), parallelism, [&](size_t i) {
+    const TransferItem& item = items[i];
+    Status s = store->PutFile(item.key, item.local_path);
+    std::lock_guard lock(mu);
+    if (s.ok()) {
+      ++report.files;
+      report.bytes += item.size;
+    } else {
+      report.errors.push_back(fmt::format("{} -> {}: {}", item.local_path, item.key, s.message()));
+      report.failed_paths.push_back(item.local_path);
+      report.failed_items.push_back(i);
+      report.failures.push_back(s);
     }
-  };
-  size_t threads = std::min<size_t>(std::max(1, parallelism), items.size());
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
-  worker();
-  for (std::thread& t : pool) t.join();
+    if (progress) progress(report.files, report.bytes);
+    return Status::Ok();
+  }).IgnoreError();
   return report;
 }
 

@@ -12,6 +12,7 @@
 
 #include "runtime/fs_util.h"
 #include "runtime/hashing.h"
+#include "runtime/parallel_for.h"
 
 namespace trainrun {
 namespace {
@@ -168,49 +169,34 @@ Result<DownloadStats> ObjectDownloader::Download(Store* store, const std::string
     while (!cv.wait_for(lock, kDownloadProgressInterval, [&] { return done; })) report(false);
   });
 
-  std::atomic<size_t> next{0};
   std::mutex result_mu;
-  Status first_error;
-  auto worker = [&] {
-    for (size_t i = next++; i < to_place.size(); i = next++) {
-      {
-        std::lock_guard lock(result_mu);
-        if (!first_error.ok()) return;
-      }
-      Planned& p = *to_place[i];
-      Status s;
-      bool fetched = false;
-      if (p.cache.empty()) {
-        s = store->GetListedFile(p.object, p.dest);
+  const Status first_error = ParallelFor(to_place.size(), parallelism_, [&](size_t i) {
+    Planned& p = *to_place[i];
+    Status s;
+    bool fetched = false;
+    if (p.cache.empty()) {
+      s = store->GetListedFile(p.object, p.dest);
+      fetched = true;
+    } else {
+      if (!p.cached) {
+        s = store->GetListedFile(p.object, p.cache);
         fetched = true;
-      } else {
-        if (!p.cached) {
-          s = store->GetListedFile(p.object, p.cache);
-          fetched = true;
-        }
-        if (s.ok()) s = CopyFileAtomic(p.cache, p.dest);
       }
-      std::lock_guard lock(result_mu);
-      if (!s.ok()) {
-        if (first_error.ok()) first_error = s;
-        continue;
-      }
-      ++placed;
-      ++stats.files;
-      stats.bytes += p.object.size;
-      if (fetched) {
-        ++stats.downloaded_files;
-        stats.downloaded_bytes += p.object.size;
-      } else {
-        ++stats.cached_files;
-      }
+      if (s.ok()) s = CopyFileAtomic(p.cache, p.dest);
     }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < parallelism_ && static_cast<size_t>(t) < to_place.size(); ++t)
-    pool.emplace_back(worker);
-  worker();
-  for (std::thread& t : pool) t.join();
+    if (!s.ok()) return s;
+    std::lock_guard lock(result_mu);
+    ++placed;
+    ++stats.files;
+    stats.bytes += p.object.size;
+    if (fetched) {
+      ++stats.downloaded_files;
+      stats.downloaded_bytes += p.object.size;
+    } else {
+      ++stats.cached_files;
+    }
+    return Status::Ok();
+  });
   {
     std::lock_guard lock(mu);
     done = true;

@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <filesystem>
@@ -16,6 +15,7 @@
 
 #include "runtime/fs_util.h"
 #include "runtime/hashing.h"
+#include "runtime/parallel_for.h"
 
 namespace trainrun {
 
@@ -31,30 +31,10 @@ PartPlan PlanParts(uint64_t size, uint64_t min_part_size, uint64_t max_parts) {
 
 Status ForEachPart(uint64_t size, const PartPlan& plan, int parallelism,
                    const std::function<Status(uint64_t, uint64_t, uint64_t)>& fn) {
-  std::atomic<uint64_t> next{0};
-  std::atomic<bool> failed{false};
-  std::mutex mu;
-  Status first_error;
-  auto worker = [&] {
-    while (!failed.load()) {
-      uint64_t i = next.fetch_add(1);
-      if (i >= plan.count) return;
-      uint64_t offset = i * plan.part_size;
-      Status s = fn(i, offset, std::min(plan.part_size, size - offset));
-      if (!s.ok()) {
-        std::lock_guard lock(mu);
-        if (first_error.ok()) first_error = s;
-        failed = true;
-      }
-    }
-  };
-  size_t threads = static_cast<size_t>(
-      std::min<uint64_t>(std::max(1, parallelism), std::max<uint64_t>(plan.count, 1)));
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
-  worker();
-  for (std::thread& t : pool) t.join();
-  return first_error;
+  return ParallelFor(plan.count, parallelism, [&](size_t i) {
+    const uint64_t offset = i * plan.part_size;
+    return fn(i, offset, std::min(plan.part_size, size - offset));
+  });
 }
 
 namespace {
