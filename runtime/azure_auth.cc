@@ -18,11 +18,6 @@ namespace {
 constexpr const char* kAzuriteKey =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
-std::string Get(const EnvLookup& env, const char* name) {
-  const char* v = env(name);
-  return v == nullptr ? "" : v;
-}
-
 std::string FindHeader(const HttpHeaders& headers, std::string_view name) {
   for (const auto& [k, v] : headers) {
     if (ToLower(k) == name) return v;
@@ -66,8 +61,8 @@ Result<AzureCredentials> AzureCredentialsFor(const std::string& account, const E
   AzureCredentials creds;
   creds.account = account;
   creds.endpoint = fmt::format("https://{}.blob.core.windows.net", account);
-  const std::string connection = Get(env, "AZURE_STORAGE_CONNECTION_STRING");
-  const std::string env_account = Get(env, "AZURE_STORAGE_ACCOUNT");
+  const std::string connection = EnvString(env, "AZURE_STORAGE_CONNECTION_STRING");
+  const std::string env_account = EnvString(env, "AZURE_STORAGE_ACCOUNT");
   bool have_secret = false;
   if (!connection.empty()) {
     TR_ASSIGN_OR_RETURN(auto parts, ParseConnectionString(connection));
@@ -92,16 +87,16 @@ Result<AzureCredentials> AzureCredentialsFor(const std::string& account, const E
       if (parts.count("SharedAccessSignature")) creds.sas = parts["SharedAccessSignature"];
       creds.source = "AZURE_STORAGE_CONNECTION_STRING";
       have_secret = true;
-    } else if (Get(env, "AZURE_STORAGE_KEY").empty() &&
-               Get(env, "AZURE_STORAGE_SAS_TOKEN").empty()) {
+    } else if (EnvString(env, "AZURE_STORAGE_KEY").empty() &&
+               EnvString(env, "AZURE_STORAGE_SAS_TOKEN").empty()) {
       return InvalidArgumentError(fmt::format(
           "AZURE_STORAGE_CONNECTION_STRING is for account \"{}\", not \"{}\"", name, account));
     }
   }
   if (!have_secret) {
-    std::string key = Get(env, "AZURE_STORAGE_KEY");
-    if (key.empty()) key = Get(env, "AZURE_STORAGE_ACCESS_KEY");
-    std::string sas = Get(env, "AZURE_STORAGE_SAS_TOKEN");
+    std::string key = EnvString(env, "AZURE_STORAGE_KEY");
+    if (key.empty()) key = EnvString(env, "AZURE_STORAGE_ACCESS_KEY");
+    std::string sas = EnvString(env, "AZURE_STORAGE_SAS_TOKEN");
     if (!env_account.empty() && env_account != account && (!key.empty())) {
       return InvalidArgumentError(fmt::format(
           "AZURE_STORAGE_ACCOUNT is \"{}\" but the URI names account \"{}\"; the key in "
@@ -126,7 +121,7 @@ Result<AzureCredentials> AzureCredentialsFor(const std::string& account, const E
     }
   }
   if (!creds.sas.empty() && creds.sas[0] == '?') creds.sas.erase(0, 1);
-  std::string endpoint = Get(env, "AZURE_STORAGE_BLOB_ENDPOINT");
+  std::string endpoint = EnvString(env, "AZURE_STORAGE_BLOB_ENDPOINT");
   if (!endpoint.empty()) creds.endpoint = endpoint;
   creds.endpoint = StripSlash(creds.endpoint);
   ParsedUrl parsed;

@@ -21,6 +21,17 @@ namespace trainrun {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// kUnavailable (worth another try) when the bytes received are not the object's.
+Status CheckMd5(const std::string& actual, const std::string& expected, const std::string& what) {
+  if (actual == expected) return Status::Ok();
+  return UnavailableError(fmt::format("{}: MD5 of the received bytes is {}, the store says {}",
+                                      what, HexEncode(actual), HexEncode(expected)));
+}
+
+}  // namespace
+
 PartPlan PlanParts(uint64_t size, uint64_t min_part_size, uint64_t max_parts) {
   PartPlan plan;
   if (size == 0) return plan;
@@ -164,17 +175,9 @@ Status DownloadObject(
       return UnavailableError(
           fmt::format("{}: received {} bytes, the object has {}", local_path, st.st_size, size));
     }
-    if (md5) {
-      TR_ASSIGN_OR_RETURN(std::string actual, md5->Finish());
-      if (actual != first.md5) {
-        return UnavailableError(
-            fmt::format("{}: MD5 of the received bytes is {}, the store says {}", local_path,
-                        HexEncode(actual), HexEncode(first.md5)));
-      }
-    } else if (!first.md5.empty()) {
-      TR_RETURN_IF_ERROR(VerifyFileMd5(temp, first.md5, local_path));
-    }
-    return Status::Ok();
+    if (first.md5.empty()) return Status::Ok();
+    TR_ASSIGN_OR_RETURN(std::string actual, md5 ? md5->Finish() : Md5OfFile(temp));
+    return CheckMd5(actual, first.md5, local_path);
   };
   Status s = run();
   if (close(fd) != 0 && s.ok()) s = ErrnoStatus(errno, temp);
@@ -187,11 +190,7 @@ Status DownloadObject(
 Status VerifyFileMd5(const std::string& path, const std::string& expected_md5,
                      const std::string& what) {
   TR_ASSIGN_OR_RETURN(std::string actual, Md5OfFile(path));
-  if (actual != expected_md5) {
-    return UnavailableError(fmt::format("{}: MD5 of the received bytes is {}, the store says {}",
-                                        what, HexEncode(actual), HexEncode(expected_md5)));
-  }
-  return Status::Ok();
+  return CheckMd5(actual, expected_md5, what);
 }
 
 }  // namespace trainrun

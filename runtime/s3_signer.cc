@@ -29,23 +29,18 @@ std::string CanonicalValue(std::string_view v) {
   return out;
 }
 
-std::string Get(const EnvLookup& env, const char* name) {
-  const char* v = env(name);
-  return v == nullptr ? "" : v;
-}
-
 }  // namespace
 
 S3Config S3ConfigFromEnv(const EnvLookup& env) {
   S3Config config;
-  config.credentials.access_key_id = Get(env, "AWS_ACCESS_KEY_ID");
-  config.credentials.secret_access_key = Get(env, "AWS_SECRET_ACCESS_KEY");
-  config.credentials.session_token = Get(env, "AWS_SESSION_TOKEN");
-  std::string region = Get(env, "AWS_REGION");
-  if (region.empty()) region = Get(env, "AWS_DEFAULT_REGION");
+  config.credentials.access_key_id = EnvString(env, "AWS_ACCESS_KEY_ID");
+  config.credentials.secret_access_key = EnvString(env, "AWS_SECRET_ACCESS_KEY");
+  config.credentials.session_token = EnvString(env, "AWS_SESSION_TOKEN");
+  std::string region = EnvString(env, "AWS_REGION");
+  if (region.empty()) region = EnvString(env, "AWS_DEFAULT_REGION");
   if (!region.empty()) config.region = region;
-  config.endpoint = Get(env, "AWS_ENDPOINT_URL_S3");
-  if (config.endpoint.empty()) config.endpoint = Get(env, "AWS_ENDPOINT_URL");
+  config.endpoint = EnvString(env, "AWS_ENDPOINT_URL_S3");
+  if (config.endpoint.empty()) config.endpoint = EnvString(env, "AWS_ENDPOINT_URL");
   while (!config.endpoint.empty() && config.endpoint.back() == '/') config.endpoint.pop_back();
   return config;
 }

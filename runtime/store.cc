@@ -31,6 +31,11 @@ Status ValidateKey(const std::string& key) {
   return Status::Ok();
 }
 
+std::string EnvString(const EnvLookup& env, const char* name) {
+  const char* value = env(name);
+  return value == nullptr ? "" : value;
+}
+
 Result<std::string> KeyPrefixOf(const std::string& uri, std::string path) {
   while (!path.empty() && path.back() == '/') path.pop_back();
   if (path.empty()) return path;

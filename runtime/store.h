@@ -34,6 +34,8 @@ struct ObjectInfo {
 using EnvLookup = std::function<const char*(const char*)>;
 // getenv.
 EnvLookup ProcessEnv();
+// The variable's value, or "" when unset.
+std::string EnvString(const EnvLookup& env, const char* name);
 
 class Store {
  public:
