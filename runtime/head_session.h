@@ -106,6 +106,11 @@ class HeadSession : public ClusterSession, private ControlServer::Handler {
                   std::optional<TimePoint> deadline);
   std::string Who(int node_rank);
   JobOutcome DecideLocked(const JobOutcome& local);
+  // A WaitLocked condition: every node not lost has `flag` set.
+  std::function<bool()> AllLive(bool Node::*flag);
+  // Waits for every live node's result (however long: they are alive), then starts
+  // the finalize clock if it has not started.
+  void WaitForResultsLocked(std::unique_lock<std::mutex>& lock);
 
   SessionOptions options_;
   std::unique_ptr<ControlServer> server_;

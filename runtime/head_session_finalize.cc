@@ -3,7 +3,6 @@
 // (job_outcome.h), which every node then exits with.
 #include <fmt/format.h>
 
-#include "runtime/digest.h"
 #include "runtime/head_session.h"
 
 namespace trainrun {
@@ -19,20 +18,8 @@ std::vector<TransferItem> HeadSession::MergeUploads(
   std::unique_lock lock(mu_);
   nodes_[0].manifest = own;
   nodes_[0].manifest_in = true;
-  auto every = [&](bool Node::*flag) {
-    return [this, flag] {
-      for (auto& [rank, node] : nodes_) {
-        if (!node.lost && !(node.*flag)) return false;
-      }
-      return true;
-    };
-  };
-  // Nodes still running are alive (heartbeats): their results come, however
-  // long.
-  WaitLocked(lock, every(&Node::result_in), std::nullopt);
-  if (!finalize_deadline_)
-    finalize_deadline_ = SystemClock()->Now() + options_.finalize_timeout;
-  if (!WaitLocked(lock, every(&Node::manifest_in), finalize_deadline_)) {
+  WaitForResultsLocked(lock);
+  if (!WaitLocked(lock, AllLive(&Node::manifest_in), finalize_deadline_)) {
     options_.reporter->Warning(
         "some nodes did not list their outputs before the finalize timeout");
   }
@@ -57,19 +44,13 @@ std::vector<TransferItem> HeadSession::MergeUploads(
   if (needed.count(0) != 0) {
     std::set<std::string> keys = needed[0];
     lock.unlock();
-    std::map<std::string, std::string> digests;
-    for (const TransferItem& item : items) {
-      std::string key = item.key.substr(run_prefix.size());
-      if (keys.count(key) == 0) continue;
-      Result<std::string> digest = Sha256FileHex(item.local_path);
-      if (digest.ok()) digests[key] = *digest;
-    }
+    std::map<std::string, std::string> digests = DigestsOf(items, run_prefix, keys);
     lock.lock();
     for (ManifestEntry& e : nodes_[0].manifest.files) {
       if (digests.count(e.key)) e.sha256 = digests[e.key];
     }
   }
-  WaitLocked(lock, every(&Node::digests_in), finalize_deadline_);
+  WaitLocked(lock, AllLive(&Node::digests_in), finalize_deadline_);
   MergePlan plan = PlanMerge(manifests());
   conflicts_ = plan.conflicts;
   for (auto& [rank, node] : nodes_) {
@@ -102,26 +83,8 @@ JobOutcome HeadSession::Finish(const NodeDone& done, const JobOutcome& local) {
   std::unique_lock lock(mu_);
   nodes_[0].done = done;
   nodes_[0].done_in = true;
-  WaitLocked(
-      lock,
-      [this] {
-        for (auto& [rank, node] : nodes_) {
-          if (!node.lost && !node.result_in) return false;
-        }
-        return true;
-      },
-      std::nullopt);
-  if (!finalize_deadline_)
-    finalize_deadline_ = SystemClock()->Now() + options_.finalize_timeout;
-  bool all = WaitLocked(
-      lock,
-      [this] {
-        for (auto& [rank, node] : nodes_) {
-          if (!node.lost && !node.done_in) return false;
-        }
-        return true;
-      },
-      finalize_deadline_);
+  WaitForResultsLocked(lock);
+  bool all = WaitLocked(lock, AllLive(&Node::done_in), finalize_deadline_);
   if (!all) {
     options_.reporter->Warning(
         fmt::format("the finalize timeout ({:.0f} s) passed before every node "
@@ -143,6 +106,23 @@ JobOutcome HeadSession::DecideLocked(const JobOutcome& local) {
   std::map<int, NodeReport> reports;
   for (auto& [rank, node] : nodes_) reports[rank] = node;
   return DecideJobOutcome(events_, reports, local, conflicts_);
+}
+
+std::function<bool()> HeadSession::AllLive(bool Node::*flag) {
+  return [this, flag] {
+    for (auto& [rank, node] : nodes_) {
+      if (!node.lost && !(node.*flag)) return false;
+    }
+    return true;
+  };
+}
+
+void HeadSession::WaitForResultsLocked(std::unique_lock<std::mutex>& lock) {
+  // Nodes still running are alive (heartbeats): their results come, however long.
+  WaitLocked(lock, AllLive(&Node::result_in), std::nullopt);
+  if (!finalize_deadline_) {
+    finalize_deadline_ = SystemClock()->Now() + options_.finalize_timeout;
+  }
 }
 
 }  // namespace trainrun

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "runtime/digest.h"
+
 namespace trainrun {
 namespace {
 
@@ -60,6 +62,19 @@ std::map<int, std::set<std::string>> DigestsNeeded(
     }
   }
   return needed;
+}
+
+std::map<std::string, std::string> DigestsOf(const std::vector<TransferItem>& items,
+                                             const std::string& run_prefix,
+                                             const std::set<std::string>& keys) {
+  std::map<std::string, std::string> digests;
+  for (const TransferItem& item : items) {
+    std::string key = item.key.substr(run_prefix.size());
+    if (keys.count(key) == 0) continue;
+    Result<std::string> digest = Sha256FileHex(item.local_path);
+    if (digest.ok()) digests[key] = *digest;
+  }
+  return digests;
 }
 
 MergePlan PlanMerge(const std::vector<NodeManifest>& manifests) {

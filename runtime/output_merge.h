@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/history.h"
+
 namespace trainrun {
 
 struct ManifestEntry {
@@ -49,6 +51,13 @@ struct MergePlan {
 // held by several nodes with equal sizes and no digest yet).
 std::map<int, std::set<std::string>> DigestsNeeded(
     const std::vector<NodeManifest>& manifests);
+
+// The SHA-256 (hex) of each of this node's `items` whose key below `run_prefix` is
+// in `keys`. A file that cannot be read is left out: without a digest it never
+// passes for another node's copy.
+std::map<std::string, std::string> DigestsOf(const std::vector<TransferItem>& items,
+                                             const std::string& run_prefix,
+                                             const std::set<std::string>& keys);
 
 // The plan; keys that need a digest and lack one are treated as different.
 MergePlan PlanMerge(const std::vector<NodeManifest>& manifests);

@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include "runtime/digest.h"
 #include "runtime/net_util.h"
 
 namespace trainrun {
@@ -294,13 +293,7 @@ std::vector<TransferItem> WorkerSession::MergeUploads(
       if (k.is_string()) keys.insert(k.get<std::string>());
     }
     lock.unlock();
-    json digests = json::object();
-    for (const TransferItem& item : items) {
-      std::string key = item.key.substr(run_prefix.size());
-      if (keys.count(key) == 0) continue;
-      Result<std::string> digest = Sha256FileHex(item.local_path);
-      digests[key] = digest.ok() ? *digest : std::string("unreadable");
-    }
+    json digests = DigestsOf(items, run_prefix, keys);
     Send(MessageType::kManifest, {{"digests", digests}});
     lock.lock();
     WaitLocked(lock, [&] { return plan_ || head_lost_ || finished_; });
