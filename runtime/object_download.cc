@@ -26,21 +26,16 @@ struct Planned {
   bool cached = false;  // already in the cache
 };
 
-// Device of the nearest existing folder of `path`.
-dev_t DeviceOf(std::string path) {
-  struct stat st {};
-  while (!path.empty()) {
-    if (stat(path.c_str(), &st) == 0) return st.st_dev;
-    path = fs::path(path).parent_path().string();
-    if (path == "/") break;
-  }
-  return stat("/", &st) == 0 ? st.st_dev : 0;
-}
-
 std::string NearestExisting(std::string path) {
   std::error_code ec;
   while (!path.empty() && !fs::exists(path, ec)) path = fs::path(path).parent_path().string();
   return path.empty() ? "/" : path;
+}
+
+// Device of the nearest existing folder of `path`.
+dev_t DeviceOf(const std::string& path) {
+  struct stat st {};
+  return stat(NearestExisting(path).c_str(), &st) == 0 ? st.st_dev : 0;
 }
 
 Status CheckFree(const std::string& where, uint64_t needed, const std::string& what,
@@ -106,6 +101,7 @@ Result<DownloadStats> ObjectDownloader::Download(Store* store, const std::string
   DownloadStats stats;
   std::vector<Planned*> to_place;
   uint64_t need_cache = 0, need_target = 0;
+  uint64_t total_download = 0;  // bytes not in the cache yet
   for (Planned& p : plan) {
     std::error_code ec;
     if (!overwrite && fs::exists(p.dest, ec)) {
@@ -117,6 +113,7 @@ Result<DownloadStats> ObjectDownloader::Download(Store* store, const std::string
     p.cached = !p.cache.empty() && stat(p.cache.c_str(), &st) == 0 &&
                static_cast<uint64_t>(st.st_size) == p.object.size;
     if (!p.cached && !p.cache.empty()) need_cache += p.object.size;
+    if (!p.cached) total_download += p.object.size;
     need_target += p.object.size;
     to_place.push_back(&p);
   }
@@ -136,14 +133,8 @@ Result<DownloadStats> ObjectDownloader::Download(Store* store, const std::string
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
-  uint64_t cached_bytes = 0;
-  for (Planned* p : to_place) {
-    if (p->cached) cached_bytes += p->object.size;
-  }
-  const uint64_t total_download = need_target - cached_bytes;
   auto report = [&](bool finished) {
     TransferProgress progress;
-    progress.what = fmt::format("{} from {}", what, where);
     if (finished) {
       // The terminal shows "<what>: N file(s), X".
       progress.what = fmt::format(
@@ -157,11 +148,11 @@ Result<DownloadStats> ObjectDownloader::Download(Store* store, const std::string
       reporter_->Transfer(progress);
       return;
     }
+    progress.what = fmt::format("{} from {}", what, where);
     progress.bytes_done = std::min(moved.load(), total_download);
     progress.bytes_total = total_download;
     progress.files_done = placed.load();
     progress.files_total = to_place.size();
-    progress.finished = finished;
     reporter_->Transfer(progress);
   };
   std::thread progress_thread([&] {
