@@ -1,5 +1,6 @@
 #include "runtime/clock.h"
 
+#include <algorithm>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -21,6 +22,11 @@ Clock* SystemClock() {
 }
 
 double ToSeconds(Duration d) { return std::chrono::duration<double>(d).count(); }
+
+int PollTimeoutMs(Duration left) {
+  const int64_t ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+  return static_cast<int>(std::clamp<int64_t>(ms, 0, int64_t{1} << 30));
+}
 
 std::string FormatIso8601(WallTime t) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch())

@@ -26,6 +26,10 @@ Clock* SystemClock();
 // Seconds as a double, for records and tables.
 double ToSeconds(Duration d);
 
+// A poll/epoll timeout for waiting `left`: milliseconds rounded up, so a wait never
+// ends early, and 0 for a time already past.
+int PollTimeoutMs(Duration left);
+
 // "2026-11-21T23:52:26.123Z" (UTC, milliseconds).
 std::string FormatIso8601(WallTime t);
 

@@ -138,12 +138,10 @@ Result<std::optional<Frame>> ControlClient::Receive(TimePoint deadline) {
                     fmt::format("the head at {}:{} sent a malformed frame: {}",
                                 options_.host, options_.port, parser_.error()));
     }
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(
-        deadline - SystemClock()->Now());
-    if (left.count() <= 0) return std::optional<Frame>();
+    const Duration left = deadline - SystemClock()->Now();
+    if (left <= Duration::zero()) return std::optional<Frame>();
     pollfd p{fd_, POLLIN, 0};
-    int ready =
-        poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1 << 30)));
+    int ready = poll(&p, 1, PollTimeoutMs(left));
     if (ready < 0 && errno == EINTR) continue;
     if (ready <= 0) continue;
     ssize_t n = recv(fd_, buffer, sizeof(buffer), 0);
@@ -191,11 +189,7 @@ void ControlClient::ReaderLoop() {
       if (on_tick_) on_tick_();
     }
     pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    int timeout = static_cast<int>(std::max<int64_t>(
-        0, std::chrono::ceil<std::chrono::milliseconds>(next_tick -
-                                                        SystemClock()->Now())
-               .count()));
-    int ready = poll(fds, 2, timeout);
+    int ready = poll(fds, 2, PollTimeoutMs(next_tick - SystemClock()->Now()));
     if (ready < 0 && errno != EINTR) {
       reason = fmt::format("poll: {}", std::strerror(errno));
       break;

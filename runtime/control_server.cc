@@ -307,9 +307,7 @@ void ControlServer::Loop() {
   epoll_event ready[64];
   while (true) {
     const TimePoint now = SystemClock()->Now();
-    int timeout_ms = static_cast<int>(std::max<int64_t>(
-        0,
-        std::chrono::ceil<std::chrono::milliseconds>(next_tick - now).count()));
+    const int timeout_ms = PollTimeoutMs(next_tick - now);
     int n = epoll_wait(epoll_fd_, ready, 64,
                        draining_ ? std::min(timeout_ms, 10) : timeout_ms);
     if (n < 0 && errno != EINTR) break;

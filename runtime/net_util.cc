@@ -31,13 +31,6 @@ std::string Format(const sockaddr_storage& ss) {
   return fmt::format("{}:{}", Ntop(in->sin_addr), ntohs(in->sin_port));
 }
 
-int PollMs(TimePoint deadline) {
-  auto left = std::chrono::ceil<std::chrono::milliseconds>(
-      deadline - SystemClock()->Now());
-  return static_cast<int>(
-      std::max<int64_t>(0, std::min<int64_t>(left.count(), 1 << 30)));
-}
-
 }  // namespace
 
 std::vector<LocalAddress> LocalIpv4Addresses() {
@@ -118,7 +111,7 @@ Result<int> ConnectTcp(const std::string& host, int port, Duration timeout) {
       pollfd p{fd, POLLOUT, 0};
       int ready;
       do {
-        ready = poll(&p, 1, PollMs(deadline));
+        ready = poll(&p, 1, PollTimeoutMs(deadline - SystemClock()->Now()));
       } while (ready < 0 && errno == EINTR);
       if (ready == 0) {
         err = ETIMEDOUT;
@@ -206,7 +199,7 @@ Status SendAll(int fd, std::string_view data, Duration timeout) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       pollfd p{fd, POLLOUT, 0};
-      int ready = poll(&p, 1, PollMs(deadline));
+      int ready = poll(&p, 1, PollTimeoutMs(deadline - SystemClock()->Now()));
       if (ready == 0) {
         return UnavailableError(fmt::format("{} took nothing for {:.0f} s",
                                             PeerName(fd), ToSeconds(timeout)));

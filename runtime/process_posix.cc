@@ -309,15 +309,7 @@ void PosixProcessSet::ReapChildren(std::vector<ProcessEvent>* events) {
 std::vector<ProcessEvent> PosixProcessSet::Wait(std::optional<TimePoint> deadline) {
   std::vector<ProcessEvent> events;
   while (events.empty()) {
-    int timeout_ms = -1;
-    if (deadline) {
-      auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - clock()->Now());
-      if (left.count() <= 0) {
-        timeout_ms = 0;
-      } else {
-        timeout_ms = static_cast<int>(std::min<int64_t>(left.count(), 1 << 30));
-      }
-    }
+    const int timeout_ms = deadline ? PollTimeoutMs(*deadline - clock()->Now()) : -1;
     epoll_event ready[4];
     int n = epoll_wait(epoll_fd_, ready, 4, timeout_ms);
     if (n < 0 && errno == EINTR) continue;
