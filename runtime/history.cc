@@ -55,14 +55,16 @@ struct Planner {
         if (S_ISDIR(st.st_mode)) {
           TR_RETURN_IF_ERROR(Walk(entry.path(), key + "/"));
         } else if (S_ISREG(st.st_mode)) {
-          items->push_back({entry.path().string(), key, static_cast<uint64_t>(st.st_size)});
+          items->push_back(
+              {entry.path().string(), key, static_cast<uint64_t>(st.st_size), MtimeNs(st)});
         }
         continue;
       }
       if (S_ISDIR(lst.st_mode)) {
         TR_RETURN_IF_ERROR(Walk(entry.path(), key + "/"));
       } else if (S_ISREG(lst.st_mode)) {
-        items->push_back({entry.path().string(), key, static_cast<uint64_t>(lst.st_size)});
+        items->push_back(
+            {entry.path().string(), key, static_cast<uint64_t>(lst.st_size), MtimeNs(lst)});
       }
     }
     return Status::Ok();
@@ -80,6 +82,10 @@ Status PlanUpload(const std::string& local_dir, const std::string& key_prefix,
   std::string prefix = key_prefix;
   if (!prefix.empty() && prefix.back() != '/') prefix += '/';
   return planner.Walk(local_dir, prefix);
+}
+
+int64_t MtimeNs(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
 }
 
 UploadReport UploadItems(Store* store, const std::vector<TransferItem>& items, int parallelism,

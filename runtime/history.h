@@ -8,6 +8,8 @@
 //                            system_logs/...  trainrun's own log
 #pragma once
 
+#include <sys/stat.h>
+
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -32,7 +34,11 @@ struct TransferItem {
   std::string local_path;
   std::string key;
   uint64_t size = 0;
+  int64_t mtime_ns = 0;  // as PlanUpload saw the file
 };
+
+// A stat's modification time in nanoseconds.
+int64_t MtimeNs(const struct stat& st);
 
 struct UploadReport {
   uint64_t files = 0;

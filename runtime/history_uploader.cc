@@ -12,8 +12,7 @@ namespace trainrun {
 std::optional<FileStamp> StampOf(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) return std::nullopt;
-  return FileStamp{static_cast<uint64_t>(st.st_size),
-                   static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+  return FileStamp{static_cast<uint64_t>(st.st_size), MtimeNs(st)};
 }
 
 bool IsTransientUploadFailure(const Status& status) {

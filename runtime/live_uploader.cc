@@ -68,13 +68,13 @@ void LiveUploader::PassOnce() {
   {
     std::lock_guard lock(mu_);
     for (const TransferItem& item : items) {
-      std::optional<FileStamp> now = StampOf(item.local_path);
-      if (!now) continue;
+      // Stamped when planned, before the upload: a file that grows meanwhile goes up
+      // again next pass.
+      const FileStamp now{item.size, item.mtime_ns};
       auto it = uploaded_.find(item.key);
-      if (it != uploaded_.end() && it->second == *now) continue;
+      if (it != uploaded_.end() && it->second == now) continue;
       changed.push_back(item);
-      // Stamped before the upload: a file that grows meanwhile goes up again next pass.
-      stamps.push_back(*now);
+      stamps.push_back(now);
     }
   }
   UploadReport report = UploadItems(store_, changed, kLiveUploadParallelism, {});
