@@ -153,18 +153,7 @@ std::string SharedKeyStringToSign(std::string_view method, const HttpHeaders& he
   s += "/" + std::string(account) + std::string(path);
   // Query parameters: lowercase names, sorted, decoded values joined by ','.
   std::map<std::string, std::vector<std::string>> params;
-  size_t start = 0;
-  while (start < query.size()) {
-    size_t end = query.find('&', start);
-    if (end == std::string_view::npos) end = query.size();
-    std::string_view p = query.substr(start, end - start);
-    start = end + 1;
-    if (p.empty()) continue;
-    size_t eq = p.find('=');
-    std::string name = ToLower(UriDecode(p.substr(0, eq)));
-    std::string value = eq == std::string_view::npos ? "" : UriDecode(p.substr(eq + 1));
-    params[name].push_back(value);
-  }
+  for (auto& [name, value] : ParseQuery(query)) params[ToLower(name)].push_back(std::move(value));
   for (auto& [name, values] : params) {
     std::sort(values.begin(), values.end());
     std::string joined;

@@ -257,6 +257,22 @@ std::string UriDecode(std::string_view text) {
   return out;
 }
 
+std::vector<std::pair<std::string, std::string>> ParseQuery(std::string_view query) {
+  std::vector<std::pair<std::string, std::string>> params;
+  size_t start = 0;
+  while (start < query.size()) {
+    size_t end = query.find('&', start);
+    if (end == std::string_view::npos) end = query.size();
+    std::string_view p = query.substr(start, end - start);
+    start = end + 1;
+    if (p.empty()) continue;
+    size_t eq = p.find('=');
+    params.emplace_back(UriDecode(p.substr(0, eq)),
+                        eq == std::string_view::npos ? "" : UriDecode(p.substr(eq + 1)));
+  }
+  return params;
+}
+
 bool ParseUrl(std::string_view url, ParsedUrl* out) {
   size_t scheme_end = url.find("://");
   if (scheme_end == std::string_view::npos) return false;

@@ -102,6 +102,9 @@ bool IsRetryableStatus(long status);
 std::string UriEncode(std::string_view text, bool keep_slash);
 // Decodes %XX (and leaves anything else as is).
 std::string UriDecode(std::string_view text);
+// A query string's parameters ("a=1&b=x%20y"), names and values decoded, in
+// order; a parameter without '=' has an empty value.
+std::vector<std::pair<std::string, std::string>> ParseQuery(std::string_view query);
 
 // "http://host:port/path?query" split into its parts; false when it is not an
 // absolute http(s) URL.

@@ -47,18 +47,8 @@ S3Config S3ConfigFromEnv(const EnvLookup& env) {
 
 std::string SigV4CanonicalQuery(std::string_view query) {
   std::vector<std::pair<std::string, std::string>> params;
-  size_t start = 0;
-  while (start < query.size()) {
-    size_t end = query.find('&', start);
-    if (end == std::string_view::npos) end = query.size();
-    std::string_view p = query.substr(start, end - start);
-    start = end + 1;
-    if (p.empty()) continue;
-    size_t eq = p.find('=');
-    std::string name = UriEncode(UriDecode(p.substr(0, eq)), false);
-    std::string value =
-        eq == std::string_view::npos ? "" : UriEncode(UriDecode(p.substr(eq + 1)), false);
-    params.emplace_back(std::move(name), std::move(value));
+  for (const auto& [name, value] : ParseQuery(query)) {
+    params.emplace_back(UriEncode(name, false), UriEncode(value, false));
   }
   std::sort(params.begin(), params.end());
   std::string out;
