@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 
 packages=(
   # build
-  g++ make cmake pkg-config git
+  g++ make cmake pkg-config git ccache clang-format
+  # the mutation check (scripts/mutation-check.sh)
+  rsync bc
   libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev
   libhwloc-dev hwloc libcurl4-openssl-dev libssl-dev libxml2-dev
   # run and test: real processes, namespaces, PyTorch for the example job

@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/quickstart.sh
-ctest --test-dir build --output-on-failure --timeout 1200 "$@"
+ctest --test-dir build --output-on-failure "$@"

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "runtime/process.h"
 #include "tests/fakes/fake_clock.h"
 
@@ -69,7 +71,6 @@ class ScriptedProcessSet : public ProcessSet {
   }
 
   std::vector<ProcessEvent> Wait(std::optional<TimePoint> deadline) override {
-    ++waits_;
     if (interrupted_) {
       interrupted_ = false;
       ProcessEvent e;
@@ -83,10 +84,19 @@ class ScriptedProcessSet : public ProcessSet {
     for (const auto& s : signals_) {
       if (!s.delivered && (!next || s.at < *next)) next = s.at;
     }
+    if (++waits_ > kMaxWaits) {
+      ADD_FAILURE() << "Wait() was called " << kMaxWaits << " times without the run ending; "
+                    << "still running: " << LiveRanks();
+      return KillEverything();
+    }
     if (!next || (deadline && *deadline < *next)) {
       if (!deadline) {
-        stuck_ = true;  // a real Wait would block for ever
-        return {};
+        // A real Wait would block for ever: nothing is scheduled and no deadline
+        // given. Fail now, then end every process so the caller's loop ends too.
+        stuck_ = true;
+        ADD_FAILURE() << "Wait() would block for ever with nothing scheduled; still running: "
+                      << LiveRanks() << " (were the other ranks never stopped?)";
+        return KillEverything();
       }
       clock_->AdvanceTo(*deadline);
       return {};
@@ -148,6 +158,30 @@ class ScriptedProcessSet : public ProcessSet {
     bool delivered = false;
   };
 
+  // Every live process ends now by SIGKILL: how a stuck scenario is cut short.
+  std::vector<ProcessEvent> KillEverything() {
+    std::vector<ProcessEvent> events;
+    for (auto& [pid, proc] : procs_) {
+      if (proc.reaped) continue;
+      proc.reaped = true;
+      ProcessEvent e;
+      e.kind = ProcessEvent::Kind::kExited;
+      e.pid = pid;
+      e.status.signal = SIGKILL;
+      events.push_back(e);
+    }
+    return events;
+  }
+
+  std::string LiveRanks() const {
+    std::string out;
+    for (const auto& [pid, proc] : procs_) {
+      if (proc.reaped) continue;
+      out += (out.empty() ? "rank " : ", rank ") + std::to_string(proc.rank);
+    }
+    return out.empty() ? "nothing" : out;
+  }
+
   // The earliest of what is scheduled and `at` wins: a process dies once.
   static void Schedule(Proc& proc, TimePoint at, ExitStatus status) {
     if (proc.exit_at && *proc.exit_at <= at) return;
@@ -169,6 +203,8 @@ class ScriptedProcessSet : public ProcessSet {
   std::vector<SentSignal> signals_sent_;
   std::vector<int> spawned_;
   int next_pid_ = 1000;
+  // A scenario that needs more waits than this is spinning: fail it.
+  static constexpr int kMaxWaits = 100'000;
   int waits_ = 0;
   bool interrupted_ = false;
   bool stuck_ = false;
