@@ -17,8 +17,8 @@
 #include <thread>
 
 #include "benchmarks/bench_stats.h"
-#include "runtime/head_session.h"
-#include "runtime/worker_session.h"
+#include "runtime/cluster/head_session.h"
+#include "runtime/cluster/worker_session.h"
 
 namespace trainrun::bench {
 namespace {

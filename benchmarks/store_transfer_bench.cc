@@ -29,10 +29,11 @@
 #include <random>
 #include <thread>
 
-#include "runtime/azure_auth.h"
-#include "runtime/fuse_mount.h"
-#include "runtime/history.h"
-#include "runtime/process_posix.h"
+#include "runtime/store/azure_auth.h"
+#include "runtime/run/fuse_mount.h"
+#include "runtime/run/history.h"
+#include "runtime/process/process_posix.h"
+#include "runtime/store/store_factory.h"
 #include "tests/stores/store_server.h"
 
 namespace trainrun {

@@ -10,7 +10,7 @@
 #include <charconv>
 #include <fstream>
 
-#include "runtime/text.h"
+#include "base/text.h"
 
 namespace trainrun::gpu {
 namespace {

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/status.h"
+#include "base/status.h"
 
 namespace trainrun::gpu {
 

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <charconv>
 
-#include "runtime/text.h"
+#include "base/text.h"
 
 namespace trainrun::gpu {
 namespace {

@@ -5,14 +5,14 @@
 #include <unistd.h>
 
 #include "launcher/version.h"
-#include "runtime/communicator_env.h"
-#include "runtime/digest.h"
-#include "runtime/fs_util.h"
-#include "runtime/head_session.h"
-#include "runtime/net_util.h"
-#include "runtime/process_posix.h"
-#include "runtime/run_id.h"
-#include "runtime/worker_session.h"
+#include "runtime/cluster/communicator_env.h"
+#include "base/digest.h"
+#include "base/fs_util.h"
+#include "runtime/cluster/head_session.h"
+#include "base/net_util.h"
+#include "runtime/process/process_posix.h"
+#include "runtime/run/run_id.h"
+#include "runtime/cluster/worker_session.h"
 
 namespace trainrun {
 namespace {

@@ -12,12 +12,12 @@
 #include <string>
 
 #include "launcher/run_command.h"
-#include "runtime/cluster_discovery.h"
-#include "runtime/cluster_session.h"
-#include "runtime/control_auth.h"
-#include "runtime/history.h"
-#include "runtime/job_config.h"
-#include "runtime/reporter.h"
+#include "runtime/cluster/cluster_discovery.h"
+#include "runtime/cluster/cluster_session.h"
+#include "runtime/cluster/control_auth.h"
+#include "runtime/run/history.h"
+#include "runtime/run/job_config.h"
+#include "runtime/report/reporter.h"
 
 namespace trainrun {
 

@@ -1,7 +1,7 @@
 // design.md's exit codes, and the one place a Status becomes one.
 #pragma once
 
-#include "runtime/status.h"
+#include "base/status.h"
 
 namespace trainrun {
 

@@ -9,9 +9,10 @@
 #include <nlohmann/json.hpp>
 
 #include "launcher/exit_codes.h"
-#include "runtime/fs_util.h"
-#include "runtime/history.h"
-#include "runtime/run_layout.h"
+#include "base/fs_util.h"
+#include "runtime/run/history.h"
+#include "runtime/run/run_layout.h"
+#include "runtime/store/store_factory.h"
 
 namespace trainrun {
 namespace {

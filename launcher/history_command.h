@@ -4,7 +4,7 @@
 #include <optional>
 #include <string>
 
-#include "runtime/console.h"
+#include "runtime/report/console.h"
 
 namespace trainrun {
 

@@ -14,8 +14,8 @@
 #include "launcher/run_command.h"
 #include "launcher/topology_command.h"
 #include "launcher/version.h"
-#include "runtime/console.h"
-#include "runtime/process_posix.h"
+#include "runtime/report/console.h"
+#include "runtime/process/process_posix.h"
 
 namespace {
 

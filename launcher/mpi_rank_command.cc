@@ -7,9 +7,9 @@
 
 #include <map>
 
-#include "runtime/mpi_rank_server.h"
-#include "runtime/process_posix.h"
-#include "runtime/rank_env.h"
+#include "runtime/mpi/mpi_rank_server.h"
+#include "runtime/process/process_posix.h"
+#include "runtime/process/rank_env.h"
 
 namespace trainrun {
 namespace {

@@ -7,10 +7,10 @@
 #include <map>
 
 #include "launcher/exit_codes.h"
-#include "runtime/fs_util.h"
-#include "runtime/mpi_launch.h"
-#include "runtime/mpi_rank_server.h"
-#include "runtime/mpi_supervisor.h"
+#include "base/fs_util.h"
+#include "runtime/mpi/mpi_launch.h"
+#include "runtime/mpi/mpi_rank_server.h"
+#include "runtime/mpi/mpi_supervisor.h"
 
 namespace trainrun {
 namespace {

@@ -8,11 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "runtime/cluster_session.h"
-#include "runtime/job_config.h"
-#include "runtime/process_posix.h"
-#include "runtime/rendezvous.h"
-#include "runtime/supervisor.h"
+#include "runtime/cluster/cluster_session.h"
+#include "runtime/run/job_config.h"
+#include "runtime/process/process_posix.h"
+#include "runtime/cluster/rendezvous.h"
+#include "runtime/process/supervisor.h"
 
 namespace trainrun {
 

@@ -7,7 +7,7 @@
 
 #include "gpu/affinity.h"
 #include "gpu/plan_report.h"
-#include "runtime/rank_env.h"
+#include "runtime/process/rank_env.h"
 
 namespace trainrun {
 namespace {

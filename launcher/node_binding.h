@@ -15,7 +15,7 @@
 #include "gpu/binding_plan.h"
 #include "gpu/gpu_discovery.h"
 #include "gpu/topology.h"
-#include "runtime/status.h"
+#include "base/status.h"
 
 namespace trainrun {
 

@@ -8,11 +8,11 @@
 #include <mutex>
 #include <thread>
 
-#include "runtime/control_auth.h"
-#include "runtime/control_client.h"
-#include "runtime/digest.h"
-#include "runtime/fs_util.h"
-#include "runtime/mpi_launch.h"
+#include "runtime/cluster/control_auth.h"
+#include "runtime/cluster/control_client.h"
+#include "base/digest.h"
+#include "base/fs_util.h"
+#include "runtime/mpi/mpi_launch.h"
 
 namespace trainrun {
 namespace {

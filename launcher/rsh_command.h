@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/console.h"
+#include "runtime/report/console.h"
 
 namespace trainrun {
 

@@ -3,6 +3,8 @@
 // run_finalize.cc.
 #include "launcher/run_pipeline.h"
 
+#include "runtime/store/store_factory.h"
+
 namespace trainrun {
 
 namespace fs = std::filesystem;

@@ -10,9 +10,9 @@
 #include <optional>
 #include <string>
 
-#include "runtime/console.h"
-#include "runtime/history_uploader.h"
-#include "runtime/live_uploader.h"
+#include "runtime/report/console.h"
+#include "runtime/run/history_uploader.h"
+#include "runtime/run/live_uploader.h"
 
 namespace trainrun {
 

@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "runtime/fs_util.h"
+#include "base/fs_util.h"
 
 namespace trainrun {
 namespace {

@@ -11,8 +11,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "runtime/console.h"
-#include "runtime/reporter.h"
+#include "runtime/report/console.h"
+#include "runtime/report/reporter.h"
 
 namespace trainrun {
 

@@ -4,7 +4,7 @@
 
 #include "launcher/exit_codes.h"
 #include "launcher/node_binding.h"
-#include "runtime/rank_env.h"
+#include "runtime/process/rank_env.h"
 
 namespace trainrun {
 

@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "runtime/console.h"
+#include "runtime/report/console.h"
 
 namespace trainrun {
 

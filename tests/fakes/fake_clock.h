@@ -1,7 +1,7 @@
 // A clock that only moves when a test (or a fake that simulates waiting) says so.
 #pragma once
 
-#include "runtime/clock.h"
+#include "base/clock.h"
 
 namespace trainrun::testing {
 

@@ -12,7 +12,7 @@
 
 #include <gtest/gtest.h>
 
-#include "runtime/process.h"
+#include "runtime/process/process.h"
 #include "tests/fakes/fake_clock.h"
 
 namespace trainrun::testing {

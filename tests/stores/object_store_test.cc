@@ -8,8 +8,9 @@
 #include <filesystem>
 #include <random>
 
-#include "runtime/hashing.h"
-#include "runtime/history.h"
+#include "base/hashing.h"
+#include "runtime/run/history.h"
+#include "runtime/store/store_factory.h"
 #include "tests/stores/store_server.h"
 #include "tests/test_util.h"
 

@@ -11,9 +11,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "runtime/azure_auth.h"
-#include "runtime/fuse_mount.h"
-#include "runtime/hashing.h"
+#include "runtime/store/azure_auth.h"
+#include "runtime/run/fuse_mount.h"
+#include "base/hashing.h"
+#include "runtime/store/store_factory.h"
 #include "tests/launcher/trainrun_runner.h"
 #include "tests/stores/store_server.h"
 #include "tests/test_util.h"

@@ -24,9 +24,9 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/azure_blob_store.h"
-#include "runtime/free_port.h"
-#include "runtime/s3_store.h"
+#include "runtime/store/azure_blob_store.h"
+#include "base/free_port.h"
+#include "runtime/store/s3_store.h"
 
 namespace trainrun::testing {
 

@@ -1,0 +1,159 @@
+#include "base/fs_util.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <random>
+
+#include <fmt/format.h>
+
+namespace trainrun {
+
+namespace fs = std::filesystem;
+
+std::string TempNameFor(const std::string& path) {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  fs::path p(path);
+  return (p.parent_path() / fmt::format(".{}.tmp-{:08x}", p.filename().string(),
+                                        static_cast<uint32_t>(rng())))
+      .string();
+}
+
+Status WriteAll(int fd, const char* data, size_t size, const std::string& name) {
+  while (size > 0) {
+    ssize_t n = write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, name);
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status MakeDirs(const std::string& path) {
+  std::error_code ec;
+  fs::create_directories(path, ec);
+  if (ec) return ErrnoStatus(ec.value(), fmt::format("cannot create directory {}", path));
+  return Status::Ok();
+}
+
+Status WriteFileAtomic(const std::string& path, std::string_view content) {
+  TR_RETURN_IF_ERROR(MakeDirs(fs::path(path).parent_path().string()));
+  std::string temp = TempNameFor(path);
+  int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus(errno, temp);
+  Status s = WriteAll(fd, content.data(), content.size(), temp);
+  if (close(fd) != 0 && s.ok()) s = ErrnoStatus(errno, temp);
+  if (s.ok() && rename(temp.c_str(), path.c_str()) != 0) s = ErrnoStatus(errno, path);
+  if (!s.ok()) unlink(temp.c_str());
+  return s;
+}
+
+Status CopyFileAtomic(const std::string& from, const std::string& to, uint64_t* bytes) {
+  int in = open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return ErrnoStatus(errno, from);
+  struct stat st{};
+  if (fstat(in, &st) != 0) {
+    int err = errno;
+    close(in);
+    return ErrnoStatus(err, from);
+  }
+  Status s = MakeDirs(fs::path(to).parent_path().string());
+  if (!s.ok()) {
+    close(in);
+    return s;
+  }
+  std::string temp = TempNameFor(to);
+  int out = open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 07777);
+  if (out < 0) {
+    int err = errno;
+    close(in);
+    return ErrnoStatus(err, temp);
+  }
+  uint64_t copied = 0;
+  bool fallback = false;
+  while (s.ok()) {
+    ssize_t n = fallback ? 0 : copy_file_range(in, nullptr, out, nullptr, 1 << 30, 0);
+    if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+      fallback = true;
+      continue;
+    }
+    if (fallback) {
+      char buf[1 << 16];
+      n = read(in, buf, sizeof(buf));
+      if (n > 0) s = WriteAll(out, buf, static_cast<size_t>(n), temp);
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      s = ErrnoStatus(errno, fmt::format("copying {} to {}", from, to));
+      break;
+    }
+    if (n == 0) break;
+    copied += static_cast<uint64_t>(n);
+  }
+  close(in);
+  if (close(out) != 0 && s.ok()) s = ErrnoStatus(errno, temp);
+  if (s.ok() && rename(temp.c_str(), to.c_str()) != 0) s = ErrnoStatus(errno, to);
+  if (!s.ok()) {
+    unlink(temp.c_str());
+    return s;
+  }
+  if (bytes != nullptr) *bytes += copied;
+  return Status::Ok();
+}
+
+Result<std::string> ReadFileToString(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, path);
+  std::string content;
+  char buf[1 << 16];
+  while (true) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      close(fd);
+      return ErrnoStatus(err, path);
+    }
+    if (n == 0) break;
+    content.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return content;
+}
+
+bool IsInside(const std::string& path, const std::string& root) {
+  std::error_code ec;
+  fs::path p = fs::canonical(path, ec);
+  if (ec) return false;
+  fs::path r = fs::canonical(root, ec);
+  if (ec) return false;
+  auto [root_end, unused] = std::mismatch(r.begin(), r.end(), p.begin(), p.end());
+  return root_end == r.end();
+}
+
+Result<uint64_t> FreeBytes(const std::string& path) {
+  struct statvfs st{};
+  if (statvfs(path.c_str(), &st) != 0) return ErrnoStatus(errno, path);
+  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+std::string FormatBytes(uint64_t bytes) {
+  const char* units[] = {"B", "kB", "MB", "GB", "TB", "PB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1000 && unit < 5) {
+    value /= 1000;
+    ++unit;
+  }
+  if (unit == 0) return fmt::format("{} B", bytes);
+  return fmt::format("{:.{}f} {}", value, value < 10 ? 1 : 0, units[unit]);
+}
+
+}  // namespace trainrun

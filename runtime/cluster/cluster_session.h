@@ -1,0 +1,190 @@
+// A multi-node job as one node sees it: the head (head_session.h) and every
+// other node (worker_session.h) do the same steps through this interface, so
+// the run pipeline does not care which one it is.
+//
+//   Rendezvous      nodes join, the head assigns ranks, port, addresses
+//   WaitForStart    every node prepared (or one failed) -> start (or stop)
+//   running         SetStopHandler hears the job's stop; RankFailed and
+//   Stopping
+//                   tell the others about this node's
+//   ReportResult    this node's ranks ended
+//   MergeUploads    outputs of all nodes merged without overwriting
+//   (output_merge.h) Finish          uploads done; the head decides the job's
+//   status and exit code,
+//                   every node exits with it
+//
+// Every wait ends when a node is lost (exit 69), when the head is lost (exit
+// 69), or when cancel_requested() turns true; the calls are made from the run
+// pipeline's thread, the stop handler runs on a control-plane thread.
+#pragma once
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/cluster/heartbeat.h"
+#include "runtime/run/history.h"
+#include "runtime/cluster/output_merge.h"
+#include "runtime/cluster/rendezvous.h"
+#include "runtime/report/reporter.h"
+#include "runtime/run/run_record.h"
+#include "runtime/process/supervisor.h"
+
+namespace trainrun {
+
+constexpr std::chrono::seconds kDefaultRendezvousTimeout{600};
+// The head waits for the other nodes' uploads as long as each node may retry
+// its own (--finalize-timeout), and this much more.
+constexpr std::chrono::seconds kFinalizeWaitMargin{30};
+constexpr std::chrono::seconds kDefaultNodesFinalizeTimeout{600 + 30};
+constexpr int kExitNodeLost = 69;
+
+struct SessionOptions {
+  Duration rendezvous_timeout =
+      kDefaultRendezvousTimeout;  // all nodes joined by then
+  Duration finalize_timeout =
+      kDefaultNodesFinalizeTimeout;  // the head's wait for uploads
+  HeartbeatOptions heartbeat;
+  // Polled while waiting; true ends the wait as a cancel (exit 143).
+  std::function<bool()> cancel_requested;
+  Reporter* reporter = nullptr;  // not owned; never null
+};
+
+// Why the job stops.
+struct StopNotice {
+  int exit_code = 0;
+  std::string reason;
+};
+
+// A session's first stop notice, handed to the handler the run sets: when it comes,
+// or when the handler is set if the notice came first. Not thread-safe: its
+// session calls it under the session's lock.
+class StopLatch {
+ public:
+  // Records `notice` unless one is recorded already; the first one stands.
+  void Set(StopNotice notice);
+  void SetHandler(std::function<void(const StopNotice&)> handler);
+  const std::optional<StopNotice>& notice() const { return notice_; }
+
+ private:
+  std::optional<StopNotice> notice_;
+  std::function<void(const StopNotice&)> handler_;
+};
+
+// A node's account of its ranks once they ended (kNodeResult).
+struct NodeResult {
+  int node_rank = 0;
+  std::string host;
+  std::string outcome;  // RunOutcomeName, or "preparation failed"
+  int exit_code = 0;
+  std::string stop_reason;
+  std::vector<RankRecord> ranks;
+  std::optional<FailureRecord>
+      failure;                  // this node's root cause, stderr tail included
+  int64_t failure_time_ms = 0;  // when it was seen (Unix ms)
+  std::vector<std::string> warnings;
+
+  nlohmann::json ToJson() const;
+  static NodeResult FromJson(const nlohmann::json& json);
+};
+
+// A node's uploads (kNodeDone).
+struct NodeDone {
+  uint64_t files = 0;
+  uint64_t bytes = 0;
+  std::vector<std::string> upload_errors;
+};
+
+// The head's final word on the job (kFinished), and on the head what goes into
+// run.json.
+struct JobOutcome {
+  // The head never gave its final word (a node's view): nobody else will write
+  // the job's final status.
+  bool head_lost = false;
+  int exit_code = 0;
+  RunStatus status = RunStatus::kCompleted;
+  std::string outcome;
+  std::string stop_reason;
+  std::optional<FailureRecord> failure;
+  std::vector<RankRecord> ranks;  // every node's, by rank (head only)
+  std::vector<std::string>
+      warnings;  // the other nodes', "node N: ..." (head only)
+  std::vector<std::string>
+      upload_errors;  // the other nodes', "node N: ..." (head only)
+  std::vector<OutputConflict> conflicts;  // (head only)
+  nlohmann::json nodes =
+      nlohmann::json::array();  // per node: uploaded, lost (head only)
+};
+
+// MPI's remote launch on a node: `trainrun rsh` sessions, relayed by the head.
+class RshHandler {
+ public:
+  virtual ~RshHandler() = default;
+  // Start `argv` (a command line for /bin/sh, as ssh would run it) for
+  // `session`.
+  virtual void Exec(uint32_t session, std::vector<std::string> argv) = 0;
+  // Input for the session's stdin; empty = end of input.
+  virtual void Stdin(uint32_t session, std::string data) = 0;
+  // The agent went away: stop the session's process.
+  virtual void Kill(uint32_t session) = 0;
+};
+
+// Where a node's rsh sessions send their output and end. Thread-safe.
+class RshSink {
+ public:
+  virtual ~RshSink() = default;
+  virtual void Output(uint32_t session, int stream, std::string data) = 0;
+  virtual void Exited(uint32_t session, int exit_code, std::string error) = 0;
+};
+
+class ClusterSession {
+ public:
+  virtual ~ClusterSession() = default;
+  virtual bool is_head() const = 0;
+  virtual int node_rank() const = 0;
+
+  // Joins the job; kUnavailable (69) when the rendezvous fails or times out,
+  // naming the nodes that never came or the reason a node was refused.
+  virtual Result<JobAssignment> Rendezvous(const NodeJoin& self) = 0;
+
+  // Says whether this node prepared (`prepared` ok) or not (then `exit_code` is
+  // what it would exit with), and waits for every node. None: start the ranks.
+  virtual std::optional<StopNotice> WaitForStart(const Status& prepared,
+                                                 int exit_code) = 0;
+
+  // `handler` hears the job's stop once, from any thread; a stop that came
+  // before is delivered at once.
+  virtual void SetStopHandler(
+      std::function<void(const StopNotice&)> handler) = 0;
+  // This node's first failed rank (call from
+  // SupervisorOptions::on_rank_failed).
+  virtual void RankFailed(const RankFailure& failure) = 0;
+  // This node stops for its own reason: canceled (143), timed out (124).
+  virtual void Stopping(int exit_code, const std::string& reason) = 0;
+  // The job's stop, if there was one so far.
+  virtual std::optional<StopNotice> stop() = 0;
+
+  virtual void ReportResult(const NodeResult& result) = 0;
+
+  // Takes this node's uploads of merged folders (keys under `run_prefix`) and
+  // returns what it should upload after merging with the other nodes.
+  virtual std::vector<TransferItem> MergeUploads(
+      std::vector<TransferItem> items, const std::string& run_prefix) = 0;
+
+  // Uploads are done. The head waits for every node (or the finalize timeout)
+  // and returns the job's outcome; another node returns what the head decided,
+  // or `local` when the head is gone.
+  virtual JobOutcome Finish(const NodeDone& done, const JobOutcome& local) = 0;
+
+  // MPI: the handler that runs rsh sessions on this node (not owned; may be
+  // null), and the sink it reports to.
+  virtual void SetRshHandler(RshHandler* handler) = 0;
+  virtual RshSink* rsh_sink() = 0;
+};
+
+// Unix milliseconds, for comparing when things happened on different nodes.
+int64_t WallMillis();
+
+}  // namespace trainrun

@@ -1,0 +1,371 @@
+#include "runtime/cluster/control_server.h"
+
+#include <fmt/format.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/net_util.h"
+
+namespace trainrun {
+namespace {
+
+constexpr uint64_t kListenTag = UINT64_MAX;
+constexpr uint64_t kWakeTag = UINT64_MAX - 1;
+
+}  // namespace
+
+struct ControlServer::Conn {
+  int id = 0;
+  int fd = -1;
+  std::string peer;
+  std::string local_ip;
+  TimePoint opened{};
+  FrameParser parser;
+  std::unique_ptr<ServerHandshake> handshake;
+  bool hello_seen = false;
+  bool authenticated = false;  // written by the loop, read under mu_
+  // Guarded by ControlServer::mu_:
+  std::string out;
+  size_t out_offset = 0;
+  bool want_write = false;
+  bool close_after_flush = false;
+  bool closed = false;
+};
+
+Result<std::unique_ptr<ControlServer>> ControlServer::Start(
+    ControlServerOptions options,
+    std::function<std::optional<std::string>(const std::string&)> key_for_role,
+    Handler* handler) {
+  std::unique_ptr<ControlServer> server(new ControlServer());
+  server->options_ = options;
+  server->key_for_role_ = std::move(key_for_role);
+  server->handler_ = handler;
+  TR_ASSIGN_OR_RETURN(server->listen_fd_,
+                      ListenTcp(options.address, options.port));
+  server->port_ = SocketPort(server->listen_fd_);
+  server->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  server->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (server->epoll_fd_ < 0 || server->wake_fd_ < 0)
+    return ErrnoStatus(errno, "epoll/eventfd");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kListenTag;
+  epoll_ctl(server->epoll_fd_, EPOLL_CTL_ADD, server->listen_fd_, &ev);
+  ev.data.u64 = kWakeTag;
+  epoll_ctl(server->epoll_fd_, EPOLL_CTL_ADD, server->wake_fd_, &ev);
+  server->thread_ = std::thread([s = server.get()] { s->Loop(); });
+  return server;
+}
+
+ControlServer::~ControlServer() {
+  Shutdown(Duration::zero());
+  std::lock_guard lock(mu_);
+  for (auto& [id, conn] : conns_) {
+    if (conn->fd >= 0) close(conn->fd);
+  }
+  conns_.clear();
+  for (int fd : {listen_fd_, epoll_fd_, wake_fd_}) {
+    if (fd >= 0) close(fd);
+  }
+}
+
+void ControlServer::Shutdown(Duration flush) {
+  if (!thread_.joinable()) return;
+  drain_deadline_ = SystemClock()->Now() + flush;
+  draining_ = true;
+  Wake();
+  thread_.join();
+}
+
+void ControlServer::Wake() {
+  uint64_t one = 1;
+  ssize_t ignored = write(wake_fd_, &one, sizeof(one));
+  (void)ignored;
+}
+
+bool ControlServer::Send(int conn_id, std::string frame) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = conns_.find(conn_id);
+    if (it == conns_.end() || it->second->closed ||
+        it->second->close_after_flush)
+      return false;
+    Conn& conn = *it->second;
+    if (conn.out.size() - conn.out_offset + frame.size() > kMaxQueuedOutput) {
+      conn.close_after_flush = true;  // a peer that stopped reading
+      conn.out.clear();
+      conn.out_offset = 0;
+    } else {
+      conn.out += frame;
+    }
+  }
+  Wake();
+  return true;
+}
+
+void ControlServer::Close(int conn_id) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = conns_.find(conn_id);
+    if (it == conns_.end()) return;
+    it->second->close_after_flush = true;
+  }
+  Wake();
+}
+
+std::string ControlServer::LocalIpOf(int conn_id) {
+  std::lock_guard lock(mu_);
+  auto it = conns_.find(conn_id);
+  return it == conns_.end() ? "" : it->second->local_ip;
+}
+
+std::string ControlServer::PeerOf(int conn_id) {
+  std::lock_guard lock(mu_);
+  auto it = conns_.find(conn_id);
+  return it == conns_.end() ? "" : it->second->peer;
+}
+
+void ControlServer::Accept() {
+  while (true) {
+    int fd =
+        accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return;  // EAGAIN, or a transient error such as EMFILE
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    auto conn = std::make_shared<Conn>();
+    conn->fd = fd;
+    conn->peer = PeerName(fd);
+    conn->local_ip = SocketIp(fd);
+    conn->opened = SystemClock()->Now();
+    conn->handshake = std::make_unique<ServerHandshake>(key_for_role_);
+    size_t unauthenticated = 0;
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [id, c] : conns_) unauthenticated += c->authenticated ? 0 : 1;
+      conn->id = next_id_++;
+      conns_[conn->id] = conn;
+    }
+    if (unauthenticated >= options_.max_unauthenticated) {
+      Refuse(conn, "too many connections waiting to authenticate", false);
+      continue;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = static_cast<uint64_t>(conn->id);
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+  }
+}
+
+void ControlServer::Refuse(const std::shared_ptr<Conn>& conn,
+                           const std::string& reason, bool tell_peer) {
+  handler_->OnRefused(conn->peer, reason);
+  if (tell_peer) {
+    // Best effort, in one write: the peer may be gone already.
+    std::string frame =
+        EncodeJsonFrame(MessageType::kRefused, {{"reason", reason}});
+    ssize_t ignored =
+        send(conn->fd, frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)ignored;
+  }
+  std::lock_guard lock(mu_);
+  conn->closed = true;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, conn->fd, nullptr);
+  close(conn->fd);
+  conn->fd = -1;
+  conns_.erase(conn->id);
+}
+
+void ControlServer::Drop(const std::shared_ptr<Conn>& conn,
+                         const std::string& reason) {
+  bool was_authenticated;
+  {
+    std::lock_guard lock(mu_);
+    if (conn->closed) return;
+    conn->closed = true;
+    was_authenticated = conn->authenticated;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, conn->fd, nullptr);
+    close(conn->fd);
+    conn->fd = -1;
+    conns_.erase(conn->id);
+  }
+  if (was_authenticated) handler_->OnClosed(conn->id, reason);
+}
+
+void ControlServer::Handshake(const std::shared_ptr<Conn>& conn,
+                              const Frame& frame) {
+  Result<nlohmann::json> body = DecodeJsonPayload(frame);
+  if (!body.ok()) return Refuse(conn, body.status().message(), true);
+  if (frame.type == MessageType::kHello && !conn->hello_seen) {
+    conn->hello_seen = true;
+    Result<nlohmann::json> challenge = conn->handshake->OnHello(*body);
+    if (!challenge.ok())
+      return Refuse(conn, challenge.status().message(), true);
+    Send(conn->id, EncodeJsonFrame(MessageType::kChallenge, *challenge));
+    return;
+  }
+  if (frame.type == MessageType::kAuth && conn->hello_seen) {
+    Result<nlohmann::json> welcome = conn->handshake->OnAuth(*body);
+    if (!welcome.ok()) {
+      return Refuse(
+          conn,
+          fmt::format("{} (claimed role {}, node {})",
+                      welcome.status().message(), conn->handshake->role(),
+                      conn->handshake->node_rank()),
+          true);
+    }
+    Send(conn->id, EncodeJsonFrame(MessageType::kWelcome, *welcome));
+    {
+      std::lock_guard lock(mu_);
+      conn->authenticated = true;
+    }
+    conn->parser.set_max_payload(kMaxControlPayload);
+    handler_->OnAuthenticated(conn->id, conn->handshake->role(),
+                              conn->handshake->node_rank());
+    return;
+  }
+  Refuse(conn,
+         fmt::format("{} message before authenticating",
+                     MessageTypeName(frame.type)),
+         true);
+}
+
+void ControlServer::Read(const std::shared_ptr<Conn>& conn) {
+  char buffer[64 << 10];
+  while (!conn->closed) {
+    ssize_t n = recv(conn->fd, buffer, sizeof(buffer), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n <= 0) {
+      std::string reason =
+          n == 0 ? "connection closed by the peer"
+                 : fmt::format("connection error: {}", std::strerror(errno));
+      if (!conn->authenticated) {
+        if (conn->hello_seen)
+          handler_->OnRefused(conn->peer, "closed during the handshake");
+        Drop(conn, reason);
+        return;
+      }
+      return Drop(conn, reason);
+    }
+    conn->parser.Feed(std::string_view(buffer, static_cast<size_t>(n)));
+    Frame frame;
+    while (!conn->closed) {
+      FrameParser::State state = conn->parser.Next(&frame);
+      if (state == FrameParser::State::kNeedMore) break;
+      if (state == FrameParser::State::kMalformed) {
+        if (!conn->authenticated)
+          return Refuse(conn, conn->parser.error(), true);
+        return Drop(conn, "malformed frame: " + conn->parser.error());
+      }
+      if (!conn->authenticated) {
+        Handshake(conn, frame);
+      } else {
+        handler_->OnMessage(conn->id, frame);
+      }
+    }
+  }
+}
+
+void ControlServer::FlushLocked(Conn& conn) {
+  while (conn.out_offset < conn.out.size() && conn.fd >= 0) {
+    ssize_t n =
+        send(conn.fd, conn.out.data() + conn.out_offset,
+             conn.out.size() - conn.out_offset, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      conn.out_offset += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    conn.out.clear();  // a broken connection: the read side reports it
+    conn.out_offset = 0;
+    break;
+  }
+  if (conn.out_offset == conn.out.size()) {
+    conn.out.clear();
+    conn.out_offset = 0;
+  }
+  bool want = !conn.out.empty();
+  if (want != conn.want_write && conn.fd >= 0) {
+    epoll_event ev{};
+    ev.events = want ? (EPOLLIN | EPOLLOUT) : EPOLLIN;
+    ev.data.u64 = static_cast<uint64_t>(conn.id);
+    epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, conn.fd, &ev);
+    conn.want_write = want;
+  }
+}
+
+void ControlServer::Loop() {
+  TimePoint next_tick = SystemClock()->Now() + kControlTick;
+  epoll_event ready[64];
+  while (true) {
+    const TimePoint now = SystemClock()->Now();
+    const int timeout_ms = PollTimeoutMs(next_tick - now);
+    int n = epoll_wait(epoll_fd_, ready, 64,
+                       draining_ ? std::min(timeout_ms, 10) : timeout_ms);
+    if (n < 0 && errno != EINTR) break;
+    for (int i = 0; i < n; ++i) {
+      const uint64_t tag = ready[i].data.u64;
+      if (tag == kListenTag) {
+        if (!draining_) Accept();
+        continue;
+      }
+      if (tag == kWakeTag) {
+        uint64_t count;
+        while (read(wake_fd_, &count, sizeof(count)) > 0) {
+        }
+        continue;
+      }
+      std::shared_ptr<Conn> conn;
+      {
+        std::lock_guard lock(mu_);
+        auto it = conns_.find(static_cast<int>(tag));
+        if (it != conns_.end()) conn = it->second;
+      }
+      if (!conn) continue;
+      if (ready[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) Read(conn);
+    }
+    // Write what other threads queued, and close what was asked to close.
+    std::vector<std::shared_ptr<Conn>> to_close;
+    bool pending_output = false;
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [id, conn] : conns_) {
+        FlushLocked(*conn);
+        if (!conn->out.empty()) pending_output = true;
+        if (conn->close_after_flush && conn->out.empty())
+          to_close.push_back(conn);
+      }
+    }
+    for (auto& conn : to_close) Drop(conn, "closed by trainrun");
+    if (draining_ &&
+        (!pending_output || SystemClock()->Now() >= drain_deadline_))
+      break;
+    if (SystemClock()->Now() >= next_tick) {
+      next_tick = SystemClock()->Now() + kControlTick;
+      // Unauthenticated connections get handshake_timeout to prove themselves.
+      std::vector<std::shared_ptr<Conn>> late;
+      {
+        std::lock_guard lock(mu_);
+        for (auto& [id, conn] : conns_) {
+          if (!conn->authenticated && SystemClock()->Now() - conn->opened >
+                                          options_.handshake_timeout) {
+            late.push_back(conn);
+          }
+        }
+      }
+      for (auto& conn : late)
+        Refuse(conn, "did not authenticate in time", false);
+      if (!draining_) handler_->OnTick();
+    }
+  }
+}
+
+}  // namespace trainrun

@@ -1,0 +1,518 @@
+#include "runtime/cluster/head_session.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "base/digest.h"
+#include "base/free_port.h"
+#include "base/net_util.h"
+
+namespace trainrun {
+namespace {
+
+using nlohmann::json;
+constexpr auto kWaitSlice = std::chrono::milliseconds(100);
+
+}  // namespace
+
+Result<std::unique_ptr<HeadSession>> HeadSession::Start(SessionOptions options,
+                                                        const JobToken& token,
+                                                        int port) {
+  std::unique_ptr<HeadSession> head(new HeadSession(std::move(options)));
+  ControlServerOptions server_options;
+  server_options.port = port;
+  auto keys = [token](const std::string& role) -> std::optional<std::string> {
+    if (role == kRoleNode || role == kRoleRsh) return RoleKey(token, role);
+    return std::nullopt;
+  };
+  TR_ASSIGN_OR_RETURN(head->server_,
+                      ControlServer::Start(server_options, keys, head.get()));
+  return head;
+}
+
+HeadSession::HeadSession(SessionOptions options)
+    : options_(std::move(options)),
+      heartbeat_(SystemClock(), options_.heartbeat) {}
+
+HeadSession::~HeadSession() {
+  if (server_) server_->Shutdown(std::chrono::seconds(2));
+}
+
+bool HeadSession::Canceled() {
+  return options_.cancel_requested && options_.cancel_requested();
+}
+
+std::string HeadSession::Who(int node_rank) {
+  auto it = nodes_.find(node_rank);
+  if (it == nodes_.end()) return fmt::format("node {}", node_rank);
+  return it->second.join.Describe();
+}
+
+bool HeadSession::WaitLocked(std::unique_lock<std::mutex>& lock,
+                             const std::function<bool()>& done,
+                             std::optional<TimePoint> deadline) {
+  while (!done()) {
+    if (deadline && SystemClock()->Now() >= *deadline) return false;
+    if (!stop_.notice() && Canceled()) {
+      std::string reason =
+          fmt::format("canceled on {} (trainrun received a signal)", Who(0));
+      AddEventLocked(
+          {WallMillis(), kExitCodeCanceled, reason, 0, std::nullopt, false});
+      StopLocked(kExitCodeCanceled, reason);
+      continue;
+    }
+    cv_.wait_for(lock, kWaitSlice);
+  }
+  return true;
+}
+
+void HeadSession::BroadcastLocked(const std::string& frame) {
+  for (auto& [rank, node] : nodes_) {
+    if (rank != 0 && node.conn >= 0 && !node.lost)
+      server_->Send(node.conn, frame);
+  }
+}
+
+void HeadSession::AddEventLocked(FailureEvent event) {
+  events_.push_back(std::move(event));
+}
+
+void HeadSession::StopLocked(int exit_code, const std::string& reason) {
+  if (stop_.notice()) return;
+  options_.reporter->Info(fmt::format(
+      "stopping the job on every node (exit {}): {}", exit_code, reason));
+  BroadcastLocked(EncodeJsonFrame(
+      MessageType::kStop, {{"exitCode", exit_code}, {"reason", reason}}));
+  stop_.Set(StopNotice{exit_code, reason});
+  cv_.notify_all();
+}
+
+void HeadSession::SetStopHandler(
+    std::function<void(const StopNotice&)> handler) {
+  std::lock_guard lock(mu_);
+  stop_.SetHandler(std::move(handler));
+}
+
+std::optional<StopNotice> HeadSession::stop() {
+  std::lock_guard lock(mu_);
+  return stop_.notice();
+}
+
+void HeadSession::FailRendezvousLocked(const std::string& reason) {
+  if (!rendezvous_error_.empty()) return;
+  rendezvous_error_ = reason;
+  const std::string frame = EncodeJsonFrame(
+      MessageType::kRefused, {{"reason", "rendezvous failed: " + reason}});
+  for (auto& [rank, node] : nodes_) {
+    if (rank != 0 && node.conn >= 0) {
+      server_->Send(node.conn, frame);
+      server_->Close(node.conn);
+    }
+  }
+  cv_.notify_all();
+}
+
+Result<JobAssignment> HeadSession::Rendezvous(const NodeJoin& self) {
+  std::unique_lock lock(mu_);
+  book_.emplace(self);
+  nodes_[0].join = self;
+  std::vector<std::pair<int, nlohmann::json>> early;
+  early.swap(early_joins_);
+  for (const auto& [conn, body] : early) {
+    if (hello_rank_.count(conn) != 0) OnJoin(conn, body);
+  }
+  const TimePoint deadline = SystemClock()->Now() + options_.rendezvous_timeout;
+  options_.reporter->Info(fmt::format(
+      "head of a {}-node job: waiting for {} node(s) on control port {} "
+      "(rendezvous timeout {:.0f} s)",
+      self.node_count, self.node_count - 1, server_->port(),
+      ToSeconds(options_.rendezvous_timeout)));
+  bool complete = WaitLocked(
+      lock,
+      [&] {
+        return book_->complete() || !rendezvous_error_.empty() ||
+               stop_.notice().has_value();
+      },
+      deadline);
+  if (!rendezvous_error_.empty()) return UnavailableError(rendezvous_error_);
+  if (stop_.notice()) {
+    FailRendezvousLocked("canceled on the head");
+    return UnavailableError(stop_.notice()->reason);
+  }
+  if (!complete) {
+    std::vector<int> missing = book_->missing();
+    std::string message = fmt::format(
+        "rendezvous timed out after {:.0f} s: {} of {} node(s) joined; node(s) "
+        "{} never did",
+        ToSeconds(options_.rendezvous_timeout), book_->joined(),
+        self.node_count, fmt::join(missing, ", "));
+    if (!refusals_.empty()) {
+      message += fmt::format("; refused: {}", fmt::join(refusals_, "; "));
+    }
+    FailRendezvousLocked(message);
+    return UnavailableError(message);
+  }
+
+  // MASTER_ADDR is the address most nodes reached the head at.
+  std::map<std::string, int> seen;
+  for (auto& [rank, node] : nodes_) {
+    if (rank != 0) ++seen[server_->LocalIpOf(node.conn)];
+  }
+  std::string master_addr = "127.0.0.1";
+  int best = 0;
+  for (const auto& [ip, count] : seen) {
+    if (!ip.empty() && count > best) {
+      master_addr = ip;
+      best = count;
+    }
+  }
+  if (seen.size() > 1) {
+    std::vector<std::string> addresses;
+    for (const auto& [ip, count] : seen) addresses.push_back(ip);
+    options_.reporter->Warning(
+        fmt::format("the nodes reached the head at different addresses ({}); "
+                    "MASTER_ADDR is {}",
+                    fmt::join(addresses, ", "), master_addr));
+  }
+  Result<int> port = FindFreePort("0.0.0.0");
+  if (!port.ok()) {
+    FailRendezvousLocked(port.status().message());
+    return UnavailableError(fmt::format("no free MASTER_PORT on the head: {}",
+                                        port.status().message()));
+  }
+  JobAssignment assignment = book_->Assign(run_id_, master_addr, *port);
+  assignment.nodes[0].address = master_addr;
+  assignment.nodes[0].interface = InterfaceOf(master_addr);
+  nodes_[0].join.address = master_addr;
+  nodes_[0].join.interface = assignment.nodes[0].interface;
+  for (const std::string& w : book_->Warnings()) options_.reporter->Warning(w);
+  assignment_ = assignment;
+  phase_ = Phase::kPreparing;
+  // TF_CONFIG lists every rank, so TensorFlow nodes get the whole table.
+  bool full = false;
+  for (const NodeSlot& n : assignment.nodes) full = full || !n.tf_ports.empty();
+  const std::string frame =
+      EncodeJsonFrame(MessageType::kAssign, assignment.ToJson());
+  for (auto& [rank, node] : nodes_) {
+    if (rank == 0) continue;
+    server_->Send(node.conn, full ? frame
+                                  : EncodeJsonFrame(MessageType::kAssign,
+                                                    assignment.ToJson(rank)));
+    heartbeat_.Add(rank);
+  }
+  options_.reporter->Info(fmt::format(
+      "rendezvous complete: {} node(s), {} rank(s), MASTER_ADDR {}, "
+      "MASTER_PORT {}",
+      assignment.nodes.size(), assignment.world_size, master_addr, *port));
+  return assignment;
+}
+
+void HeadSession::MaybeStartLocked() {
+  if (phase_ != Phase::kPreparing || stop_.notice()) return;
+  for (auto& [rank, node] : nodes_) {
+    if (!node.ready) return;
+  }
+  phase_ = Phase::kRunning;
+  BroadcastLocked(EncodeJsonFrame(MessageType::kStart, json::object()));
+  cv_.notify_all();
+}
+
+std::optional<StopNotice> HeadSession::WaitForStart(const Status& prepared,
+                                                    int exit_code) {
+  std::unique_lock lock(mu_);
+  if (prepared.ok()) {
+    nodes_[0].ready = true;
+    MaybeStartLocked();
+  } else {
+    std::string reason = fmt::format("{} could not prepare the run: {}", Who(0),
+                                     prepared.message());
+    AddEventLocked({WallMillis(), exit_code, reason, 0, std::nullopt, false});
+    StopLocked(exit_code, reason);
+  }
+  WaitLocked(
+      lock,
+      [&] { return phase_ == Phase::kRunning || stop_.notice().has_value(); },
+      std::nullopt);
+  return stop_.notice();
+}
+
+void HeadSession::RankFailed(const RankFailure& failure) {
+  std::lock_guard lock(mu_);
+  std::string reason =
+      fmt::format("rank {} on {} {}", failure.rank, Who(0), failure.reason);
+  AddEventLocked({WallMillis(), failure.status.ToExitCode(), reason, 0,
+                  failure.rank, false});
+  StopLocked(failure.status.ToExitCode(), reason);
+}
+
+void HeadSession::Stopping(int exit_code, const std::string& reason) {
+  std::lock_guard lock(mu_);
+  std::string why = fmt::format("{} on {}", reason, Who(0));
+  AddEventLocked({WallMillis(), exit_code, why, 0, std::nullopt, false});
+  StopLocked(exit_code, why);
+}
+
+void HeadSession::ReportResult(const NodeResult& result) {
+  std::lock_guard lock(mu_);
+  nodes_[0].result = result;
+  nodes_[0].result_in = true;
+  cv_.notify_all();
+}
+
+void HeadSession::OnAuthenticated(int conn, const std::string& role,
+                                  int node_rank) {
+  std::lock_guard lock(mu_);
+  if (role == kRoleNode) hello_rank_[conn] = node_rank;
+}
+
+void HeadSession::OnRefused(const std::string& peer,
+                            const std::string& reason) {
+  std::lock_guard lock(mu_);
+  std::string line = fmt::format("{}: {}", peer, reason);
+  options_.reporter->Warning(
+      fmt::format("refused a control connection from {}", line));
+  refusals_.push_back(line);
+  if (refusals_.size() > 5) refusals_.erase(refusals_.begin());
+}
+
+void HeadSession::OnJoin(int conn, const json& body) {
+  Result<NodeJoin> parsed = NodeJoin::FromJson(body);
+  auto refuse = [&](const std::string& reason) {
+    server_->Send(conn,
+                  EncodeJsonFrame(MessageType::kRefused, {{"reason", reason}}));
+    server_->Close(conn);
+    hello_rank_.erase(conn);
+  };
+  if (!parsed.ok()) return refuse(parsed.status().message());
+  NodeJoin join = std::move(parsed).value();
+  if (join.node_rank != hello_rank_[conn]) {
+    return refuse(
+        fmt::format("joined as node {} after authenticating as node {}",
+                    join.node_rank, hello_rank_[conn]));
+  }
+  if (join.address.empty()) {
+    std::string peer = server_->PeerOf(conn);
+    join.address = peer.substr(0, peer.rfind(':'));
+  }
+  if (phase_ == Phase::kRendezvous && !book_) {
+    // The head listens before it knows its own part; this join waits for it.
+    early_joins_.emplace_back(conn, body);
+    return;
+  }
+  if (phase_ != Phase::kRendezvous) {
+    options_.reporter->Warning(fmt::format(
+        "{} tried to join after the rendezvous; refused", join.Describe()));
+    return refuse(
+        "the rendezvous of this job is over (is a node started twice?)");
+  }
+  if (!rendezvous_error_.empty())
+    return refuse("rendezvous failed: " + rendezvous_error_);
+  Status added = book_->Add(join);
+  if (!added.ok()) {
+    options_.reporter->Error(added.message());
+    refuse(added.message());
+    FailRendezvousLocked(added.message());
+    return;
+  }
+  Node& node = nodes_[join.node_rank];
+  if (node.conn >= 0 && node.conn != conn) {
+    conn_node_.erase(node.conn);
+    server_->Close(node.conn);
+  }
+  node = Node();
+  node.conn = conn;
+  node.join = join;
+  conn_node_[conn] = join.node_rank;
+  hello_rank_.erase(conn);
+  options_.reporter->Info(fmt::format("{} joined ({} of {})", join.Describe(),
+                                      book_->joined(),
+                                      nodes_[0].join.node_count));
+  cv_.notify_all();
+}
+
+void HeadSession::OnMessage(int conn, const Frame& frame) {
+  std::lock_guard lock(mu_);
+  auto node = conn_node_.find(conn);
+  if (node == conn_node_.end()) {
+    if (hello_rank_.count(conn) != 0) {
+      if (frame.type != MessageType::kJoin) return;
+      Result<json> body = DecodeJsonPayload(frame);
+      if (body.ok()) OnJoin(conn, *body);
+      return;
+    }
+    return OnRshMessage(conn, frame);
+  }
+  const int rank = node->second;
+  heartbeat_.Heard(rank);
+  if (frame.type == MessageType::kRshData) {
+    Result<RshChunk> chunk = DecodeRshData(frame);
+    if (!chunk.ok()) return;
+    auto route = sessions_.find(chunk->session);
+    if (route != sessions_.end() && route->second.node_rank == rank) {
+      server_->Send(route->second.agent_conn, EncodeRshData(*chunk));
+    }
+    return;
+  }
+  Result<json> body = DecodeJsonPayload(frame);
+  if (!body.ok()) return;
+  OnNodeMessage(rank, frame, *body);
+}
+
+void HeadSession::OnNodeMessage(int rank, const Frame& frame,
+                                const json& body) {
+  Node& node = nodes_[rank];
+  switch (frame.type) {
+    case MessageType::kReady:
+      node.ready = true;
+      MaybeStartLocked();
+      break;
+    case MessageType::kRankFailed: {
+      int failed_rank = body.value("rank", -1);
+      int code = body.value("exitCode", 1);
+      std::string reason =
+          fmt::format("rank {} on {} {}", failed_rank, Who(rank),
+                      body.value("reason", "failed"));
+      AddEventLocked({body.value("timeMs", WallMillis()), code, reason, rank,
+                      failed_rank, false});
+      StopLocked(code, reason);
+      break;
+    }
+    case MessageType::kNodeStopping: {
+      int code = body.value("exitCode", 1);
+      std::string reason =
+          fmt::format("{} on {}", body.value("reason", "stopped"), Who(rank));
+      AddEventLocked({body.value("timeMs", WallMillis()), code, reason, rank,
+                      std::nullopt, false});
+      StopLocked(code, reason);
+      break;
+    }
+    case MessageType::kNodeResult:
+      node.result = NodeResult::FromJson(body);
+      node.result.node_rank = rank;
+      node.result_in = true;
+      break;
+    case MessageType::kManifest:
+      if (body.contains("files") && body["files"].is_array()) {
+        node.manifest.node_rank = rank;
+        node.manifest.files.clear();
+        for (const json& f : body["files"]) {
+          node.manifest.files.push_back(
+              {f.value("key", ""), f.value("size", uint64_t{0}), ""});
+        }
+        node.manifest_in = true;
+      }
+      if (body.contains("digests") && body["digests"].is_object()) {
+        for (ManifestEntry& e : node.manifest.files) {
+          if (body["digests"].contains(e.key))
+            e.sha256 = body["digests"][e.key].get<std::string>();
+        }
+        node.digests_in = true;
+      }
+      break;
+    case MessageType::kNodeDone:
+      node.done.files = body.value("files", uint64_t{0});
+      node.done.bytes = body.value("bytes", uint64_t{0});
+      node.done.upload_errors =
+          body.value("uploadErrors", std::vector<std::string>{});
+      node.done_in = true;
+      break;
+    case MessageType::kRshExit: {
+      uint32_t session = body.value("session", 0u);
+      auto route = sessions_.find(session);
+      if (route != sessions_.end() && route->second.node_rank == rank) {
+        EndRshSessionLocked(route, body);
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  cv_.notify_all();
+}
+
+void HeadSession::NodeLostLocked(int rank, const std::string& why) {
+  Node& node = nodes_[rank];
+  if (node.lost || finished_) return;
+  node.lost = true;
+  heartbeat_.Remove(rank);
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    if (it->second.node_rank == rank) {
+      it = EndRshSessionLocked(
+          it, {{"session", it->first},
+               {"exitCode", 255},
+               {"error", fmt::format("{} was lost", Who(rank))}});
+    } else {
+      ++it;
+    }
+  }
+  std::string reason = fmt::format("{} was lost: {}", Who(rank), why);
+  if (!node.result_in) {
+    options_.reporter->Error(reason);
+    AddEventLocked(
+        {WallMillis(), kExitNodeLost, reason, rank, std::nullopt, true});
+    StopLocked(kExitNodeLost, reason);
+  } else if (!node.done_in) {
+    options_.reporter->Warning(
+        reason + " while finalizing; its uploads may be incomplete");
+  }
+  cv_.notify_all();
+}
+
+void HeadSession::OnClosed(int conn, const std::string& reason) {
+  std::lock_guard lock(mu_);
+  hello_rank_.erase(conn);
+  auto it = conn_node_.find(conn);
+  if (it == conn_node_.end()) {
+    auto agent = agent_session_.find(conn);
+    if (agent == agent_session_.end()) return;
+    uint32_t session = agent->second;
+    agent_session_.erase(agent);
+    auto route = sessions_.find(session);
+    if (route == sessions_.end()) return;
+    int rank = route->second.node_rank;
+    sessions_.erase(route);
+    if (rank == 0) {
+      if (rsh_handler_) rsh_handler_->Kill(session);
+    } else if (nodes_[rank].conn >= 0 && !nodes_[rank].lost) {
+      server_->Send(nodes_[rank].conn, EncodeJsonFrame(MessageType::kRshClose,
+                                                       {{"session", session}}));
+    }
+    return;
+  }
+  const int rank = it->second;
+  conn_node_.erase(it);
+  if (nodes_[rank].conn != conn) return;
+  if (phase_ == Phase::kRendezvous) {
+    if (book_) book_->Remove(rank);
+    options_.reporter->Info(fmt::format(
+        "{} left before the rendezvous completed ({}); waiting for it "
+        "to come back",
+        Who(rank), reason));
+    nodes_.erase(rank);
+    cv_.notify_all();
+    return;
+  }
+  nodes_[rank].conn = -1;
+  NodeLostLocked(rank, reason);
+}
+
+void HeadSession::OnTick() {
+  std::lock_guard lock(mu_);
+  if (phase_ == Phase::kRendezvous || finished_) return;
+  if (heartbeat_.SendDue())
+    BroadcastLocked(EncodeJsonFrame(MessageType::kHeartbeat, json::object()));
+  for (int rank : heartbeat_.Expired()) {
+    if (nodes_[rank].conn >= 0) server_->Close(nodes_[rank].conn);
+    NodeLostLocked(
+        rank, fmt::format("it sent nothing for {:.0f} s (heartbeat timeout)",
+                          ToSeconds(options_.heartbeat.timeout)));
+  }
+}
+
+void HeadSession::SetRshHandler(RshHandler* handler) {
+  std::lock_guard lock(mu_);
+  rsh_handler_ = handler;
+}
+
+}  // namespace trainrun

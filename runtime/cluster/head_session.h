@@ -1,0 +1,146 @@
+// The head's side of a multi-node job (node 0): runs the control server, holds
+// the rendezvous, relays stops and rsh sessions, merges the nodes' uploads and
+// decides the job's final status and exit code.
+//
+// Root cause: every failure the head hears of (a rank on any node, a lost node,
+// a cancel or time limit on any node) is kept with the time it was seen; the
+// earliest one names the job's exit code and failure, so ranks that died
+// because another one did never take the blame.
+#pragma once
+
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "runtime/cluster/cluster_session.h"
+#include "runtime/cluster/control_auth.h"
+#include "runtime/cluster/control_server.h"
+#include "runtime/cluster/job_outcome.h"
+
+namespace trainrun {
+
+class HeadSession : public ClusterSession, private ControlServer::Handler {
+ public:
+  // Listens on `port` (all interfaces). kUnavailable when the port is taken.
+  static Result<std::unique_ptr<HeadSession>> Start(SessionOptions options,
+                                                    const JobToken& token,
+                                                    int port);
+  ~HeadSession() override;
+
+  int port() const { return server_->port(); }
+
+  bool is_head() const override { return true; }
+  int node_rank() const override { return 0; }
+  Result<JobAssignment> Rendezvous(const NodeJoin& self) override;
+  std::optional<StopNotice> WaitForStart(const Status& prepared,
+                                         int exit_code) override;
+  void SetStopHandler(std::function<void(const StopNotice&)> handler) override;
+  void RankFailed(const RankFailure& failure) override;
+  void Stopping(int exit_code, const std::string& reason) override;
+  std::optional<StopNotice> stop() override;
+  void ReportResult(const NodeResult& result) override;
+  std::vector<TransferItem> MergeUploads(
+      std::vector<TransferItem> items, const std::string& run_prefix) override;
+  JobOutcome Finish(const NodeDone& done, const JobOutcome& local) override;
+  void SetRshHandler(RshHandler* handler) override;
+  RshSink* rsh_sink() override { return &sink_; }
+
+  // The run id the head will assign (set before Rendezvous).
+  void set_run_id(std::string run_id) { run_id_ = std::move(run_id); }
+
+ private:
+  struct Node : NodeReport {
+    int conn = -1;
+    bool ready = false;
+    bool manifest_in = false;
+    bool digests_in = false;
+    NodeManifest manifest;
+  };
+  struct RshRoute {
+    int agent_conn = -1;
+    int node_rank = 0;
+  };
+  class Sink : public RshSink {
+   public:
+    explicit Sink(HeadSession* head) : head_(head) {}
+    void Output(uint32_t session, int stream, std::string data) override;
+    void Exited(uint32_t session, int exit_code, std::string error) override;
+
+   private:
+    HeadSession* head_;
+  };
+  enum class Phase { kRendezvous, kPreparing, kRunning };
+
+  explicit HeadSession(SessionOptions options);
+
+  // ControlServer::Handler, on the server thread.
+  void OnAuthenticated(int conn, const std::string& role,
+                       int node_rank) override;
+  void OnMessage(int conn, const Frame& frame) override;
+  void OnClosed(int conn, const std::string& reason) override;
+  void OnRefused(const std::string& peer, const std::string& reason) override;
+  void OnTick() override;
+
+  void OnNodeMessage(int node_rank, const Frame& frame,
+                     const nlohmann::json& body);
+  void OnJoin(int conn, const nlohmann::json& body);
+  void OnRshMessage(int conn, const Frame& frame);
+  using RshRoutes = std::map<uint32_t, RshRoute>;
+  // Tells the session's agent how it ended (`exit_body`, a kRshExit payload),
+  // hangs up on it and forgets the session; the next route.
+  RshRoutes::iterator EndRshSessionLocked(RshRoutes::iterator route,
+                                          const nlohmann::json& exit_body);
+  void NodeLostLocked(int node_rank, const std::string& why);
+  void AddEventLocked(FailureEvent event);
+  void StopLocked(int exit_code, const std::string& reason);
+  void MaybeStartLocked();
+  void BroadcastLocked(const std::string& frame);
+  void FailRendezvousLocked(const std::string& reason);
+  void NotifyStop();
+  bool Canceled();
+  // Waits on cv_ until `done`, polling for a cancel; false when `deadline`
+  // passed.
+  bool WaitLocked(std::unique_lock<std::mutex>& lock,
+                  const std::function<bool()>& done,
+                  std::optional<TimePoint> deadline);
+  std::string Who(int node_rank);
+  JobOutcome DecideLocked(const JobOutcome& local);
+  // A WaitLocked condition: every node not lost has `flag` set.
+  std::function<bool()> AllLive(bool Node::*flag);
+  // Waits for every live node's result (however long: they are alive), then starts
+  // the finalize clock if it has not started.
+  void WaitForResultsLocked(std::unique_lock<std::mutex>& lock);
+
+  SessionOptions options_;
+  std::unique_ptr<ControlServer> server_;
+  Sink sink_{this};
+  std::string run_id_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  Phase phase_ = Phase::kRendezvous;
+  std::map<int, Node> nodes_;      // by node rank; 0 is this node
+  std::map<int, int> conn_node_;   // node connections -> node rank
+  std::map<int, int> hello_rank_;  // node connections before their Join
+  std::vector<std::pair<int, nlohmann::json>>
+      early_joins_;  // before Rendezvous()
+  std::optional<RendezvousBook> book_;
+  std::optional<JobAssignment> assignment_;
+  std::string rendezvous_error_;
+  std::vector<std::string>
+      refusals_;  // recent refusals, for the timeout message
+  StopLatch stop_;
+  std::vector<FailureEvent> events_;
+  HeartbeatMonitor heartbeat_;
+  std::optional<TimePoint> finalize_deadline_;
+  bool finished_ = false;
+  std::vector<OutputConflict> conflicts_;
+  // rsh
+  RshHandler* rsh_handler_ = nullptr;
+  uint32_t next_session_ = 1;
+  RshRoutes sessions_;
+  std::map<int, uint32_t> agent_session_;  // agent conn -> session
+};
+
+}  // namespace trainrun

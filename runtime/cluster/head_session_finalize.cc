@@ -1,0 +1,128 @@
+// The head at the end of a job: merging every node's outputs (output_merge.h),
+// waiting for every node's uploads, and deciding the job's outcome
+// (job_outcome.h), which every node then exits with.
+#include <fmt/format.h>
+
+#include "runtime/cluster/head_session.h"
+
+namespace trainrun {
+
+using nlohmann::json;
+
+std::vector<TransferItem> HeadSession::MergeUploads(
+    std::vector<TransferItem> items, const std::string& run_prefix) {
+  NodeManifest own;
+  own.node_rank = 0;
+  for (const TransferItem& item : items)
+    own.files.push_back({item.key.substr(run_prefix.size()), item.size, ""});
+  std::unique_lock lock(mu_);
+  nodes_[0].manifest = own;
+  nodes_[0].manifest_in = true;
+  WaitForResultsLocked(lock);
+  if (!WaitLocked(lock, AllLive(&Node::manifest_in), finalize_deadline_)) {
+    options_.reporter->Warning(
+        "some nodes did not list their outputs before the finalize timeout");
+  }
+  auto manifests = [&] {
+    std::vector<NodeManifest> out;
+    for (auto& [rank, node] : nodes_) {
+      if (node.manifest_in && !node.lost) out.push_back(node.manifest);
+    }
+    return out;
+  };
+  std::map<int, std::set<std::string>> needed = DigestsNeeded(manifests());
+  for (auto& [rank, node] : nodes_)
+    node.digests_in = needed.count(rank) == 0 || rank == 0;
+  for (const auto& [rank, keys] : needed) {
+    if (rank == 0) continue;
+    server_->Send(
+        nodes_[rank].conn,
+        EncodeJsonFrame(MessageType::kUploadPlan,
+                        {{"needDigests", std::vector<std::string>(
+                                             keys.begin(), keys.end())}}));
+  }
+  if (needed.count(0) != 0) {
+    std::set<std::string> keys = needed[0];
+    lock.unlock();
+    std::map<std::string, std::string> digests = DigestsOf(items, run_prefix, keys);
+    lock.lock();
+    for (ManifestEntry& e : nodes_[0].manifest.files) {
+      if (digests.count(e.key)) e.sha256 = digests[e.key];
+    }
+  }
+  WaitLocked(lock, AllLive(&Node::digests_in), finalize_deadline_);
+  MergePlan plan = PlanMerge(manifests());
+  conflicts_ = plan.conflicts;
+  for (auto& [rank, node] : nodes_) {
+    if (rank == 0 || !node.manifest_in || node.lost) continue;
+    server_->Send(node.conn, EncodeJsonFrame(MessageType::kUploadPlan,
+                                             {{"uploads", plan.uploads[rank]},
+                                              {"final", true}}));
+  }
+  for (const OutputConflict& c : plan.conflicts) {
+    std::vector<std::string> versions;
+    for (const auto& [node, as] : c.kept_as)
+      versions.push_back(fmt::format("node {} -> {}", node, as));
+    options_.reporter->Warning(fmt::format(
+        "{} was written differently by several nodes; every version "
+        "is kept: {}",
+        c.key, fmt::join(versions, ", ")));
+  }
+  std::vector<TransferItem> mine;
+  const auto& own_plan = plan.uploads[0];
+  for (TransferItem& item : items) {
+    auto it = own_plan.find(item.key.substr(run_prefix.size()));
+    if (it == own_plan.end()) continue;
+    item.key = run_prefix + it->second;
+    mine.push_back(std::move(item));
+  }
+  return mine;
+}
+
+JobOutcome HeadSession::Finish(const NodeDone& done, const JobOutcome& local) {
+  std::unique_lock lock(mu_);
+  nodes_[0].done = done;
+  nodes_[0].done_in = true;
+  WaitForResultsLocked(lock);
+  bool all = WaitLocked(lock, AllLive(&Node::done_in), finalize_deadline_);
+  if (!all) {
+    options_.reporter->Warning(
+        fmt::format("the finalize timeout ({:.0f} s) passed before every node "
+                    "finished uploading",
+                    ToSeconds(options_.finalize_timeout)));
+  }
+  JobOutcome outcome = DecideLocked(local);
+  finished_ = true;
+  json body = {{"exitCode", outcome.exit_code},
+               {"status", RunStatusName(outcome.status)},
+               {"outcome", outcome.outcome},
+               {"stopReason", outcome.stop_reason}};
+  if (outcome.failure) body["failure"] = FailureToJson(*outcome.failure);
+  BroadcastLocked(EncodeJsonFrame(MessageType::kFinished, body));
+  return outcome;
+}
+
+JobOutcome HeadSession::DecideLocked(const JobOutcome& local) {
+  std::map<int, NodeReport> reports;
+  for (auto& [rank, node] : nodes_) reports[rank] = node;
+  return DecideJobOutcome(events_, reports, local, conflicts_);
+}
+
+std::function<bool()> HeadSession::AllLive(bool Node::*flag) {
+  return [this, flag] {
+    for (auto& [rank, node] : nodes_) {
+      if (!node.lost && !(node.*flag)) return false;
+    }
+    return true;
+  };
+}
+
+void HeadSession::WaitForResultsLocked(std::unique_lock<std::mutex>& lock) {
+  // Nodes still running are alive (heartbeats): their results come, however long.
+  WaitLocked(lock, AllLive(&Node::result_in), std::nullopt);
+  if (!finalize_deadline_) {
+    finalize_deadline_ = SystemClock()->Now() + options_.finalize_timeout;
+  }
+}
+
+}  // namespace trainrun

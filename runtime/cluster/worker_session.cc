@@ -1,0 +1,375 @@
+#include "runtime/cluster/worker_session.h"
+
+#include <fmt/format.h>
+
+#include "base/net_util.h"
+
+namespace trainrun {
+namespace {
+
+using nlohmann::json;
+constexpr auto kWaitSlice = std::chrono::milliseconds(100);
+constexpr auto kAssignmentMargin = std::chrono::seconds(60);
+
+}  // namespace
+
+WorkerSession::WorkerSession(SessionOptions options, const JobToken& token,
+                             std::string head, int port, int node_rank)
+    : options_(std::move(options)),
+      key_(RoleKey(token, kRoleNode)),
+      head_(std::move(head)),
+      port_(port),
+      node_rank_(node_rank),
+      heartbeat_(SystemClock(), options_.heartbeat) {
+  head_name_ = fmt::format("the head {}:{}", head_, port_);
+}
+
+WorkerSession::~WorkerSession() {
+  if (client_) client_->Close();
+  client_.reset();
+}
+
+bool WorkerSession::Canceled() {
+  return options_.cancel_requested && options_.cancel_requested();
+}
+
+void WorkerSession::Send(MessageType type, const json& body) {
+  if (!client_) return;
+  Status sent = client_->SendJson(type, body);
+  if (!sent.ok()) {
+    options_.reporter->Info(fmt::format("could not send {} to {}: {}",
+                                        MessageTypeName(type), head_name_,
+                                        sent.message()));
+  }
+}
+
+void WorkerSession::WaitLocked(std::unique_lock<std::mutex>& lock,
+                               const std::function<bool()>& done) {
+  while (!done()) {
+    if (!stop_.notice() && Canceled()) {
+      std::string reason = "canceled (trainrun received a signal)";
+      Send(MessageType::kNodeStopping, {{"exitCode", kExitCodeCanceled},
+                                        {"reason", reason},
+                                        {"timeMs", WallMillis()}});
+      StopLocked({kExitCodeCanceled,
+                  fmt::format("{} on node {}", reason, node_rank_)});
+      continue;
+    }
+    cv_.wait_for(lock, kWaitSlice);
+  }
+}
+
+Result<JobAssignment> WorkerSession::Rendezvous(const NodeJoin& self) {
+  const TimePoint deadline = SystemClock()->Now() + options_.rendezvous_timeout;
+  ControlClientOptions client_options;
+  client_options.host = head_;
+  client_options.port = port_;
+  client_options.role = kRoleNode;
+  client_options.node_rank = node_rank_;
+  client_options.key = key_;
+  client_options.deadline = deadline;
+  options_.reporter->Info(fmt::format(
+      "node {}: joining {} (rendezvous timeout {:.0f} s)", node_rank_,
+      head_name_, ToSeconds(options_.rendezvous_timeout)));
+  int failures = 0;
+  Result<std::unique_ptr<ControlClient>> client =
+      ControlClient::Connect(client_options, [&](const std::string& error) {
+        // The first failure and then every 20th, so a long wait is visible but
+        // quiet.
+        if (failures++ % 20 == 0) {
+          options_.reporter->Info(fmt::format(
+              "{} is not reachable yet ({}); retrying", head_name_, error));
+        }
+      });
+  if (!client.ok()) return UnavailableError(client.status().message());
+  client_ = std::move(client).value();
+  NodeJoin join = self;
+  join.address = client_->local_ip();
+  join.interface = InterfaceOf(join.address);
+  Status sent = client_->SendJson(MessageType::kJoin, join.ToJson());
+  if (!sent.ok()) return UnavailableError(sent.message());
+
+  // Connected, the head's verdict counts: it refuses every node with the reason
+  // when its own rendezvous timeout passes. A margin covers a head started
+  // later.
+  const TimePoint verdict_deadline = deadline + kAssignmentMargin;
+  std::optional<JobAssignment> assignment;
+  while (!assignment) {
+    if (Canceled())
+      return UnavailableError("canceled while waiting for the other nodes");
+    TimePoint slice =
+        std::min(verdict_deadline,
+                 SystemClock()->Now() + std::chrono::milliseconds(200));
+    Result<std::optional<Frame>> received = client_->Receive(slice);
+    if (!received.ok() || !*received) {
+      const bool late = SystemClock()->Now() >= verdict_deadline;
+      if (received.ok() && !late) continue;  // this slice passed quietly
+      if (late) {
+        return UnavailableError(
+            fmt::format("rendezvous timed out after {:.0f} s: {} did not "
+                        "assign this node (other nodes missing?)",
+                        ToSeconds(options_.rendezvous_timeout), head_name_));
+      }
+      return UnavailableError(received.status().message());
+    }
+    const Frame& frame = **received;
+    Result<json> body = DecodeJsonPayload(frame);
+    if (frame.type == MessageType::kRefused) {
+      return UnavailableError(fmt::format(
+          "{} refused this node: {}", head_name_,
+          body.ok() ? body->value("reason", "") : "no reason given"));
+    }
+    if (frame.type != MessageType::kAssign || !body.ok()) continue;
+    Result<JobAssignment> parsed = JobAssignment::FromJson(*body);
+    if (!parsed.ok()) return UnavailableError(parsed.status().message());
+    assignment = std::move(parsed).value();
+  }
+  if (assignment->nodes.size() <= static_cast<size_t>(node_rank_)) {
+    return UnavailableError("the head's assignment does not include this node");
+  }
+  head_name_ =
+      fmt::format("the head (node 0: {}, {})", assignment->nodes[0].host,
+                  assignment->nodes[0].address);
+  {
+    std::lock_guard lock(mu_);
+    heartbeat_.Add(0);
+  }
+  client_->StartReader([this](const Frame& f) { OnFrame(f); },
+                       [this] { OnTick(); },
+                       [this](const std::string& reason) { OnClosed(reason); });
+  return *assignment;
+}
+
+void WorkerSession::StopLocked(const StopNotice& notice) {
+  stop_.Set(notice);
+  cv_.notify_all();
+}
+
+void WorkerSession::HeadLostLocked(const std::string& why) {
+  if (head_lost_ || finished_) return;
+  head_lost_ = true;
+  std::string reason = fmt::format("lost {}: {}", head_name_, why);
+  options_.reporter->Error(reason);
+  StopLocked({kExitNodeLost, reason});
+}
+
+void WorkerSession::OnClosed(const std::string& reason) {
+  std::lock_guard lock(mu_);
+  HeadLostLocked(reason);
+}
+
+void WorkerSession::OnTick() {
+  bool send = false;
+  {
+    std::lock_guard lock(mu_);
+    if (head_lost_ || finished_) return;
+    send = heartbeat_.SendDue();
+    if (!heartbeat_.Expired().empty()) {
+      HeadLostLocked(
+          fmt::format("it sent nothing for {:.0f} s (heartbeat timeout)",
+                      ToSeconds(options_.heartbeat.timeout)));
+      client_->Close();
+      return;
+    }
+  }
+  if (send) Send(MessageType::kHeartbeat, json::object());
+}
+
+void WorkerSession::OnFrame(const Frame& frame) {
+  std::lock_guard lock(mu_);
+  heartbeat_.Heard(0);
+  if (frame.type == MessageType::kRshData) {
+    Result<RshChunk> chunk = DecodeRshData(frame);
+    if (chunk.ok() && rsh_handler_)
+      rsh_handler_->Stdin(chunk->session, chunk->data);
+    return;
+  }
+  Result<json> body = DecodeJsonPayload(frame);
+  if (!body.ok()) return;
+  switch (frame.type) {
+    case MessageType::kStart:
+      started_ = true;
+      break;
+    case MessageType::kStop:
+      StopLocked({body->value("exitCode", 1),
+                  body->value("reason", "stopped by the head")});
+      break;
+    case MessageType::kUploadPlan:
+      if (body->contains("needDigests")) {
+        digest_request_ = *body;
+      } else {
+        plan_ = *body;
+      }
+      break;
+    case MessageType::kFinished:
+      finished_ = *body;
+      break;
+    case MessageType::kRshExec:
+      if (rsh_handler_) {
+        rsh_handler_->Exec(body->value("session", 0u),
+                           body->value("argv", std::vector<std::string>{}));
+      } else {
+        Send(
+            MessageType::kRshExit,
+            {{"session", body->value("session", 0u)},
+             {"exitCode", 255},
+             {"error", fmt::format("node {} runs no MPI launch", node_rank_)}});
+      }
+      break;
+    case MessageType::kRshClose:
+      if (rsh_handler_) rsh_handler_->Kill(body->value("session", 0u));
+      break;
+    default:
+      break;
+  }
+  cv_.notify_all();
+}
+
+std::optional<StopNotice> WorkerSession::WaitForStart(const Status& prepared,
+                                                      int exit_code) {
+  if (prepared.ok()) {
+    Send(MessageType::kReady, json::object());
+  } else {
+    Send(MessageType::kNodeStopping,
+         {{"exitCode", exit_code},
+          {"reason", "could not prepare the run: " + prepared.message()},
+          {"timeMs", WallMillis()}});
+  }
+  std::unique_lock lock(mu_);
+  if (!prepared.ok()) {
+    // The head answers with the job's stop; if it is gone, this is the stop.
+    WaitLocked(lock, [&] { return stop_.notice().has_value(); });
+    return stop_.notice();
+  }
+  WaitLocked(lock, [&] { return started_ || stop_.notice().has_value(); });
+  return stop_.notice();
+}
+
+void WorkerSession::SetStopHandler(
+    std::function<void(const StopNotice&)> handler) {
+  std::lock_guard lock(mu_);
+  stop_.SetHandler(std::move(handler));
+}
+
+std::optional<StopNotice> WorkerSession::stop() {
+  std::lock_guard lock(mu_);
+  return stop_.notice();
+}
+
+void WorkerSession::RankFailed(const RankFailure& failure) {
+  Send(MessageType::kRankFailed, {{"rank", failure.rank},
+                                  {"exitCode", failure.status.ToExitCode()},
+                                  {"signal", failure.status.signal},
+                                  {"reason", failure.reason},
+                                  {"pid", failure.pid},
+                                  {"timeMs", WallMillis()}});
+}
+
+void WorkerSession::Stopping(int exit_code, const std::string& reason) {
+  Send(MessageType::kNodeStopping,
+       {{"exitCode", exit_code}, {"reason", reason}, {"timeMs", WallMillis()}});
+}
+
+void WorkerSession::ReportResult(const NodeResult& result) {
+  Send(MessageType::kNodeResult, result.ToJson());
+}
+
+std::vector<TransferItem> WorkerSession::MergeUploads(
+    std::vector<TransferItem> items, const std::string& run_prefix) {
+  json files = json::array();
+  for (const TransferItem& item : items) {
+    files.push_back(
+        {{"key", item.key.substr(run_prefix.size())}, {"size", item.size}});
+  }
+  Send(MessageType::kManifest, {{"files", files}});
+  std::unique_lock lock(mu_);
+  auto answered = [&] {
+    return plan_ || digest_request_ || head_lost_ || finished_;
+  };
+  WaitLocked(lock, answered);
+  if (digest_request_ && !plan_) {
+    std::set<std::string> keys;
+    for (const json& k : (*digest_request_)["needDigests"]) {
+      if (k.is_string()) keys.insert(k.get<std::string>());
+    }
+    lock.unlock();
+    json digests = DigestsOf(items, run_prefix, keys);
+    Send(MessageType::kManifest, {{"digests", digests}});
+    lock.lock();
+    WaitLocked(lock, [&] { return plan_ || head_lost_ || finished_; });
+  }
+  std::vector<TransferItem> mine;
+  if (!plan_) {
+    // No plan from the head: keep every file under a name no other node uses.
+    options_.reporter->Warning(
+        fmt::format("no upload plan from {}; this node's outputs go up as "
+                    "<name>.node{}.<ext>",
+                    head_name_, node_rank_));
+    for (TransferItem& item : items) {
+      item.key = run_prefix +
+                 ConflictKey(item.key.substr(run_prefix.size()), node_rank_);
+      mine.push_back(std::move(item));
+    }
+    return mine;
+  }
+  const json& uploads = (*plan_)["uploads"];
+  for (TransferItem& item : items) {
+    std::string key = item.key.substr(run_prefix.size());
+    if (!uploads.contains(key) || !uploads[key].is_string()) continue;
+    item.key = run_prefix + uploads[key].get<std::string>();
+    mine.push_back(std::move(item));
+  }
+  return mine;
+}
+
+JobOutcome WorkerSession::Finish(const NodeDone& done,
+                                 const JobOutcome& local) {
+  Send(MessageType::kNodeDone, {{"files", done.files},
+                                {"bytes", done.bytes},
+                                {"uploadErrors", done.upload_errors}});
+  std::unique_lock lock(mu_);
+  WaitLocked(lock, [&] { return finished_ || head_lost_; });
+  JobOutcome outcome = local;
+  if (!finished_) {
+    outcome.head_lost = true;
+    if (outcome.exit_code == 0) {
+      outcome.exit_code = kExitNodeLost;
+      outcome.status = RunStatus::kFailed;
+      outcome.outcome = "node lost";
+      outcome.stop_reason =
+          stop_.notice() ? stop_.notice()->reason : "lost the head";
+    }
+    return outcome;
+  }
+  const json& f = *finished_;
+  outcome.exit_code = f.value("exitCode", local.exit_code);
+  ParseRunStatus(f.value("status", "Failed"), &outcome.status);
+  outcome.outcome = f.value("outcome", "");
+  outcome.stop_reason = f.value("stopReason", "");
+  if (f.contains("failure") && f["failure"].is_object())
+    outcome.failure = FailureFromJson(f["failure"]);
+  return outcome;
+}
+
+void WorkerSession::SetRshHandler(RshHandler* handler) {
+  std::lock_guard lock(mu_);
+  rsh_handler_ = handler;
+}
+
+void WorkerSession::Sink::Output(uint32_t session, int stream,
+                                 std::string data) {
+  if (!worker_->client_) return;
+  worker_->client_
+      ->Send(EncodeRshData(
+          {session, static_cast<uint8_t>(stream), std::move(data)}))
+      .IgnoreError();
+}
+
+void WorkerSession::Sink::Exited(uint32_t session, int exit_code,
+                                 std::string error) {
+  worker_->Send(
+      MessageType::kRshExit,
+      {{"session", session}, {"exitCode", exit_code}, {"error", error}});
+}
+
+}  // namespace trainrun

@@ -1,0 +1,84 @@
+// A non-head node's side of a multi-node job: connects to the head (with
+// backoff until the rendezvous timeout), follows its assignment, start and
+// stop, reports this node's failures and results, and exits with the job's exit
+// code.
+//
+// Losing the head (its connection closes, or it sends nothing for the heartbeat
+// timeout) stops this node's ranks with exit 69.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+
+#include "runtime/cluster/cluster_session.h"
+#include "runtime/cluster/control_auth.h"
+#include "runtime/cluster/control_client.h"
+
+namespace trainrun {
+
+class WorkerSession : public ClusterSession {
+ public:
+  WorkerSession(SessionOptions options, const JobToken& token, std::string head,
+                int port, int node_rank);
+  ~WorkerSession() override;
+
+  bool is_head() const override { return false; }
+  int node_rank() const override { return node_rank_; }
+  Result<JobAssignment> Rendezvous(const NodeJoin& self) override;
+  std::optional<StopNotice> WaitForStart(const Status& prepared,
+                                         int exit_code) override;
+  void SetStopHandler(std::function<void(const StopNotice&)> handler) override;
+  void RankFailed(const RankFailure& failure) override;
+  void Stopping(int exit_code, const std::string& reason) override;
+  std::optional<StopNotice> stop() override;
+  void ReportResult(const NodeResult& result) override;
+  std::vector<TransferItem> MergeUploads(
+      std::vector<TransferItem> items, const std::string& run_prefix) override;
+  JobOutcome Finish(const NodeDone& done, const JobOutcome& local) override;
+  void SetRshHandler(RshHandler* handler) override;
+  RshSink* rsh_sink() override { return &sink_; }
+
+ private:
+  class Sink : public RshSink {
+   public:
+    explicit Sink(WorkerSession* worker) : worker_(worker) {}
+    void Output(uint32_t session, int stream, std::string data) override;
+    void Exited(uint32_t session, int exit_code, std::string error) override;
+
+   private:
+    WorkerSession* worker_;
+  };
+
+  void OnFrame(const Frame& frame);
+  void OnTick();
+  void OnClosed(const std::string& reason);
+  void HeadLostLocked(const std::string& why);
+  void StopLocked(const StopNotice& notice);
+  void Send(MessageType type, const nlohmann::json& body);
+  bool Canceled();
+  void WaitLocked(std::unique_lock<std::mutex>& lock,
+                  const std::function<bool()>& done);
+
+  SessionOptions options_;
+  std::string key_;
+  std::string head_;
+  int port_;
+  int node_rank_;
+  std::string head_name_;  // "node 0 (host, address)" once known
+  std::unique_ptr<ControlClient> client_;
+  Sink sink_{this};
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  HeartbeatMonitor heartbeat_;
+  bool started_ = false;
+  bool head_lost_ = false;
+  StopLatch stop_;
+  std::optional<nlohmann::json> plan_;
+  std::optional<nlohmann::json> digest_request_;
+  std::optional<nlohmann::json> finished_;
+  RshHandler* rsh_handler_ = nullptr;
+};
+
+}  // namespace trainrun

@@ -1,0 +1,45 @@
+// How the head starts an MPI job: a hostfile with one line per node (its
+// address and its rank count, in node order) and an mpirun command line that
+// maps ranks by slot (node-major, as trainrun numbers them), leaves binding to
+// trainrun, and uses `trainrun rsh` as Open MPI's remote launch agent (no sshd,
+// no ssh keys). Each rank runs as `trainrun mpi-rank -- PROGRAM...` so this
+// node's trainrun gives it its environment, binding and log files
+// (mpi_rank_server.h).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "runtime/cluster/rendezvous.h"
+
+namespace trainrun {
+
+constexpr const char* kRshKeyVariable =
+    "TRAINRUN_RSH_KEY";  // the rsh role's key, hex
+constexpr const char* kRshHeadVariable =
+    "TRAINRUN_RSH_HEAD";  // host:port of the head's control server
+
+// "10.0.0.1 slots=2 max_slots=2\n10.0.0.2 slots=2 max_slots=2\n"; a single-node
+// job lists "localhost".
+std::string MpiHostfile(const JobAssignment& job);
+
+struct MpirunOptions {
+  std::string mpirun = "mpirun";
+  std::string hostfile;  // path of MpiHostfile's text
+  std::string trainrun;  // absolute path of this trainrun executable
+  std::vector<std::string> program;  // the rank's argv
+};
+
+// The argv of mpirun for `job`.
+std::vector<std::string> MpirunArgv(const JobAssignment& job,
+                                    const MpirunOptions& options);
+
+// What mpirun and orted need in their environment besides the container's: the
+// rank socket, the rsh agent's key and head, and, as root, Open MPI's consent
+// to run as root (set here, for these processes only).
+std::vector<std::string> MpiLauncherEnv(std::vector<std::string> base,
+                                        const std::string& rank_socket,
+                                        const std::string& rsh_key_hex,
+                                        const std::string& rsh_head);
+
+}  // namespace trainrun

@@ -1,0 +1,135 @@
+// The supervisor: starts a node's ranks, watches them, and stops them all on the
+// first failure, a timeout, a cancel or a stop request from elsewhere.
+//
+// The stop sequence is the same whatever the reason: the signal (SIGTERM, or the
+// signal trainrun itself got when it is being canceled) to every live rank's process
+// group, a grace period, then SIGKILL to the groups that are still there. A second
+// SIGTERM/SIGINT while stopping skips the rest of the grace period.
+#pragma once
+
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/process/process.h"
+#include "runtime/report/reporter.h"
+
+namespace trainrun {
+
+constexpr std::chrono::seconds kDefaultGracePeriod{30};
+constexpr int kExitCodeTimeout = 124;
+constexpr int kExitCodeCanceled = 143;
+
+struct RankLaunch {
+  int rank = 0;  // global rank, used in every message
+  SpawnSpec spec;
+};
+
+enum class RunOutcome {
+  kSucceeded,   // every rank exited 0
+  kRankFailed,  // a rank exited non-zero, died by a signal, or could not start
+  kTimedOut,    // max_run_duration passed
+  kCanceled,    // trainrun got SIGTERM, SIGINT or SIGHUP
+  kStopped,     // RequestStop() from another part of trainrun (a peer failed)
+};
+std::string_view RunOutcomeName(RunOutcome outcome);
+
+// The root cause: the first rank that failed, not the ranks stopped after it.
+struct RankFailure {
+  int rank = 0;
+  int pid = 0;          // 0 when it never started
+  ExitStatus status;    // for a rank that could not start: 127 or 126
+  std::string reason;   // "exited with exit code 3", "could not start: ..."
+  std::string hint;     // e.g. the out-of-memory hint for SIGKILL; may be empty
+  std::vector<std::string> stderr_tail;  // filled by the caller once logs drained
+};
+
+struct RankResult {
+  int rank = 0;
+  int pid = 0;
+  bool started = false;
+  bool stopped_by_trainrun = false;  // it ended after trainrun signalled it
+  ExitStatus status;
+  double seconds = 0;  // how long it ran
+};
+
+struct SupervisionResult {
+  RunOutcome outcome = RunOutcome::kSucceeded;
+  int exit_code = 0;                   // what `trainrun run` should exit with
+  std::optional<RankFailure> failure;  // set for kRankFailed
+  std::string stop_reason;             // why the ranks were stopped, if they were
+  int cancel_signal = 0;               // for kCanceled
+  bool killed_after_grace = false;     // some rank needed SIGKILL
+  std::vector<RankResult> ranks;       // in launch order
+};
+
+struct SupervisorOptions {
+  // Time between the stop signal and SIGKILL.
+  Duration grace_period = kDefaultGracePeriod;
+  // Stop with exit 124 once the ranks have run this long; none = no limit.
+  std::optional<Duration> max_run_duration;
+  // Called once, on the supervising thread, when the first rank fails (before the
+  // others are signalled): the multi-node layer tells the other nodes.
+  std::function<void(const RankFailure&)> on_rank_failed;
+  // Called once, on the supervising thread, when the ranks start being stopped
+  // (after on_rank_failed for a failure): the outcome, exit code and reason. The
+  // multi-node layer tells the other nodes about a cancel or a time limit.
+  std::function<void(RunOutcome, int exit_code, const std::string& reason)> on_stop;
+};
+
+// The out-of-memory hint for a rank killed by SIGKILL that trainrun did not send;
+// empty for other statuses.
+std::string FailureHint(const ExitStatus& status);
+
+class Supervisor {
+ public:
+  // Does not own `processes` or `reporter`; both must outlive Run().
+  Supervisor(ProcessSet* processes, Reporter* reporter, SupervisorOptions options);
+
+  // Starts every rank in order. A rank that cannot start is a failure like any
+  // other (exit 127 or 126): the ranks after it are not started and those before
+  // it are being stopped when Start returns. Call once, before Wait().
+  void Start(std::vector<RankLaunch> launches);
+
+  // Supervises until every started rank has ended, then kills what remains in
+  // their process groups.
+  SupervisionResult Wait();
+
+  // Start() then Wait().
+  SupervisionResult Run(std::vector<RankLaunch> launches) {
+    Start(std::move(launches));
+    return Wait();
+  }
+
+  // Stops every rank and makes Run() return kStopped with `exit_code`, unless the
+  // run already ended or is already stopping for another reason. Safe from any
+  // thread.
+  void RequestStop(int exit_code, std::string reason);
+
+ private:
+  struct Live {
+    size_t index;  // into result_.ranks
+    TimePoint started;
+  };
+  void BeginStop(int signal, std::string reason);
+  void OnExit(int pid, const ExitStatus& status);
+  void OnSignal(int signal);
+  void KillAll();
+
+  ProcessSet* processes_;
+  Reporter* reporter_;
+  SupervisorOptions options_;
+  SupervisionResult result_;
+  std::vector<std::pair<int, Live>> live_;  // pid -> live rank
+  TimePoint started_{};
+  bool stopping_ = false;
+  bool killed_ = false;
+  TimePoint kill_deadline_{};
+
+  std::mutex stop_mu_;
+  std::optional<std::pair<int, std::string>> stop_request_;  // guarded by stop_mu_
+};
+
+}  // namespace trainrun

@@ -1,0 +1,70 @@
+// Data references: making each `data.<name>` of the job available to the ranks.
+//
+//   mount     local paths: a read-only bind mount of the source at pathOnCompute when
+//             trainrun may mount (in a private mount namespace, so it vanishes with
+//             the run); otherwise a symlink, and the system log says which.
+//             az:// and s3://: a read-only FUSE mount through rclone (fuse_mount.h),
+//             unmounted at the end; without rclone or /dev/fuse, an error that
+//             suggests `download` (never a silent download)
+//   download  local paths: a copy, after checking there is room for it.
+//             az://, s3://, https://: a parallel, verified download through the
+//             node's cache (object_download.h), so a rerun downloads nothing
+//   direct    the location itself, as given (a URI goes to the script as is)
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/run/fuse_mount.h"
+#include "runtime/run/job_config.h"
+#include "runtime/report/reporter.h"
+#include "base/status.h"
+
+namespace trainrun {
+
+struct PreparedData {
+  std::string name;
+  std::string path;     // what the ranks get: a local path, or the URI for direct
+  std::string source;   // the resolved location
+  std::string method;   // "read-only bind mount", "symlink", "copy", "direct"
+  uint64_t files = 0;   // copied, for download
+  uint64_t bytes = 0;
+  uint64_t downloaded_files = 0;  // from an object store this time
+  uint64_t downloaded_bytes = 0;
+  uint64_t cached_files = 0;      // from the node's cache
+};
+
+class DataPreparer {
+ public:
+  // `job_dir` resolves relative locations; `workdir` (the ranks' cwd) resolves
+  // relative pathOnCompute; `data_dir` holds the defaults (<data_dir>/<name>).
+  DataPreparer(std::string job_dir, std::string workdir, std::string data_dir, Reporter* reporter);
+  // Unmounts what Prepare() mounted (FUSE mounts first).
+  ~DataPreparer();
+
+  // Makes one reference available. Errors name the reference (data.<name>) and the
+  // path or URI at fault (credentials removed); a missing source is kNotFound, a
+  // mount that this node cannot make kNotSupported.
+  Result<PreparedData> Prepare(const DataReference& ref);
+
+  // The local path a reference resolves to, without preparing anything (dry runs).
+  std::string PlannedPath(const DataReference& ref) const;
+
+ private:
+  Result<std::string> ResolveSource(const DataReference& ref) const;
+  Status Mount(const std::string& source, const std::string& target, PreparedData* out);
+  Status Download(const DataReference& ref, const std::string& source,
+                  const std::string& target, PreparedData* out);
+  Status PrepareObject(const DataReference& ref, PreparedData* out);
+
+  std::string job_dir_;
+  std::string workdir_;
+  std::string data_dir_;
+  Reporter* reporter_;
+  std::vector<std::string> mounts_;
+  std::vector<std::unique_ptr<FuseMount>> fuse_mounts_;
+};
+
+}  // namespace trainrun

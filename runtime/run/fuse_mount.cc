@@ -1,0 +1,235 @@
+#include "runtime/run/fuse_mount.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include "runtime/store/azure_blob_store.h"
+#include "base/fs_util.h"
+#include "runtime/process/process_posix.h"
+#include "base/redact.h"
+#include "runtime/store/s3_store.h"
+
+extern char** environ;
+
+namespace trainrun {
+namespace {
+
+namespace fs = std::filesystem;
+
+// "\040" and friends in mountinfo paths.
+std::string UnescapeMountPath(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size()) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// The rclone remote ("trainrun:path") and its configuration variables.
+Result<std::pair<std::string, std::map<std::string, std::string>>> RcloneRemote(
+    const std::string& uri, const EnvLookup& env) {
+  std::map<std::string, std::string> config;
+  const std::string p = "RCLONE_CONFIG_TRAINRUN_";
+  if (uri.rfind("s3://", 0) == 0) {
+    TR_ASSIGN_OR_RETURN(S3Location loc, ParseS3Uri(uri));
+    S3Config s3 = S3ConfigFromEnv(env);
+    config[p + "TYPE"] = "s3";
+    config[p + "PROVIDER"] = s3.endpoint.empty() ? "AWS" : "Other";
+    config[p + "ENV_AUTH"] = "false";
+    config[p + "REGION"] = s3.region;
+    if (!s3.endpoint.empty()) {
+      config[p + "ENDPOINT"] = s3.endpoint;
+      config[p + "FORCE_PATH_STYLE"] = "true";
+    }
+    if (!s3.credentials.access_key_id.empty()) {
+      config[p + "ACCESS_KEY_ID"] = s3.credentials.access_key_id;
+      config[p + "SECRET_ACCESS_KEY"] = s3.credentials.secret_access_key;
+      if (!s3.credentials.session_token.empty())
+        config[p + "SESSION_TOKEN"] = s3.credentials.session_token;
+    }
+    std::string path = loc.bucket + (loc.prefix.empty() ? "" : "/" + loc.prefix);
+    return std::make_pair("trainrun:" + path, config);
+  }
+  TR_ASSIGN_OR_RETURN(AzureBlobLocation loc, ParseAzureUri(uri));
+  TR_ASSIGN_OR_RETURN(AzureCredentials creds, AzureCredentialsFor(loc.account, env));
+  std::string sas = creds.sas;
+  if (!creds.account_key.empty()) {
+    // A read-only grant for this container only: the account key stays with us.
+    ParsedUrl url;
+    ParseUrl(creds.endpoint, &url);
+    TR_ASSIGN_OR_RETURN(
+        sas, ContainerSas(loc.account, creds.account_key, loc.container, "rl",
+                          SystemClock()->WallNow() + kMountSasLifetime, url.scheme == "http"));
+  }
+  config[p + "TYPE"] = "azureblob";
+  config[p + "SAS_URL"] = creds.endpoint + "/" + loc.container + (sas.empty() ? "" : "?" + sas);
+  std::string path = loc.container + (loc.prefix.empty() ? "" : "/" + loc.prefix);
+  return std::make_pair("trainrun:" + path, config);
+}
+
+std::string LastLine(const std::string& path, const std::map<std::string, std::string>& secrets) {
+  std::ifstream in(path);
+  std::string line, last;
+  while (std::getline(in, line)) {
+    if (!line.empty()) last = line;
+  }
+  for (const auto& [name, value] : secrets) {
+    if (value.size() < 8) continue;
+    for (size_t at = last.find(value); at != std::string::npos; at = last.find(value)) {
+      last.replace(at, value.size(), kRedacted);
+    }
+  }
+  return last;
+}
+
+}  // namespace
+
+std::string FuseUnavailableReason() {
+  if (FindOnPath("rclone").empty()) return "rclone is not installed (apt-get install rclone fuse3)";
+  if (access("/dev/fuse", R_OK | W_OK) != 0) {
+    return "/dev/fuse is not available (a container needs --device /dev/fuse --cap-add SYS_ADMIN)";
+  }
+  if (FindOnPath("fusermount3").empty() && FindOnPath("fusermount").empty()) {
+    return "fusermount is not installed (apt-get install fuse3)";
+  }
+  return "";
+}
+
+bool IsMountPoint(const std::string& path) {
+  std::error_code ec;
+  std::string want = fs::weakly_canonical(path, ec).string();
+  std::ifstream info("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(info, line)) {
+    // id parent major:minor root mount-point ...
+    size_t pos = 0;
+    for (int field = 0; field < 4 && pos != std::string::npos; ++field)
+      pos = line.find(' ', pos + 1);
+    if (pos == std::string::npos) continue;
+    size_t end = line.find(' ', pos + 1);
+    if (UnescapeMountPath(line.substr(pos + 1, end - pos - 1)) == want) return true;
+  }
+  return false;
+}
+
+Result<std::unique_ptr<FuseMount>> FuseMount::Mount(const std::string& uri,
+                                                    const std::string& target,
+                                                    const std::string& log_path,
+                                                    const EnvLookup& env) {
+  std::string why = FuseUnavailableReason();
+  if (!why.empty()) {
+    return NotSupportedError(fmt::format("cannot mount {}: {}; use mechanism \"download\" instead",
+                                         RedactUri(uri), why));
+  }
+  TR_ASSIGN_OR_RETURN(auto remote, RcloneRemote(uri, env));
+  TR_RETURN_IF_ERROR(MakeDirs(target));
+  std::error_code ec;
+  if (!fs::is_empty(target, ec)) {
+    return AlreadyExistsError(fmt::format("pathOnCompute {} exists and is not empty", target));
+  }
+  TR_RETURN_IF_ERROR(MakeDirs(fs::path(log_path).parent_path().string()));
+  const std::string rclone = FindOnPath("rclone");
+  std::vector<std::string> argv = {rclone,        "mount",      remote.first, target,
+                                   "--read-only", "--log-file", log_path,     "--log-level",
+                                   "NOTICE",      "--config",   "/dev/null"};
+  std::vector<std::string> envp;
+  for (char** e = environ; *e != nullptr; ++e) {
+    // rclone would read these too; only what we give it counts.
+    if (std::string(*e).rfind("RCLONE_CONFIG_", 0) == 0) continue;
+    envp.emplace_back(*e);
+  }
+  for (const auto& [k, v] : remote.second) envp.push_back(k + "=" + v);
+  std::vector<char*> args, envs;
+  for (std::string& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  for (std::string& e : envp) envs.push_back(e.data());
+  envs.push_back(nullptr);
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) return ErrnoStatus(errno, "fork for rclone");
+  if (pid == 0) {
+    // rclone goes when trainrun goes, even on SIGKILL.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(1);
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execve(args[0], args.data(), envs.data());
+    _exit(127);
+  }
+  std::unique_ptr<FuseMount> mount(new FuseMount(target, "rclone", pid));
+  const TimePoint deadline = SystemClock()->Now() + kFuseMountTimeout;
+  while (!IsMountPoint(target)) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      mount->pid_ = -1;
+      mount->mounted_ = false;
+      return UnavailableError(fmt::format("rclone could not mount {} at {}: {} (log: {})",
+                                          RedactUri(uri), target, LastLine(log_path, remote.second),
+                                          log_path));
+    }
+    if (SystemClock()->Now() > deadline) {
+      return UnavailableError(fmt::format(
+          "rclone did not mount {} at {} within {} s (log: {})", RedactUri(uri), target,
+          std::chrono::duration_cast<std::chrono::seconds>(kFuseMountTimeout).count(), log_path));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return mount;
+}
+
+Status FuseMount::Unmount() {
+  Status result;
+  if (mounted_ && IsMountPoint(target_)) {
+    const bool unmounted = CaptureOutput({"fusermount3", "-u", "-z", target_}, "").ok() ||
+                           CaptureOutput({"fusermount", "-u", "-z", target_}, "").ok();
+    if (!unmounted) {
+      if (umount2(target_.c_str(), MNT_DETACH) != 0) {
+        result = ErrnoStatus(errno, fmt::format("unmounting {}", target_));
+      }
+    }
+  }
+  mounted_ = false;
+  if (pid_ > 0) {
+    // rclone exits by itself once unmounted; make sure.
+    const TimePoint deadline = SystemClock()->Now() + std::chrono::seconds(5);
+    while (true) {
+      pid_t r = waitpid(pid_, nullptr, WNOHANG);
+      if (r == pid_ || (r < 0 && errno == ECHILD)) break;  // gone, or reaped elsewhere
+      if (SystemClock()->Now() > deadline) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+        break;
+      }
+      kill(pid_, SIGTERM);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    pid_ = -1;
+  }
+  return result;
+}
+
+FuseMount::~FuseMount() { Unmount().IgnoreError(); }
+
+}  // namespace trainrun

@@ -1,0 +1,487 @@
+#include "runtime/run/job_config.h"
+
+#include <sys/stat.h>
+
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "base/field_suggest.h"
+#include "runtime/run/placeholders.h"
+#include "base/text.h"
+
+namespace trainrun {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// Collects errors as "pointer: message" and reads the members of one JSON object,
+// matching names case-insensitively and rejecting names it does not know.
+class Errors {
+ public:
+  void Add(const std::string& pointer, std::string message) {
+    lines_.push_back(fmt::format("{}: {}", pointer.empty() ? "/" : pointer, message));
+  }
+  bool empty() const { return lines_.empty(); }
+  Status ToStatus(const std::string& file) const {
+    std::string message;
+    for (const std::string& line : lines_) {
+      if (!message.empty()) message += "\n";
+      message += fmt::format("{}: {}", file, line);
+    }
+    return InvalidJobError(message);
+  }
+
+ private:
+  std::vector<std::string> lines_;
+};
+
+std::string TypeName(const json& value) {
+  switch (value.type()) {
+    case json::value_t::null: return "null";
+    case json::value_t::boolean: return "a boolean";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned: return "an integer";
+    case json::value_t::number_float: return "a number";
+    case json::value_t::string: return "a string";
+    case json::value_t::array: return "an array";
+    case json::value_t::object: return "an object";
+    default: return "something else";
+  }
+}
+
+class ObjectReader {
+ public:
+  ObjectReader(const json& object, std::string pointer, std::vector<std::string> known,
+               Errors* errors)
+      : object_(object), pointer_(std::move(pointer)), errors_(errors) {
+    for (auto it = object.begin(); it != object.end(); ++it) {
+      const std::string* match = nullptr;
+      for (const std::string& name : known) {
+        if (ToLower(name) == ToLower(it.key())) match = &name;
+      }
+      if (match == nullptr) {
+        std::string hint = NearestName(it.key(), known);
+        errors_->Add(Pointer(it.key()),
+                     hint.empty() ? fmt::format("unknown field; known fields here are {}",
+                                                fmt::join(known, ", "))
+                                  : fmt::format("unknown field; did you mean \"{}\"?", hint));
+        continue;
+      }
+      if (members_.count(*match) != 0) {
+        errors_->Add(Pointer(it.key()), fmt::format("\"{}\" is given twice", *match));
+      }
+      members_[*match] = &it.value();
+      spelled_[*match] = it.key();
+    }
+  }
+
+  std::string Pointer(const std::string& name) const {
+    std::string escaped;
+    for (char c : name) {
+      if (c == '~') escaped += "~0";
+      else if (c == '/') escaped += "~1";
+      else escaped += c;
+    }
+    return pointer_ + "/" + escaped;
+  }
+  // The pointer with the name as the file spells it.
+  std::string At(const std::string& name) const {
+    auto it = spelled_.find(name);
+    return Pointer(it == spelled_.end() ? name : it->second);
+  }
+
+  // The member, or null when absent or JSON null.
+  const json* Get(const std::string& name) const {
+    auto it = members_.find(name);
+    if (it == members_.end() || it->second->is_null()) return nullptr;
+    return it->second;
+  }
+
+  bool String(const std::string& name, std::string* out, bool allow_empty = false) {
+    const json* v = Get(name);
+    if (v == nullptr) return false;
+    if (!v->is_string()) {
+      errors_->Add(At(name), fmt::format("must be a string, got {}", TypeName(*v)));
+      return false;
+    }
+    if (!allow_empty && v->get<std::string>().empty()) {
+      errors_->Add(At(name), "must not be empty");
+      return false;
+    }
+    *out = v->get<std::string>();
+    return true;
+  }
+
+  bool Bool(const std::string& name, bool* out) {
+    const json* v = Get(name);
+    if (v == nullptr) return false;
+    if (!v->is_boolean()) {
+      errors_->Add(At(name), fmt::format("must be true or false, got {}", TypeName(*v)));
+      return false;
+    }
+    *out = v->get<bool>();
+    return true;
+  }
+
+  bool Int(const std::string& name, int min, int max, std::optional<int>* out) {
+    const json* v = Get(name);
+    if (v == nullptr) return false;
+    bool integral = v->is_number_integer() ||
+                    (v->is_number_float() && v->get<double>() == static_cast<int64_t>(v->get<double>()));
+    if (!integral) {
+      errors_->Add(At(name), fmt::format("must be an integer from {} to {}, got {}", min, max,
+                                         v->dump()));
+      return false;
+    }
+    int64_t n = v->is_number_float() ? static_cast<int64_t>(v->get<double>()) : v->get<int64_t>();
+    if (n < min || n > max) {
+      errors_->Add(At(name), fmt::format("must be an integer from {} to {}, got {}", min, max, n));
+      return false;
+    }
+    *out = static_cast<int>(n);
+    return true;
+  }
+
+  // Strings, numbers and booleans, as Azure ML's script_params allow.
+  bool Scalars(const std::string& name, std::vector<std::string>* out) {
+    const json* v = Get(name);
+    if (v == nullptr) return false;
+    if (!v->is_array()) {
+      errors_->Add(At(name), fmt::format("must be an array, got {}", TypeName(*v)));
+      return false;
+    }
+    bool ok = true;
+    for (size_t i = 0; i < v->size(); ++i) {
+      const json& item = (*v)[i];
+      std::string pointer = fmt::format("{}/{}", At(name), i);
+      if (item.is_string()) {
+        out->push_back(item.get<std::string>());
+      } else if (item.is_number() || item.is_boolean()) {
+        out->push_back(item.dump());
+      } else {
+        errors_->Add(pointer, fmt::format("must be a string or a number, got {}", TypeName(item)));
+        ok = false;
+      }
+    }
+    return ok;
+  }
+
+  const json* Object(const std::string& name) {
+    const json* v = Get(name);
+    if (v == nullptr) return nullptr;
+    if (!v->is_object()) {
+      errors_->Add(At(name), fmt::format("must be an object, got {}", TypeName(*v)));
+      return nullptr;
+    }
+    return v;
+  }
+
+  Errors* errors() { return errors_; }
+
+ private:
+  const json& object_;
+  std::string pointer_;
+  Errors* errors_;
+  std::map<std::string, const json*> members_;
+  std::map<std::string, std::string> spelled_;
+};
+
+bool IsEnvName(std::string_view name) {
+  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
+  }
+  return true;
+}
+
+// Parses `text` as one of `choices`, case-insensitively.
+template <typename Enum>
+bool Choice(ObjectReader& reader, const std::string& name,
+            const std::vector<std::pair<std::string, Enum>>& choices, Enum* out) {
+  std::string text;
+  if (!reader.String(name, &text)) return false;
+  std::vector<std::string> names;
+  for (const auto& [choice, value] : choices) {
+    if (ToLower(choice) == ToLower(text)) {
+      *out = value;
+      return true;
+    }
+    names.push_back(choice);
+  }
+  reader.errors()->Add(reader.At(name), fmt::format("\"{}\" is not one of {}", text,
+                                                    fmt::join(names, ", ")));
+  return false;
+}
+
+void ParseData(const json& data, const std::string& pointer, Errors* errors,
+               std::vector<DataReference>* out) {
+  for (auto it = data.begin(); it != data.end(); ++it) {
+    std::string at = pointer + "/" + it.key();
+    if (!IsEnvName(it.key())) {
+      errors->Add(at, "a data reference name must be letters, digits and _ (it becomes "
+                      "AZUREML_DATAREFERENCE_<name>)");
+      continue;
+    }
+    if (!it.value().is_object()) {
+      errors->Add(at, fmt::format("must be an object, got {}", TypeName(it.value())));
+      continue;
+    }
+    ObjectReader ref(it.value(), at,
+                     {"dataLocation", "mechanism", "pathOnCompute", "environmentVariableName",
+                      "overwrite"},
+                     errors);
+    DataReference d;
+    d.name = it.key();
+    if (const json* location = ref.Object("dataLocation")) {
+      ObjectReader loc(*location, ref.At("dataLocation"), {"uri"}, errors);
+      if (!loc.String("uri", &d.uri)) {
+        if (loc.Get("uri") == nullptr) errors->Add(loc.Pointer("uri"), "is required");
+      }
+    } else if (ref.Get("dataLocation") == nullptr) {
+      errors->Add(ref.Pointer("dataLocation"), "is required (an object with \"uri\")");
+    }
+    Choice<DataMechanism>(ref, "mechanism",
+                          {{"mount", DataMechanism::kMount},
+                           {"download", DataMechanism::kDownload},
+                           {"direct", DataMechanism::kDirect}},
+                          &d.mechanism);
+    ref.String("pathOnCompute", &d.path_on_compute);
+    if (ref.String("environmentVariableName", &d.environment_variable_name) &&
+        !IsEnvName(d.environment_variable_name)) {
+      errors->Add(ref.At("environmentVariableName"),
+                  fmt::format("\"{}\" is not a valid environment variable name",
+                              d.environment_variable_name));
+    }
+    ref.Bool("overwrite", &d.overwrite);
+    out->push_back(std::move(d));
+  }
+}
+
+}  // namespace
+
+std::string_view CommunicatorName(Communicator c) {
+  switch (c) {
+    case Communicator::kNone: return "None";
+    case Communicator::kMpi: return "Mpi";
+    case Communicator::kNccl: return "Nccl";
+    case Communicator::kGloo: return "Gloo";
+    case Communicator::kTensorFlow: return "TensorFlow";
+  }
+  return "None";
+}
+
+std::string_view DataMechanismName(DataMechanism m) {
+  switch (m) {
+    case DataMechanism::kMount: return "mount";
+    case DataMechanism::kDownload: return "download";
+    case DataMechanism::kDirect: return "direct";
+  }
+  return "mount";
+}
+
+bool IsValidRunName(std::string_view name) {
+  if (name.empty() || name.size() > 255) return false;
+  if (!std::isalnum(static_cast<unsigned char>(name[0]))) return false;
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
+Result<JobConfig> ParseJobFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return ErrnoStatus(errno, fmt::format("job file {}", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return ErrnoStatus(errno, fmt::format("job file {}", path));
+  return ParseJobText(text.str(), path);
+}
+
+Result<JobConfig> ParseJobText(const std::string& text, const std::string& path) {
+  json root;
+  try {
+    root = json::parse(text);
+  } catch (const json::parse_error& e) {
+    // Turn the byte offset into line:column, which editors understand.
+    size_t line = 1, column = 1;
+    for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
+      if (text[i] == '\n') {
+        ++line;
+        column = 1;
+      } else {
+        ++column;
+      }
+    }
+    std::string what = e.what();
+    size_t colon = what.find("syntax error");
+    return InvalidJobError(fmt::format("{}:{}:{}: not valid JSON: {}", path, line, column,
+                                       colon == std::string::npos ? what : what.substr(colon)));
+  }
+  if (!root.is_object()) {
+    return InvalidJobError(fmt::format("{}: the job file must be a JSON object, got {}", path,
+                                       TypeName(root)));
+  }
+
+  Errors errors;
+  JobConfig job;
+  job.file = path;
+  job.json = root.dump();
+  const fs::path base = fs::absolute(fs::path(path)).parent_path();
+
+  ObjectReader top(root, "",
+                   {"script", "command", "arguments", "sourceDirectory", "experimentName",
+                    "runId", "communicator", "nodeCount", "mpi", "processCountPerNode",
+                    "gpusPerProcess", "binding", "maxRunDurationSeconds", "environment",
+                    "data", "history", "rendezvous"},
+                   &errors);
+
+  top.String("script", &job.script);
+  top.Scalars("command", &job.command);
+  if (top.Get("command") != nullptr && job.command.empty() && top.Get("command")->is_array()) {
+    errors.Add(top.At("command"), "must not be empty");
+  }
+  if (job.script.empty() && job.command.empty() && top.Get("script") == nullptr &&
+      top.Get("command") == nullptr) {
+    errors.Add("", "one of \"script\" (a Python file in sourceDirectory) or \"command\" "
+                   "(an argv array) is required");
+  }
+  if (!job.script.empty() && !job.command.empty()) {
+    errors.Add(top.At("command"), "give \"script\" or \"command\", not both");
+  }
+  top.Scalars("arguments", &job.arguments);
+
+  std::string source = ".";
+  top.String("sourceDirectory", &source);
+  job.source_directory = fs::weakly_canonical(base / source).string();
+  {
+    struct stat st{};
+    if (stat(job.source_directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      errors.Add(top.At("sourceDirectory"),
+                 fmt::format("\"{}\" is not a directory", job.source_directory));
+    } else if (!job.script.empty()) {
+      fs::path script = fs::path(job.source_directory) / job.script;
+      if (fs::path(job.script).is_absolute()) script = job.script;
+      if (!fs::is_regular_file(script)) {
+        errors.Add(top.At("script"),
+                   fmt::format("\"{}\" is not a file in sourceDirectory {}", job.script,
+                               job.source_directory));
+      }
+    }
+  }
+
+  if (top.String("experimentName", &job.experiment_name) &&
+      !IsValidRunName(job.experiment_name)) {
+    errors.Add(top.At("experimentName"),
+               fmt::format("\"{}\" must be 1-255 letters, digits, '_', '-' or '.', starting "
+                           "with a letter or digit",
+                           job.experiment_name));
+  }
+  if (top.String("runId", &job.run_id) && !IsValidRunName(job.run_id)) {
+    errors.Add(top.At("runId"), fmt::format("\"{}\" must be 1-255 letters, digits, '_', '-' "
+                                            "or '.', starting with a letter or digit",
+                                            job.run_id));
+  }
+  Choice<Communicator>(top, "communicator",
+                       {{"None", Communicator::kNone},
+                        {"Mpi", Communicator::kMpi},
+                        {"Nccl", Communicator::kNccl},
+                        {"Gloo", Communicator::kGloo},
+                        {"TensorFlow", Communicator::kTensorFlow}},
+                       &job.communicator);
+  std::optional<int> node_count;
+  if (top.Int("nodeCount", 1, kMaxNodeCount, &node_count)) {
+    job.node_count = *node_count;
+    job.node_count_set = true;
+  }
+  if (const json* rendezvous = top.Object("rendezvous")) {
+    ObjectReader r(*rendezvous, top.At("rendezvous"), {"headHost", "timeoutSeconds"}, &errors);
+    r.String("headHost", &job.rendezvous.head_host);
+    r.Int("timeoutSeconds", 1, 7 * 24 * 3600, &job.rendezvous.timeout_seconds);
+  }
+
+  top.Int("processCountPerNode", 1, kMaxProcessesPerNode, &job.process_count_per_node);
+  if (const json* mpi = top.Object("mpi")) {
+    ObjectReader mpi_reader(*mpi, top.At("mpi"), {"processCountPerNode"}, &errors);
+    std::optional<int> count;
+    if (mpi_reader.Int("processCountPerNode", 1, kMaxProcessesPerNode, &count)) {
+      if (job.process_count_per_node && *job.process_count_per_node != *count) {
+        errors.Add(mpi_reader.At("processCountPerNode"),
+                   fmt::format("{} disagrees with /processCountPerNode {}", *count,
+                               *job.process_count_per_node));
+      }
+      job.process_count_per_node = count;
+    }
+  }
+  top.Int("gpusPerProcess", 1, 64, &job.gpus_per_process);
+  Choice<BindingPolicy>(top, "binding",
+                        {{"auto", BindingPolicy::kAuto}, {"none", BindingPolicy::kNone}},
+                        &job.binding);
+  top.Int("maxRunDurationSeconds", 1, INT32_MAX, &job.max_run_duration_seconds);
+
+  if (const json* environment = top.Object("environment")) {
+    ObjectReader env(*environment, top.At("environment"), {"environmentVariables", "python"},
+                     &errors);
+    if (const json* vars = env.Object("environmentVariables")) {
+      for (auto it = vars->begin(); it != vars->end(); ++it) {
+        std::string at = env.At("environmentVariables") + "/" + it.key();
+        if (!IsEnvName(it.key())) {
+          errors.Add(at, "not a valid environment variable name");
+        } else if (it.value().is_string()) {
+          job.environment_variables.emplace_back(it.key(), it.value().get<std::string>());
+        } else if (it.value().is_number() || it.value().is_boolean()) {
+          job.environment_variables.emplace_back(it.key(), it.value().dump());
+        } else {
+          errors.Add(at, fmt::format("must be a string, got {}", TypeName(it.value())));
+        }
+      }
+    }
+    if (const json* python = env.Object("python")) {
+      ObjectReader py(*python, env.At("python"), {"interpreterPath"}, &errors);
+      py.String("interpreterPath", &job.interpreter_path);
+    }
+  }
+
+  if (const json* data = top.Object("data")) ParseData(*data, top.At("data"), &errors, &job.data);
+
+  if (const json* history = top.Object("history")) {
+    ObjectReader h(*history, top.At("history"), {"outputCollection", "directoriesToWatch", "uri"},
+                   &errors);
+    h.Bool("outputCollection", &job.history.output_collection);
+    h.Scalars("directoriesToWatch", &job.history.directories_to_watch);
+    for (size_t i = 0; i < job.history.directories_to_watch.size(); ++i) {
+      const fs::path dir(job.history.directories_to_watch[i]);
+      if (dir.empty() || dir.is_absolute() || *dir.begin() == "..") {
+        errors.Add(fmt::format("{}/{}", h.At("directoriesToWatch"), i),
+                   fmt::format("\"{}\" must be a path inside the working directory",
+                               dir.string()));
+      }
+    }
+    h.String("uri", &job.history.uri);
+  }
+
+  // Placeholders are checked now so a typo fails before anything starts.
+  std::vector<std::string> data_names;
+  for (const DataReference& d : job.data) data_names.push_back(d.name);
+  auto check = [&](const std::vector<std::string>& items, const std::string& field) {
+    for (size_t i = 0; i < items.size(); ++i) {
+      Status s = CheckPlaceholders(items[i], data_names);
+      if (!s.ok()) errors.Add(fmt::format("{}/{}", top.At(field), i), s.message());
+    }
+  };
+  check(job.arguments, "arguments");
+  check(job.command, "command");
+
+  if (!errors.empty()) return errors.ToStatus(path);
+  return job;
+}
+
+}  // namespace trainrun

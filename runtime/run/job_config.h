@@ -1,0 +1,93 @@
+// The job file: Azure ML RunConfiguration field names, as a plain struct.
+//
+// ParseJobFile() reads and validates it once; everything after works on JobConfig.
+// Every error names the file and the field as a JSON pointer, e.g.
+//   job.json: /data/mnist/mechanism: "mnt" is not one of mount, download, direct
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/status.h"
+
+namespace trainrun {
+
+constexpr const char* kDefaultExperimentName = "default";
+constexpr const char* kDefaultPythonInterpreter = "python3";
+constexpr int kMaxProcessesPerNode = 4096;
+constexpr int kMaxNodeCount = 65536;
+
+enum class Communicator { kNone, kMpi, kNccl, kGloo, kTensorFlow };
+std::string_view CommunicatorName(Communicator c);
+
+enum class DataMechanism { kMount, kDownload, kDirect };
+std::string_view DataMechanismName(DataMechanism m);
+
+// How ranks are placed on the node's CPUs, GPUs and NUMA memory.
+enum class BindingPolicy { kAuto, kNone };
+
+struct DataReference {
+  std::string name;  // the key under "data"; also AZUREML_DATAREFERENCE_<name>
+  std::string uri;   // dataLocation.uri: a local path, file://, az://, s3://, https://
+  DataMechanism mechanism = DataMechanism::kMount;
+  std::string path_on_compute;            // empty: <run dir>/data/<name>
+  std::string environment_variable_name;  // an extra variable holding the path
+  bool overwrite = false;                 // download over existing files
+};
+
+struct HistoryConfig {
+  // Upload ./outputs to run history at the end of the run.
+  bool output_collection = true;
+  // Directories of the working directory whose files reach run history; "logs"
+  // always does.
+  std::vector<std::string> directories_to_watch;
+  // Where run history lives; empty: the command line, TRAINRUN_HISTORY, or default.
+  std::string uri;
+};
+
+// Multi-node jobs: how the nodes find each other.
+struct RendezvousConfig {
+  std::string head_host;               // the head's host name, when no scheduler says it
+  std::optional<int> timeout_seconds;  // how long nodes wait for each other
+};
+
+struct JobConfig {
+  std::string file;  // the job file as given, for messages
+  // Exactly one of script (run with the Python interpreter) or command (an argv).
+  std::string script;
+  std::vector<std::string> command;
+  std::vector<std::string> arguments;   // placeholders not yet expanded
+  std::string source_directory;         // absolute; default: the job file's folder
+  std::string experiment_name = kDefaultExperimentName;
+  std::string run_id;                   // empty: generated
+  Communicator communicator = Communicator::kNone;
+  int node_count = 1;
+  bool node_count_set = false;  // the file gives nodeCount
+  RendezvousConfig rendezvous;
+  std::optional<int> process_count_per_node;  // none: GPUs on the node, else 1
+  std::optional<int> gpus_per_process;        // none: 1 when the node has GPUs
+  BindingPolicy binding = BindingPolicy::kAuto;
+  std::optional<int> max_run_duration_seconds;
+  std::vector<std::pair<std::string, std::string>> environment_variables;
+  std::string interpreter_path;  // empty: python3 from PATH
+  std::vector<DataReference> data;
+  HistoryConfig history;
+  std::string json;  // the job file as parsed (not redacted), for the run record
+};
+
+// Reads, parses and validates `path`. Relative paths in the file are resolved
+// against the file's folder. Errors are kInvalidJob and name the file and field;
+// several errors are reported together, one per line.
+Result<JobConfig> ParseJobFile(const std::string& path);
+
+// Same, for text already in memory; `path` is used for messages and for resolving
+// relative paths.
+Result<JobConfig> ParseJobText(const std::string& text, const std::string& path);
+
+// Checks that experiment names and run ids are safe as path and key segments:
+// 1–255 of [A-Za-z0-9_.-], starting with a letter or digit.
+bool IsValidRunName(std::string_view name);
+
+}  // namespace trainrun

@@ -1,0 +1,475 @@
+// The control plane end to end on loopback, in one process: a head session and
+// node sessions over real sockets, with real authentication, rendezvous, stops,
+// lost nodes, heartbeats and merged uploads. The same scenarios run with real
+// trainrun processes in network namespaces in tests/multinode/.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "runtime/cluster/control_client.h"
+#include "runtime/cluster/head_session.h"
+#include "base/net_util.h"
+#include "runtime/cluster/worker_session.h"
+#include "tests/test_util.h"
+
+namespace trainrun {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+class Recorder : public QuietReporter {
+ public:
+  void Warning(std::string_view m) override { Add(m); }
+  void Error(std::string_view m) override { Add(m); }
+  void Info(std::string_view m) override { Add(m); }
+  bool Saw(const std::string& text) {
+    std::lock_guard lock(mu_);
+    for (const std::string& line : lines_) {
+      if (line.find(text) != std::string::npos) return true;
+    }
+    return false;
+  }
+  std::string All() {
+    std::lock_guard lock(mu_);
+    std::string all;
+    for (const std::string& l : lines_) all += l + "\n";
+    return all;
+  }
+
+ private:
+  void Add(std::string_view m) {
+    std::lock_guard lock(mu_);
+    lines_.emplace_back(m);
+  }
+  std::mutex mu_;
+  std::vector<std::string> lines_;
+};
+
+// Collects the stop a session hands its handler.
+struct StopCatcher {
+  std::promise<StopNotice> promise;
+  std::future<StopNotice> future = promise.get_future();
+  std::function<void(const StopNotice&)> Handler() {
+    return [this](const StopNotice& n) { promise.set_value(n); };
+  }
+  std::optional<StopNotice> Wait(Duration limit = seconds(30)) {
+    if (future.wait_for(limit) != std::future_status::ready)
+      return std::nullopt;
+    return future.get();
+  }
+};
+
+NodeResult ResultOf(int node_rank, int exit_code = 0) {
+  NodeResult r;
+  r.node_rank = node_rank;
+  r.exit_code = exit_code;
+  return r;
+}
+
+class ControlPlaneTest : public ::testing::Test {
+ protected:
+  SessionOptions Options() {
+    SessionOptions o;
+    o.rendezvous_timeout = seconds(30);
+    o.finalize_timeout = seconds(30);
+    o.heartbeat = {milliseconds(100), seconds(2)};
+    o.reporter = &reporter_;
+    return o;
+  }
+  NodeJoin Join(int rank, int count) {
+    NodeJoin n;
+    n.node_rank = rank;
+    n.node_count = count;
+    n.host = "host" + std::to_string(rank);
+    n.process_count = 2;
+    n.job_digest = "digest";
+    n.trainrun_version = "test";
+    return n;
+  }
+  std::unique_ptr<HeadSession> StartHead(
+      const std::string& token = "the-job-token-0123456789") {
+    Result<std::unique_ptr<HeadSession>> head =
+        HeadSession::Start(Options(), {token, false}, 0);
+    EXPECT_TRUE(head.ok()) << head.status().message();
+    head->get()->set_run_id("run-1");
+    return std::move(head).value();
+  }
+  std::unique_ptr<WorkerSession> Worker(
+      int rank, int port,
+      const std::string& token = "the-job-token-0123456789") {
+    return std::make_unique<WorkerSession>(Options(), JobToken{token, false},
+                                           "127.0.0.1", port, rank);
+  }
+  // Rendezvous of a head and `count - 1` workers, each in its own thread.
+  void Assemble(HeadSession* head,
+                std::vector<std::unique_ptr<WorkerSession>>* workers,
+                int count) {
+    std::vector<std::future<Result<JobAssignment>>> joined;
+    for (int r = 1; r < count; ++r) {
+      workers->push_back(Worker(r, head->port()));
+      WorkerSession* w = workers->back().get();
+      joined.push_back(std::async(std::launch::async, [this, w, r, count] {
+        return w->Rendezvous(Join(r, count));
+      }));
+    }
+    Result<JobAssignment> assignment = head->Rendezvous(Join(0, count));
+    ASSERT_TRUE(assignment.ok()) << assignment.status().message();
+    EXPECT_EQ(assignment->run_id, "run-1");
+    EXPECT_EQ(assignment->world_size, 2 * count);
+    for (auto& j : joined) {
+      Result<JobAssignment> a = j.get();
+      ASSERT_TRUE(a.ok()) << a.status().message();
+      EXPECT_EQ(a->master_addr, "127.0.0.1");
+      EXPECT_EQ(a->master_port, assignment->master_port);
+    }
+  }
+
+  // Every node reports ready; returns once all of them started.
+  void StartAll(HeadSession* head,
+                const std::vector<std::unique_ptr<WorkerSession>>& workers) {
+    std::vector<std::future<std::optional<StopNotice>>> started;
+    for (const auto& w : workers) {
+      started.push_back(std::async(std::launch::async, [&w] {
+        return w->WaitForStart(Status::Ok(), 0);
+      }));
+    }
+    EXPECT_FALSE(head->WaitForStart(Status::Ok(), 0).has_value());
+    for (auto& s : started) EXPECT_FALSE(s.get().has_value());
+  }
+
+  Recorder reporter_;
+};
+
+TEST_F(ControlPlaneTest, NodesJoinStartTogetherAndFinishWithOneExitCode) {
+  std::unique_ptr<HeadSession> head = StartHead();
+  std::vector<std::unique_ptr<WorkerSession>> workers;
+  Assemble(head.get(), &workers, 3);
+  // Nobody starts until everybody is ready.
+  auto w1 = std::async(std::launch::async, [&] {
+    return workers[0]->WaitForStart(Status::Ok(), 0);
+  });
+  auto w2 = std::async(std::launch::async, [&] {
+    return workers[1]->WaitForStart(Status::Ok(), 0);
+  });
+  EXPECT_EQ(w1.wait_for(milliseconds(200)), std::future_status::timeout);
+  EXPECT_FALSE(head->WaitForStart(Status::Ok(), 0).has_value());
+  EXPECT_FALSE(w1.get().has_value());
+  EXPECT_FALSE(w2.get().has_value());
+
+  std::vector<std::future<JobOutcome>> finished;
+  for (int r = 1; r <= 2; ++r) {
+    WorkerSession* w = workers[r - 1].get();
+    finished.push_back(std::async(std::launch::async, [w, r] {
+      NodeResult result;
+      result.node_rank = r;
+      result.outcome = "succeeded";
+      result.ranks = {RankRecord{2 * r, r, 0, 100, 0, 0, 1.0, false},
+                      RankRecord{2 * r + 1, r, 1, 101, 0, 0, 1.0, false}};
+      w->ReportResult(result);
+      w->MergeUploads({}, "e/run-1/");
+      return w->Finish(NodeDone{1, 10, {}}, JobOutcome{});
+    }));
+  }
+  NodeResult mine;
+  mine.outcome = "succeeded";
+  mine.ranks = {RankRecord{0, 0, 0, 1, 0, 0, 1.0, false},
+                RankRecord{1, 0, 1, 2, 0, 0, 1.0, false}};
+  head->ReportResult(mine);
+  head->MergeUploads({}, "e/run-1/");
+  JobOutcome outcome = head->Finish(NodeDone{}, JobOutcome{});
+  EXPECT_EQ(outcome.exit_code, 0);
+  EXPECT_EQ(outcome.status, RunStatus::kCompleted);
+  ASSERT_EQ(outcome.ranks.size(), 6u);
+  for (int r = 0; r < 6; ++r) EXPECT_EQ(outcome.ranks[r].rank, r);
+  for (auto& f : finished) EXPECT_EQ(f.get().exit_code, 0);
+}
+
+TEST_F(ControlPlaneTest, NodesThatJoinBeforeTheHeadIsReadyWaitForIt) {
+  // The head listens from the start but joins its own rendezvous only once it
+  // read the job file; nodes that are quicker wait instead of being turned
+  // away.
+  std::unique_ptr<HeadSession> head = StartHead();
+  std::vector<std::unique_ptr<WorkerSession>> workers;
+  std::vector<std::future<Result<JobAssignment>>> joined;
+  for (int r = 1; r < 4; ++r) {
+    workers.push_back(Worker(r, head->port()));
+    WorkerSession* w = workers.back().get();
+    joined.push_back(std::async(std::launch::async, [this, w, r] {
+      return w->Rendezvous(Join(r, 4));
+    }));
+  }
+  std::this_thread::sleep_for(
+      milliseconds(500));  // let them connect and join first
+  ASSERT_TRUE(head->Rendezvous(Join(0, 4)).ok());
+  for (auto& j : joined) {
+    Result<JobAssignment> a = j.get();
+    EXPECT_TRUE(a.ok()) << a.status().message();
+  }
+}
+
+TEST_F(ControlPlaneTest,
+       TheFirstFailureAnywhereStopsEveryNodeAndIsTheRootCause) {
+  std::unique_ptr<HeadSession> head = StartHead();
+  std::vector<std::unique_ptr<WorkerSession>> workers;
+  Assemble(head.get(), &workers, 3);
+  StartAll(head.get(), workers);
+  StopCatcher head_stop, w1_stop, w2_stop;
+  head->SetStopHandler(head_stop.Handler());
+  workers[0]->SetStopHandler(w1_stop.Handler());
+  workers[1]->SetStopHandler(w2_stop.Handler());
+
+  RankFailure failure;
+  failure.rank = 5;
+  failure.status.code = 7;
+  failure.reason = "exited with exit code 7";
+  workers[1]->RankFailed(failure);
+  for (StopCatcher* c : {&head_stop, &w1_stop, &w2_stop}) {
+    std::optional<StopNotice> stop = c->Wait();
+    ASSERT_TRUE(stop.has_value());
+    EXPECT_EQ(stop->exit_code, 7);
+    EXPECT_NE(
+        stop->reason.find(
+            "rank 5 on node 2 (host2, 127.0.0.1) exited with exit code 7"),
+        std::string::npos)
+        << stop->reason;
+  }
+  // A rank that died later because of it does not take the blame.
+  RankFailure collateral;
+  collateral.rank = 0;
+  collateral.status.code = 1;
+  collateral.reason = "exited with exit code 1";
+  head->RankFailed(collateral);
+
+  std::vector<std::future<JobOutcome>> finished;
+  for (int r = 1; r <= 2; ++r) {
+    WorkerSession* w = workers[r - 1].get();
+    finished.push_back(std::async(std::launch::async, [w, r] {
+      NodeResult result;
+      result.node_rank = r;
+      result.exit_code = r == 2 ? 7 : 143;
+      if (r == 2) {
+        FailureRecord f;
+        f.rank = 5;
+        f.node_rank = 2;
+        f.host = "host2";
+        f.exit_code = 7;
+        f.reason = "rank 5 exited with exit code 7";
+        f.stderr_tail = {"ValueError: boom"};
+        result.failure = f;
+        result.failure_time_ms = WallMillis() - 1000;
+      }
+      w->ReportResult(result);
+      w->MergeUploads({}, "e/run-1/");
+      return w->Finish(NodeDone{}, JobOutcome{});
+    }));
+  }
+  head->ReportResult(NodeResult{});
+  head->MergeUploads({}, "e/run-1/");
+  JobOutcome outcome = head->Finish(NodeDone{}, JobOutcome{});
+  EXPECT_EQ(outcome.exit_code, 7);
+  EXPECT_EQ(outcome.status, RunStatus::kFailed);
+  ASSERT_TRUE(outcome.failure.has_value());
+  EXPECT_EQ(outcome.failure->rank, 5);
+  EXPECT_EQ(outcome.failure->node_rank, 2);
+  EXPECT_EQ(outcome.failure->stderr_tail,
+            std::vector<std::string>{"ValueError: boom"});
+  for (auto& f : finished) {
+    JobOutcome o = f.get();
+    EXPECT_EQ(o.exit_code, 7);
+    ASSERT_TRUE(o.failure.has_value());
+    EXPECT_EQ(o.failure->rank, 5);
+  }
+}
+
+TEST_F(ControlPlaneTest, ALostNodeStopsTheOthersWith69NamingIt) {
+  std::unique_ptr<HeadSession> head = StartHead();
+  std::vector<std::unique_ptr<WorkerSession>> workers;
+  Assemble(head.get(), &workers, 3);
+  StartAll(head.get(), workers);
+  StopCatcher head_stop, w1_stop;
+  head->SetStopHandler(head_stop.Handler());
+  workers[0]->SetStopHandler(w1_stop.Handler());
+  workers[1].reset();  // node 2's trainrun is gone: its connection closes
+  for (StopCatcher* c : {&head_stop, &w1_stop}) {
+    std::optional<StopNotice> stop = c->Wait();
+    ASSERT_TRUE(stop.has_value());
+    EXPECT_EQ(stop->exit_code, 69);
+    EXPECT_NE(stop->reason.find("node 2 (host2"), std::string::npos)
+        << stop->reason;
+    EXPECT_NE(stop->reason.find("was lost"), std::string::npos) << stop->reason;
+  }
+  auto w = std::async(std::launch::async, [&] {
+    workers[0]->ReportResult(ResultOf(1, 69));
+    workers[0]->MergeUploads({}, "e/run-1/");
+    return workers[0]->Finish(NodeDone{}, JobOutcome{});
+  });
+  head->ReportResult(NodeResult{});
+  head->MergeUploads({}, "e/run-1/");
+  JobOutcome outcome = head->Finish(NodeDone{}, JobOutcome{});
+  EXPECT_EQ(outcome.exit_code, 69);
+  EXPECT_EQ(outcome.outcome, "node lost");
+  ASSERT_TRUE(outcome.failure.has_value());
+  EXPECT_EQ(outcome.failure->node_rank, 2);
+  EXPECT_EQ(outcome.failure->host, "host2");
+  EXPECT_EQ(w.get().exit_code, 69);
+}
+
+TEST_F(ControlPlaneTest, ANodeThatFallsSilentIsLostAfterTheHeartbeatTimeout) {
+  std::unique_ptr<HeadSession> head = StartHead();
+  // A node that joins like any other, then never says another word.
+  auto silent = std::async(std::launch::async, [&] {
+    ControlClientOptions o;
+    o.host = "127.0.0.1";
+    o.port = head->port();
+    o.role = kRoleNode;
+    o.node_rank = 1;
+    o.key = "the-job-token-0123456789";
+    o.deadline = SystemClock()->Now() + seconds(10);
+    Result<std::unique_ptr<ControlClient>> client = ControlClient::Connect(o);
+    EXPECT_TRUE(client.ok()) << client.status().message();
+    NodeJoin j = Join(1, 2);
+    (*client)->SendJson(MessageType::kJoin, j.ToJson()).IgnoreError();
+    (*client)
+        ->SendJson(MessageType::kReady, nlohmann::json::object())
+        .IgnoreError();
+    return std::move(client).value();
+  });
+  ASSERT_TRUE(head->Rendezvous(Join(0, 2)).ok());
+  std::unique_ptr<ControlClient> client = silent.get();
+  StopCatcher stop;
+  head->SetStopHandler(stop.Handler());
+  head->WaitForStart(Status::Ok(), 0);
+  std::optional<StopNotice> notice = stop.Wait();
+  ASSERT_TRUE(notice.has_value());
+  EXPECT_EQ(notice->exit_code, 69);
+  EXPECT_NE(notice->reason.find("sent nothing for 2 s (heartbeat timeout)"),
+            std::string::npos)
+      << notice->reason;
+}
+
+TEST_F(ControlPlaneTest, LosingTheHeadStopsANodeWith69) {
+  std::unique_ptr<HeadSession> head = StartHead();
+  std::vector<std::unique_ptr<WorkerSession>> workers;
+  Assemble(head.get(), &workers, 2);
+  StopCatcher stop;
+  workers[0]->SetStopHandler(stop.Handler());
+  head.reset();
+  std::optional<StopNotice> notice = stop.Wait();
+  ASSERT_TRUE(notice.has_value());
+  EXPECT_EQ(notice->exit_code, 69);
+  EXPECT_NE(notice->reason.find("lost the head (node 0: host0"),
+            std::string::npos)
+      << notice->reason;
+}
+
+TEST_F(ControlPlaneTest, AWrongTokenIsRefusedAndTheJobGoesOn) {
+  std::unique_ptr<HeadSession> head = StartHead();
+  std::unique_ptr<WorkerSession> intruder =
+      Worker(1, head->port(), "not-the-token");
+  Result<JobAssignment> refused = intruder->Rendezvous(Join(1, 2));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("wrong job token"),
+            std::string::npos)
+      << refused.status().message();
+  EXPECT_TRUE(reporter_.Saw("refused a control connection from 127.0.0.1:"))
+      << reporter_.All();
+  std::vector<std::unique_ptr<WorkerSession>> workers;
+  Assemble(head.get(), &workers, 2);
+}
+
+TEST_F(ControlPlaneTest,
+       GarbageAndOversizedFramesBeforeAuthenticationAreRefused) {
+  std::unique_ptr<HeadSession> head = StartHead();
+  for (const std::string& junk :
+       {std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        EncodeFrame(MessageType::kJoin, "{}"),
+        EncodeFrame(MessageType::kHello, std::string(8192, ' '))}) {
+    Result<int> fd = ConnectTcp("127.0.0.1", head->port(), seconds(5));
+    ASSERT_TRUE(fd.ok());
+    ASSERT_TRUE(SendAll(*fd, junk, seconds(5)).ok());
+    char buffer[256];
+    ssize_t n;
+    std::string answer;
+    while ((n = recv(*fd, buffer, sizeof(buffer), 0)) > 0)
+      answer.append(buffer, static_cast<size_t>(n));
+    close(*fd);  // recv returned 0: the head closed the connection
+    EXPECT_EQ(answer.find("digest"), std::string::npos);
+  }
+  EXPECT_TRUE(reporter_.Saw("bad magic")) << reporter_.All();
+  EXPECT_TRUE(reporter_.Saw("Join message before authenticating"))
+      << reporter_.All();
+  EXPECT_TRUE(reporter_.Saw("larger than the limit of 4096 bytes"))
+      << reporter_.All();
+  std::vector<std::unique_ptr<WorkerSession>> workers;
+  Assemble(head.get(), &workers, 2);
+}
+
+TEST_F(ControlPlaneTest,
+       ANodeWithADifferentJobFileFailsTheRendezvousForEveryone) {
+  std::unique_ptr<HeadSession> head = StartHead();
+  std::unique_ptr<WorkerSession> other = Worker(1, head->port());
+  NodeJoin j = Join(1, 2);
+  j.job_digest = "another";
+  auto joined =
+      std::async(std::launch::async, [&] { return other->Rendezvous(j); });
+  Result<JobAssignment> a = head->Rendezvous(Join(0, 2));
+  ASSERT_FALSE(a.ok());
+  EXPECT_NE(a.status().message().find("runs a different job file"),
+            std::string::npos);
+  Result<JobAssignment> b = joined.get();
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.status().message().find("runs a different job file"),
+            std::string::npos)
+      << b.status().message();
+}
+
+TEST_F(ControlPlaneTest, OutputsWrittenDifferentlyByTwoNodesAreBothKept) {
+  testing::TempDir dir;
+  testing::WriteFile(dir / "n0/model.pt", "weights of node 0");
+  testing::WriteFile(dir / "n1/model.pt",
+                     "weights of node 1");  // same size, other bytes
+  testing::WriteFile(dir / "n0/config", "same");
+  testing::WriteFile(dir / "n1/config", "same");
+  testing::WriteFile(dir / "n1/only1", "x");
+  std::unique_ptr<HeadSession> head = StartHead();
+  std::vector<std::unique_ptr<WorkerSession>> workers;
+  Assemble(head.get(), &workers, 2);
+  auto item = [&](const std::string& node, const std::string& name) {
+    return TransferItem{dir / (node + "/" + name), "e/run-1/outputs/" + name,
+                        17};
+  };
+  auto w = std::async(std::launch::async, [&] {
+    workers[0]->ReportResult(ResultOf(1));
+    return workers[0]->MergeUploads(
+        {item("n1", "model.pt"), item("n1", "config"), item("n1", "only1")},
+        "e/run-1/");
+  });
+  head->ReportResult(NodeResult{});
+  std::vector<TransferItem> mine = head->MergeUploads(
+      {item("n0", "model.pt"), item("n0", "config")}, "e/run-1/");
+  std::vector<TransferItem> theirs = w.get();
+  ASSERT_EQ(mine.size(), 2u);
+  EXPECT_EQ(mine[0].key, "e/run-1/outputs/model.pt");
+  EXPECT_EQ(mine[1].key, "e/run-1/outputs/config");
+  ASSERT_EQ(theirs.size(), 2u);  // config is node 0's too
+  EXPECT_EQ(theirs[0].key, "e/run-1/outputs/model.node1.pt");
+  EXPECT_EQ(theirs[1].key, "e/run-1/outputs/only1");
+  auto done = std::async(std::launch::async, [&] {
+    return workers[0]->Finish(NodeDone{}, JobOutcome{});
+  });
+  JobOutcome outcome = head->Finish(NodeDone{}, JobOutcome{});
+  ASSERT_EQ(outcome.conflicts.size(), 1u);
+  EXPECT_EQ(outcome.conflicts[0].key, "outputs/model.pt");
+  EXPECT_TRUE(reporter_.Saw(
+      "outputs/model.pt was written differently by several nodes"))
+      << reporter_.All();
+  done.get();
+}
+
+}  // namespace
+}  // namespace trainrun

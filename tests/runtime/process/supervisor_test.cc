@@ -1,0 +1,225 @@
+// The supervision state machine, driven by a scripted process set and a fake clock.
+// The same scenarios run with real processes in tests/launcher/run_test.cc.
+#include "runtime/process/supervisor.h"
+
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include "tests/fakes/scripted_process_set.h"
+
+namespace trainrun {
+namespace {
+
+using testing::FakeClock;
+using testing::ProcessScript;
+using testing::ScriptedProcessSet;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+std::vector<RankLaunch> Launches(int n) {
+  std::vector<RankLaunch> launches;
+  for (int rank = 0; rank < n; ++rank) {
+    RankLaunch launch;
+    launch.rank = rank;
+    launch.spec.argv = {"train"};
+    launch.spec.env = {"RANK=" + std::to_string(rank)};
+    launches.push_back(launch);
+  }
+  return launches;
+}
+
+ProcessScript ExitsAfter(Duration after, int code) {
+  ProcessScript s;
+  s.exit_after = after;
+  s.exit_status.code = code;
+  return s;
+}
+
+class SupervisorTest : public ::testing::Test {
+ protected:
+  SupervisionResult Run(int ranks, SupervisorOptions options = {}) {
+    Supervisor supervisor(&processes_, &reporter_, options);
+    SupervisionResult result = supervisor.Run(Launches(ranks));
+    EXPECT_FALSE(processes_.stuck()) << "the supervisor waited with nothing to wait for";
+    return result;
+  }
+  // The signals the supervisor sent to `rank`'s group, in order.
+  std::vector<int> SignalsTo(int rank) {
+    std::vector<int> out;
+    for (const auto& s : processes_.signals_sent()) {
+      if (s.pgid == processes_.PidOf(rank)) out.push_back(s.signal);
+    }
+    return out;
+  }
+
+  FakeClock clock_;
+  ScriptedProcessSet processes_{&clock_};
+  QuietReporter reporter_;
+};
+
+TEST_F(SupervisorTest, AllRanksSucceed) {
+  for (int r = 0; r < 4; ++r) processes_.Script(r, ExitsAfter(milliseconds(100 * (r + 1)), 0));
+  SupervisionResult result = Run(4);
+  EXPECT_EQ(result.outcome, RunOutcome::kSucceeded);
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_FALSE(result.failure);
+  ASSERT_EQ(result.ranks.size(), 4u);
+  for (const RankResult& r : result.ranks) {
+    EXPECT_TRUE(r.started);
+    EXPECT_FALSE(r.stopped_by_trainrun);
+  }
+  // Nothing was signalled while running; only the final sweep of the groups.
+  for (int r = 0; r < 4; ++r) EXPECT_EQ(SignalsTo(r), std::vector<int>{SIGKILL});
+  EXPECT_EQ(clock_.Elapsed(), milliseconds(400));
+}
+
+TEST_F(SupervisorTest, FirstFailureStopsEveryOtherRankAndNamesTheRank) {
+  processes_.Script(2, ExitsAfter(milliseconds(500), 3));
+  // Rank 3 fails too, but only after trainrun began stopping: not the root cause.
+  ProcessScript late;
+  late.honours_term = true;
+  late.term_delay = milliseconds(5);
+  processes_.Script(3, late);
+  SupervisionResult result = Run(4);
+  EXPECT_EQ(result.outcome, RunOutcome::kRankFailed);
+  EXPECT_EQ(result.exit_code, 3);
+  ASSERT_TRUE(result.failure);
+  EXPECT_EQ(result.failure->rank, 2);
+  EXPECT_EQ(result.failure->status.code, 3);
+  EXPECT_NE(result.failure->reason.find("exit code 3"), std::string::npos);
+  for (int r : {0, 1, 3}) {
+    std::vector<int> signals = SignalsTo(r);
+    ASSERT_FALSE(signals.empty());
+    EXPECT_EQ(signals.front(), SIGTERM) << "rank " << r;
+    EXPECT_TRUE(result.ranks[r].stopped_by_trainrun);
+  }
+  EXPECT_FALSE(result.ranks[2].stopped_by_trainrun);
+  EXPECT_FALSE(result.killed_after_grace);
+  // Stopped promptly, not after the grace period.
+  EXPECT_LT(clock_.Elapsed(), milliseconds(600));
+}
+
+TEST_F(SupervisorTest, RankIgnoringSigtermIsKilledAfterTheGracePeriod) {
+  processes_.Script(0, ExitsAfter(seconds(1), 1));
+  ProcessScript stubborn;
+  stubborn.honours_term = false;
+  processes_.Script(1, stubborn);
+  SupervisorOptions options;
+  options.grace_period = seconds(30);
+  SupervisionResult result = Run(2, options);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_TRUE(result.killed_after_grace);
+  EXPECT_EQ(SignalsTo(1), (std::vector<int>{SIGTERM, SIGKILL, SIGKILL}));
+  EXPECT_EQ(result.ranks[1].status.signal, SIGKILL);
+  // Failure at 1 s, SIGKILL exactly one grace period later.
+  EXPECT_EQ(clock_.Elapsed(), seconds(31));
+}
+
+TEST_F(SupervisorTest, SignalDeathGivesShellStyleExitCodeAndSigkillGetsOomHint) {
+  ProcessScript segv;
+  segv.exit_after = milliseconds(50);
+  segv.exit_status.signal = SIGSEGV;
+  processes_.Script(0, segv);
+  SupervisionResult result = Run(2);
+  EXPECT_EQ(result.exit_code, 128 + SIGSEGV);
+  ASSERT_TRUE(result.failure);
+  EXPECT_TRUE(result.failure->hint.empty());
+
+  FakeClock clock;
+  ScriptedProcessSet processes(&clock);
+  ProcessScript oom;
+  oom.exit_after = milliseconds(50);
+  oom.exit_status.signal = SIGKILL;
+  processes.Script(1, oom);
+  Supervisor supervisor(&processes, &reporter_, {});
+  SupervisionResult killed = supervisor.Run(Launches(2));
+  EXPECT_EQ(killed.exit_code, 137);
+  ASSERT_TRUE(killed.failure);
+  EXPECT_NE(killed.failure->hint.find("out-of-memory"), std::string::npos);
+}
+
+TEST_F(SupervisorTest, MaxRunDurationStopsWithExit124) {
+  SupervisorOptions options;
+  options.max_run_duration = seconds(60);
+  SupervisionResult result = Run(3, options);
+  EXPECT_EQ(result.outcome, RunOutcome::kTimedOut);
+  EXPECT_EQ(result.exit_code, kExitCodeTimeout);
+  EXPECT_FALSE(result.failure);
+  EXPECT_NE(result.stop_reason.find("maxRunDurationSeconds"), std::string::npos);
+  for (int r = 0; r < 3; ++r) EXPECT_EQ(SignalsTo(r).front(), SIGTERM);
+  EXPECT_GE(clock_.Elapsed(), seconds(60));
+  EXPECT_LT(clock_.Elapsed(), seconds(61));
+}
+
+TEST_F(SupervisorTest, SigtermToTrainrunIsForwardedAndCancels) {
+  processes_.SendSignalAt(seconds(2), SIGTERM);
+  SupervisionResult result = Run(2);
+  EXPECT_EQ(result.outcome, RunOutcome::kCanceled);
+  EXPECT_EQ(result.exit_code, kExitCodeCanceled);
+  EXPECT_EQ(result.cancel_signal, SIGTERM);
+  for (int r = 0; r < 2; ++r) EXPECT_EQ(SignalsTo(r).front(), SIGTERM);
+}
+
+TEST_F(SupervisorTest, SigintIsForwardedAsSigintAndASecondOneKillsAtOnce) {
+  ProcessScript stubborn;
+  stubborn.honours_term = false;
+  processes_.Script(0, stubborn);
+  processes_.SendSignalAt(seconds(1), SIGINT);
+  processes_.SendSignalAt(seconds(3), SIGINT);
+  SupervisionResult result = Run(1);
+  EXPECT_EQ(result.exit_code, kExitCodeCanceled);
+  EXPECT_EQ(SignalsTo(0), (std::vector<int>{SIGINT, SIGKILL, SIGKILL}));
+  // Killed at the second SIGINT, long before the 30 s grace period.
+  EXPECT_EQ(clock_.Elapsed(), seconds(3));
+}
+
+TEST_F(SupervisorTest, RankThatCannotStartFailsWith127AndStopsTheOthers) {
+  ProcessScript missing;
+  missing.spawn_error = NotFoundError("python4: not found on PATH");
+  processes_.Script(1, missing);
+  SupervisionResult result = Run(3);
+  EXPECT_EQ(result.outcome, RunOutcome::kRankFailed);
+  EXPECT_EQ(result.exit_code, kExitCodeCommandNotFound);
+  ASSERT_TRUE(result.failure);
+  EXPECT_EQ(result.failure->rank, 1);
+  EXPECT_NE(result.failure->reason.find("python4"), std::string::npos);
+  // Rank 2 is never started; rank 0 is stopped.
+  EXPECT_EQ(processes_.spawned_ranks(), std::vector<int>{0});
+  EXPECT_FALSE(result.ranks[2].started);
+  EXPECT_EQ(SignalsTo(0).front(), SIGTERM);
+}
+
+TEST_F(SupervisorTest, RequestStopFromElsewhereEndsWithTheGivenCode) {
+  Supervisor supervisor(&processes_, &reporter_, {});
+  supervisor.Start(Launches(2));
+  supervisor.RequestStop(69, "node 1 (gpu-002) was lost");
+  SupervisionResult result = supervisor.Wait();
+  EXPECT_EQ(result.outcome, RunOutcome::kStopped);
+  EXPECT_EQ(result.exit_code, 69);
+  EXPECT_EQ(result.stop_reason, "node 1 (gpu-002) was lost");
+  EXPECT_EQ(SignalsTo(0).front(), SIGTERM);
+}
+
+TEST_F(SupervisorTest, OnRankFailedIsCalledOnceWithTheRootCause) {
+  processes_.Script(0, ExitsAfter(milliseconds(10), 7));
+  processes_.Script(1, ExitsAfter(milliseconds(10), 8));
+  std::vector<int> reported;
+  SupervisorOptions options;
+  options.on_rank_failed = [&](const RankFailure& f) { reported.push_back(f.rank); };
+  SupervisionResult result = Run(2, options);
+  EXPECT_EQ(reported.size(), 1u);
+  EXPECT_EQ(result.failure->rank, reported.at(0));
+}
+
+TEST_F(SupervisorTest, RankExitingZeroEarlyDoesNotStopTheOthers) {
+  processes_.Script(0, ExitsAfter(milliseconds(10), 0));
+  processes_.Script(1, ExitsAfter(seconds(5), 0));
+  SupervisionResult result = Run(2);
+  EXPECT_EQ(result.outcome, RunOutcome::kSucceeded);
+  EXPECT_EQ(SignalsTo(1), std::vector<int>{SIGKILL});  // only the final sweep
+  EXPECT_EQ(clock_.Elapsed(), seconds(5));
+}
+
+}  // namespace
+}  // namespace trainrun

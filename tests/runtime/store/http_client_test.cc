@@ -1,0 +1,221 @@
+// HttpClient against a scripted HTTP server on a loopback socket: retries of 503,
+// 429 and dropped connections, no retry of 4xx, bodies from files and into files.
+#include "runtime/store/http_client.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "tests/test_util.h"
+
+namespace trainrun {
+namespace {
+
+// Answers each connection's requests with the next scripted reply; "DROP" closes
+// the connection without answering. Records each request's head.
+class ScriptedServer {
+ public:
+  explicit ScriptedServer(std::vector<std::string> replies) : replies_(std::move(replies)) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    socklen_t len = sizeof(addr);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    listen(fd_, 16);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~ScriptedServer() {
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    thread_.join();
+  }
+  std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  std::vector<std::string> requests() {
+    std::lock_guard lock(mu_);
+    return requests_;
+  }
+
+ private:
+  void Serve() {
+    size_t next = 0;
+    while (true) {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      while (next < replies_.size()) {
+        std::string head;
+        char ch;
+        while (head.find("\r\n\r\n") == std::string::npos && read(c, &ch, 1) == 1) head += ch;
+        if (head.empty()) break;
+        size_t cl = head.find("Content-Length: ");
+        if (cl != std::string::npos) {
+          size_t n = std::stoul(head.substr(cl + 16));
+          std::string body(n, '\0');
+          size_t got = 0;
+          while (got < n) {
+            ssize_t r = read(c, body.data() + got, n - got);
+            if (r <= 0) break;
+            got += static_cast<size_t>(r);
+          }
+          head += body;
+        }
+        {
+          std::lock_guard lock(mu_);
+          requests_.push_back(head);
+        }
+        const std::string& reply = replies_[next++];
+        if (reply == "DROP") break;
+        (void)!write(c, reply.data(), reply.size());
+      }
+      close(c);
+    }
+  }
+
+  std::vector<std::string> replies_;
+  int fd_;
+  int port_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::string> requests_;
+};
+
+std::string Reply(int status, const std::string& body = "") {
+  return "HTTP/1.1 " + std::to_string(status) +
+         " X\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+class NoSleep : public Sleeper {
+ public:
+  void Sleep(Duration d) override { slept.push_back(d); }
+  std::vector<Duration> slept;
+};
+
+RetryOptions Fast(NoSleep* sleeper) {
+  RetryOptions r;
+  r.backoff.jitter = false;
+  r.sleeper = sleeper;
+  return r;
+}
+
+TEST(HttpClientTest, RetriesServiceErrorsAndDroppedConnectionsWithAFreshRequestEachTime) {
+  ScriptedServer server({Reply(503), "DROP", Reply(429), Reply(200, "done")});
+  HttpClient client;
+  NoSleep sleeper;
+  int built = 0;
+  Result<HttpResponse> r = client.SendWithRetry(
+      [&]() -> Result<HttpRequest> {
+        HttpRequest req;
+        req.method = "PUT";
+        req.url = server.url("/obj");
+        req.body = "payload";
+        req.headers = {{"x-attempt", std::to_string(++built)}};
+        return req;
+      },
+      Fast(&sleeper));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "done");
+  EXPECT_EQ(built, 4);
+  EXPECT_EQ(sleeper.slept.size(), 3u);
+  std::vector<std::string> seen = server.requests();
+  ASSERT_EQ(seen.size(), 4u);
+  EXPECT_NE(seen[3].find("x-attempt: 4"), std::string::npos);
+  EXPECT_NE(seen[3].find("payload"), std::string::npos);
+}
+
+TEST(HttpClientTest, ClientErrorsAreNotRetried) {
+  ScriptedServer server({Reply(404), Reply(200)});
+  HttpClient client;
+  NoSleep sleeper;
+  Result<HttpResponse> r = client.SendWithRetry(
+      [&]() -> Result<HttpRequest> {
+        HttpRequest req;
+        req.url = server.url("/missing");
+        return req;
+      },
+      Fast(&sleeper));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 404);
+  EXPECT_TRUE(sleeper.slept.empty());
+}
+
+TEST(HttpClientTest, GivesUpAfterMaxAttemptsWithTheUrlRedacted) {
+  ScriptedServer server({"DROP", "DROP", "DROP"});
+  HttpClient client;
+  NoSleep sleeper;
+  RetryOptions retry = Fast(&sleeper);
+  retry.max_attempts = 3;
+  Result<HttpResponse> r = client.SendWithRetry(
+      [&]() -> Result<HttpRequest> {
+        HttpRequest req;
+        req.url = server.url("/x?sv=2020&sig=SECRETSIG");
+        return req;
+      },
+      retry);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(r.status().message().find("SECRETSIG"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("/x?"), std::string::npos) << r.status().message();
+}
+
+TEST(HttpClientTest, BodyFromAFileRangeAndResponseIntoAFile) {
+  testing::TempDir dir;
+  testing::WriteFile(dir / "in", "0123456789");
+  ScriptedServer server({Reply(201), Reply(206, "abcdef")});
+  HttpClient client;
+  int in = open((dir / "in").c_str(), O_RDONLY);
+  HttpRequest put;
+  put.method = "PUT";
+  put.url = server.url("/up");
+  put.body_fd = in;
+  put.body_offset = 3;
+  put.body_length = 4;
+  uint64_t counted = 0;
+  put.on_bytes = [&](uint64_t n) { counted += n; };
+  ASSERT_EQ(client.Send(put)->status, 201);
+  EXPECT_EQ(counted, 4u);
+  close(in);
+  EXPECT_NE(server.requests()[0].find("\r\n\r\n3456"), std::string::npos) << server.requests()[0];
+
+  int out = open((dir / "out").c_str(), O_RDWR | O_CREAT, 0644);
+  HttpRequest get;
+  get.url = server.url("/down");
+  get.sink_fd = out;
+  get.sink_offset = 2;
+  Result<HttpResponse> r = client.Send(get);
+  close(out);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->sunk_bytes, 6u);
+  EXPECT_EQ(testing::ReadFile(dir / "out"), std::string("\0\0abcdef", 8));
+}
+
+TEST(HttpClientTest, UrlsAndDates) {
+  EXPECT_EQ(UriEncode("a b/c+d~", true), "a%20b/c%2Bd~");
+  EXPECT_EQ(UriEncode("a/b", false), "a%2Fb");
+  EXPECT_EQ(UriDecode("a%20b%2f"), "a b/");
+  ParsedUrl u;
+  ASSERT_TRUE(ParseUrl("https://host:8443/p/q?x=1#frag", &u));
+  EXPECT_EQ(u.host, "host:8443");
+  EXPECT_EQ(u.path, "/p/q");
+  EXPECT_EQ(u.query, "x=1");
+  EXPECT_FALSE(ParseUrl("ftp://x/y", &u));
+  WallTime t = WallTime(std::chrono::seconds(1800000000));
+  EXPECT_EQ(HttpDate(t), "Fri, 15 Jan 2027 08:00:00 GMT");
+  WallTime back;
+  ASSERT_TRUE(ParseHttpDate(HttpDate(t), &back));
+  EXPECT_EQ(back, t);
+}
+
+}  // namespace
+}  // namespace trainrun
