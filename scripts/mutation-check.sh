@@ -5,8 +5,9 @@
 #   ./scripts/mutation-check.sh            # every mutation
 #   ./scripts/mutation-check.sh fail-fast  # those whose name contains the word
 #
-# The copy lives in $TRAINRUN_MUTATION_DIR (default /tmp/trainrun-mutation) with its
-# own build folder, so the working tree and ./build are never touched. Prints a table:
+# The copy lives in $TRAINRUN_MUTATION_DIR (default /tmp/trainrun-mutation)/src with its
+# own build folder inside it (so ccache finds what ./build compiled), and the working
+# tree and ./build are never touched. Prints a table:
 # bug, the tests that caught it, seconds, verdict. Exits 1 when a bug was missed, a
 # run hung past the limit, or a mutation no longer applies to the code.
 set -euo pipefail
@@ -27,15 +28,15 @@ mutations=(
 
 echo "mutation-check: copying the tree to $work/src"
 mkdir -p "$work"
-rsync -a --delete --exclude /build --exclude /.deps --exclude /.git "$repo/" "$work/src/"
+rsync -a --delete --exclude /build --exclude /build-\* --exclude /.deps --exclude /.git "$repo/" "$work/src/"
 launcher=()
 if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
-cmake -S "$work/src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
+cmake -S "$work/src" -B "$work/src/build" -DCMAKE_BUILD_TYPE=Release \
   -DTRAINRUN_BUILD_BENCHMARKS=OFF "${launcher[@]}" >/dev/null
 all_targets=$(for m in "${mutations[@]}"; do IFS='|' read -r _ _ _ t _ <<<"$m"; echo "$t"; done | sort -u)
 echo "mutation-check: building the unmutated tests once ($(echo $all_targets))"
 # shellcheck disable=SC2086
-cmake --build "$work/build" -j "$(nproc)" --target $all_targets >/dev/null
+cmake --build "$work/src/build" -j "$(nproc)" --target $all_targets >/dev/null
 
 rows=()
 status=0
@@ -52,15 +53,15 @@ for m in "${mutations[@]}"; do
   fi
   echo "mutation-check: $name ($file)"
   # shellcheck disable=SC2086
-  if ! cmake --build "$work/build" -j "$(nproc)" --target $targets >"$work/build.log" 2>&1; then
+  if ! cmake --build "$work/src/build" -j "$(nproc)" --target $targets >"$work/src/build.log" 2>&1; then
     cp "$repo/$file" "$src"
-    rows+=("$(printf '%-32s %-48s %8s  %s' "$name" "-" "-" "DOES NOT BUILD: see $work/build.log")")
+    rows+=("$(printf '%-32s %-48s %8s  %s' "$name" "-" "-" "DOES NOT BUILD: see $work/src/build.log")")
     status=1
     continue
   fi
   start=$(date +%s.%N)
   set +e
-  timeout -s KILL $((limit + 30)) ctest --test-dir "$work/build" -R "$tests" --timeout "$limit" \
+  timeout -s KILL $((limit + 30)) ctest --test-dir "$work/src/build" -R "$tests" --timeout "$limit" \
     --output-on-failure >"$work/ctest.log" 2>&1
   rc=$?
   set -e
@@ -84,7 +85,7 @@ for m in "${mutations[@]}"; do
 done
 # Leave the copy as the tree is, so the next run starts from a clean build.
 # shellcheck disable=SC2086
-cmake --build "$work/build" -j "$(nproc)" --target $all_targets >/dev/null 2>&1 || true
+cmake --build "$work/src/build" -j "$(nproc)" --target $all_targets >/dev/null 2>&1 || true
 
 echo
 printf '%-32s %-48s %8s  %s\n' "bug" "caught by" "seconds" "verdict"
