@@ -5,6 +5,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <random>
@@ -55,6 +56,47 @@ Status WriteFileAtomic(const std::string& path, std::string_view content) {
   return s;
 }
 
+namespace {
+
+// Copies [offset, offset + length) of `in` to the same offsets of `out`, in the
+// kernel where it can (copy_file_range), else through a buffer.
+Status CopyRange(int in, int out, off_t offset, off_t length, const std::string& from,
+                 const std::string& to) {
+  loff_t in_off = offset;
+  loff_t out_off = offset;
+  off_t left = length;
+  bool fallback = false;
+  while (left > 0) {
+    ssize_t n;
+    if (!fallback) {
+      n = copy_file_range(in, &in_off, out, &out_off, static_cast<size_t>(left), 0);
+      if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+        fallback = true;
+        continue;
+      }
+    } else {
+      char buf[1 << 16];
+      n = pread(in, buf, std::min<off_t>(left, sizeof(buf)), in_off);
+      if (n > 0 && pwrite(out, buf, static_cast<size_t>(n), out_off) != n) {
+        return ErrnoStatus(errno, to);
+      }
+      if (n > 0) {
+        in_off += n;
+        out_off += n;
+      }
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, fmt::format("copying {} to {}", from, to));
+    }
+    if (n == 0) break;  // the file shrank meanwhile
+    left -= n;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status CopyFileAtomic(const std::string& from, const std::string& to, uint64_t* bytes) {
   int in = open(from.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return ErrnoStatus(errno, from);
@@ -76,27 +118,24 @@ Status CopyFileAtomic(const std::string& from, const std::string& to, uint64_t* 
     close(in);
     return ErrnoStatus(err, temp);
   }
-  uint64_t copied = 0;
-  bool fallback = false;
-  while (s.ok()) {
-    ssize_t n = fallback ? 0 : copy_file_range(in, nullptr, out, nullptr, 1 << 30, 0);
-    if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
-      fallback = true;
-      continue;
+  // Only the data segments are copied (SEEK_DATA/SEEK_HOLE), so a sparse file stays
+  // sparse; the final size comes from ftruncate.
+  const off_t size = st.st_size;
+  off_t pos = 0;
+  while (s.ok() && pos < size) {
+    off_t data = lseek(in, pos, SEEK_DATA);
+    off_t hole = size;
+    if (data < 0 && errno == ENXIO) break;  // only a hole is left
+    if (data < 0) {
+      data = pos;  // a file system without SEEK_DATA: one segment, the rest
+    } else {
+      hole = lseek(in, data, SEEK_HOLE);
+      if (hole < 0 || hole > size) hole = size;
     }
-    if (fallback) {
-      char buf[1 << 16];
-      n = read(in, buf, sizeof(buf));
-      if (n > 0) s = WriteAll(out, buf, static_cast<size_t>(n), temp);
-    }
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      s = ErrnoStatus(errno, fmt::format("copying {} to {}", from, to));
-      break;
-    }
-    if (n == 0) break;
-    copied += static_cast<uint64_t>(n);
+    s = CopyRange(in, out, data, hole - data, from, temp);
+    pos = hole;
   }
+  if (s.ok() && ftruncate(out, size) != 0) s = ErrnoStatus(errno, temp);
   close(in);
   if (close(out) != 0 && s.ok()) s = ErrnoStatus(errno, temp);
   if (s.ok() && rename(temp.c_str(), to.c_str()) != 0) s = ErrnoStatus(errno, to);
@@ -104,7 +143,7 @@ Status CopyFileAtomic(const std::string& from, const std::string& to, uint64_t* 
     unlink(temp.c_str());
     return s;
   }
-  if (bytes != nullptr) *bytes += copied;
+  if (bytes != nullptr) *bytes += static_cast<uint64_t>(size);
   return Status::Ok();
 }
 

@@ -17,9 +17,10 @@ Status MakeDirs(const std::string& path);
 // Writes `content` to `path` atomically (temporary file, fsync-free rename).
 Status WriteFileAtomic(const std::string& path, std::string_view content);
 
-// Copies the regular file `from` to `to` atomically, keeping its permission bits;
-// uses copy_file_range so the bytes need not pass through user space. Creates the
-// parent folders of `to`. Adds the bytes copied to *bytes when not null.
+// Copies the regular file `from` to `to` atomically, keeping its permission bits and
+// its holes (a sparse file stays sparse); uses copy_file_range so the bytes need not
+// pass through user space. Creates the parent folders of `to`. Adds the file's size
+// to *bytes when not null.
 Status CopyFileAtomic(const std::string& from, const std::string& to, uint64_t* bytes = nullptr);
 
 // The whole file.

@@ -3,6 +3,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -24,8 +25,30 @@ std::string RedactUri(std::string_view uri);
 // `value`, or "***" when `name` looks secret; URIs inside are redacted either way.
 std::string RedactValue(std::string_view name, std::string_view value);
 
+// A command line with its secrets hidden, word by word:
+//   --password hunter2        -> --password ***    (an option whose name IsSecretName
+//   --hf-token=hf_abc         -> --hf-token=***     takes its value with it)
+//   api_key=abc               -> api_key=***
+//   sv=2020&sig=abc, ...;AccountKey=... -> ***      (a SAS or connection string)
+//   https://u:p@host/x?sig=a  -> https://***@host/x?sig=***
+// and every value registered with RegisterSecret, wherever it appears.
+std::vector<std::string> RedactArguments(const std::vector<std::string>& argv);
+
 // A copy of a job file's JSON with secret-looking environment variables replaced by
-// "***" and credentials removed from every URI.
+// "***", credentials removed from every URI, and `arguments`/`command` arrays
+// redacted as command lines (RedactArguments).
 nlohmann::json RedactJobJson(const nlohmann::json& job);
+
+// Secrets known by value. Every credential trainrun reads (the job token, storage
+// keys, SAS tokens, connection strings: each environment variable whose name
+// IsSecretName) is registered once, and ScrubSecrets replaces each occurrence of a
+// registered value in any text with "***" before it reaches a log, the console or
+// the run record. Values shorter than kMinSecretLength are not registered (they
+// would match ordinary text). Thread-safe.
+constexpr size_t kMinSecretLength = 6;
+void RegisterSecret(std::string_view value);
+// Registers the value of every "NAME=value" entry whose NAME IsSecretName.
+void RegisterSecretsFromEnvironment(const char* const* environ);
+std::string ScrubSecrets(std::string_view text);
 
 }  // namespace trainrun

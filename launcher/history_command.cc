@@ -167,7 +167,7 @@ int HistoryShow(const HistoryOptions& options, Console* out, Console* err) {
   }
   for (const std::string& w : r.warnings) text += fmt::format("warning:     {}\n", w);
   for (const SkippedSymlink& s : r.skipped_symlinks) {
-    text += fmt::format("not uploaded: {} -> {} (symlink outside the working directory)\n", s.path, s.target);
+    text += fmt::format("not uploaded: {} -> {} ({})\n", s.path, s.target, s.reason);
   }
   for (const std::string& e : r.upload_errors) text += fmt::format("upload error: {}\n", e);
   out->Write(std::move(text), false);

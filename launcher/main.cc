@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "base/redact.h"
 #include "launcher/exit_codes.h"
 #include "launcher/history_command.h"
 #include "launcher/mpi_rank_command.h"
@@ -41,6 +42,9 @@ void AddHistoryFlag(CLI::App* app, std::string* history) {
 int main(int argc, char** argv) {
   // Before any thread exists, so every thread inherits the mask.
   trainrun::BlockSupervisionSignals();
+  // Credentials trainrun may read (job token, storage keys, SAS tokens) are known by
+  // value from here on, so no message, log or record can carry one.
+  trainrun::RegisterSecretsFromEnvironment(environ);
   trainrun::Console out(STDOUT_FILENO);
   trainrun::Console err(STDERR_FILENO);
 

@@ -53,6 +53,7 @@ void RunPipeline::Upload(UploadReport* report) {
   // node's file silently replaces another's.
   if (cluster_) items = cluster_->session()->MergeUploads(std::move(items), prefix);
   for (const SkippedSymlink& link : report->skipped_symlinks) {
+    if (link.reason != SkippedSymlink::kOutsideWorkdir) continue;  // nothing is missing
     reporter_.Warning(fmt::format("{} is a symlink to {}, outside the working directory: recorded, "
                                   "not uploaded",
                                   link.path, link.target));

@@ -1,5 +1,7 @@
 #include "runtime/report/reporter.h"
 
+#include "base/redact.h"
+
 namespace trainrun {
 
 std::string_view PhaseName(Phase phase) {
@@ -24,16 +26,20 @@ void MultiReporter::Transfer(const TransferProgress& progress) {
   for (Reporter* r : reporters_) r->Transfer(progress);
 }
 void MultiReporter::Info(std::string_view message) {
-  for (Reporter* r : reporters_) r->Info(message);
+  const std::string scrubbed = ScrubSecrets(message);
+  for (Reporter* r : reporters_) r->Info(scrubbed);
 }
 void MultiReporter::Notice(std::string_view message) {
-  for (Reporter* r : reporters_) r->Notice(message);
+  const std::string scrubbed = ScrubSecrets(message);
+  for (Reporter* r : reporters_) r->Notice(scrubbed);
 }
 void MultiReporter::Warning(std::string_view message) {
-  for (Reporter* r : reporters_) r->Warning(message);
+  const std::string scrubbed = ScrubSecrets(message);
+  for (Reporter* r : reporters_) r->Warning(scrubbed);
 }
 void MultiReporter::Error(std::string_view message) {
-  for (Reporter* r : reporters_) r->Error(message);
+  const std::string scrubbed = ScrubSecrets(message);
+  for (Reporter* r : reporters_) r->Error(scrubbed);
 }
 
 void WarningCollector::Warning(std::string_view message) {

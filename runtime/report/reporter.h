@@ -65,7 +65,8 @@ class QuietReporter : public Reporter {
   void Error(std::string_view) override {}
 };
 
-// Sends every call to each of its reporters, in order. Does not own them.
+// Sends every call to each of its reporters, in order, with every registered secret
+// value scrubbed from messages (base/redact.h ScrubSecrets). Does not own them.
 class MultiReporter : public Reporter {
  public:
   void Add(Reporter* reporter) { reporters_.push_back(reporter); }

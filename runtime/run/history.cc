@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <deque>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -23,6 +24,10 @@ struct Planner {
   std::vector<TransferItem>* items;
   std::vector<SkippedSymlink>* skipped;
   std::set<std::string> visited;  // canonical folders, against symlink loops
+  // Symlinks to folders, walked only once every real folder has been: a real folder
+  // is uploaded under its own name, and a link to it (latest -> run_a/) is recorded
+  // as skipped instead of claiming it first because it sorts first.
+  std::deque<std::pair<fs::path, std::string>> linked_dirs;
 
   std::string RecordPath(const std::string& key) const {
     return key.compare(0, record_prefix.size(), record_prefix) == 0
@@ -53,7 +58,7 @@ struct Planner {
           continue;
         }
         if (S_ISDIR(st.st_mode)) {
-          TR_RETURN_IF_ERROR(Walk(entry.path(), key + "/"));
+          linked_dirs.emplace_back(entry.path(), key);
         } else if (S_ISREG(st.st_mode)) {
           items->push_back(
               {entry.path().string(), key, static_cast<uint64_t>(st.st_size), MtimeNs(st)});
@@ -69,6 +74,23 @@ struct Planner {
     }
     return Status::Ok();
   }
+
+  Status WalkLinkedDirs() {
+    while (!linked_dirs.empty()) {
+      auto [path, key] = linked_dirs.front();
+      linked_dirs.pop_front();
+      std::error_code ec;
+      fs::path canonical = fs::canonical(path, ec);
+      if (ec) return ErrnoStatus(ec.value(), path.string());
+      if (visited.count(canonical.string()) != 0) {
+        skipped->push_back({RecordPath(key), fs::read_symlink(path, ec).string(),
+                            SkippedSymlink::kAlreadyUploaded});
+        continue;
+      }
+      TR_RETURN_IF_ERROR(Walk(path, key + "/"));
+    }
+    return Status::Ok();
+  }
 };
 
 }  // namespace
@@ -81,7 +103,8 @@ Status PlanUpload(const std::string& local_dir, const std::string& key_prefix,
   Planner planner{containment_root, record_prefix, items, skipped, {}};
   std::string prefix = key_prefix;
   if (!prefix.empty() && prefix.back() != '/') prefix += '/';
-  return planner.Walk(local_dir, prefix);
+  TR_RETURN_IF_ERROR(planner.Walk(local_dir, prefix));
+  return planner.WalkLinkedDirs();
 }
 
 int64_t MtimeNs(const struct stat& st) {

@@ -53,7 +53,10 @@ struct UploadReport {
 // Lists what uploading `local_dir` to `key_prefix` means: every regular file, and
 // what symlinks point to as long as the target is inside `containment_root`.
 // Symlinks pointing outside (or nowhere) are reported in `skipped`, with `path`
-// relative to `record_prefix`, and not followed. A missing `local_dir` is empty.
+// relative to `record_prefix`, and not followed. Real folders are walked before
+// symlinks to folders, so a real folder is always uploaded under its own name and a
+// symlink to a folder already uploaded is reported in `skipped` (kAlreadyUploaded).
+// A missing `local_dir` is empty.
 Status PlanUpload(const std::string& local_dir, const std::string& key_prefix,
                   const std::string& containment_root, const std::string& record_prefix,
                   std::vector<TransferItem>* items, std::vector<SkippedSymlink>* skipped);

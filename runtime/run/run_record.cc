@@ -151,7 +151,7 @@ json RunRecord::ToJson() const {
   j["warnings"] = warnings;
   json links = json::array();
   for (const SkippedSymlink& s : skipped_symlinks) {
-    links.push_back({{"path", s.path}, {"target", s.target}});
+    links.push_back({{"path", s.path}, {"target", s.target}, {"reason", s.reason}});
   }
   j["skippedSymlinks"] = links;
   j["uploadErrors"] = upload_errors;
@@ -198,7 +198,8 @@ Result<RunRecord> RunRecord::FromJson(const json& j) {
     r.details = j.value("details", json::object());
     r.warnings = j.value("warnings", std::vector<std::string>{});
     for (const json& s : j.value("skippedSymlinks", json::array())) {
-      r.skipped_symlinks.push_back({s.value("path", ""), s.value("target", "")});
+      r.skipped_symlinks.push_back({s.value("path", ""), s.value("target", ""),
+                                    s.value("reason", SkippedSymlink::kOutsideWorkdir)});
     }
     r.upload_errors = j.value("uploadErrors", std::vector<std::string>{});
     r.trainrun_version = j.value("trainrunVersion", "");

@@ -65,6 +65,11 @@ struct RankRecord {
 struct SkippedSymlink {
   std::string path;    // relative to the run in history, e.g. "outputs/data"
   std::string target;  // where it pointed
+  // Why it was not followed: kOutsideWorkdir, or kAlreadyUploaded for a link to a
+  // folder that is uploaded under its own name.
+  std::string reason = kOutsideWorkdir;
+  static constexpr const char* kOutsideWorkdir = "symlink outside the working directory";
+  static constexpr const char* kAlreadyUploaded = "symlink to a folder uploaded under its own name";
 };
 
 // One rank's or one failure's JSON, as in run.json and the control plane's messages.

@@ -42,5 +42,52 @@ TEST(RedactTest, JobJsonKeepsShapeAndHidesSecrets) {
   EXPECT_EQ(dumped.find(":p@"), std::string::npos);
 }
 
+TEST(RedactTest, ArgumentsHideSecretOptionsTheirValuesAndCredentialWords) {
+  std::vector<std::string> argv = {"train.py",        "--password",      "hunter2",
+                                   "--hf-token=hf_abcdef", "--epochs",   "3",
+                                   "sv=2020-08-04&ss=b&sig=abc%3D", "api_key=xyz123",
+                                   "--conn",          "DefaultEndpointsProtocol=https;AccountKey=k==",
+                                   "--url",           "https://u:pw@host/d?sig=s",
+                                   "--keyboard",      "us",
+                                   "--token",         "--verbose"};
+  std::vector<std::string> out = RedactArguments(argv);
+  std::vector<std::string> want = {"train.py",        "--password",      "***",
+                                   "--hf-token=***",  "--epochs",        "3",
+                                   "***",             "api_key=***",
+                                   "--conn",          "***",
+                                   "--url",           "https://***@host/d?sig=***",
+                                   "--keyboard",      "us",
+                                   "--token",         "--verbose"};
+  EXPECT_EQ(out, want);
+}
+
+TEST(RedactTest, JobJsonRedactsArgumentsAsACommandLine) {
+  auto job = nlohmann::json::parse(R"({
+    "Arguments": ["--password", 12345678, "--lr", 0.1, "--api-key=abc"],
+    "command": ["python3", "t.py", "--secret", "s3cr3t"]
+  })");
+  nlohmann::json out = RedactJobJson(job);
+  EXPECT_EQ(out["Arguments"][1], "***");
+  EXPECT_EQ(out["Arguments"][3], 0.1);
+  EXPECT_EQ(out["Arguments"][4], "--api-key=***");
+  EXPECT_EQ(out["command"][3], "***");
+}
+
+TEST(RedactTest, RegisteredSecretValuesAreScrubbedEverywhere) {
+  const char* env[] = {"PATH=/usr/bin", "TRAINRUN_JOB_TOKEN=tok-0123456789abcdef",
+                       "AZURE_STORAGE_KEY=c2VjcmV0a2V5PT0=", "SHORT_TOKEN=abc",
+                       "MY_SAS=sv=2020&sig=zzzzzzzz", nullptr};
+  RegisterSecretsFromEnvironment(env);
+  EXPECT_EQ(ScrubSecrets("connect with tok-0123456789abcdef to c2VjcmV0a2V5PT0= ok"),
+            "connect with *** to *** ok");
+  EXPECT_EQ(ScrubSecrets("sas sv=2020&sig=zzzzzzzz"), "sas ***");
+  // Too short to register: it would match ordinary text.
+  EXPECT_EQ(ScrubSecrets("abc"), "abc");
+  EXPECT_EQ(ScrubSecrets("/usr/bin"), "/usr/bin");
+  // A secret inside an argument with no secret-looking name is still hidden.
+  EXPECT_EQ(RedactArguments({"--opaque", "x-tok-0123456789abcdef-y"})[1], "x-***-y");
+  EXPECT_EQ(RedactValue("NOTE", "uses c2VjcmV0a2V5PT0="), "uses ***");
+}
+
 }  // namespace
 }  // namespace trainrun
