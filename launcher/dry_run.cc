@@ -1,10 +1,10 @@
 #include "launcher/dry_run.h"
 
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <optional>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "base/redact.h"
 #include "gpu/affinity.h"
@@ -41,8 +41,8 @@ int DryRun(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& la
   const RunOptions& options = ctx.options;
   const JobConfig& job = run.job;
   const Placement& placement = run.placement;
-  const DataPreparer data(fs::absolute(job.file).parent_path().string(), layout.wd(),
-                          layout.data(), ctx.reporter);
+  const DataPreparer data(fs::absolute(job.file).parent_path().string(), layout.wd(), layout.data(),
+                          ctx.reporter);
   std::optional<NodeBinding> planned_binding;
   Result<RankPlan> planned = Plan(ctx, run, layout, data, &planned_binding);
   if (!planned.ok()) {
@@ -72,8 +72,8 @@ int DryRun(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& la
   for (const std::string& note : placement.notes) {
     text += fmt::format("note:           {}\n", note);
   }
-  text += fmt::format("ranks:          {} ({})\n", process_count,
-                      binding.plan.process_count_source);
+  text +=
+      fmt::format("ranks:          {} ({})\n", process_count, binding.plan.process_count_source);
   if (placement.node_count > 1) {
     text += fmt::format("world size:     {} (if every node runs {} rank(s))\n",
                         plan.assignment.world_size, process_count);
@@ -99,11 +99,11 @@ int DryRun(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& la
   for (const RankLaunch& launch : plan.launches) {
     text += fmt::format("rank {}:\n  command: {}\n  cwd:     {}\n", launch.rank,
                         fmt::join(plan.command, " "), launch.spec.cwd);
-    text += fmt::format(
-        "  binding: CPUs {}, memory on NUMA node(s) {}\n",
-        launch.spec.cpus.empty() ? "not bound" : gpu::FormatIdList(launch.spec.cpus),
-        launch.spec.memory_nodes.empty() ? "not bound"
-                                         : gpu::FormatIdList(launch.spec.memory_nodes));
+    text +=
+        fmt::format("  binding: CPUs {}, memory on NUMA node(s) {}\n",
+                    launch.spec.cpus.empty() ? "not bound" : gpu::FormatIdList(launch.spec.cpus),
+                    launch.spec.memory_nodes.empty() ? "not bound"
+                                                     : gpu::FormatIdList(launch.spec.memory_nodes));
     text += "  environment set by trainrun or the job file:\n";
     for (const std::string& entry : launch.spec.env) {
       if (inherited.count(entry) != 0) continue;

@@ -116,8 +116,7 @@ Result<RankPlan> PlanRanks(const RankPlanRequest& request, Reporter* reporter) {
 
   std::vector<std::string> argv;
   if (!job.script.empty()) {
-    argv.push_back(job.interpreter_path.empty() ? kDefaultPythonInterpreter
-                                                : job.interpreter_path);
+    argv.push_back(job.interpreter_path.empty() ? kDefaultPythonInterpreter : job.interpreter_path);
     argv.push_back(job.script);
   } else {
     argv = job.command;

@@ -49,9 +49,9 @@ struct RankPlan {
   // The job's ranks over the nodes: from the rendezvous, else this node alone (a
   // dry run of a multi-node job: as if every node ran as many ranks as this one).
   JobAssignment assignment;
-  int master_port = 0;  // 0 in a dry run
-  std::vector<RankLaunch> launches;   // this node's ranks; no log pipes yet
-  std::vector<std::string> command;   // the ranks' argv, redacted (run.json)
+  int master_port = 0;               // 0 in a dry run
+  std::vector<RankLaunch> launches;  // this node's ranks; no log pipes yet
+  std::vector<std::string> command;  // the ranks' argv, redacted (run.json)
 };
 
 // Plans this node's ranks: placeholders expanded, each rank's environment merged

@@ -44,16 +44,17 @@ int PrepareRunAndFinalize(const RunContext& ctx, LoadedRun* run, const LocalRunL
   Status writable =
       cluster && !cluster->is_head() ? Status::Ok() : run->history->WriteRecord(record);
   if (!writable.ok()) {
-    reporter->Error(fmt::format("run history {} is not writable, so nothing was started: {}\n"
-                                "the system log is in {}",
-                                run->store->Uri(), writable.message(), layout.system_logs()));
+    reporter->Error(
+        fmt::format("run history {} is not writable, so nothing was started: {}\n"
+                    "the system log is in {}",
+                    run->store->Uri(), writable.message(), layout.system_logs()));
     if (cluster) {
       cluster->session()->WaitForStart(UploadFailedError(writable.message()), kExitUploadFailed);
     }
     return kExitUploadFailed;
   }
-  reporter->Notice(fmt::format("run {} (experiment {}) in {}", job.run_id, job.experiment_name,
-                               layout.root));
+  reporter->Notice(
+      fmt::format("run {} (experiment {}) in {}", job.run_id, job.experiment_name, layout.root));
   Status ready = Prepare(ctx, *run, layout, prepared);
   if (cluster) {
     // Every node prepared (or one failed, or one was canceled): start, or stop together.
@@ -64,8 +65,7 @@ int PrepareRunAndFinalize(const RunContext& ctx, LoadedRun* run, const LocalRunL
       record.outcome = stop->exit_code == kExitCanceled ? "canceled" : "stopped";
       record.stop_reason = stop->reason;
       return Finalize(ctx, run, layout, prepared, /*ran=*/nullptr, stop->exit_code,
-                      stop->exit_code == kExitCanceled ? RunStatus::kCanceled
-                                                       : RunStatus::kFailed);
+                      stop->exit_code == kExitCanceled ? RunStatus::kCanceled : RunStatus::kFailed);
     }
   }
   if (!ready.ok()) {
@@ -100,8 +100,8 @@ int RunJob(const RunOptions& options, Console* out, Console* err) {
     return ExitCodeFor(loaded.status());
   }
   LoadedRun run = std::move(loaded).value();
-  RunContext ctx{.options = options, .out = out, .reporter = reporter,
-                 .cluster = run.cluster.get()};
+  RunContext ctx{
+      .options = options, .out = out, .reporter = reporter, .cluster = run.cluster.get()};
   if (options.dry_run) {
     LocalRunLayout layout = LayOutRun(options, &run.job);
     return DryRun(ctx, run, layout);
@@ -122,8 +122,8 @@ int RunJob(const RunOptions& options, Console* out, Console* err) {
     return ExitCodeFor(created);
   }
   const bool keeps_job_record = !run.cluster || run.cluster->is_head();
-  RunJournal journal(StartRunRecord(run.job, run.cluster.get()), layout.record(),
-                     run.history.get(), keeps_job_record, &reporting);
+  RunJournal journal(StartRunRecord(run.job, run.cluster.get()), layout.record(), run.history.get(),
+                     keeps_job_record, &reporting);
   ctx.journal = &journal;
   return PrepareRunAndFinalize(ctx, &run, layout, &prepared);
 }

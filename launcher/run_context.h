@@ -50,8 +50,8 @@ class RunJournal {
   // `record` as laid out (run_load.h); it is saved to `local_path` and, when
   // `saves_to_history` (one node, or the head of a multi-node job, which keeps the
   // job's record), to `history`. Not owned: `history`, `reporting`.
-  RunJournal(RunRecord record, std::string local_path, RunHistory* history,
-             bool saves_to_history, RunReporting* reporting);
+  RunJournal(RunRecord record, std::string local_path, RunHistory* history, bool saves_to_history,
+             RunReporting* reporting);
 
   RunRecord& record() { return record_; }
   // Sets the status (with its time) and, for Preparing, Running and Finalizing,

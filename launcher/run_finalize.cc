@@ -26,9 +26,9 @@ void CloseRecordForLostHead(const RunContext& ctx, const LoadedRun& run) {
   closed.stop_reason = record.stop_reason;
   if (record.failure) closed.failure = record.failure;
   for (const RankRecord& rank : record.ranks) closed.ranks.push_back(rank);
-  closed.warnings.push_back(fmt::format(
-      "the head was lost before it wrote the final status; node {} ({}) wrote it",
-      run.node_rank(), LocalHostName()));
+  closed.warnings.push_back(
+      fmt::format("the head was lost before it wrote the final status; node {} ({}) wrote it",
+                  run.node_rank(), LocalHostName()));
   Status written = run.history->WriteRecord(closed);
   if (!written.ok()) {
     ctx.reporter->Warning(fmt::format(
@@ -44,8 +44,9 @@ void CleanUpAfterRanks(const RunContext& ctx, PreparedRun* prepared) {
   Reporter* reporter = ctx.reporter;
   LogPump* pump = prepared->pump.get();
   if (pump && !pump->WaitDrained(kLogDrainTimeout)) {
-    reporter->Warning("a process outside the ranks' process groups still holds a rank's output "
-                      "open; what it writes from now on is not in the logs");
+    reporter->Warning(
+        "a process outside the ranks' process groups still holds a rank's output "
+        "open; what it writes from now on is not in the logs");
   }
   if (pump && !pump->write_status().ok()) {
     reporter->Warning(fmt::format("rank output was lost: {}", pump->write_status().message()));
@@ -56,8 +57,8 @@ void CleanUpAfterRanks(const RunContext& ctx, PreparedRun* prepared) {
   if (processes) {
     std::vector<int> orphans = processes->KillAdoptedOrphans();
     if (!orphans.empty()) {
-      reporter->Info(fmt::format("killed {} process(es) the ranks left behind: {}",
-                                 orphans.size(), fmt::join(orphans, ", ")));
+      reporter->Info(fmt::format("killed {} process(es) the ranks left behind: {}", orphans.size(),
+                                 fmt::join(orphans, ", ")));
       processes->Wait(SystemClock()->Now() + std::chrono::milliseconds(200));
     }
     if (processes->orphans_reaped() > 0) {
@@ -91,8 +92,8 @@ int Finalize(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout
     const JobAssignment& assignment = prepared->plan.assignment;
     for (const RankResult& r : result.ranks) {
       const int local_rank = r.rank - assignment.nodes[node_rank].first_rank;
-      record.ranks.push_back({r.rank, node_rank, local_rank, r.pid, r.status.code,
-                              r.status.signal, r.seconds, r.stopped_by_trainrun});
+      record.ranks.push_back({r.rank, node_rank, local_rank, r.pid, r.status.code, r.status.signal,
+                              r.seconds, r.stopped_by_trainrun});
     }
     ReportRankFailure(ctx, node_rank, layout, prepared->pump.get(), ran);
     if (result.outcome == RunOutcome::kTimedOut || result.outcome == RunOutcome::kCanceled) {

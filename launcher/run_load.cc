@@ -1,10 +1,9 @@
 #include "launcher/run_load.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <filesystem>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "base/fs_util.h"

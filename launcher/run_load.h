@@ -21,11 +21,11 @@ namespace trainrun {
 
 // What Load produces; the later phases read it, Finalizing uploads through it.
 struct LoadedRun {
-  JobConfig job;        // the job file, with --run-id applied
-  Placement placement;  // this node's place in the job (node 0 of 1 on one node)
-  std::unique_ptr<Store> store;              // run history's store
-  std::unique_ptr<RunHistory> history;       // over `store`
-  std::unique_ptr<HistoryUploader> uploader; // to `store`; retries at Finalizing
+  JobConfig job;                        // the job file, with --run-id applied
+  Placement placement;                  // this node's place in the job (node 0 of 1 on one node)
+  std::unique_ptr<Store> store;         // run history's store
+  std::unique_ptr<RunHistory> history;  // over `store`
+  std::unique_ptr<HistoryUploader> uploader;  // to `store`; retries at Finalizing
   // The control plane of a multi-node job (the head already listens); null on one
   // node and in a dry run. Last, so that it goes first.
   std::unique_ptr<ClusterRun> cluster;

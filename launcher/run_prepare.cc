@@ -1,10 +1,9 @@
 #include "launcher/run_prepare.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <filesystem>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "base/fs_util.h"
@@ -23,8 +22,7 @@ namespace {
 // The snapshot of the source directory into wd/, recorded and reported.
 Status CopySource(const JobConfig& job, const LocalRunLayout& layout, RunRecord* record,
                   Reporter* reporter) {
-  Result<SnapshotStats> snapshot =
-      CopySnapshot(job.source_directory, layout.wd(), {layout.root});
+  Result<SnapshotStats> snapshot = CopySnapshot(job.source_directory, layout.wd(), {layout.root});
   if (!snapshot.ok()) return snapshot.status();
   const SnapshotStats& stats = *snapshot;
   record->source = {{"directory", job.source_directory},
@@ -83,8 +81,8 @@ Status SetUpProcesses(const RunContext& ctx, const LoadedRun& run, const LocalRu
   prepared->pump = std::make_unique<LogPump>(console == ConsoleRanks::kNone ? nullptr : ctx.out);
   LogPump* pump = prepared->pump.get();
   for (RankLaunch& launch : prepared->plan.launches) {
-    bool to_console = console == ConsoleRanks::kAll ||
-                      (console == ConsoleRanks::kRank0 && launch.rank == 0);
+    bool to_console =
+        console == ConsoleRanks::kAll || (console == ConsoleRanks::kRank0 && launch.rank == 0);
     TR_ASSIGN_OR_RETURN(RankPipes pipes,
                         pump->AddRank(launch.rank, layout.rank_log(launch.rank), to_console));
     launch.spec.stdout_fd = pipes.stdout_fd;
@@ -107,8 +105,8 @@ Status Prepare(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout
   const int node_rank = run.node_rank();
   Reporter* reporter = ctx.reporter;
   RunRecord& record = ctx.journal->record();
-  prepared->data = std::make_unique<DataPreparer>(
-      fs::absolute(job.file).parent_path().string(), layout.wd(), layout.data(), reporter);
+  prepared->data = std::make_unique<DataPreparer>(fs::absolute(job.file).parent_path().string(),
+                                                  layout.wd(), layout.data(), reporter);
 
   TR_RETURN_IF_ERROR(CopySource(job, layout, &record, reporter));
   TR_RETURN_IF_ERROR(MakeDirs(layout.outputs()));

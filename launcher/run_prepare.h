@@ -34,9 +34,7 @@ struct PreparedRun {
 
   // This node's rank count and why, from the binding plan (once planned).
   int process_count() const { return binding->plan.process_count; }
-  const std::string& process_count_source() const {
-    return binding->plan.process_count_source;
-  }
+  const std::string& process_count_source() const { return binding->plan.process_count_source; }
 };
 
 // Copies the source snapshot into the run directory, makes ./outputs and ./logs,

@@ -1,11 +1,10 @@
 #include "launcher/run_ranks.h"
 
+#include <fmt/format.h>
 #include <signal.h>
 
 #include <atomic>
 #include <fstream>
-
-#include <fmt/format.h>
 
 #include "base/net_util.h"
 #include "launcher/mpi_run.h"
@@ -128,8 +127,8 @@ void ReportRankFailure(const RunContext& ctx, int node_rank, const LocalRunLayou
     for (const std::string& line : failure.stderr_tail) summary += "\n  | " + line;
   }
   if (!failure.hint.empty()) summary += "\nhint: " + failure.hint;
-  summary += fmt::format("\nfull log: {}",
-                         mpirun ? layout.mpirun_log() : layout.rank_log(failure.rank));
+  summary +=
+      fmt::format("\nfull log: {}", mpirun ? layout.mpirun_log() : layout.rank_log(failure.rank));
   ctx.reporter->Error(summary);
 }
 

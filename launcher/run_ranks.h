@@ -17,9 +17,9 @@ namespace trainrun {
 
 // What Running produces, for Finalizing (run_finalize.h).
 struct RanRanks {
-  SupervisionResult result;     // how the ranks ended, and the exit code
-  int64_t failure_time_ms = 0;  // when the first rank failed (Unix ms); 0: none did
-  int64_t oom_kills_before = -1;  // CgroupOomKills() before the ranks started
+  SupervisionResult result;            // how the ranks ended, and the exit code
+  int64_t failure_time_ms = 0;         // when the first rank failed (Unix ms); 0: none did
+  int64_t oom_kills_before = -1;       // CgroupOomKills() before the ranks started
   std::unique_ptr<LiveUploader> live;  // uploading the logs; Finalizing stops it
 };
 

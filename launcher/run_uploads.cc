@@ -1,8 +1,8 @@
 #include "launcher/run_uploads.h"
 
-#include <filesystem>
-
 #include <fmt/format.h>
+
+#include <filesystem>
 
 namespace trainrun {
 
@@ -52,17 +52,16 @@ void UploadOutputsAndLogs(const RunContext& ctx, LoadedRun* run, const LocalRunL
 
   std::vector<TransferItem> items;
   for (const auto& [local, key] : dirs) {
-    Status planned =
-        PlanUpload(local, key, layout.wd(), prefix, &items, &report->skipped_symlinks);
+    Status planned = PlanUpload(local, key, layout.wd(), prefix, &items, &report->skipped_symlinks);
     if (!planned.ok()) report->errors.push_back(planned.message());
   }
   // Every node has ./outputs and ./logs: merged with the other nodes' so that no
   // node's file silently replaces another's.
   if (ctx.cluster) items = ctx.cluster->session()->MergeUploads(std::move(items), prefix);
   for (const SkippedSymlink& link : report->skipped_symlinks) {
-    ctx.reporter->Warning(fmt::format(
-        "{} is a symlink to {}, outside the working directory: recorded, not uploaded",
-        link.path, link.target));
+    ctx.reporter->Warning(
+        fmt::format("{} is a symlink to {}, outside the working directory: recorded, not uploaded",
+                    link.path, link.target));
   }
   UploadReport done = run->uploader->Upload(items, "outputs and logs");
   report->files += done.files;
