@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "launcher/run_command.h"
+#include "launcher/run_options.h"
 #include "runtime/cluster/cluster_discovery.h"
 #include "runtime/cluster/cluster_session.h"
 #include "runtime/cluster/control_auth.h"

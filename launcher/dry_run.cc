@@ -1,64 +1,109 @@
-// `trainrun run --dry-run`: the launch plan, printed; nothing is created or started.
-#include "launcher/run_pipeline.h"
+#include "launcher/dry_run.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <optional>
+#include <set>
+
+#include "base/redact.h"
+#include "gpu/affinity.h"
+#include "launcher/exit_codes.h"
+#include "launcher/rank_plan.h"
+#include "runtime/process/rank_env.h"
 
 namespace trainrun {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 
-int RunPipeline::DryRun() {
-  Status planned = PlanRanks(/*for_dry_run=*/true);
+namespace {
+
+// The binding (into *binding) and the ranks, as a run plans them but for the
+// checks against this machine and the ports.
+Result<RankPlan> Plan(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& layout,
+                      const DataPreparer& data, std::optional<NodeBinding>* binding) {
+  TR_ASSIGN_OR_RETURN(*binding, PlanBinding(ctx.options, run.job, ctx.reporter));
+  return PlanRanks({.options = ctx.options,
+                    .job = run.job,
+                    .placement = run.placement,
+                    .cluster = nullptr,
+                    .binding = **binding,
+                    .layout = layout,
+                    .data = data,
+                    .prepared_data = {},
+                    .for_dry_run = true},
+                   ctx.reporter);
+}
+
+}  // namespace
+
+int DryRun(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& layout) {
+  const RunOptions& options = ctx.options;
+  const JobConfig& job = run.job;
+  const Placement& placement = run.placement;
+  const DataPreparer data(fs::absolute(job.file).parent_path().string(), layout.wd(), layout.data(),
+                          ctx.reporter);
+  std::optional<NodeBinding> planned_binding;
+  Result<RankPlan> planned = Plan(ctx, run, layout, data, &planned_binding);
   if (!planned.ok()) {
-    reporter_.Error(planned.message());
-    return ExitCodeFor(planned);
+    ctx.reporter->Error(planned.status().message());
+    return ExitCodeFor(planned.status());
   }
+  const NodeBinding& binding = *planned_binding;
+  const RankPlan& plan = *planned;
+  const int process_count = binding.plan.process_count;
   const std::vector<std::string> container = CurrentEnvironment();
   std::set<std::string> inherited(container.begin(), container.end());
   std::string text = "# trainrun dry run: nothing is created or started\n";
-  text += fmt::format("run id:         {}\n", job_.run_id);
-  text += fmt::format("experiment:     {}\n", job_.experiment_name);
-  text += fmt::format("job file:       {}\n", fs::absolute(job_.file).string());
-  text += fmt::format("run history:    {}/{}\n", store_->Uri(),
-                      RunKey{job_.experiment_name, job_.run_id}.Prefix());
-  text += fmt::format("run directory:  {}\n", layout_.root);
-  text += fmt::format("source:         {} (copied to {})\n", job_.source_directory, layout_.wd());
-  if (placement_.node_count > 1) {
-    text += fmt::format("nodes:          {} (this node: {}; from {})\n", placement_.node_count,
-                        node_rank_, placement_.source);
+  text += fmt::format("run id:         {}\n", job.run_id);
+  text += fmt::format("experiment:     {}\n", job.experiment_name);
+  text += fmt::format("job file:       {}\n", fs::absolute(job.file).string());
+  text += fmt::format("run history:    {}/{}\n", run.store->Uri(),
+                      RunKey{job.experiment_name, job.run_id}.Prefix());
+  text += fmt::format("run directory:  {}\n", layout.root);
+  text += fmt::format("source:         {} (copied to {})\n", job.source_directory, layout.wd());
+  if (placement.node_count > 1) {
+    text += fmt::format("nodes:          {} (this node: {}; from {})\n", placement.node_count,
+                        placement.node_rank, placement.source);
   } else {
     text += fmt::format("nodes:          1 (this node: 0)\n");
   }
-  if (!placement_.reason.empty()) text += fmt::format("placement:      {}\n", placement_.reason);
-  for (const std::string& note : placement_.notes) text += fmt::format("note:           {}\n", note);
-  text += fmt::format("ranks:          {} ({})\n", process_count(), process_count_source());
-  if (placement_.node_count > 1) {
-    text += fmt::format("world size:     {} (if every node runs {} rank(s))\n", assignment_.world_size,
-                        process_count());
+  if (!placement.reason.empty()) text += fmt::format("placement:      {}\n", placement.reason);
+  for (const std::string& note : placement.notes) {
+    text += fmt::format("note:           {}\n", note);
   }
-  text += fmt::format("communicator:   {}\n", CommunicatorName(job_.communicator));
-  if (placement_.node_count > 1) {
-    text += fmt::format("master:         the head ({}), MASTER_PORT picked free on it at rendezvous; "
-                        "control port {}\n",
-                        placement_.head.empty() ? "this node" : placement_.head, options_.control_port);
+  text +=
+      fmt::format("ranks:          {} ({})\n", process_count, binding.plan.process_count_source);
+  if (placement.node_count > 1) {
+    text += fmt::format("world size:     {} (if every node runs {} rank(s))\n",
+                        plan.assignment.world_size, process_count);
+  }
+  text += fmt::format("communicator:   {}\n", CommunicatorName(job.communicator));
+  if (placement.node_count > 1) {
+    text += fmt::format(
+        "master:         the head ({}), MASTER_PORT picked free on it at rendezvous; "
+        "control port {}\n",
+        placement.head.empty() ? "this node" : placement.head, options.control_port);
   } else {
     text += "master:         127.0.0.1, MASTER_PORT picked free at launch\n";
   }
-  if (job_.max_run_duration_seconds) {
-    text += fmt::format("time limit:     {} s\n", *job_.max_run_duration_seconds);
+  if (job.max_run_duration_seconds) {
+    text += fmt::format("time limit:     {} s\n", *job.max_run_duration_seconds);
   }
-  text += fmt::format("grace period:   {} s\n", options_.grace_period_seconds);
-  for (const DataReference& ref : job_.data) {
+  text += fmt::format("grace period:   {} s\n", options.grace_period_seconds);
+  for (const DataReference& ref : job.data) {
     text += fmt::format("data.{}:  {} {} -> {}\n", ref.name, DataMechanismName(ref.mechanism),
-                        RedactUri(ref.uri), data_->PlannedPath(ref));
+                        RedactUri(ref.uri), data.PlannedPath(ref));
   }
-  text += "\n" + binding_.Table() + "\n";
-  for (const RankLaunch& launch : launches_) {
+  text += "\n" + binding.Table() + "\n";
+  for (const RankLaunch& launch : plan.launches) {
     text += fmt::format("rank {}:\n  command: {}\n  cwd:     {}\n", launch.rank,
-                        fmt::join(record_.command, " "), launch.spec.cwd);
-    text += fmt::format("  binding: CPUs {}, memory on NUMA node(s) {}\n",
-                        launch.spec.cpus.empty() ? "not bound" : gpu::FormatIdList(launch.spec.cpus),
-                        launch.spec.memory_nodes.empty() ? "not bound"
-                                                         : gpu::FormatIdList(launch.spec.memory_nodes));
+                        fmt::join(plan.command, " "), launch.spec.cwd);
+    text +=
+        fmt::format("  binding: CPUs {}, memory on NUMA node(s) {}\n",
+                    launch.spec.cpus.empty() ? "not bound" : gpu::FormatIdList(launch.spec.cpus),
+                    launch.spec.memory_nodes.empty() ? "not bound"
+                                                     : gpu::FormatIdList(launch.spec.memory_nodes));
     text += "  environment set by trainrun or the job file:\n";
     for (const std::string& entry : launch.spec.env) {
       if (inherited.count(entry) != 0) continue;
@@ -67,7 +112,7 @@ int RunPipeline::DryRun() {
                           RedactValue(entry.substr(0, eq), entry.substr(eq + 1)));
     }
   }
-  out_->Write(std::move(text), /*droppable=*/false);
+  ctx.out->Write(std::move(text), /*droppable=*/false);
   return kExitOk;
 }
 

@@ -5,47 +5,16 @@
 //   Running     start and supervise the ranks, stream their logs
 //   Finalizing  upload ./outputs, ./logs, user_logs/, system_logs/ and run.json,
 //               whatever way the run ended
+//
+// Each phase is a function with its own header: run_load.h (the job, run history,
+// the run directory), run_prepare.h, run_ranks.h, run_finalize.h, and dry_run.h for
+// --dry-run; what they share is run_context.h.
 #pragma once
 
-#include <optional>
-#include <string>
-
+#include "launcher/run_options.h"
 #include "runtime/report/console.h"
-#include "runtime/run/history_uploader.h"
-#include "runtime/run/live_uploader.h"
 
 namespace trainrun {
-
-constexpr int kDefaultControlPort = 29400;
-constexpr const char* kDefaultWorkdirBase = "/tmp/trainrun";
-
-// Which ranks' output is copied to the console (the log files get everything).
-enum class ConsoleRanks { kAll, kRank0, kNone };
-
-struct RunOptions {
-  std::string job_file;
-  std::optional<int> node_rank;    // this node's rank in the job
-  std::optional<int> nnodes;       // nodes in the job
-  std::string master_addr;         // the head node's address
-  int control_port = kDefaultControlPort;
-  // Multi-node timeouts: none = the job file's rendezvous.timeoutSeconds, else 600.
-  std::optional<double> rendezvous_timeout_seconds;
-  double heartbeat_timeout_seconds = 10;  // a node silent this long is lost
-  std::string history;             // run history URI; empty: job file, then default
-  std::string run_id;              // overrides the job file's runId
-  std::string workdir;             // where <experiment>/<runId>/ is made
-  std::string topology_xml;        // an hwloc XML topology instead of this machine's
-  bool dry_run = false;            // print the plan, start nothing
-  double grace_period_seconds = 30;
-  // How long Finalizing keeps retrying uploads to an unreachable store before it
-  // gives up with exit 74 (the files stay on local disk).
-  double finalize_timeout_seconds = ToSeconds(kDefaultFinalizeTimeout);
-  // How often logs are uploaded while the ranks run.
-  double log_upload_interval_seconds = ToSeconds(kDefaultLiveUploadInterval);
-  ConsoleRanks console = ConsoleRanks::kAll;
-  bool verbose = false;            // Info lines on the terminal too
-  bool json_events = false;        // JSON lines instead of text on stderr
-};
 
 // Runs the job and returns design.md's exit code: 0, the failing rank's code, 124,
 // 143, 64, 65, 69, 74 or 70. Rank output goes to `out`, trainrun's own messages to

@@ -1,42 +1,44 @@
-// Running: the log pump, the supervisor, and the summary of the rank that failed.
-#include "launcher/run_pipeline.h"
+#include "launcher/run_ranks.h"
+
+#include <fmt/format.h>
+#include <signal.h>
+
+#include <atomic>
+#include <fstream>
+
+#include "base/net_util.h"
+#include "launcher/mpi_run.h"
+#include "launcher/run_uploads.h"
+#include "runtime/mpi/mpi_supervisor.h"
 
 namespace trainrun {
 
-namespace fs = std::filesystem;
-using nlohmann::json;
-
-Status RunPipeline::SetUpProcesses() {
-  TR_ASSIGN_OR_RETURN(processes_, PosixProcessSet::Create());
-  pump_ = std::make_unique<LogPump>(options_.console == ConsoleRanks::kNone ? nullptr : out_);
-  for (RankLaunch& launch : launches_) {
-    bool to_console = options_.console == ConsoleRanks::kAll ||
-                      (options_.console == ConsoleRanks::kRank0 && launch.rank == 0);
-    TR_ASSIGN_OR_RETURN(RankPipes pipes,
-                        pump_->AddRank(launch.rank, layout_.rank_log(launch.rank), to_console));
-    launch.spec.stdout_fd = pipes.stdout_fd;
-    launch.spec.stderr_fd = pipes.stderr_fd;
+int64_t CgroupOomKills() {
+  std::ifstream events("/sys/fs/cgroup/memory.events");
+  std::string key;
+  int64_t value;
+  while (events >> key >> value) {
+    if (key == "oom_kill") return value;
   }
-  if (job_.communicator == Communicator::kMpi && node_rank_ == 0) {
-    // mpirun's own words (launch errors, its summary of a failure) get a log too.
-    TR_ASSIGN_OR_RETURN(mpirun_pipes_, pump_->AddRank(kMpirunRank, layout_.mpirun_log(),
-                                                      options_.console != ConsoleRanks::kNone, "[mpirun] "));
-  }
-  return pump_->Start();
+  return -1;
 }
 
-void RunPipeline::RunRanks() {
+RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& layout,
+                  PreparedRun* prepared) {
+  const JobConfig& job = run.job;
+  RanRanks ran;
+  std::atomic<int64_t> failure_time_ms{0};  // written by the supervision callbacks
   SupervisorOptions supervision;
   supervision.grace_period = std::chrono::duration_cast<Duration>(
-      std::chrono::duration<double>(options_.grace_period_seconds));
-  if (job_.max_run_duration_seconds) {
-    supervision.max_run_duration = std::chrono::seconds(*job_.max_run_duration_seconds);
+      std::chrono::duration<double>(ctx.options.grace_period_seconds));
+  if (job.max_run_duration_seconds) {
+    supervision.max_run_duration = std::chrono::seconds(*job.max_run_duration_seconds);
   }
-  ClusterSession* session = cluster_ ? cluster_->session() : nullptr;
+  ClusterSession* session = ctx.cluster ? ctx.cluster->session() : nullptr;
   if (session != nullptr) {
     // The other nodes hear of this node's first failure, cancel or time limit at once.
-    supervision.on_rank_failed = [this, session](const RankFailure& failure) {
-      failure_time_ms_ = WallMillis();
+    supervision.on_rank_failed = [&failure_time_ms, session](const RankFailure& failure) {
+      failure_time_ms = WallMillis();
       session->RankFailed(failure);
     };
     supervision.on_stop = [session](RunOutcome outcome, int code, const std::string& reason) {
@@ -45,61 +47,67 @@ void RunPipeline::RunRanks() {
       }
     };
   } else {
-    supervision.on_rank_failed = [this](const RankFailure&) { failure_time_ms_ = WallMillis(); };
+    supervision.on_rank_failed = [&failure_time_ms](const RankFailure&) {
+      failure_time_ms = WallMillis();
+    };
   }
-  oom_kills_before_ = CgroupOomKills();
-  EnterPhase(RunStatus::kRunning);
-  SaveRecord();
-  StartLiveUpload();
-  reporter_.Notice(fmt::format("run {}: {} rank(s) of {}", job_.run_id, launches_.size(),
-                               fmt::join(record_.command, " ")));
-  if (job_.communicator == Communicator::kMpi) {
+  ran.oom_kills_before = CgroupOomKills();
+  ctx.journal->EnterPhase(RunStatus::kRunning);
+  ctx.journal->Save();
+  ran.live = StartLiveUpload(ctx, run, layout);
+  std::vector<RankLaunch>& launches = prepared->plan.launches;
+  ctx.reporter->Notice(fmt::format("run {}: {} rank(s) of {}", job.run_id, launches.size(),
+                                   fmt::join(ctx.journal->record().command, " ")));
+  if (job.communicator == Communicator::kMpi) {
     MpiRunInputs mpi;
-    mpi.assignment = &assignment_;
-    mpi.node_rank = node_rank_;
-    mpi.launches = std::move(launches_);
-    mpi.mpirun_stdout_fd = mpirun_pipes_.stdout_fd;
-    mpi.mpirun_stderr_fd = mpirun_pipes_.stderr_fd;
-    mpi.processes = processes_.get();
-    mpi.reporter = &reporter_;
+    mpi.assignment = &prepared->plan.assignment;
+    mpi.node_rank = run.node_rank();
+    mpi.launches = std::move(launches);
+    mpi.mpirun_stdout_fd = prepared->mpirun_pipes.stdout_fd;
+    mpi.mpirun_stderr_fd = prepared->mpirun_pipes.stderr_fd;
+    mpi.processes = prepared->processes.get();
+    mpi.reporter = ctx.reporter;
     mpi.supervision = supervision;
     mpi.session = session;
-    mpi.rsh_key_hex = cluster_ ? cluster_->RshKeyHex() : "";
-    mpi.control_port = options_.control_port;
+    mpi.rsh_key_hex = ctx.cluster ? ctx.cluster->RshKeyHex() : "";
+    mpi.control_port = ctx.options.control_port;
     mpi.base_env = EnvironmentForRanks();
-    result_ = RunMpi(std::move(mpi));
-    pump_->CloseChildEnds();
-    ran_ = true;
-    return;
+    ran.result = RunMpi(std::move(mpi));
+    prepared->pump->CloseChildEnds();
+  } else {
+    Supervisor supervisor(prepared->processes.get(), ctx.reporter, supervision);
+    if (session != nullptr) {
+      session->SetStopHandler([&supervisor](const StopNotice& stop) {
+        supervisor.RequestStop(stop.exit_code, stop.reason);
+      });
+    }
+    supervisor.Start(std::move(launches));
+    prepared->pump->CloseChildEnds();
+    ran.result = supervisor.Wait();
+    if (session != nullptr) session->SetStopHandler({});
   }
-  Supervisor supervisor(processes_.get(), &reporter_, supervision);
-  if (session != nullptr) {
-    session->SetStopHandler(
-        [&supervisor](const StopNotice& stop) { supervisor.RequestStop(stop.exit_code, stop.reason); });
-  }
-  supervisor.Start(std::move(launches_));
-  pump_->CloseChildEnds();
-  result_ = supervisor.Wait();
-  if (session != nullptr) session->SetStopHandler({});
-  ran_ = true;
+  ran.failure_time_ms = failure_time_ms;
+  return ran;
 }
 
-void RunPipeline::ReportFailure() {
-  if (!result_.failure) return;
-  RankFailure& failure = *result_.failure;
-  if (pump_) failure.stderr_tail = pump_->StderrTail(failure.rank);
+void ReportRankFailure(const RunContext& ctx, int node_rank, const LocalRunLayout& layout,
+                       const LogPump* pump, RanRanks* ran) {
+  if (!ran->result.failure) return;
+  RankFailure& failure = *ran->result.failure;
+  if (pump) failure.stderr_tail = pump->StderrTail(failure.rank);
   if (failure.status.signal == SIGKILL) {
+    const int64_t before = ran->oom_kills_before;
     int64_t after = CgroupOomKills();
-    if (oom_kills_before_ >= 0 && after > oom_kills_before_) {
+    if (before >= 0 && after > before) {
       failure.hint = fmt::format(
           "the kernel's out-of-memory killer killed {} process(es) in this container during the "
           "run (cgroup memory.events oom_kill {} -> {}): give the job more memory or use less",
-          after - oom_kills_before_, oom_kills_before_, after);
+          after - before, before, after);
     }
   }
   FailureRecord record;
   record.rank = failure.rank;
-  record.node_rank = node_rank_;
+  record.node_rank = node_rank;
   record.host = LocalHostName();
   record.pid = failure.pid;
   record.exit_code = failure.status.ToExitCode();
@@ -110,18 +118,18 @@ void RunPipeline::ReportFailure() {
   const bool mpirun = failure.rank == kMpirunRank;
   record.log_file = mpirun ? fmt::format("{}/{}", kSystemLogsDir, kMpirunLogName)
                            : fmt::format("{}/{}", kUserLogsDir, RankLogName(failure.rank));
-  record_.failure = record;
+  ctx.journal->record().failure = record;
 
   std::string summary = fmt::format("rank {} on {} (node {}) {}", failure.rank, record.host,
-                                    node_rank_, failure.reason);
+                                    node_rank, failure.reason);
   if (!failure.stderr_tail.empty()) {
     summary += fmt::format("\nlast lines of rank {}'s stderr:", failure.rank);
     for (const std::string& line : failure.stderr_tail) summary += "\n  | " + line;
   }
   if (!failure.hint.empty()) summary += "\nhint: " + failure.hint;
-  summary += fmt::format("\nfull log: {}",
-                         mpirun ? layout_.mpirun_log() : layout_.rank_log(failure.rank));
-  reporter_.Error(summary);
+  summary +=
+      fmt::format("\nfull log: {}", mpirun ? layout.mpirun_log() : layout.rank_log(failure.rank));
+  ctx.reporter->Error(summary);
 }
 
 }  // namespace trainrun

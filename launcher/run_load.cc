@@ -1,0 +1,116 @@
+#include "launcher/run_load.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "base/fs_util.h"
+#include "base/net_util.h"
+#include "base/redact.h"
+#include "launcher/version.h"
+#include "runtime/run/run_id.h"
+#include "runtime/store/store_factory.h"
+
+namespace trainrun {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+Result<LoadedRun> LoadRun(const RunOptions& options, Reporter* reporter) {
+  LoadedRun run;
+  TR_ASSIGN_OR_RETURN(run.job, ParseJobFile(options.job_file));
+  if (!options.run_id.empty()) {
+    if (!IsValidRunName(options.run_id)) {
+      return InvalidArgumentError(fmt::format(
+          "--run-id \"{}\": must be 1-255 letters, digits, '_', '-' or '.'", options.run_id));
+    }
+    run.job.run_id = options.run_id;
+  }
+  if (options.dry_run) {
+    TR_ASSIGN_OR_RETURN(run.placement, ClusterRun::Discover(options, run.job));
+  } else {
+    TR_ASSIGN_OR_RETURN(run.cluster, ClusterRun::Create(options, run.job, reporter));
+    if (run.cluster) run.placement = run.cluster->placement();
+  }
+
+  std::string uri = options.history;
+  std::string where = "--history";
+  if (uri.empty() && !run.job.history.uri.empty()) {
+    uri = run.job.history.uri;
+    where = run.job.file + ": /history/uri";
+  }
+  if (uri.empty()) uri = DefaultHistoryUri();
+  Result<std::unique_ptr<Store>> store = OpenStore(uri);
+  if (!store.ok()) {
+    Status s = store.status().WithContext(where);
+    // A bad URI in the job file is a job file error, on the command line a usage one.
+    if (s.code() == StatusCode::kInvalidArgument && where != "--history") {
+      s = InvalidJobError(s.message());
+    }
+    return s;
+  }
+  run.store = std::move(store).value();
+  run.history = std::make_unique<RunHistory>(run.store.get());
+  HistoryUploaderOptions upload_options;
+  upload_options.finalize_timeout = std::chrono::duration_cast<Duration>(
+      std::chrono::duration<double>(options.finalize_timeout_seconds));
+  run.uploader = std::make_unique<HistoryUploader>(run.store.get(), reporter, upload_options);
+  return run;
+}
+
+LocalRunLayout LayOutRun(const RunOptions& options, JobConfig* job) {
+  if (job->run_id.empty()) {
+    job->run_id = GenerateRunId(job->experiment_name, SystemClock()->WallNow());
+  }
+  std::string base = options.workdir.empty() ? kDefaultWorkdirBase : options.workdir;
+  LocalRunLayout layout;
+  layout.root =
+      (fs::absolute(base) / job->experiment_name / job->run_id).lexically_normal().string();
+  return layout;
+}
+
+RunRecord StartRunRecord(const JobConfig& job, const ClusterRun* cluster) {
+  RunRecord record;
+  record.run_id = job.run_id;
+  record.experiment = job.experiment_name;
+  record.trainrun_version = kTrainrunVersion;
+  json parsed = json::parse(job.json);
+  record.job = RedactJobJson(parsed);
+  record.details["jobFile"] = fs::absolute(job.file).string();
+  if (cluster) record.details["cluster"] = cluster->Details();
+  return record;
+}
+
+Status CreateRunDirectory(const LoadedRun& run, const LocalRunLayout& layout,
+                          RunReporting* reporting) {
+  const JobConfig& job = run.job;
+  RunKey key{job.experiment_name, job.run_id};
+  Result<ObjectInfo> existing = run.store->Stat(key.Prefix() + kRunRecordName);
+  if (existing.ok() && (!run.cluster || run.cluster->is_head())) {
+    return AlreadyExistsError(fmt::format(
+        "run \"{}\" already exists in {} (experiment {}); give a new runId or leave it out to "
+        "get a generated one",
+        job.run_id, run.store->Uri(), job.experiment_name));
+  }
+  std::error_code ec;
+  if (fs::exists(layout.root, ec)) {
+    return AlreadyExistsError(
+        fmt::format("run directory {} already exists; give a new runId", layout.root));
+  }
+  for (const std::string& dir : {layout.wd(), layout.user_logs(), layout.system_logs()}) {
+    TR_RETURN_IF_ERROR(MakeDirs(dir));
+  }
+  TR_ASSIGN_OR_RETURN(std::unique_ptr<SystemLog> log,
+                      SystemLog::Open(layout.system_log(run.node_rank()), SystemClock()));
+  reporting->AttachSystemLog(std::move(log));
+  Reporter* reporter = reporting->reporter();
+  reporter->Info(fmt::format("trainrun {} on {} (pid {}{}), job file {}", kTrainrunVersion,
+                             LocalHostName(), getpid(), getpid() == 1 ? ", PID 1" : "",
+                             fs::absolute(job.file).string()));
+  reporter->Info(fmt::format("run directory {}; run history {}", layout.root, run.store->Uri()));
+  return Status::Ok();
+}
+
+}  // namespace trainrun

@@ -1,0 +1,49 @@
+// Preparing, the second phase of `trainrun run` (run_command.h): the source
+// snapshot, the data references, the ranks' plan, and their processes' pipes to the
+// log pump. Nothing is started. Internal to the launcher.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "launcher/node_binding.h"
+#include "launcher/rank_plan.h"
+#include "launcher/run_context.h"
+#include "launcher/run_load.h"
+#include "runtime/process/log_pump.h"
+#include "runtime/process/process_posix.h"
+#include "runtime/run/data_refs.h"
+#include "runtime/run/run_layout.h"
+
+namespace trainrun {
+
+// What Preparing produces, filled in as it goes: when it fails, what it made so
+// far is here for Finalizing (run_finalize.h) to clean up (data unmounted, the
+// process set reaped).
+struct PreparedRun {
+  // Planned before the rendezvous on a multi-node job (the caller sets it), else
+  // by Prepare, after the data.
+  std::optional<NodeBinding> binding;
+  std::unique_ptr<DataPreparer> data;  // holds the mounts; reset at Finalizing
+  std::vector<PreparedData> prepared_data;
+  RankPlan plan;  // the launches have their log pipes once Prepare succeeded
+  std::unique_ptr<PosixProcessSet> processes;
+  std::unique_ptr<LogPump> pump;  // started: reads the ranks' pipes into their logs
+  RankPipes mpirun_pipes;         // the head of an MPI job: where mpirun's output goes
+
+  // This node's rank count and why, from the binding plan (once planned).
+  int process_count() const { return binding->plan.process_count; }
+  const std::string& process_count_source() const { return binding->plan.process_count_source; }
+};
+
+// Copies the source snapshot into the run directory, makes ./outputs and ./logs,
+// prepares every data reference, plans the binding (unless `prepared->binding` is
+// set) and the ranks, writes the binding table to system_logs/, then creates the
+// process set and starts the log pump with each rank's pipes. Fills the journal's
+// record (source, data, command, binding, nodes). Returns the first failure;
+// `prepared` keeps what was made. ctx.journal must be set.
+Status Prepare(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& layout,
+               PreparedRun* prepared);
+
+}  // namespace trainrun

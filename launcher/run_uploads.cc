@@ -1,0 +1,81 @@
+#include "launcher/run_uploads.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+
+namespace trainrun {
+
+namespace fs = std::filesystem;
+
+std::vector<std::pair<std::string, std::string>> LogDirs(const JobConfig& job,
+                                                         const LocalRunLayout& layout) {
+  const std::string prefix = RunKey{job.experiment_name, job.run_id}.Prefix();
+  std::vector<std::pair<std::string, std::string>> dirs;  // local, key prefix
+  dirs.emplace_back(layout.logs(), prefix + kLogsDir);
+  for (const std::string& watched : job.history.directories_to_watch) {
+    std::string normal = fs::path(watched).lexically_normal().generic_string();
+    while (!normal.empty() && normal.back() == '/') normal.pop_back();
+    if (normal == kLogsDir || (normal == kOutputsDir && job.history.output_collection)) continue;
+    dirs.emplace_back(layout.wd() + "/" + normal, prefix + normal);
+  }
+  dirs.emplace_back(layout.user_logs(), prefix + kUserLogsDir);
+  return dirs;
+}
+
+std::unique_ptr<LiveUploader> StartLiveUpload(const RunContext& ctx, const LoadedRun& run,
+                                              const LocalRunLayout& layout) {
+  const std::string prefix = RunKey{run.job.experiment_name, run.job.run_id}.Prefix();
+  std::vector<WatchedDir> watched;
+  for (const auto& [local, key] : LogDirs(run.job, layout)) {
+    // Several nodes write ./logs: they meet in history at Finalizing (merged), while
+    // every rank's log and node's system log have names of their own.
+    if (ctx.cluster && local != layout.user_logs()) continue;
+    watched.push_back({local, key});
+  }
+  watched.push_back({layout.system_logs(), prefix + kSystemLogsDir});
+  auto live = std::make_unique<LiveUploader>(
+      run.store.get(), ctx.reporter, std::move(watched), layout.root,
+      std::chrono::duration_cast<Duration>(
+          std::chrono::duration<double>(ctx.options.log_upload_interval_seconds)));
+  live->Start();
+  return live;
+}
+
+void UploadOutputsAndLogs(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout,
+                          UploadReport* report) {
+  const JobConfig& job = run->job;
+  const std::string prefix = RunKey{job.experiment_name, job.run_id}.Prefix();
+  std::vector<std::pair<std::string, std::string>> dirs;  // local, key prefix
+  if (job.history.output_collection) dirs.emplace_back(layout.outputs(), prefix + kOutputsDir);
+  for (const auto& dir : LogDirs(job, layout)) dirs.push_back(dir);
+
+  std::vector<TransferItem> items;
+  for (const auto& [local, key] : dirs) {
+    Status planned = PlanUpload(local, key, layout.wd(), prefix, &items, &report->skipped_symlinks);
+    if (!planned.ok()) report->errors.push_back(planned.message());
+  }
+  // Every node has ./outputs and ./logs: merged with the other nodes' so that no
+  // node's file silently replaces another's.
+  if (ctx.cluster) items = ctx.cluster->session()->MergeUploads(std::move(items), prefix);
+  for (const SkippedSymlink& link : report->skipped_symlinks) {
+    if (link.reason != SkippedSymlink::kOutsideWorkdir) continue;  // nothing is missing
+    ctx.reporter->Warning(
+        fmt::format("{} is a symlink to {}, outside the working directory: recorded, not uploaded",
+                    link.path, link.target));
+  }
+  UploadReport done = run->uploader->Upload(items, "outputs and logs");
+  report->files += done.files;
+  report->bytes += done.bytes;
+  report->errors.insert(report->errors.end(), done.errors.begin(), done.errors.end());
+  report->failed_paths.insert(report->failed_paths.end(), done.failed_paths.begin(),
+                              done.failed_paths.end());
+  TransferProgress progress;
+  progress.what = fmt::format("uploaded to {}", run->store->Uri());
+  progress.files_done = report->files;
+  progress.bytes_done = report->bytes;
+  progress.finished = true;
+  ctx.reporter->Transfer(progress);
+}
+
+}  // namespace trainrun

@@ -1,0 +1,38 @@
+// What `trainrun run` (run_command.h) uploads to run history, and how: the logs
+// live while the ranks run (run_ranks.h), then ./outputs and every log at
+// Finalizing (run_finalize.h). Internal to the launcher.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "launcher/run_context.h"
+#include "launcher/run_load.h"
+#include "runtime/run/history_uploader.h"
+#include "runtime/run/live_uploader.h"
+#include "runtime/run/run_layout.h"
+
+namespace trainrun {
+
+// The folders that go to history besides outputs/ and system_logs/, as (local
+// folder, key prefix): ./logs, the job's directoriesToWatch, user_logs/.
+std::vector<std::pair<std::string, std::string>> LogDirs(const JobConfig& job,
+                                                         const LocalRunLayout& layout);
+
+// Starts uploading the logs every --log-upload-interval while the ranks run (on a
+// multi-node job only this node's own: user_logs/ and system_logs/). Failures are
+// warnings; the uploader keeps trying until stopped.
+std::unique_ptr<LiveUploader> StartLiveUpload(const RunContext& ctx, const LoadedRun& run,
+                                              const LocalRunLayout& layout);
+
+// Uploads ./outputs (when the job collects them) and LogDirs() with the run's
+// uploader (its retries and deadline), merged with the other nodes' on a
+// multi-node job; symlinks out of the working directory are warned about and
+// skipped. Adds files, bytes, errors and skipped links to `report`, and reports the
+// transfer. Never fails: what did not arrive is in `report`.
+void UploadOutputsAndLogs(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout,
+                          UploadReport* report);
+
+}  // namespace trainrun
