@@ -16,7 +16,7 @@
 #   GPU_CHECK_MAX_BYTES=1G            the largest size (default 1G)
 #
 # Needs cmake, g++, the CUDA toolkit and NCCL, and the dev packages of fmt, nlohmann
-# JSON, hwloc, CLI11, libcurl, OpenSSL and GoogleTest. Exit 2, naming each missing one
+# JSON, hwloc, CLI11, libcurl, OpenSSL, libxml2 and GoogleTest. Exit 2, naming each missing one
 # (with the Debian/Ubuntu package), when something is missing; otherwise the first
 # failing step's code (3 from the check: no GPU).
 set -u -o pipefail
@@ -52,6 +52,7 @@ if [ -z "${GPU_CHECK_PREBUILT:-}" ]; then
   need_header CLI/CLI.hpp "libcli11-dev"
   need_header curl/curl.h "libcurl4-openssl-dev"
   need_header openssl/evp.h "libssl-dev"
+  need_header libxml2/libxml/parser.h "libxml2-dev"
   need_header gtest/gtest.h "libgtest-dev"
   command -v pkg-config >/dev/null || missing+=("pkg-config (pkg-config)")
 fi

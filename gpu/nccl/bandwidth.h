@@ -7,14 +7,15 @@
 // With n ranks and elements of e bytes:
 //
 // clang-format off
-//   op              send count   recv count   size (B)     algbw = bytes / time     busbw
-//   all_reduce      c            c            c*e          c*e / t                  algbw * 2(n-1)/n
-//   all_gather      c            c*n          c*n*e        c*n*e / t                algbw * (n-1)/n
-//   reduce_scatter  c*n          c            c*n*e        c*n*e / t                algbw * (n-1)/n
+//   op              send   recv   size (B)   algbw = bytes / time   busbw
+//   all_reduce      c      c      c*e        c*e / t                algbw * 2(n-1)/n
+//   all_gather      c      c*n    c*n*e      c*n*e / t              algbw * (n-1)/n
+//   reduce_scatter  c*n    c      c*n*e      c*n*e / t              algbw * (n-1)/n
 // clang-format on
 //
-// where c is the "count" column (elements per rank for all_gather and
-// reduce_scatter). Bus bandwidth is the figure that does not depend on n: each byte
+// where send and recv are the buffers' element counts, c is the "count" column
+// (elements per rank for all_gather and reduce_scatter), e the element size. Bus
+// bandwidth is the figure that does not depend on n: each byte
 // of a ring all-reduce crosses 2(n-1)/n links, of an all-gather or reduce-scatter
 // (n-1)/n; it is comparable with the hardware's link bandwidth. GB/s are 1e9 bytes
 // per second.
@@ -38,10 +39,10 @@ std::optional<Collective> ParseCollective(std::string_view name);
 const std::vector<Collective>& AllCollectives();
 
 struct CollectiveShape {
-  size_t count = 0;        // the "count" column: elements per rank (c above)
-  size_t send_count = 0;   // elements in each rank's send buffer
-  size_t recv_count = 0;   // elements in each rank's receive buffer
-  size_t bytes = 0;        // the "size" column: c*e for all_reduce, c*n*e otherwise
+  size_t count = 0;       // the "count" column: elements per rank (c above)
+  size_t send_count = 0;  // elements in each rank's send buffer
+  size_t recv_count = 0;  // elements in each rank's receive buffer
+  size_t bytes = 0;       // the "size" column: c*e for all_reduce, c*n*e otherwise
 };
 
 // The shape of `op` for a requested size of `bytes` over `ranks` ranks with elements

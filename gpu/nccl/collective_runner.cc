@@ -12,25 +12,25 @@ namespace trainrun::nccl {
 namespace {
 
 Status CudaError(cudaError_t err, std::string_view call) {
-  return InternalError(fmt::format("{}: {} ({})", call, cudaGetErrorString(err),
-                                   cudaGetErrorName(err)));
+  return InternalError(
+      fmt::format("{}: {} ({})", call, cudaGetErrorString(err), cudaGetErrorName(err)));
 }
 
 Status NcclError(ncclResult_t err, std::string_view call, ncclComm_t comm = nullptr) {
   std::string detail = comm ? ncclGetLastError(comm) : ncclGetLastError(nullptr);
-  return UnavailableError(fmt::format("{}: {}{}{}", call, ncclGetErrorString(err),
-                                      detail.empty() ? "" : ": ", detail));
+  return UnavailableError(
+      fmt::format("{}: {}{}{}", call, ncclGetErrorString(err), detail.empty() ? "" : ": ", detail));
 }
 
-#define TR_CUDA(call)                                       \
-  do {                                                      \
-    cudaError_t tr_cuda_err_ = (call);                      \
+#define TR_CUDA(call)                                                       \
+  do {                                                                      \
+    cudaError_t tr_cuda_err_ = (call);                                      \
     if (tr_cuda_err_ != cudaSuccess) return CudaError(tr_cuda_err_, #call); \
   } while (false)
 
-#define TR_NCCL(call, comm)                                  \
-  do {                                                       \
-    ncclResult_t tr_nccl_err_ = (call);                      \
+#define TR_NCCL(call, comm)                                                       \
+  do {                                                                            \
+    ncclResult_t tr_nccl_err_ = (call);                                           \
     if (tr_nccl_err_ != ncclSuccess) return NcclError(tr_nccl_err_, #call, comm); \
   } while (false)
 
@@ -94,8 +94,7 @@ Result<int> VisibleGpuCount() {
     int driver = 0;
     cudaDriverGetVersion(&driver);
     // Without a driver CUDA says "driver version is insufficient"; say what it means.
-    return NotFoundError(fmt::format("{}{} ({})",
-                                     driver == 0 ? "no NVIDIA driver is loaded: " : "",
+    return NotFoundError(fmt::format("{}{} ({})", driver == 0 ? "no NVIDIA driver is loaded: " : "",
                                      cudaGetErrorString(err), cudaGetErrorName(err)));
   }
   if (count == 0) return NotFoundError("CUDA sees no device");
@@ -123,8 +122,7 @@ Result<std::string> MakeUniqueId() {
 CollectiveRunner::CollectiveRunner(std::unique_ptr<State> state) : state_(std::move(state)) {}
 CollectiveRunner::~CollectiveRunner() = default;
 
-Result<std::unique_ptr<CollectiveRunner>> CollectiveRunner::Create(int rank, int ranks,
-                                                                   int device,
+Result<std::unique_ptr<CollectiveRunner>> CollectiveRunner::Create(int rank, int ranks, int device,
                                                                    const std::string& unique_id,
                                                                    size_t max_bytes) {
   ncclUniqueId id;
@@ -158,23 +156,23 @@ Result<std::vector<std::string>> CollectiveRunner::DescribeDevices() {
   TR_CUDA(cudaDeviceGetPCIBusId(bus_id, sizeof(bus_id), s.device));
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
-  std::string mine = fmt::format("rank {}: {}, cuda:{} {} ({}, {:.0f} GiB)", s.rank, host,
-                                 s.device, prop.name, bus_id,
-                                 static_cast<double>(prop.totalGlobalMem) / (1ull << 30));
+  std::string mine =
+      fmt::format("rank {}: {}, cuda:{} {} ({}, {:.0f} GiB)", s.rank, host, s.device, prop.name,
+                  bus_id, static_cast<double>(prop.totalGlobalMem) / (1ull << 30));
   mine.resize(kDescriptionBytes - 1);  // pads with NULs; the last byte stays NUL
   mine.push_back('\0');
-  TR_CUDA(cudaMemcpy(s.send, mine.data(), kDescriptionBytes, cudaMemcpyHostToDevice));
+  TR_CUDA(
+      cudaMemcpyAsync(s.send, mine.data(), kDescriptionBytes, cudaMemcpyHostToDevice, s.stream));
   TR_NCCL(ncclAllGather(s.send, s.recv, kDescriptionBytes, ncclChar, s.comm, s.stream), s.comm);
-  TR_RETURN_IF_ERROR(s.Sync("all_gather of device descriptions"));
   std::string all(kDescriptionBytes * s.ranks, '\0');
-  TR_CUDA(cudaMemcpy(all.data(), s.recv, all.size(), cudaMemcpyDeviceToHost));
+  TR_CUDA(cudaMemcpyAsync(all.data(), s.recv, all.size(), cudaMemcpyDeviceToHost, s.stream));
+  TR_RETURN_IF_ERROR(s.Sync("all_gather of device descriptions"));
   std::vector<std::string> lines;
   for (int r = 0; r < s.ranks; ++r) lines.emplace_back(all.data() + r * kDescriptionBytes);
   return lines;
 }
 
-Result<Measurement> CollectiveRunner::Run(Collective op, size_t bytes, int iterations,
-                                          int warmup) {
+Result<Measurement> CollectiveRunner::Run(Collective op, size_t bytes, int iterations, int warmup) {
   State& s = *state_;
   Measurement m;
   m.op = op;
@@ -183,15 +181,18 @@ Result<Measurement> CollectiveRunner::Run(Collective op, size_t bytes, int itera
   const std::string what = fmt::format("{} of {} B", CollectiveName(op), m.shape.bytes);
 
   // Correctness: known inputs, a receive buffer of NaNs (0xFF bytes), one run, every
-  // element checked on the host.
+  // element checked on the host. Every copy goes through the collective's own stream:
+  // the stream is non-blocking, so a plain cudaMemcpy (legacy default stream; from
+  // pageable memory it may return before the data has landed) is not ordered before
+  // the collective. The H200 run caught exactly that as wrong elements.
   FillInput(op, s.rank, m.shape, s.host.data());
-  TR_CUDA(cudaMemcpy(s.send, s.host.data(), m.shape.send_count * sizeof(float),
-                     cudaMemcpyHostToDevice));
+  TR_CUDA(cudaMemcpyAsync(s.send, s.host.data(), m.shape.send_count * sizeof(float),
+                          cudaMemcpyHostToDevice, s.stream));
   TR_CUDA(cudaMemsetAsync(s.recv, 0xFF, m.shape.recv_count * sizeof(float), s.stream));
   TR_NCCL(s.Launch(op, m.shape.count), s.comm);
+  TR_CUDA(cudaMemcpyAsync(s.host.data(), s.recv, m.shape.recv_count * sizeof(float),
+                          cudaMemcpyDeviceToHost, s.stream));
   TR_RETURN_IF_ERROR(s.Sync(what));
-  TR_CUDA(cudaMemcpy(s.host.data(), s.recv, m.shape.recv_count * sizeof(float),
-                     cudaMemcpyDeviceToHost));
   const uint64_t wrong = CountWrong(op, s.rank, s.ranks, m.shape, s.host.data());
 
   for (int i = 0; i < warmup; ++i) TR_NCCL(s.Launch(op, m.shape.count), s.comm);
@@ -206,11 +207,11 @@ Result<Measurement> CollectiveRunner::Run(Collective op, size_t bytes, int itera
   // Every rank's mean time and wrong count, summed over ranks in one all_reduce.
   double local[2] = {static_cast<double>(ms) / 1e3 / std::max(iterations, 1),
                      static_cast<double>(wrong)};
-  TR_CUDA(cudaMemcpy(s.scratch, local, sizeof(local), cudaMemcpyHostToDevice));
-  TR_NCCL(ncclAllReduce(s.scratch, s.scratch, 2, ncclDouble, ncclSum, s.comm, s.stream), s.comm);
-  TR_RETURN_IF_ERROR(s.Sync("all_reduce of the results"));
   double total[2];
-  TR_CUDA(cudaMemcpy(total, s.scratch, sizeof(total), cudaMemcpyDeviceToHost));
+  TR_CUDA(cudaMemcpyAsync(s.scratch, local, sizeof(local), cudaMemcpyHostToDevice, s.stream));
+  TR_NCCL(ncclAllReduce(s.scratch, s.scratch, 2, ncclDouble, ncclSum, s.comm, s.stream), s.comm);
+  TR_CUDA(cudaMemcpyAsync(total, s.scratch, sizeof(total), cudaMemcpyDeviceToHost, s.stream));
+  TR_RETURN_IF_ERROR(s.Sync("all_reduce of the results"));
   m.seconds = total[0] / s.ranks;
   m.wrong = static_cast<uint64_t>(total[1]);
   m.bandwidth = BandwidthOf(op, m.shape, s.ranks, m.seconds);

@@ -89,8 +89,7 @@ Result<RankEnv> ReadRankEnv(const EnvLookup& env) {
         fmt::format("RANK={} is not a rank of WORLD_SIZE={}", r.rank, r.world_size));
   }
   if (r.world_size > 1 && (r.master_port <= 0 || r.master_port > 65535)) {
-    return InvalidArgumentError(
-        "MASTER_PORT must name a TCP port when WORLD_SIZE is more than 1");
+    return InvalidArgumentError("MASTER_PORT must name a TCP port when WORLD_SIZE is more than 1");
   }
   return r;
 }
@@ -136,8 +135,9 @@ int main(int argc, char** argv) {
   const std::optional<size_t> min_bytes = ParseByteSize(flags.min_bytes);
   const std::optional<size_t> max_bytes = ParseByteSize(flags.max_bytes);
   if (!min_bytes || !max_bytes || *min_bytes > *max_bytes) {
-    fmt::print(stderr, "trainrun-nccl-check: --min-bytes {} and --max-bytes {}: need sizes "
-                       "such as 8, 64K, 1G with the smallest first\n",
+    fmt::print(stderr,
+               "trainrun-nccl-check: --min-bytes {} and --max-bytes {}: need sizes "
+               "such as 8, 64K, 1G with the smallest first\n",
                flags.min_bytes, flags.max_bytes);
     return kExitUsage;
   }

@@ -5,16 +5,18 @@
 //
 // clang-format off
 //   # all_reduce
-//   #       size         count      type   redop      time   algbw   busbw  #wrong
-//   #        (B)    (elements)                         (us)  (GB/s)  (GB/s)
-//             8             2     float     sum     10.25    0.00    0.00       0
-//   # all_reduce: avg busbw 12.34 GB/s, peak 45.67 GB/s at 1073741824 B, 0 wrong
+//   #       size         count      type   redop       time    algbw    busbw  #wrong
+//   #        (B)    (elements)                         (us)   (GB/s)   (GB/s)
+//             8             2     float     sum      10.25     0.00     0.00       0
+//   # all_reduce: avg busbw 12.34 GB/s; peak at 1073741824 B: algbw 26.10, busbw 45.67
+//     GB/s; 0 wrong                                              (one line)
 // clang-format on
 //
 // The JSON lines: {"record": "result", "op": ..., "bytes": ..., "count": ...,
 // "type": "float", "redop": ..., "time_us": ..., "algbw_gbps": ..., "busbw_gbps": ...,
 // "wrong": ...} per operation and size, then one {"record": "summary", "ranks": ...,
-// "ops": {OP: {"avg_busbw_gbps", "peak_busbw_gbps", "peak_bytes", "wrong"}},
+// "ops": {OP: {"sizes", "avg_busbw_gbps", "peak_algbw_gbps", "peak_busbw_gbps", "peak_bytes",
+// "wrong"}},
 // "wrong": ..., "ok": ...}.
 #pragma once
 
@@ -48,8 +50,10 @@ struct OpSummary {
   Collective op = Collective::kAllReduce;
   int sizes = 0;              // rows measured
   double avg_busbw_gbps = 0;  // mean over the rows, as nccl-tests' "Avg bus bandwidth"
+  // The row of the highest algbw; its busbw is the highest too (one factor per op).
+  double peak_algbw_gbps = 0;
   double peak_busbw_gbps = 0;
-  size_t peak_bytes = 0;  // the size the peak was at
+  size_t peak_bytes = 0;
   uint64_t wrong = 0;
 };
 

@@ -78,8 +78,8 @@ Status ReadExact(int fd, char* buffer, size_t n, TimePoint deadline, std::string
     if (r > 0) {
       got += static_cast<size_t>(r);
     } else if (r == 0) {
-      return UnavailableError(fmt::format("{}: {} closed the connection after {} of {} bytes",
-                                          what, PeerName(fd), got, n));
+      return UnavailableError(fmt::format("{}: {} closed the connection after {} of {} bytes", what,
+                                          PeerName(fd), got, n));
     } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
       return UnavailableError(
           fmt::format("{}: reading from {}: {}", what, PeerName(fd), std::strerror(errno)));
@@ -154,18 +154,18 @@ Status UniqueIdServer::Serve(const std::string& id, int world_size, Duration tim
     const int their_world = static_cast<int>(GetU32(hello + 12));
     std::string refusal;
     if (their_world != world_size) {
-      refusal = fmt::format("rank {} says the world size is {}, rank 0 says {}", rank,
-                            their_world, world_size);
+      refusal = fmt::format("rank {} says the world size is {}, rank 0 says {}", rank, their_world,
+                            world_size);
     } else if (rank <= 0 || rank >= world_size) {
       refusal = fmt::format("rank {} is outside 1..{}", rank, world_size - 1);
     } else if (served.count(rank)) {
-      refusal = fmt::format("rank {} asked for the unique id twice (two ranks with RANK={}?)",
-                            rank, rank);
+      refusal = fmt::format("rank {} asked for the unique id twice (two ranks with RANK={}?)", rank,
+                            rank);
     }
     const bool refused = !refusal.empty();
-    Status sent = SendAll(conn, Answer(refused ? kVerdictRefused : kVerdictId,
-                                       refused ? std::string() : id),
-                          Left(deadline));
+    Status sent =
+        SendAll(conn, Answer(refused ? kVerdictRefused : kVerdictId, refused ? std::string() : id),
+                Left(deadline));
     const std::string peer = PeerName(conn);
     close(conn);
     if (refused) return InvalidArgumentError(fmt::format("{} ({})", refusal, peer));
@@ -178,8 +178,8 @@ Status UniqueIdServer::Serve(const std::string& id, int world_size, Duration tim
 Result<std::string> FetchUniqueId(const ExchangeOptions& options) {
   const TimePoint deadline = SystemClock()->Now() + options.timeout;
   const std::string where = fmt::format("{}:{}", options.master_addr, options.master_port);
-  Backoff backoff(BackoffOptions{.initial = std::chrono::milliseconds(20),
-                                 .max = std::chrono::seconds(1)});
+  Backoff backoff(
+      BackoffOptions{.initial = std::chrono::milliseconds(20), .max = std::chrono::seconds(1)});
   int fd = -1;
   std::string last_error;
   while (true) {
@@ -235,8 +235,8 @@ Result<std::string> FetchUniqueId(const ExchangeOptions& options) {
 Result<std::string> ExchangeUniqueId(const ExchangeOptions& options,
                                      const std::function<Result<std::string>()>& make_id) {
   if (options.world_size < 1 || options.rank < 0 || options.rank >= options.world_size) {
-    return InvalidArgumentError(fmt::format("rank {} is not in a world of size {}", options.rank,
-                                            options.world_size));
+    return InvalidArgumentError(
+        fmt::format("rank {} is not in a world of size {}", options.rank, options.world_size));
   }
   if (options.rank != 0) return FetchUniqueId(options);
   // Listen first: ranks that come before the id exists wait in the backlog.

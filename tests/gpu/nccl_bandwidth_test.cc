@@ -52,8 +52,8 @@ TEST(NcclBandwidthTest, SizeLadderDoublesUpToTheLargest) {
 
 TEST(NcclBandwidthTest, BandwidthUsesTheBusFactors) {
   // 1 GB all-reduced in 10 ms on 8 ranks: algbw 100 GB/s, busbw 100 * 2*7/8 = 175.
-  CollectiveShape ar{.count = 250000000, .send_count = 250000000, .recv_count = 250000000,
-                     .bytes = 1000000000};
+  CollectiveShape ar{
+      .count = 250000000, .send_count = 250000000, .recv_count = 250000000, .bytes = 1000000000};
   Bandwidth bw = BandwidthOf(Collective::kAllReduce, ar, 8, 0.01);
   EXPECT_DOUBLE_EQ(bw.algbw_gbps, 100.0);
   EXPECT_DOUBLE_EQ(bw.busbw_gbps, 175.0);

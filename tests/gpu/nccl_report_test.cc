@@ -36,14 +36,25 @@ TEST(NcclReportTest, TableGroupsByOperationWithSummaries) {
                                  Make(Collective::kAllGather, 1024, 2, 20e-6, 5)};
   std::string table = FormatTable({"device: test"}, ms);
   EXPECT_EQ(table.rfind("# device: test\n# all_reduce\n#       size", 0), 0u) << table;
-  EXPECT_NE(table.find("# all_reduce: avg busbw 0.15 GB/s, peak 0.20 GB/s at 2048 B, 0 wrong\n"
-                       "# all_gather\n"),
+  EXPECT_NE(table.find("# all_reduce: avg busbw 0.15 GB/s; peak at 2048 B: algbw 0.20, busbw "
+                       "0.20 GB/s; 0 wrong\n# all_gather\n"),
             std::string::npos)
       << table;
-  EXPECT_NE(table.find("# all_gather: avg busbw 0.03 GB/s, peak 0.03 GB/s at 1024 B, 5 wrong\n"
-                       "# wrong: 5\n"),
+  EXPECT_NE(table.find("# all_gather: avg busbw 0.03 GB/s; peak at 1024 B: algbw 0.05, busbw "
+                       "0.03 GB/s; 5 wrong\n# wrong: 5\n"),
             std::string::npos)
       << table;
+}
+
+TEST(NcclReportTest, OneRankPeaksByAlgorithmBandwidth) {
+  std::vector<OpSummary> s = Summarize({Make(Collective::kAllReduce, 8, 1, 4e-6),
+                                        Make(Collective::kAllReduce, 1 << 20, 1, 4e-6),
+                                        Make(Collective::kAllReduce, 1 << 10, 1, 4e-6)});
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].sizes, 3);
+  EXPECT_EQ(s[0].peak_bytes, size_t{1} << 20);
+  EXPECT_DOUBLE_EQ(s[0].peak_algbw_gbps, 1048576 / 4e-6 / 1e9);
+  EXPECT_DOUBLE_EQ(s[0].peak_busbw_gbps, 0.0);
 }
 
 TEST(NcclReportTest, JsonLinesCarryEveryColumnAndTheSummary) {
@@ -65,6 +76,7 @@ TEST(NcclReportTest, JsonLinesCarryEveryColumnAndTheSummary) {
   EXPECT_EQ(s["ranks"], 4);
   EXPECT_EQ(s["ops"]["reduce_scatter"]["sizes"], 2);
   EXPECT_EQ(s["ops"]["reduce_scatter"]["peak_bytes"], 8192);
+  EXPECT_DOUBLE_EQ(s["ops"]["reduce_scatter"]["peak_algbw_gbps"].get<double>(), 4.096);
   EXPECT_DOUBLE_EQ(s["ops"]["reduce_scatter"]["avg_busbw_gbps"].get<double>(),
                    (2.048 + 4.096) * 3 / 4 / 2);
   EXPECT_EQ(s["wrong"], 1);

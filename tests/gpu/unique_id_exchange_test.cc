@@ -81,13 +81,15 @@ TEST(UniqueIdExchangeTest, EveryRankGetsRankZerosIdEvenWhenRankZeroComesLast) {
   // The others are already retrying against a port nobody listens on.
   std::this_thread::sleep_for(milliseconds(300));
   int made = 0;
-  Result<std::string> id = ExchangeUniqueId(
-      {.master_addr = "127.0.0.1", .master_port = *port, .rank = 0, .world_size = world,
-       .timeout = seconds(20)},
-      [&]() -> Result<std::string> {
-        ++made;
-        return TestId();
-      });
+  Result<std::string> id = ExchangeUniqueId({.master_addr = "127.0.0.1",
+                                             .master_port = *port,
+                                             .rank = 0,
+                                             .world_size = world,
+                                             .timeout = seconds(20)},
+                                            [&]() -> Result<std::string> {
+                                              ++made;
+                                              return TestId();
+                                            });
   ASSERT_TRUE(id.ok()) << id.status().message();
   EXPECT_EQ(*id, TestId());
   EXPECT_EQ(made, 1);
@@ -95,9 +97,9 @@ TEST(UniqueIdExchangeTest, EveryRankGetsRankZerosIdEvenWhenRankZeroComesLast) {
 }
 
 TEST(UniqueIdExchangeTest, OneRankNeedsNoSocket) {
-  Result<std::string> id = ExchangeUniqueId(
-      {.master_addr = "192.0.2.1", .master_port = 1, .rank = 0, .world_size = 1},
-      [] { return Result<std::string>(TestId()); });
+  Result<std::string> id =
+      ExchangeUniqueId({.master_addr = "192.0.2.1", .master_port = 1, .rank = 0, .world_size = 1},
+                       [] { return Result<std::string>(TestId()); });
   ASSERT_TRUE(id.ok()) << id.status().message();
   EXPECT_EQ(*id, TestId());
 }
