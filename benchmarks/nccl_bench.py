@@ -8,8 +8,8 @@ Runs trainrun-nccl-check (gpu/nccl/, built with TRAINRUN_WITH_CUDA) as the `comm
 of a `trainrun run` job with processCountPerNode = the number of GPUs, once with
 "binding": "auto" (each rank bound to its GPU, cores, NUMA memory and NIC) and once with
 "binding": "none" (every rank sees every GPU and may run anywhere). Prints both
-nccl-tests-style tables, one after the other, then bus bandwidth side by side with the
-ratio. Metadata lines start with '#' and name the devices. A benchmark, not a test:
+nccl-tests-style tables, one after the other, then algorithm and bus bandwidth side by
+side with the ratio. Metadata lines start with '#' and name the devices. A benchmark, not a test:
 it fails only when a run fails (trainrun's exit code is passed on: 3 when there is no
 GPU, 1 when a result was wrong).
 """
@@ -33,7 +33,9 @@ def gpu_lines():
         return []
     p = subprocess.run([smi, "--query-gpu=index,name,pci.bus_id,driver_version,memory.total",
                         "--format=csv,noheader"], capture_output=True, text=True)
-    return [line.strip() for line in p.stdout.splitlines() if line.strip()] if p.returncode == 0 else []
+    if p.returncode != 0:
+        return []
+    return [line.strip() for line in p.stdout.splitlines() if line.strip()]
 
 
 def run_one(args, trainrun, check, binding, tmp):
@@ -62,7 +64,8 @@ def run_one(args, trainrun, check, binding, tmp):
             for name in sorted(files):
                 if name.startswith("std_log_process_"):
                     with open(os.path.join(dirpath, name), errors="replace") as f:
-                        sys.stderr.write(f"--- {name} (last lines)\n" + "".join(f.readlines()[-15:]))
+                        tail = "".join(f.readlines()[-15:])
+                        sys.stderr.write(f"--- {name} (last lines)\n{tail}")
         return p.returncode or 70, None, None
     with open(table) as f:
         text = f.read()
@@ -108,8 +111,10 @@ def main():
             sys.stdout.write(text)
             sys.stdout.flush()
 
-    print("\n# bus bandwidth (GB/s), binding auto beside none")
-    print(f"{'op':<15} {'size (B)':>12} {'auto':>9} {'none':>9} {'none/auto':>10}")
+    print("\n# GB/s, binding auto beside none; none/auto compares algbw (busbw is algbw times a "
+          "factor that depends only on the op and the rank count)")
+    print(f"{'op':<15} {'size (B)':>12} {'algbw auto':>11} {'algbw none':>11} "
+          f"{'busbw auto':>11} {'busbw none':>11} {'none/auto':>10}")
     none_by_key = {(r["op"], r["bytes"]): r for r in runs["none"] if r["record"] == "result"}
     for r in runs["auto"]:
         if r["record"] != "result":
@@ -117,9 +122,10 @@ def main():
         other = none_by_key.get((r["op"], r["bytes"]))
         if other is None:
             continue
-        ratio = f"{other['busbw_gbps'] / r['busbw_gbps']:.2f}x" if r["busbw_gbps"] > 0 else "-"
-        print(f"{r['op']:<15} {r['bytes']:>12} {r['busbw_gbps']:>9.2f} "
-              f"{other['busbw_gbps']:>9.2f} {ratio:>10}")
+        ratio = f"{other['algbw_gbps'] / r['algbw_gbps']:.2f}x" if r["algbw_gbps"] > 0 else "-"
+        print(f"{r['op']:<15} {r['bytes']:>12} {r['algbw_gbps']:>11.2f} "
+              f"{other['algbw_gbps']:>11.2f} {r['busbw_gbps']:>11.2f} "
+              f"{other['busbw_gbps']:>11.2f} {ratio:>10}")
     if args.gpus == 1:
         print("# one rank: NCCL moves nothing between GPUs, so busbw is 0 by definition; "
               "algbw is the local copy rate")
