@@ -5,7 +5,8 @@
 
 Fails (exit 1), naming the file and line, when
   - a file includes a header of a layer above its own, or one it may not use
-    (gpu/ uses base/ only; nothing below the launcher uses gpu/);
+    (gpu/ and gpu/nccl/ use base/ only; nothing below the launcher uses gpu/, and
+    nothing outside gpu/nccl/ uses it);
   - the include graph between units has a cycle. A unit is a header with its .cc
     files: x.h, x.cc and x_part.cc when there is no x_part.h.
 --summary prints, per folder, its files, lines and the layers it may include.
@@ -21,6 +22,7 @@ import sys
 LAYERS = [
     ("base", "base"),
     ("gpu", "gpu"),
+    ("nccl", "gpu/nccl"),
     ("report", "runtime/report"),
     ("process", "runtime/process"),
     ("store", "runtime/store"),
@@ -32,6 +34,7 @@ LAYERS = [
 ALLOWED = {
     "base": {"base"},
     "gpu": {"base", "gpu"},
+    "nccl": {"base", "nccl"},
 }
 RANK = {name: i for i, (name, _) in enumerate(LAYERS)}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
@@ -47,7 +50,9 @@ def layer_of(path):
 def may_include(layer):
     if layer in ALLOWED:
         return ALLOWED[layer]
-    return {name for name, _ in LAYERS[: RANK[layer] + 1] if name != "gpu" or layer == "launcher"}
+    # gpu/ is the launcher's alone; gpu/nccl/ (a program of its own) is nobody else's.
+    return {name for name, _ in LAYERS[: RANK[layer] + 1]
+            if (name != "gpu" or layer == "launcher") and name != "nccl"}
 
 
 def sources(root):

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """scripts/check-layers.py passes a tree whose includes point down, and fails, naming
-the file, on an upward include, on gpu/ reaching past base/, and on a cycle."""
+the file, on an upward include, on gpu/ or gpu/nccl/ reaching past base/, on
+gpu/nccl/ used from outside, and on a cycle."""
 import os
 import subprocess
 import sys
@@ -25,6 +26,8 @@ good = {
     "runtime/process/supervisor.cc": '#include "runtime/process/supervisor.h"\n',
     "runtime/run/history.h": '#include "runtime/process/supervisor.h"\n',
     "gpu/topology.h": '#include "base/status.h"\n',
+    "gpu/nccl/report.h": '#include "base/status.h"\n',
+    "gpu/nccl/main.cc": '#include "gpu/nccl/report.h"\n',
     "launcher/main.cc": '#include "gpu/topology.h"\n#include "runtime/run/history.h"\n',
 }
 failures = []
@@ -37,6 +40,10 @@ cases = {
                        "runtime/process/supervisor.cc:1"),
     "gpu past base": ("gpu/topology.h", '#include "runtime/process/supervisor.h"\n',
                       "gpu/topology.h:1"),
+    "gpu/nccl past base": ("gpu/nccl/report.h", '#include "gpu/topology.h"\n',
+                           "gpu/nccl/report.h:1"),
+    "launcher into gpu/nccl": ("launcher/main.cc", '#include "gpu/nccl/report.h"\n',
+                               "launcher/main.cc:1"),
     "base up": ("base/status.h", '#include "gpu/topology.h"\n', "base/status.h:1"),
     "cycle": ("launcher/a.h", '#include "launcher/b.h"\n', "include cycle"),
 }
