@@ -103,7 +103,7 @@ int RunJob(const RunOptions& options, Console* out, Console* err) {
   RunContext ctx{
       .options = options, .out = out, .reporter = reporter, .cluster = run.cluster.get()};
   if (options.dry_run) {
-    LocalRunLayout layout = LayOutRun(options, &run.job);
+    LocalRunLayout layout = LayOutRun(options, run.placement, &run.job);
     return DryRun(ctx, run, layout);
   }
   PreparedRun prepared;
@@ -114,7 +114,7 @@ int RunJob(const RunOptions& options, Console* out, Console* err) {
       return SupervisionSignalPending() ? kExitCanceled : ExitCodeFor(joined);
     }
   }
-  LocalRunLayout layout = LayOutRun(options, &run.job);
+  LocalRunLayout layout = LayOutRun(options, run.placement, &run.job);
   Status created = CreateRunDirectory(run, layout, &reporting);
   if (!created.ok()) {
     reporter->Error(created.message());

@@ -1,6 +1,7 @@
 #include "launcher/run_load.h"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -60,14 +61,17 @@ Result<LoadedRun> LoadRun(const RunOptions& options, Reporter* reporter) {
   return run;
 }
 
-LocalRunLayout LayOutRun(const RunOptions& options, JobConfig* job) {
+LocalRunLayout LayOutRun(const RunOptions& options, const Placement& placement, JobConfig* job) {
   if (job->run_id.empty()) {
     job->run_id = GenerateRunId(job->experiment_name, SystemClock()->WallNow());
   }
   std::string base = options.workdir.empty() ? kDefaultWorkdirBase : options.workdir;
+  fs::path root = fs::absolute(base) / job->experiment_name / job->run_id;
+  if (placement.node_count > 1) {
+    root /= fmt::format("node{}-{}", placement.node_rank, LocalHostName());
+  }
   LocalRunLayout layout;
-  layout.root =
-      (fs::absolute(base) / job->experiment_name / job->run_id).lexically_normal().string();
+  layout.root = root.lexically_normal().string();
   return layout;
 }
 
@@ -94,10 +98,15 @@ Status CreateRunDirectory(const LoadedRun& run, const LocalRunLayout& layout,
         "get a generated one",
         job.run_id, run.store->Uri(), job.experiment_name));
   }
-  std::error_code ec;
-  if (fs::exists(layout.root, ec)) {
-    return AlreadyExistsError(
-        fmt::format("run directory {} already exists; give a new runId", layout.root));
+  // mkdir is the exclusive step: of two runs given the same id at once, exactly one
+  // creates the run directory; the other stops here and touches nothing of it.
+  TR_RETURN_IF_ERROR(MakeDirs(fs::path(layout.root).parent_path().string()));
+  if (mkdir(layout.root.c_str(), 0755) != 0) {
+    if (errno == EEXIST) {
+      return AlreadyExistsError(
+          fmt::format("run directory {} already exists; give a new runId", layout.root));
+    }
+    return ErrnoStatus(errno, layout.root);
   }
   for (const std::string& dir : {layout.wd(), layout.user_logs(), layout.system_logs()}) {
     TR_RETURN_IF_ERROR(MakeDirs(dir));

@@ -43,9 +43,10 @@ Result<LoadedRun> LoadRun(const RunOptions& options, Reporter* reporter);
 
 // Once the run id is known (after the rendezvous on a multi-node job): generates
 // it into `job` if neither the job nor the rendezvous gave one, and returns where
-// the run lives (--workdir, else /tmp/trainrun, then experiment/run id). Creates
-// nothing.
-LocalRunLayout LayOutRun(const RunOptions& options, JobConfig* job);
+// the run lives (--workdir, else /tmp/trainrun, then experiment/run id, and on a
+// multi-node job a folder per node, node<rank>-<host>, so that nodes sharing one
+// --workdir (NFS, Lustre, a cluster's home) never meet). Creates nothing.
+LocalRunLayout LayOutRun(const RunOptions& options, const Placement& placement, JobConfig* job);
 
 // The run record as it starts: ids, version, the redacted job, the job file's
 // path and, on a multi-node job, the cluster's facts. `cluster` may be null.

@@ -140,5 +140,12 @@ int main(int argc, char** argv) {
   }
   // GoogleTest owns the listener and deletes it after the last test.
   ::testing::UnitTest::GetInstance()->listeners().Append(new Watchdog(std::chrono::seconds(limit)));
-  return RUN_ALL_TESTS();
+  int result = RUN_ALL_TESTS();
+  // A filter that selects nothing (a renamed suite, a parameterised one registered
+  // by the wrong name) must not pass as "0 tests, all fine".
+  if (result == 0 && ::testing::UnitTest::GetInstance()->test_to_run_count() == 0) {
+    WriteStderr("[  ERROR   ] no test matched --gtest_filter; nothing was tested\n");
+    return 1;
+  }
+  return result;
 }

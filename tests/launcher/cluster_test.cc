@@ -55,7 +55,8 @@ class ClusterTest : public ::testing::Test {
                                      "--history",
                                      dir_ / "history",
                                      "--workdir",
-                                     dir_ / ("w" + std::to_string(node))};
+                                     shared_workdir_ ? dir_ / "shared"
+                                                     : dir_ / ("w" + std::to_string(node))};
     args.insert(args.end(), more.begin(), more.end());
     return args;
   }
@@ -96,9 +97,16 @@ class ClusterTest : public ::testing::Test {
 
   TempDir dir_;
   int port_ = FreePort();
+  bool shared_workdir_ = false;  // every node gets the same --workdir
   int jobs_ = 0, files_ = 0, outs_ = 0;
   std::string run_id_;
 };
+
+std::string HostName() {
+  char name[256] = {};
+  gethostname(name, sizeof(name) - 1);
+  return name;
+}
 
 TEST_F(ClusterTest, TwoNodesOnLoopbackRunOneJob) {
   std::string job = Job(
@@ -140,6 +148,31 @@ TEST_F(ClusterTest, TwoNodesOnLoopbackRunOneJob) {
   EXPECT_FALSE(rec["details"]["cluster"]["jobTokenDerived"].get<bool>());
   EXPECT_EQ(ReadFile(RunDir() + "/run.json").find("cluster-test-token"),
             std::string::npos);
+}
+
+// A --workdir on a file system all nodes share (NFS, Lustre, a Slurm cluster's home):
+// each node works in a folder of its own under the run's.
+TEST_F(ClusterTest, NodesSharingOneWorkdirEachUseTheirOwnFolder) {
+  shared_workdir_ = true;
+  std::string job = Job({{"command", {RankHelper(), "--sleep-ms", "0", "--write-output"}},
+                         {"nodeCount", 2},
+                         {"processCountPerNode", 1}});
+  std::vector<Invocation> r = RunNodes(job, 2);
+  for (int n = 0; n < 2; ++n) ASSERT_EQ(r[n].exit_code, 0) << r[n].err;
+  const std::string host = HostName();
+  const std::string run = dir_ / ("shared/cluster/" + run_id_);
+  for (int n = 0; n < 2; ++n) {
+    const std::string node_dir = run + "/node" + std::to_string(n) + "-" + host;
+    EXPECT_TRUE(fs::exists(node_dir + "/run.json")) << node_dir;
+    EXPECT_EQ(ReadFile(node_dir + "/wd/outputs/rank" + std::to_string(n) + ".txt"),
+              "rank " + std::to_string(n) + "\n");
+    EXPECT_TRUE(fs::exists(node_dir + "/system_logs/trainrun_node_" + std::to_string(n) + ".log"));
+  }
+  EXPECT_EQ(Record()["status"], "Completed");
+  for (int rank = 0; rank < 2; ++rank) {
+    EXPECT_EQ(ReadFile(RunDir() + "/outputs/rank" + std::to_string(rank) + ".txt"),
+              "rank " + std::to_string(rank) + "\n");
+  }
 }
 
 TEST_F(ClusterTest, TheHeadChoosesTheRunIdWhenTheJobFileNamesNone) {
@@ -211,8 +244,8 @@ TEST_F(ClusterTest, ACancelOnOneNodeCancelsEveryNode) {
 
 TEST_F(ClusterTest, ANodeThatCannotPrepareStopsTheJobBeforeAnyRankStarts) {
   std::string job = PidJob();
-  // Node 1 finds its run directory taken.
-  fs::create_directories(dir_ / ("w1/cluster/" + run_id_));
+  // Node 1 finds its run directory (its own folder under the run's) taken.
+  fs::create_directories(dir_ / ("w1/cluster/" + run_id_ + "/node1-" + HostName()));
   std::vector<Invocation> r = RunNodes(job, 2);
   EXPECT_EQ(r[1].exit_code, 65) << r[1].err;
   EXPECT_NE(r[1].err.find("already exists"), std::string::npos) << r[1].err;
