@@ -147,9 +147,11 @@ Status RunPipeline::Prepare() {
   TR_RETURN_IF_ERROR(MakeDirs(layout_.outputs()));
   TR_RETURN_IF_ERROR(MakeDirs(layout_.logs()));
 
+  // The process set exists before the data: a FUSE mount's rclone is its child too.
+  TR_ASSIGN_OR_RETURN(processes_, PosixProcessSet::Create());
   json data_record = json::array();
   for (const DataReference& ref : job_.data) {
-    TR_ASSIGN_OR_RETURN(PreparedData prepared, data_->Prepare(ref));
+    TR_ASSIGN_OR_RETURN(PreparedData prepared, data_->Prepare(ref, processes_.get()));
     json entry = {{"name", prepared.name},
                   {"mechanism", DataMechanismName(ref.mechanism)},
                   {"method", prepared.method},

@@ -7,7 +7,9 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 Status RunPipeline::SetUpProcesses() {
-  TR_ASSIGN_OR_RETURN(processes_, PosixProcessSet::Create());
+  if (!processes_) {
+    TR_ASSIGN_OR_RETURN(processes_, PosixProcessSet::Create());
+  }
   pump_ = std::make_unique<LogPump>(options_.console == ConsoleRanks::kNone ? nullptr : out_);
   for (RankLaunch& launch : launches_) {
     bool to_console = options_.console == ConsoleRanks::kAll ||
@@ -47,6 +49,8 @@ void RunPipeline::RunRanks() {
   } else {
     supervision.on_rank_failed = [this](const RankFailure&) { failure_time_ms_ = WallMillis(); };
   }
+  // A data mount's rclone that ends while the ranks run is reported, naming the data.
+  supervision.on_helper_exit = [this](int pid, const ExitStatus& s) { data_->HelperExited(pid, s); };
   oom_kills_before_ = CgroupOomKills();
   EnterPhase(RunStatus::kRunning);
   SaveRecord();
