@@ -50,7 +50,9 @@ void RunPipeline::RunRanks() {
     supervision.on_rank_failed = [this](const RankFailure&) { failure_time_ms_ = WallMillis(); };
   }
   // A data mount's rclone that ends while the ranks run is reported, naming the data.
-  supervision.on_helper_exit = [this](int pid, const ExitStatus& s) { data_->HelperExited(pid, s); };
+  supervision.on_helper_exit = [this](int pid, const ExitStatus& s) {
+    data_->HelperExited(pid, s);
+  };
   oom_kills_before_ = CgroupOomKills();
   EnterPhase(RunStatus::kRunning);
   SaveRecord();

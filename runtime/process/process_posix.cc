@@ -178,8 +178,8 @@ Result<int> StartChild(const SpawnSpec& spec) {
   if (n == static_cast<ssize_t>(sizeof(child_error))) {
     while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }
-    return ErrnoStatus(child_error.err, fmt::format("cannot {} for {}",
-                                                    StepName(child_error.step), spec.argv[0]));
+    return ErrnoStatus(child_error.err,
+                       fmt::format("cannot {} for {}", StepName(child_error.step), spec.argv[0]));
   }
   return static_cast<int>(pid);
 }

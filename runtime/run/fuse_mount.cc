@@ -152,9 +152,8 @@ Result<std::unique_ptr<FuseMount>> FuseMount::Mount(const std::string& uri,
   }
   TR_RETURN_IF_ERROR(MakeDirs(fs::path(log_path).parent_path().string()));
   SpawnSpec spec;
-  spec.argv = {rclone,        "mount",      remote.first, target,
-               "--read-only", "--log-file", log_path,     "--log-level",
-               "NOTICE",      "--config",   "/dev/null"};
+  spec.argv = {rclone,   "mount",       remote.first, target,     "--read-only", "--log-file",
+               log_path, "--log-level", "NOTICE",     "--config", "/dev/null"};
   for (char** e = environ; *e != nullptr; ++e) {
     // rclone would read these too; only what we give it counts.
     if (std::string(*e).rfind("RCLONE_CONFIG_", 0) == 0) continue;

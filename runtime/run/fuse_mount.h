@@ -45,8 +45,8 @@ class FuseMount {
   // outlive the mount, from the thread that calls its Wait(). Errors name the URI
   // (credentials removed) and the log.
   static Result<std::unique_ptr<FuseMount>> Mount(const std::string& uri, const std::string& target,
-                                                  const std::string& log_path,
-                                                  const EnvLookup& env, ProcessSet* processes,
+                                                  const std::string& log_path, const EnvLookup& env,
+                                                  ProcessSet* processes,
                                                   const FuseMountOptions& options = {});
   // Unmounts and stops rclone.
   ~FuseMount();

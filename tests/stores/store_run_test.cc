@@ -325,15 +325,15 @@ TEST_P(StoreDataTest, RcloneThatEndsWhileTheRanksRunIsAWarningThatNamesTheData) 
   if (geteuid() != 0) GTEST_SKIP() << "needs root for FUSE mounts in tests";
   // The rank unmounts its data, so the mount's rclone ends, then waits (up to 5 s)
   // until no rclone is left for trainrun to reap.
-  WriteJob({{"command",
-             {"/bin/sh", "-c",
-              "fusermount3 -u \"$AZUREML_DATAREFERENCE_ds\" || "
-              "fusermount -u \"$AZUREML_DATAREFERENCE_ds\" || exit 9; "
-              "for i in $(seq 50); do grep -qsx rclone /proc/[0-9]*/comm || break; "
-              "sleep 0.1; done"}},
-            {"data",
-             {{"ds",
-               {{"dataLocation", {{"uri", root_ + "/datasets/ds"}}}, {"mechanism", "mount"}}}}}});
+  WriteJob(
+      {{"command",
+        {"/bin/sh", "-c",
+         "fusermount3 -u \"$AZUREML_DATAREFERENCE_ds\" || "
+         "fusermount -u \"$AZUREML_DATAREFERENCE_ds\" || exit 9; "
+         "for i in $(seq 50); do grep -qsx rclone /proc/[0-9]*/comm || break; "
+         "sleep 0.1; done"}},
+       {"data",
+        {{"ds", {{"dataLocation", {{"uri", root_ + "/datasets/ds"}}}, {"mechanism", "mount"}}}}}});
   std::vector<std::string> env = Env();
   env.push_back("AWS_CA_BUNDLE=");  // rclone would try to load it for plain http
   Invocation run = RunTrainrun(RunArgs("m3"), dir_.path(), env);

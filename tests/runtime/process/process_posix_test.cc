@@ -152,7 +152,7 @@ TEST_F(PosixProcessSetTest, RunningUntilTheProcessEndsAndWaitStillReportsTheExit
   for (int i = 0; i < 500 && set_->Running(pid); ++i) usleep(10000);
   EXPECT_FALSE(set_->Running(pid));
   EXPECT_EQ(WaitExit(*set_, pid)->code, 4);
-  EXPECT_FALSE(set_->Running(pid));  // reaped now
+  EXPECT_FALSE(set_->Running(pid));       // reaped now
   EXPECT_FALSE(set_->Running(getpid()));  // not a child of this set
   EXPECT_EQ(set_->orphans_reaped(), 0);
 }
