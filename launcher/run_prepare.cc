@@ -52,8 +52,13 @@ Status CopySource(const JobConfig& job, const LocalRunLayout& layout, RunRecord*
 // Every data reference, mounted or downloaded, into prepared->prepared_data.
 Status PrepareData(const JobConfig& job, PreparedRun* prepared, RunRecord* record) {
   json data_record = json::array();
+  // The process set exists before the data: a FUSE mount's rclone is its child too.
+  if (!prepared->processes) {
+    TR_ASSIGN_OR_RETURN(prepared->processes, PosixProcessSet::Create());
+  }
   for (const DataReference& ref : job.data) {
-    TR_ASSIGN_OR_RETURN(PreparedData data, prepared->data->Prepare(ref));
+    TR_ASSIGN_OR_RETURN(PreparedData data,
+                        prepared->data->Prepare(ref, prepared->processes.get()));
     json entry = {{"name", data.name},
                   {"mechanism", DataMechanismName(ref.mechanism)},
                   {"method", data.method},
@@ -77,7 +82,9 @@ Status PrepareData(const JobConfig& job, PreparedRun* prepared, RunRecord* recor
 Status SetUpProcesses(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& layout,
                       PreparedRun* prepared) {
   const ConsoleRanks console = ctx.options.console;
-  TR_ASSIGN_OR_RETURN(prepared->processes, PosixProcessSet::Create());
+  if (!prepared->processes) {
+    TR_ASSIGN_OR_RETURN(prepared->processes, PosixProcessSet::Create());
+  }
   prepared->pump = std::make_unique<LogPump>(console == ConsoleRanks::kNone ? nullptr : ctx.out);
   LogPump* pump = prepared->pump.get();
   for (RankLaunch& launch : prepared->plan.launches) {

@@ -25,10 +25,12 @@ struct PreparedRun {
   // Planned before the rendezvous on a multi-node job (the caller sets it), else
   // by Prepare, after the data.
   std::optional<NodeBinding> binding;
+  // Made before the data, so that a FUSE mount's rclone is its child too; declared
+  // before `data` so that it outlives the mounts that hold a pointer to it.
+  std::unique_ptr<PosixProcessSet> processes;
   std::unique_ptr<DataPreparer> data;  // holds the mounts; reset at Finalizing
   std::vector<PreparedData> prepared_data;
   RankPlan plan;  // the launches have their log pipes once Prepare succeeded
-  std::unique_ptr<PosixProcessSet> processes;
   std::unique_ptr<LogPump> pump;  // started: reads the ranks' pipes into their logs
   RankPipes mpirun_pipes;         // the head of an MPI job: where mpirun's output goes
 

@@ -51,6 +51,10 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
       failure_time_ms = WallMillis();
     };
   }
+  // A data mount's rclone that ends while the ranks run is reported, naming the data.
+  supervision.on_helper_exit = [data = prepared->data.get()](int pid, const ExitStatus& status) {
+    data->HelperExited(pid, status);
+  };
   ran.oom_kills_before = CgroupOomKills();
   ctx.journal->EnterPhase(RunStatus::kRunning);
   ctx.journal->Save();

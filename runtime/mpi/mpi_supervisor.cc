@@ -394,8 +394,10 @@ SupervisionResult MpiSupervisor::Run(std::optional<SpawnSpec> mpirun,
             result_.outcome == RunOutcome::kSucceeded) {
           Fail(kMpirunRank, event.pid, event.status, event.status.HowItEnded());
         }
-      } else {
+      } else if (sessions_.count(event.pid) != 0) {
         EndSession(event.pid, event.status);
+      } else if (options_.on_helper_exit) {
+        options_.on_helper_exit(event.pid, event.status);
       }
     }
     Drain();

@@ -6,6 +6,8 @@
 // same code, with real processes via PosixProcessSet (process_posix.h).
 #pragma once
 
+#include <signal.h>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,6 +37,9 @@ struct SpawnSpec {
   // NUMA nodes (the kernel's node numbers) for MPOL_BIND set before exec, so the
   // program's first allocation already follows it; empty = inherit.
   std::vector<int> memory_nodes;
+  // The signal the child gets when trainrun dies (PR_SET_PDEATHSIG). SIGKILL for
+  // the ranks; a helper that must clean up (rclone unmounting) asks for SIGTERM.
+  int parent_death_signal = SIGKILL;
 };
 
 struct ProcessEvent {
@@ -53,11 +58,19 @@ class ProcessSet {
  public:
   virtual ~ProcessSet() = default;
 
-  // Starts a process in a new process group (pgid == pid) that is killed with
-  // SIGKILL if trainrun dies. Returns its pid, or an error naming argv[0] and the
-  // reason (kNotFound when the program does not exist, kPermissionDenied when it is
-  // not executable). Called from the thread that calls Wait().
+  // Starts a process in a new process group (pgid == pid) that gets
+  // spec.parent_death_signal if trainrun dies. Every long-lived child of trainrun,
+  // the ranks and helpers such as a data mount's rclone alike, starts here. Returns
+  // its pid, or an error naming argv[0] and the reason (kNotFound when the program
+  // does not exist, kPermissionDenied when it is not executable). Called from the
+  // thread that calls Wait().
   virtual Result<int> Spawn(const SpawnSpec& spec) = 0;
+
+  // Whether `pid`, spawned by this set, is still running: false once it ended,
+  // whether or not Wait() reported that yet (Wait() still will), and for a pid this
+  // set does not know. Does not block; for code that polls a helper it started
+  // outside the supervision loop (a mount waiting for its rclone).
+  virtual bool Running(int pid) = 0;
 
   // Sends `signal` to the process group `pgid`. A group that is already gone is not
   // an error.

@@ -20,6 +20,8 @@
 
 #include <fmt/format.h>
 
+extern char** environ;
+
 namespace trainrun {
 namespace {
 
@@ -65,6 +67,121 @@ std::string LookupEnv(const std::vector<std::string>& env, std::string_view name
     }
   }
   return {};
+}
+
+// The one place where trainrun forks: the ranks, helpers and CaptureOutput's short
+// commands all start here, set up the same way. Returns the pid once the child
+// exec'd, or the step that failed in the child (which is then reaped).
+Result<int> StartChild(const SpawnSpec& spec) {
+  if (spec.argv.empty()) return InvalidArgumentError("empty command");
+  // Everything the child needs is prepared here: after fork() in a threaded
+  // process only async-signal-safe calls are allowed.
+  TR_ASSIGN_OR_RETURN(std::string exe,
+                      FindExecutable(spec.argv[0], LookupEnv(spec.env, "PATH")));
+  std::vector<char*> argv;
+  for (const std::string& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const std::string& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  for (int cpu : spec.cpus) {
+    if (cpu >= 0 && cpu < CPU_SETSIZE) CPU_SET(cpu, &cpus);
+  }
+  unsigned long node_mask[16] = {};  // up to 1024 NUMA nodes
+  constexpr int kBitsPerWord = static_cast<int>(8 * sizeof(unsigned long));
+  constexpr int kMaxNodes = static_cast<int>(sizeof(node_mask) * 8);
+  for (int node : spec.memory_nodes) {
+    if (node >= 0 && node < kMaxNodes) {
+      node_mask[node / kBitsPerWord] |= 1UL << (node % kBitsPerWord);
+    }
+  }
+
+  int dev_null = -1;
+  if (spec.stdin_fd < 0) {
+    dev_null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (dev_null < 0) return ErrnoStatus(errno, "/dev/null");
+  }
+  int error_pipe[2];
+  if (pipe2(error_pipe, O_CLOEXEC) != 0) {
+    if (dev_null >= 0) close(dev_null);
+    return ErrnoStatus(errno, "pipe2");
+  }
+
+  const pid_t parent = getpid();
+  const int death_signal = spec.parent_death_signal;
+  const sigset_t empty_mask = [] {
+    sigset_t s;
+    sigemptyset(&s);
+    return s;
+  }();
+  struct sigaction default_action{};
+  default_action.sa_handler = SIG_DFL;
+  sigemptyset(&default_action.sa_mask);
+  const int targets[3] = {spec.stdin_fd >= 0 ? spec.stdin_fd : dev_null, spec.stdout_fd,
+                          spec.stderr_fd};
+
+  pid_t pid = fork();
+  if (pid < 0) {
+    int err = errno;
+    close(error_pipe[0]);
+    close(error_pipe[1]);
+    if (dev_null >= 0) close(dev_null);
+    return ErrnoStatus(err, "fork");
+  }
+  if (pid == 0) {
+    // Child: its own process group, so a terminal's Ctrl-C reaches trainrun alone
+    // and trainrun signals the child's whole group.
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, death_signal);
+    if (getppid() != parent) _exit(127);  // trainrun died before prctl took effect
+    for (int s = 1; s < NSIG; ++s) {
+      if (s != SIGKILL && s != SIGSTOP) sigaction(s, &default_action, nullptr);
+    }
+    sigprocmask(SIG_SETMASK, &empty_mask, nullptr);
+    // Move the sources out of 0..2 first so one dup2 cannot clobber another.
+    int moved[3];
+    for (int i = 0; i < 3; ++i) {
+      moved[i] = targets[i] >= 0 ? fcntl(targets[i], F_DUPFD_CLOEXEC, 10) : -1;
+      if (targets[i] >= 0 && moved[i] < 0) ChildFail(error_pipe[1], kStepDup);
+    }
+    for (int i = 0; i < 3; ++i) {
+      if (moved[i] >= 0 && dup2(moved[i], i) < 0) ChildFail(error_pipe[1], kStepDup);
+    }
+    if (!spec.cwd.empty() && chdir(spec.cwd.c_str()) != 0) {
+      ChildFail(error_pipe[1], kStepChdir);
+    }
+    if (!spec.cpus.empty() && sched_setaffinity(0, sizeof(cpus), &cpus) != 0) {
+      ChildFail(error_pipe[1], kStepAffinity);
+    }
+    if (!spec.memory_nodes.empty() &&
+        syscall(SYS_set_mempolicy, kMpolBind, node_mask, kMaxNodes + 1) != 0) {
+      ChildFail(error_pipe[1], kStepMempolicy);
+    }
+    execve(exe.c_str(), argv.data(), envp.data());
+    ChildFail(error_pipe[1], kStepExec);
+  }
+
+  // Parent. Setting the group here too closes the race where we signal the group
+  // before the child ran setpgid.
+  setpgid(pid, pid);
+  close(error_pipe[1]);
+  if (dev_null >= 0) close(dev_null);
+  ChildError child_error{};
+  ssize_t n;
+  do {
+    n = read(error_pipe[0], &child_error, sizeof(child_error));
+  } while (n < 0 && errno == EINTR);
+  close(error_pipe[0]);
+  if (n == static_cast<ssize_t>(sizeof(child_error))) {
+    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    return ErrnoStatus(child_error.err,
+                       fmt::format("cannot {} for {}", StepName(child_error.step), spec.argv[0]));
+  }
+  return static_cast<int>(pid);
 }
 
 }  // namespace
@@ -146,112 +263,19 @@ PosixProcessSet::~PosixProcessSet() {
 }
 
 Result<int> PosixProcessSet::Spawn(const SpawnSpec& spec) {
-  if (spec.argv.empty()) return InvalidArgumentError("empty command");
-  // Everything the child needs is prepared here: after fork() in a threaded
-  // process only async-signal-safe calls are allowed.
-  TR_ASSIGN_OR_RETURN(std::string exe,
-                      FindExecutable(spec.argv[0], LookupEnv(spec.env, "PATH")));
-  std::vector<char*> argv;
-  for (const std::string& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  for (const std::string& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-
-  cpu_set_t cpus;
-  CPU_ZERO(&cpus);
-  for (int cpu : spec.cpus) {
-    if (cpu >= 0 && cpu < CPU_SETSIZE) CPU_SET(cpu, &cpus);
-  }
-  unsigned long node_mask[16] = {};  // up to 1024 NUMA nodes
-  constexpr int kMaxNodes = static_cast<int>(sizeof(node_mask) * 8);
-  for (int node : spec.memory_nodes) {
-    if (node >= 0 && node < kMaxNodes) {
-      node_mask[node / (8 * sizeof(unsigned long))] |= 1UL << (node % (8 * sizeof(unsigned long)));
-    }
-  }
-
-  int dev_null = -1;
-  if (spec.stdin_fd < 0) {
-    dev_null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (dev_null < 0) return ErrnoStatus(errno, "/dev/null");
-  }
-  int error_pipe[2];
-  if (pipe2(error_pipe, O_CLOEXEC) != 0) {
-    if (dev_null >= 0) close(dev_null);
-    return ErrnoStatus(errno, "pipe2");
-  }
-
-  const pid_t parent = getpid();
-  const sigset_t empty_mask = [] {
-    sigset_t s;
-    sigemptyset(&s);
-    return s;
-  }();
-  const int targets[3] = {spec.stdin_fd >= 0 ? spec.stdin_fd : dev_null, spec.stdout_fd,
-                          spec.stderr_fd};
-
-  pid_t pid = fork();
-  if (pid < 0) {
-    int err = errno;
-    close(error_pipe[0]);
-    close(error_pipe[1]);
-    if (dev_null >= 0) close(dev_null);
-    return ErrnoStatus(err, "fork");
-  }
-  if (pid == 0) {
-    // Child.
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);  // trainrun died before prctl took effect
-    for (int s = 1; s < NSIG; ++s) {
-      if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
-    }
-    sigprocmask(SIG_SETMASK, &empty_mask, nullptr);
-    // Move the sources out of 0..2 first so one dup2 cannot clobber another.
-    int moved[3];
-    for (int i = 0; i < 3; ++i) {
-      moved[i] = targets[i] >= 0 ? fcntl(targets[i], F_DUPFD_CLOEXEC, 10) : -1;
-      if (targets[i] >= 0 && moved[i] < 0) ChildFail(error_pipe[1], kStepDup);
-    }
-    for (int i = 0; i < 3; ++i) {
-      if (moved[i] >= 0 && dup2(moved[i], i) < 0) ChildFail(error_pipe[1], kStepDup);
-    }
-    if (!spec.cwd.empty() && chdir(spec.cwd.c_str()) != 0) {
-      ChildFail(error_pipe[1], kStepChdir);
-    }
-    if (!spec.cpus.empty() && sched_setaffinity(0, sizeof(cpus), &cpus) != 0) {
-      ChildFail(error_pipe[1], kStepAffinity);
-    }
-    if (!spec.memory_nodes.empty() &&
-        syscall(SYS_set_mempolicy, kMpolBind, node_mask, kMaxNodes + 1) != 0) {
-      ChildFail(error_pipe[1], kStepMempolicy);
-    }
-    execve(exe.c_str(), argv.data(), envp.data());
-    ChildFail(error_pipe[1], kStepExec);
-  }
-
-  // Parent. Setting the group here too closes the race where we signal the group
-  // before the child ran setpgid.
-  setpgid(pid, pid);
-  close(error_pipe[1]);
-  if (dev_null >= 0) close(dev_null);
-  ChildError child_error{};
-  ssize_t n;
-  do {
-    n = read(error_pipe[0], &child_error, sizeof(child_error));
-  } while (n < 0 && errno == EINTR);
-  close(error_pipe[0]);
-  if (n == static_cast<ssize_t>(sizeof(child_error))) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    Status error = ErrnoStatus(child_error.err, fmt::format("cannot {} for {}",
-                                                            StepName(child_error.step),
-                                                            spec.argv[0]));
-    return error;
-  }
+  TR_ASSIGN_OR_RETURN(int pid, StartChild(spec));
   live_.insert(pid);
-  return static_cast<int>(pid);
+  return pid;
+}
+
+bool PosixProcessSet::Running(int pid) {
+  if (live_.count(pid) == 0) return false;
+  // WNOWAIT leaves the zombie for Wait() to reap and report.
+  siginfo_t info{};
+  if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+    return false;
+  }
+  return info.si_pid == 0;
 }
 
 Status PosixProcessSet::SignalGroup(int pgid, int signal) {
@@ -338,37 +362,29 @@ std::vector<int> PosixProcessSet::KillAdoptedOrphans() {
 
 Result<std::string> CaptureOutput(const std::vector<std::string>& argv,
                                   const std::string& cwd) {
-  if (argv.empty()) return InvalidArgumentError("empty command");
-  const char* path_env = getenv("PATH");
-  TR_ASSIGN_OR_RETURN(std::string exe, FindExecutable(argv[0], path_env ? path_env : ""));
+  SpawnSpec spec;
+  spec.argv = argv;
+  for (char** e = environ; *e != nullptr; ++e) spec.env.emplace_back(*e);
+  spec.cwd = cwd;
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe2");
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  const sigset_t empty_mask = [] {
-    sigset_t s;
-    sigemptyset(&s);
-    return s;
-  }();
-  pid_t pid = fork();
-  if (pid < 0) {
+  int dev_null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (dev_null < 0) {
     int err = errno;
     close(out[0]);
     close(out[1]);
-    return ErrnoStatus(err, "fork");
+    return ErrnoStatus(err, "/dev/null");
   }
-  if (pid == 0) {
-    sigprocmask(SIG_SETMASK, &empty_mask, nullptr);
-    int null_fd = open("/dev/null", O_RDWR);
-    dup2(null_fd, 0);
-    dup2(out[1], 1);
-    dup2(null_fd, 2);
-    if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(127);
-    execv(exe.c_str(), args.data());
-    _exit(127);
-  }
+  spec.stdout_fd = out[1];
+  spec.stderr_fd = dev_null;
+  Result<int> started = StartChild(spec);
   close(out[1]);
+  close(dev_null);
+  if (!started.ok()) {
+    close(out[0]);
+    return started.status();
+  }
+  const pid_t pid = *started;
   std::string output;
   char buf[4096];
   ssize_t n;

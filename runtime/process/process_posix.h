@@ -29,6 +29,7 @@ class PosixProcessSet : public ProcessSet {
   ~PosixProcessSet() override;
 
   Result<int> Spawn(const SpawnSpec& spec) override;
+  bool Running(int pid) override;
   Status SignalGroup(int pgid, int signal) override;
   std::vector<ProcessEvent> Wait(std::optional<TimePoint> deadline) override;
   void Interrupt() override;
@@ -52,9 +53,13 @@ class PosixProcessSet : public ProcessSet {
   int orphans_reaped_ = 0;
 };
 
-// Runs argv to completion (no shell) in `cwd` and returns its stdout; stderr is
-// discarded. An exit other than 0 is an error naming argv[0]. For short helper
-// commands such as `git rev-parse`, before any PosixProcessSet waits.
+// Runs argv to completion (no shell) in `cwd` with trainrun's environment and
+// returns its stdout; stdin and stderr are /dev/null. The child starts like every
+// other (its own process group, killed if trainrun dies, a clean signal mask). A
+// program that cannot start is an error naming argv[0] and the step that failed;
+// an exit other than 0 is one naming argv[0] and the exit. For short helper
+// commands such as `git rev-parse`; it reaps its child itself, so it must not run
+// while another thread waits in a PosixProcessSet.
 Result<std::string> CaptureOutput(const std::vector<std::string>& argv,
                                   const std::string& cwd);
 

@@ -74,7 +74,10 @@ void Supervisor::KillAll() {
 void Supervisor::OnExit(int pid, const ExitStatus& status) {
   auto it = std::find_if(live_.begin(), live_.end(),
                          [pid](const auto& entry) { return entry.first == pid; });
-  if (it == live_.end()) return;
+  if (it == live_.end()) {
+    if (options_.on_helper_exit) options_.on_helper_exit(pid, status);
+    return;
+  }
   Live live = it->second;
   live_.erase(it);
   RankResult& rank = result_.ranks[live.index];

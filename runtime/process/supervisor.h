@@ -77,6 +77,10 @@ struct SupervisorOptions {
   // (after on_rank_failed for a failure): the outcome, exit code and reason. The
   // multi-node layer tells the other nodes about a cancel or a time limit.
   std::function<void(RunOutcome, int exit_code, const std::string& reason)> on_stop;
+  // Called on the supervising thread when a process the set spawned that is not a
+  // rank ends while the ranks run: a helper the ranks depend on, such as the rclone
+  // behind a data mount. The owner of the helper says what its end means.
+  std::function<void(int pid, const ExitStatus& status)> on_helper_exit;
 };
 
 // The out-of-memory hint for a rank killed by SIGKILL that trainrun did not send;

@@ -79,15 +79,16 @@ uint64_t TreeBytes(const fs::path& path) {
 }  // namespace
 
 DataPreparer::DataPreparer(std::string job_dir, std::string workdir, std::string data_dir,
-                           Reporter* reporter)
+                           Reporter* reporter, FuseMountOptions fuse)
     : job_dir_(std::move(job_dir)),
       workdir_(std::move(workdir)),
       data_dir_(std::move(data_dir)),
-      reporter_(reporter) {}
+      reporter_(reporter),
+      fuse_options_(std::move(fuse)) {}
 
 DataPreparer::~DataPreparer() {
   for (auto it = fuse_mounts_.rbegin(); it != fuse_mounts_.rend(); ++it) {
-    Status s = (*it)->Unmount();
+    Status s = it->mount->Unmount();
     if (!s.ok()) reporter_->Warning(s.message());
   }
   fuse_mounts_.clear();
@@ -128,7 +129,17 @@ std::string DataPreparer::PlannedPath(const DataReference& ref) const {
   return (p.is_absolute() ? p : fs::path(workdir_) / p).lexically_normal().string();
 }
 
-Result<PreparedData> DataPreparer::Prepare(const DataReference& ref) {
+bool DataPreparer::HelperExited(int pid, const ExitStatus& status) {
+  for (NamedFuseMount& fuse : fuse_mounts_) {
+    if (pid <= 0 || fuse.mount->pid() != pid) continue;
+    std::string what = fuse.mount->HelperExited(status);
+    if (!what.empty()) reporter_->Warning(fmt::format("data.{}: {}", fuse.name, what));
+    return true;
+  }
+  return false;
+}
+
+Result<PreparedData> DataPreparer::Prepare(const DataReference& ref, ProcessSet* helpers) {
   PreparedData out;
   out.name = ref.name;
   Result<std::string> source = ResolveSource(ref);
@@ -140,7 +151,7 @@ Result<PreparedData> DataPreparer::Prepare(const DataReference& ref) {
     return out;
   }
   if (IsObjectStoreUri(out.source)) {
-    TR_RETURN_IF_ERROR(PrepareObject(ref, &out));
+    TR_RETURN_IF_ERROR(PrepareObject(ref, helpers, &out));
     return out;
   }
   struct stat st{};
@@ -156,7 +167,8 @@ Result<PreparedData> DataPreparer::Prepare(const DataReference& ref) {
   return out;
 }
 
-Status DataPreparer::PrepareObject(const DataReference& ref, PreparedData* out) {
+Status DataPreparer::PrepareObject(const DataReference& ref, ProcessSet* helpers,
+                                   PreparedData* out) {
   const std::string what = fmt::format("data.{}", ref.name);
   const std::string shown = RedactUri(out->source);
   if (ref.mechanism == DataMechanism::kMount) {
@@ -168,9 +180,10 @@ Status DataPreparer::PrepareObject(const DataReference& ref, PreparedData* out) 
     const std::string log = (fs::path(data_dir_).parent_path() / kSystemLogsDir /
                              fmt::format("rclone_{}.log", ref.name))
                                 .string();
-    Result<std::unique_ptr<FuseMount>> mount = FuseMount::Mount(out->source, out->path, log, ProcessEnv());
+    Result<std::unique_ptr<FuseMount>> mount =
+        FuseMount::Mount(out->source, out->path, log, ProcessEnv(), helpers, fuse_options_);
     if (!mount.ok()) return mount.status().WithContext(what);
-    fuse_mounts_.push_back(std::move(mount).value());
+    fuse_mounts_.push_back({ref.name, std::move(mount).value()});
     out->method = "read-only FUSE mount (rclone)";
     reporter_->Info(fmt::format("{}: {} mounted read-only at {} by rclone", what, shown, out->path));
     return Status::Ok();

@@ -40,14 +40,25 @@ class DataPreparer {
  public:
   // `job_dir` resolves relative locations; `workdir` (the ranks' cwd) resolves
   // relative pathOnCompute; `data_dir` holds the defaults (<data_dir>/<name>).
-  DataPreparer(std::string job_dir, std::string workdir, std::string data_dir, Reporter* reporter);
+  // `fuse` says how FUSE mounts are made (the defaults are the real rclone).
+  DataPreparer(std::string job_dir, std::string workdir, std::string data_dir, Reporter* reporter,
+               FuseMountOptions fuse = {});
   // Unmounts what Prepare() mounted (FUSE mounts first).
   ~DataPreparer();
 
-  // Makes one reference available. Errors name the reference (data.<name>) and the
-  // path or URI at fault (credentials removed); a missing source is kNotFound, a
-  // mount that this node cannot make kNotSupported.
-  Result<PreparedData> Prepare(const DataReference& ref);
+  // Makes one reference available. A FUSE mount's rclone starts through `helpers`,
+  // which must outlive this DataPreparer (may be null when no reference is an
+  // object-store mount). Errors name the reference (data.<name>) and the path or
+  // URI at fault (credentials removed); a missing source is kNotFound, a mount that
+  // this node cannot make kNotSupported.
+  Result<PreparedData> Prepare(const DataReference& ref, ProcessSet* helpers);
+
+  // For each exit that the supervision loop sees and that is not a rank's
+  // (SupervisorOptions::on_helper_exit): when `pid` was a data mount's rclone and the
+  // mount was in use, reports a warning that names the reference and says its data
+  // is gone ("data.mnist: the FUSE mount's rclone (pid 42) exited with exit code 1;
+  // the data at /mnt/mnist is gone ..."). Returns whether `pid` was such a helper.
+  bool HelperExited(int pid, const ExitStatus& status);
 
   // The local path a reference resolves to, without preparing anything (dry runs).
   std::string PlannedPath(const DataReference& ref) const;
@@ -57,14 +68,19 @@ class DataPreparer {
   Status Mount(const std::string& source, const std::string& target, PreparedData* out);
   Status Download(const DataReference& ref, const std::string& source,
                   const std::string& target, PreparedData* out);
-  Status PrepareObject(const DataReference& ref, PreparedData* out);
+  Status PrepareObject(const DataReference& ref, ProcessSet* helpers, PreparedData* out);
 
   std::string job_dir_;
   std::string workdir_;
   std::string data_dir_;
   Reporter* reporter_;
+  FuseMountOptions fuse_options_;
   std::vector<std::string> mounts_;
-  std::vector<std::unique_ptr<FuseMount>> fuse_mounts_;
+  struct NamedFuseMount {
+    std::string name;  // the data reference's
+    std::unique_ptr<FuseMount> mount;
+  };
+  std::vector<NamedFuseMount> fuse_mounts_;
 };
 
 }  // namespace trainrun

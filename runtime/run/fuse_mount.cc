@@ -4,8 +4,6 @@
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -132,11 +130,19 @@ bool IsMountPoint(const std::string& path) {
 Result<std::unique_ptr<FuseMount>> FuseMount::Mount(const std::string& uri,
                                                     const std::string& target,
                                                     const std::string& log_path,
-                                                    const EnvLookup& env) {
-  std::string why = FuseUnavailableReason();
-  if (!why.empty()) {
-    return NotSupportedError(fmt::format("cannot mount {}: {}; use mechanism \"download\" instead",
-                                         RedactUri(uri), why));
+                                                    const EnvLookup& env, ProcessSet* processes,
+                                                    const FuseMountOptions& options) {
+  if (processes == nullptr) {
+    return InternalError(fmt::format("cannot mount {}: no process set for rclone", RedactUri(uri)));
+  }
+  std::string rclone = options.rclone;
+  if (rclone.empty()) {
+    std::string why = FuseUnavailableReason();
+    if (!why.empty()) {
+      return NotSupportedError(fmt::format(
+          "cannot mount {}: {}; use mechanism \"download\" instead", RedactUri(uri), why));
+    }
+    rclone = FindOnPath("rclone");
   }
   TR_ASSIGN_OR_RETURN(auto remote, RcloneRemote(uri, env));
   TR_RETURN_IF_ERROR(MakeDirs(target));
@@ -145,44 +151,32 @@ Result<std::unique_ptr<FuseMount>> FuseMount::Mount(const std::string& uri,
     return AlreadyExistsError(fmt::format("pathOnCompute {} exists and is not empty", target));
   }
   TR_RETURN_IF_ERROR(MakeDirs(fs::path(log_path).parent_path().string()));
-  const std::string rclone = FindOnPath("rclone");
-  std::vector<std::string> argv = {rclone,        "mount",      remote.first, target,
-                                   "--read-only", "--log-file", log_path,     "--log-level",
-                                   "NOTICE",      "--config",   "/dev/null"};
-  std::vector<std::string> envp;
+  SpawnSpec spec;
+  spec.argv = {rclone,   "mount",       remote.first, target,     "--read-only", "--log-file",
+               log_path, "--log-level", "NOTICE",     "--config", "/dev/null"};
   for (char** e = environ; *e != nullptr; ++e) {
     // rclone would read these too; only what we give it counts.
     if (std::string(*e).rfind("RCLONE_CONFIG_", 0) == 0) continue;
-    envp.emplace_back(*e);
+    spec.env.emplace_back(*e);
   }
-  for (const auto& [k, v] : remote.second) envp.push_back(k + "=" + v);
-  std::vector<char*> args, envs;
-  for (std::string& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  for (std::string& e : envp) envs.push_back(e.data());
-  envs.push_back(nullptr);
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid < 0) return ErrnoStatus(errno, "fork for rclone");
-  if (pid == 0) {
-    // rclone goes when trainrun goes, even on SIGKILL.
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent) _exit(1);
-    int null = open("/dev/null", O_RDWR);
-    dup2(null, 0);
-    dup2(null, 1);
-    dup2(null, 2);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    execve(args[0], args.data(), envs.data());
-    _exit(127);
+  for (const auto& [k, v] : remote.second) spec.env.push_back(k + "=" + v);
+  // SIGTERM, not SIGKILL, when trainrun dies: rclone then unmounts on its way out.
+  spec.parent_death_signal = SIGTERM;
+  const int dev_null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (dev_null < 0) return ErrnoStatus(errno, "/dev/null");
+  spec.stdin_fd = spec.stdout_fd = spec.stderr_fd = dev_null;
+  Result<int> pid = processes->Spawn(spec);
+  close(dev_null);
+  if (!pid.ok()) {
+    return pid.status().WithContext(fmt::format("cannot mount {}", RedactUri(uri)));
   }
-  std::unique_ptr<FuseMount> mount(new FuseMount(target, "rclone", pid));
+  std::unique_ptr<FuseMount> mount(
+      new FuseMount(target, "rclone", *pid, processes, log_path, remote.second));
+  std::function<bool(const std::string&)> ready = options.ready;
+  if (!ready) ready = IsMountPoint;
   const TimePoint deadline = SystemClock()->Now() + kFuseMountTimeout;
-  while (!IsMountPoint(target)) {
-    int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid) {
+  while (!ready(target)) {
+    if (!processes->Running(*pid)) {
       mount->pid_ = -1;
       mount->mounted_ = false;
       return UnavailableError(fmt::format("rclone could not mount {} at {}: {} (log: {})",
@@ -199,6 +193,17 @@ Result<std::unique_ptr<FuseMount>> FuseMount::Mount(const std::string& uri,
   return mount;
 }
 
+std::string FuseMount::HelperExited(const ExitStatus& status) {
+  const int pid = pid_;
+  pid_ = -1;
+  if (!mounted_ || pid < 0) return "";
+  std::string last = LastLine(log_path_, secrets_);
+  return fmt::format("the FUSE mount's {} (pid {}) {}; the data at {} is gone ({}log: {})", tool_,
+                     pid, status.HowItEnded(), target_,
+                     last.empty() ? "" : fmt::format("{}'s last log line: {}; ", tool_, last),
+                     log_path_);
+}
+
 Status FuseMount::Unmount() {
   Status result;
   if (mounted_ && IsMountPoint(target_)) {
@@ -212,18 +217,18 @@ Status FuseMount::Unmount() {
   }
   mounted_ = false;
   if (pid_ > 0) {
-    // rclone exits by itself once unmounted; make sure.
+    // rclone exits by itself once unmounted; make sure. Its exit stays for the
+    // ProcessSet's Wait() to reap.
     const TimePoint deadline = SystemClock()->Now() + std::chrono::seconds(5);
-    while (true) {
-      pid_t r = waitpid(pid_, nullptr, WNOHANG);
-      if (r == pid_ || (r < 0 && errno == ECHILD)) break;  // gone, or reaped elsewhere
-      if (SystemClock()->Now() > deadline) {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, nullptr, 0);
-        break;
+    bool killed = false;
+    while (processes_->Running(pid_)) {
+      if (!killed && SystemClock()->Now() > deadline) {
+        processes_->SignalGroup(pid_, SIGKILL).IgnoreError();
+        killed = true;
+      } else if (!killed) {
+        processes_->SignalGroup(pid_, SIGTERM).IgnoreError();
       }
-      kill(pid_, SIGTERM);
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      std::this_thread::sleep_for(std::chrono::milliseconds(killed ? 5 : 50));
     }
     pid_ = -1;
   }

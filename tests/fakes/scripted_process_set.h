@@ -55,6 +55,12 @@ class ScriptedProcessSet : public ProcessSet {
     return pid;
   }
 
+  bool Running(int pid) override {
+    auto it = procs_.find(pid);
+    if (it == procs_.end() || it->second.reaped) return false;
+    return !it->second.exit_at || *it->second.exit_at > clock_->Now();
+  }
+
   Status SignalGroup(int pgid, int signal) override {
     signals_sent_.push_back({pgid, signal, clock_->Now()});
     auto it = procs_.find(pgid);

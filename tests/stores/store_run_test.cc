@@ -319,6 +319,39 @@ TEST_P(StoreDataTest, MountedReadOnlyThroughRcloneAndUnmountedAtTheEnd) {
   EXPECT_FALSE(IsMountPoint(mount_point)) << mount_point << " is still mounted";
 }
 
+TEST_P(StoreDataTest, RcloneThatEndsWhileTheRanksRunIsAWarningThatNamesTheData) {
+  std::string why = FuseUnavailableReason();
+  if (!why.empty()) GTEST_SKIP() << "needs FUSE: " << why;
+  if (geteuid() != 0) GTEST_SKIP() << "needs root for FUSE mounts in tests";
+  // The rank unmounts its data, so the mount's rclone ends, then waits (up to 5 s)
+  // until no rclone is left for trainrun to reap.
+  WriteJob(
+      {{"command",
+        {"/bin/sh", "-c",
+         "fusermount3 -u \"$AZUREML_DATAREFERENCE_ds\" || "
+         "fusermount -u \"$AZUREML_DATAREFERENCE_ds\" || exit 9; "
+         "for i in $(seq 50); do grep -qsx rclone /proc/[0-9]*/comm || break; "
+         "sleep 0.1; done"}},
+       {"data",
+        {{"ds", {{"dataLocation", {{"uri", root_ + "/datasets/ds"}}}, {"mechanism", "mount"}}}}}});
+  std::vector<std::string> env = Env();
+  env.push_back("AWS_CA_BUNDLE=");  // rclone would try to load it for plain http
+  Invocation run = RunTrainrun(RunArgs("m3"), dir_.path(), env);
+  ASSERT_EQ(run.exit_code, 0) << run.err << ReadFile(LocalRun("m3") + "/system_logs/rclone_ds.log");
+  json record = LocalRecord("m3");
+  std::string mount_point = record["details"]["data"][0]["path"];
+  std::string found;
+  for (const std::string& warning : record["warnings"]) {
+    if (warning.rfind("data.ds: the FUSE mount's rclone (pid ", 0) == 0) found = warning;
+  }
+  ASSERT_FALSE(found.empty()) << record["warnings"] << run.err;
+  EXPECT_NE(found.find("; the data at " + mount_point + " is gone"), std::string::npos) << found;
+  EXPECT_NE(run.err.find(found), std::string::npos) << run.err;
+  std::string system_log = ReadFile(LocalRun("m3") + "/system_logs/trainrun_node_0.log");
+  EXPECT_NE(system_log.find(found), std::string::npos) << system_log;
+  EXPECT_EQ(system_log.find("orphaned"), std::string::npos) << system_log;  // not an orphan
+}
+
 TEST_P(StoreDataTest, MountWithoutAFuseToolIsAnErrorThatSuggestsDownload) {
   WriteDataJob("mount");
   std::vector<std::string> env = Env();

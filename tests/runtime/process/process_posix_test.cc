@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <sstream>
+
 #include <gtest/gtest.h>
 
 #include "runtime/process/supervisor.h"
@@ -142,6 +144,63 @@ TEST_F(PosixProcessSetTest, OrphansAreAdoptedReapedAndKilled) {
   }
   EXPECT_GE(set_->orphans_reaped(), 1);
   EXPECT_NE(kill(orphan, 0), 0);
+}
+
+TEST_F(PosixProcessSetTest, RunningUntilTheProcessEndsAndWaitStillReportsTheExit) {
+  int pid = *set_->Spawn(Shell("sleep 0.1; exit 4"));
+  EXPECT_TRUE(set_->Running(pid));
+  for (int i = 0; i < 500 && set_->Running(pid); ++i) usleep(10000);
+  EXPECT_FALSE(set_->Running(pid));
+  EXPECT_EQ(WaitExit(*set_, pid)->code, 4);
+  EXPECT_FALSE(set_->Running(pid));       // reaped now
+  EXPECT_FALSE(set_->Running(getpid()));  // not a child of this set
+  EXPECT_EQ(set_->orphans_reaped(), 0);
+}
+
+// CaptureOutput starts its child in the same place as Spawn, set up the same way.
+TEST_F(PosixProcessSetTest, CaptureOutputReturnsStdoutOfACommandRunInCwd) {
+  testing::TempDir dir;
+  Result<std::string> out = CaptureOutput({"/bin/sh", "-c", "pwd; echo noise >&2"}, dir.path());
+  ASSERT_TRUE(out.ok()) << out.status().message();
+  EXPECT_EQ(*out, dir.path() + "\n");  // stderr is not in it
+}
+
+TEST_F(PosixProcessSetTest, CaptureOutputNamesTheProgramAndItsExitCode) {
+  Result<std::string> out = CaptureOutput({"/bin/sh", "-c", "echo partial; exit 3"}, "");
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().message(), "/bin/sh failed (exit 3)");
+  Result<std::string> killed = CaptureOutput({"/bin/sh", "-c", "kill -TERM $$"}, "");
+  ASSERT_FALSE(killed.ok());
+  EXPECT_NE(killed.status().message().find("SIGTERM"), std::string::npos)
+      << killed.status().message();
+}
+
+TEST_F(PosixProcessSetTest, CaptureOutputChildLeadsItsOwnGroupWithNoSignalsBlocked) {
+  // The fixture blocked the supervision signals in trainrun, as main() does.
+  Result<std::string> out = CaptureOutput(
+      {"/bin/sh", "-c", "echo $$; cut -d' ' -f5 /proc/$$/stat; grep SigBlk /proc/$$/status"}, "");
+  ASSERT_TRUE(out.ok()) << out.status().message();
+  std::istringstream lines(*out);
+  int pid = 0, pgid = 0;
+  std::string blocked_key, blocked;
+  lines >> pid >> pgid >> blocked_key >> blocked;
+  EXPECT_GT(pid, 0);
+  EXPECT_EQ(pgid, pid) << *out;
+  EXPECT_NE(pgid, getpgrp());
+  EXPECT_EQ(blocked_key, "SigBlk:");
+  EXPECT_EQ(blocked, "0000000000000000") << *out;
+}
+
+TEST_F(PosixProcessSetTest, CaptureOutputSaysWhyAProgramCouldNotStart) {
+  Result<std::string> missing = CaptureOutput({"definitely-not-a-program"}, "");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  testing::TempDir dir;
+  Result<std::string> bad_cwd = CaptureOutput({"/bin/true"}, dir / "no-such-dir");
+  ASSERT_FALSE(bad_cwd.ok());
+  EXPECT_NE(bad_cwd.status().message().find("cannot change to the working directory for /bin/true"),
+            std::string::npos)
+      << bad_cwd.status().message();
 }
 
 TEST_F(PosixProcessSetTest, SupervisorWithRealProcessesFailsFast) {

@@ -74,6 +74,28 @@ TEST_F(SupervisorTest, AllRanksSucceed) {
   EXPECT_EQ(clock_.Elapsed(), milliseconds(400));
 }
 
+TEST_F(SupervisorTest, AHelpersExitGoesToItsOwnerAndIsNoRankFailure) {
+  // A helper started through the same set (no RANK, so the script for -1), which
+  // dies while the rank still runs.
+  processes_.Script(-1, ExitsAfter(milliseconds(200), 1));
+  SpawnSpec helper;
+  helper.argv = {"rclone"};
+  int helper_pid = *processes_.Spawn(helper);
+  processes_.Script(0, ExitsAfter(milliseconds(500), 0));
+  std::vector<std::pair<int, ExitStatus>> helper_exits;
+  SupervisorOptions options;
+  options.on_helper_exit = [&](int pid, const ExitStatus& status) {
+    helper_exits.emplace_back(pid, status);
+    EXPECT_EQ(clock_.Elapsed(), milliseconds(200)) << "reported while the rank ran";
+  };
+  SupervisionResult result = Run(1, options);
+  ASSERT_EQ(helper_exits.size(), 1u);
+  EXPECT_EQ(helper_exits[0].first, helper_pid);
+  EXPECT_EQ(helper_exits[0].second.code, 1);
+  EXPECT_EQ(result.outcome, RunOutcome::kSucceeded);
+  EXPECT_FALSE(result.failure);
+}
+
 TEST_F(SupervisorTest, FirstFailureStopsEveryOtherRankAndNamesTheRank) {
   processes_.Script(2, ExitsAfter(milliseconds(500), 3));
   // Rank 3 fails too, but only after trainrun began stopping: not the root cause.
