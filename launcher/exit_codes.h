@@ -1,4 +1,5 @@
-// design.md's exit codes, and the one place a Status becomes one.
+// The exit codes of README.md ("Exit codes of `trainrun run`"), and the one place a
+// Status becomes one.
 #pragma once
 
 #include "base/status.h"

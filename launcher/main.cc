@@ -1,4 +1,5 @@
-// trainrun: the on-node runtime of a training job. See README.md and design.md.
+// trainrun: the on-node runtime of a training job. See README.md and
+// docs/architecture.md.
 //
 // main() owns the command line, the consoles and the exit code; everything else is
 // in the libraries.

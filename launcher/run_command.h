@@ -16,9 +16,9 @@
 
 namespace trainrun {
 
-// Runs the job and returns design.md's exit code: 0, the failing rank's code, 124,
-// 143, 64, 65, 69, 74 or 70. Rank output goes to `out`, trainrun's own messages to
-// `err`.
+// Runs the job and returns an exit code of README.md ("Exit codes of `trainrun run`"):
+// 0, the failing rank's code, 124, 143, 64, 65, 69, 74 or 70. Rank output goes to
+// `out`, trainrun's own messages to `err`.
 int RunJob(const RunOptions& options, Console* out, Console* err);
 
 }  // namespace trainrun

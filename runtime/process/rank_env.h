@@ -1,6 +1,6 @@
 // The environment of each rank: the container's, the job file's, and the variables
-// of design.md's contract, merged so that nothing a user set is overwritten
-// silently.
+// of the contract in README.md ("What each rank sees"), merged so that nothing a
+// user set is overwritten silently.
 //
 // Precedence, highest first:
 //   1. the job file's environment.environmentVariables (a warning when it sets one of

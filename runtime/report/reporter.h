@@ -17,8 +17,9 @@
 
 namespace trainrun {
 
-// The phases of a run, in order. design.md's statuses Preparing / Running /
-// Finalizing are these; Completed / Failed / Canceled are final statuses.
+// The phases of a run, in order (docs/architecture.md, "One run"). The statuses
+// Preparing / Running / Finalizing of README.md are these; Completed / Failed /
+// Canceled are final statuses.
 enum class Phase { kPreparing, kRunning, kFinalizing };
 std::string_view PhaseName(Phase phase);
 
