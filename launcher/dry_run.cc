@@ -93,7 +93,7 @@ int DryRun(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& la
   text += fmt::format("grace period:   {} s\n", options.grace_period_seconds);
   for (const DataReference& ref : job.data) {
     text += fmt::format("data.{}:  {} {} -> {}\n", ref.name, DataMechanismName(ref.mechanism),
-                        RedactUri(ref.uri), data.PlannedPath(ref));
+                        RedactUri(ref.uri), RedactUri(data.PlannedPath(ref)));
   }
   text += "\n" + binding.Table() + "\n";
   for (const RankLaunch& launch : plan.launches) {
@@ -112,7 +112,7 @@ int DryRun(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& la
                           RedactValue(entry.substr(0, eq), entry.substr(eq + 1)));
     }
   }
-  ctx.out->Write(std::move(text), /*droppable=*/false);
+  ctx.out->Write(ScrubSecrets(text), /*droppable=*/false);
   return kExitOk;
 }
 

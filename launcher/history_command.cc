@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "base/redact.h"
 #include "launcher/exit_codes.h"
 #include "base/fs_util.h"
 #include "runtime/run/history.h"
@@ -170,7 +171,7 @@ int HistoryShow(const HistoryOptions& options, Console* out, Console* err) {
     text += fmt::format("not uploaded: {} -> {} ({})\n", s.path, s.target, s.reason);
   }
   for (const std::string& e : r.upload_errors) text += fmt::format("upload error: {}\n", e);
-  out->Write(std::move(text), false);
+  out->Write(ScrubSecrets(text), false);
   return kExitOk;
 }
 

@@ -63,7 +63,7 @@ Status PrepareData(const JobConfig& job, PreparedRun* prepared, RunRecord* recor
                   {"mechanism", DataMechanismName(ref.mechanism)},
                   {"method", data.method},
                   {"source", RedactUri(data.source)},
-                  {"path", data.path}};
+                  {"path", RedactUri(data.path)}};
     if (data.method == "download") {
       entry["files"] = data.files;
       entry["bytes"] = data.bytes;

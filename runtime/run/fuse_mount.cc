@@ -82,6 +82,20 @@ Result<std::pair<std::string, std::map<std::string, std::string>>> RcloneRemote(
   return std::make_pair("trainrun:" + path, config);
 }
 
+// The variables of trainrun's environment a FUSE helper may inherit: where programs
+// and home are, locale and time zone, proxies and CA certificates.
+bool IsRcloneEnvironment(std::string_view name) {
+  static const char* const kNames[] = {
+      "PATH",        "HOME",        "USER",          "TMPDIR",        "LANG",
+      "TZ",          "HTTP_PROXY",  "HTTPS_PROXY",   "NO_PROXY",      "http_proxy",
+      "https_proxy", "no_proxy",    "SSL_CERT_FILE", "SSL_CERT_DIR",  "XDG_CACHE_HOME"};
+  if (name.rfind("LC_", 0) == 0) return true;
+  for (const char* n : kNames) {
+    if (name == n) return true;
+  }
+  return false;
+}
+
 std::string LastLine(const std::string& path, const std::map<std::string, std::string>& secrets) {
   std::ifstream in(path);
   std::string line, last;
@@ -154,10 +168,13 @@ Result<std::unique_ptr<FuseMount>> FuseMount::Mount(const std::string& uri,
   SpawnSpec spec;
   spec.argv = {rclone,   "mount",       remote.first, target,     "--read-only", "--log-file",
                log_path, "--log-level", "NOTICE",     "--config", "/dev/null"};
+  // Only what rclone needs from trainrun's environment: never the job token, the
+  // storage keys or any other credential (the remote's own config below carries a
+  // container-scoped SAS instead of an Azure account key), nor RCLONE_* settings.
   for (char** e = environ; *e != nullptr; ++e) {
-    // rclone would read these too; only what we give it counts.
-    if (std::string(*e).rfind("RCLONE_CONFIG_", 0) == 0) continue;
-    spec.env.emplace_back(*e);
+    std::string_view entry(*e);
+    std::string_view name = entry.substr(0, entry.find('='));
+    if (IsRcloneEnvironment(name)) spec.env.emplace_back(entry);
   }
   for (const auto& [k, v] : remote.second) spec.env.push_back(k + "=" + v);
   // SIGTERM, not SIGKILL, when trainrun dies: rclone then unmounts on its way out.

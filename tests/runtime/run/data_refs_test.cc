@@ -28,6 +28,7 @@ namespace fs = std::filesystem;
 constexpr char kStandInRclone[] = R"(#!/bin/sh
 target="$3"; log="$6"
 echo "$$" > "$target/../helper.pid"
+env > "$target/../helper.env"
 if [ -n "$FAIL_AT_ONCE" ]; then echo "Failed to mount: stand-in refuses" >> "$log"; exit 2; fi
 touch "$target/.mounted"
 trap 'exit 0' TERM
@@ -66,6 +67,30 @@ class DataMountHelperTest : public ::testing::Test {
   WarningCollector warnings_;
   std::unique_ptr<PosixProcessSet> processes_;
 };
+
+TEST_F(DataMountHelperTest, TheHelperInheritsNoCredentialOfTrainrun) {
+  setenv("TRAINRUN_JOB_TOKEN", "job-token-0123456789", 1);
+  setenv("AZURE_STORAGE_KEY", "c3RvcmFnZS1rZXk=", 1);
+  setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-0123456789", 1);
+  setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+  std::unique_ptr<DataPreparer> data = Preparer();
+  Result<PreparedData> prepared = data->Prepare(ref_, processes_.get());
+  unsetenv("TRAINRUN_JOB_TOKEN");
+  unsetenv("AZURE_STORAGE_KEY");
+  unsetenv("AWS_SECRET_ACCESS_KEY");
+  unsetenv("AWS_ACCESS_KEY_ID");
+  ASSERT_TRUE(prepared.ok()) << prepared.status().message();
+  const std::string env = testing::ReadFile(dir_ / "mnt/helper.env");
+  EXPECT_EQ(env.find("TRAINRUN_JOB_TOKEN"), std::string::npos) << env;
+  EXPECT_EQ(env.find("job-token-0123456789"), std::string::npos) << env;
+  EXPECT_EQ(env.find("AZURE_STORAGE_KEY"), std::string::npos) << env;
+  EXPECT_EQ(env.find("\nAWS_SECRET_ACCESS_KEY="), std::string::npos) << env;
+  // What it needs: its remote's configuration (here with the S3 keys it is given on
+  // purpose, as rclone's own variables) and a PATH.
+  EXPECT_NE(env.find("RCLONE_CONFIG_TRAINRUN_TYPE=s3"), std::string::npos) << env;
+  EXPECT_NE(env.find("PATH="), std::string::npos) << env;
+  data.reset();  // unmounts: stops the stand-in
+}
 
 TEST_F(DataMountHelperTest, HelperDeathWhileTheRanksRunIsAWarningThatNamesTheData) {
   std::unique_ptr<DataPreparer> data = Preparer();
