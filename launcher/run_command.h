@@ -1,10 +1,12 @@
 // `trainrun run JOB.json`: the phase pipeline of a run on this node.
 //
+// clang-format off
 //   Preparing   read the job file, open run history, lay out the run directory,
 //               snapshot the source, prepare the data references, plan the ranks
 //   Running     start and supervise the ranks, stream their logs
 //   Finalizing  upload ./outputs, ./logs, user_logs/, system_logs/ and run.json,
 //               whatever way the run ended
+// clang-format on
 #pragma once
 
 #include <optional>

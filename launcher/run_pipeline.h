@@ -1,10 +1,12 @@
 // The run pipeline behind `trainrun run` (run_command.h), one class whose phases
 // live in one file each:
+// clang-format off
 //   run_command.cc   loading the job, the run directory, the record, Execute()
 //   run_prepare.cc   binding, rank plans, snapshot and data (Preparing)
 //   run_ranks.cc     the log pump, the supervisor, the failure summary (Running)
 //   run_finalize.cc  uploads and the final record (Finalizing)
 //   dry_run.cc       --dry-run
+// clang-format on
 // Internal to the launcher.
 #pragma once
 
