@@ -1,11 +1,12 @@
-// A stand-in rank for multinode_bench, the same under trainrun and torchrun
-// (both set RANK). Times are CLOCK_REALTIME seconds, comparable across
-// namespaces.
+// A stand-in rank for multinode_bench, the same under trainrun and torchrun (both
+// set RANK). Times are CLOCK_REALTIME seconds, comparable across namespaces.
 //
-//   bench_rank start DIR                       write DIR/start.<rank> and exit
-//   0 bench_rank hang DIR FAIL_RANK AFTER_MS CODE
-//       write DIR/pid.<rank>; rank FAIL_RANK writes DIR/failed after AFTER_MS
-//       and exits CODE; the others wait for a signal
+// clang-format off
+//   bench_rank start DIR                       write DIR/start.<rank> and exit 0
+//   bench_rank hang DIR FAIL_RANK AFTER_MS CODE
+//       write DIR/pid.<rank>; rank FAIL_RANK writes DIR/failed after AFTER_MS and
+//       exits CODE; the others wait for a signal
+// clang-format on
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>

@@ -1,13 +1,13 @@
 // A 2-node job (2 ranks a node) in network namespaces on this machine (root):
+// clang-format off
 //   launch    from starting the launchers to every rank running, and to the
 //             launchers' exit, for ranks that do nothing
-//   teardown  from rank 3 (node 1) failing to the last rank on node 0 gone,
-//   while
+//   teardown  from rank 3 (node 1) failing to the last rank on node 0 gone, while
 //             the others wait
-// beside torchrun (c10d rendezvous) on the same namespaces. Debian 12's
-// torchrun (torch 1.13) crashes at launch on Python 3.11 (pytorch issue 92319),
-// so it runs through benchmarks/torchrun_shim.py, which patches Std.from_str
-// and nothing else.
+// clang-format on
+// beside torchrun (c10d rendezvous) on the same namespaces. Debian 12's torchrun
+// (torch 1.13) crashes at launch on Python 3.11 (pytorch issue 92319), so it runs
+// through benchmarks/torchrun_shim.py, which patches Std.from_str and nothing else.
 //
 // usage: multinode_bench [--repetitions R] [--peer-repetitions R] [--cap S]
 #include <fcntl.h>

@@ -1,17 +1,16 @@
 // The environment variables a rank gets from its binding:
 //
-//   CUDA_VISIBLE_DEVICES  its GPU(s), by CUDA's PCI-order index ("0", "2,3");
-//   by
+// clang-format off
+//   CUDA_VISIBLE_DEVICES  its GPU(s), by CUDA's PCI-order index ("0", "2,3"); by
 //                         UUID when CUDA would number the GPUs differently
 //   OMP_NUM_THREADS       its core count
 //   NCCL_IB_HCA           its nearest RDMA device(s), exact match: "=mlx5_0:1"
-//   UCX_NET_DEVICES       the same for UCX (Open MPI, UCX-based NCCL plugins):
-//   "mlx5_0:1"
+//   UCX_NET_DEVICES       the same for UCX (Open MPI, UCX-based NCCL plugins): "mlx5_0:1"
+// clang-format on
 //
 // They are defaults: a value the user set in the job file or the container wins
-// (rank_env.h merges them), except that a CUDA_VISIBLE_DEVICES set by the
-// container runtime or the scheduler is the pool each rank's own subset comes
-// from.
+// (rank_env.h merges them), except that a CUDA_VISIBLE_DEVICES set by the container
+// runtime or the scheduler is the pool each rank's own subset comes from.
 #pragma once
 
 #include <string>

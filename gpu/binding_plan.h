@@ -1,26 +1,22 @@
 // The binding plan: which GPUs, CPU cores, NUMA memory and network device each
 // local rank gets, planned the way a careful HPC engineer would.
 //
-//   - Ranks per node default to the job's GPUs (divided by gpusPerProcess),
-//   else 1.
-//   - Rank i gets the i-th GPU in PCI bus id order (or gpusPerProcess
-//   neighbouring
+// clang-format off
+//   - Ranks per node default to the job's GPUs (divided by gpusPerProcess), else 1.
+//   - Rank i gets the i-th GPU in PCI bus id order (or gpusPerProcess neighbouring
 //     GPUs), so LOCAL_RANK, CUDA's PCI_BUS_ID order and the plan agree.
-//   - Each rank runs on the cores of its GPU's NUMA node, split evenly among
-//   the
-//     ranks placed there: whole cores (SMT siblings together), contiguous
-//     blocks, never a core to two ranks while another rank of the node has
-//     none. When a node has fewer cores than ranks, its ranks share all of its
-//     cores (a warning).
+//   - Each rank runs on the cores of its GPU's NUMA node, split evenly among the
+//     ranks placed there: whole cores (SMT siblings together), contiguous blocks,
+//     never a core to two ranks while another rank of the node has none. When a
+//     node has fewer cores than ranks, its ranks share all of its cores (a warning).
 //   - Memory is bound to the rank's NUMA node(s).
-//   - Its network device is the nearest: behind the same PCI switch, else the
-//   same
+//   - Its network device is the nearest: behind the same PCI switch, else the same
 //     host bridge, else the same NUMA node, else any; RDMA devices first.
-//   - Without GPUs, ranks are spread over the NUMA nodes in contiguous blocks
-//   in
+//   - Without GPUs, ranks are spread over the NUMA nodes in contiguous blocks in
 //     proportion to their cores.
-// Odd inputs (more ranks than GPUs or cores, GPUs hwloc cannot place) give a
-// plan and a warning, never an error.
+// clang-format on
+// Odd inputs (more ranks than GPUs or cores, GPUs hwloc cannot place) give a plan
+// and a warning, never an error.
 #pragma once
 
 #include <optional>
@@ -61,8 +57,7 @@ struct RankBinding {
 struct BindingPlan {
   BindingMode mode = BindingMode::kAuto;
   int process_count = 1;
-  std::string process_count_source;  // "job file", "one per GPU", "default (no
-                                     // GPUs)", ...
+  std::string process_count_source;  // "job file", "one per GPU", "default (no GPUs)", ...
   int gpus_per_process = 0;          // 0 without GPUs
   std::vector<RankBinding> ranks;    // by local rank
   std::vector<std::string> notes;

@@ -1,10 +1,12 @@
 // `trainrun run JOB.json`: the phase pipeline of a run on this node.
 //
+// clang-format off
 //   Preparing   read the job file, open run history, lay out the run directory,
 //               snapshot the source, prepare the data references, plan the ranks
 //   Running     start and supervise the ranks, stream their logs
 //   Finalizing  upload ./outputs, ./logs, user_logs/, system_logs/ and run.json,
 //               whatever way the run ended
+// clang-format on
 //
 // Each phase is a function with its own header: run_load.h (the job, run history,
 // the run directory), run_prepare.h, run_ranks.h, run_finalize.h, and dry_run.h for

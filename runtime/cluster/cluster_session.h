@@ -1,20 +1,20 @@
-// A multi-node job as one node sees it: the head (head_session.h) and every
-// other node (worker_session.h) do the same steps through this interface, so
-// the run pipeline does not care which one it is.
+// A multi-node job as one node sees it: the head (head_session.h) and every other
+// node (worker_session.h) do the same steps through this interface, so the run
+// pipeline does not care which one it is.
 //
+// clang-format off
 //   Rendezvous      nodes join, the head assigns ranks, port, addresses
 //   WaitForStart    every node prepared (or one failed) -> start (or stop)
-//   running         SetStopHandler hears the job's stop; RankFailed and
-//   Stopping
+//   running         SetStopHandler hears the job's stop; RankFailed and Stopping
 //                   tell the others about this node's
 //   ReportResult    this node's ranks ended
-//   MergeUploads    outputs of all nodes merged without overwriting
-//   (output_merge.h) Finish          uploads done; the head decides the job's
-//   status and exit code,
+//   MergeUploads    outputs of all nodes merged without overwriting (output_merge.h)
+//   Finish          uploads done; the head decides the job's status and exit code,
 //                   every node exits with it
+// clang-format on
 //
-// Every wait ends when a node is lost (exit 69), when the head is lost (exit
-// 69), or when cancel_requested() turns true; the calls are made from the run
+// Every wait ends when a node is lost (exit 69), when the head is lost (exit 69),
+// or when cancel_requested() turns true; the calls are made from the run
 // pipeline's thread, the stop handler runs on a control-plane thread.
 #pragma once
 

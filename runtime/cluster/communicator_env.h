@@ -1,14 +1,13 @@
 // The variables a communicator needs beyond RANK, WORLD_SIZE, MASTER_ADDR... of
 // rank_env.h, for one rank of a job assignment:
 //
-//   multi-node jobs      NCCL_SOCKET_IFNAME, GLOO_SOCKET_IFNAME: the interface
-//   this
-//                        node reaches the head by (defaults: a user's value
-//                        wins)
+// clang-format off
+//   multi-node jobs      NCCL_SOCKET_IFNAME, GLOO_SOCKET_IFNAME: the interface this
+//                        node reaches the head by (defaults: a user's value wins)
 //   communicator Mpi     AZ_BATCH_MASTER_NODE (address:port) and
-//                        AZ_BATCHAI_MPI_MASTER_NODE (address), as Azure scripts
-//                        read
+//                        AZ_BATCHAI_MPI_MASTER_NODE (address), as Azure scripts read
 //   communicator TensorFlow  TF_CONFIG: every rank a worker, this rank's index
+// clang-format on
 #pragma once
 
 #include <string>

@@ -1,20 +1,21 @@
 // Who may talk to the head: challenge-response on the job token, HMAC-SHA256.
 //
-// Every node of a job knows the job token (TRAINRUN_JOB_TOKEN); it never
-// crosses the network. A connection starts with:
+// Every node of a job knows the job token (TRAINRUN_JOB_TOKEN); it never crosses
+// the network. A connection starts with:
 //
-//   client -> head  Hello      {"role", "nodeRank", "nonce": 32 random bytes,
-//   hex} head -> client  Challenge  {"nonce": 32 random bytes, hex} client ->
-//   head  Auth       {"proof": HMAC(key, "trainrun-client-v1" | transcript)}
-//   head -> client  Welcome    {"proof": HMAC(key, "trainrun-server-v1" |
-//   transcript)}
+// clang-format off
+//   client -> head  Hello      {"role", "nodeRank", "nonce": 32 random bytes, hex}
+//   head -> client  Challenge  {"nonce": 32 random bytes, hex}
+//   client -> head  Auth       {"proof": HMAC(key, "trainrun-client-v1" | transcript)}
+//   head -> client  Welcome    {"proof": HMAC(key, "trainrun-server-v1" | transcript)}
 //                or Refused    {"reason"}, then the head closes
+// clang-format on
 //
 // where transcript = role | node rank | client nonce | head nonce (joined by
-// newlines), and key is the job token for role "node" and a key derived from it
-// for role "rsh" (MPI's launch agent, which only gets the derived key). Both
-// sides prove they know the key, so a node never follows a head that does not,
-// and fresh nonces on both sides make a recorded exchange useless later.
+// newlines), and key is the job token for role "node" and a key derived from it for
+// role "rsh" (MPI's launch agent, which only gets the derived key). Both sides
+// prove they know the key, so a node never follows a head that does not, and fresh
+// nonces on both sides make a recorded exchange useless later.
 #pragma once
 
 #include <functional>
@@ -47,8 +48,8 @@ struct JobToken {
 JobToken ResolveJobToken(const std::string& env_value,
                          const std::string& job_identity);
 
-// The key of a role: the token itself for "node", HMAC(token, "trainrun rsh
-// key") for "rsh".
+// The key of a role: the token itself for "node", HMAC(token, "trainrun rsh key")
+// for "rsh".
 std::string RoleKey(const JobToken& token, const std::string& role);
 
 class ClientHandshake {

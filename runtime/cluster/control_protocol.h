@@ -2,23 +2,25 @@
 //
 // Every message is one frame:
 //
+// clang-format off
 //   offset  size  field
 //   0       4     magic "TRNC" (0x54 0x52 0x4E 0x43)
 //   4       1     protocol version, kControlProtocolVersion
 //   5       1     message type (MessageType below)
 //   6       2     reserved, 0
-//   8       4     payload length in bytes, unsigned, network byte order
-//   (big-endian) 12      n     payload
+//   8       4     payload length in bytes, unsigned, network byte order (big-endian)
+//   12      n     payload
 //
 // Payloads are UTF-8 JSON objects, except kRshData, which is binary:
-//   4 bytes session id (big-endian), 1 byte stream (0 stdin, 1 stdout, 2
-//   stderr), then the bytes.
+//   4 bytes session id (big-endian), 1 byte stream (0 stdin, 1 stdout, 2 stderr),
+//   then the bytes.
+// clang-format on
 //
-// The length is checked against the receiver's limit before anything is
-// allocated for the payload: kMaxUnauthenticatedPayload until the peer has
-// proved it knows the job token, kMaxControlPayload after. A frame with a wrong
-// magic, version, type, reserved field or length is malformed and the
-// connection is closed; the parser never needs more than the header to tell.
+// The length is checked against the receiver's limit before anything is allocated
+// for the payload: kMaxUnauthenticatedPayload until the peer has proved it knows
+// the job token, kMaxControlPayload after. A frame with a wrong magic, version,
+// type, reserved field or length is malformed and the connection is closed; the
+// parser never needs more than the header to tell.
 //
 // A connection begins with the handshake of control_auth.h (kHello, kChallenge,
 // kAuth, kWelcome or kRefused); nothing else is accepted before it completes.

@@ -1,13 +1,11 @@
 // Slurm's hostlist syntax: "gpu-[001-004,010],login1" -> gpu-001 ... gpu-004,
 // gpu-010, login1.
 //
-// A list is items separated by commas outside brackets. An item is text with
-// any number of bracket groups, each a comma-separated list of numbers and
-// ranges
+// A list is items separated by commas outside brackets. An item is text with any
+// number of bracket groups, each a comma-separated list of numbers and ranges
 // ("1-3", "001-004"); the item expands to the cartesian product, leftmost group
-// slowest ("r[1-2]n[1-2]" -> r1n1 r1n2 r2n1 r2n2). A range keeps the zero
-// padding of its lower bound ("[08-10]" -> 08 09 10). Hosts keep the order they
-// are listed in.
+// slowest ("r[1-2]n[1-2]" -> r1n1 r1n2 r2n1 r2n2). A range keeps the zero padding of
+// its lower bound ("[08-10]" -> 08 09 10). Hosts keep the order they are listed in.
 #pragma once
 
 #include <string>

@@ -1,16 +1,15 @@
-// The outcome of a multi-node job, as the head decides it from what it heard:
-// the failures (each with the time the node that saw it saw it) and every
-// node's result and uploads.
+// The outcome of a multi-node job, as the head decides it from what it heard: the
+// failures (each with the time the node that saw it saw it) and every node's
+// result and uploads.
 //
-//   exit code   the earliest failure's (a rank's own code, 69 for a lost node,
-//   143
-//               for a cancel, 124 for the time limit); 0 when there was none;
-//               74 when that would be 0 but a node's uploads failed or never
-//               finished
-//   failure     the earliest failed rank with its node, host and stderr tail
-//   (from
+// clang-format off
+//   exit code   the earliest failure's (a rank's own code, 69 for a lost node, 143
+//               for a cancel, 124 for the time limit); 0 when there was none; 74
+//               when that would be 0 but a node's uploads failed or never finished
+//   failure     the earliest failed rank with its node, host and stderr tail (from
 //               that node's result), or the lost node (rank -1)
 //   ranks       every node's ranks, by rank
+// clang-format on
 #pragma once
 
 #include <map>

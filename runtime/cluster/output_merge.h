@@ -1,15 +1,16 @@
-// Merging the files every node would upload to the same run (outputs/, logs/
-// and watched folders) so that nothing is silently overwritten.
+// Merging the files every node would upload to the same run (outputs/, logs/ and
+// watched folders) so that nothing is silently overwritten.
 //
 // For each key (e.g. "outputs/model.pt"):
+// clang-format off
 //   - one node has it: that node uploads it;
-//   - several nodes have identical content: the lowest node rank uploads it
-//   once;
+//   - several nodes have identical content: the lowest node rank uploads it once;
 //   - contents differ: the lowest node's version keeps the key, every other
-//     distinct version is uploaded next to it as "model.node<N>.pt" (N = the
-//     lowest node holding that version), and the key is reported as a conflict.
-// Content is compared by size first and by SHA-256 only where sizes are equal,
-// so digests are computed just for keys two nodes share (DigestsNeeded).
+//     distinct version is uploaded next to it as "model.node<N>.pt" (N = the lowest
+//     node holding that version), and the key is reported as a conflict.
+// clang-format on
+// Content is compared by size first and by SHA-256 only where sizes are equal, so
+// digests are computed just for keys two nodes share (DigestsNeeded).
 #pragma once
 
 #include <cstdint>

@@ -1,17 +1,19 @@
 // How a node's trainrun hands each MPI rank its launch: mpirun (or the node's
 // orted) starts `trainrun mpi-rank -- PROGRAM...` for every rank; that wrapper
 // connects to this server's unix socket (TRAINRUN_MPI_RANK_SOCKET), says which
-// rank it is (OMPI_COMM_WORLD_RANK), and gets back the rank's environment,
-// working directory and binding as planned by this node's trainrun, with the
-// write ends of the rank's log pipes (SCM_RIGHTS). It reports the program's pid
-// once started and its exit status when it ends, so per-rank logs, binding and
-// fail-fast work for MPI jobs as they do for directly launched ranks.
+// rank it is (OMPI_COMM_WORLD_RANK), and gets back the rank's environment, working
+// directory and binding as planned by this node's trainrun, with the write ends of
+// the rank's log pipes (SCM_RIGHTS). It reports the program's pid once started
+// and its exit status when it ends, so per-rank logs, binding and fail-fast work
+// for MPI jobs as they do for directly launched ranks.
 //
 // Messages are single lines of JSON, at most kMaxRankMessage bytes:
+// clang-format off
 //   wrapper -> trainrun  {"rank": R, "pid": wrapper pid}
-//   trainrun -> wrapper  {"argv", "env", "cwd", "cpus", "memoryNodes"} + 2 fds,
-//   or {"error"} wrapper -> trainrun  {"started": program pid} wrapper ->
-//   trainrun  {"exitCode": c, "signal": s}
+//   trainrun -> wrapper  {"argv", "env", "cwd", "cpus", "memoryNodes"} + 2 fds, or {"error"}
+//   wrapper -> trainrun  {"started": program pid}
+//   wrapper -> trainrun  {"exitCode": c, "signal": s}
+// clang-format on
 #pragma once
 
 #include <atomic>
@@ -41,10 +43,9 @@ struct MpiRankEvents {
 
 class MpiRankServer {
  public:
-  // Listens on `socket_path` (mode 0600) for the ranks in `launches` (global
-  // rank
-  // -> spec; the spec's stdout_fd/stderr_fd are sent to the wrapper). Starts
-  // the thread.
+  // Listens on `socket_path` (mode 0600) for the ranks in `launches` (global rank
+  // -> spec; the spec's stdout_fd/stderr_fd are sent to the wrapper). Starts the
+  // thread.
   static Result<std::unique_ptr<MpiRankServer>> Start(
       const std::string& socket_path, std::map<int, SpawnSpec> launches,
       MpiRankEvents events);

@@ -1,5 +1,6 @@
 // Data references: making each `data.<name>` of the job available to the ranks.
 //
+// clang-format off
 //   mount     local paths: a read-only bind mount of the source at pathOnCompute when
 //             trainrun may mount (in a private mount namespace, so it vanishes with
 //             the run); otherwise a symlink, and the system log says which.
@@ -10,6 +11,7 @@
 //             az://, s3://, https://: a parallel, verified download through the
 //             node's cache (object_download.h), so a rerun downloads nothing
 //   direct    the location itself, as given (a URI goes to the script as is)
+// clang-format on
 #pragma once
 
 #include <cstdint>

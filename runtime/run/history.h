@@ -1,11 +1,13 @@
 // Run history: the layout of runs in a Store, uploads of a run's folders, and the
 // reading side behind `trainrun history`.
 //
+// clang-format off
 //   <experimentName>/<runId>/run.json
 //                            outputs/...      ./outputs of the working directory
 //                            logs/...         ./logs (and history.directoriesToWatch)
 //                            user_logs/std_log_process_<rank>.txt
 //                            system_logs/...  trainrun's own log
+// clang-format on
 #pragma once
 
 #include <sys/stat.h>

@@ -1,6 +1,7 @@
 // Where a run's files are: on this node's disk while it runs, and under its prefix
 // in run history. One place for the names so the writer and the readers agree.
 //
+// clang-format off
 // Local:   <workdir base>/<experiment>/<runId>/
 //            wd/                  the source snapshot; the ranks' working directory
 //            wd/outputs/ wd/logs/ the run's special folders
@@ -10,6 +11,7 @@
 //            data/<name>          default pathOnCompute of data references
 //            run.json             the latest run record, also when history is away
 // History: <experiment>/<runId>/{run.json, outputs/, logs/, user_logs/, system_logs/}
+// clang-format on
 #pragma once
 
 #include <string>

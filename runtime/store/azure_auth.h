@@ -1,12 +1,14 @@
 // Azure Storage credentials and request signing (Shared Key, SAS).
 //
 // Where credentials come from, first match wins, for the account an az:// URI names:
+// clang-format off
 //   AZURE_STORAGE_CONNECTION_STRING  AccountName, AccountKey, SharedAccessSignature,
 //                                    BlobEndpoint, EndpointSuffix, DefaultEndpointsProtocol,
 //                                    or UseDevelopmentStorage=true (Azurite's defaults)
 //   AZURE_STORAGE_KEY (or AZURE_STORAGE_ACCESS_KEY)   the account key (Shared Key)
 //   AZURE_STORAGE_SAS_TOKEN          a SAS token ("sv=...&sig=...", '?' optional)
 //   nothing                          anonymous (public containers only)
+// clang-format on
 // AZURE_STORAGE_ACCOUNT, when set, must name the URI's account for the key to apply.
 // AZURE_STORAGE_BLOB_ENDPOINT overrides the endpoint (https://ACCOUNT.blob.core.windows.net):
 // Azurite (http://127.0.0.1:10000/devstoreaccount1) or a sovereign cloud

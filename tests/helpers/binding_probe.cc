@@ -1,16 +1,16 @@
-// A rank that reports how it was started, for the binding tests: its CPU
-// affinity and memory policy as the kernel sees them (also from a thread it
-// starts, which inherits them) and the binding variables. One "KEY value" line
-// each:
+// A rank that reports how it was started, for the binding tests: its CPU affinity
+// and memory policy as the kernel sees them (also from a thread it starts, which
+// inherits them) and the binding variables. One "KEY value" line each:
 //
+// clang-format off
 //   CPUS 0-3               Cpus_allowed_list from /proc/self/status
 //   THREAD_CPUS 0-3        the same, read by a new thread (sched_getaffinity)
 //   MEMS 0                 Mems_allowed_list
-//   MEMPOLICY bind 0       get_mempolicy():
-//   default|preferred|bind|interleave|local, nodes NUMA_MAPS bind:0       the
-//   policy /proc/self/numa_maps shows for the first mapping ENV NAME=value for
-//   OMP_NUM_THREADS, CUDA_VISIBLE_DEVICES, NCCL_IB_HCA,
+//   MEMPOLICY bind 0       get_mempolicy(): default|preferred|bind|interleave|local, nodes
+//   NUMA_MAPS bind:0       the policy /proc/self/numa_maps shows for the first mapping
+//   ENV NAME=value         for OMP_NUM_THREADS, CUDA_VISIBLE_DEVICES, NCCL_IB_HCA,
 //                          UCX_NET_DEVICES, CUDA_DEVICE_ORDER when set
+// clang-format on
 #include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>

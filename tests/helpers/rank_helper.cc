@@ -1,6 +1,7 @@
 // A stand-in for a training rank, for the integration tests: starts in a
 // millisecond and does exactly what the flags say. Its rank comes from $RANK.
 //
+// clang-format off
 //   --pid-dir DIR          write DIR/<rank>.pid first
 //   --fail-rank R          rank R exits with --exit-code (default 1) after --after-ms
 //   --segv-rank R          rank R dies of SIGSEGV after --after-ms
@@ -11,6 +12,7 @@
 //   --orphan               leave an orphaned grandchild that exits after 200 ms, then
 //                          count zombies in /proc after 1 s; exit 1 if there are any
 //   --print-env NAME...    print NAME=value for each name, then continue
+// clang-format on
 #include <dirent.h>
 #include <signal.h>
 #include <sys/stat.h>
