@@ -61,7 +61,7 @@ for m in "${mutations[@]}"; do
   fi
   start=$(date +%s.%N)
   set +e
-  timeout -s KILL $((limit + 30)) ctest --test-dir "$work/src/build" -R "$tests" --timeout "$limit" \
+  timeout -s KILL $((limit + 30)) ctest --test-dir "$work/src/build" -R "$tests" \
     --output-on-failure >"$work/ctest.log" 2>&1
   rc=$?
   set -e
