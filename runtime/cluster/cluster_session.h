@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "runtime/cluster/heartbeat.h"
+#include "runtime/cluster/node_report.h"
 #include "runtime/run/history.h"
 #include "runtime/cluster/output_merge.h"
 #include "runtime/cluster/rendezvous.h"
@@ -71,51 +72,6 @@ class StopLatch {
  private:
   std::optional<StopNotice> notice_;
   std::function<void(const StopNotice&)> handler_;
-};
-
-// A node's account of its ranks once they ended (kNodeResult).
-struct NodeResult {
-  int node_rank = 0;
-  std::string host;
-  std::string outcome;  // RunOutcomeName, or "preparation failed"
-  int exit_code = 0;
-  std::string stop_reason;
-  std::vector<RankRecord> ranks;
-  std::optional<FailureRecord>
-      failure;                  // this node's root cause, stderr tail included
-  int64_t failure_time_ms = 0;  // when it was seen (Unix ms)
-  std::vector<std::string> warnings;
-
-  nlohmann::json ToJson() const;
-  static NodeResult FromJson(const nlohmann::json& json);
-};
-
-// A node's uploads (kNodeDone).
-struct NodeDone {
-  uint64_t files = 0;
-  uint64_t bytes = 0;
-  std::vector<std::string> upload_errors;
-};
-
-// The head's final word on the job (kFinished), and on the head what goes into
-// run.json.
-struct JobOutcome {
-  // The head never gave its final word (a node's view): nobody else will write
-  // the job's final status.
-  bool head_lost = false;
-  int exit_code = 0;
-  RunStatus status = RunStatus::kCompleted;
-  std::string outcome;
-  std::string stop_reason;
-  std::optional<FailureRecord> failure;
-  std::vector<RankRecord> ranks;  // every node's, by rank (head only)
-  std::vector<std::string>
-      warnings;  // the other nodes', "node N: ..." (head only)
-  std::vector<std::string>
-      upload_errors;  // the other nodes', "node N: ..." (head only)
-  std::vector<OutputConflict> conflicts;  // (head only)
-  nlohmann::json nodes =
-      nlohmann::json::array();  // per node: uploaded, lost (head only)
 };
 
 // MPI's remote launch on a node: `trainrun rsh` sessions, relayed by the head.
