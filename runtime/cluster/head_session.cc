@@ -272,6 +272,9 @@ void HeadSession::OnJoin(int conn, const json& body) {
   }
   if (phase_ == Phase::kRendezvous && !book_) {
     // The head listens before it knows its own part; this join waits for it.
+    options_.reporter->Info(fmt::format(
+        "{} joined before the head began its rendezvous; it waits for it",
+        join.Describe()));
     early_joins_.emplace_back(conn, body);
     return;
   }
