@@ -2,8 +2,6 @@
 
 namespace trainrun {
 
-using nlohmann::json;
-
 void StopLatch::Set(StopNotice notice) {
   if (notice_) return;
   notice_ = std::move(notice);
@@ -15,40 +13,43 @@ void StopLatch::SetHandler(std::function<void(const StopNotice&)> handler) {
   if (notice_ && handler_) handler_(*notice_);
 }
 
-json NodeResult::ToJson() const {
-  json ranks_json = json::array();
-  for (const RankRecord& r : ranks) ranks_json.push_back(RankRecordToJson(r));
-  json j = {{"nodeRank", node_rank},
-            {"host", host},
-            {"outcome", outcome},
-            {"exitCode", exit_code},
-            {"stopReason", stop_reason},
-            {"ranks", ranks_json},
-            {"failureTimeMs", failure_time_ms},
-            {"warnings", warnings}};
-  if (failure) j["failure"] = FailureToJson(*failure);
-  return j;
+namespace {
+
+// How often a wait looks for a cancel and at the clock when nothing wakes it.
+constexpr auto kWaitSlice = std::chrono::milliseconds(100);
+
+}  // namespace
+
+SessionBase::SessionBase(SessionOptions options)
+    : options_(std::move(options)) {}
+
+void SessionBase::SetStopHandler(
+    std::function<void(const StopNotice&)> handler) {
+  std::lock_guard lock(mu_);
+  stop_.SetHandler(std::move(handler));
 }
 
-NodeResult NodeResult::FromJson(const json& j) {
-  NodeResult r;
-  try {
-    r.node_rank = j.value("nodeRank", 0);
-    r.host = j.value("host", "");
-    r.outcome = j.value("outcome", "");
-    r.exit_code = j.value("exitCode", 0);
-    r.stop_reason = j.value("stopReason", "");
-    if (j.contains("ranks") && j["ranks"].is_array()) {
-      for (const json& k : j["ranks"]) r.ranks.push_back(RankRecordFromJson(k));
+std::optional<StopNotice> SessionBase::stop() {
+  std::lock_guard lock(mu_);
+  return stop_.notice();
+}
+
+bool SessionBase::Canceled() {
+  return options_.cancel_requested && options_.cancel_requested();
+}
+
+bool SessionBase::WaitLocked(std::unique_lock<std::mutex>& lock,
+                             const std::function<bool()>& done,
+                             std::optional<TimePoint> deadline) {
+  while (!done()) {
+    if (deadline && options_.clock->Now() >= *deadline) return false;
+    if (!stop_.notice() && Canceled()) {
+      CanceledLocked();
+      continue;
     }
-    if (j.contains("failure") && j["failure"].is_object())
-      r.failure = FailureFromJson(j["failure"]);
-    r.failure_time_ms = j.value("failureTimeMs", int64_t{0});
-    r.warnings = j.value("warnings", std::vector<std::string>{});
-  } catch (const json::exception&) {
-    // A malformed field leaves the rest; the head only reports what it got.
+    cv_.wait_for(lock, kWaitSlice);
   }
-  return r;
+  return true;
 }
 
 int64_t WallMillis() {

@@ -18,13 +18,17 @@
 // pipeline's thread, the stop handler runs on a control-plane thread.
 #pragma once
 
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "runtime/cluster/heartbeat.h"
+#include "runtime/cluster/node_report.h"
 #include "runtime/run/history.h"
 #include "runtime/cluster/output_merge.h"
 #include "runtime/cluster/rendezvous.h"
@@ -50,6 +54,11 @@ struct SessionOptions {
   // Polled while waiting; true ends the wait as a cancel (exit 143).
   std::function<bool()> cancel_requested;
   Reporter* reporter = nullptr;  // not owned; never null
+  // Deadlines, heartbeats and the control plane's ticks read this clock (not
+  // owned; it must outlive the session and be safe to read from any thread). A
+  // fake clock that a test advances takes effect within a kControlTick (or a
+  // wait's slice, 100 ms) of real time.
+  Clock* clock = SystemClock();
 };
 
 // Why the job stops.
@@ -71,51 +80,6 @@ class StopLatch {
  private:
   std::optional<StopNotice> notice_;
   std::function<void(const StopNotice&)> handler_;
-};
-
-// A node's account of its ranks once they ended (kNodeResult).
-struct NodeResult {
-  int node_rank = 0;
-  std::string host;
-  std::string outcome;  // RunOutcomeName, or "preparation failed"
-  int exit_code = 0;
-  std::string stop_reason;
-  std::vector<RankRecord> ranks;
-  std::optional<FailureRecord>
-      failure;                  // this node's root cause, stderr tail included
-  int64_t failure_time_ms = 0;  // when it was seen (Unix ms)
-  std::vector<std::string> warnings;
-
-  nlohmann::json ToJson() const;
-  static NodeResult FromJson(const nlohmann::json& json);
-};
-
-// A node's uploads (kNodeDone).
-struct NodeDone {
-  uint64_t files = 0;
-  uint64_t bytes = 0;
-  std::vector<std::string> upload_errors;
-};
-
-// The head's final word on the job (kFinished), and on the head what goes into
-// run.json.
-struct JobOutcome {
-  // The head never gave its final word (a node's view): nobody else will write
-  // the job's final status.
-  bool head_lost = false;
-  int exit_code = 0;
-  RunStatus status = RunStatus::kCompleted;
-  std::string outcome;
-  std::string stop_reason;
-  std::optional<FailureRecord> failure;
-  std::vector<RankRecord> ranks;  // every node's, by rank (head only)
-  std::vector<std::string>
-      warnings;  // the other nodes', "node N: ..." (head only)
-  std::vector<std::string>
-      upload_errors;  // the other nodes', "node N: ..." (head only)
-  std::vector<OutputConflict> conflicts;  // (head only)
-  nlohmann::json nodes =
-      nlohmann::json::array();  // per node: uploaded, lost (head only)
 };
 
 // MPI's remote launch on a node: `trainrun rsh` sessions, relayed by the head.
@@ -182,6 +146,37 @@ class ClusterSession {
   // null), and the sink it reports to.
   virtual void SetRshHandler(RshHandler* handler) = 0;
   virtual RshSink* rsh_sink() = 0;
+};
+
+// What the head and every other node share (head_session.h, worker_session.h):
+// the lock over a session's state, the condition its waits sleep on, the job's
+// stop, and the wait that watches for a cancel and a deadline.
+class SessionBase : public ClusterSession {
+ public:
+  void SetStopHandler(std::function<void(const StopNotice&)> handler) final;
+  std::optional<StopNotice> stop() final;
+
+ protected:
+  explicit SessionBase(SessionOptions options);
+
+  // True when options_.cancel_requested says so.
+  bool Canceled();
+  // Waits on cv_ until `done` (checked under `lock`, which holds mu_). A cancel
+  // seen while no stop is latched calls CanceledLocked(), which latches one, and
+  // the wait goes on. False when `deadline` (options_.clock) passed first. Wakes
+  // when cv_ is notified and at least every 100 ms of real time, to poll for a
+  // cancel and read the clock: a fake clock moved past the deadline is seen then.
+  bool WaitLocked(std::unique_lock<std::mutex>& lock,
+                  const std::function<bool()>& done,
+                  std::optional<TimePoint> deadline = std::nullopt);
+  // This node was canceled (trainrun received a signal): latch the stop and tell
+  // the others. Called with mu_ held.
+  virtual void CanceledLocked() = 0;
+
+  SessionOptions options_;
+  std::mutex mu_;  // guards stop_ and the session's own state
+  std::condition_variable cv_;  // notified whenever that state changes
+  StopLatch stop_;
 };
 
 // Unix milliseconds, for comparing when things happened on different nodes.

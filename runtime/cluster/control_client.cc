@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -32,6 +33,7 @@ Result<std::unique_ptr<ControlClient>> ControlClient::Connect(
   RetryOptions retry;
   retry.backoff = options.backoff;
   retry.deadline = options.deadline;  // the last wait ends there, for one more try
+  retry.clock = options.clock;
   retry.max_attempts =
       options.deadline ? std::numeric_limits<int>::max() : 1;
   const int attempts = RetryCall(
@@ -55,13 +57,14 @@ Result<std::unique_ptr<ControlClient>> ControlClient::ConnectOnce(
     const ControlClientOptions& options) {
   std::unique_ptr<ControlClient> client(new ControlClient());
   client->options_ = options;
-  TimePoint attempt_deadline = SystemClock()->Now() + kHandshakeTimeout;
+  const TimePoint now = options.clock->Now();
+  TimePoint attempt_deadline = now + kHandshakeTimeout;
   if (options.deadline && *options.deadline < attempt_deadline) {
-    attempt_deadline = std::max(
-        *options.deadline, SystemClock()->Now() + std::chrono::seconds(1));
+    attempt_deadline =
+        std::max(*options.deadline, now + std::chrono::seconds(1));
   }
   TR_ASSIGN_OR_RETURN(int fd, ConnectTcp(options.host, options.port,
-                                         attempt_deadline - SystemClock()->Now()));
+                                         attempt_deadline - now));
   client->fd_ = fd;
   client->local_ip_ = SocketIp(fd);
   TR_RETURN_IF_ERROR(client->Handshake(attempt_deadline));
@@ -137,10 +140,13 @@ Result<std::optional<Frame>> ControlClient::Receive(TimePoint deadline) {
                     fmt::format("the head at {}:{} sent a malformed frame: {}",
                                 options_.host, options_.port, parser_.error()));
     }
-    const Duration left = deadline - SystemClock()->Now();
+    const Duration left = deadline - options_.clock->Now();
     if (left <= Duration::zero()) return std::optional<Frame>();
     pollfd p{fd_, POLLIN, 0};
-    int ready = poll(&p, 1, PollTimeoutMs(left));
+    // At most a tick at a time, so a fake clock advanced past the deadline is
+    // seen (see ControlClientOptions::clock).
+    int ready =
+        poll(&p, 1, PollTimeoutMs(std::min<Duration>(left, kControlTick)));
     if (ready < 0 && errno == EINTR) continue;
     if (ready <= 0) continue;
     ssize_t n = recv(fd_, buffer, sizeof(buffer), 0);
@@ -176,19 +182,24 @@ void ControlClient::Close() {
 
 void ControlClient::ReaderLoop() {
   char buffer[64 << 10];
-  TimePoint next_tick = SystemClock()->Now();
+  Clock* clock = options_.clock;
+  TimePoint next_tick = clock->Now();
   std::string reason;
   Frame frame;
   // Frames that arrived with the handshake's last read.
   while (parser_.Next(&frame) == FrameParser::State::kFrame) on_frame_(frame);
   while (!stop_) {
-    const TimePoint now = SystemClock()->Now();
+    const TimePoint now = clock->Now();
     if (now >= next_tick) {
       next_tick = now + kControlTick;
       if (on_tick_) on_tick_();
     }
+    // Bounded by a tick of real time, as in the control server: a fake clock
+    // that a test advanced is seen at the next tick, not never.
     pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    int ready = poll(fds, 2, PollTimeoutMs(next_tick - SystemClock()->Now()));
+    int ready = poll(fds, 2,
+                     PollTimeoutMs(std::min<Duration>(next_tick - clock->Now(),
+                                                      kControlTick)));
     if (ready < 0 && errno != EINTR) {
       reason = fmt::format("poll: {}", std::strerror(errno));
       break;

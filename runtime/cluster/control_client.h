@@ -31,6 +31,12 @@ struct ControlClientOptions {
                          kDefaultBackoffMultiplier, true};
   Duration send_timeout =
       kDefaultSendTimeout;  // a head that takes nothing this long is gone
+  // The deadline, Receive's deadlines and the reader's ticks read this clock
+  // (not owned; it must outlive the client and be safe to read from the
+  // reader's thread). A fake clock takes effect within a kControlTick of real
+  // time after a test advances it: no wait on the socket is longer than that.
+  // Connection timeouts, backoff waits and send_timeout stay real time.
+  Clock* clock = SystemClock();
 };
 
 class ControlClient {

@@ -34,6 +34,11 @@ struct ControlServerOptions {
   int port = 0;                     // 0: any free port (tests)
   Duration handshake_timeout = kDefaultHandshakeTimeout;
   size_t max_unauthenticated = kDefaultMaxUnauthenticated;
+  // Ticks, handshake timeouts and the flush of Shutdown read this clock (not
+  // owned; it must outlive the server and be safe to read from the server's
+  // thread). A fake clock takes effect within a kControlTick of real time after
+  // a test advances it: the server never waits longer than that for sockets.
+  Clock* clock = SystemClock();
 };
 
 class ControlServer {
@@ -78,7 +83,7 @@ class ControlServer {
   std::string PeerOf(int conn);
 
   // Stops accepting and ends the thread (what is queued is flushed for up to
-  // `flush` first).
+  // `flush` of the options' clock first).
   void Shutdown(Duration flush = std::chrono::seconds(2));
 
  private:

@@ -12,7 +12,6 @@ namespace trainrun {
 namespace {
 
 using nlohmann::json;
-constexpr auto kWaitSlice = std::chrono::milliseconds(100);
 
 }  // namespace
 
@@ -22,6 +21,7 @@ Result<std::unique_ptr<HeadSession>> HeadSession::Start(SessionOptions options,
   std::unique_ptr<HeadSession> head(new HeadSession(std::move(options)));
   ControlServerOptions server_options;
   server_options.port = port;
+  server_options.clock = head->options_.clock;
   auto keys = [token](const std::string& role) -> std::optional<std::string> {
     if (role == kRoleNode || role == kRoleRsh) return RoleKey(token, role);
     return std::nullopt;
@@ -32,15 +32,11 @@ Result<std::unique_ptr<HeadSession>> HeadSession::Start(SessionOptions options,
 }
 
 HeadSession::HeadSession(SessionOptions options)
-    : options_(std::move(options)),
-      heartbeat_(SystemClock(), options_.heartbeat) {}
+    : SessionBase(std::move(options)),
+      heartbeat_(options_.clock, options_.heartbeat) {}
 
 HeadSession::~HeadSession() {
   if (server_) server_->Shutdown(std::chrono::seconds(2));
-}
-
-bool HeadSession::Canceled() {
-  return options_.cancel_requested && options_.cancel_requested();
 }
 
 std::string HeadSession::Who(int node_rank) {
@@ -49,22 +45,12 @@ std::string HeadSession::Who(int node_rank) {
   return it->second.join.Describe();
 }
 
-bool HeadSession::WaitLocked(std::unique_lock<std::mutex>& lock,
-                             const std::function<bool()>& done,
-                             std::optional<TimePoint> deadline) {
-  while (!done()) {
-    if (deadline && SystemClock()->Now() >= *deadline) return false;
-    if (!stop_.notice() && Canceled()) {
-      std::string reason =
-          fmt::format("canceled on {} (trainrun received a signal)", Who(0));
-      AddEventLocked(
-          {WallMillis(), kExitCodeCanceled, reason, 0, std::nullopt, false});
-      StopLocked(kExitCodeCanceled, reason);
-      continue;
-    }
-    cv_.wait_for(lock, kWaitSlice);
-  }
-  return true;
+void HeadSession::CanceledLocked() {
+  std::string reason =
+      fmt::format("canceled on {} (trainrun received a signal)", Who(0));
+  AddEventLocked(
+      {WallMillis(), kExitCodeCanceled, reason, 0, std::nullopt, false});
+  StopLocked(kExitCodeCanceled, reason);
 }
 
 void HeadSession::BroadcastLocked(const std::string& frame) {
@@ -86,17 +72,6 @@ void HeadSession::StopLocked(int exit_code, const std::string& reason) {
       MessageType::kStop, {{"exitCode", exit_code}, {"reason", reason}}));
   stop_.Set(StopNotice{exit_code, reason});
   cv_.notify_all();
-}
-
-void HeadSession::SetStopHandler(
-    std::function<void(const StopNotice&)> handler) {
-  std::lock_guard lock(mu_);
-  stop_.SetHandler(std::move(handler));
-}
-
-std::optional<StopNotice> HeadSession::stop() {
-  std::lock_guard lock(mu_);
-  return stop_.notice();
 }
 
 void HeadSession::FailRendezvousLocked(const std::string& reason) {
@@ -122,7 +97,7 @@ Result<JobAssignment> HeadSession::Rendezvous(const NodeJoin& self) {
   for (const auto& [conn, body] : early) {
     if (hello_rank_.count(conn) != 0) OnJoin(conn, body);
   }
-  const TimePoint deadline = SystemClock()->Now() + options_.rendezvous_timeout;
+  const TimePoint deadline = options_.clock->Now() + options_.rendezvous_timeout;
   options_.reporter->Info(fmt::format(
       "head of a {}-node job: waiting for {} node(s) on control port {} "
       "(rendezvous timeout {:.0f} s)",
@@ -297,6 +272,9 @@ void HeadSession::OnJoin(int conn, const json& body) {
   }
   if (phase_ == Phase::kRendezvous && !book_) {
     // The head listens before it knows its own part; this join waits for it.
+    options_.reporter->Info(fmt::format(
+        "{} joined before the head began its rendezvous; it waits for it",
+        join.Describe()));
     early_joins_.emplace_back(conn, body);
     return;
   }

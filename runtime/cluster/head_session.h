@@ -8,10 +8,8 @@
 // because another one did never take the blame.
 #pragma once
 
-#include <condition_variable>
 #include <map>
 #include <memory>
-#include <mutex>
 
 #include "runtime/cluster/cluster_session.h"
 #include "runtime/cluster/control_auth.h"
@@ -20,7 +18,7 @@
 
 namespace trainrun {
 
-class HeadSession : public ClusterSession, private ControlServer::Handler {
+class HeadSession : public SessionBase, private ControlServer::Handler {
  public:
   // Listens on `port` (all interfaces). kUnavailable when the port is taken.
   static Result<std::unique_ptr<HeadSession>> Start(SessionOptions options,
@@ -35,10 +33,8 @@ class HeadSession : public ClusterSession, private ControlServer::Handler {
   Result<JobAssignment> Rendezvous(const NodeJoin& self) override;
   std::optional<StopNotice> WaitForStart(const Status& prepared,
                                          int exit_code) override;
-  void SetStopHandler(std::function<void(const StopNotice&)> handler) override;
   void RankFailed(const RankFailure& failure) override;
   void Stopping(int exit_code, const std::string& reason) override;
-  std::optional<StopNotice> stop() override;
   void ReportResult(const NodeResult& result) override;
   std::vector<TransferItem> MergeUploads(
       std::vector<TransferItem> items, const std::string& run_prefix) override;
@@ -98,12 +94,7 @@ class HeadSession : public ClusterSession, private ControlServer::Handler {
   void BroadcastLocked(const std::string& frame);
   void FailRendezvousLocked(const std::string& reason);
   void NotifyStop();
-  bool Canceled();
-  // Waits on cv_ until `done`, polling for a cancel; false when `deadline`
-  // passed.
-  bool WaitLocked(std::unique_lock<std::mutex>& lock,
-                  const std::function<bool()>& done,
-                  std::optional<TimePoint> deadline);
+  void CanceledLocked() override;
   std::string Who(int node_rank);
   JobOutcome DecideLocked(const JobOutcome& local);
   // A WaitLocked condition: every node not lost has `flag` set.
@@ -112,13 +103,11 @@ class HeadSession : public ClusterSession, private ControlServer::Handler {
   // the finalize clock if it has not started.
   void WaitForResultsLocked(std::unique_lock<std::mutex>& lock);
 
-  SessionOptions options_;
   std::unique_ptr<ControlServer> server_;
   Sink sink_{this};
   std::string run_id_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
+  // Guarded by mu_ (SessionBase):
   Phase phase_ = Phase::kRendezvous;
   std::map<int, Node> nodes_;      // by node rank; 0 is this node
   std::map<int, int> conn_node_;   // node connections -> node rank
@@ -130,7 +119,6 @@ class HeadSession : public ClusterSession, private ControlServer::Handler {
   std::string rendezvous_error_;
   std::vector<std::string>
       refusals_;  // recent refusals, for the timeout message
-  StopLatch stop_;
   std::vector<FailureEvent> events_;
   HeartbeatMonitor heartbeat_;
   std::optional<TimePoint> finalize_deadline_;

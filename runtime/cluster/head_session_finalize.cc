@@ -121,7 +121,7 @@ void HeadSession::WaitForResultsLocked(std::unique_lock<std::mutex>& lock) {
   // Nodes still running are alive (heartbeats): their results come, however long.
   WaitLocked(lock, AllLive(&Node::result_in), std::nullopt);
   if (!finalize_deadline_) {
-    finalize_deadline_ = SystemClock()->Now() + options_.finalize_timeout;
+    finalize_deadline_ = options_.clock->Now() + options_.finalize_timeout;
   }
 }
 

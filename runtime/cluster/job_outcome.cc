@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "runtime/process/supervisor.h"
+
 namespace trainrun {
 namespace {
 

@@ -17,7 +17,9 @@
 #include <string>
 #include <vector>
 
-#include "runtime/cluster/cluster_session.h"
+#include "runtime/cluster/node_report.h"
+#include "runtime/cluster/output_merge.h"
+#include "runtime/cluster/rendezvous.h"
 
 namespace trainrun {
 

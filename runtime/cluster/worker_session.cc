@@ -8,29 +8,24 @@ namespace trainrun {
 namespace {
 
 using nlohmann::json;
-constexpr auto kWaitSlice = std::chrono::milliseconds(100);
 constexpr auto kAssignmentMargin = std::chrono::seconds(60);
 
 }  // namespace
 
 WorkerSession::WorkerSession(SessionOptions options, const JobToken& token,
                              std::string head, int port, int node_rank)
-    : options_(std::move(options)),
+    : SessionBase(std::move(options)),
       key_(RoleKey(token, kRoleNode)),
       head_(std::move(head)),
       port_(port),
       node_rank_(node_rank),
-      heartbeat_(SystemClock(), options_.heartbeat) {
+      heartbeat_(options_.clock, options_.heartbeat) {
   head_name_ = fmt::format("the head {}:{}", head_, port_);
 }
 
 WorkerSession::~WorkerSession() {
   if (client_) client_->Close();
   client_.reset();
-}
-
-bool WorkerSession::Canceled() {
-  return options_.cancel_requested && options_.cancel_requested();
 }
 
 void WorkerSession::Send(MessageType type, const json& body) {
@@ -43,24 +38,17 @@ void WorkerSession::Send(MessageType type, const json& body) {
   }
 }
 
-void WorkerSession::WaitLocked(std::unique_lock<std::mutex>& lock,
-                               const std::function<bool()>& done) {
-  while (!done()) {
-    if (!stop_.notice() && Canceled()) {
-      std::string reason = "canceled (trainrun received a signal)";
-      Send(MessageType::kNodeStopping, {{"exitCode", kExitCodeCanceled},
-                                        {"reason", reason},
-                                        {"timeMs", WallMillis()}});
-      StopLocked({kExitCodeCanceled,
-                  fmt::format("{} on node {}", reason, node_rank_)});
-      continue;
-    }
-    cv_.wait_for(lock, kWaitSlice);
-  }
+void WorkerSession::CanceledLocked() {
+  std::string reason = "canceled (trainrun received a signal)";
+  Send(MessageType::kNodeStopping, {{"exitCode", kExitCodeCanceled},
+                                    {"reason", reason},
+                                    {"timeMs", WallMillis()}});
+  StopLocked(
+      {kExitCodeCanceled, fmt::format("{} on node {}", reason, node_rank_)});
 }
 
 Result<JobAssignment> WorkerSession::Rendezvous(const NodeJoin& self) {
-  const TimePoint deadline = SystemClock()->Now() + options_.rendezvous_timeout;
+  const TimePoint deadline = options_.clock->Now() + options_.rendezvous_timeout;
   ControlClientOptions client_options;
   client_options.host = head_;
   client_options.port = port_;
@@ -68,6 +56,7 @@ Result<JobAssignment> WorkerSession::Rendezvous(const NodeJoin& self) {
   client_options.node_rank = node_rank_;
   client_options.key = key_;
   client_options.deadline = deadline;
+  client_options.clock = options_.clock;
   options_.reporter->Info(fmt::format(
       "node {}: joining {} (rendezvous timeout {:.0f} s)", node_rank_,
       head_name_, ToSeconds(options_.rendezvous_timeout)));
@@ -97,12 +86,14 @@ Result<JobAssignment> WorkerSession::Rendezvous(const NodeJoin& self) {
   while (!assignment) {
     if (Canceled())
       return UnavailableError("canceled while waiting for the other nodes");
+    // A slice of the clock between looks for a cancel (with a fake clock, until
+    // the test moves it).
     TimePoint slice =
         std::min(verdict_deadline,
-                 SystemClock()->Now() + std::chrono::milliseconds(200));
+                 options_.clock->Now() + std::chrono::milliseconds(200));
     Result<std::optional<Frame>> received = client_->Receive(slice);
     if (!received.ok() || !*received) {
-      const bool late = SystemClock()->Now() >= verdict_deadline;
+      const bool late = options_.clock->Now() >= verdict_deadline;
       if (received.ok() && !late) continue;  // this slice passed quietly
       if (late) {
         return UnavailableError(
@@ -242,17 +233,6 @@ std::optional<StopNotice> WorkerSession::WaitForStart(const Status& prepared,
     return stop_.notice();
   }
   WaitLocked(lock, [&] { return started_ || stop_.notice().has_value(); });
-  return stop_.notice();
-}
-
-void WorkerSession::SetStopHandler(
-    std::function<void(const StopNotice&)> handler) {
-  std::lock_guard lock(mu_);
-  stop_.SetHandler(std::move(handler));
-}
-
-std::optional<StopNotice> WorkerSession::stop() {
-  std::lock_guard lock(mu_);
   return stop_.notice();
 }
 

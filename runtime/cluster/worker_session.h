@@ -7,9 +7,7 @@
 // timeout) stops this node's ranks with exit 69.
 #pragma once
 
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 
 #include "runtime/cluster/cluster_session.h"
 #include "runtime/cluster/control_auth.h"
@@ -17,7 +15,7 @@
 
 namespace trainrun {
 
-class WorkerSession : public ClusterSession {
+class WorkerSession : public SessionBase {
  public:
   WorkerSession(SessionOptions options, const JobToken& token, std::string head,
                 int port, int node_rank);
@@ -28,10 +26,8 @@ class WorkerSession : public ClusterSession {
   Result<JobAssignment> Rendezvous(const NodeJoin& self) override;
   std::optional<StopNotice> WaitForStart(const Status& prepared,
                                          int exit_code) override;
-  void SetStopHandler(std::function<void(const StopNotice&)> handler) override;
   void RankFailed(const RankFailure& failure) override;
   void Stopping(int exit_code, const std::string& reason) override;
-  std::optional<StopNotice> stop() override;
   void ReportResult(const NodeResult& result) override;
   std::vector<TransferItem> MergeUploads(
       std::vector<TransferItem> items, const std::string& run_prefix) override;
@@ -56,11 +52,8 @@ class WorkerSession : public ClusterSession {
   void HeadLostLocked(const std::string& why);
   void StopLocked(const StopNotice& notice);
   void Send(MessageType type, const nlohmann::json& body);
-  bool Canceled();
-  void WaitLocked(std::unique_lock<std::mutex>& lock,
-                  const std::function<bool()>& done);
+  void CanceledLocked() override;
 
-  SessionOptions options_;
   std::string key_;
   std::string head_;
   int port_;
@@ -69,12 +62,10 @@ class WorkerSession : public ClusterSession {
   std::unique_ptr<ControlClient> client_;
   Sink sink_{this};
 
-  std::mutex mu_;
-  std::condition_variable cv_;
+  // Guarded by mu_ (SessionBase):
   HeartbeatMonitor heartbeat_;
   bool started_ = false;
   bool head_lost_ = false;
-  StopLatch stop_;
   std::optional<nlohmann::json> plan_;
   std::optional<nlohmann::json> digest_request_;
   std::optional<nlohmann::json> finished_;

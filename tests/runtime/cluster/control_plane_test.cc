@@ -2,18 +2,25 @@
 // node sessions over real sockets, with real authentication, rendezvous, stops,
 // lost nodes, heartbeats and merged uploads. The same scenarios run with real
 // trainrun processes in network namespaces in tests/multinode/.
+//
+// Time is a fake clock that stands still unless a test advances it: no heartbeat
+// goes missing on a loaded machine, and a timeout is reached by advancing the
+// clock, which the control plane's loops see within a tick (kControlTick).
+// Events are ordered by futures and by waiting for what the sessions report,
+// never by sleeping.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <future>
 #include <mutex>
-#include <thread>
 
 #include "runtime/cluster/control_client.h"
 #include "runtime/cluster/head_session.h"
 #include "base/net_util.h"
 #include "runtime/cluster/worker_session.h"
+#include "tests/fakes/fake_clock.h"
 #include "tests/test_util.h"
 
 namespace trainrun {
@@ -29,10 +36,14 @@ class Recorder : public QuietReporter {
   void Info(std::string_view m) override { Add(m); }
   bool Saw(const std::string& text) {
     std::lock_guard lock(mu_);
-    for (const std::string& line : lines_) {
-      if (line.find(text) != std::string::npos) return true;
-    }
-    return false;
+    return CountLocked(text) > 0;
+  }
+  // Waits until `count` lines contain `text`; false when `limit` passed first.
+  bool WaitFor(const std::string& text, size_t count = 1,
+               Duration limit = std::chrono::seconds(30)) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, limit,
+                        [&] { return CountLocked(text) >= count; });
   }
   std::string All() {
     std::lock_guard lock(mu_);
@@ -45,8 +56,16 @@ class Recorder : public QuietReporter {
   void Add(std::string_view m) {
     std::lock_guard lock(mu_);
     lines_.emplace_back(m);
+    cv_.notify_all();
+  }
+  size_t CountLocked(const std::string& text) {
+    size_t n = 0;
+    for (const std::string& line : lines_)
+      n += line.find(text) != std::string::npos ? 1 : 0;
+    return n;
   }
   std::mutex mu_;
+  std::condition_variable cv_;
   std::vector<std::string> lines_;
 };
 
@@ -79,6 +98,7 @@ class ControlPlaneTest : public ::testing::Test {
     o.finalize_timeout = seconds(30);
     o.heartbeat = {milliseconds(100), seconds(2)};
     o.reporter = &reporter_;
+    o.clock = &clock_;
     return o;
   }
   NodeJoin Join(int rank, int count) {
@@ -142,6 +162,7 @@ class ControlPlaneTest : public ::testing::Test {
     for (auto& s : started) EXPECT_FALSE(s.get().has_value());
   }
 
+  testing::FakeClock clock_;  // outlives the sessions (declared first)
   Recorder reporter_;
 };
 
@@ -156,6 +177,7 @@ TEST_F(ControlPlaneTest, NodesJoinStartTogetherAndFinishWithOneExitCode) {
   auto w2 = std::async(std::launch::async, [&] {
     return workers[1]->WaitForStart(Status::Ok(), 0);
   });
+  // Not an ordering of events: a start sent too early would arrive in this time.
   EXPECT_EQ(w1.wait_for(milliseconds(200)), std::future_status::timeout);
   EXPECT_FALSE(head->WaitForStart(Status::Ok(), 0).has_value());
   EXPECT_FALSE(w1.get().has_value());
@@ -203,13 +225,43 @@ TEST_F(ControlPlaneTest, NodesThatJoinBeforeTheHeadIsReadyWaitForIt) {
       return w->Rendezvous(Join(r, 4));
     }));
   }
-  std::this_thread::sleep_for(
-      milliseconds(500));  // let them connect and join first
+  // Every one of them connected and joined first.
+  ASSERT_TRUE(reporter_.WaitFor(
+      "joined before the head began its rendezvous; it waits", 3))
+      << reporter_.All();
   ASSERT_TRUE(head->Rendezvous(Join(0, 4)).ok());
   for (auto& j : joined) {
     Result<JobAssignment> a = j.get();
     EXPECT_TRUE(a.ok()) << a.status().message();
   }
+}
+
+TEST_F(ControlPlaneTest, ARendezvousThatNodesMissTimesOutNamingThem) {
+  std::unique_ptr<HeadSession> head = StartHead();
+  auto rendezvous = std::async(std::launch::async,
+                               [&] { return head->Rendezvous(Join(0, 3)); });
+  std::unique_ptr<WorkerSession> worker = Worker(2, head->port());
+  auto joined = std::async(std::launch::async,
+                           [&] { return worker->Rendezvous(Join(2, 3)); });
+  // The head took the time its timeout counts from, and node 2 is in.
+  ASSERT_TRUE(reporter_.WaitFor("head of a 3-node job: waiting for 2 node(s)"))
+      << reporter_.All();
+  ASSERT_TRUE(reporter_.WaitFor("node 2 (host2, 127.0.0.1) joined (2 of 3)"))
+      << reporter_.All();
+  clock_.Advance(seconds(29));
+  EXPECT_EQ(rendezvous.wait_for(milliseconds(300)),
+            std::future_status::timeout);
+  clock_.Advance(seconds(1));
+  Result<JobAssignment> a = rendezvous.get();
+  ASSERT_FALSE(a.ok());
+  EXPECT_NE(a.status().message().find("rendezvous timed out after 30 s: 2 of 3 "
+                                      "node(s) joined; node(s) 1 never did"),
+            std::string::npos)
+      << a.status().message();
+  Result<JobAssignment> b = joined.get();  // the head refuses it with the reason
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.status().message().find("node(s) 1 never did"), std::string::npos)
+      << b.status().message();
 }
 
 TEST_F(ControlPlaneTest,
@@ -329,7 +381,8 @@ TEST_F(ControlPlaneTest, ANodeThatFallsSilentIsLostAfterTheHeartbeatTimeout) {
     o.role = kRoleNode;
     o.node_rank = 1;
     o.key = "the-job-token-0123456789";
-    o.deadline = SystemClock()->Now() + seconds(10);
+    o.deadline = clock_.Now() + seconds(10);
+    o.clock = &clock_;
     Result<std::unique_ptr<ControlClient>> client = ControlClient::Connect(o);
     EXPECT_TRUE(client.ok()) << client.status().message();
     NodeJoin j = Join(1, 2);
@@ -343,8 +396,13 @@ TEST_F(ControlPlaneTest, ANodeThatFallsSilentIsLostAfterTheHeartbeatTimeout) {
   std::unique_ptr<ControlClient> client = silent.get();
   StopCatcher stop;
   head->SetStopHandler(stop.Handler());
-  head->WaitForStart(Status::Ok(), 0);
-  std::optional<StopNotice> notice = stop.Wait();
+  // Started: the node's Ready was its last word, heard before this returns.
+  EXPECT_FALSE(head->WaitForStart(Status::Ok(), 0).has_value());
+  EXPECT_FALSE(head->stop().has_value());
+  clock_.Advance(seconds(2) + kControlTick);
+  // The server's next tick (within kControlTick of real time) finds the node
+  // silent for longer than the timeout; the rest is slack for a loaded machine.
+  std::optional<StopNotice> notice = stop.Wait(seconds(5));
   ASSERT_TRUE(notice.has_value());
   EXPECT_EQ(notice->exit_code, 69);
   EXPECT_NE(notice->reason.find("sent nothing for 2 s (heartbeat timeout)"),

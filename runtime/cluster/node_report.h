@@ -1,0 +1,63 @@
+// What nodes tell the head at the end of a job and what the head answers: the
+// values that the sessions (cluster_session.h) carry and that the head's decision
+// (job_outcome.h) reads, without either needing the other.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/cluster/output_merge.h"
+#include "runtime/run/run_record.h"
+
+namespace trainrun {
+
+// A node's account of its ranks once they ended (kNodeResult).
+struct NodeResult {
+  int node_rank = 0;
+  std::string host;
+  std::string outcome;  // RunOutcomeName, or "preparation failed"
+  int exit_code = 0;
+  std::string stop_reason;
+  std::vector<RankRecord> ranks;
+  std::optional<FailureRecord>
+      failure;                  // this node's root cause, stderr tail included
+  int64_t failure_time_ms = 0;  // when it was seen (Unix ms)
+  std::vector<std::string> warnings;
+
+  nlohmann::json ToJson() const;
+  // Never fails: a malformed field is left at its default and the rest is read.
+  static NodeResult FromJson(const nlohmann::json& json);
+};
+
+// A node's uploads (kNodeDone).
+struct NodeDone {
+  uint64_t files = 0;
+  uint64_t bytes = 0;
+  std::vector<std::string> upload_errors;
+};
+
+// The head's final word on the job (kFinished), and on the head what goes into
+// run.json.
+struct JobOutcome {
+  // The head never gave its final word (a node's view): nobody else will write
+  // the job's final status.
+  bool head_lost = false;
+  int exit_code = 0;
+  RunStatus status = RunStatus::kCompleted;
+  std::string outcome;
+  std::string stop_reason;
+  std::optional<FailureRecord> failure;
+  std::vector<RankRecord> ranks;  // every node's, by rank (head only)
+  std::vector<std::string>
+      warnings;  // the other nodes', "node N: ..." (head only)
+  std::vector<std::string>
+      upload_errors;  // the other nodes', "node N: ..." (head only)
+  std::vector<OutputConflict> conflicts;  // (head only)
+  nlohmann::json nodes =
+      nlohmann::json::array();  // per node: uploaded, lost (head only)
+};
+
+}  // namespace trainrun
