@@ -10,7 +10,7 @@
 
 #include "runtime/cluster/cluster_session.h"
 #include "runtime/run/job_config.h"
-#include "runtime/process/process_posix.h"
+#include "runtime/process/process.h"
 #include "runtime/cluster/rendezvous.h"
 #include "runtime/process/supervisor.h"
 
@@ -23,7 +23,7 @@ struct MpiRunInputs {
       launches;               // this node's ranks as planned, log pipes set
   int mpirun_stdout_fd = -1;  // the head: where mpirun's own output goes
   int mpirun_stderr_fd = -1;
-  PosixProcessSet* processes = nullptr;
+  ProcessSet* processes = nullptr;
   Reporter* reporter = nullptr;
   SupervisorOptions supervision;
   ClusterSession* session = nullptr;  // null for a single-node job

@@ -19,8 +19,9 @@ only=${1:-}
 
 # name | file | perl substitution (must change the file) | test binaries | ctest -R regex
 mutations=(
-  "fail-fast disabled|runtime/process/supervisor.cc|s/^(\s*)BeginStop\(SIGTERM, fmt::format\(\"rank \{\} \{\}\"/\$1if (false) BeginStop(SIGTERM, fmt::format(\"rank {} {}\"/m|process_test|^process_test\.(SupervisorTest|PosixProcessSetTest)$"
-  "grace period ignored|runtime/process/supervisor.cc|s/kill_deadline_ = processes_->clock\(\)->Now\(\) \+ options_\.grace_period;/kill_deadline_ = processes_->clock()->Now();/|process_test|^process_test\.SupervisorTest$"
+  "fail-fast disabled|runtime/process/supervisor.cc|s/if \(policy_\.RankFailed\(status\.ToExitCode\(\), reason\)\)/if (false \&\& policy_.RankFailed(status.ToExitCode(), reason))/|process_test|^process_test\.(SupervisorTest|PosixProcessSetTest)$"
+  "MPI fail-fast disabled|runtime/mpi/mpi_supervisor.cc|s/if \(policy_\.RankFailed\(status\.ToExitCode\(\), why\)\)/if (false \&\& policy_.RankFailed(status.ToExitCode(), why))/|mpi_test|^mpi_test\.MpiSupervisorTest$"
+  "grace period ignored|runtime/process/stop_policy.cc|s/kill_deadline_ = clock_->Now\(\) \+ grace_period_;/kill_deadline_ = clock_->Now();/|process_test mpi_test|^(process_test\.(StopPolicyTest|SupervisorTest)|mpi_test\.MpiSupervisorTest)$"
   "redaction removed|base/redact.cc|s/(std::string RedactUri\(std::string_view uri\) \{)/\$1\n  if (!uri.empty()) return std::string(uri);/|base_test|^base_test\.RedactTest$"
   "digest mismatch ignored|runtime/store/object_transfer.cc|s/(Status CheckMd5\([^)]*\) \{)/\$1\n  if (!actual.empty()) return Status::Ok();/|store_test|^store_test\.ObjectTransferTest$"
   "heartbeat timeout never fires|runtime/cluster/heartbeat.cc|s/if \(now - it->second > options_\.timeout\)/if (false \&\& now - it->second > options_.timeout)/|cluster_test|^cluster_test\.(HeartbeatTest|ControlPlaneTest)$"
@@ -67,8 +68,9 @@ for m in "${mutations[@]}"; do
   set -e
   seconds=$(echo "$(date +%s.%N) - $start" | bc)
   cp "$repo/$file" "$src"
-  caught=$(grep -oE '^\[  FAILED  \] [A-Za-z0-9_/]+\.[A-Za-z0-9_/]+' "$work/ctest.log" |
-    awk '{print $NF}' | sort -u | head -n 2 | paste -sd, -)
+  # GoogleTest writes "[  FAILED  ]", the watchdog "[  TIMEOUT ]"; none found is no error.
+  caught=$({ grep -oE '^\[  (FAILED|TIMEOUT) +\] [A-Za-z0-9_]+\.[A-Za-z0-9_/]+' "$work/ctest.log" ||
+    true; } | awk '{print $NF}' | sort -u | head -n 2 | paste -sd, -)
   if ((rc == 0)); then
     verdict="MISSED"
     status=1

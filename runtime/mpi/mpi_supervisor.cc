@@ -97,12 +97,14 @@ struct MpiSupervisor::Session {
   }
 };
 
-MpiSupervisor::MpiSupervisor(PosixProcessSet* processes, Reporter* reporter,
+MpiSupervisor::MpiSupervisor(ProcessSet* processes, Reporter* reporter,
                              SupervisorOptions options, RshSink* sink)
     : processes_(processes),
       reporter_(reporter),
       options_(std::move(options)),
-      sink_(sink) {}
+      sink_(sink),
+      policy_(processes->clock(), options_.grace_period,
+              options_.max_run_duration) {}
 
 MpiSupervisor::~MpiSupervisor() {
   for (auto& [pid, session] : sessions_) {
@@ -201,7 +203,8 @@ void MpiSupervisor::StartSession(uint32_t id,
     session_by_id_[id] = raw;
   }
   sessions_[*pid] = std::move(session);
-  if (stopping_) processes_->SignalGroup(*pid, SIGTERM).IgnoreError();
+  if (policy_.stopping())
+    processes_->SignalGroup(*pid, policy_.LateStarterSignal()).IgnoreError();
 }
 
 void MpiSupervisor::EndSession(int pid, const ExitStatus& status) {
@@ -233,13 +236,12 @@ void MpiSupervisor::Fail(int rank, int pid, const ExitStatus& status,
   failure.status = status;
   failure.reason = reason;
   failure.hint = FailureHint(status);
-  result_.outcome = RunOutcome::kRankFailed;
-  result_.exit_code = status.ToExitCode();
   result_.failure = failure;
   if (options_.on_rank_failed) options_.on_rank_failed(failure);
-  BeginStop(SIGTERM, rank == kMpirunRank
-                         ? "mpirun " + reason
-                         : fmt::format("rank {} {}", rank, reason));
+  const std::string why = rank == kMpirunRank
+                              ? "mpirun " + reason
+                              : fmt::format("rank {} {}", rank, reason);
+  if (policy_.RankFailed(status.ToExitCode(), why)) BeginStop();
 }
 
 void MpiSupervisor::OnRankExit(int rank, const ExitStatus& status) {
@@ -249,11 +251,11 @@ void MpiSupervisor::OnRankExit(int rank, const ExitStatus& status) {
   r.exited = true;
   RankResult& result = result_.ranks[r.index];
   result.status = status;
-  result.stopped_by_trainrun = stopping_;
+  result.stopped_by_trainrun = policy_.stopping();
   if (r.started)
     result.seconds = ToSeconds(processes_->clock()->Now() - r.started_at);
-  reporter_->RankExited(rank, status, stopping_);
-  if (status.success() || stopping_) return;
+  reporter_->RankExited(rank, status, result.stopped_by_trainrun);
+  if (status.success() || policy_.stopping()) return;
   Fail(rank, r.pid, status, status.HowItEnded());
 }
 
@@ -263,24 +265,37 @@ void MpiSupervisor::SignalAll(int signal) {
   for (auto& [pid, session] : sessions_)
     processes_->SignalGroup(pid, signal).IgnoreError();
   for (auto& [rank, r] : ranks_) {
-    if (r.started && !r.exited && r.pid > 1) {
-      result_.ranks[r.index].stopped_by_trainrun = true;
+    if (r.started && !r.exited && r.pid > 1)
       processes_->SignalGroup(r.pid, signal).IgnoreError();
-    }
   }
 }
 
-void MpiSupervisor::BeginStop(int signal, const std::string& reason) {
-  if (stopping_) return;
-  stopping_ = true;
-  result_.stop_reason = reason;
-  kill_deadline_ = processes_->clock()->Now() + options_.grace_period;
+void MpiSupervisor::BeginStop() {
+  const StopOrder& order = policy_.order();
+  result_.outcome = order.outcome;
+  result_.exit_code = order.exit_code;
+  result_.stop_reason = order.reason;
+  result_.cancel_signal = order.cancel_signal;
   if (options_.on_stop)
-    options_.on_stop(result_.outcome, result_.exit_code, reason);
+    options_.on_stop(result_.outcome, result_.exit_code, result_.stop_reason);
   reporter_->Info(fmt::format(
       "stopping the MPI job on this node with {} ({}); SIGKILL after {:.0f} s",
-      SignalName(signal), reason, ToSeconds(options_.grace_period)));
-  SignalAll(signal);
+      SignalName(order.signal), order.reason,
+      ToSeconds(policy_.grace_period())));
+  SignalAll(order.signal);
+}
+
+void MpiSupervisor::KillAll() {
+  result_.killed_after_grace = true;
+  SignalAll(SIGKILL);
+  // Ranks whose wrapper cannot report any more count as killed.
+  for (auto& [rank, r] : ranks_) {
+    if (r.started && !r.exited && r.pid <= 1) {
+      ExitStatus killed;
+      killed.signal = SIGKILL;
+      OnRankExit(rank, killed);
+    }
+  }
 }
 
 void MpiSupervisor::Drain() {
@@ -298,12 +313,12 @@ void MpiSupervisor::Drain() {
     result_.ranks[it->second.index].started = true;
     result_.ranks[it->second.index].pid = pid;
     reporter_->RankStarted(rank, pid);
-    if (stopping_ && pid > 1)
-      processes_->SignalGroup(pid, SIGTERM).IgnoreError();
+    if (policy_.stopping() && pid > 1)
+      processes_->SignalGroup(pid, policy_.LateStarterSignal()).IgnoreError();
   }
   for (auto& [rank, status] : work.exited) OnRankExit(rank, status);
   for (auto& [id, argv] : work.execs) {
-    if (stopping_) {
+    if (policy_.stopping()) {
       if (sink_) sink_->Exited(id, 255, "the job is stopping");
       continue;
     }
@@ -315,11 +330,8 @@ void MpiSupervisor::Drain() {
         processes_->SignalGroup(pid, SIGTERM).IgnoreError();
     }
   }
-  if (work.stop && !stopping_) {
-    result_.outcome = RunOutcome::kStopped;
-    result_.exit_code = work.stop->first;
-    BeginStop(SIGTERM, work.stop->second);
-  }
+  if (work.stop && policy_.Requested(work.stop->first, work.stop->second))
+    BeginStop();
 }
 
 bool MpiSupervisor::Finished() const {
@@ -328,13 +340,12 @@ bool MpiSupervisor::Finished() const {
   for (const auto& [rank, r] : ranks_) {
     if (r.started && !r.exited) return false;
   }
-  return mpirun_pid_ > 0 || sessions_seen_ > 0 || stopping_;
+  return mpirun_pid_ > 0 || sessions_seen_ > 0 || policy_.stopping();
 }
 
 SupervisionResult MpiSupervisor::Run(std::optional<SpawnSpec> mpirun,
                                      std::vector<int> local_ranks) {
-  Clock* clock = processes_->clock();
-  started_ = clock->Now();
+  policy_.Start();
   for (int rank : local_ranks) {
     RankResult r;
     r.rank = rank;
@@ -354,44 +365,32 @@ SupervisionResult MpiSupervisor::Run(std::optional<SpawnSpec> mpirun,
     mpirun_pid_ = *pid;
     reporter_->Info(fmt::format("mpirun started (pid {})", *pid));
   }
-  std::optional<TimePoint> timeout;
-  if (options_.max_run_duration)
-    timeout = started_ + *options_.max_run_duration;
   bool rank_leftovers_noted = false;
   while (!Finished()) {
-    std::optional<TimePoint> deadline =
-        stopping_ ? (killed_ ? std::optional<TimePoint>() : kill_deadline_)
-                  : timeout;
-    for (const ProcessEvent& event : processes_->Wait(deadline)) {
+    for (const ProcessEvent& event :
+         processes_->Wait(policy_.WaitDeadline())) {
       if (event.kind == ProcessEvent::Kind::kInterrupt) continue;
       if (event.kind == ProcessEvent::Kind::kSignal) {
-        if (event.signal != SIGTERM && event.signal != SIGINT &&
-            event.signal != SIGHUP)
-          continue;
-        if (stopping_) {
-          if (!killed_) {
+        switch (policy_.OnSignal(event.signal)) {
+          case StopPolicy::SignalAction::kIgnore:
+            break;
+          case StopPolicy::SignalAction::kStop:
+            BeginStop();
+            break;
+          case StopPolicy::SignalAction::kKillNow:
             reporter_->Warning(
                 fmt::format("{} again while stopping: killing now",
                             SignalName(event.signal)));
-            killed_ = true;
-            SignalAll(SIGKILL);
-          }
-          continue;
+            KillAll();
+            break;
         }
-        result_.outcome = RunOutcome::kCanceled;
-        result_.exit_code = kExitCodeCanceled;
-        result_.cancel_signal = event.signal;
-        BeginStop(
-            event.signal == SIGHUP ? SIGTERM : event.signal,
-            fmt::format("trainrun received {}", SignalName(event.signal)));
         continue;
       }
       if (event.pid == mpirun_pid_) {
         mpirun_done_ = true;
         reporter_->Info(
             fmt::format("mpirun ended with {}", event.status.Describe()));
-        if (!event.status.success() && !stopping_ &&
-            result_.outcome == RunOutcome::kSucceeded) {
+        if (!event.status.success() && !policy_.stopping()) {
           Fail(kMpirunRank, event.pid, event.status, event.status.HowItEnded());
         }
       } else if (sessions_.count(event.pid) != 0) {
@@ -401,44 +400,26 @@ SupervisionResult MpiSupervisor::Run(std::optional<SpawnSpec> mpirun,
       }
     }
     Drain();
-    const TimePoint now = clock->Now();
-    if (!stopping_ && timeout && now >= *timeout) {
-      result_.outcome = RunOutcome::kTimedOut;
-      result_.exit_code = kExitCodeTimeout;
-      BeginStop(SIGTERM,
-                fmt::format("maxRunDurationSeconds ({:.0f} s) exceeded",
-                            ToSeconds(*options_.max_run_duration)));
-    }
+    if (policy_.CheckTimeout()) BeginStop();
     // Ranks left behind once mpirun (or every orted) is gone are stopped too.
     bool launcher_gone = mpirun_pid_ > 0
                              ? mpirun_done_
                              : (sessions_seen_ > 0 && sessions_.empty());
-    if (launcher_gone && !stopping_ && !rank_leftovers_noted) {
+    if (launcher_gone && !policy_.stopping() && !rank_leftovers_noted) {
       for (const auto& [rank, r] : ranks_) {
         if (r.started && !r.exited && !rank_leftovers_noted) {
           rank_leftovers_noted = true;
-          BeginStop(
-              SIGTERM,
-              fmt::format("rank {} still ran after its MPI launcher ended",
-                          rank));
+          if (policy_.Leftovers(fmt::format(
+                  "rank {} still ran after its MPI launcher ended", rank)))
+            BeginStop();
         }
       }
     }
-    if (stopping_ && !killed_ && now >= kill_deadline_) {
-      killed_ = true;
+    if (policy_.KillDue()) {
       reporter_->Warning(
           "MPI processes still running after the grace period; sending "
           "SIGKILL");
-      result_.killed_after_grace = true;
-      SignalAll(SIGKILL);
-      // Ranks whose wrapper cannot report any more count as killed.
-      for (auto& [rank, r] : ranks_) {
-        if (r.started && !r.exited && r.pid <= 1) {
-          ExitStatus killed;
-          killed.signal = SIGKILL;
-          OnRankExit(rank, killed);
-        }
-      }
+      KillAll();
     }
   }
   for (auto& [rank, r] : ranks_) {

@@ -4,12 +4,13 @@
 // orted through `trainrun mpi-rank`, which reports to this node
 // (mpi_rank_server.h).
 //
-// It keeps the Supervisor's contract (supervisor.h): the first failed rank on
-// this node is the root cause (on_rank_failed), a cancel, time limit or
-// RequestStop stops everything here with SIGTERM, a grace period and SIGKILL,
-// and Run returns a SupervisionResult with one entry per local rank. On the
-// head, mpirun ending non-zero without a local rank failing is a failure of
-// "rank -1" (mpirun).
+// It keeps the Supervisor's contract (supervisor.h) and stops by the same
+// StopPolicy (stop_policy.h): the first failed rank on this node is the root
+// cause (on_rank_failed), a cancel, time limit or RequestStop stops everything
+// here (mpirun, rsh sessions, the ranks' process groups) with SIGTERM, a grace
+// period and SIGKILL, and Run returns a SupervisionResult with one entry per
+// local rank. On the head, mpirun ending non-zero without a local rank failing
+// is a failure of "rank -1" (mpirun).
 #pragma once
 
 #include <map>
@@ -21,7 +22,8 @@
 #include <vector>
 
 #include "runtime/cluster/cluster_session.h"
-#include "runtime/process/process_posix.h"
+#include "runtime/process/process.h"
+#include "runtime/process/stop_policy.h"
 #include "runtime/process/supervisor.h"
 
 namespace trainrun {
@@ -31,8 +33,9 @@ constexpr int kMpirunRank = -1;  // mpirun's entry in failures and logs
 class MpiSupervisor : public RshHandler {
  public:
   // Not owned: all three must outlive Run(). `sink` receives the output and end
-  // of rsh sessions (may be null on the head).
-  MpiSupervisor(PosixProcessSet* processes, Reporter* reporter,
+  // of rsh sessions (may be null on the head). The rsh sessions' stdio are real
+  // pipes, whatever `processes` is.
+  MpiSupervisor(ProcessSet* processes, Reporter* reporter,
                 SupervisorOptions options, RshSink* sink);
   ~MpiSupervisor() override;
 
@@ -46,7 +49,8 @@ class MpiSupervisor : public RshHandler {
   SupervisionResult Run(std::optional<SpawnSpec> mpirun,
                         std::vector<int> local_ranks);
 
-  // From other threads.
+  // From other threads (the rank server's): a rank's program started as `pid`
+  // (0 when its wrapper could not say), or ended.
   void RankStarted(int rank, int pid);
   void RankExited(int rank, const ExitStatus& status);
   void RequestStop(int exit_code, std::string reason);
@@ -78,11 +82,13 @@ class MpiSupervisor : public RshHandler {
   void OnRankExit(int rank, const ExitStatus& status);
   void Fail(int rank, int pid, const ExitStatus& status,
             const std::string& reason);
-  void BeginStop(int signal, const std::string& reason);
+  // Carries out the stop the policy just began: records it, on_stop, the signal.
+  void BeginStop();
   void SignalAll(int signal);
+  void KillAll();
   bool Finished() const;
 
-  PosixProcessSet* processes_;
+  ProcessSet* processes_;
   Reporter* reporter_;
   SupervisorOptions options_;
   RshSink* sink_;
@@ -94,10 +100,7 @@ class MpiSupervisor : public RshHandler {
   bool mpirun_done_ = false;
   int sessions_seen_ = 0;
   std::map<int, std::unique_ptr<Session>> sessions_;  // by pid
-  bool stopping_ = false;
-  bool killed_ = false;
-  TimePoint kill_deadline_{};
-  TimePoint started_{};
+  StopPolicy policy_;
 
   std::mutex mu_;
   Pending pending_;                             // guarded by mu_

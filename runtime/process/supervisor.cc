@@ -8,17 +8,6 @@
 
 namespace trainrun {
 
-std::string_view RunOutcomeName(RunOutcome outcome) {
-  switch (outcome) {
-    case RunOutcome::kSucceeded: return "succeeded";
-    case RunOutcome::kRankFailed: return "rank failed";
-    case RunOutcome::kTimedOut: return "timed out";
-    case RunOutcome::kCanceled: return "canceled";
-    case RunOutcome::kStopped: return "stopped";
-  }
-  return "unknown";
-}
-
 std::string FailureHint(const ExitStatus& status) {
   if (status.signal == SIGKILL || (status.signal == 0 && status.code == 128 + SIGKILL)) {
     return "SIGKILL that trainrun did not send usually comes from the kernel's "
@@ -29,7 +18,10 @@ std::string FailureHint(const ExitStatus& status) {
 }
 
 Supervisor::Supervisor(ProcessSet* processes, Reporter* reporter, SupervisorOptions options)
-    : processes_(processes), reporter_(reporter), options_(std::move(options)) {}
+    : processes_(processes),
+      reporter_(reporter),
+      options_(std::move(options)),
+      policy_(processes->clock(), options_.grace_period, options_.max_run_duration) {}
 
 void Supervisor::RequestStop(int exit_code, std::string reason) {
   {
@@ -40,26 +32,25 @@ void Supervisor::RequestStop(int exit_code, std::string reason) {
   processes_->Interrupt();
 }
 
-void Supervisor::BeginStop(int signal, std::string reason) {
-  if (stopping_) return;
-  stopping_ = true;
-  result_.stop_reason = std::move(reason);
-  kill_deadline_ = processes_->clock()->Now() + options_.grace_period;
+void Supervisor::BeginStop() {
+  const StopOrder& order = policy_.order();
+  result_.outcome = order.outcome;
+  result_.exit_code = order.exit_code;
+  result_.stop_reason = order.reason;
+  result_.cancel_signal = order.cancel_signal;
   if (options_.on_stop) options_.on_stop(result_.outcome, result_.exit_code, result_.stop_reason);
   if (!live_.empty()) {
     reporter_->Info(fmt::format("stopping {} rank(s) with {} ({}); SIGKILL after {:.0f} s",
-                                live_.size(), SignalName(signal), result_.stop_reason,
-                                ToSeconds(options_.grace_period)));
+                                live_.size(), SignalName(order.signal), result_.stop_reason,
+                                ToSeconds(policy_.grace_period())));
   }
   for (auto& [pid, live] : live_) {
-    result_.ranks[live.index].stopped_by_trainrun = true;
-    Status s = processes_->SignalGroup(pid, signal);
+    Status s = processes_->SignalGroup(pid, order.signal);
     if (!s.ok()) reporter_->Warning(s.message());
   }
 }
 
 void Supervisor::KillAll() {
-  killed_ = true;
   for (auto& [pid, live] : live_) {
     const RankResult& rank = result_.ranks[live.index];
     reporter_->Warning(fmt::format("rank {} (pid {}) still running after the grace period; "
@@ -83,8 +74,9 @@ void Supervisor::OnExit(int pid, const ExitStatus& status) {
   RankResult& rank = result_.ranks[live.index];
   rank.status = status;
   rank.seconds = ToSeconds(processes_->clock()->Now() - live.started);
+  rank.stopped_by_trainrun = policy_.stopping();
   reporter_->RankExited(rank.rank, status, rank.stopped_by_trainrun);
-  if (status.success() || stopping_) return;
+  if (status.success() || policy_.stopping()) return;
 
   RankFailure failure;
   failure.rank = rank.rank;
@@ -92,41 +84,37 @@ void Supervisor::OnExit(int pid, const ExitStatus& status) {
   failure.status = status;
   failure.reason = status.HowItEnded();
   failure.hint = FailureHint(status);
-  result_.outcome = RunOutcome::kRankFailed;
-  result_.exit_code = status.ToExitCode();
   result_.failure = failure;
   if (options_.on_rank_failed) options_.on_rank_failed(failure);
-  BeginStop(SIGTERM, fmt::format("rank {} {}", rank.rank, failure.reason));
+  const std::string reason = fmt::format("rank {} {}", rank.rank, failure.reason);
+  if (policy_.RankFailed(status.ToExitCode(), reason)) BeginStop();
 }
 
 void Supervisor::OnSignal(int signal) {
-  if (signal != SIGTERM && signal != SIGINT && signal != SIGHUP) return;
-  if (stopping_) {
-    if (!killed_) {
-      reporter_->Warning(fmt::format("{} again while stopping: killing the ranks now",
-                                     SignalName(signal)));
+  switch (policy_.OnSignal(signal)) {
+    case StopPolicy::SignalAction::kIgnore:
+      break;
+    case StopPolicy::SignalAction::kStop:
+      BeginStop();
+      break;
+    case StopPolicy::SignalAction::kKillNow:
+      reporter_->Warning(
+          fmt::format("{} again while stopping: killing the ranks now", SignalName(signal)));
       KillAll();
-    }
-    return;
+      break;
   }
-  result_.outcome = RunOutcome::kCanceled;
-  result_.exit_code = kExitCodeCanceled;
-  result_.cancel_signal = signal;
-  // SIGHUP means the controlling terminal went away; the ranks get SIGTERM.
-  BeginStop(signal == SIGHUP ? SIGTERM : signal,
-            fmt::format("trainrun received {}", SignalName(signal)));
 }
 
 void Supervisor::Start(std::vector<RankLaunch> launches) {
   Clock* clock = processes_->clock();
-  started_ = clock->Now();
+  policy_.Start();
   result_.ranks.reserve(launches.size());
 
   for (RankLaunch& launch : launches) {
     RankResult rank;
     rank.rank = launch.rank;
     result_.ranks.push_back(rank);
-    if (stopping_) continue;  // a previous rank could not start
+    if (policy_.stopping()) continue;  // a previous rank could not start
     Result<int> pid = processes_->Spawn(launch.spec);
     if (!pid.ok()) {
       RankFailure failure;
@@ -134,12 +122,12 @@ void Supervisor::Start(std::vector<RankLaunch> launches) {
       failure.status = ExitStatus::CouldNotStart(pid.status());
       failure.reason = fmt::format("could not start: {}", pid.status().message());
       result_.ranks.back().status = failure.status;
-      result_.outcome = RunOutcome::kRankFailed;
-      result_.exit_code = failure.status.code;
       result_.failure = failure;
       reporter_->Error(fmt::format("rank {} {}", launch.rank, failure.reason));
       if (options_.on_rank_failed) options_.on_rank_failed(failure);
-      BeginStop(SIGTERM, fmt::format("rank {} could not start", launch.rank));
+      if (policy_.RankFailed(failure.status.code,
+                             fmt::format("rank {} could not start", launch.rank)))
+        BeginStop();
       continue;
     }
     result_.ranks.back().pid = *pid;
@@ -150,18 +138,8 @@ void Supervisor::Start(std::vector<RankLaunch> launches) {
 }
 
 SupervisionResult Supervisor::Wait() {
-  Clock* clock = processes_->clock();
-  std::optional<TimePoint> timeout;
-  if (options_.max_run_duration) timeout = started_ + *options_.max_run_duration;
-
   while (!live_.empty()) {
-    std::optional<TimePoint> deadline;
-    if (stopping_ && !killed_) {
-      deadline = kill_deadline_;
-    } else if (!stopping_) {
-      deadline = timeout;
-    }
-    for (const ProcessEvent& event : processes_->Wait(deadline)) {
+    for (const ProcessEvent& event : processes_->Wait(policy_.WaitDeadline())) {
       switch (event.kind) {
         case ProcessEvent::Kind::kExited:
           OnExit(event.pid, event.status);
@@ -175,23 +153,13 @@ SupervisionResult Supervisor::Wait() {
             std::lock_guard lock(stop_mu_);
             request = stop_request_;
           }
-          if (request && !stopping_) {
-            result_.outcome = RunOutcome::kStopped;
-            result_.exit_code = request->first;
-            BeginStop(SIGTERM, request->second);
-          }
+          if (request && policy_.Requested(request->first, request->second)) BeginStop();
           break;
         }
       }
     }
-    const TimePoint now = clock->Now();
-    if (!stopping_ && timeout && now >= *timeout) {
-      result_.outcome = RunOutcome::kTimedOut;
-      result_.exit_code = kExitCodeTimeout;
-      BeginStop(SIGTERM, fmt::format("maxRunDurationSeconds ({:.0f} s) exceeded",
-                                     ToSeconds(*options_.max_run_duration)));
-    }
-    if (stopping_ && !killed_ && now >= kill_deadline_ && !live_.empty()) KillAll();
+    if (policy_.CheckTimeout()) BeginStop();
+    if (policy_.KillDue() && !live_.empty()) KillAll();
   }
 
   // Whatever a rank left in its own process group goes with it.

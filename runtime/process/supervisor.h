@@ -1,10 +1,11 @@
 // The supervisor: starts a node's ranks, watches them, and stops them all on the
 // first failure, a timeout, a cancel or a stop request from elsewhere.
 //
-// The stop sequence is the same whatever the reason: the signal (SIGTERM, or the
-// signal trainrun itself got when it is being canceled) to every live rank's process
-// group, a grace period, then SIGKILL to the groups that are still there. A second
-// SIGTERM/SIGINT while stopping skips the rest of the grace period.
+// The stop sequence is the same whatever the reason, and decided by StopPolicy
+// (stop_policy.h): the signal (SIGTERM, or the signal trainrun itself got when it is
+// being canceled) to every live rank's process group, a grace period, then SIGKILL to
+// the groups that are still there. A second SIGTERM/SIGINT/SIGHUP while stopping
+// skips the rest of the grace period.
 #pragma once
 
 #include <functional>
@@ -14,27 +15,15 @@
 #include <vector>
 
 #include "runtime/process/process.h"
+#include "runtime/process/stop_policy.h"
 #include "runtime/report/reporter.h"
 
 namespace trainrun {
-
-constexpr std::chrono::seconds kDefaultGracePeriod{30};
-constexpr int kExitCodeTimeout = 124;
-constexpr int kExitCodeCanceled = 143;
 
 struct RankLaunch {
   int rank = 0;  // global rank, used in every message
   SpawnSpec spec;
 };
-
-enum class RunOutcome {
-  kSucceeded,   // every rank exited 0
-  kRankFailed,  // a rank exited non-zero, died by a signal, or could not start
-  kTimedOut,    // max_run_duration passed
-  kCanceled,    // trainrun got SIGTERM, SIGINT or SIGHUP
-  kStopped,     // RequestStop() from another part of trainrun (a peer failed)
-};
-std::string_view RunOutcomeName(RunOutcome outcome);
 
 // The root cause: the first rank that failed, not the ranks stopped after it.
 struct RankFailure {
@@ -50,7 +39,10 @@ struct RankResult {
   int rank = 0;
   int pid = 0;
   bool started = false;
-  bool stopped_by_trainrun = false;  // it ended after trainrun signalled it
+  // Its end was seen after trainrun began stopping the run (and signalled it, or
+  // what launched it); false for the rank whose failure began the stop. Set when
+  // the end is seen, by both supervisors.
+  bool stopped_by_trainrun = false;
   ExitStatus status;
   double seconds = 0;  // how long it ran
 };
@@ -117,7 +109,8 @@ class Supervisor {
     size_t index;  // into result_.ranks
     TimePoint started;
   };
-  void BeginStop(int signal, std::string reason);
+  // Carries out the stop the policy just began: records it, on_stop, the signal.
+  void BeginStop();
   void OnExit(int pid, const ExitStatus& status);
   void OnSignal(int signal);
   void KillAll();
@@ -127,10 +120,7 @@ class Supervisor {
   SupervisorOptions options_;
   SupervisionResult result_;
   std::vector<std::pair<int, Live>> live_;  // pid -> live rank
-  TimePoint started_{};
-  bool stopping_ = false;
-  bool killed_ = false;
-  TimePoint kill_deadline_{};
+  StopPolicy policy_;
 
   std::mutex stop_mu_;
   std::optional<std::pair<int, std::string>> stop_request_;  // guarded by stop_mu_

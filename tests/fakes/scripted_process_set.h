@@ -1,10 +1,15 @@
 // A ProcessSet whose processes follow a script instead of running: "exit 3 after
 // 0.5 s", "ignore SIGTERM", "die of SIGSEGV after 2 s". Wait() advances a FakeClock
 // to the next scripted event, so supervision scenarios run in microseconds.
+//
+// Besides the processes it spawns, it can play processes it did not spawn but that
+// trainrun hears about, as an MPI job's ranks (mpirun starts them; each one's wrapper
+// reports its start and end to trainrun): ScriptReported().
 #pragma once
 
 #include <signal.h>
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -37,6 +42,19 @@ class ScriptedProcessSet : public ProcessSet {
   void Script(int rank, ProcessScript script) { scripts_[rank] = script; }
   // trainrun itself receives `signal` at `at` (time since the fake epoch).
   void SendSignalAt(Duration at, int signal) { signals_.push_back({TimePoint{} + at, signal}); }
+
+  // A process for `rank` that this set did not spawn: at `start_at` (time since the
+  // fake epoch) it gets a pid and `on_start(pid)` is called; from then on it follows
+  // `script` (exit_after counts from its start) and reacts to SignalGroup like a
+  // spawned one. When it ends, `on_exit(status)` is called; Wait() never returns a
+  // kExited event for it (a ProcessSet does not report what it did not spawn). Both
+  // callbacks run inside Wait(), where a rank server's thread would call in.
+  void ScriptReported(int rank, Duration start_at, ProcessScript script,
+                      std::function<void(int pid)> on_start,
+                      std::function<void(const ExitStatus&)> on_exit) {
+    reported_.push_back(
+        {TimePoint{} + start_at, rank, script, std::move(on_start), std::move(on_exit)});
+  }
 
   Result<int> Spawn(const SpawnSpec& spec) override {
     int rank = RankOf(spec);
@@ -90,6 +108,9 @@ class ScriptedProcessSet : public ProcessSet {
     for (const auto& s : signals_) {
       if (!s.delivered && (!next || s.at < *next)) next = s.at;
     }
+    for (const auto& r : reported_) {
+      if (!r.started && (!next || r.at < *next)) next = r.at;
+    }
     if (++waits_ > kMaxWaits) {
       ADD_FAILURE() << "Wait() was called " << kMaxWaits << " times without the run ending; "
                     << "still running: " << LiveRanks();
@@ -118,9 +139,16 @@ class ScriptedProcessSet : public ProcessSet {
         events.push_back(e);
       }
     }
+    std::vector<std::function<void()>> reports;  // called once the maps are consistent
     for (auto& [pid, proc] : procs_) {
       if (!proc.reaped && proc.exit_at && *proc.exit_at <= clock_->Now()) {
         proc.reaped = true;
+        if (proc.on_exit) {
+          reports.push_back([on_exit = proc.on_exit, status = proc.exit_status] {
+            on_exit(status);
+          });
+          continue;
+        }
         ProcessEvent e;
         e.kind = ProcessEvent::Kind::kExited;
         e.pid = pid;
@@ -128,6 +156,22 @@ class ScriptedProcessSet : public ProcessSet {
         events.push_back(e);
       }
     }
+    for (auto& r : reported_) {
+      if (r.started || r.at > clock_->Now()) continue;
+      r.started = true;
+      int pid = next_pid_++;
+      Proc proc;
+      proc.rank = r.rank;
+      proc.script = r.script;
+      proc.on_exit = r.on_exit;
+      if (r.script.exit_after) {
+        proc.exit_at = clock_->Now() + *r.script.exit_after;
+        proc.exit_status = r.script.exit_status;
+      }
+      procs_[pid] = proc;
+      reports.push_back([on_start = r.on_start, pid] { on_start(pid); });
+    }
+    for (const auto& report : reports) report();
     return events;
   }
 
@@ -157,6 +201,15 @@ class ScriptedProcessSet : public ProcessSet {
     std::optional<TimePoint> exit_at;
     ExitStatus exit_status;
     bool reaped = false;
+    std::function<void(const ExitStatus&)> on_exit;  // set for a reported process
+  };
+  struct Reported {
+    TimePoint at;
+    int rank;
+    ProcessScript script;
+    std::function<void(int)> on_start;
+    std::function<void(const ExitStatus&)> on_exit;
+    bool started = false;
   };
   struct PendingSignal {
     TimePoint at;
@@ -167,15 +220,24 @@ class ScriptedProcessSet : public ProcessSet {
   // Every live process ends now by SIGKILL: how a stuck scenario is cut short.
   std::vector<ProcessEvent> KillEverything() {
     std::vector<ProcessEvent> events;
+    std::vector<std::function<void(const ExitStatus&)>> reported_exits;
+    ExitStatus killed;
+    killed.signal = SIGKILL;
     for (auto& [pid, proc] : procs_) {
       if (proc.reaped) continue;
       proc.reaped = true;
+      if (proc.on_exit) {
+        reported_exits.push_back(proc.on_exit);
+        continue;
+      }
       ProcessEvent e;
       e.kind = ProcessEvent::Kind::kExited;
       e.pid = pid;
-      e.status.signal = SIGKILL;
+      e.status = killed;
       events.push_back(e);
     }
+    for (auto& r : reported_) r.started = true;  // never to start now
+    for (const auto& on_exit : reported_exits) on_exit(killed);
     return events;
   }
 
@@ -206,6 +268,7 @@ class ScriptedProcessSet : public ProcessSet {
   std::map<int, ProcessScript> scripts_;
   std::map<int, Proc> procs_;
   std::vector<PendingSignal> signals_;
+  std::vector<Reported> reported_;
   std::vector<SentSignal> signals_sent_;
   std::vector<int> spawned_;
   int next_pid_ = 1000;

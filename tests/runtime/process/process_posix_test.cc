@@ -213,7 +213,11 @@ TEST_F(PosixProcessSetTest, SupervisorWithRealProcessesFailsFast) {
     launches.push_back(l);
   }
   QuietReporter reporter;
-  Supervisor supervisor(set_.get(), &reporter, {});
+  // A bound for the wait: should fail-fast break, the run ends here (exit 124) and
+  // the assertions below fail at once, instead of the test waiting for `sleep 60`.
+  SupervisorOptions options;
+  options.max_run_duration = seconds(10);
+  Supervisor supervisor(set_.get(), &reporter, options);
   TimePoint start = SystemClock()->Now();
   SupervisionResult result = supervisor.Run(launches);
   EXPECT_EQ(result.exit_code, 5);
