@@ -17,7 +17,8 @@ int RunPipeline::DryRun() {
   std::string text = "# trainrun dry run: nothing is created or started\n";
   text += fmt::format("run id:         {}\n", job_.run_id);
   text += fmt::format("experiment:     {}\n", job_.experiment_name);
-  text += fmt::format("job file:       {}\n", fs::absolute(job_.file).string());
+  std::error_code ec;
+  text += fmt::format("job file:       {}\n", fs::absolute(job_.file, ec).string());
   text += fmt::format("run history:    {}/{}\n", store_->Uri(),
                       RunKey{job_.experiment_name, job_.run_id}.Prefix());
   text += fmt::format("run directory:  {}\n", layout_.root);

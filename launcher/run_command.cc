@@ -74,9 +74,10 @@ Status RunPipeline::Load() {
 void RunPipeline::LayOut() {
   if (job_.run_id.empty()) job_.run_id = GenerateRunId(job_.experiment_name, SystemClock()->WallNow());
   std::string base = options_.workdir.empty() ? kDefaultWorkdirBase : options_.workdir;
-  layout_.root = (fs::absolute(base) / job_.experiment_name / job_.run_id).lexically_normal().string();
+  std::error_code ec;  // absolute() fails only without a current directory: keep it relative
+  layout_.root = (fs::absolute(base, ec) / job_.experiment_name / job_.run_id).lexically_normal().string();
 
-  data_ = std::make_unique<DataPreparer>(fs::absolute(job_.file).parent_path().string(),
+  data_ = std::make_unique<DataPreparer>(fs::absolute(job_.file, ec).parent_path().string(),
                                          layout_.wd(), layout_.data(), &reporter_);
 
   record_.run_id = job_.run_id;
@@ -84,7 +85,7 @@ void RunPipeline::LayOut() {
   record_.trainrun_version = kTrainrunVersion;
   json parsed = json::parse(job_.json);
   record_.job = RedactJobJson(parsed);
-  record_.details["jobFile"] = fs::absolute(job_.file).string();
+  record_.details["jobFile"] = fs::absolute(job_.file, ec).string();
   if (cluster_) record_.details["cluster"] = cluster_->Details();
 }
 
@@ -110,7 +111,7 @@ Status RunPipeline::CreateRunDirectory() {
   reporter_.Add(system_log_.get());
   reporter_.Info(fmt::format("trainrun {} on {} (pid {}{}), job file {}", kTrainrunVersion,
                              LocalHostName(), getpid(), getpid() == 1 ? ", PID 1" : "",
-                             fs::absolute(job_.file).string()));
+                             fs::absolute(job_.file, ec).string()));
   reporter_.Info(fmt::format("run directory {}; run history {}", layout_.root, store_->Uri()));
   return Status::Ok();
 }
