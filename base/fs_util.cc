@@ -44,6 +44,15 @@ Status MakeDirs(const std::string& path) {
   return Status::Ok();
 }
 
+Result<std::vector<fs::directory_entry>> ListDirectory(const fs::path& dir) {
+  std::vector<fs::directory_entry> entries;
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec);
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) entries.push_back(*it);
+  if (ec) return ErrnoStatus(ec.value(), dir.string());
+  return entries;
+}
+
 Status WriteFileAtomic(const std::string& path, std::string_view content) {
   TR_RETURN_IF_ERROR(MakeDirs(fs::path(path).parent_path().string()));
   std::string temp = TempNameFor(path);
@@ -54,6 +63,12 @@ Status WriteFileAtomic(const std::string& path, std::string_view content) {
   if (s.ok() && rename(temp.c_str(), path.c_str()) != 0) s = ErrnoStatus(errno, path);
   if (!s.ok()) unlink(temp.c_str());
   return s;
+}
+
+std::string AbsolutePath(const std::string& path) {
+  std::error_code ec;
+  fs::path absolute = fs::absolute(path, ec);
+  return ec ? path : absolute.lexically_normal().string();
 }
 
 namespace {

@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/status.h"
 
@@ -13,6 +15,10 @@ namespace trainrun {
 
 // mkdir -p. Ok when it already exists as a directory.
 Status MakeDirs(const std::string& path);
+
+// `path` made absolute against the current directory, lexically normal; `path` as
+// given when there is no current directory. Never throws.
+std::string AbsolutePath(const std::string& path);
 
 // Writes `content` to `path` atomically (temporary file, fsync-free rename).
 Status WriteFileAtomic(const std::string& path, std::string_view content);
@@ -32,6 +38,12 @@ std::string TempNameFor(const std::string& path);
 
 // Writes all of `data` to `fd`, retrying short writes and EINTR; errors name `name`.
 Status WriteAll(int fd, const char* data, size_t size, const std::string& name);
+
+// The entries of the folder `dir`, in the order the file system gives them. Unlike
+// a range-for over std::filesystem::directory_iterator (whose ++ throws), an error
+// while reading is a Status naming `dir`.
+Result<std::vector<std::filesystem::directory_entry>> ListDirectory(
+    const std::filesystem::path& dir);
 
 // Whether `path` is `root` or lies inside it, after resolving both (symlinks
 // included). False when either does not exist.

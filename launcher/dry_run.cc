@@ -6,6 +6,7 @@
 #include <optional>
 #include <set>
 
+#include "base/fs_util.h"
 #include "base/redact.h"
 #include "gpu/affinity.h"
 #include "launcher/exit_codes.h"
@@ -41,7 +42,7 @@ int DryRun(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& la
   const RunOptions& options = ctx.options;
   const JobConfig& job = run.job;
   const Placement& placement = run.placement;
-  const DataPreparer data(fs::absolute(job.file).parent_path().string(), layout.wd(), layout.data(),
+  const DataPreparer data(fs::path(AbsolutePath(job.file)).parent_path().string(), layout.wd(), layout.data(),
                           ctx.reporter);
   std::optional<NodeBinding> planned_binding;
   Result<RankPlan> planned = Plan(ctx, run, layout, data, &planned_binding);
@@ -57,7 +58,7 @@ int DryRun(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& la
   std::string text = "# trainrun dry run: nothing is created or started\n";
   text += fmt::format("run id:         {}\n", job.run_id);
   text += fmt::format("experiment:     {}\n", job.experiment_name);
-  text += fmt::format("job file:       {}\n", fs::absolute(job.file).string());
+  text += fmt::format("job file:       {}\n", AbsolutePath(job.file));
   text += fmt::format("run history:    {}/{}\n", run.store->Uri(),
                       RunKey{job.experiment_name, job.run_id}.Prefix());
   text += fmt::format("run directory:  {}\n", layout.root);

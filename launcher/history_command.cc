@@ -11,6 +11,8 @@
 #include "base/redact.h"
 #include "launcher/exit_codes.h"
 #include "base/fs_util.h"
+#include "base/input_limits.h"
+#include "runtime/run/job_config.h"
 #include "runtime/run/history.h"
 #include "runtime/run/run_layout.h"
 #include "runtime/store/store_factory.h"
@@ -30,12 +32,40 @@ int Fail(Console* err, const Status& status) {
   return ExitCodeFor(status);
 }
 
+// The start of a value the user gave, for a message that must not grow with it.
+std::string Shorten(const std::string& value) {
+  return value.size() <= 64 ? value : value.substr(0, 64) + "...";
+}
+
+// The arguments every subcommand shares, checked before any store is touched: run
+// ids and experiment names become path and key segments.
+Status CheckNames(const HistoryOptions& options) {
+  constexpr const char* kRule = "must be 1-255 letters, digits, '_', '-' or '.', starting with "
+                                "a letter or digit";
+  if (!options.experiment.empty() && !IsValidRunName(options.experiment)) {
+    return InvalidArgumentError(
+        fmt::format("--experiment \"{}\": {}", Shorten(options.experiment), kRule));
+  }
+  if (!options.run_id.empty() && !IsValidRunName(options.run_id)) {
+    return InvalidArgumentError(fmt::format("run id \"{}\": {}", Shorten(options.run_id), kRule));
+  }
+  return Status::Ok();
+}
+
+// A path argument: within PATH_MAX and NAME_MAX; the error names the argument.
+Status CheckPathArgument(const std::string& value, const std::string& argument) {
+  Status fits = CheckPathLength(value);
+  if (fits.ok()) return fits;
+  return InvalidArgumentError(fmt::format("{}: {}", argument, fits.message()));
+}
+
 struct Opened {
   std::unique_ptr<Store> store;
   std::unique_ptr<RunHistory> history;
 };
 
 Result<Opened> Open(const HistoryOptions& options) {
+  TR_RETURN_IF_ERROR(CheckNames(options));
   Opened opened;
   TR_ASSIGN_OR_RETURN(opened.store,
                       OpenStore(options.history.empty() ? DefaultHistoryUri() : options.history));
@@ -190,6 +220,10 @@ int HistoryFiles(const HistoryOptions& options, Console* out, Console* err) {
 }
 
 int HistoryDownload(const HistoryOptions& options, Console* out, Console* err) {
+  for (const Status& s : {CheckPathArgument(options.path, "path"),
+                          CheckPathArgument(options.output, "-o/--output")}) {
+    if (!s.ok()) return Fail(err, s);
+  }
   Result<OpenedRun> opened = OpenRun(options);
   if (!opened.ok()) return Fail(err, opened.status());
   const RunKey* key = &opened->key;
@@ -200,7 +234,8 @@ int HistoryDownload(const HistoryOptions& options, Console* out, Console* err) {
 
   if (!path.empty() && store->Stat(object_key).ok()) {
     std::string target = options.output.empty() ? fs::path(path).filename().string() : options.output;
-    if (fs::is_directory(target)) target = (fs::path(target) / fs::path(path).filename()).string();
+    std::error_code ec;
+    if (fs::is_directory(target, ec)) target = (fs::path(target) / fs::path(path).filename()).string();
     Status s = store->GetFile(object_key, target);
     if (!s.ok()) return Fail(err, s);
     out->Write(fmt::format("{} -> {}\n", path, target), false);

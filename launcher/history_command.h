@@ -22,7 +22,9 @@ struct HistoryOptions {
 };
 
 // Each returns an exit code: 0; 66 when the run or file does not exist; 64 for bad
-// arguments; 74 when a download cannot be written; 70 otherwise.
+// arguments (checked before the store is opened: a run id or --experiment that is
+// not 1-255 of [A-Za-z0-9_.-], a download path or -o longer than 4095 bytes or with
+// a component longer than 255); 74 when a download cannot be written; 70 otherwise.
 int HistoryList(const HistoryOptions& options, Console* out, Console* err);
 int HistoryShow(const HistoryOptions& options, Console* out, Console* err);
 int HistoryFiles(const HistoryOptions& options, Console* out, Console* err);

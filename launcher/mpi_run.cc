@@ -35,8 +35,9 @@ SupervisionResult Failed(const Status& status) {
 SupervisionResult RunMpi(MpiRunInputs in) {
   // The wrappers' socket lives in a private folder: the run directory's path
   // may be longer than a unix socket path can be.
-  std::string dir_pattern =
-      (std::filesystem::temp_directory_path() / "trainrun-mpi-XXXXXX").string();
+  std::error_code ec;
+  std::filesystem::path temp = std::filesystem::temp_directory_path(ec);
+  std::string dir_pattern = ((ec ? "/tmp" : temp) / "trainrun-mpi-XXXXXX").string();
   if (mkdtemp(dir_pattern.data()) == nullptr)
     return Failed(ErrnoStatus(errno, "mkdtemp"));
   const std::string dir = dir_pattern;
@@ -64,7 +65,7 @@ SupervisionResult RunMpi(MpiRunInputs in) {
   Result<std::unique_ptr<MpiRankServer>> server =
       MpiRankServer::Start(socket, specs, events);
   if (!server.ok()) {
-    std::filesystem::remove_all(dir);
+    std::filesystem::remove_all(dir, ec);
     return Failed(server.status());
   }
 
@@ -103,7 +104,6 @@ SupervisionResult RunMpi(MpiRunInputs in) {
     in.session->SetStopHandler({});
   }
   server->reset();
-  std::error_code ec;
   std::filesystem::remove_all(dir, ec);
   return result;
 }

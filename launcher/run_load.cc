@@ -66,7 +66,7 @@ LocalRunLayout LayOutRun(const RunOptions& options, const Placement& placement, 
     job->run_id = GenerateRunId(job->experiment_name, SystemClock()->WallNow());
   }
   std::string base = options.workdir.empty() ? kDefaultWorkdirBase : options.workdir;
-  fs::path root = fs::absolute(base) / job->experiment_name / job->run_id;
+  fs::path root = fs::path(AbsolutePath(base)) / job->experiment_name / job->run_id;
   if (placement.node_count > 1) {
     root /= fmt::format("node{}-{}", placement.node_rank, LocalHostName());
   }
@@ -82,7 +82,7 @@ RunRecord StartRunRecord(const JobConfig& job, const ClusterRun* cluster) {
   record.trainrun_version = kTrainrunVersion;
   json parsed = json::parse(job.json);
   record.job = RedactJobJson(parsed);
-  record.details["jobFile"] = fs::absolute(job.file).string();
+  record.details["jobFile"] = AbsolutePath(job.file);
   if (cluster) record.details["cluster"] = cluster->Details();
   return record;
 }
@@ -117,7 +117,7 @@ Status CreateRunDirectory(const LoadedRun& run, const LocalRunLayout& layout,
   Reporter* reporter = reporting->reporter();
   reporter->Info(fmt::format("trainrun {} on {} (pid {}{}), job file {}", kTrainrunVersion,
                              LocalHostName(), getpid(), getpid() == 1 ? ", PID 1" : "",
-                             fs::absolute(job.file).string()));
+                             AbsolutePath(job.file)));
   reporter->Info(fmt::format("run directory {}; run history {}", layout.root, run.store->Uri()));
   return Status::Ok();
 }

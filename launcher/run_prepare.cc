@@ -112,7 +112,7 @@ Status Prepare(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout
   const int node_rank = run.node_rank();
   Reporter* reporter = ctx.reporter;
   RunRecord& record = ctx.journal->record();
-  prepared->data = std::make_unique<DataPreparer>(fs::absolute(job.file).parent_path().string(),
+  prepared->data = std::make_unique<DataPreparer>(fs::path(AbsolutePath(job.file)).parent_path().string(),
                                                   layout.wd(), layout.data(), reporter);
 
   TR_RETURN_IF_ERROR(CopySource(job, layout, &record, reporter));

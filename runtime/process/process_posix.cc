@@ -349,7 +349,9 @@ void PosixProcessSet::Interrupt() {
 std::vector<int> PosixProcessSet::KillAdoptedOrphans() {
   std::vector<int> killed;
   std::error_code ec;
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+  for (std::filesystem::directory_iterator it("/proc/self/task", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const std::filesystem::directory_entry& task = *it;
     std::ifstream children(task.path() / "children");
     int pid;
     while (children >> pid) {

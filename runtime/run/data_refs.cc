@@ -48,7 +48,8 @@ Status CopyTree(const fs::path& from, const fs::path& to, bool overwrite, Prepar
   struct stat st{};
   if (stat(from.c_str(), &st) != 0) return ErrnoStatus(errno, from.string());
   if (!S_ISDIR(st.st_mode)) {
-    if (!overwrite && fs::exists(to)) {
+    std::error_code ec;
+    if (!overwrite && fs::exists(to, ec)) {
       ++*kept;
       return Status::Ok();
     }
@@ -56,11 +57,10 @@ Status CopyTree(const fs::path& from, const fs::path& to, bool overwrite, Prepar
     return CopyFileAtomic(from.string(), to.string(), &out->bytes);
   }
   TR_RETURN_IF_ERROR(MakeDirs(to.string()));
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(from, ec)) {
+  TR_ASSIGN_OR_RETURN(std::vector<fs::directory_entry> entries, ListDirectory(from));
+  for (const fs::directory_entry& entry : entries) {
     TR_RETURN_IF_ERROR(CopyTree(entry.path(), to / entry.path().filename(), overwrite, out, kept));
   }
-  if (ec) return ErrnoStatus(ec.value(), from.string());
   return Status::Ok();
 }
 
@@ -210,9 +210,9 @@ Status DataPreparer::PrepareObject(const DataReference& ref, ProcessSet* helpers
 
 Status DataPreparer::Mount(const std::string& source, const std::string& target,
                            PreparedData* out) {
-  const bool is_dir = fs::is_directory(source);
-  TR_RETURN_IF_ERROR(MakeDirs(fs::path(target).parent_path().string()));
   std::error_code ec;
+  const bool is_dir = fs::is_directory(source, ec);
+  TR_RETURN_IF_ERROR(MakeDirs(fs::path(target).parent_path().string()));
   if (fs::exists(fs::symlink_status(target, ec))) {
     return AlreadyExistsError(fmt::format("pathOnCompute {} already exists", target));
   }

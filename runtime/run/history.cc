@@ -40,9 +40,7 @@ struct Planner {
     fs::path canonical = fs::canonical(dir, ec);
     if (ec) return ErrnoStatus(ec.value(), dir.string());
     if (!visited.insert(canonical.string()).second) return Status::Ok();
-    fs::directory_iterator it(dir, ec);
-    if (ec) return ErrnoStatus(ec.value(), dir.string());
-    std::vector<fs::directory_entry> entries(fs::begin(it), fs::end(it));
+    TR_ASSIGN_OR_RETURN(std::vector<fs::directory_entry> entries, ListDirectory(dir));
     std::sort(entries.begin(), entries.end());
     for (const fs::directory_entry& entry : entries) {
       const std::string name = entry.path().filename().string();

@@ -1,5 +1,8 @@
 #include "runtime/run/ignore_rules.h"
 
+#include <cstdint>
+#include <unordered_set>
+
 namespace trainrun {
 namespace {
 
@@ -37,7 +40,31 @@ bool MatchClass(std::string_view pattern, char c, size_t* length) {
 
 }  // namespace
 
-bool GlobMatch(std::string_view p, std::string_view t) {
+// Both arguments of every call are suffixes of the pattern and text GlobMatch was
+// given, so their lengths name the state. A state known not to match is not tried
+// again: without that, "*a*a*a*a*a*a*a*a*a*a*a*b" against a long name of a's
+// backtracks exponentially (a .gitignore line would hang the snapshot).
+namespace {
+class GlobMatcher {
+ public:
+  explicit GlobMatcher(size_t text_size) : width_(text_size + 1) {}
+  bool Match(std::string_view p, std::string_view t) {
+    const uint64_t state = static_cast<uint64_t>(p.size()) * width_ + t.size();
+    if (failed_.count(state) != 0) return false;
+    const bool matched = MatchUncached(p, t);
+    if (!matched) failed_.insert(state);
+    return matched;
+  }
+
+ private:
+  bool MatchUncached(std::string_view p, std::string_view t);
+
+  uint64_t width_;
+  std::unordered_set<uint64_t> failed_;
+};
+}  // namespace
+
+bool GlobMatcher::MatchUncached(std::string_view p, std::string_view t) {
   while (!p.empty()) {
     if (p.substr(0, 2) == "**") {
       std::string_view rest = p.substr(2);
@@ -46,12 +73,12 @@ bool GlobMatch(std::string_view p, std::string_view t) {
       if (rest[0] == '/') {
         rest.remove_prefix(1);
         for (size_t i = 0; i <= t.size(); ++i) {
-          if ((i == 0 || t[i - 1] == '/') && GlobMatch(rest, t.substr(i))) return true;
+          if ((i == 0 || t[i - 1] == '/') && Match(rest, t.substr(i))) return true;
         }
         return false;
       }
       for (size_t i = 0; i <= t.size(); ++i) {
-        if (GlobMatch(rest, t.substr(i))) return true;
+        if (Match(rest, t.substr(i))) return true;
       }
       return false;
     }
@@ -59,7 +86,7 @@ bool GlobMatch(std::string_view p, std::string_view t) {
     if (c == '*') {
       std::string_view rest = p.substr(1);
       for (size_t i = 0; i <= t.size(); ++i) {
-        if (GlobMatch(rest, t.substr(i))) return true;
+        if (Match(rest, t.substr(i))) return true;
         if (i < t.size() && t[i] == '/') break;
       }
       return false;
@@ -90,6 +117,10 @@ bool GlobMatch(std::string_view p, std::string_view t) {
     t.remove_prefix(1);
   }
   return t.empty();
+}
+
+bool GlobMatch(std::string_view p, std::string_view t) {
+  return GlobMatcher(t.size()).Match(p, t);
 }
 
 void IgnoreRules::AddFile(const std::string& dir, std::string_view content) {

@@ -1,19 +1,22 @@
 #include "runtime/run/job_config.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
+#include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "base/field_suggest.h"
-#include "runtime/run/placeholders.h"
+#include "base/input_limits.h"
 #include "base/text.h"
+#include "runtime/run/placeholders.h"
 
 namespace trainrun {
 namespace {
@@ -130,22 +133,27 @@ class ObjectReader {
     return true;
   }
 
+  // The range is checked on the JSON value before any conversion: 2^64-1 is an
+  // unsigned JSON number and 1e300 a double, and neither fits an int64_t.
   bool Int(const std::string& name, int min, int max, std::optional<int>* out) {
     const json* v = Get(name);
     if (v == nullptr) return false;
-    bool integral = v->is_number_integer() ||
-                    (v->is_number_float() && v->get<double>() == static_cast<int64_t>(v->get<double>()));
-    if (!integral) {
+    bool fits = false;
+    if (v->is_number_unsigned()) {
+      fits = v->get<uint64_t>() <= static_cast<uint64_t>(std::max(max, 0)) &&
+             static_cast<int64_t>(v->get<uint64_t>()) >= min;
+    } else if (v->is_number_integer()) {
+      fits = v->get<int64_t>() >= min && v->get<int64_t>() <= max;
+    } else if (v->is_number_float()) {
+      const double d = v->get<double>();
+      fits = d >= min && d <= max && std::floor(d) == d;
+    }
+    if (!fits) {
       errors_->Add(At(name), fmt::format("must be an integer from {} to {}, got {}", min, max,
                                          v->dump()));
       return false;
     }
-    int64_t n = v->is_number_float() ? static_cast<int64_t>(v->get<double>()) : v->get<int64_t>();
-    if (n < min || n > max) {
-      errors_->Add(At(name), fmt::format("must be an integer from {} to {}, got {}", min, max, n));
-      return false;
-    }
-    *out = static_cast<int>(n);
+    *out = v->is_number_float() ? static_cast<int>(v->get<double>()) : v->get<int>();
     return true;
   }
 
@@ -193,6 +201,94 @@ class ObjectReader {
   std::map<std::string, std::string> spelled_;
 };
 
+// Checks a path or URI field against base/input_limits.h; false, with an error
+// naming the field, when it is too long.
+bool PathFits(const std::string& value, const std::string& pointer, Errors* errors) {
+  Status fits = CheckPathLength(value);
+  if (!fits.ok()) errors->Add(pointer, fits.message());
+  return fits.ok();
+}
+
+// Stops nlohmann's SAX parser (which keeps its own stack, so it does not recurse)
+// at the first array or object nested deeper than kMaxJobNestingDepth, and keeps a
+// syntax error with its byte offset. Run before the tree is built: building,
+// copying and printing a tree recurse once per level.
+class DepthCheck : public nlohmann::json_sax<json> {
+ public:
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return Enter(); }
+  bool key(string_t&) override { return true; }
+  bool end_object() override { return Leave(); }
+  bool start_array(std::size_t) override { return Enter(); }
+  bool end_array() override { return Leave(); }
+  bool parse_error(std::size_t position, const std::string&,
+                   const nlohmann::detail::exception& e) override {
+    error_ = e.what();
+    error_position_ = position;
+    return false;
+  }
+
+  bool too_deep() const { return too_deep_; }
+  const std::string& error() const { return error_; }
+  size_t error_position() const { return error_position_; }
+
+ private:
+  bool Enter() {
+    if (++depth_ > kMaxJobNestingDepth) too_deep_ = true;
+    return !too_deep_;
+  }
+  bool Leave() {
+    --depth_;
+    return true;
+  }
+
+  int depth_ = 0;
+  bool too_deep_ = false;
+  std::string error_;
+  size_t error_position_ = 0;
+};
+
+// The byte offset of the '[' or '{' that opens nesting level `depth` (1: the top),
+// or text.size() when there is none. `text` is JSON up to that point.
+size_t OffsetOfDepth(const std::string& text, int depth) {
+  int level = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++level == depth) return i;
+    } else if (c == ']' || c == '}') {
+      --level;
+    }
+  }
+  return text.size();
+}
+
+// "line:column" (both from 1) of byte `offset`, which editors understand.
+std::string LineColumn(const std::string& text, size_t offset) {
+  size_t line = 1, column = 1;
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return fmt::format("{}:{}", line, column);
+}
+
 bool IsEnvName(std::string_view name) {
   if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
   for (char c : name) {
@@ -229,6 +325,8 @@ void ParseData(const json& data, const std::string& pointer, Errors* errors,
                       "AZUREML_DATAREFERENCE_<name>)");
       continue;
     }
+    // The name is also a folder: <run dir>/data/<name>.
+    if (!PathFits(it.key(), at, errors)) continue;
     if (!it.value().is_object()) {
       errors->Add(at, fmt::format("must be an object, got {}", TypeName(it.value())));
       continue;
@@ -243,6 +341,8 @@ void ParseData(const json& data, const std::string& pointer, Errors* errors,
       ObjectReader loc(*location, ref.At("dataLocation"), {"uri"}, errors);
       if (!loc.String("uri", &d.uri)) {
         if (loc.Get("uri") == nullptr) errors->Add(loc.Pointer("uri"), "is required");
+      } else {
+        PathFits(d.uri, loc.At("uri"), errors);
       }
     } else if (ref.Get("dataLocation") == nullptr) {
       errors->Add(ref.Pointer("dataLocation"), "is required (an object with \"uri\")");
@@ -252,7 +352,9 @@ void ParseData(const json& data, const std::string& pointer, Errors* errors,
                            {"download", DataMechanism::kDownload},
                            {"direct", DataMechanism::kDirect}},
                           &d.mechanism);
-    ref.String("pathOnCompute", &d.path_on_compute);
+    if (ref.String("pathOnCompute", &d.path_on_compute)) {
+      PathFits(d.path_on_compute, ref.At("pathOnCompute"), errors);
+    }
     if (ref.String("environmentVariableName", &d.environment_variable_name) &&
         !IsEnvName(d.environment_variable_name)) {
       errors->Add(ref.At("environmentVariableName"),
@@ -298,33 +400,71 @@ bool IsValidRunName(std::string_view name) {
 }
 
 Result<JobConfig> ParseJobFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return ErrnoStatus(errno, fmt::format("job file {}", path));
-  std::stringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return ErrnoStatus(errno, fmt::format("job file {}", path));
-  return ParseJobText(text.str(), path);
+  Status fits = CheckPathLength(path);
+  if (!fits.ok()) return InvalidArgumentError(fmt::format("job file: {}", fits.message()));
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return ErrnoStatus(errno, fmt::format("job file {}", path));
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { close(fd); }
+  } closer{fd};
+  struct stat st{};
+  if (fstat(fd, &st) != 0) return ErrnoStatus(errno, fmt::format("job file {}", path));
+  if (!S_ISREG(st.st_mode)) {
+    const char* kind = S_ISDIR(st.st_mode)                             ? "a directory"
+                       : S_ISFIFO(st.st_mode)                          ? "a FIFO"
+                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)    ? "a device"
+                       : S_ISSOCK(st.st_mode)                          ? "a socket"
+                                                                       : "not a file";
+    return InvalidJobError(
+        fmt::format("{}: the job file must be a regular file, this is {}", path, kind));
+  }
+  const auto too_big = [&](uint64_t bytes) {
+    return InvalidJobError(fmt::format("{}: the job file has {} bytes; it may have at most {}",
+                                       path, bytes, kMaxJobFileBytes));
+  };
+  if (static_cast<uint64_t>(st.st_size) > kMaxJobFileBytes) return too_big(st.st_size);
+  // Read one byte past the limit, so a file that grew since fstat is caught too.
+  std::string text(kMaxJobFileBytes + 1, '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    const ssize_t n = read(fd, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, fmt::format("job file {}", path));
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  if (got > kMaxJobFileBytes) return too_big(got);
+  text.resize(got);
+  return ParseJobText(text, path);
 }
 
 Result<JobConfig> ParseJobText(const std::string& text, const std::string& path) {
+  if (text.size() > kMaxJobFileBytes) {
+    return InvalidJobError(fmt::format("{}: the job file has {} bytes; it may have at most {}",
+                                       path, text.size(), kMaxJobFileBytes));
+  }
+  DepthCheck depth;
+  if (!json::sax_parse(text, &depth)) {
+    if (depth.too_deep()) {
+      return InvalidJobError(fmt::format(
+          "{}:{}: arrays and objects are nested more than {} levels deep", path,
+          LineColumn(text, OffsetOfDepth(text, kMaxJobNestingDepth + 1)), kMaxJobNestingDepth));
+    }
+    // nlohmann counts the offending byte from 1.
+    const size_t offset = depth.error_position() == 0 ? 0 : depth.error_position() - 1;
+    std::string what = depth.error();
+    size_t start = what.find("syntax error");
+    if (start == std::string::npos) start = what.find("] ") == std::string::npos ? 0 : what.find("] ") + 2;
+    return InvalidJobError(fmt::format("{}:{}: not valid JSON: {}", path, LineColumn(text, offset),
+                                       what.substr(start)));
+  }
   json root;
   try {
     root = json::parse(text);
-  } catch (const json::parse_error& e) {
-    // Turn the byte offset into line:column, which editors understand.
-    size_t line = 1, column = 1;
-    for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
-      if (text[i] == '\n') {
-        ++line;
-        column = 1;
-      } else {
-        ++column;
-      }
-    }
-    std::string what = e.what();
-    size_t colon = what.find("syntax error");
-    return InvalidJobError(fmt::format("{}:{}:{}: not valid JSON: {}", path, line, column,
-                                       colon == std::string::npos ? what : what.substr(colon)));
+  } catch (const json::exception& e) {
+    return InvalidJobError(fmt::format("{}: not valid JSON: {}", path, e.what()));
   }
   if (!root.is_object()) {
     return InvalidJobError(fmt::format("{}: the job file must be a JSON object, got {}", path,
@@ -335,7 +475,9 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
   JobConfig job;
   job.file = path;
   job.json = root.dump();
-  const fs::path base = fs::absolute(fs::path(path)).parent_path();
+  std::error_code ec;
+  fs::path absolute = fs::absolute(fs::path(path), ec);
+  const fs::path base = (ec ? fs::path(path) : absolute).parent_path();
 
   ObjectReader top(root, "",
                    {"script", "command", "arguments", "sourceDirectory", "experimentName",
@@ -344,8 +486,10 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
                     "data", "history", "rendezvous"},
                    &errors);
 
-  top.String("script", &job.script);
+  const bool script_fits = !top.String("script", &job.script) ||
+                           PathFits(job.script, top.At("script"), &errors);
   top.Scalars("command", &job.command);
+  if (!job.command.empty()) PathFits(job.command[0], top.At("command") + "/0", &errors);
   if (top.Get("command") != nullptr && job.command.empty() && top.Get("command")->is_array()) {
     errors.Add(top.At("command"), "must not be empty");
   }
@@ -361,16 +505,22 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
 
   std::string source = ".";
   top.String("sourceDirectory", &source);
-  job.source_directory = fs::weakly_canonical(base / source).string();
-  {
+  // The joined path is checked too: a relative sourceDirectory that fits may not
+  // once the job file's folder is in front of it.
+  if (PathFits(source, top.At("sourceDirectory"), &errors) &&
+      PathFits((base / source).string(), top.At("sourceDirectory"), &errors)) {
+    fs::path canonical = fs::weakly_canonical(base / source, ec);
+    job.source_directory = ec ? (base / source).lexically_normal().string() : canonical.string();
     struct stat st{};
     if (stat(job.source_directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
       errors.Add(top.At("sourceDirectory"),
                  fmt::format("\"{}\" is not a directory", job.source_directory));
-    } else if (!job.script.empty()) {
+    } else if (!job.script.empty() && script_fits) {
       fs::path script = fs::path(job.source_directory) / job.script;
       if (fs::path(job.script).is_absolute()) script = job.script;
-      if (!fs::is_regular_file(script)) {
+      if (!PathFits(script.string(), top.At("script"), &errors)) {
+        // Said above.
+      } else if (!fs::is_regular_file(script, ec)) {
         errors.Add(top.At("script"),
                    fmt::format("\"{}\" is not a file in sourceDirectory {}", job.script,
                                job.source_directory));
@@ -446,7 +596,9 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
     }
     if (const json* python = env.Object("python")) {
       ObjectReader py(*python, env.At("python"), {"interpreterPath"}, &errors);
-      py.String("interpreterPath", &job.interpreter_path);
+      if (py.String("interpreterPath", &job.interpreter_path)) {
+        PathFits(job.interpreter_path, py.At("interpreterPath"), &errors);
+      }
     }
   }
 
@@ -459,13 +611,14 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
     h.Scalars("directoriesToWatch", &job.history.directories_to_watch);
     for (size_t i = 0; i < job.history.directories_to_watch.size(); ++i) {
       const fs::path dir(job.history.directories_to_watch[i]);
+      const std::string at = fmt::format("{}/{}", h.At("directoriesToWatch"), i);
+      if (!PathFits(dir.string(), at, &errors)) continue;
       if (dir.empty() || dir.is_absolute() || *dir.begin() == "..") {
-        errors.Add(fmt::format("{}/{}", h.At("directoriesToWatch"), i),
-                   fmt::format("\"{}\" must be a path inside the working directory",
-                               dir.string()));
+        errors.Add(at, fmt::format("\"{}\" must be a path inside the working directory",
+                                   dir.string()));
       }
     }
-    h.String("uri", &job.history.uri);
+    if (h.String("uri", &job.history.uri)) PathFits(job.history.uri, h.At("uri"), &errors);
   }
 
   // Placeholders are checked now so a typo fails before anything starts.

@@ -5,6 +5,7 @@
 //   job.json: /data/mnist/mechanism: "mnt" is not one of mount, download, direct
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <utility>
@@ -18,6 +19,13 @@ constexpr const char* kDefaultExperimentName = "default";
 constexpr const char* kDefaultPythonInterpreter = "python3";
 constexpr int kMaxProcessesPerNode = 4096;
 constexpr int kMaxNodeCount = 65536;
+// A job file is a few kilobytes; more than this is a mistake (or /dev/zero) and is
+// refused before it is read.
+constexpr size_t kMaxJobFileBytes = 4 << 20;
+// Arrays and objects inside each other, counting the top-level object as 1. Checked
+// while scanning, before any tree is built: the tree and its printing recurse once
+// per level, so a file nested 60,000 deep would overflow the stack.
+constexpr int kMaxJobNestingDepth = 64;
 
 enum class Communicator { kNone, kMpi, kNccl, kGloo, kTensorFlow };
 std::string_view CommunicatorName(Communicator c);
@@ -79,11 +87,22 @@ struct JobConfig {
 
 // Reads, parses and validates `path`. Relative paths in the file are resolved
 // against the file's folder. Errors are kInvalidJob and name the file and field;
-// several errors are reported together, one per line.
+// several errors are reported together, one per line. Limits, each an error naming
+// the file (and the field where there is one):
+// - `path` must be a regular file (a FIFO, device or directory is refused without
+//   reading from it, so `trainrun run /dev/zero` or a FIFO never blocks) of at most
+//   kMaxJobFileBytes; a `path` longer than a path may be is kInvalidArgument;
+// - arrays and objects nest at most kMaxJobNestingDepth deep;
+// - every path and URI field (script, command[0], sourceDirectory, pathOnCompute,
+//   dataLocation.uri, interpreterPath, directoriesToWatch, history.uri, data
+//   reference names) fits kMaxPathBytes with components of at most kMaxNameBytes
+//   (base/input_limits.h);
+// - numbers are range-checked as JSON values before they are converted.
+// A file that cannot be opened is kNotFound, kPermissionDenied or kIoError.
 Result<JobConfig> ParseJobFile(const std::string& path);
 
-// Same, for text already in memory; `path` is used for messages and for resolving
-// relative paths.
+// Same, for text already in memory (with the same size, nesting and field limits);
+// `path` is used for messages and for resolving relative paths. Never throws.
 Result<JobConfig> ParseJobText(const std::string& text, const std::string& path);
 
 // Checks that experiment names and run ids are safe as path and key segments:

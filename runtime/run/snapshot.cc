@@ -37,9 +37,7 @@ struct Walker {
   Status Copy(const fs::path& dir, const std::string& relative) {
     LoadIgnoreFile(dir, relative);
     std::error_code ec;
-    fs::directory_iterator it(dir, ec);
-    if (ec) return ErrnoStatus(ec.value(), dir.string());
-    std::vector<fs::directory_entry> entries(fs::begin(it), fs::end(it));
+    TR_ASSIGN_OR_RETURN(std::vector<fs::directory_entry> entries, ListDirectory(dir));
     for (const fs::directory_entry& entry : entries) {
       const std::string name = entry.path().filename().string();
       const std::string rel = relative.empty() ? name : relative + "/" + name;

@@ -122,7 +122,8 @@ Result<std::vector<ObjectInfo>> FileStore::List(const std::string& prefix) {
     if (IsTempName(name)) continue;
     struct stat st{};
     if (lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-    std::string key = fs::relative(it->path(), root_).generic_string();
+    std::string key = fs::relative(it->path(), root_, ec).generic_string();
+    if (ec) return ErrnoStatus(ec.value(), it->path().string());
     if (key.compare(0, prefix.size(), prefix) != 0) continue;
     out.push_back(InfoFromStat(key, st));
   }
@@ -136,12 +137,12 @@ Result<std::vector<std::string>> FileStore::ListChildren(const std::string& pref
   fs::path dir = prefix.empty() ? fs::path(root_) : fs::path(PathOf(prefix));
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return out;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+  TR_ASSIGN_OR_RETURN(std::vector<fs::directory_entry> entries, ListDirectory(dir));
+  for (const fs::directory_entry& entry : entries) {
     const std::string name = entry.path().filename().string();
     if (IsTempName(name)) continue;
     out.push_back(entry.is_directory(ec) ? name + "/" : name);
   }
-  if (ec) return ErrnoStatus(ec.value(), dir.string());
   std::sort(out.begin(), out.end());
   return out;
 }

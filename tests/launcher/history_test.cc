@@ -84,5 +84,43 @@ TEST_F(HistoryCommandTest, MissingRunsAndFilesExit66) {
   EXPECT_NE(r.err.find("absent.bin"), std::string::npos) << r.err;
 }
 
+// Arguments past their limits are usage errors (64), found before any store is read.
+class HistoryLimitsTest : public ::testing::Test {
+ protected:
+  Invocation History(std::vector<std::string> args) {
+    args.insert(args.begin(), {"history", "--history", dir_ / "hist"});
+    return RunTrainrun(args, dir_.path());
+  }
+  TempDir dir_;
+};
+
+TEST_F(HistoryLimitsTest, LongPathsAndBadRunIdsExit64NamingTheArgument) {
+  Invocation r = History({"download", "r0", "outputs", "-o", std::string(300, 'o')});
+  EXPECT_EQ(r.exit_code, 64) << r.err;
+  EXPECT_NE(r.err.find("-o/--output: path component \"ooo"), std::string::npos) << r.err;
+  std::string long_path;
+  while (long_path.size() <= 4096) long_path += "dir/";
+  r = History({"download", "r0", "outputs", "-o", long_path});
+  EXPECT_EQ(r.exit_code, 64) << r.err;
+  EXPECT_NE(r.err.find("-o/--output: is 4100 bytes long"), std::string::npos) << r.err;
+  r = History({"download", "r0", "outputs/" + std::string(300, 'f')});
+  EXPECT_EQ(r.exit_code, 64) << r.err;
+  EXPECT_NE(r.err.find("path: path component \"fff"), std::string::npos) << r.err;
+
+  for (const char* command : {"show", "files", "download", "logs"}) {
+    r = History({command, std::string(300, 'r')});
+    EXPECT_EQ(r.exit_code, 64) << command << ": " << r.err;
+    EXPECT_NE(r.err.find("run id \"rrr"), std::string::npos) << r.err;
+    EXPECT_LT(r.err.size(), 400u) << "the message quotes only the start: " << r.err;
+  }
+  r = History({"show", "../etc"});
+  EXPECT_EQ(r.exit_code, 64) << r.err;
+  EXPECT_NE(r.err.find("run id \"../etc\": must be 1-255 letters"), std::string::npos) << r.err;
+  r = History({"--experiment", "a/b", "list"});
+  EXPECT_EQ(r.exit_code, 64) << r.err;
+  EXPECT_NE(r.err.find("--experiment \"a/b\""), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "hist"));
+}
+
 }  // namespace
 }  // namespace trainrun::testing

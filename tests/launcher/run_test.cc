@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -387,6 +388,96 @@ TEST_F(RunTest, LargeSnapshotWarnsAndGitInfoIsRecorded) {
   EXPECT_EQ(rec["source"]["git"]["commit"].get<std::string>().size(), 40u);
   EXPECT_FALSE(fs::exists(LocalDir() + "/wd/ignored"));
   EXPECT_FALSE(rec["warnings"].empty());
+}
+
+// Job files and flags past their limits (README "Limits"): exit 65 or 64 with a
+// message naming the field, never a signal, and nothing created.
+class RunLimitsTest : public RunTest {
+ protected:
+  // Runs trainrun on `job` and fails the test if it has not ended within 30 s.
+  Invocation RunWithin30s(const std::string& job, std::vector<std::string> more = {}) {
+    std::vector<std::string> argv = Args(job, more);
+    argv.insert(argv.begin(), TrainrunBinary());
+    TrainrunProcess process(argv, {}, dir_.path());
+    return process.Wait(std::chrono::seconds(30));
+  }
+  void ExpectNothingCreated() {
+    EXPECT_FALSE(fs::exists(workdir()));
+    EXPECT_FALSE(fs::exists(history()));
+  }
+};
+
+TEST_F(RunLimitsTest, DeepNestingExits65WithAMessage) {
+  const std::string job = dir_ / "deep.json";
+  WriteFile(job, R"({"command": ["x"], "arguments": )" + std::string(60000, '[') +
+                     std::string(60000, ']') + "}");
+  Invocation r = RunWithin30s(job);
+  EXPECT_EQ(r.exit_code, 65) << r.err.substr(0, 500);
+  EXPECT_NE(r.err.find("deep.json:1:"), std::string::npos) << r.err.substr(0, 500);
+  EXPECT_NE(r.err.find("nested more than 64 levels deep"), std::string::npos)
+      << r.err.substr(0, 500);
+  ExpectNothingCreated();
+}
+
+TEST_F(RunLimitsTest, LongPathFieldsExit65NamingTheField) {
+  Invocation r = RunWithin30s(Job({}, {{"command", json::array({"/bin/true"})},
+                                       {"sourceDirectory", "src/" + std::string(256, 's')}}));
+  EXPECT_EQ(r.exit_code, 65) << r.err;
+  EXPECT_NE(r.err.find("/sourceDirectory: path component \"sss"), std::string::npos) << r.err;
+
+  r = RunWithin30s(Job({}, {{"command", nullptr}, {"script", std::string(256, 't') + ".py"}}));
+  EXPECT_EQ(r.exit_code, 65) << r.err;
+  EXPECT_NE(r.err.find("/script: path component \"ttt"), std::string::npos) << r.err;
+
+  // Used to throw in Preparing and leave run.json there.
+  r = RunWithin30s(Job({"--sleep-ms", "0"},
+                       {{"data", {{"d", {{"dataLocation", {{"uri", dir_ / "src"}}},
+                                         {"mechanism", "download"},
+                                         {"pathOnCompute", std::string(300, 'p')}}}}}}));
+  EXPECT_EQ(r.exit_code, 65) << r.err;
+  EXPECT_NE(r.err.find("/data/d/pathOnCompute: path component \"ppp"), std::string::npos)
+      << r.err;
+  ExpectNothingCreated();
+}
+
+TEST_F(RunLimitsTest, FifoDevZeroAndDirectoriesAreRefusedAtOnce) {
+  const std::string fifo = dir_ / "job.fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  for (const std::string& job : {fifo, std::string("/dev/zero"), dir_.path()}) {
+    Invocation r = RunWithin30s(job);
+    EXPECT_EQ(r.exit_code, 65) << job << ": " << r.err;
+    EXPECT_NE(r.err.find("the job file must be a regular file"), std::string::npos) << r.err;
+  }
+  ExpectNothingCreated();
+}
+
+TEST_F(RunLimitsTest, HugeNumbersAreReportedAsWritten) {
+  const std::string job = dir_ / "huge.json";
+  WriteFile(job, R"({"command": ["x"], "processCountPerNode": 18446744073709551615})");
+  Invocation r = RunWithin30s(job);
+  EXPECT_EQ(r.exit_code, 65) << r.err;
+  EXPECT_NE(r.err.find("/processCountPerNode: must be an integer from 1 to 4096, got "
+                       "18446744073709551615"),
+            std::string::npos) << r.err;
+}
+
+TEST_F(RunLimitsTest, BadRunIdsAndLongJobPathsExit64) {
+  const std::string job = Job({"--sleep-ms", "0"});
+  Invocation r = RunWithin30s(job, {"--run-id", std::string(256, 'r')});
+  EXPECT_EQ(r.exit_code, 64) << r.err;
+  EXPECT_NE(r.err.find("--run-id \"rrr"), std::string::npos) << r.err;
+  {
+    TrainrunProcess process({TrainrunBinary(), "run", job, "--history", history(), "--workdir",
+                             workdir()},
+                            {"TRAINRUN_RUN_ID=../escape"}, dir_.path());
+    r = process.Wait(std::chrono::seconds(30));
+  }
+  EXPECT_EQ(r.exit_code, 64) << r.err;
+  EXPECT_NE(r.err.find("\"../escape\": must be 1-255"), std::string::npos) << r.err;
+  r = RunWithin30s(dir_ / (std::string(300, 'j') + ".json"));
+  EXPECT_EQ(r.exit_code, 64) << r.err;
+  EXPECT_NE(r.err.find("job file: path component \"jjj"), std::string::npos) << r.err;
+  ExpectNothingCreated();
 }
 
 }  // namespace

@@ -1,6 +1,14 @@
 #include "runtime/run/job_config.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <future>
+
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "tests/test_util.h"
 
@@ -162,6 +170,174 @@ TEST_F(JobConfigTest, LaterIssuesFieldsAreAccepted) {
   ASSERT_TRUE(job.ok()) << job.status().message();
   EXPECT_EQ(job->node_count, 4);
   EXPECT_EQ(job->communicator, Communicator::kMpi);
+}
+
+// The limits on what a job file may hold (README "Limits").
+class JobConfigLimitsTest : public JobConfigTest {
+ protected:
+  // ParseJobFile on another thread: fails the test instead of hanging when it blocks.
+  Result<JobConfig> ParseFileWithin(const std::string& path, std::chrono::seconds limit) {
+    auto parsed = std::async(std::launch::async, [path] { return ParseJobFile(path); });
+    if (parsed.wait_for(limit) != std::future_status::ready) {
+      ADD_FAILURE() << "ParseJobFile(" << path << ") still running after " << limit.count()
+                    << " s";
+      // A reader blocked on a FIFO returns once a writer comes and goes.
+      int fd = open(path.c_str(), O_WRONLY | O_NONBLOCK);
+      if (fd >= 0) close(fd);
+    }
+    return parsed.get();
+  }
+  std::string Nested(int levels) {
+    return R"({"script": "train.py", "sourceDirectory": "src", "arguments": )" +
+           std::string(levels, '[') + std::string(levels, ']') + "}";
+  }
+};
+
+TEST_F(JobConfigLimitsTest, NestingPastTheLimitIsRefusedWithoutRecursing) {
+  // 60,000 levels would overflow the stack if a tree were built (or printed).
+  std::string e = Error(Nested(60000));
+  EXPECT_NE(e.find("job.json:1:126: arrays and objects are nested more than 64 levels deep"),
+            std::string::npos) << e.substr(0, 300);
+  WriteFile(dir_ / "deep.json", Nested(60000));
+  Result<JobConfig> job = ParseJobFile(dir_ / "deep.json");
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), StatusCode::kInvalidJob);
+  // At the limit the nesting is fine; "arguments" only holds no scalars.
+  EXPECT_EQ(Error(Nested(kMaxJobNestingDepth - 1)).find("nested"), std::string::npos);
+  EXPECT_NE(Error(Nested(kMaxJobNestingDepth - 1)).find("/arguments/0: must be a string"),
+            std::string::npos);
+  EXPECT_NE(Error(Nested(kMaxJobNestingDepth)).find("nested more than 64"), std::string::npos);
+}
+
+TEST_F(JobConfigLimitsTest, OnlyRegularFilesUpToTheSizeLimitAreRead) {
+  const std::string big = dir_ / "big.json";
+  WriteFile(big, R"({"script": "train.py", "sourceDirectory": "src"})" +
+                     std::string(kMaxJobFileBytes, ' '));
+  Result<JobConfig> job = ParseFileWithin(big, std::chrono::seconds(10));
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), StatusCode::kInvalidJob);
+  EXPECT_NE(job.status().message().find("big.json: the job file has 4194352 bytes; it may have "
+                                        "at most 4194304"),
+            std::string::npos) << job.status().message();
+  EXPECT_NE(Error(std::string(kMaxJobFileBytes + 1, ' ')).find("at most 4194304"),
+            std::string::npos);
+
+  const std::string fifo = dir_ / "fifo.json";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  job = ParseFileWithin(fifo, std::chrono::seconds(10));
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), StatusCode::kInvalidJob);
+  EXPECT_NE(job.status().message().find("must be a regular file, this is a FIFO"),
+            std::string::npos) << job.status().message();
+
+  job = ParseFileWithin("/dev/zero", std::chrono::seconds(10));
+  ASSERT_FALSE(job.ok());
+  EXPECT_NE(job.status().message().find("/dev/zero: the job file must be a regular file, this "
+                                        "is a device"),
+            std::string::npos) << job.status().message();
+  job = ParseFileWithin(dir_ / "src", std::chrono::seconds(10));
+  ASSERT_FALSE(job.ok());
+  EXPECT_NE(job.status().message().find("this is a directory"), std::string::npos);
+
+  job = ParseJobFile(dir_ / (std::string(300, 'j') + ".json"));
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(job.status().message().find("job file: path component \"jjj"), std::string::npos)
+      << job.status().message();
+}
+
+TEST_F(JobConfigLimitsTest, PathFieldsPastPathMaxOrNameMaxNameTheField) {
+  const std::string name(256, 'n');                  // one component past NAME_MAX
+  std::string path;                                  // 4096 bytes, components of 127
+  while (path.size() < 4096) path += std::string(127, 'p') + "/";
+  struct Case {
+    nlohmann::json job;
+    std::string field;
+  };
+  const nlohmann::json base = {{"script", "train.py"}, {"sourceDirectory", "src"}};
+  auto with = [&](nlohmann::json extra) {
+    nlohmann::json job = base;
+    job.update(extra, /*merge_objects=*/true);
+    return job;
+  };
+  auto data = [&](nlohmann::json ref) {
+    ref["dataLocation"] = ref.value("dataLocation", nlohmann::json{{"uri", "/d"}});
+    return nlohmann::json{{"data", {{"d", ref}}}};
+  };
+  const std::vector<Case> cases = {
+      {with({{"script", name + ".py"}}), "/script: path component \"nnn"},
+      {with({{"sourceDirectory", "src/" + name}}), "/sourceDirectory: path component \"nnn"},
+      {with({{"sourceDirectory", path}}), "/sourceDirectory: is 4096 bytes long; a path may "
+                                          "have at most 4095"},
+      {nlohmann::json{{"command", {"/bin/" + name}}, {"sourceDirectory", "src"}},
+       "/command/0: path component"},
+      {with(data({{"pathOnCompute", std::string(300, 'c')}})),
+       "/data/d/pathOnCompute: path component \"ccc"},
+      {with(data({{"dataLocation", {{"uri", "file:///" + name}}}})),
+       "/data/d/dataLocation/uri: path component"},
+      {with(data({{"dataLocation", {{"uri", "az://a/c/" + path}}}})),
+       "/data/d/dataLocation/uri: is 4105 bytes long"},
+      {with({{"data", {{name, {{"dataLocation", {{"uri", "/d"}}}}}}}}),
+       "/data/" + name + ": path component"},
+      {with({{"environment", {{"python", {{"interpreterPath", "/usr/" + name}}}}}}),
+       "/environment/python/interpreterPath: path component"},
+      {with({{"history", {{"directoriesToWatch", {"logs", name}}}}}),
+       "/history/directoriesToWatch/1: path component"},
+      {with({{"history", {{"uri", "file:///" + path}}}}), "/history/uri: is 4104 bytes long"},
+  };
+  for (const Case& c : cases) {
+    std::string e = Error(c.job.dump());
+    EXPECT_NE(e.find(c.field), std::string::npos) << "want " << c.field << "\ngot: " << e;
+    EXPECT_EQ(e.find('\n'), std::string::npos) << "one error only: " << e;
+  }
+  // 255 is still a valid file name.
+  WriteFile(dir_ / ("src/" + std::string(252, 's') + ".py"), "");
+  EXPECT_EQ(Error(with({{"script", std::string(252, 's') + ".py"}}).dump()), "");
+}
+
+TEST_F(JobConfigLimitsTest, NumbersAreRangeCheckedBeforeConversion) {
+  struct Case {
+    const char* value;
+    const char* expected;
+  } cases[] = {
+      {"18446744073709551615", "got 18446744073709551615"},
+      {"9223372036854775808", "got 9223372036854775808"},
+      {"-9223372036854775808", "got -9223372036854775808"},
+      {"4097", "got 4097"},
+      {"1e300", "got 1e+300"},
+      {"-1e300", "got -1e+300"},
+      {"2.5", "got 2.5"},
+      {"4096.0000001", "got 4096.0000001"},
+  };
+  for (const Case& c : cases) {
+    std::string e = Error(std::string(R"({"script": "train.py", "sourceDirectory": "src", )"
+                                      R"("processCountPerNode": )") + c.value + "}");
+    EXPECT_NE(e.find("/processCountPerNode: must be an integer from 1 to 4096, got "),
+              std::string::npos) << c.value << ": " << e;
+    EXPECT_NE(e.find(c.expected), std::string::npos) << c.value << ": " << e;
+  }
+  Result<JobConfig> job = Parse(R"({"script": "train.py", "sourceDirectory": "src",
+      "processCountPerNode": 4096.0, "nodeCount": 65536, "maxRunDurationSeconds": 2147483647})");
+  ASSERT_TRUE(job.ok()) << job.status().message();
+  EXPECT_EQ(job->process_count_per_node, 4096);
+  EXPECT_EQ(job->node_count, 65536);
+  EXPECT_EQ(job->max_run_duration_seconds, 2147483647);
+  // A number past what a double holds is a JSON error with its place, not an exception.
+  std::string e = Error(R"({"script": "train.py", "nodeCount": 1e400})");
+  EXPECT_NE(e.find("job.json:1:"), std::string::npos) << e;
+  EXPECT_NE(e.find("number overflow"), std::string::npos) << e;
+}
+
+TEST_F(JobConfigLimitsTest, RunIdsAndExperimentNamesAreCheckedForLengthAndCharacters) {
+  EXPECT_TRUE(IsValidRunName(std::string(255, 'r')));
+  EXPECT_FALSE(IsValidRunName(std::string(256, 'r')));
+  EXPECT_FALSE(IsValidRunName("a/b"));
+  EXPECT_FALSE(IsValidRunName(".hidden"));
+  std::string e = Error(nlohmann::json{{"script", "train.py"}, {"sourceDirectory", "src"},
+                                       {"runId", std::string(256, 'r')}}.dump());
+  EXPECT_NE(e.find("/runId: \"rrr"), std::string::npos) << e;
+  e = Error(R"({"script": "train.py", "sourceDirectory": "src", "experimentName": "a b"})");
+  EXPECT_NE(e.find("/experimentName: \"a b\" must be 1-255"), std::string::npos) << e;
 }
 
 }  // namespace
