@@ -14,8 +14,7 @@ namespace trainrun {
 Result<std::string> Sha256FileHex(const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus(errno, path);
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
-                                                              EVP_MD_CTX_free);
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
   std::string buffer(1 << 16, '\0');
   while (true) {
@@ -38,8 +37,7 @@ Result<std::string> Sha256FileHex(const std::string& path) {
 
 std::string RandomBytes(size_t n) {
   std::string bytes(n, '\0');
-  RAND_bytes(reinterpret_cast<unsigned char*>(bytes.data()),
-             static_cast<int>(n));
+  RAND_bytes(reinterpret_cast<unsigned char*>(bytes.data()), static_cast<int>(n));
   return bytes;
 }
 

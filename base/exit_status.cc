@@ -19,7 +19,7 @@ std::string ExitStatus::HowItEnded() const {
 ExitStatus ExitStatus::CouldNotStart(const Status& why) {
   ExitStatus status;
   status.code = why.code() == StatusCode::kPermissionDenied ? kExitCodeNotExecutable
-                                                             : kExitCodeCommandNotFound;
+                                                            : kExitCodeCommandNotFound;
   return status;
 }
 

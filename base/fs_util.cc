@@ -19,8 +19,8 @@ namespace fs = std::filesystem;
 std::string TempNameFor(const std::string& path) {
   static thread_local std::mt19937_64 rng(std::random_device{}());
   fs::path p(path);
-  return (p.parent_path() / fmt::format(".{}.tmp-{:08x}", p.filename().string(),
-                                        static_cast<uint32_t>(rng())))
+  return (p.parent_path() /
+          fmt::format(".{}.tmp-{:08x}", p.filename().string(), static_cast<uint32_t>(rng())))
       .string();
 }
 
@@ -115,7 +115,7 @@ Status CopyRange(int in, int out, off_t offset, off_t length, const std::string&
 Status CopyFileAtomic(const std::string& from, const std::string& to, uint64_t* bytes) {
   int in = open(from.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return ErrnoStatus(errno, from);
-  struct stat st{};
+  struct stat st {};
   if (fstat(in, &st) != 0) {
     int err = errno;
     close(in);
@@ -193,7 +193,7 @@ bool IsInside(const std::string& path, const std::string& root) {
 }
 
 Result<uint64_t> FreeBytes(const std::string& path) {
-  struct statvfs st{};
+  struct statvfs st {};
   if (statvfs(path.c_str(), &st) != 0) return ErrnoStatus(errno, path);
   return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
 }

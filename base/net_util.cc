@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <fmt/format.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netdb.h>
@@ -15,6 +14,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+
+#include <fmt/format.h>
 
 namespace trainrun {
 namespace {
@@ -44,8 +45,7 @@ std::vector<LocalAddress> LocalIpv4Addresses() {
     local.interface = a->ifa_name;
     local.address = Ntop(reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr);
     if (a->ifa_netmask != nullptr) {
-      uint32_t mask = ntohl(
-          reinterpret_cast<sockaddr_in*>(a->ifa_netmask)->sin_addr.s_addr);
+      uint32_t mask = ntohl(reinterpret_cast<sockaddr_in*>(a->ifa_netmask)->sin_addr.s_addr);
       local.prefix_length = __builtin_popcount(mask);
     }
     local.loopback = (a->ifa_flags & IFF_LOOPBACK) != 0;
@@ -70,23 +70,19 @@ std::string LocalHostName() {
 
 Result<std::vector<std::string>> ResolveIpv4(const std::string& host) {
   in_addr literal{};
-  if (inet_pton(AF_INET, host.c_str(), &literal) == 1)
-    return std::vector<std::string>{host};
+  if (inet_pton(AF_INET, host.c_str(), &literal) == 1) return std::vector<std::string>{host};
   addrinfo hints{};
   hints.ai_family = AF_INET;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
   int rc = getaddrinfo(host.c_str(), nullptr, &hints, &found);
   if (rc != 0) {
-    return UnavailableError(
-        fmt::format("cannot resolve host \"{}\": {}", host, gai_strerror(rc)));
+    return UnavailableError(fmt::format("cannot resolve host \"{}\": {}", host, gai_strerror(rc)));
   }
   std::vector<std::string> addresses;
   for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
-    std::string text =
-        Ntop(reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr);
-    if (std::find(addresses.begin(), addresses.end(), text) ==
-        addresses.end()) {
+    std::string text = Ntop(reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr);
+    if (std::find(addresses.begin(), addresses.end(), text) == addresses.end()) {
       addresses.push_back(text);
     }
   }
@@ -130,8 +126,7 @@ Result<int> ConnectTcp(const std::string& host, int port, Duration timeout) {
     last_error = fmt::format("{}:{}: {}", address, port, std::strerror(err));
     if (SystemClock()->Now() >= deadline) break;
   }
-  return UnavailableError(
-      fmt::format("cannot connect to {}:{} ({})", host, port, last_error));
+  return UnavailableError(fmt::format("cannot connect to {}:{} ({})", host, port, last_error));
 }
 
 Result<int> ListenTcp(const std::string& address, int port) {
@@ -144,19 +139,16 @@ Result<int> ListenTcp(const std::string& address, int port) {
   addr.sin_port = htons(static_cast<uint16_t>(port));
   if (inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1) {
     close(fd);
-    return InvalidArgumentError(
-        fmt::format("\"{}\" is not an IPv4 address", address));
+    return InvalidArgumentError(fmt::format("\"{}\" is not an IPv4 address", address));
   }
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      listen(fd, 4096) != 0) {
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd, 4096) != 0) {
     int err = errno;
     close(fd);
     Status s = ErrnoStatus(err, fmt::format("listen on {}:{}", address, port));
-    return err == EADDRINUSE
-               ? UnavailableError(s.message() +
-                                  " (another job's head on this node? give a "
-                                  "different --control-port)")
-               : s;
+    return err == EADDRINUSE ? UnavailableError(s.message() +
+                                                " (another job's head on this node? give a "
+                                                "different --control-port)")
+                             : s;
   }
   return fd;
 }
@@ -190,8 +182,7 @@ Status SendAll(int fd, std::string_view data, Duration timeout) {
   const TimePoint deadline = SystemClock()->Now() + timeout;
   size_t offset = 0;
   while (offset < data.size()) {
-    ssize_t n = send(fd, data.data() + offset, data.size() - offset,
-                     MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n = send(fd, data.data() + offset, data.size() - offset, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       offset += static_cast<size_t>(n);
       continue;
@@ -201,13 +192,12 @@ Status SendAll(int fd, std::string_view data, Duration timeout) {
       pollfd p{fd, POLLOUT, 0};
       int ready = poll(&p, 1, PollTimeoutMs(deadline - SystemClock()->Now()));
       if (ready == 0) {
-        return UnavailableError(fmt::format("{} took nothing for {:.0f} s",
-                                            PeerName(fd), ToSeconds(timeout)));
+        return UnavailableError(
+            fmt::format("{} took nothing for {:.0f} s", PeerName(fd), ToSeconds(timeout)));
       }
       continue;
     }
-    return UnavailableError(
-        fmt::format("send to {}: {}", PeerName(fd), std::strerror(errno)));
+    return UnavailableError(fmt::format("send to {}: {}", PeerName(fd), std::strerror(errno)));
   }
   return Status::Ok();
 }

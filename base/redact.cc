@@ -19,8 +19,8 @@ std::string Upper(std::string_view s) {
 }
 
 bool IsSigningParameter(std::string_view name) {
-  static const char* const kNames[] = {"SIG", "SIGNATURE", "TOKEN", "ACCESS_TOKEN",
-                                       "CODE", "KEY", "PASSWORD", "SECRET"};
+  static const char* const kNames[] = {"SIG",  "SIGNATURE", "TOKEN",    "ACCESS_TOKEN",
+                                       "CODE", "KEY",       "PASSWORD", "SECRET"};
   std::string upper = Upper(name);
   if (upper.rfind("X-AMZ-", 0) == 0) return true;
   for (const char* n : kNames) {
@@ -134,7 +134,8 @@ std::vector<std::string> RedactArguments(const std::vector<std::string>& argv) {
   out.reserve(argv.size());
   bool value_is_secret = false;  // the previous word was "--password" and the like
   for (const std::string& arg : argv) {
-    const bool is_option = arg.size() > 1 && arg[0] == '-' && !std::isdigit(static_cast<unsigned char>(arg[1]));
+    const bool is_option =
+        arg.size() > 1 && arg[0] == '-' && !std::isdigit(static_cast<unsigned char>(arg[1]));
     if (value_is_secret && !is_option) {
       out.push_back(kRedacted);
       value_is_secret = false;
@@ -220,7 +221,8 @@ nlohmann::json RedactJobJson(const nlohmann::json& job) {
     auto [node, name] = stack.back();
     stack.pop_back();
     if (node->is_object()) {
-      for (auto it = node->begin(); it != node->end(); ++it) stack.emplace_back(&it.value(), it.key());
+      for (auto it = node->begin(); it != node->end(); ++it)
+        stack.emplace_back(&it.value(), it.key());
     } else if (node->is_array()) {
       const std::string lower = ToLower(name);
       if (lower == "arguments" || lower == "command" || lower == "script_params" ||

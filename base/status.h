@@ -32,8 +32,7 @@ std::string_view StatusCodeName(StatusCode code);
 class [[nodiscard]] Status {
  public:
   Status() = default;  // ok
-  Status(StatusCode code, std::string message)
-      : code_(code), message_(std::move(message)) {}
+  Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status Ok() { return Status(); }
 
@@ -71,7 +70,7 @@ Status ErrnoStatus(int err, std::string_view what);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : data_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : data_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : data_(std::move(status)) {  // NOLINT
     if (std::get<Status>(data_).ok()) {
       data_ = Status(StatusCode::kInternal, "Result built from an ok Status");
@@ -103,15 +102,14 @@ class [[nodiscard]] Result {
 #define TR_CONCAT(a, b) TR_CONCAT_INNER(a, b)
 
 // Returns the Status from the enclosing function when expr is not ok.
-#define TR_RETURN_IF_ERROR(expr)                \
-  do {                                          \
-    ::trainrun::Status tr_status_ = (expr);     \
-    if (!tr_status_.ok()) return tr_status_;    \
+#define TR_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::trainrun::Status tr_status_ = (expr);  \
+    if (!tr_status_.ok()) return tr_status_; \
   } while (false)
 
 // TR_ASSIGN_OR_RETURN(auto x, MakeX()); returns the error, else binds the value.
-#define TR_ASSIGN_OR_RETURN(lhs, expr)                                  \
-  auto TR_CONCAT(tr_result_, __LINE__) = (expr);                        \
-  if (!TR_CONCAT(tr_result_, __LINE__).ok())                            \
-    return TR_CONCAT(tr_result_, __LINE__).status();                    \
+#define TR_ASSIGN_OR_RETURN(lhs, expr)                                                        \
+  auto TR_CONCAT(tr_result_, __LINE__) = (expr);                                              \
+  if (!TR_CONCAT(tr_result_, __LINE__).ok()) return TR_CONCAT(tr_result_, __LINE__).status(); \
   lhs = std::move(TR_CONCAT(tr_result_, __LINE__)).value()

@@ -37,8 +37,7 @@ void Write(const std::string& path, const std::string& text) {
 int main(int argc, char** argv) {
   const char* rank_env = std::getenv("RANK");
   if (argc < 3 || rank_env == nullptr) {
-    std::fprintf(stderr,
-                 "usage: bench_rank start|hang DIR ... (with RANK set)\n");
+    std::fprintf(stderr, "usage: bench_rank start|hang DIR ... (with RANK set)\n");
     return 2;
   }
   const std::string mode = argv[1], dir = argv[2], rank = rank_env;

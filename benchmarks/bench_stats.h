@@ -1,12 +1,12 @@
 // Medians, p99s and fixed-width tables for the benchmarks.
 #pragma once
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
 
 namespace trainrun::bench {
 

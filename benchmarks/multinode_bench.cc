@@ -63,8 +63,7 @@ int Spawn(const std::vector<std::string>& argv, const std::string& log) {
     dup2(fd, 2);
     setenv("TRAINRUN_JOB_TOKEN", kToken, 1);
     std::vector<char*> args;
-    for (const std::string& a : argv)
-      args.push_back(const_cast<char*>(a.c_str()));
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     execv(args[0], args.data());
     _exit(127);
@@ -97,8 +96,7 @@ bool WaitFor(const std::function<bool()>& condition, double seconds) {
 
 class Bench {
  public:
-  Bench(NetnsCluster* cluster, std::string dir)
-      : cluster_(cluster), dir_(std::move(dir)) {}
+  Bench(NetnsCluster* cluster, std::string dir) : cluster_(cluster), dir_(std::move(dir)) {}
 
   // The launchers of both nodes for the rank command `rank`, in run `id`.
   std::vector<int> Launch(bool torchrun, const std::string& id,
@@ -107,37 +105,35 @@ class Bench {
     for (int node = 0; node < 2; ++node) {
       std::vector<std::string> argv;
       if (torchrun) {
-        argv = {
-            kPython,
-            std::string(TRAINRUN_SOURCE_DIR) + "/benchmarks/torchrun_shim.py",
-            "--nnodes",
-            "2",
-            "--nproc_per_node",
-            "2",
-            "--node_rank",
-            std::to_string(node),
-            "--rdzv_backend",
-            "c10d",
-            "--rdzv_endpoint",
-            cluster_->Address(0) + ":29500",
-            "--rdzv_id",
-            id,
-            "--rdzv_conf",
-            node == 0 ? "is_host=1" : "is_host=0",
-            "--max_restarts",
-            "0",
-            "--no_python"};
+        argv = {kPython,
+                std::string(TRAINRUN_SOURCE_DIR) + "/benchmarks/torchrun_shim.py",
+                "--nnodes",
+                "2",
+                "--nproc_per_node",
+                "2",
+                "--node_rank",
+                std::to_string(node),
+                "--rdzv_backend",
+                "c10d",
+                "--rdzv_endpoint",
+                cluster_->Address(0) + ":29500",
+                "--rdzv_id",
+                id,
+                "--rdzv_conf",
+                node == 0 ? "is_host=1" : "is_host=0",
+                "--max_restarts",
+                "0",
+                "--no_python"};
         argv.insert(argv.end(), rank.begin(), rank.end());
       } else {
         std::string job = dir_ + "/" + id + ".json";
         std::string command;
         for (const std::string& word : rank)
           command += (command.empty() ? "\"" : ", \"") + word + "\"";
-        std::ofstream(job)
-            << "{\"command\": [" << command
-            << "], \"nodeCount\": 2, \"processCountPerNode\": 2, "
-            << "\"experimentName\": \"bench\", \"runId\": \"" << id
-            << "\", \"sourceDirectory\": \"" << dir_ << "/src\"}";
+        std::ofstream(job) << "{\"command\": [" << command
+                           << "], \"nodeCount\": 2, \"processCountPerNode\": 2, "
+                           << "\"experimentName\": \"bench\", \"runId\": \"" << id
+                           << "\", \"sourceDirectory\": \"" << dir_ << "/src\"}";
         argv = {TRAINRUN_BINARY,
                 "run",
                 job,
@@ -154,22 +150,19 @@ class Bench {
                 "--grace-period",
                 "5"};
       }
-      pids.push_back(
-          Spawn(cluster_->Command(node, argv),
-                dir_ + "/" + id + ".node" + std::to_string(node) + ".log"));
+      pids.push_back(Spawn(cluster_->Command(node, argv),
+                           dir_ + "/" + id + ".node" + std::to_string(node) + ".log"));
     }
     return pids;
   }
 
   // Seconds to every rank started, and to both launchers gone.
   std::pair<double, double> LaunchOnce(bool torchrun, int rep) {
-    std::string id =
-        fmt::format("{}-launch-{}", torchrun ? "torchrun" : "trainrun", rep);
+    std::string id = fmt::format("{}-launch-{}", torchrun ? "torchrun" : "trainrun", rep);
     std::string out = dir_ + "/" + id;
     fs::create_directories(out);
     const double t0 = Now();
-    std::vector<int> pids =
-        Launch(torchrun, id, {BENCH_RANK_BINARY, "start", out});
+    std::vector<int> pids = Launch(torchrun, id, {BENCH_RANK_BINARY, "start", out});
     WaitAll(pids, t0 + 120);
     const double done = Now();
     double last = -INFINITY;
@@ -181,23 +174,17 @@ class Bench {
   // Seconds from rank 3's failure to the last rank of node 0 gone; NaN when
   // they outlived `cap`.
   double TeardownOnce(bool torchrun, int rep, double cap) {
-    std::string id =
-        fmt::format("{}-teardown-{}", torchrun ? "torchrun" : "trainrun", rep);
+    std::string id = fmt::format("{}-teardown-{}", torchrun ? "torchrun" : "trainrun", rep);
     std::string out = dir_ + "/" + id;
     fs::create_directories(out);
-    std::vector<int> pids = Launch(
-        torchrun, id, {BENCH_RANK_BINARY, "hang", out, "3", "1000", "7"});
+    std::vector<int> pids =
+        Launch(torchrun, id, {BENCH_RANK_BINARY, "hang", out, "3", "1000", "7"});
     double result = NAN;
     if (WaitFor([&] { return fs::exists(out + "/failed"); }, 120)) {
       std::vector<int> others;
-      WaitFor(
-          [&] {
-            return fs::exists(out + "/pid.0") && fs::exists(out + "/pid.1");
-          },
-          10);
+      WaitFor([&] { return fs::exists(out + "/pid.0") && fs::exists(out + "/pid.1"); }, 10);
       for (int r : {0, 1})
-        others.push_back(
-            static_cast<int>(ReadTime(out + "/pid." + std::to_string(r))));
+        others.push_back(static_cast<int>(ReadTime(out + "/pid." + std::to_string(r))));
       double failed = ReadTime(out + "/failed");
       bool gone = WaitFor(
           [&] {
@@ -221,11 +208,9 @@ class Bench {
 
 void Row(const std::string& metric, const std::vector<double>& ours,
          const std::vector<double>& peer, const std::string& none) {
-  std::printf("%-46s  %12s  %12s  %14s  %14s  %9s\n", metric.c_str(),
-              Seconds(Median(ours)).c_str(), Seconds(P99(ours)).c_str(),
-              Seconds(Median(peer), none).c_str(),
-              Seconds(P99(peer), none).c_str(),
-              Ratio(Median(peer), Median(ours)).c_str());
+  std::printf("%-46s  %12s  %12s  %14s  %14s  %9s\n", metric.c_str(), Seconds(Median(ours)).c_str(),
+              Seconds(P99(ours)).c_str(), Seconds(Median(peer), none).c_str(),
+              Seconds(P99(peer), none).c_str(), Ratio(Median(peer), Median(ours)).c_str());
 }
 
 }  // namespace
@@ -243,20 +228,17 @@ int main(int argc, char** argv) {
   }
   NetnsCluster cluster(2);
   if (!cluster.skip_reason().empty()) {
-    std::printf("# multinode_bench skipped: %s\n",
-                cluster.skip_reason().c_str());
+    std::printf("# multinode_bench skipped: %s\n", cluster.skip_reason().c_str());
     return 0;
   }
   char pattern[] = "/tmp/trainrun-bench-XXXXXX";
   std::string dir = mkdtemp(pattern);
   std::filesystem::create_directories(dir + "/src");
   const bool have_torchrun =
-      std::system((std::string(kPython) +
-                   " -c 'import torch.distributed.run' 2>/dev/null")
-                      .c_str()) == 0;
+      std::system(
+          (std::string(kPython) + " -c 'import torch.distributed.run' 2>/dev/null").c_str()) == 0;
   Bench bench(&cluster, dir);
-  std::vector<double> started, done, teardown, peer_started, peer_done,
-      peer_teardown;
+  std::vector<double> started, done, teardown, peer_started, peer_done, peer_teardown;
   for (int r = 0; r < repetitions; ++r) {
     auto [s, d] = bench.LaunchOnce(false, r);
     started.push_back(s);
@@ -288,26 +270,25 @@ int main(int argc, char** argv) {
       "# teardown: rank 3 (node 1) exits 7 while ranks 0-2 wait; '%s' = node "
       "0's ranks were still running\n",
       never.c_str());
-  std::printf("%-46s  %12s  %12s  %14s  %14s  %9s\n", "metric", "trainrun med",
-              "trainrun p99", "torchrun med", "torchrun p99", "peer/us");
+  std::printf("%-46s  %12s  %12s  %14s  %14s  %9s\n", "metric", "trainrun med", "trainrun p99",
+              "torchrun med", "torchrun p99", "peer/us");
   Row("launch: start -> all 4 ranks running", started, peer_started, "-");
   Row("launch: start -> both launchers exited", done, peer_done, "-");
   // A peer that never stopped the other node's ranks counts as the cap.
   std::vector<double> capped;
   for (double t : peer_teardown) capped.push_back(std::isnan(t) ? INFINITY : t);
-  std::printf("%-46s  %12s  %12s  %14s  %14s  %9s\n",
-              "teardown: rank 3 fails -> node 0's ranks gone",
-              Seconds(Median(teardown)).c_str(), Seconds(P99(teardown)).c_str(),
-              capped.empty()               ? "-"
-              : std::isinf(Median(capped)) ? never.c_str()
-                                           : Seconds(Median(capped)).c_str(),
-              capped.empty()            ? "-"
-              : std::isinf(P99(capped)) ? never.c_str()
-                                        : Seconds(P99(capped)).c_str(),
-              capped.empty() ? "-"
-              : std::isinf(Median(capped))
-                  ? fmt::format("> {:.0f}x", cap / Median(teardown)).c_str()
-                  : Ratio(Median(capped), Median(teardown)).c_str());
+  std::printf(
+      "%-46s  %12s  %12s  %14s  %14s  %9s\n", "teardown: rank 3 fails -> node 0's ranks gone",
+      Seconds(Median(teardown)).c_str(), Seconds(P99(teardown)).c_str(),
+      capped.empty()               ? "-"
+      : std::isinf(Median(capped)) ? never.c_str()
+                                   : Seconds(Median(capped)).c_str(),
+      capped.empty()            ? "-"
+      : std::isinf(P99(capped)) ? never.c_str()
+                                : Seconds(P99(capped)).c_str(),
+      capped.empty()               ? "-"
+      : std::isinf(Median(capped)) ? fmt::format("> {:.0f}x", cap / Median(teardown)).c_str()
+                                   : Ratio(Median(capped), Median(teardown)).c_str());
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
   return 0;

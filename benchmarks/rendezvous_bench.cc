@@ -41,8 +41,7 @@ double Once(int nodes) {
   options.reporter = &quiet;
   options.rendezvous_timeout = std::chrono::seconds(120);
   JobToken token{"rendezvous-benchmark-token", false};
-  Result<std::unique_ptr<HeadSession>> head =
-      HeadSession::Start(options, token, 0);
+  Result<std::unique_ptr<HeadSession>> head = HeadSession::Start(options, token, 0);
   if (!head.ok()) {
     std::fprintf(stderr, "head: %s\n", head.status().message().c_str());
     return NAN;
@@ -50,30 +49,27 @@ double Once(int nodes) {
   (*head)->set_run_id("bench");
   std::vector<std::unique_ptr<WorkerSession>> workers;
   for (int r = 1; r < nodes; ++r) {
-    workers.push_back(std::make_unique<WorkerSession>(
-        options, token, "127.0.0.1", (*head)->port(), r));
+    workers.push_back(
+        std::make_unique<WorkerSession>(options, token, "127.0.0.1", (*head)->port(), r));
   }
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::future<bool>> joined;
   for (int r = 1; r < nodes; ++r) {
     WorkerSession* w = workers[r - 1].get();
-    joined.push_back(std::async(std::launch::async, [w, r, nodes] {
-      return w->Rendezvous(Join(r, nodes)).ok();
-    }));
+    joined.push_back(std::async(std::launch::async,
+                                [w, r, nodes] { return w->Rendezvous(Join(r, nodes)).ok(); }));
   }
   bool ok = (*head)->Rendezvous(Join(0, nodes)).ok();
   for (auto& j : joined) ok = j.get() && ok;
   const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-          .count();
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   workers.clear();
   return ok ? seconds : NAN;
 }
 
-std::vector<double> Peer(const std::string& python, const std::string& script,
-                         int nodes, int repetitions) {
-  std::string command = fmt::format("{} {} {} {} 2>/dev/null", python, script,
-                                    nodes, repetitions);
+std::vector<double> Peer(const std::string& python, const std::string& script, int nodes,
+                         int repetitions) {
+  std::string command = fmt::format("{} {} {} {} 2>/dev/null", python, script, nodes, repetitions);
   std::vector<double> samples;
   FILE* p = popen(command.c_str(), "r");
   if (p == nullptr) return samples;
@@ -102,11 +98,9 @@ int main(int argc, char** argv) {
       while (std::getline(list, n, ',')) node_counts.push_back(std::stoi(n));
     }
   }
-  const std::string script =
-      std::string(TRAINRUN_SOURCE_DIR) + "/benchmarks/tcpstore_barrier.py";
+  const std::string script = std::string(TRAINRUN_SOURCE_DIR) + "/benchmarks/tcpstore_barrier.py";
   const bool have_peer =
-      std::system(
-          (python + " -c 'import torch.distributed' 2>/dev/null").c_str()) == 0;
+      std::system((python + " -c 'import torch.distributed' 2>/dev/null").c_str()) == 0;
   std::printf(
       "# rendezvous time vs node count, loopback, one process (a thread per "
       "simulated node)\n");
@@ -117,24 +111,21 @@ int main(int argc, char** argv) {
       "# peer: torch TCPStore barrier (%s; N clients add + wait), the store "
       "under torchrun's c10d "
       "rendezvous%s\n",
-      python.c_str(),
-      have_peer ? "" : " - not available (no torch for this python)");
+      python.c_str(), have_peer ? "" : " - not available (no torch for this python)");
   std::printf(
       "# %u cores; %d repetitions; times from first node start to last node "
       "assigned\n",
       std::thread::hardware_concurrency(), repetitions);
-  std::printf("%6s  %14s  %14s  %14s  %14s  %8s\n", "nodes", "trainrun med",
-              "trainrun p99", "peer med", "peer p99", "peer/us");
+  std::printf("%6s  %14s  %14s  %14s  %14s  %8s\n", "nodes", "trainrun med", "trainrun p99",
+              "peer med", "peer p99", "peer/us");
   for (int nodes : node_counts) {
     std::vector<double> ours;
     for (int r = 0; r < repetitions; ++r) ours.push_back(Once(nodes));
-    std::vector<double> peer = have_peer
-                                   ? Peer(python, script, nodes, repetitions)
-                                   : std::vector<double>{};
-    std::printf("%6d  %14s  %14s  %14s  %14s  %8s\n", nodes,
-                Seconds(Median(ours)).c_str(), Seconds(P99(ours)).c_str(),
-                Seconds(Median(peer)).c_str(), Seconds(P99(peer)).c_str(),
-                Ratio(Median(peer), Median(ours)).c_str());
+    std::vector<double> peer =
+        have_peer ? Peer(python, script, nodes, repetitions) : std::vector<double>{};
+    std::printf("%6d  %14s  %14s  %14s  %14s  %8s\n", nodes, Seconds(Median(ours)).c_str(),
+                Seconds(P99(ours)).c_str(), Seconds(Median(peer)).c_str(),
+                Seconds(P99(peer)).c_str(), Ratio(Median(peer), Median(ours)).c_str());
     std::fflush(stdout);
   }
   return 0;

@@ -12,7 +12,6 @@
 // same way. Each repetition uses fresh keys and fresh local folders, so nothing is
 // skipped as "already there".
 #include <fcntl.h>
-#include <fmt/format.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,14 +24,16 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
-#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
-#include "runtime/store/azure_auth.h"
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "runtime/process/process_posix.h"
 #include "runtime/run/fuse_mount.h"
 #include "runtime/run/history.h"
-#include "runtime/process/process_posix.h"
+#include "runtime/store/azure_auth.h"
 #include "runtime/store/store_factory.h"
 #include "tests/stores/store_server.h"
 

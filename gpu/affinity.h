@@ -23,8 +23,7 @@ std::string FormatIdList(const std::vector<int>& ids);
 // Parses the kernel's list format back; the result is sorted and unique. An
 // error names `what` and the bad part, e.g. `CPU list "0-x": "x" is not a
 // number`.
-Result<std::vector<int>> ParseIdList(std::string_view text,
-                                     std::string_view what = "list");
+Result<std::vector<int>> ParseIdList(std::string_view text, std::string_view what = "list");
 
 // The CPUs this process may run on (sched_getaffinity).
 Result<std::vector<int>> ThisProcessCpus();
@@ -40,7 +39,6 @@ Result<std::vector<int>> ThisProcessMemoryNodes();
 Status CheckMemoryPolicyPermitted();
 
 // The ids of `wanted` that are not in `allowed`, sorted.
-std::vector<int> Missing(const std::vector<int>& wanted,
-                         const std::vector<int>& allowed);
+std::vector<int> Missing(const std::vector<int>& wanted, const std::vector<int>& allowed);
 
 }  // namespace trainrun::gpu

@@ -31,8 +31,7 @@ struct BindingEnvOptions {
 // The variables for `rank`, as (name, value) pairs in a fixed order. Empty for
 // binding "none".
 std::vector<std::pair<std::string, std::string>> BindingEnvironment(
-    const BindingPlan& plan, const RankBinding& rank,
-    const NodeTopology& topology, const GpuInventory& inventory,
-    const BindingEnvOptions& options = {});
+    const BindingPlan& plan, const RankBinding& rank, const NodeTopology& topology,
+    const GpuInventory& inventory, const BindingEnvOptions& options = {});
 
 }  // namespace trainrun::gpu

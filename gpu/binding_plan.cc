@@ -1,12 +1,12 @@
 #include "gpu/binding_plan.h"
 
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-
 #include <algorithm>
 #include <map>
 #include <numeric>
 #include <set>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "gpu/affinity.h"
 
@@ -22,14 +22,10 @@ constexpr int kLevelScore = 1000;
 
 const char* DistanceName(int score) {
   switch (score <= 0 ? kSameSwitch : score / kLevelScore) {
-    case kSameSwitch:
-      return "PCI switch";
-    case kSameHostBridge:
-      return "host bridge";
-    case kSameNuma:
-      return "NUMA node";
-    default:
-      return "remote";
+    case kSameSwitch: return "PCI switch";
+    case kSameHostBridge: return "host bridge";
+    case kSameNuma: return "NUMA node";
+    default: return "remote";
   }
 }
 
@@ -40,8 +36,7 @@ bool Intersects(const std::vector<int>& a, const std::vector<int>& b) {
   return false;
 }
 
-int PciDistance(const PciPlace& a, const PciPlace& b,
-                const std::vector<int>& a_nodes) {
+int PciDistance(const PciPlace& a, const PciPlace& b, const std::vector<int>& a_nodes) {
   size_t shared = 0;
   while (shared < a.bridges.size() && shared < b.bridges.size() &&
          a.bridges[shared] == b.bridges[shared]) {
@@ -60,8 +55,7 @@ int PciDistance(const PciPlace& a, const PciPlace& b,
 
 class Planner {
  public:
-  Planner(const NodeTopology& topology, const GpuInventory& inventory,
-          const PlanOptions& options)
+  Planner(const NodeTopology& topology, const GpuInventory& inventory, const PlanOptions& options)
       : topology_(topology), inventory_(inventory), options_(options) {
     for (const NumaNode& node : topology.numa_nodes) {
       if (!node.cores.empty()) cpu_nodes_.push_back(&node);
@@ -83,7 +77,7 @@ class Planner {
   const GpuInventory& inventory_;
   const PlanOptions& options_;
   std::vector<const NumaNode*> cpu_nodes_;  // NUMA nodes that have cores
-  std::vector<int> ours_;  // the job's GPUs (Gpu::index), PCI order
+  std::vector<int> ours_;                   // the job's GPUs (Gpu::index), PCI order
   BindingPlan plan_;
 };
 
@@ -126,9 +120,9 @@ void Planner::CountRanks() {
   int per = options_.gpus_per_process.value_or(1);
   if (gpus == 0) {
     if (options_.gpus_per_process) {
-      plan_.warnings.push_back(fmt::format(
-          "gpusPerProcess is {} but this node has no GPUs for the job",
-          *options_.gpus_per_process));
+      plan_.warnings.push_back(
+          fmt::format("gpusPerProcess is {} but this node has no GPUs for the job",
+                      *options_.gpus_per_process));
     }
     per = 0;
   } else if (per > gpus) {
@@ -150,13 +144,12 @@ void Planner::CountRanks() {
     return;
   }
   plan_.process_count = std::max(1, gpus / per);
-  plan_.process_count_source =
-      per == 1 ? "one per GPU" : fmt::format("one per {} GPUs", per);
+  plan_.process_count_source = per == 1 ? "one per GPU" : fmt::format("one per {} GPUs", per);
   if (gpus % per != 0) {
-    plan_.warnings.push_back(fmt::format(
-        "{} GPU(s) are not a multiple of gpusPerProcess {}: {} GPU(s) "
-        "stay unused",
-        gpus, per, gpus % per));
+    plan_.warnings.push_back(
+        fmt::format("{} GPU(s) are not a multiple of gpusPerProcess {}: {} GPU(s) "
+                    "stay unused",
+                    gpus, per, gpus % per));
   }
 }
 
@@ -178,8 +171,7 @@ void Planner::AssignGpus() {
     std::vector<std::string> shared;
     for (const auto& [gpu, ranks] : users) {
       if (ranks.size() > 1)
-        shared.push_back(
-            fmt::format("GPU {}: ranks {}", gpu, fmt::join(ranks, ",")));
+        shared.push_back(fmt::format("GPU {}: ranks {}", gpu, fmt::join(ranks, ",")));
     }
     plan_.warnings.push_back(
         fmt::format("{} rank(s) x {} GPU(s) but {} GPU(s) for the job: ranks "
@@ -187,9 +179,8 @@ void Planner::AssignGpus() {
                     plan_.process_count, per, gpus, fmt::join(shared, "; ")));
   } else if (needed < gpus && options_.process_count) {
     std::vector<int> unused(ours_.begin() + needed, ours_.end());
-    plan_.notes.push_back(
-        fmt::format("{} rank(s) use {} of {} GPU(s); GPU(s) {} stay unused",
-                    plan_.process_count, needed, gpus, fmt::join(unused, ",")));
+    plan_.notes.push_back(fmt::format("{} rank(s) use {} of {} GPU(s); GPU(s) {} stay unused",
+                                      plan_.process_count, needed, gpus, fmt::join(unused, ",")));
   }
 }
 
@@ -199,16 +190,14 @@ void Planner::AssignGpus() {
 int Planner::NodeOfGpu(const Gpu& gpu, std::map<int, int>* gpus_per_node) {
   std::vector<int> candidates;
   for (const NumaNode* node : cpu_nodes_) {
-    if (gpu.in_topology &&
-        std::find(gpu.place.numa_nodes.begin(), gpu.place.numa_nodes.end(),
-                  node->os_index) != gpu.place.numa_nodes.end()) {
+    if (gpu.in_topology && std::find(gpu.place.numa_nodes.begin(), gpu.place.numa_nodes.end(),
+                                     node->os_index) != gpu.place.numa_nodes.end()) {
       candidates.push_back(node->os_index);
     }
   }
   const bool placed = candidates.size() == 1;
   if (candidates.empty()) {
-    for (const NumaNode* node : cpu_nodes_)
-      candidates.push_back(node->os_index);
+    for (const NumaNode* node : cpu_nodes_) candidates.push_back(node->os_index);
   }
   int best = candidates.front();
   for (int node : candidates) {
@@ -221,8 +210,7 @@ int Planner::NodeOfGpu(const Gpu& gpu, std::map<int, int>* gpus_per_node) {
         "rank(s) are placed on "
         "NUMA node {}",
         gpu.index, gpu.bus_id,
-        gpu.in_topology ? fmt::format(" (NUMA nodes {} are equally near)",
-                                      FormatIdList(candidates))
+        gpu.in_topology ? fmt::format(" (NUMA nodes {} are equally near)", FormatIdList(candidates))
                         : std::string(" (it is not in the topology)"),
         best));
   }
@@ -241,9 +229,8 @@ void Planner::PlaceGpuRanks() {
         const Gpu& gpu = inventory_.gpus[g];
         int local = 0;
         for (const NumaNode* node : cpu_nodes_) {
-          if (std::find(gpu.place.numa_nodes.begin(),
-                        gpu.place.numa_nodes.end(),
-                        node->os_index) != gpu.place.numa_nodes.end()) {
+          if (std::find(gpu.place.numa_nodes.begin(), gpu.place.numa_nodes.end(), node->os_index) !=
+              gpu.place.numa_nodes.end()) {
             ++local;
           }
         }
@@ -273,15 +260,12 @@ void Planner::PlaceCpuRanks() {
   }
   // Ranks per node in proportion to its cores (largest remainder), contiguous.
   int total_cores = 0;
-  for (const NumaNode* node : cpu_nodes_)
-    total_cores += static_cast<int>(node->cores.size());
+  for (const NumaNode* node : cpu_nodes_) total_cores += static_cast<int>(node->cores.size());
   std::vector<int> count(d);
-  std::vector<std::pair<int64_t, int>>
-      remainder;  // (remainder, -node position)
+  std::vector<std::pair<int64_t, int>> remainder;  // (remainder, -node position)
   int given = 0;
   for (int i = 0; i < d; ++i) {
-    int64_t share = static_cast<int64_t>(n) *
-                    static_cast<int64_t>(cpu_nodes_[i]->cores.size());
+    int64_t share = static_cast<int64_t>(n) * static_cast<int64_t>(cpu_nodes_[i]->cores.size());
     count[i] = static_cast<int>(share / total_cores);
     given += count[i];
     remainder.emplace_back(share % total_cores, -i);
@@ -300,8 +284,8 @@ void Planner::SplitCores() {
   for (const NumaNode* node : cpu_nodes_) {
     std::vector<RankBinding*> here;
     for (RankBinding& rank : plan_.ranks) {
-      if (std::find(rank.numa_nodes.begin(), rank.numa_nodes.end(),
-                    node->os_index) != rank.numa_nodes.end()) {
+      if (std::find(rank.numa_nodes.begin(), rank.numa_nodes.end(), node->os_index) !=
+          rank.numa_nodes.end()) {
         here.push_back(&rank);
       }
     }
@@ -318,8 +302,7 @@ void Planner::SplitCores() {
                       node->os_index, cores, ranks, FormatIdList(ids)));
       for (RankBinding* rank : here) {
         for (const Core& core : node->cores)
-          rank->cpus.insert(rank->cpus.end(), core.cpus.begin(),
-                            core.cpus.end());
+          rank->cpus.insert(rank->cpus.end(), core.cpus.begin(), core.cpus.end());
         rank->cores += cores;
         rank->shared_cores = true;
         threads[rank->local_rank] += static_cast<double>(cores) / ranks;
@@ -340,8 +323,7 @@ void Planner::SplitCores() {
   }
   for (RankBinding& rank : plan_.ranks) {
     std::sort(rank.cpus.begin(), rank.cpus.end());
-    rank.cpus.erase(std::unique(rank.cpus.begin(), rank.cpus.end()),
-                    rank.cpus.end());
+    rank.cpus.erase(std::unique(rank.cpus.begin(), rank.cpus.end()), rank.cpus.end());
     rank.memory_nodes = rank.numa_nodes;
     rank.omp_threads = std::max(1, static_cast<int>(threads[rank.local_rank]));
   }
@@ -350,8 +332,7 @@ void Planner::SplitCores() {
 void Planner::ChooseNics() {
   const std::vector<Nic>& nics = topology_.nics;
   if (nics.empty()) return;
-  const bool any_rdma = std::any_of(nics.begin(), nics.end(),
-                                    [](const Nic& n) { return n.rdma; });
+  const bool any_rdma = std::any_of(nics.begin(), nics.end(), [](const Nic& n) { return n.rdma; });
   std::vector<int> uses(nics.size(), 0);
   // The nearest candidate; among equally near ones the least used, then PCI
   // order.
@@ -360,8 +341,7 @@ void Planner::ChooseNics() {
     for (size_t i = 0; i < nics.size(); ++i) {
       if (any_rdma && !nics[i].rdma) continue;
       int d = distance_of(nics[i]);
-      if (best < 0 || d < *best_distance ||
-          (d == *best_distance && uses[i] < uses[best])) {
+      if (best < 0 || d < *best_distance || (d == *best_distance && uses[i] < uses[best])) {
         best = static_cast<int>(i);
         *best_distance = d;
       }
@@ -373,30 +353,25 @@ void Planner::ChooseNics() {
     if (!rank.gpus.empty()) {
       for (int g : rank.gpus) {
         const Gpu& gpu = inventory_.gpus[g];
-        std::vector<int> gpu_nodes =
-            gpu.in_topology ? gpu.place.numa_nodes : rank.numa_nodes;
+        std::vector<int> gpu_nodes = gpu.in_topology ? gpu.place.numa_nodes : rank.numa_nodes;
         int distance = kRemote * kLevelScore;
         int nic = nearest(
             [&](const Nic& n) {
-              return gpu.in_topology
-                         ? PciDistance(gpu.place, n.place, gpu_nodes)
-                         : PciDistance(PciPlace{}, n.place, rank.numa_nodes);
+              return gpu.in_topology ? PciDistance(gpu.place, n.place, gpu_nodes)
+                                     : PciDistance(PciPlace{}, n.place, rank.numa_nodes);
             },
             &distance);
         if (nic >= 0) chosen.emplace_back(nic, distance);
       }
     } else {
       int distance = kRemote * kLevelScore;
-      int nic = nearest(
-          [&](const Nic& n) {
-            return PciDistance(PciPlace{}, n.place, rank.numa_nodes);
-          },
-          &distance);
+      int nic =
+          nearest([&](const Nic& n) { return PciDistance(PciPlace{}, n.place, rank.numa_nodes); },
+                  &distance);
       if (nic >= 0) chosen.emplace_back(nic, distance);
     }
     for (const auto& [nic, distance] : chosen) {
-      if (std::find(rank.nics.begin(), rank.nics.end(), nic) != rank.nics.end())
-        continue;
+      if (std::find(rank.nics.begin(), rank.nics.end(), nic) != rank.nics.end()) continue;
       if (rank.nics.empty()) rank.nic_distance = DistanceName(distance);
       rank.nics.push_back(nic);
       ++uses[nic];
@@ -410,8 +385,7 @@ std::string_view BindingModeName(BindingMode mode) {
   return mode == BindingMode::kNone ? "none" : "auto";
 }
 
-BindingPlan PlanBinding(const NodeTopology& topology,
-                        const GpuInventory& inventory,
+BindingPlan PlanBinding(const NodeTopology& topology, const GpuInventory& inventory,
                         const PlanOptions& options) {
   Planner planner(topology, inventory, options);
   return planner.Plan();

@@ -42,16 +42,15 @@ struct PlanOptions {
 
 struct RankBinding {
   int local_rank = 0;
-  std::vector<int> gpus;  // Gpu::index values (CUDA's numbering), PCI order
+  std::vector<int> gpus;          // Gpu::index values (CUDA's numbering), PCI order
   std::vector<int> numa_nodes;    // the NUMA nodes the rank is placed on
   std::vector<int> cpus;          // kernel CPU numbers; empty: not bound
   int cores = 0;                  // whole cores in `cpus`
   bool shared_cores = false;      // its cores are shared with other ranks
   std::vector<int> memory_nodes;  // NUMA nodes for MPOL_BIND; empty: no policy
-  std::vector<int> nics;  // positions in NodeTopology::nics, nearest first
-  std::string
-      nic_distance;     // "PCI switch", "host bridge", "NUMA node" or "remote"
-  int omp_threads = 0;  // OMP_NUM_THREADS; 0: not set
+  std::vector<int> nics;          // positions in NodeTopology::nics, nearest first
+  std::string nic_distance;       // "PCI switch", "host bridge", "NUMA node" or "remote"
+  int omp_threads = 0;            // OMP_NUM_THREADS; 0: not set
 };
 
 struct BindingPlan {
@@ -66,8 +65,7 @@ struct BindingPlan {
 
 // Plans `options.process_count` ranks (or the default) on `topology` with the
 // job's GPUs from `inventory`. `options.process_count` must be >= 1 when set.
-BindingPlan PlanBinding(const NodeTopology& topology,
-                        const GpuInventory& inventory,
+BindingPlan PlanBinding(const NodeTopology& topology, const GpuInventory& inventory,
                         const PlanOptions& options);
 
 // "auto" or "none".

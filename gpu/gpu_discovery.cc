@@ -1,16 +1,15 @@
 #include "gpu/gpu_discovery.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
+
+#include <fmt/format.h>
 
 #include "gpu/visible_devices.h"
 
 namespace trainrun::gpu {
 namespace {
 
-const PciGpu* FindInTopology(const NodeTopology& topology,
-                             const std::string& bus_id) {
+const PciGpu* FindInTopology(const NodeTopology& topology, const std::string& bus_id) {
   for (const PciGpu& gpu : topology.gpus) {
     if (gpu.place.bus_id == bus_id) return &gpu;
   }
@@ -19,8 +18,7 @@ const PciGpu* FindInTopology(const NodeTopology& topology,
 
 std::string ModelOf(const PciGpu& gpu) {
   if (!gpu.model.empty()) return gpu.model;
-  return fmt::format("NVIDIA {:04x} ({})", gpu.device_id,
-                     gpu.class_id == 0x0300 ? "VGA" : "3D");
+  return fmt::format("NVIDIA {:04x} ({})", gpu.device_id, gpu.class_id == 0x0300 ? "VGA" : "3D");
 }
 
 Gpu FromTopology(const PciGpu& pci) {
@@ -40,11 +38,9 @@ std::vector<std::string> Uuids(const std::vector<Gpu>& gpus) {
 }
 
 void Renumber(std::vector<Gpu>* gpus) {
-  std::stable_sort(gpus->begin(), gpus->end(), [](const Gpu& a, const Gpu& b) {
-    return a.bus_id < b.bus_id;
-  });
-  for (size_t i = 0; i < gpus->size(); ++i)
-    (*gpus)[i].index = static_cast<int>(i);
+  std::stable_sort(gpus->begin(), gpus->end(),
+                   [](const Gpu& a, const Gpu& b) { return a.bus_id < b.bus_id; });
+  for (size_t i = 0; i < gpus->size(); ++i) (*gpus)[i].index = static_cast<int>(i);
 }
 
 }  // namespace
@@ -57,8 +53,7 @@ std::vector<int> GpuInventory::Ours() const {
   return ours;
 }
 
-GpuInventory DiscoverGpus(const NodeTopology& topology,
-                          const DiscoveryOptions& options) {
+GpuInventory DiscoverGpus(const NodeTopology& topology, const DiscoveryOptions& options) {
   if (!options.use_nvml) return CombineGpus(topology, nullptr, options);
   NvmlReport nvml = QueryNvml(options.nvml_library);
   return CombineGpus(topology, &nvml, options);
@@ -73,8 +68,7 @@ GpuInventory CombineGpus(const NodeTopology& topology, const NvmlReport* nvml,
     inventory.source = fmt::format("NVML ({})", nvml->library);
     for (const NvmlGpu& n : nvml->gpus) {
       Gpu gpu;
-      if (const PciGpu* pci = FindInTopology(topology, n.bus_id))
-        gpu = FromTopology(*pci);
+      if (const PciGpu* pci = FindInTopology(topology, n.bus_id)) gpu = FromTopology(*pci);
       gpu.bus_id = n.bus_id;
       gpu.place.bus_id = n.bus_id;
       gpu.nvml_index = n.index;
@@ -89,15 +83,13 @@ GpuInventory CombineGpus(const NodeTopology& topology, const NvmlReport* nvml,
       }
       inventory.gpus.push_back(std::move(gpu));
     }
-    if (!nvml->problem.empty())
-      inventory.warnings.push_back("NVML: " + nvml->problem);
+    if (!nvml->problem.empty()) inventory.warnings.push_back("NVML: " + nvml->problem);
   } else {
     if (nvml != nullptr) {
-      inventory.notes.push_back(
-          nvml->available
-              ? fmt::format("NVML ({}) reports no GPUs{}", nvml->library,
-                            nvml->problem.empty() ? "" : ": " + nvml->problem)
-              : fmt::format("NVML not used: {}", nvml->problem));
+      inventory.notes.push_back(nvml->available
+                                    ? fmt::format("NVML ({}) reports no GPUs{}", nvml->library,
+                                                  nvml->problem.empty() ? "" : ": " + nvml->problem)
+                                    : fmt::format("NVML not used: {}", nvml->problem));
     }
     bool any_osdev = false;
     for (const PciGpu& pci : topology.gpus) {
@@ -114,23 +106,21 @@ GpuInventory CombineGpus(const NodeTopology& topology, const NvmlReport* nvml,
   // the toolkit's variable tells which of the host's GPUs (all visible in
   // sysfs) are.
   if (!from_nvml && options.nvidia_visible_devices) {
-    std::optional<DeviceSelection> selection = SelectNvidiaVisibleDevices(
-        *options.nvidia_visible_devices, Uuids(inventory.gpus));
+    std::optional<DeviceSelection> selection =
+        SelectNvidiaVisibleDevices(*options.nvidia_visible_devices, Uuids(inventory.gpus));
     if (selection) {
-      for (std::string& w : selection->warnings)
-        inventory.warnings.push_back(std::move(w));
+      for (std::string& w : selection->warnings) inventory.warnings.push_back(std::move(w));
       std::vector<Gpu> kept;
       for (const Gpu& gpu : inventory.gpus) {
-        if (std::find(selection->positions.begin(), selection->positions.end(),
-                      gpu.index) != selection->positions.end()) {
+        if (std::find(selection->positions.begin(), selection->positions.end(), gpu.index) !=
+            selection->positions.end()) {
           kept.push_back(gpu);
         }
       }
       if (kept.size() != inventory.gpus.size()) {
-        inventory.notes.push_back(fmt::format(
-            "NVIDIA_VISIBLE_DEVICES={}: {} of {} GPU(s) are this container's",
-            *options.nvidia_visible_devices, kept.size(),
-            inventory.gpus.size()));
+        inventory.notes.push_back(
+            fmt::format("NVIDIA_VISIBLE_DEVICES={}: {} of {} GPU(s) are this container's",
+                        *options.nvidia_visible_devices, kept.size(), inventory.gpus.size()));
       }
       inventory.gpus = std::move(kept);
       Renumber(&inventory.gpus);
@@ -138,19 +128,16 @@ GpuInventory CombineGpus(const NodeTopology& topology, const NvmlReport* nvml,
   }
 
   if (options.cuda_visible_devices) {
-    DeviceSelection selection = SelectCudaVisibleDevices(
-        *options.cuda_visible_devices, Uuids(inventory.gpus));
-    for (std::string& w : selection.warnings)
-      inventory.warnings.push_back(std::move(w));
+    DeviceSelection selection =
+        SelectCudaVisibleDevices(*options.cuda_visible_devices, Uuids(inventory.gpus));
+    for (std::string& w : selection.warnings) inventory.warnings.push_back(std::move(w));
     for (Gpu& gpu : inventory.gpus) {
-      gpu.ours =
-          std::find(selection.positions.begin(), selection.positions.end(),
-                    gpu.index) != selection.positions.end();
+      gpu.ours = std::find(selection.positions.begin(), selection.positions.end(), gpu.index) !=
+                 selection.positions.end();
     }
-    inventory.notes.push_back(
-        fmt::format("CUDA_VISIBLE_DEVICES={}: {} of {} GPU(s) are this job's",
-                    *options.cuda_visible_devices, selection.positions.size(),
-                    inventory.gpus.size()));
+    inventory.notes.push_back(fmt::format("CUDA_VISIBLE_DEVICES={}: {} of {} GPU(s) are this job's",
+                                          *options.cuda_visible_devices, selection.positions.size(),
+                                          inventory.gpus.size()));
   }
   return inventory;
 }

@@ -26,7 +26,7 @@ struct Gpu {
   std::string model;
   bool in_topology = false;  // hwloc has the device (else: no locality)
   PciPlace place;            // from hwloc; bus_id only when !in_topology
-  bool ours = true;  // selected by CUDA_VISIBLE_DEVICES (or no selection)
+  bool ours = true;          // selected by CUDA_VISIBLE_DEVICES (or no selection)
 };
 
 struct GpuInventory {
@@ -53,8 +53,7 @@ struct DiscoveryOptions {
 
 // Finds the GPUs (querying NVML when options.use_nvml). Never fails: problems
 // are notes or warnings and the inventory may be empty.
-GpuInventory DiscoverGpus(const NodeTopology& topology,
-                          const DiscoveryOptions& options);
+GpuInventory DiscoverGpus(const NodeTopology& topology, const DiscoveryOptions& options);
 
 // The same with NVML's answer given (nullptr: NVML not asked), for tests.
 GpuInventory CombineGpus(const NodeTopology& topology, const NvmlReport* nvml,

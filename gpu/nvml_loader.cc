@@ -1,10 +1,11 @@
 #include "gpu/nvml_loader.h"
 
 #include <dlfcn.h>
-#include <fmt/format.h>
 
 #include <cctype>
 #include <cstring>
+
+#include <fmt/format.h>
 
 namespace trainrun::gpu {
 namespace {
@@ -14,8 +15,7 @@ namespace {
 using nvmlReturn_t = int;
 using nvmlDevice_t = struct nvmlDevice_st*;
 constexpr nvmlReturn_t kNvmlSuccess = 0;
-constexpr unsigned kNvmlStringBuffer =
-    96;  // >= the UUID (80) and name (96) buffer sizes
+constexpr unsigned kNvmlStringBuffer = 96;  // >= the UUID (80) and name (96) buffer sizes
 
 struct nvmlPciInfo_t {  // nvmlPciInfo_t as filled by nvmlDeviceGetPciInfo_v3
   char busIdLegacy[16];
@@ -63,13 +63,10 @@ std::string NormalizeBusId(const std::string& bus_id) {
   size_t pos = 0;
   for (int i = 0; i < 4; ++i) {
     size_t digits = 0;
-    while (pos < bus_id.size() &&
-           std::isxdigit(static_cast<unsigned char>(bus_id[pos]))) {
+    while (pos < bus_id.size() && std::isxdigit(static_cast<unsigned char>(bus_id[pos]))) {
       if (++digits > 8) return "";
-      char c = static_cast<char>(
-          std::tolower(static_cast<unsigned char>(bus_id[pos++])));
-      parts[i] = parts[i] * 16 +
-                 static_cast<unsigned>(c <= '9' ? c - '0' : c - 'a' + 10);
+      char c = static_cast<char>(std::tolower(static_cast<unsigned char>(bus_id[pos++])));
+      parts[i] = parts[i] * 16 + static_cast<unsigned>(c <= '9' ? c - '0' : c - 'a' + 10);
     }
     if (digits == 0) return "";
     if (i < 3) {
@@ -78,10 +75,8 @@ std::string NormalizeBusId(const std::string& bus_id) {
     }
   }
   if (pos != bus_id.size()) return "";
-  if (parts[0] > 0xffff || parts[1] > 0xff || parts[2] > 0x1f || parts[3] > 7)
-    return "";
-  return fmt::format("{:04x}:{:02x}:{:02x}.{:x}", parts[0], parts[1], parts[2],
-                     parts[3]);
+  if (parts[0] > 0xffff || parts[1] > 0xff || parts[2] > 0x1f || parts[3] > 7) return "";
+  return fmt::format("{:04x}:{:02x}:{:02x}.{:x}", parts[0], parts[1], parts[2], parts[3]);
 }
 
 NvmlReport QueryNvml(const std::string& library) {
@@ -91,8 +86,7 @@ NvmlReport QueryNvml(const std::string& library) {
   Library lib(library);
   if (!lib.loaded()) {
     const char* error = dlerror();
-    report.problem =
-        error != nullptr ? error : fmt::format("{}: cannot be loaded", library);
+    report.problem = error != nullptr ? error : fmt::format("{}: cannot be loaded", library);
     return report;
   }
   auto init = lib.Symbol<InitFn>("nvmlInit_v2");
@@ -103,23 +97,19 @@ NvmlReport QueryNvml(const std::string& library) {
   auto uuid_fn = lib.Symbol<StringFn>("nvmlDeviceGetUUID");
   auto name_fn = lib.Symbol<StringFn>("nvmlDeviceGetName");
   auto error_fn = lib.Symbol<ErrorStringFn>("nvmlErrorString");
-  if (!init || !shutdown || !count_fn || !handle_fn || !pci_fn || !uuid_fn ||
-      !name_fn) {
-    report.problem = fmt::format(
-        "{}: not an NVML library (nvmlInit_v2 or another call is missing)",
-        library);
+  if (!init || !shutdown || !count_fn || !handle_fn || !pci_fn || !uuid_fn || !name_fn) {
+    report.problem =
+        fmt::format("{}: not an NVML library (nvmlInit_v2 or another call is missing)", library);
     return report;
   }
   auto describe = [&](nvmlReturn_t rc) -> std::string {
     const char* text = error_fn != nullptr ? error_fn(rc) : nullptr;
-    return text != nullptr ? fmt::format("{} ({})", text, rc)
-                           : fmt::format("error {}", rc);
+    return text != nullptr ? fmt::format("{} ({})", text, rc) : fmt::format("error {}", rc);
   };
   if (nvmlReturn_t rc = init(); rc != kNvmlSuccess) {
     // E.g. the library is there but no driver is loaded
     // (NVML_ERROR_DRIVER_NOT_LOADED).
-    report.problem =
-        fmt::format("{}: nvmlInit failed: {}", library, describe(rc));
+    report.problem = fmt::format("{}: nvmlInit failed: {}", library, describe(rc));
     return report;
   }
   report.available = true;
@@ -139,8 +129,7 @@ NvmlReport QueryNvml(const std::string& library) {
       continue;
     }
     if (nvmlReturn_t rc = pci_fn(device, &pci); rc != kNvmlSuccess) {
-      report.problem =
-          fmt::format("NVML GPU {}: no PCI bus id: {}", i, describe(rc));
+      report.problem = fmt::format("NVML GPU {}: no PCI bus id: {}", i, describe(rc));
       continue;
     }
     pci.busId[sizeof(pci.busId) - 1] = '\0';
@@ -148,14 +137,11 @@ NvmlReport QueryNvml(const std::string& library) {
     gpu.index = static_cast<int>(i);
     gpu.bus_id = NormalizeBusId(pci.busId);
     if (gpu.bus_id.empty()) {
-      report.problem = fmt::format(
-          "NVML GPU {}: bus id \"{}\" is not a PCI address", i, pci.busId);
+      report.problem = fmt::format("NVML GPU {}: bus id \"{}\" is not a PCI address", i, pci.busId);
       continue;
     }
-    if (uuid_fn(device, uuid, sizeof(uuid) - 1) == kNvmlSuccess)
-      gpu.uuid = uuid;
-    if (name_fn(device, name, sizeof(name) - 1) == kNvmlSuccess)
-      gpu.name = name;
+    if (uuid_fn(device, uuid, sizeof(uuid) - 1) == kNvmlSuccess) gpu.uuid = uuid;
+    if (name_fn(device, name, sizeof(name) - 1) == kNvmlSuccess) gpu.name = name;
     report.gpus.push_back(std::move(gpu));
   }
   shutdown();

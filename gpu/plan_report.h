@@ -4,8 +4,9 @@
 // run record's details.binding and `trainrun topology --json`).
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "gpu/binding_env.h"
 #include "gpu/binding_plan.h"
@@ -16,8 +17,7 @@ namespace trainrun::gpu {
 
 // Tables of the GPUs (CUDA index, NVML index, PCI bus id, NUMA node, model,
 // UUID), the NUMA nodes (memory, cores, CPUs) and the network devices.
-std::string FormatTopology(const NodeTopology& topology,
-                           const GpuInventory& inventory);
+std::string FormatTopology(const NodeTopology& topology, const GpuInventory& inventory);
 
 // The per-rank table (GPUs, NUMA node, cores, CPUs, memory node, NIC,
 // OMP_NUM_THREADS), then the plan's warnings and notes.
@@ -27,9 +27,7 @@ std::string FormatPlan(const BindingPlan& plan, const NodeTopology& topology,
 // {"topology": {...}, "gpus": {...}, "plan": {"ranks": [...], ...}}; each rank
 // lists its CPUs both as the kernel's list text and as numbers, and the
 // variables its binding sets.
-nlohmann::json BindingJson(const NodeTopology& topology,
-                           const GpuInventory& inventory,
-                           const BindingPlan& plan,
-                           const BindingEnvOptions& env_options = {});
+nlohmann::json BindingJson(const NodeTopology& topology, const GpuInventory& inventory,
+                           const BindingPlan& plan, const BindingEnvOptions& env_options = {});
 
 }  // namespace trainrun::gpu

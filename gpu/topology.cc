@@ -1,12 +1,13 @@
 #include "gpu/topology.h"
 
-#include <fmt/format.h>
 #include <hwloc.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <memory>
+
+#include <fmt/format.h>
 
 #include "gpu/affinity.h"
 
@@ -42,15 +43,14 @@ std::string Info(hwloc_obj_t obj, const char* name) {
 
 std::string BusId(hwloc_obj_t pci) {
   const hwloc_obj_attr_u::hwloc_pcidev_attr_s& a = pci->attr->pcidev;
-  return fmt::format("{:04x}:{:02x}:{:02x}.{:x}", a.domain, a.bus, a.dev,
-                     a.func);
+  return fmt::format("{:04x}:{:02x}:{:02x}.{:x}", a.domain, a.bus, a.dev, a.func);
 }
 
 PciPlace PlaceOf(hwloc_topology_t topology, hwloc_obj_t pci) {
   PciPlace place;
   place.bus_id = BusId(pci);
-  for (hwloc_obj_t up = pci->parent;
-       up != nullptr && up->type == HWLOC_OBJ_BRIDGE; up = up->parent) {
+  for (hwloc_obj_t up = pci->parent; up != nullptr && up->type == HWLOC_OBJ_BRIDGE;
+       up = up->parent) {
     if (up->attr->bridge.upstream_type == HWLOC_OBJ_BRIDGE_HOST) {
       place.host_bridge = up->gp_index;
     } else {
@@ -64,27 +64,20 @@ PciPlace PlaceOf(hwloc_topology_t topology, hwloc_obj_t pci) {
 
 bool IsNvidiaGpuOsDevice(hwloc_obj_t osdev) {
   hwloc_obj_osdev_type_e type = osdev->attr->osdev.type;
-  if (type != HWLOC_OBJ_OSDEV_GPU && type != HWLOC_OBJ_OSDEV_COPROC)
-    return false;
+  if (type != HWLOC_OBJ_OSDEV_GPU && type != HWLOC_OBJ_OSDEV_COPROC) return false;
   std::string backend = Info(osdev, "Backend");
   std::string vendor = Info(osdev, "GPUVendor");
-  return backend == "NVML" || backend == "CUDA" ||
-         vendor.find("NVIDIA") != std::string::npos ||
-         (osdev->name != nullptr &&
-          (std::string_view(osdev->name).starts_with("nvml") ||
-           std::string_view(osdev->name).starts_with("cuda")));
+  return backend == "NVML" || backend == "CUDA" || vendor.find("NVIDIA") != std::string::npos ||
+         (osdev->name != nullptr && (std::string_view(osdev->name).starts_with("nvml") ||
+                                     std::string_view(osdev->name).starts_with("cuda")));
 }
 
 std::string NicKind(uint16_t class_id) {
   switch (class_id) {
-    case 0x0200:
-      return "Ethernet";
-    case 0x0207:
-      return "InfiniBand";
-    case 0x0c06:
-      return "InfiniBand";
-    default:
-      return "Network";
+    case 0x0200: return "Ethernet";
+    case 0x0207: return "InfiniBand";
+    case 0x0c06: return "InfiniBand";
+    default: return "Network";
   }
 }
 
@@ -107,27 +100,23 @@ int ActivePort(hwloc_obj_t osdev) {
 }
 
 void ReadPciDevices(hwloc_topology_t topology, NodeTopology* out) {
-  for (hwloc_obj_t pci = hwloc_get_next_pcidev(topology, nullptr);
-       pci != nullptr; pci = hwloc_get_next_pcidev(topology, pci)) {
+  for (hwloc_obj_t pci = hwloc_get_next_pcidev(topology, nullptr); pci != nullptr;
+       pci = hwloc_get_next_pcidev(topology, pci)) {
     const hwloc_obj_attr_u::hwloc_pcidev_attr_s& attr = pci->attr->pcidev;
     std::vector<hwloc_obj_t> gpu_osdevs, rdma_osdevs;
     std::vector<std::string> interfaces;
-    for (hwloc_obj_t child = pci->io_first_child; child != nullptr;
-         child = child->next_sibling) {
+    for (hwloc_obj_t child = pci->io_first_child; child != nullptr; child = child->next_sibling) {
       if (child->type != HWLOC_OBJ_OS_DEVICE) continue;
       if (IsNvidiaGpuOsDevice(child)) gpu_osdevs.push_back(child);
-      if (child->attr->osdev.type == HWLOC_OBJ_OSDEV_OPENFABRICS)
-        rdma_osdevs.push_back(child);
-      if (child->attr->osdev.type == HWLOC_OBJ_OSDEV_NETWORK &&
-          child->name != nullptr) {
+      if (child->attr->osdev.type == HWLOC_OBJ_OSDEV_OPENFABRICS) rdma_osdevs.push_back(child);
+      if (child->attr->osdev.type == HWLOC_OBJ_OSDEV_NETWORK && child->name != nullptr) {
         interfaces.push_back(child->name);
       }
     }
     // An NVIDIA GPU: hwloc gave it a GPU OS device, or it has NVIDIA's vendor
     // id and a display (VGA 0x0300) or 3D controller (0x0302) class.
     const bool nvidia_display =
-        attr.vendor_id == kNvidiaVendorId &&
-        (attr.class_id == 0x0300 || attr.class_id == 0x0302);
+        attr.vendor_id == kNvidiaVendorId && (attr.class_id == 0x0300 || attr.class_id == 0x0302);
     if (!gpu_osdevs.empty() || nvidia_display) {
       PciGpu gpu;
       gpu.place = PlaceOf(topology, pci);
@@ -136,10 +125,8 @@ void ReadPciDevices(hwloc_topology_t topology, NodeTopology* out) {
       gpu.model = Info(pci, "PCIDevice");
       for (hwloc_obj_t osdev : gpu_osdevs) {
         if (osdev->name != nullptr) gpu.os_devices.push_back(osdev->name);
-        if (std::string model = Info(osdev, "GPUModel"); !model.empty())
-          gpu.model = model;
-        if (std::string uuid = Info(osdev, "NVIDIAUUID"); !uuid.empty())
-          gpu.uuid = uuid;
+        if (std::string model = Info(osdev, "GPUModel"); !model.empty()) gpu.model = model;
+        if (std::string uuid = Info(osdev, "NVIDIAUUID"); !uuid.empty()) gpu.uuid = uuid;
       }
       out->gpus.push_back(std::move(gpu));
     }
@@ -164,24 +151,17 @@ void ReadPciDevices(hwloc_topology_t topology, NodeTopology* out) {
       out->nics.push_back(std::move(nic));
     }
   }
-  auto by_bus = [](const auto& a, const auto& b) {
-    return a.place.bus_id < b.place.bus_id;
-  };
+  auto by_bus = [](const auto& a, const auto& b) { return a.place.bus_id < b.place.bus_id; };
   std::stable_sort(out->gpus.begin(), out->gpus.end(), by_bus);
-  std::stable_sort(out->nics.begin(), out->nics.end(),
-                   [](const Nic& a, const Nic& b) {
-                     return a.place.bus_id != b.place.bus_id
-                                ? a.place.bus_id < b.place.bus_id
-                                : a.name < b.name;
-                   });
+  std::stable_sort(out->nics.begin(), out->nics.end(), [](const Nic& a, const Nic& b) {
+    return a.place.bus_id != b.place.bus_id ? a.place.bus_id < b.place.bus_id : a.name < b.name;
+  });
 }
 
 void ReadCpusAndMemory(hwloc_topology_t topology, NodeTopology* out) {
   std::vector<hwloc_obj_t> numa_objs;
-  for (hwloc_obj_t numa =
-           hwloc_get_next_obj_by_type(topology, HWLOC_OBJ_NUMANODE, nullptr);
-       numa != nullptr;
-       numa = hwloc_get_next_obj_by_type(topology, HWLOC_OBJ_NUMANODE, numa)) {
+  for (hwloc_obj_t numa = hwloc_get_next_obj_by_type(topology, HWLOC_OBJ_NUMANODE, nullptr);
+       numa != nullptr; numa = hwloc_get_next_obj_by_type(topology, HWLOC_OBJ_NUMANODE, numa)) {
     NumaNode node;
     node.os_index = static_cast<int>(numa->os_index);
     node.memory_bytes = numa->attr->numanode.local_memory;
@@ -194,11 +174,8 @@ void ReadCpusAndMemory(hwloc_topology_t topology, NodeTopology* out) {
   // Whole cores; a topology without Core objects (some synthetic ones) has one
   // core per PU.
   hwloc_obj_type_t core_type =
-      hwloc_get_nbobjs_by_type(topology, HWLOC_OBJ_CORE) > 0 ? HWLOC_OBJ_CORE
-                                                             : HWLOC_OBJ_PU;
-  for (hwloc_obj_t core =
-           hwloc_get_next_obj_by_type(topology, core_type, nullptr);
-       core != nullptr;
+      hwloc_get_nbobjs_by_type(topology, HWLOC_OBJ_CORE) > 0 ? HWLOC_OBJ_CORE : HWLOC_OBJ_PU;
+  for (hwloc_obj_t core = hwloc_get_next_obj_by_type(topology, core_type, nullptr); core != nullptr;
        core = hwloc_get_next_obj_by_type(topology, core_type, core)) {
     Core c;
     c.cpus = BitmapIds(core->cpuset);
@@ -208,23 +185,16 @@ void ReadCpusAndMemory(hwloc_topology_t topology, NodeTopology* out) {
     // the same CPUs, like KNL's MCDRAM, gets none), else the first that holds
     // any of it.
     size_t chosen = numa_objs.size();
-    for (size_t i = 0; i < numa_objs.size() && chosen == numa_objs.size();
-         ++i) {
-      if (hwloc_bitmap_isincluded(core->cpuset, numa_objs[i]->cpuset))
-        chosen = i;
+    for (size_t i = 0; i < numa_objs.size() && chosen == numa_objs.size(); ++i) {
+      if (hwloc_bitmap_isincluded(core->cpuset, numa_objs[i]->cpuset)) chosen = i;
     }
-    for (size_t i = 0; i < numa_objs.size() && chosen == numa_objs.size();
-         ++i) {
-      if (hwloc_bitmap_intersects(core->cpuset, numa_objs[i]->cpuset))
-        chosen = i;
+    for (size_t i = 0; i < numa_objs.size() && chosen == numa_objs.size(); ++i) {
+      if (hwloc_bitmap_intersects(core->cpuset, numa_objs[i]->cpuset)) chosen = i;
     }
-    if (chosen < numa_objs.size())
-      out->numa_nodes[chosen].cores.push_back(std::move(c));
+    if (chosen < numa_objs.size()) out->numa_nodes[chosen].cores.push_back(std::move(c));
   }
   std::sort(out->numa_nodes.begin(), out->numa_nodes.end(),
-            [](const NumaNode& a, const NumaNode& b) {
-              return a.os_index < b.os_index;
-            });
+            [](const NumaNode& a, const NumaNode& b) { return a.os_index < b.os_index; });
 }
 
 // For this machine: plan only within the CPUs we may run on. hwloc already
@@ -238,10 +208,9 @@ void RestrictToAffinity(hwloc_topology_t topology, NodeTopology* out) {
   hwloc_const_cpuset_t all = hwloc_topology_get_topology_cpuset(topology);
   if (hwloc_bitmap_isincluded(all, set.get())) return;
   if (!hwloc_bitmap_intersects(all, set.get())) return;
-  if (hwloc_topology_restrict(topology, set.get(),
-                              HWLOC_RESTRICT_FLAG_ADAPT_IO) == 0) {
-    out->notes.push_back(fmt::format(
-        "planned within this process's CPU affinity {}", FormatIdList(*cpus)));
+  if (hwloc_topology_restrict(topology, set.get(), HWLOC_RESTRICT_FLAG_ADAPT_IO) == 0) {
+    out->notes.push_back(
+        fmt::format("planned within this process's CPU affinity {}", FormatIdList(*cpus)));
   }
 }
 
@@ -249,8 +218,7 @@ void RestrictToAffinity(hwloc_topology_t topology, NodeTopology* out) {
 
 Result<NodeTopology> LoadTopology(const TopologySource& source) {
   hwloc_topology_t raw = nullptr;
-  if (hwloc_topology_init(&raw) != 0)
-    return InternalError("hwloc_topology_init failed");
+  if (hwloc_topology_init(&raw) != 0) return InternalError("hwloc_topology_init failed");
   TopologyPtr topology(raw);
   hwloc_topology_set_io_types_filter(raw, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
 
@@ -264,24 +232,22 @@ Result<NodeTopology> LoadTopology(const TopologySource& source) {
       out.source = fmt::format("XML file {}", source.value);
       struct stat st {};
       if (stat(source.value.c_str(), &st) != 0) {
-        return ErrnoStatus(errno,
-                           fmt::format("hwloc topology {}", source.value));
+        return ErrnoStatus(errno, fmt::format("hwloc topology {}", source.value));
       }
       if (!S_ISREG(st.st_mode)) {
-        return InvalidArgumentError(
-            fmt::format("hwloc topology {}: not a file", source.value));
+        return InvalidArgumentError(fmt::format("hwloc topology {}: not a file", source.value));
       }
       if (hwloc_topology_set_xml(raw, source.value.c_str()) != 0) {
-        return InvalidArgumentError(fmt::format(
-            "hwloc topology {}: not an hwloc XML file", source.value));
+        return InvalidArgumentError(
+            fmt::format("hwloc topology {}: not an hwloc XML file", source.value));
       }
       break;
     }
     case TopologyKind::kSynthetic:
       out.source = fmt::format("synthetic \"{}\"", source.value);
       if (hwloc_topology_set_synthetic(raw, source.value.c_str()) != 0) {
-        return InvalidArgumentError(fmt::format(
-            "synthetic topology \"{}\": hwloc cannot read it", source.value));
+        return InvalidArgumentError(
+            fmt::format("synthetic topology \"{}\": hwloc cannot read it", source.value));
       }
       break;
   }
@@ -289,23 +255,21 @@ Result<NodeTopology> LoadTopology(const TopologySource& source) {
     if (source.kind == TopologyKind::kThisMachine) {
       return ErrnoStatus(errno, "hwloc could not read this machine's topology");
     }
-    return InvalidArgumentError(fmt::format(
-        "{}: hwloc cannot load it (not a valid topology?)", out.source));
+    return InvalidArgumentError(
+        fmt::format("{}: hwloc cannot load it (not a valid topology?)", out.source));
   }
   if (source.kind == TopologyKind::kThisMachine) RestrictToAffinity(raw, &out);
   ReadCpusAndMemory(raw, &out);
   ReadPciDevices(raw, &out);
   if (out.cpus.empty()) {
-    return InvalidArgumentError(
-        fmt::format("{}: the topology has no CPUs", out.source));
+    return InvalidArgumentError(fmt::format("{}: the topology has no CPUs", out.source));
   }
   return out;
 }
 
 int NumaNodeOfCpu(const NodeTopology& topology, int cpu) {
   for (const NumaNode& node : topology.numa_nodes) {
-    if (std::binary_search(node.cpus.begin(), node.cpus.end(), cpu))
-      return node.os_index;
+    if (std::binary_search(node.cpus.begin(), node.cpus.end(), cpu)) return node.os_index;
   }
   return -1;
 }

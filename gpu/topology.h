@@ -23,10 +23,8 @@ struct Core {
 struct NumaNode {
   int os_index = 0;           // the kernel's node number
   uint64_t memory_bytes = 0;  // local memory
-  std::vector<int>
-      cpus;  // kernel CPU numbers local to the node; empty: a CPU-less node
-  std::vector<Core>
-      cores;  // whole cores of the node, in hwloc's (physical) order
+  std::vector<int> cpus;      // kernel CPU numbers local to the node; empty: a CPU-less node
+  std::vector<Core> cores;    // whole cores of the node, in hwloc's (physical) order
 };
 
 // Where a PCI device sits, to tell which devices are near each other.
@@ -47,11 +45,9 @@ struct PciGpu {
   PciPlace place;
   uint16_t device_id = 0;  // PCI device id, e.g. 0x1db8
   uint16_t class_id = 0;   // 0x0300 VGA, 0x0302 3D
-  std::string
-      model;  // from a GPU OS device or the PCI name database; may be empty
-  std::string uuid;  // "GPU-..." from an NVML/CUDA OS device; may be empty
-  std::vector<std::string>
-      os_devices;  // hwloc's GPU OS devices: "nvml0", "cuda0", "card1"
+  std::string model;       // from a GPU OS device or the PCI name database; may be empty
+  std::string uuid;        // "GPU-..." from an NVML/CUDA OS device; may be empty
+  std::vector<std::string> os_devices;  // hwloc's GPU OS devices: "nvml0", "cuda0", "card1"
 };
 
 // A network device: an RDMA (InfiniBand or RoCE verbs) device, or a plain
@@ -59,23 +55,21 @@ struct PciGpu {
 struct Nic {
   std::string name;  // "mlx5_0" for RDMA devices, else the interface, "eth0"
   bool rdma = false;
-  int port = 1;      // RDMA: the first active port, 1 when hwloc does not say
-  std::string kind;  // from the PCI class: "InfiniBand", "Ethernet", "Network"
-  std::vector<std::string>
-      interfaces;  // network interfaces of the same PCI device
+  int port = 1;                         // RDMA: the first active port, 1 when hwloc does not say
+  std::string kind;                     // from the PCI class: "InfiniBand", "Ethernet", "Network"
+  std::vector<std::string> interfaces;  // network interfaces of the same PCI device
   PciPlace place;
 };
 
 struct NodeTopology {
-  std::string source;         // "this machine", "XML file F" or "synthetic D"
-  bool this_machine = false;  // binding may be applied as planned
+  std::string source;                // "this machine", "XML file F" or "synthetic D"
+  bool this_machine = false;         // binding may be applied as planned
   std::vector<NumaNode> numa_nodes;  // by node number
   std::vector<PciGpu> gpus;          // in PCI bus id order
   std::vector<Nic> nics;             // in PCI bus id order, then name
   std::vector<int> cpus;             // every CPU in the topology
   int core_count = 0;
-  std::vector<std::string>
-      notes;  // e.g. the topology was restricted to our affinity
+  std::vector<std::string> notes;  // e.g. the topology was restricted to our affinity
 };
 
 enum class TopologyKind { kThisMachine, kXmlFile, kSynthetic };

@@ -1,9 +1,9 @@
 #include "gpu/visible_devices.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <charconv>
+
+#include <fmt/format.h>
 
 #include "base/text.h"
 
@@ -25,14 +25,11 @@ enum class Match { kFound, kNone, kAmbiguous };
 
 // An index or a UUID (or a unique prefix of one, as CUDA accepts) -> a
 // position.
-Match Find(std::string_view entry, const std::vector<std::string>& uuids,
-           int* position) {
+Match Find(std::string_view entry, const std::vector<std::string>& uuids, int* position) {
   int index = -1;
-  auto [end, ec] =
-      std::from_chars(entry.data(), entry.data() + entry.size(), index);
+  auto [end, ec] = std::from_chars(entry.data(), entry.data() + entry.size(), index);
   if (ec == std::errc() && end == entry.data() + entry.size()) {
-    if (index < 0 || index >= static_cast<int>(uuids.size()))
-      return Match::kNone;
+    if (index < 0 || index >= static_cast<int>(uuids.size())) return Match::kNone;
     *position = index;
     return Match::kFound;
   }
@@ -49,12 +46,9 @@ Match Find(std::string_view entry, const std::vector<std::string>& uuids,
   return Match::kFound;
 }
 
-void Add(int position, std::string_view variable, std::string_view entry,
-         DeviceSelection* out) {
-  if (std::find(out->positions.begin(), out->positions.end(), position) !=
-      out->positions.end()) {
-    out->warnings.push_back(
-        fmt::format("{}: \"{}\" names a GPU already listed", variable, entry));
+void Add(int position, std::string_view variable, std::string_view entry, DeviceSelection* out) {
+  if (std::find(out->positions.begin(), out->positions.end(), position) != out->positions.end()) {
+    out->warnings.push_back(fmt::format("{}: \"{}\" names a GPU already listed", variable, entry));
     return;
   }
   out->positions.push_back(position);
@@ -62,19 +56,19 @@ void Add(int position, std::string_view variable, std::string_view entry,
 
 }  // namespace
 
-DeviceSelection SelectCudaVisibleDevices(
-    std::string_view value, const std::vector<std::string>& uuids) {
+DeviceSelection SelectCudaVisibleDevices(std::string_view value,
+                                         const std::vector<std::string>& uuids) {
   constexpr std::string_view kName = "CUDA_VISIBLE_DEVICES";
   DeviceSelection out;
   value = TrimSpace(value);
   if (value.empty() || value == "NoDevFiles") return out;
   for (std::string_view entry : Split(value)) {
     if (entry.starts_with("MIG-")) {
-      out.warnings.push_back(fmt::format(
-          "{}: \"{}\" is a MIG instance; trainrun binds whole GPUs, so the MIG "
-          "instance is left out "
-          "of the plan (use binding \"none\" and pass MIG instances yourself)",
-          kName, entry));
+      out.warnings.push_back(
+          fmt::format("{}: \"{}\" is a MIG instance; trainrun binds whole GPUs, so the MIG "
+                      "instance is left out "
+                      "of the plan (use binding \"none\" and pass MIG instances yourself)",
+                      kName, entry));
       continue;
     }
     int position = -1;
@@ -87,8 +81,7 @@ DeviceSelection SelectCudaVisibleDevices(
             "ignores it and the "
             "entries after it",
             kName, value, entry,
-            match == Match::kAmbiguous ? "matches more than one" : "names none",
-            uuids.size()));
+            match == Match::kAmbiguous ? "matches more than one" : "names none", uuids.size()));
       }
       break;
     }
@@ -97,26 +90,24 @@ DeviceSelection SelectCudaVisibleDevices(
   return out;
 }
 
-std::optional<DeviceSelection> SelectNvidiaVisibleDevices(
-    std::string_view value, const std::vector<std::string>& uuids) {
+std::optional<DeviceSelection> SelectNvidiaVisibleDevices(std::string_view value,
+                                                          const std::vector<std::string>& uuids) {
   constexpr std::string_view kName = "NVIDIA_VISIBLE_DEVICES";
   value = TrimSpace(value);
   if (value.empty() || value == "void") return std::nullopt;
   DeviceSelection out;
   if (value == "none") return out;
   if (value == "all") {
-    for (size_t i = 0; i < uuids.size(); ++i)
-      out.positions.push_back(static_cast<int>(i));
+    for (size_t i = 0; i < uuids.size(); ++i) out.positions.push_back(static_cast<int>(i));
     return out;
   }
   for (std::string_view entry : Split(value)) {
     int position = -1;
-    if (entry.starts_with("MIG-") ||
-        Find(entry, uuids, &position) != Match::kFound) {
-      out.warnings.push_back(fmt::format(
-          "{}={}: \"{}\" names none of the {} GPU(s) trainrun sees; "
-          "left out",
-          kName, value, entry, uuids.size()));
+    if (entry.starts_with("MIG-") || Find(entry, uuids, &position) != Match::kFound) {
+      out.warnings.push_back(
+          fmt::format("{}={}: \"{}\" names none of the {} GPU(s) trainrun sees; "
+                      "left out",
+                      kName, value, entry, uuids.size()));
       continue;
     }
     Add(position, kName, entry, &out);

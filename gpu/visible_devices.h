@@ -18,8 +18,7 @@ struct DeviceSelection {
   // Positions in the candidate list, in the order the variable names them,
   // without duplicates. Empty: no GPUs.
   std::vector<int> positions;
-  std::vector<std::string>
-      warnings;  // entries that name nothing, MIG instances...
+  std::vector<std::string> warnings;  // entries that name nothing, MIG instances...
 };
 
 // Reads CUDA_VISIBLE_DEVICES as CUDA does: an index is a position in `uuids`
@@ -34,7 +33,7 @@ DeviceSelection SelectCudaVisibleDevices(std::string_view value,
 // every GPU, "none" none, indices are the host's NVML indices (positions in
 // `uuids`, the host's GPUs in PCI order) and "GPU-..." UUIDs. Returns nothing
 // for "void" or "", which leave the GPUs as they are.
-std::optional<DeviceSelection> SelectNvidiaVisibleDevices(
-    std::string_view value, const std::vector<std::string>& uuids);
+std::optional<DeviceSelection> SelectNvidiaVisibleDevices(std::string_view value,
+                                                          const std::vector<std::string>& uuids);
 
 }  // namespace trainrun::gpu

@@ -1,18 +1,19 @@
 #include "launcher/cluster_run.h"
 
-#include <fmt/format.h>
 #include <signal.h>
 #include <unistd.h>
 
-#include "launcher/version.h"
-#include "runtime/cluster/communicator_env.h"
+#include <fmt/format.h>
+
 #include "base/digest.h"
 #include "base/fs_util.h"
-#include "runtime/cluster/head_session.h"
 #include "base/net_util.h"
+#include "launcher/version.h"
+#include "runtime/cluster/communicator_env.h"
+#include "runtime/cluster/head_session.h"
+#include "runtime/cluster/worker_session.h"
 #include "runtime/process/process_posix.h"
 #include "runtime/run/run_id.h"
-#include "runtime/cluster/worker_session.h"
 
 namespace trainrun {
 namespace {
@@ -23,12 +24,9 @@ Duration Seconds(double s) {
 
 }  // namespace
 
-std::string JobDigest(const JobConfig& job) {
-  return HexEncode(Sha256(job.json));
-}
+std::string JobDigest(const JobConfig& job) { return HexEncode(Sha256(job.json)); }
 
-Result<Placement> ClusterRun::Discover(const RunOptions& options,
-                                       const JobConfig& job) {
+Result<Placement> ClusterRun::Discover(const RunOptions& options, const JobConfig& job) {
   DiscoveryInput in;
   in.node_rank = options.node_rank;
   in.nnodes = options.nnodes;
@@ -43,28 +41,26 @@ Result<Placement> ClusterRun::Discover(const RunOptions& options,
   if (Result<std::string> text = ReadFileToString(in.sagemaker_config_path); text.ok()) {
     in.sagemaker_config = *text;
   }
-  for (const LocalAddress& a : LocalIpv4Addresses())
-    in.local_addresses.push_back(a.address);
+  for (const LocalAddress& a : LocalIpv4Addresses()) in.local_addresses.push_back(a.address);
   return DiscoverPlacement(in);
 }
 
-Result<std::unique_ptr<ClusterRun>> ClusterRun::Create(
-    const RunOptions& options, const JobConfig& job, Reporter* reporter) {
+Result<std::unique_ptr<ClusterRun>> ClusterRun::Create(const RunOptions& options,
+                                                       const JobConfig& job, Reporter* reporter) {
   TR_ASSIGN_OR_RETURN(Placement placement, Discover(options, job));
   if (placement.node_count <= 1) return std::unique_ptr<ClusterRun>();
   std::unique_ptr<ClusterRun> run(new ClusterRun());
   run->options_ = options;
   run->reporter_ = reporter;
   run->placement_ = placement;
-  reporter->Info(fmt::format("node {} of {} ({}): {}", placement.node_rank,
-                             placement.node_count, placement.source,
-                             placement.reason));
+  reporter->Info(fmt::format("node {} of {} ({}): {}", placement.node_rank, placement.node_count,
+                             placement.source, placement.reason));
   for (const std::string& note : placement.notes) reporter->Info(note);
 
   const char* token = getenv(kJobTokenVariable);
-  const std::string identity = fmt::format(
-      "{}\n{}\n{}\n{}\n{}\n{}", placement.scheduler_job_id, JobDigest(job),
-      job.run_id, placement.head, options.control_port, placement.node_count);
+  const std::string identity =
+      fmt::format("{}\n{}\n{}\n{}\n{}\n{}", placement.scheduler_job_id, JobDigest(job), job.run_id,
+                  placement.head, options.control_port, placement.node_count);
   run->token_ = ResolveJobToken(token != nullptr ? token : "", identity);
   if (run->token_.derived) {
     reporter->Warning(
@@ -76,9 +72,8 @@ Result<std::unique_ptr<ClusterRun>> ClusterRun::Create(
                     "nodes to protect the control plane",
                     kJobTokenVariable, kJobTokenVariable));
   } else if (run->token_.secret.size() < kMinJobTokenChars) {
-    reporter->Warning(fmt::format(
-        "{} is shorter than {} characters; use a long random secret",
-        kJobTokenVariable, kMinJobTokenChars));
+    reporter->Warning(fmt::format("{} is shorter than {} characters; use a long random secret",
+                                  kJobTokenVariable, kMinJobTokenChars));
   }
 
   SessionOptions session;
@@ -86,28 +81,24 @@ Result<std::unique_ptr<ClusterRun>> ClusterRun::Create(
       job.rendezvous.timeout_seconds ? *job.rendezvous.timeout_seconds
                                      : ToSeconds(kDefaultRendezvousTimeout));
   session.rendezvous_timeout = Seconds(timeout);
-  session.finalize_timeout =
-      Seconds(options.finalize_timeout_seconds) + kFinalizeWaitMargin;
+  session.finalize_timeout = Seconds(options.finalize_timeout_seconds) + kFinalizeWaitMargin;
   session.heartbeat.timeout = Seconds(options.heartbeat_timeout_seconds);
-  session.heartbeat.interval = std::min(session.heartbeat.timeout / 4,
-                                        Duration(std::chrono::seconds(1)));
+  session.heartbeat.interval =
+      std::min(session.heartbeat.timeout / 4, Duration(std::chrono::seconds(1)));
   session.cancel_requested = SupervisionSignalPending;
   session.reporter = reporter;
   if (placement.node_rank == 0) {
-    TR_ASSIGN_OR_RETURN(
-        std::unique_ptr<HeadSession> head,
-        HeadSession::Start(session, run->token_, options.control_port));
+    TR_ASSIGN_OR_RETURN(std::unique_ptr<HeadSession> head,
+                        HeadSession::Start(session, run->token_, options.control_port));
     run->session_ = std::move(head);
   } else {
-    run->session_ = std::make_unique<WorkerSession>(
-        session, run->token_, placement.head, options.control_port,
-        placement.node_rank);
+    run->session_ = std::make_unique<WorkerSession>(session, run->token_, placement.head,
+                                                    options.control_port, placement.node_rank);
   }
   return run;
 }
 
-Status ClusterRun::Join(JobConfig* job, int process_count,
-                        const std::string& process_count_source,
+Status ClusterRun::Join(JobConfig* job, int process_count, const std::string& process_count_source,
                         int gpu_count) {
   NodeJoin self;
   self.node_rank = placement_.node_rank;
@@ -127,36 +118,32 @@ Status ClusterRun::Join(JobConfig* job, int process_count,
     TR_ASSIGN_OR_RETURN(self.tf_ports, FreePorts(process_count));
   }
   if (auto* head = dynamic_cast<HeadSession*>(session_.get())) {
-    head->set_run_id(
-        job->run_id.empty()
-            ? GenerateRunId(job->experiment_name, SystemClock()->WallNow())
-            : job->run_id);
+    head->set_run_id(job->run_id.empty()
+                         ? GenerateRunId(job->experiment_name, SystemClock()->WallNow())
+                         : job->run_id);
   }
   TR_ASSIGN_OR_RETURN(assignment_, session_->Rendezvous(self));
   job->run_id = assignment_.run_id;
   const NodeSlot& me = assignment_.nodes[placement_.node_rank];
-  if (!placement_.interface_hint.empty() &&
-      me.interface != placement_.interface_hint) {
-    reporter_->Info(fmt::format(
-        "the scheduler names interface {}; this node reaches the head by {}",
-        placement_.interface_hint, me.interface));
+  if (!placement_.interface_hint.empty() && me.interface != placement_.interface_hint) {
+    reporter_->Info(
+        fmt::format("the scheduler names interface {}; this node reaches the head by {}",
+                    placement_.interface_hint, me.interface));
   }
   reporter_->Info(fmt::format(
       "this node: {} ({}, interface {}), ranks {}-{} of {}; MASTER_ADDR {} "
       "MASTER_PORT {}",
-      me.host, me.address, me.interface, me.first_rank,
-      me.first_rank + me.process_count - 1, assignment_.world_size,
-      assignment_.master_addr, assignment_.master_port));
+      me.host, me.address, me.interface, me.first_rank, me.first_rank + me.process_count - 1,
+      assignment_.world_size, assignment_.master_addr, assignment_.master_port));
   return Status::Ok();
 }
 
-void ClusterRun::ReportResult(const RunRecord& record, std::string_view outcome,
-                              int exit_code, int64_t failure_time_ms) {
+void ClusterRun::ReportResult(const RunRecord& record, std::string_view outcome, int exit_code,
+                              int64_t failure_time_ms) {
   NodeResult result;
   result.node_rank = placement_.node_rank;
   result.host = LocalHostName();
-  result.outcome =
-      !record.outcome.empty() ? record.outcome : std::string(outcome);
+  result.outcome = !record.outcome.empty() ? record.outcome : std::string(outcome);
   result.exit_code = exit_code;
   result.stop_reason = record.stop_reason;
   result.ranks = record.ranks;
@@ -166,8 +153,8 @@ void ClusterRun::ReportResult(const RunRecord& record, std::string_view outcome,
   session_->ReportResult(result);
 }
 
-void ClusterRun::Finish(const UploadReport& uploads, int* exit_code,
-                        RunStatus* status, RunRecord* record) {
+void ClusterRun::Finish(const UploadReport& uploads, int* exit_code, RunStatus* status,
+                        RunRecord* record) {
   NodeDone done{uploads.files, uploads.bytes, uploads.errors};
   JobOutcome local;
   local.exit_code = *exit_code;
@@ -176,9 +163,8 @@ void ClusterRun::Finish(const UploadReport& uploads, int* exit_code,
   local.stop_reason = record->stop_reason;
   local.failure = record->failure;
   local.upload_errors = uploads.errors;
-  reporter_->Info(is_head()
-                      ? "waiting for every node to finish its uploads"
-                      : "uploads done; waiting for the head's final status");
+  reporter_->Info(is_head() ? "waiting for every node to finish its uploads"
+                            : "uploads done; waiting for the head's final status");
   JobOutcome job = session_->Finish(done, local);
   head_lost_ = job.head_lost;
   *exit_code = job.exit_code;
@@ -188,29 +174,23 @@ void ClusterRun::Finish(const UploadReport& uploads, int* exit_code,
   record->failure = job.failure;
   if (is_head()) {
     record->ranks = job.ranks;
-    record->upload_errors.insert(record->upload_errors.end(),
-                                 job.upload_errors.begin(),
+    record->upload_errors.insert(record->upload_errors.end(), job.upload_errors.begin(),
                                  job.upload_errors.end());
     record->details["nodeWarnings"] = job.warnings;
     record->details["outputConflicts"] = ConflictsToJson(job.conflicts);
     record->details["nodeUploads"] = job.nodes;
   }
-  if (job.failure &&
-      (job.failure->node_rank != node_rank() || job.failure->rank < 0)) {
-    std::string summary = fmt::format("the job failed on node {} ({}): {}",
-                                      job.failure->node_rank, job.failure->host,
-                                      job.failure->reason);
-    for (const std::string& line : job.failure->stderr_tail)
-      summary += "\n  | " + line;
+  if (job.failure && (job.failure->node_rank != node_rank() || job.failure->rank < 0)) {
+    std::string summary = fmt::format("the job failed on node {} ({}): {}", job.failure->node_rank,
+                                      job.failure->host, job.failure->reason);
+    for (const std::string& line : job.failure->stderr_tail) summary += "\n  | " + line;
     reporter_->Error(summary);
   } else if (job.exit_code != 0 && !job.failure && !job.stop_reason.empty()) {
     reporter_->Error(fmt::format("the job stopped: {}", job.stop_reason));
   }
 }
 
-std::string ClusterRun::RshKeyHex() const {
-  return HexEncode(RoleKey(token_, kRoleRsh));
-}
+std::string ClusterRun::RshKeyHex() const { return HexEncode(RoleKey(token_, kRoleRsh)); }
 
 nlohmann::json ClusterRun::Details() const {
   nlohmann::json nodes = nlohmann::json::array();

@@ -8,35 +8,34 @@
 #pragma once
 
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "launcher/run_options.h"
 #include "runtime/cluster/cluster_discovery.h"
 #include "runtime/cluster/cluster_session.h"
 #include "runtime/cluster/control_auth.h"
+#include "runtime/report/reporter.h"
 #include "runtime/run/history.h"
 #include "runtime/run/job_config.h"
-#include "runtime/report/reporter.h"
 
 namespace trainrun {
 
 class ClusterRun {
  public:
   // Where this node stands, from the flags, the scheduler and the job file.
-  static Result<Placement> Discover(const RunOptions& options,
-                                    const JobConfig& job);
+  static Result<Placement> Discover(const RunOptions& options, const JobConfig& job);
 
   // The control plane for a multi-node job (the head starts listening here), or
   // null for a single-node one. Not owned: `reporter`.
-  static Result<std::unique_ptr<ClusterRun>> Create(const RunOptions& options,
-                                                    const JobConfig& job,
+  static Result<std::unique_ptr<ClusterRun>> Create(const RunOptions& options, const JobConfig& job,
                                                     Reporter* reporter);
 
   // Joins the rendezvous and sets job->run_id to the job's. kUnavailable (69)
   // when it fails; stop() says whether it was a cancel.
-  Status Join(JobConfig* job, int process_count,
-              const std::string& process_count_source, int gpu_count);
+  Status Join(JobConfig* job, int process_count, const std::string& process_count_source,
+              int gpu_count);
 
   bool is_head() const { return placement_.node_rank == 0; }
   int node_rank() const { return placement_.node_rank; }
@@ -47,14 +46,13 @@ class ClusterRun {
   nlohmann::json Details() const;
   // This node's ranks ended (its record so far: ranks, root-cause failure with
   // the stderr tail, warnings): tells the head.
-  void ReportResult(const RunRecord& record, std::string_view outcome,
-                    int exit_code, int64_t failure_time_ms);
+  void ReportResult(const RunRecord& record, std::string_view outcome, int exit_code,
+                    int64_t failure_time_ms);
   // After this node's uploads: waits for the job's outcome (the head: for every
   // node), sets the exit code and status every node exits with, and puts the
   // job's root cause (and on the head every node's ranks, upload errors and
   // output conflicts) into `record`.
-  void Finish(const UploadReport& uploads, int* exit_code, RunStatus* status,
-              RunRecord* record);
+  void Finish(const UploadReport& uploads, int* exit_code, RunStatus* status, RunRecord* record);
   // After Finish(): the head was lost before it wrote the job's final status.
   bool head_lost() const { return head_lost_; }
   // The key of `trainrun rsh` (MPI's launch agent), hex, for mpirun's

@@ -1,10 +1,10 @@
 #include "launcher/dry_run.h"
 
-#include <fmt/format.h>
-
 #include <filesystem>
 #include <optional>
 #include <set>
+
+#include <fmt/format.h>
 
 #include "base/fs_util.h"
 #include "base/redact.h"
@@ -42,8 +42,8 @@ int DryRun(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& la
   const RunOptions& options = ctx.options;
   const JobConfig& job = run.job;
   const Placement& placement = run.placement;
-  const DataPreparer data(fs::path(AbsolutePath(job.file)).parent_path().string(), layout.wd(), layout.data(),
-                          ctx.reporter);
+  const DataPreparer data(fs::path(AbsolutePath(job.file)).parent_path().string(), layout.wd(),
+                          layout.data(), ctx.reporter);
   std::optional<NodeBinding> planned_binding;
   Result<RankPlan> planned = Plan(ctx, run, layout, data, &planned_binding);
   if (!planned.ok()) {

@@ -11,8 +11,8 @@ constexpr int kExitTimeout = 124;
 constexpr int kExitCanceled = 143;
 constexpr int kExitUsage = 64;
 constexpr int kExitInvalidJob = 65;
-constexpr int kExitNoInput = 66;       // `trainrun history`: no such run or file
-constexpr int kExitUnavailable = 69;   // rendezvous failed or a node was lost
+constexpr int kExitNoInput = 66;      // `trainrun history`: no such run or file
+constexpr int kExitUnavailable = 69;  // rendezvous failed or a node was lost
 constexpr int kExitInternal = 70;
 constexpr int kExitUploadFailed = 74;
 

@@ -8,12 +8,12 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "base/redact.h"
-#include "launcher/exit_codes.h"
 #include "base/fs_util.h"
 #include "base/input_limits.h"
-#include "runtime/run/job_config.h"
+#include "base/redact.h"
+#include "launcher/exit_codes.h"
 #include "runtime/run/history.h"
+#include "runtime/run/job_config.h"
 #include "runtime/run/run_layout.h"
 #include "runtime/store/store_factory.h"
 
@@ -40,8 +40,9 @@ std::string Shorten(const std::string& value) {
 // The arguments every subcommand shares, checked before any store is touched: run
 // ids and experiment names become path and key segments.
 Status CheckNames(const HistoryOptions& options) {
-  constexpr const char* kRule = "must be 1-255 letters, digits, '_', '-' or '.', starting with "
-                                "a letter or digit";
+  constexpr const char* kRule =
+      "must be 1-255 letters, digits, '_', '-' or '.', starting with "
+      "a letter or digit";
   if (!options.experiment.empty() && !IsValidRunName(options.experiment)) {
     return InvalidArgumentError(
         fmt::format("--experiment \"{}\": {}", Shorten(options.experiment), kRule));
@@ -96,7 +97,7 @@ std::string RunDuration(const RunRecord& r) {
   std::optional<WallTime> end = r.end_time();
   WallTime until = end ? *end : SystemClock()->WallNow();
   double seconds = std::chrono::duration<double>(until - r.start_time()).count();
-  std::string text = seconds < 120 ? fmt::format("{:.1f} s", seconds)
+  std::string text = seconds < 120    ? fmt::format("{:.1f} s", seconds)
                      : seconds < 7200 ? fmt::format("{:.1f} min", seconds / 60)
                                       : fmt::format("{:.1f} h", seconds / 3600);
   return end ? text : text + "+";
@@ -110,9 +111,11 @@ int HistoryList(const HistoryOptions& options, Console* out, Console* err) {
   std::vector<std::string> problems;
   Result<std::vector<RunRecord>> runs = opened->history->ListRuns(options.experiment, &problems);
   if (!runs.ok()) return Fail(err, runs.status());
-  for (const std::string& p : problems) err->Write(fmt::format("trainrun: warning: {}\n", p), false);
+  for (const std::string& p : problems)
+    err->Write(fmt::format("trainrun: warning: {}\n", p), false);
   std::vector<RunRecord> shown = *runs;
-  if (options.limit > 0 && shown.size() > static_cast<size_t>(options.limit)) shown.resize(options.limit);
+  if (options.limit > 0 && shown.size() > static_cast<size_t>(options.limit))
+    shown.resize(options.limit);
   if (options.json) {
     json list = json::array();
     for (const RunRecord& r : shown) {
@@ -136,13 +139,14 @@ int HistoryList(const HistoryOptions& options, Console* out, Console* err) {
     id_width = std::max(id_width, r.run_id.size());
     exp_width = std::max(exp_width, r.experiment.size());
   }
-  std::string text = fmt::format("{:<{}}  {:<{}}  {:<10}  {:<19}  {:>10}  {:>4}\n", "RUN ID", id_width,
-                                 "EXPERIMENT", exp_width, "STATUS", "STARTED (UTC)", "DURATION", "EXIT");
+  std::string text =
+      fmt::format("{:<{}}  {:<{}}  {:<10}  {:<19}  {:>10}  {:>4}\n", "RUN ID", id_width,
+                  "EXPERIMENT", exp_width, "STATUS", "STARTED (UTC)", "DURATION", "EXIT");
   for (const RunRecord& r : shown) {
-    text += fmt::format("{:<{}}  {:<{}}  {:<10}  {:<19}  {:>10}  {:>4}\n", r.run_id, id_width,
-                        r.experiment, exp_width, RunStatusName(r.status),
-                        FormatTime(r.start_time()), RunDuration(r),
-                        r.exit_code ? std::to_string(*r.exit_code) : "-");
+    text +=
+        fmt::format("{:<{}}  {:<{}}  {:<10}  {:<19}  {:>10}  {:>4}\n", r.run_id, id_width,
+                    r.experiment, exp_width, RunStatusName(r.status), FormatTime(r.start_time()),
+                    RunDuration(r), r.exit_code ? std::to_string(*r.exit_code) : "-");
   }
   out->Write(std::move(text), false);
   return kExitOk;
@@ -171,7 +175,8 @@ int HistoryShow(const HistoryOptions& options, Console* out, Console* err) {
   text += fmt::format("duration:    {}\n", RunDuration(r));
   std::vector<std::string> phases;
   for (const RunRecord::Phase& p : r.phases) {
-    phases.push_back(p.seconds >= 0 ? fmt::format("{} {:.2f} s", p.name, p.seconds) : p.name + " ...");
+    phases.push_back(p.seconds >= 0 ? fmt::format("{} {:.2f} s", p.name, p.seconds)
+                                    : p.name + " ...");
   }
   text += fmt::format("phases:      {}\n", fmt::join(phases, ", "));
   if (!r.command.empty()) text += fmt::format("command:     {}\n", fmt::join(r.command, " "));
@@ -191,7 +196,8 @@ int HistoryShow(const HistoryOptions& options, Console* out, Console* err) {
   if (!r.stop_reason.empty()) text += fmt::format("stopped:     {}\n", r.stop_reason);
   if (r.failure) {
     const FailureRecord& f = *r.failure;
-    text += fmt::format("failure:     {} (node {}, {}, pid {})\n", f.reason, f.node_rank, f.host, f.pid);
+    text += fmt::format("failure:     {} (node {}, {}, pid {})\n", f.reason, f.node_rank, f.host,
+                        f.pid);
     for (const std::string& line : f.stderr_tail) text += fmt::format("  | {}\n", line);
     if (!f.hint.empty()) text += fmt::format("hint:        {}\n", f.hint);
     if (!f.log_file.empty()) text += fmt::format("log:         {}\n", f.log_file);
@@ -233,9 +239,11 @@ int HistoryDownload(const HistoryOptions& options, Console* out, Console* err) {
   Store* store = opened->store.get();
 
   if (!path.empty() && store->Stat(object_key).ok()) {
-    std::string target = options.output.empty() ? fs::path(path).filename().string() : options.output;
+    std::string target =
+        options.output.empty() ? fs::path(path).filename().string() : options.output;
     std::error_code ec;
-    if (fs::is_directory(target, ec)) target = (fs::path(target) / fs::path(path).filename()).string();
+    if (fs::is_directory(target, ec))
+      target = (fs::path(target) / fs::path(path).filename()).string();
     Status s = store->GetFile(object_key, target);
     if (!s.ok()) return Fail(err, s);
     out->Write(fmt::format("{} -> {}\n", path, target), false);
@@ -245,13 +253,14 @@ int HistoryDownload(const HistoryOptions& options, Console* out, Console* err) {
   Result<std::vector<ObjectInfo>> objects = store->List(prefix);
   if (!objects.ok()) return Fail(err, objects.status());
   if (objects->empty()) {
-    return Fail(err, NotFoundError(fmt::format("run {} has no file or folder \"{}\" in {}; see "
-                                               "`trainrun history files {}`",
-                                               options.run_id, path, store->Uri(), options.run_id)));
+    return Fail(err,
+                NotFoundError(fmt::format("run {} has no file or folder \"{}\" in {}; see "
+                                          "`trainrun history files {}`",
+                                          options.run_id, path, store->Uri(), options.run_id)));
   }
-  std::string target_dir = options.output.empty()
-                               ? (path.empty() ? options.run_id : fs::path(path).filename().string())
-                               : options.output;
+  std::string target_dir =
+      options.output.empty() ? (path.empty() ? options.run_id : fs::path(path).filename().string())
+                             : options.output;
   uint64_t bytes = 0;
   for (const ObjectInfo& o : *objects) {
     std::string target = (fs::path(target_dir) / o.key.substr(prefix.size())).string();
@@ -259,7 +268,8 @@ int HistoryDownload(const HistoryOptions& options, Console* out, Console* err) {
     if (!s.ok()) return Fail(err, s);
     bytes += o.size;
   }
-  out->Write(fmt::format("{} file(s), {} -> {}\n", objects->size(), FormatBytes(bytes), target_dir), false);
+  out->Write(fmt::format("{} file(s), {} -> {}\n", objects->size(), FormatBytes(bytes), target_dir),
+             false);
   return kExitOk;
 }
 
@@ -320,7 +330,8 @@ int HistoryLogs(const HistoryOptions& options, Console* out, Console* err) {
   if (!options.follow) {
     Status s = poll_once(true);
     if (!s.ok()) return Fail(err, s);
-    if (offsets.empty()) return Fail(err, NotFoundError(fmt::format("run {} has no logs in {}", options.run_id, dir)));
+    if (offsets.empty())
+      return Fail(err, NotFoundError(fmt::format("run {} has no logs in {}", options.run_id, dir)));
     return kExitOk;
   }
   while (true) {

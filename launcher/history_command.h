@@ -12,13 +12,13 @@ struct HistoryOptions {
   std::string history;     // store URI; empty: the default
   std::string experiment;  // limit to one experiment; empty: all
   std::string run_id;
-  std::string path;        // for download: a file or folder of the run
-  std::string output;      // for download: where to put it
-  std::optional<int> rank; // for logs: one rank only
-  bool system = false;     // for logs: trainrun's system log instead
-  bool follow = false;     // for logs: keep printing until the run ends
-  bool json = false;       // for list and show
-  int limit = 0;           // for list: newest N (0: all)
+  std::string path;         // for download: a file or folder of the run
+  std::string output;       // for download: where to put it
+  std::optional<int> rank;  // for logs: one rank only
+  bool system = false;      // for logs: trainrun's system log instead
+  bool follow = false;      // for logs: keep printing until the run ends
+  bool json = false;        // for list and show
+  int limit = 0;            // for list: newest N (0: all)
 };
 
 // Each returns an exit code: 0; 66 when the run or file does not exist; 64 for bad

@@ -16,8 +16,8 @@
 #include "launcher/run_command.h"
 #include "launcher/topology_command.h"
 #include "launcher/version.h"
-#include "runtime/report/console.h"
 #include "runtime/process/process_posix.h"
+#include "runtime/report/console.h"
 
 namespace {
 
@@ -114,8 +114,8 @@ int main(int argc, char** argv) {
       ->envname("TRAINRUN_DRY_RUN");
   run_cmd->add_flag("--verbose,-v", run.verbose, "Show trainrun's decisions on the terminal too")
       ->envname("TRAINRUN_VERBOSE");
-  run_cmd->add_flag("--json-events", run.json_events,
-                    "Report on stderr as JSON lines instead of text")
+  run_cmd
+      ->add_flag("--json-events", run.json_events, "Report on stderr as JSON lines instead of text")
       ->envname("TRAINRUN_JSON_EVENTS");
 
   // trainrun history ...
@@ -132,7 +132,8 @@ int main(int argc, char** argv) {
   show_cmd->add_flag("--json", history.json, "The run record (run.json) as it is");
   CLI::App* files_cmd = history_cmd->add_subcommand("files", "List a run's files");
   files_cmd->add_option("run", history.run_id, "Run id")->required();
-  CLI::App* download_cmd = history_cmd->add_subcommand("download", "Download a run's file or folder");
+  CLI::App* download_cmd =
+      history_cmd->add_subcommand("download", "Download a run's file or folder");
   download_cmd->add_option("run", history.run_id, "Run id")->required();
   download_cmd->add_option("path", history.path,
                            "File or folder in the run, e.g. outputs/model.pt or outputs "
@@ -152,19 +153,23 @@ int main(int argc, char** argv) {
   trainrun::TopologyOptions topology;
   CLI::App* topology_cmd =
       app.add_subcommand("topology", "Show GPUs, NUMA nodes, NICs and the per-rank binding plan");
-  topology_cmd->add_option("--topology-xml", topology.topology_xml, "An hwloc XML topology instead of this machine's")
+  topology_cmd
+      ->add_option("--topology-xml", topology.topology_xml,
+                   "An hwloc XML topology instead of this machine's")
       ->envname("TRAINRUN_TOPOLOGY_XML");
-  topology_cmd->add_option("--nproc,-n", topology.nproc, "Ranks to plan (default: one per GPU, else 1)")
+  topology_cmd
+      ->add_option("--nproc,-n", topology.nproc, "Ranks to plan (default: one per GPU, else 1)")
       ->check(CLI::Range(1, 4096));
-  topology_cmd->add_option("--gpus-per-process", topology.gpus_per_process, "GPUs per rank (default 1)")
+  topology_cmd
+      ->add_option("--gpus-per-process", topology.gpus_per_process, "GPUs per rank (default 1)")
       ->check(CLI::Range(1, 64));
   topology_cmd->add_flag("--json", topology.json, "JSON instead of tables");
 
   // Inside MPI jobs only: Open MPI's launch agent, and the wrapper of each rank.
-  app.add_subcommand(
-      "rsh", "Open MPI's remote launch agent in a trainrun MPI job: rsh HOST COMMAND...");
-  app.add_subcommand(
-      "mpi-rank", "Runs one rank of a trainrun MPI job under mpirun: mpi-rank -- PROGRAM...");
+  app.add_subcommand("rsh",
+                     "Open MPI's remote launch agent in a trainrun MPI job: rsh HOST COMMAND...");
+  app.add_subcommand("mpi-rank",
+                     "Runs one rank of a trainrun MPI job under mpirun: mpi-rank -- PROGRAM...");
 
   CLI::App* help_cmd = app.add_subcommand("help", "Show this help");
   // Once a subcommand is parsed, app.help() describes that subcommand instead.

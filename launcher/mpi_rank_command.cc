@@ -1,11 +1,12 @@
 #include "launcher/mpi_rank_command.h"
 
-#include <fmt/format.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
 #include <map>
+
+#include <fmt/format.h>
 
 #include "runtime/mpi/mpi_rank_server.h"
 #include "runtime/process/process_posix.h"
@@ -15,8 +16,7 @@ namespace trainrun {
 namespace {
 
 constexpr int kWrapperFailed = 127;
-constexpr const char* kMpiPrefixes[] = {"OMPI_", "PMIX_", "OPAL_", "ORTE_",
-                                        "PMI_"};
+constexpr const char* kMpiPrefixes[] = {"OMPI_", "PMIX_", "OPAL_", "ORTE_", "PMI_"};
 
 bool IsMpiVariable(const std::string& name) {
   for (const char* prefix : kMpiPrefixes) {
@@ -39,15 +39,14 @@ int MpiRankCommand(const std::vector<std::string>& program, Console* err) {
   const char* rank_text = getenv("OMPI_COMM_WORLD_RANK");
   if (rank_text == nullptr) rank_text = getenv("PMIX_RANK");
   if (socket == nullptr || rank_text == nullptr) {
-    return fail(fmt::format(
-        "{} or OMPI_COMM_WORLD_RANK is not set: trainrun mpi-rank runs a rank "
-        "of a trainrun MPI job under mpirun ({})",
-        kMpiRankSocketVariable, fmt::join(program, " ")));
+    return fail(
+        fmt::format("{} or OMPI_COMM_WORLD_RANK is not set: trainrun mpi-rank runs a rank "
+                    "of a trainrun MPI job under mpirun ({})",
+                    kMpiRankSocketVariable, fmt::join(program, " ")));
   }
   const int rank = std::atoi(rank_text);
   Result<MpiRankLaunch> launch = FetchMpiRankLaunch(socket, rank);
-  if (!launch.ok())
-    return fail(fmt::format("rank {}: {}", rank, launch.status().message()));
+  if (!launch.ok()) return fail(fmt::format("rank {}: {}", rank, launch.status().message()));
 
   // The planned environment, plus what Open MPI gave this process to find its
   // job.
@@ -56,21 +55,18 @@ int MpiRankCommand(const std::vector<std::string>& program, Console* err) {
     if (IsMpiVariable(name)) env[name] = value;
   }
   launch->spec.env.clear();
-  for (const auto& [name, value] : env)
-    launch->spec.env.push_back(name + "=" + value);
+  for (const auto& [name, value] : env) launch->spec.env.push_back(name + "=" + value);
   launch->spec.stdin_fd = STDIN_FILENO;
 
-  Result<std::unique_ptr<PosixProcessSet>> processes =
-      PosixProcessSet::Create();
+  Result<std::unique_ptr<PosixProcessSet>> processes = PosixProcessSet::Create();
   if (!processes.ok()) return fail(processes.status().message());
   Result<int> pid = (*processes)->Spawn(launch->spec);
   ExitStatus status;
   if (!pid.ok()) {
     status = ExitStatus::CouldNotStart(pid.status());
-    std::string message = fmt::format("trainrun mpi-rank: rank {}: {}\n", rank,
-                                      pid.status().message());
-    ssize_t ignored =
-        write(launch->spec.stderr_fd, message.data(), message.size());
+    std::string message =
+        fmt::format("trainrun mpi-rank: rank {}: {}\n", rank, pid.status().message());
+    ssize_t ignored = write(launch->spec.stderr_fd, message.data(), message.size());
     (void)ignored;
   } else {
     SendRankMessage(launch->socket_fd, {{"started", *pid}}).IgnoreError();
@@ -79,16 +75,14 @@ int MpiRankCommand(const std::vector<std::string>& program, Console* err) {
       for (const ProcessEvent& event : (*processes)->Wait(std::nullopt)) {
         if (event.kind == ProcessEvent::Kind::kSignal) {
           (*processes)->SignalGroup(*pid, event.signal).IgnoreError();
-        } else if (event.kind == ProcessEvent::Kind::kExited &&
-                   event.pid == *pid) {
+        } else if (event.kind == ProcessEvent::Kind::kExited && event.pid == *pid) {
           status = event.status;
           running = false;
         }
       }
     }
   }
-  SendRankMessage(launch->socket_fd,
-                  {{"exitCode", status.code}, {"signal", status.signal}})
+  SendRankMessage(launch->socket_fd, {{"exitCode", status.code}, {"signal", status.signal}})
       .IgnoreError();
   close(launch->socket_fd);
   if (status.signal != 0) {

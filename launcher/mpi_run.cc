@@ -1,13 +1,14 @@
 #include "launcher/mpi_run.h"
 
-#include <fmt/format.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <map>
 
-#include "launcher/exit_codes.h"
+#include <fmt/format.h>
+
 #include "base/fs_util.h"
+#include "launcher/exit_codes.h"
 #include "runtime/mpi/mpi_launch.h"
 #include "runtime/mpi/mpi_rank_server.h"
 #include "runtime/mpi/mpi_supervisor.h"
@@ -17,8 +18,7 @@ namespace {
 
 std::string SelfExecutable() {
   std::error_code ec;
-  std::filesystem::path self =
-      std::filesystem::read_symlink("/proc/self/exe", ec);
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
   return ec ? "trainrun" : self.string();
 }
 
@@ -38,14 +38,12 @@ SupervisionResult RunMpi(MpiRunInputs in) {
   std::error_code ec;
   std::filesystem::path temp = std::filesystem::temp_directory_path(ec);
   std::string dir_pattern = ((ec ? "/tmp" : temp) / "trainrun-mpi-XXXXXX").string();
-  if (mkdtemp(dir_pattern.data()) == nullptr)
-    return Failed(ErrnoStatus(errno, "mkdtemp"));
+  if (mkdtemp(dir_pattern.data()) == nullptr) return Failed(ErrnoStatus(errno, "mkdtemp"));
   const std::string dir = dir_pattern;
   const std::string socket = dir + "/ranks.sock";
 
-  MpiSupervisor supervisor(
-      in.processes, in.reporter, in.supervision,
-      in.session != nullptr ? in.session->rsh_sink() : nullptr);
+  MpiSupervisor supervisor(in.processes, in.reporter, in.supervision,
+                           in.session != nullptr ? in.session->rsh_sink() : nullptr);
   std::map<int, SpawnSpec> specs;
   std::vector<int> ranks;
   for (const RankLaunch& launch : in.launches) {
@@ -53,25 +51,17 @@ SupervisionResult RunMpi(MpiRunInputs in) {
     ranks.push_back(launch.rank);
   }
   MpiRankEvents events;
-  events.started = [&](int rank, int pid) {
-    supervisor.RankStarted(rank, pid);
-  };
-  events.exited = [&](int rank, const ExitStatus& status) {
-    supervisor.RankExited(rank, status);
-  };
-  events.warning = [&](const std::string& warning) {
-    in.reporter->Warning(warning);
-  };
-  Result<std::unique_ptr<MpiRankServer>> server =
-      MpiRankServer::Start(socket, specs, events);
+  events.started = [&](int rank, int pid) { supervisor.RankStarted(rank, pid); };
+  events.exited = [&](int rank, const ExitStatus& status) { supervisor.RankExited(rank, status); };
+  events.warning = [&](const std::string& warning) { in.reporter->Warning(warning); };
+  Result<std::unique_ptr<MpiRankServer>> server = MpiRankServer::Start(socket, specs, events);
   if (!server.ok()) {
     std::filesystem::remove_all(dir, ec);
     return Failed(server.status());
   }
 
-  std::vector<std::string> env =
-      MpiLauncherEnv(in.base_env, socket, in.rsh_key_hex,
-                     fmt::format("127.0.0.1:{}", in.control_port));
+  std::vector<std::string> env = MpiLauncherEnv(in.base_env, socket, in.rsh_key_hex,
+                                                fmt::format("127.0.0.1:{}", in.control_port));
   supervisor.set_session_env(env);
   if (in.session != nullptr) {
     in.session->SetRshHandler(&supervisor);
@@ -87,8 +77,7 @@ SupervisionResult RunMpi(MpiRunInputs in) {
     MpirunOptions options;
     options.hostfile = hostfile;
     options.trainrun = SelfExecutable();
-    options.program = in.launches.empty() ? std::vector<std::string>{}
-                                          : in.launches[0].spec.argv;
+    options.program = in.launches.empty() ? std::vector<std::string>{} : in.launches[0].spec.argv;
     SpawnSpec spec;
     spec.argv = MpirunArgv(*in.assignment, options);
     spec.env = env;

@@ -9,19 +9,18 @@
 #include <vector>
 
 #include "runtime/cluster/cluster_session.h"
-#include "runtime/run/job_config.h"
-#include "runtime/process/process.h"
 #include "runtime/cluster/rendezvous.h"
+#include "runtime/process/process.h"
 #include "runtime/process/supervisor.h"
+#include "runtime/run/job_config.h"
 
 namespace trainrun {
 
 struct MpiRunInputs {
   const JobAssignment* assignment = nullptr;
   int node_rank = 0;
-  std::vector<RankLaunch>
-      launches;               // this node's ranks as planned, log pipes set
-  int mpirun_stdout_fd = -1;  // the head: where mpirun's own output goes
+  std::vector<RankLaunch> launches;  // this node's ranks as planned, log pipes set
+  int mpirun_stdout_fd = -1;         // the head: where mpirun's own output goes
   int mpirun_stderr_fd = -1;
   ProcessSet* processes = nullptr;
   Reporter* reporter = nullptr;
@@ -29,8 +28,7 @@ struct MpiRunInputs {
   ClusterSession* session = nullptr;  // null for a single-node job
   std::string rsh_key_hex;            // the rsh agent's key; empty on one node
   int control_port = 0;
-  std::vector<std::string>
-      base_env;  // the container's environment, job token removed
+  std::vector<std::string> base_env;  // the container's environment, job token removed
 };
 
 SupervisionResult RunMpi(MpiRunInputs in);

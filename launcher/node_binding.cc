@@ -1,9 +1,9 @@
 #include "launcher/node_binding.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <map>
+
+#include <fmt/format.h>
 
 #include "gpu/affinity.h"
 #include "gpu/plan_report.h"
@@ -26,9 +26,9 @@ std::optional<std::string> Lookup(const Map& map, const std::string& name) {
 // Memory binding where the kernel or a seccomp filter refuses it would make
 // every rank fail to start; bind CPUs only and say why.
 void DropMemoryBindingIfRefused(NodeBinding* binding) {
-  const bool wanted = std::any_of(
-      binding->plan.ranks.begin(), binding->plan.ranks.end(),
-      [](const gpu::RankBinding& r) { return !r.memory_nodes.empty(); });
+  const bool wanted =
+      std::any_of(binding->plan.ranks.begin(), binding->plan.ranks.end(),
+                  [](const gpu::RankBinding& r) { return !r.memory_nodes.empty(); });
   if (!wanted) return;
   Status permitted = gpu::CheckMemoryPolicyPermitted();
   if (permitted.ok()) return;
@@ -55,8 +55,8 @@ void DropMemoryBindingIfRefused(NodeBinding* binding) {
 Result<NodeBinding> PlanNodeBinding(const NodeBindingRequest& request) {
   NodeBinding binding;
   const std::map<std::string, std::string> env = EnvironmentMap(request.environment);
-  const std::map<std::string, std::string> job_env(
-      request.job_environment.begin(), request.job_environment.end());
+  const std::map<std::string, std::string> job_env(request.job_environment.begin(),
+                                                   request.job_environment.end());
 
   gpu::TopologySource source;
   if (!request.topology_xml.empty()) {
@@ -68,11 +68,9 @@ Result<NodeBinding> PlanNodeBinding(const NodeBindingRequest& request) {
     binding.topology = std::move(topology).value();
   } else if (source.kind == gpu::TopologyKind::kXmlFile) {
     // A flag value that does not work is a usage error, whatever the OS said.
-    return InvalidArgumentError(
-        fmt::format("--topology-xml: {}", topology.status().message()));
+    return InvalidArgumentError(fmt::format("--topology-xml: {}", topology.status().message()));
   } else {
-    binding.warnings.push_back(
-        fmt::format("{}; ranks are not bound", topology.status().message()));
+    binding.warnings.push_back(fmt::format("{}; ranks are not bound", topology.status().message()));
     binding.topology.source = "this machine (unreadable)";
     binding.topology.this_machine = true;
   }
@@ -81,16 +79,13 @@ Result<NodeBinding> PlanNodeBinding(const NodeBindingRequest& request) {
   // library is named explicitly.
   gpu::DiscoveryOptions discovery;
   std::optional<std::string> nvml_library = Lookup(env, kNvmlLibraryVariable);
-  discovery.use_nvml =
-      binding.topology.this_machine || nvml_library.has_value();
-  if (nvml_library && !nvml_library->empty())
-    discovery.nvml_library = *nvml_library;
+  discovery.use_nvml = binding.topology.this_machine || nvml_library.has_value();
+  if (nvml_library && !nvml_library->empty()) discovery.nvml_library = *nvml_library;
   // The job file's CUDA_VISIBLE_DEVICES is the user's choice of GPUs; else the
   // one the container runtime or the scheduler set.
   discovery.cuda_visible_devices = Lookup(job_env, kCudaVisibleDevices);
   const bool cuda_visible_from_container =
-      !discovery.cuda_visible_devices.has_value() &&
-      Lookup(env, kCudaVisibleDevices).has_value();
+      !discovery.cuda_visible_devices.has_value() && Lookup(env, kCudaVisibleDevices).has_value();
   if (cuda_visible_from_container)
     discovery.cuda_visible_devices = Lookup(env, kCudaVisibleDevices);
   discovery.nvidia_visible_devices = Lookup(job_env, kNvidiaVisibleDevices);
@@ -102,14 +97,12 @@ Result<NodeBinding> PlanNodeBinding(const NodeBindingRequest& request) {
   plan_options.mode = request.mode;
   plan_options.process_count = request.process_count;
   plan_options.gpus_per_process = request.gpus_per_process;
-  binding.plan =
-      gpu::PlanBinding(binding.topology, binding.inventory, plan_options);
+  binding.plan = gpu::PlanBinding(binding.topology, binding.inventory, plan_options);
 
   if (binding.topology.this_machine) DropMemoryBindingIfRefused(&binding);
 
-  const bool gpus_assigned =
-      std::any_of(binding.plan.ranks.begin(), binding.plan.ranks.end(),
-                  [](const gpu::RankBinding& r) { return !r.gpus.empty(); });
+  const bool gpus_assigned = std::any_of(binding.plan.ranks.begin(), binding.plan.ranks.end(),
+                                         [](const gpu::RankBinding& r) { return !r.gpus.empty(); });
   if (gpus_assigned && cuda_visible_from_container) {
     binding.consumed_variables.push_back(kCudaVisibleDevices);
     binding.notes.push_back(
@@ -124,12 +117,10 @@ Result<NodeBinding> PlanNodeBinding(const NodeBindingRequest& request) {
   if (!order) order = Lookup(env, kCudaDeviceOrder);
   if (gpus_assigned && order && *order != "PCI_BUS_ID") {
     binding.env_options.gpus_by_uuid = true;
-    const bool all_uuids = std::all_of(
-        binding.inventory.gpus.begin(), binding.inventory.gpus.end(),
-        [](const gpu::Gpu& g) { return !g.uuid.empty(); });
+    const bool all_uuids = std::all_of(binding.inventory.gpus.begin(), binding.inventory.gpus.end(),
+                                       [](const gpu::Gpu& g) { return !g.uuid.empty(); });
     binding.warnings.push_back(fmt::format(
-        "{}={}: CUDA does not number GPUs in PCI order, so {}",
-        kCudaDeviceOrder, *order,
+        "{}={}: CUDA does not number GPUs in PCI order, so {}", kCudaDeviceOrder, *order,
         all_uuids ? "each rank's CUDA_VISIBLE_DEVICES names its GPU(s) by UUID"
                   : "CUDA_VISIBLE_DEVICES may select other GPUs than planned "
                     "(their UUIDs are unknown)"));
@@ -143,8 +134,7 @@ std::vector<std::string> NodeBinding::AllNotes() const {
   all.insert(all.end(), topology.notes.begin(), topology.notes.end());
   all.push_back(inventory.gpus.empty()
                     ? std::string("GPUs: none found")
-                    : fmt::format("GPUs: {} found by {}", inventory.gpus.size(),
-                                  inventory.source));
+                    : fmt::format("GPUs: {} found by {}", inventory.gpus.size(), inventory.source));
   all.insert(all.end(), inventory.notes.begin(), inventory.notes.end());
   all.insert(all.end(), plan.notes.begin(), plan.notes.end());
   return all;
@@ -159,8 +149,7 @@ std::vector<std::string> NodeBinding::AllWarnings() const {
 
 std::vector<std::pair<std::string, std::string>> NodeBinding::RankEnvironment(
     int local_rank) const {
-  return gpu::BindingEnvironment(plan, plan.ranks.at(local_rank), topology,
-                                 inventory, env_options);
+  return gpu::BindingEnvironment(plan, plan.ranks.at(local_rank), topology, inventory, env_options);
 }
 
 std::vector<std::string> NodeBinding::ContainerEnvironment(
@@ -188,41 +177,38 @@ nlohmann::json NodeBinding::Json() const {
   return j;
 }
 
-Status CheckBindingFitsThisMachine(const NodeBinding& binding,
-                                   const std::string& topology_xml) {
+Status CheckBindingFitsThisMachine(const NodeBinding& binding, const std::string& topology_xml) {
   std::vector<int> cpus, nodes;
   for (const gpu::RankBinding& rank : binding.plan.ranks) {
     cpus.insert(cpus.end(), rank.cpus.begin(), rank.cpus.end());
-    nodes.insert(nodes.end(), rank.memory_nodes.begin(),
-                 rank.memory_nodes.end());
+    nodes.insert(nodes.end(), rank.memory_nodes.begin(), rank.memory_nodes.end());
   }
-  const std::string what = topology_xml.empty()
-                               ? binding.topology.source
-                               : fmt::format("--topology-xml {}", topology_xml);
+  const std::string what = topology_xml.empty() ? binding.topology.source
+                                                : fmt::format("--topology-xml {}", topology_xml);
   Result<std::vector<int>> allowed_cpus = gpu::ThisProcessCpus();
   if (allowed_cpus.ok()) {
     std::vector<int> missing = gpu::Missing(cpus, *allowed_cpus);
     if (!missing.empty()) {
-      return InvalidArgumentError(fmt::format(
-          "{}: the plan binds ranks to CPUs {} but this process may run only "
-          "on CPUs {}: the topology "
-          "describes another machine (use it with --dry-run or `trainrun "
-          "topology`, or set binding "
-          "\"none\")",
-          what, gpu::FormatIdList(missing), gpu::FormatIdList(*allowed_cpus)));
+      return InvalidArgumentError(
+          fmt::format("{}: the plan binds ranks to CPUs {} but this process may run only "
+                      "on CPUs {}: the topology "
+                      "describes another machine (use it with --dry-run or `trainrun "
+                      "topology`, or set binding "
+                      "\"none\")",
+                      what, gpu::FormatIdList(missing), gpu::FormatIdList(*allowed_cpus)));
     }
   }
   Result<std::vector<int>> allowed_nodes = gpu::ThisProcessMemoryNodes();
   if (allowed_nodes.ok()) {
     std::vector<int> missing = gpu::Missing(nodes, *allowed_nodes);
     if (!missing.empty()) {
-      return InvalidArgumentError(fmt::format(
-          "{}: the plan binds memory to NUMA node(s) {} but this process may "
-          "use only {}: the topology "
-          "describes another machine (use it with --dry-run or `trainrun "
-          "topology`, or set binding "
-          "\"none\")",
-          what, gpu::FormatIdList(missing), gpu::FormatIdList(*allowed_nodes)));
+      return InvalidArgumentError(
+          fmt::format("{}: the plan binds memory to NUMA node(s) {} but this process may "
+                      "use only {}: the topology "
+                      "describes another machine (use it with --dry-run or `trainrun "
+                      "topology`, or set binding "
+                      "\"none\")",
+                      what, gpu::FormatIdList(missing), gpu::FormatIdList(*allowed_nodes)));
     }
   }
   return Status::Ok();

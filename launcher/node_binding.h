@@ -5,17 +5,18 @@
 // job file, the flags and the environment meet it.
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
 #include "gpu/binding_env.h"
 #include "gpu/binding_plan.h"
 #include "gpu/gpu_discovery.h"
 #include "gpu/topology.h"
-#include "base/status.h"
 
 namespace trainrun {
 
@@ -26,12 +27,10 @@ constexpr const char* kNvmlLibraryVariable = "TRAINRUN_NVML_LIBRARY";
 struct NodeBindingRequest {
   std::string topology_xml;  // empty: this machine
   gpu::BindingMode mode = gpu::BindingMode::kAuto;
-  std::optional<int>
-      process_count;  // none: one per GPU (or per gpus_per_process)
+  std::optional<int> process_count;  // none: one per GPU (or per gpus_per_process)
   std::optional<int> gpus_per_process;
   std::vector<std::string> environment;  // trainrun's own ("NAME=value")
-  std::vector<std::pair<std::string, std::string>>
-      job_environment;  // the job file's
+  std::vector<std::pair<std::string, std::string>> job_environment;  // the job file's
 };
 
 struct NodeBinding {
@@ -54,11 +53,9 @@ struct NodeBinding {
 
   // The variables rank `local_rank`'s binding sets (defaults, see
   // gpu/binding_env.h).
-  std::vector<std::pair<std::string, std::string>> RankEnvironment(
-      int local_rank) const;
+  std::vector<std::pair<std::string, std::string>> RankEnvironment(int local_rank) const;
   // `environment` without the consumed variables.
-  std::vector<std::string> ContainerEnvironment(
-      const std::vector<std::string>& environment) const;
+  std::vector<std::string> ContainerEnvironment(const std::vector<std::string>& environment) const;
   // The tables of `trainrun topology` (topology, then plan).
   std::string Table() const;
   // For the run record's details.binding and `trainrun topology --json`.
@@ -73,7 +70,6 @@ Result<NodeBinding> PlanNodeBinding(const NodeBindingRequest& request);
 // Before starting ranks with `binding`: every planned CPU and NUMA node must be
 // one this process may use, else the XML topology describes another machine
 // (kInvalidArgument naming `topology_xml`).
-Status CheckBindingFitsThisMachine(const NodeBinding& binding,
-                                   const std::string& topology_xml);
+Status CheckBindingFitsThisMachine(const NodeBinding& binding, const std::string& topology_xml);
 
 }  // namespace trainrun

@@ -1,6 +1,5 @@
 #include "launcher/rsh_command.h"
 
-#include <fmt/format.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -8,10 +7,12 @@
 #include <mutex>
 #include <thread>
 
-#include "runtime/cluster/control_auth.h"
-#include "runtime/cluster/control_client.h"
+#include <fmt/format.h>
+
 #include "base/digest.h"
 #include "base/fs_util.h"
+#include "runtime/cluster/control_auth.h"
+#include "runtime/cluster/control_client.h"
 #include "runtime/mpi/mpi_launch.h"
 
 namespace trainrun {
@@ -21,8 +22,7 @@ constexpr int kRshFailed = 255;
 
 }  // namespace
 
-int RshCommand(const std::string& host, const std::vector<std::string>& command,
-               Console* err) {
+int RshCommand(const std::string& host, const std::vector<std::string>& command, Console* err) {
   auto fail = [&](const std::string& message) {
     err->Write(fmt::format("trainrun rsh: {}\n", message), false);
     err->Flush(std::chrono::seconds(2));
@@ -32,10 +32,10 @@ int RshCommand(const std::string& host, const std::vector<std::string>& command,
   const char* key_hex = getenv(kRshKeyVariable);
   std::string key;
   if (head == nullptr || key_hex == nullptr || !HexDecode(key_hex, &key)) {
-    return fail(fmt::format(
-        "{} and {} are not set: trainrun rsh is the launch agent that trainrun "
-        "gives mpirun in an MPI job, not a command to run by hand",
-        kRshHeadVariable, kRshKeyVariable));
+    return fail(
+        fmt::format("{} and {} are not set: trainrun rsh is the launch agent that trainrun "
+                    "gives mpirun in an MPI job, not a command to run by hand",
+                    kRshHeadVariable, kRshKeyVariable));
   }
   std::string head_address = head;
   size_t colon = head_address.rfind(':');
@@ -49,12 +49,10 @@ int RshCommand(const std::string& host, const std::vector<std::string>& command,
   options.node_rank = -1;
   options.key = key;
   options.deadline = SystemClock()->Now() + std::chrono::seconds(30);
-  Result<std::unique_ptr<ControlClient>> connected =
-      ControlClient::Connect(options);
+  Result<std::unique_ptr<ControlClient>> connected = ControlClient::Connect(options);
   if (!connected.ok()) return fail(connected.status().message());
   std::unique_ptr<ControlClient> client = std::move(connected).value();
-  Status opened = client->SendJson(MessageType::kRshOpen,
-                                   {{"host", host}, {"argv", command}});
+  Status opened = client->SendJson(MessageType::kRshOpen, {{"host", host}, {"argv", command}});
   if (!opened.ok()) return fail(opened.message());
 
   std::mutex mu;
@@ -67,8 +65,8 @@ int RshCommand(const std::string& host, const std::vector<std::string>& command,
         if (frame.type == MessageType::kRshData) {
           Result<RshChunk> chunk = DecodeRshData(frame);
           if (chunk.ok())
-            WriteAll(chunk->stream == 2 ? STDERR_FILENO : STDOUT_FILENO,
-                     chunk->data.data(), chunk->data.size(), "the agent's output")
+            WriteAll(chunk->stream == 2 ? STDERR_FILENO : STDOUT_FILENO, chunk->data.data(),
+                     chunk->data.size(), "the agent's output")
                 .IgnoreError();  // like ssh: a closed stdout does not stop the command
           return;
         }
@@ -85,8 +83,7 @@ int RshCommand(const std::string& host, const std::vector<std::string>& command,
       {},
       [&](const std::string& reason) {
         std::lock_guard lock(mu);
-        if (!done)
-          error = "lost the connection to the job's trainrun: " + reason;
+        if (!done) error = "lost the connection to the job's trainrun: " + reason;
         done = true;
         cv.notify_all();
       });
@@ -98,15 +95,13 @@ int RshCommand(const std::string& host, const std::vector<std::string>& command,
     while (true) {
       ssize_t n = read(STDIN_FILENO, buffer, sizeof(buffer));
       if (n < 0 && errno == EINTR) continue;
-      std::string data =
-          n > 0 ? std::string(buffer, static_cast<size_t>(n)) : std::string();
+      std::string data = n > 0 ? std::string(buffer, static_cast<size_t>(n)) : std::string();
       if (!client->Send(EncodeRshData({0, 0, data})).ok() || n <= 0) return;
     }
   }).detach();
   std::unique_lock lock(mu);
   cv.wait(lock, [&] { return done; });
-  if (!error.empty())
-    err->Write(fmt::format("trainrun rsh {}: {}\n", host, error), false);
+  if (!error.empty()) err->Write(fmt::format("trainrun rsh {}: {}\n", host, error), false);
   err->Flush(std::chrono::seconds(2));
   // The stdin thread may still use the client: leave without destroying it.
   _exit(exit_code);

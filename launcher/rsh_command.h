@@ -15,7 +15,6 @@
 
 namespace trainrun {
 
-int RshCommand(const std::string& host, const std::vector<std::string>& command,
-               Console* err);
+int RshCommand(const std::string& host, const std::vector<std::string>& command, Console* err);
 
 }  // namespace trainrun

@@ -18,18 +18,18 @@ enum class ConsoleRanks { kAll, kRank0, kNone };
 
 struct RunOptions {
   std::string job_file;
-  std::optional<int> node_rank;    // this node's rank in the job
-  std::optional<int> nnodes;       // nodes in the job
-  std::string master_addr;         // the head node's address
+  std::optional<int> node_rank;  // this node's rank in the job
+  std::optional<int> nnodes;     // nodes in the job
+  std::string master_addr;       // the head node's address
   int control_port = kDefaultControlPort;
   // Multi-node timeouts: none = the job file's rendezvous.timeoutSeconds, else 600.
   std::optional<double> rendezvous_timeout_seconds;
   double heartbeat_timeout_seconds = 10;  // a node silent this long is lost
-  std::string history;             // run history URI; empty: job file, then default
-  std::string run_id;              // overrides the job file's runId
-  std::string workdir;             // where <experiment>/<runId>/ is made
-  std::string topology_xml;        // an hwloc XML topology instead of this machine's
-  bool dry_run = false;            // print the plan, start nothing
+  std::string history;                    // run history URI; empty: job file, then default
+  std::string run_id;                     // overrides the job file's runId
+  std::string workdir;                    // where <experiment>/<runId>/ is made
+  std::string topology_xml;               // an hwloc XML topology instead of this machine's
+  bool dry_run = false;                   // print the plan, start nothing
   double grace_period_seconds = 30;
   // How long Finalizing keeps retrying uploads to an unreachable store before it
   // gives up with exit 74 (the files stay on local disk).
@@ -37,8 +37,8 @@ struct RunOptions {
   // How often logs are uploaded while the ranks run.
   double log_upload_interval_seconds = ToSeconds(kDefaultLiveUploadInterval);
   ConsoleRanks console = ConsoleRanks::kAll;
-  bool verbose = false;            // Info lines on the terminal too
-  bool json_events = false;        // JSON lines instead of text on stderr
+  bool verbose = false;      // Info lines on the terminal too
+  bool json_events = false;  // JSON lines instead of text on stderr
 };
 
 }  // namespace trainrun

@@ -1,9 +1,10 @@
 #include "launcher/run_prepare.h"
 
-#include <fmt/format.h>
 #include <unistd.h>
 
 #include <filesystem>
+
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "base/fs_util.h"
@@ -57,8 +58,7 @@ Status PrepareData(const JobConfig& job, PreparedRun* prepared, RunRecord* recor
     TR_ASSIGN_OR_RETURN(prepared->processes, PosixProcessSet::Create());
   }
   for (const DataReference& ref : job.data) {
-    TR_ASSIGN_OR_RETURN(PreparedData data,
-                        prepared->data->Prepare(ref, prepared->processes.get()));
+    TR_ASSIGN_OR_RETURN(PreparedData data, prepared->data->Prepare(ref, prepared->processes.get()));
     json entry = {{"name", data.name},
                   {"mechanism", DataMechanismName(ref.mechanism)},
                   {"method", data.method},
@@ -112,8 +112,9 @@ Status Prepare(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout
   const int node_rank = run.node_rank();
   Reporter* reporter = ctx.reporter;
   RunRecord& record = ctx.journal->record();
-  prepared->data = std::make_unique<DataPreparer>(fs::path(AbsolutePath(job.file)).parent_path().string(),
-                                                  layout.wd(), layout.data(), reporter);
+  prepared->data =
+      std::make_unique<DataPreparer>(fs::path(AbsolutePath(job.file)).parent_path().string(),
+                                     layout.wd(), layout.data(), reporter);
 
   TR_RETURN_IF_ERROR(CopySource(job, layout, &record, reporter));
   TR_RETURN_IF_ERROR(MakeDirs(layout.outputs()));

@@ -30,7 +30,7 @@ struct PreparedRun {
   std::unique_ptr<PosixProcessSet> processes;
   std::unique_ptr<DataPreparer> data;  // holds the mounts; reset at Finalizing
   std::vector<PreparedData> prepared_data;
-  RankPlan plan;  // the launches have their log pipes once Prepare succeeded
+  RankPlan plan;                  // the launches have their log pipes once Prepare succeeded
   std::unique_ptr<LogPump> pump;  // started: reads the ranks' pipes into their logs
   RankPipes mpirun_pipes;         // the head of an MPI job: where mpirun's output goes
 

@@ -1,10 +1,11 @@
 #include "launcher/run_ranks.h"
 
-#include <fmt/format.h>
 #include <signal.h>
 
 #include <atomic>
 #include <fstream>
+
+#include <fmt/format.h>
 
 #include "base/net_util.h"
 #include "launcher/mpi_run.h"

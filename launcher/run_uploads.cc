@@ -1,8 +1,8 @@
 #include "launcher/run_uploads.h"
 
-#include <fmt/format.h>
-
 #include <filesystem>
+
+#include <fmt/format.h>
 
 namespace trainrun {
 

@@ -47,7 +47,8 @@ void TerminalReporter::Line(std::string_view colour, std::string_view label,
 
 void TerminalReporter::PhaseStarted(Phase phase, double previous_seconds) {
   if (previous_seconds >= 0) {
-    Line(kBold, "", fmt::format("{} (previous phase {:.2f} s)", PhaseName(phase), previous_seconds));
+    Line(kBold, "",
+         fmt::format("{} (previous phase {:.2f} s)", PhaseName(phase), previous_seconds));
   } else {
     Line(kBold, "", PhaseName(phase));
   }
@@ -71,13 +72,16 @@ void TerminalReporter::RankExited(int rank, const ExitStatus& status, bool stopp
 std::string TerminalReporter::ProgressText(const TransferProgress& p, TimePoint now) const {
   double seconds = ToSeconds(now - progress_started_);
   double rate = seconds > 0 ? static_cast<double>(p.bytes_done) / seconds : 0;
-  std::string amount = p.bytes_total > 0
-                           ? fmt::format("{} of {}", FormatBytes(p.bytes_done), FormatBytes(p.bytes_total))
-                           : FormatBytes(p.bytes_done);
-  std::string files = p.files_total > 0 ? fmt::format(", {}/{} files", p.files_done, p.files_total) : "";
-  std::string speed = rate > 0 ? fmt::format(", {}/s", FormatBytes(static_cast<uint64_t>(rate))) : "";
+  std::string amount = p.bytes_total > 0 ? fmt::format("{} of {}", FormatBytes(p.bytes_done),
+                                                       FormatBytes(p.bytes_total))
+                                         : FormatBytes(p.bytes_done);
+  std::string files =
+      p.files_total > 0 ? fmt::format(", {}/{} files", p.files_done, p.files_total) : "";
+  std::string speed =
+      rate > 0 ? fmt::format(", {}/s", FormatBytes(static_cast<uint64_t>(rate))) : "";
   if (p.bytes_total == 0) return fmt::format("{}: {}{}{}", p.what, amount, files, speed);
-  double fraction = std::min(1.0, static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total));
+  double fraction =
+      std::min(1.0, static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total));
   if (!colour_) {
     return fmt::format("{}: {:.0f}% ({}{}{})", p.what, fraction * 100, amount, files, speed);
   }
@@ -94,7 +98,8 @@ void TerminalReporter::Transfer(const TransferProgress& p) {
       std::lock_guard lock(mu_);
       progress_what_.clear();
     }
-    Line("", "", fmt::format("{}: {} file(s), {}", p.what, p.files_done, FormatBytes(p.bytes_done)));
+    Line("", "",
+         fmt::format("{}: {} file(s), {}", p.what, p.files_done, FormatBytes(p.bytes_done)));
     return;
   }
   std::lock_guard lock(mu_);

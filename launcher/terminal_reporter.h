@@ -40,9 +40,9 @@ class TerminalReporter : public Reporter {
   Console* console_;
   bool verbose_;
   bool colour_;
-  std::mutex mu_;                 // the progress state below
-  bool bar_shown_ = false;        // a bar is on the current terminal line
-  std::string progress_what_;     // the transfer the times below are for
+  std::mutex mu_;              // the progress state below
+  bool bar_shown_ = false;     // a bar is on the current terminal line
+  std::string progress_what_;  // the transfer the times below are for
   TimePoint progress_started_{};
   TimePoint progress_last_{};
 };

@@ -16,8 +16,7 @@ int ShowTopology(const TopologyOptions& options, Console* out, Console* err) {
   request.environment = CurrentEnvironment();
   Result<NodeBinding> binding = PlanNodeBinding(request);
   if (!binding.ok()) {
-    err->Write(fmt::format("trainrun: error: {}\n", binding.status().message()),
-               false);
+    err->Write(fmt::format("trainrun: error: {}\n", binding.status().message()), false);
     return ExitCodeFor(binding.status());
   }
   if (options.json) {
@@ -26,8 +25,7 @@ int ShowTopology(const TopologyOptions& options, Console* out, Console* err) {
   }
   // The tables show the parts' own notes and warnings; the binding's follow.
   std::string text = binding->Table();
-  for (const std::string& note : binding->notes)
-    text += fmt::format("note: {}\n", note);
+  for (const std::string& note : binding->notes) text += fmt::format("note: {}\n", note);
   for (const std::string& warning : binding->warnings)
     text += fmt::format("warning: {}\n", warning);
   out->Write(std::move(text), false);

@@ -46,7 +46,8 @@ void WriteStderr(const char* text) {
 }
 
 void OnStopSignal(int signal) {
-  WriteStderr(signal == SIGINT ? "\n[  STOPPED ] SIGINT during " : "\n[  STOPPED ] SIGTERM during ");
+  WriteStderr(signal == SIGINT ? "\n[  STOPPED ] SIGINT during "
+                               : "\n[  STOPPED ] SIGTERM during ");
   WriteStderr(current_test_ready.load() ? current_test : "(between tests)");
   WriteStderr("\n");
   _exit(128 + signal);

@@ -14,7 +14,8 @@ namespace trainrun::testing {
 class TempDir {
  public:
   TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "trainrun-test-XXXXXX").string();
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "trainrun-test-XXXXXX").string();
     path_ = mkdtemp(pattern.data());
   }
   ~TempDir() {

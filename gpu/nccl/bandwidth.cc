@@ -17,12 +17,9 @@ float SumOverRanks(int ranks, size_t index) {
 
 std::string_view CollectiveName(Collective op) {
   switch (op) {
-    case Collective::kAllReduce:
-      return "all_reduce";
-    case Collective::kAllGather:
-      return "all_gather";
-    case Collective::kReduceScatter:
-      return "reduce_scatter";
+    case Collective::kAllReduce: return "all_reduce";
+    case Collective::kAllGather: return "all_gather";
+    case Collective::kReduceScatter: return "reduce_scatter";
   }
   return "?";
 }
@@ -133,10 +130,8 @@ void FillInput(Collective op, int rank, const CollectiveShape& shape, float* sen
 
 float ExpectedValue(Collective op, int rank, int ranks, size_t count, size_t index) {
   switch (op) {
-    case Collective::kAllReduce:
-      return SumOverRanks(ranks, index);
-    case Collective::kAllGather:
-      return InputValue(static_cast<int>(index / count), index);
+    case Collective::kAllReduce: return SumOverRanks(ranks, index);
+    case Collective::kAllGather: return InputValue(static_cast<int>(index / count), index);
     case Collective::kReduceScatter:
       return SumOverRanks(ranks, static_cast<size_t>(rank) * count + index);
   }

@@ -1,12 +1,12 @@
 #include "gpu/nccl/collective_runner.h"
 
+#include <cuda_runtime.h>
+#include <nccl.h>
 #include <unistd.h>
 
 #include <cstring>
 
-#include <cuda_runtime.h>
 #include <fmt/format.h>
-#include <nccl.h>
 
 namespace trainrun::nccl {
 namespace {
@@ -67,8 +67,7 @@ struct CollectiveRunner::State {
     switch (op) {
       case Collective::kAllReduce:
         return ncclAllReduce(send, recv, count, ncclFloat, ncclSum, comm, stream);
-      case Collective::kAllGather:
-        return ncclAllGather(send, recv, count, ncclFloat, comm, stream);
+      case Collective::kAllGather: return ncclAllGather(send, recv, count, ncclFloat, comm, stream);
       case Collective::kReduceScatter:
         return ncclReduceScatter(send, recv, count, ncclFloat, ncclSum, comm, stream);
     }

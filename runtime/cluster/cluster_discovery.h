@@ -19,19 +19,17 @@
 
 namespace trainrun {
 
-constexpr const char* kSageMakerResourceConfig =
-    "/opt/ml/input/config/resourceconfig.json";
+constexpr const char* kSageMakerResourceConfig = "/opt/ml/input/config/resourceconfig.json";
 
 using EnvMap = std::map<std::string, std::string>;
 
 // What one scheduler's environment says (any field may be missing).
 struct SchedulerView {
-  std::string
-      name;  // "Slurm", "Kubernetes", "Kubeflow", "Azure Batch", "SageMaker"
+  std::string name;  // "Slurm", "Kubernetes", "Kubeflow", "Azure Batch", "SageMaker"
   std::optional<int> node_rank;
   std::optional<int> node_count;
-  std::string head;    // host name or address of node 0
-  std::string job_id;  // the scheduler's id of the job, for the run record
+  std::string head;            // host name or address of node 0
+  std::string job_id;          // the scheduler's id of the job, for the run record
   std::string interface_hint;  // a network interface the scheduler names
   std::string evidence;        // the variables it was read from, for messages
 };
@@ -40,15 +38,15 @@ struct SchedulerView {
 // when they are present but contradict each other.
 std::optional<Result<SchedulerView>> FromSlurm(const EnvMap& env);
 // `job_head_host` is the job file's rendezvous.headHost (may be empty).
-std::optional<Result<SchedulerView>> FromKubernetes(
-    const EnvMap& env, const std::string& job_head_host);
+std::optional<Result<SchedulerView>> FromKubernetes(const EnvMap& env,
+                                                    const std::string& job_head_host);
 std::optional<Result<SchedulerView>> FromKubeflow(const EnvMap& env);
 // `local_addresses`: this node's IPv4 addresses, to find it in the host list.
 std::optional<Result<SchedulerView>> FromAzureBatch(
     const EnvMap& env, const std::vector<std::string>& local_addresses);
 // `config_text`: the content of resourceconfig.json, when the file exists.
-std::optional<Result<SchedulerView>> FromSageMaker(
-    const std::optional<std::string>& config_text, const std::string& path);
+std::optional<Result<SchedulerView>> FromSageMaker(const std::optional<std::string>& config_text,
+                                                   const std::string& path);
 
 struct DiscoveryInput {
   // The command line (or TRAINRUN_*).
@@ -61,8 +59,7 @@ struct DiscoveryInput {
   std::string job_file;               // for messages
   // The machine.
   EnvMap env;
-  std::optional<std::string>
-      sagemaker_config;  // resourceconfig.json's text, if present
+  std::optional<std::string> sagemaker_config;  // resourceconfig.json's text, if present
   std::string sagemaker_config_path = kSageMakerResourceConfig;
   std::vector<std::string> local_addresses;
 };

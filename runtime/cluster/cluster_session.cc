@@ -20,11 +20,9 @@ constexpr auto kWaitSlice = std::chrono::milliseconds(100);
 
 }  // namespace
 
-SessionBase::SessionBase(SessionOptions options)
-    : options_(std::move(options)) {}
+SessionBase::SessionBase(SessionOptions options) : options_(std::move(options)) {}
 
-void SessionBase::SetStopHandler(
-    std::function<void(const StopNotice&)> handler) {
+void SessionBase::SetStopHandler(std::function<void(const StopNotice&)> handler) {
   std::lock_guard lock(mu_);
   stop_.SetHandler(std::move(handler));
 }
@@ -34,12 +32,9 @@ std::optional<StopNotice> SessionBase::stop() {
   return stop_.notice();
 }
 
-bool SessionBase::Canceled() {
-  return options_.cancel_requested && options_.cancel_requested();
-}
+bool SessionBase::Canceled() { return options_.cancel_requested && options_.cancel_requested(); }
 
-bool SessionBase::WaitLocked(std::unique_lock<std::mutex>& lock,
-                             const std::function<bool()>& done,
+bool SessionBase::WaitLocked(std::unique_lock<std::mutex>& lock, const std::function<bool()>& done,
                              std::optional<TimePoint> deadline) {
   while (!done()) {
     if (deadline && options_.clock->Now() >= *deadline) return false;

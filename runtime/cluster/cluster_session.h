@@ -21,20 +21,21 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "base/clock.h"
 #include "runtime/cluster/heartbeat.h"
 #include "runtime/cluster/node_report.h"
-#include "runtime/run/history.h"
 #include "runtime/cluster/output_merge.h"
 #include "runtime/cluster/rendezvous.h"
-#include "runtime/report/reporter.h"
-#include "runtime/run/run_record.h"
 #include "runtime/process/supervisor.h"
+#include "runtime/report/reporter.h"
+#include "runtime/run/history.h"
+#include "runtime/run/run_record.h"
 
 namespace trainrun {
 
@@ -46,10 +47,8 @@ constexpr std::chrono::seconds kDefaultNodesFinalizeTimeout{600 + 30};
 constexpr int kExitNodeLost = 69;
 
 struct SessionOptions {
-  Duration rendezvous_timeout =
-      kDefaultRendezvousTimeout;  // all nodes joined by then
-  Duration finalize_timeout =
-      kDefaultNodesFinalizeTimeout;  // the head's wait for uploads
+  Duration rendezvous_timeout = kDefaultRendezvousTimeout;   // all nodes joined by then
+  Duration finalize_timeout = kDefaultNodesFinalizeTimeout;  // the head's wait for uploads
   HeartbeatOptions heartbeat;
   // Polled while waiting; true ends the wait as a cancel (exit 143).
   std::function<bool()> cancel_requested;
@@ -115,13 +114,11 @@ class ClusterSession {
 
   // Says whether this node prepared (`prepared` ok) or not (then `exit_code` is
   // what it would exit with), and waits for every node. None: start the ranks.
-  virtual std::optional<StopNotice> WaitForStart(const Status& prepared,
-                                                 int exit_code) = 0;
+  virtual std::optional<StopNotice> WaitForStart(const Status& prepared, int exit_code) = 0;
 
   // `handler` hears the job's stop once, from any thread; a stop that came
   // before is delivered at once.
-  virtual void SetStopHandler(
-      std::function<void(const StopNotice&)> handler) = 0;
+  virtual void SetStopHandler(std::function<void(const StopNotice&)> handler) = 0;
   // This node's first failed rank (call from
   // SupervisorOptions::on_rank_failed).
   virtual void RankFailed(const RankFailure& failure) = 0;
@@ -134,8 +131,8 @@ class ClusterSession {
 
   // Takes this node's uploads of merged folders (keys under `run_prefix`) and
   // returns what it should upload after merging with the other nodes.
-  virtual std::vector<TransferItem> MergeUploads(
-      std::vector<TransferItem> items, const std::string& run_prefix) = 0;
+  virtual std::vector<TransferItem> MergeUploads(std::vector<TransferItem> items,
+                                                 const std::string& run_prefix) = 0;
 
   // Uploads are done. The head waits for every node (or the finalize timeout)
   // and returns the job's outcome; another node returns what the head decided,
@@ -166,15 +163,14 @@ class SessionBase : public ClusterSession {
   // the wait goes on. False when `deadline` (options_.clock) passed first. Wakes
   // when cv_ is notified and at least every 100 ms of real time, to poll for a
   // cancel and read the clock: a fake clock moved past the deadline is seen then.
-  bool WaitLocked(std::unique_lock<std::mutex>& lock,
-                  const std::function<bool()>& done,
+  bool WaitLocked(std::unique_lock<std::mutex>& lock, const std::function<bool()>& done,
                   std::optional<TimePoint> deadline = std::nullopt);
   // This node was canceled (trainrun received a signal): latch the stop and tell
   // the others. Called with mu_ held.
   virtual void CanceledLocked() = 0;
 
   SessionOptions options_;
-  std::mutex mu_;  // guards stop_ and the session's own state
+  std::mutex mu_;               // guards stop_ and the session's own state
   std::condition_variable cv_;  // notified whenever that state changes
   StopLatch stop_;
 };

@@ -1,15 +1,14 @@
 #include "runtime/cluster/communicator_env.h"
 
-#include <fmt/format.h>
-
 #include <set>
+
+#include <fmt/format.h>
 
 #include "base/free_port.h"
 
 namespace trainrun {
 
-std::vector<TrainrunVar> CommunicatorVariables(Communicator communicator,
-                                               const JobAssignment& job,
+std::vector<TrainrunVar> CommunicatorVariables(Communicator communicator, const JobAssignment& job,
                                                int node_rank, int local_rank) {
   using K = TrainrunVar::Kind;
   std::vector<TrainrunVar> vars;
@@ -19,22 +18,18 @@ std::vector<TrainrunVar> CommunicatorVariables(Communicator communicator,
     vars.push_back({"GLOO_SOCKET_IFNAME", node.interface, K::kDefault});
   }
   if (communicator == Communicator::kMpi) {
-    vars.push_back({"AZ_BATCH_MASTER_NODE",
-                    fmt::format("{}:{}", job.master_addr, job.master_port),
+    vars.push_back({"AZ_BATCH_MASTER_NODE", fmt::format("{}:{}", job.master_addr, job.master_port),
                     K::kIdentity});
-    vars.push_back(
-        {"AZ_BATCHAI_MPI_MASTER_NODE", job.master_addr, K::kIdentity});
+    vars.push_back({"AZ_BATCHAI_MPI_MASTER_NODE", job.master_addr, K::kIdentity});
   }
   if (communicator == Communicator::kTensorFlow) {
-    vars.push_back({"TF_CONFIG", TfConfigFor(job, node.first_rank + local_rank),
-                    K::kIdentity});
+    vars.push_back({"TF_CONFIG", TfConfigFor(job, node.first_rank + local_rank), K::kIdentity});
   }
   return vars;
 }
 
-JobAssignment SingleNodeAssignment(const std::string& run_id,
-                                   const std::string& host, int process_count,
-                                   int master_port, std::vector<int> tf_ports) {
+JobAssignment SingleNodeAssignment(const std::string& run_id, const std::string& host,
+                                   int process_count, int master_port, std::vector<int> tf_ports) {
   JobAssignment job;
   job.run_id = run_id;
   job.world_size = process_count;
@@ -52,9 +47,7 @@ JobAssignment SingleNodeAssignment(const std::string& run_id,
 
 Result<std::vector<int>> FreePorts(int count) {
   std::set<int> ports;
-  for (int attempt = 0;
-       static_cast<int>(ports.size()) < count && attempt < count * 10;
-       ++attempt) {
+  for (int attempt = 0; static_cast<int>(ports.size()) < count && attempt < count * 10; ++attempt) {
     TR_ASSIGN_OR_RETURN(int port, FindFreePort("0.0.0.0"));
     ports.insert(port);
   }

@@ -13,21 +13,19 @@
 #include <string>
 #include <vector>
 
-#include "runtime/run/job_config.h"
-#include "runtime/process/rank_env.h"
 #include "runtime/cluster/rendezvous.h"
+#include "runtime/process/rank_env.h"
+#include "runtime/run/job_config.h"
 
 namespace trainrun {
 
-std::vector<TrainrunVar> CommunicatorVariables(Communicator communicator,
-                                               const JobAssignment& job,
+std::vector<TrainrunVar> CommunicatorVariables(Communicator communicator, const JobAssignment& job,
                                                int node_rank, int local_rank);
 
 // The assignment of a job that runs on this node alone: node 0 at 127.0.0.1
 // with `process_count` ranks.
-JobAssignment SingleNodeAssignment(const std::string& run_id,
-                                   const std::string& host, int process_count,
-                                   int master_port, std::vector<int> tf_ports);
+JobAssignment SingleNodeAssignment(const std::string& run_id, const std::string& host,
+                                   int process_count, int master_port, std::vector<int> tf_ports);
 
 // `count` distinct ports that are free now (for TensorFlow's workers).
 Result<std::vector<int>> FreePorts(int count);

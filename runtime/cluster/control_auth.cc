@@ -9,8 +9,7 @@ namespace {
 
 using nlohmann::json;
 
-std::string Transcript(const std::string& role, int node_rank,
-                       const std::string& client_nonce,
+std::string Transcript(const std::string& role, int node_rank, const std::string& client_nonce,
                        const std::string& server_nonce) {
   return fmt::format("{}\n{}\n{}\n{}", role, node_rank, HexEncode(client_nonce),
                      HexEncode(server_nonce));
@@ -24,8 +23,7 @@ std::string ServerProof(const std::string& key, const std::string& transcript) {
 }
 
 // A hex field of exactly `bytes` bytes.
-bool HexField(const json& body, const char* name, size_t bytes,
-              std::string* out) {
+bool HexField(const json& body, const char* name, size_t bytes, std::string* out) {
   auto it = body.find(name);
   if (it == body.end() || !it->is_string()) return false;
   return HexDecode(it->get<std::string>(), out) && out->size() == bytes;
@@ -33,11 +31,9 @@ bool HexField(const json& body, const char* name, size_t bytes,
 
 }  // namespace
 
-JobToken ResolveJobToken(const std::string& env_value,
-                         const std::string& job_identity) {
+JobToken ResolveJobToken(const std::string& env_value, const std::string& job_identity) {
   if (!env_value.empty()) return {env_value, false};
-  return {HexEncode(Sha256("trainrun derived job token v1\n" + job_identity)),
-          true};
+  return {HexEncode(Sha256("trainrun derived job token v1\n" + job_identity)), true};
 }
 
 std::string RoleKey(const JobToken& token, const std::string& role) {
@@ -45,23 +41,20 @@ std::string RoleKey(const JobToken& token, const std::string& role) {
   return token.secret;
 }
 
-ClientHandshake::ClientHandshake(std::string key, std::string role,
-                                 int node_rank)
+ClientHandshake::ClientHandshake(std::string key, std::string role, int node_rank)
     : key_(std::move(key)), role_(std::move(role)), node_rank_(node_rank) {}
 
 json ClientHandshake::Hello() {
   client_nonce_ = RandomBytes(kAuthNonceBytes);
-  return {{"role", role_},
-          {"nodeRank", node_rank_},
-          {"nonce", HexEncode(client_nonce_)}};
+  return {{"role", role_}, {"nodeRank", node_rank_}, {"nonce", HexEncode(client_nonce_)}};
 }
 
 Result<json> ClientHandshake::OnChallenge(const json& challenge) {
   if (!HexField(challenge, "nonce", kAuthNonceBytes, &server_nonce_)) {
     return InvalidArgumentError("the head's Challenge has no valid nonce");
   }
-  std::string proof = ClientProof(
-      key_, Transcript(role_, node_rank_, client_nonce_, server_nonce_));
+  std::string proof =
+      ClientProof(key_, Transcript(role_, node_rank_, client_nonce_, server_nonce_));
   return json{{"proof", HexEncode(proof)}};
 }
 
@@ -69,8 +62,7 @@ Status ClientHandshake::OnWelcome(const json& welcome) {
   std::string proof;
   if (!HexField(welcome, "proof", 32, &proof) ||
       !ConstantTimeEquals(
-          proof, ServerProof(key_, Transcript(role_, node_rank_, client_nonce_,
-                                              server_nonce_)))) {
+          proof, ServerProof(key_, Transcript(role_, node_rank_, client_nonce_, server_nonce_)))) {
     return Status(StatusCode::kPermissionDenied,
                   "the head did not prove it knows the job token: it belongs "
                   "to another job, or "
@@ -87,17 +79,13 @@ Result<json> ServerHandshake::OnHello(const json& hello) {
   auto role = hello.find("role");
   auto rank = hello.find("nodeRank");
   if (role == hello.end() || !role->is_string() || rank == hello.end() ||
-      !rank->is_number_integer() ||
-      !HexField(hello, "nonce", kAuthNonceBytes, &client_nonce_)) {
-    return InvalidArgumentError(
-        "malformed Hello (role, nodeRank and a 32-byte nonce expected)");
+      !rank->is_number_integer() || !HexField(hello, "nonce", kAuthNonceBytes, &client_nonce_)) {
+    return InvalidArgumentError("malformed Hello (role, nodeRank and a 32-byte nonce expected)");
   }
   role_ = role->get<std::string>();
   node_rank_ = rank->get<int>();
   std::optional<std::string> key = key_for_role_(role_);
-  if (!key)
-    return InvalidArgumentError(
-        fmt::format("unknown role \"{}\"", role_.substr(0, 64)));
+  if (!key) return InvalidArgumentError(fmt::format("unknown role \"{}\"", role_.substr(0, 64)));
   key_ = *key;
   server_nonce_ = RandomBytes(kAuthNonceBytes);
   return json{{"nonce", HexEncode(server_nonce_)}};
@@ -105,8 +93,7 @@ Result<json> ServerHandshake::OnHello(const json& hello) {
 
 Result<json> ServerHandshake::OnAuth(const json& auth) {
   if (key_.empty()) return InvalidArgumentError("Auth before Hello");
-  const std::string transcript =
-      Transcript(role_, node_rank_, client_nonce_, server_nonce_);
+  const std::string transcript = Transcript(role_, node_rank_, client_nonce_, server_nonce_);
   std::string proof;
   if (!HexField(auth, "proof", 32, &proof) ||
       !ConstantTimeEquals(proof, ClientProof(key_, transcript))) {

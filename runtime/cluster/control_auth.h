@@ -19,9 +19,10 @@
 #pragma once
 
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "base/status.h"
 
@@ -38,15 +39,13 @@ constexpr const char* kRoleRsh = "rsh";    // `trainrun rsh`, started by mpirun
 
 struct JobToken {
   std::string secret;
-  bool derived =
-      false;  // no TRAINRUN_JOB_TOKEN: derived from the job's identity
+  bool derived = false;  // no TRAINRUN_JOB_TOKEN: derived from the job's identity
 };
 
 // The token from `env_value` (TRAINRUN_JOB_TOKEN), or, when it is empty, one
 // derived from `job_identity` (the same text on every node: the scheduler's job
 // id, the job file's digest, the head address and port).
-JobToken ResolveJobToken(const std::string& env_value,
-                         const std::string& job_identity);
+JobToken ResolveJobToken(const std::string& env_value, const std::string& job_identity);
 
 // The key of a role: the token itself for "node", HMAC(token, "trainrun rsh key")
 // for "rsh".
@@ -71,8 +70,7 @@ class ServerHandshake {
  public:
   // `key_for_role` gives the key of a role, or none for roles the head refuses.
   explicit ServerHandshake(
-      std::function<std::optional<std::string>(const std::string&)>
-          key_for_role);
+      std::function<std::optional<std::string>(const std::string&)> key_for_role);
   // The Challenge body; kInvalidArgument for a malformed Hello or unknown role.
   Result<nlohmann::json> OnHello(const nlohmann::json& hello);
   // The Welcome body; kPermissionDenied when the proof is wrong (a wrong

@@ -1,6 +1,5 @@
 #include "runtime/cluster/control_client.h"
 
-#include <fmt/format.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -11,8 +10,10 @@
 #include <cstring>
 #include <limits>
 
-#include "runtime/cluster/control_auth.h"
+#include <fmt/format.h>
+
 #include "base/net_util.h"
+#include "runtime/cluster/control_auth.h"
 
 namespace trainrun {
 namespace {
@@ -26,31 +27,27 @@ constexpr auto kHandshakeTimeout = std::chrono::seconds(15);
 }  // namespace
 
 Result<std::unique_ptr<ControlClient>> ControlClient::Connect(
-    ControlClientOptions options,
-    const std::function<void(const std::string&)>& on_retry) {
-  Result<std::unique_ptr<ControlClient>> result =
-      UnavailableError("no attempt made");
+    ControlClientOptions options, const std::function<void(const std::string&)>& on_retry) {
+  Result<std::unique_ptr<ControlClient>> result = UnavailableError("no attempt made");
   RetryOptions retry;
   retry.backoff = options.backoff;
   retry.deadline = options.deadline;  // the last wait ends there, for one more try
   retry.clock = options.clock;
-  retry.max_attempts =
-      options.deadline ? std::numeric_limits<int>::max() : 1;
+  retry.max_attempts = options.deadline ? std::numeric_limits<int>::max() : 1;
   const int attempts = RetryCall(
       retry,
       [&](int) {
         result = ConnectOnce(options);
-        return !result.ok() && Retryable(result.status())
-                   ? AttemptOutcome::kRetry
-                   : AttemptOutcome::kDone;
+        return !result.ok() && Retryable(result.status()) ? AttemptOutcome::kRetry
+                                                          : AttemptOutcome::kDone;
       },
       [&](int, Duration) {
         if (on_retry) on_retry(result.status().message());
       });
   if (result.ok() || !Retryable(result.status())) return result;
-  return UnavailableError(fmt::format(
-      "could not reach the head at {}:{} after {} attempt(s): {}", options.host,
-      options.port, attempts, result.status().message()));
+  return UnavailableError(fmt::format("could not reach the head at {}:{} after {} attempt(s): {}",
+                                      options.host, options.port, attempts,
+                                      result.status().message()));
 }
 
 Result<std::unique_ptr<ControlClient>> ControlClient::ConnectOnce(
@@ -60,11 +57,9 @@ Result<std::unique_ptr<ControlClient>> ControlClient::ConnectOnce(
   const TimePoint now = options.clock->Now();
   TimePoint attempt_deadline = now + kHandshakeTimeout;
   if (options.deadline && *options.deadline < attempt_deadline) {
-    attempt_deadline =
-        std::max(*options.deadline, now + std::chrono::seconds(1));
+    attempt_deadline = std::max(*options.deadline, now + std::chrono::seconds(1));
   }
-  TR_ASSIGN_OR_RETURN(int fd, ConnectTcp(options.host, options.port,
-                                         attempt_deadline - now));
+  TR_ASSIGN_OR_RETURN(int fd, ConnectTcp(options.host, options.port, attempt_deadline - now));
   client->fd_ = fd;
   client->local_ip_ = SocketIp(fd);
   TR_RETURN_IF_ERROR(client->Handshake(attempt_deadline));
@@ -83,30 +78,26 @@ Status ControlClient::Handshake(TimePoint deadline) {
   ClientHandshake handshake(options_.key, options_.role, options_.node_rank);
   TR_RETURN_IF_ERROR(SendJson(MessageType::kHello, handshake.Hello()));
   parser_.set_max_payload(kMaxUnauthenticatedPayload);
-  for (MessageType expected :
-       {MessageType::kChallenge, MessageType::kWelcome}) {
+  for (MessageType expected : {MessageType::kChallenge, MessageType::kWelcome}) {
     TR_ASSIGN_OR_RETURN(std::optional<Frame> received, Receive(deadline));
     if (!received) {
-      return UnavailableError(fmt::format("the head at {}:{} did not answer in time",
-                                          options_.host, options_.port));
+      return UnavailableError(
+          fmt::format("the head at {}:{} did not answer in time", options_.host, options_.port));
     }
     const Frame& frame = *received;
     if (frame.type == MessageType::kRefused) {
       Result<nlohmann::json> body = DecodeJsonPayload(frame);
-      std::string reason = body.ok() ? body->value("reason", "no reason given")
-                                     : "no reason given";
-      StatusCode code = reason.find("token") != std::string::npos
-                            ? StatusCode::kPermissionDenied
-                            : StatusCode::kInvalidArgument;
-      return Status(code, fmt::format("the head at {}:{} refused this node: {}",
-                                      options_.host, options_.port, reason));
+      std::string reason = body.ok() ? body->value("reason", "no reason given") : "no reason given";
+      StatusCode code = reason.find("token") != std::string::npos ? StatusCode::kPermissionDenied
+                                                                  : StatusCode::kInvalidArgument;
+      return Status(code, fmt::format("the head at {}:{} refused this node: {}", options_.host,
+                                      options_.port, reason));
     }
     if (frame.type != expected) {
       return Status(
           StatusCode::kPermissionDenied,
-          fmt::format("the head at {}:{} sent {} instead of {}", options_.host,
-                      options_.port, MessageTypeName(frame.type),
-                      MessageTypeName(expected)));
+          fmt::format("the head at {}:{} sent {} instead of {}", options_.host, options_.port,
+                      MessageTypeName(frame.type), MessageTypeName(expected)));
     }
     TR_ASSIGN_OR_RETURN(nlohmann::json body, DecodeJsonPayload(frame));
     if (expected == MessageType::kChallenge) {
@@ -115,8 +106,7 @@ Status ControlClient::Handshake(TimePoint deadline) {
     } else {
       Status proved = handshake.OnWelcome(body);
       if (!proved.ok())
-        return proved.WithContext(
-            fmt::format("{}:{}", options_.host, options_.port));
+        return proved.WithContext(fmt::format("{}:{}", options_.host, options_.port));
     }
   }
   parser_.set_max_payload(kMaxControlPayload);
@@ -137,32 +127,30 @@ Result<std::optional<Frame>> ControlClient::Receive(TimePoint deadline) {
     if (state == FrameParser::State::kFrame) return std::optional<Frame>(std::move(frame));
     if (state == FrameParser::State::kMalformed) {
       return Status(StatusCode::kPermissionDenied,
-                    fmt::format("the head at {}:{} sent a malformed frame: {}",
-                                options_.host, options_.port, parser_.error()));
+                    fmt::format("the head at {}:{} sent a malformed frame: {}", options_.host,
+                                options_.port, parser_.error()));
     }
     const Duration left = deadline - options_.clock->Now();
     if (left <= Duration::zero()) return std::optional<Frame>();
     pollfd p{fd_, POLLIN, 0};
     // At most a tick at a time, so a fake clock advanced past the deadline is
     // seen (see ControlClientOptions::clock).
-    int ready =
-        poll(&p, 1, PollTimeoutMs(std::min<Duration>(left, kControlTick)));
+    int ready = poll(&p, 1, PollTimeoutMs(std::min<Duration>(left, kControlTick)));
     if (ready < 0 && errno == EINTR) continue;
     if (ready <= 0) continue;
     ssize_t n = recv(fd_, buffer, sizeof(buffer), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       return UnavailableError(
-          fmt::format("the head at {}:{} closed the connection", options_.host,
-                      options_.port));
+          fmt::format("the head at {}:{} closed the connection", options_.host, options_.port));
     }
     parser_.Feed(std::string_view(buffer, static_cast<size_t>(n)));
   }
 }
 
-void ControlClient::StartReader(
-    std::function<void(const Frame&)> on_frame, std::function<void()> on_tick,
-    std::function<void(const std::string&)> on_closed) {
+void ControlClient::StartReader(std::function<void(const Frame&)> on_frame,
+                                std::function<void()> on_tick,
+                                std::function<void(const std::string&)> on_closed) {
   on_frame_ = std::move(on_frame);
   on_tick_ = std::move(on_tick);
   on_closed_ = std::move(on_closed);
@@ -197,9 +185,8 @@ void ControlClient::ReaderLoop() {
     // Bounded by a tick of real time, as in the control server: a fake clock
     // that a test advanced is seen at the next tick, not never.
     pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    int ready = poll(fds, 2,
-                     PollTimeoutMs(std::min<Duration>(next_tick - clock->Now(),
-                                                      kControlTick)));
+    int ready =
+        poll(fds, 2, PollTimeoutMs(std::min<Duration>(next_tick - clock->Now(), kControlTick)));
     if (ready < 0 && errno != EINTR) {
       reason = fmt::format("poll: {}", std::strerror(errno));
       break;
@@ -210,8 +197,7 @@ void ControlClient::ReaderLoop() {
     if (n <= 0 && stop_) break;
     if (n <= 0) {
       reason = n == 0 ? "the head closed the connection"
-                      : fmt::format("connection to the head failed: {}",
-                                    std::strerror(errno));
+                      : fmt::format("connection to the head failed: {}", std::strerror(errno));
       break;
     }
     parser_.Feed(std::string_view(buffer, static_cast<size_t>(n)));

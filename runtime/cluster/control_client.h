@@ -27,10 +27,9 @@ struct ControlClientOptions {
   std::string key;  // RoleKey(token, role)
   // Keep trying until then (the rendezvous timeout); none = one attempt.
   std::optional<TimePoint> deadline;
-  BackoffOptions backoff{kConnectBackoffInitial, kConnectBackoffMax,
-                         kDefaultBackoffMultiplier, true};
-  Duration send_timeout =
-      kDefaultSendTimeout;  // a head that takes nothing this long is gone
+  BackoffOptions backoff{kConnectBackoffInitial, kConnectBackoffMax, kDefaultBackoffMultiplier,
+                         true};
+  Duration send_timeout = kDefaultSendTimeout;  // a head that takes nothing this long is gone
   // The deadline, Receive's deadlines and the reader's ticks read this clock
   // (not owned; it must outlive the client and be safe to read from the
   // reader's thread). A fake clock takes effect within a kControlTick of real
@@ -47,8 +46,7 @@ class ControlClient {
   // token, node rank taken, ...) or that cannot prove it knows the token is not
   // retried: kPermissionDenied or kUnavailable with the head's reason.
   static Result<std::unique_ptr<ControlClient>> Connect(
-      ControlClientOptions options,
-      const std::function<void(const std::string&)>& on_retry = {});
+      ControlClientOptions options, const std::function<void(const std::string&)>& on_retry = {});
   // Stops the reader and closes the connection.
   ~ControlClient();
 
@@ -65,8 +63,7 @@ class ControlClient {
   // Starts the reader thread: `on_frame` for every frame, `on_tick` about every
   // kControlTick, and `on_closed` once when the connection ends (then the
   // thread exits). Callbacks run on the reader thread.
-  void StartReader(std::function<void(const Frame&)> on_frame,
-                   std::function<void()> on_tick,
+  void StartReader(std::function<void(const Frame&)> on_frame, std::function<void()> on_tick,
                    std::function<void(const std::string&)> on_closed);
 
   // Closes the connection; the reader (if any) reports on_closed and ends.
@@ -79,8 +76,7 @@ class ControlClient {
  private:
   ControlClient() = default;
   // One connection and handshake, bounded by kHandshakeTimeout and the deadline.
-  static Result<std::unique_ptr<ControlClient>> ConnectOnce(
-      const ControlClientOptions& options);
+  static Result<std::unique_ptr<ControlClient>> ConnectOnce(const ControlClientOptions& options);
   Status Handshake(TimePoint deadline);
   void ReaderLoop();
 

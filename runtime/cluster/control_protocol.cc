@@ -15,9 +15,7 @@ void PutU32(std::string* out, uint32_t v) {
 }
 
 uint32_t GetU32(const char* p) {
-  auto b = [p](int i) {
-    return static_cast<uint32_t>(static_cast<unsigned char>(p[i]));
-  };
+  auto b = [p](int i) { return static_cast<uint32_t>(static_cast<unsigned char>(p[i])); };
   return (b(0) << 24) | (b(1) << 16) | (b(2) << 8) | b(3);
 }
 
@@ -47,60 +45,36 @@ bool IsKnownMessageType(uint8_t type) {
     case MessageType::kRshExec:
     case MessageType::kRshData:
     case MessageType::kRshExit:
-    case MessageType::kRshClose:
-      return true;
+    case MessageType::kRshClose: return true;
   }
   return false;
 }
 
 std::string MessageTypeName(MessageType type) {
   switch (type) {
-    case MessageType::kHello:
-      return "Hello";
-    case MessageType::kChallenge:
-      return "Challenge";
-    case MessageType::kAuth:
-      return "Auth";
-    case MessageType::kWelcome:
-      return "Welcome";
-    case MessageType::kRefused:
-      return "Refused";
-    case MessageType::kJoin:
-      return "Join";
-    case MessageType::kAssign:
-      return "Assign";
-    case MessageType::kReady:
-      return "Ready";
-    case MessageType::kStart:
-      return "Start";
-    case MessageType::kHeartbeat:
-      return "Heartbeat";
-    case MessageType::kRankFailed:
-      return "RankFailed";
-    case MessageType::kNodeStopping:
-      return "NodeStopping";
-    case MessageType::kStop:
-      return "Stop";
-    case MessageType::kNodeResult:
-      return "NodeResult";
-    case MessageType::kManifest:
-      return "Manifest";
-    case MessageType::kUploadPlan:
-      return "UploadPlan";
-    case MessageType::kNodeDone:
-      return "NodeDone";
-    case MessageType::kFinished:
-      return "Finished";
-    case MessageType::kRshOpen:
-      return "RshOpen";
-    case MessageType::kRshExec:
-      return "RshExec";
-    case MessageType::kRshData:
-      return "RshData";
-    case MessageType::kRshExit:
-      return "RshExit";
-    case MessageType::kRshClose:
-      return "RshClose";
+    case MessageType::kHello: return "Hello";
+    case MessageType::kChallenge: return "Challenge";
+    case MessageType::kAuth: return "Auth";
+    case MessageType::kWelcome: return "Welcome";
+    case MessageType::kRefused: return "Refused";
+    case MessageType::kJoin: return "Join";
+    case MessageType::kAssign: return "Assign";
+    case MessageType::kReady: return "Ready";
+    case MessageType::kStart: return "Start";
+    case MessageType::kHeartbeat: return "Heartbeat";
+    case MessageType::kRankFailed: return "RankFailed";
+    case MessageType::kNodeStopping: return "NodeStopping";
+    case MessageType::kStop: return "Stop";
+    case MessageType::kNodeResult: return "NodeResult";
+    case MessageType::kManifest: return "Manifest";
+    case MessageType::kUploadPlan: return "UploadPlan";
+    case MessageType::kNodeDone: return "NodeDone";
+    case MessageType::kFinished: return "Finished";
+    case MessageType::kRshOpen: return "RshOpen";
+    case MessageType::kRshExec: return "RshExec";
+    case MessageType::kRshData: return "RshData";
+    case MessageType::kRshExit: return "RshExit";
+    case MessageType::kRshClose: return "RshClose";
   }
   return fmt::format("type {}", static_cast<int>(type));
 }
@@ -120,17 +94,14 @@ std::string EncodeFrame(MessageType type, std::string_view payload) {
 
 std::string EncodeJsonFrame(MessageType type, const nlohmann::json& body) {
   // Invalid UTF-8 (a host name, an error message) is replaced, never thrown on.
-  return EncodeFrame(type, body.dump(-1, ' ', false,
-                                     nlohmann::json::error_handler_t::replace));
+  return EncodeFrame(type, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 Result<nlohmann::json> DecodeJsonPayload(const Frame& frame) {
-  nlohmann::json body =
-      nlohmann::json::parse(frame.payload, nullptr, /*allow_exceptions=*/false);
+  nlohmann::json body = nlohmann::json::parse(frame.payload, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded() || !body.is_object()) {
     return InvalidArgumentError(
-        fmt::format("{} message: the payload is not a JSON object",
-                    MessageTypeName(frame.type)));
+        fmt::format("{} message: the payload is not a JSON object", MessageTypeName(frame.type)));
   }
   return body;
 }
@@ -146,16 +117,14 @@ std::string EncodeRshData(const RshChunk& chunk) {
 
 Result<RshChunk> DecodeRshData(const Frame& frame) {
   if (frame.type != MessageType::kRshData || frame.payload.size() < 5) {
-    return InvalidArgumentError(
-        "RshData message: shorter than its 5-byte header");
+    return InvalidArgumentError("RshData message: shorter than its 5-byte header");
   }
   RshChunk chunk;
   chunk.session = GetU32(frame.payload.data());
   chunk.stream = static_cast<uint8_t>(frame.payload[4]);
   if (chunk.stream > 2) {
     return InvalidArgumentError(
-        fmt::format("RshData message: stream {} is not 0, 1 or 2",
-                    static_cast<int>(chunk.stream)));
+        fmt::format("RshData message: stream {} is not 0, 1 or 2", static_cast<int>(chunk.stream)));
   }
   chunk.data = frame.payload.substr(5);
   return chunk;
@@ -185,28 +154,24 @@ FrameParser::State FrameParser::Next(Frame* frame) {
   // Check what has arrived of the header byte by byte, so garbage is refused at
   // once rather than after 12 bytes.
   for (size_t i = 0; i < std::min(available, sizeof(kMagic)); ++i) {
-    if (p[i] != kMagic[i])
-      return Fail("not a trainrun control frame (bad magic)");
+    if (p[i] != kMagic[i]) return Fail("not a trainrun control frame (bad magic)");
   }
   if (available > 4 && static_cast<uint8_t>(p[4]) != kControlProtocolVersion) {
-    return Fail(
-        fmt::format("control protocol version {} is not supported (this "
-                    "trainrun speaks {})",
-                    static_cast<int>(static_cast<uint8_t>(p[4])),
-                    static_cast<int>(kControlProtocolVersion)));
+    return Fail(fmt::format(
+        "control protocol version {} is not supported (this "
+        "trainrun speaks {})",
+        static_cast<int>(static_cast<uint8_t>(p[4])), static_cast<int>(kControlProtocolVersion)));
   }
   if (available > 5 && !IsKnownMessageType(static_cast<uint8_t>(p[5]))) {
-    return Fail(fmt::format("unknown message type {}",
-                            static_cast<int>(static_cast<uint8_t>(p[5]))));
+    return Fail(
+        fmt::format("unknown message type {}", static_cast<int>(static_cast<uint8_t>(p[5]))));
   }
-  if (available > 7 && (p[6] != 0 || p[7] != 0))
-    return Fail("reserved header bytes are not zero");
+  if (available > 7 && (p[6] != 0 || p[7] != 0)) return Fail("reserved header bytes are not zero");
   if (available < kFrameHeaderSize) return State::kNeedMore;
   const uint32_t length = GetU32(p + 8);
   if (length > max_payload_) {
-    return Fail(fmt::format(
-        "{} frame of {} bytes is larger than the limit of {} bytes",
-        MessageTypeName(static_cast<MessageType>(p[5])), length, max_payload_));
+    return Fail(fmt::format("{} frame of {} bytes is larger than the limit of {} bytes",
+                            MessageTypeName(static_cast<MessageType>(p[5])), length, max_payload_));
   }
   if (available - kFrameHeaderSize < length) return State::kNeedMore;
   frame->type = static_cast<MessageType>(p[5]);

@@ -27,11 +27,11 @@
 #pragma once
 
 #include <chrono>
-
 #include <cstdint>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+
+#include <nlohmann/json.hpp>
 
 #include "base/status.h"
 
@@ -54,36 +54,28 @@ enum class MessageType : uint8_t {
   kWelcome = 4,    // head -> client: accepted, with the head's proof
   kRefused = 5,    // either way: why the connection is refused; then close
   // Rendezvous (rendezvous.h).
-  kJoin = 10,  // node -> head: host, addresses, process count, job fingerprint
-  kAssign =
-      11,  // head -> node: run id, ranks, master address and port, interface
-  kReady = 12,  // node -> head: prepared (snapshot, data), ready to start
-  kStart = 13,  // head -> node: every node is ready, start the ranks
+  kJoin = 10,    // node -> head: host, addresses, process count, job fingerprint
+  kAssign = 11,  // head -> node: run id, ranks, master address and port, interface
+  kReady = 12,   // node -> head: prepared (snapshot, data), ready to start
+  kStart = 13,   // head -> node: every node is ready, start the ranks
   // Watching each other.
-  kHeartbeat = 20,  // both ways, every heartbeat interval
-  kRankFailed =
-      21,  // node -> head: a local rank failed (the root cause on that node)
+  kHeartbeat = 20,     // both ways, every heartbeat interval
+  kRankFailed = 21,    // node -> head: a local rank failed (the root cause on that node)
   kNodeStopping = 22,  // node -> head: this node stops for its own reason
                        // (cancel, timeout, error)
-  kStop =
-      23,  // head -> node: stop the ranks, with the job's exit code and reason
+  kStop = 23,          // head -> node: stop the ranks, with the job's exit code and reason
   // Finalizing together.
-  kNodeResult =
-      30,  // node -> head: its ranks' results and its root-cause failure
-  kManifest =
-      31,  // node -> head: the files it would upload to outputs/ and logs/
-  kUploadPlan =
-      32,  // head -> node: which of them to upload, and under which names
-  kNodeDone = 33,  // node -> head: uploads finished (errors, counts)
-  kFinished = 34,  // head -> node: the final status and exit code of the job
+  kNodeResult = 30,  // node -> head: its ranks' results and its root-cause failure
+  kManifest = 31,    // node -> head: the files it would upload to outputs/ and logs/
+  kUploadPlan = 32,  // head -> node: which of them to upload, and under which names
+  kNodeDone = 33,    // node -> head: uploads finished (errors, counts)
+  kFinished = 34,    // head -> node: the final status and exit code of the job
   // MPI's remote launch agent (`trainrun rsh`).
-  kRshOpen = 40,  // rsh agent -> head: start argv on host
-  kRshExec = 41,  // head -> node: start argv for session id
-  kRshData =
-      42,  // any direction: a chunk of a session's stdin, stdout or stderr
-  kRshExit = 43,  // node -> head -> agent: the session's process ended
-  kRshClose =
-      44,  // head -> node: the agent went away, stop the session's process
+  kRshOpen = 40,   // rsh agent -> head: start argv on host
+  kRshExec = 41,   // head -> node: start argv for session id
+  kRshData = 42,   // any direction: a chunk of a session's stdin, stdout or stderr
+  kRshExit = 43,   // node -> head -> agent: the session's process ended
+  kRshClose = 44,  // head -> node: the agent went away, stop the session's process
 };
 
 // "Hello", "RankFailed"...; "type 77" for unknown values.

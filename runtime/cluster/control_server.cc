@@ -1,6 +1,5 @@
 #include "runtime/cluster/control_server.h"
 
-#include <fmt/format.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -11,6 +10,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+
+#include <fmt/format.h>
 
 #include "base/net_util.h"
 
@@ -42,19 +43,16 @@ struct ControlServer::Conn {
 
 Result<std::unique_ptr<ControlServer>> ControlServer::Start(
     ControlServerOptions options,
-    std::function<std::optional<std::string>(const std::string&)> key_for_role,
-    Handler* handler) {
+    std::function<std::optional<std::string>(const std::string&)> key_for_role, Handler* handler) {
   std::unique_ptr<ControlServer> server(new ControlServer());
   server->options_ = options;
   server->key_for_role_ = std::move(key_for_role);
   server->handler_ = handler;
-  TR_ASSIGN_OR_RETURN(server->listen_fd_,
-                      ListenTcp(options.address, options.port));
+  TR_ASSIGN_OR_RETURN(server->listen_fd_, ListenTcp(options.address, options.port));
   server->port_ = SocketPort(server->listen_fd_);
   server->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   server->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (server->epoll_fd_ < 0 || server->wake_fd_ < 0)
-    return ErrnoStatus(errno, "epoll/eventfd");
+  if (server->epoll_fd_ < 0 || server->wake_fd_ < 0) return ErrnoStatus(errno, "epoll/eventfd");
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kListenTag;
@@ -95,9 +93,7 @@ bool ControlServer::Send(int conn_id, std::string frame) {
   {
     std::lock_guard lock(mu_);
     auto it = conns_.find(conn_id);
-    if (it == conns_.end() || it->second->closed ||
-        it->second->close_after_flush)
-      return false;
+    if (it == conns_.end() || it->second->closed || it->second->close_after_flush) return false;
     Conn& conn = *it->second;
     if (conn.out.size() - conn.out_offset + frame.size() > kMaxQueuedOutput) {
       conn.close_after_flush = true;  // a peer that stopped reading
@@ -135,8 +131,7 @@ std::string ControlServer::PeerOf(int conn_id) {
 
 void ControlServer::Accept() {
   while (true) {
-    int fd =
-        accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) return;  // EAGAIN, or a transient error such as EMFILE
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -164,15 +159,13 @@ void ControlServer::Accept() {
   }
 }
 
-void ControlServer::Refuse(const std::shared_ptr<Conn>& conn,
-                           const std::string& reason, bool tell_peer) {
+void ControlServer::Refuse(const std::shared_ptr<Conn>& conn, const std::string& reason,
+                           bool tell_peer) {
   handler_->OnRefused(conn->peer, reason);
   if (tell_peer) {
     // Best effort, in one write: the peer may be gone already.
-    std::string frame =
-        EncodeJsonFrame(MessageType::kRefused, {{"reason", reason}});
-    ssize_t ignored =
-        send(conn->fd, frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    std::string frame = EncodeJsonFrame(MessageType::kRefused, {{"reason", reason}});
+    ssize_t ignored = send(conn->fd, frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)ignored;
   }
   std::lock_guard lock(mu_);
@@ -183,8 +176,7 @@ void ControlServer::Refuse(const std::shared_ptr<Conn>& conn,
   conns_.erase(conn->id);
 }
 
-void ControlServer::Drop(const std::shared_ptr<Conn>& conn,
-                         const std::string& reason) {
+void ControlServer::Drop(const std::shared_ptr<Conn>& conn, const std::string& reason) {
   bool was_authenticated;
   {
     std::lock_guard lock(mu_);
@@ -199,27 +191,23 @@ void ControlServer::Drop(const std::shared_ptr<Conn>& conn,
   if (was_authenticated) handler_->OnClosed(conn->id, reason);
 }
 
-void ControlServer::Handshake(const std::shared_ptr<Conn>& conn,
-                              const Frame& frame) {
+void ControlServer::Handshake(const std::shared_ptr<Conn>& conn, const Frame& frame) {
   Result<nlohmann::json> body = DecodeJsonPayload(frame);
   if (!body.ok()) return Refuse(conn, body.status().message(), true);
   if (frame.type == MessageType::kHello && !conn->hello_seen) {
     conn->hello_seen = true;
     Result<nlohmann::json> challenge = conn->handshake->OnHello(*body);
-    if (!challenge.ok())
-      return Refuse(conn, challenge.status().message(), true);
+    if (!challenge.ok()) return Refuse(conn, challenge.status().message(), true);
     Send(conn->id, EncodeJsonFrame(MessageType::kChallenge, *challenge));
     return;
   }
   if (frame.type == MessageType::kAuth && conn->hello_seen) {
     Result<nlohmann::json> welcome = conn->handshake->OnAuth(*body);
     if (!welcome.ok()) {
-      return Refuse(
-          conn,
-          fmt::format("{} (claimed role {}, node {})",
-                      welcome.status().message(), conn->handshake->role(),
-                      conn->handshake->node_rank()),
-          true);
+      return Refuse(conn,
+                    fmt::format("{} (claimed role {}, node {})", welcome.status().message(),
+                                conn->handshake->role(), conn->handshake->node_rank()),
+                    true);
     }
     Send(conn->id, EncodeJsonFrame(MessageType::kWelcome, *welcome));
     {
@@ -227,14 +215,10 @@ void ControlServer::Handshake(const std::shared_ptr<Conn>& conn,
       conn->authenticated = true;
     }
     conn->parser.set_max_payload(kMaxControlPayload);
-    handler_->OnAuthenticated(conn->id, conn->handshake->role(),
-                              conn->handshake->node_rank());
+    handler_->OnAuthenticated(conn->id, conn->handshake->role(), conn->handshake->node_rank());
     return;
   }
-  Refuse(conn,
-         fmt::format("{} message before authenticating",
-                     MessageTypeName(frame.type)),
-         true);
+  Refuse(conn, fmt::format("{} message before authenticating", MessageTypeName(frame.type)), true);
 }
 
 void ControlServer::Read(const std::shared_ptr<Conn>& conn) {
@@ -244,12 +228,10 @@ void ControlServer::Read(const std::shared_ptr<Conn>& conn) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     if (n <= 0) {
-      std::string reason =
-          n == 0 ? "connection closed by the peer"
-                 : fmt::format("connection error: {}", std::strerror(errno));
+      std::string reason = n == 0 ? "connection closed by the peer"
+                                  : fmt::format("connection error: {}", std::strerror(errno));
       if (!conn->authenticated) {
-        if (conn->hello_seen)
-          handler_->OnRefused(conn->peer, "closed during the handshake");
+        if (conn->hello_seen) handler_->OnRefused(conn->peer, "closed during the handshake");
         Drop(conn, reason);
         return;
       }
@@ -261,8 +243,7 @@ void ControlServer::Read(const std::shared_ptr<Conn>& conn) {
       FrameParser::State state = conn->parser.Next(&frame);
       if (state == FrameParser::State::kNeedMore) break;
       if (state == FrameParser::State::kMalformed) {
-        if (!conn->authenticated)
-          return Refuse(conn, conn->parser.error(), true);
+        if (!conn->authenticated) return Refuse(conn, conn->parser.error(), true);
         return Drop(conn, "malformed frame: " + conn->parser.error());
       }
       if (!conn->authenticated) {
@@ -276,9 +257,8 @@ void ControlServer::Read(const std::shared_ptr<Conn>& conn) {
 
 void ControlServer::FlushLocked(Conn& conn) {
   while (conn.out_offset < conn.out.size() && conn.fd >= 0) {
-    ssize_t n =
-        send(conn.fd, conn.out.data() + conn.out_offset,
-             conn.out.size() - conn.out_offset, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n = send(conn.fd, conn.out.data() + conn.out_offset, conn.out.size() - conn.out_offset,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       conn.out_offset += static_cast<size_t>(n);
       continue;
@@ -313,10 +293,8 @@ void ControlServer::Loop() {
     // loop then; bounded, the loop sees the new time within one tick. With the
     // real clock the next tick is never further away, so this changes nothing.
     const TimePoint now = clock->Now();
-    const int timeout_ms =
-        PollTimeoutMs(std::min<Duration>(next_tick - now, kControlTick));
-    int n = epoll_wait(epoll_fd_, ready, 64,
-                       draining_ ? std::min(timeout_ms, 10) : timeout_ms);
+    const int timeout_ms = PollTimeoutMs(std::min<Duration>(next_tick - now, kControlTick));
+    int n = epoll_wait(epoll_fd_, ready, 64, draining_ ? std::min(timeout_ms, 10) : timeout_ms);
     if (n < 0 && errno != EINTR) break;
     for (int i = 0; i < n; ++i) {
       const uint64_t tag = ready[i].data.u64;
@@ -347,13 +325,11 @@ void ControlServer::Loop() {
       for (auto& [id, conn] : conns_) {
         FlushLocked(*conn);
         if (!conn->out.empty()) pending_output = true;
-        if (conn->close_after_flush && conn->out.empty())
-          to_close.push_back(conn);
+        if (conn->close_after_flush && conn->out.empty()) to_close.push_back(conn);
       }
     }
     for (auto& conn : to_close) Drop(conn, "closed by trainrun");
-    if (draining_ && (!pending_output || clock->Now() >= drain_deadline_))
-      break;
+    if (draining_ && (!pending_output || clock->Now() >= drain_deadline_)) break;
     if (clock->Now() >= next_tick) {
       next_tick = clock->Now() + kControlTick;
       // Unauthenticated connections get handshake_timeout to prove themselves.
@@ -361,14 +337,12 @@ void ControlServer::Loop() {
       {
         std::lock_guard lock(mu_);
         for (auto& [id, conn] : conns_) {
-          if (!conn->authenticated &&
-              clock->Now() - conn->opened > options_.handshake_timeout) {
+          if (!conn->authenticated && clock->Now() - conn->opened > options_.handshake_timeout) {
             late.push_back(conn);
           }
         }
       }
-      for (auto& conn : late)
-        Refuse(conn, "did not authenticate in time", false);
+      for (auto& conn : late) Refuse(conn, "did not authenticate in time", false);
       if (!draining_) handler_->OnTick();
     }
   }

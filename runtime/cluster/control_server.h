@@ -49,14 +49,12 @@ class ControlServer {
    public:
     virtual ~Handler() = default;
     // `conn` passed the handshake as `role` claiming `node_rank`.
-    virtual void OnAuthenticated(int conn, const std::string& role,
-                                 int node_rank) = 0;
+    virtual void OnAuthenticated(int conn, const std::string& role, int node_rank) = 0;
     virtual void OnMessage(int conn, const Frame& frame) = 0;
     // An authenticated connection ended (peer closed, error, Close()).
     virtual void OnClosed(int conn, const std::string& reason) = 0;
     // A peer was turned away before authenticating.
-    virtual void OnRefused(const std::string& peer,
-                           const std::string& reason) = 0;
+    virtual void OnRefused(const std::string& peer, const std::string& reason) = 0;
     // About every kControlTick, for heartbeats and timeouts.
     virtual void OnTick() = 0;
   };
@@ -64,9 +62,7 @@ class ControlServer {
   // Listens and starts the thread. `key_for_role` as in ServerHandshake.
   static Result<std::unique_ptr<ControlServer>> Start(
       ControlServerOptions options,
-      std::function<std::optional<std::string>(const std::string&)>
-          key_for_role,
-      Handler* handler);
+      std::function<std::optional<std::string>(const std::string&)> key_for_role, Handler* handler);
   // Stops the thread and closes every connection.
   ~ControlServer();
 
@@ -93,8 +89,7 @@ class ControlServer {
   void Accept();
   void Read(const std::shared_ptr<Conn>& conn);
   void Handshake(const std::shared_ptr<Conn>& conn, const Frame& frame);
-  void Refuse(const std::shared_ptr<Conn>& conn, const std::string& reason,
-              bool tell_peer);
+  void Refuse(const std::shared_ptr<Conn>& conn, const std::string& reason, bool tell_peer);
   void FlushLocked(Conn& conn);
   void Drop(const std::shared_ptr<Conn>& conn, const std::string& reason);
   void Wake();

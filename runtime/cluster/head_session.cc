@@ -1,8 +1,8 @@
 #include "runtime/cluster/head_session.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
+
+#include <fmt/format.h>
 
 #include "base/digest.h"
 #include "base/free_port.h"
@@ -16,8 +16,7 @@ using nlohmann::json;
 }  // namespace
 
 Result<std::unique_ptr<HeadSession>> HeadSession::Start(SessionOptions options,
-                                                        const JobToken& token,
-                                                        int port) {
+                                                        const JobToken& token, int port) {
   std::unique_ptr<HeadSession> head(new HeadSession(std::move(options)));
   ControlServerOptions server_options;
   server_options.port = port;
@@ -26,14 +25,12 @@ Result<std::unique_ptr<HeadSession>> HeadSession::Start(SessionOptions options,
     if (role == kRoleNode || role == kRoleRsh) return RoleKey(token, role);
     return std::nullopt;
   };
-  TR_ASSIGN_OR_RETURN(head->server_,
-                      ControlServer::Start(server_options, keys, head.get()));
+  TR_ASSIGN_OR_RETURN(head->server_, ControlServer::Start(server_options, keys, head.get()));
   return head;
 }
 
 HeadSession::HeadSession(SessionOptions options)
-    : SessionBase(std::move(options)),
-      heartbeat_(options_.clock, options_.heartbeat) {}
+    : SessionBase(std::move(options)), heartbeat_(options_.clock, options_.heartbeat) {}
 
 HeadSession::~HeadSession() {
   if (server_) server_->Shutdown(std::chrono::seconds(2));
@@ -46,30 +43,25 @@ std::string HeadSession::Who(int node_rank) {
 }
 
 void HeadSession::CanceledLocked() {
-  std::string reason =
-      fmt::format("canceled on {} (trainrun received a signal)", Who(0));
-  AddEventLocked(
-      {WallMillis(), kExitCodeCanceled, reason, 0, std::nullopt, false});
+  std::string reason = fmt::format("canceled on {} (trainrun received a signal)", Who(0));
+  AddEventLocked({WallMillis(), kExitCodeCanceled, reason, 0, std::nullopt, false});
   StopLocked(kExitCodeCanceled, reason);
 }
 
 void HeadSession::BroadcastLocked(const std::string& frame) {
   for (auto& [rank, node] : nodes_) {
-    if (rank != 0 && node.conn >= 0 && !node.lost)
-      server_->Send(node.conn, frame);
+    if (rank != 0 && node.conn >= 0 && !node.lost) server_->Send(node.conn, frame);
   }
 }
 
-void HeadSession::AddEventLocked(FailureEvent event) {
-  events_.push_back(std::move(event));
-}
+void HeadSession::AddEventLocked(FailureEvent event) { events_.push_back(std::move(event)); }
 
 void HeadSession::StopLocked(int exit_code, const std::string& reason) {
   if (stop_.notice()) return;
-  options_.reporter->Info(fmt::format(
-      "stopping the job on every node (exit {}): {}", exit_code, reason));
-  BroadcastLocked(EncodeJsonFrame(
-      MessageType::kStop, {{"exitCode", exit_code}, {"reason", reason}}));
+  options_.reporter->Info(
+      fmt::format("stopping the job on every node (exit {}): {}", exit_code, reason));
+  BroadcastLocked(
+      EncodeJsonFrame(MessageType::kStop, {{"exitCode", exit_code}, {"reason", reason}}));
   stop_.Set(StopNotice{exit_code, reason});
   cv_.notify_all();
 }
@@ -77,8 +69,8 @@ void HeadSession::StopLocked(int exit_code, const std::string& reason) {
 void HeadSession::FailRendezvousLocked(const std::string& reason) {
   if (!rendezvous_error_.empty()) return;
   rendezvous_error_ = reason;
-  const std::string frame = EncodeJsonFrame(
-      MessageType::kRefused, {{"reason", "rendezvous failed: " + reason}});
+  const std::string frame =
+      EncodeJsonFrame(MessageType::kRefused, {{"reason", "rendezvous failed: " + reason}});
   for (auto& [rank, node] : nodes_) {
     if (rank != 0 && node.conn >= 0) {
       server_->Send(node.conn, frame);
@@ -98,17 +90,14 @@ Result<JobAssignment> HeadSession::Rendezvous(const NodeJoin& self) {
     if (hello_rank_.count(conn) != 0) OnJoin(conn, body);
   }
   const TimePoint deadline = options_.clock->Now() + options_.rendezvous_timeout;
-  options_.reporter->Info(fmt::format(
-      "head of a {}-node job: waiting for {} node(s) on control port {} "
-      "(rendezvous timeout {:.0f} s)",
-      self.node_count, self.node_count - 1, server_->port(),
-      ToSeconds(options_.rendezvous_timeout)));
+  options_.reporter->Info(
+      fmt::format("head of a {}-node job: waiting for {} node(s) on control port {} "
+                  "(rendezvous timeout {:.0f} s)",
+                  self.node_count, self.node_count - 1, server_->port(),
+                  ToSeconds(options_.rendezvous_timeout)));
   bool complete = WaitLocked(
       lock,
-      [&] {
-        return book_->complete() || !rendezvous_error_.empty() ||
-               stop_.notice().has_value();
-      },
+      [&] { return book_->complete() || !rendezvous_error_.empty() || stop_.notice().has_value(); },
       deadline);
   if (!rendezvous_error_.empty()) return UnavailableError(rendezvous_error_);
   if (stop_.notice()) {
@@ -120,8 +109,8 @@ Result<JobAssignment> HeadSession::Rendezvous(const NodeJoin& self) {
     std::string message = fmt::format(
         "rendezvous timed out after {:.0f} s: {} of {} node(s) joined; node(s) "
         "{} never did",
-        ToSeconds(options_.rendezvous_timeout), book_->joined(),
-        self.node_count, fmt::join(missing, ", "));
+        ToSeconds(options_.rendezvous_timeout), book_->joined(), self.node_count,
+        fmt::join(missing, ", "));
     if (!refusals_.empty()) {
       message += fmt::format("; refused: {}", fmt::join(refusals_, "; "));
     }
@@ -153,8 +142,8 @@ Result<JobAssignment> HeadSession::Rendezvous(const NodeJoin& self) {
   Result<int> port = FindFreePort("0.0.0.0");
   if (!port.ok()) {
     FailRendezvousLocked(port.status().message());
-    return UnavailableError(fmt::format("no free MASTER_PORT on the head: {}",
-                                        port.status().message()));
+    return UnavailableError(
+        fmt::format("no free MASTER_PORT on the head: {}", port.status().message()));
   }
   JobAssignment assignment = book_->Assign(run_id_, master_addr, *port);
   assignment.nodes[0].address = master_addr;
@@ -167,19 +156,17 @@ Result<JobAssignment> HeadSession::Rendezvous(const NodeJoin& self) {
   // TF_CONFIG lists every rank, so TensorFlow nodes get the whole table.
   bool full = false;
   for (const NodeSlot& n : assignment.nodes) full = full || !n.tf_ports.empty();
-  const std::string frame =
-      EncodeJsonFrame(MessageType::kAssign, assignment.ToJson());
+  const std::string frame = EncodeJsonFrame(MessageType::kAssign, assignment.ToJson());
   for (auto& [rank, node] : nodes_) {
     if (rank == 0) continue;
-    server_->Send(node.conn, full ? frame
-                                  : EncodeJsonFrame(MessageType::kAssign,
-                                                    assignment.ToJson(rank)));
+    server_->Send(node.conn,
+                  full ? frame : EncodeJsonFrame(MessageType::kAssign, assignment.ToJson(rank)));
     heartbeat_.Add(rank);
   }
-  options_.reporter->Info(fmt::format(
-      "rendezvous complete: {} node(s), {} rank(s), MASTER_ADDR {}, "
-      "MASTER_PORT {}",
-      assignment.nodes.size(), assignment.world_size, master_addr, *port));
+  options_.reporter->Info(
+      fmt::format("rendezvous complete: {} node(s), {} rank(s), MASTER_ADDR {}, "
+                  "MASTER_PORT {}",
+                  assignment.nodes.size(), assignment.world_size, master_addr, *port));
   return assignment;
 }
 
@@ -193,31 +180,26 @@ void HeadSession::MaybeStartLocked() {
   cv_.notify_all();
 }
 
-std::optional<StopNotice> HeadSession::WaitForStart(const Status& prepared,
-                                                    int exit_code) {
+std::optional<StopNotice> HeadSession::WaitForStart(const Status& prepared, int exit_code) {
   std::unique_lock lock(mu_);
   if (prepared.ok()) {
     nodes_[0].ready = true;
     MaybeStartLocked();
   } else {
-    std::string reason = fmt::format("{} could not prepare the run: {}", Who(0),
-                                     prepared.message());
+    std::string reason =
+        fmt::format("{} could not prepare the run: {}", Who(0), prepared.message());
     AddEventLocked({WallMillis(), exit_code, reason, 0, std::nullopt, false});
     StopLocked(exit_code, reason);
   }
   WaitLocked(
-      lock,
-      [&] { return phase_ == Phase::kRunning || stop_.notice().has_value(); },
-      std::nullopt);
+      lock, [&] { return phase_ == Phase::kRunning || stop_.notice().has_value(); }, std::nullopt);
   return stop_.notice();
 }
 
 void HeadSession::RankFailed(const RankFailure& failure) {
   std::lock_guard lock(mu_);
-  std::string reason =
-      fmt::format("rank {} on {} {}", failure.rank, Who(0), failure.reason);
-  AddEventLocked({WallMillis(), failure.status.ToExitCode(), reason, 0,
-                  failure.rank, false});
+  std::string reason = fmt::format("rank {} on {} {}", failure.rank, Who(0), failure.reason);
+  AddEventLocked({WallMillis(), failure.status.ToExitCode(), reason, 0, failure.rank, false});
   StopLocked(failure.status.ToExitCode(), reason);
 }
 
@@ -235,18 +217,15 @@ void HeadSession::ReportResult(const NodeResult& result) {
   cv_.notify_all();
 }
 
-void HeadSession::OnAuthenticated(int conn, const std::string& role,
-                                  int node_rank) {
+void HeadSession::OnAuthenticated(int conn, const std::string& role, int node_rank) {
   std::lock_guard lock(mu_);
   if (role == kRoleNode) hello_rank_[conn] = node_rank;
 }
 
-void HeadSession::OnRefused(const std::string& peer,
-                            const std::string& reason) {
+void HeadSession::OnRefused(const std::string& peer, const std::string& reason) {
   std::lock_guard lock(mu_);
   std::string line = fmt::format("{}: {}", peer, reason);
-  options_.reporter->Warning(
-      fmt::format("refused a control connection from {}", line));
+  options_.reporter->Warning(fmt::format("refused a control connection from {}", line));
   refusals_.push_back(line);
   if (refusals_.size() > 5) refusals_.erase(refusals_.begin());
 }
@@ -254,17 +233,15 @@ void HeadSession::OnRefused(const std::string& peer,
 void HeadSession::OnJoin(int conn, const json& body) {
   Result<NodeJoin> parsed = NodeJoin::FromJson(body);
   auto refuse = [&](const std::string& reason) {
-    server_->Send(conn,
-                  EncodeJsonFrame(MessageType::kRefused, {{"reason", reason}}));
+    server_->Send(conn, EncodeJsonFrame(MessageType::kRefused, {{"reason", reason}}));
     server_->Close(conn);
     hello_rank_.erase(conn);
   };
   if (!parsed.ok()) return refuse(parsed.status().message());
   NodeJoin join = std::move(parsed).value();
   if (join.node_rank != hello_rank_[conn]) {
-    return refuse(
-        fmt::format("joined as node {} after authenticating as node {}",
-                    join.node_rank, hello_rank_[conn]));
+    return refuse(fmt::format("joined as node {} after authenticating as node {}", join.node_rank,
+                              hello_rank_[conn]));
   }
   if (join.address.empty()) {
     std::string peer = server_->PeerOf(conn);
@@ -273,19 +250,16 @@ void HeadSession::OnJoin(int conn, const json& body) {
   if (phase_ == Phase::kRendezvous && !book_) {
     // The head listens before it knows its own part; this join waits for it.
     options_.reporter->Info(fmt::format(
-        "{} joined before the head began its rendezvous; it waits for it",
-        join.Describe()));
+        "{} joined before the head began its rendezvous; it waits for it", join.Describe()));
     early_joins_.emplace_back(conn, body);
     return;
   }
   if (phase_ != Phase::kRendezvous) {
-    options_.reporter->Warning(fmt::format(
-        "{} tried to join after the rendezvous; refused", join.Describe()));
-    return refuse(
-        "the rendezvous of this job is over (is a node started twice?)");
+    options_.reporter->Warning(
+        fmt::format("{} tried to join after the rendezvous; refused", join.Describe()));
+    return refuse("the rendezvous of this job is over (is a node started twice?)");
   }
-  if (!rendezvous_error_.empty())
-    return refuse("rendezvous failed: " + rendezvous_error_);
+  if (!rendezvous_error_.empty()) return refuse("rendezvous failed: " + rendezvous_error_);
   Status added = book_->Add(join);
   if (!added.ok()) {
     options_.reporter->Error(added.message());
@@ -303,8 +277,7 @@ void HeadSession::OnJoin(int conn, const json& body) {
   node.join = join;
   conn_node_[conn] = join.node_rank;
   hello_rank_.erase(conn);
-  options_.reporter->Info(fmt::format("{} joined ({} of {})", join.Describe(),
-                                      book_->joined(),
+  options_.reporter->Info(fmt::format("{} joined ({} of {})", join.Describe(), book_->joined(),
                                       nodes_[0].join.node_count));
   cv_.notify_all();
 }
@@ -337,8 +310,7 @@ void HeadSession::OnMessage(int conn, const Frame& frame) {
   OnNodeMessage(rank, frame, *body);
 }
 
-void HeadSession::OnNodeMessage(int rank, const Frame& frame,
-                                const json& body) {
+void HeadSession::OnNodeMessage(int rank, const Frame& frame, const json& body) {
   Node& node = nodes_[rank];
   switch (frame.type) {
     case MessageType::kReady:
@@ -349,19 +321,15 @@ void HeadSession::OnNodeMessage(int rank, const Frame& frame,
       int failed_rank = body.value("rank", -1);
       int code = body.value("exitCode", 1);
       std::string reason =
-          fmt::format("rank {} on {} {}", failed_rank, Who(rank),
-                      body.value("reason", "failed"));
-      AddEventLocked({body.value("timeMs", WallMillis()), code, reason, rank,
-                      failed_rank, false});
+          fmt::format("rank {} on {} {}", failed_rank, Who(rank), body.value("reason", "failed"));
+      AddEventLocked({body.value("timeMs", WallMillis()), code, reason, rank, failed_rank, false});
       StopLocked(code, reason);
       break;
     }
     case MessageType::kNodeStopping: {
       int code = body.value("exitCode", 1);
-      std::string reason =
-          fmt::format("{} on {}", body.value("reason", "stopped"), Who(rank));
-      AddEventLocked({body.value("timeMs", WallMillis()), code, reason, rank,
-                      std::nullopt, false});
+      std::string reason = fmt::format("{} on {}", body.value("reason", "stopped"), Who(rank));
+      AddEventLocked({body.value("timeMs", WallMillis()), code, reason, rank, std::nullopt, false});
       StopLocked(code, reason);
       break;
     }
@@ -375,15 +343,13 @@ void HeadSession::OnNodeMessage(int rank, const Frame& frame,
         node.manifest.node_rank = rank;
         node.manifest.files.clear();
         for (const json& f : body["files"]) {
-          node.manifest.files.push_back(
-              {f.value("key", ""), f.value("size", uint64_t{0}), ""});
+          node.manifest.files.push_back({f.value("key", ""), f.value("size", uint64_t{0}), ""});
         }
         node.manifest_in = true;
       }
       if (body.contains("digests") && body["digests"].is_object()) {
         for (ManifestEntry& e : node.manifest.files) {
-          if (body["digests"].contains(e.key))
-            e.sha256 = body["digests"][e.key].get<std::string>();
+          if (body["digests"].contains(e.key)) e.sha256 = body["digests"][e.key].get<std::string>();
         }
         node.digests_in = true;
       }
@@ -391,8 +357,7 @@ void HeadSession::OnNodeMessage(int rank, const Frame& frame,
     case MessageType::kNodeDone:
       node.done.files = body.value("files", uint64_t{0});
       node.done.bytes = body.value("bytes", uint64_t{0});
-      node.done.upload_errors =
-          body.value("uploadErrors", std::vector<std::string>{});
+      node.done.upload_errors = body.value("uploadErrors", std::vector<std::string>{});
       node.done_in = true;
       break;
     case MessageType::kRshExit: {
@@ -403,8 +368,7 @@ void HeadSession::OnNodeMessage(int rank, const Frame& frame,
       }
       break;
     }
-    default:
-      break;
+    default: break;
   }
   cv_.notify_all();
 }
@@ -416,10 +380,9 @@ void HeadSession::NodeLostLocked(int rank, const std::string& why) {
   heartbeat_.Remove(rank);
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     if (it->second.node_rank == rank) {
-      it = EndRshSessionLocked(
-          it, {{"session", it->first},
-               {"exitCode", 255},
-               {"error", fmt::format("{} was lost", Who(rank))}});
+      it = EndRshSessionLocked(it, {{"session", it->first},
+                                    {"exitCode", 255},
+                                    {"error", fmt::format("{} was lost", Who(rank))}});
     } else {
       ++it;
     }
@@ -427,12 +390,10 @@ void HeadSession::NodeLostLocked(int rank, const std::string& why) {
   std::string reason = fmt::format("{} was lost: {}", Who(rank), why);
   if (!node.result_in) {
     options_.reporter->Error(reason);
-    AddEventLocked(
-        {WallMillis(), kExitNodeLost, reason, rank, std::nullopt, true});
+    AddEventLocked({WallMillis(), kExitNodeLost, reason, rank, std::nullopt, true});
     StopLocked(kExitNodeLost, reason);
   } else if (!node.done_in) {
-    options_.reporter->Warning(
-        reason + " while finalizing; its uploads may be incomplete");
+    options_.reporter->Warning(reason + " while finalizing; its uploads may be incomplete");
   }
   cv_.notify_all();
 }
@@ -453,8 +414,8 @@ void HeadSession::OnClosed(int conn, const std::string& reason) {
     if (rank == 0) {
       if (rsh_handler_) rsh_handler_->Kill(session);
     } else if (nodes_[rank].conn >= 0 && !nodes_[rank].lost) {
-      server_->Send(nodes_[rank].conn, EncodeJsonFrame(MessageType::kRshClose,
-                                                       {{"session", session}}));
+      server_->Send(nodes_[rank].conn,
+                    EncodeJsonFrame(MessageType::kRshClose, {{"session", session}}));
     }
     return;
   }
@@ -463,10 +424,10 @@ void HeadSession::OnClosed(int conn, const std::string& reason) {
   if (nodes_[rank].conn != conn) return;
   if (phase_ == Phase::kRendezvous) {
     if (book_) book_->Remove(rank);
-    options_.reporter->Info(fmt::format(
-        "{} left before the rendezvous completed ({}); waiting for it "
-        "to come back",
-        Who(rank), reason));
+    options_.reporter->Info(
+        fmt::format("{} left before the rendezvous completed ({}); waiting for it "
+                    "to come back",
+                    Who(rank), reason));
     nodes_.erase(rank);
     cv_.notify_all();
     return;
@@ -482,9 +443,8 @@ void HeadSession::OnTick() {
     BroadcastLocked(EncodeJsonFrame(MessageType::kHeartbeat, json::object()));
   for (int rank : heartbeat_.Expired()) {
     if (nodes_[rank].conn >= 0) server_->Close(nodes_[rank].conn);
-    NodeLostLocked(
-        rank, fmt::format("it sent nothing for {:.0f} s (heartbeat timeout)",
-                          ToSeconds(options_.heartbeat.timeout)));
+    NodeLostLocked(rank, fmt::format("it sent nothing for {:.0f} s (heartbeat timeout)",
+                                     ToSeconds(options_.heartbeat.timeout)));
   }
 }
 

@@ -21,8 +21,7 @@ namespace trainrun {
 class HeadSession : public SessionBase, private ControlServer::Handler {
  public:
   // Listens on `port` (all interfaces). kUnavailable when the port is taken.
-  static Result<std::unique_ptr<HeadSession>> Start(SessionOptions options,
-                                                    const JobToken& token,
+  static Result<std::unique_ptr<HeadSession>> Start(SessionOptions options, const JobToken& token,
                                                     int port);
   ~HeadSession() override;
 
@@ -31,13 +30,12 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   bool is_head() const override { return true; }
   int node_rank() const override { return 0; }
   Result<JobAssignment> Rendezvous(const NodeJoin& self) override;
-  std::optional<StopNotice> WaitForStart(const Status& prepared,
-                                         int exit_code) override;
+  std::optional<StopNotice> WaitForStart(const Status& prepared, int exit_code) override;
   void RankFailed(const RankFailure& failure) override;
   void Stopping(int exit_code, const std::string& reason) override;
   void ReportResult(const NodeResult& result) override;
-  std::vector<TransferItem> MergeUploads(
-      std::vector<TransferItem> items, const std::string& run_prefix) override;
+  std::vector<TransferItem> MergeUploads(std::vector<TransferItem> items,
+                                         const std::string& run_prefix) override;
   JobOutcome Finish(const NodeDone& done, const JobOutcome& local) override;
   void SetRshHandler(RshHandler* handler) override;
   RshSink* rsh_sink() override { return &sink_; }
@@ -71,15 +69,13 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   explicit HeadSession(SessionOptions options);
 
   // ControlServer::Handler, on the server thread.
-  void OnAuthenticated(int conn, const std::string& role,
-                       int node_rank) override;
+  void OnAuthenticated(int conn, const std::string& role, int node_rank) override;
   void OnMessage(int conn, const Frame& frame) override;
   void OnClosed(int conn, const std::string& reason) override;
   void OnRefused(const std::string& peer, const std::string& reason) override;
   void OnTick() override;
 
-  void OnNodeMessage(int node_rank, const Frame& frame,
-                     const nlohmann::json& body);
+  void OnNodeMessage(int node_rank, const Frame& frame, const nlohmann::json& body);
   void OnJoin(int conn, const nlohmann::json& body);
   void OnRshMessage(int conn, const Frame& frame);
   using RshRoutes = std::map<uint32_t, RshRoute>;
@@ -109,16 +105,14 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
 
   // Guarded by mu_ (SessionBase):
   Phase phase_ = Phase::kRendezvous;
-  std::map<int, Node> nodes_;      // by node rank; 0 is this node
-  std::map<int, int> conn_node_;   // node connections -> node rank
-  std::map<int, int> hello_rank_;  // node connections before their Join
-  std::vector<std::pair<int, nlohmann::json>>
-      early_joins_;  // before Rendezvous()
+  std::map<int, Node> nodes_;                                // by node rank; 0 is this node
+  std::map<int, int> conn_node_;                             // node connections -> node rank
+  std::map<int, int> hello_rank_;                            // node connections before their Join
+  std::vector<std::pair<int, nlohmann::json>> early_joins_;  // before Rendezvous()
   std::optional<RendezvousBook> book_;
   std::optional<JobAssignment> assignment_;
   std::string rendezvous_error_;
-  std::vector<std::string>
-      refusals_;  // recent refusals, for the timeout message
+  std::vector<std::string> refusals_;  // recent refusals, for the timeout message
   std::vector<FailureEvent> events_;
   HeartbeatMonitor heartbeat_;
   std::optional<TimePoint> finalize_deadline_;

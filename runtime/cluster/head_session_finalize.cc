@@ -9,8 +9,8 @@ namespace trainrun {
 
 using nlohmann::json;
 
-std::vector<TransferItem> HeadSession::MergeUploads(
-    std::vector<TransferItem> items, const std::string& run_prefix) {
+std::vector<TransferItem> HeadSession::MergeUploads(std::vector<TransferItem> items,
+                                                    const std::string& run_prefix) {
   NodeManifest own;
   own.node_rank = 0;
   for (const TransferItem& item : items)
@@ -20,8 +20,7 @@ std::vector<TransferItem> HeadSession::MergeUploads(
   nodes_[0].manifest_in = true;
   WaitForResultsLocked(lock);
   if (!WaitLocked(lock, AllLive(&Node::manifest_in), finalize_deadline_)) {
-    options_.reporter->Warning(
-        "some nodes did not list their outputs before the finalize timeout");
+    options_.reporter->Warning("some nodes did not list their outputs before the finalize timeout");
   }
   auto manifests = [&] {
     std::vector<NodeManifest> out;
@@ -31,15 +30,13 @@ std::vector<TransferItem> HeadSession::MergeUploads(
     return out;
   };
   std::map<int, std::set<std::string>> needed = DigestsNeeded(manifests());
-  for (auto& [rank, node] : nodes_)
-    node.digests_in = needed.count(rank) == 0 || rank == 0;
+  for (auto& [rank, node] : nodes_) node.digests_in = needed.count(rank) == 0 || rank == 0;
   for (const auto& [rank, keys] : needed) {
     if (rank == 0) continue;
     server_->Send(
         nodes_[rank].conn,
         EncodeJsonFrame(MessageType::kUploadPlan,
-                        {{"needDigests", std::vector<std::string>(
-                                             keys.begin(), keys.end())}}));
+                        {{"needDigests", std::vector<std::string>(keys.begin(), keys.end())}}));
   }
   if (needed.count(0) != 0) {
     std::set<std::string> keys = needed[0];
@@ -56,17 +53,16 @@ std::vector<TransferItem> HeadSession::MergeUploads(
   for (auto& [rank, node] : nodes_) {
     if (rank == 0 || !node.manifest_in || node.lost) continue;
     server_->Send(node.conn, EncodeJsonFrame(MessageType::kUploadPlan,
-                                             {{"uploads", plan.uploads[rank]},
-                                              {"final", true}}));
+                                             {{"uploads", plan.uploads[rank]}, {"final", true}}));
   }
   for (const OutputConflict& c : plan.conflicts) {
     std::vector<std::string> versions;
     for (const auto& [node, as] : c.kept_as)
       versions.push_back(fmt::format("node {} -> {}", node, as));
-    options_.reporter->Warning(fmt::format(
-        "{} was written differently by several nodes; every version "
-        "is kept: {}",
-        c.key, fmt::join(versions, ", ")));
+    options_.reporter->Warning(
+        fmt::format("{} was written differently by several nodes; every version "
+                    "is kept: {}",
+                    c.key, fmt::join(versions, ", ")));
   }
   std::vector<TransferItem> mine;
   const auto& own_plan = plan.uploads[0];

@@ -11,10 +11,9 @@ using nlohmann::json;
 
 void HeadSession::OnRshMessage(int conn, const Frame& frame) {
   auto fail = [&](uint32_t session, const std::string& error) {
-    server_->Send(
-        conn, EncodeJsonFrame(
-                  MessageType::kRshExit,
-                  {{"session", session}, {"exitCode", 255}, {"error", error}}));
+    server_->Send(conn,
+                  EncodeJsonFrame(MessageType::kRshExit,
+                                  {{"session", session}, {"exitCode", 255}, {"error", error}}));
     server_->Close(conn);
   };
   if (frame.type == MessageType::kRshData) {
@@ -31,64 +30,55 @@ void HeadSession::OnRshMessage(int conn, const Frame& frame) {
     server_->Send(nodes_[route->second.node_rank].conn, EncodeRshData(*chunk));
     return;
   }
-  if (frame.type != MessageType::kRshOpen || agent_session_.count(conn) != 0)
-    return;
+  if (frame.type != MessageType::kRshOpen || agent_session_.count(conn) != 0) return;
   Result<json> body = DecodeJsonPayload(frame);
   if (!body.ok()) return fail(0, body.status().message());
   std::string host = body->value("host", "");
-  std::vector<std::string> argv =
-      body->value("argv", std::vector<std::string>{});
-  if (!assignment_)
-    return fail(0, "the job has no nodes yet (rendezvous not complete)");
+  std::vector<std::string> argv = body->value("argv", std::vector<std::string>{});
+  if (!assignment_) return fail(0, "the job has no nodes yet (rendezvous not complete)");
   const NodeSlot* target = assignment_->FindHost(host);
   if (target == nullptr) {
     std::vector<std::string> known;
     for (const NodeSlot& n : assignment_->nodes)
       known.push_back(fmt::format("{} ({})", n.address, n.host));
-    return fail(0, fmt::format("no node \"{}\" in this job; its nodes are {}",
-                               host, fmt::join(known, ", ")));
+    return fail(0, fmt::format("no node \"{}\" in this job; its nodes are {}", host,
+                               fmt::join(known, ", ")));
   }
   if (nodes_[target->node_rank].lost)
     return fail(0, fmt::format("{} was lost", Who(target->node_rank)));
   const uint32_t session = next_session_++;
   sessions_[session] = {conn, target->node_rank};
   agent_session_[conn] = session;
-  options_.reporter->Info(fmt::format("rsh session {}: starting on {}: {}",
-                                      session, Who(target->node_rank),
-                                      fmt::join(argv, " ")));
+  options_.reporter->Info(fmt::format("rsh session {}: starting on {}: {}", session,
+                                      Who(target->node_rank), fmt::join(argv, " ")));
   if (target->node_rank == 0) {
-    if (rsh_handler_ == nullptr)
-      return fail(session, "the head runs no MPI launch");
+    if (rsh_handler_ == nullptr) return fail(session, "the head runs no MPI launch");
     rsh_handler_->Exec(session, argv);
     return;
   }
   server_->Send(nodes_[target->node_rank].conn,
-                EncodeJsonFrame(MessageType::kRshExec,
-                                {{"session", session}, {"argv", argv}}));
+                EncodeJsonFrame(MessageType::kRshExec, {{"session", session}, {"argv", argv}}));
 }
 
 void HeadSession::Sink::Output(uint32_t session, int stream, std::string data) {
   std::lock_guard lock(head_->mu_);
   auto route = head_->sessions_.find(session);
   if (route == head_->sessions_.end()) return;
-  head_->server_->Send(
-      route->second.agent_conn,
-      EncodeRshData({session, static_cast<uint8_t>(stream), std::move(data)}));
+  head_->server_->Send(route->second.agent_conn,
+                       EncodeRshData({session, static_cast<uint8_t>(stream), std::move(data)}));
 }
 
-void HeadSession::Sink::Exited(uint32_t session, int exit_code,
-                               std::string error) {
+void HeadSession::Sink::Exited(uint32_t session, int exit_code, std::string error) {
   std::lock_guard lock(head_->mu_);
   auto route = head_->sessions_.find(session);
   if (route == head_->sessions_.end()) return;
-  head_->EndRshSessionLocked(
-      route, {{"session", session}, {"exitCode", exit_code}, {"error", error}});
+  head_->EndRshSessionLocked(route,
+                             {{"session", session}, {"exitCode", exit_code}, {"error", error}});
 }
 
-HeadSession::RshRoutes::iterator HeadSession::EndRshSessionLocked(
-    RshRoutes::iterator route, const json& exit_body) {
-  server_->Send(route->second.agent_conn,
-                EncodeJsonFrame(MessageType::kRshExit, exit_body));
+HeadSession::RshRoutes::iterator HeadSession::EndRshSessionLocked(RshRoutes::iterator route,
+                                                                  const json& exit_body) {
+  server_->Send(route->second.agent_conn, EncodeJsonFrame(MessageType::kRshExit, exit_body));
   server_->Close(route->second.agent_conn);
   agent_session_.erase(route->second.agent_conn);
   return sessions_.erase(route);

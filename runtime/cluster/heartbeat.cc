@@ -38,8 +38,7 @@ std::vector<int> HeartbeatMonitor::Expired() {
 
 Duration HeartbeatMonitor::SilenceOf(int peer) {
   auto it = last_heard_.find(peer);
-  return it == last_heard_.end() ? Duration::zero()
-                                 : clock_->Now() - it->second;
+  return it == last_heard_.end() ? Duration::zero() : clock_->Now() - it->second;
 }
 
 }  // namespace trainrun

@@ -18,8 +18,7 @@ constexpr std::chrono::seconds kDefaultHeartbeatTimeout{10};
 
 struct HeartbeatOptions {
   Duration interval = kDefaultHeartbeatInterval;  // between our heartbeats
-  Duration timeout =
-      kDefaultHeartbeatTimeout;  // silence after which a peer is lost
+  Duration timeout = kDefaultHeartbeatTimeout;    // silence after which a peer is lost
 };
 
 class HeartbeatMonitor {

@@ -1,9 +1,9 @@
 #include "runtime/cluster/hostlist.h"
 
-#include <fmt/format.h>
-
 #include <cctype>
 #include <cstdint>
+
+#include <fmt/format.h>
 
 namespace trainrun {
 namespace {
@@ -17,8 +17,7 @@ bool AllDigits(std::string_view s) {
 }
 
 // "001-004,010" -> {"001", "002", "003", "004", "010"}.
-Result<std::vector<std::string>> ExpandGroup(std::string_view group,
-                                             std::string_view list) {
+Result<std::vector<std::string>> ExpandGroup(std::string_view group, std::string_view list) {
   std::vector<std::string> values;
   size_t start = 0;
   while (start <= group.size()) {
@@ -27,8 +26,7 @@ Result<std::vector<std::string>> ExpandGroup(std::string_view group,
     std::string_view part = group.substr(start, comma - start);
     size_t dash = part.find('-');
     std::string_view lo = part.substr(0, dash);
-    std::string_view hi =
-        dash == std::string_view::npos ? lo : part.substr(dash + 1);
+    std::string_view hi = dash == std::string_view::npos ? lo : part.substr(dash + 1);
     if (!AllDigits(lo) || !AllDigits(hi) || lo.size() > 18 || hi.size() > 18) {
       return InvalidArgumentError(
           fmt::format("hostlist \"{}\": \"[{}]\": \"{}\" is not a number or a "
@@ -38,14 +36,12 @@ Result<std::vector<std::string>> ExpandGroup(std::string_view group,
     uint64_t low = std::stoull(std::string(lo));
     uint64_t high = std::stoull(std::string(hi));
     if (high < low) {
-      return InvalidArgumentError(fmt::format(
-          "hostlist \"{}\": range \"{}\" runs backwards", list, part));
-    }
-    if (high - low >= kMaxHostlistHosts ||
-        values.size() + (high - low) >= kMaxHostlistHosts) {
       return InvalidArgumentError(
-          fmt::format("hostlist \"{}\": range \"{}\" has more than {} hosts",
-                      list, part, kMaxHostlistHosts));
+          fmt::format("hostlist \"{}\": range \"{}\" runs backwards", list, part));
+    }
+    if (high - low >= kMaxHostlistHosts || values.size() + (high - low) >= kMaxHostlistHosts) {
+      return InvalidArgumentError(fmt::format(
+          "hostlist \"{}\": range \"{}\" has more than {} hosts", list, part, kMaxHostlistHosts));
     }
     for (uint64_t n = low; n <= high; ++n) {
       values.push_back(fmt::format("{:0{}}", n, lo.size()));
@@ -55,14 +51,13 @@ Result<std::vector<std::string>> ExpandGroup(std::string_view group,
   return values;
 }
 
-Result<std::vector<std::string>> ExpandItem(std::string_view item,
-                                            std::string_view list) {
+Result<std::vector<std::string>> ExpandItem(std::string_view item, std::string_view list) {
   std::vector<std::string> hosts = {""};
   size_t pos = 0;
   while (pos < item.size()) {
     size_t open = item.find('[', pos);
-    std::string_view text = item.substr(
-        pos, open == std::string_view::npos ? item.npos : open - pos);
+    std::string_view text =
+        item.substr(pos, open == std::string_view::npos ? item.npos : open - pos);
     if (text.find(']') != std::string_view::npos) {
       return InvalidArgumentError(
           fmt::format("hostlist \"{}\": unbalanced ']' in \"{}\"", list, item));
@@ -71,19 +66,17 @@ Result<std::vector<std::string>> ExpandItem(std::string_view item,
     if (open == std::string_view::npos) break;
     size_t close = item.find(']', open);
     if (close == std::string_view::npos) {
-      return InvalidArgumentError(fmt::format(
-          "hostlist \"{}\": '[' without ']' in \"{}\"", list, item));
+      return InvalidArgumentError(
+          fmt::format("hostlist \"{}\": '[' without ']' in \"{}\"", list, item));
     }
     std::string_view group = item.substr(open + 1, close - open - 1);
     if (group.find('[') != std::string_view::npos) {
-      return InvalidArgumentError(
-          fmt::format("hostlist \"{}\": nested '[' in \"{}\"", list, item));
+      return InvalidArgumentError(fmt::format("hostlist \"{}\": nested '[' in \"{}\"", list, item));
     }
-    TR_ASSIGN_OR_RETURN(std::vector<std::string> values,
-                        ExpandGroup(group, list));
+    TR_ASSIGN_OR_RETURN(std::vector<std::string> values, ExpandGroup(group, list));
     if (hosts.size() * values.size() > kMaxHostlistHosts) {
-      return InvalidArgumentError(fmt::format(
-          "hostlist \"{}\": more than {} hosts", list, kMaxHostlistHosts));
+      return InvalidArgumentError(
+          fmt::format("hostlist \"{}\": more than {} hosts", list, kMaxHostlistHosts));
     }
     std::vector<std::string> product;
     product.reserve(hosts.size() * values.size());
@@ -107,33 +100,27 @@ Result<std::vector<std::string>> ExpandHostlist(std::string_view list) {
     if (c == '[') ++depth;
     if (c == ']') --depth;
     if (depth < 0) {
-      return InvalidArgumentError(
-          fmt::format("hostlist \"{}\": unbalanced ']'", list));
+      return InvalidArgumentError(fmt::format("hostlist \"{}\": unbalanced ']'", list));
     }
     if (c != ',' || depth > 0) continue;
     std::string_view item = list.substr(start, i - start);
-    while (!item.empty() &&
-           std::isspace(static_cast<unsigned char>(item.front())))
+    while (!item.empty() && std::isspace(static_cast<unsigned char>(item.front())))
       item.remove_prefix(1);
-    while (!item.empty() &&
-           std::isspace(static_cast<unsigned char>(item.back())))
+    while (!item.empty() && std::isspace(static_cast<unsigned char>(item.back())))
       item.remove_suffix(1);
     if (item.empty()) {
-      return InvalidArgumentError(
-          fmt::format("hostlist \"{}\": empty host name", list));
+      return InvalidArgumentError(fmt::format("hostlist \"{}\": empty host name", list));
     }
-    TR_ASSIGN_OR_RETURN(std::vector<std::string> expanded,
-                        ExpandItem(item, list));
+    TR_ASSIGN_OR_RETURN(std::vector<std::string> expanded, ExpandItem(item, list));
     if (hosts.size() + expanded.size() > kMaxHostlistHosts) {
-      return InvalidArgumentError(fmt::format(
-          "hostlist \"{}\": more than {} hosts", list, kMaxHostlistHosts));
+      return InvalidArgumentError(
+          fmt::format("hostlist \"{}\": more than {} hosts", list, kMaxHostlistHosts));
     }
     hosts.insert(hosts.end(), expanded.begin(), expanded.end());
     start = i + 1;
   }
   if (depth != 0)
-    return InvalidArgumentError(
-        fmt::format("hostlist \"{}\": '[' without ']'", list));
+    return InvalidArgumentError(fmt::format("hostlist \"{}\": '[' without ']'", list));
   return hosts;
 }
 

@@ -1,8 +1,8 @@
 #include "runtime/cluster/job_outcome.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
+
+#include <fmt/format.h>
 
 #include "runtime/process/supervisor.h"
 
@@ -20,8 +20,7 @@ RunStatus FinalStatus(int exit_code) {
 }  // namespace
 
 JobOutcome DecideJobOutcome(const std::vector<FailureEvent>& events_in,
-                            const std::map<int, NodeReport>& nodes,
-                            const JobOutcome& local,
+                            const std::map<int, NodeReport>& nodes, const JobOutcome& local,
                             const std::vector<OutputConflict>& conflicts) {
   static const NodeReport kUnknown;
 
@@ -48,33 +47,27 @@ JobOutcome DecideJobOutcome(const std::vector<FailureEvent>& events_in,
                          {"files", node.done.files},
                          {"bytes", node.done.bytes}});
   }
-  std::sort(
-      out.ranks.begin(), out.ranks.end(),
-      [](const RankRecord& a, const RankRecord& b) { return a.rank < b.rank; });
+  std::sort(out.ranks.begin(), out.ranks.end(),
+            [](const RankRecord& a, const RankRecord& b) { return a.rank < b.rank; });
 
   // The root cause: the earliest failure seen anywhere.
   std::vector<FailureEvent> events = events_in;
   for (const auto& [rank, node] : nodes) {
     // A node whose failure report was lost on the way still has it in its
     // result.
-    if (node.result_in && node.result.failure &&
-        node.result.failure_time_ms > 0) {
-      bool known =
-          std::any_of(events.begin(), events.end(), [&](const FailureEvent& e) {
-            return e.node_rank == rank && e.rank == node.result.failure->rank;
-          });
+    if (node.result_in && node.result.failure && node.result.failure_time_ms > 0) {
+      bool known = std::any_of(events.begin(), events.end(), [&](const FailureEvent& e) {
+        return e.node_rank == rank && e.rank == node.result.failure->rank;
+      });
       if (!known) {
-        events.push_back({node.result.failure_time_ms,
-                          node.result.failure->exit_code,
-                          node.result.failure->reason, rank,
-                          node.result.failure->rank, false});
+        events.push_back({node.result.failure_time_ms, node.result.failure->exit_code,
+                          node.result.failure->reason, rank, node.result.failure->rank, false});
       }
     }
   }
-  std::stable_sort(events.begin(), events.end(),
-                   [](const FailureEvent& a, const FailureEvent& b) {
-                     return a.time_ms < b.time_ms;
-                   });
+  std::stable_sort(events.begin(), events.end(), [](const FailureEvent& a, const FailureEvent& b) {
+    return a.time_ms < b.time_ms;
+  });
   out.failure.reset();
   if (!events.empty()) {
     const FailureEvent& first = events.front();
@@ -82,8 +75,7 @@ JobOutcome DecideJobOutcome(const std::vector<FailureEvent>& events_in,
     out.stop_reason = first.reason;
     if (first.rank) {
       out.outcome = "rank failed";
-      const NodeReport& node =
-          nodes.count(first.node_rank) ? nodes.at(first.node_rank) : kUnknown;
+      const NodeReport& node = nodes.count(first.node_rank) ? nodes.at(first.node_rank) : kUnknown;
       if (node.result.failure && node.result.failure->rank == *first.rank) {
         out.failure = node.result.failure;
       } else {
@@ -93,8 +85,7 @@ JobOutcome DecideJobOutcome(const std::vector<FailureEvent>& events_in,
         f.host = node.join.host;
         f.exit_code = first.exit_code;
         f.reason = first.reason;
-        f.log_file =
-            fmt::format("user_logs/std_log_process_{}.txt", *first.rank);
+        f.log_file = fmt::format("user_logs/std_log_process_{}.txt", *first.rank);
         out.failure = f;
       }
     } else if (first.lost) {
@@ -102,17 +93,16 @@ JobOutcome DecideJobOutcome(const std::vector<FailureEvent>& events_in,
       FailureRecord f;
       f.rank = -1;
       f.node_rank = first.node_rank;
-      const NodeReport& node =
-          nodes.count(first.node_rank) ? nodes.at(first.node_rank) : kUnknown;
+      const NodeReport& node = nodes.count(first.node_rank) ? nodes.at(first.node_rank) : kUnknown;
       f.host = node.join.host;
       f.pid = node.join.pid;
       f.exit_code = first.exit_code;
       f.reason = first.reason;
       out.failure = f;
     } else {
-      out.outcome = first.exit_code == kExitCodeCanceled ? "canceled"
-                    : first.exit_code == kExitCodeTimeout  ? "timed out"
-                                                         : "stopped";
+      out.outcome = first.exit_code == kExitCodeCanceled  ? "canceled"
+                    : first.exit_code == kExitCodeTimeout ? "timed out"
+                                                          : "stopped";
     }
   } else {
     for (const auto& [rank, node] : nodes) {
@@ -127,14 +117,13 @@ JobOutcome DecideJobOutcome(const std::vector<FailureEvent>& events_in,
   for (const auto& [rank, node] : nodes) {
     if (!node.done_in && rank != 0) {
       incomplete = true;
-      out.upload_errors.push_back(
-          fmt::format("node {}: {} did not finish its uploads{}", rank,
-                      node.join.Describe(),
-                      node.lost ? " (the node was lost)" : " in time"));
+      out.upload_errors.push_back(fmt::format("node {}: {} did not finish its uploads{}", rank,
+                                              node.join.Describe(),
+                                              node.lost ? " (the node was lost)" : " in time"));
     }
   }
-  if (out.exit_code == 0 && (!out.upload_errors.empty() ||
-                             !local.upload_errors.empty() || incomplete)) {
+  if (out.exit_code == 0 &&
+      (!out.upload_errors.empty() || !local.upload_errors.empty() || incomplete)) {
     out.exit_code = 74;
     out.outcome = "upload failed";
   }

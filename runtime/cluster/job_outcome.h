@@ -45,8 +45,7 @@ struct NodeReport {
 
 // `local` is the head's own view (its exit code and upload errors).
 JobOutcome DecideJobOutcome(const std::vector<FailureEvent>& events,
-                            const std::map<int, NodeReport>& nodes,
-                            const JobOutcome& local,
+                            const std::map<int, NodeReport>& nodes, const JobOutcome& local,
                             const std::vector<OutputConflict>& conflicts);
 
 }  // namespace trainrun

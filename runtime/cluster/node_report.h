@@ -4,10 +4,11 @@
 #pragma once
 
 #include <cstdint>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "runtime/cluster/output_merge.h"
 #include "runtime/run/run_record.h"
@@ -22,9 +23,8 @@ struct NodeResult {
   int exit_code = 0;
   std::string stop_reason;
   std::vector<RankRecord> ranks;
-  std::optional<FailureRecord>
-      failure;                  // this node's root cause, stderr tail included
-  int64_t failure_time_ms = 0;  // when it was seen (Unix ms)
+  std::optional<FailureRecord> failure;  // this node's root cause, stderr tail included
+  int64_t failure_time_ms = 0;           // when it was seen (Unix ms)
   std::vector<std::string> warnings;
 
   nlohmann::json ToJson() const;
@@ -50,14 +50,11 @@ struct JobOutcome {
   std::string outcome;
   std::string stop_reason;
   std::optional<FailureRecord> failure;
-  std::vector<RankRecord> ranks;  // every node's, by rank (head only)
-  std::vector<std::string>
-      warnings;  // the other nodes', "node N: ..." (head only)
-  std::vector<std::string>
-      upload_errors;  // the other nodes', "node N: ..." (head only)
-  std::vector<OutputConflict> conflicts;  // (head only)
-  nlohmann::json nodes =
-      nlohmann::json::array();  // per node: uploaded, lost (head only)
+  std::vector<RankRecord> ranks;                   // every node's, by rank (head only)
+  std::vector<std::string> warnings;               // the other nodes', "node N: ..." (head only)
+  std::vector<std::string> upload_errors;          // the other nodes', "node N: ..." (head only)
+  std::vector<OutputConflict> conflicts;           // (head only)
+  nlohmann::json nodes = nlohmann::json::array();  // per node: uploaded, lost (head only)
 };
 
 }  // namespace trainrun

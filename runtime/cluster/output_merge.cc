@@ -1,8 +1,8 @@
 #include "runtime/cluster/output_merge.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
+
+#include <fmt/format.h>
 
 #include "base/digest.h"
 
@@ -14,18 +14,14 @@ struct Holder {
   const ManifestEntry* entry;
 };
 
-std::map<std::string, std::vector<Holder>> ByKey(
-    const std::vector<NodeManifest>& manifests) {
+std::map<std::string, std::vector<Holder>> ByKey(const std::vector<NodeManifest>& manifests) {
   std::map<std::string, std::vector<Holder>> keys;
   for (const NodeManifest& m : manifests) {
-    for (const ManifestEntry& e : m.files)
-      keys[e.key].push_back({m.node_rank, &e});
+    for (const ManifestEntry& e : m.files) keys[e.key].push_back({m.node_rank, &e});
   }
   for (auto& [key, holders] : keys) {
     std::sort(holders.begin(), holders.end(),
-              [](const Holder& a, const Holder& b) {
-                return a.node_rank < b.node_rank;
-              });
+              [](const Holder& a, const Holder& b) { return a.node_rank < b.node_rank; });
   }
   return keys;
 }
@@ -41,24 +37,20 @@ std::string ConflictKey(const std::string& key, int node_rank) {
   size_t name_start = slash == std::string::npos ? 0 : slash + 1;
   size_t dot = key.rfind('.');
   std::string tag = fmt::format(".node{}", node_rank);
-  if (dot == std::string::npos || dot <= name_start)
-    return key + tag;  // no extension, or ".env"
+  if (dot == std::string::npos || dot <= name_start) return key + tag;  // no extension, or ".env"
   return key.substr(0, dot) + tag + key.substr(dot);
 }
 
-std::map<int, std::set<std::string>> DigestsNeeded(
-    const std::vector<NodeManifest>& manifests) {
+std::map<int, std::set<std::string>> DigestsNeeded(const std::vector<NodeManifest>& manifests) {
   std::map<int, std::set<std::string>> needed;
   for (const auto& [key, holders] : ByKey(manifests)) {
     if (holders.size() < 2) continue;
     for (size_t i = 0; i < holders.size(); ++i) {
       bool shares_size = false;
       for (size_t j = 0; j < holders.size(); ++j) {
-        if (i != j && holders[i].entry->size == holders[j].entry->size)
-          shares_size = true;
+        if (i != j && holders[i].entry->size == holders[j].entry->size) shares_size = true;
       }
-      if (shares_size && holders[i].entry->sha256.empty())
-        needed[holders[i].node_rank].insert(key);
+      if (shares_size && holders[i].entry->sha256.empty()) needed[holders[i].node_rank].insert(key);
     }
   }
   return needed;
@@ -84,14 +76,12 @@ MergePlan PlanMerge(const std::vector<NodeManifest>& manifests) {
   for (const auto& [key, holders] : keys) taken.insert(key);
   for (const auto& [key, holders] : keys) {
     // Distinct versions, in node order; the first keeps the key.
-    std::vector<std::pair<int, const ManifestEntry*>>
-        versions;  // uploading node, entry
+    std::vector<std::pair<int, const ManifestEntry*>> versions;  // uploading node, entry
     OutputConflict conflict;
     conflict.key = key;
     for (const Holder& h : holders) {
-      auto same = std::find_if(
-          versions.begin(), versions.end(),
-          [&](const auto& v) { return Same(*v.second, *h.entry); });
+      auto same = std::find_if(versions.begin(), versions.end(),
+                               [&](const auto& v) { return Same(*v.second, *h.entry); });
       if (same != versions.end()) {
         conflict.kept_as[h.node_rank] = plan.uploads[same->first][key];
         continue;

@@ -15,10 +15,11 @@
 
 #include <cstdint>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "runtime/run/history.h"
 
@@ -50,8 +51,7 @@ struct MergePlan {
 
 // Node rank -> keys whose SHA-256 that node must add before PlanMerge (keys
 // held by several nodes with equal sizes and no digest yet).
-std::map<int, std::set<std::string>> DigestsNeeded(
-    const std::vector<NodeManifest>& manifests);
+std::map<int, std::set<std::string>> DigestsNeeded(const std::vector<NodeManifest>& manifests);
 
 // The SHA-256 (hex) of each of this node's `items` whose key below `run_prefix` is
 // in `keys`. A file that cannot be read is left out: without a digest it never

@@ -1,8 +1,8 @@
 #include "runtime/cluster/rendezvous.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
+
+#include <fmt/format.h>
 
 namespace trainrun {
 
@@ -43,19 +43,16 @@ Result<NodeJoin> NodeJoin::FromJson(const json& j) {
     n.run_id = j.value("runId", "");
     n.tf_ports = j.value("tfPorts", std::vector<int>{});
   } catch (const json::exception& e) {
-    return InvalidArgumentError(
-        fmt::format("malformed Join message: {}", e.what()));
+    return InvalidArgumentError(fmt::format("malformed Join message: {}", e.what()));
   }
   if (n.process_count < 1 || n.node_count < 1) {
-    return InvalidArgumentError(
-        "malformed Join message: counts must be positive");
+    return InvalidArgumentError("malformed Join message: counts must be positive");
   }
   return n;
 }
 
 std::string NodeJoin::Describe() const {
-  return fmt::format("node {} ({}{}{})", node_rank, host,
-                     address.empty() ? "" : ", ", address);
+  return fmt::format("node {} ({}{}{})", node_rank, host, address.empty() ? "" : ", ", address);
 }
 
 json JobAssignment::ToJson(std::optional<int> for_node) const {
@@ -72,9 +69,8 @@ json JobAssignment::ToJson(std::optional<int> for_node) const {
                           {"pid", n.pid},
                           {"tfPorts", n.tf_ports}});
   }
-  return {{"runId", run_id},           {"nodeCount", nodes.size()},
-          {"worldSize", world_size},   {"masterAddr", master_addr},
-          {"masterPort", master_port}, {"nodes", nodes_json}};
+  return {{"runId", run_id},           {"nodeCount", nodes.size()}, {"worldSize", world_size},
+          {"masterAddr", master_addr}, {"masterPort", master_port}, {"nodes", nodes_json}};
 }
 
 Result<JobAssignment> JobAssignment::FromJson(const json& j) {
@@ -85,11 +81,9 @@ Result<JobAssignment> JobAssignment::FromJson(const json& j) {
     a.master_addr = j.at("masterAddr").get<std::string>();
     a.master_port = j.at("masterPort").get<int>();
     const size_t count = j.value("nodeCount", j.at("nodes").size());
-    if (count > 1000000)
-      return InvalidArgumentError("malformed Assign message: too many nodes");
+    if (count > 1000000) return InvalidArgumentError("malformed Assign message: too many nodes");
     a.nodes.resize(count);
-    for (size_t i = 0; i < count; ++i)
-      a.nodes[i].node_rank = static_cast<int>(i);
+    for (size_t i = 0; i < count; ++i) a.nodes[i].node_rank = static_cast<int>(i);
     for (const json& n : j.at("nodes")) {
       NodeSlot slot;
       slot.node_rank = n.at("nodeRank").get<int>();
@@ -102,24 +96,20 @@ Result<JobAssignment> JobAssignment::FromJson(const json& j) {
       slot.pid = n.value("pid", 0);
       slot.tf_ports = n.value("tfPorts", std::vector<int>{});
       if (slot.node_rank < 0 || slot.node_rank >= static_cast<int>(count)) {
-        return InvalidArgumentError(
-            "malformed Assign message: a node rank out of range");
+        return InvalidArgumentError("malformed Assign message: a node rank out of range");
       }
       a.nodes[slot.node_rank] = std::move(slot);
     }
   } catch (const json::exception& e) {
-    return InvalidArgumentError(
-        fmt::format("malformed Assign message: {}", e.what()));
+    return InvalidArgumentError(fmt::format("malformed Assign message: {}", e.what()));
   }
   return a;
 }
 
 const NodeSlot* JobAssignment::FindHost(const std::string& host) const {
   for (const NodeSlot& n : nodes) {
-    if (n.host == host || n.address == host ||
-        host == fmt::format("node{}", n.node_rank) ||
-        std::find(n.addresses.begin(), n.addresses.end(), host) !=
-            n.addresses.end()) {
+    if (n.host == host || n.address == host || host == fmt::format("node{}", n.node_rank) ||
+        std::find(n.addresses.begin(), n.addresses.end(), host) != n.addresses.end()) {
       return &n;
     }
   }
@@ -139,8 +129,8 @@ Status RendezvousBook::Add(const NodeJoin& node) {
   const std::string who = node.Describe();
   if (node.node_count != head_.node_count) {
     return InvalidArgumentError(
-        fmt::format("{} thinks the job has {} node(s); the head ({}) says {}",
-                    who, node.node_count, head_.host, head_.node_count));
+        fmt::format("{} thinks the job has {} node(s); the head ({}) says {}", who, node.node_count,
+                    head_.host, head_.node_count));
   }
   if (node.node_rank == head_.node_rank) {
     return InvalidArgumentError(
@@ -149,29 +139,24 @@ Status RendezvousBook::Add(const NodeJoin& node) {
                     who, node.node_rank, head_.host));
   }
   if (node.node_rank < 0 || node.node_rank >= head_.node_count) {
-    return InvalidArgumentError(
-        fmt::format("{}: node rank {} is out of range for a {}-node job", who,
-                    node.node_rank, head_.node_count));
+    return InvalidArgumentError(fmt::format("{}: node rank {} is out of range for a {}-node job",
+                                            who, node.node_rank, head_.node_count));
   }
   if (node.job_digest != head_.job_digest) {
-    return InvalidArgumentError(
-        fmt::format("{} runs a different job file (sha256 {}) than the head {} "
-                    "(sha256 {}): every node must "
-                    "get the same job file",
-                    who, node.job_digest.substr(0, 12), head_.host,
-                    head_.job_digest.substr(0, 12)));
+    return InvalidArgumentError(fmt::format(
+        "{} runs a different job file (sha256 {}) than the head {} "
+        "(sha256 {}): every node must "
+        "get the same job file",
+        who, node.job_digest.substr(0, 12), head_.host, head_.job_digest.substr(0, 12)));
   }
-  if (!node.run_id.empty() && !head_.run_id.empty() &&
-      node.run_id != head_.run_id) {
+  if (!node.run_id.empty() && !head_.run_id.empty() && node.run_id != head_.run_id) {
     return InvalidArgumentError(
-        fmt::format("{} was given run id \"{}\", the head \"{}\"", who,
-                    node.run_id, head_.run_id));
+        fmt::format("{} was given run id \"{}\", the head \"{}\"", who, node.run_id, head_.run_id));
   }
   auto existing = joined_.find(node.node_rank);
   if (existing != joined_.end() && existing->second.host != node.host) {
-    return InvalidArgumentError(
-        fmt::format("node rank {} is claimed by {} and by {}", node.node_rank,
-                    existing->second.Describe(), who));
+    return InvalidArgumentError(fmt::format("node rank {} is claimed by {} and by {}",
+                                            node.node_rank, existing->second.Describe(), who));
   }
   joined_[node.node_rank] = node;
   return Status::Ok();
@@ -193,23 +178,21 @@ std::vector<std::string> RendezvousBook::Warnings() const {
   std::vector<std::string> warnings;
   for (const auto& [rank, node] : joined_) {
     if (node.trainrun_version != head_.trainrun_version) {
-      warnings.push_back(fmt::format("{} runs trainrun {}, the head {}",
-                                     node.Describe(), node.trainrun_version,
-                                     head_.trainrun_version));
+      warnings.push_back(fmt::format("{} runs trainrun {}, the head {}", node.Describe(),
+                                     node.trainrun_version, head_.trainrun_version));
     }
     if (node.process_count != head_.process_count) {
-      warnings.push_back(fmt::format(
-          "{} runs {} rank(s) ({}), the head {} ({}); ranks are still "
-          "numbered node by node",
-          node.Describe(), node.process_count, node.process_count_source,
-          head_.process_count, head_.process_count_source));
+      warnings.push_back(
+          fmt::format("{} runs {} rank(s) ({}), the head {} ({}); ranks are still "
+                      "numbered node by node",
+                      node.Describe(), node.process_count, node.process_count_source,
+                      head_.process_count, head_.process_count_source));
     }
   }
   return warnings;
 }
 
-JobAssignment RendezvousBook::Assign(const std::string& run_id,
-                                     const std::string& master_addr,
+JobAssignment RendezvousBook::Assign(const std::string& run_id, const std::string& master_addr,
                                      int master_port) const {
   JobAssignment a;
   a.run_id = run_id;
@@ -238,9 +221,7 @@ std::string TfConfigFor(const JobAssignment& job, int rank) {
   json workers = json::array();
   for (const NodeSlot& node : job.nodes) {
     for (int local = 0; local < node.process_count; ++local) {
-      int port = local < static_cast<int>(node.tf_ports.size())
-                     ? node.tf_ports[local]
-                     : 0;
+      int port = local < static_cast<int>(node.tf_ports.size()) ? node.tf_ports[local] : 0;
       workers.push_back(fmt::format("{}:{}", node.address, port));
     }
   }

@@ -8,10 +8,11 @@
 #pragma once
 
 #include <map>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "base/status.h"
 
@@ -86,9 +87,7 @@ class RendezvousBook {
   // Forgets a node that left before the rendezvous completed.
   void Remove(int node_rank);
 
-  bool complete() const {
-    return static_cast<int>(joined_.size()) == head_.node_count;
-  }
+  bool complete() const { return static_cast<int>(joined_.size()) == head_.node_count; }
   int joined() const { return static_cast<int>(joined_.size()); }
   std::vector<int> missing() const;
   const std::map<int, NodeJoin>& nodes() const { return joined_; }
@@ -97,8 +96,8 @@ class RendezvousBook {
   std::vector<std::string> Warnings() const;
 
   // Numbers the ranks node-major. Call when complete().
-  JobAssignment Assign(const std::string& run_id,
-                       const std::string& master_addr, int master_port) const;
+  JobAssignment Assign(const std::string& run_id, const std::string& master_addr,
+                       int master_port) const;
 
  private:
   NodeJoin head_;

@@ -12,8 +12,8 @@ constexpr auto kAssignmentMargin = std::chrono::seconds(60);
 
 }  // namespace
 
-WorkerSession::WorkerSession(SessionOptions options, const JobToken& token,
-                             std::string head, int port, int node_rank)
+WorkerSession::WorkerSession(SessionOptions options, const JobToken& token, std::string head,
+                             int port, int node_rank)
     : SessionBase(std::move(options)),
       key_(RoleKey(token, kRoleNode)),
       head_(std::move(head)),
@@ -32,19 +32,16 @@ void WorkerSession::Send(MessageType type, const json& body) {
   if (!client_) return;
   Status sent = client_->SendJson(type, body);
   if (!sent.ok()) {
-    options_.reporter->Info(fmt::format("could not send {} to {}: {}",
-                                        MessageTypeName(type), head_name_,
-                                        sent.message()));
+    options_.reporter->Info(fmt::format("could not send {} to {}: {}", MessageTypeName(type),
+                                        head_name_, sent.message()));
   }
 }
 
 void WorkerSession::CanceledLocked() {
   std::string reason = "canceled (trainrun received a signal)";
-  Send(MessageType::kNodeStopping, {{"exitCode", kExitCodeCanceled},
-                                    {"reason", reason},
-                                    {"timeMs", WallMillis()}});
-  StopLocked(
-      {kExitCodeCanceled, fmt::format("{} on node {}", reason, node_rank_)});
+  Send(MessageType::kNodeStopping,
+       {{"exitCode", kExitCodeCanceled}, {"reason", reason}, {"timeMs", WallMillis()}});
+  StopLocked({kExitCodeCanceled, fmt::format("{} on node {}", reason, node_rank_)});
 }
 
 Result<JobAssignment> WorkerSession::Rendezvous(const NodeJoin& self) {
@@ -57,17 +54,17 @@ Result<JobAssignment> WorkerSession::Rendezvous(const NodeJoin& self) {
   client_options.key = key_;
   client_options.deadline = deadline;
   client_options.clock = options_.clock;
-  options_.reporter->Info(fmt::format(
-      "node {}: joining {} (rendezvous timeout {:.0f} s)", node_rank_,
-      head_name_, ToSeconds(options_.rendezvous_timeout)));
+  options_.reporter->Info(fmt::format("node {}: joining {} (rendezvous timeout {:.0f} s)",
+                                      node_rank_, head_name_,
+                                      ToSeconds(options_.rendezvous_timeout)));
   int failures = 0;
   Result<std::unique_ptr<ControlClient>> client =
       ControlClient::Connect(client_options, [&](const std::string& error) {
         // The first failure and then every 20th, so a long wait is visible but
         // quiet.
         if (failures++ % 20 == 0) {
-          options_.reporter->Info(fmt::format(
-              "{} is not reachable yet ({}); retrying", head_name_, error));
+          options_.reporter->Info(
+              fmt::format("{} is not reachable yet ({}); retrying", head_name_, error));
         }
       });
   if (!client.ok()) return UnavailableError(client.status().message());
@@ -84,13 +81,11 @@ Result<JobAssignment> WorkerSession::Rendezvous(const NodeJoin& self) {
   const TimePoint verdict_deadline = deadline + kAssignmentMargin;
   std::optional<JobAssignment> assignment;
   while (!assignment) {
-    if (Canceled())
-      return UnavailableError("canceled while waiting for the other nodes");
+    if (Canceled()) return UnavailableError("canceled while waiting for the other nodes");
     // A slice of the clock between looks for a cancel (with a fake clock, until
     // the test moves it).
     TimePoint slice =
-        std::min(verdict_deadline,
-                 options_.clock->Now() + std::chrono::milliseconds(200));
+        std::min(verdict_deadline, options_.clock->Now() + std::chrono::milliseconds(200));
     Result<std::optional<Frame>> received = client_->Receive(slice);
     if (!received.ok() || !*received) {
       const bool late = options_.clock->Now() >= verdict_deadline;
@@ -106,9 +101,9 @@ Result<JobAssignment> WorkerSession::Rendezvous(const NodeJoin& self) {
     const Frame& frame = **received;
     Result<json> body = DecodeJsonPayload(frame);
     if (frame.type == MessageType::kRefused) {
-      return UnavailableError(fmt::format(
-          "{} refused this node: {}", head_name_,
-          body.ok() ? body->value("reason", "") : "no reason given"));
+      return UnavailableError(
+          fmt::format("{} refused this node: {}", head_name_,
+                      body.ok() ? body->value("reason", "") : "no reason given"));
     }
     if (frame.type != MessageType::kAssign || !body.ok()) continue;
     Result<JobAssignment> parsed = JobAssignment::FromJson(*body);
@@ -118,15 +113,13 @@ Result<JobAssignment> WorkerSession::Rendezvous(const NodeJoin& self) {
   if (assignment->nodes.size() <= static_cast<size_t>(node_rank_)) {
     return UnavailableError("the head's assignment does not include this node");
   }
-  head_name_ =
-      fmt::format("the head (node 0: {}, {})", assignment->nodes[0].host,
-                  assignment->nodes[0].address);
+  head_name_ = fmt::format("the head (node 0: {}, {})", assignment->nodes[0].host,
+                           assignment->nodes[0].address);
   {
     std::lock_guard lock(mu_);
     heartbeat_.Add(0);
   }
-  client_->StartReader([this](const Frame& f) { OnFrame(f); },
-                       [this] { OnTick(); },
+  client_->StartReader([this](const Frame& f) { OnFrame(f); }, [this] { OnTick(); },
                        [this](const std::string& reason) { OnClosed(reason); });
   return *assignment;
 }
@@ -156,9 +149,8 @@ void WorkerSession::OnTick() {
     if (head_lost_ || finished_) return;
     send = heartbeat_.SendDue();
     if (!heartbeat_.Expired().empty()) {
-      HeadLostLocked(
-          fmt::format("it sent nothing for {:.0f} s (heartbeat timeout)",
-                      ToSeconds(options_.heartbeat.timeout)));
+      HeadLostLocked(fmt::format("it sent nothing for {:.0f} s (heartbeat timeout)",
+                                 ToSeconds(options_.heartbeat.timeout)));
       client_->Close();
       return;
     }
@@ -171,19 +163,15 @@ void WorkerSession::OnFrame(const Frame& frame) {
   heartbeat_.Heard(0);
   if (frame.type == MessageType::kRshData) {
     Result<RshChunk> chunk = DecodeRshData(frame);
-    if (chunk.ok() && rsh_handler_)
-      rsh_handler_->Stdin(chunk->session, chunk->data);
+    if (chunk.ok() && rsh_handler_) rsh_handler_->Stdin(chunk->session, chunk->data);
     return;
   }
   Result<json> body = DecodeJsonPayload(frame);
   if (!body.ok()) return;
   switch (frame.type) {
-    case MessageType::kStart:
-      started_ = true;
-      break;
+    case MessageType::kStart: started_ = true; break;
     case MessageType::kStop:
-      StopLocked({body->value("exitCode", 1),
-                  body->value("reason", "stopped by the head")});
+      StopLocked({body->value("exitCode", 1), body->value("reason", "stopped by the head")});
       break;
     case MessageType::kUploadPlan:
       if (body->contains("needDigests")) {
@@ -192,32 +180,27 @@ void WorkerSession::OnFrame(const Frame& frame) {
         plan_ = *body;
       }
       break;
-    case MessageType::kFinished:
-      finished_ = *body;
-      break;
+    case MessageType::kFinished: finished_ = *body; break;
     case MessageType::kRshExec:
       if (rsh_handler_) {
         rsh_handler_->Exec(body->value("session", 0u),
                            body->value("argv", std::vector<std::string>{}));
       } else {
-        Send(
-            MessageType::kRshExit,
-            {{"session", body->value("session", 0u)},
-             {"exitCode", 255},
-             {"error", fmt::format("node {} runs no MPI launch", node_rank_)}});
+        Send(MessageType::kRshExit,
+             {{"session", body->value("session", 0u)},
+              {"exitCode", 255},
+              {"error", fmt::format("node {} runs no MPI launch", node_rank_)}});
       }
       break;
     case MessageType::kRshClose:
       if (rsh_handler_) rsh_handler_->Kill(body->value("session", 0u));
       break;
-    default:
-      break;
+    default: break;
   }
   cv_.notify_all();
 }
 
-std::optional<StopNotice> WorkerSession::WaitForStart(const Status& prepared,
-                                                      int exit_code) {
+std::optional<StopNotice> WorkerSession::WaitForStart(const Status& prepared, int exit_code) {
   if (prepared.ok()) {
     Send(MessageType::kReady, json::object());
   } else {
@@ -254,18 +237,15 @@ void WorkerSession::ReportResult(const NodeResult& result) {
   Send(MessageType::kNodeResult, result.ToJson());
 }
 
-std::vector<TransferItem> WorkerSession::MergeUploads(
-    std::vector<TransferItem> items, const std::string& run_prefix) {
+std::vector<TransferItem> WorkerSession::MergeUploads(std::vector<TransferItem> items,
+                                                      const std::string& run_prefix) {
   json files = json::array();
   for (const TransferItem& item : items) {
-    files.push_back(
-        {{"key", item.key.substr(run_prefix.size())}, {"size", item.size}});
+    files.push_back({{"key", item.key.substr(run_prefix.size())}, {"size", item.size}});
   }
   Send(MessageType::kManifest, {{"files", files}});
   std::unique_lock lock(mu_);
-  auto answered = [&] {
-    return plan_ || digest_request_ || head_lost_ || finished_;
-  };
+  auto answered = [&] { return plan_ || digest_request_ || head_lost_ || finished_; };
   WaitLocked(lock, answered);
   if (digest_request_ && !plan_) {
     std::set<std::string> keys;
@@ -286,8 +266,7 @@ std::vector<TransferItem> WorkerSession::MergeUploads(
                     "<name>.node{}.<ext>",
                     head_name_, node_rank_));
     for (TransferItem& item : items) {
-      item.key = run_prefix +
-                 ConflictKey(item.key.substr(run_prefix.size()), node_rank_);
+      item.key = run_prefix + ConflictKey(item.key.substr(run_prefix.size()), node_rank_);
       mine.push_back(std::move(item));
     }
     return mine;
@@ -302,11 +281,9 @@ std::vector<TransferItem> WorkerSession::MergeUploads(
   return mine;
 }
 
-JobOutcome WorkerSession::Finish(const NodeDone& done,
-                                 const JobOutcome& local) {
-  Send(MessageType::kNodeDone, {{"files", done.files},
-                                {"bytes", done.bytes},
-                                {"uploadErrors", done.upload_errors}});
+JobOutcome WorkerSession::Finish(const NodeDone& done, const JobOutcome& local) {
+  Send(MessageType::kNodeDone,
+       {{"files", done.files}, {"bytes", done.bytes}, {"uploadErrors", done.upload_errors}});
   std::unique_lock lock(mu_);
   WaitLocked(lock, [&] { return finished_ || head_lost_; });
   JobOutcome outcome = local;
@@ -316,8 +293,7 @@ JobOutcome WorkerSession::Finish(const NodeDone& done,
       outcome.exit_code = kExitNodeLost;
       outcome.status = RunStatus::kFailed;
       outcome.outcome = "node lost";
-      outcome.stop_reason =
-          stop_.notice() ? stop_.notice()->reason : "lost the head";
+      outcome.stop_reason = stop_.notice() ? stop_.notice()->reason : "lost the head";
     }
     return outcome;
   }
@@ -336,20 +312,15 @@ void WorkerSession::SetRshHandler(RshHandler* handler) {
   rsh_handler_ = handler;
 }
 
-void WorkerSession::Sink::Output(uint32_t session, int stream,
-                                 std::string data) {
+void WorkerSession::Sink::Output(uint32_t session, int stream, std::string data) {
   if (!worker_->client_) return;
-  worker_->client_
-      ->Send(EncodeRshData(
-          {session, static_cast<uint8_t>(stream), std::move(data)}))
+  worker_->client_->Send(EncodeRshData({session, static_cast<uint8_t>(stream), std::move(data)}))
       .IgnoreError();
 }
 
-void WorkerSession::Sink::Exited(uint32_t session, int exit_code,
-                                 std::string error) {
-  worker_->Send(
-      MessageType::kRshExit,
-      {{"session", session}, {"exitCode", exit_code}, {"error", error}});
+void WorkerSession::Sink::Exited(uint32_t session, int exit_code, std::string error) {
+  worker_->Send(MessageType::kRshExit,
+                {{"session", session}, {"exitCode", exit_code}, {"error", error}});
 }
 
 }  // namespace trainrun

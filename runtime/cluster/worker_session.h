@@ -17,20 +17,19 @@ namespace trainrun {
 
 class WorkerSession : public SessionBase {
  public:
-  WorkerSession(SessionOptions options, const JobToken& token, std::string head,
-                int port, int node_rank);
+  WorkerSession(SessionOptions options, const JobToken& token, std::string head, int port,
+                int node_rank);
   ~WorkerSession() override;
 
   bool is_head() const override { return false; }
   int node_rank() const override { return node_rank_; }
   Result<JobAssignment> Rendezvous(const NodeJoin& self) override;
-  std::optional<StopNotice> WaitForStart(const Status& prepared,
-                                         int exit_code) override;
+  std::optional<StopNotice> WaitForStart(const Status& prepared, int exit_code) override;
   void RankFailed(const RankFailure& failure) override;
   void Stopping(int exit_code, const std::string& reason) override;
   void ReportResult(const NodeResult& result) override;
-  std::vector<TransferItem> MergeUploads(
-      std::vector<TransferItem> items, const std::string& run_prefix) override;
+  std::vector<TransferItem> MergeUploads(std::vector<TransferItem> items,
+                                         const std::string& run_prefix) override;
   JobOutcome Finish(const NodeDone& done, const JobOutcome& local) override;
   void SetRshHandler(RshHandler* handler) override;
   RshSink* rsh_sink() override { return &sink_; }

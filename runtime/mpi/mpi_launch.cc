@@ -1,10 +1,11 @@
 #include "runtime/mpi/mpi_launch.h"
 
-#include <fmt/format.h>
 #include <unistd.h>
 
 #include <map>
 #include <set>
+
+#include <fmt/format.h>
 
 #include "runtime/mpi/mpi_rank_server.h"
 
@@ -14,28 +15,24 @@ std::string MpiHostfile(const JobAssignment& job) {
   std::string text;
   for (const NodeSlot& node : job.nodes) {
     std::string host = job.nodes.size() == 1 ? "localhost" : node.address;
-    text += fmt::format("{} slots={} max_slots={}\n", host, node.process_count,
-                        node.process_count);
+    text += fmt::format("{} slots={} max_slots={}\n", host, node.process_count, node.process_count);
   }
   return text;
 }
 
-std::vector<std::string> MpirunArgv(const JobAssignment& job,
-                                    const MpirunOptions& options) {
-  std::vector<std::string> argv = {
-      options.mpirun, "--hostfile", options.hostfile, "-np",
-      std::to_string(job.world_size), "--map-by", "slot", "--bind-to", "none",
-      "--mca", "plm_rsh_agent", options.trainrun + " rsh", "--mca",
-      "plm_rsh_no_tree_spawn", "1",
-      // orted stays attached to its agent session instead of
-      // daemonizing: it lives exactly as long as the session.
-      "--mca", "orte_leave_session_attached", "1"};
+std::vector<std::string> MpirunArgv(const JobAssignment& job, const MpirunOptions& options) {
+  std::vector<std::string> argv = {options.mpirun, "--hostfile", options.hostfile, "-np",
+                                   std::to_string(job.world_size), "--map-by", "slot", "--bind-to",
+                                   "none", "--mca", "plm_rsh_agent", options.trainrun + " rsh",
+                                   "--mca", "plm_rsh_no_tree_spawn", "1",
+                                   // orted stays attached to its agent session instead of
+                                   // daemonizing: it lives exactly as long as the session.
+                                   "--mca", "orte_leave_session_attached", "1"};
   // Restrict Open MPI's TCP traffic to the interface the nodes reach the head
   // by, when every node names it the same.
   std::set<std::string> interfaces;
   for (const NodeSlot& node : job.nodes) interfaces.insert(node.interface);
-  if (job.nodes.size() > 1 && interfaces.size() == 1 &&
-      !interfaces.begin()->empty()) {
+  if (job.nodes.size() > 1 && interfaces.size() == 1 && !interfaces.begin()->empty()) {
     for (const char* param : {"btl_tcp_if_include", "oob_tcp_if_include"}) {
       argv.insert(argv.end(), {"--mca", param, *interfaces.begin()});
     }
@@ -49,8 +46,7 @@ std::vector<std::string> MpiLauncherEnv(std::vector<std::string> base,
                                         const std::string& rank_socket,
                                         const std::string& rsh_key_hex,
                                         const std::string& rsh_head) {
-  std::map<std::string, std::string> set = {
-      {kMpiRankSocketVariable, rank_socket}};
+  std::map<std::string, std::string> set = {{kMpiRankSocketVariable, rank_socket}};
   if (!rsh_key_hex.empty()) {
     set[kRshKeyVariable] = rsh_key_hex;
     set[kRshHeadVariable] = rsh_head;

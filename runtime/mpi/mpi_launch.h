@@ -14,8 +14,7 @@
 
 namespace trainrun {
 
-constexpr const char* kRshKeyVariable =
-    "TRAINRUN_RSH_KEY";  // the rsh role's key, hex
+constexpr const char* kRshKeyVariable = "TRAINRUN_RSH_KEY";  // the rsh role's key, hex
 constexpr const char* kRshHeadVariable =
     "TRAINRUN_RSH_HEAD";  // host:port of the head's control server
 
@@ -25,14 +24,13 @@ std::string MpiHostfile(const JobAssignment& job);
 
 struct MpirunOptions {
   std::string mpirun = "mpirun";
-  std::string hostfile;  // path of MpiHostfile's text
-  std::string trainrun;  // absolute path of this trainrun executable
+  std::string hostfile;              // path of MpiHostfile's text
+  std::string trainrun;              // absolute path of this trainrun executable
   std::vector<std::string> program;  // the rank's argv
 };
 
 // The argv of mpirun for `job`.
-std::vector<std::string> MpirunArgv(const JobAssignment& job,
-                                    const MpirunOptions& options);
+std::vector<std::string> MpirunArgv(const JobAssignment& job, const MpirunOptions& options);
 
 // What mpirun and orted need in their environment besides the container's: the
 // rank socket, the rsh agent's key and head, and, as root, Open MPI's consent

@@ -1,6 +1,5 @@
 #include "runtime/mpi/mpi_rank_server.h"
 
-#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -12,6 +11,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <fmt/format.h>
+
 namespace trainrun {
 namespace {
 
@@ -22,21 +23,18 @@ Result<sockaddr_un> Address(const std::string& path) {
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof(addr.sun_path)) {
     return InvalidArgumentError(
-        fmt::format("socket path {} is longer than {} bytes", path,
-                    sizeof(addr.sun_path) - 1));
+        fmt::format("socket path {} is longer than {} bytes", path, sizeof(addr.sun_path) - 1));
   }
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   return addr;
 }
 
-Status SendWithFds(int fd, const std::string& data,
-                   const std::vector<int>& fds) {
+Status SendWithFds(int fd, const std::string& data, const std::vector<int>& fds) {
   iovec iov{const_cast<char*>(data.data()), data.size()};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  std::vector<char> control(
-      CMSG_SPACE(sizeof(int) * std::max<size_t>(fds.size(), 1)));
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * std::max<size_t>(fds.size(), 1)));
   if (!fds.empty()) {
     msg.msg_control = control.data();
     msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
@@ -53,8 +51,7 @@ Status SendWithFds(int fd, const std::string& data,
   if (sent < 0) return ErrnoStatus(errno, "sendmsg");
   size_t offset = static_cast<size_t>(sent);
   while (offset < data.size()) {  // the fds went with the first byte
-    ssize_t n =
-        send(fd, data.data() + offset, data.size() - offset, MSG_NOSIGNAL);
+    ssize_t n = send(fd, data.data() + offset, data.size() - offset, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return ErrnoStatus(errno, "send");
     offset += static_cast<size_t>(n);
@@ -80,24 +77,21 @@ struct MpiRankServer::Client {
   std::string buffer;
 };
 
-Result<std::unique_ptr<MpiRankServer>> MpiRankServer::Start(
-    const std::string& socket_path, std::map<int, SpawnSpec> launches,
-    MpiRankEvents events) {
+Result<std::unique_ptr<MpiRankServer>> MpiRankServer::Start(const std::string& socket_path,
+                                                            std::map<int, SpawnSpec> launches,
+                                                            MpiRankEvents events) {
   std::unique_ptr<MpiRankServer> server(new MpiRankServer());
   server->path_ = socket_path;
   server->launches_ = std::move(launches);
   server->events_ = std::move(events);
   TR_ASSIGN_OR_RETURN(sockaddr_un addr, Address(socket_path));
   unlink(socket_path.c_str());
-  server->listen_fd_ =
-      socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  server->listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (server->listen_fd_ < 0) return ErrnoStatus(errno, "socket");
   mode_t old = umask(0077);
-  int rc = bind(server->listen_fd_, reinterpret_cast<sockaddr*>(&addr),
-                sizeof(addr));
+  int rc = bind(server->listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   umask(old);
-  if (rc != 0 || listen(server->listen_fd_, 1024) != 0)
-    return ErrnoStatus(errno, socket_path);
+  if (rc != 0 || listen(server->listen_fd_, 1024) != 0) return ErrnoStatus(errno, socket_path);
   server->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   server->thread_ = std::thread([s = server.get()] { s->Loop(); });
   return server;
@@ -137,17 +131,14 @@ void MpiRankServer::OnLine(Client& client, const std::string& line) {
     }
     if (!error.empty()) {
       events_.warning(error);
-      SendWithFds(client.fd, json{{"error", error}}.dump() + "\n", {})
-          .IgnoreError();
+      SendWithFds(client.fd, json{{"error", error}}.dump() + "\n", {}).IgnoreError();
       return;
     }
     client.rank = rank;
     handed_out_[rank] = true;
-    Status sent =
-        SendWithFds(client.fd, SpecToJson(launch->second).dump() + "\n",
-                    {launch->second.stdout_fd, launch->second.stderr_fd});
-    if (!sent.ok())
-      events_.warning(fmt::format("rank {}: {}", rank, sent.message()));
+    Status sent = SendWithFds(client.fd, SpecToJson(launch->second).dump() + "\n",
+                              {launch->second.stdout_fd, launch->second.stderr_fd});
+    if (!sent.ok()) events_.warning(fmt::format("rank {}: {}", rank, sent.message()));
     return;
   }
   if (client.rank < 0) return;
@@ -198,8 +189,7 @@ void MpiRankServer::Loop() {
           client.buffer.erase(0, nl + 1);
           OnLine(client, line);
         }
-        if (client.buffer.size() > kMaxRankMessage)
-          got = 0;  // not a wrapper: drop it
+        if (client.buffer.size() > kMaxRankMessage) got = 0;  // not a wrapper: drop it
         if (got > 0) continue;
       }
       if (got < 0 && errno == EINTR) continue;
@@ -214,22 +204,19 @@ void MpiRankServer::Loop() {
       close(client.fd);
       client.fd = -1;
     }
-    std::erase_if(clients,
-                  [](const std::unique_ptr<Client>& c) { return c->fd < 0; });
+    std::erase_if(clients, [](const std::unique_ptr<Client>& c) { return c->fd < 0; });
   }
   for (auto& c : clients) close(c->fd);
 }
 
-Result<MpiRankLaunch> FetchMpiRankLaunch(const std::string& socket_path,
-                                         int rank) {
+Result<MpiRankLaunch> FetchMpiRankLaunch(const std::string& socket_path, int rank) {
   TR_ASSIGN_OR_RETURN(sockaddr_un addr, Address(socket_path));
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return ErrnoStatus(errno, "socket");
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     int err = errno;
     close(fd);
-    return ErrnoStatus(
-        err, fmt::format("connect to this node's trainrun at {}", socket_path));
+    return ErrnoStatus(err, fmt::format("connect to this node's trainrun at {}", socket_path));
   }
   Status sent = SendRankMessage(fd, {{"rank", rank}, {"pid", getpid()}});
   if (!sent.ok()) {
@@ -255,8 +242,7 @@ Result<MpiRankLaunch> FetchMpiRankLaunch(const std::string& socket_path,
           "this node's trainrun closed the connection before sending the "
           "launch");
     }
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
-         c = CMSG_NXTHDR(&msg, c)) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
         size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         for (size_t i = 0; i < count; ++i) {
@@ -280,8 +266,7 @@ Result<MpiRankLaunch> FetchMpiRankLaunch(const std::string& socket_path,
   }
   if (fds.size() != 2) {
     close(fd);
-    return InternalError(
-        "the launch from this node's trainrun came without the log pipes");
+    return InternalError("the launch from this node's trainrun came without the log pipes");
   }
   MpiRankLaunch launch;
   launch.spec.argv = spec.value("argv", std::vector<std::string>{});
@@ -296,8 +281,7 @@ Result<MpiRankLaunch> FetchMpiRankLaunch(const std::string& socket_path,
 }
 
 Status SendRankMessage(int fd, const json& message) {
-  return SendWithFds(fd, message.dump() + "\n", {})
-      .WithContext("send to this node's trainrun");
+  return SendWithFds(fd, message.dump() + "\n", {}).WithContext("send to this node's trainrun");
 }
 
 }  // namespace trainrun

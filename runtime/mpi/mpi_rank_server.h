@@ -20,10 +20,11 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "runtime/process/process.h"
 
@@ -46,9 +47,9 @@ class MpiRankServer {
   // Listens on `socket_path` (mode 0600) for the ranks in `launches` (global rank
   // -> spec; the spec's stdout_fd/stderr_fd are sent to the wrapper). Starts the
   // thread.
-  static Result<std::unique_ptr<MpiRankServer>> Start(
-      const std::string& socket_path, std::map<int, SpawnSpec> launches,
-      MpiRankEvents events);
+  static Result<std::unique_ptr<MpiRankServer>> Start(const std::string& socket_path,
+                                                      std::map<int, SpawnSpec> launches,
+                                                      MpiRankEvents events);
   ~MpiRankServer();
 
  private:
@@ -73,8 +74,7 @@ struct MpiRankLaunch {
   SpawnSpec spec;  // stdout_fd / stderr_fd are the received fds
   int socket_fd = -1;
 };
-Result<MpiRankLaunch> FetchMpiRankLaunch(const std::string& socket_path,
-                                         int rank);
+Result<MpiRankLaunch> FetchMpiRankLaunch(const std::string& socket_path, int rank);
 // Sends one JSON line on the wrapper's socket.
 Status SendRankMessage(int fd, const nlohmann::json& message);
 

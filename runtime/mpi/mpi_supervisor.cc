@@ -1,7 +1,6 @@
 #include "runtime/mpi/mpi_supervisor.h"
 
 #include <fcntl.h>
-#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -9,6 +8,8 @@
 
 #include <cerrno>
 #include <deque>
+
+#include <fmt/format.h>
 
 namespace trainrun {
 namespace {
@@ -33,8 +34,8 @@ struct MpiSupervisor::Session {
   TimePoint relay_deadline{};           // guarded by mu
 
   ~Session() {
-    for (int fd : {stdin_w, stdout_r, stderr_r, wake_fd, child_fds[0],
-                   child_fds[1], child_fds[2]}) {
+    for (int fd :
+         {stdin_w, stdout_r, stderr_r, wake_fd, child_fds[0], child_fds[1], child_fds[2]}) {
       if (fd >= 0) close(fd);
     }
   }
@@ -79,14 +80,10 @@ struct MpiSupervisor::Session {
         if (w < 0 && errno != EAGAIN && errno != EINTR) pending.clear();
       }
       for (int i = 0; i < 2; ++i) {
-        if (fds[i].fd < 0 ||
-            (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0)
-          continue;
+        if (fds[i].fd < 0 || (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
         ssize_t got = read(fds[i].fd, buffer, sizeof(buffer));
         if (got > 0) {
-          if (sink)
-            sink->Output(id, i + 1,
-                         std::string(buffer, static_cast<size_t>(got)));
+          if (sink) sink->Output(id, i + 1, std::string(buffer, static_cast<size_t>(got)));
         } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
           int& fd = i == 0 ? stdout_r : stderr_r;
           close(fd);
@@ -97,14 +94,13 @@ struct MpiSupervisor::Session {
   }
 };
 
-MpiSupervisor::MpiSupervisor(ProcessSet* processes, Reporter* reporter,
-                             SupervisorOptions options, RshSink* sink)
+MpiSupervisor::MpiSupervisor(ProcessSet* processes, Reporter* reporter, SupervisorOptions options,
+                             RshSink* sink)
     : processes_(processes),
       reporter_(reporter),
       options_(std::move(options)),
       sink_(sink),
-      policy_(processes->clock(), options_.grace_period,
-              options_.max_run_duration) {}
+      policy_(processes->clock(), options_.grace_period, options_.max_run_duration) {}
 
 MpiSupervisor::~MpiSupervisor() {
   for (auto& [pid, session] : sessions_) {
@@ -153,13 +149,11 @@ void MpiSupervisor::Stdin(uint32_t session, std::string data) {
   it->second->Wake();
 }
 
-void MpiSupervisor::StartSession(uint32_t id,
-                                 const std::vector<std::string>& argv) {
+void MpiSupervisor::StartSession(uint32_t id, const std::vector<std::string>& argv) {
   auto session = std::make_unique<Session>();
   session->id = id;
   int in[2], out[2], err[2];
-  if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 ||
-      pipe2(err, O_CLOEXEC) != 0) {
+  if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
     if (sink_) sink_->Exited(id, 255, "pipe2 failed");
     return;
   }
@@ -173,8 +167,7 @@ void MpiSupervisor::StartSession(uint32_t id,
   session->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   // Like sshd: the agent's words run through the shell.
   std::string command;
-  for (const std::string& word : argv)
-    command += (command.empty() ? "" : " ") + word;
+  for (const std::string& word : argv) command += (command.empty() ? "" : " ") + word;
   SpawnSpec spec;
   spec.argv = {"/bin/sh", "-c", command};
   spec.env = session_env_;
@@ -187,15 +180,13 @@ void MpiSupervisor::StartSession(uint32_t id,
     fd = -1;
   }
   if (!pid.ok()) {
-    reporter_->Warning(
-        fmt::format("rsh session {}: {}", id, pid.status().message()));
+    reporter_->Warning(fmt::format("rsh session {}: {}", id, pid.status().message()));
     if (sink_) sink_->Exited(id, 127, pid.status().message());
     return;
   }
   session->pid = *pid;
   ++sessions_seen_;
-  reporter_->Info(
-      fmt::format("rsh session {}: started pid {}: {}", id, *pid, command));
+  reporter_->Info(fmt::format("rsh session {}: started pid {}: {}", id, *pid, command));
   Session* raw = session.get();
   session->relay = std::thread([raw, sink = sink_] { raw->Relay(sink); });
   {
@@ -203,8 +194,7 @@ void MpiSupervisor::StartSession(uint32_t id,
     session_by_id_[id] = raw;
   }
   sessions_[*pid] = std::move(session);
-  if (policy_.stopping())
-    processes_->SignalGroup(*pid, policy_.LateStarterSignal()).IgnoreError();
+  if (policy_.stopping()) processes_->SignalGroup(*pid, policy_.LateStarterSignal()).IgnoreError();
 }
 
 void MpiSupervisor::EndSession(int pid, const ExitStatus& status) {
@@ -218,8 +208,8 @@ void MpiSupervisor::EndSession(int pid, const ExitStatus& status) {
   }
   session.Wake();
   if (session.relay.joinable()) session.relay.join();
-  reporter_->Info(fmt::format("rsh session {}: pid {} ended with {}",
-                              session.id, pid, status.Describe()));
+  reporter_->Info(
+      fmt::format("rsh session {}: pid {} ended with {}", session.id, pid, status.Describe()));
   if (sink_) sink_->Exited(session.id, status.ToExitCode(), "");
   {
     std::lock_guard lock(mu_);
@@ -228,8 +218,7 @@ void MpiSupervisor::EndSession(int pid, const ExitStatus& status) {
   sessions_.erase(it);
 }
 
-void MpiSupervisor::Fail(int rank, int pid, const ExitStatus& status,
-                         const std::string& reason) {
+void MpiSupervisor::Fail(int rank, int pid, const ExitStatus& status, const std::string& reason) {
   RankFailure failure;
   failure.rank = rank;
   failure.pid = pid;
@@ -238,9 +227,8 @@ void MpiSupervisor::Fail(int rank, int pid, const ExitStatus& status,
   failure.hint = FailureHint(status);
   result_.failure = failure;
   if (options_.on_rank_failed) options_.on_rank_failed(failure);
-  const std::string why = rank == kMpirunRank
-                              ? "mpirun " + reason
-                              : fmt::format("rank {} {}", rank, reason);
+  const std::string why =
+      rank == kMpirunRank ? "mpirun " + reason : fmt::format("rank {} {}", rank, reason);
   if (policy_.RankFailed(status.ToExitCode(), why)) BeginStop();
 }
 
@@ -252,21 +240,17 @@ void MpiSupervisor::OnRankExit(int rank, const ExitStatus& status) {
   RankResult& result = result_.ranks[r.index];
   result.status = status;
   result.stopped_by_trainrun = policy_.stopping();
-  if (r.started)
-    result.seconds = ToSeconds(processes_->clock()->Now() - r.started_at);
+  if (r.started) result.seconds = ToSeconds(processes_->clock()->Now() - r.started_at);
   reporter_->RankExited(rank, status, result.stopped_by_trainrun);
   if (status.success() || policy_.stopping()) return;
   Fail(rank, r.pid, status, status.HowItEnded());
 }
 
 void MpiSupervisor::SignalAll(int signal) {
-  if (mpirun_pid_ > 0 && !mpirun_done_)
-    processes_->SignalGroup(mpirun_pid_, signal).IgnoreError();
-  for (auto& [pid, session] : sessions_)
-    processes_->SignalGroup(pid, signal).IgnoreError();
+  if (mpirun_pid_ > 0 && !mpirun_done_) processes_->SignalGroup(mpirun_pid_, signal).IgnoreError();
+  for (auto& [pid, session] : sessions_) processes_->SignalGroup(pid, signal).IgnoreError();
   for (auto& [rank, r] : ranks_) {
-    if (r.started && !r.exited && r.pid > 1)
-      processes_->SignalGroup(r.pid, signal).IgnoreError();
+    if (r.started && !r.exited && r.pid > 1) processes_->SignalGroup(r.pid, signal).IgnoreError();
   }
 }
 
@@ -276,12 +260,10 @@ void MpiSupervisor::BeginStop() {
   result_.exit_code = order.exit_code;
   result_.stop_reason = order.reason;
   result_.cancel_signal = order.cancel_signal;
-  if (options_.on_stop)
-    options_.on_stop(result_.outcome, result_.exit_code, result_.stop_reason);
-  reporter_->Info(fmt::format(
-      "stopping the MPI job on this node with {} ({}); SIGKILL after {:.0f} s",
-      SignalName(order.signal), order.reason,
-      ToSeconds(policy_.grace_period())));
+  if (options_.on_stop) options_.on_stop(result_.outcome, result_.exit_code, result_.stop_reason);
+  reporter_->Info(
+      fmt::format("stopping the MPI job on this node with {} ({}); SIGKILL after {:.0f} s",
+                  SignalName(order.signal), order.reason, ToSeconds(policy_.grace_period())));
   SignalAll(order.signal);
 }
 
@@ -326,12 +308,10 @@ void MpiSupervisor::Drain() {
   }
   for (uint32_t id : work.kills) {
     for (auto& [pid, session] : sessions_) {
-      if (session->id == id)
-        processes_->SignalGroup(pid, SIGTERM).IgnoreError();
+      if (session->id == id) processes_->SignalGroup(pid, SIGTERM).IgnoreError();
     }
   }
-  if (work.stop && policy_.Requested(work.stop->first, work.stop->second))
-    BeginStop();
+  if (work.stop && policy_.Requested(work.stop->first, work.stop->second)) BeginStop();
 }
 
 bool MpiSupervisor::Finished() const {
@@ -356,10 +336,8 @@ SupervisionResult MpiSupervisor::Run(std::optional<SpawnSpec> mpirun,
     Result<int> pid = processes_->Spawn(*mpirun);
     if (!pid.ok()) {
       const ExitStatus status = ExitStatus::CouldNotStart(pid.status());
-      reporter_->Error(
-          fmt::format("mpirun could not start: {}", pid.status().message()));
-      Fail(kMpirunRank, 0, status,
-           "could not start: " + pid.status().message());
+      reporter_->Error(fmt::format("mpirun could not start: {}", pid.status().message()));
+      Fail(kMpirunRank, 0, status, "could not start: " + pid.status().message());
       return result_;
     }
     mpirun_pid_ = *pid;
@@ -367,20 +345,15 @@ SupervisionResult MpiSupervisor::Run(std::optional<SpawnSpec> mpirun,
   }
   bool rank_leftovers_noted = false;
   while (!Finished()) {
-    for (const ProcessEvent& event :
-         processes_->Wait(policy_.WaitDeadline())) {
+    for (const ProcessEvent& event : processes_->Wait(policy_.WaitDeadline())) {
       if (event.kind == ProcessEvent::Kind::kInterrupt) continue;
       if (event.kind == ProcessEvent::Kind::kSignal) {
         switch (policy_.OnSignal(event.signal)) {
-          case StopPolicy::SignalAction::kIgnore:
-            break;
-          case StopPolicy::SignalAction::kStop:
-            BeginStop();
-            break;
+          case StopPolicy::SignalAction::kIgnore: break;
+          case StopPolicy::SignalAction::kStop: BeginStop(); break;
           case StopPolicy::SignalAction::kKillNow:
             reporter_->Warning(
-                fmt::format("{} again while stopping: killing now",
-                            SignalName(event.signal)));
+                fmt::format("{} again while stopping: killing now", SignalName(event.signal)));
             KillAll();
             break;
         }
@@ -388,8 +361,7 @@ SupervisionResult MpiSupervisor::Run(std::optional<SpawnSpec> mpirun,
       }
       if (event.pid == mpirun_pid_) {
         mpirun_done_ = true;
-        reporter_->Info(
-            fmt::format("mpirun ended with {}", event.status.Describe()));
+        reporter_->Info(fmt::format("mpirun ended with {}", event.status.Describe()));
         if (!event.status.success() && !policy_.stopping()) {
           Fail(kMpirunRank, event.pid, event.status, event.status.HowItEnded());
         }
@@ -402,15 +374,13 @@ SupervisionResult MpiSupervisor::Run(std::optional<SpawnSpec> mpirun,
     Drain();
     if (policy_.CheckTimeout()) BeginStop();
     // Ranks left behind once mpirun (or every orted) is gone are stopped too.
-    bool launcher_gone = mpirun_pid_ > 0
-                             ? mpirun_done_
-                             : (sessions_seen_ > 0 && sessions_.empty());
+    bool launcher_gone = mpirun_pid_ > 0 ? mpirun_done_ : (sessions_seen_ > 0 && sessions_.empty());
     if (launcher_gone && !policy_.stopping() && !rank_leftovers_noted) {
       for (const auto& [rank, r] : ranks_) {
         if (r.started && !r.exited && !rank_leftovers_noted) {
           rank_leftovers_noted = true;
-          if (policy_.Leftovers(fmt::format(
-                  "rank {} still ran after its MPI launcher ended", rank)))
+          if (policy_.Leftovers(
+                  fmt::format("rank {} still ran after its MPI launcher ended", rank)))
             BeginStop();
         }
       }
@@ -423,8 +393,7 @@ SupervisionResult MpiSupervisor::Run(std::optional<SpawnSpec> mpirun,
     }
   }
   for (auto& [rank, r] : ranks_) {
-    if (r.started && r.pid > 1)
-      processes_->SignalGroup(r.pid, SIGKILL).IgnoreError();
+    if (r.started && r.pid > 1) processes_->SignalGroup(r.pid, SIGKILL).IgnoreError();
   }
   return result_;
 }

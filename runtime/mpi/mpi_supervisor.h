@@ -35,19 +35,16 @@ class MpiSupervisor : public RshHandler {
   // Not owned: all three must outlive Run(). `sink` receives the output and end
   // of rsh sessions (may be null on the head). The rsh sessions' stdio are real
   // pipes, whatever `processes` is.
-  MpiSupervisor(ProcessSet* processes, Reporter* reporter,
-                SupervisorOptions options, RshSink* sink);
+  MpiSupervisor(ProcessSet* processes, Reporter* reporter, SupervisorOptions options,
+                RshSink* sink);
   ~MpiSupervisor() override;
 
   // The environment of the processes rsh sessions start (Open MPI's orted).
-  void set_session_env(std::vector<std::string> env) {
-    session_env_ = std::move(env);
-  }
+  void set_session_env(std::vector<std::string> env) { session_env_ = std::move(env); }
 
   // Runs until everything here ended: `mpirun` (head only, may be none) and the
   // ranks in `local_ranks` once they started.
-  SupervisionResult Run(std::optional<SpawnSpec> mpirun,
-                        std::vector<int> local_ranks);
+  SupervisionResult Run(std::optional<SpawnSpec> mpirun, std::vector<int> local_ranks);
 
   // From other threads (the rank server's): a rank's program started as `pid`
   // (0 when its wrapper could not say), or ended.
@@ -80,8 +77,7 @@ class MpiSupervisor : public RshHandler {
   void StartSession(uint32_t session, const std::vector<std::string>& argv);
   void EndSession(int pid, const ExitStatus& status);
   void OnRankExit(int rank, const ExitStatus& status);
-  void Fail(int rank, int pid, const ExitStatus& status,
-            const std::string& reason);
+  void Fail(int rank, int pid, const ExitStatus& status, const std::string& reason);
   // Carries out the stop the policy just began: records it, on_stop, the signal.
   void BeginStop();
   void SignalAll(int signal);

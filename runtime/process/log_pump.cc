@@ -248,8 +248,7 @@ void LogPump::Loop() {
       }
     }
     for (auto& stream : streams_) {
-      if (stream->open && !stream->partial.empty() &&
-          now - stream->last_data >= kPartialLineIdle) {
+      if (stream->open && !stream->partial.empty() && now - stream->last_data >= kPartialLineIdle) {
         FlushPartial(*stream);
       }
     }

@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "base/clock.h"
-#include "runtime/report/console.h"
 #include "base/status.h"
+#include "runtime/report/console.h"
 
 namespace trainrun {
 

@@ -76,8 +76,7 @@ Result<int> StartChild(const SpawnSpec& spec) {
   if (spec.argv.empty()) return InvalidArgumentError("empty command");
   // Everything the child needs is prepared here: after fork() in a threaded
   // process only async-signal-safe calls are allowed.
-  TR_ASSIGN_OR_RETURN(std::string exe,
-                      FindExecutable(spec.argv[0], LookupEnv(spec.env, "PATH")));
+  TR_ASSIGN_OR_RETURN(std::string exe, FindExecutable(spec.argv[0], LookupEnv(spec.env, "PATH")));
   std::vector<char*> argv;
   for (const std::string& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -117,7 +116,7 @@ Result<int> StartChild(const SpawnSpec& spec) {
     sigemptyset(&s);
     return s;
   }();
-  struct sigaction default_action{};
+  struct sigaction default_action {};
   default_action.sa_handler = SIG_DFL;
   sigemptyset(&default_action.sa_mask);
   const int targets[3] = {spec.stdin_fd >= 0 ? spec.stdin_fd : dev_null, spec.stdout_fd,
@@ -202,8 +201,7 @@ bool SupervisionSignalPending() {
   return false;
 }
 
-Result<std::string> FindExecutable(const std::string& program,
-                                   const std::string& path_list) {
+Result<std::string> FindExecutable(const std::string& program, const std::string& path_list) {
   if (program.empty()) return InvalidArgumentError("empty program name");
   if (program.find('/') != std::string::npos) {
     if (access(program.c_str(), F_OK) != 0) return ErrnoStatus(errno, program);
@@ -214,7 +212,7 @@ Result<std::string> FindExecutable(const std::string& program,
   bool found_not_executable = false;
   while (std::getline(dirs, dir, ':')) {
     std::string candidate = (dir.empty() ? "." : dir) + "/" + program;
-    struct stat st{};
+    struct stat st {};
     if (stat(candidate.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
     if (access(candidate.c_str(), X_OK) == 0) return candidate;
     found_not_executable = true;
@@ -228,8 +226,7 @@ Result<std::string> FindExecutable(const std::string& program,
 
 std::string FindOnPath(const std::string& name) {
   const char* path = getenv("PATH");
-  Result<std::string> found =
-      FindExecutable(name, path != nullptr ? path : "");
+  Result<std::string> found = FindExecutable(name, path != nullptr ? path : "");
   return found.ok() ? *found : "";
 }
 
@@ -362,8 +359,7 @@ std::vector<int> PosixProcessSet::KillAdoptedOrphans() {
   return killed;
 }
 
-Result<std::string> CaptureOutput(const std::vector<std::string>& argv,
-                                  const std::string& cwd) {
+Result<std::string> CaptureOutput(const std::vector<std::string>& argv, const std::string& cwd) {
   SpawnSpec spec;
   spec.argv = argv;
   for (char** e = environ; *e != nullptr; ++e) spec.env.emplace_back(*e);

@@ -60,13 +60,11 @@ class PosixProcessSet : public ProcessSet {
 // an exit other than 0 is one naming argv[0] and the exit. For short helper
 // commands such as `git rev-parse`; it reaps its child itself, so it must not run
 // while another thread waits in a PosixProcessSet.
-Result<std::string> CaptureOutput(const std::vector<std::string>& argv,
-                                  const std::string& cwd);
+Result<std::string> CaptureOutput(const std::vector<std::string>& argv, const std::string& cwd);
 
 // Looks `program` up in the ':'-separated `path_list` like execvp. A name with a
 // '/' is returned as is when it exists.
-Result<std::string> FindExecutable(const std::string& program,
-                                   const std::string& path_list);
+Result<std::string> FindExecutable(const std::string& program, const std::string& path_list);
 
 // FindExecutable on this process's PATH: the full path of `name`, or "".
 std::string FindOnPath(const std::string& name);

@@ -57,9 +57,9 @@ MergedEnvironment MergeEnvironment(const std::vector<std::string>& container,
     auto in_container = env.find(var.name);
     if (in_job != from_job.end()) {
       if (in_job->second == var.value) continue;
-      std::string message = fmt::format(
-          "{}={} from the job file kept; trainrun would have set {}", var.name,
-          RedactValue(var.name, in_job->second), RedactValue(var.name, var.value));
+      std::string message =
+          fmt::format("{}={} from the job file kept; trainrun would have set {}", var.name,
+                      RedactValue(var.name, in_job->second), RedactValue(var.name, var.value));
       if (var.kind == TrainrunVar::Kind::kIdentity) {
         merged.warnings.push_back(message + " (every rank gets the same value)");
       } else {
@@ -69,13 +69,14 @@ MergedEnvironment MergeEnvironment(const std::vector<std::string>& container,
     }
     if (in_container != env.end() && in_container->second != var.value) {
       if (var.kind == TrainrunVar::Kind::kDefault) {
-        merged.notes.push_back(fmt::format("{}={} from the environment kept; trainrun would have set {}",
-                                           var.name, RedactValue(var.name, in_container->second),
-                                           RedactValue(var.name, var.value)));
+        merged.notes.push_back(fmt::format(
+            "{}={} from the environment kept; trainrun would have set {}", var.name,
+            RedactValue(var.name, in_container->second), RedactValue(var.name, var.value)));
         continue;
       }
-      merged.notes.push_back(fmt::format("{}={} from the environment replaced by trainrun's per-rank value",
-                                         var.name, RedactValue(var.name, in_container->second)));
+      merged.notes.push_back(
+          fmt::format("{}={} from the environment replaced by trainrun's per-rank value", var.name,
+                      RedactValue(var.name, in_container->second)));
     }
     env[var.name] = var.value;
   }

@@ -48,17 +48,16 @@ struct RankContext {
 std::vector<TrainrunVar> RankVariables(const RankContext& context);
 
 struct MergedEnvironment {
-  std::vector<std::string> entries;  // "NAME=value", sorted by name
-  std::vector<std::string> notes;    // decisions worth a line in the system log
-  std::vector<std::string> warnings; // things the user should look at
+  std::vector<std::string> entries;   // "NAME=value", sorted by name
+  std::vector<std::string> notes;     // decisions worth a line in the system log
+  std::vector<std::string> warnings;  // things the user should look at
 };
 
 // Merges the three sources as described above. `container` holds "NAME=value"
 // entries (environ).
-MergedEnvironment MergeEnvironment(
-    const std::vector<std::string>& container,
-    const std::vector<std::pair<std::string, std::string>>& job,
-    const std::vector<TrainrunVar>& trainrun);
+MergedEnvironment MergeEnvironment(const std::vector<std::string>& container,
+                                   const std::vector<std::pair<std::string, std::string>>& job,
+                                   const std::vector<TrainrunVar>& trainrun);
 
 // trainrun's own environment as "NAME=value" entries.
 std::vector<std::string> CurrentEnvironment();

@@ -68,10 +68,10 @@ StopPolicy::SignalAction StopPolicy::OnSignal(int signal) {
 
 bool StopPolicy::CheckTimeout() {
   if (stopping_ || !run_deadline_ || clock_->Now() < *run_deadline_) return false;
-  return Begin(RunOutcome::kTimedOut, kExitCodeTimeout,
-               fmt::format("maxRunDurationSeconds ({:.0f} s) exceeded",
-                           ToSeconds(*max_run_duration_)),
-               SIGTERM);
+  return Begin(
+      RunOutcome::kTimedOut, kExitCodeTimeout,
+      fmt::format("maxRunDurationSeconds ({:.0f} s) exceeded", ToSeconds(*max_run_duration_)),
+      SIGTERM);
 }
 
 bool StopPolicy::KillDue() {

@@ -38,10 +38,10 @@ std::string_view RunOutcomeName(RunOutcome outcome);
 // Why the processes are being stopped, and how. Before any stop: kSucceeded, exit 0.
 struct StopOrder {
   RunOutcome outcome = RunOutcome::kSucceeded;
-  int exit_code = 0;        // what `trainrun run` should exit with
-  std::string reason;       // "rank 2 exited with exit code 3", "trainrun received SIGINT"
-  int signal = 0;           // what every live process group gets first
-  int cancel_signal = 0;    // for kCanceled: the signal trainrun received
+  int exit_code = 0;      // what `trainrun run` should exit with
+  std::string reason;     // "rank 2 exited with exit code 3", "trainrun received SIGINT"
+  int signal = 0;         // what every live process group gets first
+  int cancel_signal = 0;  // for kCanceled: the signal trainrun received
 };
 
 class StopPolicy {

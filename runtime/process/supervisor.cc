@@ -53,9 +53,10 @@ void Supervisor::BeginStop() {
 void Supervisor::KillAll() {
   for (auto& [pid, live] : live_) {
     const RankResult& rank = result_.ranks[live.index];
-    reporter_->Warning(fmt::format("rank {} (pid {}) still running after the grace period; "
-                                   "sending SIGKILL",
-                                   rank.rank, pid));
+    reporter_->Warning(
+        fmt::format("rank {} (pid {}) still running after the grace period; "
+                    "sending SIGKILL",
+                    rank.rank, pid));
     result_.killed_after_grace = true;
     Status s = processes_->SignalGroup(pid, SIGKILL);
     if (!s.ok()) reporter_->Warning(s.message());
@@ -92,11 +93,8 @@ void Supervisor::OnExit(int pid, const ExitStatus& status) {
 
 void Supervisor::OnSignal(int signal) {
   switch (policy_.OnSignal(signal)) {
-    case StopPolicy::SignalAction::kIgnore:
-      break;
-    case StopPolicy::SignalAction::kStop:
-      BeginStop();
-      break;
+    case StopPolicy::SignalAction::kIgnore: break;
+    case StopPolicy::SignalAction::kStop: BeginStop(); break;
     case StopPolicy::SignalAction::kKillNow:
       reporter_->Warning(
           fmt::format("{} again while stopping: killing the ranks now", SignalName(signal)));
@@ -141,12 +139,8 @@ SupervisionResult Supervisor::Wait() {
   while (!live_.empty()) {
     for (const ProcessEvent& event : processes_->Wait(policy_.WaitDeadline())) {
       switch (event.kind) {
-        case ProcessEvent::Kind::kExited:
-          OnExit(event.pid, event.status);
-          break;
-        case ProcessEvent::Kind::kSignal:
-          OnSignal(event.signal);
-          break;
+        case ProcessEvent::Kind::kExited: OnExit(event.pid, event.status); break;
+        case ProcessEvent::Kind::kSignal: OnSignal(event.signal); break;
         case ProcessEvent::Kind::kInterrupt: {
           std::optional<std::pair<int, std::string>> request;
           {

@@ -28,10 +28,10 @@ struct RankLaunch {
 // The root cause: the first rank that failed, not the ranks stopped after it.
 struct RankFailure {
   int rank = 0;
-  int pid = 0;          // 0 when it never started
-  ExitStatus status;    // for a rank that could not start: 127 or 126
-  std::string reason;   // "exited with exit code 3", "could not start: ..."
-  std::string hint;     // e.g. the out-of-memory hint for SIGKILL; may be empty
+  int pid = 0;                           // 0 when it never started
+  ExitStatus status;                     // for a rank that could not start: 127 or 126
+  std::string reason;                    // "exited with exit code 3", "could not start: ..."
+  std::string hint;                      // e.g. the out-of-memory hint for SIGKILL; may be empty
   std::vector<std::string> stderr_tail;  // filled by the caller once logs drained
 };
 

@@ -35,7 +35,7 @@ size_t WritableBytes(int fd, bool is_pipe) {
 
 Console::Console(int fd, size_t max_queued_bytes)
     : fd_(fd), max_queued_bytes_(max_queued_bytes), is_terminal_(isatty(fd) == 1) {
-  struct stat st{};
+  struct stat st {};
   if (fstat(fd, &st) == 0) {
     is_file_ = S_ISREG(st.st_mode) || (S_ISCHR(st.st_mode) && !is_terminal_);
     is_pipe_ = S_ISFIFO(st.st_mode);

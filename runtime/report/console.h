@@ -51,12 +51,12 @@ class Console {
   bool is_pipe_ = false;  // the free room can be measured
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::string> queue_;  // guarded by mu_
-  size_t queued_bytes_ = 0;        // guarded by mu_
-  uint64_t dropped_lines_ = 0;     // guarded by mu_
+  std::deque<std::string> queue_;    // guarded by mu_
+  size_t queued_bytes_ = 0;          // guarded by mu_
+  uint64_t dropped_lines_ = 0;       // guarded by mu_
   uint64_t dropped_unreported_ = 0;  // guarded by mu_
-  bool writing_ = false;           // guarded by mu_
-  bool stop_ = false;              // guarded by mu_
+  bool writing_ = false;             // guarded by mu_
+  bool stop_ = false;                // guarded by mu_
   std::thread writer_;
 };
 

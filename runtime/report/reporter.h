@@ -24,7 +24,7 @@ enum class Phase { kPreparing, kRunning, kFinalizing };
 std::string_view PhaseName(Phase phase);
 
 struct TransferProgress {
-  std::string what;         // "outputs", "data mnist", ...
+  std::string what;  // "outputs", "data mnist", ...
   uint64_t bytes_done = 0;
   uint64_t bytes_total = 0;  // 0 when unknown
   uint64_t files_done = 0;

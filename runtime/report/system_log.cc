@@ -38,7 +38,8 @@ void SystemLog::Line(std::string_view level, std::string_view message) {
 
 void SystemLog::PhaseStarted(Phase phase, double previous_seconds) {
   if (previous_seconds >= 0) {
-    Line("phase", fmt::format("{} (previous phase took {:.3f} s)", PhaseName(phase), previous_seconds));
+    Line("phase",
+         fmt::format("{} (previous phase took {:.3f} s)", PhaseName(phase), previous_seconds));
   } else {
     Line("phase", PhaseName(phase));
   }

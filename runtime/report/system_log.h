@@ -31,7 +31,8 @@ class SystemLog : public Reporter {
   const std::string& path() const { return path_; }
 
  private:
-  SystemLog(int fd, std::string path, Clock* clock) : fd_(fd), path_(std::move(path)), clock_(clock) {}
+  SystemLog(int fd, std::string path, Clock* clock)
+      : fd_(fd), path_(std::move(path)), clock_(clock) {}
   void Line(std::string_view level, std::string_view message);
 
   std::mutex mu_;

@@ -11,9 +11,9 @@
 #include <fmt/format.h>
 
 #include "base/fs_util.h"
-#include "runtime/store/object_download.h"
 #include "base/redact.h"
 #include "runtime/run/run_layout.h"
+#include "runtime/store/object_download.h"
 #include "runtime/store/store.h"
 #include "runtime/store/store_factory.h"
 
@@ -45,7 +45,7 @@ bool EnterPrivateMountNamespace(std::string* why_not) {
 
 Status CopyTree(const fs::path& from, const fs::path& to, bool overwrite, PreparedData* out,
                 uint64_t* kept) {
-  struct stat st{};
+  struct stat st {};
   if (stat(from.c_str(), &st) != 0) return ErrnoStatus(errno, from.string());
   if (!S_ISDIR(st.st_mode)) {
     std::error_code ec;
@@ -68,8 +68,8 @@ uint64_t TreeBytes(const fs::path& path) {
   std::error_code ec;
   if (!fs::is_directory(path, ec)) return fs::file_size(path, ec);
   uint64_t total = 0;
-  for (auto it = fs::recursive_directory_iterator(path, ec); it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(path, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
     if (it->is_regular_file(ec)) total += it->file_size(ec);
   }
@@ -154,16 +154,18 @@ Result<PreparedData> DataPreparer::Prepare(const DataReference& ref, ProcessSet*
     TR_RETURN_IF_ERROR(PrepareObject(ref, helpers, &out));
     return out;
   }
-  struct stat st{};
+  struct stat st {};
   if (stat(out.source.c_str(), &st) != 0) {
     return ErrnoStatus(errno, fmt::format("data.{}: dataLocation {}", ref.name, out.source));
   }
   if (ref.mechanism == DataMechanism::kMount) {
-    TR_RETURN_IF_ERROR(Mount(out.source, out.path, &out).WithContext(fmt::format("data.{}", ref.name)));
+    TR_RETURN_IF_ERROR(
+        Mount(out.source, out.path, &out).WithContext(fmt::format("data.{}", ref.name)));
   } else {
     TR_RETURN_IF_ERROR(Download(ref, out.source, out.path, &out));
   }
-  reporter_->Info(fmt::format("data.{}: {} {} at {}", ref.name, out.method, RedactUri(out.source), out.path));
+  reporter_->Info(
+      fmt::format("data.{}: {} {} at {}", ref.name, out.method, RedactUri(out.source), out.path));
   return out;
 }
 
@@ -174,8 +176,8 @@ Status DataPreparer::PrepareObject(const DataReference& ref, ProcessSet* helpers
   if (ref.mechanism == DataMechanism::kMount) {
     if (out->source.rfind("az://", 0) != 0 && out->source.rfind("s3://", 0) != 0) {
       return NotSupportedError(fmt::format(
-          "{}: {} cannot be mounted (only az:// and s3:// can); use mechanism \"download\"",
-          what, shown));
+          "{}: {} cannot be mounted (only az:// and s3:// can); use mechanism \"download\"", what,
+          shown));
     }
     const std::string log = (fs::path(data_dir_).parent_path() / kSystemLogsDir /
                              fmt::format("rclone_{}.log", ref.name))
@@ -185,7 +187,8 @@ Status DataPreparer::PrepareObject(const DataReference& ref, ProcessSet* helpers
     if (!mount.ok()) return mount.status().WithContext(what);
     fuse_mounts_.push_back({ref.name, std::move(mount).value()});
     out->method = "read-only FUSE mount (rclone)";
-    reporter_->Info(fmt::format("{}: {} mounted read-only at {} by rclone", what, shown, out->path));
+    reporter_->Info(
+        fmt::format("{}: {} mounted read-only at {} by rclone", what, shown, out->path));
     return Status::Ok();
   }
   Result<StoreObject> object = OpenStoreObject(out->source);
@@ -219,7 +222,8 @@ Status DataPreparer::Mount(const std::string& source, const std::string& target,
   std::string why_not;
   if (EnterPrivateMountNamespace(&why_not)) {
     Status made = is_dir ? MakeDirs(target) : WriteFileAtomic(target, "");
-    if (made.ok() && mount(source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0) {
+    if (made.ok() &&
+        mount(source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0) {
       mounts_.push_back(target);
       if (mount(nullptr, target.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) == 0) {
         out->method = "read-only bind mount";
@@ -238,8 +242,8 @@ Status DataPreparer::Mount(const std::string& source, const std::string& target,
   fs::create_symlink(source, target, ec);
   if (ec) return ErrnoStatus(ec.value(), fmt::format("symlink {} -> {}", target, source));
   out->method = "symlink";
-  reporter_->Info(fmt::format("cannot bind-mount ({}); using a symlink, which is not read-only",
-                              why_not));
+  reporter_->Info(
+      fmt::format("cannot bind-mount ({}); using a symlink, which is not read-only", why_not));
   return Status::Ok();
 }
 

@@ -19,23 +19,23 @@
 #include <string>
 #include <vector>
 
+#include "base/status.h"
+#include "runtime/report/reporter.h"
 #include "runtime/run/fuse_mount.h"
 #include "runtime/run/job_config.h"
-#include "runtime/report/reporter.h"
-#include "base/status.h"
 
 namespace trainrun {
 
 struct PreparedData {
   std::string name;
-  std::string path;     // what the ranks get: a local path, or the URI for direct
-  std::string source;   // the resolved location
-  std::string method;   // "read-only bind mount", "symlink", "copy", "direct"
-  uint64_t files = 0;   // copied, for download
+  std::string path;    // what the ranks get: a local path, or the URI for direct
+  std::string source;  // the resolved location
+  std::string method;  // "read-only bind mount", "symlink", "copy", "direct"
+  uint64_t files = 0;  // copied, for download
   uint64_t bytes = 0;
   uint64_t downloaded_files = 0;  // from an object store this time
   uint64_t downloaded_bytes = 0;
-  uint64_t cached_files = 0;      // from the node's cache
+  uint64_t cached_files = 0;  // from the node's cache
 };
 
 class DataPreparer {
@@ -68,8 +68,8 @@ class DataPreparer {
  private:
   Result<std::string> ResolveSource(const DataReference& ref) const;
   Status Mount(const std::string& source, const std::string& target, PreparedData* out);
-  Status Download(const DataReference& ref, const std::string& source,
-                  const std::string& target, PreparedData* out);
+  Status Download(const DataReference& ref, const std::string& source, const std::string& target,
+                  PreparedData* out);
   Status PrepareObject(const DataReference& ref, ProcessSet* helpers, PreparedData* out);
 
   std::string job_dir_;

@@ -1,7 +1,6 @@
 #include "runtime/run/fuse_mount.h"
 
 #include <fcntl.h>
-#include <fmt/format.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <unistd.h>
@@ -13,10 +12,12 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/store/azure_blob_store.h"
+#include <fmt/format.h>
+
 #include "base/fs_util.h"
-#include "runtime/process/process_posix.h"
 #include "base/redact.h"
+#include "runtime/process/process_posix.h"
+#include "runtime/store/azure_blob_store.h"
 #include "runtime/store/s3_store.h"
 
 extern char** environ;
@@ -86,9 +87,9 @@ Result<std::pair<std::string, std::map<std::string, std::string>>> RcloneRemote(
 // and home are, locale and time zone, proxies and CA certificates.
 bool IsRcloneEnvironment(std::string_view name) {
   static const char* const kNames[] = {
-      "PATH",        "HOME",        "USER",          "TMPDIR",        "LANG",
-      "TZ",          "HTTP_PROXY",  "HTTPS_PROXY",   "NO_PROXY",      "http_proxy",
-      "https_proxy", "no_proxy",    "SSL_CERT_FILE", "SSL_CERT_DIR",  "XDG_CACHE_HOME"};
+      "PATH",        "HOME",       "USER",          "TMPDIR",       "LANG",
+      "TZ",          "HTTP_PROXY", "HTTPS_PROXY",   "NO_PROXY",     "http_proxy",
+      "https_proxy", "no_proxy",   "SSL_CERT_FILE", "SSL_CERT_DIR", "XDG_CACHE_HOME"};
   if (name.rfind("LC_", 0) == 0) return true;
   for (const char* n : kNames) {
     if (name == n) return true;

@@ -45,11 +45,11 @@ struct Planner {
     for (const fs::directory_entry& entry : entries) {
       const std::string name = entry.path().filename().string();
       const std::string key = key_prefix + name;
-      struct stat lst{};
+      struct stat lst {};
       if (lstat(entry.path().c_str(), &lst) != 0) continue;  // vanished meanwhile
       if (S_ISLNK(lst.st_mode)) {
         fs::path target = fs::read_symlink(entry.path(), ec);
-        struct stat st{};
+        struct stat st {};
         bool resolvable = stat(entry.path().c_str(), &st) == 0;
         if (!resolvable || !IsInside(entry.path().string(), containment_root)) {
           skipped->push_back({RecordPath(key), target.string()});
@@ -142,8 +142,8 @@ Result<RunRecord> RunHistory::ReadRecord(const RunKey& key) {
   TR_ASSIGN_OR_RETURN(std::string text, store_->GetBytes(key.Prefix() + kRunRecordName));
   nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded()) {
-    return IoError(fmt::format("{}/{}{}: not valid JSON", store_->Uri(), key.Prefix(),
-                               kRunRecordName));
+    return IoError(
+        fmt::format("{}/{}{}: not valid JSON", store_->Uri(), key.Prefix(), kRunRecordName));
   }
   Result<RunRecord> record = RunRecord::FromJson(json);
   if (!record.ok()) {
@@ -158,7 +158,8 @@ Result<std::vector<std::string>> RunHistory::Experiments(const std::string& only
   TR_ASSIGN_OR_RETURN(std::vector<std::string> children, store_->ListChildren(""));
   std::vector<std::string> experiments;
   for (const std::string& child : children) {
-    if (!child.empty() && child.back() == '/') experiments.push_back(child.substr(0, child.size() - 1));
+    if (!child.empty() && child.back() == '/')
+      experiments.push_back(child.substr(0, child.size() - 1));
   }
   return experiments;
 }
@@ -178,9 +179,9 @@ Result<RunKey> RunHistory::FindRun(const std::string& run_id, const std::string&
   if (found.size() > 1) {
     std::vector<std::string> names;
     for (const RunKey& k : found) names.push_back(k.experiment);
-    return InvalidArgumentError(fmt::format(
-        "run \"{}\" exists in several experiments ({}); name one with --experiment", run_id,
-        fmt::join(names, ", ")));
+    return InvalidArgumentError(
+        fmt::format("run \"{}\" exists in several experiments ({}); name one with --experiment",
+                    run_id, fmt::join(names, ", ")));
   }
   return found.front();
 }
@@ -202,9 +203,8 @@ Result<std::vector<RunRecord>> RunHistory::ListRuns(const std::string& experimen
       }
     }
   }
-  std::sort(runs.begin(), runs.end(), [](const RunRecord& a, const RunRecord& b) {
-    return a.start_time() > b.start_time();
-  });
+  std::sort(runs.begin(), runs.end(),
+            [](const RunRecord& a, const RunRecord& b) { return a.start_time() > b.start_time(); });
   return runs;
 }
 

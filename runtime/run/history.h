@@ -46,7 +46,7 @@ struct UploadReport {
   uint64_t files = 0;
   uint64_t bytes = 0;
   std::vector<SkippedSymlink> skipped_symlinks;
-  std::vector<std::string> errors;  // "local path -> key: reason", one per file
+  std::vector<std::string> errors;        // "local path -> key: reason", one per file
   std::vector<std::string> failed_paths;  // local paths that did not arrive
   std::vector<size_t> failed_items;       // their indices in the items uploaded
   std::vector<Status> failures;           // and why, in the same order

@@ -1,9 +1,10 @@
 #include "runtime/run/history_uploader.h"
 
-#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+
+#include <fmt/format.h>
 
 #include "base/fs_util.h"
 

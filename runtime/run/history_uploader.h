@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "base/backoff.h"
-#include "runtime/run/history.h"
 #include "runtime/report/reporter.h"
+#include "runtime/run/history.h"
 #include "runtime/store/store.h"
 
 namespace trainrun {

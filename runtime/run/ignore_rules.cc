@@ -119,9 +119,7 @@ bool GlobMatcher::MatchUncached(std::string_view p, std::string_view t) {
   return t.empty();
 }
 
-bool GlobMatch(std::string_view p, std::string_view t) {
-  return GlobMatcher(t.size()).Match(p, t);
-}
+bool GlobMatch(std::string_view p, std::string_view t) { return GlobMatcher(t.size()).Match(p, t); }
 
 void IgnoreRules::AddFile(const std::string& dir, std::string_view content) {
   size_t pos = 0;

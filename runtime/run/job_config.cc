@@ -88,9 +88,12 @@ class ObjectReader {
   std::string Pointer(const std::string& name) const {
     std::string escaped;
     for (char c : name) {
-      if (c == '~') escaped += "~0";
-      else if (c == '/') escaped += "~1";
-      else escaped += c;
+      if (c == '~')
+        escaped += "~0";
+      else if (c == '/')
+        escaped += "~1";
+      else
+        escaped += c;
     }
     return pointer_ + "/" + escaped;
   }
@@ -149,8 +152,8 @@ class ObjectReader {
       fits = d >= min && d <= max && std::floor(d) == d;
     }
     if (!fits) {
-      errors_->Add(At(name), fmt::format("must be an integer from {} to {}, got {}", min, max,
-                                         v->dump()));
+      errors_->Add(At(name),
+                   fmt::format("must be an integer from {} to {}, got {}", min, max, v->dump()));
       return false;
     }
     *out = v->is_number_float() ? static_cast<int>(v->get<double>()) : v->get<int>();
@@ -262,8 +265,10 @@ size_t OffsetOfDepth(const std::string& text, int depth) {
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '[' || c == '{') {
@@ -311,8 +316,8 @@ bool Choice(ObjectReader& reader, const std::string& name,
     }
     names.push_back(choice);
   }
-  reader.errors()->Add(reader.At(name), fmt::format("\"{}\" is not one of {}", text,
-                                                    fmt::join(names, ", ")));
+  reader.errors()->Add(reader.At(name),
+                       fmt::format("\"{}\" is not one of {}", text, fmt::join(names, ", ")));
   return false;
 }
 
@@ -321,8 +326,9 @@ void ParseData(const json& data, const std::string& pointer, Errors* errors,
   for (auto it = data.begin(); it != data.end(); ++it) {
     std::string at = pointer + "/" + it.key();
     if (!IsEnvName(it.key())) {
-      errors->Add(at, "a data reference name must be letters, digits and _ (it becomes "
-                      "AZUREML_DATAREFERENCE_<name>)");
+      errors->Add(at,
+                  "a data reference name must be letters, digits and _ (it becomes "
+                  "AZUREML_DATAREFERENCE_<name>)");
       continue;
     }
     // The name is also a folder: <run dir>/data/<name>.
@@ -331,10 +337,10 @@ void ParseData(const json& data, const std::string& pointer, Errors* errors,
       errors->Add(at, fmt::format("must be an object, got {}", TypeName(it.value())));
       continue;
     }
-    ObjectReader ref(it.value(), at,
-                     {"dataLocation", "mechanism", "pathOnCompute", "environmentVariableName",
-                      "overwrite"},
-                     errors);
+    ObjectReader ref(
+        it.value(), at,
+        {"dataLocation", "mechanism", "pathOnCompute", "environmentVariableName", "overwrite"},
+        errors);
     DataReference d;
     d.name = it.key();
     if (const json* location = ref.Object("dataLocation")) {
@@ -409,14 +415,14 @@ Result<JobConfig> ParseJobFile(const std::string& path) {
     int fd;
     ~FdCloser() { close(fd); }
   } closer{fd};
-  struct stat st{};
+  struct stat st {};
   if (fstat(fd, &st) != 0) return ErrnoStatus(errno, fmt::format("job file {}", path));
   if (!S_ISREG(st.st_mode)) {
-    const char* kind = S_ISDIR(st.st_mode)                             ? "a directory"
-                       : S_ISFIFO(st.st_mode)                          ? "a FIFO"
-                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)    ? "a device"
-                       : S_ISSOCK(st.st_mode)                          ? "a socket"
-                                                                       : "not a file";
+    const char* kind = S_ISDIR(st.st_mode)                          ? "a directory"
+                       : S_ISFIFO(st.st_mode)                       ? "a FIFO"
+                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                       : S_ISSOCK(st.st_mode)                       ? "a socket"
+                                                                    : "not a file";
     return InvalidJobError(
         fmt::format("{}: the job file must be a regular file, this is {}", path, kind));
   }
@@ -456,7 +462,8 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
     const size_t offset = depth.error_position() == 0 ? 0 : depth.error_position() - 1;
     std::string what = depth.error();
     size_t start = what.find("syntax error");
-    if (start == std::string::npos) start = what.find("] ") == std::string::npos ? 0 : what.find("] ") + 2;
+    if (start == std::string::npos)
+      start = what.find("] ") == std::string::npos ? 0 : what.find("] ") + 2;
     return InvalidJobError(fmt::format("{}:{}: not valid JSON: {}", path, LineColumn(text, offset),
                                        what.substr(start)));
   }
@@ -467,8 +474,8 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
     return InvalidJobError(fmt::format("{}: not valid JSON: {}", path, e.what()));
   }
   if (!root.is_object()) {
-    return InvalidJobError(fmt::format("{}: the job file must be a JSON object, got {}", path,
-                                       TypeName(root)));
+    return InvalidJobError(
+        fmt::format("{}: the job file must be a JSON object, got {}", path, TypeName(root)));
   }
 
   Errors errors;
@@ -479,15 +486,15 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
   fs::path absolute = fs::absolute(fs::path(path), ec);
   const fs::path base = (ec ? fs::path(path) : absolute).parent_path();
 
-  ObjectReader top(root, "",
-                   {"script", "command", "arguments", "sourceDirectory", "experimentName",
-                    "runId", "communicator", "nodeCount", "mpi", "processCountPerNode",
-                    "gpusPerProcess", "binding", "maxRunDurationSeconds", "environment",
-                    "data", "history", "rendezvous"},
-                   &errors);
+  ObjectReader top(
+      root, "",
+      {"script", "command", "arguments", "sourceDirectory", "experimentName", "runId",
+       "communicator", "nodeCount", "mpi", "processCountPerNode", "gpusPerProcess", "binding",
+       "maxRunDurationSeconds", "environment", "data", "history", "rendezvous"},
+      &errors);
 
-  const bool script_fits = !top.String("script", &job.script) ||
-                           PathFits(job.script, top.At("script"), &errors);
+  const bool script_fits =
+      !top.String("script", &job.script) || PathFits(job.script, top.At("script"), &errors);
   top.Scalars("command", &job.command);
   if (!job.command.empty()) PathFits(job.command[0], top.At("command") + "/0", &errors);
   if (top.Get("command") != nullptr && job.command.empty() && top.Get("command")->is_array()) {
@@ -495,8 +502,9 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
   }
   if (job.script.empty() && job.command.empty() && top.Get("script") == nullptr &&
       top.Get("command") == nullptr) {
-    errors.Add("", "one of \"script\" (a Python file in sourceDirectory) or \"command\" "
-                   "(an argv array) is required");
+    errors.Add("",
+               "one of \"script\" (a Python file in sourceDirectory) or \"command\" "
+               "(an argv array) is required");
   }
   if (!job.script.empty() && !job.command.empty()) {
     errors.Add(top.At("command"), "give \"script\" or \"command\", not both");
@@ -511,7 +519,7 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
       PathFits((base / source).string(), top.At("sourceDirectory"), &errors)) {
     fs::path canonical = fs::weakly_canonical(base / source, ec);
     job.source_directory = ec ? (base / source).lexically_normal().string() : canonical.string();
-    struct stat st{};
+    struct stat st {};
     if (stat(job.source_directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
       errors.Add(top.At("sourceDirectory"),
                  fmt::format("\"{}\" is not a directory", job.source_directory));
@@ -521,15 +529,13 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
       if (!PathFits(script.string(), top.At("script"), &errors)) {
         // Said above.
       } else if (!fs::is_regular_file(script, ec)) {
-        errors.Add(top.At("script"),
-                   fmt::format("\"{}\" is not a file in sourceDirectory {}", job.script,
-                               job.source_directory));
+        errors.Add(top.At("script"), fmt::format("\"{}\" is not a file in sourceDirectory {}",
+                                                 job.script, job.source_directory));
       }
     }
   }
 
-  if (top.String("experimentName", &job.experiment_name) &&
-      !IsValidRunName(job.experiment_name)) {
+  if (top.String("experimentName", &job.experiment_name) && !IsValidRunName(job.experiment_name)) {
     errors.Add(top.At("experimentName"),
                fmt::format("\"{}\" must be 1-255 letters, digits, '_', '-' or '.', starting "
                            "with a letter or digit",
@@ -614,8 +620,8 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
       const std::string at = fmt::format("{}/{}", h.At("directoriesToWatch"), i);
       if (!PathFits(dir.string(), at, &errors)) continue;
       if (dir.empty() || dir.is_absolute() || *dir.begin() == "..") {
-        errors.Add(at, fmt::format("\"{}\" must be a path inside the working directory",
-                                   dir.string()));
+        errors.Add(at,
+                   fmt::format("\"{}\" must be a path inside the working directory", dir.string()));
       }
     }
     if (h.String("uri", &job.history.uri)) PathFits(job.history.uri, h.At("uri"), &errors);

@@ -66,10 +66,10 @@ struct JobConfig {
   // Exactly one of script (run with the Python interpreter) or command (an argv).
   std::string script;
   std::vector<std::string> command;
-  std::vector<std::string> arguments;   // placeholders not yet expanded
-  std::string source_directory;         // absolute; default: the job file's folder
+  std::vector<std::string> arguments;  // placeholders not yet expanded
+  std::string source_directory;        // absolute; default: the job file's folder
   std::string experiment_name = kDefaultExperimentName;
-  std::string run_id;                   // empty: generated
+  std::string run_id;  // empty: generated
   Communicator communicator = Communicator::kNone;
   int node_count = 1;
   bool node_count_set = false;  // the file gives nodeCount

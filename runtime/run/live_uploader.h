@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/run/history_uploader.h"
 #include "runtime/report/reporter.h"
+#include "runtime/run/history_uploader.h"
 #include "runtime/store/store.h"
 
 namespace trainrun {

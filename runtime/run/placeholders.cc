@@ -26,13 +26,13 @@ Result<std::string> Resolve(const std::string& inner, const std::vector<std::str
     }
     std::string hint = NearestName(name, names);
     if (names.empty()) {
-      return InvalidJobError(fmt::format("{{{{{}}}}} names a data reference, but the job has none",
-                                         inner));
+      return InvalidJobError(
+          fmt::format("{{{{{}}}}} names a data reference, but the job has none", inner));
     }
-    return InvalidJobError(fmt::format(
-        "{{{{{}}}}} names no data reference{}", inner,
-        hint.empty() ? fmt::format(" (known: {})", fmt::join(names, ", "))
-                     : fmt::format("; did you mean {{{{data.{}}}}}?", hint)));
+    return InvalidJobError(fmt::format("{{{{{}}}}} names no data reference{}", inner,
+                                       hint.empty()
+                                           ? fmt::format(" (known: {})", fmt::join(names, ", "))
+                                           : fmt::format("; did you mean {{{{data.{}}}}}?", hint)));
   }
   return InvalidJobError(fmt::format(
       "unknown placeholder {{{{{}}}}}; known are {{{{outputs}}}} and {{{{data.NAME}}}}", inner));
@@ -48,8 +48,9 @@ Result<std::string> Walk(std::string_view text, const std::vector<std::string>& 
       if (end == std::string_view::npos) {
         return InvalidJobError(fmt::format("unclosed placeholder \"{}\"", text.substr(pos)));
       }
-      TR_ASSIGN_OR_RETURN(std::string value,
-                          Resolve(std::string(TrimSpace(text.substr(pos + 2, end - pos - 2))), names, values));
+      TR_ASSIGN_OR_RETURN(
+          std::string value,
+          Resolve(std::string(TrimSpace(text.substr(pos + 2, end - pos - 2))), names, values));
       out += value;
       pos = end + 2;
       continue;

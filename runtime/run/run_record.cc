@@ -59,15 +59,9 @@ RankRecord RankRecordFromJson(const json& j) {
 }
 
 json FailureToJson(const FailureRecord& f) {
-  return {{"rank", f.rank},
-          {"nodeRank", f.node_rank},
-          {"host", f.host},
-          {"pid", f.pid},
-          {"exitCode", f.exit_code},
-          {"signal", f.signal},
-          {"reason", f.reason},
-          {"hint", f.hint},
-          {"stderrTail", f.stderr_tail},
+  return {{"rank", f.rank},       {"nodeRank", f.node_rank}, {"host", f.host},
+          {"pid", f.pid},         {"exitCode", f.exit_code}, {"signal", f.signal},
+          {"reason", f.reason},   {"hint", f.hint},          {"stderrTail", f.stderr_tail},
           {"logFile", f.log_file}};
 }
 
@@ -94,8 +88,7 @@ void RunRecord::SetStatus(RunStatus new_status, WallTime now) {
   status = new_status;
   status_history.emplace_back(new_status, now);
   if (!phases.empty() && phases.back().seconds < 0) {
-    phases.back().seconds =
-        std::chrono::duration<double>(now - phases.back().start).count();
+    phases.back().seconds = std::chrono::duration<double>(now - phases.back().start).count();
   }
   if (!IsFinal(new_status)) phases.push_back({std::string(RunStatusName(new_status)), now, -1});
 }
@@ -166,8 +159,8 @@ Result<RunRecord> RunRecord::FromJson(const json& j) {
     r.run_id = j.value("runId", "");
     r.experiment = j.value("experimentName", "");
     if (!ParseRunStatus(j.value("status", ""), &r.status)) {
-      return InvalidArgumentError(fmt::format("run record has an unknown status \"{}\"",
-                                              j.value("status", "")));
+      return InvalidArgumentError(
+          fmt::format("run record has an unknown status \"{}\"", j.value("status", "")));
     }
     for (const json& h : j.value("statusHistory", json::array())) {
       RunStatus s;
@@ -183,10 +176,12 @@ Result<RunRecord> RunRecord::FromJson(const json& j) {
       phase.seconds = p.value("seconds", -1.0);
       r.phases.push_back(phase);
     }
-    if (j.contains("exitCode") && j["exitCode"].is_number_integer()) r.exit_code = j["exitCode"].get<int>();
+    if (j.contains("exitCode") && j["exitCode"].is_number_integer())
+      r.exit_code = j["exitCode"].get<int>();
     r.outcome = j.value("outcome", "");
     r.stop_reason = j.value("stopReason", "");
-    if (j.contains("failure") && j["failure"].is_object()) r.failure = FailureFromJson(j["failure"]);
+    if (j.contains("failure") && j["failure"].is_object())
+      r.failure = FailureFromJson(j["failure"]);
     for (const json& n : j.value("nodes", json::array())) {
       r.nodes.push_back({n.value("nodeRank", 0), n.value("host", ""), n.value("processCount", 0),
                          n.value("trainrunPid", 0), n.value("workdir", "")});

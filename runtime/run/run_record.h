@@ -95,7 +95,7 @@ struct RunRecord {
   std::optional<FailureRecord> failure;
   std::vector<NodeRecord> nodes;
   std::vector<RankRecord> ranks;
-  std::vector<std::string> command;  // rank 0's argv after placeholders
+  std::vector<std::string> command;                   // rank 0's argv after placeholders
   nlohmann::json source = nlohmann::json::object();   // snapshot stats and git
   nlohmann::json job = nlohmann::json::object();      // the job file, redacted
   nlohmann::json details = nlohmann::json::object();  // data references, binding...

@@ -8,8 +8,8 @@
 #include <fmt/format.h>
 
 #include "base/fs_util.h"
-#include "runtime/run/ignore_rules.h"
 #include "runtime/process/process_posix.h"
+#include "runtime/run/ignore_rules.h"
 
 namespace trainrun {
 namespace {
@@ -42,7 +42,7 @@ struct Walker {
       const std::string name = entry.path().filename().string();
       const std::string rel = relative.empty() ? name : relative + "/" + name;
       const fs::path target = fs::path(destination) / rel;
-      struct stat st{};
+      struct stat st {};
       if (lstat(entry.path().c_str(), &st) != 0) return ErrnoStatus(errno, entry.path().string());
       const bool is_dir = S_ISDIR(st.st_mode);
       if ((is_dir && name == ".git") || rules.IsIgnored(rel, is_dir)) {
@@ -116,15 +116,12 @@ std::optional<GitInfo> ReadGitInfo(const std::string& directory) {
   if (!commit.ok()) return std::nullopt;
   GitInfo info;
   info.commit = Trimmed(*commit);
-  Result<std::string> branch =
-      Git({"rev-parse", "--abbrev-ref", "HEAD"}, directory);
+  Result<std::string> branch = Git({"rev-parse", "--abbrev-ref", "HEAD"}, directory);
   if (branch.ok()) info.branch = Trimmed(*branch);
-  Result<std::string> remote =
-      Git({"config", "--get", "remote.origin.url"}, directory);
+  Result<std::string> remote = Git({"config", "--get", "remote.origin.url"}, directory);
   if (remote.ok()) info.remote = StripUrlCredentials(Trimmed(*remote));
   Result<std::string> status =
-      Git({"status", "--porcelain", "--untracked-files=normal", "--", "."},
-                    directory);
+      Git({"status", "--porcelain", "--untracked-files=normal", "--", "."}, directory);
   info.dirty = status.ok() && !Trimmed(*status).empty();
   return info;
 }

@@ -23,7 +23,7 @@ struct SnapshotStats {
   uint64_t bytes = 0;
   uint64_t directories = 0;
   uint64_t symlinks = 0;
-  uint64_t ignored = 0;  // entries left out by ignore rules
+  uint64_t ignored = 0;     // entries left out by ignore rules
   std::string ignore_file;  // ".amlignore", ".gitignore" or "" (at the root)
 };
 

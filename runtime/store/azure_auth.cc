@@ -1,12 +1,12 @@
 #include "runtime/store/azure_auth.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <ctime>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "base/hashing.h"
 #include "base/text.h"

@@ -23,8 +23,8 @@
 #include <string_view>
 
 #include "base/clock.h"
-#include "runtime/store/http_client.h"
 #include "base/status.h"
+#include "runtime/store/http_client.h"
 #include "runtime/store/store.h"
 
 namespace trainrun {

@@ -1,8 +1,8 @@
 #include "runtime/store/azure_blob_store.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
+
+#include <fmt/format.h>
 
 #include "base/hashing.h"
 #include "base/redact.h"

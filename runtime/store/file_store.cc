@@ -27,9 +27,9 @@ ObjectInfo InfoFromStat(const std::string& key, const struct stat& st) {
   ObjectInfo info;
   info.key = key;
   info.size = static_cast<uint64_t>(st.st_size);
-  info.modified = WallTime(std::chrono::seconds(st.st_mtim.tv_sec)) +
-                  std::chrono::duration_cast<WallTime::duration>(
-                      std::chrono::nanoseconds(st.st_mtim.tv_nsec));
+  info.modified =
+      WallTime(std::chrono::seconds(st.st_mtim.tv_sec)) +
+      std::chrono::duration_cast<WallTime::duration>(std::chrono::nanoseconds(st.st_mtim.tv_nsec));
   info.etag = fmt::format("{:x}-{:x}-{:x}-{:x}", st.st_ino, st.st_size, st.st_mtim.tv_sec,
                           st.st_mtim.tv_nsec);
   return info;
@@ -57,7 +57,7 @@ Status FileStore::PutBytes(const std::string& key, std::string_view data) {
 
 Status FileStore::GetFile(const std::string& key, const std::string& local_path) {
   TR_RETURN_IF_ERROR(ValidateKey(key));
-  struct stat st{};
+  struct stat st {};
   if (stat(PathOf(key).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
     return NotFoundError(fmt::format("{}/{}: no such object", Uri(), key));
   }
@@ -73,7 +73,7 @@ Result<std::string> FileStore::GetBytes(const std::string& key, uint64_t offset,
     if (errno == ENOENT) return NotFoundError(fmt::format("{}/{}: no such object", Uri(), key));
     return ErrnoStatus(errno, path);
   }
-  struct stat st{};
+  struct stat st {};
   fstat(fd, &st);
   if (!S_ISREG(st.st_mode)) {
     close(fd);
@@ -86,8 +86,8 @@ Result<std::string> FileStore::GetBytes(const std::string& key, uint64_t offset,
     out.resize(end - offset);
     size_t done = 0;
     while (done < out.size()) {
-      ssize_t n = pread(fd, out.data() + done, out.size() - done,
-                        static_cast<off_t>(offset + done));
+      ssize_t n =
+          pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       done += static_cast<size_t>(n);
@@ -100,7 +100,7 @@ Result<std::string> FileStore::GetBytes(const std::string& key, uint64_t offset,
 
 Result<ObjectInfo> FileStore::Stat(const std::string& key) {
   TR_RETURN_IF_ERROR(ValidateKey(key));
-  struct stat st{};
+  struct stat st {};
   if (stat(PathOf(key).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
     return NotFoundError(fmt::format("{}/{}: no such object", Uri(), key));
   }
@@ -110,7 +110,8 @@ Result<ObjectInfo> FileStore::Stat(const std::string& key) {
 Result<std::vector<ObjectInfo>> FileStore::List(const std::string& prefix) {
   std::vector<ObjectInfo> out;
   // Walk the deepest folder the prefix names, then filter by the rest.
-  std::string dir_part = prefix.substr(0, prefix.rfind('/') == std::string::npos ? 0 : prefix.rfind('/') + 1);
+  std::string dir_part =
+      prefix.substr(0, prefix.rfind('/') == std::string::npos ? 0 : prefix.rfind('/') + 1);
   fs::path start = dir_part.empty() ? fs::path(root_) : fs::path(PathOf(dir_part));
   std::error_code ec;
   if (!fs::is_directory(start, ec)) return out;
@@ -120,7 +121,7 @@ Result<std::vector<ObjectInfo>> FileStore::List(const std::string& prefix) {
     if (ec) return ErrnoStatus(ec.value(), start.string());
     const std::string name = it->path().filename().string();
     if (IsTempName(name)) continue;
-    struct stat st{};
+    struct stat st {};
     if (lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
     std::string key = fs::relative(it->path(), root_, ec).generic_string();
     if (ec) return ErrnoStatus(ec.value(), it->path().string());

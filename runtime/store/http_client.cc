@@ -1,7 +1,6 @@
 #include "runtime/store/http_client.h"
 
 #include <curl/curl.h>
-#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +9,8 @@
 #include <cstring>
 #include <ctime>
 #include <mutex>
+
+#include <fmt/format.h>
 
 #include "base/redact.h"
 #include "base/text.h"

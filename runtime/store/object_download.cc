@@ -1,6 +1,5 @@
 #include "runtime/store/object_download.h"
 
-#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +8,8 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
+
+#include <fmt/format.h>
 
 #include "base/fs_util.h"
 #include "base/hashing.h"
@@ -137,11 +138,11 @@ Result<DownloadStats> ObjectDownloader::Download(Store* store, const std::string
     TransferProgress progress;
     if (finished) {
       // The terminal shows "<what>: N file(s), X".
-      progress.what = fmt::format(
-          "{} from {}{}, downloaded", what, where,
-          stats.cached_files > 0
-              ? fmt::format(" ({} file(s) from the node's cache)", stats.cached_files)
-              : "");
+      progress.what =
+          fmt::format("{} from {}{}, downloaded", what, where,
+                      stats.cached_files > 0
+                          ? fmt::format(" ({} file(s) from the node's cache)", stats.cached_files)
+                          : "");
       progress.files_done = stats.downloaded_files;
       progress.bytes_done = stats.downloaded_bytes;
       progress.finished = true;

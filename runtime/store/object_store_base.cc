@@ -1,12 +1,13 @@
 #include "runtime/store/object_store_base.h"
 
 #include <fcntl.h>
-#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <thread>
+
+#include <fmt/format.h>
 
 #include "base/hashing.h"
 #include "runtime/store/xml.h"
@@ -21,7 +22,6 @@ bool TotalFromContentRange(const std::string& value, uint64_t* total) {
   *total = std::stoull(value.substr(slash + 1));
   return true;
 }
-
 
 // Reads exactly `size` bytes from the start of `fd`.
 Result<std::string> ReadPrefix(int fd, uint64_t size, const std::string& path) {

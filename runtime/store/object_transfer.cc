@@ -1,7 +1,6 @@
 #include "runtime/store/object_transfer.h"
 
 #include <fcntl.h>
-#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +11,8 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "base/fs_util.h"
 #include "base/hashing.h"

@@ -1,11 +1,11 @@
 #include "runtime/store/s3_signer.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cctype>
 #include <ctime>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "base/hashing.h"
 #include "base/text.h"

@@ -1,9 +1,9 @@
 #include "runtime/store/s3_store.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <set>
+
+#include <fmt/format.h>
 
 #include "base/hashing.h"
 #include "base/redact.h"

@@ -13,14 +13,16 @@ namespace fs = std::filesystem;
 
 Status ValidateKey(const std::string& key) {
   if (key.empty()) return InvalidArgumentError("empty object key");
-  if (key[0] == '/') return InvalidArgumentError(fmt::format("object key \"{}\" starts with '/'", key));
+  if (key[0] == '/')
+    return InvalidArgumentError(fmt::format("object key \"{}\" starts with '/'", key));
   size_t start = 0;
   while (start <= key.size()) {
     size_t end = key.find('/', start);
     if (end == std::string::npos) end = key.size();
     std::string_view segment(key.data() + start, end - start);
     if ((segment.empty() && end != key.size()) || segment == "." || segment == "..") {
-      return InvalidArgumentError(fmt::format("object key \"{}\" has an empty, '.' or '..' part", key));
+      return InvalidArgumentError(
+          fmt::format("object key \"{}\" has an empty, '.' or '..' part", key));
     }
     start = end + 1;
   }
@@ -31,7 +33,8 @@ Result<std::string> KeyPrefixOf(const std::string& uri, std::string path) {
   while (!path.empty() && path.back() == '/') path.pop_back();
   if (path.empty()) return path;
   Status valid = ValidateKey(path);
-  if (!valid.ok()) return InvalidArgumentError(fmt::format("{}: {}", RedactUri(uri), valid.message()));
+  if (!valid.ok())
+    return InvalidArgumentError(fmt::format("{}: {}", RedactUri(uri), valid.message()));
   return path;
 }
 

@@ -36,11 +36,12 @@ Result<std::unique_ptr<Store>> OpenStore(const std::string& uri, const EnvLookup
       if (!ParseUrl(uri, &url)) {
         return InvalidArgumentError(fmt::format("{}: not a valid URL", RedactUri(uri)));
       }
-      return std::unique_ptr<Store>(new HttpsStore(url.scheme + "://" + url.host + url.path, url.query));
+      return std::unique_ptr<Store>(
+          new HttpsStore(url.scheme + "://" + url.host + url.path, url.query));
     } else {
-      return InvalidArgumentError(fmt::format(
-          "{}: unknown scheme \"{}\"; expected file://, az://, s3:// or https://", RedactUri(uri),
-          scheme));
+      return InvalidArgumentError(
+          fmt::format("{}: unknown scheme \"{}\"; expected file://, az://, s3:// or https://",
+                      RedactUri(uri), scheme));
     }
   }
   std::error_code ec;
@@ -53,7 +54,8 @@ Result<StoreObject> OpenStoreObject(const std::string& uri, const EnvLookup& env
   StoreObject out;
   if (uri.rfind("az://", 0) == 0) {
     TR_ASSIGN_OR_RETURN(AzureBlobLocation loc, ParseAzureUri(uri));
-    TR_ASSIGN_OR_RETURN(out.store, OpenStore(fmt::format("az://{}/{}", loc.account, loc.container), env));
+    TR_ASSIGN_OR_RETURN(out.store,
+                        OpenStore(fmt::format("az://{}/{}", loc.account, loc.container), env));
     out.key = loc.prefix;
     return out;
   }
@@ -65,7 +67,8 @@ Result<StoreObject> OpenStoreObject(const std::string& uri, const EnvLookup& env
   }
   ParsedUrl url;
   if (!ParseUrl(uri, &url)) {
-    return InvalidArgumentError(fmt::format("{}: not an az://, s3:// or http(s):// URI", RedactUri(uri)));
+    return InvalidArgumentError(
+        fmt::format("{}: not an az://, s3:// or http(s):// URI", RedactUri(uri)));
   }
   TR_ASSIGN_OR_RETURN(std::string key, KeyPrefixOf(uri, url.path.substr(1)));
   out.store = std::make_unique<HttpsStore>(url.scheme + "://" + url.host, url.query);

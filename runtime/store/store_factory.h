@@ -15,7 +15,8 @@ namespace trainrun {
 // (s3_store.h), or "https://host/path" (read-only, https_store.h). Keys are relative
 // to the URI. Credentials come from `env` (see each store); nothing is contacted
 // yet. Errors name the URI, with credentials removed.
-Result<std::unique_ptr<Store>> OpenStore(const std::string& uri, const EnvLookup& env = ProcessEnv());
+Result<std::unique_ptr<Store>> OpenStore(const std::string& uri,
+                                         const EnvLookup& env = ProcessEnv());
 
 // A single object or a prefix named by a URI, for data references: the store of its
 // container, bucket or host, and the key under it ("" for a whole container).

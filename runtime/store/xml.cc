@@ -1,8 +1,9 @@
 #include "runtime/store/xml.h"
 
-#include <fmt/format.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
+
+#include <fmt/format.h>
 
 namespace trainrun {
 namespace {
@@ -62,20 +63,11 @@ std::string XmlEscape(std::string_view text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
     }
   }
   return out;

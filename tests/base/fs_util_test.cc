@@ -26,7 +26,7 @@ TEST(FsUtilTest, CopyFileAtomicKeepsASparseFileSparse) {
   ASSERT_EQ(pwrite(fd, head.data(), head.size(), 0), 4096);
   ASSERT_EQ(pwrite(fd, middle.data(), middle.size(), 32 << 20), 4096);
   close(fd);
-  struct stat src{};
+  struct stat src {};
   ASSERT_EQ(stat(from.c_str(), &src), 0);
   if (src.st_blocks * 512 >= size) GTEST_SKIP() << "this file system does not keep holes";
 
@@ -34,7 +34,7 @@ TEST(FsUtilTest, CopyFileAtomicKeepsASparseFileSparse) {
   Status s = CopyFileAtomic(from, dir / "copy/sparse.bin", &bytes);
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_EQ(bytes, static_cast<uint64_t>(size));
-  struct stat dst{};
+  struct stat dst {};
   ASSERT_EQ(stat((dir / "copy/sparse.bin").c_str(), &dst), 0);
   EXPECT_EQ(dst.st_size, size);
   EXPECT_EQ(dst.st_mode & 07777, 0640u);

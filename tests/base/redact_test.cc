@@ -7,12 +7,14 @@ namespace trainrun {
 namespace {
 
 TEST(RedactTest, SecretNames) {
-  for (const char* name : {"AWS_SECRET_ACCESS_KEY", "HF_TOKEN", "GITHUB_TOKEN", "DB_PASSWORD",
-                           "AZURE_STORAGE_KEY", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_SAS_TOKEN",
-                           "WANDB_API_KEY", "MY_APIKEY", "TRAINRUN_JOB_TOKEN", "api-key"}) {
+  for (const char* name :
+       {"AWS_SECRET_ACCESS_KEY", "HF_TOKEN", "GITHUB_TOKEN", "DB_PASSWORD", "AZURE_STORAGE_KEY",
+        "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_SAS_TOKEN", "WANDB_API_KEY", "MY_APIKEY",
+        "TRAINRUN_JOB_TOKEN", "api-key"}) {
     EXPECT_TRUE(IsSecretName(name)) << name;
   }
-  for (const char* name : {"PATH", "TOKENIZERS_PARALLELISM", "KEYBOARD", "MONKEY", "RANK", "AUTHOR"}) {
+  for (const char* name :
+       {"PATH", "TOKENIZERS_PARALLELISM", "KEYBOARD", "MONKEY", "RANK", "AUTHOR"}) {
     EXPECT_FALSE(IsSecretName(name)) << name;
   }
 }
@@ -21,7 +23,8 @@ TEST(RedactTest, Uris) {
   EXPECT_EQ(RedactUri("https://user:pw@host/x"), "https://***@host/x");
   EXPECT_EQ(RedactUri("https://acct.blob.core.windows.net/c/b?sv=2020&sig=abc"),
             "https://acct.blob.core.windows.net/c/b?sv=***&sig=***");
-  EXPECT_EQ(RedactUri("https://s3/b/k?X-Amz-Signature=abc&part=1"), "https://s3/b/k?X-Amz-Signature=***&part=1");
+  EXPECT_EQ(RedactUri("https://s3/b/k?X-Amz-Signature=abc&part=1"),
+            "https://s3/b/k?X-Amz-Signature=***&part=1");
   EXPECT_EQ(RedactUri("file:///data/mnist"), "file:///data/mnist");
   EXPECT_EQ(RedactValue("CONN", "DefaultEndpointsProtocol=https;AccountKey=abc=="), "***");
 }
@@ -43,21 +46,28 @@ TEST(RedactTest, JobJsonKeepsShapeAndHidesSecrets) {
 }
 
 TEST(RedactTest, ArgumentsHideSecretOptionsTheirValuesAndCredentialWords) {
-  std::vector<std::string> argv = {"train.py",        "--password",      "hunter2",
-                                   "--hf-token=hf_abcdef", "--epochs",   "3",
-                                   "sv=2020-08-04&ss=b&sig=abc%3D", "api_key=xyz123",
-                                   "--conn",          "DefaultEndpointsProtocol=https;AccountKey=k==",
-                                   "--url",           "https://u:pw@host/d?sig=s",
-                                   "--keyboard",      "us",
-                                   "--token",         "--verbose"};
+  std::vector<std::string> argv = {"train.py",
+                                   "--password",
+                                   "hunter2",
+                                   "--hf-token=hf_abcdef",
+                                   "--epochs",
+                                   "3",
+                                   "sv=2020-08-04&ss=b&sig=abc%3D",
+                                   "api_key=xyz123",
+                                   "--conn",
+                                   "DefaultEndpointsProtocol=https;AccountKey=k==",
+                                   "--url",
+                                   "https://u:pw@host/d?sig=s",
+                                   "--keyboard",
+                                   "us",
+                                   "--token",
+                                   "--verbose"};
   std::vector<std::string> out = RedactArguments(argv);
-  std::vector<std::string> want = {"train.py",        "--password",      "***",
-                                   "--hf-token=***",  "--epochs",        "3",
-                                   "***",             "api_key=***",
-                                   "--conn",          "***",
-                                   "--url",           "https://***@host/d?sig=***",
-                                   "--keyboard",      "us",
-                                   "--token",         "--verbose"};
+  std::vector<std::string> want = {
+      "train.py",   "--password", "***",     "--hf-token=***",
+      "--epochs",   "3",          "***",     "api_key=***",
+      "--conn",     "***",        "--url",   "https://***@host/d?sig=***",
+      "--keyboard", "us",         "--token", "--verbose"};
   EXPECT_EQ(out, want);
 }
 
@@ -74,9 +84,12 @@ TEST(RedactTest, JobJsonRedactsArgumentsAsACommandLine) {
 }
 
 TEST(RedactTest, RegisteredSecretValuesAreScrubbedEverywhere) {
-  const char* env[] = {"PATH=/usr/bin", "TRAINRUN_JOB_TOKEN=tok-0123456789abcdef",
-                       "AZURE_STORAGE_KEY=c2VjcmV0a2V5PT0=", "SHORT_TOKEN=abc",
-                       "MY_SAS=sv=2020&sig=zzzzzzzz", nullptr};
+  const char* env[] = {"PATH=/usr/bin",
+                       "TRAINRUN_JOB_TOKEN=tok-0123456789abcdef",
+                       "AZURE_STORAGE_KEY=c2VjcmV0a2V5PT0=",
+                       "SHORT_TOKEN=abc",
+                       "MY_SAS=sv=2020&sig=zzzzzzzz",
+                       nullptr};
   RegisterSecretsFromEnvironment(env);
   EXPECT_EQ(ScrubSecrets("connect with tok-0123456789abcdef to c2VjcmV0a2V5PT0= ok"),
             "connect with *** to *** ok");

@@ -144,9 +144,8 @@ class ScriptedProcessSet : public ProcessSet {
       if (!proc.reaped && proc.exit_at && *proc.exit_at <= clock_->Now()) {
         proc.reaped = true;
         if (proc.on_exit) {
-          reports.push_back([on_exit = proc.on_exit, status = proc.exit_status] {
-            on_exit(status);
-          });
+          reports.push_back(
+              [on_exit = proc.on_exit, status = proc.exit_status] { on_exit(status); });
           continue;
         }
         ProcessEvent e;

@@ -1,11 +1,11 @@
 #include "gpu/binding_plan.h"
 
-#include <fmt/format.h>
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <map>
 #include <set>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include "gpu/affinity.h"
 #include "gpu/binding_env.h"
@@ -21,8 +21,7 @@ GpuInventory Gpus(const NodeTopology& topology) {
   return DiscoverGpus(topology, options);
 }
 
-BindingPlan Plan(const NodeTopology& topology,
-                 std::optional<int> ranks = std::nullopt,
+BindingPlan Plan(const NodeTopology& topology, std::optional<int> ranks = std::nullopt,
                  std::optional<int> gpus_per_process = std::nullopt) {
   PlanOptions options;
   options.process_count = ranks;
@@ -33,8 +32,7 @@ BindingPlan Plan(const NodeTopology& topology,
 std::map<std::string, std::string> Env(const BindingPlan& plan, int rank,
                                        const NodeTopology& topology) {
   std::map<std::string, std::string> env;
-  for (auto& [name, value] :
-       BindingEnvironment(plan, plan.ranks[rank], topology, Gpus(topology))) {
+  for (auto& [name, value] : BindingEnvironment(plan, plan.ranks[rank], topology, Gpus(topology))) {
     env[name] = value;
   }
   return env;
@@ -91,11 +89,8 @@ TEST(BindingPlanTest, Dgx2SixteenRanksOnePerGpuEachPackageItsOwnCores) {
     const int node = r < 8 ? 0 : 1;
     EXPECT_EQ(rank.numa_nodes, (std::vector<int>{node}));
     EXPECT_EQ(rank.memory_nodes, (std::vector<int>{node}));
-    EXPECT_EQ(rank.cpus,
-              (node == 0 ? std::vector<int>{0, 1} : std::vector<int>{24, 25}))
-        << r;
-    (node == 0 ? package0 : package1)
-        .insert(rank.cpus.begin(), rank.cpus.end());
+    EXPECT_EQ(rank.cpus, (node == 0 ? std::vector<int>{0, 1} : std::vector<int>{24, 25})) << r;
+    (node == 0 ? package0 : package1).insert(rank.cpus.begin(), rank.cpus.end());
     EXPECT_EQ(Env(plan, r, dgx)["CUDA_VISIBLE_DEVICES"], std::to_string(r));
   }
   for (int cpu : package0)
@@ -107,13 +102,11 @@ TEST(BindingPlanTest, Dgx2SixteenRanksOnePerGpuEachPackageItsOwnCores) {
   EXPECT_TRUE(AnyWarning(plan, "NUMA node 0 has 2 core(s) for 8 ranks (0-7)"));
 }
 
-TEST(BindingPlanTest,
-     FullSizeDgx2SixteenRanksGetThreeWholeCoresEachNoCoreShared) {
+TEST(BindingPlanTest, FullSizeDgx2SixteenRanksGetThreeWholeCoresEachNoCoreShared) {
   NodeTopology dgx = FullDgx2();
   BindingPlan plan = Plan(dgx);
   ASSERT_EQ(plan.ranks.size(), 16u);
-  for (const auto& [cpu, ranks] : CpuUse(plan))
-    EXPECT_EQ(ranks, 1) << "CPU " << cpu;
+  for (const auto& [cpu, ranks] : CpuUse(plan)) EXPECT_EQ(ranks, 1) << "CPU " << cpu;
   EXPECT_EQ(CpuUse(plan).size(), 96u);  // every CPU used
   EXPECT_TRUE(plan.warnings.empty());
   // Rank 0: package 0's first 3 cores with their SMT siblings; rank 8 package
@@ -125,8 +118,7 @@ TEST(BindingPlanTest,
     EXPECT_EQ(rank.cores, 3);
     EXPECT_EQ(rank.omp_threads, 3);
     EXPECT_FALSE(rank.shared_cores);
-    for (int cpu : rank.cpus)
-      EXPECT_EQ(NumaNodeOfCpu(dgx, cpu), rank.local_rank < 8 ? 0 : 1);
+    for (int cpu : rank.cpus) EXPECT_EQ(NumaNodeOfCpu(dgx, cpu), rank.local_rank < 8 ? 0 : 1);
   }
 }
 
@@ -141,11 +133,9 @@ TEST(BindingPlanTest, Dgx2EightRanksWithTwoGpusEach) {
     EXPECT_EQ(rank.gpus, (std::vector<int>{2 * r, 2 * r + 1}));
     EXPECT_EQ(rank.numa_nodes, (std::vector<int>{r < 4 ? 0 : 1}));
     EXPECT_EQ(rank.cores, 6);
-    EXPECT_EQ(Env(plan, r, dgx)["CUDA_VISIBLE_DEVICES"],
-              fmt::format("{},{}", 2 * r, 2 * r + 1));
+    EXPECT_EQ(Env(plan, r, dgx)["CUDA_VISIBLE_DEVICES"], fmt::format("{},{}", 2 * r, 2 * r + 1));
   }
-  for (const auto& [cpu, ranks] : CpuUse(plan))
-    EXPECT_EQ(ranks, 1) << "CPU " << cpu;
+  for (const auto& [cpu, ranks] : CpuUse(plan)) EXPECT_EQ(ranks, 1) << "CPU " << cpu;
   // The same on the trimmed fixture: 4 ranks per package share its 2 cores.
   BindingPlan trimmed = Plan(Xml(Dgx2Xml()), 8, 2);
   EXPECT_EQ(trimmed.ranks[3].cpus, (std::vector<int>{0, 1}));
@@ -191,8 +181,7 @@ TEST(BindingPlanTest, EachGpuGetsTheHcaBehindItsOwnPcieSwitch) {
     nic.rdma = true;
     nic.kind = "InfiniBand";
     nic.place.bus_id = "0000:ff:00." + name.substr(name.size() - 1);
-    nic.place.bridges.assign(near.place.bridges.begin(),
-                             near.place.bridges.begin() + 3);
+    nic.place.bridges.assign(near.place.bridges.begin(), near.place.bridges.begin() + 3);
     nic.place.host_bridge = near.place.host_bridge;
     nic.place.numa_nodes = near.place.numa_nodes;
     return nic;
@@ -200,9 +189,7 @@ TEST(BindingPlanTest, EachGpuGetsTheHcaBehindItsOwnPcieSwitch) {
   ASSERT_GE(dgx.gpus[0].place.bridges.size(), 4u);
   dgx.nics = {hca("mlx5_0", dgx.gpus[0]), hca("mlx5_1", dgx.gpus[2])};
   BindingPlan plan = Plan(dgx);
-  auto nic_of = [&](int rank) {
-    return dgx.nics[plan.ranks[rank].nics.at(0)].name;
-  };
+  auto nic_of = [&](int rank) { return dgx.nics[plan.ranks[rank].nics.at(0)].name; };
   EXPECT_EQ(nic_of(0), "mlx5_0");
   EXPECT_EQ(nic_of(1), "mlx5_0");
   EXPECT_EQ(nic_of(2), "mlx5_1");
@@ -215,11 +202,9 @@ TEST(BindingPlanTest, EachGpuGetsTheHcaBehindItsOwnPcieSwitch) {
   EXPECT_EQ(Env(plan, 2, dgx)["NCCL_IB_HCA"], "=mlx5_1:1");
 }
 
-TEST(BindingPlanTest,
-     WithoutInfinibandTheNearestEthernetIsShownButNoIbVariables) {
+TEST(BindingPlanTest, WithoutInfinibandTheNearestEthernetIsShownButNoIbVariables) {
   NodeTopology t = Xml(Em64tXml());
-  t.nics.erase(std::remove_if(t.nics.begin(), t.nics.end(),
-                              [](const Nic& n) { return n.rdma; }),
+  t.nics.erase(std::remove_if(t.nics.begin(), t.nics.end(), [](const Nic& n) { return n.rdma; }),
                t.nics.end());
   BindingPlan plan = Plan(t);
   EXPECT_EQ(t.nics[plan.ranks[0].nics.at(0)].name, "eth0");
@@ -239,8 +224,7 @@ TEST(BindingPlanTest, MoreRanksThanGpusShareGpusWithAWarning) {
   // Ranks 0 and 3 split package 0's 6 cores.
   EXPECT_EQ(plan.ranks[0].cores, 3);
   EXPECT_EQ(plan.ranks[3].cores, 3);
-  for (const auto& [cpu, ranks] : CpuUse(plan))
-    EXPECT_EQ(ranks, 1) << "CPU " << cpu;
+  for (const auto& [cpu, ranks] : CpuUse(plan)) EXPECT_EQ(ranks, 1) << "CPU " << cpu;
 }
 
 TEST(BindingPlanTest, AGpuHwlocCannotPlaceGoesToTheLessLoadedNode) {
@@ -250,10 +234,8 @@ TEST(BindingPlanTest, AGpuHwlocCannotPlaceGoesToTheLessLoadedNode) {
   // GPU 0 is on node 0 and GPU 1 on node 1; GPU 2 balances to node 0 (first of
   // the equally loaded ones).
   EXPECT_EQ(plan.ranks[2].numa_nodes, (std::vector<int>{0}));
-  EXPECT_TRUE(AnyWarning(
-      plan, "hwloc cannot tell which NUMA node GPU 2 (0000:14:00.0)"));
-  for (const auto& [cpu, ranks] : CpuUse(plan))
-    EXPECT_EQ(ranks, 1) << "CPU " << cpu;
+  EXPECT_TRUE(AnyWarning(plan, "hwloc cannot tell which NUMA node GPU 2 (0000:14:00.0)"));
+  for (const auto& [cpu, ranks] : CpuUse(plan)) EXPECT_EQ(ranks, 1) << "CPU " << cpu;
 }
 
 TEST(BindingPlanTest, NoGpusRanksSpreadOverNumaNodes) {
@@ -295,8 +277,7 @@ TEST(BindingPlanTest, UnevenSplitsGiveWholeCoresToEveryRank) {
   for (const auto& [cpu, ranks] : CpuUse(plan)) EXPECT_EQ(ranks, 1);
   EXPECT_EQ(CpuUse(plan).size(), 20u);
   // SMT siblings stay together: each rank's CPU count is twice its cores.
-  for (const RankBinding& rank : plan.ranks)
-    EXPECT_EQ(rank.cpus.size(), 2u * rank.cores);
+  for (const RankBinding& rank : plan.ranks) EXPECT_EQ(rank.cpus.size(), 2u * rank.cores);
 
   BindingPlan seven = Plan(Synthetic("numa:1 core:10 pu:1"), 7);
   std::vector<int> cores;
@@ -339,10 +320,8 @@ TEST(BindingPlanTest, GpusPerProcessEdgeCases) {
   BindingPlan two = Plan(t, std::nullopt, 2);
   EXPECT_EQ(two.process_count, 1);
   EXPECT_EQ(two.ranks[0].gpus, (std::vector<int>{0, 1}));
-  EXPECT_EQ(two.ranks[0].numa_nodes,
-            (std::vector<int>{0, 1}));  // its GPUs' nodes
-  EXPECT_TRUE(AnyWarning(
-      two, "not a multiple of gpusPerProcess 2: 1 GPU(s) stay unused"));
+  EXPECT_EQ(two.ranks[0].numa_nodes, (std::vector<int>{0, 1}));  // its GPUs' nodes
+  EXPECT_TRUE(AnyWarning(two, "not a multiple of gpusPerProcess 2: 1 GPU(s) stay unused"));
   BindingPlan four = Plan(t, std::nullopt, 4);
   EXPECT_EQ(four.ranks[0].gpus, (std::vector<int>{0, 1, 2}));
   EXPECT_TRUE(AnyWarning(four, "each rank gets all of them"));
@@ -356,20 +335,15 @@ TEST(BindingPlanTest, ReportsAsTablesAndJson) {
   GpuInventory gpus = Gpus(t);
   BindingPlan plan = PlanBinding(t, gpus, {});
   std::string topology = FormatTopology(t, gpus);
-  EXPECT_TRUE(Contains(topology, "GPUs: 3 found by PCI vendor and class"))
-      << topology;
-  EXPECT_TRUE(Contains(
-      topology, "mlx4_0  InfiniBand  port 1  0000:05:00.0  0     eth2,ib0"))
+  EXPECT_TRUE(Contains(topology, "GPUs: 3 found by PCI vendor and class")) << topology;
+  EXPECT_TRUE(Contains(topology, "mlx4_0  InfiniBand  port 1  0000:05:00.0  0     eth2,ib0"))
       << topology;
   std::string table = FormatPlan(plan, t, gpus);
   EXPECT_TRUE(Contains(table, "binding auto: 3 rank(s), one per GPU")) << table;
-  EXPECT_TRUE(
-      Contains(table, "1     1    0000:11:00.0  1     3      1,3,5,13,15,17"))
-      << table;
+  EXPECT_TRUE(Contains(table, "1     1    0000:11:00.0  1     3      1,3,5,13,15,17")) << table;
   nlohmann::json j = BindingJson(t, gpus, plan);
   EXPECT_EQ(j["plan"]["ranks"][1]["cpus"], "1,3,5,13,15,17");
-  EXPECT_EQ(j["plan"]["ranks"][1]["cpuList"],
-            (std::vector<int>{1, 3, 5, 13, 15, 17}));
+  EXPECT_EQ(j["plan"]["ranks"][1]["cpuList"], (std::vector<int>{1, 3, 5, 13, 15, 17}));
   EXPECT_EQ(j["plan"]["ranks"][0]["environment"]["NCCL_IB_HCA"], "=mlx4_0:1");
   EXPECT_EQ(j["plan"]["ranks"][2]["gpuBusIds"][0], "0000:14:00.0");
   EXPECT_EQ(j["gpus"]["devices"][0]["nvmlIndex"], nullptr);

@@ -41,12 +41,10 @@ int nvmlInit_v2(void) {
   FILE* file = path != NULL ? fopen(path, "r") : NULL;
   if (file != NULL) {
     char line[256];
-    while (device_count < MAX_DEVICES &&
-           fgets(line, sizeof(line), file) != NULL) {
+    while (device_count < MAX_DEVICES && fgets(line, sizeof(line), file) != NULL) {
       struct nvmlDevice_st* d = &devices[device_count];
       int consumed = 0;
-      if (sscanf(line, "%31s %95s %n", d->bus_id, d->uuid, &consumed) < 2)
-        continue;
+      if (sscanf(line, "%31s %95s %n", d->bus_id, d->uuid, &consumed) < 2) continue;
       snprintf(d->name, sizeof(d->name), "%s", line + consumed);
       d->name[strcspn(d->name, "\n")] = '\0';
       ++device_count;
@@ -65,16 +63,11 @@ int nvmlShutdown(void) {
 
 const char* nvmlErrorString(int result) {
   switch (result) {
-    case 0:
-      return "Success";
-    case 1:
-      return "Uninitialized";
-    case 2:
-      return "Invalid Argument";
-    case 9:
-      return "Driver Not Loaded";
-    default:
-      return "Unknown Error";
+    case 0: return "Success";
+    case 1: return "Uninitialized";
+    case 2: return "Invalid Argument";
+    case 9: return "Driver Not Loaded";
+    default: return "Unknown Error";
   }
 }
 
@@ -105,8 +98,7 @@ int nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t* pci) {
 
 int nvmlDeviceGetUUID(nvmlDevice_t device, char* uuid, unsigned int length) {
   if (!initialised) return 1;
-  if (strlen(device->uuid) + 1 > length)
-    return 7; /* NVML_ERROR_INSUFFICIENT_SIZE */
+  if (strlen(device->uuid) + 1 > length) return 7; /* NVML_ERROR_INSUFFICIENT_SIZE */
   strcpy(uuid, device->uuid);
   return 0;
 }

@@ -1,9 +1,9 @@
 // The arithmetic of trainrun-nccl-check on known inputs: the buffer shapes and byte
 // conventions of nccl-tests, the size ladder, algbw/busbw, and the fill pattern whose
 // reduced values are known.
-#include "gpu/nccl/bandwidth.h"
-
 #include <gtest/gtest.h>
+
+#include "gpu/nccl/bandwidth.h"
 
 namespace trainrun::nccl {
 namespace {

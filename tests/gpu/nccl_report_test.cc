@@ -1,8 +1,8 @@
 // The report of trainrun-nccl-check: the nccl-tests-style table, character for
 // character, and the JSON lines.
-#include "gpu/nccl/report.h"
-
 #include <gtest/gtest.h>
+
+#include "gpu/nccl/report.h"
 
 namespace trainrun::nccl {
 namespace {

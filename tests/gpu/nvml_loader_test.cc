@@ -2,8 +2,9 @@
 // tests whose indices are deliberately not in PCI order.
 #include "gpu/nvml_loader.h"
 
-#include <gtest/gtest.h>
 #include <stdlib.h>
+
+#include <gtest/gtest.h>
 
 #include "gpu/binding_env.h"
 #include "gpu/binding_plan.h"
@@ -19,8 +20,7 @@ using ::trainrun::testing::WriteFile;
 
 // The DGX-2's GPUs as NVML would list them if its indices were not in PCI
 // order: NVML index i is the GPU at PCI position kNvmlOrder[i].
-constexpr int kNvmlOrder[16] = {9,  3,  14, 0, 7, 12, 1, 5,
-                                15, 10, 2,  8, 4, 13, 6, 11};
+constexpr int kNvmlOrder[16] = {9, 3, 14, 0, 7, 12, 1, 5, 15, 10, 2, 8, 4, 13, 6, 11};
 
 class FakeNvmlTest : public ::testing::Test {
  protected:
@@ -33,8 +33,8 @@ class FakeNvmlTest : public ::testing::Test {
       // NVML writes an 8-digit domain; upper case to check normalisation.
       std::string bus = "0000" + gpu.place.bus_id;
       for (char& c : bus) c = static_cast<char>(toupper(c));
-      lines += bus + " GPU-fake-" + std::to_string(position) +
-               " Fake V100 number " + std::to_string(position) + "\n";
+      lines += bus + " GPU-fake-" + std::to_string(position) + " Fake V100 number " +
+               std::to_string(position) + "\n";
     }
     WriteFile(dir_ / "devices", lines);
     setenv("FAKE_NVML_DEVICES", (dir_ / "devices").c_str(), 1);
@@ -85,16 +85,14 @@ TEST_F(FakeNvmlTest, ThePlanFollowsPciBusIdsNotNvmlIndices) {
     EXPECT_EQ(rank.numa_nodes, (std::vector<int>{r < 8 ? 0 : 1}));
     auto env = BindingEnvironment(plan, rank, dgx, inventory);
     ASSERT_FALSE(env.empty());
-    EXPECT_EQ(env[0], (std::pair<std::string, std::string>{
-                          "CUDA_VISIBLE_DEVICES", std::to_string(r)}));
+    EXPECT_EQ(env[0],
+              (std::pair<std::string, std::string>{"CUDA_VISIBLE_DEVICES", std::to_string(r)}));
   }
   EXPECT_EQ(inventory.gpus[plan.ranks[0].gpus[0]].nvml_index, 3);
 }
 
-TEST_F(FakeNvmlTest,
-       NvmlGpusMissingFromTheTopologyAreWarnedAboutAndStillPlanned) {
-  WriteFile(dir_ / "devices",
-            "00000000:34:00.0 GPU-a Fake A\n00000000:99:00.0 GPU-b Fake B\n");
+TEST_F(FakeNvmlTest, NvmlGpusMissingFromTheTopologyAreWarnedAboutAndStillPlanned) {
+  WriteFile(dir_ / "devices", "00000000:34:00.0 GPU-a Fake A\n00000000:99:00.0 GPU-b Fake B\n");
   NodeTopology dgx = Xml(Dgx2Xml());
   DiscoveryOptions options;
   options.nvml_library = FAKE_NVML_LIBRARY;
@@ -109,8 +107,7 @@ TEST_F(FakeNvmlTest,
   // The unplaced GPU goes to the NUMA node with fewer GPUs, with a warning.
   EXPECT_EQ(plan.ranks[1].numa_nodes, (std::vector<int>{1}));
   bool warned = false;
-  for (const std::string& w : plan.warnings)
-    warned |= w.find("0000:99:00.0") != std::string::npos;
+  for (const std::string& w : plan.warnings) warned |= w.find("0000:99:00.0") != std::string::npos;
   EXPECT_TRUE(warned);
 }
 
@@ -118,8 +115,7 @@ TEST_F(FakeNvmlTest, InitFailureFallsBackToHwloc) {
   setenv("FAKE_NVML_INIT_ERROR", "9", 1);
   NvmlReport report = QueryNvml(FAKE_NVML_LIBRARY);
   EXPECT_FALSE(report.available);
-  EXPECT_NE(report.problem.find("Driver Not Loaded"), std::string::npos)
-      << report.problem;
+  EXPECT_NE(report.problem.find("Driver Not Loaded"), std::string::npos) << report.problem;
   DiscoveryOptions options;
   options.nvml_library = FAKE_NVML_LIBRARY;
   GpuInventory inventory = DiscoverGpus(Xml(Dgx2Xml()), options);
@@ -131,8 +127,7 @@ TEST_F(FakeNvmlTest, InitFailureFallsBackToHwloc) {
 TEST(NvmlLoaderTest, AMissingLibraryIsNotAnError) {
   NvmlReport report = QueryNvml("libnvidia-ml-does-not-exist.so.1");
   EXPECT_FALSE(report.available);
-  EXPECT_NE(report.problem.find("libnvidia-ml-does-not-exist.so.1"),
-            std::string::npos);
+  EXPECT_NE(report.problem.find("libnvidia-ml-does-not-exist.so.1"), std::string::npos);
   DiscoveryOptions options;
   options.nvml_library = "libnvidia-ml-does-not-exist.so.1";
   GpuInventory inventory = DiscoverGpus(Xml(Em64tXml()), options);
@@ -143,8 +138,7 @@ TEST(NvmlLoaderTest, AMissingLibraryIsNotAnError) {
 TEST(NvmlLoaderTest, ALibraryWithoutNvmlIsNotAnError) {
   NvmlReport report = QueryNvml("libm.so.6");
   EXPECT_FALSE(report.available);
-  EXPECT_NE(report.problem.find("not an NVML library"), std::string::npos)
-      << report.problem;
+  EXPECT_NE(report.problem.find("not an NVML library"), std::string::npos) << report.problem;
 }
 
 TEST(NvmlLoaderTest, NormalizesBusIds) {

@@ -27,8 +27,7 @@ TEST(TopologyTest, Dgx2HasSixteenGpusFromNvmlOsDevicesEightPerPackage) {
   EXPECT_EQ(t.gpus[0].model, "Tesla V100-SXM3-32GB-H");
   EXPECT_EQ(t.gpus[0].os_devices, (std::vector<std::string>{"nvml0"}));
   for (int i = 0; i < 16; ++i) {
-    EXPECT_EQ(t.gpus[i].place.numa_nodes, (std::vector<int>{i < 8 ? 0 : 1}))
-        << "GPU " << i;
+    EXPECT_EQ(t.gpus[i].place.numa_nodes, (std::vector<int>{i < 8 ? 0 : 1})) << "GPU " << i;
     EXPECT_FALSE(t.gpus[i].place.bridges.empty());
   }
   // GPUs 0 and 1 sit behind the same PCIe switch, GPUs 0 and 4 do not.
@@ -83,30 +82,25 @@ TEST(TopologyTest, SyntheticDescriptions) {
   ASSERT_EQ(no_cores.numa_nodes.size(), 2u);
   EXPECT_EQ(no_cores.numa_nodes[1].cores.size(), 3u);  // one core per PU
 
-  Result<NodeTopology> bad =
-      LoadTopology({TopologyKind::kSynthetic, "pack:two"});
+  Result<NodeTopology> bad = LoadTopology({TopologyKind::kSynthetic, "pack:two"});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("pack:two"), std::string::npos);
 }
 
 TEST(TopologyTest, XmlErrorsNameTheFile) {
   TempDir dir;
-  Result<NodeTopology> missing =
-      LoadTopology({TopologyKind::kXmlFile, dir / "nope.xml"});
+  Result<NodeTopology> missing = LoadTopology({TopologyKind::kXmlFile, dir / "nope.xml"});
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
-  EXPECT_NE(missing.status().message().find(dir / "nope.xml"),
-            std::string::npos);
+  EXPECT_NE(missing.status().message().find(dir / "nope.xml"), std::string::npos);
 
   WriteFile(dir / "bad.xml", "<topology><object type=\"Machine\"");
-  Result<NodeTopology> bad =
-      LoadTopology({TopologyKind::kXmlFile, dir / "bad.xml"});
+  Result<NodeTopology> bad = LoadTopology({TopologyKind::kXmlFile, dir / "bad.xml"});
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find(dir / "bad.xml"), std::string::npos);
 
-  Result<NodeTopology> directory =
-      LoadTopology({TopologyKind::kXmlFile, dir.path()});
+  Result<NodeTopology> directory = LoadTopology({TopologyKind::kXmlFile, dir.path()});
   ASSERT_FALSE(directory.ok());
   EXPECT_NE(directory.status().message().find("not a file"), std::string::npos);
 }
@@ -120,8 +114,7 @@ TEST(TopologyTest, ThisMachineCoversExactlyTheCpusThisProcessMayUse) {
   EXPECT_EQ(t->cpus, *cpus);
   int cpus_in_cores = 0;
   for (const NumaNode& node : t->numa_nodes) {
-    for (const Core& core : node.cores)
-      cpus_in_cores += static_cast<int>(core.cpus.size());
+    for (const Core& core : node.cores) cpus_in_cores += static_cast<int>(core.cpus.size());
   }
   EXPECT_EQ(cpus_in_cores, static_cast<int>(cpus->size()));
 }

@@ -12,27 +12,21 @@
 namespace trainrun::gpu::testing {
 namespace {
 
-const std::vector<std::string> kUuids = {"GPU-aaaa-1111", "GPU-bbbb-2222",
-                                         "GPU-bbbc-3333", ""};
+const std::vector<std::string> kUuids = {"GPU-aaaa-1111", "GPU-bbbb-2222", "GPU-bbbc-3333", ""};
 
 TEST(VisibleDevicesTest, CudaIndicesAndUuids) {
-  EXPECT_EQ(SelectCudaVisibleDevices("2,0", kUuids).positions,
-            (std::vector<int>{2, 0}));
-  EXPECT_EQ(SelectCudaVisibleDevices(" 1 ", kUuids).positions,
-            (std::vector<int>{1}));
-  EXPECT_EQ(
-      SelectCudaVisibleDevices("GPU-bbbb-2222,GPU-aaaa", kUuids).positions,
-      (std::vector<int>{1, 0}));
-  EXPECT_EQ(SelectCudaVisibleDevices("3,GPU-bbbc", kUuids).positions,
-            (std::vector<int>{3, 2}));
+  EXPECT_EQ(SelectCudaVisibleDevices("2,0", kUuids).positions, (std::vector<int>{2, 0}));
+  EXPECT_EQ(SelectCudaVisibleDevices(" 1 ", kUuids).positions, (std::vector<int>{1}));
+  EXPECT_EQ(SelectCudaVisibleDevices("GPU-bbbb-2222,GPU-aaaa", kUuids).positions,
+            (std::vector<int>{1, 0}));
+  EXPECT_EQ(SelectCudaVisibleDevices("3,GPU-bbbc", kUuids).positions, (std::vector<int>{3, 2}));
 }
 
 TEST(VisibleDevicesTest, CudaStopsAtTheFirstEntryThatNamesNoGpu) {
   DeviceSelection s = SelectCudaVisibleDevices("1,7,0", kUuids);
   EXPECT_EQ(s.positions, (std::vector<int>{1}));
   ASSERT_EQ(s.warnings.size(), 1u);
-  EXPECT_NE(s.warnings[0].find("\"7\" names none of the 4 GPU(s)"),
-            std::string::npos)
+  EXPECT_NE(s.warnings[0].find("\"7\" names none of the 4 GPU(s)"), std::string::npos)
       << s.warnings[0];
 
   DeviceSelection ambiguous = SelectCudaVisibleDevices("GPU-bbb", kUuids);
@@ -57,11 +51,9 @@ TEST(VisibleDevicesTest, CudaDuplicatesAndMigInstances) {
 TEST(VisibleDevicesTest, NvidiaContainerToolkitValues) {
   EXPECT_FALSE(SelectNvidiaVisibleDevices("void", kUuids).has_value());
   EXPECT_FALSE(SelectNvidiaVisibleDevices("", kUuids).has_value());
-  EXPECT_EQ(SelectNvidiaVisibleDevices("all", kUuids)->positions,
-            (std::vector<int>{0, 1, 2, 3}));
+  EXPECT_EQ(SelectNvidiaVisibleDevices("all", kUuids)->positions, (std::vector<int>{0, 1, 2, 3}));
   EXPECT_TRUE(SelectNvidiaVisibleDevices("none", kUuids)->positions.empty());
-  std::optional<DeviceSelection> s =
-      SelectNvidiaVisibleDevices("GPU-bbbc-3333,0,9", kUuids);
+  std::optional<DeviceSelection> s = SelectNvidiaVisibleDevices("GPU-bbbc-3333,0,9", kUuids);
   ASSERT_TRUE(s.has_value());
   EXPECT_EQ(s->positions, (std::vector<int>{2, 0}));
   ASSERT_EQ(s->warnings.size(),
@@ -91,8 +83,7 @@ TEST(VisibleDevicesTest, Dgx2SubsetByIndex) {
   EXPECT_FALSE(plan.ranks[0].shared_cores);
   auto env = BindingEnvironment(plan, plan.ranks[1], dgx, inventory);
   EXPECT_EQ(env.at(0).second, "9");
-  EXPECT_EQ(env.at(1),
-            (std::pair<std::string, std::string>{"OMP_NUM_THREADS", "2"}));
+  EXPECT_EQ(env.at(1), (std::pair<std::string, std::string>{"OMP_NUM_THREADS", "2"}));
 }
 
 TEST(VisibleDevicesTest, Dgx2SubsetByUuid) {
@@ -100,8 +91,7 @@ TEST(VisibleDevicesTest, Dgx2SubsetByUuid) {
   DiscoveryOptions options;
   options.use_nvml = false;
   // GPUs 8 and 15, the second by a UUID prefix.
-  options.cuda_visible_devices =
-      "GPU-27ce06e8-97e8-a3d3-f1e7-f81e0dff7929,GPU-bb4648d3";
+  options.cuda_visible_devices = "GPU-27ce06e8-97e8-a3d3-f1e7-f81e0dff7929,GPU-bb4648d3";
   GpuInventory inventory = DiscoverGpus(dgx, options);
   EXPECT_EQ(inventory.Ours(), (std::vector<int>{8, 15}));
   BindingPlan plan = PlanBinding(dgx, inventory, {});
@@ -113,9 +103,7 @@ TEST(VisibleDevicesTest, Dgx2SubsetByUuid) {
   EXPECT_EQ(plan.ranks[1].cpus, (std::vector<int>{25}));
   BindingEnvOptions by_uuid;
   by_uuid.gpus_by_uuid = true;
-  EXPECT_EQ(BindingEnvironment(plan, plan.ranks[1], dgx, inventory, by_uuid)
-                .at(0)
-                .second,
+  EXPECT_EQ(BindingEnvironment(plan, plan.ranks[1], dgx, inventory, by_uuid).at(0).second,
             "GPU-bb4648d3-e72b-4bac-a32f-4c9f3e4eb547");
 }
 
@@ -140,8 +128,7 @@ TEST(VisibleDevicesTest, NvidiaVisibleDevicesAppliesWithoutNvml) {
   DiscoveryOptions options;
   options.use_nvml = false;
   options.nvidia_visible_devices = "4,5,6,7";
-  options.cuda_visible_devices =
-      "1,2";  // positions among the container's 4 GPUs
+  options.cuda_visible_devices = "1,2";  // positions among the container's 4 GPUs
   GpuInventory inventory = DiscoverGpus(dgx, options);
   ASSERT_EQ(inventory.gpus.size(), 4u);
   EXPECT_EQ(inventory.gpus[0].bus_id, "0000:57:00.0");

@@ -71,8 +71,7 @@ int main() {
   if (syscall(SYS_get_mempolicy, &mode, mask, max_nodes, nullptr, 0) != 0) {
     std::printf("MEMPOLICY error\n");
   } else {
-    static const char* kModes[] = {"default", "preferred", "bind", "interleave",
-                                   "local"};
+    static const char* kModes[] = {"default", "preferred", "bind", "interleave", "local"};
     std::string nodes;
     for (unsigned long node = 0; node < max_nodes; ++node) {
       if (mask[node / (8 * sizeof(unsigned long))] &
@@ -81,19 +80,16 @@ int main() {
         nodes += std::to_string(node);
       }
     }
-    std::printf("MEMPOLICY %s %s\n",
-                mode >= 0 && mode <= 4 ? kModes[mode] : "other", nodes.c_str());
+    std::printf("MEMPOLICY %s %s\n", mode >= 0 && mode <= 4 ? kModes[mode] : "other",
+                nodes.c_str());
   }
   std::ifstream numa_maps("/proc/self/numa_maps");
   std::string address, policy;
-  if (numa_maps >> address >> policy)
-    std::printf("NUMA_MAPS %s\n", policy.c_str());
+  if (numa_maps >> address >> policy) std::printf("NUMA_MAPS %s\n", policy.c_str());
 
-  for (const char* name :
-       {"OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "NCCL_IB_HCA",
-        "UCX_NET_DEVICES", "CUDA_DEVICE_ORDER"}) {
-    if (const char* value = std::getenv(name))
-      std::printf("ENV %s=%s\n", name, value);
+  for (const char* name : {"OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "NCCL_IB_HCA",
+                           "UCX_NET_DEVICES", "CUDA_DEVICE_ORDER"}) {
+    if (const char* value = std::getenv(name)) std::printf("ENV %s=%s\n", name, value);
   }
   return 0;
 }

@@ -3,11 +3,11 @@
 // plan is in the run record and system_logs/, `--dry-run` and `trainrun
 // topology` show it, and a container's CUDA_VISIBLE_DEVICES is the pool ranks
 // draw from.
-#include <gtest/gtest.h>
-
 #include <map>
-#include <nlohmann/json.hpp>
 #include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "tests/launcher/trainrun_runner.h"
 
@@ -31,8 +31,7 @@ std::map<std::string, std::string> ProbeReport(const std::string& log) {
     std::string key = line.substr(0, space);
     if (key == "ENV") {
       std::string var = line.substr(space + 1);
-      report["ENV " + var.substr(0, var.find('='))] =
-          var.substr(var.find('=') + 1);
+      report["ENV " + var.substr(0, var.find('='))] = var.substr(var.find('=') + 1);
     } else {
       report[key] = line.substr(space + 1);
     }
@@ -68,8 +67,8 @@ class BindingTest : public ::testing::Test {
   }
   Invocation Run(const std::string& job, std::vector<std::string> more = {},
                  const std::vector<std::string>& env = {}) {
-    std::vector<std::string> args = {
-        "run", job, "--history", dir_ / "history", "--workdir", dir_ / "work"};
+    std::vector<std::string> args = {"run",       job,          "--history", dir_ / "history",
+                                     "--workdir", dir_ / "work"};
     args.insert(args.end(), more.begin(), more.end());
     return RunTrainrun(args, dir_.path(), env);
   }
@@ -96,9 +95,8 @@ TEST_F(BindingTest, EveryRankStartsWithThePlannedCpusAndMemoryPolicy) {
     for (int rank = 0; rank < ranks; ++rank) {
       SCOPED_TRACE("rank " + std::to_string(rank));
       const json& planned = plan["ranks"][rank];
-      auto report =
-          ProbeReport(ReadFile(RunDir() + "/user_logs/std_log_process_" +
-                               std::to_string(rank) + ".txt"));
+      auto report = ProbeReport(
+          ReadFile(RunDir() + "/user_logs/std_log_process_" + std::to_string(rank) + ".txt"));
       ASSERT_FALSE(planned["cpus"].get<std::string>().empty());
       EXPECT_EQ(report["CPUS"], planned["cpus"].get<std::string>());
       EXPECT_EQ(report["THREAD_CPUS"], planned["cpus"].get<std::string>());
@@ -109,17 +107,14 @@ TEST_F(BindingTest, EveryRankStartsWithThePlannedCpusAndMemoryPolicy) {
       EXPECT_EQ(report["MEMPOLICY"], "bind " + nodes);
       EXPECT_EQ(report["NUMA_MAPS"], "bind:" + nodes);
       const std::string omp = planned["environment"]["OMP_NUM_THREADS"];
-      EXPECT_EQ(omp, planned["sharedCores"]
-                         ? "1"
-                         : std::to_string(planned["cores"].get<int>()));
+      EXPECT_EQ(omp, planned["sharedCores"] ? "1" : std::to_string(planned["cores"].get<int>()));
       if (getenv("OMP_NUM_THREADS") == nullptr) {
         EXPECT_EQ(report["ENV OMP_NUM_THREADS"], omp);
       }
       EXPECT_EQ(report["ENV CUDA_DEVICE_ORDER"], "PCI_BUS_ID");
     }
     std::string table = ReadFile(RunDir() + "/system_logs/binding_node_0.txt");
-    EXPECT_NE(table.find("binding auto: " + std::to_string(ranks) +
-                         " rank(s), job file"),
+    EXPECT_NE(table.find("binding auto: " + std::to_string(ranks) + " rank(s), job file"),
               std::string::npos)
         << table;
   }
@@ -129,9 +124,8 @@ TEST_F(BindingTest, BindingNoneLeavesRanksAsTrainrunItselfRuns) {
   Invocation r = Run(Job({{"processCountPerNode", 2}, {"binding", "none"}}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (int rank = 0; rank < 2; ++rank) {
-    auto report =
-        ProbeReport(ReadFile(RunDir() + "/user_logs/std_log_process_" +
-                             std::to_string(rank) + ".txt"));
+    auto report = ProbeReport(
+        ReadFile(RunDir() + "/user_logs/std_log_process_" + std::to_string(rank) + ".txt"));
     EXPECT_EQ(report["CPUS"], OwnStatus("Cpus_allowed_list"));
     EXPECT_EQ(report["MEMPOLICY"], "default ");
     if (getenv("OMP_NUM_THREADS") == nullptr) {
@@ -147,35 +141,29 @@ TEST_F(BindingTest, BindingNoneLeavesRanksAsTrainrunItselfRuns) {
 // log.
 TEST_F(BindingTest, RefusedMemoryPolicyBindsCpusOnly) {
   std::string job = Job({{"processCountPerNode", 2}});
-  TrainrunProcess process(
-      {DENY_MEMPOLICY_BINARY, TrainrunBinary(), "run", job, "--history",
-       dir_ / "history", "--workdir", dir_ / "work"},
-      {}, dir_.path());
+  TrainrunProcess process({DENY_MEMPOLICY_BINARY, TrainrunBinary(), "run", job, "--history",
+                           dir_ / "history", "--workdir", dir_ / "work"},
+                          {}, dir_.path());
   Invocation r = process.Wait();
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  json plan = json::parse(
-      ReadFile(RunDir() + "/run.json"))["details"]["binding"]["plan"];
+  json plan = json::parse(ReadFile(RunDir() + "/run.json"))["details"]["binding"]["plan"];
   for (int rank = 0; rank < 2; ++rank) {
-    auto report =
-        ProbeReport(ReadFile(RunDir() + "/user_logs/std_log_process_" +
-                             std::to_string(rank) + ".txt"));
+    auto report = ProbeReport(
+        ReadFile(RunDir() + "/user_logs/std_log_process_" + std::to_string(rank) + ".txt"));
     EXPECT_EQ(report["MEMPOLICY"], "error");  // the filter is inherited
     EXPECT_EQ(report["CPUS"], plan["ranks"][rank]["cpus"].get<std::string>());
     EXPECT_TRUE(plan["ranks"][rank]["memoryNodes"].empty());
   }
-  EXPECT_NE(ReadFile(RunDir() + "/system_logs/trainrun_node_0.log")
-                .find("CAP_SYS_NICE"),
+  EXPECT_NE(ReadFile(RunDir() + "/system_logs/trainrun_node_0.log").find("CAP_SYS_NICE"),
             std::string::npos);
 }
 
 TEST_F(BindingTest, TheUsersOmpNumThreadsWins) {
   Invocation r =
       Run(Job({{"processCountPerNode", 1},
-               {"environment",
-                {{"environmentVariables", {{"OMP_NUM_THREADS", "7"}}}}}}));
+               {"environment", {{"environmentVariables", {{"OMP_NUM_THREADS", "7"}}}}}}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  auto report =
-      ProbeReport(ReadFile(RunDir() + "/user_logs/std_log_process_0.txt"));
+  auto report = ProbeReport(ReadFile(RunDir() + "/user_logs/std_log_process_0.txt"));
   EXPECT_EQ(report["ENV OMP_NUM_THREADS"], "7");
   EXPECT_NE(ReadFile(RunDir() + "/system_logs/trainrun_node_0.log")
                 .find("OMP_NUM_THREADS=7 from the job file kept"),
@@ -185,113 +173,83 @@ TEST_F(BindingTest, TheUsersOmpNumThreadsWins) {
 TEST_F(BindingTest, AnotherMachinesTopologyIsForPlanningOnly) {
   Invocation r = Run(Job(), {"--topology-xml", Fixture("nvidiaDGX2.xml")});
   EXPECT_EQ(r.exit_code, 64) << r.err;
-  EXPECT_NE(r.err.find("--topology-xml " + Fixture("nvidiaDGX2.xml")),
-            std::string::npos)
-      << r.err;
-  EXPECT_NE(r.err.find("describes another machine"), std::string::npos)
-      << r.err;
+  EXPECT_NE(r.err.find("--topology-xml " + Fixture("nvidiaDGX2.xml")), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("describes another machine"), std::string::npos) << r.err;
 
   Invocation missing = Run(Job(), {"--topology-xml", dir_ / "missing.xml"});
   EXPECT_EQ(missing.exit_code, 64);
-  EXPECT_NE(missing.err.find(dir_ / "missing.xml"), std::string::npos)
-      << missing.err;
+  EXPECT_NE(missing.err.find(dir_ / "missing.xml"), std::string::npos) << missing.err;
 }
 
 TEST_F(BindingTest, DryRunShowsTheDgx2Plan) {
-  Invocation r = Run(Job(), {"--dry-run"},
-                     {"TRAINRUN_TOPOLOGY_XML=" + Fixture("nvidiaDGX2.xml")});
+  Invocation r = Run(Job(), {"--dry-run"}, {"TRAINRUN_TOPOLOGY_XML=" + Fixture("nvidiaDGX2.xml")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("ranks:          16 (one per GPU)"), std::string::npos)
-      << r.out;
-  EXPECT_NE(r.out.find("15    15   0000:e7:00.0  1     2*     24-25  1"),
-            std::string::npos)
+  EXPECT_NE(r.out.find("ranks:          16 (one per GPU)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("15    15   0000:e7:00.0  1     2*     24-25  1"), std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("rank 15:"), std::string::npos);
-  EXPECT_NE(r.out.find("  binding: CPUs 24-25, memory on NUMA node(s) 1\n"),
-            std::string::npos);
+  EXPECT_NE(r.out.find("  binding: CPUs 24-25, memory on NUMA node(s) 1\n"), std::string::npos);
   EXPECT_NE(r.out.find("    CUDA_VISIBLE_DEVICES=15\n"), std::string::npos);
-  EXPECT_NE(r.err.find("NUMA node 1 has 2 core(s) for 8 ranks"),
-            std::string::npos)
-      << r.err;
+  EXPECT_NE(r.err.find("NUMA node 1 has 2 core(s) for 8 ranks"), std::string::npos) << r.err;
 }
 
 TEST_F(BindingTest, TheContainersCudaVisibleDevicesIsThePool) {
-  Invocation r =
-      Run(Job(), {"--dry-run", "--topology-xml", Fixture("nvidiaDGX2.xml")},
-          {"CUDA_VISIBLE_DEVICES=12,3"});
+  Invocation r = Run(Job(), {"--dry-run", "--topology-xml", Fixture("nvidiaDGX2.xml")},
+                     {"CUDA_VISIBLE_DEVICES=12,3"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("ranks:          2 (one per GPU)"), std::string::npos)
-      << r.out;
+  EXPECT_NE(r.out.find("ranks:          2 (one per GPU)"), std::string::npos) << r.out;
   size_t rank1 = r.out.find("rank 1:");
   ASSERT_NE(rank1, std::string::npos);
-  EXPECT_NE(r.out.substr(0, rank1).find("    CUDA_VISIBLE_DEVICES=3\n"),
-            std::string::npos)
+  EXPECT_NE(r.out.substr(0, rank1).find("    CUDA_VISIBLE_DEVICES=3\n"), std::string::npos)
       << r.out;
-  EXPECT_NE(r.out.substr(rank1).find("    CUDA_VISIBLE_DEVICES=12\n"),
-            std::string::npos)
-      << r.out;
-  EXPECT_NE(r.out.substr(rank1).find(
-                "  binding: CPUs 24-25, memory on NUMA node(s) 1"),
+  EXPECT_NE(r.out.substr(rank1).find("    CUDA_VISIBLE_DEVICES=12\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.substr(rank1).find("  binding: CPUs 24-25, memory on NUMA node(s) 1"),
             std::string::npos);
 }
 
 TEST_F(BindingTest, AJobFilesCudaVisibleDevicesIsKeptAndPlannedWith) {
-  Invocation r = Run(
-      Job({{"environment",
-            {{"environmentVariables", {{"CUDA_VISIBLE_DEVICES", "9,10"}}}}}}),
-      {"--dry-run", "--topology-xml", Fixture("nvidiaDGX2.xml")});
+  Invocation r =
+      Run(Job({{"environment", {{"environmentVariables", {{"CUDA_VISIBLE_DEVICES", "9,10"}}}}}}),
+          {"--dry-run", "--topology-xml", Fixture("nvidiaDGX2.xml")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("ranks:          2 (one per GPU)"), std::string::npos)
-      << r.out;
+  EXPECT_NE(r.out.find("ranks:          2 (one per GPU)"), std::string::npos) << r.out;
   size_t rank1 = r.out.find("rank 1:");
   ASSERT_NE(rank1, std::string::npos);
-  EXPECT_NE(r.out.substr(rank1).find("    CUDA_VISIBLE_DEVICES=9,10\n"),
-            std::string::npos)
+  EXPECT_NE(r.out.substr(rank1).find("    CUDA_VISIBLE_DEVICES=9,10\n"), std::string::npos)
       << r.out;
-  EXPECT_NE(
-      r.out.substr(rank1).find("  binding: CPUs 25, memory on NUMA node(s) 1"),
-      std::string::npos)
+  EXPECT_NE(r.out.substr(rank1).find("  binding: CPUs 25, memory on NUMA node(s) 1"),
+            std::string::npos)
       << r.out;
 }
 
 TEST_F(BindingTest, TopologyCommandTablesAndJson) {
   Invocation here = RunTrainrun({"topology"}, dir_.path());
   ASSERT_EQ(here.exit_code, 0) << here.err;
-  EXPECT_NE(here.out.find("topology: this machine"), std::string::npos)
-      << here.out;
-  EXPECT_NE(here.out.find("binding auto: 1 rank(s)"), std::string::npos)
-      << here.out;
+  EXPECT_NE(here.out.find("topology: this machine"), std::string::npos) << here.out;
+  EXPECT_NE(here.out.find("binding auto: 1 rank(s)"), std::string::npos) << here.out;
 
-  Invocation table = RunTrainrun(
-      {"topology", "--topology-xml", Fixture("24em64t-2n6c2t-pci.xml")},
-      dir_.path());
+  Invocation table =
+      RunTrainrun({"topology", "--topology-xml", Fixture("24em64t-2n6c2t-pci.xml")}, dir_.path());
   ASSERT_EQ(table.exit_code, 0) << table.err;
-  EXPECT_NE(table.out.find("GPUs: 3 found by PCI vendor and class"),
+  EXPECT_NE(table.out.find("GPUs: 3 found by PCI vendor and class"), std::string::npos)
+      << table.out;
+  EXPECT_NE(table.out.find("0     0    0000:06:00.0  0     6      "
+                           "0,2,4,6,8,10,12,14,16,18,20,22  0       mlx4_0 (host bridge)  6"),
             std::string::npos)
       << table.out;
-  EXPECT_NE(
-      table.out.find(
-          "0     0    0000:06:00.0  0     6      "
-          "0,2,4,6,8,10,12,14,16,18,20,22  0       mlx4_0 (host bridge)  6"),
-      std::string::npos)
-      << table.out;
 
-  Invocation j = RunTrainrun(
-      {"topology", "--nproc", "4", "--json"}, dir_.path(),
-      {"TRAINRUN_TOPOLOGY_XML=" + Fixture("24em64t-2n6c2t-pci.xml")});
+  Invocation j = RunTrainrun({"topology", "--nproc", "4", "--json"}, dir_.path(),
+                             {"TRAINRUN_TOPOLOGY_XML=" + Fixture("24em64t-2n6c2t-pci.xml")});
   ASSERT_EQ(j.exit_code, 0) << j.err;
   json plan = json::parse(j.out);
   ASSERT_EQ(plan["plan"]["ranks"].size(), 4u);
   EXPECT_EQ(plan["plan"]["ranks"][3]["gpus"], json::array({0}));
-  EXPECT_EQ(plan["plan"]["ranks"][1]["environment"]["UCX_NET_DEVICES"],
-            "mlx4_0:1");
+  EXPECT_EQ(plan["plan"]["ranks"][1]["environment"]["UCX_NET_DEVICES"], "mlx4_0:1");
   EXPECT_EQ(plan["topology"]["nics"][2]["name"], "mlx4_0");
 
-  Invocation missing = RunTrainrun(
-      {"topology", "--topology-xml", dir_ / "none.xml"}, dir_.path());
+  Invocation missing = RunTrainrun({"topology", "--topology-xml", dir_ / "none.xml"}, dir_.path());
   EXPECT_EQ(missing.exit_code, 64);
-  EXPECT_NE(missing.err.find(dir_ / "none.xml"), std::string::npos)
-      << missing.err;
+  EXPECT_NE(missing.err.find(dir_ / "none.xml"), std::string::npos) << missing.err;
 }
 
 TEST_F(BindingTest, TopologyCommandWithTheFakeNvmlShowsBothNumberings) {
@@ -299,15 +257,13 @@ TEST_F(BindingTest, TopologyCommandWithTheFakeNvmlShowsBothNumberings) {
   WriteFile(dir_ / "devices",
             "00000000:36:00.0 GPU-second Fake B\n00000000:34:00.0 GPU-first "
             "Fake A\n");
-  Invocation r = RunTrainrun(
-      {"topology", "--topology-xml", Fixture("nvidiaDGX2.xml"), "--json"},
-      dir_.path(),
-      {std::string("TRAINRUN_NVML_LIBRARY=") + FAKE_NVML_LIBRARY,
-       "FAKE_NVML_DEVICES=" + (dir_ / "devices")});
+  Invocation r =
+      RunTrainrun({"topology", "--topology-xml", Fixture("nvidiaDGX2.xml"), "--json"}, dir_.path(),
+                  {std::string("TRAINRUN_NVML_LIBRARY=") + FAKE_NVML_LIBRARY,
+                   "FAKE_NVML_DEVICES=" + (dir_ / "devices")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json j = json::parse(r.out);
-  EXPECT_EQ(j["gpus"]["source"],
-            std::string("NVML (") + FAKE_NVML_LIBRARY + ")");
+  EXPECT_EQ(j["gpus"]["source"], std::string("NVML (") + FAKE_NVML_LIBRARY + ")");
   ASSERT_EQ(j["gpus"]["devices"].size(), 2u);
   EXPECT_EQ(j["gpus"]["devices"][0]["busId"], "0000:34:00.0");
   EXPECT_EQ(j["gpus"]["devices"][0]["nvmlIndex"], 1);

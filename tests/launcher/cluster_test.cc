@@ -1,13 +1,14 @@
 // Multi-node `trainrun run` on one machine without namespaces: several
 // trainruns on 127.0.0.1, each its own node (no root needed). The
 // network-namespace cluster tests are in tests/multinode/.
-#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
+
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "tests/launcher/trainrun_runner.h"
@@ -34,8 +35,7 @@ class ClusterTest : public ::testing::Test {
   std::string Job(json job) {
     job["sourceDirectory"] = "src";
     job["experimentName"] = "cluster";
-    if (!job.contains("runId"))
-      job["runId"] = run_id_ = "c" + std::to_string(++jobs_);
+    if (!job.contains("runId")) job["runId"] = run_id_ = "c" + std::to_string(++jobs_);
     WriteFile(dir_ / "src/README", "x\n");
     std::string path = dir_ / ("job" + std::to_string(++files_) + ".json");
     WriteFile(path, job.dump(2));
@@ -43,27 +43,27 @@ class ClusterTest : public ::testing::Test {
   }
   std::vector<std::string> Args(const std::string& job, int node,
                                 std::vector<std::string> more = {}) {
-    std::vector<std::string> args = {TrainrunBinary(),
-                                     "run",
-                                     job,
-                                     "--node-rank",
-                                     std::to_string(node),
-                                     "--master-addr",
-                                     "127.0.0.1",
-                                     "--control-port",
-                                     std::to_string(port_),
-                                     "--history",
-                                     dir_ / "history",
-                                     "--workdir",
-                                     shared_workdir_ ? dir_ / "shared"
-                                                     : dir_ / ("w" + std::to_string(node))};
+    std::vector<std::string> args = {
+        TrainrunBinary(),
+        "run",
+        job,
+        "--node-rank",
+        std::to_string(node),
+        "--master-addr",
+        "127.0.0.1",
+        "--control-port",
+        std::to_string(port_),
+        "--history",
+        dir_ / "history",
+        "--workdir",
+        shared_workdir_ ? dir_ / "shared" : dir_ / ("w" + std::to_string(node))};
     args.insert(args.end(), more.begin(), more.end());
     return args;
   }
-  std::unique_ptr<TrainrunProcess> Start(
-      const std::string& job, int node, std::vector<std::string> more = {},
-      std::vector<std::string> env = {
-          "TRAINRUN_JOB_TOKEN=cluster-test-token-123456"}) {
+  std::unique_ptr<TrainrunProcess> Start(const std::string& job, int node,
+                                         std::vector<std::string> more = {},
+                                         std::vector<std::string> env = {
+                                             "TRAINRUN_JOB_TOKEN=cluster-test-token-123456"}) {
     std::string out = dir_ / ("out" + std::to_string(++outs_));
     fs::create_directories(out);
     return std::make_unique<TrainrunProcess>(Args(job, node, more), env, out);
@@ -83,14 +83,11 @@ class ClusterTest : public ::testing::Test {
                 {"nodeCount", 2},
                 {"processCountPerNode", 1}});
   }
-  std::string PidFile(int rank) const {
-    return dir_ / ("pids/" + std::to_string(rank) + ".pid");
-  }
+  std::string PidFile(int rank) const { return dir_ / ("pids/" + std::to_string(rank) + ".pid"); }
   // Both nodes of a PidJob started and their ranks are running.
   void WaitForBothRanks() {
-    ASSERT_TRUE(WaitFor([&] {
-      return !ReadFile(PidFile(0)).empty() && !ReadFile(PidFile(1)).empty();
-    }));
+    ASSERT_TRUE(
+        WaitFor([&] { return !ReadFile(PidFile(0)).empty() && !ReadFile(PidFile(1)).empty(); }));
   }
   std::string RunDir() const { return dir_ / ("history/cluster/" + run_id_); }
   json Record() const { return json::parse(ReadFile(RunDir() + "/run.json")); }
@@ -109,32 +106,27 @@ std::string HostName() {
 }
 
 TEST_F(ClusterTest, TwoNodesOnLoopbackRunOneJob) {
-  std::string job = Job(
-      {{"command",
-        {RankHelper(), "--sleep-ms", "0", "--write-output", "--print-env",
-         "RANK", "WORLD_SIZE", "LOCAL_RANK", "NODE_RANK", "MASTER_ADDR",
-         "TRAINRUN_NODE_COUNT", "TRAINRUN_JOB_TOKEN", "NCCL_SOCKET_IFNAME"}},
-       {"nodeCount", 2},
-       {"processCountPerNode", 2}});
+  std::string job = Job({{"command",
+                          {RankHelper(), "--sleep-ms", "0", "--write-output", "--print-env", "RANK",
+                           "WORLD_SIZE", "LOCAL_RANK", "NODE_RANK", "MASTER_ADDR",
+                           "TRAINRUN_NODE_COUNT", "TRAINRUN_JOB_TOKEN", "NCCL_SOCKET_IFNAME"}},
+                         {"nodeCount", 2},
+                         {"processCountPerNode", 2}});
   std::vector<Invocation> r = RunNodes(job, 2);
   for (int n = 0; n < 2; ++n) ASSERT_EQ(r[n].exit_code, 0) << r[n].err;
   EXPECT_NE(r[1].out.find("[rank 3] RANK=3\n"), std::string::npos) << r[1].out;
   EXPECT_NE(r[1].out.find("[rank 3] LOCAL_RANK=1\n"), std::string::npos);
   EXPECT_NE(r[1].out.find("[rank 2] NODE_RANK=1\n"), std::string::npos);
   EXPECT_NE(r[0].out.find("[rank 0] WORLD_SIZE=4\n"), std::string::npos);
-  EXPECT_NE(r[0].out.find("[rank 0] TRAINRUN_NODE_COUNT=2\n"),
-            std::string::npos);
-  EXPECT_NE(r[0].out.find("[rank 1] NCCL_SOCKET_IFNAME=lo\n"),
-            std::string::npos);
+  EXPECT_NE(r[0].out.find("[rank 0] TRAINRUN_NODE_COUNT=2\n"), std::string::npos);
+  EXPECT_NE(r[0].out.find("[rank 1] NCCL_SOCKET_IFNAME=lo\n"), std::string::npos);
   // The job token is trainrun's own: the ranks never see it.
-  EXPECT_NE(r[0].out.find("[rank 0] TRAINRUN_JOB_TOKEN=<unset>\n"),
-            std::string::npos);
+  EXPECT_NE(r[0].out.find("[rank 0] TRAINRUN_JOB_TOKEN=<unset>\n"), std::string::npos);
   for (int rank = 0; rank < 4; ++rank) {
-    EXPECT_EQ(
-        ReadFile(RunDir() + "/outputs/rank" + std::to_string(rank) + ".txt"),
-        "rank " + std::to_string(rank) + "\n");
-    EXPECT_TRUE(fs::exists(RunDir() + "/user_logs/std_log_process_" +
-                           std::to_string(rank) + ".txt"));
+    EXPECT_EQ(ReadFile(RunDir() + "/outputs/rank" + std::to_string(rank) + ".txt"),
+              "rank " + std::to_string(rank) + "\n");
+    EXPECT_TRUE(
+        fs::exists(RunDir() + "/user_logs/std_log_process_" + std::to_string(rank) + ".txt"));
   }
   EXPECT_TRUE(fs::exists(RunDir() + "/system_logs/trainrun_node_0.log"));
   EXPECT_TRUE(fs::exists(RunDir() + "/system_logs/trainrun_node_1.log"));
@@ -146,8 +138,7 @@ TEST_F(ClusterTest, TwoNodesOnLoopbackRunOneJob) {
   EXPECT_EQ(rec["ranks"][3]["localRank"], 1);
   EXPECT_EQ(rec["details"]["cluster"]["worldSize"], 4);
   EXPECT_FALSE(rec["details"]["cluster"]["jobTokenDerived"].get<bool>());
-  EXPECT_EQ(ReadFile(RunDir() + "/run.json").find("cluster-test-token"),
-            std::string::npos);
+  EXPECT_EQ(ReadFile(RunDir() + "/run.json").find("cluster-test-token"), std::string::npos);
 }
 
 // A --workdir on a file system all nodes share (NFS, Lustre, a Slurm cluster's home):
@@ -176,24 +167,19 @@ TEST_F(ClusterTest, NodesSharingOneWorkdirEachUseTheirOwnFolder) {
 }
 
 TEST_F(ClusterTest, TheHeadChoosesTheRunIdWhenTheJobFileNamesNone) {
-  json spec = {
-      {"command",
-       {RankHelper(), "--sleep-ms", "0", "--print-env", "TRAINRUN_RUN_ID"}},
-      {"nodeCount", 2},
-      {"processCountPerNode", 1},
-      {"runId", nullptr}};
+  json spec = {{"command", {RankHelper(), "--sleep-ms", "0", "--print-env", "TRAINRUN_RUN_ID"}},
+               {"nodeCount", 2},
+               {"processCountPerNode", 1},
+               {"runId", nullptr}};
   std::string job = Job(spec);
   std::vector<Invocation> r = RunNodes(job, 2);
   for (int n = 0; n < 2; ++n) ASSERT_EQ(r[n].exit_code, 0) << r[n].err;
   size_t at = r[0].out.find("TRAINRUN_RUN_ID=");
   ASSERT_NE(at, std::string::npos);
-  std::string run_id =
-      r[0].out.substr(at + 16, r[0].out.find('\n', at) - at - 16);
-  EXPECT_NE(r[1].out.find("TRAINRUN_RUN_ID=" + run_id + "\n"),
-            std::string::npos)
-      << r[1].out;
-  EXPECT_TRUE(fs::exists(dir_ / ("history/cluster/" + run_id +
-                                 "/user_logs/std_log_process_1.txt")));
+  std::string run_id = r[0].out.substr(at + 16, r[0].out.find('\n', at) - at - 16);
+  EXPECT_NE(r[1].out.find("TRAINRUN_RUN_ID=" + run_id + "\n"), std::string::npos) << r[1].out;
+  EXPECT_TRUE(
+      fs::exists(dir_ / ("history/cluster/" + run_id + "/user_logs/std_log_process_1.txt")));
   EXPECT_TRUE(fs::exists(dir_ / ("w1/cluster/" + run_id)));
 }
 
@@ -216,8 +202,7 @@ TEST_F(ClusterTest, OutputsWrittenDifferentlyByTwoNodesAreBothKept) {
   json conflicts = Record()["details"]["outputConflicts"];
   ASSERT_EQ(conflicts.size(), 1u) << conflicts;
   EXPECT_EQ(conflicts[0]["path"], "outputs/result.txt");
-  EXPECT_NE(r[0].err.find(
-                "outputs/result.txt was written differently by several nodes"),
+  EXPECT_NE(r[0].err.find("outputs/result.txt was written differently by several nodes"),
             std::string::npos)
       << r[0].err;
 }
@@ -234,8 +219,7 @@ TEST_F(ClusterTest, ACancelOnOneNodeCancelsEveryNode) {
   EXPECT_EQ(n.exit_code, 143) << n.err;
   json rec = Record();
   EXPECT_EQ(rec["status"], "Canceled");
-  EXPECT_NE(rec["stopReason"].get<std::string>().find("on node 1"),
-            std::string::npos)
+  EXPECT_NE(rec["stopReason"].get<std::string>().find("on node 1"), std::string::npos)
       << rec["stopReason"];
   for (int rank = 0; rank < 2; ++rank) {
     EXPECT_FALSE(ProcessAlive(std::stoi(ReadFile(PidFile(rank)))));
@@ -250,12 +234,10 @@ TEST_F(ClusterTest, ANodeThatCannotPrepareStopsTheJobBeforeAnyRankStarts) {
   EXPECT_EQ(r[1].exit_code, 65) << r[1].err;
   EXPECT_NE(r[1].err.find("already exists"), std::string::npos) << r[1].err;
   EXPECT_EQ(r[0].exit_code, 65) << r[0].err;
-  EXPECT_TRUE(ReadFile(PidFile(0)).empty())
-      << "a rank started although node 1 could not prepare";
+  EXPECT_TRUE(ReadFile(PidFile(0)).empty()) << "a rank started although node 1 could not prepare";
   json rec = Record();
   EXPECT_EQ(rec["status"], "Failed");
-  EXPECT_NE(rec["stopReason"].get<std::string>().find("node 1"),
-            std::string::npos)
+  EXPECT_NE(rec["stopReason"].get<std::string>().find("node 1"), std::string::npos)
       << rec["stopReason"];
 }
 
@@ -275,17 +257,14 @@ TEST_F(ClusterTest, RendezvousTimeoutsNameWhatIsMissing) {
   EXPECT_EQ(n.exit_code, 69);
   EXPECT_NE(n.err.find("rendezvous failed"), std::string::npos) << n.err;
   // A node alone keeps knocking until its timeout.
-  Invocation lonely =
-      RunTrainrun({"run", job, "--node-rank", "2", "--master-addr", "127.0.0.1",
-                   "--control-port", std::to_string(FreePort()),
-                   "--rendezvous-timeout", "2", "--workdir", dir_ / "w2"},
-                  dir_.path());
+  Invocation lonely = RunTrainrun(
+      {"run", job, "--node-rank", "2", "--master-addr", "127.0.0.1", "--control-port",
+       std::to_string(FreePort()), "--rendezvous-timeout", "2", "--workdir", dir_ / "w2"},
+      dir_.path());
   EXPECT_EQ(lonely.exit_code, 69);
-  EXPECT_NE(lonely.err.find("could not reach the head at 127.0.0.1:"),
-            std::string::npos)
+  EXPECT_NE(lonely.err.find("could not reach the head at 127.0.0.1:"), std::string::npos)
       << lonely.err;
-  EXPECT_FALSE(fs::exists(dir_ / "w2"))
-      << "a node laid out a run directory before the rendezvous";
+  EXPECT_FALSE(fs::exists(dir_ / "w2")) << "a node laid out a run directory before the rendezvous";
 }
 
 TEST_F(ClusterTest, WithoutAJobTokenOneIsDerivedAndAWarningSaysSo) {
@@ -298,65 +277,49 @@ TEST_F(ClusterTest, WithoutAJobTokenOneIsDerivedAndAWarningSaysSo) {
   Invocation n = node->Wait();
   EXPECT_EQ(h.exit_code, 0) << h.err;
   EXPECT_EQ(n.exit_code, 0) << n.err;
-  EXPECT_NE(h.err.find("TRAINRUN_JOB_TOKEN is not set"), std::string::npos)
-      << h.err;
+  EXPECT_NE(h.err.find("TRAINRUN_JOB_TOKEN is not set"), std::string::npos) << h.err;
   EXPECT_TRUE(Record()["details"]["cluster"]["jobTokenDerived"].get<bool>());
 }
 
 TEST_F(ClusterTest, DryRunShowsWhereTheNodeStandsAndWhy) {
-  std::string job =
-      Job({{"command", {RankHelper()}}, {"processCountPerNode", 2}});
-  Invocation r =
-      RunTrainrun({"run", job, "--dry-run"}, dir_.path(),
-                  {"SLURM_JOB_ID=77", "SLURM_NODEID=1", "SLURM_NNODES=2",
-                   "SLURM_JOB_NODELIST=gpu-[001-002]"});
+  std::string job = Job({{"command", {RankHelper()}}, {"processCountPerNode", 2}});
+  Invocation r = RunTrainrun(
+      {"run", job, "--dry-run"}, dir_.path(),
+      {"SLURM_JOB_ID=77", "SLURM_NODEID=1", "SLURM_NNODES=2", "SLURM_JOB_NODELIST=gpu-[001-002]"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("nodes:          2 (this node: 1; from Slurm)"),
+  EXPECT_NE(r.out.find("nodes:          2 (this node: 1; from Slurm)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("head gpu-001 (first of SLURM_JOB_NODELIST=gpu-[001-002])"),
             std::string::npos)
-      << r.out;
-  EXPECT_NE(
-      r.out.find("head gpu-001 (first of SLURM_JOB_NODELIST=gpu-[001-002])"),
-      std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("rank 3:"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("WORLD_SIZE=4"), std::string::npos);
   // A multi-node job that cannot tell which node this is.
-  Invocation unknown =
-      RunTrainrun({"run", Job({{"command", {RankHelper()}}, {"nodeCount", 2}}),
-                   "--dry-run"},
-                  dir_.path());
+  Invocation unknown = RunTrainrun(
+      {"run", Job({{"command", {RankHelper()}}, {"nodeCount", 2}}), "--dry-run"}, dir_.path());
   EXPECT_EQ(unknown.exit_code, 69);
-  EXPECT_NE(unknown.err.find("pass --node-rank"), std::string::npos)
-      << unknown.err;
+  EXPECT_NE(unknown.err.find("pass --node-rank"), std::string::npos) << unknown.err;
   // A scheduler that contradicts the job file.
-  Invocation contradiction =
-      RunTrainrun({"run", Job({{"command", {RankHelper()}}, {"nodeCount", 3}}),
-                   "--dry-run"},
-                  dir_.path(),
-                  {"SLURM_JOB_ID=77", "SLURM_NODEID=0", "SLURM_NNODES=2",
-                   "SLURM_JOB_NODELIST=n[1-2]"});
+  Invocation contradiction = RunTrainrun(
+      {"run", Job({{"command", {RankHelper()}}, {"nodeCount", 3}}), "--dry-run"}, dir_.path(),
+      {"SLURM_JOB_ID=77", "SLURM_NODEID=0", "SLURM_NNODES=2", "SLURM_JOB_NODELIST=n[1-2]"});
   EXPECT_EQ(contradiction.exit_code, 65);
-  EXPECT_NE(contradiction.err.find("/nodeCount 3 disagrees with Slurm"),
-            std::string::npos)
+  EXPECT_NE(contradiction.err.find("/nodeCount 3 disagrees with Slurm"), std::string::npos)
       << contradiction.err;
 }
 
 TEST_F(ClusterTest, TensorFlowRanksGetTfConfig) {
-  std::string job =
-      Job({{"command",
-            {RankHelper(), "--sleep-ms", "0", "--print-env", "TF_CONFIG"}},
-           {"communicator", "TensorFlow"},
-           {"processCountPerNode", 2}});
-  Invocation r = RunTrainrun(
-      {"run", job, "--history", dir_ / "history", "--workdir", dir_ / "w"},
-      dir_.path());
+  std::string job = Job({{"command", {RankHelper(), "--sleep-ms", "0", "--print-env", "TF_CONFIG"}},
+                         {"communicator", "TensorFlow"},
+                         {"processCountPerNode", 2}});
+  Invocation r = RunTrainrun({"run", job, "--history", dir_ / "history", "--workdir", dir_ / "w"},
+                             dir_.path());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (int rank = 0; rank < 2; ++rank) {
     std::string prefix = "[rank " + std::to_string(rank) + "] TF_CONFIG=";
     size_t at = r.out.find(prefix);
     ASSERT_NE(at, std::string::npos) << r.out;
-    json config = json::parse(r.out.substr(
-        at + prefix.size(), r.out.find('\n', at) - at - prefix.size()));
+    json config =
+        json::parse(r.out.substr(at + prefix.size(), r.out.find('\n', at) - at - prefix.size()));
     EXPECT_EQ(config["cluster"]["worker"].size(), 2u);
     EXPECT_EQ(config["task"]["type"], "worker");
     EXPECT_EQ(config["task"]["index"], rank);
@@ -368,30 +331,25 @@ TEST_F(ClusterTest, TensorFlowRanksGetTfConfig) {
 TEST_F(ClusterTest, MpiOnOneNodeKeepsPerRankLogsAndFailFast) {
   if (access("/usr/bin/mpirun", X_OK) != 0)
     GTEST_SKIP() << "needs mpirun (apt install openmpi-bin)";
-  std::string job = Job({{"command", {MPI_ALLREDUCE_BINARY}},
-                         {"communicator", "Mpi"},
-                         {"processCountPerNode", 3}});
-  Invocation r = RunTrainrun(
-      {"run", job, "--history", dir_ / "history", "--workdir", dir_ / "w"},
-      dir_.path());
+  std::string job = Job(
+      {{"command", {MPI_ALLREDUCE_BINARY}}, {"communicator", "Mpi"}, {"processCountPerNode", 3}});
+  Invocation r = RunTrainrun({"run", job, "--history", dir_ / "history", "--workdir", dir_ / "w"},
+                             dir_.path());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (int rank = 0; rank < 3; ++rank) {
-    EXPECT_NE(ReadFile(RunDir() + "/user_logs/std_log_process_" +
-                       std::to_string(rank) + ".txt")
+    EXPECT_NE(ReadFile(RunDir() + "/user_logs/std_log_process_" + std::to_string(rank) + ".txt")
                   .find("allreduce rank " + std::to_string(rank) + " of 3"),
               std::string::npos);
   }
-  EXPECT_NE(r.out.find("[rank 2] allreduce rank 2 of 3"), std::string::npos)
-      << r.out;
+  EXPECT_NE(r.out.find("[rank 2] allreduce rank 2 of 3"), std::string::npos) << r.out;
   // An MPI rank that fails is named like any other.
   std::string failing =
       Job({{"command",
-            {"/bin/sh", "-c",
-             "if [ \"$RANK\" = 1 ]; then echo bad >&2; exit 5; fi; sleep 600"}},
+            {"/bin/sh", "-c", "if [ \"$RANK\" = 1 ]; then echo bad >&2; exit 5; fi; sleep 600"}},
            {"communicator", "Mpi"},
            {"processCountPerNode", 2}});
-  Invocation f = RunTrainrun({"run", failing, "--history", dir_ / "history",
-                              "--workdir", dir_ / "w", "--grace-period", "3"},
+  Invocation f = RunTrainrun({"run", failing, "--history", dir_ / "history", "--workdir",
+                              dir_ / "w", "--grace-period", "3"},
                              dir_.path());
   EXPECT_EQ(f.exit_code, 5) << f.err;
   json rec = Record();

@@ -20,10 +20,10 @@ TEST(ExampleJobTest, MnistLikeDdpTrainsOnTwoRanksAndReachesHistory) {
     GTEST_SKIP() << "needs PyTorch for /usr/bin/python3 (apt install python3-torch)";
   }
   TempDir dir;
-  Invocation r = RunTrainrun({"run", SourceRoot() + "/docker/examples/mnist-like/job.json",
-                              "--run-id", "example", "--history", dir / "history", "--workdir",
-                              dir / "work"},
-                             dir.path());
+  Invocation r =
+      RunTrainrun({"run", SourceRoot() + "/docker/examples/mnist-like/job.json", "--run-id",
+                   "example", "--history", dir / "history", "--workdir", dir / "work"},
+                  dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   const std::string run = dir / "history/mnist-like/example";
 

@@ -16,10 +16,11 @@ class HistoryCommandTest : public ::testing::Test {
   void SetUp() override {
     WriteFile(dir_ / "src/a.txt", "a");
     for (int i = 0; i < 2; ++i) {
-      json job = {{"command", {"/bin/sh", "-c",
-                               "mkdir -p outputs/sub && echo model-$RANK > outputs/model.txt && "
-                               "echo deep > outputs/sub/x.txt && echo line-from-$RANK && exit " +
-                                   std::to_string(i * 3)}},
+      json job = {{"command",
+                   {"/bin/sh", "-c",
+                    "mkdir -p outputs/sub && echo model-$RANK > outputs/model.txt && "
+                    "echo deep > outputs/sub/x.txt && echo line-from-$RANK && exit " +
+                        std::to_string(i * 3)}},
                   {"sourceDirectory", "src"},
                   {"experimentName", i == 0 ? "exp-a" : "exp-b"},
                   {"runId", "r" + std::to_string(i)}};

@@ -49,7 +49,8 @@ class RunTest : public ::testing::Test {
   json Record() const { return json::parse(ReadFile(RunDir() + "/run.json")); }
   std::vector<int> Pids(int ranks) {
     std::vector<int> pids;
-    for (int r = 0; r < ranks; ++r) pids.push_back(std::stoi(ReadFile(dir_ / (std::to_string(r) + ".pid"))));
+    for (int r = 0; r < ranks; ++r)
+      pids.push_back(std::stoi(ReadFile(dir_ / (std::to_string(r) + ".pid"))));
     return pids;
   }
   bool AllPidFiles(int ranks) {
@@ -65,10 +66,11 @@ class RunTest : public ::testing::Test {
 };
 
 TEST_F(RunTest, SuccessUploadsEverythingAndRecordsTheRun) {
-  std::string job = Job({"--sleep-ms", "50", "--write-output", "--print-env", "RANK", "WORLD_SIZE",
-                         "LOCAL_RANK", "MASTER_ADDR", "TRAINRUN_RUN_ID", "CUDA_DEVICE_ORDER", "MY_SECRET_TOKEN"},
-                        {{"processCountPerNode", 2},
-                         {"environment", {{"environmentVariables", {{"MY_SECRET_TOKEN", "hunter2"}}}}}});
+  std::string job =
+      Job({"--sleep-ms", "50", "--write-output", "--print-env", "RANK", "WORLD_SIZE", "LOCAL_RANK",
+           "MASTER_ADDR", "TRAINRUN_RUN_ID", "CUDA_DEVICE_ORDER", "MY_SECRET_TOKEN"},
+          {{"processCountPerNode", 2},
+           {"environment", {{"environmentVariables", {{"MY_SECRET_TOKEN", "hunter2"}}}}}});
   Invocation r = Run(job);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("[rank 1] RANK=1"), std::string::npos) << r.out;
@@ -77,15 +79,18 @@ TEST_F(RunTest, SuccessUploadsEverythingAndRecordsTheRun) {
   EXPECT_NE(r.out.find("[rank 0] CUDA_DEVICE_ORDER=PCI_BUS_ID"), std::string::npos);
   EXPECT_NE(r.out.find("[rank 0] TRAINRUN_RUN_ID=" + run_id_), std::string::npos);
   EXPECT_EQ(ReadFile(RunDir() + "/outputs/rank1.txt"), "rank 1\n");
-  EXPECT_NE(ReadFile(RunDir() + "/user_logs/std_log_process_0.txt").find("LOCAL_RANK=0"), std::string::npos);
-  EXPECT_NE(ReadFile(RunDir() + "/system_logs/trainrun_node_0.log").find("phase   Finalizing"), std::string::npos);
+  EXPECT_NE(ReadFile(RunDir() + "/user_logs/std_log_process_0.txt").find("LOCAL_RANK=0"),
+            std::string::npos);
+  EXPECT_NE(ReadFile(RunDir() + "/system_logs/trainrun_node_0.log").find("phase   Finalizing"),
+            std::string::npos);
 
   json rec = Record();
   EXPECT_EQ(rec["status"], "Completed");
   EXPECT_EQ(rec["exitCode"], 0);
   std::vector<std::string> statuses;
   for (const json& s : rec["statusHistory"]) statuses.push_back(s["status"]);
-  EXPECT_EQ(statuses, (std::vector<std::string>{"Preparing", "Running", "Finalizing", "Completed"}));
+  EXPECT_EQ(statuses,
+            (std::vector<std::string>{"Preparing", "Running", "Finalizing", "Completed"}));
   ASSERT_EQ(rec["phases"].size(), 3u);
   for (const json& p : rec["phases"]) EXPECT_GE(p["seconds"].get<double>(), 0.0);
   EXPECT_EQ(rec["ranks"].size(), 2u);
@@ -98,9 +103,9 @@ TEST_F(RunTest, SuccessUploadsEverythingAndRecordsTheRun) {
 }
 
 TEST_F(RunTest, FailFastStopsEveryRankAndNamesTheFailingOne) {
-  std::string job = Job({"--pid-dir", dir_.path(), "--fail-rank", "2", "--exit-code", "3",
-                         "--after-ms", "300"},
-                        {{"processCountPerNode", 4}});
+  std::string job =
+      Job({"--pid-dir", dir_.path(), "--fail-rank", "2", "--exit-code", "3", "--after-ms", "300"},
+          {{"processCountPerNode", 4}});
   Invocation r = Run(job);
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("rank 2"), std::string::npos) << r.err;
@@ -135,18 +140,21 @@ TEST_F(RunTest, RankIgnoringSigtermIsKilledAfterTheGracePeriod) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   json rec = Record();
   EXPECT_EQ(rec["ranks"][0]["signal"], SIGKILL);
-  EXPECT_NE(ReadFile(RunDir() + "/system_logs/trainrun_node_0.log").find("still running after the grace period"),
+  EXPECT_NE(ReadFile(RunDir() + "/system_logs/trainrun_node_0.log")
+                .find("still running after the grace period"),
             std::string::npos);
   EXPECT_FALSE(ProcessAlive(Pids(2)[0]));
 }
 
 TEST_F(RunTest, SigtermCancelsUploadsOutputsAndExits143) {
   std::string job = Job({"--pid-dir", dir_.path(), "--write-output"}, {{"processCountPerNode", 2}});
-  TrainrunProcess trainrun([&] {
-    std::vector<std::string> argv = {TrainrunBinary()};
-    for (const std::string& a : Args(job)) argv.push_back(a);
-    return argv;
-  }(), {}, dir_.path());
+  TrainrunProcess trainrun(
+      [&] {
+        std::vector<std::string> argv = {TrainrunBinary()};
+        for (const std::string& a : Args(job)) argv.push_back(a);
+        return argv;
+      }(),
+      {}, dir_.path());
   ASSERT_TRUE(WaitFor([&] { return AllPidFiles(2); }));
   trainrun.Signal(SIGTERM);
   Invocation r = trainrun.Wait();
@@ -187,7 +195,8 @@ TEST_F(RunTest, FiftyMegabytesPerRankArriveComplete) {
   const size_t out_bytes = (50u << 20) / 100 * 100;
   const size_t err_bytes = ((50u << 20) / 10) / 100 * 100;
   for (int rank = 0; rank < 2; ++rank) {
-    std::string log = ReadFile(RunDir() + "/user_logs/std_log_process_" + std::to_string(rank) + ".txt");
+    std::string log =
+        ReadFile(RunDir() + "/user_logs/std_log_process_" + std::to_string(rank) + ".txt");
     ASSERT_EQ(log.size(), out_bytes + err_bytes) << "rank " << rank;
     // Every line whole and in order within its stream.
     long next_out = 0, next_err = 0;
@@ -222,7 +231,8 @@ TEST_F(RunTest, OrphanedGrandchildrenAreReapedWhenTrainrunIsPid1) {
   Invocation r = trainrun.Wait();
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("zombies: 0"), std::string::npos) << r.out;
-  EXPECT_NE(ReadFile(RunDir() + "/system_logs/trainrun_node_0.log").find("PID 1"), std::string::npos);
+  EXPECT_NE(ReadFile(RunDir() + "/system_logs/trainrun_node_0.log").find("PID 1"),
+            std::string::npos);
 }
 
 TEST_F(RunTest, ConsoleCanShowOnlyRankZero) {
@@ -231,15 +241,19 @@ TEST_F(RunTest, ConsoleCanShowOnlyRankZero) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("[rank 0] RANK=0"), std::string::npos);
   EXPECT_EQ(r.out.find("[rank 1]"), std::string::npos);
-  EXPECT_NE(ReadFile(RunDir() + "/user_logs/std_log_process_2.txt").find("RANK=2"), std::string::npos);
+  EXPECT_NE(ReadFile(RunDir() + "/user_logs/std_log_process_2.txt").find("RANK=2"),
+            std::string::npos);
 }
 
 TEST_F(RunTest, InvalidJobFileExits65AndCreatesNothing) {
   WriteFile(dir_ / "bad.json", R"({"command": ["x"], "procesCountPerNode": 2})");
   Invocation r = Run(dir_ / "bad.json");
   EXPECT_EQ(r.exit_code, 65);
-  EXPECT_NE(r.err.find("bad.json: /procesCountPerNode: unknown field; did you mean \"processCountPerNode\"?"),
-            std::string::npos) << r.err;
+  EXPECT_NE(
+      r.err.find(
+          "bad.json: /procesCountPerNode: unknown field; did you mean \"processCountPerNode\"?"),
+      std::string::npos)
+      << r.err;
   EXPECT_FALSE(fs::exists(workdir()));
   EXPECT_FALSE(fs::exists(history()));
 }
@@ -251,7 +265,9 @@ TEST_F(RunTest, UsageErrorsExit64AndUnsupportedFeaturesExit65) {
   EXPECT_EQ(r.exit_code, 64);
   r = Run(Job({"--sleep-ms", "0"}, {{"communicator", "Horovod"}}));
   EXPECT_EQ(r.exit_code, 65);
-  EXPECT_NE(r.err.find("\"Horovod\" is not one of None, Mpi, Nccl, Gloo, TensorFlow"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("\"Horovod\" is not one of None, Mpi, Nccl, Gloo, TensorFlow"),
+            std::string::npos)
+      << r.err;
   // history.uri counts only without --history, so run without it here.
   r = RunTrainrun({"run", Job({"--sleep-ms", "0"}, {{"history", {{"uri", "gs://bucket/x"}}}}),
                    "--workdir", workdir()},
@@ -299,8 +315,9 @@ TEST_F(RunTest, SymlinksOutsideTheWorkingDirectoryAreRecordedNotFollowed) {
   WriteFile(dir_ / "outside/secret.txt", "not for history");
   std::string job = Job({"--sleep-ms", "0"});
   json j = json::parse(ReadFile(job));
-  j["command"] = {"/bin/sh", "-c", "mkdir -p outputs && ln -s " + (dir_ / "outside/secret.txt") +
-                                       " outputs/link && echo ok > outputs/real.txt"};
+  j["command"] = {"/bin/sh", "-c",
+                  "mkdir -p outputs && ln -s " + (dir_ / "outside/secret.txt") +
+                      " outputs/link && echo ok > outputs/real.txt"};
   WriteFile(job, j.dump());
   Invocation r = Run(job);
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -317,8 +334,9 @@ TEST_F(RunTest, UploadFailureExits74AndKeepsFilesOnDisk) {
   // written there: outputs must stay local and the message must say where.
   std::string job = Job({});
   json j = json::parse(ReadFile(job));
-  j["command"] = {"/bin/sh", "-c", "mkdir -p outputs && echo w > outputs/model.txt && rm -rf " +
-                                       RunDir() + " && touch " + RunDir()};
+  j["command"] = {"/bin/sh", "-c",
+                  "mkdir -p outputs && echo w > outputs/model.txt && rm -rf " + RunDir() +
+                      " && touch " + RunDir()};
   WriteFile(job, j.dump());
   Invocation r = Run(job);
   EXPECT_EQ(r.exit_code, 74) << r.err;
@@ -333,14 +351,23 @@ TEST_F(RunTest, DataReferencesAndPlaceholders) {
   WriteFile(dir_ / "datasets/mnist/train.csv", "1,2,3\n");
   std::string job = Job({});
   json j = json::parse(ReadFile(job));
-  j["command"] = {"/bin/sh", "-c",
-                  "cat \"$1/train.csv\" && cat $AZUREML_DATAREFERENCE_copy/train.csv && echo \"$2\" && "
-                  "echo \"direct=$3\" && echo \"env=$MNIST\" && (touch \"$1/new\" 2>/dev/null && echo writable || echo read-only)",
-                  "sh", "{{data.mnist}}", "{{outputs}}", "$AZUREML_DATAREFERENCE_raw"};
-  j["data"] = {{"mnist", {{"dataLocation", {{"uri", "datasets/mnist"}}}, {"mechanism", "mount"},
-                          {"environmentVariableName", "MNIST"}}},
-               {"copy", {{"dataLocation", {{"uri", "file://" + (dir_ / "datasets/mnist")}}},
-                         {"mechanism", "download"}}},
+  j["command"] = {
+      "/bin/sh",
+      "-c",
+      "cat \"$1/train.csv\" && cat $AZUREML_DATAREFERENCE_copy/train.csv && echo \"$2\" && "
+      "echo \"direct=$3\" && echo \"env=$MNIST\" && (touch \"$1/new\" 2>/dev/null && echo writable "
+      "|| echo read-only)",
+      "sh",
+      "{{data.mnist}}",
+      "{{outputs}}",
+      "$AZUREML_DATAREFERENCE_raw"};
+  j["data"] = {{"mnist",
+                {{"dataLocation", {{"uri", "datasets/mnist"}}},
+                 {"mechanism", "mount"},
+                 {"environmentVariableName", "MNIST"}}},
+               {"copy",
+                {{"dataLocation", {{"uri", "file://" + (dir_ / "datasets/mnist")}}},
+                 {"mechanism", "download"}}},
                {"raw", {{"dataLocation", {{"uri", "s3://bucket/raw"}}}, {"mechanism", "direct"}}}};
   WriteFile(job, j.dump());
   Invocation r = Run(job);
@@ -430,13 +457,13 @@ TEST_F(RunLimitsTest, LongPathFieldsExit65NamingTheField) {
   EXPECT_NE(r.err.find("/script: path component \"ttt"), std::string::npos) << r.err;
 
   // Used to throw in Preparing and leave run.json there.
-  r = RunWithin30s(Job({"--sleep-ms", "0"},
-                       {{"data", {{"d", {{"dataLocation", {{"uri", dir_ / "src"}}},
-                                         {"mechanism", "download"},
-                                         {"pathOnCompute", std::string(300, 'p')}}}}}}));
+  r = RunWithin30s(Job({"--sleep-ms", "0"}, {{"data",
+                                              {{"d",
+                                                {{"dataLocation", {{"uri", dir_ / "src"}}},
+                                                 {"mechanism", "download"},
+                                                 {"pathOnCompute", std::string(300, 'p')}}}}}}));
   EXPECT_EQ(r.exit_code, 65) << r.err;
-  EXPECT_NE(r.err.find("/data/d/pathOnCompute: path component \"ppp"), std::string::npos)
-      << r.err;
+  EXPECT_NE(r.err.find("/data/d/pathOnCompute: path component \"ppp"), std::string::npos) << r.err;
   ExpectNothingCreated();
 }
 
@@ -458,7 +485,8 @@ TEST_F(RunLimitsTest, HugeNumbersAreReportedAsWritten) {
   EXPECT_EQ(r.exit_code, 65) << r.err;
   EXPECT_NE(r.err.find("/processCountPerNode: must be an integer from 1 to 4096, got "
                        "18446744073709551615"),
-            std::string::npos) << r.err;
+            std::string::npos)
+      << r.err;
 }
 
 TEST_F(RunLimitsTest, BadRunIdsAndLongJobPathsExit64) {
@@ -467,9 +495,9 @@ TEST_F(RunLimitsTest, BadRunIdsAndLongJobPathsExit64) {
   EXPECT_EQ(r.exit_code, 64) << r.err;
   EXPECT_NE(r.err.find("--run-id \"rrr"), std::string::npos) << r.err;
   {
-    TrainrunProcess process({TrainrunBinary(), "run", job, "--history", history(), "--workdir",
-                             workdir()},
-                            {"TRAINRUN_RUN_ID=../escape"}, dir_.path());
+    TrainrunProcess process(
+        {TrainrunBinary(), "run", job, "--history", history(), "--workdir", workdir()},
+        {"TRAINRUN_RUN_ID=../escape"}, dir_.path());
     r = process.Wait(std::chrono::seconds(30));
   }
   EXPECT_EQ(r.exit_code, 64) << r.err;

@@ -14,8 +14,8 @@ int main(int argc, char** argv) {
   MPI_Allreduce(&mine, &sum, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
-  printf("allreduce rank %d of %d on %s: sum %ld (expected %ld)\n", rank, size,
-         host, sum, (long)size * (size - 1) / 2);
+  printf("allreduce rank %d of %d on %s: sum %ld (expected %ld)\n", rank, size, host, sum,
+         (long)size * (size - 1) / 2);
   fflush(stdout);
   MPI_Finalize();
   return sum == (long)size * (size - 1) / 2 ? 0 : 1;

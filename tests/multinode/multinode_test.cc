@@ -2,15 +2,16 @@
 // small cluster on this machine (netns_cluster.h), real PyTorch DDP on gloo,
 // real Open MPI through trainrun's rsh agent (no sshd), real failures and
 // SIGKILL.
-#include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <regex>
 #include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "tests/launcher/trainrun_runner.h"
 #include "tests/multinode/netns_cluster.h"
@@ -42,8 +43,7 @@ class MultinodeTest : public ::testing::Test {
     WriteFile(path, job.dump(2));
     return path;
   }
-  std::unique_ptr<TrainrunProcess> Start(NetnsCluster& cluster, int node,
-                                         const std::string& job,
+  std::unique_ptr<TrainrunProcess> Start(NetnsCluster& cluster, int node, const std::string& job,
                                          const std::string& token = kToken,
                                          std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {TrainrunBinary(),
@@ -63,29 +63,24 @@ class MultinodeTest : public ::testing::Test {
     std::string out = dir_ / ("out" + std::to_string(++processes_));
     fs::create_directories(out);
     return std::make_unique<TrainrunProcess>(
-        cluster.Command(node, args),
-        std::vector<std::string>{"TRAINRUN_JOB_TOKEN=" + token}, out);
+        cluster.Command(node, args), std::vector<std::string>{"TRAINRUN_JOB_TOKEN=" + token}, out);
   }
-  std::vector<Invocation> RunAll(NetnsCluster& cluster, const std::string& job,
-                                 int nodes) {
+  std::vector<Invocation> RunAll(NetnsCluster& cluster, const std::string& job, int nodes) {
     std::vector<std::unique_ptr<TrainrunProcess>> running;
     for (int n = 0; n < nodes; ++n) running.push_back(Start(cluster, n, job));
     std::vector<Invocation> results;
-    for (auto& p : running)
-      results.push_back(p->Wait(std::chrono::seconds(300)));
+    for (auto& p : running) results.push_back(p->Wait(std::chrono::seconds(300)));
     return results;
   }
   std::string history() const { return dir_ / "history"; }
   std::string RunDir() const { return history() + "/multinode/" + run_id_; }
   json Record() const { return json::parse(ReadFile(RunDir() + "/run.json")); }
   std::string RankLog(int rank) const {
-    return ReadFile(RunDir() + "/user_logs/std_log_process_" +
-                    std::to_string(rank) + ".txt");
+    return ReadFile(RunDir() + "/user_logs/std_log_process_" + std::to_string(rank) + ".txt");
   }
   void ExpectNothingLeft(NetnsCluster& cluster) {
     for (int n = 0; n < cluster.size(); ++n) {
-      EXPECT_TRUE(WaitFor([&] { return cluster.Pids(n).empty(); },
-                          std::chrono::seconds(30)))
+      EXPECT_TRUE(WaitFor([&] { return cluster.Pids(n).empty(); }, std::chrono::seconds(30)))
           << "processes left in node " << n << "'s namespace:\n"
           << cluster.Describe(n);
     }
@@ -102,8 +97,7 @@ class MultinodeTest : public ::testing::Test {
 
 TEST_F(MultinodeTest, PyTorchDdpOnGlooTwoNodesTimesTwoRanks) {
   if (!HavePyTorch())
-    GTEST_SKIP()
-        << "needs PyTorch for /usr/bin/python3 (apt install python3-torch)";
+    GTEST_SKIP() << "needs PyTorch for /usr/bin/python3 (apt install python3-torch)";
   NetnsCluster cluster(2);
   NEED_CLUSTER(cluster);
   std::string job = Job({{"script", "ddp_train.py"},
@@ -112,33 +106,27 @@ TEST_F(MultinodeTest, PyTorchDdpOnGlooTwoNodesTimesTwoRanks) {
                          {"processCountPerNode", 2}});
   std::vector<Invocation> r = RunAll(cluster, job, 2);
   for (int n = 0; n < 2; ++n)
-    ASSERT_EQ(r[n].exit_code, 0) << "node " << n << "\n"
-                                 << r[n].out << r[n].err;
+    ASSERT_EQ(r[n].exit_code, 0) << "node " << n << "\n" << r[n].out << r[n].err;
 
   std::set<std::string> checksums;
   for (int rank = 0; rank < 4; ++rank) {
     std::string log = RankLog(rank);
     int node = rank / 2;
-    EXPECT_NE(log.find("joined rank " + std::to_string(rank) + " of 4 on " +
-                       cluster.Host(node) + " node " + std::to_string(node) +
-                       " local " + std::to_string(rank % 2) + " master " +
-                       cluster.Address(0) + ":"),
+    EXPECT_NE(log.find("joined rank " + std::to_string(rank) + " of 4 on " + cluster.Host(node) +
+                       " node " + std::to_string(node) + " local " + std::to_string(rank % 2) +
+                       " master " + cluster.Address(0) + ":"),
               std::string::npos)
         << log;
     EXPECT_NE(log.find("ifname eth0"), std::string::npos) << log;
     std::smatch m;
     std::vector<double> losses;
     const std::regex step(R"(step \d+ loss ([0-9.]+))");
-    for (std::sregex_iterator it(log.begin(), log.end(), step), end; it != end;
-         ++it) {
+    for (std::sregex_iterator it(log.begin(), log.end(), step), end; it != end; ++it) {
       losses.push_back(std::stod((*it)[1]));
     }
     ASSERT_EQ(losses.size(), 30u) << "rank " << rank;
-    EXPECT_LT(losses.back(), losses.front() / 4)
-        << "the loss did not go down on rank " << rank;
-    ASSERT_TRUE(
-        std::regex_search(log, m, std::regex(R"(weight checksum (\S+))")))
-        << log;
+    EXPECT_LT(losses.back(), losses.front() / 4) << "the loss did not go down on rank " << rank;
+    ASSERT_TRUE(std::regex_search(log, m, std::regex(R"(weight checksum (\S+))"))) << log;
     checksums.insert(m[1]);
   }
   EXPECT_EQ(checksums.size(), 1u) << "the ranks ended with different weights";
@@ -150,9 +138,7 @@ TEST_F(MultinodeTest, PyTorchDdpOnGlooTwoNodesTimesTwoRanks) {
   EXPECT_EQ(rec["details"]["cluster"]["masterAddr"], cluster.Address(0));
   // Outputs of both nodes are in history, and both system logs.
   for (int rank = 0; rank < 4; ++rank) {
-    EXPECT_TRUE(
-        fs::exists(RunDir() + "/outputs/rank" + std::to_string(rank) + ".txt"))
-        << rank;
+    EXPECT_TRUE(fs::exists(RunDir() + "/outputs/rank" + std::to_string(rank) + ".txt")) << rank;
   }
   EXPECT_TRUE(fs::exists(RunDir() + "/outputs/model.pt"));
   EXPECT_TRUE(fs::exists(RunDir() + "/system_logs/trainrun_node_1.log"));
@@ -161,24 +147,20 @@ TEST_F(MultinodeTest, PyTorchDdpOnGlooTwoNodesTimesTwoRanks) {
 
 TEST_F(MultinodeTest, MpiJobsRunThroughTheRshAgentWithoutSshd) {
 #ifndef MPI_ALLREDUCE_BINARY
-  GTEST_SKIP()
-      << "needs Open MPI's mpicc at build time (apt install libopenmpi-dev)";
+  GTEST_SKIP() << "needs Open MPI's mpicc at build time (apt install libopenmpi-dev)";
 #else
   if (access("/usr/bin/mpirun", X_OK) != 0)
     GTEST_SKIP() << "needs mpirun (apt install openmpi-bin)";
   NetnsCluster cluster(2);
   NEED_CLUSTER(cluster);
-  EXPECT_NE(std::system("pgrep -x sshd >/dev/null"), 0)
-      << "an sshd runs on this machine";
+  EXPECT_NE(std::system("pgrep -x sshd >/dev/null"), 0) << "an sshd runs on this machine";
   struct Program {
     json job;
     std::string line;
   };
-  const bool have_mpi4py =
-      std::system("/usr/bin/python3 -c 'import mpi4py' >/dev/null 2>&1") == 0;
-  std::vector<Program> programs = {
-      {{{"command", {MPI_ALLREDUCE_BINARY}}},
-       "allreduce rank {r} of 4 on {host}: sum 6 (expected 6)"}};
+  const bool have_mpi4py = std::system("/usr/bin/python3 -c 'import mpi4py' >/dev/null 2>&1") == 0;
+  std::vector<Program> programs = {{{{"command", {MPI_ALLREDUCE_BINARY}}},
+                                    "allreduce rank {r} of 4 on {host}: sum 6 (expected 6)"}};
   if (have_mpi4py) {
     programs.push_back({{{"script", "mpi4py_allreduce.py"}},
                         "mpi4py rank {r} of 4 on {host}: sum 6 (expected 6)"});
@@ -191,26 +173,19 @@ TEST_F(MultinodeTest, MpiJobsRunThroughTheRshAgentWithoutSshd) {
     program.job["mpi"] = {{"processCountPerNode", 2}};
     std::vector<Invocation> r = RunAll(cluster, Job(program.job), 2);
     for (int n = 0; n < 2; ++n)
-      ASSERT_EQ(r[n].exit_code, 0) << "node " << n << "\n"
-                                   << r[n].out << r[n].err;
+      ASSERT_EQ(r[n].exit_code, 0) << "node " << n << "\n" << r[n].out << r[n].err;
     for (int rank = 0; rank < 4; ++rank) {
       std::string expected = std::regex_replace(
-          std::regex_replace(program.line, std::regex("\\{r\\}"),
-                             std::to_string(rank)),
+          std::regex_replace(program.line, std::regex("\\{r\\}"), std::to_string(rank)),
           std::regex("\\{host\\}"), cluster.Host(rank / 2));
       EXPECT_NE(RankLog(rank).find(expected), std::string::npos)
           << "rank " << rank << ": " << RankLog(rank);
     }
     // The daemon on node 1 came through trainrun's agent, not ssh.
-    std::string head_log =
-        ReadFile(RunDir() + "/system_logs/trainrun_node_0.log");
-    std::string node_log =
-        ReadFile(RunDir() + "/system_logs/trainrun_node_1.log");
-    EXPECT_NE(head_log.find("rsh session 1: starting on node 1"),
-              std::string::npos)
-        << head_log;
-    EXPECT_NE(node_log.find("rsh session 1: started pid"), std::string::npos)
-        << node_log;
+    std::string head_log = ReadFile(RunDir() + "/system_logs/trainrun_node_0.log");
+    std::string node_log = ReadFile(RunDir() + "/system_logs/trainrun_node_1.log");
+    EXPECT_NE(head_log.find("rsh session 1: starting on node 1"), std::string::npos) << head_log;
+    EXPECT_NE(node_log.find("rsh session 1: started pid"), std::string::npos) << node_log;
     EXPECT_NE(node_log.find("orted"), std::string::npos) << node_log;
     EXPECT_EQ(Record()["status"], "Completed");
     EXPECT_EQ(Record()["ranks"].size(), 4u);
@@ -221,21 +196,18 @@ TEST_F(MultinodeTest, MpiJobsRunThroughTheRshAgentWithoutSshd) {
 
 TEST_F(MultinodeTest, ARankFailingOnNodeOneStopsEveryNodeWithItsExitCode) {
   if (!HavePyTorch())
-    GTEST_SKIP()
-        << "needs PyTorch for /usr/bin/python3 (apt install python3-torch)";
+    GTEST_SKIP() << "needs PyTorch for /usr/bin/python3 (apt install python3-torch)";
   NetnsCluster cluster(2);
   NEED_CLUSTER(cluster);
   // Rank 3 exits 7 after its first step; ranks 0-2 block in the next
   // all-reduce.
-  std::string job = Job(
-      {{"script", "ddp_train.py"},
-       {"arguments", {"--fail-rank", 3, "--exit-code", 7, "--steps", 1000000}},
-       {"communicator", "Gloo"},
-       {"nodeCount", 2},
-       {"processCountPerNode", 2}});
+  std::string job = Job({{"script", "ddp_train.py"},
+                         {"arguments", {"--fail-rank", 3, "--exit-code", 7, "--steps", 1000000}},
+                         {"communicator", "Gloo"},
+                         {"nodeCount", 2},
+                         {"processCountPerNode", 2}});
   std::vector<Invocation> r = RunAll(cluster, job, 2);
-  for (int n = 0; n < 2; ++n)
-    EXPECT_EQ(r[n].exit_code, 7) << "node " << n << "\n" << r[n].err;
+  for (int n = 0; n < 2; ++n) EXPECT_EQ(r[n].exit_code, 7) << "node " << n << "\n" << r[n].err;
   ExpectNothingLeft(cluster);
   json rec = Record();
   EXPECT_EQ(rec["status"], "Failed");
@@ -245,10 +217,8 @@ TEST_F(MultinodeTest, ARankFailingOnNodeOneStopsEveryNodeWithItsExitCode) {
   EXPECT_EQ(rec["failure"]["host"], cluster.Host(1));
   EXPECT_EQ(rec["failure"]["exitCode"], 7);
   ASSERT_FALSE(rec["failure"]["stderrTail"].empty());
-  EXPECT_EQ(rec["failure"]["stderrTail"].back(),
-            "rank 3: giving up after step 0");
-  EXPECT_NE(r[0].err.find("the job failed on node 1 (" + cluster.Host(1) +
-                          "): rank 3"),
+  EXPECT_EQ(rec["failure"]["stderrTail"].back(), "rank 3: giving up after step 0");
+  EXPECT_NE(r[0].err.find("the job failed on node 1 (" + cluster.Host(1) + "): rank 3"),
             std::string::npos)
       << r[0].err;
 }
@@ -265,8 +235,7 @@ TEST_F(MultinodeTest, ANodeKilledMidRunStopsTheOthersWith69NamingIt) {
   for (int n = 0; n < 3; ++n) nodes.push_back(Start(cluster, n, job));
   ASSERT_TRUE(WaitFor([&] {
     for (int rank = 0; rank < 6; ++rank) {
-      if (ReadFile(pids + "/" + std::to_string(rank) + ".pid").empty())
-        return false;
+      if (ReadFile(pids + "/" + std::to_string(rank) + ".pid").empty()) return false;
     }
     return true;
   }));
@@ -275,8 +244,7 @@ TEST_F(MultinodeTest, ANodeKilledMidRunStopsTheOthersWith69NamingIt) {
   for (int n = 0; n < 2; ++n) {
     Invocation r = nodes[n]->Wait();
     EXPECT_EQ(r.exit_code, 69) << "node " << n << "\n" << r.err;
-    EXPECT_NE(r.err.find("node 2 (" + cluster.Host(2)), std::string::npos)
-        << r.err;
+    EXPECT_NE(r.err.find("node 2 (" + cluster.Host(2)), std::string::npos) << r.err;
   }
   ExpectNothingLeft(cluster);
   json rec = Record();
@@ -323,15 +291,12 @@ TEST_F(MultinodeTest, APeerWithTheWrongTokenIsRefusedAndTheJobRuns) {
                                    "--workdir",
                                    dir_ / "impostor"};
   fs::create_directories(dir_ / "impostor-out");
-  TrainrunProcess impostor(cluster.Command(2, args),
-                           {"TRAINRUN_JOB_TOKEN=not-the-token"},
+  TrainrunProcess impostor(cluster.Command(2, args), {"TRAINRUN_JOB_TOKEN=not-the-token"},
                            dir_ / "impostor-out");
   Invocation refused = impostor.Wait();
   EXPECT_EQ(refused.exit_code, 69) << refused.err;
-  EXPECT_NE(refused.err.find("wrong job token"), std::string::npos)
-      << refused.err;
-  EXPECT_FALSE(fs::exists(dir_ / "impostor"))
-      << "the impostor laid out a run directory";
+  EXPECT_NE(refused.err.find("wrong job token"), std::string::npos) << refused.err;
+  EXPECT_FALSE(fs::exists(dir_ / "impostor")) << "the impostor laid out a run directory";
   std::unique_ptr<TrainrunProcess> node1 = Start(cluster, 1, job);
   Invocation h = head->Wait();
   Invocation n1 = node1->Wait();
@@ -340,11 +305,9 @@ TEST_F(MultinodeTest, APeerWithTheWrongTokenIsRefusedAndTheJobRuns) {
   json rec = Record();
   EXPECT_EQ(rec["status"], "Completed");
   EXPECT_EQ(rec["nodes"][1]["host"], cluster.Host(1));
-  std::string head_log =
-      ReadFile(RunDir() + "/system_logs/trainrun_node_0.log");
-  EXPECT_NE(
-      head_log.find("refused a control connection from " + cluster.Address(2)),
-      std::string::npos)
+  std::string head_log = ReadFile(RunDir() + "/system_logs/trainrun_node_0.log");
+  EXPECT_NE(head_log.find("refused a control connection from " + cluster.Address(2)),
+            std::string::npos)
       << head_log;
   EXPECT_NE(head_log.find("wrong job token"), std::string::npos) << head_log;
 }

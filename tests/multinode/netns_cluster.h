@@ -23,8 +23,7 @@ class NetnsCluster {
   explicit NetnsCluster(int nodes) : nodes_(nodes) {
     static int counter = 0;
     char prefix[16];
-    std::snprintf(prefix, sizeof(prefix), "t%06x",
-                  ((getpid() << 4) | (counter++ & 15)) & 0xffffff);
+    std::snprintf(prefix, sizeof(prefix), "t%06x", ((getpid() << 4) | (counter++ & 15)) & 0xffffff);
     prefix_ = prefix;
     if (geteuid() != 0) {
       skip_ = "needs root to create network namespaces";
@@ -34,8 +33,7 @@ class NetnsCluster {
       skip_ = "needs ip (iproute2) and unshare (util-linux)";
       return;
     }
-    if (!Run("ip link add " + Bridge() + " type bridge && ip link set " +
-             Bridge() + " up")) {
+    if (!Run("ip link add " + Bridge() + " type bridge && ip link set " + Bridge() + " up")) {
       skip_ =
           "cannot create a bridge (ip link add type bridge failed): needs "
           "CAP_NET_ADMIN";
@@ -46,13 +44,10 @@ class NetnsCluster {
       std::string ns = Namespace(i), veth = prefix_ + "v" + std::to_string(i);
       bool ok = Run("ip netns add " + ns);
       if (ok) namespaces_.push_back(ns);
-      ok = ok &&
-           Run("ip link add " + veth + " type veth peer name eth0 netns " +
-               ns) &&
+      ok = ok && Run("ip link add " + veth + " type veth peer name eth0 netns " + ns) &&
            Run("ip link set " + veth + " master " + Bridge() + " up") &&
            Run("ip -n " + ns + " addr add " + Address(i) + "/24 dev eth0") &&
-           Run("ip -n " + ns + " link set eth0 up") &&
-           Run("ip -n " + ns + " link set lo up");
+           Run("ip -n " + ns + " link set eth0 up") && Run("ip -n " + ns + " link set lo up");
       if (!ok) {
         skip_ =
             "cannot create network namespaces and veth pairs (ip netns add "
@@ -75,32 +70,24 @@ class NetnsCluster {
   const std::string& skip_reason() const { return skip_; }
 
   int size() const { return nodes_; }
-  std::string Address(int node) const {
-    return "10.88.0." + std::to_string(node + 1);
-  }
-  std::string Host(int node) const {
-    return prefix_ + "-node" + std::to_string(node);
-  }
-  std::string Namespace(int node) const {
-    return prefix_ + "n" + std::to_string(node);
-  }
+  std::string Address(int node) const { return "10.88.0." + std::to_string(node + 1); }
+  std::string Host(int node) const { return prefix_ + "-node" + std::to_string(node); }
+  std::string Namespace(int node) const { return prefix_ + "n" + std::to_string(node); }
 
   // `argv` run inside node's namespace with the node's host name. The process
   // keeps its pid through ip netns exec, unshare and sh's exec.
-  std::vector<std::string> Command(int node,
-                                   const std::vector<std::string>& argv) const {
-    std::vector<std::string> out = {
-        "/usr/bin/env",
-        "ip",
-        "netns",
-        "exec",
-        Namespace(node),
-        "unshare",
-        "--uts",
-        "/bin/sh",
-        "-c",
-        "hostname " + Host(node) + " && exec \"$@\"",
-        "sh"};
+  std::vector<std::string> Command(int node, const std::vector<std::string>& argv) const {
+    std::vector<std::string> out = {"/usr/bin/env",
+                                    "ip",
+                                    "netns",
+                                    "exec",
+                                    Namespace(node),
+                                    "unshare",
+                                    "--uts",
+                                    "/bin/sh",
+                                    "-c",
+                                    "hostname " + Host(node) + " && exec \"$@\"",
+                                    "sh"};
     out.insert(out.end(), argv.begin(), argv.end());
     return out;
   }
@@ -108,8 +95,7 @@ class NetnsCluster {
   // The processes living in node's network namespace.
   std::vector<int> Pids(int node) const {
     std::vector<int> pids;
-    FILE* p = popen(
-        ("ip netns pids " + Namespace(node) + " 2>/dev/null").c_str(), "r");
+    FILE* p = popen(("ip netns pids " + Namespace(node) + " 2>/dev/null").c_str(), "r");
     if (p == nullptr) return pids;
     int pid;
     while (std::fscanf(p, "%d", &pid) == 1) pids.push_back(pid);

@@ -2,11 +2,12 @@
 // every Store call, byte-for-byte round trips of a 300 MB file and of 2,000 small
 // files, wrong credentials, and an unreachable server.
 #include <fcntl.h>
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <random>
+
+#include <gtest/gtest.h>
 
 #include "base/hashing.h"
 #include "runtime/run/history.h"

@@ -3,17 +3,18 @@
 // from the store while the run runs, the store stopped mid-upload and restarted,
 // the store down for the whole finalize (exit 74), wrong credentials, data
 // downloaded then taken from the cache, and FUSE mounts through rclone.
-#include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "runtime/store/azure_auth.h"
-#include "runtime/run/fuse_mount.h"
 #include "base/hashing.h"
+#include "runtime/run/fuse_mount.h"
+#include "runtime/store/azure_auth.h"
 #include "runtime/store/store_factory.h"
 #include "tests/launcher/trainrun_runner.h"
 #include "tests/stores/store_server.h"

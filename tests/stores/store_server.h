@@ -24,8 +24,8 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/store/azure_blob_store.h"
 #include "base/free_port.h"
+#include "runtime/store/azure_blob_store.h"
 #include "runtime/store/s3_store.h"
 
 namespace trainrun::testing {

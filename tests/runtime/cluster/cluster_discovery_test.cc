@@ -14,8 +14,7 @@ Placement Discover(DiscoveryInput in) {
 
 Status DiscoverError(DiscoveryInput in) {
   Result<Placement> p = DiscoverPlacement(in);
-  EXPECT_FALSE(p.ok()) << "expected an error, got node " << p->node_rank
-                       << " of " << p->node_count;
+  EXPECT_FALSE(p.ok()) << "expected an error, got node " << p->node_rank << " of " << p->node_count;
   return p.status();
 }
 
@@ -51,8 +50,7 @@ TEST(ClusterDiscoveryTest, SlurmWithAFullHostlist) {
   EXPECT_EQ(p.head, "gpu-001");
   EXPECT_EQ(p.source, "Slurm");
   EXPECT_EQ(p.scheduler_job_id, "slurm:4242");
-  EXPECT_NE(p.reason.find("first of SLURM_JOB_NODELIST=gpu-[001-004,010]"),
-            std::string::npos)
+  EXPECT_NE(p.reason.find("first of SLURM_JOB_NODELIST=gpu-[001-004,010]"), std::string::npos)
       << p.reason;
 }
 
@@ -75,17 +73,13 @@ TEST(ClusterDiscoveryTest, SlurmThatContradictsItselfIsAnError) {
             {"SLURM_NODEID", "0"},
             {"SLURM_NNODES", "3"},
             {"SLURM_JOB_NODELIST", "a[1-2]"}};
-  EXPECT_NE(
-      DiscoverError(in).message().find("names 2 host(s) but SLURM_NNODES=3"),
-      std::string::npos);
-  in.env = {
-      {"SLURM_JOB_ID", "1"}, {"SLURM_NODEID", "5"}, {"SLURM_NNODES", "2"}};
-  EXPECT_NE(DiscoverError(in).message().find(
-                "SLURM_NODEID=5 is not below SLURM_NNODES=2"),
+  EXPECT_NE(DiscoverError(in).message().find("names 2 host(s) but SLURM_NNODES=3"),
+            std::string::npos);
+  in.env = {{"SLURM_JOB_ID", "1"}, {"SLURM_NODEID", "5"}, {"SLURM_NNODES", "2"}};
+  EXPECT_NE(DiscoverError(in).message().find("SLURM_NODEID=5 is not below SLURM_NNODES=2"),
             std::string::npos);
   in.env = {{"SLURM_JOB_ID", "1"}, {"SLURM_NODEID", "x"}};
-  EXPECT_NE(DiscoverError(in).message().find("SLURM_NODEID=\"x\""),
-            std::string::npos);
+  EXPECT_NE(DiscoverError(in).message().find("SLURM_NODEID=\"x\""), std::string::npos);
 }
 
 TEST(ClusterDiscoveryTest, AJobFileThatDisagreesWithTheSchedulerIsAnError) {
@@ -98,8 +92,7 @@ TEST(ClusterDiscoveryTest, AJobFileThatDisagreesWithTheSchedulerIsAnError) {
             {"SLURM_JOB_NODELIST", "n[1-4]"}};
   Status s = DiscoverError(in);
   EXPECT_EQ(s.code(), StatusCode::kInvalidJob);
-  EXPECT_NE(s.message().find("job.json: /nodeCount 2 disagrees with Slurm"),
-            std::string::npos)
+  EXPECT_NE(s.message().find("job.json: /nodeCount 2 disagrees with Slurm"), std::string::npos)
       << s.message();
   // Flags win over the job file, and say so.
   in.env.clear();
@@ -108,8 +101,7 @@ TEST(ClusterDiscoveryTest, AJobFileThatDisagreesWithTheSchedulerIsAnError) {
   Placement p = Discover(in);
   EXPECT_EQ(p.node_count, 3);
   ASSERT_FALSE(p.notes.empty());
-  EXPECT_NE(p.notes[0].find("--nnodes 3 overrides job.json /nodeCount 2"),
-            std::string::npos);
+  EXPECT_NE(p.notes[0].find("--nnodes 3 overrides job.json /nodeCount 2"), std::string::npos);
 }
 
 TEST(ClusterDiscoveryTest, FlagsOverrideTheSchedulerWithANote) {
@@ -123,8 +115,7 @@ TEST(ClusterDiscoveryTest, FlagsOverrideTheSchedulerWithANote) {
   EXPECT_EQ(p.head, "10.1.1.1");
   EXPECT_EQ(p.node_rank, 1);
   ASSERT_EQ(p.notes.size(), 1u);
-  EXPECT_NE(p.notes[0].find("--master-addr 10.1.1.1 overrides Slurm's head n1"),
-            std::string::npos);
+  EXPECT_NE(p.notes[0].find("--master-addr 10.1.1.1 overrides Slurm's head n1"), std::string::npos);
 }
 
 TEST(ClusterDiscoveryTest, KubernetesIndexedJobNeedsAHeadAndANodeCount) {
@@ -133,9 +124,7 @@ TEST(ClusterDiscoveryTest, KubernetesIndexedJobNeedsAHeadAndANodeCount) {
   in.job_node_count = 4;
   in.job_file = "job.json";
   Status s = DiscoverError(in);
-  EXPECT_NE(s.message().find("does not know the head's address"),
-            std::string::npos)
-      << s.message();
+  EXPECT_NE(s.message().find("does not know the head's address"), std::string::npos) << s.message();
   in.job_head_host = "trainer-0.trainer";
   Placement p = Discover(in);
   EXPECT_EQ(p.node_rank, 2);
@@ -156,30 +145,24 @@ TEST(ClusterDiscoveryTest, KubernetesJobSetDerivesTheHeadsHostName) {
   EXPECT_EQ(p.node_rank, 1);
   EXPECT_EQ(p.scheduler_job_id, "jobset:llm");
   in.env["JOB_INDEX"] = "1";
-  EXPECT_NE(DiscoverError(in).message().find("more than one Job"),
-            std::string::npos);
+  EXPECT_NE(DiscoverError(in).message().find("more than one Job"), std::string::npos);
 }
 
 TEST(ClusterDiscoveryTest, KubeflowVariables) {
   DiscoveryInput in;
-  in.env = {
-      {"MASTER_ADDR", "job-master-0"}, {"RANK", "1"}, {"WORLD_SIZE", "3"}};
+  in.env = {{"MASTER_ADDR", "job-master-0"}, {"RANK", "1"}, {"WORLD_SIZE", "3"}};
   Placement p = Discover(in);
   EXPECT_EQ(p.node_rank, 1);
   EXPECT_EQ(p.node_count, 3);
   EXPECT_EQ(p.head, "job-master-0");
   EXPECT_EQ(p.source, "Kubeflow");
-  in.env = {{"PET_MASTER_ADDR", "m"},
-            {"PET_NODE_RANK", "0"},
-            {"PET_NNODES", "2"},
-            {"RANK", "9"}};
+  in.env = {{"PET_MASTER_ADDR", "m"}, {"PET_NODE_RANK", "0"}, {"PET_NNODES", "2"}, {"RANK", "9"}};
   p = Discover(in);
   EXPECT_EQ(p.node_count, 2);
   EXPECT_EQ(p.node_rank, 0);
   in.env = {{"MASTER_ADDR", "m"}, {"RANK", "3"}, {"WORLD_SIZE", "3"}};
-  EXPECT_NE(
-      DiscoverError(in).message().find("RANK=3 is not below WORLD_SIZE=3"),
-      std::string::npos);
+  EXPECT_NE(DiscoverError(in).message().find("RANK=3 is not below WORLD_SIZE=3"),
+            std::string::npos);
 }
 
 TEST(ClusterDiscoveryTest, AzureBatchFindsThisNodeByItsAddress) {
@@ -200,13 +183,10 @@ TEST(ClusterDiscoveryTest, AzureBatchFindsThisNodeByItsAddress) {
   EXPECT_EQ(Discover(in).node_rank, 1);
   in.env.erase("AZ_BATCHAI_TASK_INDEX");
   in.local_addresses = {"192.168.1.1"};
-  EXPECT_NE(DiscoverError(in).message().find(
-                "none of this node's addresses (192.168.1.1)"),
+  EXPECT_NE(DiscoverError(in).message().find("none of this node's addresses (192.168.1.1)"),
             std::string::npos);
-  in.env = {{"AZ_BATCH_NODE_LIST", "10.0.0.4;10.0.0.5"},
-            {"AZ_BATCH_MASTER_NODE", "10.9.9.9:1"}};
-  EXPECT_NE(DiscoverError(in).message().find("is not in AZ_BATCH_NODE_LIST"),
-            std::string::npos);
+  in.env = {{"AZ_BATCH_NODE_LIST", "10.0.0.4;10.0.0.5"}, {"AZ_BATCH_MASTER_NODE", "10.9.9.9:1"}};
+  EXPECT_NE(DiscoverError(in).message().find("is not in AZ_BATCH_NODE_LIST"), std::string::npos);
 }
 
 TEST(ClusterDiscoveryTest, SageMakerResourceConfig) {
@@ -221,12 +201,10 @@ TEST(ClusterDiscoveryTest, SageMakerResourceConfig) {
   EXPECT_EQ(p.interface_hint, "eth1");
   EXPECT_EQ(p.source, "SageMaker");
   in.sagemaker_config = R"({"current_host": "algo-9", "hosts": ["algo-1"]})";
-  EXPECT_NE(DiscoverError(in).message().find(
-                "current_host \"algo-9\" is not in hosts"),
+  EXPECT_NE(DiscoverError(in).message().find("current_host \"algo-9\" is not in hosts"),
             std::string::npos);
   in.sagemaker_config = "not json";
-  EXPECT_NE(DiscoverError(in).message().find(kSageMakerResourceConfig),
-            std::string::npos);
+  EXPECT_NE(DiscoverError(in).message().find(kSageMakerResourceConfig), std::string::npos);
 }
 
 TEST(ClusterDiscoveryTest, TheFirstSchedulerWinsAndTheOthersAreNoted) {
@@ -239,8 +217,7 @@ TEST(ClusterDiscoveryTest, TheFirstSchedulerWinsAndTheOthersAreNoted) {
   EXPECT_EQ(p.source, "Slurm");
   EXPECT_EQ(p.node_count, 2);
   ASSERT_EQ(p.notes.size(), 1u);
-  EXPECT_NE(p.notes[0].find("Kubeflow variables are present too and ignored"),
-            std::string::npos);
+  EXPECT_NE(p.notes[0].find("Kubeflow variables are present too and ignored"), std::string::npos);
 }
 
 TEST(ClusterDiscoveryTest, AMultiNodeJobWithoutANodeRankIsAnError) {
@@ -251,8 +228,7 @@ TEST(ClusterDiscoveryTest, AMultiNodeJobWithoutANodeRankIsAnError) {
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);
   EXPECT_NE(s.message().find("pass --node-rank"), std::string::npos);
   in.node_rank = 2;
-  EXPECT_NE(DiscoverError(in).message().find(
-                "node rank 2 is out of range for a 2-node job"),
+  EXPECT_NE(DiscoverError(in).message().find("node rank 2 is out of range for a 2-node job"),
             std::string::npos);
 }
 

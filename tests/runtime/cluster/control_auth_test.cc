@@ -10,8 +10,7 @@ namespace {
 
 using nlohmann::json;
 
-std::function<std::optional<std::string>(const std::string&)> Keys(
-    const JobToken& token) {
+std::function<std::optional<std::string>(const std::string&)> Keys(const JobToken& token) {
   return [token](const std::string& role) -> std::optional<std::string> {
     if (role == kRoleNode || role == kRoleRsh) return RoleKey(token, role);
     return std::nullopt;
@@ -19,8 +18,7 @@ std::function<std::optional<std::string>(const std::string&)> Keys(
 }
 
 // Runs the four messages; returns the server's and client's verdicts.
-std::pair<Status, Status> Handshake(const JobToken& server_token,
-                                    const JobToken& client_token,
+std::pair<Status, Status> Handshake(const JobToken& server_token, const JobToken& client_token,
                                     const std::string& role = kRoleNode) {
   ServerHandshake server(Keys(server_token));
   ClientHandshake client(RoleKey(client_token, role), role, 3);
@@ -59,8 +57,7 @@ TEST(ControlAuthTest, AWrongTokenIsRefusedAndNeverSent) {
   Result<json> welcome = server.OnAuth(*auth);
   ASSERT_FALSE(welcome.ok());
   EXPECT_EQ(welcome.status().code(), StatusCode::kPermissionDenied);
-  EXPECT_NE(welcome.status().message().find("wrong job token"),
-            std::string::npos);
+  EXPECT_NE(welcome.status().message().find("wrong job token"), std::string::npos);
 }
 
 TEST(ControlAuthTest, ANodeDoesNotFollowAHeadThatCannotProveTheToken) {
@@ -73,10 +70,8 @@ TEST(ControlAuthTest, ANodeDoesNotFollowAHeadThatCannotProveTheToken) {
   // A head that answers with a made-up proof is caught by the client.
   ClientHandshake alone(RoleKey(good, kRoleNode), kRoleNode, 1);
   alone.Hello();
-  ASSERT_TRUE(
-      alone.OnChallenge({{"nonce", HexEncode(std::string(32, 'n'))}}).ok());
-  Status followed =
-      alone.OnWelcome({{"proof", HexEncode(std::string(32, 'p'))}});
+  ASSERT_TRUE(alone.OnChallenge({{"nonce", HexEncode(std::string(32, 'n'))}}).ok());
+  Status followed = alone.OnWelcome({{"proof", HexEncode(std::string(32, 'p'))}});
   EXPECT_EQ(followed.code(), StatusCode::kPermissionDenied);
 }
 
@@ -93,8 +88,7 @@ TEST(ControlAuthTest, AProofIsBoundToItsNoncesRoleAndNodeRank) {
   // The rsh key does not open the node role.
   ServerHandshake server(Keys(token));
   ClientHandshake rsh_as_node(RoleKey(token, kRoleRsh), kRoleNode, 0);
-  json rsh_auth =
-      *rsh_as_node.OnChallenge(*server.OnHello(rsh_as_node.Hello()));
+  json rsh_auth = *rsh_as_node.OnChallenge(*server.OnHello(rsh_as_node.Hello()));
   EXPECT_FALSE(server.OnAuth(rsh_auth).ok());
 }
 
@@ -102,14 +96,11 @@ TEST(ControlAuthTest, MalformedMessagesAreErrorsNotCrashes) {
   JobToken token{"t", false};
   ServerHandshake server(Keys(token));
   EXPECT_FALSE(server.OnHello(json::object()).ok());
+  EXPECT_FALSE(server.OnHello({{"role", "node"}, {"nodeRank", 1}, {"nonce", "zz"}}).ok());
   EXPECT_FALSE(
-      server.OnHello({{"role", "node"}, {"nodeRank", 1}, {"nonce", "zz"}})
+      server
+          .OnHello({{"role", "admin"}, {"nodeRank", 1}, {"nonce", HexEncode(std::string(32, 'a'))}})
           .ok());
-  EXPECT_FALSE(server
-                   .OnHello({{"role", "admin"},
-                             {"nodeRank", 1},
-                             {"nonce", HexEncode(std::string(32, 'a'))}})
-                   .ok());
   EXPECT_FALSE(server.OnAuth({{"proof", "00"}}).ok());
   ClientHandshake client("k", kRoleNode, 1);
   client.Hello();

@@ -8,7 +8,6 @@
 // clock, which the control plane's loops see within a tick (kControlTick).
 // Events are ordered by futures and by waiting for what the sessions report,
 // never by sleeping.
-#include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,9 +15,11 @@
 #include <future>
 #include <mutex>
 
+#include <gtest/gtest.h>
+
+#include "base/net_util.h"
 #include "runtime/cluster/control_client.h"
 #include "runtime/cluster/head_session.h"
-#include "base/net_util.h"
 #include "runtime/cluster/worker_session.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/test_util.h"
@@ -42,8 +43,7 @@ class Recorder : public QuietReporter {
   bool WaitFor(const std::string& text, size_t count = 1,
                Duration limit = std::chrono::seconds(30)) {
     std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, limit,
-                        [&] { return CountLocked(text) >= count; });
+    return cv_.wait_for(lock, limit, [&] { return CountLocked(text) >= count; });
   }
   std::string All() {
     std::lock_guard lock(mu_);
@@ -60,8 +60,7 @@ class Recorder : public QuietReporter {
   }
   size_t CountLocked(const std::string& text) {
     size_t n = 0;
-    for (const std::string& line : lines_)
-      n += line.find(text) != std::string::npos ? 1 : 0;
+    for (const std::string& line : lines_) n += line.find(text) != std::string::npos ? 1 : 0;
     return n;
   }
   std::mutex mu_;
@@ -77,8 +76,7 @@ struct StopCatcher {
     return [this](const StopNotice& n) { promise.set_value(n); };
   }
   std::optional<StopNotice> Wait(Duration limit = seconds(30)) {
-    if (future.wait_for(limit) != std::future_status::ready)
-      return std::nullopt;
+    if (future.wait_for(limit) != std::future_status::ready) return std::nullopt;
     return future.get();
   }
 };
@@ -111,31 +109,26 @@ class ControlPlaneTest : public ::testing::Test {
     n.trainrun_version = "test";
     return n;
   }
-  std::unique_ptr<HeadSession> StartHead(
-      const std::string& token = "the-job-token-0123456789") {
-    Result<std::unique_ptr<HeadSession>> head =
-        HeadSession::Start(Options(), {token, false}, 0);
+  std::unique_ptr<HeadSession> StartHead(const std::string& token = "the-job-token-0123456789") {
+    Result<std::unique_ptr<HeadSession>> head = HeadSession::Start(Options(), {token, false}, 0);
     EXPECT_TRUE(head.ok()) << head.status().message();
     head->get()->set_run_id("run-1");
     return std::move(head).value();
   }
-  std::unique_ptr<WorkerSession> Worker(
-      int rank, int port,
-      const std::string& token = "the-job-token-0123456789") {
-    return std::make_unique<WorkerSession>(Options(), JobToken{token, false},
-                                           "127.0.0.1", port, rank);
+  std::unique_ptr<WorkerSession> Worker(int rank, int port,
+                                        const std::string& token = "the-job-token-0123456789") {
+    return std::make_unique<WorkerSession>(Options(), JobToken{token, false}, "127.0.0.1", port,
+                                           rank);
   }
   // Rendezvous of a head and `count - 1` workers, each in its own thread.
-  void Assemble(HeadSession* head,
-                std::vector<std::unique_ptr<WorkerSession>>* workers,
+  void Assemble(HeadSession* head, std::vector<std::unique_ptr<WorkerSession>>* workers,
                 int count) {
     std::vector<std::future<Result<JobAssignment>>> joined;
     for (int r = 1; r < count; ++r) {
       workers->push_back(Worker(r, head->port()));
       WorkerSession* w = workers->back().get();
-      joined.push_back(std::async(std::launch::async, [this, w, r, count] {
-        return w->Rendezvous(Join(r, count));
-      }));
+      joined.push_back(std::async(std::launch::async,
+                                  [this, w, r, count] { return w->Rendezvous(Join(r, count)); }));
     }
     Result<JobAssignment> assignment = head->Rendezvous(Join(0, count));
     ASSERT_TRUE(assignment.ok()) << assignment.status().message();
@@ -150,13 +143,11 @@ class ControlPlaneTest : public ::testing::Test {
   }
 
   // Every node reports ready; returns once all of them started.
-  void StartAll(HeadSession* head,
-                const std::vector<std::unique_ptr<WorkerSession>>& workers) {
+  void StartAll(HeadSession* head, const std::vector<std::unique_ptr<WorkerSession>>& workers) {
     std::vector<std::future<std::optional<StopNotice>>> started;
     for (const auto& w : workers) {
-      started.push_back(std::async(std::launch::async, [&w] {
-        return w->WaitForStart(Status::Ok(), 0);
-      }));
+      started.push_back(
+          std::async(std::launch::async, [&w] { return w->WaitForStart(Status::Ok(), 0); }));
     }
     EXPECT_FALSE(head->WaitForStart(Status::Ok(), 0).has_value());
     for (auto& s : started) EXPECT_FALSE(s.get().has_value());
@@ -171,12 +162,10 @@ TEST_F(ControlPlaneTest, NodesJoinStartTogetherAndFinishWithOneExitCode) {
   std::vector<std::unique_ptr<WorkerSession>> workers;
   Assemble(head.get(), &workers, 3);
   // Nobody starts until everybody is ready.
-  auto w1 = std::async(std::launch::async, [&] {
-    return workers[0]->WaitForStart(Status::Ok(), 0);
-  });
-  auto w2 = std::async(std::launch::async, [&] {
-    return workers[1]->WaitForStart(Status::Ok(), 0);
-  });
+  auto w1 =
+      std::async(std::launch::async, [&] { return workers[0]->WaitForStart(Status::Ok(), 0); });
+  auto w2 =
+      std::async(std::launch::async, [&] { return workers[1]->WaitForStart(Status::Ok(), 0); });
   // Not an ordering of events: a start sent too early would arrive in this time.
   EXPECT_EQ(w1.wait_for(milliseconds(200)), std::future_status::timeout);
   EXPECT_FALSE(head->WaitForStart(Status::Ok(), 0).has_value());
@@ -199,8 +188,7 @@ TEST_F(ControlPlaneTest, NodesJoinStartTogetherAndFinishWithOneExitCode) {
   }
   NodeResult mine;
   mine.outcome = "succeeded";
-  mine.ranks = {RankRecord{0, 0, 0, 1, 0, 0, 1.0, false},
-                RankRecord{1, 0, 1, 2, 0, 0, 1.0, false}};
+  mine.ranks = {RankRecord{0, 0, 0, 1, 0, 0, 1.0, false}, RankRecord{1, 0, 1, 2, 0, 0, 1.0, false}};
   head->ReportResult(mine);
   head->MergeUploads({}, "e/run-1/");
   JobOutcome outcome = head->Finish(NodeDone{}, JobOutcome{});
@@ -221,13 +209,11 @@ TEST_F(ControlPlaneTest, NodesThatJoinBeforeTheHeadIsReadyWaitForIt) {
   for (int r = 1; r < 4; ++r) {
     workers.push_back(Worker(r, head->port()));
     WorkerSession* w = workers.back().get();
-    joined.push_back(std::async(std::launch::async, [this, w, r] {
-      return w->Rendezvous(Join(r, 4));
-    }));
+    joined.push_back(
+        std::async(std::launch::async, [this, w, r] { return w->Rendezvous(Join(r, 4)); }));
   }
   // Every one of them connected and joined first.
-  ASSERT_TRUE(reporter_.WaitFor(
-      "joined before the head began its rendezvous; it waits", 3))
+  ASSERT_TRUE(reporter_.WaitFor("joined before the head began its rendezvous; it waits", 3))
       << reporter_.All();
   ASSERT_TRUE(head->Rendezvous(Join(0, 4)).ok());
   for (auto& j : joined) {
@@ -238,19 +224,14 @@ TEST_F(ControlPlaneTest, NodesThatJoinBeforeTheHeadIsReadyWaitForIt) {
 
 TEST_F(ControlPlaneTest, ARendezvousThatNodesMissTimesOutNamingThem) {
   std::unique_ptr<HeadSession> head = StartHead();
-  auto rendezvous = std::async(std::launch::async,
-                               [&] { return head->Rendezvous(Join(0, 3)); });
+  auto rendezvous = std::async(std::launch::async, [&] { return head->Rendezvous(Join(0, 3)); });
   std::unique_ptr<WorkerSession> worker = Worker(2, head->port());
-  auto joined = std::async(std::launch::async,
-                           [&] { return worker->Rendezvous(Join(2, 3)); });
+  auto joined = std::async(std::launch::async, [&] { return worker->Rendezvous(Join(2, 3)); });
   // The head took the time its timeout counts from, and node 2 is in.
-  ASSERT_TRUE(reporter_.WaitFor("head of a 3-node job: waiting for 2 node(s)"))
-      << reporter_.All();
-  ASSERT_TRUE(reporter_.WaitFor("node 2 (host2, 127.0.0.1) joined (2 of 3)"))
-      << reporter_.All();
+  ASSERT_TRUE(reporter_.WaitFor("head of a 3-node job: waiting for 2 node(s)")) << reporter_.All();
+  ASSERT_TRUE(reporter_.WaitFor("node 2 (host2, 127.0.0.1) joined (2 of 3)")) << reporter_.All();
   clock_.Advance(seconds(29));
-  EXPECT_EQ(rendezvous.wait_for(milliseconds(300)),
-            std::future_status::timeout);
+  EXPECT_EQ(rendezvous.wait_for(milliseconds(300)), std::future_status::timeout);
   clock_.Advance(seconds(1));
   Result<JobAssignment> a = rendezvous.get();
   ASSERT_FALSE(a.ok());
@@ -264,8 +245,7 @@ TEST_F(ControlPlaneTest, ARendezvousThatNodesMissTimesOutNamingThem) {
       << b.status().message();
 }
 
-TEST_F(ControlPlaneTest,
-       TheFirstFailureAnywhereStopsEveryNodeAndIsTheRootCause) {
+TEST_F(ControlPlaneTest, TheFirstFailureAnywhereStopsEveryNodeAndIsTheRootCause) {
   std::unique_ptr<HeadSession> head = StartHead();
   std::vector<std::unique_ptr<WorkerSession>> workers;
   Assemble(head.get(), &workers, 3);
@@ -284,10 +264,8 @@ TEST_F(ControlPlaneTest,
     std::optional<StopNotice> stop = c->Wait();
     ASSERT_TRUE(stop.has_value());
     EXPECT_EQ(stop->exit_code, 7);
-    EXPECT_NE(
-        stop->reason.find(
-            "rank 5 on node 2 (host2, 127.0.0.1) exited with exit code 7"),
-        std::string::npos)
+    EXPECT_NE(stop->reason.find("rank 5 on node 2 (host2, 127.0.0.1) exited with exit code 7"),
+              std::string::npos)
         << stop->reason;
   }
   // A rank that died later because of it does not take the blame.
@@ -328,8 +306,7 @@ TEST_F(ControlPlaneTest,
   ASSERT_TRUE(outcome.failure.has_value());
   EXPECT_EQ(outcome.failure->rank, 5);
   EXPECT_EQ(outcome.failure->node_rank, 2);
-  EXPECT_EQ(outcome.failure->stderr_tail,
-            std::vector<std::string>{"ValueError: boom"});
+  EXPECT_EQ(outcome.failure->stderr_tail, std::vector<std::string>{"ValueError: boom"});
   for (auto& f : finished) {
     JobOutcome o = f.get();
     EXPECT_EQ(o.exit_code, 7);
@@ -351,8 +328,7 @@ TEST_F(ControlPlaneTest, ALostNodeStopsTheOthersWith69NamingIt) {
     std::optional<StopNotice> stop = c->Wait();
     ASSERT_TRUE(stop.has_value());
     EXPECT_EQ(stop->exit_code, 69);
-    EXPECT_NE(stop->reason.find("node 2 (host2"), std::string::npos)
-        << stop->reason;
+    EXPECT_NE(stop->reason.find("node 2 (host2"), std::string::npos) << stop->reason;
     EXPECT_NE(stop->reason.find("was lost"), std::string::npos) << stop->reason;
   }
   auto w = std::async(std::launch::async, [&] {
@@ -387,9 +363,7 @@ TEST_F(ControlPlaneTest, ANodeThatFallsSilentIsLostAfterTheHeartbeatTimeout) {
     EXPECT_TRUE(client.ok()) << client.status().message();
     NodeJoin j = Join(1, 2);
     (*client)->SendJson(MessageType::kJoin, j.ToJson()).IgnoreError();
-    (*client)
-        ->SendJson(MessageType::kReady, nlohmann::json::object())
-        .IgnoreError();
+    (*client)->SendJson(MessageType::kReady, nlohmann::json::object()).IgnoreError();
     return std::move(client).value();
   });
   ASSERT_TRUE(head->Rendezvous(Join(0, 2)).ok());
@@ -405,8 +379,7 @@ TEST_F(ControlPlaneTest, ANodeThatFallsSilentIsLostAfterTheHeartbeatTimeout) {
   std::optional<StopNotice> notice = stop.Wait(seconds(5));
   ASSERT_TRUE(notice.has_value());
   EXPECT_EQ(notice->exit_code, 69);
-  EXPECT_NE(notice->reason.find("sent nothing for 2 s (heartbeat timeout)"),
-            std::string::npos)
+  EXPECT_NE(notice->reason.find("sent nothing for 2 s (heartbeat timeout)"), std::string::npos)
       << notice->reason;
 }
 
@@ -420,32 +393,26 @@ TEST_F(ControlPlaneTest, LosingTheHeadStopsANodeWith69) {
   std::optional<StopNotice> notice = stop.Wait();
   ASSERT_TRUE(notice.has_value());
   EXPECT_EQ(notice->exit_code, 69);
-  EXPECT_NE(notice->reason.find("lost the head (node 0: host0"),
-            std::string::npos)
+  EXPECT_NE(notice->reason.find("lost the head (node 0: host0"), std::string::npos)
       << notice->reason;
 }
 
 TEST_F(ControlPlaneTest, AWrongTokenIsRefusedAndTheJobGoesOn) {
   std::unique_ptr<HeadSession> head = StartHead();
-  std::unique_ptr<WorkerSession> intruder =
-      Worker(1, head->port(), "not-the-token");
+  std::unique_ptr<WorkerSession> intruder = Worker(1, head->port(), "not-the-token");
   Result<JobAssignment> refused = intruder->Rendezvous(Join(1, 2));
   ASSERT_FALSE(refused.ok());
-  EXPECT_NE(refused.status().message().find("wrong job token"),
-            std::string::npos)
+  EXPECT_NE(refused.status().message().find("wrong job token"), std::string::npos)
       << refused.status().message();
-  EXPECT_TRUE(reporter_.Saw("refused a control connection from 127.0.0.1:"))
-      << reporter_.All();
+  EXPECT_TRUE(reporter_.Saw("refused a control connection from 127.0.0.1:")) << reporter_.All();
   std::vector<std::unique_ptr<WorkerSession>> workers;
   Assemble(head.get(), &workers, 2);
 }
 
-TEST_F(ControlPlaneTest,
-       GarbageAndOversizedFramesBeforeAuthenticationAreRefused) {
+TEST_F(ControlPlaneTest, GarbageAndOversizedFramesBeforeAuthenticationAreRefused) {
   std::unique_ptr<HeadSession> head = StartHead();
   for (const std::string& junk :
-       {std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
-        EncodeFrame(MessageType::kJoin, "{}"),
+       {std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), EncodeFrame(MessageType::kJoin, "{}"),
         EncodeFrame(MessageType::kHello, std::string(8192, ' '))}) {
     Result<int> fd = ConnectTcp("127.0.0.1", head->port(), seconds(5));
     ASSERT_TRUE(fd.ok());
@@ -459,30 +426,24 @@ TEST_F(ControlPlaneTest,
     EXPECT_EQ(answer.find("digest"), std::string::npos);
   }
   EXPECT_TRUE(reporter_.Saw("bad magic")) << reporter_.All();
-  EXPECT_TRUE(reporter_.Saw("Join message before authenticating"))
-      << reporter_.All();
-  EXPECT_TRUE(reporter_.Saw("larger than the limit of 4096 bytes"))
-      << reporter_.All();
+  EXPECT_TRUE(reporter_.Saw("Join message before authenticating")) << reporter_.All();
+  EXPECT_TRUE(reporter_.Saw("larger than the limit of 4096 bytes")) << reporter_.All();
   std::vector<std::unique_ptr<WorkerSession>> workers;
   Assemble(head.get(), &workers, 2);
 }
 
-TEST_F(ControlPlaneTest,
-       ANodeWithADifferentJobFileFailsTheRendezvousForEveryone) {
+TEST_F(ControlPlaneTest, ANodeWithADifferentJobFileFailsTheRendezvousForEveryone) {
   std::unique_ptr<HeadSession> head = StartHead();
   std::unique_ptr<WorkerSession> other = Worker(1, head->port());
   NodeJoin j = Join(1, 2);
   j.job_digest = "another";
-  auto joined =
-      std::async(std::launch::async, [&] { return other->Rendezvous(j); });
+  auto joined = std::async(std::launch::async, [&] { return other->Rendezvous(j); });
   Result<JobAssignment> a = head->Rendezvous(Join(0, 2));
   ASSERT_FALSE(a.ok());
-  EXPECT_NE(a.status().message().find("runs a different job file"),
-            std::string::npos);
+  EXPECT_NE(a.status().message().find("runs a different job file"), std::string::npos);
   Result<JobAssignment> b = joined.get();
   ASSERT_FALSE(b.ok());
-  EXPECT_NE(b.status().message().find("runs a different job file"),
-            std::string::npos)
+  EXPECT_NE(b.status().message().find("runs a different job file"), std::string::npos)
       << b.status().message();
 }
 
@@ -498,18 +459,16 @@ TEST_F(ControlPlaneTest, OutputsWrittenDifferentlyByTwoNodesAreBothKept) {
   std::vector<std::unique_ptr<WorkerSession>> workers;
   Assemble(head.get(), &workers, 2);
   auto item = [&](const std::string& node, const std::string& name) {
-    return TransferItem{dir / (node + "/" + name), "e/run-1/outputs/" + name,
-                        17};
+    return TransferItem{dir / (node + "/" + name), "e/run-1/outputs/" + name, 17};
   };
   auto w = std::async(std::launch::async, [&] {
     workers[0]->ReportResult(ResultOf(1));
     return workers[0]->MergeUploads(
-        {item("n1", "model.pt"), item("n1", "config"), item("n1", "only1")},
-        "e/run-1/");
+        {item("n1", "model.pt"), item("n1", "config"), item("n1", "only1")}, "e/run-1/");
   });
   head->ReportResult(NodeResult{});
-  std::vector<TransferItem> mine = head->MergeUploads(
-      {item("n0", "model.pt"), item("n0", "config")}, "e/run-1/");
+  std::vector<TransferItem> mine =
+      head->MergeUploads({item("n0", "model.pt"), item("n0", "config")}, "e/run-1/");
   std::vector<TransferItem> theirs = w.get();
   ASSERT_EQ(mine.size(), 2u);
   EXPECT_EQ(mine[0].key, "e/run-1/outputs/model.pt");
@@ -517,14 +476,12 @@ TEST_F(ControlPlaneTest, OutputsWrittenDifferentlyByTwoNodesAreBothKept) {
   ASSERT_EQ(theirs.size(), 2u);  // config is node 0's too
   EXPECT_EQ(theirs[0].key, "e/run-1/outputs/model.node1.pt");
   EXPECT_EQ(theirs[1].key, "e/run-1/outputs/only1");
-  auto done = std::async(std::launch::async, [&] {
-    return workers[0]->Finish(NodeDone{}, JobOutcome{});
-  });
+  auto done =
+      std::async(std::launch::async, [&] { return workers[0]->Finish(NodeDone{}, JobOutcome{}); });
   JobOutcome outcome = head->Finish(NodeDone{}, JobOutcome{});
   ASSERT_EQ(outcome.conflicts.size(), 1u);
   EXPECT_EQ(outcome.conflicts[0].key, "outputs/model.pt");
-  EXPECT_TRUE(reporter_.Saw(
-      "outputs/model.pt was written differently by several nodes"))
+  EXPECT_TRUE(reporter_.Saw("outputs/model.pt was written differently by several nodes"))
       << reporter_.All();
   done.get();
 }

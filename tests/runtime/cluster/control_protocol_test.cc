@@ -3,9 +3,9 @@
 // allocate for a frame it refuses.
 #include "runtime/cluster/control_protocol.h"
 
-#include <gtest/gtest.h>
-
 #include <random>
+
+#include <gtest/gtest.h>
 
 namespace trainrun {
 namespace {
@@ -19,8 +19,7 @@ TEST(ControlProtocolTest, EncodesTheDocumentedHeader) {
   EXPECT_EQ(frame[4], 1);
   EXPECT_EQ(frame[5], 10);
   EXPECT_EQ(frame.substr(6, 2), std::string(2, '\0'));
-  EXPECT_EQ(frame.substr(8, 4),
-            std::string("\0\0\0\3", 4));  // big-endian length
+  EXPECT_EQ(frame.substr(8, 4), std::string("\0\0\0\3", 4));  // big-endian length
   EXPECT_EQ(frame.substr(12), "abc");
 }
 
@@ -34,8 +33,7 @@ TEST(ControlProtocolTest, ParsesFramesFedOneByteAtATime) {
     parser.Feed(std::string_view(&c, 1));
     Frame frame;
     State state;
-    while ((state = parser.Next(&frame)) == State::kFrame)
-      frames.push_back(frame);
+    while ((state = parser.Next(&frame)) == State::kFrame) frames.push_back(frame);
     ASSERT_EQ(state, State::kNeedMore) << parser.error();
   }
   ASSERT_EQ(frames.size(), 3u);
@@ -63,24 +61,21 @@ TEST(ControlProtocolTest, TruncatedFramesNeedMoreBytes) {
 
 TEST(ControlProtocolTest, OversizedFramesAreRefusedFromTheHeaderAlone) {
   // The header announces 4 GB; only the header ever arrives.
-  std::string header = EncodeFrame(MessageType::kJoin, "").substr(0, 8) +
-                       std::string("\xff\xff\xff\xff", 4);
+  std::string header =
+      EncodeFrame(MessageType::kJoin, "").substr(0, 8) + std::string("\xff\xff\xff\xff", 4);
   FrameParser parser;  // the unauthenticated limit
   parser.Feed(header);
   Frame out;
   EXPECT_EQ(parser.Next(&out), State::kMalformed);
-  EXPECT_NE(parser.error().find("larger than the limit of 4096 bytes"),
-            std::string::npos)
+  EXPECT_NE(parser.error().find("larger than the limit of 4096 bytes"), std::string::npos)
       << parser.error();
   EXPECT_EQ(parser.buffered(), 0u);
   // Just over the limit is refused too; at the limit is fine.
   FrameParser exact;
-  exact.Feed(EncodeFrame(MessageType::kJoin,
-                         std::string(kMaxUnauthenticatedPayload, 'x')));
+  exact.Feed(EncodeFrame(MessageType::kJoin, std::string(kMaxUnauthenticatedPayload, 'x')));
   EXPECT_EQ(exact.Next(&out), State::kFrame);
   FrameParser over;
-  over.Feed(EncodeFrame(MessageType::kJoin,
-                        std::string(kMaxUnauthenticatedPayload + 1, 'x')));
+  over.Feed(EncodeFrame(MessageType::kJoin, std::string(kMaxUnauthenticatedPayload + 1, 'x')));
   EXPECT_EQ(over.Next(&out), State::kMalformed);
 }
 
@@ -94,23 +89,20 @@ TEST(ControlProtocolTest, GarbageIsMalformedAtTheFirstWrongByte) {
   bad_version[4] = 9;
   bad_type[5] = 99;
   bad_reserved[7] = 1;
-  for (const Case& c : {Case{"GET / HTTP/1.1\r\n", "bad magic"}, Case{"T", ""},
-                        Case{"TRX", "bad magic"},
-                        Case{bad_version, "version 9 is not supported"},
-                        Case{bad_type, "unknown message type 99"},
-                        Case{bad_reserved, "reserved"}}) {
+  for (const Case& c :
+       {Case{"GET / HTTP/1.1\r\n", "bad magic"}, Case{"T", ""}, Case{"TRX", "bad magic"},
+        Case{bad_version, "version 9 is not supported"}, Case{bad_type, "unknown message type 99"},
+        Case{bad_reserved, "reserved"}}) {
     FrameParser parser;
     parser.Feed(c.bytes);
     Frame out;
     State state = parser.Next(&out);
     if (c.error.empty()) {
-      EXPECT_EQ(state, State::kNeedMore)
-          << c.bytes;  // "T" could still become "TRNC"
+      EXPECT_EQ(state, State::kNeedMore) << c.bytes;  // "T" could still become "TRNC"
       continue;
     }
     EXPECT_EQ(state, State::kMalformed) << c.bytes;
-    EXPECT_NE(parser.error().find(c.error), std::string::npos)
-        << parser.error();
+    EXPECT_NE(parser.error().find(c.error), std::string::npos) << parser.error();
     // Malformed stays malformed.
     parser.Feed(good);
     EXPECT_EQ(parser.Next(&out), State::kMalformed);
@@ -124,8 +116,8 @@ TEST(ControlProtocolTest, RandomBytesNeverCrashTheParser) {
     std::string bytes;
     // Mostly valid frames with a few flipped bytes, and pure noise.
     if (round % 2 == 0) {
-      bytes = EncodeFrame(static_cast<MessageType>(1 + random() % 44),
-                          std::string(random() % 64, 'p'));
+      bytes =
+          EncodeFrame(static_cast<MessageType>(1 + random() % 44), std::string(random() % 64, 'p'));
       bytes[random() % bytes.size()] = static_cast<char>(random());
     } else {
       bytes.resize(random() % 128);
@@ -140,8 +132,7 @@ TEST(ControlProtocolTest, RandomBytesNeverCrashTheParser) {
       while (parser.Next(&out) == State::kFrame) {
         EXPECT_LE(out.payload.size(), 1024u);
         DecodeJsonPayload(out).status().IgnoreError();
-        if (out.type == MessageType::kRshData)
-          DecodeRshData(out).status().IgnoreError();
+        if (out.type == MessageType::kRshData) DecodeRshData(out).status().IgnoreError();
       }
     }
   }

@@ -57,10 +57,10 @@ TEST(JobOutcomeTest, ALostNodeIs69AndNamed) {
   nodes[2].result_in = false;
   nodes[2].done_in = false;
   nodes[2].join.pid = 4242;
-  JobOutcome out = DecideJobOutcome(
-      {{1000, 69, "node 2 (host2) was lost", 2, std::nullopt, true},
-       {1050, 1, "rank 0 on node 0 exited with exit code 1", 0, 0, false}},
-      nodes, JobOutcome{}, {});
+  JobOutcome out =
+      DecideJobOutcome({{1000, 69, "node 2 (host2) was lost", 2, std::nullopt, true},
+                        {1050, 1, "rank 0 on node 0 exited with exit code 1", 0, 0, false}},
+                       nodes, JobOutcome{}, {});
   EXPECT_EQ(out.exit_code, 69);
   EXPECT_EQ(out.outcome, "node lost");
   ASSERT_TRUE(out.failure.has_value());
@@ -72,9 +72,8 @@ TEST(JobOutcomeTest, ALostNodeIs69AndNamed) {
 }
 
 TEST(JobOutcomeTest, ACancelIsCanceled) {
-  JobOutcome out =
-      DecideJobOutcome({{5, 143, "canceled on node 1", 1, std::nullopt, false}},
-                       Nodes(2), JobOutcome{}, {});
+  JobOutcome out = DecideJobOutcome({{5, 143, "canceled on node 1", 1, std::nullopt, false}},
+                                    Nodes(2), JobOutcome{}, {});
   EXPECT_EQ(out.exit_code, 143);
   EXPECT_EQ(out.status, RunStatus::kCanceled);
   EXPECT_EQ(out.outcome, "canceled");
@@ -89,13 +88,11 @@ TEST(JobOutcomeTest, UnfinishedOrFailedUploadsElsewhereMake74) {
   EXPECT_EQ(out.outcome, "upload failed");
   ASSERT_EQ(out.upload_errors.size(), 2u);
   EXPECT_EQ(out.upload_errors[0], "node 1: outputs/x -> ...: disk full");
-  EXPECT_NE(out.upload_errors[1].find(
-                "node 2: node 2 (host2) did not finish its uploads in time"),
+  EXPECT_NE(out.upload_errors[1].find("node 2: node 2 (host2) did not finish its uploads in time"),
             std::string::npos);
   // A failed rank keeps its own code.
   JobOutcome failed = DecideJobOutcome(
-      {{1, 3, "rank 1 on node 0 exited with exit code 3", 0, 1, false}}, nodes,
-      JobOutcome{}, {});
+      {{1, 3, "rank 1 on node 0 exited with exit code 3", 0, 1, false}}, nodes, JobOutcome{}, {});
   EXPECT_EQ(failed.exit_code, 3);
 }
 

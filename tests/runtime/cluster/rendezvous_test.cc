@@ -52,24 +52,19 @@ TEST(RendezvousTest, ConflictsNameBothSides) {
   NodeJoin other_job = Node(1);
   other_job.job_digest = "fff999";
   Status s = book.Add(other_job);
-  EXPECT_NE(s.message().find("runs a different job file"), std::string::npos)
-      << s.message();
-  EXPECT_NE(book.Add(Node(1, 4))
-                .message()
-                .find("thinks the job has 4 node(s); the head (node0) says 3"),
-            std::string::npos);
+  EXPECT_NE(s.message().find("runs a different job file"), std::string::npos) << s.message();
   EXPECT_NE(
-      book.Add(Node(0)).message().find("two nodes think they are the head"),
+      book.Add(Node(1, 4)).message().find("thinks the job has 4 node(s); the head (node0) says 3"),
       std::string::npos);
-  EXPECT_NE(book.Add(Node(5)).message().find("out of range"),
+  EXPECT_NE(book.Add(Node(0)).message().find("two nodes think they are the head"),
             std::string::npos);
+  EXPECT_NE(book.Add(Node(5)).message().find("out of range"), std::string::npos);
   ASSERT_TRUE(book.Add(Node(1)).ok());
   NodeJoin twin = Node(1);
   twin.host = "elsewhere";
-  EXPECT_NE(
-      book.Add(twin).message().find("node rank 1 is claimed by node 1 (node1, "
-                                    "10.0.0.2) and by node 1 (elsewhere"),
-      std::string::npos);
+  EXPECT_NE(book.Add(twin).message().find("node rank 1 is claimed by node 1 (node1, "
+                                          "10.0.0.2) and by node 1 (elsewhere"),
+            std::string::npos);
   // The same host joining again (a restarted pod) replaces its entry.
   EXPECT_TRUE(book.Add(Node(1)).ok());
   NodeJoin run_id = Node(2);
@@ -77,8 +72,7 @@ TEST(RendezvousTest, ConflictsNameBothSides) {
   NodeJoin head = Node(0);
   head.run_id = "theirs";
   RendezvousBook with_id(head);
-  EXPECT_NE(with_id.Add(run_id).message().find(
-                "was given run id \"mine\", the head \"theirs\""),
+  EXPECT_NE(with_id.Add(run_id).message().find("was given run id \"mine\", the head \"theirs\""),
             std::string::npos);
 }
 
@@ -97,8 +91,7 @@ TEST(RendezvousTest, HostsAreFoundByNameAddressOrNodeNumber) {
   n.host = "gpu-2.cluster.local";
   ASSERT_TRUE(book.Add(n).ok());
   JobAssignment a = book.Assign("r", "10.0.0.1", 1);
-  for (const char* host :
-       {"10.0.0.2", "192.168.0.2", "gpu-2.cluster.local", "gpu-2", "node1"}) {
+  for (const char* host : {"10.0.0.2", "192.168.0.2", "gpu-2.cluster.local", "gpu-2", "node1"}) {
     const NodeSlot* found = a.FindHost(host);
     ASSERT_NE(found, nullptr) << host;
     EXPECT_EQ(found->node_rank, 1) << host;
@@ -117,8 +110,7 @@ TEST(RendezvousTest, TfConfigListsEveryRankAsAWorker) {
   JobAssignment a = b.Assign("r", "10.0.0.1", 1);
   nlohmann::json config = nlohmann::json::parse(TfConfigFor(a, 2));
   EXPECT_EQ(config["cluster"]["worker"],
-            nlohmann::json::array(
-                {"10.0.0.1:2222", "10.0.0.2:2223", "10.0.0.2:2224"}));
+            nlohmann::json::array({"10.0.0.1:2222", "10.0.0.2:2223", "10.0.0.2:2224"}));
   EXPECT_EQ(config["task"]["type"], "worker");
   EXPECT_EQ(config["task"]["index"], 2);
 }

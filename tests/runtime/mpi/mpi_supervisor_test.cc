@@ -15,11 +15,11 @@
 namespace trainrun {
 namespace {
 
+using std::chrono::milliseconds;
+using std::chrono::seconds;
 using testing::FakeClock;
 using testing::ProcessScript;
 using testing::ScriptedProcessSet;
-using std::chrono::milliseconds;
-using std::chrono::seconds;
 
 ProcessScript ExitsAfter(Duration after, int code) {
   ProcessScript s;

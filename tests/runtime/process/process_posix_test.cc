@@ -102,7 +102,8 @@ TEST_F(PosixProcessSetTest, MissingProgramIsNotFoundAndNotExecutableIsPermission
 
 TEST_F(PosixProcessSetTest, EnvironmentCwdAndAffinityAreApplied) {
   testing::TempDir dir;
-  SpawnSpec spec = Shell("echo \"$FOO $(pwd)\" > out; grep Cpus_allowed_list /proc/self/status >> out");
+  SpawnSpec spec =
+      Shell("echo \"$FOO $(pwd)\" > out; grep Cpus_allowed_list /proc/self/status >> out");
   spec.env.push_back("FOO=bar");
   spec.cwd = dir.path();
   spec.cpus = {0};
@@ -131,8 +132,8 @@ TEST_F(PosixProcessSetTest, SignalToTrainrunIsAnEvent) {
 TEST_F(PosixProcessSetTest, OrphansAreAdoptedReapedAndKilled) {
   testing::TempDir dir;
   // A daemon-style double fork: the grandchild leaves the group and is orphaned.
-  int pid = *set_->Spawn(Shell("setsid sh -c 'echo $$ > " + (dir / "orphan") +
-                               "; exec sleep 60' & sleep 0.2"));
+  int pid = *set_->Spawn(
+      Shell("setsid sh -c 'echo $$ > " + (dir / "orphan") + "; exec sleep 60' & sleep 0.2"));
   EXPECT_EQ(WaitExit(*set_, pid)->code, 0);
   int orphan = std::stoi(testing::ReadFile(dir / "orphan"));
   EXPECT_EQ(kill(orphan, 0), 0);

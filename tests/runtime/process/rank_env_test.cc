@@ -52,9 +52,8 @@ TEST(RankEnvTest, UserValuesAreNeverOverwrittenSilently) {
   c.rank = 3;
   std::vector<TrainrunVar> vars = RankVariables(c);
   vars.push_back({"OMP_NUM_THREADS", "8", TrainrunVar::Kind::kDefault});
-  MergedEnvironment env = MergeEnvironment(
-      {"RANK=0", "OMP_NUM_THREADS=2", "PYTHONUNBUFFERED=0"},
-      {{"WORLD_SIZE", "99"}, {"MY_FLAG", "on"}}, vars);
+  MergedEnvironment env = MergeEnvironment({"RANK=0", "OMP_NUM_THREADS=2", "PYTHONUNBUFFERED=0"},
+                                           {{"WORLD_SIZE", "99"}, {"MY_FLAG", "on"}}, vars);
   // The container's RANK is about the pod, not the process: replaced, with a note.
   EXPECT_EQ(Get(env, "RANK"), "3");
   // The job file wins even over identity variables, with a warning.

@@ -12,9 +12,9 @@
 namespace trainrun {
 namespace {
 
-using testing::FakeClock;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using testing::FakeClock;
 
 TimePoint At(Duration d) { return TimePoint{} + d; }
 
@@ -90,8 +90,8 @@ TEST_F(StopPolicyTest, MaxRunDurationCountsFromStartAndStopsWith124) {
 }
 
 TEST_F(StopPolicyTest, SignalsCancelForwardingSigintAndTurningSighupIntoSigterm) {
-  for (auto [received, forwarded] : {std::pair{SIGTERM, SIGTERM}, std::pair{SIGINT, SIGINT},
-                                     std::pair{SIGHUP, SIGTERM}}) {
+  for (auto [received, forwarded] :
+       {std::pair{SIGTERM, SIGTERM}, std::pair{SIGINT, SIGINT}, std::pair{SIGHUP, SIGTERM}}) {
     StopPolicy policy = Make();
     ASSERT_EQ(policy.OnSignal(received), StopPolicy::SignalAction::kStop);
     EXPECT_EQ(policy.order().outcome, RunOutcome::kCanceled);

@@ -11,11 +11,11 @@
 namespace trainrun {
 namespace {
 
+using std::chrono::milliseconds;
+using std::chrono::seconds;
 using testing::FakeClock;
 using testing::ProcessScript;
 using testing::ScriptedProcessSet;
-using std::chrono::milliseconds;
-using std::chrono::seconds;
 
 std::vector<RankLaunch> Launches(int n) {
   std::vector<RankLaunch> launches;

@@ -33,8 +33,8 @@ TEST(PlanUploadTest, RealFoldersWinOverSymlinksThatSortFirst) {
   std::vector<SkippedSymlink> skipped;
   Status s = PlanUpload(wd / "outputs", "exp/run/outputs", wd.path(), "exp/run/", &items, &skipped);
   ASSERT_TRUE(s.ok()) << s.message();
-  EXPECT_EQ(Keys(items),
-            (std::vector<std::string>{"exp/run/outputs/run_a/model.pt", "exp/run/outputs/sub/f.txt"}));
+  EXPECT_EQ(Keys(items), (std::vector<std::string>{"exp/run/outputs/run_a/model.pt",
+                                                   "exp/run/outputs/sub/f.txt"}));
   ASSERT_EQ(skipped.size(), 3u);
   std::sort(skipped.begin(), skipped.end(),
             [](const SkippedSymlink& a, const SkippedSymlink& b) { return a.path < b.path; });

@@ -4,13 +4,13 @@
 // files sent again by the live uploader.
 #include "runtime/run/history_uploader.h"
 
-#include <gtest/gtest.h>
-
 #include <filesystem>
 #include <mutex>
 
-#include "runtime/store/file_store.h"
+#include <gtest/gtest.h>
+
 #include "runtime/run/live_uploader.h"
+#include "runtime/store/file_store.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/test_util.h"
 

@@ -39,11 +39,11 @@ TEST(IgnoreRulesTest, PatternsNegationAnchoringAndDirectories) {
   EXPECT_TRUE(rules.IsIgnored("sub/model.ckpt", false));  // no '/': any depth
   EXPECT_FALSE(rules.IsIgnored("keep.ckpt", false));      // negated later
   EXPECT_TRUE(rules.IsIgnored("build", true));
-  EXPECT_FALSE(rules.IsIgnored("src/build", true));       // anchored at the root
+  EXPECT_FALSE(rules.IsIgnored("src/build", true));  // anchored at the root
   EXPECT_TRUE(rules.IsIgnored("logs", true));
-  EXPECT_FALSE(rules.IsIgnored("logs", false));           // trailing '/': folders only
+  EXPECT_FALSE(rules.IsIgnored("logs", false));  // trailing '/': folders only
   EXPECT_TRUE(rules.IsIgnored("data/raw", true));
-  EXPECT_FALSE(rules.IsIgnored("x/data/raw", true));      // inner '/' anchors too
+  EXPECT_FALSE(rules.IsIgnored("x/data/raw", true));  // inner '/' anchors too
   EXPECT_TRUE(rules.IsIgnored("#notes", false));
   EXPECT_FALSE(rules.IsIgnored("train.py", false));
 }

@@ -21,9 +21,7 @@ using testing::WriteFile;
 class JobConfigTest : public ::testing::Test {
  protected:
   JobConfigTest() { WriteFile(dir_ / "src/train.py", "print('hi')\n"); }
-  Result<JobConfig> Parse(const std::string& text) {
-    return ParseJobText(text, dir_ / "job.json");
-  }
+  Result<JobConfig> Parse(const std::string& text) { return ParseJobText(text, dir_ / "job.json"); }
   // The error message, or "" when parsing succeeded.
   std::string Error(const std::string& text) {
     Result<JobConfig> job = Parse(text);
@@ -91,14 +89,16 @@ TEST_F(JobConfigTest, DefaultsAndCaseInsensitiveNames) {
 TEST_F(JobConfigTest, UnknownFieldSuggestsTheNearestName) {
   std::string e = Error(R"({"script": "train.py", "sourceDirectory": "src", "enviroment": {}})");
   EXPECT_NE(e.find("job.json: /enviroment: unknown field; did you mean \"environment\"?"),
-            std::string::npos) << e;
+            std::string::npos)
+      << e;
   e = Error(R"({"script": "train.py", "sourceDirectory": "src",
                 "data": {"d": {"dataLocation": {"uri": "/x"}, "mechanismm": "mount"}}})");
   EXPECT_NE(e.find("/data/d/mechanismm: unknown field; did you mean \"mechanism\"?"),
-            std::string::npos) << e;
+            std::string::npos)
+      << e;
   e = Error(R"({"script": "train.py", "sourceDirectory": "src", "zzz": 1})");
-  EXPECT_NE(e.find("/zzz: unknown field; known fields here are script, command"),
-            std::string::npos) << e;
+  EXPECT_NE(e.find("/zzz: unknown field; known fields here are script, command"), std::string::npos)
+      << e;
 }
 
 TEST_F(JobConfigTest, BadValuesNameTheFieldAndTheFile) {
@@ -121,7 +121,8 @@ TEST_F(JobConfigTest, BadValuesNameTheFieldAndTheFile) {
       {R"({"script": "train.py", "command": ["x"], "sourceDirectory": "src"})",
        "give \"script\" or \"command\", not both"},
       {R"({"command": [], "sourceDirectory": "src"})", "/command: must not be empty"},
-      {R"({"script": "train.py", "sourceDirectory": "src", "runId": "../etc"})", "/runId: \"../etc\""},
+      {R"({"script": "train.py", "sourceDirectory": "src", "runId": "../etc"})",
+       "/runId: \"../etc\""},
       {R"({"script": "train.py", "sourceDirectory": "src", "arguments": ["{{data.mnst}}"], "data": {"mnist": {"dataLocation": {"uri": "/d"}}}})",
        "/arguments/0: {{data.mnst}} names no data reference; did you mean {{data.mnist}}?"},
       {R"({"script": "train.py", "sourceDirectory": "src", "arguments": ["{{output}}"]})",
@@ -145,7 +146,8 @@ TEST_F(JobConfigTest, BadValuesNameTheFieldAndTheFile) {
 }
 
 TEST_F(JobConfigTest, SeveralErrorsAreReportedTogether) {
-  std::string e = Error(R"({"script": "train.py", "sourceDirectory": "src", "nodeCount": 0, "binding": "tight"})");
+  std::string e = Error(
+      R"({"script": "train.py", "sourceDirectory": "src", "nodeCount": 0, "binding": "tight"})");
   EXPECT_NE(e.find("/nodeCount"), std::string::npos);
   EXPECT_NE(e.find("/binding: \"tight\" is not one of auto, none"), std::string::npos);
   EXPECT_NE(e.find('\n'), std::string::npos);
@@ -179,8 +181,7 @@ class JobConfigLimitsTest : public JobConfigTest {
   Result<JobConfig> ParseFileWithin(const std::string& path, std::chrono::seconds limit) {
     auto parsed = std::async(std::launch::async, [path] { return ParseJobFile(path); });
     if (parsed.wait_for(limit) != std::future_status::ready) {
-      ADD_FAILURE() << "ParseJobFile(" << path << ") still running after " << limit.count()
-                    << " s";
+      ADD_FAILURE() << "ParseJobFile(" << path << ") still running after " << limit.count() << " s";
       // A reader blocked on a FIFO returns once a writer comes and goes.
       int fd = open(path.c_str(), O_WRONLY | O_NONBLOCK);
       if (fd >= 0) close(fd);
@@ -197,7 +198,8 @@ TEST_F(JobConfigLimitsTest, NestingPastTheLimitIsRefusedWithoutRecursing) {
   // 60,000 levels would overflow the stack if a tree were built (or printed).
   std::string e = Error(Nested(60000));
   EXPECT_NE(e.find("job.json:1:126: arrays and objects are nested more than 64 levels deep"),
-            std::string::npos) << e.substr(0, 300);
+            std::string::npos)
+      << e.substr(0, 300);
   WriteFile(dir_ / "deep.json", Nested(60000));
   Result<JobConfig> job = ParseJobFile(dir_ / "deep.json");
   ASSERT_FALSE(job.ok());
@@ -218,7 +220,8 @@ TEST_F(JobConfigLimitsTest, OnlyRegularFilesUpToTheSizeLimitAreRead) {
   EXPECT_EQ(job.status().code(), StatusCode::kInvalidJob);
   EXPECT_NE(job.status().message().find("big.json: the job file has 4194352 bytes; it may have "
                                         "at most 4194304"),
-            std::string::npos) << job.status().message();
+            std::string::npos)
+      << job.status().message();
   EXPECT_NE(Error(std::string(kMaxJobFileBytes + 1, ' ')).find("at most 4194304"),
             std::string::npos);
 
@@ -228,13 +231,15 @@ TEST_F(JobConfigLimitsTest, OnlyRegularFilesUpToTheSizeLimitAreRead) {
   ASSERT_FALSE(job.ok());
   EXPECT_EQ(job.status().code(), StatusCode::kInvalidJob);
   EXPECT_NE(job.status().message().find("must be a regular file, this is a FIFO"),
-            std::string::npos) << job.status().message();
+            std::string::npos)
+      << job.status().message();
 
   job = ParseFileWithin("/dev/zero", std::chrono::seconds(10));
   ASSERT_FALSE(job.ok());
   EXPECT_NE(job.status().message().find("/dev/zero: the job file must be a regular file, this "
                                         "is a device"),
-            std::string::npos) << job.status().message();
+            std::string::npos)
+      << job.status().message();
   job = ParseFileWithin(dir_ / "src", std::chrono::seconds(10));
   ASSERT_FALSE(job.ok());
   EXPECT_NE(job.status().message().find("this is a directory"), std::string::npos);
@@ -247,8 +252,8 @@ TEST_F(JobConfigLimitsTest, OnlyRegularFilesUpToTheSizeLimitAreRead) {
 }
 
 TEST_F(JobConfigLimitsTest, PathFieldsPastPathMaxOrNameMaxNameTheField) {
-  const std::string name(256, 'n');                  // one component past NAME_MAX
-  std::string path;                                  // 4096 bytes, components of 127
+  const std::string name(256, 'n');  // one component past NAME_MAX
+  std::string path;                  // 4096 bytes, components of 127
   while (path.size() < 4096) path += std::string(127, 'p') + "/";
   struct Case {
     nlohmann::json job;
@@ -267,8 +272,9 @@ TEST_F(JobConfigLimitsTest, PathFieldsPastPathMaxOrNameMaxNameTheField) {
   const std::vector<Case> cases = {
       {with({{"script", name + ".py"}}), "/script: path component \"nnn"},
       {with({{"sourceDirectory", "src/" + name}}), "/sourceDirectory: path component \"nnn"},
-      {with({{"sourceDirectory", path}}), "/sourceDirectory: is 4096 bytes long; a path may "
-                                          "have at most 4095"},
+      {with({{"sourceDirectory", path}}),
+       "/sourceDirectory: is 4096 bytes long; a path may "
+       "have at most 4095"},
       {nlohmann::json{{"command", {"/bin/" + name}}, {"sourceDirectory", "src"}},
        "/command/0: path component"},
       {with(data({{"pathOnCompute", std::string(300, 'c')}})),
@@ -311,9 +317,11 @@ TEST_F(JobConfigLimitsTest, NumbersAreRangeCheckedBeforeConversion) {
   };
   for (const Case& c : cases) {
     std::string e = Error(std::string(R"({"script": "train.py", "sourceDirectory": "src", )"
-                                      R"("processCountPerNode": )") + c.value + "}");
+                                      R"("processCountPerNode": )") +
+                          c.value + "}");
     EXPECT_NE(e.find("/processCountPerNode: must be an integer from 1 to 4096, got "),
-              std::string::npos) << c.value << ": " << e;
+              std::string::npos)
+        << c.value << ": " << e;
     EXPECT_NE(e.find(c.expected), std::string::npos) << c.value << ": " << e;
   }
   Result<JobConfig> job = Parse(R"({"script": "train.py", "sourceDirectory": "src",
@@ -333,8 +341,9 @@ TEST_F(JobConfigLimitsTest, RunIdsAndExperimentNamesAreCheckedForLengthAndCharac
   EXPECT_FALSE(IsValidRunName(std::string(256, 'r')));
   EXPECT_FALSE(IsValidRunName("a/b"));
   EXPECT_FALSE(IsValidRunName(".hidden"));
-  std::string e = Error(nlohmann::json{{"script", "train.py"}, {"sourceDirectory", "src"},
-                                       {"runId", std::string(256, 'r')}}.dump());
+  std::string e = Error(nlohmann::json{
+      {"script", "train.py"}, {"sourceDirectory", "src"}, {"runId", std::string(256, 'r')}}
+                            .dump());
   EXPECT_NE(e.find("/runId: \"rrr"), std::string::npos) << e;
   e = Error(R"({"script": "train.py", "sourceDirectory": "src", "experimentName": "a b"})");
   EXPECT_NE(e.find("/experimentName: \"a b\" must be 1-255"), std::string::npos) << e;

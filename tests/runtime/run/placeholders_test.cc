@@ -20,9 +20,11 @@ TEST(PlaceholdersTest, ExpandsDataOutputsAndAzureMlVariables) {
 }
 
 TEST(PlaceholdersTest, ErrorsSayWhatIsWrong) {
-  EXPECT_NE(CheckPlaceholders("{{data.x}}", {}).message().find("the job has none"), std::string::npos);
-  EXPECT_NE(CheckPlaceholders("{{data.mnsit}}", {"mnist"}).message().find("did you mean {{data.mnist}}"),
+  EXPECT_NE(CheckPlaceholders("{{data.x}}", {}).message().find("the job has none"),
             std::string::npos);
+  EXPECT_NE(
+      CheckPlaceholders("{{data.mnsit}}", {"mnist"}).message().find("did you mean {{data.mnist}}"),
+      std::string::npos);
   EXPECT_NE(CheckPlaceholders("{{data.zzzzzz}}", {"mnist"}).message().find("known: mnist"),
             std::string::npos);
   EXPECT_NE(CheckPlaceholders("{{foo}}", {}).message().find("unknown placeholder {{foo}}"),

@@ -51,7 +51,8 @@ TEST(SnapshotTest, SkipsTheRunDirectoryInsideTheSource) {
   TempDir dir;
   WriteFile(dir / "src/a.py", "a");
   WriteFile(dir / "src/runs/old/x", "x");
-  Result<SnapshotStats> stats = CopySnapshot(dir / "src", dir / "src/runs/new/wd", {dir / "src/runs"});
+  Result<SnapshotStats> stats =
+      CopySnapshot(dir / "src", dir / "src/runs/new/wd", {dir / "src/runs"});
   ASSERT_TRUE(stats.ok()) << stats.status().message();
   EXPECT_EQ(stats->files, 1u);
 }

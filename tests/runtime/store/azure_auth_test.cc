@@ -2,9 +2,9 @@
 // signatures, SAS, connection strings and where credentials come from.
 #include "runtime/store/azure_auth.h"
 
-#include <gtest/gtest.h>
-
 #include <map>
+
+#include <gtest/gtest.h>
 
 #include "base/hashing.h"
 

@@ -4,7 +4,6 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,6 +11,8 @@
 #include <atomic>
 #include <mutex>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "tests/test_util.h"
 
