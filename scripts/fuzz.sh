@@ -28,6 +28,15 @@ if ! command -v clang++ >/dev/null || ! command -v clang >/dev/null; then
   echo "fuzz.sh: clang++ not found; install clang (Debian: apt-get install clang)" >&2
   exit 77
 fi
+# clang without libclang-rt (a --no-install-recommends install) cannot link libFuzzer:
+# say so and skip rather than fail on a build error that is not ours.
+probe=$(mktemp -d)
+trap 'rm -rf "$probe"' EXIT
+printf '#include <cstdint>\n#include <cstddef>\nextern "C" int LLVMFuzzerTestOneInput(const uint8_t*, size_t) { return 0; }\n' >"$probe/p.cc"
+if ! clang++ -fsanitize=fuzzer,address,undefined "$probe/p.cc" -o "$probe/p" 2>"$probe/err"; then
+  echo "fuzz.sh: clang++ cannot link libFuzzer ($(head -n 1 "$probe/err")); install libclang-rt-14-dev" >&2
+  exit 77
+fi
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DTRAINRUN_BUILD_FUZZERS=ON -DTRAINRUN_BUILD_TESTS=OFF -DTRAINRUN_BUILD_BENCHMARKS=OFF \

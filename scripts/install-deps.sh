@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 packages=(
   # build
   g++ make cmake pkg-config git ccache clang-format
+  # the fuzz targets (scripts/fuzz.sh, CTest's fuzz.smoke): clang with libFuzzer
+  clang libclang-rt-14-dev
   # the mutation check (scripts/mutation-check.sh)
   rsync bc
   libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev

@@ -1,5 +1,6 @@
 #include "runtime/cluster/hostlist.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 
@@ -78,6 +79,24 @@ Result<std::vector<std::string>> ExpandItem(std::string_view item, std::string_v
       return InvalidArgumentError(
           fmt::format("hostlist \"{}\": more than {} hosts", list, kMaxHostlistHosts));
     }
+    // Checked before anything is built: the names' length and the bytes in all.
+    size_t host_bytes = 0, longest_host = 0, value_bytes = 0, longest_value = 0;
+    for (const std::string& host : hosts) {
+      host_bytes += host.size();
+      longest_host = std::max(longest_host, host.size());
+    }
+    for (const std::string& value : values) {
+      value_bytes += value.size();
+      longest_value = std::max(longest_value, value.size());
+    }
+    if (longest_host + longest_value + (item.size() - close - 1) > kMaxHostNameLength) {
+      return InvalidArgumentError(fmt::format(
+          "hostlist \"{}\": a host name longer than {} characters", list, kMaxHostNameLength));
+    }
+    if (host_bytes * values.size() + hosts.size() * value_bytes > kMaxHostlistBytes) {
+      return InvalidArgumentError(fmt::format("hostlist \"{}\": its names take more than {} MiB",
+                                              list, kMaxHostlistBytes >> 20));
+    }
     std::vector<std::string> product;
     product.reserve(hosts.size() * values.size());
     for (const std::string& host : hosts) {
@@ -85,6 +104,10 @@ Result<std::vector<std::string>> ExpandItem(std::string_view item, std::string_v
     }
     hosts = std::move(product);
     pos = close + 1;
+  }
+  if (hosts.front().size() > kMaxHostNameLength) {
+    return InvalidArgumentError(fmt::format(
+        "hostlist \"{}\": a host name longer than {} characters", list, kMaxHostNameLength));
   }
   return hosts;
 }

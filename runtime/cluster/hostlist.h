@@ -19,10 +19,15 @@ namespace trainrun {
 // More hosts than this in one list is taken as a mistake (a typo in a range),
 // not expanded.
 constexpr size_t kMaxHostlistHosts = 1 << 20;
+// Nor a host name longer than a DNS name may be, or an expansion past this many
+// bytes (a short list can ask for a million long names).
+constexpr size_t kMaxHostNameLength = 255;
+constexpr size_t kMaxHostlistBytes = 64 << 20;
 
 // Expands `list`. Errors (kInvalidArgument) quote the list and say what is
 // wrong: an unbalanced bracket, an empty item, a range that is not digits or
-// runs backwards, or an expansion past kMaxHostlistHosts.
+// runs backwards, a name past kMaxHostNameLength, or an expansion past
+// kMaxHostlistHosts or kMaxHostlistBytes.
 Result<std::vector<std::string>> ExpandHostlist(std::string_view list);
 
 }  // namespace trainrun

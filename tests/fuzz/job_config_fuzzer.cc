@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -28,6 +29,12 @@ std::string JobPath() {
     std::ofstream(base + "/train.py") << "print('hello')\n";
     if (mkdir((base + "/src").c_str(), 0755) != 0) std::abort();
     std::ofstream(base + "/src/train.py") << "print('hello')\n";
+    // Removed when the fuzzer exits, however many runs it made.
+    static std::string to_remove = base;
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(to_remove, ec);
+    });
     return base + "/job.json";
   }();
   return path;

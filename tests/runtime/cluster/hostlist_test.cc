@@ -43,5 +43,23 @@ TEST(HostlistTest, MistakesAreErrorsThatQuoteTheList) {
   }
 }
 
+TEST(HostlistTest, LongNamesAndHugeExpansionsAreRefusedBeforeBuildingThem) {
+  Result<std::vector<std::string>> long_name = ExpandHostlist(std::string(300, 'x'));
+  ASSERT_FALSE(long_name.ok());
+  EXPECT_NE(long_name.status().message().find("longer than 255"), std::string::npos);
+  // Found by the hostlist fuzzer: a million 4 KB names (4 GB) from a short list.
+  Result<std::vector<std::string>> huge = ExpandHostlist(std::string(4000, 'x') + "[0-999999]");
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.status().message().find("longer than 255"), std::string::npos);
+  Result<std::vector<std::string>> bytes =
+      ExpandHostlist(std::string(200, 'x') + "[0-999]" + "y[0-999]");
+  ASSERT_FALSE(bytes.ok());
+  EXPECT_NE(bytes.status().message().find("MiB"), std::string::npos);
+  // A big but sane cluster still expands.
+  Result<std::vector<std::string>> many = ExpandHostlist("gpu[0000-9999]");
+  ASSERT_TRUE(many.ok()) << many.status().message();
+  EXPECT_EQ(many->size(), 10000u);
+}
+
 }  // namespace
 }  // namespace trainrun
