@@ -24,12 +24,13 @@ namespace fs = std::filesystem;
 
 // Plays `rclone mount REMOTE TARGET --read-only --log-file LOG ...`: "mounts" by
 // creating TARGET/.mounted, then runs until TARGET/.die appears and exits 1 with a
-// last word in its log. With FAIL_AT_ONCE it dies before mounting.
+// last word in its log. With a file fail_at_once beside TARGET it dies before mounting
+// (a file, not a variable: the helper inherits only a few of trainrun's variables).
 constexpr char kStandInRclone[] = R"(#!/bin/sh
 target="$3"; log="$6"
 echo "$$" > "$target/../helper.pid"
 env > "$target/../helper.env"
-if [ -n "$FAIL_AT_ONCE" ]; then echo "Failed to mount: stand-in refuses" >> "$log"; exit 2; fi
+if [ -e "$target/../fail_at_once" ]; then echo "Failed to mount: stand-in refuses" >> "$log"; exit 2; fi
 touch "$target/.mounted"
 trap 'exit 0' TERM
 while [ ! -e "$target/.die" ]; do sleep 0.02; done
@@ -67,30 +68,6 @@ class DataMountHelperTest : public ::testing::Test {
   WarningCollector warnings_;
   std::unique_ptr<PosixProcessSet> processes_;
 };
-
-TEST_F(DataMountHelperTest, TheHelperInheritsNoCredentialOfTrainrun) {
-  setenv("TRAINRUN_JOB_TOKEN", "job-token-0123456789", 1);
-  setenv("AZURE_STORAGE_KEY", "c3RvcmFnZS1rZXk=", 1);
-  setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-0123456789", 1);
-  setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
-  std::unique_ptr<DataPreparer> data = Preparer();
-  Result<PreparedData> prepared = data->Prepare(ref_, processes_.get());
-  unsetenv("TRAINRUN_JOB_TOKEN");
-  unsetenv("AZURE_STORAGE_KEY");
-  unsetenv("AWS_SECRET_ACCESS_KEY");
-  unsetenv("AWS_ACCESS_KEY_ID");
-  ASSERT_TRUE(prepared.ok()) << prepared.status().message();
-  const std::string env = testing::ReadFile(dir_ / "mnt/helper.env");
-  EXPECT_EQ(env.find("TRAINRUN_JOB_TOKEN"), std::string::npos) << env;
-  EXPECT_EQ(env.find("job-token-0123456789"), std::string::npos) << env;
-  EXPECT_EQ(env.find("AZURE_STORAGE_KEY"), std::string::npos) << env;
-  EXPECT_EQ(env.find("\nAWS_SECRET_ACCESS_KEY="), std::string::npos) << env;
-  // What it needs: its remote's configuration (here with the S3 keys it is given on
-  // purpose, as rclone's own variables) and a PATH.
-  EXPECT_NE(env.find("RCLONE_CONFIG_TRAINRUN_TYPE=s3"), std::string::npos) << env;
-  EXPECT_NE(env.find("PATH="), std::string::npos) << env;
-  data.reset();  // unmounts: stops the stand-in
-}
 
 TEST_F(DataMountHelperTest, HelperDeathWhileTheRanksRunIsAWarningThatNamesTheData) {
   std::unique_ptr<DataPreparer> data = Preparer();
@@ -148,15 +125,42 @@ TEST_F(DataMountHelperTest, UnmountStopsTheHelperWithoutAWarning) {
 }
 
 TEST_F(DataMountHelperTest, HelperThatDiesBeforeMountingFailsPrepareNamingTheData) {
-  setenv("FAIL_AT_ONCE", "1", 1);
+  fs::create_directories(dir_ / "mnt");
+  testing::WriteFile(dir_ / "mnt/fail_at_once", "");
   std::unique_ptr<DataPreparer> data = Preparer();
   Result<PreparedData> prepared = data->Prepare(ref_, processes_.get());
-  unsetenv("FAIL_AT_ONCE");
   ASSERT_FALSE(prepared.ok());
   const std::string& message = prepared.status().message();
   EXPECT_EQ(message.rfind("data.mnist: rclone could not mount s3://bucket/mnist at ", 0), 0)
       << message;
   EXPECT_NE(message.find("Failed to mount: stand-in refuses"), std::string::npos) << message;
+}
+
+TEST_F(DataMountHelperTest, TheHelperInheritsNoCredentialOfTrainrun) {
+  setenv("TRAINRUN_JOB_TOKEN", "job-token-0123456789", 1);
+  setenv("AZURE_STORAGE_KEY", "c3RvcmFnZS1rZXk=", 1);
+  setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-0123456789", 1);
+  setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+  std::unique_ptr<DataPreparer> data = Preparer();
+  Result<PreparedData> prepared = data->Prepare(ref_, processes_.get());
+  unsetenv("TRAINRUN_JOB_TOKEN");
+  unsetenv("AZURE_STORAGE_KEY");
+  unsetenv("AWS_SECRET_ACCESS_KEY");
+  unsetenv("AWS_ACCESS_KEY_ID");
+  ASSERT_TRUE(prepared.ok()) << prepared.status().message();
+  const std::string env = testing::ReadFile(dir_ / "mnt/helper.env");
+  EXPECT_EQ(env.find("TRAINRUN_JOB_TOKEN"), std::string::npos) << env;
+  EXPECT_EQ(env.find("job-token-0123456789"), std::string::npos) << env;
+  EXPECT_EQ(env.find("AZURE_STORAGE_KEY"), std::string::npos) << env;
+  EXPECT_EQ(env.find("\nAWS_SECRET_ACCESS_KEY="), std::string::npos) << env;
+  // What it needs: its remote's configuration (here with the S3 keys it is given on
+  // purpose, as rclone's own variables) and a PATH.
+  EXPECT_NE(env.find("RCLONE_CONFIG_TRAINRUN_TYPE=s3"), std::string::npos) << env;
+  EXPECT_NE(env.find("PATH="), std::string::npos) << env;
+  data.reset();  // unmounts: stops the stand-in
+  // Reap what the stand-in left (its last `sleep`), so no other test counts it.
+  for (int i = 0; i < 25; ++i)
+    processes_->Wait(SystemClock()->Now() + std::chrono::milliseconds(20));
 }
 
 }  // namespace

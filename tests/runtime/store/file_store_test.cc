@@ -73,10 +73,14 @@ TEST(PlanUploadTest, SymlinksInsideAreFollowedOutsideRecorded) {
   for (const TransferItem& i : items) keys.push_back(i.key);
   EXPECT_EQ(keys, (std::vector<std::string>{"e/r/outputs/a.txt", "e/r/outputs/c.pt",
                                             "e/r/outputs/sub/b.txt"}));
-  ASSERT_EQ(skipped.size(), 2u);
+  ASSERT_EQ(skipped.size(), 3u);
   EXPECT_EQ(skipped[0].path, "outputs/dangling");
+  EXPECT_EQ(skipped[0].reason, SkippedSymlink::kOutsideWorkdir);
   EXPECT_EQ(skipped[1].path, "outputs/secret");
   EXPECT_EQ(skipped[1].target, dir / "outside/secret");
+  // The loop back to outputs/ is a link to a folder uploaded under its own name.
+  EXPECT_EQ(skipped[2].path, "outputs/sub/loop");
+  EXPECT_EQ(skipped[2].reason, SkippedSymlink::kAlreadyUploaded);
 
   FileStore store(dir / "h");
   UploadReport report = UploadItems(&store, items, 4, {});
