@@ -67,6 +67,8 @@ SecretRegistry& Registry() {
 
 bool IsSecretName(std::string_view name) {
   const std::string upper = Upper(name);
+  // The shell's working directories, not a password ("DB_PWD" still is one).
+  if (upper == "PWD" || upper == "OLDPWD") return false;
   for (const char* part : {"SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "APIKEY"}) {
     if (upper.find(part) != std::string::npos) return true;
   }
@@ -191,11 +193,10 @@ void RegisterSecretsFromEnvironment(const char* const* environ) {
     if (eq == std::string_view::npos) continue;
     std::string_view name = e.substr(0, eq);
     std::string_view value = e.substr(eq + 1);
-    if (IsSecretName(name)) {
-      RegisterSecret(value);
-    } else if (IsCredentialText(value)) {
-      RegisterSecret(value);
-    }
+    // A path names where a credential lives (GOOGLE_APPLICATION_CREDENTIALS=/k.json),
+    // it is not one: hiding it would only garble messages.
+    if (!value.empty() && value.front() == '/') continue;
+    if (IsSecretName(name) || IsCredentialText(value)) RegisterSecret(value);
   }
 }
 

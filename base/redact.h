@@ -47,7 +47,9 @@ nlohmann::json RedactJobJson(const nlohmann::json& job);
 // would match ordinary text). Thread-safe.
 constexpr size_t kMinSecretLength = 6;
 void RegisterSecret(std::string_view value);
-// Registers the value of every "NAME=value" entry whose NAME IsSecretName.
+// Registers the value of every "NAME=value" entry whose NAME IsSecretName or whose
+// value is a SAS or connection string; values that are absolute paths are not
+// secrets (they say where one is) and are left alone.
 void RegisterSecretsFromEnvironment(const char* const* environ);
 std::string ScrubSecrets(std::string_view text);
 

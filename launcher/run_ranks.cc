@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "base/net_util.h"
+#include "launcher/exit_codes.h"
 #include "launcher/mpi_run.h"
 #include "launcher/run_uploads.h"
 #include "runtime/mpi/mpi_supervisor.h"
@@ -52,9 +53,16 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
       failure_time_ms = WallMillis();
     };
   }
-  // A data mount's rclone that ends while the ranks run is reported, naming the data.
-  supervision.on_helper_exit = [data = prepared->data.get()](int pid, const ExitStatus& status) {
-    data->HelperExited(pid, status);
+  // A data mount's rclone that ends while the ranks run is an error that names the
+  // data: the ranks are stopped (exit 66, their input is gone) and, on several nodes,
+  // the other nodes with them. Set once the Supervisor exists; MPI jobs only warn.
+  Supervisor* stoppable = nullptr;
+  supervision.on_helper_exit = [data = prepared->data.get(), &stoppable, session](
+                                   int pid, const ExitStatus& status) {
+    const std::string lost = data->HelperExited(pid, status);
+    if (lost.empty() || stoppable == nullptr) return;
+    if (session != nullptr) session->Stopping(kExitNoInput, lost);
+    stoppable->RequestStop(kExitNoInput, lost);
   };
   ran.oom_kills_before = CgroupOomKills();
   ctx.journal->EnterPhase(RunStatus::kRunning);
@@ -81,6 +89,7 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
     prepared->pump->CloseChildEnds();
   } else {
     Supervisor supervisor(prepared->processes.get(), ctx.reporter, supervision);
+    stoppable = &supervisor;
     if (session != nullptr) {
       session->SetStopHandler([&supervisor](const StopNotice& stop) {
         supervisor.RequestStop(stop.exit_code, stop.reason);
@@ -89,6 +98,7 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
     supervisor.Start(std::move(launches));
     prepared->pump->CloseChildEnds();
     ran.result = supervisor.Wait();
+    stoppable = nullptr;
     if (session != nullptr) session->SetStopHandler({});
   }
   ran.failure_time_ms = failure_time_ms;

@@ -129,14 +129,16 @@ std::string DataPreparer::PlannedPath(const DataReference& ref) const {
   return (p.is_absolute() ? p : fs::path(workdir_) / p).lexically_normal().string();
 }
 
-bool DataPreparer::HelperExited(int pid, const ExitStatus& status) {
+std::string DataPreparer::HelperExited(int pid, const ExitStatus& status) {
   for (NamedFuseMount& fuse : fuse_mounts_) {
     if (pid <= 0 || fuse.mount->pid() != pid) continue;
     std::string what = fuse.mount->HelperExited(status);
-    if (!what.empty()) reporter_->Warning(fmt::format("data.{}: {}", fuse.name, what));
-    return true;
+    if (what.empty()) return "";
+    std::string message = fmt::format("data.{}: {}", fuse.name, what);
+    reporter_->Warning(message);
+    return message;
   }
-  return false;
+  return "";
 }
 
 Result<PreparedData> DataPreparer::Prepare(const DataReference& ref, ProcessSet* helpers) {

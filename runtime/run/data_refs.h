@@ -59,8 +59,9 @@ class DataPreparer {
   // (SupervisorOptions::on_helper_exit): when `pid` was a data mount's rclone and the
   // mount was in use, reports a warning that names the reference and says its data
   // is gone ("data.mnist: the FUSE mount's rclone (pid 42) exited with exit code 1;
-  // the data at /mnt/mnist is gone ..."). Returns whether `pid` was such a helper.
-  bool HelperExited(int pid, const ExitStatus& status);
+  // the data at /mnt/mnist is gone ..."). Returns that message, or "" when `pid` was
+  // no such helper or it ended as expected (an unmount).
+  std::string HelperExited(int pid, const ExitStatus& status);
 
   // The local path a reference resolves to, without preparing anything (dry runs).
   std::string PlannedPath(const DataReference& ref) const;

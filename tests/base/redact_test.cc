@@ -13,8 +13,8 @@ TEST(RedactTest, SecretNames) {
         "TRAINRUN_JOB_TOKEN", "api-key"}) {
     EXPECT_TRUE(IsSecretName(name)) << name;
   }
-  for (const char* name :
-       {"PATH", "TOKENIZERS_PARALLELISM", "KEYBOARD", "MONKEY", "RANK", "AUTHOR"}) {
+  for (const char* name : {"PATH", "PWD", "OLDPWD", "TOKENIZERS_PARALLELISM", "KEYBOARD", "MONKEY",
+                           "RANK", "AUTHOR"}) {
     EXPECT_FALSE(IsSecretName(name)) << name;
   }
 }
@@ -89,6 +89,8 @@ TEST(RedactTest, RegisteredSecretValuesAreScrubbedEverywhere) {
                        "AZURE_STORAGE_KEY=c2VjcmV0a2V5PT0=",
                        "SHORT_TOKEN=abc",
                        "MY_SAS=sv=2020&sig=zzzzzzzz",
+                       "PWD=/work/main",
+                       "GOOGLE_APPLICATION_CREDENTIALS=/etc/gcp/key.json",
                        nullptr};
   RegisterSecretsFromEnvironment(env);
   EXPECT_EQ(ScrubSecrets("connect with tok-0123456789abcdef to c2VjcmV0a2V5PT0= ok"),
@@ -97,6 +99,9 @@ TEST(RedactTest, RegisteredSecretValuesAreScrubbedEverywhere) {
   // Too short to register: it would match ordinary text.
   EXPECT_EQ(ScrubSecrets("abc"), "abc");
   EXPECT_EQ(ScrubSecrets("/usr/bin"), "/usr/bin");
+  // Paths are where secrets live, not secrets: messages keep them.
+  EXPECT_EQ(ScrubSecrets("/work/main/build and /etc/gcp/key.json"),
+            "/work/main/build and /etc/gcp/key.json");
   // A secret inside an argument with no secret-looking name is still hidden.
   EXPECT_EQ(RedactArguments({"--opaque", "x-tok-0123456789abcdef-y"})[1], "x-***-y");
   EXPECT_EQ(RedactValue("NOTE", "uses c2VjcmV0a2V5PT0="), "uses ***");
