@@ -49,7 +49,11 @@ def main():
         print(f"step {step} loss {loss.item():.6f}", flush=True)
         if rank == args.fail_rank:
             print(f"rank {rank}: giving up after step {step}", file=sys.stderr, flush=True)
-            sys.exit(args.exit_code)
+            sys.stdout.flush()
+            # At once, as a crash would: sys.exit's interpreter teardown closes gloo's
+            # sockets first and lingers, so a peer that saw them close could end (and be
+            # reaped as the first failure) before this rank does.
+            os._exit(args.exit_code)
     checksum = sum(p.detach().double().sum().item() for p in model.parameters())
     print(f"weight checksum {checksum:.8f}", flush=True)
     os.makedirs("outputs", exist_ok=True)
