@@ -98,7 +98,7 @@ Status PlanUpload(const std::string& local_dir, const std::string& key_prefix,
                   std::vector<TransferItem>* items, std::vector<SkippedSymlink>* skipped) {
   std::error_code ec;
   if (!fs::is_directory(local_dir, ec)) return Status::Ok();
-  Planner planner{containment_root, record_prefix, items, skipped, {}};
+  Planner planner{containment_root, record_prefix, items, skipped, {}, {}};
   std::string prefix = key_prefix;
   if (!prefix.empty() && prefix.back() != '/') prefix += '/';
   TR_RETURN_IF_ERROR(planner.Walk(local_dir, prefix));

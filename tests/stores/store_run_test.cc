@@ -320,30 +320,33 @@ TEST_P(StoreDataTest, MountedReadOnlyThroughRcloneAndUnmountedAtTheEnd) {
   EXPECT_FALSE(IsMountPoint(mount_point)) << mount_point << " is still mounted";
 }
 
-TEST_P(StoreDataTest, RcloneThatEndsWhileTheRanksRunIsAWarningThatNamesTheData) {
+TEST_P(StoreDataTest, RcloneThatEndsWhileTheRanksRunStopsTheRunNamingTheData) {
   std::string why = FuseUnavailableReason();
   if (!why.empty()) GTEST_SKIP() << "needs FUSE: " << why;
   if (geteuid() != 0) GTEST_SKIP() << "needs root for FUSE mounts in tests";
-  // The rank unmounts its data, so the mount's rclone ends, then waits (up to 5 s)
-  // until no rclone is left for trainrun to reap.
+  // The rank unmounts its data, so the mount's rclone ends, then sleeps (30 s, then
+  // exit 0; `exec`, so it leaves no child behind): trainrun stops it at once, because
+  // its data is gone.
   WriteJob(
       {{"command",
         {"/bin/sh", "-c",
          "fusermount3 -u \"$AZUREML_DATAREFERENCE_ds\" || "
-         "fusermount -u \"$AZUREML_DATAREFERENCE_ds\" || exit 9; "
-         "for i in $(seq 50); do grep -qsx rclone /proc/[0-9]*/comm || break; "
-         "sleep 0.1; done"}},
+         "fusermount -u \"$AZUREML_DATAREFERENCE_ds\" || exit 9; exec sleep 30"}},
        {"data",
         {{"ds", {{"dataLocation", {{"uri", root_ + "/datasets/ds"}}}, {"mechanism", "mount"}}}}}});
   std::vector<std::string> env = Env();
   env.push_back("AWS_CA_BUNDLE=");  // rclone would try to load it for plain http
   Invocation run = RunTrainrun(RunArgs("m3"), dir_.path(), env);
-  ASSERT_EQ(run.exit_code, 0) << run.err << ReadFile(LocalRun("m3") + "/system_logs/rclone_ds.log");
+  ASSERT_EQ(run.exit_code, 66) << run.err
+                               << ReadFile(LocalRun("m3") + "/system_logs/rclone_ds.log");
   json record = LocalRecord("m3");
+  EXPECT_EQ(record["status"], "Failed");
+  EXPECT_EQ(record["exitCode"], 66);
   std::string mount_point = record["details"]["data"][0]["path"];
   std::string found;
-  for (const std::string& warning : record["warnings"]) {
-    if (warning.rfind("data.ds: the FUSE mount's rclone (pid ", 0) == 0) found = warning;
+  for (const json& warning : record["warnings"]) {
+    const std::string text = warning.get<std::string>();
+    if (text.rfind("data.ds: the FUSE mount's rclone (pid ", 0) == 0) found = text;
   }
   ASSERT_FALSE(found.empty()) << record["warnings"] << run.err;
   EXPECT_NE(found.find("; the data at " + mount_point + " is gone"), std::string::npos) << found;
