@@ -351,6 +351,12 @@ SupervisionResult MpiSupervisor::Run(std::optional<SpawnSpec> mpirun,
         switch (policy_.OnSignal(event.signal)) {
           case StopPolicy::SignalAction::kIgnore: break;
           case StopPolicy::SignalAction::kStop: BeginStop(); break;
+          case StopPolicy::SignalAction::kSameStop:
+            reporter_->Info(
+                fmt::format("{} within {} s of the stop: the same stop, the grace "
+                            "period goes on",
+                            SignalName(event.signal), kSameStopWindow.count()));
+            break;
           case StopPolicy::SignalAction::kKillNow:
             reporter_->Warning(
                 fmt::format("{} again while stopping: killing now", SignalName(event.signal)));

@@ -34,7 +34,8 @@ bool StopPolicy::Begin(RunOutcome outcome, int exit_code, std::string reason, in
   order_.exit_code = exit_code;
   order_.reason = std::move(reason);
   order_.signal = signal;
-  kill_deadline_ = clock_->Now() + grace_period_;
+  stop_began_ = clock_->Now();
+  kill_deadline_ = stop_began_ + grace_period_;
   return true;
 }
 
@@ -53,8 +54,13 @@ bool StopPolicy::Leftovers(std::string reason) {
 StopPolicy::SignalAction StopPolicy::OnSignal(int signal) {
   if (signal != SIGTERM && signal != SIGINT && signal != SIGHUP) return SignalAction::kIgnore;
   if (stopping_) {
-    // Whoever sends a second one does not want to wait out the grace period.
+    // Whoever sends a second one does not want to wait out the grace period, unless
+    // it is the same stop arriving twice (scancel and the head's stop message).
     if (killed_) return SignalAction::kIgnore;
+    const bool ctrl_c_twice = signal == SIGINT && order_.cancel_signal == SIGINT;
+    if (!ctrl_c_twice && clock_->Now() - stop_began_ < kSameStopWindow) {
+      return SignalAction::kSameStop;
+    }
     killed_ = true;
     return SignalAction::kKillNow;
   }

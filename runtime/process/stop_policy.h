@@ -6,7 +6,11 @@
 // the outcome and exit code); the supervisor sends order().signal to every live
 // process group; one grace period later SIGKILL is due for whatever is still there.
 // A second SIGTERM, SIGINT or SIGHUP to trainrun while stopping makes SIGKILL due at
-// once. Without a stop, max_run_duration after Start() a timeout stop begins.
+// once, unless it came within kSameStopWindow of the stop's start: under Slurm,
+// `scancel` signals every process of the step while the head's stop message arrives,
+// and that pair is one stop, not an impatient user. A SIGINT after a SIGINT cancel
+// (Ctrl-C pressed twice at a terminal) always kills at once. Without a stop,
+// max_run_duration after Start() a timeout stop begins.
 //
 // The policy sends nothing and waits for nothing: it reads the clock it was given
 // (the ProcessSet's, so a fake clock drives it in tests) and says what is due. The
@@ -21,6 +25,9 @@
 #include "base/clock.h"
 
 namespace trainrun {
+
+// A signal this soon after a stop began is the same stop (see above).
+constexpr std::chrono::seconds kSameStopWindow{1};
 
 constexpr std::chrono::seconds kDefaultGracePeriod{30};
 constexpr int kExitCodeTimeout = 124;
@@ -67,11 +74,12 @@ class StopPolicy {
 
   // What trainrun receiving `signal` means.
   enum class SignalAction {
-    kIgnore,   // not SIGTERM/SIGINT/SIGHUP, or SIGKILL was already sent
-    kStop,     // a cancel began: kCanceled, 143; SIGINT is forwarded as SIGINT,
-               // SIGTERM and SIGHUP (the terminal went away) as SIGTERM
-    kKillNow,  // a second one while stopping: SIGKILL everything now (recorded as
-               // sent, like KillDue())
+    kIgnore,    // not SIGTERM/SIGINT/SIGHUP, or SIGKILL was already sent
+    kStop,      // a cancel began: kCanceled, 143; SIGINT is forwarded as SIGINT,
+                // SIGTERM and SIGHUP (the terminal went away) as SIGTERM
+    kKillNow,   // a second one while stopping: SIGKILL everything now (recorded as
+                // sent, like KillDue())
+    kSameStop,  // within kSameStopWindow of the stop's start: the grace period goes on
   };
   SignalAction OnSignal(int signal);
 
@@ -109,6 +117,7 @@ class StopPolicy {
   bool stopping_ = false;
   bool killed_ = false;
   TimePoint kill_deadline_{};
+  TimePoint stop_began_{};
   StopOrder order_;
 };
 

@@ -95,6 +95,12 @@ void Supervisor::OnSignal(int signal) {
   switch (policy_.OnSignal(signal)) {
     case StopPolicy::SignalAction::kIgnore: break;
     case StopPolicy::SignalAction::kStop: BeginStop(); break;
+    case StopPolicy::SignalAction::kSameStop:
+      reporter_->Info(
+          fmt::format("{} within {} s of the stop: the same stop, the grace "
+                      "period goes on",
+                      SignalName(signal), kSameStopWindow.count()));
+      break;
     case StopPolicy::SignalAction::kKillNow:
       reporter_->Warning(
           fmt::format("{} again while stopping: killing the ranks now", SignalName(signal)));

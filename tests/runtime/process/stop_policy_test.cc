@@ -132,5 +132,41 @@ TEST_F(StopPolicyTest, LeftoversStopKeepsTheOutcomeAndLateStartersGetSigkillOnce
   EXPECT_EQ(policy.LateStarterSignal(), SIGKILL);
 }
 
+// Under Slurm, scancel signals every process of the step while the head's stop
+// message arrives: a second SIGTERM 16 ms into the stop is the same stop.
+TEST_F(StopPolicyTest, ASignalWithinASecondOfTheStopIsTheSameStop) {
+  StopPolicy policy = Make(seconds(30));
+  ASSERT_TRUE(policy.Requested(143, "the head stopped the job"));
+  clock_.Advance(milliseconds(16));
+  EXPECT_EQ(policy.OnSignal(SIGTERM), StopPolicy::SignalAction::kSameStop);
+  EXPECT_FALSE(policy.killed());
+  clock_.Advance(milliseconds(900));
+  EXPECT_EQ(policy.OnSignal(SIGHUP), StopPolicy::SignalAction::kSameStop);
+  EXPECT_FALSE(policy.KillDue());
+  // A later one is a person who does not want to wait.
+  clock_.Advance(milliseconds(200));
+  EXPECT_EQ(policy.OnSignal(SIGTERM), StopPolicy::SignalAction::kKillNow);
+  EXPECT_TRUE(policy.killed());
+}
+
+TEST_F(StopPolicyTest, TheGracePeriodRunsOutAfterASameStopSignal) {
+  StopPolicy policy = Make(seconds(30));
+  ASSERT_EQ(policy.OnSignal(SIGTERM), StopPolicy::SignalAction::kStop);
+  clock_.Advance(milliseconds(16));
+  EXPECT_EQ(policy.OnSignal(SIGTERM), StopPolicy::SignalAction::kSameStop);
+  clock_.Advance(seconds(29));
+  EXPECT_FALSE(policy.KillDue());
+  clock_.Advance(seconds(1));
+  EXPECT_TRUE(policy.KillDue()) << "SIGKILL one grace period after the first signal";
+}
+
+TEST_F(StopPolicyTest, CtrlCPressedTwiceKillsAtOnce) {
+  StopPolicy policy = Make(seconds(30));
+  ASSERT_EQ(policy.OnSignal(SIGINT), StopPolicy::SignalAction::kStop);
+  clock_.Advance(milliseconds(300));
+  EXPECT_EQ(policy.OnSignal(SIGINT), StopPolicy::SignalAction::kKillNow);
+  EXPECT_TRUE(policy.killed());
+}
+
 }  // namespace
 }  // namespace trainrun

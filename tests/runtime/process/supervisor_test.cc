@@ -196,6 +196,23 @@ TEST_F(SupervisorTest, SigintIsForwardedAsSigintAndASecondOneKillsAtOnce) {
   EXPECT_EQ(clock_.Elapsed(), seconds(3));
 }
 
+// scancel signals trainrun 16 ms after the head's stop (or its own first SIGTERM):
+// the ranks still get their whole grace period.
+TEST_F(SupervisorTest, ASecondSigtermWithinASecondKeepsTheGracePeriod) {
+  ProcessScript slow;
+  slow.honours_term = true;
+  slow.term_delay = seconds(20);  // needs 20 s of its 30 s grace to write a checkpoint
+  processes_.Script(0, slow);
+  processes_.SendSignalAt(seconds(1), SIGTERM);
+  processes_.SendSignalAt(seconds(1) + milliseconds(16), SIGTERM);
+  SupervisionResult result = Run(1);
+  EXPECT_EQ(result.exit_code, kExitCodeCanceled);
+  EXPECT_FALSE(result.killed_after_grace);
+  EXPECT_EQ(SignalsTo(0), (std::vector<int>{SIGTERM, SIGKILL}));  // the final sweep only
+  EXPECT_EQ(result.ranks[0].status.signal, SIGTERM);
+  EXPECT_EQ(clock_.Elapsed(), seconds(21));
+}
+
 TEST_F(SupervisorTest, RankThatCannotStartFailsWith127AndStopsTheOthers) {
   ProcessScript missing;
   missing.spawn_error = NotFoundError("python4: not found on PATH");
