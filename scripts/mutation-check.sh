@@ -21,7 +21,7 @@ only=${1:-}
 mutations=(
   "fail-fast disabled|runtime/process/supervisor.cc|s/if \(policy_\.RankFailed\(status\.ToExitCode\(\), reason\)\)/if (false \&\& policy_.RankFailed(status.ToExitCode(), reason))/|process_test|^process_test\.(SupervisorTest|PosixProcessSetTest)$"
   "MPI fail-fast disabled|runtime/mpi/mpi_supervisor.cc|s/if \(policy_\.RankFailed\(status\.ToExitCode\(\), why\)\)/if (false \&\& policy_.RankFailed(status.ToExitCode(), why))/|mpi_test|^mpi_test\.MpiSupervisorTest$"
-  "grace period ignored|runtime/process/stop_policy.cc|s/kill_deadline_ = clock_->Now\(\) \+ grace_period_;/kill_deadline_ = clock_->Now();/|process_test mpi_test|^(process_test\.(StopPolicyTest|SupervisorTest)|mpi_test\.MpiSupervisorTest)$"
+  "grace period ignored|runtime/process/stop_policy.cc|s/kill_deadline_ = stop_began_ \+ grace_period_;/kill_deadline_ = stop_began_;/|process_test mpi_test|^(process_test\.(StopPolicyTest|SupervisorTest)|mpi_test\.MpiSupervisorTest)$"
   "redaction removed|base/redact.cc|s/(std::string RedactUri\(std::string_view uri\) \{)/\$1\n  if (!uri.empty()) return std::string(uri);/|base_test|^base_test\.RedactTest$"
   "digest mismatch ignored|runtime/store/object_transfer.cc|s/(Status CheckMd5\([^)]*\) \{)/\$1\n  if (!actual.empty()) return Status::Ok();/|store_test|^store_test\.ObjectTransferTest$"
   "heartbeat timeout never fires|runtime/cluster/heartbeat.cc|s/if \(now - it->second > options_\.timeout\)/if (false \&\& now - it->second > options_.timeout)/|cluster_test|^cluster_test\.(HeartbeatTest|ControlPlaneTest)$"
