@@ -204,12 +204,7 @@ std::string ScrubSecrets(std::string_view text) {
   std::string out(text);
   SecretRegistry& r = Registry();
   std::lock_guard lock(r.mu);
-  for (const std::string& secret : r.values) {
-    for (size_t at = out.find(secret); at != std::string::npos;
-         at = out.find(secret, at + std::string_view(kRedacted).size())) {
-      out.replace(at, secret.size(), kRedacted);
-    }
-  }
+  for (const std::string& secret : r.values) ReplaceAll(&out, secret, kRedacted);
   return out;
 }
 

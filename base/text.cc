@@ -17,4 +17,12 @@ std::string_view TrimSpace(std::string_view text) {
   return text;
 }
 
+void ReplaceAll(std::string* text, std::string_view from, std::string_view to) {
+  if (from.empty()) return;
+  for (size_t at = text->find(from); at != std::string::npos;
+       at = text->find(from, at + to.size())) {
+    text->replace(at, from.size(), to);
+  }
+}
+
 }  // namespace trainrun

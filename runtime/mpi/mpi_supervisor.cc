@@ -256,11 +256,7 @@ void MpiSupervisor::SignalAll(int signal) {
 
 void MpiSupervisor::BeginStop() {
   const StopOrder& order = policy_.order();
-  result_.outcome = order.outcome;
-  result_.exit_code = order.exit_code;
-  result_.stop_reason = order.reason;
-  result_.cancel_signal = order.cancel_signal;
-  if (options_.on_stop) options_.on_stop(result_.outcome, result_.exit_code, result_.stop_reason);
+  RecordStop(order, options_, &result_);
   reporter_->Info(
       fmt::format("stopping the MPI job on this node with {} ({}); SIGKILL after {:.0f} s",
                   SignalName(order.signal), order.reason, ToSeconds(policy_.grace_period())));

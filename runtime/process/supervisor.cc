@@ -32,13 +32,18 @@ void Supervisor::RequestStop(int exit_code, std::string reason) {
   processes_->Interrupt();
 }
 
+void RecordStop(const StopOrder& order, const SupervisorOptions& options,
+                SupervisionResult* result) {
+  result->outcome = order.outcome;
+  result->exit_code = order.exit_code;
+  result->stop_reason = order.reason;
+  result->cancel_signal = order.cancel_signal;
+  if (options.on_stop) options.on_stop(result->outcome, result->exit_code, result->stop_reason);
+}
+
 void Supervisor::BeginStop() {
   const StopOrder& order = policy_.order();
-  result_.outcome = order.outcome;
-  result_.exit_code = order.exit_code;
-  result_.stop_reason = order.reason;
-  result_.cancel_signal = order.cancel_signal;
-  if (options_.on_stop) options_.on_stop(result_.outcome, result_.exit_code, result_.stop_reason);
+  RecordStop(order, options_, &result_);
   if (!live_.empty()) {
     reporter_->Info(fmt::format("stopping {} rank(s) with {} ({}); SIGKILL after {:.0f} s",
                                 live_.size(), SignalName(order.signal), result_.stop_reason,

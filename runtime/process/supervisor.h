@@ -79,6 +79,11 @@ struct SupervisorOptions {
 // empty for other statuses.
 std::string FailureHint(const ExitStatus& status);
 
+// What both supervisors do as a stop begins: `order`'s outcome, exit code, reason and
+// cancel signal go into `result`, then `options.on_stop` (if set) hears of it.
+void RecordStop(const StopOrder& order, const SupervisorOptions& options,
+                SupervisionResult* result);
+
 class Supervisor {
  public:
   // Does not own `processes` or `reporter`; both must outlive Run().

@@ -16,6 +16,7 @@
 
 #include "base/fs_util.h"
 #include "base/redact.h"
+#include "base/text.h"
 #include "runtime/process/process_posix.h"
 #include "runtime/store/azure_blob_store.h"
 #include "runtime/store/s3_store.h"
@@ -104,10 +105,7 @@ std::string LastLine(const std::string& path, const std::map<std::string, std::s
     if (!line.empty()) last = line;
   }
   for (const auto& [name, value] : secrets) {
-    if (value.size() < 8) continue;
-    for (size_t at = last.find(value); at != std::string::npos; at = last.find(value)) {
-      last.replace(at, value.size(), kRedacted);
-    }
+    if (value.size() >= 8) ReplaceAll(&last, value, kRedacted);
   }
   return last;
 }
