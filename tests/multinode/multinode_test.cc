@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -45,7 +46,9 @@ class MultinodeTest : public ::testing::Test {
   }
   std::unique_ptr<TrainrunProcess> Start(NetnsCluster& cluster, int node, const std::string& job,
                                          const std::string& token = kToken,
-                                         std::vector<std::string> extra = {}) {
+                                         std::vector<std::string> extra = {},
+                                         std::string workdir = "") {
+    if (workdir.empty()) workdir = dir_ / ("w" + std::to_string(node));
     std::vector<std::string> args = {TrainrunBinary(),
                                      "run",
                                      job,
@@ -56,7 +59,7 @@ class MultinodeTest : public ::testing::Test {
                                      "--history",
                                      history(),
                                      "--workdir",
-                                     dir_ / ("w" + std::to_string(node)),
+                                     workdir,
                                      "--grace-period",
                                      "5"};
     args.insert(args.end(), extra.begin(), extra.end());
@@ -310,6 +313,85 @@ TEST_F(MultinodeTest, APeerWithTheWrongTokenIsRefusedAndTheJobRuns) {
             std::string::npos)
       << head_log;
   EXPECT_NE(head_log.find("wrong job token"), std::string::npos) << head_log;
+}
+
+TEST_F(MultinodeTest, NodesSharingOneWorkdirEachWorkInTheirOwnFolder) {
+  // One --workdir for both nodes, as on NFS, Lustre or a cluster's home: each node
+  // lays out its run in <workdir>/<exp>/<runId>/node<rank>-<host>/, snapshot, data,
+  // logs and run.json included, and nothing of one node lands in the other's.
+  NetnsCluster cluster(2);
+  NEED_CLUSTER(cluster);
+  WriteFile(dir_ / "datasets/d/train.csv", "1,2,3\n");
+  std::string job =
+      Job({{"command",
+            {"/bin/sh", "-c",
+             "echo \"rank $RANK node $NODE_RANK\" >> marker.txt && mkdir -p outputs && "
+             "echo $RANK > outputs/rank$RANK.txt && cat \"$1/train.csv\" && "
+             "echo \"cwd $(pwd)\" && touch \"$1/written-by-rank$RANK\"",
+             "sh", "{{data.copy}}"}},
+           {"data",
+            {{"copy",
+              {{"dataLocation", {{"uri", "file://" + (dir_ / "datasets/d")}}},
+               {"mechanism", "download"}}}}},
+           {"nodeCount", 2},
+           {"processCountPerNode", 2}});
+  const std::string shared = dir_ / "shared-workdir";
+  std::vector<std::unique_ptr<TrainrunProcess>> nodes;
+  for (int n = 0; n < 2; ++n) nodes.push_back(Start(cluster, n, job, kToken, {}, shared));
+  for (int n = 0; n < 2; ++n) {
+    Invocation r = nodes[n]->Wait(std::chrono::seconds(300));
+    ASSERT_EQ(r.exit_code, 0) << "node " << n << "\n" << r.out << r.err;
+  }
+  const std::string run_root = shared + "/multinode/" + run_id_;
+  std::set<std::string> entries;
+  for (const auto& e : fs::directory_iterator(run_root)) entries.insert(e.path().filename());
+  const std::set<std::string> expected = {"node0-" + cluster.Host(0), "node1-" + cluster.Host(1)};
+  EXPECT_EQ(entries, expected) << "the shared run folder holds more than one folder per node";
+  for (int n = 0; n < 2; ++n) {
+    const std::string node_dir = run_root + "/node" + std::to_string(n) + "-" + cluster.Host(n);
+    SCOPED_TRACE(node_dir);
+    const int first = 2 * n;
+    // The ranks' working directory is this node's snapshot, and only its ranks wrote there.
+    EXPECT_EQ(ReadFile(node_dir + "/wd/marker.txt").size(),
+              std::string("rank 0 node 0\n").size() * 2);
+    for (int rank = first; rank < first + 2; ++rank) {
+      EXPECT_NE(ReadFile(node_dir + "/wd/marker.txt")
+                    .find("rank " + std::to_string(rank) + " node " + std::to_string(n)),
+                std::string::npos);
+      std::string log =
+          ReadFile(node_dir + "/user_logs/std_log_process_" + std::to_string(rank) + ".txt");
+      EXPECT_NE(log.find("1,2,3\ncwd " + node_dir + "/wd\n"), std::string::npos) << log;
+      EXPECT_TRUE(fs::exists(node_dir + "/wd/outputs/rank" + std::to_string(rank) + ".txt"));
+      EXPECT_TRUE(fs::exists(node_dir + "/data/copy/written-by-rank" + std::to_string(rank)));
+    }
+    std::set<std::string> logs, data;
+    for (const auto& e : fs::directory_iterator(node_dir + "/user_logs"))
+      logs.insert(e.path().filename());
+    EXPECT_EQ(logs,
+              (std::set<std::string>{"std_log_process_" + std::to_string(first) + ".txt",
+                                     "std_log_process_" + std::to_string(first + 1) + ".txt"}));
+    for (const auto& e : fs::directory_iterator(node_dir + "/data/copy"))
+      data.insert(e.path().filename());
+    EXPECT_EQ(data, (std::set<std::string>{"train.csv", "written-by-rank" + std::to_string(first),
+                                           "written-by-rank" + std::to_string(first + 1)}));
+    // trainrun_node_<n>.log, binding_node_<n>.txt: every file names this node.
+    EXPECT_TRUE(fs::exists(node_dir + "/system_logs/trainrun_node_" + std::to_string(n) + ".log"));
+    for (const auto& e : fs::directory_iterator(node_dir + "/system_logs")) {
+      EXPECT_NE(e.path().filename().string().find("_node_" + std::to_string(n) + "."),
+                std::string::npos)
+          << e.path();
+    }
+    json local = json::parse(ReadFile(node_dir + "/run.json"));
+    EXPECT_EQ(local["status"], "Completed");
+  }
+  json rec = Record();
+  EXPECT_EQ(rec["status"], "Completed");
+  for (int rank = 0; rank < 4; ++rank) {
+    EXPECT_EQ(ReadFile(RunDir() + "/outputs/rank" + std::to_string(rank) + ".txt"),
+              std::to_string(rank) + "\n");
+  }
+  EXPECT_TRUE(rec["details"]["outputConflicts"].empty()) << rec["details"]["outputConflicts"];
+  ExpectNothingLeft(cluster);
 }
 
 }  // namespace
