@@ -5,7 +5,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -24,12 +26,14 @@ constexpr size_t kMaxTailLineChars = 2000;
 
 struct LogPump::RankLog {
   int rank = 0;
-  int file_fd = -1;
+  int file_fd = -1;  // -1 once a write failed
+  off_t start = 0;   // the file's size when it was opened
   std::string file;
   bool to_console = false;
   std::string prefix;
   std::deque<std::string> stderr_tail;  // guarded by LogPump::mu_
   uint64_t bytes = 0;                   // guarded by LogPump::mu_
+  std::optional<LostOutput> lost;       // guarded by LogPump::mu_; set once a write fails
 };
 
 struct LogPump::Stream {
@@ -77,6 +81,7 @@ Result<RankPipes> LogPump::AddRank(int rank, const std::string& log_file, bool t
   log->prefix = prefix.empty() ? fmt::format("[rank {}] ", rank) : prefix;
   log->file_fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log->file_fd < 0) return ErrnoStatus(errno, log_file);
+  log->start = std::max<off_t>(0, lseek(log->file_fd, 0, SEEK_END));
 
   RankPipes pipes;
   for (bool is_stderr : {false, true}) {
@@ -124,26 +129,51 @@ Status LogPump::Start() {
   return Status::Ok();
 }
 
-void LogPump::WriteFile(RankLog& log, std::string_view data) {
+bool LogPump::WriteFile(RankLog& log, std::string_view data) {
+  if (log.file_fd < 0) {
+    std::lock_guard lock(mu_);
+    log.lost->lost_bytes += data.size();
+    return false;
+  }
   size_t offset = 0;
   while (offset < data.size()) {
     ssize_t n = write(log.file_fd, data.data() + offset, data.size() - offset);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      std::lock_guard lock(mu_);
-      if (write_status_.ok()) write_status_ = ErrnoStatus(errno, log.file);
-      return;
+    if (n >= 0) {
+      offset += static_cast<size_t>(n);
+      continue;
     }
-    offset += static_cast<size_t>(n);
+    if (errno == EINTR) continue;
+    const int err = errno;
+    std::lock_guard lock(mu_);
+    // The chunk is whole lines (or a partial line flushed on its own): cutting the
+    // file back to before it leaves no half line at the end. Writing on after a gap
+    // would hide the loss in the middle of the log, so the file is closed.
+    int cut = ftruncate(log.file_fd, log.start + static_cast<off_t>(log.bytes));
+    (void)cut;  // best effort: a file system that cannot write may not truncate either
+    close(log.file_fd);
+    log.file_fd = -1;
+    LostOutput lost;
+    lost.rank = log.rank;
+    lost.file = log.file;
+    lost.kept_bytes = log.bytes;
+    lost.since = SystemClock()->WallNow();
+    lost.lost_bytes = data.size();
+    lost.to_console = console_ != nullptr;
+    lost.error = ErrnoStatus(err, log.file);
+    if (write_status_.ok()) write_status_ = lost.error;
+    log.lost = std::move(lost);
+    return false;
   }
   std::lock_guard lock(mu_);
   log.bytes += data.size();
+  return true;
 }
 
 void LogPump::EmitLines(Stream& stream, std::string_view lines) {
   RankLog& log = *stream.log;
-  WriteFile(log, lines);
-  if (log.to_console) {
+  // Lines the log file cannot take go to the console, the only place left for them.
+  const bool written = WriteFile(log, lines);
+  if (log.to_console || (!written && console_ != nullptr)) {
     std::string prefixed;
     prefixed.reserve(lines.size() + log.prefix.size() * 8);
     size_t start = 0;
@@ -280,6 +310,15 @@ uint64_t LogPump::BytesLogged(int rank) const {
 Status LogPump::write_status() const {
   std::lock_guard lock(mu_);
   return write_status_;
+}
+
+std::vector<LostOutput> LogPump::LostOutputs() const {
+  std::lock_guard lock(mu_);
+  std::vector<LostOutput> out;
+  for (const auto& log : ranks_) {
+    if (log->lost) out.push_back(*log->lost);
+  }
+  return out;
 }
 
 }  // namespace trainrun

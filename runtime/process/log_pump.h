@@ -5,7 +5,10 @@
 //
 // The ranks never wait on the console: the pump only waits on its own file writes,
 // and the console is a queue that drops (and counts) when it falls behind. Nothing
-// is ever dropped from the log files.
+// is ever dropped from the log files while they can be written. When a write fails
+// (a full disk, an I/O error) the rank's log is cut back to its last whole line and
+// not written again; what the rank writes from then on goes to the console (when
+// there is one) and is counted, and LostOutputs() says from where.
 #pragma once
 
 #include <atomic>
@@ -32,6 +35,17 @@ constexpr size_t kDefaultStderrTailLines = 20;
 struct RankPipes {
   int stdout_fd = -1;
   int stderr_fd = -1;
+};
+
+// A rank's output that did not reach its log file.
+struct LostOutput {
+  int rank = 0;
+  std::string file;         // the log file
+  uint64_t kept_bytes = 0;  // the file holds the rank's output up to here, whole lines
+  WallTime since{};         // when the first write failed
+  uint64_t lost_bytes = 0;  // output read from the rank after that (this byte and on)
+  bool to_console = false;  // whether those lines were copied to the console
+  Status error;             // why the write failed
 };
 
 class LogPump {
@@ -70,6 +84,9 @@ class LogPump {
   // The first error writing a log file (disk full...), or ok.
   Status write_status() const;
 
+  // Every rank whose log could not be written, in the order of AddRank().
+  std::vector<LostOutput> LostOutputs() const;
+
  private:
   struct Stream;
   struct RankLog;
@@ -77,7 +94,8 @@ class LogPump {
   void Consume(Stream& stream, const char* data, size_t size);
   void EmitLines(Stream& stream, std::string_view lines);
   void FlushPartial(Stream& stream);
-  void WriteFile(RankLog& log, std::string_view data);
+  // Whether `data` reached the log file.
+  bool WriteFile(RankLog& log, std::string_view data);
 
   Console* console_;
   size_t tail_lines_;

@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/small_tmpfs.h"
 #include "tests/test_util.h"
 
 namespace trainrun {
@@ -107,6 +108,63 @@ TEST(LogPumpTest, StuckConsoleNeverBlocksWritersAndFilesGetEverything) {
   EXPECT_EQ(ReadFile(dir / "r0.txt").size(), static_cast<size_t>(kLines) * 100);
   close(console_pipe[0]);
   close(console_pipe[1]);
+}
+
+TEST(LogPumpTest, AFullDiskCutsTheLogAtALineSaysFromWhereAndSendsTheRestToTheConsole) {
+  testing::SmallTmpfs disk("256k");
+  if (!disk.skip_reason().empty()) GTEST_SKIP() << disk.skip_reason();
+  TempDir dir;
+  int console_fd = open((dir / "console.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ASSERT_GE(console_fd, 0);
+  constexpr int kLines = 6000;  // 100-byte lines: 600 kB into a 256 kB disk
+  std::string all;
+  for (int i = 0; i < kLines; ++i) {
+    std::string line = "line " + std::to_string(i) + " ";
+    line.resize(99, 'x');
+    all += line + "\n";
+  }
+  const WallTime before = SystemClock()->WallNow();
+  std::vector<LostOutput> lost;
+  {
+    Console console(console_fd, 64 << 20);
+    LogPump pump(&console);
+    RankPipes full = *pump.AddRank(0, disk / "r0.txt", /*to_console=*/false);
+    RankPipes fine = *pump.AddRank(1, dir / "r1.txt", /*to_console=*/false);
+    ASSERT_TRUE(pump.Start().ok());
+    std::thread writer([&] { WriteAll(full.stdout_fd, all); });
+    WriteAll(fine.stdout_fd, "rank one is fine\n");
+    writer.join();
+    pump.CloseChildEnds();
+    ASSERT_TRUE(pump.WaitDrained(std::chrono::seconds(20)));
+    lost = pump.LostOutputs();
+    EXPECT_FALSE(pump.write_status().ok());
+    ASSERT_TRUE(console.Flush(std::chrono::seconds(10)));
+    EXPECT_EQ(console.dropped_lines(), 0u);
+  }
+  close(console_fd);
+  ASSERT_EQ(lost.size(), 1u);
+  const LostOutput& l = lost[0];
+  EXPECT_EQ(l.rank, 0);
+  EXPECT_EQ(l.file, disk / "r0.txt");
+  EXPECT_NE(l.error.message().find("No space left on device"), std::string::npos)
+      << l.error.message();
+  EXPECT_GE(l.since, before);
+  EXPECT_TRUE(l.to_console);
+  // The file holds whole lines up to kept_bytes, the rest was counted as lost.
+  const std::string kept = ReadFile(disk / "r0.txt");
+  EXPECT_EQ(kept.size(), l.kept_bytes);
+  EXPECT_GT(kept.size(), 0u);
+  EXPECT_EQ(kept.size() % 100, 0u) << "the log was cut in the middle of a line";
+  EXPECT_EQ(kept, all.substr(0, kept.size()));
+  EXPECT_EQ(l.kept_bytes + l.lost_bytes, all.size());
+  // Every line after the cut is on the console, in order, and nothing before it.
+  const std::string console_text = ReadFile(dir / "console.txt");
+  std::string expected;
+  for (size_t i = kept.size() / 100; i < kLines; ++i) {
+    expected += "[rank 0] " + all.substr(i * 100, 100);
+  }
+  EXPECT_EQ(console_text, expected);
+  EXPECT_EQ(ReadFile(dir / "r1.txt"), "rank one is fine\n");
 }
 
 }  // namespace
