@@ -92,8 +92,12 @@ Status CopyRange(int in, int out, off_t offset, off_t length, const std::string&
     } else {
       char buf[1 << 16];
       n = pread(in, buf, std::min<off_t>(left, sizeof(buf)), in_off);
-      if (n > 0 && pwrite(out, buf, static_cast<size_t>(n), out_off) != n) {
-        return ErrnoStatus(errno, to);
+      // A short write sets no errno (a full disk says ENOSPC only on the next try),
+      // so write until all of it is written or a write fails.
+      for (ssize_t written = 0; n > 0 && written < n;) {
+        ssize_t w = pwrite(out, buf + written, static_cast<size_t>(n - written), out_off + written);
+        if (w < 0 && errno != EINTR) return ErrnoStatus(errno, to);
+        if (w > 0) written += w;
       }
       if (n > 0) {
         in_off += n;
