@@ -46,8 +46,14 @@ int PrepareRunAndFinalize(const RunContext& ctx, LoadedRun* run, const LocalRunL
   if (!writable.ok()) {
     reporter->Error(
         fmt::format("run history {} is not writable, so nothing was started: {}\n"
-                    "the system log is in {}",
-                    run->store->Uri(), writable.message(), layout.system_logs()));
+                    "the system log and run.json are in {}",
+                    run->store->Uri(), writable.message(), layout.root));
+    record.exit_code = kExitUploadFailed;
+    record.outcome = "history not writable";
+    record.stop_reason = writable.message();
+    journal->EnterPhase(RunStatus::kFailed);
+    journal->CollectWarnings();
+    journal->SaveLocally();
     if (cluster) {
       cluster->session()->WaitForStart(UploadFailedError(writable.message()), kExitUploadFailed);
     }
@@ -124,6 +130,7 @@ int RunJob(const RunOptions& options, Console* out, Console* err) {
   const bool keeps_job_record = !run.cluster || run.cluster->is_head();
   RunJournal journal(StartRunRecord(run.job, run.cluster.get()), layout.record(), run.history.get(),
                      keeps_job_record, &reporting);
+  journal.ReserveSpace();
   ctx.journal = &journal;
   return PrepareRunAndFinalize(ctx, &run, layout, &prepared);
 }

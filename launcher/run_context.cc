@@ -1,5 +1,8 @@
 #include "launcher/run_context.h"
 
+#include <cstdlib>
+#include <filesystem>
+
 #include <fmt/format.h>
 
 #include "base/fs_util.h"
@@ -47,16 +50,74 @@ void RunJournal::EnterPhase(RunStatus status) {
 
 void RunJournal::CollectWarnings() { record_.warnings = reporting_->warnings(); }
 
+void RunJournal::ReserveSpace() {
+  const std::string path =
+      (std::filesystem::path(local_path_).parent_path() / kRunRecordReserveName).string();
+  Result<SpaceReserve> reserve = SpaceReserve::Create(path, kRunRecordReserveBytes);
+  if (!reserve.ok()) {
+    reporting_->reporter()->Warning(
+        fmt::format("no space reserved for the final run record ({}); should the disk fill up, "
+                    "it goes to {}",
+                    reserve.status().message(), FallbackRecordPath()));
+    return;
+  }
+  reserve_ = std::move(reserve).value();
+}
+
+std::string RunJournal::FallbackRecordPath() const {
+  namespace fs = std::filesystem;
+  const char* tmp = std::getenv("TMPDIR");
+  std::string name = fmt::format("trainrun-{}-{}", record_.experiment, record_.run_id);
+  // On a node of a multi-node job the run directory is node<rank>-<host>.
+  const std::string leaf = fs::path(local_path_).parent_path().filename().string();
+  if (leaf != record_.run_id) name += "-" + leaf;
+  return (fs::path(tmp && *tmp ? tmp : "/tmp") / (name + ".run.json")).string();
+}
+
+void RunJournal::SaveLocally() {
+  Reporter* reporter = reporting_->reporter();
+  const nlohmann::json json = record_.ToJson();
+  std::string text = json.dump(2) + "\n";
+  Status local = WriteFileAtomic(local_path_, text);
+  if (local.ok()) return;
+  if (!IsFinal(record_.status)) {
+    reporter->Warning(local.message());
+    return;
+  }
+  // The last record of the run: it must be somewhere, whole.
+  if (text.size() > reserve_.bytes()) text = json.dump() + "\n";
+  Status reserved = reserve_.WriteAs(local_path_, text);
+  if (reserved.ok()) {
+    reporter->Warning(
+        fmt::format("{}; the final run record was written into the space reserved "
+                    "for it when the run began",
+                    local.message()));
+    return;
+  }
+  const std::string fallback = FallbackRecordPath();
+  Status elsewhere = WriteFileAtomic(fallback, text);
+  if (elsewhere.ok()) {
+    reporter->Error(
+        fmt::format("the final run record could not be written to {} ({}; {}); it is in {} instead",
+                    local_path_, local.message(), reserved.message(), fallback));
+    return;
+  }
+  reporter->Error(fmt::format(
+      "the final run record was lost: not written to {} ({}; {}) nor to {} ({}); the run ended "
+      "{} with exit code {}",
+      local_path_, local.message(), reserved.message(), fallback, elsewhere.message(),
+      RunStatusName(record_.status),
+      record_.exit_code ? std::to_string(*record_.exit_code) : "unknown"));
+}
+
 void RunJournal::Save() {
   CollectWarnings();
-  Reporter* reporter = reporting_->reporter();
-  std::string text = record_.ToJson().dump(2) + "\n";
-  Status local = WriteFileAtomic(local_path_, text);
-  if (!local.ok()) reporter->Warning(local.message());
+  SaveLocally();
   if (!saves_to_history_) return;  // the head keeps the job's record
-  Status remote = history_->WriteRecord(record_);
-  if (!remote.ok()) {
-    reporter->Warning(fmt::format("run record not saved to history: {}", remote.message()));
+  history_status_ = history_->WriteRecord(record_);
+  if (!history_status_.ok()) {
+    reporting_->reporter()->Warning(
+        fmt::format("run record not saved to history: {}", history_status_.message()));
   }
 }
 

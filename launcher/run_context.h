@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "base/space_reserve.h"
 #include "launcher/cluster_run.h"
 #include "launcher/run_options.h"
 #include "runtime/report/buffered_reporter.h"
@@ -42,6 +43,12 @@ class RunReporting {
   MultiReporter all_;
 };
 
+// Space kept next to run.json from the start for the final run record, so the run's
+// last status reaches local disk even when the disk has filled up since. A record
+// too large for it (thousands of ranks) is written without indentation.
+constexpr uint64_t kRunRecordReserveBytes = 1 << 20;
+constexpr const char* kRunRecordReserveName = ".run.json.reserve";
+
 // The run record (run.json) as this node writes it, from the moment the run
 // directory exists: the phases fill in record(), EnterPhase() moves the status on,
 // Save() writes it.
@@ -59,9 +66,26 @@ class RunJournal {
   void EnterPhase(RunStatus status);
   // Copies the warnings reported so far into the record.
   void CollectWarnings();
+  // Reserves kRunRecordReserveBytes beside the local run.json for the final record;
+  // call once the run directory exists. A failure is a warning: the final record
+  // then falls back as SaveLocally() says.
+  void ReserveSpace();
   // CollectWarnings(), then writes the record to the run directory and to run
-  // history; a failure to write either is a warning, not an error.
+  // history; a failure to write either is a warning, not an error (see
+  // history_saved()).
   void Save();
+  // Writes the record to the run directory only. A final record (Completed, Failed,
+  // Canceled) that cannot be written the usual way (a full disk) goes into the
+  // space ReserveSpace() set aside, else to FallbackRecordPath(); each fallback is
+  // reported, and an error says where the record is or that it was lost.
+  void SaveLocally();
+  // Whether the last Save() reached run history (true when this node does not save
+  // there, or has not tried yet).
+  bool history_saved() const { return history_status_.ok(); }
+  const Status& history_status() const { return history_status_; }
+  // Where a final record goes when the run directory cannot take it:
+  // $TMPDIR (else /tmp)/trainrun-<experiment>-<runId>[-node<rank>-<host>].run.json.
+  std::string FallbackRecordPath() const;
 
  private:
   RunRecord record_;
@@ -70,6 +94,8 @@ class RunJournal {
   bool saves_to_history_;
   RunReporting* reporting_;
   TimePoint phase_started_{};
+  SpaceReserve reserve_;
+  Status history_status_;
 };
 
 // What every phase after Load gets. Set once by RunJob (run_command.cc); none of it

@@ -2,9 +2,11 @@
 
 #include <fmt/format.h>
 
+#include "base/fs_util.h"
 #include "base/net_util.h"
 #include "launcher/exit_codes.h"
 #include "launcher/run_uploads.h"
+#include "runtime/mpi/mpi_supervisor.h"
 
 namespace trainrun {
 
@@ -38,9 +40,25 @@ void CloseRecordForLostHead(const RunContext& ctx, const LoadedRun& run) {
   }
 }
 
+// What a rank's lost output is, where the part that was kept is, and where the rest
+// went: one line per rank for the console, run.json and the head.
+std::string DescribeLostOutput(const LostOutput& lost, const std::string& history_uri) {
+  const std::string whose =
+      lost.rank == kMpirunRank ? "mpirun's output" : fmt::format("rank {}'s output", lost.rank);
+  return fmt::format(
+      "{} from byte {} on ({}) is not in its log: {}; {} after that {}; the log holds the "
+      "{} before it, whole lines, on this node and in {}",
+      whose, lost.kept_bytes, FormatIso8601(lost.since), lost.error.message(),
+      FormatBytes(lost.lost_bytes),
+      lost.to_console ? "went to trainrun's console (standard output) only"
+                      : "was not kept (the console showed no rank output)",
+      FormatBytes(lost.kept_bytes), history_uri);
+}
+
 // The ranks' processes are done with: their output drained, the data unmounted,
-// what they left behind killed or reaped.
-void CleanUpAfterRanks(const RunContext& ctx, PreparedRun* prepared) {
+// what they left behind killed or reaped. Returns the ranks' output that could not
+// be written to their logs.
+std::vector<LostOutput> CleanUpAfterRanks(const RunContext& ctx, PreparedRun* prepared) {
   Reporter* reporter = ctx.reporter;
   LogPump* pump = prepared->pump.get();
   if (pump && !pump->WaitDrained(kLogDrainTimeout)) {
@@ -48,9 +66,8 @@ void CleanUpAfterRanks(const RunContext& ctx, PreparedRun* prepared) {
         "a process outside the ranks' process groups still holds a rank's output "
         "open; what it writes from now on is not in the logs");
   }
-  if (pump && !pump->write_status().ok()) {
-    reporter->Warning(fmt::format("rank output was lost: {}", pump->write_status().message()));
-  }
+  std::vector<LostOutput> lost;
+  if (pump) lost = pump->LostOutputs();
   // Unmounts (FUSE tools are trainrun's children: before the orphans go).
   prepared->data.reset();
   PosixProcessSet* processes = prepared->processes.get();
@@ -65,6 +82,7 @@ void CleanUpAfterRanks(const RunContext& ctx, PreparedRun* prepared) {
       reporter->Info(fmt::format("reaped {} orphaned process(es)", processes->orphans_reaped()));
     }
   }
+  return lost;
 }
 
 }  // namespace
@@ -83,7 +101,7 @@ int Finalize(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout
   run->uploader->StartDeadline();
   journal->EnterPhase(RunStatus::kFinalizing);
   journal->Save();
-  CleanUpAfterRanks(ctx, prepared);
+  const std::vector<LostOutput> lost_output = CleanUpAfterRanks(ctx, prepared);
   const SupervisionResult none;
   const SupervisionResult& result = ran ? ran->result : none;
   if (ran) {
@@ -124,6 +142,32 @@ int Finalize(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout
         fmt::join(uploads.errors.begin(),
                   uploads.errors.begin() + std::min<size_t>(uploads.errors.size(), 10), "\n")));
   }
+  if (!lost_output.empty()) {
+    // Output that never reached its log is lost like a log that never reached history:
+    // the run is not a success (74), and on a multi-node job the head learns of it
+    // with this node's upload errors.
+    nlohmann::json entries = nlohmann::json::array();
+    for (const LostOutput& lost : lost_output) {
+      std::string message = DescribeLostOutput(
+          lost, run->store->Uri() + "/" + RunKey{job.experiment_name, job.run_id}.Prefix() +
+                    kUserLogsDir);
+      reporter->Error(message);
+      entries.push_back({{"rank", lost.rank},
+                         {"file", lost.file},
+                         {"keptBytes", lost.kept_bytes},
+                         {"lostFrom", FormatIso8601(lost.since)},
+                         {"lostBytes", lost.lost_bytes},
+                         {"toConsole", lost.to_console},
+                         {"error", lost.error.message()}});
+      uploads.errors.push_back(std::move(message));
+    }
+    record.details["lostOutput"] = std::move(entries);
+    if (exit_code == kExitOk) {
+      exit_code = kExitUploadFailed;
+      status = RunStatus::kFailed;
+      record.outcome = "rank output lost";
+    }
+  }
   if (ctx.cluster) ctx.cluster->Finish(uploads, &exit_code, &status, &record);
   record.exit_code = exit_code;
   journal->EnterPhase(status);
@@ -142,10 +186,19 @@ int Finalize(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout
   journal->Save();
   if (ctx.cluster && ctx.cluster->head_lost()) CloseRecordForLostHead(ctx, *run);
   Result<ObjectInfo> saved = run->store->Stat(prefix + kRunRecordName);
-  if ((!last.errors.empty() || !saved.ok()) && exit_code == kExitOk) {
+  if ((!last.errors.empty() || !saved.ok() || !journal->history_saved()) && exit_code == kExitOk) {
     reporter->Error(fmt::format("the run record or system log did not reach {}; they stay in {}",
                                 run->store->Uri(), layout.root));
     exit_code = kExitUploadFailed;
+    // The local record ends the way trainrun does.
+    record.exit_code = exit_code;
+    record.outcome = "upload failed";
+    if (!journal->history_saved()) {
+      record.upload_errors.push_back(
+          fmt::format("{}: {}", kRunRecordName, journal->history_status().message()));
+    }
+    journal->EnterPhase(RunStatus::kFailed);
+    journal->SaveLocally();
   }
   return exit_code;
 }

@@ -10,6 +10,8 @@
 //            system_logs/mpirun.log      mpirun's own output, node 0 of an MPI job
 //            data/<name>          default pathOnCompute of data references
 //            run.json             the latest run record, also when history is away
+//            .run.json.reserve    space for the final run.json on a full disk
+//                                 (launcher/run_context.h)
 // History: <experiment>/<runId>/{run.json, outputs/, logs/, user_logs/, system_logs/}
 // clang-format on
 #pragma once
