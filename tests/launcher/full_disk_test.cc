@@ -35,12 +35,8 @@ class FullDiskTest : public ::testing::Test {
   Invocation Run(const std::string& job, const std::string& history, const std::string& workdir) {
     return RunTrainrun({"run", job, "--history", history, "--workdir", workdir}, dir_.path());
   }
-  std::string LocalDir(const std::string& workdir) const {
-    return workdir + "/tests/" + run_id_;
-  }
-  std::string HistoryDir(const std::string& history) const {
-    return history + "/tests/" + run_id_;
-  }
+  std::string LocalDir(const std::string& workdir) const { return workdir + "/tests/" + run_id_; }
+  std::string HistoryDir(const std::string& history) const { return history + "/tests/" + run_id_; }
 
   TempDir dir_;
   int jobs_ = 0;
@@ -55,9 +51,9 @@ TEST_F(FullDiskTest, ARankFillingTheDiskWithOutputEndsWith74AndAFinalLocalRecord
   NEED_DISK(disk);
   // 3 MB of 100-byte lines into a 2 MB disk; then the rank fills what the log left
   // free, so the disk stays full to the end, and says one more line.
-  const std::string job = Job(
-      "i=0; while [ $i -lt 30000 ]; do printf 'line %06d %087d\\n' $i 0; i=$((i+1)); done; "
-      "sleep 1; cat /dev/zero > filler 2>/dev/null; echo 'after the disk filled'");
+  const std::string job =
+      Job("i=0; while [ $i -lt 30000 ]; do printf 'line %06d %087d\\n' $i 0; i=$((i+1)); done; "
+          "sleep 1; cat /dev/zero > filler 2>/dev/null; echo 'after the disk filled'");
   const std::string history = dir_ / "history";
   Invocation r = Run(job, history, disk.path());
   EXPECT_EQ(r.exit_code, 74) << r.err;
@@ -89,8 +85,8 @@ TEST_F(FullDiskTest, ARankFillingTheDiskWithOutputEndsWith74AndAFinalLocalRecord
   EXPECT_FALSE(fs::exists(local + "/.run.json.reserve"));
 
   // The message: which rank, from which byte and when, why, and where the rest is.
-  const std::string message = "rank 0's output from byte " + std::to_string(log.size()) +
-                              " on (" + lost["lostFrom"].get<std::string>() +
+  const std::string message = "rank 0's output from byte " + std::to_string(log.size()) + " on (" +
+                              lost["lostFrom"].get<std::string>() +
                               ") is not in its log: " + log_path + ": No space left on device";
   EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("went to trainrun's console (standard output) only"), std::string::npos)
@@ -151,12 +147,34 @@ TEST_F(FullDiskTest, AHistoryFullFromTheStartStartsNothingAndTheLocalRecordSaysS
             std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("the system log and run.json are in " + local), std::string::npos)
-      << r.err;
+  EXPECT_NE(r.err.find("the system log and run.json are in " + local), std::string::npos) << r.err;
   json rec = json::parse(ReadFile(local + "/run.json"));
   EXPECT_EQ(rec["status"], "Failed");
   EXPECT_EQ(rec["exitCode"], 74);
   EXPECT_EQ(rec["outcome"], "history not writable");
+}
+
+TEST_F(FullDiskTest, WithNoRoomForTheReserveTheFinalRecordGoesToTmpdir) {
+  // 1 MiB cannot hold the 1 MiB reserve as well as the run directory: the run starts
+  // with a warning, and once the rank's output has filled the disk the final record
+  // is written to $TMPDIR.
+  SmallTmpfs disk("1m");
+  NEED_DISK(disk);
+  const std::string tmp = dir_ / "tmp";
+  fs::create_directories(tmp);
+  const std::string job =
+      Job("i=0; while [ $i -lt 15000 ]; do printf 'line %06d %087d\\n' $i 0; i=$((i+1)); done; "
+          "sleep 1; cat /dev/zero > filler 2>/dev/null; echo done");
+  Invocation r = RunTrainrun({"run", job, "--history", dir_ / "history", "--workdir", disk.path()},
+                             dir_.path(), {"TMPDIR=" + tmp});
+  EXPECT_EQ(r.exit_code, 74) << r.err;
+  const std::string fallback = tmp + "/trainrun-tests-" + run_id_ + ".run.json";
+  EXPECT_NE(r.err.find("no space reserved for the final run record"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("it is in " + fallback + " instead"), std::string::npos) << r.err;
+  json rec = json::parse(ReadFile(fallback));
+  EXPECT_EQ(rec["status"], "Failed");
+  EXPECT_EQ(rec["exitCode"], 74);
+  EXPECT_EQ(rec["details"]["lostOutput"][0]["rank"], 0);
 }
 
 }  // namespace
