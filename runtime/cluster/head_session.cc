@@ -439,6 +439,12 @@ void HeadSession::OnClosed(int conn, const std::string& reason) {
 void HeadSession::OnTick() {
   std::lock_guard lock(mu_);
   if (phase_ == Phase::kRendezvous || finished_) return;
+  if (std::optional<Duration> stalled = heartbeat_.Turn()) {
+    options_.reporter->Warning(
+        fmt::format("the head stalled for {:.1f} s itself (trainrun was stopped or starved of "
+                    "CPU); no node is blamed for it: each gets a fresh {:.0f} s heartbeat timeout",
+                    ToSeconds(*stalled), ToSeconds(options_.heartbeat.timeout)));
+  }
   if (heartbeat_.SendDue())
     BroadcastLocked(EncodeJsonFrame(MessageType::kHeartbeat, json::object()));
   for (int rank : heartbeat_.Expired()) {
