@@ -8,9 +8,11 @@
 // clock, which the control plane's loops see within a tick (kControlTick).
 // Events are ordered by futures and by waiting for what the sessions report,
 // never by sleeping.
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -435,6 +437,39 @@ TEST_F(ControlPlaneTest, AStalledNodeDoesNotBlameTheHead) {
   AdvanceSteadily(seconds(3));
   EXPECT_FALSE(workers[0]->stop().has_value()) << workers[0]->stop()->reason;
   EXPECT_FALSE(head->stop().has_value()) << head->stop()->reason;
+}
+
+TEST_F(ControlPlaneTest, TheMasterPortIsHeldFromItsChoiceUntilTheRanksStart) {
+  std::unique_ptr<HeadSession> head = StartHead();
+  std::vector<std::unique_ptr<WorkerSession>> workers;
+  workers.push_back(Worker(1, head->port()));
+  auto node = std::async(std::launch::async, [&] { return workers[0]->Rendezvous(Join(1, 2)); });
+  Result<JobAssignment> assignment = head->Rendezvous(Join(0, 2));
+  ASSERT_TRUE(assignment.ok()) << assignment.status().message();
+  ASSERT_TRUE(node.get().ok());
+  const int port = assignment->master_port;
+  // Another process binding MASTER_PORT while the nodes prepare: refused,
+  // with SO_REUSEADDR (as PyTorch's TCPStore sets it) or without.
+  auto try_bind = [port](bool reuse) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (reuse) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    int rc = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    if (rc == 0) rc = listen(fd, 1);
+    const int err = rc == 0 ? 0 : errno;
+    close(fd);
+    return err;
+  };
+  EXPECT_EQ(try_bind(false), EADDRINUSE);
+  EXPECT_EQ(try_bind(true), EADDRINUSE);
+  StartAll(head.get(), workers);
+  EXPECT_EQ(try_bind(true), EADDRINUSE);  // started, but the ranks are not yet
+  head->ReleaseMasterPort();
+  EXPECT_EQ(try_bind(true), 0);  // rank 0's turn
+  EXPECT_EQ(try_bind(false), 0);
 }
 
 TEST_F(ControlPlaneTest, LosingTheHeadStopsANodeWith69) {
