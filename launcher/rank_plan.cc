@@ -64,7 +64,8 @@ Status PlanAssignment(const RankPlanRequest& request, RankPlan* plan) {
   } else {
     std::vector<int> tf_ports;
     if (!request.for_dry_run) {
-      TR_ASSIGN_OR_RETURN(plan->master_port, FindFreePort("0.0.0.0"));
+      TR_ASSIGN_OR_RETURN(plan->master_port_hold, HoldFreePort("0.0.0.0"));
+      plan->master_port = plan->master_port_hold.port();
       if (job.communicator == Communicator::kTensorFlow) {
         TR_ASSIGN_OR_RETURN(tf_ports, FreePorts(process_count));
       }

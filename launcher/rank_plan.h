@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "base/free_port.h"
 #include "launcher/cluster_run.h"
 #include "launcher/node_binding.h"
 #include "launcher/run_options.h"
@@ -49,7 +50,10 @@ struct RankPlan {
   // The job's ranks over the nodes: from the rendezvous, else this node alone (a
   // dry run of a multi-node job: as if every node ran as many ranks as this one).
   JobAssignment assignment;
-  int master_port = 0;               // 0 in a dry run
+  int master_port = 0;  // 0 in a dry run
+  // On one node, the port stays bound from its choice until RunRanks releases
+  // it just before the ranks start (on several, the head's session holds it).
+  HeldPort master_port_hold;
   std::vector<RankLaunch> launches;  // this node's ranks; no log pipes yet
   std::vector<std::string> command;  // the ranks' argv, redacted (run.json)
 };

@@ -69,6 +69,10 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
   ctx.journal->Save();
   ran.live = StartLiveUpload(ctx, run, layout);
   std::vector<RankLaunch>& launches = prepared->plan.launches;
+  // Held since it was chosen (rank_plan.h, ClusterSession::ReleaseMasterPort):
+  // free now for rank 0 to bind.
+  prepared->plan.master_port_hold.Release();
+  if (session != nullptr) session->ReleaseMasterPort();
   ctx.reporter->Notice(fmt::format("run {}: {} rank(s) of {}", job.run_id, launches.size(),
                                    fmt::join(ctx.journal->record().command, " ")));
   if (job.communicator == Communicator::kMpi) {

@@ -116,6 +116,12 @@ class ClusterSession {
   // what it would exit with), and waits for every node. None: start the ranks.
   virtual std::optional<StopNotice> WaitForStart(const Status& prepared, int exit_code) = 0;
 
+  // The head holds MASTER_PORT (bound, see HeldPort) from the rendezvous that
+  // chose it until this call, which the run makes just before it starts the
+  // ranks, one of which binds the port. Other nodes hold nothing. Any thread;
+  // a second call does nothing.
+  virtual void ReleaseMasterPort() {}
+
   // `handler` hears the job's stop once, from any thread; a stop that came
   // before is delivered at once.
   virtual void SetStopHandler(std::function<void(const StopNotice&)> handler) = 0;

@@ -139,13 +139,21 @@ Result<JobAssignment> HeadSession::Rendezvous(const NodeJoin& self) {
                     "MASTER_ADDR is {}",
                     fmt::join(addresses, ", "), master_addr));
   }
-  Result<int> port = FindFreePort("0.0.0.0");
+  // Every node learns MASTER_PORT here, but rank 0 binds it only when the ranks
+  // start, after every node's Prepare (snapshots, downloads, mounts: minutes),
+  // and another process could take it in between. Choosing it later would need
+  // the port to travel with Start and each node to plan its ranks' environment
+  // after Prepare; instead the socket that chose it stays bound until just
+  // before the ranks start (ReleaseMasterPort), which closes the window and
+  // keeps the protocol and the plan as they are.
+  Result<HeldPort> port = HoldFreePort("0.0.0.0");
   if (!port.ok()) {
     FailRendezvousLocked(port.status().message());
     return UnavailableError(
         fmt::format("no free MASTER_PORT on the head: {}", port.status().message()));
   }
-  JobAssignment assignment = book_->Assign(run_id_, master_addr, *port);
+  master_port_ = std::move(port).value();
+  JobAssignment assignment = book_->Assign(run_id_, master_addr, master_port_.port());
   assignment.nodes[0].address = master_addr;
   assignment.nodes[0].interface = InterfaceOf(master_addr);
   nodes_[0].join.address = master_addr;
@@ -163,10 +171,10 @@ Result<JobAssignment> HeadSession::Rendezvous(const NodeJoin& self) {
                   full ? frame : EncodeJsonFrame(MessageType::kAssign, assignment.ToJson(rank)));
     heartbeat_.Add(rank);
   }
-  options_.reporter->Info(
-      fmt::format("rendezvous complete: {} node(s), {} rank(s), MASTER_ADDR {}, "
-                  "MASTER_PORT {}",
-                  assignment.nodes.size(), assignment.world_size, master_addr, *port));
+  options_.reporter->Info(fmt::format(
+      "rendezvous complete: {} node(s), {} rank(s), MASTER_ADDR {}, "
+      "MASTER_PORT {}",
+      assignment.nodes.size(), assignment.world_size, master_addr, master_port_.port()));
   return assignment;
 }
 
@@ -194,6 +202,11 @@ std::optional<StopNotice> HeadSession::WaitForStart(const Status& prepared, int 
   WaitLocked(
       lock, [&] { return phase_ == Phase::kRunning || stop_.notice().has_value(); }, std::nullopt);
   return stop_.notice();
+}
+
+void HeadSession::ReleaseMasterPort() {
+  std::lock_guard lock(mu_);
+  master_port_.Release();
 }
 
 void HeadSession::RankFailed(const RankFailure& failure) {
@@ -439,6 +452,12 @@ void HeadSession::OnClosed(int conn, const std::string& reason) {
 void HeadSession::OnTick() {
   std::lock_guard lock(mu_);
   if (phase_ == Phase::kRendezvous || finished_) return;
+  if (std::optional<Duration> stalled = heartbeat_.Turn()) {
+    options_.reporter->Warning(
+        fmt::format("the head stalled for {:.1f} s itself (trainrun was stopped or starved of "
+                    "CPU); no node is blamed for it: each gets a fresh {:.0f} s heartbeat timeout",
+                    ToSeconds(*stalled), ToSeconds(options_.heartbeat.timeout)));
+  }
   if (heartbeat_.SendDue())
     BroadcastLocked(EncodeJsonFrame(MessageType::kHeartbeat, json::object()));
   for (int rank : heartbeat_.Expired()) {

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 
+#include "base/free_port.h"
 #include "runtime/cluster/cluster_session.h"
 #include "runtime/cluster/control_auth.h"
 #include "runtime/cluster/control_server.h"
@@ -31,6 +32,7 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   int node_rank() const override { return 0; }
   Result<JobAssignment> Rendezvous(const NodeJoin& self) override;
   std::optional<StopNotice> WaitForStart(const Status& prepared, int exit_code) override;
+  void ReleaseMasterPort() override;
   void RankFailed(const RankFailure& failure) override;
   void Stopping(int exit_code, const std::string& reason) override;
   void ReportResult(const NodeResult& result) override;
@@ -111,6 +113,7 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   std::vector<std::pair<int, nlohmann::json>> early_joins_;  // before Rendezvous()
   std::optional<RendezvousBook> book_;
   std::optional<JobAssignment> assignment_;
+  HeldPort master_port_;  // bound from the rendezvous until ReleaseMasterPort()
   std::string rendezvous_error_;
   std::vector<std::string> refusals_;  // recent refusals, for the timeout message
   std::vector<FailureEvent> events_;

@@ -4,9 +4,16 @@
 // monitor does no I/O: the control server and client call it from their loops
 // with the time of a clock, so silence and timeouts are tested with a fake
 // clock.
+//
+// A loop that was stalled itself (its process stopped by SIGSTOP, swapped out,
+// starved of CPU, its thread blocked) heard nothing while it was away, however
+// much its peers said: Turn() notices the gap between two turns of the loop and
+// gives every peer a fresh interval, so a node never blames the others for its
+// own stall. A peer that is really gone is still lost, one timeout later.
 #pragma once
 
 #include <map>
+#include <optional>
 #include <vector>
 
 #include "base/clock.h"
@@ -33,6 +40,18 @@ class HeartbeatMonitor {
   // Something arrived from `peer`.
   void Heard(int peer);
 
+  // The owner's loop calls this on every turn (tick), before Expired(). When
+  // the loop comes back more than half the timeout after the previous turn, it
+  // was stalled itself: every watched peer's silence restarts now and the
+  // stall's length is returned (for the owner to log); otherwise nothing. The
+  // measurement starts with the first Add() or Turn(), whichever comes first
+  // (a loop stalled before its first turn is stalled too). Half, not the whole timeout: a
+  // stall plus one interval of a peer's honest silence must stay below the
+  // timeout (the interval is at most a quarter of it), or the frames the peer
+  // sent during the stall, still unread when the loop's first tick runs, would
+  // not save it.
+  std::optional<Duration> Turn();
+
   // True when our next heartbeat is due; the next one is then due an interval
   // later.
   bool SendDue();
@@ -51,6 +70,7 @@ class HeartbeatMonitor {
   HeartbeatOptions options_;
   TimePoint next_send_;
   std::map<int, TimePoint> last_heard_;
+  std::optional<TimePoint> last_turn_;
 };
 
 }  // namespace trainrun

@@ -147,6 +147,12 @@ void WorkerSession::OnTick() {
   {
     std::lock_guard lock(mu_);
     if (head_lost_ || finished_) return;
+    if (std::optional<Duration> stalled = heartbeat_.Turn()) {
+      options_.reporter->Warning(fmt::format(
+          "node {} stalled for {:.1f} s itself (trainrun was stopped or starved of CPU); the "
+          "head is not blamed for it: it gets a fresh {:.0f} s heartbeat timeout",
+          node_rank_, ToSeconds(*stalled), ToSeconds(options_.heartbeat.timeout)));
+    }
     send = heartbeat_.SendDue();
     if (!heartbeat_.Expired().empty()) {
       HeadLostLocked(fmt::format("it sent nothing for {:.0f} s (heartbeat timeout)",

@@ -4,7 +4,8 @@
 // code.
 //
 // Losing the head (its connection closes, or it sends nothing for the heartbeat
-// timeout) stops this node's ranks with exit 69.
+// timeout) stops this node's ranks with exit 69. A stall of this node itself is
+// no loss of the head: it gets a fresh interval (heartbeat.h).
 #pragma once
 
 #include <memory>

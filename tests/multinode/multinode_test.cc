@@ -89,6 +89,45 @@ class MultinodeTest : public ::testing::Test {
     }
   }
 
+  // A two-node job whose node `stalled` has its trainrun stopped (SIGSTOP) for
+  // 8 s while the ranks run, then resumed (SIGCONT). The stalled node's
+  // heartbeat timeout is 3 s; the other's is longer than the stop, since a
+  // peer silent past your own timeout is lost, and that is the heartbeat's job.
+  void RunWithAStall(NetnsCluster& cluster, int stalled) {
+    std::string pids = dir_ / "pids";
+    fs::create_directories(pids);
+    std::string job = Job({{"command", {RankHelper(), "--pid-dir", pids, "--sleep-ms", "20000"}},
+                           {"nodeCount", 2},
+                           {"processCountPerNode", 1}});
+    std::vector<std::unique_ptr<TrainrunProcess>> nodes;
+    for (int n = 0; n < 2; ++n) {
+      nodes.push_back(
+          Start(cluster, n, job, kToken, {"--heartbeat-timeout", n == stalled ? "3" : "60"}));
+    }
+    ASSERT_TRUE(WaitFor(
+        [&] { return !ReadFile(pids + "/0.pid").empty() && !ReadFile(pids + "/1.pid").empty(); }));
+    nodes[stalled]->Signal(SIGSTOP);
+    std::this_thread::sleep_for(std::chrono::seconds(8));
+    nodes[stalled]->Signal(SIGCONT);
+    std::vector<Invocation> r;
+    for (auto& node : nodes) r.push_back(node->Wait());
+    for (int n = 0; n < 2; ++n) {
+      EXPECT_EQ(r[n].exit_code, 0) << "node " << n << "\n" << r[n].err;
+      for (const char* blame : {"was lost", "lost the head"}) {
+        EXPECT_EQ(r[n].err.find(blame), std::string::npos) << "node " << n << "\n" << r[n].err;
+      }
+    }
+    const std::string who = stalled == 0 ? "the head" : "node 1";
+    EXPECT_TRUE(
+        std::regex_search(r[stalled].err, std::regex(who + " stalled for [0-9]+\\.[0-9] s itself")))
+        << r[stalled].err;
+    json rec = Record();
+    EXPECT_EQ(rec["status"], "Completed");
+    EXPECT_EQ(rec["exitCode"], 0);
+    EXPECT_FALSE(rec.contains("failure")) << rec["failure"].dump();
+    ExpectNothingLeft(cluster);
+  }
+
   TempDir dir_;
   int jobs_ = 0;
   int processes_ = 0;
@@ -256,6 +295,18 @@ TEST_F(MultinodeTest, ANodeKilledMidRunStopsTheOthersWith69NamingIt) {
   EXPECT_EQ(rec["outcome"], "node lost");
   EXPECT_EQ(rec["failure"]["nodeRank"], 2);
   EXPECT_EQ(rec["failure"]["host"], cluster.Host(2));
+}
+
+TEST_F(MultinodeTest, AHeadStoppedLongerThanItsHeartbeatTimeoutBlamesNoNode) {
+  NetnsCluster cluster(2);
+  NEED_CLUSTER(cluster);
+  RunWithAStall(cluster, 0);
+}
+
+TEST_F(MultinodeTest, ANodeStoppedLongerThanItsHeartbeatTimeoutDoesNotBlameTheHead) {
+  NetnsCluster cluster(2);
+  NEED_CLUSTER(cluster);
+  RunWithAStall(cluster, 1);
 }
 
 TEST_F(MultinodeTest, ANodeStartedTwentySecondsAfterTheHeadStillJoins) {

@@ -8,12 +8,15 @@
 // clock, which the control plane's loops see within a tick (kControlTick).
 // Events are ordered by futures and by waiting for what the sessions report,
 // never by sleeping.
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -151,6 +154,40 @@ class ControlPlaneTest : public ::testing::Test {
     }
     EXPECT_FALSE(head->WaitForStart(Status::Ok(), 0).has_value());
     for (auto& s : started) EXPECT_FALSE(s.get().has_value());
+  }
+
+  // Moves the clock by `d` in steps of a tick, a tick of real time apart, as
+  // time passes for loops that keep turning. One jump is what a stall of the
+  // whole process (SIGSTOP) looks like to them, and they give every peer a
+  // fresh interval for it (heartbeat.h).
+  void AdvanceSteadily(Duration d) {
+    for (Duration done{}; done < d; done += kControlTick) {
+      clock_.Advance(kControlTick);
+      std::this_thread::sleep_for(kControlTick);
+    }
+  }
+
+  // A node that joins like any other and reports ready, then never says
+  // another word.
+  std::unique_ptr<ControlClient> SilentNode(HeadSession* head) {
+    auto silent = std::async(std::launch::async, [&] {
+      ControlClientOptions o;
+      o.host = "127.0.0.1";
+      o.port = head->port();
+      o.role = kRoleNode;
+      o.node_rank = 1;
+      o.key = "the-job-token-0123456789";
+      o.deadline = clock_.Now() + seconds(10);
+      o.clock = &clock_;
+      Result<std::unique_ptr<ControlClient>> client = ControlClient::Connect(o);
+      EXPECT_TRUE(client.ok()) << client.status().message();
+      NodeJoin j = Join(1, 2);
+      (*client)->SendJson(MessageType::kJoin, j.ToJson()).IgnoreError();
+      (*client)->SendJson(MessageType::kReady, nlohmann::json::object()).IgnoreError();
+      return std::move(client).value();
+    });
+    EXPECT_TRUE(head->Rendezvous(Join(0, 2)).ok());
+    return silent.get();
   }
 
   testing::FakeClock clock_;  // outlives the sessions (declared first)
@@ -349,31 +386,13 @@ TEST_F(ControlPlaneTest, ALostNodeStopsTheOthersWith69NamingIt) {
 
 TEST_F(ControlPlaneTest, ANodeThatFallsSilentIsLostAfterTheHeartbeatTimeout) {
   std::unique_ptr<HeadSession> head = StartHead();
-  // A node that joins like any other, then never says another word.
-  auto silent = std::async(std::launch::async, [&] {
-    ControlClientOptions o;
-    o.host = "127.0.0.1";
-    o.port = head->port();
-    o.role = kRoleNode;
-    o.node_rank = 1;
-    o.key = "the-job-token-0123456789";
-    o.deadline = clock_.Now() + seconds(10);
-    o.clock = &clock_;
-    Result<std::unique_ptr<ControlClient>> client = ControlClient::Connect(o);
-    EXPECT_TRUE(client.ok()) << client.status().message();
-    NodeJoin j = Join(1, 2);
-    (*client)->SendJson(MessageType::kJoin, j.ToJson()).IgnoreError();
-    (*client)->SendJson(MessageType::kReady, nlohmann::json::object()).IgnoreError();
-    return std::move(client).value();
-  });
-  ASSERT_TRUE(head->Rendezvous(Join(0, 2)).ok());
-  std::unique_ptr<ControlClient> client = silent.get();
+  std::unique_ptr<ControlClient> client = SilentNode(head.get());
   StopCatcher stop;
   head->SetStopHandler(stop.Handler());
   // Started: the node's Ready was its last word, heard before this returns.
   EXPECT_FALSE(head->WaitForStart(Status::Ok(), 0).has_value());
   EXPECT_FALSE(head->stop().has_value());
-  clock_.Advance(seconds(2) + kControlTick);
+  AdvanceSteadily(seconds(2) + kControlTick);
   // The server's next tick (within kControlTick of real time) finds the node
   // silent for longer than the timeout; the rest is slack for a loaded machine.
   std::optional<StopNotice> notice = stop.Wait(seconds(5));
@@ -381,6 +400,76 @@ TEST_F(ControlPlaneTest, ANodeThatFallsSilentIsLostAfterTheHeartbeatTimeout) {
   EXPECT_EQ(notice->exit_code, 69);
   EXPECT_NE(notice->reason.find("sent nothing for 2 s (heartbeat timeout)"), std::string::npos)
       << notice->reason;
+}
+
+TEST_F(ControlPlaneTest, AStalledHeadBlamesNoNodeButStillLosesOneThatIsGone) {
+  std::unique_ptr<HeadSession> head = StartHead();
+  std::unique_ptr<ControlClient> client = SilentNode(head.get());
+  StopCatcher stop;
+  head->SetStopHandler(stop.Handler());
+  EXPECT_FALSE(head->WaitForStart(Status::Ok(), 0).has_value());
+  // The head's loop is away for five timeouts (SIGSTOP): it says so and gives
+  // the node a fresh interval instead of counting the stall as its silence.
+  clock_.Advance(seconds(10));
+  ASSERT_TRUE(reporter_.WaitFor("the head stalled for 10.0 s itself")) << reporter_.All();
+  AdvanceSteadily(seconds(1));
+  EXPECT_FALSE(head->stop().has_value()) << head->stop()->reason;
+  // The node really says nothing: lost one timeout after the stall.
+  AdvanceSteadily(seconds(1) + kControlTick);
+  std::optional<StopNotice> notice = stop.Wait(seconds(5));
+  ASSERT_TRUE(notice.has_value());
+  EXPECT_EQ(notice->exit_code, 69);
+  EXPECT_NE(notice->reason.find("sent nothing for 2 s (heartbeat timeout)"), std::string::npos)
+      << notice->reason;
+}
+
+TEST_F(ControlPlaneTest, AStalledNodeDoesNotBlameTheHead) {
+  std::unique_ptr<HeadSession> head = StartHead();
+  std::vector<std::unique_ptr<WorkerSession>> workers;
+  Assemble(head.get(), &workers, 2);
+  StartAll(head.get(), workers);
+  // Both loops of this process see one jump: both were stalled, both say so,
+  // and neither blames the other.
+  clock_.Advance(seconds(10));
+  ASSERT_TRUE(reporter_.WaitFor("node 1 stalled for 10.0 s itself")) << reporter_.All();
+  ASSERT_TRUE(reporter_.WaitFor("the head stalled for 10.0 s itself")) << reporter_.All();
+  // Well past a timeout after the stall, the heartbeats keep both alive.
+  AdvanceSteadily(seconds(3));
+  EXPECT_FALSE(workers[0]->stop().has_value()) << workers[0]->stop()->reason;
+  EXPECT_FALSE(head->stop().has_value()) << head->stop()->reason;
+}
+
+TEST_F(ControlPlaneTest, TheMasterPortIsHeldFromItsChoiceUntilTheRanksStart) {
+  std::unique_ptr<HeadSession> head = StartHead();
+  std::vector<std::unique_ptr<WorkerSession>> workers;
+  workers.push_back(Worker(1, head->port()));
+  auto node = std::async(std::launch::async, [&] { return workers[0]->Rendezvous(Join(1, 2)); });
+  Result<JobAssignment> assignment = head->Rendezvous(Join(0, 2));
+  ASSERT_TRUE(assignment.ok()) << assignment.status().message();
+  ASSERT_TRUE(node.get().ok());
+  const int port = assignment->master_port;
+  // Another process binding MASTER_PORT while the nodes prepare: refused,
+  // with SO_REUSEADDR (as PyTorch's TCPStore sets it) or without.
+  auto try_bind = [port](bool reuse) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (reuse) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    int rc = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    if (rc == 0) rc = listen(fd, 1);
+    const int err = rc == 0 ? 0 : errno;
+    close(fd);
+    return err;
+  };
+  EXPECT_EQ(try_bind(false), EADDRINUSE);
+  EXPECT_EQ(try_bind(true), EADDRINUSE);
+  StartAll(head.get(), workers);
+  EXPECT_EQ(try_bind(true), EADDRINUSE);  // started, but the ranks are not yet
+  head->ReleaseMasterPort();
+  EXPECT_EQ(try_bind(true), 0);  // rank 0's turn
+  EXPECT_EQ(try_bind(false), 0);
 }
 
 TEST_F(ControlPlaneTest, LosingTheHeadStopsANodeWith69) {
