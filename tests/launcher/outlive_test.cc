@@ -79,8 +79,8 @@ class OutliveTest : public ::testing::Test {
     return path;
   }
   std::vector<std::string> Argv(const std::string& job, std::vector<std::string> more = {}) {
-    std::vector<std::string> argv = {TrainrunBinary(), "run",  job, "--history", history(),
-                                     "--workdir",      workdir()};
+    std::vector<std::string> argv = {TrainrunBinary(), "run",       job,      "--history",
+                                     history(),        "--workdir", workdir()};
     argv.insert(argv.end(), more.begin(), more.end());
     return argv;
   }
@@ -174,9 +174,10 @@ std::pair<std::string, std::string> StateOf(int pid) {
 }
 
 bool IsMountPoint(const std::string& path) {
-  struct stat here {}, parent {};
-  return stat(path.c_str(), &here) == 0 &&
-         stat((fs::path(path) / "..").c_str(), &parent) == 0 && here.st_dev != parent.st_dev;
+  struct stat here {
+  }, parent{};
+  return stat(path.c_str(), &here) == 0 && stat((fs::path(path) / "..").c_str(), &parent) == 0 &&
+         here.st_dev != parent.st_dev;
 }
 #endif
 
@@ -189,7 +190,7 @@ TEST_F(OutliveTest, RankInUninterruptibleSleepIsRecordedAsUnkillableAndTrainrunE
   const std::string mnt = dir_ / "hang";
   fs::create_directories(mnt);
   fs::create_directories(dir_ / "fuse");
-  TrainrunProcess fuse({HANG_FS_BINARY, mnt}, {}, (dir_ / "fuse").string());
+  TrainrunProcess fuse({HANG_FS_BINARY, mnt}, {}, dir_ / "fuse");
   struct Release {  // the reader can only die once the daemon is gone
     TrainrunProcess* fuse;
     std::string mnt;
@@ -211,8 +212,11 @@ TEST_F(OutliveTest, RankInUninterruptibleSleepIsRecordedAsUnkillableAndTrainrunE
         std::vector<int> pids = ProcessesWithMarker(marker_);
         if (pids.size() != 1) return false;
         reader = pids[0];
-        return StateOf(reader).second.find("request_wait_answer") != std::string::npos ||
-               StateOf(reader).second.find("fuse") != std::string::npos;
+        // In read(2) (syscall 0 on x86-64, 63 on arm64), waiting for the daemon: not
+        // the open or lookup before it, which the daemon answers.
+        const std::string syscall = ReadFile("/proc/" + std::to_string(reader) + "/syscall");
+        const bool in_read = syscall.rfind("0 ", 0) == 0 || syscall.rfind("63 ", 0) == 0;
+        return in_read && StateOf(reader).second == "request_wait_answer";
       },
       seconds(60)))
       << "the rank never waited on the FUSE read:" << Describe(ProcessesWithMarker(marker_));

@@ -326,8 +326,8 @@ TEST_F(IsolationTest, OrphansInTheNamespaceAreKilledAndPidsAreTranslated) {
   ASSERT_TRUE(set.ok()) << set.status().message();
   ASSERT_EQ((*set)->isolation(), Isolation::kPidNamespace) << (*set)->isolation_note();
   testing::TempDir dir;
-  const int pid = *(*set)->Spawn(
-      MarkedShell("echo $$ > " + (dir / "inner") + "; setsid sleep 300 & (sleep 300 &); sleep 0.3"));
+  const int pid = *(*set)->Spawn(MarkedShell("echo $$ > " + (dir / "inner") +
+                                             "; setsid sleep 300 & (sleep 300 &); sleep 0.3"));
   ASSERT_EQ(WaitExit(**set, pid)->code, 0);
   // What the shell saw as its pid, made one this process can signal (MPI's wrappers).
   const int inner = std::stoi(testing::ReadFile(dir / "inner"));
