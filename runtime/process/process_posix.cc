@@ -487,7 +487,10 @@ Result<int> PosixProcessSet::Spawn(const SpawnSpec& spec) {
     }
     placement.in_namespace = true;
   }
-  if (isolation_ == Isolation::kProcessGroups && !guard_lost_) placement.guard_fd = guard_fd_;
+  if (isolation_ == Isolation::kProcessGroups && !guard_lost_ &&
+      spec.parent_death_signal == SIGKILL) {
+    placement.guard_fd = guard_fd_;
+  }
   Result<int> pid = StartChild(spec, placement);
   if (enter) setns(outer_pidns_fd_, CLONE_NEWPID);
   if (!pid.ok()) return pid.status();

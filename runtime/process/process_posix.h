@@ -40,9 +40,11 @@ enum class Isolation {
   // and the pipe), and the kernel then kills every process in the namespace, those
   // that called setsid or double-forked too. Needs CAP_SYS_ADMIN (root, or root of a
   // user namespace); the children stay trainrun's children, with pids as trainrun
-  // sees them. A child that asks for a parent-death signal other than SIGKILL (a
-  // FUSE helper that unmounts on its way out) starts outside the namespace.
+  // sees them.
   kPidNamespace,
+  // In both guarded modes a child that asks for a parent-death signal other than
+  // SIGKILL (a FUSE helper that unmounts on its way out) is left to that signal: it
+  // starts outside the namespace and is not in the guard's table.
 };
 std::string_view IsolationName(Isolation isolation);  // "none", "process-group", "pid-namespace"
 
