@@ -100,6 +100,14 @@ int main(int argc, char** argv) {
   flag("grace-period", &run.grace_period_seconds,
        "Seconds between SIGTERM and SIGKILL when stopping ranks (default 30)")
       ->check(CLI::Range(0.0, 86400.0));
+  flag("unkillable-timeout", &run.unkillable_timeout_seconds,
+       "Seconds trainrun waits for ranks after SIGKILL before it records them as unkillable "
+       "and finalizes without them (default 60)")
+      ->check(CLI::Range(0.0, 86400.0));
+  flag("isolation", &run.isolation,
+       "How the ranks' processes are kept from outliving trainrun: auto (a PID namespace "
+       "where permitted, else process groups), process-group or none (default auto)")
+      ->check(CLI::IsMember({"auto", "process-group", "none"}));
   flag("finalize-timeout", &run.finalize_timeout_seconds,
        "Seconds Finalizing keeps retrying uploads to an unreachable run history before it "
        "exits 74 with the files on local disk (default 600)")

@@ -58,7 +58,11 @@ int MpiRankCommand(const std::vector<std::string>& program, Console* err) {
   for (const auto& [name, value] : env) launch->spec.env.push_back(name + "=" + value);
   launch->spec.stdin_fd = STDIN_FILENO;
 
-  Result<std::unique_ptr<PosixProcessSet>> processes = PosixProcessSet::Create();
+  // Inside trainrun's PID namespace already where it has one (mpirun and orted are
+  // there, so every rank of the node is); a guard of our own still takes the
+  // program's process group with us, wherever we are.
+  Result<std::unique_ptr<PosixProcessSet>> processes =
+      PosixProcessSet::Create(Isolation::kProcessGroups);
   if (!processes.ok()) return fail(processes.status().message());
   Result<int> pid = (*processes)->Spawn(launch->spec);
   ExitStatus status;

@@ -110,8 +110,13 @@ int Finalize(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout
     const JobAssignment& assignment = prepared->plan.assignment;
     for (const RankResult& r : result.ranks) {
       const int local_rank = r.rank - assignment.nodes[node_rank].first_rank;
-      record.ranks.push_back({r.rank, node_rank, local_rank, r.pid, r.status.code, r.status.signal,
-                              r.seconds, r.stopped_by_trainrun});
+      RankRecord rank{r.rank,        node_rank,       local_rank, r.pid,
+                      r.status.code, r.status.signal, r.seconds,  r.stopped_by_trainrun};
+      if (r.unkillable) {
+        rank.unkillable_state = std::string(1, r.state.state != 0 ? r.state.state : '?');
+        rank.unkillable_wchan = r.state.wchan;
+      }
+      record.ranks.push_back(std::move(rank));
     }
     ReportRankFailure(ctx, node_rank, layout, prepared->pump.get(), ran);
     if (result.outcome == RunOutcome::kTimedOut || result.outcome == RunOutcome::kCanceled) {

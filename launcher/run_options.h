@@ -31,6 +31,13 @@ struct RunOptions {
   std::string topology_xml;               // an hwloc XML topology instead of this machine's
   bool dry_run = false;                   // print the plan, start nothing
   double grace_period_seconds = 30;
+  // How long after SIGKILL trainrun waits for ranks before it records them as
+  // unkillable and goes on to Finalizing.
+  double unkillable_timeout_seconds = 60;
+  // How the ranks' processes are kept from outliving trainrun: "auto" (a PID
+  // namespace where permitted, else process groups), "process-group" or "none"
+  // (see Isolation in runtime/process/process_posix.h).
+  std::string isolation = "auto";
   // How long Finalizing keeps retrying uploads to an unreachable store before it
   // gives up with exit 74 (the files stay on local disk).
   double finalize_timeout_seconds = ToSeconds(kDefaultFinalizeTimeout);

@@ -20,6 +20,38 @@ using nlohmann::json;
 
 namespace {
 
+// The process set with the isolation the options ask for, said in the system log.
+Status CreateProcessSet(const RunContext& ctx, PreparedRun* prepared) {
+  if (prepared->processes) return Status::Ok();
+  const std::string& wanted = ctx.options.isolation;
+  const Isolation isolation = wanted == "none"            ? Isolation::kNone
+                              : wanted == "process-group" ? Isolation::kProcessGroups
+                                                          : Isolation::kPidNamespace;
+  TR_ASSIGN_OR_RETURN(prepared->processes, PosixProcessSet::Create(isolation));
+  const PosixProcessSet& set = *prepared->processes;
+  ctx.journal->record().details["isolation"] = std::string(IsolationName(set.isolation()));
+  switch (set.isolation()) {
+    case Isolation::kPidNamespace:
+      ctx.reporter->Info(fmt::format(
+          "isolation: pid-namespace (the ranks share a PID namespace whose init, pid {}, dies "
+          "with trainrun: nothing they start outlives it)",
+          set.guard_pid()));
+      break;
+    case Isolation::kProcessGroups:
+      ctx.reporter->Info(fmt::format(
+          "isolation: process-group{} (a guard, pid {}, kills the ranks' process groups when "
+          "trainrun ends; a process that calls setsid escapes it)",
+          set.isolation_note().empty() ? "" : ", no PID namespace: " + set.isolation_note(),
+          set.guard_pid()));
+      break;
+    case Isolation::kNone:
+      ctx.reporter->Info(
+          "isolation: none (--isolation none: only the ranks themselves die with trainrun)");
+      break;
+  }
+  return Status::Ok();
+}
+
 // The snapshot of the source directory into wd/, recorded and reported.
 Status CopySource(const JobConfig& job, const LocalRunLayout& layout, RunRecord* record,
                   Reporter* reporter) {
@@ -51,12 +83,11 @@ Status CopySource(const JobConfig& job, const LocalRunLayout& layout, RunRecord*
 }
 
 // Every data reference, mounted or downloaded, into prepared->prepared_data.
-Status PrepareData(const JobConfig& job, PreparedRun* prepared, RunRecord* record) {
+Status PrepareData(const RunContext& ctx, const JobConfig& job, PreparedRun* prepared,
+                   RunRecord* record) {
   json data_record = json::array();
   // The process set exists before the data: a FUSE mount's rclone is its child too.
-  if (!prepared->processes) {
-    TR_ASSIGN_OR_RETURN(prepared->processes, PosixProcessSet::Create());
-  }
+  TR_RETURN_IF_ERROR(CreateProcessSet(ctx, prepared));
   for (const DataReference& ref : job.data) {
     TR_ASSIGN_OR_RETURN(PreparedData data, prepared->data->Prepare(ref, prepared->processes.get()));
     json entry = {{"name", data.name},
@@ -82,9 +113,7 @@ Status PrepareData(const JobConfig& job, PreparedRun* prepared, RunRecord* recor
 Status SetUpProcesses(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& layout,
                       PreparedRun* prepared) {
   const ConsoleRanks console = ctx.options.console;
-  if (!prepared->processes) {
-    TR_ASSIGN_OR_RETURN(prepared->processes, PosixProcessSet::Create());
-  }
+  TR_RETURN_IF_ERROR(CreateProcessSet(ctx, prepared));
   prepared->pump = std::make_unique<LogPump>(console == ConsoleRanks::kNone ? nullptr : ctx.out);
   LogPump* pump = prepared->pump.get();
   for (RankLaunch& launch : prepared->plan.launches) {
@@ -119,7 +148,7 @@ Status Prepare(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout
   TR_RETURN_IF_ERROR(CopySource(job, layout, &record, reporter));
   TR_RETURN_IF_ERROR(MakeDirs(layout.outputs()));
   TR_RETURN_IF_ERROR(MakeDirs(layout.logs()));
-  TR_RETURN_IF_ERROR(PrepareData(job, prepared, &record));
+  TR_RETURN_IF_ERROR(PrepareData(ctx, job, prepared, &record));
 
   if (!prepared->binding) {
     TR_ASSIGN_OR_RETURN(prepared->binding, PlanBinding(ctx.options, job, reporter));

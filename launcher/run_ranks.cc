@@ -33,6 +33,8 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
   SupervisorOptions supervision;
   supervision.grace_period = std::chrono::duration_cast<Duration>(
       std::chrono::duration<double>(ctx.options.grace_period_seconds));
+  supervision.unkillable_timeout = std::chrono::duration_cast<Duration>(
+      std::chrono::duration<double>(ctx.options.unkillable_timeout_seconds));
   if (job.max_run_duration_seconds) {
     supervision.max_run_duration = std::chrono::seconds(*job.max_run_duration_seconds);
   }

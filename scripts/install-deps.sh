@@ -17,6 +17,8 @@ packages=(
   util-linux iproute2 procps python3 python3-torch python3-numpy
   # object stores: FUSE mounts of az:// and s3:// data, the benchmark's peer
   rclone fuse3
+  # the unkillable-rank test: a FUSE file system whose reads never answer (tests/helpers/hang_fs.c)
+  libfuse3-dev
   # MPI jobs (mpirun, orted, mpicc for the test program, mpi4py) and the
   # network-namespace cluster of the multi-node tests (ip netns, bridge, veth)
   openmpi-bin libopenmpi-dev python3-mpi4py

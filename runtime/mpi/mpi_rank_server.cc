@@ -13,6 +13,8 @@
 
 #include <fmt/format.h>
 
+#include "runtime/process/process_posix.h"
+
 namespace trainrun {
 namespace {
 
@@ -72,6 +74,7 @@ json SpecToJson(const SpawnSpec& spec) {
 struct MpiRankServer::Client {
   int fd = -1;
   int rank = -1;
+  int peer_pid = 0;  // the wrapper, as this process sees it (SO_PEERCRED)
   bool started = false;
   bool exited = false;
   std::string buffer;
@@ -144,7 +147,11 @@ void MpiRankServer::OnLine(Client& client, const std::string& line) {
   if (client.rank < 0) return;
   if (message.contains("started") && !client.started) {
     client.started = true;
-    events_.started(client.rank, message.value("started", 0));
+    // The wrapper says its program's pid as it sees it: inside trainrun's PID
+    // namespace that number means another process here.
+    int pid = message.value("started", 0);
+    if (pid > 0 && client.peer_pid > 0) pid = PidOfChild(client.peer_pid, pid);
+    events_.started(client.rank, pid);
   } else if (message.contains("exitCode") || message.contains("signal")) {
     if (client.exited) return;
     client.exited = true;
@@ -173,6 +180,11 @@ void MpiRankServer::Loop() {
         if (fd < 0) break;
         auto client = std::make_unique<Client>();
         client->fd = fd;
+        ucred peer{};
+        socklen_t peer_size = sizeof(peer);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_size) == 0) {
+          client->peer_pid = peer.pid;
+        }
         clients.push_back(std::move(client));
       }
     }

@@ -100,7 +100,8 @@ MpiSupervisor::MpiSupervisor(ProcessSet* processes, Reporter* reporter, Supervis
       reporter_(reporter),
       options_(std::move(options)),
       sink_(sink),
-      policy_(processes->clock(), options_.grace_period, options_.max_run_duration) {}
+      policy_(processes->clock(), options_.grace_period, options_.max_run_duration,
+              options_.unkillable_timeout) {}
 
 MpiSupervisor::~MpiSupervisor() {
   for (auto& [pid, session] : sessions_) {
@@ -276,6 +277,31 @@ void MpiSupervisor::KillAll() {
   }
 }
 
+void MpiSupervisor::GiveUpOnUnkillable() {
+  for (auto& [rank, r] : ranks_) {
+    if (!r.started || r.exited) continue;
+    r.exited = true;
+    RecordUnkillable(r.index, r.pid, processes_, reporter_, policy_.unkillable_timeout(), &result_);
+  }
+  ExitStatus killed;
+  killed.signal = SIGKILL;
+  if (mpirun_pid_ > 0 && !mpirun_done_) {
+    mpirun_done_ = true;
+    reporter_->Warning(
+        fmt::format("mpirun (pid {}) is unkillable: still there {:.0f} s after "
+                    "SIGKILL; trainrun stops waiting for it",
+                    mpirun_pid_, ToSeconds(policy_.unkillable_timeout())));
+  }
+  while (!sessions_.empty()) {
+    const int pid = sessions_.begin()->first;
+    reporter_->Warning(fmt::format(
+        "rsh session pid {} is unkillable: still there after SIGKILL; trainrun stops waiting",
+        pid));
+    EndSession(pid, killed);
+  }
+  if (result_.exit_code == 0) result_.exit_code = kExitCodeUnkillable;
+}
+
 void MpiSupervisor::Drain() {
   Pending work;
   {
@@ -393,6 +419,7 @@ SupervisionResult MpiSupervisor::Run(std::optional<SpawnSpec> mpirun,
           "SIGKILL");
       KillAll();
     }
+    if (policy_.UnkillableDue()) GiveUpOnUnkillable();
   }
   for (auto& [rank, r] : ranks_) {
     if (r.started && r.pid > 1) processes_->SignalGroup(r.pid, SIGKILL).IgnoreError();

@@ -82,6 +82,8 @@ class MpiSupervisor : public RshHandler {
   void BeginStop();
   void SignalAll(int signal);
   void KillAll();
+  // unkillable_timeout passed after SIGKILL: records what is left, stops waiting.
+  void GiveUpOnUnkillable();
   bool Finished() const;
 
   ProcessSet* processes_;

@@ -42,6 +42,16 @@ struct SpawnSpec {
   int parent_death_signal = SIGKILL;
 };
 
+// What /proc says about a process that would not die: its state letter from
+// /proc/<pid>/stat ('D' for an uninterruptible sleep) and the kernel function it
+// waits in (/proc/<pid>/wchan, e.g. "request_wait_answer" for a FUSE read). state 0
+// when the process is gone or /proc could not be read; wchan empty when the kernel
+// does not say.
+struct ProcessState {
+  char state = 0;
+  std::string wchan;
+};
+
 struct ProcessEvent {
   enum class Kind {
     kExited,     // a process this set spawned ended: pid, status
@@ -84,6 +94,13 @@ class ProcessSet {
   // Makes a concurrent or the next Wait() return a kInterrupt event. Safe from any
   // thread.
   virtual void Interrupt() = 0;
+
+  // What /proc says about `pid` now (see ProcessState). For the record of a rank that
+  // outlived SIGKILL; the default knows nothing.
+  virtual ProcessState Inspect(int pid) {
+    (void)pid;
+    return {};
+  }
 
   // The clock that `deadline` values refer to.
   virtual Clock* clock() = 0;

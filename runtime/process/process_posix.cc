@@ -1,17 +1,21 @@
 #include "runtime/process/process_posix.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -69,10 +73,18 @@ std::string LookupEnv(const std::vector<std::string>& env, std::string_view name
   return {};
 }
 
+// How a child is placed: `guard_fd` >= 0 is the process-group guard's pipe, to which
+// the child writes its pid (its group) before exec; `in_namespace` when the calling
+// thread's children start in a PID namespace that trainrun is not in.
+struct Placement {
+  int guard_fd = -1;
+  bool in_namespace = false;
+};
+
 // The one place where trainrun forks: the ranks, helpers and CaptureOutput's short
 // commands all start here, set up the same way. Returns the pid once the child
 // exec'd, or the step that failed in the child (which is then reaped).
-Result<int> StartChild(const SpawnSpec& spec) {
+Result<int> StartChild(const SpawnSpec& spec, Placement placement = {}) {
   if (spec.argv.empty()) return InvalidArgumentError("empty command");
   // Everything the child needs is prepared here: after fork() in a threaded
   // process only async-signal-safe calls are allowed.
@@ -109,7 +121,10 @@ Result<int> StartChild(const SpawnSpec& spec) {
     return ErrnoStatus(errno, "pipe2");
   }
 
-  const pid_t parent = getpid();
+  // In a PID namespace of its own the child sees no parent (0) while trainrun lives,
+  // and the namespace's init (1) once it died.
+  const pid_t parent = placement.in_namespace ? 0 : getpid();
+  const int guard_fd = placement.guard_fd;
   const int death_signal = spec.parent_death_signal;
   const sigset_t empty_mask = [] {
     sigset_t s;
@@ -134,6 +149,13 @@ Result<int> StartChild(const SpawnSpec& spec) {
     // Child: its own process group, so a terminal's Ctrl-C reaches trainrun alone
     // and trainrun signals the child's whole group.
     setpgid(0, 0);
+    if (guard_fd >= 0) {
+      // The guard learns of the group before the program can start anything in it.
+      // A guard that is gone already cannot be helped here.
+      const int32_t group = static_cast<int32_t>(getpid());
+      ssize_t ignored = send(guard_fd, &group, sizeof(group), MSG_NOSIGNAL);
+      (void)ignored;
+    }
     prctl(PR_SET_PDEATHSIG, death_signal);
     if (getppid() != parent) _exit(127);  // trainrun died before prctl took effect
     for (int s = 1; s < NSIG; ++s) {
@@ -183,7 +205,122 @@ Result<int> StartChild(const SpawnSpec& spec) {
   return static_cast<int>(pid);
 }
 
+// The guard (see Isolation in the header), in a child forked from a process that may
+// have threads: async-signal-safe calls only, no allocation. Its table of process
+// groups is this static array, private to the guard once forked.
+constexpr int kGuardFd = 3;
+constexpr int kMaxGuardedGroups = 1 << 16;
+int32_t guarded_groups[kMaxGuardedGroups];
+
+void OnGuardChild(int) {}
+
+[[noreturn]] void GuardMain(int socket_fd, bool pid_namespace) {
+  // As the namespace's init it must go the moment trainrun goes: the kernel then
+  // kills everything in the namespace. As a process-group guard it must outlive
+  // trainrun to do its work, so it only watches the socket.
+  if (pid_namespace) prctl(PR_SET_PDEATHSIG, SIGKILL);
+  prctl(PR_SET_NAME, "trainrun-guard");
+  setpgid(0, 0);  // out of trainrun's group: a terminal's Ctrl-C is not for it
+  if (socket_fd != kGuardFd) dup2(socket_fd, kGuardFd);
+  // Hold nothing of trainrun's: not its stdio (whoever reads trainrun's output would
+  // wait for the guard too), not the ranks' pipes, not its sockets.
+  const int null_fd = open("/dev/null", O_RDWR);
+  for (int fd = 0; fd < 3 && null_fd >= 0; ++fd) dup2(null_fd, fd);
+  if (syscall(SYS_close_range, kGuardFd + 1, ~0U, 0) != 0) {
+    struct rlimit limit {};
+    getrlimit(RLIMIT_NOFILE, &limit);
+    const rlim_t last = std::min<rlim_t>(limit.rlim_cur, 1 << 20);
+    for (rlim_t fd = kGuardFd + 1; fd < last; ++fd) close(static_cast<int>(fd));
+  }
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT, SIGUSR1, SIGUSR2}) {
+    sigaction(s, &ignore, nullptr);
+  }
+  struct sigaction on_child {};
+  on_child.sa_handler = OnGuardChild;
+  sigemptyset(&on_child.sa_mask);
+  sigaction(SIGCHLD, &on_child, nullptr);
+  sigset_t all, none;
+  sigfillset(&all);
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &all, nullptr);  // SIGCHLD only interrupts ppoll below
+  int count = 0;
+  while (true) {
+    while (waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    pollfd ready{kGuardFd, POLLIN, 0};
+    if (ppoll(&ready, 1, nullptr, &none) < 0) continue;
+    int32_t message = 0;
+    ssize_t n = recv(kGuardFd, &message, sizeof(message), 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) {  // trainrun is gone, however it ended
+      for (int i = 0; i < count; ++i) kill(-guarded_groups[i], SIGKILL);
+      _exit(0);
+    }
+    if (n != sizeof(message) || message == 0) continue;
+    if (message > 1 && count < kMaxGuardedGroups) {
+      guarded_groups[count++] = message;
+    } else if (message < 0) {
+      for (int i = 0; i < count; ++i) {
+        if (guarded_groups[i] == -message) guarded_groups[i--] = guarded_groups[--count];
+      }
+    }
+  }
+}
+
+bool NumericName(const std::string& name) {
+  return !name.empty() && name.find_first_not_of("0123456789") == std::string::npos;
+}
+
 }  // namespace
+
+std::string_view IsolationName(Isolation isolation) {
+  switch (isolation) {
+    case Isolation::kNone: return "none";
+    case Isolation::kProcessGroups: return "process-group";
+    case Isolation::kPidNamespace: return "pid-namespace";
+  }
+  return "unknown";
+}
+
+ProcessState ReadProcessState(int pid) {
+  ProcessState state;
+  std::ifstream stat_file(fmt::format("/proc/{}/stat", pid));
+  std::string line;
+  if (!std::getline(stat_file, line)) return state;
+  // "pid (comm) S ...": comm may hold spaces and parentheses, the state follows the last ')'.
+  const size_t close = line.rfind(')');
+  if (close == std::string::npos || close + 2 >= line.size()) return state;
+  state.state = line[close + 2];
+  std::ifstream wchan_file(fmt::format("/proc/{}/wchan", pid));
+  std::getline(wchan_file, state.wchan);
+  if (state.wchan == "0") state.wchan.clear();
+  return state;
+}
+
+int PidOfChild(int parent, int pid_in_namespace) {
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(fmt::format("/proc/{}/task", parent), ec), end;
+       !ec && it != end; it.increment(ec)) {
+    std::ifstream children(it->path() / "children");
+    int child;
+    while (children >> child) {
+      std::ifstream status(fmt::format("/proc/{}/status", child));
+      std::string line;
+      while (std::getline(status, line)) {
+        if (line.rfind("NSpid:", 0) != 0) continue;
+        std::istringstream ids(line.substr(6));
+        int id = 0, last = 0;
+        while (ids >> id) last = id;
+        if (last == pid_in_namespace) return child;
+        break;
+      }
+    }
+  }
+  return pid_in_namespace;
+}
 
 void BlockSupervisionSignals() {
   sigset_t set = SupervisionSignalSet();
@@ -230,7 +367,7 @@ std::string FindOnPath(const std::string& name) {
   return found.ok() ? *found : "";
 }
 
-Result<std::unique_ptr<PosixProcessSet>> PosixProcessSet::Create() {
+Result<std::unique_ptr<PosixProcessSet>> PosixProcessSet::Create(Isolation wanted) {
   std::unique_ptr<PosixProcessSet> set(new PosixProcessSet());
   sigset_t signals = SupervisionSignalSet();
   set->signal_fd_ = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -250,18 +387,114 @@ Result<std::unique_ptr<PosixProcessSet>> PosixProcessSet::Create() {
   // Orphaned grandchildren come to us, not to init, so they are reaped and can be
   // cleaned up at the end of the run. As PID 1 this is what happens anyway.
   prctl(PR_SET_CHILD_SUBREAPER, 1);
+  if (wanted == Isolation::kPidNamespace) {
+    Status ns = set->StartGuard(Isolation::kPidNamespace);
+    if (ns.ok()) return set;
+    set->isolation_note_ = ns.message();
+    wanted = Isolation::kProcessGroups;
+  }
+  if (wanted == Isolation::kProcessGroups) {
+    TR_RETURN_IF_ERROR(set->StartGuard(Isolation::kProcessGroups));
+  }
   return set;
 }
 
+Status PosixProcessSet::StartGuard(Isolation isolation) {
+  const bool pid_namespace = isolation == Isolation::kPidNamespace;
+  int outer = -1;
+  if (pid_namespace) {
+    // Only this thread's future children change namespace (pid_for_children), and
+    // only while Spawn places one there: everything else forks where trainrun is.
+    outer = open("/proc/thread-self/ns/pid", O_RDONLY | O_CLOEXEC);
+    if (outer < 0) return ErrnoStatus(errno, "/proc/thread-self/ns/pid");
+    if (unshare(CLONE_NEWPID) != 0) {
+      const int err = errno;
+      close(outer);
+      return ErrnoStatus(err, "unshare(CLONE_NEWPID)");
+    }
+  }
+  auto restore = [outer] {
+    if (outer >= 0) setns(outer, CLONE_NEWPID);
+  };
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
+    const int err = errno;
+    restore();
+    if (outer >= 0) close(outer);
+    return ErrnoStatus(err, "socketpair for the process guard");
+  }
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[1]);
+    GuardMain(fds[0], pid_namespace);
+  }
+  const int fork_errno = errno;
+  if (pid > 0) setpgid(pid, pid);  // as the guard does itself: no race with a Ctrl-C
+  close(fds[0]);
+  int inner = -1;
+  if (pid > 0 && pid_namespace) {
+    inner = open("/proc/thread-self/ns/pid_for_children", O_RDONLY | O_CLOEXEC);
+  }
+  const int inner_errno = errno;
+  restore();
+  if (pid < 0 || (pid_namespace && inner < 0)) {
+    close(fds[1]);  // the guard, if it started, ends
+    if (pid > 0) waitpid(pid, nullptr, 0);
+    if (outer >= 0) close(outer);
+    return pid < 0 ? ErrnoStatus(fork_errno, "fork for the process guard")
+                   : ErrnoStatus(inner_errno, "/proc/thread-self/ns/pid_for_children");
+  }
+  guard_pid_ = pid;
+  guard_fd_ = fds[1];
+  outer_pidns_fd_ = outer;
+  inner_pidns_fd_ = inner;
+  isolation_ = isolation;
+  return Status::Ok();
+}
+
 PosixProcessSet::~PosixProcessSet() {
-  for (int fd : {epoll_fd_, signal_fd_, event_fd_}) {
+  ForgetEmptyGroups();
+  if (guard_fd_ >= 0) close(guard_fd_);
+  // The guard ends at once; a namespace's init waits in the kernel until every
+  // process of the namespace is gone, which an unkillable one never is: a short look,
+  // no more.
+  // The namespace's end also waits for its processes that are our children to be
+  // reaped: reap those that died.
+  for (int i = 0; i < 100 && guard_pid_ > 0 && !guard_lost_; ++i) {
+    for (int pid : live_) waitpid(pid, nullptr, WNOHANG);
+    if (waitpid(guard_pid_, nullptr, WNOHANG) == guard_pid_) break;
+    usleep(1000);
+  }
+  for (int fd : {epoll_fd_, signal_fd_, event_fd_, outer_pidns_fd_, inner_pidns_fd_}) {
     if (fd >= 0) close(fd);
   }
 }
 
 Result<int> PosixProcessSet::Spawn(const SpawnSpec& spec) {
-  TR_ASSIGN_OR_RETURN(int pid, StartChild(spec));
-  live_.insert(pid);
+  Placement placement;
+  // A helper that asked for another death signal must get it, and the time to act
+  // on it: it stays outside the namespace.
+  const bool enter = isolation_ == Isolation::kPidNamespace && spec.parent_death_signal == SIGKILL;
+  if (enter) {
+    if (guard_lost_) {
+      return UnavailableError(
+          fmt::format("cannot start {}: the init of the run's PID namespace (pid {}) ended",
+                      spec.argv.empty() ? "" : spec.argv[0], guard_pid_));
+    }
+    if (setns(inner_pidns_fd_, CLONE_NEWPID) != 0) {
+      return ErrnoStatus(errno, fmt::format("cannot start {} in the run's PID namespace (setns)",
+                                            spec.argv.empty() ? "" : spec.argv[0]));
+    }
+    placement.in_namespace = true;
+  }
+  if (isolation_ == Isolation::kProcessGroups && !guard_lost_ &&
+      spec.parent_death_signal == SIGKILL) {
+    placement.guard_fd = guard_fd_;
+  }
+  Result<int> pid = StartChild(spec, placement);
+  if (enter) setns(outer_pidns_fd_, CLONE_NEWPID);
+  if (!pid.ok()) return pid.status();
+  live_.insert(*pid);
   return pid;
 }
 
@@ -288,10 +521,17 @@ void PosixProcessSet::ReapChildren(std::vector<ProcessEvent>* events) {
     int status = 0;
     pid_t pid = waitpid(-1, &status, WNOHANG);
     if (pid <= 0) break;
+    if (pid == guard_pid_) {
+      // Killed from outside: from now on nothing guards the run (and in a namespace
+      // no child can start there any more).
+      guard_lost_ = true;
+      continue;
+    }
     if (live_.erase(pid) == 0) {
       ++orphans_reaped_;
       continue;
     }
+    if (isolation_ == Isolation::kProcessGroups) ended_groups_.insert(pid);
     ProcessEvent event;
     event.kind = ProcessEvent::Kind::kExited;
     event.pid = pid;
@@ -334,7 +574,44 @@ std::vector<ProcessEvent> PosixProcessSet::Wait(std::optional<TimePoint> deadlin
     ReapChildren(&events);
     if (n == 0) break;  // deadline
   }
+  ForgetEmptyGroups();
   return events;
+}
+
+void PosixProcessSet::ForgetEmptyGroups() {
+  for (auto it = ended_groups_.begin(); it != ended_groups_.end();) {
+    if (kill(-*it, 0) == 0 || errno != ESRCH) {
+      ++it;
+      continue;
+    }
+    // Empty now, so its number may be reused: the guard must not kill it later.
+    const int32_t forget = -*it;
+    if (guard_fd_ >= 0) {
+      ssize_t ignored = send(guard_fd_, &forget, sizeof(forget), MSG_NOSIGNAL);
+      (void)ignored;
+    }
+    it = ended_groups_.erase(it);
+  }
+}
+
+ProcessState PosixProcessSet::Inspect(int pid) { return ReadProcessState(pid); }
+
+std::vector<int> PosixProcessSet::NamespaceMembers() const {
+  std::vector<int> members;
+  struct stat ns {};
+  if (inner_pidns_fd_ < 0 || fstat(inner_pidns_fd_, &ns) != 0) return members;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!NumericName(name)) continue;
+    struct stat member {};
+    if (stat((it->path() / "ns/pid").c_str(), &member) != 0) continue;
+    if (member.st_ino == ns.st_ino && member.st_dev == ns.st_dev) {
+      members.push_back(std::stoi(name));
+    }
+  }
+  return members;
 }
 
 void PosixProcessSet::Interrupt() {
@@ -352,9 +629,15 @@ std::vector<int> PosixProcessSet::KillAdoptedOrphans() {
     std::ifstream children(task.path() / "children");
     int pid;
     while (children >> pid) {
-      if (live_.count(pid) != 0) continue;
+      if (live_.count(pid) != 0 || pid == guard_pid_) continue;
       if (kill(pid, SIGKILL) == 0) killed.push_back(pid);
     }
+  }
+  // In a namespace orphans go to its init, not to trainrun: whatever is there but the
+  // init and the live children goes.
+  for (int pid : NamespaceMembers()) {
+    if (live_.count(pid) != 0 || pid == guard_pid_) continue;
+    if (kill(pid, SIGKILL) == 0) killed.push_back(pid);
   }
   return killed;
 }

@@ -20,8 +20,11 @@ std::string_view RunOutcomeName(RunOutcome outcome) {
 }
 
 StopPolicy::StopPolicy(Clock* clock, Duration grace_period,
-                       std::optional<Duration> max_run_duration)
-    : clock_(clock), grace_period_(grace_period), max_run_duration_(max_run_duration) {}
+                       std::optional<Duration> max_run_duration, Duration unkillable_timeout)
+    : clock_(clock),
+      grace_period_(grace_period),
+      max_run_duration_(max_run_duration),
+      unkillable_timeout_(unkillable_timeout) {}
 
 void StopPolicy::Start() {
   if (max_run_duration_) run_deadline_ = clock_->Now() + *max_run_duration_;
@@ -62,6 +65,7 @@ StopPolicy::SignalAction StopPolicy::OnSignal(int signal) {
       return SignalAction::kSameStop;
     }
     killed_ = true;
+    killed_at_ = clock_->Now();
     return SignalAction::kKillNow;
   }
   // SIGHUP means the controlling terminal went away; the ranks get SIGTERM.
@@ -83,6 +87,13 @@ bool StopPolicy::CheckTimeout() {
 bool StopPolicy::KillDue() {
   if (!stopping_ || killed_ || clock_->Now() < kill_deadline_) return false;
   killed_ = true;
+  killed_at_ = clock_->Now();
+  return true;
+}
+
+bool StopPolicy::UnkillableDue() {
+  if (!killed_ || gave_up_ || clock_->Now() < killed_at_ + unkillable_timeout_) return false;
+  gave_up_ = true;
   return true;
 }
 
@@ -90,7 +101,8 @@ int StopPolicy::LateStarterSignal() const { return killed_ ? SIGKILL : SIGTERM; 
 
 std::optional<TimePoint> StopPolicy::WaitDeadline() const {
   if (!stopping_) return run_deadline_;
-  if (killed_) return std::nullopt;
+  if (gave_up_) return std::nullopt;
+  if (killed_) return killed_at_ + unkillable_timeout_;
   return kill_deadline_;
 }
 

@@ -10,7 +10,11 @@
 // `scancel` signals every process of the step while the head's stop message arrives,
 // and that pair is one stop, not an impatient user. A SIGINT after a SIGINT cancel
 // (Ctrl-C pressed twice at a terminal) always kills at once. Without a stop,
-// max_run_duration after Start() a timeout stop begins.
+// max_run_duration after Start() a timeout stop begins. Once SIGKILL was sent, the
+// supervisor waits at most unkillable_timeout more: a process in an uninterruptible
+// sleep (a hung NFS or FUSE read, a GPU driver call) does not die of SIGKILL until the
+// kernel lets it, maybe never, and trainrun must still record the run, upload what it
+// can and exit (Slurm's UnkillableStepTimeout).
 //
 // The policy sends nothing and waits for nothing: it reads the clock it was given
 // (the ProcessSet's, so a fake clock drives it in tests) and says what is due. The
@@ -30,6 +34,7 @@ namespace trainrun {
 constexpr std::chrono::seconds kSameStopWindow{1};
 
 constexpr std::chrono::seconds kDefaultGracePeriod{30};
+constexpr std::chrono::seconds kDefaultUnkillableTimeout{60};
 constexpr int kExitCodeTimeout = 124;
 constexpr int kExitCodeCanceled = 143;
 
@@ -55,7 +60,9 @@ class StopPolicy {
  public:
   // `clock` is not owned and must outlive the policy: the clock of the ProcessSet
   // whose waits this policy's deadlines bound. `max_run_duration`: none = no limit.
-  StopPolicy(Clock* clock, Duration grace_period, std::optional<Duration> max_run_duration);
+  // `unkillable_timeout`: how long after SIGKILL processes may take to end.
+  StopPolicy(Clock* clock, Duration grace_period, std::optional<Duration> max_run_duration,
+             Duration unkillable_timeout = kDefaultUnkillableTimeout);
 
   // The processes start now: max_run_duration counts from here. Call once, first.
   void Start();
@@ -92,18 +99,25 @@ class StopPolicy {
   // still there. Recorded as sent.
   bool KillDue();
 
+  // True once, the first time it is called at or after unkillable_timeout past the
+  // SIGKILL (KillDue() or kKillNow): the caller stops waiting for what is still there
+  // and records it as unkillable.
+  bool UnkillableDue();
+
   // What a process that starts or reports itself while stopping gets: SIGTERM, or
   // SIGKILL once everything else got SIGKILL.
   int LateStarterSignal() const;
 
   // When the next wait has to end: the max-run deadline while running (none without
-  // a limit), the grace deadline while stopping, none once SIGKILL was sent.
+  // a limit), the grace deadline while stopping, unkillable_timeout after SIGKILL,
+  // none once UnkillableDue() said so.
   std::optional<TimePoint> WaitDeadline() const;
 
   bool stopping() const { return stopping_; }
   bool killed() const { return killed_; }
   const StopOrder& order() const { return order_; }
   Duration grace_period() const { return grace_period_; }
+  Duration unkillable_timeout() const { return unkillable_timeout_; }
   // When SIGKILL is due; meaningful once stopping().
   TimePoint kill_deadline() const { return kill_deadline_; }
 
@@ -116,6 +130,9 @@ class StopPolicy {
   std::optional<TimePoint> run_deadline_;
   bool stopping_ = false;
   bool killed_ = false;
+  bool gave_up_ = false;  // UnkillableDue() said so
+  Duration unkillable_timeout_;
+  TimePoint killed_at_{};
   TimePoint kill_deadline_{};
   TimePoint stop_began_{};
   StopOrder order_;

@@ -21,7 +21,8 @@ Supervisor::Supervisor(ProcessSet* processes, Reporter* reporter, SupervisorOpti
     : processes_(processes),
       reporter_(reporter),
       options_(std::move(options)),
-      policy_(processes->clock(), options_.grace_period, options_.max_run_duration) {}
+      policy_(processes->clock(), options_.grace_period, options_.max_run_duration,
+              options_.unkillable_timeout) {}
 
 void Supervisor::RequestStop(int exit_code, std::string reason) {
   {
@@ -66,6 +67,36 @@ void Supervisor::KillAll() {
     Status s = processes_->SignalGroup(pid, SIGKILL);
     if (!s.ok()) reporter_->Warning(s.message());
   }
+}
+
+void RecordUnkillable(size_t index, int pid, ProcessSet* processes, Reporter* reporter,
+                      Duration waited, SupervisionResult* result) {
+  RankResult& rank = result->ranks[index];
+  rank.unkillable = true;
+  rank.state = processes->Inspect(pid);
+  rank.status = ExitStatus{};
+  rank.status.signal = SIGKILL;
+  rank.stopped_by_trainrun = true;
+  ++result->unkillable;
+  if (result->exit_code == 0) result->exit_code = kExitCodeUnkillable;
+  const std::string state =
+      rank.state.state == 0
+          ? std::string("its state could not be read")
+          : fmt::format("state {}{}", rank.state.state,
+                        rank.state.wchan.empty() ? "" : ", waiting in " + rank.state.wchan);
+  reporter->Warning(
+      fmt::format("rank {} (pid {}) is unkillable: still there {:.0f} s after SIGKILL ({}); "
+                  "trainrun stops waiting for it",
+                  rank.rank, pid, ToSeconds(waited), state));
+}
+
+void Supervisor::GiveUpOnUnkillable() {
+  for (auto& [pid, live] : live_) {
+    RecordUnkillable(live.index, pid, processes_, reporter_, policy_.unkillable_timeout(),
+                     &result_);
+    result_.ranks[live.index].seconds = ToSeconds(processes_->clock()->Now() - live.started);
+  }
+  live_.clear();
 }
 
 void Supervisor::OnExit(int pid, const ExitStatus& status) {
@@ -165,6 +196,7 @@ SupervisionResult Supervisor::Wait() {
     }
     if (policy_.CheckTimeout()) BeginStop();
     if (policy_.KillDue() && !live_.empty()) KillAll();
+    if (policy_.UnkillableDue() && !live_.empty()) GiveUpOnUnkillable();
   }
 
   // Whatever a rank left in its own process group goes with it.

@@ -5,7 +5,9 @@
 // (stop_policy.h): the signal (SIGTERM, or the signal trainrun itself got when it is
 // being canceled) to every live rank's process group, a grace period, then SIGKILL to
 // the groups that are still there. A second SIGTERM/SIGINT/SIGHUP while stopping
-// skips the rest of the grace period.
+// skips the rest of the grace period. A rank still there unkillable_timeout after
+// SIGKILL is recorded as unkillable (its state and wait channel from /proc) and no
+// longer waited for.
 #pragma once
 
 #include <functional>
@@ -45,6 +47,10 @@ struct RankResult {
   bool stopped_by_trainrun = false;
   ExitStatus status;
   double seconds = 0;  // how long it ran
+  // Still there unkillable_timeout after SIGKILL: `status` is that SIGKILL (pending),
+  // `state` what /proc said then (ProcessState: 'D' and its wait channel).
+  bool unkillable = false;
+  ProcessState state;
 };
 
 struct SupervisionResult {
@@ -54,12 +60,15 @@ struct SupervisionResult {
   std::string stop_reason;             // why the ranks were stopped, if they were
   int cancel_signal = 0;               // for kCanceled
   bool killed_after_grace = false;     // some rank needed SIGKILL
+  int unkillable = 0;                  // ranks given up on after SIGKILL (RankResult)
   std::vector<RankResult> ranks;       // in launch order
 };
 
 struct SupervisorOptions {
   // Time between the stop signal and SIGKILL.
   Duration grace_period = kDefaultGracePeriod;
+  // How long to wait for ranks after SIGKILL before giving up on them as unkillable.
+  Duration unkillable_timeout = kDefaultUnkillableTimeout;
   // Stop with exit 124 once the ranks have run this long; none = no limit.
   std::optional<Duration> max_run_duration;
   // Called once, on the supervising thread, when the first rank fails (before the
@@ -78,6 +87,16 @@ struct SupervisorOptions {
 // The out-of-memory hint for a rank killed by SIGKILL that trainrun did not send;
 // empty for other statuses.
 std::string FailureHint(const ExitStatus& status);
+
+// The exit code of a run whose stop left unkillable processes: the stop's own (a
+// failed rank's code, 124, 143), or 70 (an internal error) when it had none.
+constexpr int kExitCodeUnkillable = 70;
+
+// What both supervisors do when unkillable_timeout passed after SIGKILL: records
+// rank `index` of `result` as unkillable with what `processes` says of `pid`, warns
+// through `reporter`, and makes the exit code non-zero.
+void RecordUnkillable(size_t index, int pid, ProcessSet* processes, Reporter* reporter,
+                      Duration waited, SupervisionResult* result);
 
 // What both supervisors do as a stop begins: `order`'s outcome, exit code, reason and
 // cancel signal go into `result`, then `options.on_stop` (if set) hears of it.
@@ -119,6 +138,8 @@ class Supervisor {
   void OnExit(int pid, const ExitStatus& status);
   void OnSignal(int signal);
   void KillAll();
+  // unkillable_timeout passed after SIGKILL: records what is left, stops waiting.
+  void GiveUpOnUnkillable();
 
   ProcessSet* processes_;
   Reporter* reporter_;

@@ -35,14 +35,18 @@ bool IsFinal(RunStatus status) {
 }
 
 json RankRecordToJson(const RankRecord& r) {
-  return {{"rank", r.rank},
-          {"nodeRank", r.node_rank},
-          {"localRank", r.local_rank},
-          {"pid", r.pid},
-          {"exitCode", r.exit_code},
-          {"signal", r.signal},
-          {"seconds", r.seconds},
-          {"stoppedByTrainrun", r.stopped_by_trainrun}};
+  json j = {{"rank", r.rank},
+            {"nodeRank", r.node_rank},
+            {"localRank", r.local_rank},
+            {"pid", r.pid},
+            {"exitCode", r.exit_code},
+            {"signal", r.signal},
+            {"seconds", r.seconds},
+            {"stoppedByTrainrun", r.stopped_by_trainrun}};
+  if (!r.unkillable_state.empty()) {
+    j["unkillable"] = {{"state", r.unkillable_state}, {"wchan", r.unkillable_wchan}};
+  }
+  return j;
 }
 
 RankRecord RankRecordFromJson(const json& j) {
@@ -55,6 +59,10 @@ RankRecord RankRecordFromJson(const json& j) {
   r.signal = j.value("signal", 0);
   r.seconds = j.value("seconds", 0.0);
   r.stopped_by_trainrun = j.value("stoppedByTrainrun", false);
+  if (j.contains("unkillable") && j["unkillable"].is_object()) {
+    r.unkillable_state = j["unkillable"].value("state", "");
+    r.unkillable_wchan = j["unkillable"].value("wchan", "");
+  }
   return r;
 }
 

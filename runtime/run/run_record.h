@@ -60,6 +60,10 @@ struct RankRecord {
   int signal = 0;
   double seconds = 0;
   bool stopped_by_trainrun = false;
+  // Still there after SIGKILL and the unkillable timeout: what /proc said of it
+  // ("D", its wait channel). Empty unkillable_state for every other rank.
+  std::string unkillable_state;
+  std::string unkillable_wchan;
 };
 
 struct SkippedSymlink {

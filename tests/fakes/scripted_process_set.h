@@ -30,6 +30,9 @@ struct ProcessScript {
   // ignores it when false.
   bool honours_term = true;
   Duration term_delay = std::chrono::milliseconds(10);
+  // In an uninterruptible sleep: even SIGKILL does not end it, and Inspect() says
+  // state 'D' in "request_wait_answer".
+  bool unkillable = false;
   // Spawn fails with this status instead (e.g. kNotFound).
   std::optional<Status> spawn_error;
 };
@@ -86,6 +89,7 @@ class ScriptedProcessSet : public ProcessSet {
     Proc& proc = it->second;
     ExitStatus killed;
     killed.signal = signal;
+    if (proc.script.unkillable) return Status::Ok();
     if (signal == SIGKILL) {
       Schedule(proc, clock_->Now(), killed);
     } else if ((signal == SIGTERM || signal == SIGINT) && proc.script.honours_term) {
@@ -175,6 +179,12 @@ class ScriptedProcessSet : public ProcessSet {
   }
 
   void Interrupt() override { interrupted_ = true; }
+  ProcessState Inspect(int pid) override {
+    auto it = procs_.find(pid);
+    if (it == procs_.end() || it->second.reaped) return {};
+    if (it->second.script.unkillable) return {'D', "request_wait_answer"};
+    return {'S', "do_wait"};
+  }
   Clock* clock() override { return clock_; }
 
   struct SentSignal {

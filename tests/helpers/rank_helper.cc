@@ -2,7 +2,7 @@
 // millisecond and does exactly what the flags say. Its rank comes from $RANK.
 //
 // clang-format off
-//   --pid-dir DIR          write DIR/<rank>.pid first
+//   --pid-dir DIR          write DIR/<rank>.pid first (the pid as the node sees it)
 //   --fail-rank R          rank R exits with --exit-code (default 1) after --after-ms
 //   --segv-rank R          rank R dies of SIGSEGV after --after-ms
 //   --ignore-term-rank R   rank R ignores SIGTERM
@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -102,7 +103,13 @@ int main(int argc, char** argv) {
   const int after_ms = Flag(argc, argv, "--after-ms", 100);
 
   if (const char* dir = StringFlag(argc, argv, "--pid-dir")) {
-    std::ofstream(std::string(dir) + "/" + std::to_string(rank) + ".pid") << getpid() << "\n";
+    // The pid as the test sees it: trainrun may start the ranks in a PID namespace of
+    // their own, where getpid() is another number. /proc is the node's, so its "self"
+    // names this process by the node's pid.
+    std::error_code ec;
+    std::string self = std::filesystem::read_symlink("/proc/self", ec).string();
+    if (ec || self.empty()) self = std::to_string(getpid());
+    std::ofstream(std::string(dir) + "/" + std::to_string(rank) + ".pid") << self << "\n";
   }
   if (Has(argc, argv, "--write-output")) {
     mkdir("outputs", 0755);

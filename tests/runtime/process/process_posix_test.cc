@@ -3,9 +3,14 @@
 #include "runtime/process/process_posix.h"
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <sstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -226,6 +231,151 @@ TEST_F(PosixProcessSetTest, SupervisorWithRealProcessesFailsFast) {
   EXPECT_EQ(result.ranks[0].status.signal, SIGTERM);
   EXPECT_EQ(result.ranks[2].status.signal, SIGTERM);
   EXPECT_LT(SystemClock()->Now() - start, seconds(20));  // not the 30 s grace period
+}
+
+// Live (not zombie) processes with `marker` in their environment.
+std::vector<int> Marked(const std::string& marker) {
+  std::vector<int> pids;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream environ(it->path() / "environ", std::ios::binary);
+    std::string env((std::istreambuf_iterator<char>(environ)), std::istreambuf_iterator<char>());
+    if (env.find(marker) == std::string::npos) continue;
+    if (ReadProcessState(std::stoi(name)).state == 'Z') continue;
+    pids.push_back(std::stoi(name));
+  }
+  return pids;
+}
+
+bool WaitUntil(const std::function<bool()>& condition, Duration limit = seconds(10)) {
+  const TimePoint deadline = SystemClock()->Now() + limit;
+  while (!condition()) {
+    if (SystemClock()->Now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+// How many PID namespaces `pid` is in, from the NSpid line of its status.
+int NamespaceDepth(int pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("NSpid:", 0) != 0) continue;
+    std::istringstream ids(line.substr(6));
+    int id, depth = 0;
+    while (ids >> id) ++depth;
+    return depth;
+  }
+  return 0;
+}
+
+class IsolationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    BlockSupervisionSignals();
+    marker_ = "TRAINRUN_ISOLATION_MARKER=" + std::to_string(getpid()) + "_" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  }
+  void TearDown() override {
+    for (int pid : Marked(marker_)) kill(pid, SIGKILL);
+  }
+  SpawnSpec MarkedShell(const std::string& script) {
+    SpawnSpec spec = Shell(script);
+    spec.env.push_back(marker_);
+    return spec;
+  }
+  std::string marker_;
+};
+
+TEST_F(IsolationTest, PidNamespaceHoldsEveryChildAndEverythingDiesWithTheSet) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root for a PID namespace (CAP_SYS_ADMIN)";
+  auto set = PosixProcessSet::Create(Isolation::kPidNamespace);
+  ASSERT_TRUE(set.ok()) << set.status().message();
+  ASSERT_EQ((*set)->isolation(), Isolation::kPidNamespace) << (*set)->isolation_note();
+  const int depth = NamespaceDepth(getpid());
+  // Two ranks, as trainrun starts them: one namespace for both.
+  std::vector<int> ranks;
+  for (int i = 0; i < 2; ++i) {
+    ranks.push_back(
+        *(*set)->Spawn(MarkedShell("sleep 300 & setsid sleep 300 & (sleep 300 &); wait")));
+  }
+  ASSERT_TRUE(WaitUntil([&] { return Marked(marker_).size() == 8; })) << Marked(marker_).size();
+  for (int pid : Marked(marker_)) EXPECT_EQ(NamespaceDepth(pid), depth + 1) << pid;
+  std::string ns0 = std::filesystem::read_symlink("/proc/" + std::to_string(ranks[0]) + "/ns/pid");
+  EXPECT_EQ(ns0, std::filesystem::read_symlink("/proc/" + std::to_string(ranks[1]) + "/ns/pid"));
+  EXPECT_NE(ns0, std::filesystem::read_symlink("/proc/self/ns/pid"));
+  // A child that asks for another death signal (rclone) starts outside.
+  SpawnSpec helper = MarkedShell("sleep 300");
+  helper.parent_death_signal = SIGTERM;
+  const int outside = *(*set)->Spawn(helper);
+  EXPECT_EQ(NamespaceDepth(outside), depth);
+  kill(outside, SIGKILL);
+  // The set's end is trainrun's end as the guard sees it: the socket closes.
+  set->reset();
+  EXPECT_TRUE(WaitUntil([&] { return Marked(marker_).empty(); }, seconds(5)))
+      << Marked(marker_).size() << " process(es) outlived the namespace";
+}
+
+TEST_F(IsolationTest, OrphansInTheNamespaceAreKilledAndPidsAreTranslated) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root for a PID namespace (CAP_SYS_ADMIN)";
+  auto set = PosixProcessSet::Create(Isolation::kPidNamespace);
+  ASSERT_TRUE(set.ok()) << set.status().message();
+  ASSERT_EQ((*set)->isolation(), Isolation::kPidNamespace) << (*set)->isolation_note();
+  testing::TempDir dir;
+  const int pid = *(*set)->Spawn(MarkedShell("echo $$ > " + (dir / "inner") +
+                                             "; setsid sleep 300 & (sleep 300 &); sleep 0.3"));
+  ASSERT_EQ(WaitExit(**set, pid)->code, 0);
+  // What the shell saw as its pid, made one this process can signal (MPI's wrappers).
+  const int inner = std::stoi(testing::ReadFile(dir / "inner"));
+  EXPECT_NE(inner, pid);
+  EXPECT_EQ(PidOfChild(getpid(), inner), inner) << "no longer a child: nothing to translate";
+  const std::vector<int> orphans = Marked(marker_);
+  ASSERT_EQ(orphans.size(), 2u);
+  std::vector<int> killed = (*set)->KillAdoptedOrphans();
+  for (int orphan : orphans) {
+    EXPECT_NE(std::find(killed.begin(), killed.end(), orphan), killed.end()) << orphan;
+  }
+  EXPECT_TRUE(WaitUntil([&] { return Marked(marker_).empty(); }));
+  const int live = *(*set)->Spawn(MarkedShell("echo $$ > " + (dir / "live") + "; exec sleep 300"));
+  ASSERT_TRUE(WaitUntil([&] { return !testing::ReadFile(dir / "live").empty(); }));
+  EXPECT_EQ(PidOfChild(getpid(), std::stoi(testing::ReadFile(dir / "live"))), live);
+  killed = (*set)->KillAdoptedOrphans();
+  EXPECT_EQ(std::find(killed.begin(), killed.end(), live), killed.end())
+      << "a live child is no orphan";
+}
+
+TEST_F(IsolationTest, ProcessGroupGuardKillsTheGroupsWhenTheSetEnds) {
+  auto set = PosixProcessSet::Create(Isolation::kProcessGroups);
+  ASSERT_TRUE(set.ok()) << set.status().message();
+  ASSERT_EQ((*set)->isolation(), Isolation::kProcessGroups);
+  ASSERT_GT((*set)->guard_pid(), 0);
+  EXPECT_NE(getpgid((*set)->guard_pid()), getpgrp()) << "the guard must not get our Ctrl-C";
+  for (int i = 0; i < 2; ++i) (*set)->Spawn(MarkedShell("sleep 300 & (sleep 300 &); wait")).value();
+  // A helper that asked for SIGTERM (rclone unmounting) is left to it.
+  SpawnSpec helper = MarkedShell("trap 'exit 0' TERM; sleep 300 & wait");
+  helper.parent_death_signal = SIGTERM;
+  const int helper_pid = *(*set)->Spawn(helper);
+  ASSERT_TRUE(WaitUntil([&] { return Marked(marker_).size() == 8; })) << Marked(marker_).size();
+  set->reset();
+  EXPECT_TRUE(WaitUntil([&] { return Marked(marker_).size() == 2; }, seconds(5)))
+      << Marked(marker_).size() - 2 << " group member(s) outlived the set";
+  EXPECT_EQ(ReadProcessState(helper_pid).state, 'S') << "the guard killed the helper's group";
+}
+
+TEST_F(IsolationTest, AnUnkillableProcessIsSeenInItsState) {
+  const int pid = fork();
+  if (pid == 0) {
+    pause();
+    _exit(0);
+  }
+  ASSERT_TRUE(WaitUntil([&] { return ReadProcessState(pid).state == 'S'; }));
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  EXPECT_EQ(ReadProcessState(pid).state, 0) << "gone: nothing to say";
 }
 
 }  // namespace

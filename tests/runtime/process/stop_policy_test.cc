@@ -55,7 +55,35 @@ TEST_F(StopPolicyTest, KillIsDueExactlyOneGracePeriodAfterTheStopBegan) {
   EXPECT_TRUE(policy.KillDue());
   EXPECT_TRUE(policy.killed());
   EXPECT_FALSE(policy.KillDue()) << "SIGKILL is due once";
-  EXPECT_EQ(policy.WaitDeadline(), std::nullopt);  // now only the exits are awaited
+  // Now the exits are awaited, for a bounded time.
+  EXPECT_EQ(policy.WaitDeadline(), At(seconds(31)) + kDefaultUnkillableTimeout);
+}
+
+TEST_F(StopPolicyTest, AfterSigkillTheWaitIsBoundedByTheUnkillableTimeout) {
+  StopPolicy policy(&clock_, seconds(30), std::nullopt, seconds(20));
+  policy.Start();
+  ASSERT_TRUE(policy.RankFailed(3, "rank 2 exited with exit code 3"));
+  EXPECT_FALSE(policy.UnkillableDue()) << "nothing was killed yet";
+  clock_.Advance(seconds(30));
+  ASSERT_TRUE(policy.KillDue());
+  EXPECT_EQ(policy.WaitDeadline(), At(seconds(50)));
+  clock_.Advance(seconds(20) - milliseconds(1));
+  EXPECT_FALSE(policy.UnkillableDue()) << "gave up before the unkillable timeout";
+  clock_.Advance(milliseconds(1));
+  EXPECT_TRUE(policy.UnkillableDue());
+  EXPECT_FALSE(policy.UnkillableDue()) << "given up once";
+  EXPECT_EQ(policy.WaitDeadline(), std::nullopt);
+  EXPECT_EQ(policy.order().exit_code, 3) << "the stop still explains the run";
+
+  // A second signal's SIGKILL starts the same bound.
+  StopPolicy second(&clock_, seconds(30), std::nullopt, seconds(20));
+  second.Start();
+  ASSERT_TRUE(second.RankFailed(1, "rank 0 exited with exit code 1"));
+  clock_.Advance(seconds(2));
+  ASSERT_EQ(second.OnSignal(SIGTERM), StopPolicy::SignalAction::kKillNow);
+  EXPECT_EQ(second.WaitDeadline(), clock_.Now() + seconds(20));
+  clock_.Advance(seconds(20));
+  EXPECT_TRUE(second.UnkillableDue());
 }
 
 TEST_F(StopPolicyTest, TheFirstStopWinsAndLaterOnesChangeNothing) {
@@ -111,7 +139,7 @@ TEST_F(StopPolicyTest, ASecondSignalWhileStoppingKillsNowAndAThirdIsIgnored) {
   clock_.Advance(seconds(2));
   EXPECT_EQ(policy.OnSignal(SIGINT), StopPolicy::SignalAction::kKillNow);
   EXPECT_TRUE(policy.killed());
-  EXPECT_EQ(policy.WaitDeadline(), std::nullopt);
+  EXPECT_EQ(policy.WaitDeadline(), At(seconds(2)) + kDefaultUnkillableTimeout);
   EXPECT_EQ(policy.OnSignal(SIGTERM), StopPolicy::SignalAction::kIgnore);
   clock_.Advance(seconds(30));
   EXPECT_FALSE(policy.KillDue()) << "already killed";

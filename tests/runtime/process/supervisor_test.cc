@@ -138,6 +138,42 @@ TEST_F(SupervisorTest, RankIgnoringSigtermIsKilledAfterTheGracePeriod) {
   EXPECT_EQ(clock_.Elapsed(), seconds(31));
 }
 
+TEST_F(SupervisorTest, RankThatOutlivesSigkillIsRecordedAsUnkillableAfterTheBound) {
+  processes_.Script(0, ExitsAfter(seconds(1), 3));
+  ProcessScript stuck;
+  stuck.unkillable = true;
+  processes_.Script(1, stuck);
+  SupervisorOptions options;
+  options.grace_period = seconds(5);
+  options.unkillable_timeout = seconds(20);
+  SupervisionResult r = Run(2, options);
+  EXPECT_EQ(r.exit_code, 3) << "the failed rank's code, not 70";
+  EXPECT_EQ(r.unkillable, 1);
+  ASSERT_TRUE(r.ranks[1].unkillable);
+  EXPECT_EQ(r.ranks[1].state.state, 'D');
+  EXPECT_EQ(r.ranks[1].state.wchan, "request_wait_answer");
+  EXPECT_EQ(r.ranks[1].status.signal, SIGKILL);
+  EXPECT_FALSE(r.ranks[0].unkillable);
+  EXPECT_EQ(SignalsTo(1), (std::vector<int>{SIGTERM, SIGKILL, SIGKILL}));
+  // Stopped at 1 s, SIGKILL at 6 s, given up at 26 s.
+  EXPECT_EQ(clock_.Now(), TimePoint{} + seconds(26));
+}
+
+TEST_F(SupervisorTest, UnkillableRanksOfACancelWithNoCodeExit70) {
+  ProcessScript stuck;
+  stuck.unkillable = true;
+  processes_.Script(0, stuck);
+  SupervisorOptions options;
+  options.grace_period = seconds(1);
+  options.unkillable_timeout = seconds(2);
+  Supervisor supervisor(&processes_, &reporter_, options);
+  supervisor.Start(Launches(1));
+  supervisor.RequestStop(0, "the head asked");
+  SupervisionResult r = supervisor.Wait();
+  EXPECT_EQ(r.exit_code, kExitCodeUnkillable);
+  EXPECT_TRUE(r.ranks[0].unkillable);
+}
+
 TEST_F(SupervisorTest, SignalDeathGivesShellStyleExitCodeAndSigkillGetsOomHint) {
   ProcessScript segv;
   segv.exit_after = milliseconds(50);
