@@ -202,9 +202,10 @@ TEST(HttpClientTest, BodyFromAFileRangeAndResponseIntoAFile) {
 }
 
 // The server sends the headers and 3 of 1,000,000 bytes, then nothing: only the
-// stall timeout (60 s) would end the transfer, unless the cancel does.
+// stall timeout (60 s) would end the transfer, unless the cancel does. (The second
+// reply keeps the server reading the connection instead of closing it.)
 TEST(HttpClientTest, ACancelAbortsATransferWaitingForBytesAndStopsRetries) {
-  ScriptedServer server({"HTTP/1.1 200 X\r\nContent-Length: 1000000\r\n\r\nabc"});
+  ScriptedServer server({"HTTP/1.1 200 X\r\nContent-Length: 1000000\r\n\r\nabc", Reply(200)});
   CancelToken cancel;
   HttpClient client;
   client.SetCancel(&cancel);
