@@ -51,8 +51,20 @@ int RetryCall(const RetryOptions& options, const std::function<AttemptOutcome(in
       // Never sleep past the deadline; one last attempt there.
       delay = std::min(delay, *options.deadline - now);
     }
+    const auto canceled = [&] { return options.canceled && options.canceled(); };
+    if (canceled()) return n;
     if (on_retry) on_retry(n, delay);
-    options.sleeper->Sleep(delay);
+    if (options.canceled && options.sleeper == RealSleeper()) {
+      // In slices, so a cancel ends the wait early.
+      const TimePoint until = std::chrono::steady_clock::now() + delay;
+      for (Duration left = delay; left > Duration::zero() && !canceled();
+           left = until - std::chrono::steady_clock::now()) {
+        options.sleeper->Sleep(std::min<Duration>(left, kRetryCancelPoll));
+      }
+    } else {
+      options.sleeper->Sleep(delay);
+    }
+    if (canceled()) return n;
   }
 }
 

@@ -58,6 +58,7 @@ class Sleeper {
 Sleeper* RealSleeper();
 
 constexpr int kDefaultRetryAttempts = 6;
+constexpr auto kRetryCancelPoll = std::chrono::milliseconds(50);
 
 struct RetryOptions {
   int max_attempts = kDefaultRetryAttempts;  // including the first
@@ -66,14 +67,17 @@ struct RetryOptions {
   std::optional<TimePoint> deadline;
   Clock* clock = SystemClock();
   Sleeper* sleeper = RealSleeper();
+  // Once it says true no new attempt starts; a wait between attempts through the
+  // real sleeper polls it every kRetryCancelPoll and ends early. Empty: never.
+  std::function<bool()> canceled;
 };
 
 // What an attempt tells RetryCall.
 enum class AttemptOutcome { kDone, kRetry };
 
 // Calls `attempt(n)` (n = 1, 2, ...) until it returns kDone, or the attempts or the
-// deadline run out. `on_retry(n, delay)` (may be empty) is told before each wait.
-// Returns the number of attempts made.
+// deadline run out, or options.canceled() says true. `on_retry(n, delay)` (may be empty) is told
+// before each wait. Returns the number of attempts made.
 int RetryCall(const RetryOptions& options, const std::function<AttemptOutcome(int)>& attempt,
               const std::function<void(int, Duration)>& on_retry = {});
 

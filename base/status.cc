@@ -17,6 +17,7 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kIoError: return "I/O error";
     case StatusCode::kUnavailable: return "unavailable";
     case StatusCode::kUploadFailed: return "upload failed";
+    case StatusCode::kCanceled: return "canceled";
     case StatusCode::kInternal: return "internal error";
   }
   return "unknown";

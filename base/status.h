@@ -23,6 +23,7 @@ enum class StatusCode {
   kIoError,           // a local read or write failed
   kUnavailable,       // a peer, node or service cannot be reached (exit 69)
   kUploadFailed,      // outputs or logs did not reach run history (exit 74)
+  kCanceled,          // stopped on request: trainrun got SIGTERM/SIGINT/SIGHUP (exit 143)
   kInternal,          // a bug or an impossible state (exit 70)
 };
 

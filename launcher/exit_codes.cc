@@ -12,6 +12,7 @@ int ExitCodeFor(const Status& status) {
     case StatusCode::kNotFound: return kExitInvalidJob;
     case StatusCode::kUnavailable: return kExitUnavailable;
     case StatusCode::kUploadFailed: return kExitUploadFailed;
+    case StatusCode::kCanceled: return kExitCanceled;
     case StatusCode::kPermissionDenied:
     case StatusCode::kIoError:
     case StatusCode::kInternal: return kExitInternal;

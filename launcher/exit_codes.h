@@ -18,7 +18,7 @@ constexpr int kExitUploadFailed = 74;
 
 // kInvalidArgument -> 64; kInvalidJob, kNotSupported, kAlreadyExists and kNotFound
 // (a job input that is not there) -> 65; kUnavailable -> 69; kUploadFailed -> 74;
-// anything else -> 70.
+// kCanceled -> 143; anything else -> 70.
 int ExitCodeFor(const Status& status);
 
 }  // namespace trainrun

@@ -13,6 +13,7 @@
 #include "launcher/run_load.h"
 #include "launcher/run_prepare.h"
 #include "launcher/run_ranks.h"
+#include "launcher/signal_cancel.h"
 #include "runtime/process/process_posix.h"
 
 namespace trainrun {
@@ -62,6 +63,12 @@ int PrepareRunAndFinalize(const RunContext& ctx, LoadedRun* run, const LocalRunL
   reporter->Notice(
       fmt::format("run {} (experiment {}) in {}", job.run_id, job.experiment_name, layout.root));
   Status ready = Prepare(ctx, *run, layout, prepared);
+  if (!ready.ok() && IsCanceled(ctx.cancel)) {
+    // Whatever step gave up, a signal made it: the run is canceled, and the
+    // message says what was interrupted.
+    ready = Status(StatusCode::kCanceled, fmt::format("canceled by {} while preparing: {}",
+                                                      ctx.cancel->reason(), ready.message()));
+  }
   if (cluster) {
     // Every node prepared (or one failed, or one was canceled): start, or stop together.
     std::optional<StopNotice> stop =
@@ -75,11 +82,13 @@ int PrepareRunAndFinalize(const RunContext& ctx, LoadedRun* run, const LocalRunL
     }
   }
   if (!ready.ok()) {
+    const bool canceled = ready.code() == StatusCode::kCanceled;
     reporter->Error(ready.message());
-    record.outcome = "preparation failed";
+    record.outcome =
+        canceled ? std::string(RunOutcomeName(RunOutcome::kCanceled)) : "preparation failed";
     record.stop_reason = ready.message();
     return Finalize(ctx, run, layout, prepared, /*ran=*/nullptr, ExitCodeFor(ready),
-                    RunStatus::kFailed);
+                    canceled ? RunStatus::kCanceled : RunStatus::kFailed);
   }
   if (SupervisionSignalPending()) {
     if (cluster) cluster->session()->Stopping(kExitCanceled, "canceled before the ranks started");
@@ -112,12 +121,26 @@ int RunJob(const RunOptions& options, Console* out, Console* err) {
     LocalRunLayout layout = LayOutRun(options, run.placement, &run.job);
     return DryRun(ctx, run, layout);
   }
+  // From here until the process ends a SIGTERM, SIGINT or SIGHUP cancels `cancel`:
+  // Preparing gives up soon after; the supervisor reads the signal itself later.
+  CancelToken cancel;
+  SignalCancel watch(&cancel);
+  if (!watch.start_error().ok()) reporter->Warning(watch.start_error().message());
+  ctx.cancel = &cancel;
   PreparedRun prepared;
   if (run.cluster) {
     Status joined = JoinCluster(options, reporter, &run, &prepared.binding);
     if (!joined.ok()) {
+      // Nothing is on disk yet (the run id comes from the rendezvous), so there is
+      // no record to write, as for a rendezvous that fails.
+      if (cancel.canceled() || SupervisionSignalPending()) {
+        reporter->Error(fmt::format("canceled by {} while joining the other nodes: {}",
+                                    cancel.canceled() ? cancel.reason() : "a signal",
+                                    joined.message()));
+        return kExitCanceled;
+      }
       reporter->Error(joined.message());
-      return SupervisionSignalPending() ? kExitCanceled : ExitCodeFor(joined);
+      return ExitCodeFor(joined);
     }
   }
   LocalRunLayout layout = LayOutRun(options, run.placement, &run.job);

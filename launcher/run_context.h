@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "base/cancel.h"
 #include "base/space_reserve.h"
 #include "launcher/cluster_run.h"
 #include "launcher/run_options.h"
@@ -108,6 +109,9 @@ struct RunContext {
   RunJournal* journal = nullptr;
   // The control plane of a multi-node job; null on one node and in a dry run.
   ClusterRun* cluster = nullptr;
+  // Canceled when trainrun gets SIGTERM, SIGINT or SIGHUP (signal_cancel.h):
+  // Preparing gives up soon after. Null: never (dry runs).
+  const CancelToken* cancel = nullptr;
 };
 
 }  // namespace trainrun

@@ -54,8 +54,9 @@ Status CreateProcessSet(const RunContext& ctx, PreparedRun* prepared) {
 
 // The snapshot of the source directory into wd/, recorded and reported.
 Status CopySource(const JobConfig& job, const LocalRunLayout& layout, RunRecord* record,
-                  Reporter* reporter) {
-  Result<SnapshotStats> snapshot = CopySnapshot(job.source_directory, layout.wd(), {layout.root});
+                  Reporter* reporter, const CancelToken* cancel) {
+  Result<SnapshotStats> snapshot =
+      CopySnapshot(job.source_directory, layout.wd(), {layout.root}, cancel);
   if (!snapshot.ok()) return snapshot.status();
   const SnapshotStats& stats = *snapshot;
   record->source = {{"directory", job.source_directory},
@@ -144,11 +145,13 @@ Status Prepare(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout
   prepared->data =
       std::make_unique<DataPreparer>(fs::path(AbsolutePath(job.file)).parent_path().string(),
                                      layout.wd(), layout.data(), reporter);
+  prepared->data->SetCancel(ctx.cancel);
 
-  TR_RETURN_IF_ERROR(CopySource(job, layout, &record, reporter));
+  TR_RETURN_IF_ERROR(CopySource(job, layout, &record, reporter, ctx.cancel));
   TR_RETURN_IF_ERROR(MakeDirs(layout.outputs()));
   TR_RETURN_IF_ERROR(MakeDirs(layout.logs()));
   TR_RETURN_IF_ERROR(PrepareData(ctx, job, prepared, &record));
+  if (IsCanceled(ctx.cancel)) return CanceledError(*ctx.cancel, "after the data was ready");
 
   if (!prepared->binding) {
     TR_ASSIGN_OR_RETURN(prepared->binding, PlanBinding(ctx.options, job, reporter));

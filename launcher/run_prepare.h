@@ -44,7 +44,9 @@ struct PreparedRun {
 // set) and the ranks, writes the binding table to system_logs/, then creates the
 // process set and starts the log pump with each rank's pipes. Fills the journal's
 // record (source, data, command, binding, nodes). Returns the first failure;
-// `prepared` keeps what was made. ctx.journal must be set.
+// `prepared` keeps what was made. ctx.journal must be set. Once ctx.cancel is
+// canceled, the snapshot, the data (copies, downloads, mount waits) and the steps
+// after them give up soon with kCanceled, naming what was interrupted.
 Status Prepare(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& layout,
                PreparedRun* prepared);
 

@@ -33,6 +33,7 @@ Result<std::unique_ptr<ControlClient>> ControlClient::Connect(
   retry.backoff = options.backoff;
   retry.deadline = options.deadline;  // the last wait ends there, for one more try
   retry.clock = options.clock;
+  retry.canceled = options.canceled;
   retry.max_attempts = options.deadline ? std::numeric_limits<int>::max() : 1;
   const int attempts = RetryCall(
       retry,

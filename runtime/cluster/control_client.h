@@ -30,6 +30,9 @@ struct ControlClientOptions {
   BackoffOptions backoff{kConnectBackoffInitial, kConnectBackoffMax, kDefaultBackoffMultiplier,
                          true};
   Duration send_timeout = kDefaultSendTimeout;  // a head that takes nothing this long is gone
+  // Polled between connection attempts and during the backoff waits: true ends
+  // Connect's retries (a cancel while the head is not there yet). Empty: never.
+  std::function<bool()> canceled;
   // The deadline, Receive's deadlines and the reader's ticks read this clock
   // (not owned; it must outlive the client and be safe to read from the
   // reader's thread). A fake clock takes effect within a kControlTick of real

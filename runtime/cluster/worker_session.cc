@@ -54,6 +54,7 @@ Result<JobAssignment> WorkerSession::Rendezvous(const NodeJoin& self) {
   client_options.key = key_;
   client_options.deadline = deadline;
   client_options.clock = options_.clock;
+  client_options.canceled = [this] { return Canceled(); };
   options_.reporter->Info(fmt::format("node {}: joining {} (rendezvous timeout {:.0f} s)",
                                       node_rank_, head_name_,
                                       ToSeconds(options_.rendezvous_timeout)));

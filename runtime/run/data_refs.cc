@@ -44,7 +44,8 @@ bool EnterPrivateMountNamespace(std::string* why_not) {
 }
 
 Status CopyTree(const fs::path& from, const fs::path& to, bool overwrite, PreparedData* out,
-                uint64_t* kept) {
+                uint64_t* kept, const CancelToken* cancel) {
+  if (IsCanceled(cancel)) return CanceledError(*cancel, fmt::format("copying {}", from.string()));
   struct stat st {};
   if (stat(from.c_str(), &st) != 0) return ErrnoStatus(errno, from.string());
   if (!S_ISDIR(st.st_mode)) {
@@ -59,7 +60,8 @@ Status CopyTree(const fs::path& from, const fs::path& to, bool overwrite, Prepar
   TR_RETURN_IF_ERROR(MakeDirs(to.string()));
   TR_ASSIGN_OR_RETURN(std::vector<fs::directory_entry> entries, ListDirectory(from));
   for (const fs::directory_entry& entry : entries) {
-    TR_RETURN_IF_ERROR(CopyTree(entry.path(), to / entry.path().filename(), overwrite, out, kept));
+    TR_RETURN_IF_ERROR(
+        CopyTree(entry.path(), to / entry.path().filename(), overwrite, out, kept, cancel));
   }
   return Status::Ok();
 }
@@ -141,7 +143,13 @@ std::string DataPreparer::HelperExited(int pid, const ExitStatus& status) {
   return "";
 }
 
+void DataPreparer::SetCancel(const CancelToken* cancel) {
+  cancel_ = cancel;
+  fuse_options_.cancel = cancel;
+}
+
 Result<PreparedData> DataPreparer::Prepare(const DataReference& ref, ProcessSet* helpers) {
+  if (IsCanceled(cancel_)) return CanceledError(*cancel_, fmt::format("data.{}", ref.name));
   PreparedData out;
   out.name = ref.name;
   Result<std::string> source = ResolveSource(ref);
@@ -195,6 +203,7 @@ Status DataPreparer::PrepareObject(const DataReference& ref, ProcessSet* helpers
   }
   Result<StoreObject> object = OpenStoreObject(out->source);
   if (!object.ok()) return object.status().WithContext(what);
+  object->store->SetCancel(cancel_);
   ObjectDownloader downloader(CacheDirFromEnv(ProcessEnv()), reporter_);
   Result<DownloadStats> stats =
       downloader.Download(object->store.get(), object->key, out->path, ref.overwrite, what);
@@ -260,7 +269,7 @@ Status DataPreparer::Download(const DataReference& ref, const std::string& sourc
                                FormatBytes(*free_bytes)));
   }
   uint64_t kept = 0;
-  TR_RETURN_IF_ERROR(CopyTree(source, target, ref.overwrite, out, &kept)
+  TR_RETURN_IF_ERROR(CopyTree(source, target, ref.overwrite, out, &kept, cancel_)
                          .WithContext(fmt::format("data.{}", ref.name)));
   out->method = "copy";
   if (kept > 0) {

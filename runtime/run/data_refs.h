@@ -66,6 +66,12 @@ class DataPreparer {
   // The local path a reference resolves to, without preparing anything (dry runs).
   std::string PlannedPath(const DataReference& ref) const;
 
+  // From now on Prepare() gives up soon after `cancel` is canceled, with kCanceled
+  // naming the reference and what it was doing: between the files of a local
+  // copy, in every object-store transfer (those in flight are aborted), and in the
+  // wait for a FUSE mount. Not owned; it must outlive this DataPreparer; null: never.
+  void SetCancel(const CancelToken* cancel);
+
  private:
   Result<std::string> ResolveSource(const DataReference& ref) const;
   Status Mount(const std::string& source, const std::string& target, PreparedData* out);
@@ -77,7 +83,8 @@ class DataPreparer {
   std::string workdir_;
   std::string data_dir_;
   Reporter* reporter_;
-  FuseMountOptions fuse_options_;
+  FuseMountOptions fuse_options_;  // .cancel is cancel_
+  const CancelToken* cancel_ = nullptr;
   std::vector<std::string> mounts_;
   struct NamedFuseMount {
     std::string name;  // the data reference's

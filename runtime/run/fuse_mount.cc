@@ -199,12 +199,21 @@ Result<std::unique_ptr<FuseMount>> FuseMount::Mount(const std::string& uri,
                                           RedactUri(uri), target, LastLine(log_path, remote.second),
                                           log_path));
     }
+    if (IsCanceled(options.cancel)) {
+      // The destructor unmounts, should it have happened, and stops rclone.
+      return CanceledError(*options.cancel,
+                           fmt::format("mounting {} at {} with rclone", RedactUri(uri), target));
+    }
     if (SystemClock()->Now() > deadline) {
       return UnavailableError(fmt::format(
           "rclone did not mount {} at {} within {} s (log: {})", RedactUri(uri), target,
           std::chrono::duration_cast<std::chrono::seconds>(kFuseMountTimeout).count(), log_path));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (options.cancel != nullptr) {
+      options.cancel->WaitFor(std::chrono::milliseconds(50));
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
   }
   return mount;
 }

@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 
+#include "base/cancel.h"
 #include "runtime/process/process.h"
 #include "runtime/store/store.h"
 
@@ -36,6 +37,9 @@ struct FuseMountOptions {
   std::string rclone;
   // Whether the mount at `target` is ready; empty = IsMountPoint(target).
   std::function<bool(const std::string& target)> ready;
+  // The wait for the mount ends with kCanceled (rclone stopped) soon after this is
+  // canceled. Not owned; null: never.
+  const CancelToken* cancel = nullptr;
 };
 
 class FuseMount {

@@ -20,6 +20,7 @@ struct Walker {
   std::string source;
   std::string destination;
   std::vector<std::string> skip;
+  const CancelToken* cancel = nullptr;
   IgnoreRules rules;
   SnapshotStats stats;
 
@@ -39,6 +40,9 @@ struct Walker {
     std::error_code ec;
     TR_ASSIGN_OR_RETURN(std::vector<fs::directory_entry> entries, ListDirectory(dir));
     for (const fs::directory_entry& entry : entries) {
+      if (IsCanceled(cancel)) {
+        return CanceledError(*cancel, fmt::format("copying {}", entry.path().string()));
+      }
       const std::string name = entry.path().filename().string();
       const std::string rel = relative.empty() ? name : relative + "/" + name;
       const fs::path target = fs::path(destination) / rel;
@@ -90,12 +94,14 @@ std::string Trimmed(std::string s) {
 }  // namespace
 
 Result<SnapshotStats> CopySnapshot(const std::string& source, const std::string& destination,
-                                   const std::vector<std::string>& skip) {
+                                   const std::vector<std::string>& skip,
+                                   const CancelToken* cancel) {
   TR_RETURN_IF_ERROR(MakeDirs(destination));
   Walker walker;
   walker.source = source;
   walker.destination = destination;
   walker.skip = skip;
+  walker.cancel = cancel;
   Status s = walker.Copy(source, "");
   if (!s.ok()) return s.WithContext(fmt::format("snapshot of {}", source));
   return walker.stats;

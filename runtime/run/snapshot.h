@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "base/cancel.h"
 #include "base/status.h"
 
 namespace trainrun {
@@ -29,9 +30,12 @@ struct SnapshotStats {
 
 // Copies `source` into `destination` (created; must not exist or be empty). Paths
 // in `skip` (absolute) are never copied, so a run directory inside the source
-// cannot copy itself. Errors name the file that could not be copied.
+// cannot copy itself. Errors name the file that could not be copied. Once `cancel`
+// (not owned; may be null) is canceled, the copy stops before the next file with
+// kCanceled, leaving what was copied.
 Result<SnapshotStats> CopySnapshot(const std::string& source, const std::string& destination,
-                                   const std::vector<std::string>& skip = {});
+                                   const std::vector<std::string>& skip = {},
+                                   const CancelToken* cancel = nullptr);
 
 struct GitInfo {
   std::string commit;

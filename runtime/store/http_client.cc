@@ -28,10 +28,21 @@ struct Transfer {
   const HttpRequest* request;
   HttpResponse* response;
   CURL* curl;
+  const std::atomic<const CancelToken*>* cancel;
   uint64_t sent = 0;
   int write_errno = 0;
   bool too_big = false;
+  bool canceled = false;  // the progress callback aborted the transfer
 };
+
+// libcurl calls it often while bytes move and about once a second when none do;
+// non-zero aborts the transfer (CURLE_ABORTED_BY_CALLBACK).
+int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* t = static_cast<Transfer*>(user);
+  if (!IsCanceled(t->cancel->load())) return 0;
+  t->canceled = true;
+  return 1;
+}
 
 size_t ReadBody(char* buffer, size_t size, size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
@@ -133,11 +144,15 @@ void HttpClient::Release(void* handle) {
 }
 
 Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
+  const std::string what = fmt::format("{} {}", request.method, RedactUri(request.url));
+  if (const CancelToken* cancel = cancel_.load(); IsCanceled(cancel)) {
+    return CanceledError(*cancel, what);
+  }
   CURL* curl = static_cast<CURL*>(Acquire());
   if (curl == nullptr) return InternalError("curl_easy_init failed");
   curl_easy_reset(curl);  // keeps the connection cache
   HttpResponse response;
-  Transfer transfer{&request, &response, curl};
+  Transfer transfer{&request, &response, curl, &cancel_};
   char error[CURL_ERROR_SIZE] = {};
 
   curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
@@ -158,6 +173,9 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &transfer);
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, OnProgress);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &transfer);
 
   const bool has_body = request.method == "PUT" || request.method == "POST";
   if (request.method == "HEAD") {
@@ -187,7 +205,7 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
   curl_slist_free_all(headers);
   Release(curl);
 
-  const std::string what = fmt::format("{} {}", request.method, RedactUri(request.url));
+  if (transfer.canceled) return CanceledError(*cancel_.load(), what);
   if (transfer.write_errno != 0) {
     return ErrnoStatus(transfer.write_errno, fmt::format("{}: writing the download", what));
   }
@@ -208,7 +226,12 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
 Result<HttpResponse> HttpClient::SendWithRetry(const std::function<Result<HttpRequest>()>& build,
                                                const RetryOptions& retry) {
   Result<HttpResponse> last = UnavailableError("no attempt made");
-  RetryCall(retry, [&](int) {
+  RetryOptions options = retry;
+  const CancelToken* cancel = cancel_.load();
+  if (!options.canceled && cancel != nullptr) {
+    options.canceled = [cancel] { return cancel->canceled(); };
+  }
+  RetryCall(options, [&](int) {
     Result<HttpRequest> request = build();
     if (!request.ok()) {
       last = request.status();
@@ -221,6 +244,12 @@ Result<HttpResponse> HttpClient::SendWithRetry(const std::function<Result<HttpRe
     }
     return IsRetryableStatus(last->status) ? AttemptOutcome::kRetry : AttemptOutcome::kDone;
   });
+  // A cancel between attempts leaves the last retryable failure: say why it ended.
+  if (IsCanceled(cancel) && (!last.ok() || IsRetryableStatus(last->status)) &&
+      (last.ok() || last.status().code() != StatusCode::kCanceled)) {
+    return CanceledError(
+        *cancel, last.ok() ? fmt::format("HTTP {}", last->status) : last.status().message());
+  }
   return last;
 }
 

@@ -8,8 +8,14 @@
 //
 // Messages name the method and the URL with credentials removed (RedactUri), never a
 // header. Every method is safe from several threads at once.
+//
+// A client given a CancelToken (SetCancel) aborts every transfer in flight soon
+// after the token is canceled (libcurl's progress callback returns non-zero; it runs
+// at least about once a second even on a silent connection), starts none after, and
+// stops retrying: such calls fail with kCanceled.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -20,6 +26,7 @@
 #include <vector>
 
 #include "base/backoff.h"
+#include "base/cancel.h"
 #include "base/status.h"
 
 namespace trainrun {
@@ -85,11 +92,16 @@ class HttpClient {
   Result<HttpResponse> SendWithRetry(const std::function<Result<HttpRequest>()>& build,
                                      const RetryOptions& retry);
 
+  // Transfers watch `cancel` (not owned; it must outlive the client; null: none)
+  // from now on, those in flight included.
+  void SetCancel(const CancelToken* cancel) { cancel_.store(cancel); }
+
  private:
   void* Acquire();
   void Release(void* handle);
 
   HttpClientOptions options_;
+  std::atomic<const CancelToken*> cancel_{nullptr};
   std::mutex mu_;
   std::vector<void*> idle_;  // CURL* handles with live connections; guarded by mu_
 };

@@ -37,6 +37,7 @@ class ObjectStoreBase : public Store {
                                std::optional<uint64_t> length) override;
   void SetByteCounter(std::atomic<uint64_t>* counter) override { byte_counter_ = counter; }
   void SetRetryDeadline(std::optional<TimePoint> deadline) override;
+  void SetCancel(const CancelToken* cancel) override { http_.SetCancel(cancel); }
 
  protected:
   explicit ObjectStoreBase(ObjectStoreOptions options);

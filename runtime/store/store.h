@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/cancel.h"
 #include "base/clock.h"
 #include "base/env.h"
 #include "base/status.h"
@@ -79,6 +80,12 @@ class Store {
   // `deadline` (none when unset): a finalize that must end by a time sets it. Safe
   // from any thread; affects calls already in progress.
   virtual void SetRetryDeadline(std::optional<TimePoint> deadline) { (void)deadline; }
+
+  // Transfers of this store (those in flight included) end with kCanceled soon
+  // after `cancel` is canceled, and no retry starts after: Preparing sets it on the
+  // data's stores so a SIGTERM stops a download. Not owned; it must outlive the
+  // store's calls; null: none. Stores whose calls are short ignore it.
+  virtual void SetCancel(const CancelToken* cancel) { (void)cancel; }
 };
 
 // Checks a key: relative, '/'-separated, no empty, "." or ".." segments.

@@ -1,9 +1,13 @@
 // Backoff delays and RetryCall, against a fake clock and a sleeper that only
-// advances it: the whole schedule runs in microseconds.
+// advances it: the whole schedule runs in microseconds. Also the CancelToken that
+// ends retries.
 #include "base/backoff.h"
+
+#include <thread>
 
 #include <gtest/gtest.h>
 
+#include "base/cancel.h"
 #include "tests/fakes/fake_clock.h"
 
 namespace trainrun {
@@ -94,6 +98,63 @@ TEST(RetryCallTest, NeverSleepsPastTheDeadline) {
   EXPECT_EQ(sleeper.slept, (std::vector<Duration>{seconds(1), seconds(2), seconds(4), seconds(3)}));
   EXPECT_EQ(attempts, 5);
   EXPECT_EQ(clock.Elapsed(), seconds(10));
+}
+
+TEST(RetryCallTest, NoAttemptAfterACancel) {
+  testing::FakeClock clock;
+  FakeSleeper sleeper(&clock);
+  RetryOptions options;
+  options.max_attempts = 10;
+  options.backoff = {seconds(1), seconds(8), 2.0, false};
+  options.clock = &clock;
+  options.sleeper = &sleeper;
+  bool canceled = false;
+  options.canceled = [&] { return canceled; };
+  int attempts = RetryCall(options, [&](int n) {
+    if (n == 2) canceled = true;  // canceled during the second attempt
+    return AttemptOutcome::kRetry;
+  });
+  EXPECT_EQ(attempts, 2);
+  EXPECT_EQ(sleeper.slept, (std::vector<Duration>{seconds(1)}));
+}
+
+TEST(RetryCallTest, ACancelEndsTheRealWaitEarly) {
+  RetryOptions options;
+  options.max_attempts = 2;
+  options.backoff = {seconds(30), seconds(30), 2.0, false};
+  CancelToken token;
+  options.canceled = [&] { return token.canceled(); };
+  std::thread canceler([&] {
+    std::this_thread::sleep_for(milliseconds(100));
+    token.Cancel("test");
+  });
+  const auto start = std::chrono::steady_clock::now();
+  int attempts = RetryCall(options, [](int) { return AttemptOutcome::kRetry; });
+  canceler.join();
+  EXPECT_EQ(attempts, 1);
+  // The wait was 30 s; a cancel ends it within a poll.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(10));
+}
+
+TEST(CancelTokenTest, FirstReasonStandsAndWaitsWake) {
+  CancelToken token;
+  EXPECT_FALSE(token.canceled());
+  EXPECT_FALSE(IsCanceled(&token));
+  EXPECT_FALSE(IsCanceled(nullptr));
+  EXPECT_FALSE(token.WaitFor(milliseconds(1)));
+  std::thread canceler([&] {
+    std::this_thread::sleep_for(milliseconds(50));
+    token.Cancel("SIGTERM");
+  });
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(token.WaitFor(seconds(30)));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(10));
+  canceler.join();
+  token.Cancel("SIGINT");
+  EXPECT_EQ(token.reason(), "SIGTERM");
+  Status s = CanceledError(token, "GET http://x/y");
+  EXPECT_EQ(s.code(), StatusCode::kCanceled);
+  EXPECT_EQ(s.message(), "GET http://x/y: canceled (SIGTERM)");
 }
 
 }  // namespace

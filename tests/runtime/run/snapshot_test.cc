@@ -57,6 +57,19 @@ TEST(SnapshotTest, SkipsTheRunDirectoryInsideTheSource) {
   EXPECT_EQ(stats->files, 1u);
 }
 
+TEST(SnapshotTest, StopsBeforeTheNextFileOnceCanceled) {
+  TempDir dir;
+  for (int i = 0; i < 20; ++i) WriteFile(dir / ("src/f" + std::to_string(i)), "x");
+  CancelToken cancel;
+  cancel.Cancel("SIGTERM");
+  Result<SnapshotStats> stats = CopySnapshot(dir / "src", dir / "wd", {}, &cancel);
+  ASSERT_FALSE(stats.ok());
+  EXPECT_EQ(stats.status().code(), StatusCode::kCanceled);
+  EXPECT_NE(stats.status().message().find("canceled (SIGTERM)"), std::string::npos)
+      << stats.status().message();
+  EXPECT_TRUE(fs::is_empty(dir / "wd"));
+}
+
 TEST(SnapshotTest, GitInfoOfACheckout) {
   TempDir dir;
   std::string repo = dir / "repo";

@@ -201,6 +201,48 @@ TEST(HttpClientTest, BodyFromAFileRangeAndResponseIntoAFile) {
   EXPECT_EQ(testing::ReadFile(dir / "out"), std::string("\0\0abcdef", 8));
 }
 
+// The server sends the headers and 3 of 1,000,000 bytes, then nothing: only the
+// stall timeout (60 s) would end the transfer, unless the cancel does. (The second
+// reply keeps the server reading the connection instead of closing it.)
+TEST(HttpClientTest, ACancelAbortsATransferWaitingForBytesAndStopsRetries) {
+  ScriptedServer server({"HTTP/1.1 200 X\r\nContent-Length: 1000000\r\n\r\nabc", Reply(200)});
+  CancelToken cancel;
+  HttpClient client;
+  client.SetCancel(&cancel);
+  std::thread canceler([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    cancel.Cancel("SIGTERM");
+  });
+  const auto start = std::chrono::steady_clock::now();
+  HttpRequest request;
+  request.url = server.url("/big?sig=secret");
+  Result<HttpResponse> response = client.Send(request);
+  const auto took = std::chrono::steady_clock::now() - start;
+  canceler.join();
+  ASSERT_FALSE(response.ok());
+  EXPECT_EQ(response.status().code(), StatusCode::kCanceled);
+  EXPECT_NE(response.status().message().find("GET http://127.0.0.1"), std::string::npos);
+  EXPECT_NE(response.status().message().find("canceled (SIGTERM)"), std::string::npos)
+      << response.status().message();
+  EXPECT_EQ(response.status().message().find("secret"), std::string::npos);
+  EXPECT_LT(took, kDefaultStallTimeout / 4);
+
+  // Once canceled, nothing is sent, retried or waited for.
+  NoSleep sleeper;
+  int built = 0;
+  Result<HttpResponse> again = client.SendWithRetry(
+      [&]() -> Result<HttpRequest> {
+        ++built;
+        return request;
+      },
+      Fast(&sleeper));
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().code(), StatusCode::kCanceled);
+  EXPECT_EQ(built, 1);
+  EXPECT_TRUE(sleeper.slept.empty());
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
 TEST(HttpClientTest, UrlsAndDates) {
   EXPECT_EQ(UriEncode("a b/c+d~", true), "a%20b/c%2Bd~");
   EXPECT_EQ(UriEncode("a/b", false), "a%2Fb");
