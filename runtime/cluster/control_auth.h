@@ -1,4 +1,5 @@
-// Who may talk to the head: challenge-response on the job token, HMAC-SHA256.
+// Who may talk to the head: challenge-response on the job token, HMAC-SHA256,
+// then a tag on every frame under per-direction session keys.
 //
 // Every node of a job knows the job token (TRAINRUN_JOB_TOKEN); it never crosses
 // the network. A connection starts with:

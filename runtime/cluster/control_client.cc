@@ -198,7 +198,7 @@ void ControlClient::ReaderLoop() {
   while ((buffered = parser_.Next(&frame)) == FrameParser::State::kFrame) on_frame_(frame);
   if (buffered == FrameParser::State::kMalformed) {
     reason = MalformedFrameStatus().message();
-    stop_ = true;
+    Close();
   }
   while (!stop_) {
     const TimePoint now = clock->Now();
@@ -230,7 +230,7 @@ void ControlClient::ReaderLoop() {
       if (state == FrameParser::State::kNeedMore) break;
       if (state == FrameParser::State::kMalformed) {
         reason = MalformedFrameStatus().message();
-        stop_ = true;
+        Close();  // the head sees the connection end at once, not at a heartbeat timeout
         break;
       }
       on_frame_(frame);

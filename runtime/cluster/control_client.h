@@ -64,7 +64,9 @@ class ControlClient {
 
   // Starts the reader thread: `on_frame` for every frame, `on_tick` about every
   // kControlTick, and `on_closed` once when the connection ends (then the
-  // thread exits). Callbacks run on the reader thread.
+  // thread exits). Callbacks run on the reader thread. A malformed frame, or one
+  // that fails authentication, closes the connection (the head sees it end); the
+  // reason says which, naming the head.
   void StartReader(std::function<void(const Frame&)> on_frame, std::function<void()> on_tick,
                    std::function<void(const std::string&)> on_closed);
 
