@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
       "simulated node)\n");
   std::printf(
       "# trainrun: head + nodes over TCP: HMAC-SHA256 challenge-response both "
-      "ways, join, assignment\n");
+      "ways, then join and assignment in frames that each carry an HMAC-SHA256 tag\n");
   std::printf(
       "# peer: torch TCPStore barrier (%s; N clients add + wait), the store "
       "under torchrun's c10d "

@@ -1,5 +1,10 @@
 #include "runtime/cluster/control_auth.h"
 
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
 #include <fmt/format.h>
 
 #include "base/digest.h"
@@ -20,6 +25,11 @@ std::string ClientProof(const std::string& key, const std::string& transcript) {
 }
 std::string ServerProof(const std::string& key, const std::string& transcript) {
   return HmacSha256(key, "trainrun-server-v1\n" + transcript);
+}
+
+SessionKeys DeriveSessionKeys(const std::string& key, const std::string& transcript) {
+  return {HmacSha256(key, "trainrun-session-v2 client-to-head\n" + transcript),
+          HmacSha256(key, "trainrun-session-v2 head-to-client\n" + transcript)};
 }
 
 // A hex field of exactly `bytes` bytes.
@@ -68,6 +78,7 @@ Status ClientHandshake::OnWelcome(const json& welcome) {
                   "to another job, or "
                   "TRAINRUN_JOB_TOKEN differs between the nodes");
   }
+  keys_ = DeriveSessionKeys(key_, Transcript(role_, node_rank_, client_nonce_, server_nonce_));
   return Status::Ok();
 }
 
@@ -99,7 +110,49 @@ Result<json> ServerHandshake::OnAuth(const json& auth) {
       !ConstantTimeEquals(proof, ClientProof(key_, transcript))) {
     return Status(StatusCode::kPermissionDenied, "wrong job token");
   }
+  keys_ = DeriveSessionKeys(key_, transcript);
   return json{{"proof", HexEncode(ServerProof(key_, transcript))}};
+}
+
+FrameAuthenticator::FrameAuthenticator(std::string_view key) {
+  EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  ctx_ = EVP_MAC_CTX_new(mac);
+  EVP_MAC_free(mac);  // the context keeps its own reference
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                         OSSL_PARAM_construct_end()};
+  EVP_MAC_init(ctx_, reinterpret_cast<const unsigned char*>(key.data()), key.size(), params);
+}
+
+FrameAuthenticator::~FrameAuthenticator() { EVP_MAC_CTX_free(ctx_); }
+
+void FrameAuthenticator::Tag(std::string_view frame, unsigned char out[32]) {
+  unsigned char sequence[8];
+  for (int i = 0; i < 8; ++i) sequence[i] = static_cast<unsigned char>(sequence_ >> (56 - 8 * i));
+  size_t size = 0;
+  // A null key restarts the HMAC with the key given in the constructor.
+  EVP_MAC_init(ctx_, nullptr, 0, nullptr);
+  EVP_MAC_update(ctx_, sequence, sizeof(sequence));
+  EVP_MAC_update(ctx_, reinterpret_cast<const unsigned char*>(frame.data()), frame.size());
+  EVP_MAC_final(ctx_, out, &size, 32);
+}
+
+void FrameAuthenticator::Seal(std::string* frame) {
+  unsigned char tag[32];
+  Tag(*frame, tag);
+  frame->append(reinterpret_cast<const char*>(tag), sizeof(tag));
+  ++sequence_;
+}
+
+bool FrameAuthenticator::Verify(std::string_view frame, std::string_view tag) {
+  unsigned char expected[32];
+  Tag(frame, expected);
+  if (tag.size() != sizeof(expected) ||
+      CRYPTO_memcmp(tag.data(), expected, sizeof(expected)) != 0) {
+    return false;
+  }
+  ++sequence_;
+  return true;
 }
 
 }  // namespace trainrun

@@ -1,4 +1,5 @@
-// Who may talk to the head: challenge-response on the job token, HMAC-SHA256.
+// Who may talk to the head: challenge-response on the job token, HMAC-SHA256,
+// then a tag on every frame under per-direction session keys.
 //
 // Every node of a job knows the job token (TRAINRUN_JOB_TOKEN); it never crosses
 // the network. A connection starts with:
@@ -16,15 +17,31 @@
 // role "rsh" (MPI's launch agent, which only gets the derived key). Both sides
 // prove they know the key, so a node never follows a head that does not, and fresh
 // nonces on both sides make a recorded exchange useless later.
+//
+// Every frame after the handshake carries a tag (control_protocol.h): both sides
+// derive one session key per direction from the key and the transcript,
+//
+//   client -> head key = HMAC(key, "trainrun-session-v2 client-to-head\n" | transcript)
+//   head -> client key = HMAC(key, "trainrun-session-v2 head-to-client\n" | transcript)
+//
+// and tag = HMAC-SHA256(direction key, sequence | frame), where sequence counts
+// the frames of that direction since the handshake (0, 1, ...; 8 bytes,
+// big-endian, never sent) and frame is its header and payload. A frame that was
+// injected, altered, replayed, reordered, reflected back to its sender or
+// follows a dropped one fails the check; FrameAuthenticator does it.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
 #include "base/status.h"
+
+struct evp_mac_ctx_st;  // OpenSSL's EVP_MAC_CTX
 
 namespace trainrun {
 
@@ -51,6 +68,39 @@ JobToken ResolveJobToken(const std::string& env_value, const std::string& job_id
 // for "rsh".
 std::string RoleKey(const JobToken& token, const std::string& role);
 
+// The two session keys of one connection (see above); empty until the handshake
+// has succeeded.
+struct SessionKeys {
+  std::string client_to_head;
+  std::string head_to_client;
+};
+
+// Seals or checks the frames of one direction of one connection, counting them.
+// One per direction and side; not thread-safe (callers hold their send lock, or
+// read on one thread). Reuses one keyed HMAC context, so a frame costs one HMAC.
+class FrameAuthenticator {
+ public:
+  // `key`: one of SessionKeys.
+  explicit FrameAuthenticator(std::string_view key);
+  ~FrameAuthenticator();
+  FrameAuthenticator(const FrameAuthenticator&) = delete;
+  FrameAuthenticator& operator=(const FrameAuthenticator&) = delete;
+
+  // Appends the tag of `*frame` (header and payload) at the next sequence number.
+  void Seal(std::string* frame);
+  // True when `tag` is the tag of `frame` at the next sequence number, compared
+  // in constant time; only then does the sequence advance.
+  bool Verify(std::string_view frame, std::string_view tag);
+  // Frames sealed or verified so far: the sequence number of the next one.
+  uint64_t sequence() const { return sequence_; }
+
+ private:
+  void Tag(std::string_view frame, unsigned char out[32]);
+
+  ::evp_mac_ctx_st* ctx_ = nullptr;  // keyed once, reinitialized per frame
+  uint64_t sequence_ = 0;
+};
+
 class ClientHandshake {
  public:
   ClientHandshake(std::string key, std::string role, int node_rank);
@@ -59,11 +109,14 @@ class ClientHandshake {
   Result<nlohmann::json> OnChallenge(const nlohmann::json& challenge);
   // Ok when the head proved it knows the key; kPermissionDenied otherwise.
   Status OnWelcome(const nlohmann::json& welcome);
+  // The connection's keys once OnWelcome succeeded; empty keys before.
+  const SessionKeys& session_keys() const { return keys_; }
 
  private:
   std::string key_, role_;
   int node_rank_;
   std::string client_nonce_, server_nonce_;
+  SessionKeys keys_;
 };
 
 class ServerHandshake {
@@ -79,12 +132,15 @@ class ServerHandshake {
 
   const std::string& role() const { return role_; }
   int node_rank() const { return node_rank_; }
+  // The connection's keys once OnAuth succeeded; empty keys before.
+  const SessionKeys& session_keys() const { return keys_; }
 
  private:
   std::function<std::optional<std::string>(const std::string&)> key_for_role_;
   std::string key_, role_;
   int node_rank_ = -1;
   std::string client_nonce_, server_nonce_;
+  SessionKeys keys_;
 };
 
 }  // namespace trainrun

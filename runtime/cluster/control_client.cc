@@ -110,6 +110,13 @@ Status ControlClient::Handshake(TimePoint deadline) {
         return proved.WithContext(fmt::format("{}:{}", options_.host, options_.port));
     }
   }
+  // Every frame from now on carries a tag, both ways.
+  const SessionKeys& keys = handshake.session_keys();
+  parser_.Authenticate(std::make_unique<FrameAuthenticator>(keys.head_to_client));
+  {
+    std::lock_guard lock(send_mu_);
+    outgoing_ = std::make_unique<FrameAuthenticator>(keys.client_to_head);
+  }
   parser_.set_max_payload(kMaxControlPayload);
   return Status::Ok();
 }
@@ -117,7 +124,12 @@ Status ControlClient::Handshake(TimePoint deadline) {
 Status ControlClient::Send(const std::string& frame) {
   std::lock_guard lock(send_mu_);
   if (fd_ < 0) return UnavailableError("not connected to the head");
-  return SendAll(fd_, frame, options_.send_timeout);
+  if (!outgoing_) return SendAll(fd_, frame, options_.send_timeout);
+  std::string sealed;
+  sealed.reserve(frame.size() + kFrameTagSize);
+  sealed = frame;
+  outgoing_->Seal(&sealed);
+  return SendAll(fd_, sealed, options_.send_timeout);
 }
 
 Result<std::optional<Frame>> ControlClient::Receive(TimePoint deadline) {
@@ -126,11 +138,7 @@ Result<std::optional<Frame>> ControlClient::Receive(TimePoint deadline) {
   while (true) {
     FrameParser::State state = parser_.Next(&frame);
     if (state == FrameParser::State::kFrame) return std::optional<Frame>(std::move(frame));
-    if (state == FrameParser::State::kMalformed) {
-      return Status(StatusCode::kPermissionDenied,
-                    fmt::format("the head at {}:{} sent a malformed frame: {}", options_.host,
-                                options_.port, parser_.error()));
-    }
+    if (state == FrameParser::State::kMalformed) return MalformedFrameStatus();
     const Duration left = deadline - options_.clock->Now();
     if (left <= Duration::zero()) return std::optional<Frame>();
     pollfd p{fd_, POLLIN, 0};
@@ -147,6 +155,17 @@ Result<std::optional<Frame>> ControlClient::Receive(TimePoint deadline) {
     }
     parser_.Feed(std::string_view(buffer, static_cast<size_t>(n)));
   }
+}
+
+Status ControlClient::MalformedFrameStatus() const {
+  if (parser_.authentication_failed()) {
+    return Status(StatusCode::kPermissionDenied,
+                  fmt::format("closed the connection to the head at {}:{}: {}", options_.host,
+                              options_.port, parser_.error()));
+  }
+  return Status(StatusCode::kPermissionDenied,
+                fmt::format("the head at {}:{} sent a malformed frame: {}", options_.host,
+                            options_.port, parser_.error()));
 }
 
 void ControlClient::StartReader(std::function<void(const Frame&)> on_frame,
@@ -176,7 +195,12 @@ void ControlClient::ReaderLoop() {
   std::string reason;
   Frame frame;
   // Frames that arrived with the handshake's last read.
-  while (parser_.Next(&frame) == FrameParser::State::kFrame) on_frame_(frame);
+  FrameParser::State buffered;
+  while ((buffered = parser_.Next(&frame)) == FrameParser::State::kFrame) on_frame_(frame);
+  if (buffered == FrameParser::State::kMalformed) {
+    reason = MalformedFrameStatus().message();
+    Close();
+  }
   while (!stop_) {
     const TimePoint now = clock->Now();
     if (now >= next_tick) {
@@ -206,8 +230,8 @@ void ControlClient::ReaderLoop() {
       FrameParser::State state = parser_.Next(&frame);
       if (state == FrameParser::State::kNeedMore) break;
       if (state == FrameParser::State::kMalformed) {
-        reason = "the head sent a malformed frame: " + parser_.error();
-        stop_ = true;
+        reason = MalformedFrameStatus().message();
+        Close();  // the head sees the connection end at once, not at a heartbeat timeout
         break;
       }
       on_frame_(frame);

@@ -53,7 +53,9 @@ class ControlClient {
   // Stops the reader and closes the connection.
   ~ControlClient();
 
-  // Sends one frame (thread-safe). kUnavailable when the connection is broken.
+  // Sends one frame, encoded without a tag (thread-safe); after the handshake it
+  // is sealed with the next sequence number first. kUnavailable when the
+  // connection is broken.
   Status Send(const std::string& frame);
   Status SendJson(MessageType type, const nlohmann::json& body) {
     return Send(EncodeJsonFrame(type, body));
@@ -65,7 +67,9 @@ class ControlClient {
 
   // Starts the reader thread: `on_frame` for every frame, `on_tick` about every
   // kControlTick, and `on_closed` once when the connection ends (then the
-  // thread exits). Callbacks run on the reader thread.
+  // thread exits). Callbacks run on the reader thread. A malformed frame, or one
+  // that fails authentication, closes the connection (the head sees it end); the
+  // reason says which, naming the head.
   void StartReader(std::function<void(const Frame&)> on_frame, std::function<void()> on_tick,
                    std::function<void(const std::string&)> on_closed);
 
@@ -81,6 +85,8 @@ class ControlClient {
   // One connection and handshake, bounded by kHandshakeTimeout and the deadline.
   static Result<std::unique_ptr<ControlClient>> ConnectOnce(const ControlClientOptions& options);
   Status Handshake(TimePoint deadline);
+  // Why the parser stopped: a frame that failed authentication, or a malformed one.
+  Status MalformedFrameStatus() const;
   void ReaderLoop();
 
   ControlClientOptions options_;
@@ -89,6 +95,7 @@ class ControlClient {
   std::string local_ip_;
   FrameParser parser_{kMaxControlPayload};
   std::mutex send_mu_;
+  std::unique_ptr<FrameAuthenticator> outgoing_;  // guarded by send_mu_; set by the handshake
   std::thread reader_;
   std::atomic<bool> stop_{false};
   std::function<void(const Frame&)> on_frame_;

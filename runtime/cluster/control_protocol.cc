@@ -173,10 +173,21 @@ FrameParser::State FrameParser::Next(Frame* frame) {
     return Fail(fmt::format("{} frame of {} bytes is larger than the limit of {} bytes",
                             MessageTypeName(static_cast<MessageType>(p[5])), length, max_payload_));
   }
-  if (available - kFrameHeaderSize < length) return State::kNeedMore;
-  frame->type = static_cast<MessageType>(p[5]);
+  const size_t tag_size = incoming_ ? kFrameTagSize : 0;
+  if (available - kFrameHeaderSize < length + tag_size) return State::kNeedMore;
+  const auto type = static_cast<MessageType>(p[5]);
+  if (incoming_ &&
+      !incoming_->Verify(std::string_view(p, kFrameHeaderSize + length),
+                         std::string_view(p + kFrameHeaderSize + length, kFrameTagSize))) {
+    authentication_failed_ = true;
+    return Fail(
+        fmt::format("frame {} ({}) failed authentication: it was altered, injected, replayed or "
+                    "reordered, or a frame before it was dropped, by someone without the job token",
+                    incoming_->sequence(), MessageTypeName(type)));
+  }
+  frame->type = type;
   frame->payload.assign(p + kFrameHeaderSize, length);
-  offset_ += kFrameHeaderSize + length;
+  offset_ += kFrameHeaderSize + length + tag_size;
   if (offset_ == buffer_.size()) {
     buffer_.clear();
     offset_ = 0;

@@ -8,8 +8,10 @@
 //   4       1     protocol version, kControlProtocolVersion
 //   5       1     message type (MessageType below)
 //   6       2     reserved, 0
-//   8       4     payload length in bytes, unsigned, network byte order (big-endian)
+//   8       4     payload length n in bytes, unsigned, network byte order (big-endian)
 //   12      n     payload
+//   12+n    32    tag, only after the handshake (not counted in n):
+//                 HMAC-SHA256(direction key, sequence | bytes 0 to 12+n)
 //
 // Payloads are UTF-8 JSON objects, except kRshData, which is binary:
 //   4 bytes session id (big-endian), 1 byte stream (0 stdin, 1 stdout, 2 stderr),
@@ -23,17 +25,28 @@
 // parser never needs more than the header to tell.
 //
 // A connection begins with the handshake of control_auth.h (kHello, kChallenge,
-// kAuth, kWelcome or kRefused); nothing else is accepted before it completes.
+// kAuth, kWelcome or kRefused, all without a tag); nothing else is accepted
+// before it completes. From the frame after kAuth (client to head) and after
+// kWelcome (head to client) on, every frame carries the tag: the direction key
+// is a session key derived from the job token and both handshake nonces, and the
+// sequence number (8 bytes, big-endian, never sent) counts the frames sent in
+// that direction since the handshake, from 0. A frame whose tag is wrong was
+// injected, altered, replayed, reordered, reflected or follows a dropped frame:
+// the receiver closes the connection (FrameParser::Authenticate).
+//
+// Version 1 had no tags; a version 1 peer is refused at its first frame.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
 
 #include "base/status.h"
+#include "runtime/cluster/control_auth.h"
 
 namespace trainrun {
 
@@ -41,8 +54,9 @@ namespace trainrun {
 // when nothing arrives.
 constexpr std::chrono::milliseconds kControlTick{100};
 
-constexpr uint8_t kControlProtocolVersion = 1;
+constexpr uint8_t kControlProtocolVersion = 2;
 constexpr size_t kFrameHeaderSize = 12;
+constexpr size_t kFrameTagSize = 32;
 constexpr size_t kMaxUnauthenticatedPayload = 4 << 10;
 constexpr size_t kMaxControlPayload = 16 << 20;
 
@@ -87,7 +101,8 @@ struct Frame {
   std::string payload;
 };
 
-// The bytes of one frame. `payload` must not exceed kMaxControlPayload.
+// The bytes of one frame, without a tag (FrameAuthenticator::Seal appends it).
+// `payload` must not exceed kMaxControlPayload.
 std::string EncodeFrame(MessageType type, std::string_view payload);
 // A frame whose payload is `body` as compact JSON.
 std::string EncodeJsonFrame(MessageType type, const nlohmann::json& body);
@@ -117,6 +132,14 @@ class FrameParser {
   // The largest payload accepted from now on.
   void set_max_payload(size_t max_payload) { max_payload_ = max_payload; }
 
+  // From the next frame on, every frame must end with a tag that `incoming`
+  // accepts (the peer's direction key); the first that does not is kMalformed,
+  // with authentication_failed() true. Call once, when the handshake succeeded.
+  void Authenticate(std::unique_ptr<FrameAuthenticator> incoming) {
+    incoming_ = std::move(incoming);
+  }
+  bool authentication_failed() const { return authentication_failed_; }
+
   void Feed(std::string_view data);
 
   // kFrame: *frame holds the next frame. kNeedMore: a frame is incomplete (or
@@ -130,6 +153,8 @@ class FrameParser {
   State Fail(std::string error);
 
   size_t max_payload_;
+  std::unique_ptr<FrameAuthenticator> incoming_;
+  bool authentication_failed_ = false;
   std::string buffer_;
   size_t offset_ = 0;  // consumed bytes at the front of buffer_
   std::string error_;

@@ -34,6 +34,7 @@ struct ControlServer::Conn {
   bool hello_seen = false;
   bool authenticated = false;  // written by the loop, read under mu_
   // Guarded by ControlServer::mu_:
+  std::unique_ptr<FrameAuthenticator> outgoing;  // seals what is queued once authenticated
   std::string out;
   size_t out_offset = 0;
   bool want_write = false;
@@ -100,6 +101,8 @@ bool ControlServer::Send(int conn_id, std::string frame) {
       conn.out.clear();
       conn.out_offset = 0;
     } else {
+      // Sealed in queue order, under the lock: the sequence numbers follow the wire.
+      if (conn.outgoing) conn.outgoing->Seal(&frame);
       conn.out += frame;
     }
   }
@@ -210,10 +213,14 @@ void ControlServer::Handshake(const std::shared_ptr<Conn>& conn, const Frame& fr
                     true);
     }
     Send(conn->id, EncodeJsonFrame(MessageType::kWelcome, *welcome));
+    // Every frame after Welcome and Auth carries a tag, both ways.
+    const SessionKeys& keys = conn->handshake->session_keys();
     {
       std::lock_guard lock(mu_);
       conn->authenticated = true;
+      conn->outgoing = std::make_unique<FrameAuthenticator>(keys.head_to_client);
     }
+    conn->parser.Authenticate(std::make_unique<FrameAuthenticator>(keys.client_to_head));
     conn->parser.set_max_payload(kMaxControlPayload);
     handler_->OnAuthenticated(conn->id, conn->handshake->role(), conn->handshake->node_rank());
     return;
@@ -244,6 +251,12 @@ void ControlServer::Read(const std::shared_ptr<Conn>& conn) {
       if (state == FrameParser::State::kNeedMore) break;
       if (state == FrameParser::State::kMalformed) {
         if (!conn->authenticated) return Refuse(conn, conn->parser.error(), true);
+        if (conn->parser.authentication_failed()) {
+          // Reported once: the connection is closed here, nothing more is read.
+          handler_->OnRefused(conn->peer, conn->parser.error() + "; closed the connection");
+          return Drop(conn, fmt::format("closed the connection from {}: {}", conn->peer,
+                                        conn->parser.error()));
+        }
         return Drop(conn, "malformed frame: " + conn->parser.error());
       }
       if (!conn->authenticated) {

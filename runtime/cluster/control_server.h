@@ -7,6 +7,10 @@
 // handshake_timeout to finish, at most max_unauthenticated such connections are
 // kept, and anything else closes it. A refused peer is reported (OnRefused)
 // with its address and the reason, never with anything it sent.
+//
+// After the handshake every frame is sealed on Send and checked on arrival
+// (control_protocol.h); the first one that fails the check closes the
+// connection and is reported once through OnRefused, then OnClosed.
 #pragma once
 
 #include <atomic>
@@ -53,7 +57,8 @@ class ControlServer {
     virtual void OnMessage(int conn, const Frame& frame) = 0;
     // An authenticated connection ended (peer closed, error, Close()).
     virtual void OnClosed(int conn, const std::string& reason) = 0;
-    // A peer was turned away before authenticating.
+    // A peer was turned away before authenticating, or an authenticated
+    // connection was closed at a frame that failed authentication.
     virtual void OnRefused(const std::string& peer, const std::string& reason) = 0;
     // About every kControlTick, for heartbeats and timeouts.
     virtual void OnTick() = 0;
@@ -68,7 +73,8 @@ class ControlServer {
 
   int port() const { return port_; }
 
-  // Queues a whole frame for `conn`. False when the connection is gone. Any
+  // Queues a whole frame for `conn` (encoded without a tag; sealed here once
+  // the connection has authenticated). False when the connection is gone. Any
   // thread.
   bool Send(int conn, std::string frame);
   // Closes `conn` once what was queued for it is written. Any thread.

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
@@ -389,6 +390,99 @@ TEST_F(ClusterTest, MpiOnOneNodeKeepsPerRankLogsAndFailFast) {
   EXPECT_EQ(rec["failure"]["stderrTail"].back(), "bad");
 }
 #endif
+
+// An on-path attacker without the job token (tests/launcher/control_relay.py)
+// relays node 1's control connection and, once the ranks run, injects, replays
+// or alters one frame. Every frame after the handshake is authenticated, so none
+// takes effect: the connection is closed, and the job fails with a message that
+// names the failed authentication.
+struct Relayed {
+  Invocation head, node;
+  std::string relay_log;
+};
+
+class RelayTest : public ClusterTest {
+ protected:
+  Relayed RunThroughRelay(const std::string& mode) {
+    std::string job = Job({{"command", {RankHelper(), "--sleep-ms", "4000"}},
+                           {"nodeCount", 2},
+                           {"processCountPerNode", 1}});
+    Relayed r;
+    auto head = Start(job, 0);
+    const std::string port_file = dir_ / "relay.port";
+    const std::string log = dir_ / "relay.log";
+    fs::create_directories(dir_ / "relay");
+    TrainrunProcess relay(
+        {"/usr/bin/python3", TRAINRUN_SOURCE_DIR "/tests/launcher/control_relay.py",
+         std::to_string(port_), mode, port_file, log},
+        {}, dir_ / "relay");
+    EXPECT_TRUE(WaitFor([&] { return !ReadFile(port_file).empty(); }, std::chrono::seconds(20)));
+    std::vector<std::string> args = Args(job, 1);
+    auto port = std::find(args.begin(), args.end(), "--control-port");
+    *(port + 1) = ReadFile(port_file);  // node 1 reaches the head through the relay
+    fs::create_directories(dir_ / "node1");
+    TrainrunProcess node(args, {"TRAINRUN_JOB_TOKEN=cluster-test-token-123456"}, dir_ / "node1");
+    r.node = node.Wait();
+    r.head = head->Wait();
+    r.relay_log = ReadFile(log);
+    return r;
+  }
+};
+
+TEST_F(RelayTest, ARelayThatOnlyRelaysChangesNothing) {
+  Relayed r = RunThroughRelay("none");
+  EXPECT_EQ(r.head.exit_code, 0) << r.head.err;
+  EXPECT_EQ(r.node.exit_code, 0) << r.node.err;
+  EXPECT_EQ(Record()["status"], "Completed");
+}
+
+TEST_F(RelayTest, AnInjectedStopIsRefusedAndTheJobFailsNamingTheAuthentication) {
+  Relayed r = RunThroughRelay("inject");
+  ASSERT_NE(r.relay_log.find("injected a forged Stop"), std::string::npos) << r.relay_log;
+  // Taken, the forged Stop would have stopped node 1 with exit code 42 and its reason.
+  EXPECT_EQ(r.node.exit_code, 69) << r.node.err;
+  EXPECT_NE(r.node.err.find("(Stop) failed authentication"), std::string::npos) << r.node.err;
+  // Node 1 closed the connection at once: the head loses it, not at a heartbeat timeout.
+  EXPECT_EQ(r.head.exit_code, 69) << r.head.err;
+  EXPECT_NE(r.head.err.find("node 1 (" + HostName() + ", 127.0.0.1) was lost"), std::string::npos)
+      << r.head.err;
+  json rec = Record();
+  EXPECT_EQ(rec["status"], "Failed");
+  EXPECT_EQ(rec["exitCode"], 69);
+  for (const std::string& text : {r.node.out, r.node.err, r.head.out, r.head.err, rec.dump()}) {
+    EXPECT_EQ(text.find("forged stop"), std::string::npos) << text;
+  }
+}
+
+TEST_F(RelayTest, AReplayedFrameIsRefusedAndTheJobFailsNamingTheAuthentication) {
+  Relayed r = RunThroughRelay("replay");
+  ASSERT_NE(r.relay_log.find("replayed Start"), std::string::npos) << r.relay_log;
+  EXPECT_EQ(r.node.exit_code, 69) << r.node.err;
+  EXPECT_NE(r.node.err.find("(Start) failed authentication"), std::string::npos) << r.node.err;
+  EXPECT_EQ(r.head.exit_code, 69) << r.head.err;
+  EXPECT_EQ(Record()["status"], "Failed");
+}
+
+TEST_F(RelayTest, AFlippedByteIsRefusedAndTheHeadNamesThePeerOnce) {
+  Relayed r = RunThroughRelay("flip");
+  ASSERT_NE(r.relay_log.find("flipped a payload byte"), std::string::npos) << r.relay_log;
+  EXPECT_EQ(r.head.exit_code, 69) << r.head.err;
+  EXPECT_EQ(r.node.exit_code, 69) << r.node.err;
+  json rec = Record();
+  EXPECT_EQ(rec["status"], "Failed");
+  // One warning naming the relay's address, and the lost node's reason.
+  const std::string warnings = rec["warnings"].dump();
+  size_t count = 0;
+  for (const json& w : rec["warnings"]) {
+    const std::string line = w.dump();
+    if (line.find("refused a control connection from 127.0.0.1:") != std::string::npos &&
+        line.find("failed authentication") != std::string::npos) {
+      ++count;
+    }
+  }
+  EXPECT_EQ(count, 1u) << warnings;
+  EXPECT_NE(rec.dump().find("failed authentication"), std::string::npos);
+}
 
 TEST_F(ClusterTest, WhenTheHeadDiesTheOtherNodesExit69AndFinishTheRecord) {
   std::string job = PidJob();

@@ -8,10 +8,12 @@
 // clock, which the control plane's loops see within a tick (kControlTick).
 // Events are ordered by futures and by waiting for what the sessions report,
 // never by sleeping.
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <future>
@@ -22,6 +24,7 @@
 
 #include "base/net_util.h"
 #include "runtime/cluster/control_client.h"
+#include "runtime/cluster/control_protocol.h"
 #include "runtime/cluster/head_session.h"
 #include "runtime/cluster/worker_session.h"
 #include "tests/fakes/fake_clock.h"
@@ -484,6 +487,131 @@ TEST_F(ControlPlaneTest, LosingTheHeadStopsANodeWith69) {
   EXPECT_EQ(notice->exit_code, 69);
   EXPECT_NE(notice->reason.find("lost the head (node 0: host0"), std::string::npos)
       << notice->reason;
+}
+
+// An on-path attacker without the token between a worker and the head: relays
+// every connection's frames (cut as control_protocol.h lays them out) and, right
+// after the head's first Start, sends the worker `injected`.
+class Relay {
+ public:
+  Relay(int head_port, std::string injected)
+      : head_port_(head_port), injected_(std::move(injected)) {
+    listen_fd_ = ListenTcp("127.0.0.1", 0).value();
+    Blocking(listen_fd_);
+    port_ = SocketPort(listen_fd_);
+    accepter_ = std::thread([this] { Run(); });
+  }
+  ~Relay() {
+    shutdown(listen_fd_, SHUT_RDWR);
+    accepter_.join();
+    {
+      std::lock_guard lock(mu_);
+      for (int fd : fds_) shutdown(fd, SHUT_RDWR);
+    }
+    for (std::thread& t : pumps_) t.join();
+    for (int fd : fds_) close(fd);
+    close(listen_fd_);
+  }
+  int port() const { return port_; }
+  bool injected() const { return done_; }
+
+ private:
+  // The relay's threads block on their sockets.
+  static void Blocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK); }
+  static bool ReadExact(int fd, char* out, size_t n) {
+    for (size_t got = 0; got < n;) {
+      ssize_t r = recv(fd, out + got, n - got, 0);
+      if (r <= 0) return false;
+      got += static_cast<size_t>(r);
+    }
+    return true;
+  }
+  void Run() {
+    while (true) {
+      int node = accept(listen_fd_, nullptr, nullptr);
+      if (node < 0) return;
+      Result<int> head = ConnectTcp("127.0.0.1", head_port_, seconds(10));
+      std::lock_guard lock(mu_);
+      fds_.push_back(node);
+      if (!head.ok()) {
+        shutdown(node, SHUT_RDWR);
+        continue;
+      }
+      fds_.push_back(*head);
+      Blocking(*head);
+      pumps_.emplace_back([this, node, h = *head] { Pump(node, h, false); });
+      pumps_.emplace_back([this, node, h = *head] { Pump(h, node, true); });
+    }
+  }
+  void Pump(int from, int to, bool to_node) {
+    for (int count = 0;; ++count) {
+      std::string frame(kFrameHeaderSize, '\0');
+      if (!ReadExact(from, frame.data(), kFrameHeaderSize)) break;
+      uint32_t length = 0;
+      for (int i = 8; i < 12; ++i) length = (length << 8) | static_cast<unsigned char>(frame[i]);
+      // Hello and Auth one way, Challenge and Welcome the other, have no tag.
+      const size_t rest = length + (count >= 2 ? kFrameTagSize : 0);
+      frame.resize(kFrameHeaderSize + rest);
+      if (!ReadExact(from, frame.data() + kFrameHeaderSize, rest)) break;
+      if (!SendAll(to, frame, seconds(10)).ok()) break;
+      if (to_node && static_cast<MessageType>(frame[5]) == MessageType::kStart &&
+          !done_.exchange(true)) {
+        (void)SendAll(to, injected_, seconds(10));  // a refused injection ends the pump anyway
+      }
+    }
+    shutdown(from, SHUT_RDWR);
+    shutdown(to, SHUT_RDWR);
+  }
+
+  int head_port_;
+  std::string injected_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> done_{false};
+  std::thread accepter_;
+  std::mutex mu_;  // guards fds_ and pumps_ while the accepter runs
+  std::vector<int> fds_;
+  std::vector<std::thread> pumps_;
+};
+
+// What a node would start for MPI's launch agent.
+struct RecordingRsh : RshHandler {
+  void Exec(uint32_t session, std::vector<std::string>) override { execs.push_back(session); }
+  void Stdin(uint32_t, std::string) override {}
+  void Kill(uint32_t) override {}
+  std::vector<uint32_t> execs;
+};
+
+TEST_F(ControlPlaneTest, AnRshExecInjectedOnThePathIsNeverRunAndStopsTheNodeNamingIt) {
+  std::unique_ptr<HeadSession> head = StartHead();
+  // Exactly the frame the head sends to start an rsh session, with a tag made up
+  // without the token (an all-zero one; any other fails the same way).
+  const std::string exec =
+      EncodeJsonFrame(MessageType::kRshExec, {{"session", 7}, {"argv", {"touch", "/tmp/pwned"}}}) +
+      std::string(kFrameTagSize, '\0');
+  Relay relay(head->port(), exec);
+  RecordingRsh rsh;  // outlives the worker
+  std::vector<std::unique_ptr<WorkerSession>> workers;
+  workers.push_back(Worker(1, relay.port()));
+  WorkerSession* worker = workers[0].get();
+  worker->SetRshHandler(&rsh);  // an MPI launch: the node takes RshExec from the head
+  StopCatcher stop;
+  worker->SetStopHandler(stop.Handler());
+  auto joined = std::async(std::launch::async, [&] { return worker->Rendezvous(Join(1, 2)); });
+  ASSERT_TRUE(head->Rendezvous(Join(0, 2)).ok());
+  ASSERT_TRUE(joined.get().ok());  // the relay passes good frames through
+  auto started =
+      std::async(std::launch::async, [&] { return worker->WaitForStart(Status::Ok(), 0); });
+  EXPECT_FALSE(head->WaitForStart(Status::Ok(), 0).has_value());
+  started.get();
+  std::optional<StopNotice> notice = stop.Wait();
+  ASSERT_TRUE(notice.has_value());
+  EXPECT_TRUE(relay.injected());
+  EXPECT_TRUE(rsh.execs.empty());
+  EXPECT_EQ(notice->exit_code, 69);
+  EXPECT_NE(notice->reason.find("(RshExec) failed authentication"), std::string::npos)
+      << notice->reason;
+  EXPECT_EQ(reporter_.All().find("/tmp/pwned"), std::string::npos);
 }
 
 TEST_F(ControlPlaneTest, AWrongTokenIsRefusedAndTheJobGoesOn) {

@@ -16,7 +16,7 @@ TEST(ControlProtocolTest, EncodesTheDocumentedHeader) {
   std::string frame = EncodeFrame(MessageType::kJoin, "abc");
   ASSERT_EQ(frame.size(), kFrameHeaderSize + 3);
   EXPECT_EQ(frame.substr(0, 4), "TRNC");
-  EXPECT_EQ(frame[4], 1);
+  EXPECT_EQ(frame[4], 2);  // version 2: frames carry a tag after the handshake
   EXPECT_EQ(frame[5], 10);
   EXPECT_EQ(frame.substr(6, 2), std::string(2, '\0'));
   EXPECT_EQ(frame.substr(8, 4), std::string("\0\0\0\3", 4));  // big-endian length
