@@ -19,8 +19,7 @@ Result<json> Body(const Frame& frame) { return DecodeJsonPayload(frame); }
 Status ReadRankRecord(const FieldReader& r, RankRecord* out) {
   TR_RETURN_IF_ERROR(r.Int("rank", 0, kMaxGlobalRank, &out->rank));
   TR_RETURN_IF_ERROR(r.Int("nodeRank", 0, kMaxNodeCount - 1, &out->node_rank, kOptional));
-  TR_RETURN_IF_ERROR(
-      r.Int("localRank", 0, kMaxProcessesPerNode - 1, &out->local_rank, kOptional));
+  TR_RETURN_IF_ERROR(r.Int("localRank", 0, kMaxProcessesPerNode - 1, &out->local_rank, kOptional));
   TR_RETURN_IF_ERROR(r.Int("pid", 0, kMaxPid, &out->pid, kOptional));
   TR_RETURN_IF_ERROR(r.Int("exitCode", 0, kMaxExitCode, &out->exit_code, kOptional));
   TR_RETURN_IF_ERROR(r.Int("signal", 0, kMaxSignalNumber, &out->signal, kOptional));
@@ -39,8 +38,8 @@ Status ReadFailure(const FieldReader& r, FailureRecord* out) {
   TR_RETURN_IF_ERROR(r.Int("signal", 0, kMaxSignalNumber, &out->signal, kOptional));
   TR_RETURN_IF_ERROR(r.Text("reason", kMaxPeerTextBytes, &out->reason, kOptional));
   TR_RETURN_IF_ERROR(r.Text("hint", kMaxPeerTextBytes, &out->hint, kOptional));
-  TR_RETURN_IF_ERROR(r.TextList("stderrTail", kMaxPeerListItems, kMaxPeerTextBytes,
-                                  &out->stderr_tail, kOptional));
+  TR_RETURN_IF_ERROR(
+      r.TextList("stderrTail", kMaxPeerListItems, kMaxPeerTextBytes, &out->stderr_tail, kOptional));
   TR_RETURN_IF_ERROR(r.Text("logFile", kMaxPathBytes, &out->log_file, kOptional));
   return Status::Ok();
 }
@@ -161,7 +160,7 @@ Result<NodeDone> DecodeNodeDone(const Frame& frame) {
   TR_RETURN_IF_ERROR(r.Int("files", 0, kMax, &m.files, kOptional));
   TR_RETURN_IF_ERROR(r.Int("bytes", 0, kMax, &m.bytes, kOptional));
   TR_RETURN_IF_ERROR(r.TextList("uploadErrors", kMaxPeerListItems, kMaxPeerTextBytes,
-                                  &m.upload_errors, kOptional));
+                                &m.upload_errors, kOptional));
   return m;
 }
 

@@ -157,8 +157,8 @@ Status FieldReader::TextList(std::string_view name, size_t max_items, size_t max
 
 Status FieldReader::StringList(std::string_view name, size_t max_items, size_t max_bytes,
                                std::vector<std::string>* out, Presence presence) const {
-  const std::string expected = fmt::format(
-      "an array of at most {} strings of at most {} bytes each", max_items, max_bytes);
+  const std::string expected =
+      fmt::format("an array of at most {} strings of at most {} bytes each", max_items, max_bytes);
   TR_ASSIGN_OR_RETURN(const json* field, Find(name, presence, expected));
   if (field == nullptr) return Status::Ok();
   if (!field->is_array()) {
@@ -172,12 +172,12 @@ Status FieldReader::StringList(std::string_view name, size_t max_items, size_t m
   for (size_t i = 0; i < field->size(); ++i) {
     const json& item = (*field)[i];
     if (!item.is_string() || item.get_ref<const std::string&>().size() > max_bytes) {
-      return Error(name, fmt::format("expected {}, got {} at [{}]", expected,
-                                     item.is_string()
-                                         ? fmt::format("{} bytes",
-                                                       item.get_ref<const std::string&>().size())
-                                                      : DescribeJsonValue(item),
-                                     i));
+      return Error(
+          name, fmt::format("expected {}, got {} at [{}]", expected,
+                            item.is_string()
+                                ? fmt::format("{} bytes", item.get_ref<const std::string&>().size())
+                                : DescribeJsonValue(item),
+                            i));
     }
     values.push_back(item.get<std::string>());
   }
@@ -209,8 +209,8 @@ Status FieldReader::IntList(std::string_view name, size_t max_items, int64_t min
       ok = item.get<int64_t>() >= min && item.get<int64_t>() <= max;
     }
     if (!ok) {
-      return Error(name,
-                   fmt::format("expected {}, got {} at [{}]", expected, DescribeJsonValue(item), i));
+      return Error(
+          name, fmt::format("expected {}, got {} at [{}]", expected, DescribeJsonValue(item), i));
     }
     values.push_back(static_cast<int>(item.get<int64_t>()));
   }
@@ -221,9 +221,8 @@ Status FieldReader::IntList(std::string_view name, size_t max_items, int64_t min
 Status FieldReader::StringMap(std::string_view name, size_t max_items, size_t max_key_bytes,
                               size_t max_value_bytes, std::map<std::string, std::string>* out,
                               Presence presence) const {
-  const std::string expected =
-      fmt::format("an object of at most {} strings of at most {} bytes", max_items,
-                  max_value_bytes);
+  const std::string expected = fmt::format("an object of at most {} strings of at most {} bytes",
+                                           max_items, max_value_bytes);
   TR_ASSIGN_OR_RETURN(const json* field, Find(name, presence, expected));
   if (field == nullptr) return Status::Ok();
   if (!field->is_object()) {

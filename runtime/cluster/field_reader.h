@@ -51,8 +51,7 @@ class FieldReader {
   // The same for a field that is optional by nature: absent or null leaves *out
   // empty.
   template <typename T>
-  Status OptionalInt(std::string_view name, int64_t min, int64_t max,
-                     std::optional<T>* out) const {
+  Status OptionalInt(std::string_view name, int64_t min, int64_t max, std::optional<T>* out) const {
     int64_t value = 0;
     bool present = false;
     TR_RETURN_IF_ERROR(ReadInt(name, min, max, Presence::kOptional, &value, &present));
@@ -110,8 +109,8 @@ class FieldReader {
   // should have been).
   Result<const nlohmann::json*> Find(std::string_view name, Presence presence,
                                      std::string_view expected) const;
-  Status ReadInt(std::string_view name, int64_t min, int64_t max, Presence presence,
-                 int64_t* value, bool* present) const;
+  Status ReadInt(std::string_view name, int64_t min, int64_t max, Presence presence, int64_t* value,
+                 bool* present) const;
   std::string FieldPath(std::string_view name) const;
 
   MessageType type_;

@@ -39,9 +39,9 @@ void CheckEscaped(const std::string& text) {
 }
 
 constexpr MessageType kTypes[] = {
-    MessageType::kJoin,       MessageType::kReady,    MessageType::kHeartbeat,
+    MessageType::kJoin,       MessageType::kReady,        MessageType::kHeartbeat,
     MessageType::kRankFailed, MessageType::kNodeStopping, MessageType::kNodeResult,
-    MessageType::kManifest,   MessageType::kNodeDone, MessageType::kRshExit,
+    MessageType::kManifest,   MessageType::kNodeDone,     MessageType::kRshExit,
     MessageType::kRshOpen,    MessageType::kRshData,
 };
 
@@ -112,8 +112,8 @@ void Handle(const Frame& frame) {
       if (!m.ok()) return;
       CheckEscaped(m->reason);
       NodeReport node = JoinedNode();
-      std::string reason = "rank " + std::to_string(m->rank) + " on " + node.join.Describe() +
-                           " " + m->reason;
+      std::string reason =
+          "rank " + std::to_string(m->rank) + " on " + node.join.Describe() + " " + m->reason;
       Decide(node, {{m->time_ms.value_or(1), m->exit_code, reason, 1, m->rank, false}});
       return;
     }
@@ -153,8 +153,8 @@ void Handle(const Frame& frame) {
       }
       NodeManifest mine{0, {{"outputs/model.pt", 17, ""}, {"logs/a.txt", 3, ""}}};
       std::map<int, std::set<std::string>> needed = DigestsNeeded({mine, theirs});
-      json request = {{"needDigests", std::vector<std::string>(needed[1].begin(),
-                                                               needed[1].end())}};
+      json request = {
+          {"needDigests", std::vector<std::string>(needed[1].begin(), needed[1].end())}};
       Check(DecodeUploadPlan(Frame{MessageType::kUploadPlan, request.dump()}).ok());
       MergePlan plan = PlanMerge({mine, theirs});
       json final_plan = {{"uploads", plan.uploads[1]}, {"final", true}};

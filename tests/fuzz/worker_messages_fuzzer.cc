@@ -34,10 +34,10 @@ void CheckEscaped(const std::string& text) {
 }
 
 constexpr MessageType kTypes[] = {
-    MessageType::kAssign,   MessageType::kStart,    MessageType::kHeartbeat,
-    MessageType::kStop,     MessageType::kUploadPlan, MessageType::kFinished,
-    MessageType::kRshExec,  MessageType::kRshData,  MessageType::kRshClose,
-    MessageType::kRefused,  MessageType::kRshExit,
+    MessageType::kAssign,  MessageType::kStart,      MessageType::kHeartbeat,
+    MessageType::kStop,    MessageType::kUploadPlan, MessageType::kFinished,
+    MessageType::kRshExec, MessageType::kRshData,    MessageType::kRshClose,
+    MessageType::kRefused, MessageType::kRshExit,
 };
 
 constexpr int kThisNode = 1;

@@ -439,8 +439,8 @@ TEST_F(ClusterTest, TextFromPeersIsEscapedOnTheConsoleInTheSystemLogAndInHistory
 
   const std::string shown_host = "evil\\n\\x1b[31mFORGED HOST";
   const std::string shown_role = "x\\n\\x1b[31mFORGED ROLE";
-  Invocation show = RunTrainrun(
-      {"history", "--history", dir_ / "history", "show", "cluster/" + run_id_}, dir_ / "evil-node");
+  Invocation show =
+      RunTrainrun({"history", "--history", dir_ / "history", "show", run_id_}, dir_ / "evil-node");
   ASSERT_EQ(show.exit_code, 0) << show.err;
   const std::string console = h.out + h.err;
   const std::string system_log = ReadFile(RunDir() + "/system_logs/trainrun_node_0.log");
