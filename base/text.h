@@ -16,4 +16,23 @@ std::string_view TrimSpace(std::string_view text);
 // what was put in is not searched again.
 void ReplaceAll(std::string* text, std::string_view from, std::string_view to);
 
+// `text` made safe to print on a terminal or write as one line of a log, for text
+// that another program chose (a peer's host name, role or message; a rank's stderr):
+// every character that could end the line or drive the terminal is written as an
+// escape, everything else is kept as it is.
+//
+// clang-format off
+//   newline, CR, tab         as the two characters "\n", "\r", "\t"
+//   other C0 bytes, DEL      as "\xNN" (ESC is "\x1b")
+//   C1 controls U+0080-U+009F, line and paragraph separators U+2028-U+2029,
+//   bidirectional overrides U+202A-U+202E and U+2066-U+2069
+//                            as "\uNNNN"
+//   bytes that are not UTF-8 as "\xNN"
+//   e.g. the C string "a\n\x1b[31mb" (8 bytes) prints as a\n\x1b[31mb (12 characters)
+// clang-format on
+//
+// Backslashes are kept, so the result is not always reversible, but escaping it again
+// changes nothing.
+std::string EscapeControl(std::string_view text);
+
 }  // namespace trainrun

@@ -8,6 +8,7 @@
 #include "base/digest.h"
 #include "base/fs_util.h"
 #include "base/net_util.h"
+#include "base/text.h"
 #include "launcher/version.h"
 #include "runtime/cluster/communicator_env.h"
 #include "runtime/cluster/head_session.h"
@@ -181,12 +182,16 @@ void ClusterRun::Finish(const UploadReport& uploads, int* exit_code, RunStatus* 
     record->details["nodeUploads"] = job.nodes;
   }
   if (job.failure && (job.failure->node_rank != node_rank() || job.failure->rank < 0)) {
-    std::string summary = fmt::format("the job failed on node {} ({}): {}", job.failure->node_rank,
-                                      job.failure->host, job.failure->reason);
-    for (const std::string& line : job.failure->stderr_tail) summary += "\n  | " + line;
+    // Another node's words, escaped when decoded; escaping again changes nothing but
+    // keeps this line safe whatever the source.
+    std::string summary =
+        fmt::format("the job failed on node {} ({}): {}", job.failure->node_rank,
+                    EscapeControl(job.failure->host), EscapeControl(job.failure->reason));
+    for (const std::string& line : job.failure->stderr_tail)
+      summary += "\n  | " + EscapeControl(line);
     reporter_->Error(summary);
   } else if (job.exit_code != 0 && !job.failure && !job.stop_reason.empty()) {
-    reporter_->Error(fmt::format("the job stopped: {}", job.stop_reason));
+    reporter_->Error(fmt::format("the job stopped: {}", EscapeControl(job.stop_reason)));
   }
 }
 

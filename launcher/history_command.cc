@@ -11,6 +11,7 @@
 #include "base/fs_util.h"
 #include "base/input_limits.h"
 #include "base/redact.h"
+#include "base/text.h"
 #include "launcher/exit_codes.h"
 #include "runtime/run/history.h"
 #include "runtime/run/job_config.h"
@@ -163,13 +164,16 @@ int HistoryShow(const HistoryOptions& options, Console* out, Console* err) {
     out->Write(r.ToJson().dump(2) + "\n", false);
     return kExitOk;
   }
+  // What the record holds may come from other nodes and from the ranks: every value
+  // is escaped (base/text.h), so none can forge a line or drive the terminal.
+  const auto E = [](std::string_view value) { return EscapeControl(value); };
   std::string text;
-  text += fmt::format("run:         {}\n", r.run_id);
-  text += fmt::format("experiment:  {}\n", r.experiment);
+  text += fmt::format("run:         {}\n", E(r.run_id));
+  text += fmt::format("experiment:  {}\n", E(r.experiment));
   std::string status(RunStatusName(r.status));
   if (r.exit_code) status += fmt::format(" (exit code {})", *r.exit_code);
   if (!r.outcome.empty() && IsFinal(r.status)) status += ", " + r.outcome;
-  text += fmt::format("status:      {}\n", status);
+  text += fmt::format("status:      {}\n", E(status));
   text += fmt::format("started:     {} UTC\n", FormatTime(r.start_time()));
   if (auto end = r.end_time()) text += fmt::format("ended:       {} UTC\n", FormatTime(*end));
   text += fmt::format("duration:    {}\n", RunDuration(r));
@@ -179,7 +183,8 @@ int HistoryShow(const HistoryOptions& options, Console* out, Console* err) {
                                     : p.name + " ...");
   }
   text += fmt::format("phases:      {}\n", fmt::join(phases, ", "));
-  if (!r.command.empty()) text += fmt::format("command:     {}\n", fmt::join(r.command, " "));
+  if (!r.command.empty())
+    text += fmt::format("command:     {}\n", E(fmt::format("{}", fmt::join(r.command, " "))));
   if (r.source.contains("directory")) {
     std::string source = r.source.value("directory", "");
     if (r.source.contains("git")) {
@@ -187,26 +192,26 @@ int HistoryShow(const HistoryOptions& options, Console* out, Console* err) {
       source += fmt::format(" (git {} on {}{})", git.value("commit", "").substr(0, 12),
                             git.value("branch", ""), git.value("dirty", false) ? ", dirty" : "");
     }
-    text += fmt::format("source:      {}\n", source);
+    text += fmt::format("source:      {}\n", E(source));
   }
   for (const NodeRecord& n : r.nodes) {
-    text += fmt::format("node {}:      {}, {} rank(s), local files in {}\n", n.node_rank, n.host,
-                        n.process_count, n.workdir);
+    text += fmt::format("node {}:      {}, {} rank(s), local files in {}\n", n.node_rank, E(n.host),
+                        n.process_count, E(n.workdir));
   }
-  if (!r.stop_reason.empty()) text += fmt::format("stopped:     {}\n", r.stop_reason);
+  if (!r.stop_reason.empty()) text += fmt::format("stopped:     {}\n", E(r.stop_reason));
   if (r.failure) {
     const FailureRecord& f = *r.failure;
-    text += fmt::format("failure:     {} (node {}, {}, pid {})\n", f.reason, f.node_rank, f.host,
-                        f.pid);
-    for (const std::string& line : f.stderr_tail) text += fmt::format("  | {}\n", line);
-    if (!f.hint.empty()) text += fmt::format("hint:        {}\n", f.hint);
-    if (!f.log_file.empty()) text += fmt::format("log:         {}\n", f.log_file);
+    text += fmt::format("failure:     {} (node {}, {}, pid {})\n", E(f.reason), f.node_rank,
+                        E(f.host), f.pid);
+    for (const std::string& line : f.stderr_tail) text += fmt::format("  | {}\n", E(line));
+    if (!f.hint.empty()) text += fmt::format("hint:        {}\n", E(f.hint));
+    if (!f.log_file.empty()) text += fmt::format("log:         {}\n", E(f.log_file));
   }
-  for (const std::string& w : r.warnings) text += fmt::format("warning:     {}\n", w);
+  for (const std::string& w : r.warnings) text += fmt::format("warning:     {}\n", E(w));
   for (const SkippedSymlink& s : r.skipped_symlinks) {
-    text += fmt::format("not uploaded: {} -> {} ({})\n", s.path, s.target, s.reason);
+    text += fmt::format("not uploaded: {} -> {} ({})\n", E(s.path), E(s.target), E(s.reason));
   }
-  for (const std::string& e : r.upload_errors) text += fmt::format("upload error: {}\n", e);
+  for (const std::string& e : r.upload_errors) text += fmt::format("upload error: {}\n", E(e));
   out->Write(ScrubSecrets(text), false);
   return kExitOk;
 }

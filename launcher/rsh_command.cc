@@ -13,6 +13,7 @@
 #include "base/fs_util.h"
 #include "runtime/cluster/control_auth.h"
 #include "runtime/cluster/control_client.h"
+#include "runtime/cluster/control_messages.h"
 #include "runtime/mpi/mpi_launch.h"
 
 namespace trainrun {
@@ -71,11 +72,13 @@ int RshCommand(const std::string& host, const std::vector<std::string>& command,
           return;
         }
         if (frame.type != MessageType::kRshExit) return;
-        Result<nlohmann::json> body = DecodeJsonPayload(frame);
+        Result<RshExitMessage> exit = DecodeRshExit(frame);
         std::lock_guard lock(mu);
-        if (body.ok()) {
-          exit_code = body->value("exitCode", kRshFailed);
-          error = body->value("error", "");
+        if (exit.ok()) {
+          exit_code = exit->exit_code;
+          error = exit->error;
+        } else {
+          error = "the job's trainrun sent a malformed message: " + exit.status().message();
         }
         done = true;
         cv.notify_all();

@@ -5,7 +5,8 @@
 #   scripts/fuzz.sh [SECONDS]
 #
 # CTest's fuzz.smoke runs it for a few seconds. A longer run, worth doing after
-# changing the job file reader, the ignore rules or the hostlist parser, is an hour a
+# changing the job file reader, the ignore rules, the hostlist parser, the control
+# protocol or a control message decoder (runtime/cluster/control_messages.*), is an hour a
 # target with the corpus kept between runs (new inputs go to build-fuzz/corpus/, the
 # seeds in tests/fuzz/corpus/ are only read):
 #
@@ -22,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-10}"
 build=build-fuzz
-targets=(job_config ignore_rules hostlist)
+targets=(job_config ignore_rules hostlist control_frame head_messages worker_messages)
 
 if ! command -v clang++ >/dev/null || ! command -v clang >/dev/null; then
   echo "fuzz.sh: clang++ not found; install clang (Debian: apt-get install clang)" >&2

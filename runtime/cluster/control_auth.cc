@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "base/digest.h"
+#include "base/text.h"
 
 namespace trainrun {
 namespace {
@@ -96,7 +97,11 @@ Result<json> ServerHandshake::OnHello(const json& hello) {
   role_ = role->get<std::string>();
   node_rank_ = rank->get<int>();
   std::optional<std::string> key = key_for_role_(role_);
-  if (!key) return InvalidArgumentError(fmt::format("unknown role \"{}\"", role_.substr(0, 64)));
+  if (!key) {
+    // The role is a stranger's text: escaped before it reaches a report.
+    return InvalidArgumentError(
+        fmt::format("unknown role \"{}\"", EscapeControl(role_.substr(0, 64))));
+  }
   key_ = *key;
   server_nonce_ = RandomBytes(kAuthNonceBytes);
   return json{{"nonce", HexEncode(server_nonce_)}};

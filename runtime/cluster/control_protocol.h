@@ -59,6 +59,8 @@ constexpr size_t kFrameHeaderSize = 12;
 constexpr size_t kFrameTagSize = 32;
 constexpr size_t kMaxUnauthenticatedPayload = 4 << 10;
 constexpr size_t kMaxControlPayload = 16 << 20;
+// JSON payloads nest at most this deep (the messages need three levels).
+constexpr size_t kMaxJsonDepth = 32;
 
 enum class MessageType : uint8_t {
   // Handshake (control_auth.h).
@@ -108,7 +110,8 @@ std::string EncodeFrame(MessageType type, std::string_view payload);
 std::string EncodeJsonFrame(MessageType type, const nlohmann::json& body);
 
 // The payload as a JSON object; kInvalidArgument naming the message type when
-// it is not valid JSON or not an object.
+// it is not valid JSON, nests deeper than kMaxJsonDepth or is not an object. Never
+// throws. What the object holds is for control_messages.h to check.
 Result<nlohmann::json> DecodeJsonPayload(const Frame& frame);
 
 // kRshData payloads.

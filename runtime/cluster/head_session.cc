@@ -7,6 +7,8 @@
 #include "base/digest.h"
 #include "base/free_port.h"
 #include "base/net_util.h"
+#include "base/text.h"
+#include "runtime/cluster/control_messages.h"
 
 namespace trainrun {
 namespace {
@@ -250,7 +252,11 @@ void HeadSession::OnJoin(int conn, const json& body) {
     server_->Close(conn);
     hello_rank_.erase(conn);
   };
-  if (!parsed.ok()) return refuse(parsed.status().message());
+  if (!parsed.ok()) {
+    options_.reporter->Error(fmt::format("node {} sent a malformed message: {}; refused",
+                                         hello_rank_[conn], parsed.status().message()));
+    return refuse("malformed message: " + parsed.status().message());
+  }
   NodeJoin join = std::move(parsed).value();
   if (join.node_rank != hello_rank_[conn]) {
     return refuse(fmt::format("joined as node {} after authenticating as node {}", join.node_rank,
@@ -297,93 +303,140 @@ void HeadSession::OnJoin(int conn, const json& body) {
 
 void HeadSession::OnMessage(int conn, const Frame& frame) {
   std::lock_guard lock(mu_);
+  // The handlers read only decoded, checked values (control_messages.h), so nothing
+  // below throws on what a peer sent; should something still throw, it is that
+  // peer's message that is refused, not the head that aborts.
+  Status handled;
+  try {
+    handled = HandleMessageLocked(conn, frame);
+  } catch (const std::exception& e) {
+    handled = InternalError(
+        fmt::format("{} message: {}", MessageTypeName(frame.type), EscapeControl(e.what())));
+  }
+  if (!handled.ok()) RefuseMessageLocked(conn, handled.message());
+}
+
+Status HeadSession::HandleMessageLocked(int conn, const Frame& frame) {
   auto node = conn_node_.find(conn);
   if (node == conn_node_.end()) {
     if (hello_rank_.count(conn) != 0) {
-      if (frame.type != MessageType::kJoin) return;
-      Result<json> body = DecodeJsonPayload(frame);
-      if (body.ok()) OnJoin(conn, *body);
-      return;
+      if (frame.type != MessageType::kJoin) {
+        return InvalidArgumentError(
+            fmt::format("{} message before Join", MessageTypeName(frame.type)));
+      }
+      TR_ASSIGN_OR_RETURN(json body, DecodeJsonPayload(frame));
+      OnJoin(conn, body);
+      return Status::Ok();
     }
     return OnRshMessage(conn, frame);
   }
   const int rank = node->second;
   heartbeat_.Heard(rank);
   if (frame.type == MessageType::kRshData) {
-    Result<RshChunk> chunk = DecodeRshData(frame);
-    if (!chunk.ok()) return;
-    auto route = sessions_.find(chunk->session);
+    TR_ASSIGN_OR_RETURN(RshChunk chunk, DecodeRshData(frame));
+    auto route = sessions_.find(chunk.session);
     if (route != sessions_.end() && route->second.node_rank == rank) {
-      server_->Send(route->second.agent_conn, EncodeRshData(*chunk));
+      server_->Send(route->second.agent_conn, EncodeRshData(chunk));
+    }
+    return Status::Ok();
+  }
+  TR_RETURN_IF_ERROR(OnNodeMessage(rank, frame));
+  cv_.notify_all();
+  return Status::Ok();
+}
+
+void HeadSession::RefuseMessageLocked(int conn, const std::string& why) {
+  server_->Send(conn,
+                EncodeJsonFrame(MessageType::kRefused, {{"reason", "malformed message: " + why}}));
+  server_->Close(conn);
+  auto node = conn_node_.find(conn);
+  if (node != conn_node_.end()) {
+    const int rank = node->second;
+    const std::string reason = fmt::format("it sent a malformed message: {}", why);
+    if (phase_ == Phase::kRendezvous) {
+      options_.reporter->Error(fmt::format("{} {}; closing its connection", Who(rank), reason));
+    } else {
+      NodeLostLocked(rank, reason);
     }
     return;
   }
-  Result<json> body = DecodeJsonPayload(frame);
-  if (!body.ok()) return;
-  OnNodeMessage(rank, frame, *body);
+  if (hello_rank_.count(conn) != 0) {
+    options_.reporter->Error(fmt::format(
+        "node {} sent a malformed message: {}; closing its connection", hello_rank_[conn], why));
+    hello_rank_.erase(conn);
+    return;
+  }
+  options_.reporter->Warning(
+      fmt::format("an rsh agent ({}) sent a malformed message: {}; closing its connection",
+                  server_->PeerOf(conn), why));
 }
 
-void HeadSession::OnNodeMessage(int rank, const Frame& frame, const json& body) {
+Status HeadSession::OnNodeMessage(int rank, const Frame& frame) {
   Node& node = nodes_[rank];
   switch (frame.type) {
     case MessageType::kReady:
+      TR_RETURN_IF_ERROR(DecodeEmpty(frame));
       node.ready = true;
       MaybeStartLocked();
-      break;
+      return Status::Ok();
+    case MessageType::kHeartbeat: return DecodeEmpty(frame);
     case MessageType::kRankFailed: {
-      int failed_rank = body.value("rank", -1);
-      int code = body.value("exitCode", 1);
-      std::string reason =
-          fmt::format("rank {} on {} {}", failed_rank, Who(rank), body.value("reason", "failed"));
-      AddEventLocked({body.value("timeMs", WallMillis()), code, reason, rank, failed_rank, false});
-      StopLocked(code, reason);
-      break;
+      TR_ASSIGN_OR_RETURN(RankFailedMessage m, DecodeRankFailed(frame));
+      std::string reason = fmt::format("rank {} on {} {}", m.rank, Who(rank), m.reason);
+      AddEventLocked({m.time_ms.value_or(WallMillis()), m.exit_code, reason, rank, m.rank, false});
+      StopLocked(m.exit_code, reason);
+      return Status::Ok();
     }
     case MessageType::kNodeStopping: {
-      int code = body.value("exitCode", 1);
-      std::string reason = fmt::format("{} on {}", body.value("reason", "stopped"), Who(rank));
-      AddEventLocked({body.value("timeMs", WallMillis()), code, reason, rank, std::nullopt, false});
-      StopLocked(code, reason);
-      break;
+      TR_ASSIGN_OR_RETURN(StopMessage m, DecodeStop(frame));
+      std::string reason = fmt::format("{} on {}", m.reason, Who(rank));
+      AddEventLocked(
+          {m.time_ms.value_or(WallMillis()), m.exit_code, reason, rank, std::nullopt, false});
+      StopLocked(m.exit_code, reason);
+      return Status::Ok();
     }
-    case MessageType::kNodeResult:
-      node.result = NodeResult::FromJson(body);
+    case MessageType::kNodeResult: {
+      TR_ASSIGN_OR_RETURN(NodeResult result, DecodeNodeResult(frame));
+      node.result = std::move(result);
       node.result.node_rank = rank;
       node.result_in = true;
-      break;
-    case MessageType::kManifest:
-      if (body.contains("files") && body["files"].is_array()) {
+      return Status::Ok();
+    }
+    case MessageType::kManifest: {
+      TR_ASSIGN_OR_RETURN(ManifestMessage m, DecodeManifest(frame));
+      if (m.files) {
         node.manifest.node_rank = rank;
-        node.manifest.files.clear();
-        for (const json& f : body["files"]) {
-          node.manifest.files.push_back({f.value("key", ""), f.value("size", uint64_t{0}), ""});
-        }
+        node.manifest.files = std::move(*m.files);
         node.manifest_in = true;
       }
-      if (body.contains("digests") && body["digests"].is_object()) {
+      if (m.digests) {
         for (ManifestEntry& e : node.manifest.files) {
-          if (body["digests"].contains(e.key)) e.sha256 = body["digests"][e.key].get<std::string>();
+          auto digest = m.digests->find(e.key);
+          if (digest != m.digests->end()) e.sha256 = digest->second;
         }
         node.digests_in = true;
       }
-      break;
-    case MessageType::kNodeDone:
-      node.done.files = body.value("files", uint64_t{0});
-      node.done.bytes = body.value("bytes", uint64_t{0});
-      node.done.upload_errors = body.value("uploadErrors", std::vector<std::string>{});
-      node.done_in = true;
-      break;
-    case MessageType::kRshExit: {
-      uint32_t session = body.value("session", 0u);
-      auto route = sessions_.find(session);
-      if (route != sessions_.end() && route->second.node_rank == rank) {
-        EndRshSessionLocked(route, body);
-      }
-      break;
+      return Status::Ok();
     }
-    default: break;
+    case MessageType::kNodeDone: {
+      TR_ASSIGN_OR_RETURN(NodeDone done, DecodeNodeDone(frame));
+      node.done = std::move(done);
+      node.done_in = true;
+      return Status::Ok();
+    }
+    case MessageType::kRshExit: {
+      TR_ASSIGN_OR_RETURN(RshExitMessage m, DecodeRshExit(frame));
+      auto route = sessions_.find(m.session);
+      if (route != sessions_.end() && route->second.node_rank == rank) {
+        EndRshSessionLocked(
+            route, {{"session", m.session}, {"exitCode", m.exit_code}, {"error", m.error}});
+      }
+      return Status::Ok();
+    }
+    default:
+      return InvalidArgumentError(
+          fmt::format("{} message: not one a node sends the head", MessageTypeName(frame.type)));
   }
-  cv_.notify_all();
 }
 
 void HeadSession::NodeLostLocked(int rank, const std::string& why) {

@@ -77,9 +77,15 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   void OnRefused(const std::string& peer, const std::string& reason) override;
   void OnTick() override;
 
-  void OnNodeMessage(int node_rank, const Frame& frame, const nlohmann::json& body);
+  // The message handlers: a non-ok Status is a malformed (or unexpected) message,
+  // named with its field, that RefuseMessageLocked turns away.
+  Status HandleMessageLocked(int conn, const Frame& frame);
+  Status OnNodeMessage(int node_rank, const Frame& frame);
   void OnJoin(int conn, const nlohmann::json& body);
-  void OnRshMessage(int conn, const Frame& frame);
+  Status OnRshMessage(int conn, const Frame& frame);
+  // Tells the peer why, closes its connection and reports it: a node that joined is
+  // lost (after the rendezvous, that stops the job with 69).
+  void RefuseMessageLocked(int conn, const std::string& why);
   using RshRoutes = std::map<uint32_t, RshRoute>;
   // Tells the session's agent how it ended (`exit_body`, a kRshExit payload),
   // hangs up on it and forgets the session; the next route.

@@ -3,45 +3,51 @@
 // session's stdio and end between the agent and that node.
 #include <fmt/format.h>
 
+#include "base/text.h"
+#include "runtime/cluster/control_messages.h"
 #include "runtime/cluster/head_session.h"
 
 namespace trainrun {
 
 using nlohmann::json;
 
-void HeadSession::OnRshMessage(int conn, const Frame& frame) {
+Status HeadSession::OnRshMessage(int conn, const Frame& frame) {
   auto fail = [&](uint32_t session, const std::string& error) {
     server_->Send(conn,
                   EncodeJsonFrame(MessageType::kRshExit,
                                   {{"session", session}, {"exitCode", 255}, {"error", error}}));
     server_->Close(conn);
+    return Status::Ok();
   };
   if (frame.type == MessageType::kRshData) {
+    TR_ASSIGN_OR_RETURN(RshChunk chunk, DecodeRshData(frame));
     auto session = agent_session_.find(conn);
-    Result<RshChunk> chunk = DecodeRshData(frame);
-    if (session == agent_session_.end() || !chunk.ok()) return;
+    if (session == agent_session_.end()) return Status::Ok();
     auto route = sessions_.find(session->second);
-    if (route == sessions_.end()) return;
+    if (route == sessions_.end()) return Status::Ok();
     if (route->second.node_rank == 0) {
-      if (rsh_handler_) rsh_handler_->Stdin(session->second, chunk->data);
-      return;
+      if (rsh_handler_) rsh_handler_->Stdin(session->second, chunk.data);
+      return Status::Ok();
     }
-    chunk->session = session->second;
-    server_->Send(nodes_[route->second.node_rank].conn, EncodeRshData(*chunk));
-    return;
+    chunk.session = session->second;
+    server_->Send(nodes_[route->second.node_rank].conn, EncodeRshData(chunk));
+    return Status::Ok();
   }
-  if (frame.type != MessageType::kRshOpen || agent_session_.count(conn) != 0) return;
-  Result<json> body = DecodeJsonPayload(frame);
-  if (!body.ok()) return fail(0, body.status().message());
-  std::string host = body->value("host", "");
-  std::vector<std::string> argv = body->value("argv", std::vector<std::string>{});
+  if (frame.type != MessageType::kRshOpen) {
+    return InvalidArgumentError(fmt::format("{} message: not one an rsh agent sends the head",
+                                            MessageTypeName(frame.type)));
+  }
+  if (agent_session_.count(conn) != 0) {
+    return InvalidArgumentError("RshOpen message: a second one on the same connection");
+  }
+  TR_ASSIGN_OR_RETURN(RshOpenMessage open, DecodeRshOpen(frame));
   if (!assignment_) return fail(0, "the job has no nodes yet (rendezvous not complete)");
-  const NodeSlot* target = assignment_->FindHost(host);
+  const NodeSlot* target = assignment_->FindHost(open.host);
   if (target == nullptr) {
     std::vector<std::string> known;
     for (const NodeSlot& n : assignment_->nodes)
       known.push_back(fmt::format("{} ({})", n.address, n.host));
-    return fail(0, fmt::format("no node \"{}\" in this job; its nodes are {}", host,
+    return fail(0, fmt::format("no node \"{}\" in this job; its nodes are {}", open.host,
                                fmt::join(known, ", ")));
   }
   if (nodes_[target->node_rank].lost)
@@ -49,15 +55,19 @@ void HeadSession::OnRshMessage(int conn, const Frame& frame) {
   const uint32_t session = next_session_++;
   sessions_[session] = {conn, target->node_rank};
   agent_session_[conn] = session;
+  std::vector<std::string> shown;
+  for (const std::string& arg : open.argv) shown.push_back(EscapeControl(arg));
   options_.reporter->Info(fmt::format("rsh session {}: starting on {}: {}", session,
-                                      Who(target->node_rank), fmt::join(argv, " ")));
+                                      Who(target->node_rank), fmt::join(shown, " ")));
   if (target->node_rank == 0) {
     if (rsh_handler_ == nullptr) return fail(session, "the head runs no MPI launch");
-    rsh_handler_->Exec(session, argv);
-    return;
+    rsh_handler_->Exec(session, open.argv);
+    return Status::Ok();
   }
-  server_->Send(nodes_[target->node_rank].conn,
-                EncodeJsonFrame(MessageType::kRshExec, {{"session", session}, {"argv", argv}}));
+  server_->Send(
+      nodes_[target->node_rank].conn,
+      EncodeJsonFrame(MessageType::kRshExec, {{"session", session}, {"argv", open.argv}}));
+  return Status::Ok();
 }
 
 void HeadSession::Sink::Output(uint32_t session, int stream, std::string data) {

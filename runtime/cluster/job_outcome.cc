@@ -56,8 +56,11 @@ JobOutcome DecideJobOutcome(const std::vector<FailureEvent>& events_in,
     // A node whose failure report was lost on the way still has it in its
     // result.
     if (node.result_in && node.result.failure && node.result.failure_time_ms > 0) {
+      // Copies: clang before 16 cannot capture structured bindings.
+      const int node_rank = rank;
+      const int failed_rank = node.result.failure->rank;
       bool known = std::any_of(events.begin(), events.end(), [&](const FailureEvent& e) {
-        return e.node_rank == rank && e.rank == node.result.failure->rank;
+        return e.node_rank == node_rank && e.rank == failed_rank;
       });
       if (!known) {
         events.push_back({node.result.failure_time_ms, node.result.failure->exit_code,

@@ -27,9 +27,8 @@ struct NodeResult {
   int64_t failure_time_ms = 0;           // when it was seen (Unix ms)
   std::vector<std::string> warnings;
 
+  // Read back by DecodeNodeResult (control_messages.h).
   nlohmann::json ToJson() const;
-  // Never fails: a malformed field is left at its default and the rest is read.
-  static NodeResult FromJson(const nlohmann::json& json);
 };
 
 // A node's uploads (kNodeDone).

@@ -4,6 +4,9 @@
 
 #include <fmt/format.h>
 
+#include "runtime/cluster/control_messages.h"
+#include "runtime/cluster/field_reader.h"
+
 namespace trainrun {
 
 using nlohmann::json;
@@ -26,28 +29,30 @@ json NodeJoin::ToJson() const {
 }
 
 Result<NodeJoin> NodeJoin::FromJson(const json& j) {
+  constexpr auto kOptional = Presence::kOptional;
+  FieldReader r(MessageType::kJoin, j);
   NodeJoin n;
-  try {
-    n.node_rank = j.at("nodeRank").get<int>();
-    n.node_count = j.at("nodeCount").get<int>();
-    n.host = j.value("host", "");
-    n.address = j.value("address", "");
-    n.interface = j.value("interface", "");
-    n.addresses = j.value("addresses", std::vector<std::string>{});
-    n.process_count = j.at("processCount").get<int>();
-    n.process_count_source = j.value("processCountSource", "");
-    n.gpu_count = j.value("gpuCount", 0);
-    n.pid = j.value("pid", 0);
-    n.job_digest = j.value("jobDigest", "");
-    n.trainrun_version = j.value("trainrunVersion", "");
-    n.run_id = j.value("runId", "");
-    n.tf_ports = j.value("tfPorts", std::vector<int>{});
-  } catch (const json::exception& e) {
-    return InvalidArgumentError(fmt::format("malformed Join message: {}", e.what()));
+  TR_RETURN_IF_ERROR(r.Int("nodeRank", 0, kMaxNodeCount - 1, &n.node_rank));
+  TR_RETURN_IF_ERROR(r.Int("nodeCount", 1, kMaxNodeCount, &n.node_count));
+  TR_RETURN_IF_ERROR(r.Text("host", kMaxShortTextBytes, &n.host, kOptional));
+  TR_RETURN_IF_ERROR(r.Text("address", kMaxShortTextBytes, &n.address, kOptional));
+  TR_RETURN_IF_ERROR(r.Text("interface", kMaxShortTextBytes, &n.interface, kOptional));
+  TR_RETURN_IF_ERROR(
+      r.TextList("addresses", kMaxPeerListItems, kMaxShortTextBytes, &n.addresses, kOptional));
+  TR_RETURN_IF_ERROR(r.Int("processCount", 1, kMaxProcessesPerNode, &n.process_count));
+  TR_RETURN_IF_ERROR(
+      r.Text("processCountSource", kMaxShortTextBytes, &n.process_count_source, kOptional));
+  TR_RETURN_IF_ERROR(r.Int("gpuCount", 0, kMaxProcessesPerNode, &n.gpu_count, kOptional));
+  TR_RETURN_IF_ERROR(r.Int("pid", 0, kMaxPid, &n.pid, kOptional));
+  TR_RETURN_IF_ERROR(r.String("jobDigest", kMaxShortTextBytes, &n.job_digest, kOptional));
+  TR_RETURN_IF_ERROR(r.Text("trainrunVersion", kMaxShortTextBytes, &n.trainrun_version, kOptional));
+  TR_RETURN_IF_ERROR(r.String("runId", kMaxShortTextBytes, &n.run_id, kOptional));
+  if (!n.run_id.empty() && !IsValidRunName(n.run_id)) {
+    return r.Error(
+        "runId",
+        "expected 1-255 letters, digits, '_', '-' or '.', starting with a letter or digit");
   }
-  if (n.process_count < 1 || n.node_count < 1) {
-    return InvalidArgumentError("malformed Join message: counts must be positive");
-  }
+  TR_RETURN_IF_ERROR(r.IntList("tfPorts", kMaxProcessesPerNode, 0, 65535, &n.tf_ports, kOptional));
   return n;
 }
 
@@ -74,34 +79,42 @@ json JobAssignment::ToJson(std::optional<int> for_node) const {
 }
 
 Result<JobAssignment> JobAssignment::FromJson(const json& j) {
+  constexpr auto kOptional = Presence::kOptional;
+  FieldReader r(MessageType::kAssign, j);
   JobAssignment a;
-  try {
-    a.run_id = j.at("runId").get<std::string>();
-    a.world_size = j.at("worldSize").get<int>();
-    a.master_addr = j.at("masterAddr").get<std::string>();
-    a.master_port = j.at("masterPort").get<int>();
-    const size_t count = j.value("nodeCount", j.at("nodes").size());
-    if (count > 1000000) return InvalidArgumentError("malformed Assign message: too many nodes");
-    a.nodes.resize(count);
-    for (size_t i = 0; i < count; ++i) a.nodes[i].node_rank = static_cast<int>(i);
-    for (const json& n : j.at("nodes")) {
-      NodeSlot slot;
-      slot.node_rank = n.at("nodeRank").get<int>();
-      slot.host = n.value("host", "");
-      slot.address = n.value("address", "");
-      slot.interface = n.value("interface", "");
-      slot.addresses = n.value("addresses", std::vector<std::string>{});
-      slot.process_count = n.at("processCount").get<int>();
-      slot.first_rank = n.at("firstRank").get<int>();
-      slot.pid = n.value("pid", 0);
-      slot.tf_ports = n.value("tfPorts", std::vector<int>{});
-      if (slot.node_rank < 0 || slot.node_rank >= static_cast<int>(count)) {
-        return InvalidArgumentError("malformed Assign message: a node rank out of range");
-      }
-      a.nodes[slot.node_rank] = std::move(slot);
+  TR_RETURN_IF_ERROR(r.String("runId", kMaxShortTextBytes, &a.run_id));
+  if (!IsValidRunName(a.run_id)) {
+    return r.Error(
+        "runId",
+        "expected 1-255 letters, digits, '_', '-' or '.', starting with a letter or digit");
+  }
+  TR_RETURN_IF_ERROR(r.Int("worldSize", 1, kMaxGlobalRank + 1, &a.world_size));
+  TR_RETURN_IF_ERROR(r.String("masterAddr", kMaxShortTextBytes, &a.master_addr));
+  TR_RETURN_IF_ERROR(r.Int("masterPort", 0, 65535, &a.master_port));
+  TR_ASSIGN_OR_RETURN(std::vector<FieldReader> nodes, r.Objects("nodes", kMaxNodeCount));
+  int count = static_cast<int>(nodes.size());
+  TR_RETURN_IF_ERROR(r.Int("nodeCount", 1, kMaxNodeCount, &count, kOptional));
+  a.nodes.resize(static_cast<size_t>(count));
+  for (int i = 0; i < count; ++i) a.nodes[static_cast<size_t>(i)].node_rank = i;
+  for (const FieldReader& n : nodes) {
+    NodeSlot slot;
+    TR_RETURN_IF_ERROR(n.Int("nodeRank", 0, count - 1, &slot.node_rank));
+    TR_RETURN_IF_ERROR(n.Text("host", kMaxRelayedShortTextBytes, &slot.host, kOptional));
+    TR_RETURN_IF_ERROR(n.Text("address", kMaxRelayedShortTextBytes, &slot.address, kOptional));
+    TR_RETURN_IF_ERROR(n.Text("interface", kMaxRelayedShortTextBytes, &slot.interface, kOptional));
+    TR_RETURN_IF_ERROR(n.TextList("addresses", kMaxPeerListItems, kMaxRelayedShortTextBytes,
+                                  &slot.addresses, kOptional));
+    TR_RETURN_IF_ERROR(n.Int("processCount", 1, kMaxProcessesPerNode, &slot.process_count));
+    TR_RETURN_IF_ERROR(n.Int("firstRank", 0, a.world_size - 1, &slot.first_rank));
+    if (int64_t{slot.first_rank} + slot.process_count > a.world_size) {
+      return n.Error("processCount",
+                     fmt::format("ranks {} to {} do not fit the world size {}", slot.first_rank,
+                                 slot.first_rank + slot.process_count - 1, a.world_size));
     }
-  } catch (const json::exception& e) {
-    return InvalidArgumentError(fmt::format("malformed Assign message: {}", e.what()));
+    TR_RETURN_IF_ERROR(n.Int("pid", 0, kMaxPid, &slot.pid, kOptional));
+    TR_RETURN_IF_ERROR(
+        n.IntList("tfPorts", kMaxProcessesPerNode, 0, 65535, &slot.tf_ports, kOptional));
+    a.nodes[static_cast<size_t>(slot.node_rank)] = std::move(slot);
   }
   return a;
 }

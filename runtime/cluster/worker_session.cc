@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include "base/net_util.h"
+#include "base/text.h"
+#include "runtime/cluster/control_messages.h"
 
 namespace trainrun {
 namespace {
@@ -100,15 +102,24 @@ Result<JobAssignment> WorkerSession::Rendezvous(const NodeJoin& self) {
       return UnavailableError(received.status().message());
     }
     const Frame& frame = **received;
-    Result<json> body = DecodeJsonPayload(frame);
     if (frame.type == MessageType::kRefused) {
-      return UnavailableError(
-          fmt::format("{} refused this node: {}", head_name_,
-                      body.ok() ? body->value("reason", "") : "no reason given"));
+      Result<std::string> reason = DecodeRefused(frame);
+      return UnavailableError(fmt::format("{} refused this node: {}", head_name_,
+                                          reason.ok() ? *reason : reason.status().message()));
     }
-    if (frame.type != MessageType::kAssign || !body.ok()) continue;
+    // Before its assignment, a node has no part in the job's stop: the head
+    // refuses it with the reason.
+    if (frame.type != MessageType::kAssign) continue;
+    Result<json> body = DecodeJsonPayload(frame);
+    if (!body.ok()) {
+      return UnavailableError(
+          fmt::format("{} sent a malformed message: {}", head_name_, body.status().message()));
+    }
     Result<JobAssignment> parsed = JobAssignment::FromJson(*body);
-    if (!parsed.ok()) return UnavailableError(parsed.status().message());
+    if (!parsed.ok()) {
+      return UnavailableError(
+          fmt::format("{} sent a malformed message: {}", head_name_, parsed.status().message()));
+    }
     assignment = std::move(parsed).value();
   }
   if (assignment->nodes.size() <= static_cast<size_t>(node_rank_)) {
@@ -168,43 +179,81 @@ void WorkerSession::OnTick() {
 void WorkerSession::OnFrame(const Frame& frame) {
   std::lock_guard lock(mu_);
   heartbeat_.Heard(0);
-  if (frame.type == MessageType::kRshData) {
-    Result<RshChunk> chunk = DecodeRshData(frame);
-    if (chunk.ok() && rsh_handler_) rsh_handler_->Stdin(chunk->session, chunk->data);
-    return;
+  // The handlers read only decoded, checked values (control_messages.h); should
+  // something still throw, the head's message is refused, not this node aborted.
+  Status handled;
+  try {
+    handled = HandleFrameLocked(frame);
+  } catch (const std::exception& e) {
+    handled = InternalError(
+        fmt::format("{} message: {}", MessageTypeName(frame.type), EscapeControl(e.what())));
   }
-  Result<json> body = DecodeJsonPayload(frame);
-  if (!body.ok()) return;
+  if (!handled.ok()) {
+    // The head is not followed past a message this node cannot read.
+    HeadLostLocked(fmt::format("it sent a malformed message: {}", handled.message()));
+    client_->Close();
+  }
+  cv_.notify_all();
+}
+
+Status WorkerSession::HandleFrameLocked(const Frame& frame) {
   switch (frame.type) {
-    case MessageType::kStart: started_ = true; break;
-    case MessageType::kStop:
-      StopLocked({body->value("exitCode", 1), body->value("reason", "stopped by the head")});
-      break;
-    case MessageType::kUploadPlan:
-      if (body->contains("needDigests")) {
-        digest_request_ = *body;
+    case MessageType::kRshData: {
+      TR_ASSIGN_OR_RETURN(RshChunk chunk, DecodeRshData(frame));
+      if (rsh_handler_) rsh_handler_->Stdin(chunk.session, chunk.data);
+      return Status::Ok();
+    }
+    case MessageType::kHeartbeat: return DecodeEmpty(frame);
+    case MessageType::kStart:
+      TR_RETURN_IF_ERROR(DecodeEmpty(frame));
+      started_ = true;
+      return Status::Ok();
+    case MessageType::kStop: {
+      TR_ASSIGN_OR_RETURN(StopMessage m, DecodeStop(frame));
+      StopLocked({m.exit_code, m.reason});
+      return Status::Ok();
+    }
+    case MessageType::kUploadPlan: {
+      TR_ASSIGN_OR_RETURN(UploadPlanMessage m, DecodeUploadPlan(frame));
+      if (m.need_digests) {
+        digest_request_ = std::move(*m.need_digests);
       } else {
-        plan_ = *body;
+        plan_ = std::move(m.uploads);
       }
-      break;
-    case MessageType::kFinished: finished_ = *body; break;
-    case MessageType::kRshExec:
+      return Status::Ok();
+    }
+    case MessageType::kFinished: {
+      TR_ASSIGN_OR_RETURN(JobOutcome outcome, DecodeFinished(frame));
+      finished_ = std::move(outcome);
+      return Status::Ok();
+    }
+    case MessageType::kRshExec: {
+      TR_ASSIGN_OR_RETURN(RshExecMessage m, DecodeRshExec(frame));
       if (rsh_handler_) {
-        rsh_handler_->Exec(body->value("session", 0u),
-                           body->value("argv", std::vector<std::string>{}));
+        rsh_handler_->Exec(m.session, std::move(m.argv));
       } else {
         Send(MessageType::kRshExit,
-             {{"session", body->value("session", 0u)},
+             {{"session", m.session},
               {"exitCode", 255},
               {"error", fmt::format("node {} runs no MPI launch", node_rank_)}});
       }
-      break;
-    case MessageType::kRshClose:
-      if (rsh_handler_) rsh_handler_->Kill(body->value("session", 0u));
-      break;
-    default: break;
+      return Status::Ok();
+    }
+    case MessageType::kRshClose: {
+      TR_ASSIGN_OR_RETURN(uint32_t session, DecodeRshClose(frame));
+      if (rsh_handler_) rsh_handler_->Kill(session);
+      return Status::Ok();
+    }
+    case MessageType::kRefused: {
+      TR_ASSIGN_OR_RETURN(std::string reason, DecodeRefused(frame));
+      HeadLostLocked(fmt::format("it refused this node: {}", reason));
+      client_->Close();
+      return Status::Ok();
+    }
+    default:
+      return InvalidArgumentError(
+          fmt::format("{} message: not one the head sends a node", MessageTypeName(frame.type)));
   }
-  cv_.notify_all();
 }
 
 std::optional<StopNotice> WorkerSession::WaitForStart(const Status& prepared, int exit_code) {
@@ -255,10 +304,7 @@ std::vector<TransferItem> WorkerSession::MergeUploads(std::vector<TransferItem> 
   auto answered = [&] { return plan_ || digest_request_ || head_lost_ || finished_; };
   WaitLocked(lock, answered);
   if (digest_request_ && !plan_) {
-    std::set<std::string> keys;
-    for (const json& k : (*digest_request_)["needDigests"]) {
-      if (k.is_string()) keys.insert(k.get<std::string>());
-    }
+    std::set<std::string> keys(digest_request_->begin(), digest_request_->end());
     lock.unlock();
     json digests = DigestsOf(items, run_prefix, keys);
     Send(MessageType::kManifest, {{"digests", digests}});
@@ -278,11 +324,10 @@ std::vector<TransferItem> WorkerSession::MergeUploads(std::vector<TransferItem> 
     }
     return mine;
   }
-  const json& uploads = (*plan_)["uploads"];
   for (TransferItem& item : items) {
-    std::string key = item.key.substr(run_prefix.size());
-    if (!uploads.contains(key) || !uploads[key].is_string()) continue;
-    item.key = run_prefix + uploads[key].get<std::string>();
+    auto as = plan_->find(item.key.substr(run_prefix.size()));
+    if (as == plan_->end()) continue;
+    item.key = run_prefix + as->second;
     mine.push_back(std::move(item));
   }
   return mine;
@@ -304,13 +349,11 @@ JobOutcome WorkerSession::Finish(const NodeDone& done, const JobOutcome& local) 
     }
     return outcome;
   }
-  const json& f = *finished_;
-  outcome.exit_code = f.value("exitCode", local.exit_code);
-  ParseRunStatus(f.value("status", "Failed"), &outcome.status);
-  outcome.outcome = f.value("outcome", "");
-  outcome.stop_reason = f.value("stopReason", "");
-  if (f.contains("failure") && f["failure"].is_object())
-    outcome.failure = FailureFromJson(f["failure"]);
+  outcome.exit_code = finished_->exit_code;
+  outcome.status = finished_->status;
+  outcome.outcome = finished_->outcome;
+  outcome.stop_reason = finished_->stop_reason;
+  outcome.failure = finished_->failure;
   return outcome;
 }
 

@@ -8,7 +8,10 @@
 // no loss of the head: it gets a fresh interval (heartbeat.h).
 #pragma once
 
+#include <map>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "runtime/cluster/cluster_session.h"
 #include "runtime/cluster/control_auth.h"
@@ -47,6 +50,8 @@ class WorkerSession : public SessionBase {
   };
 
   void OnFrame(const Frame& frame);
+  // Non-ok: a malformed or unexpected message from the head, named with its field.
+  Status HandleFrameLocked(const Frame& frame);
   void OnTick();
   void OnClosed(const std::string& reason);
   void HeadLostLocked(const std::string& why);
@@ -66,9 +71,9 @@ class WorkerSession : public SessionBase {
   HeartbeatMonitor heartbeat_;
   bool started_ = false;
   bool head_lost_ = false;
-  std::optional<nlohmann::json> plan_;
-  std::optional<nlohmann::json> digest_request_;
-  std::optional<nlohmann::json> finished_;
+  std::optional<std::map<std::string, std::string>> plan_;  // key -> key to upload as
+  std::optional<std::vector<std::string>> digest_request_;  // keys
+  std::optional<JobOutcome> finished_;                      // the head's final word
   RshHandler* rsh_handler_ = nullptr;
 };
 

@@ -507,5 +507,82 @@ TEST_F(ClusterTest, WhenTheHeadDiesTheOtherNodesExit69AndFinishTheRecord) {
   }
 }
 
+// A peer's words reach the head's console, its system log and `history show`
+// escaped, as one line each: node 1's host name (set in a UTS namespace of its own)
+// and a role that a stranger claims both hold a newline and a colour escape.
+TEST_F(ClusterTest, TextFromPeersIsEscapedOnTheConsoleInTheSystemLogAndInHistory) {
+  if (geteuid() != 0 || system("unshare --uts true 2>/dev/null") != 0) {
+    GTEST_SKIP() << "needs root and unshare(1) to give node 1 a host name of its own";
+  }
+  const std::string evil_host = "evil\n\x1b[31mFORGED HOST";
+  const std::string evil_role = "x\n\x1b[31mFORGED ROLE";
+  std::string job = Job({{"command",
+                          {RankHelper(), "--fail-rank", "1", "--exit-code", "3", "--after-ms",
+                           "500", "--sleep-ms", "30000"}},
+                         {"nodeCount", 2},
+                         {"processCountPerNode", 1}});
+  auto head = Start(job, 0);
+  // A stranger claims a role with control characters in it; the head refuses it.
+  int fd = -1;
+  ASSERT_TRUE(WaitFor([&] {
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port_));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) return true;
+    close(fd);
+    return false;
+  }));
+  std::string hello =
+      json{{"role", evil_role}, {"nodeRank", 1}, {"nonce", std::string(64, '0')}}.dump();
+  std::string frame = std::string("TRNC\x01\x01\x00\x00", 8);
+  for (int shift : {24, 16, 8, 0}) frame.push_back(static_cast<char>(hello.size() >> shift));
+  frame += hello;
+  ASSERT_EQ(send(fd, frame.data(), frame.size(), MSG_NOSIGNAL), static_cast<ssize_t>(frame.size()));
+  char buffer[512];
+  while (recv(fd, buffer, sizeof(buffer), 0) > 0) {
+  }
+  close(fd);
+  // Node 1 runs with that host name; its rank fails.
+  std::vector<std::string> argv = {"/usr/bin/unshare",
+                                   "--uts",
+                                   "/bin/sh",
+                                   "-c",
+                                   "/usr/bin/python3 -c 'import os, socket; "
+                                   "socket.sethostname(os.environ[\"EVIL_HOST\"])' && exec \"$@\"",
+                                   "sh"};
+  std::vector<std::string> args = Args(job, 1);
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::string out = dir_ / "evil-node";
+  fs::create_directories(out);
+  TrainrunProcess node(
+      argv, {"TRAINRUN_JOB_TOKEN=cluster-test-token-123456", "EVIL_HOST=" + evil_host}, out);
+  Invocation h = head->Wait();
+  Invocation n = node.Wait();
+  EXPECT_EQ(h.exit_code, 3) << h.err;
+  EXPECT_EQ(n.exit_code, 3) << n.err;
+
+  const std::string shown_host = "evil\\n\\x1b[31mFORGED HOST";
+  const std::string shown_role = "x\\n\\x1b[31mFORGED ROLE";
+  Invocation show =
+      RunTrainrun({"history", "--history", dir_ / "history", "show", run_id_}, dir_ / "evil-node");
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  const std::string console = h.out + h.err;
+  const std::string system_log = ReadFile(RunDir() + "/system_logs/trainrun_node_0.log");
+  for (const auto& [name, text] :
+       {std::pair{"console", console}, {"system log", system_log}, {"history show", show.out}}) {
+    SCOPED_TRACE(name);
+    EXPECT_NE(text.find(shown_host), std::string::npos) << text;
+    EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
+    EXPECT_EQ(text.find("\nFORGED"), std::string::npos) << text;
+  }
+  for (const auto& [name, text] : {std::pair{"console", console}, {"system log", system_log}}) {
+    EXPECT_NE(text.find(shown_role), std::string::npos) << name << ": " << text;
+  }
+  // run.json keeps the escaped form too.
+  EXPECT_EQ(Record()["failure"]["host"], shown_host);
+}
+
 }  // namespace
 }  // namespace trainrun::testing

@@ -24,7 +24,9 @@
 
 #include "base/net_util.h"
 #include "runtime/cluster/control_client.h"
+#include "runtime/cluster/control_messages.h"
 #include "runtime/cluster/control_protocol.h"
+#include "runtime/cluster/control_server.h"
 #include "runtime/cluster/head_session.h"
 #include "runtime/cluster/worker_session.h"
 #include "tests/fakes/fake_clock.h"
@@ -701,6 +703,260 @@ TEST_F(ControlPlaneTest, OutputsWrittenDifferentlyByTwoNodesAreBothKept) {
   EXPECT_TRUE(reporter_.Saw("outputs/model.pt was written differently by several nodes"))
       << reporter_.All();
   done.get();
+}
+
+// A node that authenticates and joins like any other, then sends what a test
+// scripts; it hears what the head answers.
+std::unique_ptr<ControlClient> ConnectAsNode(int port, Clock* clock, int node_rank) {
+  ControlClientOptions o;
+  o.host = "127.0.0.1";
+  o.port = port;
+  o.role = kRoleNode;
+  o.node_rank = node_rank;
+  o.key = "the-job-token-0123456789";
+  o.deadline = clock->Now() + seconds(10);
+  o.clock = clock;
+  Result<std::unique_ptr<ControlClient>> client = ControlClient::Connect(o);
+  EXPECT_TRUE(client.ok()) << client.status().message();
+  return client.ok() ? std::move(client).value() : nullptr;
+}
+
+// Frames until the connection closes (or 30 s pass); the Refused reason among them.
+std::string RefusalBeforeClose(ControlClient* client, Clock* clock) {
+  std::string reason;
+  const TimePoint deadline = clock->Now() + seconds(30);
+  while (true) {
+    Result<std::optional<Frame>> frame = client->Receive(deadline);
+    if (!frame.ok() || !*frame) return reason;
+    if ((*frame)->type == MessageType::kRefused) {
+      Result<std::string> r = DecodeRefused(**frame);
+      reason = r.ok() ? *r : r.status().message();
+    }
+  }
+}
+
+TEST_F(ControlPlaneTest, AMalformedMessageFromANodeStopsTheJobNamingTheFieldNotTheHead) {
+  struct Malformed {
+    MessageType type;
+    nlohmann::json body;
+    std::string error;
+  };
+  const std::vector<Malformed> messages = {
+      {MessageType::kRankFailed,
+       {{"rank", "abc"}},
+       "RankFailed: field \"rank\": expected an integer from 0 to 268435455, got a string"},
+      {MessageType::kManifest,
+       {{"files", nlohmann::json::array()}, {"digests", 5}},
+       "Manifest: field \"digests\": expected an object"},
+      {MessageType::kNodeDone, {{"files", "x"}}, "NodeDone: field \"files\": expected an integer"},
+      {MessageType::kNodeResult,
+       {{"ranks", {{{"rank", 1}, {"exitCode", "1"}}}}},
+       "NodeResult: field \"ranks[0].exitCode\": expected an integer from 0 to 255, got a string"},
+      {MessageType::kStart, nlohmann::json::object(), "Start message: not one a node sends"},
+  };
+  for (const Malformed& m : messages) {
+    SCOPED_TRACE(MessageTypeName(m.type));
+    std::unique_ptr<HeadSession> head = StartHead();
+    auto joined = std::async(std::launch::async, [&] {
+      std::unique_ptr<ControlClient> node = ConnectAsNode(head->port(), &clock_, 1);
+      if (node) node->SendJson(MessageType::kJoin, Join(1, 2).ToJson()).IgnoreError();
+      return node;
+    });
+    ASSERT_TRUE(head->Rendezvous(Join(0, 2)).ok());
+    std::unique_ptr<ControlClient> node = joined.get();
+    ASSERT_TRUE(node);
+    StopCatcher stop;
+    head->SetStopHandler(stop.Handler());
+    ASSERT_TRUE(node->SendJson(m.type, m.body).ok());
+    // The node is told why, and hung up on.
+    EXPECT_NE(RefusalBeforeClose(node.get(), &clock_).find(m.error), std::string::npos);
+    // The job stops with 69, naming the node, the message and the field.
+    std::optional<StopNotice> notice = stop.Wait();
+    ASSERT_TRUE(notice.has_value());
+    EXPECT_EQ(notice->exit_code, 69);
+    EXPECT_NE(notice->reason.find("node 1 (host1, 127.0.0.1) was lost: it sent a malformed "
+                                  "message: " +
+                                  m.error),
+              std::string::npos)
+        << notice->reason;
+    // The head is alive and decides the job's outcome.
+    head->ReportResult(NodeResult{});
+    head->MergeUploads({}, "e/run-1/");
+    JobOutcome outcome = head->Finish(NodeDone{}, JobOutcome{});
+    EXPECT_EQ(outcome.exit_code, 69);
+    EXPECT_EQ(outcome.outcome, "node lost");
+  }
+}
+
+TEST_F(ControlPlaneTest, AMalformedJoinOrAgentMessageIsRefusedAndTheJobGoesOn) {
+  std::unique_ptr<HeadSession> head = StartHead();
+  std::unique_ptr<ControlClient> node = ConnectAsNode(head->port(), &clock_, 1);
+  ASSERT_TRUE(node);
+  nlohmann::json join = Join(1, 2).ToJson();
+  join["processCount"] = "two";
+  ASSERT_TRUE(node->SendJson(MessageType::kJoin, join).ok());
+  EXPECT_NE(RefusalBeforeClose(node.get(), &clock_)
+                .find("Join: field \"processCount\": expected an integer from 1 to 4096, got a "
+                      "string"),
+            std::string::npos);
+  EXPECT_TRUE(reporter_.WaitFor("node 1 sent a malformed message: Join: field \"processCount\""))
+      << reporter_.All();
+  // An rsh agent whose RshOpen names no host.
+  ControlClientOptions o;
+  o.host = "127.0.0.1";
+  o.port = head->port();
+  o.role = kRoleRsh;
+  o.node_rank = -1;
+  o.key = RoleKey({"the-job-token-0123456789", false}, kRoleRsh);
+  o.clock = &clock_;
+  Result<std::unique_ptr<ControlClient>> agent = ControlClient::Connect(o);
+  ASSERT_TRUE(agent.ok()) << agent.status().message();
+  ASSERT_TRUE((*agent)->SendJson(MessageType::kRshOpen, {{"argv", {"true"}}}).ok());
+  EXPECT_NE(RefusalBeforeClose(agent->get(), &clock_)
+                .find("RshOpen: field \"host\": missing (expected a string of at most 1020 bytes)"),
+            std::string::npos);
+  // The real nodes still join and run.
+  std::vector<std::unique_ptr<WorkerSession>> workers;
+  Assemble(head.get(), &workers, 2);
+  StartAll(head.get(), workers);
+  EXPECT_FALSE(head->stop().has_value());
+}
+
+// A head that answers a node's Join with `answer`: by default a valid assignment.
+class ScriptedHead : public ControlServer::Handler {
+ public:
+  explicit ScriptedHead(Clock* clock, std::string answer = "") : answer_(std::move(answer)) {
+    if (answer_.empty()) {
+      JobAssignment a;
+      a.run_id = "run-1";
+      a.world_size = 4;
+      a.master_addr = "127.0.0.1";
+      a.master_port = 29500;
+      a.nodes = {NodeSlot{0, "host0", "127.0.0.1", "lo", {}, 2, 0, 1, {}},
+                 NodeSlot{1, "host1", "127.0.0.1", "lo", {}, 2, 2, 1, {}}};
+      answer_ = EncodeJsonFrame(MessageType::kAssign, a.ToJson());
+    }
+    ControlServerOptions options;
+    options.address = "127.0.0.1";
+    options.clock = clock;
+    Result<std::unique_ptr<ControlServer>> server = ControlServer::Start(
+        options, [](const std::string&) { return std::string("the-job-token-0123456789"); }, this);
+    EXPECT_TRUE(server.ok()) << server.status().message();
+    if (server.ok()) server_ = std::move(server).value();
+  }
+  ~ScriptedHead() override {
+    if (server_) server_->Shutdown(Duration::zero());
+  }
+  int port() const { return server_->port(); }
+  // Sends `frame` to the node that joined last.
+  void Send(const std::string& frame) {
+    std::lock_guard lock(mu_);
+    server_->Send(conn_, frame);
+  }
+
+  void OnAuthenticated(int, const std::string&, int) override {}
+  void OnMessage(int conn, const Frame& frame) override {
+    if (frame.type != MessageType::kJoin) return;
+    std::lock_guard lock(mu_);
+    conn_ = conn;
+    server_->Send(conn, answer_);
+  }
+  void OnClosed(int, const std::string&) override {}
+  void OnRefused(const std::string&, const std::string&) override {}
+  void OnTick() override {}
+
+ private:
+  std::string answer_;
+  std::mutex mu_;
+  int conn_ = -1;
+  std::unique_ptr<ControlServer> server_;  // last: stopped before the rest goes
+};
+
+TEST_F(ControlPlaneTest, AMalformedMessageFromTheHeadStopsANodeWith69NamingTheField) {
+  struct Malformed {
+    std::string frame;
+    std::string error;
+  };
+  const std::vector<Malformed> messages = {
+      {EncodeJsonFrame(MessageType::kStop, {{"exitCode", "x"}}),
+       "Stop: field \"exitCode\": expected an integer from 0 to 255, got a string"},
+      {EncodeJsonFrame(MessageType::kFinished, {{"exitCode", 0}, {"status", 7}}),
+       "Finished: field \"status\": expected a string of at most 255 bytes, got 7"},
+      {EncodeJsonFrame(MessageType::kUploadPlan, {{"uploads", {{"outputs/a", "../../x"}}}}),
+       "UploadPlan: field \"uploads\": expected relative paths"},
+      {EncodeJsonFrame(MessageType::kRshExec, {{"session", 1}, {"argv", "id"}}),
+       "RshExec: field \"argv\": expected an array"},
+      {EncodeJsonFrame(MessageType::kRshClose, {{"session", "1"}}),
+       "RshClose: field \"session\": expected an integer"},
+      {EncodeFrame(MessageType::kRshData, "abc"),
+       "RshData message: shorter than its 5-byte header"},
+      {EncodeJsonFrame(MessageType::kJoin, Join(0, 2).ToJson()),
+       "Join message: not one the head sends a node"},
+  };
+  for (const Malformed& m : messages) {
+    SCOPED_TRACE(m.error);
+    ScriptedHead head(&clock_);
+    std::unique_ptr<WorkerSession> worker = Worker(1, head.port());
+    StopCatcher stop;
+    worker->SetStopHandler(stop.Handler());
+    Result<JobAssignment> assigned = worker->Rendezvous(Join(1, 2));
+    ASSERT_TRUE(assigned.ok()) << assigned.status().message();
+    head.Send(m.frame);
+    std::optional<StopNotice> notice = stop.Wait();
+    ASSERT_TRUE(notice.has_value());
+    EXPECT_EQ(notice->exit_code, 69);
+    EXPECT_NE(notice->reason.find("it sent a malformed message: " + m.error), std::string::npos)
+        << notice->reason;
+    // The node does not wait for a head it stopped following.
+    JobOutcome outcome = worker->Finish(NodeDone{}, JobOutcome{});
+    EXPECT_TRUE(outcome.head_lost);
+    EXPECT_EQ(outcome.exit_code, 69);
+  }
+}
+
+TEST_F(ControlPlaneTest, AMalformedAssignmentFailsTheNodesRendezvousNamingTheField) {
+  nlohmann::json bad = {{"runId", "run-1"},
+                        {"worldSize", 4},
+                        {"masterAddr", "127.0.0.1"},
+                        {"masterPort", "29500"},
+                        {"nodes", nlohmann::json::array()}};
+  ScriptedHead head(&clock_, EncodeJsonFrame(MessageType::kAssign, bad));
+  std::unique_ptr<WorkerSession> worker = Worker(1, head.port());
+  Result<JobAssignment> assigned = worker->Rendezvous(Join(1, 2));
+  ASSERT_FALSE(assigned.ok());
+  EXPECT_NE(assigned.status().message().find(
+                "sent a malformed message: Assign: field \"masterPort\": expected an integer "
+                "from 0 to 65535, got a string"),
+            std::string::npos)
+      << assigned.status().message();
+}
+
+TEST_F(ControlPlaneTest, APeersHostAndReasonReachTheReportsEscaped) {
+  std::unique_ptr<HeadSession> head = StartHead();
+  auto joined = std::async(std::launch::async, [&] {
+    std::unique_ptr<ControlClient> node = ConnectAsNode(head->port(), &clock_, 1);
+    NodeJoin j = Join(1, 2);
+    j.host = "evil\n\x1b[31mFORGED";
+    if (node) node->SendJson(MessageType::kJoin, j.ToJson()).IgnoreError();
+    return node;
+  });
+  ASSERT_TRUE(head->Rendezvous(Join(0, 2)).ok());
+  std::unique_ptr<ControlClient> node = joined.get();
+  ASSERT_TRUE(node);
+  StopCatcher stop;
+  head->SetStopHandler(stop.Handler());
+  ASSERT_TRUE(node->SendJson(MessageType::kRankFailed,
+                             {{"rank", 2}, {"exitCode", 3}, {"reason", "died\r\n\x1b]0;pwned\x07"}})
+                  .ok());
+  std::optional<StopNotice> notice = stop.Wait();
+  ASSERT_TRUE(notice.has_value());
+  EXPECT_EQ(notice->reason,
+            "rank 2 on node 1 (evil\\n\\x1b[31mFORGED, 127.0.0.1) died\\r\\n\\x1b]0;pwned\\x07");
+  const std::string all = reporter_.All();
+  EXPECT_NE(all.find("evil\\n\\x1b[31mFORGED"), std::string::npos) << all;
+  EXPECT_EQ(all.find('\x1b'), std::string::npos) << all;
+  EXPECT_EQ(all.find('\r'), std::string::npos) << all;
+  EXPECT_EQ(all.find("\nFORGED"), std::string::npos) << all;
 }
 
 }  // namespace

@@ -1,0 +1,59 @@
+// libFuzzer target: the control plane's frame parser (control_protocol.h) on a byte
+// stream cut into arbitrary pieces, and the payload decoders every receiver starts
+// with. The parser never reads past what it was fed, never returns a frame of an
+// unknown type or over its limit, and a frame it returns encodes back to the bytes
+// it came from.
+//
+// Input: byte 0 picks the limit (bit 0: the unauthenticated one) and the size of
+// the pieces fed (bits 1-7, 1 to 128 bytes); the rest is the stream.
+//
+// Built by -DTRAINRUN_BUILD_FUZZERS=ON (scripts/fuzz.sh); corpus in
+// corpus/control_frame.
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "runtime/cluster/control_protocol.h"
+
+namespace {
+
+void Check(bool ok) {
+  if (!ok) std::abort();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace trainrun;
+  if (size < 1) return 0;
+  const size_t limit = (data[0] & 1) ? kMaxUnauthenticatedPayload : kMaxControlPayload;
+  const size_t piece = 1 + (data[0] >> 1);
+  std::string_view stream(reinterpret_cast<const char*>(data + 1), size - 1);
+  FrameParser parser(limit);
+  std::string consumed;  // the frames returned, encoded again
+  bool malformed = false;
+  for (size_t at = 0; at < stream.size() && !malformed; at += piece) {
+    parser.Feed(stream.substr(at, piece));
+    Frame frame;
+    while (true) {
+      FrameParser::State state = parser.Next(&frame);
+      if (state == FrameParser::State::kNeedMore) break;
+      if (state == FrameParser::State::kMalformed) {
+        Check(!parser.error().empty());
+        malformed = true;
+        break;
+      }
+      Check(IsKnownMessageType(static_cast<uint8_t>(frame.type)));
+      Check(frame.payload.size() <= limit);
+      consumed += EncodeFrame(frame.type, frame.payload);
+      // What every receiver does first with a payload: never throws.
+      (void)DecodeJsonPayload(frame);
+      (void)DecodeRshData(frame);
+    }
+  }
+  // The frames returned are the stream's first bytes, exactly.
+  Check(stream.substr(0, consumed.size()) == consumed);
+  if (!malformed) Check(consumed.size() + parser.buffered() == stream.size());
+  return 0;
+}
