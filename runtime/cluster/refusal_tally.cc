@@ -53,12 +53,12 @@ std::string RefusalTally::Summary() const {
                    [](const auto& a, const auto& b) { return a.second > b.second; });
   std::vector<std::string> parts;
   for (const auto& [key, count] : sorted) {
-    parts.push_back(fmt::format("{} ({}) {} time{}", key.first, key.second, count,
-                                count == 1 ? "" : "s"));
+    parts.push_back(
+        fmt::format("{} ({}) {} time{}", key.first, key.second, count, count == 1 ? "" : "s"));
   }
-  std::string text = fmt::format(
-      "{} control connection(s) refused in all; after the first {}, by address: {}", total_,
-      kRefusalsInFull, fmt::join(parts, "; "));
+  std::string text =
+      fmt::format("{} control connection(s) refused in all; after the first {}, by address: {}",
+                  total_, kRefusalsInFull, fmt::join(parts, "; "));
   if (other_ > 0) text += fmt::format("; and {} more from other addresses or reasons", other_);
   return text;
 }

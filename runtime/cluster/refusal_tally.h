@@ -39,8 +39,7 @@ class RefusalTally {
   // PEER: REASON") for the first kRefusalsInFull, one line saying that further
   // refusals are counted for the next, nothing after. `now` starts the summary
   // schedule at that point.
-  std::optional<std::string> Add(const std::string& peer, const std::string& reason,
-                                 TimePoint now);
+  std::optional<std::string> Add(const std::string& peer, const std::string& reason, TimePoint now);
 
   // The summary to log if one is due at `now` and refusals were counted since
   // the last one; nothing otherwise.

@@ -4,15 +4,15 @@
 // control_plane_test.cc).
 #include "runtime/cluster/control_server.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <condition_variable>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 
 #include <gtest/gtest.h>
 

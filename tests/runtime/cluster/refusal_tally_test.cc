@@ -1,7 +1,7 @@
 #include "runtime/cluster/refusal_tally.h"
 
-#include <gtest/gtest.h>
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 namespace trainrun {
 namespace {
@@ -12,9 +12,11 @@ TEST(RefusalTallyTest, TheFirstFewInFullThenOneNoticeThenSilence) {
   RefusalTally tally;
   const TimePoint t0{};
   for (size_t i = 0; i < kRefusalsInFull; ++i) {
-    std::optional<std::string> line = tally.Add(fmt::format("10.0.0.{}:4000{}", i, i), "bad magic", t0);
+    std::optional<std::string> line =
+        tally.Add(fmt::format("10.0.0.{}:4000{}", i, i), "bad magic", t0);
     ASSERT_TRUE(line.has_value());
-    EXPECT_EQ(*line, fmt::format("refused a control connection from 10.0.0.{}:4000{}: bad magic", i, i));
+    EXPECT_EQ(*line,
+              fmt::format("refused a control connection from 10.0.0.{}:4000{}: bad magic", i, i));
   }
   std::optional<std::string> notice = tally.Add("10.0.0.9:1", "bad magic", t0);
   ASSERT_TRUE(notice.has_value());
@@ -57,8 +59,8 @@ TEST(RefusalTallyTest, DistinctSourcesAreBoundedAndTheRestCounted) {
   }
   EXPECT_EQ(sources, kMaxRefusalSources) << summary;
   // 6,050 counted; the 16 kept pairs hold 3 each and the busiest 50 more.
-  EXPECT_NE(summary.find(fmt::format("; and {} more from other addresses or reasons",
-                                     6050 - 16 * 3 - 50)),
+  EXPECT_NE(summary.find(
+                fmt::format("; and {} more from other addresses or reasons", 6050 - 16 * 3 - 50)),
             std::string::npos)
       << summary;
   EXPECT_LT(summary.size(), 2048u);
