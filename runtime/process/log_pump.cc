@@ -75,8 +75,13 @@ Result<RankPipes> LogPump::AddRank(int rank, const std::string& log_file, bool t
   log->file = log_file;
   log->to_console = to_console && console_ != nullptr;
   log->prefix = prefix.empty() ? fmt::format("[rank {}] ", rank) : prefix;
-  log->file_fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log->file_fd < 0) return ErrnoStatus(errno, log_file);
+  // Created now (an unwritable folder is an error before anything starts) but
+  // held open only from the rank's first output on: a rank that writes nothing
+  // costs no descriptor for its log, and thousands of ranks starting at once
+  // hold their pipes alone (kFdsPerRank).
+  int created = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (created < 0) return ErrnoStatus(errno, log_file);
+  close(created);
 
   RankPipes pipes;
   for (bool is_stderr : {false, true}) {
@@ -105,6 +110,15 @@ void LogPump::CloseChildEnds() {
   }
 }
 
+void LogPump::CloseChildEnds(int rank) {
+  for (auto& stream : streams_) {
+    if (stream->log->rank == rank && stream->child_fd >= 0) {
+      close(stream->child_fd);
+      stream->child_fd = -1;
+    }
+  }
+}
+
 Status LogPump::Start() {
   for (size_t i = 0; i < streams_.size(); ++i) {
     epoll_event ev{};
@@ -125,6 +139,14 @@ Status LogPump::Start() {
 }
 
 void LogPump::WriteFile(RankLog& log, std::string_view data) {
+  if (log.file_fd < 0) {
+    log.file_fd = open(log.file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log.file_fd < 0) {
+      std::lock_guard lock(mu_);
+      if (write_status_.ok()) write_status_ = ErrnoStatus(errno, log.file);
+      return;
+    }
+  }
   size_t offset = 0;
   while (offset < data.size()) {
     ssize_t n = write(log.file_fd, data.data() + offset, data.size() - offset);
