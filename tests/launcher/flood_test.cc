@@ -162,9 +162,9 @@ TEST(ConnectionFloodTest, IdleConnectionsUnderALowFdLimitNeitherSpinTheHeadNorFa
                                      dir / ("w" + std::to_string(node))};
     if (limited) {
       // Soft and hard limit in the child before exec (dash's ulimit sets both).
-      argv.insert(argv.begin(), {"/bin/sh", "-c",
-                                 "ulimit -n " + std::to_string(kHeadFdLimit) + " && exec \"$@\"",
-                                 "sh"});
+      argv.insert(
+          argv.begin(),
+          {"/bin/sh", "-c", "ulimit -n " + std::to_string(kHeadFdLimit) + " && exec \"$@\"", "sh"});
     }
     const std::string out = dir / ("out" + std::to_string(node));
     fs::create_directories(out);
