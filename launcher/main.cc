@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "base/fd_limit.h"
 #include "base/redact.h"
 #include "launcher/exit_codes.h"
 #include "launcher/history_command.h"
@@ -43,6 +44,9 @@ void AddHistoryFlag(CLI::App* app, std::string* history) {
 int main(int argc, char** argv) {
   // Before any thread exists, so every thread inherits the mask.
   trainrun::BlockSupervisionSignals();
+  // A node holds 3 descriptors per rank and one per control connection: the usual
+  // soft limit of 1024 is far below what the hard limit allows (README, Limits).
+  trainrun::Result<trainrun::FdLimit> fd_limit = trainrun::RaiseFdLimit();
   // Credentials trainrun may read (job token, storage keys, SAS tokens) are known by
   // value from here on, so no message, log or record can carry one.
   trainrun::RegisterSecretsFromEnvironment(environ);
@@ -196,6 +200,18 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (run_cmd->parsed()) {
+    if (fd_limit.ok()) {
+      run.fd_limit_note =
+          fd_limit->soft == fd_limit->before
+              ? fmt::format("open-file limit (RLIMIT_NOFILE): {} (the hard limit is {})",
+                            fd_limit->soft, fd_limit->hard)
+              : fmt::format("open-file limit (RLIMIT_NOFILE): raised from {} to {}, the hard limit",
+                            fd_limit->before, fd_limit->soft);
+    } else {
+      run.fd_limit_note =
+          fmt::format("the open-file limit could not be raised: {}", fd_limit.status().message());
+      run.fd_limit_failed = true;
+    }
     run.console = console == "rank0"  ? ConsoleRanks::kRank0
                   : console == "none" ? ConsoleRanks::kNone
                                       : ConsoleRanks::kAll;

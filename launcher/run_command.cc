@@ -109,6 +109,11 @@ int PrepareRunAndFinalize(const RunContext& ctx, LoadedRun* run, const LocalRunL
 int RunJob(const RunOptions& options, Console* out, Console* err) {
   RunReporting reporting(options, err);
   Reporter* reporter = reporting.reporter();
+  if (options.fd_limit_failed) {
+    reporter->Warning(options.fd_limit_note);
+  } else if (!options.fd_limit_note.empty()) {
+    reporter->Info(options.fd_limit_note);
+  }
   Result<LoadedRun> loaded = LoadRun(options, reporter);
   if (!loaded.ok()) {
     reporter->Error(loaded.status().message());

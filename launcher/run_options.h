@@ -46,6 +46,10 @@ struct RunOptions {
   ConsoleRanks console = ConsoleRanks::kAll;
   bool verbose = false;      // Info lines on the terminal too
   bool json_events = false;  // JSON lines instead of text on stderr
+  // What main did to the open-file limit (base/fd_limit.h), for the system log;
+  // `fd_limit_failed` when it could not raise it (then a warning).
+  std::string fd_limit_note;
+  bool fd_limit_failed = false;
 };
 
 }  // namespace trainrun

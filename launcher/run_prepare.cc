@@ -7,10 +7,13 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "base/fd_limit.h"
 #include "base/fs_util.h"
 #include "base/net_util.h"
 #include "base/redact.h"
+#include "runtime/cluster/control_server.h"
 #include "runtime/mpi/mpi_supervisor.h"
+#include "runtime/process/log_pump.h"
 #include "runtime/run/snapshot.h"
 
 namespace trainrun {
@@ -19,6 +22,11 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
+
+// Open files trainrun needs besides its ranks': its logs, run history and the
+// uploads' files, the process set's signalfd and eventfd, the control plane's
+// connections to its nodes.
+constexpr uint64_t kFdReserve = 128;
 
 // The process set with the isolation the options ask for, said in the system log.
 Status CreateProcessSet(const RunContext& ctx, PreparedRun* prepared) {
@@ -110,11 +118,32 @@ Status PrepareData(const RunContext& ctx, const JobConfig& job, PreparedRun* pre
   return Status::Ok();
 }
 
+// Whether `ranks` fit in the open-file limit (raised to the hard limit by main):
+// kFdsPerRank each, kFdReserve for trainrun itself and, on a multi-node job, the
+// control server's cap on connections waiting to authenticate. Checked before any
+// pipe exists, so a node that cannot hold its ranks says so before starting one
+// instead of failing in pipe2 after thousands have started.
+Status CheckFdBudget(size_t ranks, bool multi_node) {
+  const uint64_t limit = SoftFdLimit();
+  const uint64_t control = multi_node ? DefaultMaxUnauthenticated(limit) : 0;
+  const uint64_t needed = ranks * kFdsPerRank + kFdReserve + control;
+  if (needed <= limit) return Status::Ok();
+  return Status(
+      StatusCode::kIoError,
+      fmt::format("{} rank(s) need about {} open files ({} per rank, {} for trainrun{}); "
+                  "this node allows {} (RLIMIT_NOFILE, already raised to the hard "
+                  "limit): raise the hard limit (ulimit -Hn, LimitNOFILE, docker "
+                  "--ulimit nofile) or start fewer ranks per node",
+                  ranks, needed, kFdsPerRank, kFdReserve,
+                  multi_node ? fmt::format(", {} for the control plane", control) : "", limit));
+}
+
 // The process set, the log pump and each rank's pipes; nothing is started.
 Status SetUpProcesses(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& layout,
                       PreparedRun* prepared) {
   const ConsoleRanks console = ctx.options.console;
   TR_RETURN_IF_ERROR(CreateProcessSet(ctx, prepared));
+  TR_RETURN_IF_ERROR(CheckFdBudget(prepared->plan.launches.size(), ctx.cluster != nullptr));
   prepared->pump = std::make_unique<LogPump>(console == ConsoleRanks::kNone ? nullptr : ctx.out);
   LogPump* pump = prepared->pump.get();
   for (RankLaunch& launch : prepared->plan.launches) {

@@ -66,6 +66,7 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
     if (session != nullptr) session->Stopping(kExitNoInput, lost);
     stoppable->RequestStop(kExitNoInput, lost);
   };
+  supervision.on_spawned = [pump = prepared->pump.get()](int rank) { pump->CloseChildEnds(rank); };
   ran.oom_kills_before = CgroupOomKills();
   ctx.journal->EnterPhase(RunStatus::kRunning);
   ctx.journal->Save();

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "base/fd_limit.h"
 #include "base/net_util.h"
 
 namespace trainrun {
@@ -22,6 +23,11 @@ constexpr uint64_t kListenTag = UINT64_MAX;
 constexpr uint64_t kWakeTag = UINT64_MAX - 1;
 
 }  // namespace
+
+size_t DefaultMaxUnauthenticated(uint64_t fd_limit) {
+  return std::clamp<uint64_t>(fd_limit / kUnauthenticatedFdShare, 1,
+                              kMaxUnauthenticatedConnections);
+}
 
 struct ControlServer::Conn {
   int id = 0;
@@ -49,6 +55,9 @@ Result<std::unique_ptr<ControlServer>> ControlServer::Start(
   server->options_ = options;
   server->key_for_role_ = std::move(key_for_role);
   server->handler_ = handler;
+  server->max_unauthenticated_ = options.max_unauthenticated != 0
+                                     ? options.max_unauthenticated
+                                     : DefaultMaxUnauthenticated(SoftFdLimit());
   TR_ASSIGN_OR_RETURN(server->listen_fd_, ListenTcp(options.address, options.port));
   server->port_ = SocketPort(server->listen_fd_);
   server->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -56,10 +65,9 @@ Result<std::unique_ptr<ControlServer>> ControlServer::Start(
   if (server->epoll_fd_ < 0 || server->wake_fd_ < 0) return ErrnoStatus(errno, "epoll/eventfd");
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.u64 = kListenTag;
-  epoll_ctl(server->epoll_fd_, EPOLL_CTL_ADD, server->listen_fd_, &ev);
   ev.data.u64 = kWakeTag;
   epoll_ctl(server->epoll_fd_, EPOLL_CTL_ADD, server->wake_fd_, &ev);
+  server->Listen();
   server->thread_ = std::thread([s = server.get()] { s->Loop(); });
   return server;
 }
@@ -132,10 +140,62 @@ std::string ControlServer::PeerOf(int conn_id) {
   return it == conns_.end() ? "" : it->second->peer;
 }
 
+void ControlServer::Listen() {
+  listen_again_at_.reset();
+  if (listening_) return;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kListenTag;
+  listening_ = epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev) == 0;
+}
+
+void ControlServer::StopListening(std::optional<TimePoint> until) {
+  if (listening_) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+  listening_ = false;
+  listen_again_at_ = until;
+}
+
+void ControlServer::EvictOldestUnauthenticated() {
+  std::shared_ptr<Conn> victim;
+  {
+    std::lock_guard lock(mu_);
+    // One that has not even said hello is the likelier idler; a real node says
+    // hello as soon as it connects.
+    for (int id : unauthenticated_) {
+      const auto& conn = conns_.at(id);
+      if (!conn->hello_seen) {
+        victim = conn;
+        break;
+      }
+    }
+    if (!victim && !unauthenticated_.empty()) victim = conns_.at(*unauthenticated_.begin());
+  }
+  if (victim) {
+    Refuse(victim,
+           fmt::format("closed: {} connections were waiting to authenticate (the limit) and a "
+                       "newer one came",
+                       max_unauthenticated_),
+           false);
+  }
+}
+
 void ControlServer::Accept() {
-  while (true) {
+  for (int batch = 0; batch < kAcceptBatch; ++batch) {
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0) return;  // EAGAIN, or a transient error such as EMFILE
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // The connection stays in the backlog; the level-triggered listening
+        // socket would report it again at once, for as long as no descriptor
+        // frees up. Look again after a pause instead.
+        const int err = errno;
+        StopListening(options_.clock->Now() + kAcceptPause);
+        handler_->OnRefused("(not accepted)",
+                            fmt::format("accept: {}; not accepting for {} ms", std::strerror(err),
+                                        kAcceptPause.count()));
+      }
+      return;  // EAGAIN: nothing left to accept
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     auto conn = std::make_shared<Conn>();
@@ -144,16 +204,17 @@ void ControlServer::Accept() {
     conn->local_ip = SocketIp(fd);
     conn->opened = options_.clock->Now();
     conn->handshake = std::make_unique<ServerHandshake>(key_for_role_);
-    size_t unauthenticated = 0;
+    bool full;
     {
       std::lock_guard lock(mu_);
-      for (auto& [id, c] : conns_) unauthenticated += c->authenticated ? 0 : 1;
+      full = unauthenticated_.size() >= max_unauthenticated_;
+    }
+    if (full) EvictOldestUnauthenticated();
+    {
+      std::lock_guard lock(mu_);
       conn->id = next_id_++;
       conns_[conn->id] = conn;
-    }
-    if (unauthenticated >= options_.max_unauthenticated) {
-      Refuse(conn, "too many connections waiting to authenticate", false);
-      continue;
+      unauthenticated_.insert(conn->id);
     }
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -177,6 +238,7 @@ void ControlServer::Refuse(const std::shared_ptr<Conn>& conn, const std::string&
   close(conn->fd);
   conn->fd = -1;
   conns_.erase(conn->id);
+  unauthenticated_.erase(conn->id);
 }
 
 void ControlServer::Drop(const std::shared_ptr<Conn>& conn, const std::string& reason) {
@@ -190,6 +252,7 @@ void ControlServer::Drop(const std::shared_ptr<Conn>& conn, const std::string& r
     close(conn->fd);
     conn->fd = -1;
     conns_.erase(conn->id);
+    unauthenticated_.erase(conn->id);
   }
   if (was_authenticated) handler_->OnClosed(conn->id, reason);
 }
@@ -219,6 +282,7 @@ void ControlServer::Handshake(const std::shared_ptr<Conn>& conn, const Frame& fr
       std::lock_guard lock(mu_);
       conn->authenticated = true;
       conn->outgoing = std::make_unique<FrameAuthenticator>(keys.head_to_client);
+      unauthenticated_.erase(conn->id);
     }
     conn->parser.Authenticate(std::make_unique<FrameAuthenticator>(keys.client_to_head));
     conn->parser.set_max_payload(kMaxControlPayload);
@@ -306,13 +370,15 @@ void ControlServer::Loop() {
     // loop then; bounded, the loop sees the new time within one tick. With the
     // real clock the next tick is never further away, so this changes nothing.
     const TimePoint now = clock->Now();
+    if (draining_ && (listening_ || listen_again_at_)) StopListening(std::nullopt);
+    if (listen_again_at_ && now >= *listen_again_at_) Listen();
     const int timeout_ms = PollTimeoutMs(std::min<Duration>(next_tick - now, kControlTick));
     int n = epoll_wait(epoll_fd_, ready, 64, draining_ ? std::min(timeout_ms, 10) : timeout_ms);
     if (n < 0 && errno != EINTR) break;
     for (int i = 0; i < n; ++i) {
       const uint64_t tag = ready[i].data.u64;
       if (tag == kListenTag) {
-        if (!draining_) Accept();
+        if (listening_) Accept();
         continue;
       }
       if (tag == kWakeTag) {
@@ -346,13 +412,14 @@ void ControlServer::Loop() {
     if (clock->Now() >= next_tick) {
       next_tick = clock->Now() + kControlTick;
       // Unauthenticated connections get handshake_timeout to prove themselves.
+      // Oldest first, so the scan stops at the first one still in time.
       std::vector<std::shared_ptr<Conn>> late;
       {
         std::lock_guard lock(mu_);
-        for (auto& [id, conn] : conns_) {
-          if (!conn->authenticated && clock->Now() - conn->opened > options_.handshake_timeout) {
-            late.push_back(conn);
-          }
+        for (int id : unauthenticated_) {
+          const auto& conn = conns_.at(id);
+          if (clock->Now() - conn->opened <= options_.handshake_timeout) break;
+          late.push_back(conn);
         }
       }
       for (auto& conn : late) Refuse(conn, "did not authenticate in time", false);

@@ -4,9 +4,16 @@
 //
 // Before a connection has authenticated it can only go through the handshake:
 // its frames are limited to kMaxUnauthenticatedPayload, it has
-// handshake_timeout to finish, at most max_unauthenticated such connections are
-// kept, and anything else closes it. A refused peer is reported (OnRefused)
-// with its address and the reason, never with anything it sent.
+// handshake_timeout to finish, and anything else closes it. At most
+// max_unauthenticated such connections are kept, well below the open-file
+// limit: a new one closes the oldest (one that has sent nothing yet first), so a
+// flood of idle connections costs a bounded number of descriptors and a real
+// node that connects during it still gets its turn. A refused peer is reported
+// (OnRefused) with its address and the reason, never with anything it sent.
+//
+// When accept() finds no descriptor left (EMFILE, ENFILE), the listening socket
+// is left out of the poll for kAcceptPause: it is level-triggered, so polling it
+// on would spin the thread while the connection waits in the backlog.
 //
 // After the handshake every frame is sealed on Send and checked on arrival
 // (control_protocol.h); the first one that fails the check closes the
@@ -19,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -28,8 +36,18 @@
 
 namespace trainrun {
 
-constexpr std::chrono::seconds kDefaultHandshakeTimeout{10};
-constexpr size_t kDefaultMaxUnauthenticated = 1024;
+// A real node finishes the handshake in two round trips; an idle connection is
+// closed after this.
+constexpr std::chrono::seconds kDefaultHandshakeTimeout{5};
+// The cap on connections waiting to authenticate: at most this many, and at most
+// 1/kUnauthenticatedFdShare of the soft open-file limit (DefaultMaxUnauthenticated).
+constexpr size_t kMaxUnauthenticatedConnections = 256;
+constexpr size_t kUnauthenticatedFdShare = 8;
+// How long the listening socket is not polled after accept() ran out of
+// descriptors (EMFILE, ENFILE, ENOBUFS, ENOMEM).
+constexpr std::chrono::milliseconds kAcceptPause{100};
+// Connections accepted per wake-up, so a flood cannot starve the open ones.
+constexpr int kAcceptBatch = 64;
 // Output queued for one peer past this is a peer that stopped reading: closed.
 constexpr size_t kMaxQueuedOutput = 256 << 20;
 
@@ -37,13 +55,18 @@ struct ControlServerOptions {
   std::string address = "0.0.0.0";  // where to listen
   int port = 0;                     // 0: any free port (tests)
   Duration handshake_timeout = kDefaultHandshakeTimeout;
-  size_t max_unauthenticated = kDefaultMaxUnauthenticated;
+  // 0: DefaultMaxUnauthenticated(the soft open-file limit when Start is called).
+  size_t max_unauthenticated = 0;
   // Ticks, handshake timeouts and the flush of Shutdown read this clock (not
   // owned; it must outlive the server and be safe to read from the server's
   // thread). A fake clock takes effect within a kControlTick of real time after
   // a test advances it: the server never waits longer than that for sockets.
   Clock* clock = SystemClock();
 };
+
+// min(kMaxUnauthenticatedConnections, fd_limit / kUnauthenticatedFdShare), at
+// least 1.
+size_t DefaultMaxUnauthenticated(uint64_t fd_limit);
 
 class ControlServer {
  public:
@@ -57,8 +80,10 @@ class ControlServer {
     virtual void OnMessage(int conn, const Frame& frame) = 0;
     // An authenticated connection ended (peer closed, error, Close()).
     virtual void OnClosed(int conn, const std::string& reason) = 0;
-    // A peer was turned away before authenticating, or an authenticated
-    // connection was closed at a frame that failed authentication.
+    // A peer was turned away before authenticating, an authenticated connection
+    // was closed at a frame that failed authentication, or (with the peer
+    // "(not accepted)") accept() ran out of descriptors and accepting pauses.
+    // May come in floods: count, do not keep (refusal_tally.h).
     virtual void OnRefused(const std::string& peer, const std::string& reason) = 0;
     // About every kControlTick, for heartbeats and timeouts.
     virtual void OnTick() = 0;
@@ -72,6 +97,8 @@ class ControlServer {
   ~ControlServer();
 
   int port() const { return port_; }
+  // The cap in effect on connections waiting to authenticate.
+  size_t max_unauthenticated() const { return max_unauthenticated_; }
 
   // Queues a whole frame for `conn` (encoded without a tag; sealed here once
   // the connection has authenticated). False when the connection is gone. Any
@@ -93,6 +120,12 @@ class ControlServer {
   ControlServer() = default;
   void Loop();
   void Accept();
+  // Leaves the listening socket out of the poll until `until` (accept pause), or
+  // for good (draining); Listen() puts it back.
+  void StopListening(std::optional<TimePoint> until);
+  void Listen();
+  // Makes room for one more connection waiting to authenticate.
+  void EvictOldestUnauthenticated();
   void Read(const std::shared_ptr<Conn>& conn);
   void Handshake(const std::shared_ptr<Conn>& conn, const Frame& frame);
   void Refuse(const std::shared_ptr<Conn>& conn, const std::string& reason, bool tell_peer);
@@ -113,8 +146,15 @@ class ControlServer {
   std::atomic<bool> draining_{false};
   TimePoint drain_deadline_{};
 
-  std::mutex mu_;  // guards conns_ and every Conn's output and flags
+  size_t max_unauthenticated_ = 0;
+  // The server thread's only:
+  bool listening_ = false;
+  std::optional<TimePoint> listen_again_at_;  // the end of an accept pause
+
+  std::mutex mu_;  // guards conns_, unauthenticated_ and every Conn's output and flags
   std::map<int, std::shared_ptr<Conn>> conns_;
+  // Ids of the connections still in the handshake; ids grow, so oldest first.
+  std::set<int> unauthenticated_;
 };
 
 }  // namespace trainrun

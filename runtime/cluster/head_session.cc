@@ -113,8 +113,9 @@ Result<JobAssignment> HeadSession::Rendezvous(const NodeJoin& self) {
         "{} never did",
         ToSeconds(options_.rendezvous_timeout), book_->joined(), self.node_count,
         fmt::join(missing, ", "));
-    if (!refusals_.empty()) {
-      message += fmt::format("; refused: {}", fmt::join(refusals_, "; "));
+    if (refusals_.total() > 0) {
+      message += fmt::format("; refused: {}", fmt::join(refusals_.first(), "; "));
+      if (refusals_.counted() > 0) message += fmt::format(" (and {} more)", refusals_.counted());
     }
     FailRendezvousLocked(message);
     return UnavailableError(message);
@@ -239,10 +240,10 @@ void HeadSession::OnAuthenticated(int conn, const std::string& role, int node_ra
 
 void HeadSession::OnRefused(const std::string& peer, const std::string& reason) {
   std::lock_guard lock(mu_);
-  std::string line = fmt::format("{}: {}", peer, reason);
-  options_.reporter->Warning(fmt::format("refused a control connection from {}", line));
-  refusals_.push_back(line);
-  if (refusals_.size() > 5) refusals_.erase(refusals_.begin());
+  // Counted, not copied: a flood of refusals must not grow the head, its log or
+  // the run record (refusal_tally.h).
+  std::optional<std::string> warning = refusals_.Add(peer, reason, options_.clock->Now());
+  if (warning) options_.reporter->Warning(*warning);
 }
 
 void HeadSession::OnJoin(int conn, const json& body) {
@@ -504,6 +505,9 @@ void HeadSession::OnClosed(int conn, const std::string& reason) {
 
 void HeadSession::OnTick() {
   std::lock_guard lock(mu_);
+  if (std::optional<std::string> summary = refusals_.DueSummary(options_.clock->Now())) {
+    options_.reporter->Info(*summary);
+  }
   if (phase_ == Phase::kRendezvous || finished_) return;
   if (std::optional<Duration> stalled = heartbeat_.Turn()) {
     options_.reporter->Warning(

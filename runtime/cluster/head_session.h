@@ -16,6 +16,7 @@
 #include "runtime/cluster/control_auth.h"
 #include "runtime/cluster/control_server.h"
 #include "runtime/cluster/job_outcome.h"
+#include "runtime/cluster/refusal_tally.h"
 
 namespace trainrun {
 
@@ -121,7 +122,7 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   std::optional<JobAssignment> assignment_;
   HeldPort master_port_;  // bound from the rendezvous until ReleaseMasterPort()
   std::string rendezvous_error_;
-  std::vector<std::string> refusals_;  // recent refusals, for the timeout message
+  RefusalTally refusals_;  // refused peers: the first few, then counts
   std::vector<FailureEvent> events_;
   HeartbeatMonitor heartbeat_;
   std::optional<TimePoint> finalize_deadline_;

@@ -89,6 +89,8 @@ JobOutcome HeadSession::Finish(const NodeDone& done, const JobOutcome& local) {
   }
   JobOutcome outcome = DecideLocked(local);
   finished_ = true;
+  // Once, so the run record has the count of what was refused past the first few.
+  if (refusals_.counted() > 0) options_.reporter->Warning(refusals_.Summary());
   json body = {{"exitCode", outcome.exit_code},
                {"status", RunStatusName(outcome.status)},
                {"outcome", outcome.outcome},

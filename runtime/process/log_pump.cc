@@ -26,8 +26,8 @@ constexpr size_t kMaxTailLineChars = 2000;
 
 struct LogPump::RankLog {
   int rank = 0;
-  int file_fd = -1;  // -1 once a write failed
-  off_t start = 0;   // the file's size when it was opened
+  int file_fd = -1;  // opened at the first output; -1 again once a write failed (lost)
+  off_t start = 0;   // the file's size when it was created
   std::string file;
   bool to_console = false;
   std::string prefix;
@@ -79,9 +79,14 @@ Result<RankPipes> LogPump::AddRank(int rank, const std::string& log_file, bool t
   log->file = log_file;
   log->to_console = to_console && console_ != nullptr;
   log->prefix = prefix.empty() ? fmt::format("[rank {}] ", rank) : prefix;
-  log->file_fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log->file_fd < 0) return ErrnoStatus(errno, log_file);
-  log->start = std::max<off_t>(0, lseek(log->file_fd, 0, SEEK_END));
+  // Created now (an unwritable folder is an error before anything starts) but
+  // held open only from the rank's first output on: a rank that writes nothing
+  // costs no descriptor for its log, and thousands of ranks starting at once
+  // hold their pipes alone (kFdsPerRank).
+  int created = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (created < 0) return ErrnoStatus(errno, log_file);
+  log->start = std::max<off_t>(0, lseek(created, 0, SEEK_END));
+  close(created);
 
   RankPipes pipes;
   for (bool is_stderr : {false, true}) {
@@ -110,6 +115,15 @@ void LogPump::CloseChildEnds() {
   }
 }
 
+void LogPump::CloseChildEnds(int rank) {
+  for (auto& stream : streams_) {
+    if (stream->log->rank == rank && stream->child_fd >= 0) {
+      close(stream->child_fd);
+      stream->child_fd = -1;
+    }
+  }
+}
+
 Status LogPump::Start() {
   for (size_t i = 0; i < streams_.size(); ++i) {
     epoll_event ev{};
@@ -129,11 +143,33 @@ Status LogPump::Start() {
   return Status::Ok();
 }
 
+void LogPump::RecordLost(RankLog& log, size_t lost_bytes, int err) {
+  LostOutput lost;
+  lost.rank = log.rank;
+  lost.file = log.file;
+  lost.kept_bytes = log.bytes;
+  lost.since = SystemClock()->WallNow();
+  lost.lost_bytes = lost_bytes;
+  lost.to_console = console_ != nullptr;
+  lost.error = ErrnoStatus(err, log.file);
+  if (write_status_.ok()) write_status_ = lost.error;
+  log.lost = std::move(lost);
+}
+
 bool LogPump::WriteFile(RankLog& log, std::string_view data) {
-  if (log.file_fd < 0) {
+  if (log.lost) {
     std::lock_guard lock(mu_);
     log.lost->lost_bytes += data.size();
     return false;
+  }
+  if (log.file_fd < 0) {
+    log.file_fd = open(log.file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log.file_fd < 0) {
+      const int err = errno;
+      std::lock_guard lock(mu_);
+      RecordLost(log, data.size(), err);
+      return false;
+    }
   }
   size_t offset = 0;
   while (offset < data.size()) {
@@ -152,16 +188,7 @@ bool LogPump::WriteFile(RankLog& log, std::string_view data) {
     (void)cut;  // best effort: a file system that cannot write may not truncate either
     close(log.file_fd);
     log.file_fd = -1;
-    LostOutput lost;
-    lost.rank = log.rank;
-    lost.file = log.file;
-    lost.kept_bytes = log.bytes;
-    lost.since = SystemClock()->WallNow();
-    lost.lost_bytes = data.size();
-    lost.to_console = console_ != nullptr;
-    lost.error = ErrnoStatus(err, log.file);
-    if (write_status_.ok()) write_status_ = lost.error;
-    log.lost = std::move(lost);
+    RecordLost(log, data.size(), err);
     return false;
   }
   std::lock_guard lock(mu_);

@@ -29,6 +29,10 @@
 namespace trainrun {
 
 constexpr size_t kDefaultStderrTailLines = 20;
+// Descriptors a rank costs trainrun at most: its stdout and stderr pipes, both
+// ends, until it is spawned; then the read ends and its log file, opened at its
+// first output.
+constexpr int kFdsPerRank = 4;
 
 // The write ends a rank's stdout and stderr go to. Owned by the LogPump until
 // CloseChildEnds().
@@ -57,7 +61,8 @@ class LogPump {
   LogPump(const LogPump&) = delete;
   LogPump& operator=(const LogPump&) = delete;
 
-  // Creates the pipes for `rank` and opens `log_file` for appending. With
+  // Creates the pipes for `rank` and `log_file` (appended to, opened on the
+  // rank's first output). With
   // `to_console` its lines are also copied to the console, after `prefix`
   // ("[rank N] " when empty). Call before Start().
   Result<RankPipes> AddRank(int rank, const std::string& log_file, bool to_console,
@@ -66,6 +71,9 @@ class LogPump {
   // Closes the write ends given to the children; call right after spawning all
   // ranks, or a pipe never reaches end-of-file.
   void CloseChildEnds();
+  // The same for one rank, right after it was spawned (or could not be), so that
+  // a node starting thousands of ranks holds at most kFdsPerRank each.
+  void CloseChildEnds(int rank);
 
   // Starts the reading thread.
   Status Start();
@@ -96,6 +104,9 @@ class LogPump {
   void FlushPartial(Stream& stream);
   // Whether `data` reached the log file.
   bool WriteFile(RankLog& log, std::string_view data);
+  // The rank's log is lost from here on: `lost_bytes` did not reach it, for `err`.
+  // Requires mu_.
+  void RecordLost(RankLog& log, size_t lost_bytes, int err);
 
   Console* console_;
   size_t tail_lines_;

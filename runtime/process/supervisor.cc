@@ -156,6 +156,7 @@ void Supervisor::Start(std::vector<RankLaunch> launches) {
     result_.ranks.push_back(rank);
     if (policy_.stopping()) continue;  // a previous rank could not start
     Result<int> pid = processes_->Spawn(launch.spec);
+    if (options_.on_spawned) options_.on_spawned(launch.rank);
     if (!pid.ok()) {
       RankFailure failure;
       failure.rank = launch.rank;

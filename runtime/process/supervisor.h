@@ -82,6 +82,10 @@ struct SupervisorOptions {
   // rank ends while the ranks run: a helper the ranks depend on, such as the rclone
   // behind a data mount. The owner of the helper says what its end means.
   std::function<void(int pid, const ExitStatus& status)> on_helper_exit;
+  // Called on the starting thread right after each rank's spawn (started or not),
+  // before the next: the caller closes what only that child needed (its ends of
+  // the output pipes), so descriptors do not pile up while thousands start.
+  std::function<void(int rank)> on_spawned;
 };
 
 // The out-of-memory hint for a rank killed by SIGKILL that trainrun did not send;
