@@ -141,16 +141,14 @@ Result<std::string> AzureBlobStore::StartParts(const std::string&, uint64_t) {
 }
 
 Result<std::string> AzureBlobStore::PutPart(const std::string& name, const std::string&,
-                                            uint64_t index, int fd, uint64_t offset,
-                                            uint64_t length, const std::string& md5) {
+                                            uint64_t index, PartBody* body,
+                                            const std::string& md5) {
   const std::string id = BlockId(index);
   const std::string query = "comp=block&blockid=" + UriEncode(id, false);
   Result<HttpResponse> r = Send([&]() -> Result<HttpRequest> {
     TR_ASSIGN_OR_RETURN(HttpRequest req,
                         Build("PUT", name, query, {{"Content-MD5", Base64Encode(md5)}}));
-    req.body_fd = fd;
-    req.body_offset = offset;
-    req.body_length = length;
+    TR_ASSIGN_OR_RETURN(req.body, body->Take(md5));
     req.on_bytes = ByteCounter();
     TR_RETURN_IF_ERROR(SignShared(&req, credentials_, query));
     return req;

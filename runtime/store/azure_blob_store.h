@@ -48,8 +48,7 @@ class AzureBlobStore : public ObjectStoreBase {
   Status PutObject(const std::string& name, std::string_view data, const std::string& md5) override;
   Result<std::string> StartParts(const std::string& name, uint64_t part_size) override;
   Result<std::string> PutPart(const std::string& name, const std::string& upload_id, uint64_t index,
-                              int fd, uint64_t offset, uint64_t length,
-                              const std::string& md5) override;
+                              PartBody* body, const std::string& md5) override;
   Status CompleteParts(const std::string& name, const std::string& upload_id,
                        const std::vector<std::string>& parts,
                        const std::vector<std::string>& part_md5s,

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <thread>
 
 #include <fmt/format.h>
 
@@ -23,24 +22,10 @@ bool TotalFromContentRange(const std::string& value, uint64_t* total) {
   return true;
 }
 
-// Reads exactly `size` bytes from the start of `fd`.
-Result<std::string> ReadPrefix(int fd, uint64_t size, const std::string& path) {
-  std::string data(size, '\0');
-  uint64_t done = 0;
-  while (done < size) {
-    ssize_t n = pread(fd, data.data() + done, size - done, static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, path);
-    if (n == 0) return IoError(fmt::format("{}: the file shrank while being uploaded", path));
-    done += static_cast<uint64_t>(n);
-  }
-  return data;
-}
-
 }  // namespace
 
 ObjectStoreBase::ObjectStoreBase(ObjectStoreOptions options)
-    : options_(options), http_(options.http) {}
+    : options_(options), http_(options.http), upload_buffers_(options.upload_buffer_bytes) {}
 
 std::function<void(uint64_t)> ObjectStoreBase::ByteCounter() {
   std::atomic<uint64_t>* counter = byte_counter_;
@@ -166,8 +151,11 @@ Status ObjectStoreBase::PutFile(const std::string& key, const std::string& local
   const std::string name = NameOf(key);
   Status result;
   if (size <= options_.part_size) {
-    Result<std::string> data = ReadPrefix(fd, size, local_path);
+    const uint64_t taken = upload_buffers_.Take(size);
+    Result<std::string> data = ReadFileRange(fd, 0, size, local_path);
     result = data.ok() ? PutObject(name, *data, Md5(*data)) : data.status();
+    data = std::string();
+    upload_buffers_.Give(taken);
     close(fd);
     return result;
   }
@@ -178,20 +166,15 @@ Status ObjectStoreBase::PutFile(const std::string& key, const std::string& local
     return upload.status();
   }
   std::vector<std::string> tokens(plan.count), md5s(plan.count);
-  Result<std::string> whole = std::string();
-  std::thread whole_md5;
-  if (WantsWholeMd5()) {
-    whole_md5 = std::thread([&] { whole = Md5OfFile(local_path, 0, size); });
-  }
+  PartReader reader(fd, local_path, size, plan, WantsWholeMd5(), &upload_buffers_);
   result = ForEachPart(
-      size, plan, options_.part_parallelism,
-      [&](uint64_t index, uint64_t offset, uint64_t length) -> Status {
-        TR_ASSIGN_OR_RETURN(std::string md5, Md5OfFile(local_path, offset, length));
-        md5s[index] = md5;
-        TR_ASSIGN_OR_RETURN(tokens[index], PutPart(name, *upload, index, fd, offset, length, md5));
+      size, plan, options_.part_parallelism, [&](uint64_t index, uint64_t, uint64_t) -> Status {
+        TR_ASSIGN_OR_RETURN(PartBody body, reader.Read(index));
+        md5s[index] = Md5(body.bytes());
+        TR_ASSIGN_OR_RETURN(tokens[index], PutPart(name, *upload, index, &body, md5s[index]));
         return Status::Ok();
       });
-  if (whole_md5.joinable()) whole_md5.join();
+  Result<std::string> whole = result.ok() ? reader.WholeMd5() : Result<std::string>(result);
   if (result.ok() && !whole.ok()) result = whole.status();
   if (result.ok()) result = CompleteParts(name, *upload, tokens, md5s, *whole);
   if (!result.ok()) AbortParts(name, *upload);

@@ -5,6 +5,13 @@
 // signed afresh and retried with backoff; every transfer verified by length and MD5
 // (Content-MD5 on every request that carries data, the object's MD5 on the way back
 // when the service keeps one).
+//
+// An upload reads each byte of the file once (PartReader): a part is read into a
+// buffer, the whole file's MD5 is fed from that buffer in file order (MD5 cannot be
+// combined from the parts' digests, so the parts are read in order, one at a time per
+// file), then the part's own MD5 is taken and the request sent from the same buffer,
+// in parallel with the other parts. Only a retried request reads its part again. The
+// buffers of all uploads together stay under ObjectStoreOptions::upload_buffer_bytes.
 #pragma once
 
 #include <atomic>
@@ -23,7 +30,8 @@ namespace trainrun {
 struct ObjectStoreOptions {
   uint64_t part_size = kDefaultPartSize;  // also the largest single-request object
   int part_parallelism = kDefaultPartParallelism;
-  RetryOptions retry;  // for each request
+  uint64_t upload_buffer_bytes = kDefaultUploadBufferBytes;  // all uploads' buffers together
+  RetryOptions retry;                                        // for each request
   HttpClientOptions http;
 };
 
@@ -49,17 +57,17 @@ class ObjectStoreBase : public Store {
                            const std::string& md5) = 0;
   // Starts a multi-part upload; returns its id ("" when the service needs none).
   virtual Result<std::string> StartParts(const std::string& name, uint64_t part_size) = 0;
-  // Uploads part `index` (0-based) from `length` bytes of `fd` at `offset`; returns
-  // what CompleteParts needs to name it.
+  // Uploads part `index` (0-based), whose bytes are `body` and MD5 `md5`; each
+  // attempt sends body->Take(md5). Returns what CompleteParts needs to name it.
   virtual Result<std::string> PutPart(const std::string& name, const std::string& upload_id,
-                                      uint64_t index, int fd, uint64_t offset, uint64_t length,
-                                      const std::string& md5) = 0;
+                                      uint64_t index, PartBody* body, const std::string& md5) = 0;
   virtual Status CompleteParts(const std::string& name, const std::string& upload_id,
                                const std::vector<std::string>& parts,
                                const std::vector<std::string>& part_md5s,
                                const std::string& whole_md5) = 0;
   virtual void AbortParts(const std::string& name, const std::string& upload_id) = 0;
-  // Whether CompleteParts wants the MD5 of the whole file (costs one more read).
+  // Whether CompleteParts wants the MD5 of the whole file (computed from the parts'
+  // buffers as they are read, in order; no extra read).
   virtual bool WantsWholeMd5() const = 0;
   // Whether GetFile asks for the size first and reads small objects without a
   // range (for services that answer a range on an empty object badly).
@@ -111,6 +119,7 @@ class ObjectStoreBase : public Store {
   Status Download(const std::string& key, const std::optional<ObjectInfo>& known,
                   const std::string& local_path);
 
+  ByteBudget upload_buffers_;  // options_.upload_buffer_bytes
   std::atomic<uint64_t>* byte_counter_ = nullptr;
   std::atomic<int64_t> deadline_ns_{0};  // steady clock; 0: none
 };

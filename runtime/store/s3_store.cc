@@ -156,8 +156,7 @@ Result<std::string> S3Store::StartParts(const std::string& name, uint64_t) {
 }
 
 Result<std::string> S3Store::PutPart(const std::string& name, const std::string& upload_id,
-                                     uint64_t index, int fd, uint64_t offset, uint64_t length,
-                                     const std::string& md5) {
+                                     uint64_t index, PartBody* body, const std::string& md5) {
   const std::string query =
       fmt::format("partNumber={}&uploadId={}", index + 1, UriEncode(upload_id, false));
   Result<HttpResponse> r = Send([&]() -> Result<HttpRequest> {
@@ -165,9 +164,7 @@ Result<std::string> S3Store::PutPart(const std::string& name, const std::string&
     req.method = "PUT";
     req.url = UrlOf(name, query);
     req.headers = {{"Content-MD5", Base64Encode(md5)}};
-    req.body_fd = fd;
-    req.body_offset = offset;
-    req.body_length = length;
+    TR_ASSIGN_OR_RETURN(req.body, body->Take(md5));
     req.on_bytes = ByteCounter();
     return Signed(std::move(req), kUnsignedPayload);
   });
