@@ -123,16 +123,29 @@ Status SignShared(HttpRequest* request, const AzureCredentials& creds, const std
 
 Status AzureBlobStore::PutObject(const std::string& name, std::string_view data,
                                  const std::string& md5) {
+  return Put(name, data, md5, false);
+}
+
+Status AzureBlobStore::PutObjectIfAbsent(const std::string& name, std::string_view data,
+                                         const std::string& md5) {
+  return Put(name, data, md5, true);
+}
+
+Status AzureBlobStore::Put(const std::string& name, std::string_view data, const std::string& md5,
+                           bool if_absent) {
   Result<HttpResponse> r = Send([&]() -> Result<HttpRequest> {
-    TR_ASSIGN_OR_RETURN(HttpRequest req, Build("PUT", name, "",
-                                               {{"x-ms-blob-type", "BlockBlob"},
-                                                {"Content-MD5", Base64Encode(md5)}}));
+    HttpHeaders headers = {{"x-ms-blob-type", "BlockBlob"}, {"Content-MD5", Base64Encode(md5)}};
+    if (if_absent) headers.emplace_back("If-None-Match", "*");
+    TR_ASSIGN_OR_RETURN(HttpRequest req, Build("PUT", name, "", std::move(headers)));
     req.body = std::string(data);
     req.on_bytes = ByteCounter();
     TR_RETURN_IF_ERROR(SignShared(&req, credentials_, ""));
     return req;
   });
   if (!r.ok()) return r.status();
+  if (if_absent && (r->status == 412 || ServiceErrorCode(*r) == "BlobAlreadyExists")) {
+    return AlreadyExistsError(fmt::format("{}: exists", What(name)));
+  }
   return r->ok() ? Status::Ok() : Error(*r, name);
 }
 

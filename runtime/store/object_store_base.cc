@@ -4,10 +4,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
+#include <random>
+#include <thread>
 
 #include <fmt/format.h>
 
+#include "base/fs_util.h"
 #include "base/hashing.h"
 #include "runtime/store/xml.h"
 
@@ -135,6 +139,98 @@ Status ObjectStoreBase::ErrorFor(const HttpResponse& response, const std::string
 Status ObjectStoreBase::PutBytes(const std::string& key, std::string_view data) {
   TR_RETURN_IF_ERROR(ValidateKey(key));
   return PutObject(NameOf(key), data, Md5(data));
+}
+
+namespace {
+
+// A name no other caller will pick: host, process, and 64 random bits.
+std::string Nonce() {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  std::string name = fmt::format("{}-{}-{:016x}", host, getpid(), rng());
+  for (char& c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') c = '_';
+  }
+  return name;
+}
+
+}  // namespace
+
+Status ObjectStoreBase::CreateBytes(const std::string& key, std::string_view data) {
+  TR_RETURN_IF_ERROR(ValidateKey(key));
+  if (data.size() > options_.part_size) {
+    return InvalidArgumentError(fmt::format("{}/{}: {} is too large to create in one request",
+                                            Uri(), key, FormatBytes(data.size())));
+  }
+  TR_ASSIGN_OR_RETURN(bool honoured, HonoursConditionalWrites(key));
+  if (!honoured) return CreateByClaim(key, data);
+  Status s = PutObjectIfAbsent(NameOf(key), data, Md5(data));
+  if (s.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError(fmt::format("{}/{}: exists", Uri(), key));
+  }
+  return s;
+}
+
+Result<bool> ObjectStoreBase::HonoursConditionalWrites(const std::string& key) {
+  int known = conditional_writes_.load();
+  if (known != 0) return known > 0;
+  const std::string probe = key + ".probe-" + Nonce();
+  Status first = PutObjectIfAbsent(NameOf(probe), "", Md5(""));
+  if (!first.ok()) return first;
+  Status second = PutObjectIfAbsent(NameOf(probe), "", Md5(""));
+  Delete(probe).IgnoreError();
+  if (!second.ok() && second.code() != StatusCode::kAlreadyExists) return second;
+  const bool honoured = second.code() == StatusCode::kAlreadyExists;
+  conditional_writes_ = honoured ? 1 : -1;
+  return honoured;
+}
+
+Status ObjectStoreBase::CreateByClaim(const std::string& key, std::string_view data) {
+  const std::string claims = key + ".claim-";
+  const std::string mine = claims + Nonce();
+  const TimePoint deadline = SystemClock()->Now() + options_.claim_timeout;
+  std::mt19937_64 rng(std::random_device{}());
+  auto exists = [&]() -> Result<bool> {
+    Result<ObjectInfo> info = Stat(key);
+    if (info.ok()) return true;
+    if (info.status().code() == StatusCode::kNotFound) return false;
+    return info.status();
+  };
+  auto taken = [&] { return AlreadyExistsError(fmt::format("{}/{}: exists", Uri(), key)); };
+  for (int attempt = 0;; ++attempt) {
+    TR_ASSIGN_OR_RETURN(bool there, exists());
+    if (there) return taken();
+    TR_RETURN_IF_ERROR(PutBytes(mine, ""));
+    Result<std::vector<ObjectInfo>> found = List(claims);
+    if (!found.ok()) {
+      Delete(mine).IgnoreError();
+      return found.status();
+    }
+    if (found->size() == 1 && (*found)[0].key == mine) {
+      // Alone. A winner before us deleted its claim only after writing `key`, so
+      // look once more before writing it.
+      Result<bool> now = exists();
+      Status s = !now.ok() ? now.status() : *now ? taken() : PutBytes(key, data);
+      Delete(mine).IgnoreError();
+      return s;
+    }
+    Delete(mine).IgnoreError();
+    if (SystemClock()->Now() > deadline) {
+      std::string others;
+      for (const ObjectInfo& o : *found) {
+        if (o.key != mine) others += (others.empty() ? "" : ", ") + o.key;
+      }
+      return UnavailableError(fmt::format(
+          "{}/{}: could not claim it for {:.0f} s: other writers hold claims ({}); delete "
+          "them if no other writer is running",
+          Uri(), key, ToSeconds(options_.claim_timeout), others));
+    }
+    // A random pause, longer as the contest goes on, so one caller ends up alone.
+    const int64_t most_ms = 20 << std::min(attempt, 5);
+    std::this_thread::sleep_for(std::chrono::milliseconds(
+        5 + static_cast<int64_t>(rng() % static_cast<uint64_t>(most_ms))));
+  }
 }
 
 Status ObjectStoreBase::PutFile(const std::string& key, const std::string& local_path) {

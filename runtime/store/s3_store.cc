@@ -121,16 +121,36 @@ Status S3Store::Error(const HttpResponse& response, const std::string& name) con
 }
 
 Status S3Store::PutObject(const std::string& name, std::string_view data, const std::string& md5) {
-  Result<HttpResponse> r = Send([&]() -> Result<HttpRequest> {
-    HttpRequest req;
-    req.method = "PUT";
-    req.url = UrlOf(name, "");
-    req.headers = {{"Content-MD5", Base64Encode(md5)}};
-    req.body = std::string(data);
-    req.on_bytes = ByteCounter();
-    return Signed(std::move(req), kUnsignedPayload);
-  });
+  return Put(name, data, md5, false);
+}
+
+Status S3Store::PutObjectIfAbsent(const std::string& name, std::string_view data,
+                                  const std::string& md5) {
+  return Put(name, data, md5, true);
+}
+
+Status S3Store::Put(const std::string& name, std::string_view data, const std::string& md5,
+                    bool if_absent) {
+  Result<HttpResponse> r = UnavailableError("no attempt made");
+  // S3 answers 409 ConditionalRequestConflict to a conditional write that races
+  // another one on the same key: ask again, and the loser then gets its 412.
+  for (int conflict = 0; conflict < 5; ++conflict) {
+    r = Send([&]() -> Result<HttpRequest> {
+      HttpRequest req;
+      req.method = "PUT";
+      req.url = UrlOf(name, "");
+      req.headers = {{"Content-MD5", Base64Encode(md5)}};
+      if (if_absent) req.headers.emplace_back("If-None-Match", "*");
+      req.body = std::string(data);
+      req.on_bytes = ByteCounter();
+      return Signed(std::move(req), kUnsignedPayload);
+    });
+    if (!r.ok() || r->status != 409 || !if_absent) break;
+  }
   if (!r.ok()) return r.status();
+  if (if_absent && r->status == 412) {
+    return AlreadyExistsError(fmt::format("{}: exists", What(name)));
+  }
   if (!r->ok()) return Error(*r, name);
   std::string echoed = Md5FromEtag(r->Header("etag"));
   if (!echoed.empty() && echoed != md5 && r->Header("x-amz-server-side-encryption") != "aws:kms") {

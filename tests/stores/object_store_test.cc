@@ -185,6 +185,48 @@ TEST_P(ObjectStoreTest, AMultipartUploadReadsEachByteOnce) {
   }
 }
 
+// Ten writers (each its own store, as ten processes would be) create one key at once:
+// exactly one succeeds, the others are told it exists, the key holds the winner's
+// bytes, and no probe or claim object is left. Azurite honours If-None-Match: *;
+// s3rver ignores it, so there the claim objects decide.
+TEST_P(ObjectStoreTest, CreateBytesIsExclusive) {
+  std::vector<std::unique_ptr<Store>> stores;
+  for (int i = 0; i < 10; ++i) {
+    auto store = OpenStore(root_ + "/prefix", server_->Lookup());
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    stores.push_back(std::move(store).value());
+  }
+  std::vector<Status> results(stores.size());
+  std::vector<std::thread> writers;
+  for (size_t i = 0; i < stores.size(); ++i) {
+    writers.emplace_back([&, i] {
+      results[i] = stores[i]->CreateBytes("claim/run.json", "writer " + std::to_string(i));
+    });
+  }
+  for (std::thread& t : writers) t.join();
+  int winners = 0;
+  std::string winner;
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (results[i].ok()) {
+      ++winners;
+      winner = "writer " + std::to_string(i);
+      continue;
+    }
+    EXPECT_EQ(results[i].code(), StatusCode::kAlreadyExists) << results[i].message();
+    EXPECT_NE(results[i].message().find(root_ + "/prefix/claim/run.json"), std::string::npos)
+        << results[i].message();
+  }
+  EXPECT_EQ(winners, 1);
+  EXPECT_EQ(*store_->GetBytes("claim/run.json"), winner);
+  Status late = store_->CreateBytes("claim/run.json", "late");
+  EXPECT_EQ(late.code(), StatusCode::kAlreadyExists) << late.message();
+  EXPECT_EQ(*store_->GetBytes("claim/run.json"), winner);
+  Result<std::vector<ObjectInfo>> left = store_->List("claim/");
+  ASSERT_TRUE(left.ok()) << left.status().message();
+  ASSERT_EQ(left->size(), 1u) << (*left)[1].key;
+  EXPECT_EQ((*left)[0].key, "claim/run.json");
+}
+
 TEST_P(ObjectStoreTest, TwoThousandSmallFilesByteForByte) {
   std::vector<TransferItem> items;
   std::mt19937 rng(7);
