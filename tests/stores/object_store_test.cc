@@ -196,6 +196,10 @@ TEST_P(ObjectStoreTest, CreateBytesIsExclusive) {
     ASSERT_TRUE(store.ok()) << store.status().message();
     stores.push_back(std::move(store).value());
   }
+  // s3rver removes a folder once a delete leaves it empty, racing a put into it (and
+  // can crash): an object that stays keeps the claims' folder.
+  const bool keep_folder = GetParam() == ServerKind::kS3rver;
+  if (keep_folder) ASSERT_TRUE(store_->PutBytes("claim/keep", "").ok());
   std::vector<Status> results(stores.size());
   std::vector<std::thread> writers;
   for (size_t i = 0; i < stores.size(); ++i) {
@@ -223,8 +227,11 @@ TEST_P(ObjectStoreTest, CreateBytesIsExclusive) {
   EXPECT_EQ(*store_->GetBytes("claim/run.json"), winner);
   Result<std::vector<ObjectInfo>> left = store_->List("claim/");
   ASSERT_TRUE(left.ok()) << left.status().message();
-  ASSERT_EQ(left->size(), 1u) << (*left)[1].key;
-  EXPECT_EQ((*left)[0].key, "claim/run.json");
+  std::vector<std::string> keys;
+  for (const ObjectInfo& o : *left) {
+    if (!keep_folder || o.key != "claim/keep") keys.push_back(o.key);
+  }
+  EXPECT_EQ(keys, std::vector<std::string>{"claim/run.json"});
 }
 
 TEST_P(ObjectStoreTest, TwoThousandSmallFilesByteForByte) {
