@@ -2,7 +2,9 @@
 // against the same loopback servers (Azurite for az://, s3rver for s3://) started
 // from <repo>/.deps: one large file, and many small files. Prints a table: median
 // and p99 seconds over repetitions, MB/s at the median, and rclone's time over
-// trainrun's (above 1: trainrun is faster). Never fails for being slow.
+// trainrun's (above 1: trainrun is faster), and for uploads the bytes each tool read
+// from local files per byte uploaded (/proc/PID/io rchar: 1.00 means every byte was
+// read once). Never fails for being slow.
 //
 //   store_transfer_bench [--reps N] [--large-mb N] [--small-files N] [--small-kb N]
 //                        [--json FILE]
@@ -72,9 +74,22 @@ double Seconds(const std::function<bool()>& fn, bool* ok) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// Runs rclone with its configuration in the environment; true on exit 0.
-bool Rclone(const std::vector<std::string>& args,
-            const std::map<std::string, std::string>& config) {
+// rchar (bytes passed to read() and pread(), sockets' recv not included) of a
+// process, "self" or a pid; 0 when unreadable.
+uint64_t BytesRead(const std::string& pid) {
+  std::ifstream in("/proc/" + pid + "/io");
+  std::string name;
+  uint64_t value = 0;
+  while (in >> name >> value) {
+    if (name == "rchar:") return value;
+  }
+  return 0;
+}
+
+// Runs rclone with its configuration in the environment; true on exit 0. What it
+// read goes to *read when not null (taken while it is a zombie, before reaping).
+bool Rclone(const std::vector<std::string>& args, const std::map<std::string, std::string>& config,
+            uint64_t* read = nullptr) {
   std::vector<std::string> argv = {FindOnPath("rclone")};
   argv.insert(argv.end(), args.begin(), args.end());
   pid_t pid = fork();
@@ -89,6 +104,9 @@ bool Rclone(const std::vector<std::string>& args,
     execv(a[0], a.data());
     _exit(127);
   }
+  siginfo_t info{};
+  waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT);
+  if (read != nullptr) *read = BytesRead(std::to_string(pid));
   int status = 0;
   waitpid(pid, &status, 0);
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
@@ -114,6 +132,7 @@ struct Row {
   std::string server, workload, direction;
   uint64_t bytes = 0;
   Sample ours, rclone;
+  uint64_t ours_read = 0, rclone_read = 0;  // from local files, all repetitions (uploads)
   bool ok = true;
 };
 
@@ -204,16 +223,20 @@ std::vector<Row> BenchServer(ServerKind kind, const Options& o, const std::strin
       const std::string ours = fmt::format("t-{}-{}/", fs::path(w.dir).filename().string(), rep);
       const std::string theirs = fmt::format("r-{}-{}", fs::path(w.dir).filename().string(), rep);
       std::vector<TransferItem> items = Items(w.dir, ours);
+      const uint64_t before = BytesRead("self");
       up.ours.seconds.push_back(Seconds(
           [&] { return UploadItems(store, items, kDefaultUploadParallelism, {}).errors.empty(); },
           &up.ok));
+      up.ours_read += BytesRead("self") - before;
+      uint64_t rclone_read = 0;
       up.rclone.seconds.push_back(Seconds(
           [&] {
             std::vector<std::string> args = {"copy", w.dir, remote + "/" + theirs};
             args.insert(args.end(), flags.begin(), flags.end());
-            return Rclone(args, config);
+            return Rclone(args, config, &rclone_read);
           },
           &up.ok));
+      up.rclone_read += rclone_read;
       Result<std::vector<ObjectInfo>> listed = store->List(ours);
       if (!listed.ok()) {
         up.ok = false;
@@ -282,28 +305,40 @@ int main(int argc, char** argv) {
                            std::thread::hardware_concurrency(),
                            FormatIso8601(SystemClock()->WallNow()));
   std::cout << "# ratio = rclone median / trainrun median (above 1: trainrun is faster)\n";
+  std::cout << "# read/B = bytes read from local files per byte uploaded (/proc/PID/io rchar)\n";
   std::vector<Row> rows;
   for (ServerKind kind : {ServerKind::kAzurite, ServerKind::kS3rver}) {
     for (Row& r : BenchServer(kind, o, work)) rows.push_back(std::move(r));
   }
-  std::cout << fmt::format("{:<8} {:<14} {:<9} {:>10} {:>10} {:>9} {:>10} {:>10} {:>9} {:>6}\n",
-                           "server", "workload", "direction", "ours p50 s", "ours p99 s",
-                           "ours MB/s", "rclone p50", "rclone p99", "rcl MB/s", "ratio");
+  std::cout << fmt::format(
+      "{:<8} {:<14} {:<9} {:>10} {:>10} {:>9} {:>10} {:>10} {:>9} {:>6} {:>8} {:>8}\n", "server",
+      "workload", "direction", "ours p50 s", "ours p99 s", "ours MB/s", "rclone p50", "rclone p99",
+      "rcl MB/s", "ratio", "ours r/B", "rcl r/B");
   nlohmann::json out = nlohmann::json::array();
   for (const Row& r : rows) {
     double mb = static_cast<double>(r.bytes) / 1e6;
     double ours = r.ours.Median(), theirs = r.rclone.Median();
+    // Per byte uploaded, over every repetition.
+    const double moved = static_cast<double>(r.bytes) * static_cast<double>(r.ours.seconds.size());
+    auto per_byte = [&](uint64_t read) {
+      return r.direction != "upload" || moved == 0
+                 ? std::string("-")
+                 : fmt::format("{:.2f}", static_cast<double>(read) / moved);
+    };
     std::cout << fmt::format(
-        "{:<8} {:<14} {:<9} {:>10.2f} {:>10.2f} {:>9.1f} {:>10.2f} {:>10.2f} {:>9.1f} {:>6.2f}{}\n",
+        "{:<8} {:<14} {:<9} {:>10.2f} {:>10.2f} {:>9.1f} {:>10.2f} {:>10.2f} {:>9.1f} {:>6.2f} "
+        "{:>8} {:>8}{}\n",
         r.server, r.workload, r.direction, ours, r.ours.P99(), ours > 0 ? mb / ours : 0, theirs,
         r.rclone.P99(), theirs > 0 ? mb / theirs : 0, ours > 0 ? theirs / ours : 0,
-        r.ok ? "" : "  (errors)");
+        per_byte(r.ours_read), per_byte(r.rclone_read), r.ok ? "" : "  (errors)");
     out.push_back({{"server", r.server},
                    {"workload", r.workload},
                    {"direction", r.direction},
                    {"bytes", r.bytes},
                    {"oursSeconds", r.ours.seconds},
                    {"rcloneSeconds", r.rclone.seconds},
+                   {"oursBytesRead", r.ours_read},
+                   {"rcloneBytesRead", r.rclone_read},
                    {"ok", r.ok}});
   }
   if (!o.json_path.empty()) std::ofstream(o.json_path) << out.dump(2) << "\n";

@@ -42,8 +42,21 @@ int PrepareRunAndFinalize(const RunContext& ctx, LoadedRun* run, const LocalRunL
   ClusterRun* cluster = ctx.cluster;
   const JobConfig& job = run->job;
   journal->EnterPhase(RunStatus::kPreparing);
+  // The first record claims the run id, exclusively: of several starts with the same
+  // id at once (on other hosts, with other --workdirs), one goes on; the others stop
+  // here, having written nothing to history.
   Status writable =
-      cluster && !cluster->is_head() ? Status::Ok() : run->history->WriteRecord(record);
+      cluster && !cluster->is_head() ? Status::Ok() : run->history->CreateRecord(record);
+  if (writable.code() == StatusCode::kAlreadyExists) {
+    Status taken = AlreadyExistsError(fmt::format(
+        "run \"{}\" already exists in {} (experiment {}): another start with the same run id "
+        "claimed it first, and nothing of it was touched; give a new runId or leave it out to "
+        "get a generated one",
+        job.run_id, run->store->Uri(), job.experiment_name));
+    reporter->Error(taken.message());
+    if (cluster) cluster->session()->WaitForStart(taken, ExitCodeFor(taken));
+    return ExitCodeFor(taken);
+  }
   if (!writable.ok()) {
     reporter->Error(
         fmt::format("run history {} is not writable, so nothing was started: {}\n"

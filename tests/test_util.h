@@ -1,6 +1,7 @@
 // Helpers shared by the tests: temporary folders and files.
 #pragma once
 
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -37,6 +38,19 @@ inline void WriteFile(const std::string& path, const std::string& content) {
 inline std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// What this process has read with read() and pread() so far (/proc/self/io rchar,
+// sockets' recv not included), less what reading /proc/self/io itself added: exact,
+// so a byte read twice shows.
+inline uint64_t BytesReadSoFar() {
+  static uint64_t own = 0;  // read from /proc/self/io by earlier calls
+  std::string text = ReadFile("/proc/self/io");
+  size_t at = text.find("rchar: ");
+  uint64_t rchar = at == std::string::npos ? 0 : std::stoull(text.substr(at + 7));
+  uint64_t result = rchar - own;
+  own += text.size();
+  return result;
 }
 
 }  // namespace trainrun::testing

@@ -138,6 +138,11 @@ Status RunHistory::WriteRecord(const RunRecord& record) {
   return store_->PutBytes(key.Prefix() + kRunRecordName, record.ToJson().dump(2) + "\n");
 }
 
+Status RunHistory::CreateRecord(const RunRecord& record) {
+  RunKey key{record.experiment, record.run_id};
+  return store_->CreateBytes(key.Prefix() + kRunRecordName, record.ToJson().dump(2) + "\n");
+}
+
 Result<RunRecord> RunHistory::ReadRecord(const RunKey& key) {
   TR_ASSIGN_OR_RETURN(std::string text, store_->GetBytes(key.Prefix() + kRunRecordName));
   nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);

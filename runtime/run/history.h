@@ -78,6 +78,10 @@ class RunHistory {
 
   // Writes run.json (atomically: readers see the old or the new record).
   Status WriteRecord(const RunRecord& record);
+  // Writes the first run.json of a run, which claims its run id: exclusively
+  // (Store::CreateBytes), so of several starts with the same id at once, on any
+  // hosts, one succeeds and the others get kAlreadyExists and change nothing.
+  Status CreateRecord(const RunRecord& record);
   Result<RunRecord> ReadRecord(const RunKey& key);
 
   // Finds a run by id, in `experiment` or in any experiment when empty. kNotFound

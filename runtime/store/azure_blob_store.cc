@@ -123,16 +123,29 @@ Status SignShared(HttpRequest* request, const AzureCredentials& creds, const std
 
 Status AzureBlobStore::PutObject(const std::string& name, std::string_view data,
                                  const std::string& md5) {
+  return Put(name, data, md5, false);
+}
+
+Status AzureBlobStore::PutObjectIfAbsent(const std::string& name, std::string_view data,
+                                         const std::string& md5) {
+  return Put(name, data, md5, true);
+}
+
+Status AzureBlobStore::Put(const std::string& name, std::string_view data, const std::string& md5,
+                           bool if_absent) {
   Result<HttpResponse> r = Send([&]() -> Result<HttpRequest> {
-    TR_ASSIGN_OR_RETURN(HttpRequest req, Build("PUT", name, "",
-                                               {{"x-ms-blob-type", "BlockBlob"},
-                                                {"Content-MD5", Base64Encode(md5)}}));
+    HttpHeaders headers = {{"x-ms-blob-type", "BlockBlob"}, {"Content-MD5", Base64Encode(md5)}};
+    if (if_absent) headers.emplace_back("If-None-Match", "*");
+    TR_ASSIGN_OR_RETURN(HttpRequest req, Build("PUT", name, "", std::move(headers)));
     req.body = std::string(data);
     req.on_bytes = ByteCounter();
     TR_RETURN_IF_ERROR(SignShared(&req, credentials_, ""));
     return req;
   });
   if (!r.ok()) return r.status();
+  if (if_absent && (r->status == 412 || ServiceErrorCode(*r) == "BlobAlreadyExists")) {
+    return AlreadyExistsError(fmt::format("{}: exists", What(name)));
+  }
   return r->ok() ? Status::Ok() : Error(*r, name);
 }
 
@@ -141,16 +154,14 @@ Result<std::string> AzureBlobStore::StartParts(const std::string&, uint64_t) {
 }
 
 Result<std::string> AzureBlobStore::PutPart(const std::string& name, const std::string&,
-                                            uint64_t index, int fd, uint64_t offset,
-                                            uint64_t length, const std::string& md5) {
+                                            uint64_t index, PartBody* body,
+                                            const std::string& md5) {
   const std::string id = BlockId(index);
   const std::string query = "comp=block&blockid=" + UriEncode(id, false);
   Result<HttpResponse> r = Send([&]() -> Result<HttpRequest> {
     TR_ASSIGN_OR_RETURN(HttpRequest req,
                         Build("PUT", name, query, {{"Content-MD5", Base64Encode(md5)}}));
-    req.body_fd = fd;
-    req.body_offset = offset;
-    req.body_length = length;
+    TR_ASSIGN_OR_RETURN(req.body, body->Take(md5));
     req.on_bytes = ByteCounter();
     TR_RETURN_IF_ERROR(SignShared(&req, credentials_, query));
     return req;

@@ -5,8 +5,9 @@
 // Objects are block blobs named <prefix>/<key>. Small ones go up with one Put Blob,
 // larger ones as blocks (Put Block in parallel, then Put Block List, which makes the
 // blob appear whole at once) with the whole file's MD5 set as the blob's
-// Content-MD5, so downloads are verified too. Requests carry Shared Key signatures or
-// a SAS (azure_auth.h says where credentials come from). The container must exist.
+// Content-MD5, so downloads are verified too. CreateBytes is a Put Blob with
+// If-None-Match: * (409 BlobAlreadyExists when the blob exists). Requests carry Shared Key
+// signatures or a SAS (azure_auth.h says where credentials come from). The container must exist.
 #pragma once
 
 #include <memory>
@@ -46,10 +47,11 @@ class AzureBlobStore : public ObjectStoreBase {
  protected:
   std::string NameOf(const std::string& key) const override;
   Status PutObject(const std::string& name, std::string_view data, const std::string& md5) override;
+  Status PutObjectIfAbsent(const std::string& name, std::string_view data,
+                           const std::string& md5) override;
   Result<std::string> StartParts(const std::string& name, uint64_t part_size) override;
   Result<std::string> PutPart(const std::string& name, const std::string& upload_id, uint64_t index,
-                              int fd, uint64_t offset, uint64_t length,
-                              const std::string& md5) override;
+                              PartBody* body, const std::string& md5) override;
   Status CompleteParts(const std::string& name, const std::string& upload_id,
                        const std::vector<std::string>& parts,
                        const std::vector<std::string>& part_md5s,
@@ -63,6 +65,10 @@ class AzureBlobStore : public ObjectStoreBase {
  private:
   AzureBlobStore(AzureBlobLocation location, AzureCredentials credentials,
                  ObjectStoreOptions options);
+
+  // Put Blob, with If-None-Match: * when `if_absent`.
+  Status Put(const std::string& name, std::string_view data, const std::string& md5,
+             bool if_absent);
 
   // A signed request for `name` in the container ("" for the container itself).
   Result<HttpRequest> Build(const std::string& method, const std::string& name,

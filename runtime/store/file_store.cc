@@ -55,6 +55,23 @@ Status FileStore::PutBytes(const std::string& key, std::string_view data) {
   return WriteFileAtomic(PathOf(key), data);
 }
 
+Status FileStore::CreateBytes(const std::string& key, std::string_view data) {
+  TR_RETURN_IF_ERROR(ValidateKey(key));
+  const std::string path = PathOf(key);
+  TR_RETURN_IF_ERROR(MakeDirs(std::filesystem::path(path).parent_path().string()));
+  const std::string temp = TempNameFor(path);
+  int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus(errno, temp);
+  Status s = WriteAll(fd, data.data(), data.size(), temp);
+  if (close(fd) != 0 && s.ok()) s = ErrnoStatus(errno, temp);
+  if (s.ok() && link(temp.c_str(), path.c_str()) != 0) {
+    s = errno == EEXIST ? AlreadyExistsError(fmt::format("{}/{}: exists", Uri(), key))
+                        : ErrnoStatus(errno, path);
+  }
+  unlink(temp.c_str());
+  return s;
+}
+
 Status FileStore::GetFile(const std::string& key, const std::string& local_path) {
   TR_RETURN_IF_ERROR(ValidateKey(key));
   struct stat st {};

@@ -1,5 +1,8 @@
 // The file:// store: run history on a local or network file system. Objects are
 // plain files under a root folder; writes go to a temporary name and are renamed.
+// CreateBytes links the temporary file to the key's name instead (link(2) fails when
+// the name exists, on local file systems and NFS alike), so the object appears whole
+// and only once.
 #pragma once
 
 #include <string>
@@ -16,6 +19,7 @@ class FileStore : public Store {
   std::string Uri() const override;
   Status PutFile(const std::string& key, const std::string& local_path) override;
   Status PutBytes(const std::string& key, std::string_view data) override;
+  Status CreateBytes(const std::string& key, std::string_view data) override;
   Status GetFile(const std::string& key, const std::string& local_path) override;
   Result<std::string> GetBytes(const std::string& key, uint64_t offset,
                                std::optional<uint64_t> length) override;

@@ -30,8 +30,8 @@ Status HttpsStore::PutObject(const std::string& name, std::string_view, const st
 Result<std::string> HttpsStore::StartParts(const std::string& name, uint64_t) {
   return ReadOnly(name);
 }
-Result<std::string> HttpsStore::PutPart(const std::string& name, const std::string&, uint64_t, int,
-                                        uint64_t, uint64_t, const std::string&) {
+Result<std::string> HttpsStore::PutPart(const std::string& name, const std::string&, uint64_t,
+                                        PartBody*, const std::string&) {
   return ReadOnly(name);
 }
 Status HttpsStore::CompleteParts(const std::string& name, const std::string&,

@@ -27,9 +27,12 @@ class HttpsStore : public ObjectStoreBase {
  protected:
   std::string NameOf(const std::string& key) const override { return key; }
   Status PutObject(const std::string& name, std::string_view, const std::string&) override;
+  Status PutObjectIfAbsent(const std::string& name, std::string_view, const std::string&) override {
+    return ReadOnly(name);
+  }
   Result<std::string> StartParts(const std::string& name, uint64_t) override;
-  Result<std::string> PutPart(const std::string& name, const std::string&, uint64_t, int, uint64_t,
-                              uint64_t, const std::string&) override;
+  Result<std::string> PutPart(const std::string& name, const std::string&, uint64_t, PartBody*,
+                              const std::string&) override;
   Status CompleteParts(const std::string& name, const std::string&, const std::vector<std::string>&,
                        const std::vector<std::string>&, const std::string&) override;
   void AbortParts(const std::string&, const std::string&) override {}

@@ -4,11 +4,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
+#include <random>
 #include <thread>
 
 #include <fmt/format.h>
 
+#include "base/fs_util.h"
 #include "base/hashing.h"
 #include "runtime/store/xml.h"
 
@@ -23,24 +26,10 @@ bool TotalFromContentRange(const std::string& value, uint64_t* total) {
   return true;
 }
 
-// Reads exactly `size` bytes from the start of `fd`.
-Result<std::string> ReadPrefix(int fd, uint64_t size, const std::string& path) {
-  std::string data(size, '\0');
-  uint64_t done = 0;
-  while (done < size) {
-    ssize_t n = pread(fd, data.data() + done, size - done, static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, path);
-    if (n == 0) return IoError(fmt::format("{}: the file shrank while being uploaded", path));
-    done += static_cast<uint64_t>(n);
-  }
-  return data;
-}
-
 }  // namespace
 
 ObjectStoreBase::ObjectStoreBase(ObjectStoreOptions options)
-    : options_(options), http_(options.http) {}
+    : options_(options), http_(options.http), upload_buffers_(options.upload_buffer_bytes) {}
 
 std::function<void(uint64_t)> ObjectStoreBase::ByteCounter() {
   std::atomic<uint64_t>* counter = byte_counter_;
@@ -152,6 +141,98 @@ Status ObjectStoreBase::PutBytes(const std::string& key, std::string_view data) 
   return PutObject(NameOf(key), data, Md5(data));
 }
 
+namespace {
+
+// A name no other caller will pick: host, process, and 64 random bits.
+std::string Nonce() {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  std::string name = fmt::format("{}-{}-{:016x}", host, getpid(), rng());
+  for (char& c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') c = '_';
+  }
+  return name;
+}
+
+}  // namespace
+
+Status ObjectStoreBase::CreateBytes(const std::string& key, std::string_view data) {
+  TR_RETURN_IF_ERROR(ValidateKey(key));
+  if (data.size() > options_.part_size) {
+    return InvalidArgumentError(fmt::format("{}/{}: {} is too large to create in one request",
+                                            Uri(), key, FormatBytes(data.size())));
+  }
+  TR_ASSIGN_OR_RETURN(bool honoured, HonoursConditionalWrites(key));
+  if (!honoured) return CreateByClaim(key, data);
+  Status s = PutObjectIfAbsent(NameOf(key), data, Md5(data));
+  if (s.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError(fmt::format("{}/{}: exists", Uri(), key));
+  }
+  return s;
+}
+
+Result<bool> ObjectStoreBase::HonoursConditionalWrites(const std::string& key) {
+  int known = conditional_writes_.load();
+  if (known != 0) return known > 0;
+  const std::string probe = key + ".probe-" + Nonce();
+  Status first = PutObjectIfAbsent(NameOf(probe), "", Md5(""));
+  if (!first.ok()) return first;
+  Status second = PutObjectIfAbsent(NameOf(probe), "", Md5(""));
+  Delete(probe).IgnoreError();
+  if (!second.ok() && second.code() != StatusCode::kAlreadyExists) return second;
+  const bool honoured = second.code() == StatusCode::kAlreadyExists;
+  conditional_writes_ = honoured ? 1 : -1;
+  return honoured;
+}
+
+Status ObjectStoreBase::CreateByClaim(const std::string& key, std::string_view data) {
+  const std::string claims = key + ".claim-";
+  const std::string mine = claims + Nonce();
+  const TimePoint deadline = SystemClock()->Now() + options_.claim_timeout;
+  std::mt19937_64 rng(std::random_device{}());
+  auto exists = [&]() -> Result<bool> {
+    Result<ObjectInfo> info = Stat(key);
+    if (info.ok()) return true;
+    if (info.status().code() == StatusCode::kNotFound) return false;
+    return info.status();
+  };
+  auto taken = [&] { return AlreadyExistsError(fmt::format("{}/{}: exists", Uri(), key)); };
+  for (int attempt = 0;; ++attempt) {
+    TR_ASSIGN_OR_RETURN(bool there, exists());
+    if (there) return taken();
+    TR_RETURN_IF_ERROR(PutBytes(mine, ""));
+    Result<std::vector<ObjectInfo>> found = List(claims);
+    if (!found.ok()) {
+      Delete(mine).IgnoreError();
+      return found.status();
+    }
+    if (found->size() == 1 && (*found)[0].key == mine) {
+      // Alone. A winner before us deleted its claim only after writing `key`, so
+      // look once more before writing it.
+      Result<bool> now = exists();
+      Status s = !now.ok() ? now.status() : *now ? taken() : PutBytes(key, data);
+      Delete(mine).IgnoreError();
+      return s;
+    }
+    Delete(mine).IgnoreError();
+    if (SystemClock()->Now() > deadline) {
+      std::string others;
+      for (const ObjectInfo& o : *found) {
+        if (o.key != mine) others += (others.empty() ? "" : ", ") + o.key;
+      }
+      return UnavailableError(fmt::format(
+          "{}/{}: could not claim it for {:.0f} s: other writers hold claims ({}); delete "
+          "them if no other writer is running",
+          Uri(), key, ToSeconds(options_.claim_timeout), others));
+    }
+    // A random pause, longer as the contest goes on, so one caller ends up alone.
+    const int64_t most_ms = 20 << std::min(attempt, 5);
+    std::this_thread::sleep_for(std::chrono::milliseconds(
+        5 + static_cast<int64_t>(rng() % static_cast<uint64_t>(most_ms))));
+  }
+}
+
 Status ObjectStoreBase::PutFile(const std::string& key, const std::string& local_path) {
   TR_RETURN_IF_ERROR(ValidateKey(key));
   int fd = open(local_path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -166,8 +247,11 @@ Status ObjectStoreBase::PutFile(const std::string& key, const std::string& local
   const std::string name = NameOf(key);
   Status result;
   if (size <= options_.part_size) {
-    Result<std::string> data = ReadPrefix(fd, size, local_path);
+    const uint64_t taken = upload_buffers_.Take(size);
+    Result<std::string> data = ReadFileRange(fd, 0, size, local_path);
     result = data.ok() ? PutObject(name, *data, Md5(*data)) : data.status();
+    data = std::string();
+    upload_buffers_.Give(taken);
     close(fd);
     return result;
   }
@@ -178,20 +262,15 @@ Status ObjectStoreBase::PutFile(const std::string& key, const std::string& local
     return upload.status();
   }
   std::vector<std::string> tokens(plan.count), md5s(plan.count);
-  Result<std::string> whole = std::string();
-  std::thread whole_md5;
-  if (WantsWholeMd5()) {
-    whole_md5 = std::thread([&] { whole = Md5OfFile(local_path, 0, size); });
-  }
+  PartReader reader(fd, local_path, size, plan, WantsWholeMd5(), &upload_buffers_);
   result = ForEachPart(
-      size, plan, options_.part_parallelism,
-      [&](uint64_t index, uint64_t offset, uint64_t length) -> Status {
-        TR_ASSIGN_OR_RETURN(std::string md5, Md5OfFile(local_path, offset, length));
-        md5s[index] = md5;
-        TR_ASSIGN_OR_RETURN(tokens[index], PutPart(name, *upload, index, fd, offset, length, md5));
+      size, plan, options_.part_parallelism, [&](uint64_t index, uint64_t, uint64_t) -> Status {
+        TR_ASSIGN_OR_RETURN(PartBody body, reader.Read(index));
+        md5s[index] = Md5(body.bytes());
+        TR_ASSIGN_OR_RETURN(tokens[index], PutPart(name, *upload, index, &body, md5s[index]));
         return Status::Ok();
       });
-  if (whole_md5.joinable()) whole_md5.join();
+  Result<std::string> whole = result.ok() ? reader.WholeMd5() : Result<std::string>(result);
   if (result.ok() && !whole.ok()) result = whole.status();
   if (result.ok()) result = CompleteParts(name, *upload, tokens, md5s, *whole);
   if (!result.ok()) AbortParts(name, *upload);

@@ -5,6 +5,28 @@
 // signed afresh and retried with backoff; every transfer verified by length and MD5
 // (Content-MD5 on every request that carries data, the object's MD5 on the way back
 // when the service keeps one).
+//
+// An upload reads each byte of the file once (PartReader): a part is read into a
+// buffer, the whole file's MD5 is fed from that buffer in file order (MD5 cannot be
+// combined from the parts' digests, so the parts are read in order, one at a time per
+// file), then the part's own MD5 is taken and the request sent from the same buffer,
+// in parallel with the other parts. Only a retried request reads its part again. The
+// buffers of all uploads together stay under ObjectStoreOptions::upload_buffer_bytes.
+//
+// CreateBytes (an exclusive create, which claims a run id) is a conditional write,
+// If-None-Match: *, when the server honours it. Whether it does is probed once per
+// store: a probe object "<key>.probe-<nonce>" is created with the condition, then
+// written again with it, which must be refused; then it is deleted. Where the
+// second write is accepted (s3rver, older S3-compatible servers ignore the
+// condition) CreateBytes claims the key instead: it writes a claim object
+// "<key>.claim-<nonce>", lists "<key>.claim-", and writes `key` only when its claim
+// is the only one and `key` still does not exist, deleting its claim after; a
+// caller that finds others deletes its claim and tries again after a random pause,
+// for up to claim_timeout. With read-after-write and list-after-write consistency
+// (S3 since 2020, every single-server store) two callers can never both be alone,
+// and a caller that comes after a winner finds its claim or `key`: at most one
+// succeeds. A caller that dies between claiming and deleting its claim blocks the
+// key for the others (each waits claim_timeout and fails, kUnavailable, naming it).
 #pragma once
 
 #include <atomic>
@@ -20,10 +42,16 @@
 
 namespace trainrun {
 
+// How long CreateBytes keeps trying to be the only claimant where the server ignores
+// conditional writes.
+constexpr auto kDefaultClaimTimeout = std::chrono::seconds(30);
+
 struct ObjectStoreOptions {
   uint64_t part_size = kDefaultPartSize;  // also the largest single-request object
   int part_parallelism = kDefaultPartParallelism;
-  RetryOptions retry;  // for each request
+  uint64_t upload_buffer_bytes = kDefaultUploadBufferBytes;  // all uploads' buffers together
+  Duration claim_timeout = kDefaultClaimTimeout;             // CreateBytes by claim objects
+  RetryOptions retry;                                        // for each request
   HttpClientOptions http;
 };
 
@@ -31,6 +59,7 @@ class ObjectStoreBase : public Store {
  public:
   Status PutFile(const std::string& key, const std::string& local_path) override;
   Status PutBytes(const std::string& key, std::string_view data) override;
+  Status CreateBytes(const std::string& key, std::string_view data) override;
   Status GetFile(const std::string& key, const std::string& local_path) override;
   Status GetListedFile(const ObjectInfo& object, const std::string& local_path) override;
   Result<std::string> GetBytes(const std::string& key, uint64_t offset,
@@ -48,19 +77,24 @@ class ObjectStoreBase : public Store {
   virtual std::string NameOf(const std::string& key) const = 0;
   virtual Status PutObject(const std::string& name, std::string_view data,
                            const std::string& md5) = 0;
+  // PutObject with If-None-Match: *: kAlreadyExists when the service refuses because
+  // `name` exists (412, or Azure's 409 BlobAlreadyExists). A service that ignores the
+  // condition overwrites; CreateBytes finds out by probing.
+  virtual Status PutObjectIfAbsent(const std::string& name, std::string_view data,
+                                   const std::string& md5) = 0;
   // Starts a multi-part upload; returns its id ("" when the service needs none).
   virtual Result<std::string> StartParts(const std::string& name, uint64_t part_size) = 0;
-  // Uploads part `index` (0-based) from `length` bytes of `fd` at `offset`; returns
-  // what CompleteParts needs to name it.
+  // Uploads part `index` (0-based), whose bytes are `body` and MD5 `md5`; each
+  // attempt sends body->Take(md5). Returns what CompleteParts needs to name it.
   virtual Result<std::string> PutPart(const std::string& name, const std::string& upload_id,
-                                      uint64_t index, int fd, uint64_t offset, uint64_t length,
-                                      const std::string& md5) = 0;
+                                      uint64_t index, PartBody* body, const std::string& md5) = 0;
   virtual Status CompleteParts(const std::string& name, const std::string& upload_id,
                                const std::vector<std::string>& parts,
                                const std::vector<std::string>& part_md5s,
                                const std::string& whole_md5) = 0;
   virtual void AbortParts(const std::string& name, const std::string& upload_id) = 0;
-  // Whether CompleteParts wants the MD5 of the whole file (costs one more read).
+  // Whether CompleteParts wants the MD5 of the whole file (computed from the parts'
+  // buffers as they are read, in order; no extra read).
   virtual bool WantsWholeMd5() const = 0;
   // Whether GetFile asks for the size first and reads small objects without a
   // range (for services that answer a range on an empty object badly).
@@ -111,7 +145,15 @@ class ObjectStoreBase : public Store {
  private:
   Status Download(const std::string& key, const std::optional<ObjectInfo>& known,
                   const std::string& local_path);
+  // Whether the service refuses a conditional write to an existing object (probed
+  // once, next to `key`, then remembered).
+  Result<bool> HonoursConditionalWrites(const std::string& key);
+  // CreateBytes for a service that does not: by claim objects (above).
+  Status CreateByClaim(const std::string& key, std::string_view data);
 
+  std::atomic<int> conditional_writes_{0};  // 0 not probed, 1 honoured, -1 ignored
+
+  ByteBudget upload_buffers_;  // options_.upload_buffer_bytes
   std::atomic<uint64_t>* byte_counter_ = nullptr;
   std::atomic<int64_t> deadline_ns_{0};  // steady clock; 0: none
 };

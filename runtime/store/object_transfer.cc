@@ -49,6 +49,117 @@ Status ForEachPart(uint64_t size, const PartPlan& plan, int parallelism,
   });
 }
 
+uint64_t ByteBudget::Take(uint64_t bytes) {
+  bytes = std::min(bytes, limit_);
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return taken_ + bytes <= limit_; });
+  taken_ += bytes;
+  return bytes;
+}
+
+void ByteBudget::Give(uint64_t bytes) {
+  {
+    std::lock_guard lock(mu_);
+    taken_ -= bytes;
+  }
+  cv_.notify_all();
+}
+
+Result<std::string> ReadFileRange(int fd, uint64_t offset, uint64_t length,
+                                  const std::string& path) {
+  std::string data(length, '\0');
+  uint64_t done = 0;
+  while (done < length) {
+    ssize_t n = pread(fd, data.data() + done, length - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, path);
+    if (n == 0) return IoError(fmt::format("{}: the file shrank while being uploaded", path));
+    done += static_cast<uint64_t>(n);
+  }
+  return data;
+}
+
+PartBody::PartBody(std::string bytes, int fd, uint64_t offset, std::string path, ByteBudget* budget,
+                   uint64_t taken)
+    : bytes_(std::move(bytes)),
+      fd_(fd),
+      offset_(offset),
+      size_(bytes_.size()),
+      path_(std::move(path)),
+      budget_(budget),
+      budget_taken_(taken) {}
+
+PartBody::PartBody(PartBody&& other) noexcept
+    : bytes_(std::move(other.bytes_)),
+      taken_(other.taken_),
+      fd_(other.fd_),
+      offset_(other.offset_),
+      size_(other.size_),
+      path_(std::move(other.path_)),
+      budget_(other.budget_),
+      budget_taken_(other.budget_taken_) {
+  other.budget_ = nullptr;
+}
+
+PartBody::~PartBody() {
+  if (budget_ != nullptr) budget_->Give(budget_taken_);
+}
+
+Result<std::string> PartBody::Take(const std::string& md5) {
+  if (!taken_) {
+    taken_ = true;
+    return std::move(bytes_);
+  }
+  // A retry: the first attempt's request took the buffer. Reading again costs a
+  // second read of this part only, and the part must still be what was hashed.
+  TR_ASSIGN_OR_RETURN(std::string again, ReadFileRange(fd_, offset_, size_, path_));
+  if (Md5(again) != md5) {
+    return IoError(fmt::format("{}: bytes {}-{} changed while they were being uploaded", path_,
+                               offset_, offset_ + size_ - 1));
+  }
+  return again;
+}
+
+PartReader::PartReader(int fd, std::string path, uint64_t size, PartPlan plan, bool whole_md5,
+                       ByteBudget* budget)
+    : fd_(fd), path_(std::move(path)), size_(size), plan_(plan), budget_(budget) {
+  if (whole_md5) whole_ = std::make_unique<Md5Stream>();
+}
+
+Result<PartBody> PartReader::Read(uint64_t index) {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return turn_ == index || !failed_.ok(); });
+  if (!failed_.ok()) return failed_;
+  // The buffer is taken in turn, so a part that holds one never waits for a turn:
+  // it waits only for requests (of this file or another) to finish and give theirs.
+  const uint64_t offset = index * plan_.part_size;
+  const uint64_t length = std::min(plan_.part_size, size_ - offset);
+  const uint64_t taken = budget_->Take(length);
+  Result<std::string> bytes = ReadFileRange(fd_, offset, length, path_);
+  if (!bytes.ok()) {
+    budget_->Give(taken);
+    failed_ = bytes.status();
+    cv_.notify_all();
+    return failed_;
+  }
+  if (whole_) whole_->Update(*bytes);
+  ++turn_;
+  cv_.notify_all();
+  return PartBody(std::move(bytes).value(), fd_, offset, path_, budget_, taken);
+}
+
+Result<std::string> PartReader::WholeMd5() {
+  std::lock_guard lock(mu_);
+  if (!failed_.ok()) return failed_;
+  if (turn_ != plan_.count) {
+    return InternalError(fmt::format("{}: {} of {} parts read", path_, turn_, plan_.count));
+  }
+  if (!whole_) return std::string();
+  std::string digest = whole_->Finish();
+  whole_.reset();
+  return digest;
+}
+
 namespace {
 
 // Hashes a file being downloaded in parts, in order, as the parts land: the MD5 is

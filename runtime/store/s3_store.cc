@@ -121,16 +121,36 @@ Status S3Store::Error(const HttpResponse& response, const std::string& name) con
 }
 
 Status S3Store::PutObject(const std::string& name, std::string_view data, const std::string& md5) {
-  Result<HttpResponse> r = Send([&]() -> Result<HttpRequest> {
-    HttpRequest req;
-    req.method = "PUT";
-    req.url = UrlOf(name, "");
-    req.headers = {{"Content-MD5", Base64Encode(md5)}};
-    req.body = std::string(data);
-    req.on_bytes = ByteCounter();
-    return Signed(std::move(req), kUnsignedPayload);
-  });
+  return Put(name, data, md5, false);
+}
+
+Status S3Store::PutObjectIfAbsent(const std::string& name, std::string_view data,
+                                  const std::string& md5) {
+  return Put(name, data, md5, true);
+}
+
+Status S3Store::Put(const std::string& name, std::string_view data, const std::string& md5,
+                    bool if_absent) {
+  Result<HttpResponse> r = UnavailableError("no attempt made");
+  // S3 answers 409 ConditionalRequestConflict to a conditional write that races
+  // another one on the same key: ask again, and the loser then gets its 412.
+  for (int conflict = 0; conflict < 5; ++conflict) {
+    r = Send([&]() -> Result<HttpRequest> {
+      HttpRequest req;
+      req.method = "PUT";
+      req.url = UrlOf(name, "");
+      req.headers = {{"Content-MD5", Base64Encode(md5)}};
+      if (if_absent) req.headers.emplace_back("If-None-Match", "*");
+      req.body = std::string(data);
+      req.on_bytes = ByteCounter();
+      return Signed(std::move(req), kUnsignedPayload);
+    });
+    if (!r.ok() || r->status != 409 || !if_absent) break;
+  }
   if (!r.ok()) return r.status();
+  if (if_absent && r->status == 412) {
+    return AlreadyExistsError(fmt::format("{}: exists", What(name)));
+  }
   if (!r->ok()) return Error(*r, name);
   std::string echoed = Md5FromEtag(r->Header("etag"));
   if (!echoed.empty() && echoed != md5 && r->Header("x-amz-server-side-encryption") != "aws:kms") {
@@ -156,8 +176,7 @@ Result<std::string> S3Store::StartParts(const std::string& name, uint64_t) {
 }
 
 Result<std::string> S3Store::PutPart(const std::string& name, const std::string& upload_id,
-                                     uint64_t index, int fd, uint64_t offset, uint64_t length,
-                                     const std::string& md5) {
+                                     uint64_t index, PartBody* body, const std::string& md5) {
   const std::string query =
       fmt::format("partNumber={}&uploadId={}", index + 1, UriEncode(upload_id, false));
   Result<HttpResponse> r = Send([&]() -> Result<HttpRequest> {
@@ -165,9 +184,7 @@ Result<std::string> S3Store::PutPart(const std::string& name, const std::string&
     req.method = "PUT";
     req.url = UrlOf(name, query);
     req.headers = {{"Content-MD5", Base64Encode(md5)}};
-    req.body_fd = fd;
-    req.body_offset = offset;
-    req.body_length = length;
+    TR_ASSIGN_OR_RETURN(req.body, body->Take(md5));
     req.on_bytes = ByteCounter();
     return Signed(std::move(req), kUnsignedPayload);
   });

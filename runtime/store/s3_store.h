@@ -6,7 +6,9 @@
 // in parallel, CompleteMultipartUpload makes the object appear whole at once; an
 // upload that fails is aborted). Every request carrying data has a Content-MD5, and
 // the ETag the service answers with is compared with the MD5 we sent (per part, and
-// for the whole object when the service reports a plain MD5). Requests are signed
+// for the whole object when the service reports a plain MD5). CreateBytes sends
+// If-None-Match: * (AWS S3 honours it since 2024; s3rver ignores it, and then the
+// claim objects of object_store_base.h decide). Requests are signed
 // with SigV4 (s3_signer.h says where credentials, region and endpoint come from).
 // The bucket must exist.
 #pragma once
@@ -47,10 +49,11 @@ class S3Store : public ObjectStoreBase {
  protected:
   std::string NameOf(const std::string& key) const override;
   Status PutObject(const std::string& name, std::string_view data, const std::string& md5) override;
+  Status PutObjectIfAbsent(const std::string& name, std::string_view data,
+                           const std::string& md5) override;
   Result<std::string> StartParts(const std::string& name, uint64_t part_size) override;
   Result<std::string> PutPart(const std::string& name, const std::string& upload_id, uint64_t index,
-                              int fd, uint64_t offset, uint64_t length,
-                              const std::string& md5) override;
+                              PartBody* body, const std::string& md5) override;
   Status CompleteParts(const std::string& name, const std::string& upload_id,
                        const std::vector<std::string>& parts,
                        const std::vector<std::string>& part_md5s,
@@ -65,6 +68,10 @@ class S3Store : public ObjectStoreBase {
 
  private:
   S3Store(S3Location location, S3Config config, ObjectStoreOptions options);
+
+  // PutObject, with If-None-Match: * when `if_absent`.
+  Status Put(const std::string& name, std::string_view data, const std::string& md5,
+             bool if_absent);
 
   // The URL of object `name` ("" for the bucket) with `query`.
   std::string UrlOf(const std::string& name, const std::string& query) const;

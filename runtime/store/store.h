@@ -43,6 +43,14 @@ class Store {
   virtual Status PutFile(const std::string& key, const std::string& local_path) = 0;
   virtual Status PutBytes(const std::string& key, std::string_view data) = 0;
 
+  // Writes `data` as `key` only if there is no object `key`, atomically: of any
+  // number of callers at once, on any hosts, at most one succeeds; the others get
+  // kAlreadyExists (naming the store and the key) and change nothing. How each store
+  // makes it exclusive is in its header (file://: a hard link; az://, s3://: a
+  // conditional write, or claim objects where the server ignores conditions).
+  // `data` must fit in one request.
+  virtual Status CreateBytes(const std::string& key, std::string_view data) = 0;
+
   // Downloads `key` to `local_path` (parent folders created, written atomically).
   // kNotFound when there is no such object.
   virtual Status GetFile(const std::string& key, const std::string& local_path) = 0;

@@ -4,8 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <memory>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -297,6 +299,61 @@ TEST_F(RunTest, RunIdThatExistsIsRefused) {
   EXPECT_EQ(again.exit_code, 65);
   EXPECT_NE(again.err.find("already exists"), std::string::npos) << again.err;
   EXPECT_EQ(Record()["status"], "Completed");  // the first run's record is untouched
+}
+
+// Ten starts with one run id at once, each with its own --workdir (as on ten hosts):
+// exactly one runs; nine exit 65 naming the run id and the history, having touched
+// nothing of the winner's run in history.
+TEST_F(RunTest, TenStartsWithOneRunIdAtOnceRunOnce) {
+  WriteFile(dir_ / "src/README", "source snapshot\n");
+  json job = {{"command",
+               {"/bin/sh", "-c",
+                "mkdir -p outputs logs && echo $WHO > outputs/who.txt && echo log-$WHO > "
+                "logs/train.log && echo started-$WHO"}},
+              {"sourceDirectory", "src"},
+              {"experimentName", "tests"},
+              {"runId", "same"}};
+  WriteFile(dir_ / "same.json", job.dump());
+  run_id_ = "same";
+  std::vector<std::unique_ptr<TrainrunProcess>> starts;
+  for (int i = 0; i < 10; ++i) {
+    const std::string where = dir_ / ("start" + std::to_string(i));
+    fs::create_directories(where);
+    starts.push_back(std::make_unique<TrainrunProcess>(
+        std::vector<std::string>{TrainrunBinary(), "run", dir_ / "same.json", "--history",
+                                 history(), "--workdir", dir_ / ("work" + std::to_string(i)),
+                                 "--console", "none"},
+        std::vector<std::string>{"WHO=" + std::to_string(i)}, where));
+  }
+  std::vector<int> winners;
+  for (int i = 0; i < 10; ++i) {
+    Invocation r = starts[i]->Wait();
+    if (r.exit_code == 0) {
+      winners.push_back(i);
+      continue;
+    }
+    EXPECT_EQ(r.exit_code, 65) << r.err;
+    EXPECT_NE(r.err.find("run \"same\" already exists in file://" + history()), std::string::npos)
+        << r.err;
+  }
+  ASSERT_EQ(winners.size(), 1u);
+  const std::string who = std::to_string(winners[0]);
+  json record = Record();
+  EXPECT_EQ(record["status"], "Completed");
+  EXPECT_EQ(ReadFile(RunDir() + "/outputs/who.txt"), who + "\n");
+  EXPECT_EQ(ReadFile(RunDir() + "/logs/train.log"), "log-" + who + "\n");
+  EXPECT_EQ(ReadFile(RunDir() + "/user_logs/std_log_process_0.txt"), "started-" + who + "\n");
+  std::vector<std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(RunDir())) {
+    if (e.is_regular_file()) files.push_back(fs::relative(e.path(), RunDir()).string());
+  }
+  std::sort(files.begin(), files.end());
+  EXPECT_EQ(files,
+            (std::vector<std::string>{
+                "logs/train.log", "outputs/who.txt", "run.json", "system_logs/binding_node_0.txt",
+                "system_logs/trainrun_node_0.log", "user_logs/std_log_process_0.txt"}));
+  EXPECT_NE(ReadFile(RunDir() + "/system_logs/trainrun_node_0.log").find("work" + who),
+            std::string::npos);
 }
 
 TEST_F(RunTest, DryRunPrintsThePlanAndStartsNothing) {

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -114,6 +115,65 @@ TEST_P(StoreRunTest, RunHistoryOnTheStoreAndEveryHistoryCommand) {
   ASSERT_EQ(logs.exit_code, 0) << logs.err;
   EXPECT_EQ(logs.out, "line-from-1\n");
   EXPECT_NE(History({"logs", "r1", "--system"}).out.find("Finalizing"), std::string::npos);
+}
+
+// Ten starts with one run id at once, each with its own --workdir (as on ten hosts),
+// history on the store: exactly one runs, nine exit 65 naming the run id and the
+// store, and the winner's history holds the winner's files only (Azurite honours the
+// conditional write; s3rver ignores it, so there the claim objects decide).
+TEST_P(StoreRunTest, TenStartsWithOneRunIdAtOnceRunOnce) {
+  WriteJob({{"command",
+             {"/bin/sh", "-c",
+              "mkdir -p outputs logs && echo $WHO > outputs/who.txt && echo log-$WHO > "
+              "logs/train.log && echo started-$WHO"}}});
+  // s3rver keeps objects as files in folders and removes a folder once a delete
+  // leaves it empty, which races a put creating a file in it and can crash the
+  // server (the claim and probe objects come and go in a folder that is empty
+  // before run.json exists). An object that stays keeps the folder.
+  const bool keep_folder = GetParam() == ServerKind::kS3rver;
+  if (keep_folder) ASSERT_TRUE(store_->PutBytes("history/exp/same/keep", "").ok());
+  std::vector<std::unique_ptr<TrainrunProcess>> starts;
+  for (int i = 0; i < 10; ++i) {
+    const std::string where = dir_ / ("start" + std::to_string(i));
+    fs::create_directories(where);
+    std::vector<std::string> argv = {TrainrunBinary()};
+    for (std::string a : RunArgs("same")) {
+      argv.push_back(a == dir_ / "work" ? dir_ / ("work" + std::to_string(i)) : a);
+    }
+    std::vector<std::string> env = Env();
+    env.push_back("WHO=" + std::to_string(i));
+    starts.push_back(std::make_unique<TrainrunProcess>(argv, env, where));
+  }
+  std::vector<int> winners;
+  for (int i = 0; i < 10; ++i) {
+    Invocation r = starts[i]->Wait(std::chrono::seconds(180));
+    if (r.exit_code == 0) {
+      winners.push_back(i);
+      continue;
+    }
+    EXPECT_EQ(r.exit_code, 65) << r.err;
+    EXPECT_NE(r.err.find("run \"same\" already exists in " + history_), std::string::npos) << r.err;
+  }
+  ASSERT_EQ(winners.size(), 1u);
+  const std::string who = std::to_string(winners[0]);
+  EXPECT_EQ(json::parse(StoredText("exp/same/run.json"))["status"], "Completed");
+  EXPECT_EQ(StoredText("exp/same/outputs/who.txt"), who + "\n");
+  EXPECT_EQ(StoredText("exp/same/logs/train.log"), "log-" + who + "\n");
+  EXPECT_EQ(StoredText("exp/same/user_logs/std_log_process_0.txt"), "started-" + who + "\n");
+  Result<std::vector<ObjectInfo>> stored = store_->List("history/exp/same/");
+  ASSERT_TRUE(stored.ok()) << stored.status().message();
+  std::vector<std::string> keys;
+  for (const ObjectInfo& o : *stored) {
+    if (!keep_folder || o.key != "history/exp/same/keep") keys.push_back(o.key);
+  }
+  EXPECT_EQ(keys,
+            (std::vector<std::string>{
+                "history/exp/same/logs/train.log", "history/exp/same/outputs/who.txt",
+                "history/exp/same/run.json", "history/exp/same/system_logs/binding_node_0.txt",
+                "history/exp/same/system_logs/trainrun_node_0.log",
+                "history/exp/same/user_logs/std_log_process_0.txt"}));
+  EXPECT_NE(StoredText("exp/same/system_logs/trainrun_node_0.log").find("work" + who),
+            std::string::npos);
 }
 
 TEST_P(StoreRunTest, LogsAreReadableFromTheStoreWhileTheRunRuns) {

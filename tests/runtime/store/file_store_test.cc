@@ -2,6 +2,11 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
+#include <filesystem>
+#include <thread>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "runtime/run/history.h"
@@ -46,6 +51,43 @@ TEST(FileStoreTest, PutGetStatListRangesAndKeys) {
   }
   ASSERT_TRUE(store.Delete("e/r/run.json").ok());
   EXPECT_TRUE(store.Delete("e/r/run.json").ok());
+}
+
+// Of 16 writers creating one key at once, exactly one succeeds; the others are told
+// it exists and change nothing; no temporary file is left behind.
+TEST(FileStoreTest, CreateBytesIsExclusive) {
+  TempDir dir;
+  FileStore file_store(dir / "root");
+  Store& store = file_store;  // the interface, with its default arguments
+  std::vector<Status> results(16);
+  std::vector<std::thread> writers;
+  for (size_t i = 0; i < results.size(); ++i) {
+    writers.emplace_back(
+        [&, i] { results[i] = store.CreateBytes("e/r/run.json", "writer " + std::to_string(i)); });
+  }
+  for (std::thread& t : writers) t.join();
+  int winners = 0;
+  std::string winner;
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (results[i].ok()) {
+      ++winners;
+      winner = "writer " + std::to_string(i);
+      continue;
+    }
+    EXPECT_EQ(results[i].code(), StatusCode::kAlreadyExists) << results[i].message();
+    EXPECT_NE(results[i].message().find(store.Uri() + "/e/r/run.json"), std::string::npos)
+        << results[i].message();
+  }
+  EXPECT_EQ(winners, 1);
+  EXPECT_EQ(*store.GetBytes("e/r/run.json"), winner);
+  EXPECT_EQ(store.CreateBytes("e/r/run.json", "late").code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(*store.GetBytes("e/r/run.json"), winner);
+  size_t entries = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir / "root/e/r")) {
+    (void)entry;
+    ++entries;
+  }
+  EXPECT_EQ(entries, 1u) << "temporary files were left behind";
 }
 
 TEST(FileStoreTest, OpenStoreUris) {
