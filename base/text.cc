@@ -73,7 +73,7 @@ bool IsFormatControl(uint32_t cp) {
 std::string EscapeControl(std::string_view text) {
   std::string out;
   out.reserve(text.size());
-  char escape[8];
+  char escape[16];
   while (!text.empty()) {
     uint32_t cp = 0;
     const size_t length = DecodeUtf8(text, &cp);

@@ -110,8 +110,14 @@ int Finalize(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout
     const JobAssignment& assignment = prepared->plan.assignment;
     for (const RankResult& r : result.ranks) {
       const int local_rank = r.rank - assignment.nodes[node_rank].first_rank;
-      RankRecord rank{r.rank,        node_rank,       local_rank, r.pid,
-                      r.status.code, r.status.signal, r.seconds,  r.stopped_by_trainrun};
+      RankRecord rank{.rank = r.rank,
+                      .node_rank = node_rank,
+                      .local_rank = local_rank,
+                      .pid = r.pid,
+                      .exit_code = r.status.code,
+                      .signal = r.status.signal,
+                      .seconds = r.seconds,
+                      .stopped_by_trainrun = r.stopped_by_trainrun};
       if (r.unkillable) {
         rank.unkillable_state = std::string(1, r.state.state != 0 ? r.state.state : '?');
         rank.unkillable_wchan = r.state.wchan;

@@ -62,8 +62,8 @@ struct RankRecord {
   bool stopped_by_trainrun = false;
   // Still there after SIGKILL and the unkillable timeout: what /proc said of it
   // ("D", its wait channel). Empty unkillable_state for every other rank.
-  std::string unkillable_state;
-  std::string unkillable_wchan;
+  std::string unkillable_state{};
+  std::string unkillable_wchan{};
 };
 
 struct SkippedSymlink {

@@ -199,7 +199,9 @@ TEST_P(ObjectStoreTest, CreateBytesIsExclusive) {
   // s3rver removes a folder once a delete leaves it empty, racing a put into it (and
   // can crash): an object that stays keeps the claims' folder.
   const bool keep_folder = GetParam() == ServerKind::kS3rver;
-  if (keep_folder) ASSERT_TRUE(store_->PutBytes("claim/keep", "").ok());
+  if (keep_folder) {
+    ASSERT_TRUE(store_->PutBytes("claim/keep", "").ok());
+  }
   std::vector<Status> results(stores.size());
   std::vector<std::thread> writers;
   for (size_t i = 0; i < stores.size(); ++i) {

@@ -131,7 +131,9 @@ TEST_P(StoreRunTest, TenStartsWithOneRunIdAtOnceRunOnce) {
   // server (the claim and probe objects come and go in a folder that is empty
   // before run.json exists). An object that stays keeps the folder.
   const bool keep_folder = GetParam() == ServerKind::kS3rver;
-  if (keep_folder) ASSERT_TRUE(store_->PutBytes("history/exp/same/keep", "").ok());
+  if (keep_folder) {
+    ASSERT_TRUE(store_->PutBytes("history/exp/same/keep", "").ok());
+  }
   std::vector<std::unique_ptr<TrainrunProcess>> starts;
   for (int i = 0; i < 10; ++i) {
     const std::string where = dir_ / ("start" + std::to_string(i));

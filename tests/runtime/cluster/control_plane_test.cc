@@ -221,8 +221,22 @@ TEST_F(ControlPlaneTest, NodesJoinStartTogetherAndFinishWithOneExitCode) {
       NodeResult result;
       result.node_rank = r;
       result.outcome = "succeeded";
-      result.ranks = {RankRecord{2 * r, r, 0, 100, 0, 0, 1.0, false},
-                      RankRecord{2 * r + 1, r, 1, 101, 0, 0, 1.0, false}};
+      result.ranks = {RankRecord{.rank = 2 * r,
+                                 .node_rank = r,
+                                 .local_rank = 0,
+                                 .pid = 100,
+                                 .exit_code = 0,
+                                 .signal = 0,
+                                 .seconds = 1.0,
+                                 .stopped_by_trainrun = false},
+                      RankRecord{.rank = 2 * r + 1,
+                                 .node_rank = r,
+                                 .local_rank = 1,
+                                 .pid = 101,
+                                 .exit_code = 0,
+                                 .signal = 0,
+                                 .seconds = 1.0,
+                                 .stopped_by_trainrun = false}};
       w->ReportResult(result);
       w->MergeUploads({}, "e/run-1/");
       return w->Finish(NodeDone{1, 10, {}}, JobOutcome{});
@@ -230,7 +244,22 @@ TEST_F(ControlPlaneTest, NodesJoinStartTogetherAndFinishWithOneExitCode) {
   }
   NodeResult mine;
   mine.outcome = "succeeded";
-  mine.ranks = {RankRecord{0, 0, 0, 1, 0, 0, 1.0, false}, RankRecord{1, 0, 1, 2, 0, 0, 1.0, false}};
+  mine.ranks = {RankRecord{.rank = 0,
+                           .node_rank = 0,
+                           .local_rank = 0,
+                           .pid = 1,
+                           .exit_code = 0,
+                           .signal = 0,
+                           .seconds = 1.0,
+                           .stopped_by_trainrun = false},
+                RankRecord{.rank = 1,
+                           .node_rank = 0,
+                           .local_rank = 1,
+                           .pid = 2,
+                           .exit_code = 0,
+                           .signal = 0,
+                           .seconds = 1.0,
+                           .stopped_by_trainrun = false}};
   head->ReportResult(mine);
   head->MergeUploads({}, "e/run-1/");
   JobOutcome outcome = head->Finish(NodeDone{}, JobOutcome{});

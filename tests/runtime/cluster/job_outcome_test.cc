@@ -14,8 +14,22 @@ std::map<int, NodeReport> Nodes(int count) {
     r.join.host = "host" + std::to_string(n);
     r.result_in = true;
     r.done_in = true;
-    r.result.ranks = {RankRecord{2 * n + 1, n, 1, 0, 0, 0, 1, false},
-                      RankRecord{2 * n, n, 0, 0, 0, 0, 1, false}};
+    r.result.ranks = {RankRecord{.rank = 2 * n + 1,
+                                 .node_rank = n,
+                                 .local_rank = 1,
+                                 .pid = 0,
+                                 .exit_code = 0,
+                                 .signal = 0,
+                                 .seconds = 1,
+                                 .stopped_by_trainrun = false},
+                      RankRecord{.rank = 2 * n,
+                                 .node_rank = n,
+                                 .local_rank = 0,
+                                 .pid = 0,
+                                 .exit_code = 0,
+                                 .signal = 0,
+                                 .seconds = 1,
+                                 .stopped_by_trainrun = false}};
   }
   return nodes;
 }
