@@ -536,7 +536,8 @@ TEST_F(ClusterTest, TextFromPeersIsEscapedOnTheConsoleInTheSystemLogAndInHistory
   }));
   std::string hello =
       json{{"role", evil_role}, {"nodeRank", 1}, {"nonce", std::string(64, '0')}}.dump();
-  std::string frame = std::string("TRNC\x01\x01\x00\x00", 8);
+  // A Hello frame (control_protocol.h): magic, protocol version 2, type 1, reserved.
+  std::string frame = std::string("TRNC\x02\x01\x00\x00", 8);
   for (int shift : {24, 16, 8, 0}) frame.push_back(static_cast<char>(hello.size() >> shift));
   frame += hello;
   ASSERT_EQ(send(fd, frame.data(), frame.size(), MSG_NOSIGNAL), static_cast<ssize_t>(frame.size()));

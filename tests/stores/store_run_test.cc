@@ -224,7 +224,10 @@ TEST_P(StoreRunTest, StoreStoppedMidUploadAndRestartedLosesNothing) {
   fs::create_directories(dir_ / "run");
   std::vector<std::string> argv = {TrainrunBinary()};
   for (const std::string& a :
-       RunArgs("outage", {"--log-upload-interval", "0.3", "--finalize-timeout", "120"})) {
+       RunArgs("outage", {"--log-upload-interval", "0.3", "--finalize-timeout", "120",
+                          // the rank signals the store server by its host pid,
+                          // which a PID namespace would hide
+                          "--isolation", "process-group"})) {
     argv.push_back(a);
   }
   TrainrunProcess run(argv, Env(), dir_ / "run");
@@ -265,7 +268,10 @@ TEST_P(StoreRunTest, StoreDownForTheWholeFinalizeExits74WithTheFilesOnLocalDisk)
               "mkdir -p outputs && echo weights > outputs/model.bin && kill -TERM -$STORE_PID"}},
             {"environment",
              {{"environmentVariables", {{"STORE_PID", std::to_string(server_->pid())}}}}}});
-  Invocation run = RunTrainrun(RunArgs("down", {"--finalize-timeout", "2"}), dir_.path(), Env());
+  // The rank signals the store server by its host pid: no PID namespace.
+  Invocation run =
+      RunTrainrun(RunArgs("down", {"--finalize-timeout", "2", "--isolation", "process-group"}),
+                  dir_.path(), Env());
   EXPECT_EQ(run.exit_code, 74) << run.err;
   const std::string model = LocalRun("down") + "/wd/outputs/model.bin";
   EXPECT_EQ(ReadFile(model), "weights\n");
