@@ -50,8 +50,9 @@ class ManyRanksTest : public ::testing::Test {
                                      "--workdir",
                                      dir_ / "w"};
     TrainrunProcess process(argv, {}, dir_.path());
-    // About 10 ms a rank on an idle 2-core machine; 70 ms measured at load 16.
-    return process.Wait(std::chrono::seconds(280));
+    // About 10 ms a rank on an idle 2-core machine; 70 ms measured at load 16 (4096
+    // ranks: under 5 min); the suite's CTest limit is 900 s.
+    return process.Wait(std::chrono::seconds(850));
   }
   json Record() { return json::parse(ReadFile(dir_ / "history/many/r1/run.json")); }
 
@@ -67,18 +68,9 @@ TEST_F(ManyRanksTest, TheMaximumStartsOnOneNodeOnceTheFdLimitIsRaised) {
                  << "; this machine's is " << limit.rlim_max;
   }
   // Starting a rank takes about 1 ms on an idle machine and 25 to 70 ms on this
-  // project's shared 2-core one at load 10 to 16 (in trainrun before this test
-  // too): a run of 256 ranks says whether 4096 can finish within the suite's
-  // limit here.
-  WriteJob("probe.json", "probe", 256);
-  const auto probe_began = std::chrono::steady_clock::now();
-  ASSERT_EQ(Run("-Sn 1024", "probe.json").exit_code, 0);
-  const double per_rank =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - probe_began).count() / 256;
-  if (per_rank * kMaxRanks > 200) {
-    GTEST_SKIP() << "this machine starts a rank every " << per_rank * 1000 << " ms: " << kMaxRanks
-                 << " would take " << per_rank * kMaxRanks << " s, past the suite's limit";
-  }
+  // project's shared 2-core one under heavy load: the suite's CTest limit
+  // (tests/CMakeLists.txt, ManyRanksTest=900) leaves room for the slow case
+  // instead of skipping it.
   Invocation r = Run("-Sn 1024");
   ASSERT_EQ(r.exit_code, 0) << r.err.substr(0, 4000);
   json record = Record();
