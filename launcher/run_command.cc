@@ -3,6 +3,9 @@
 // run_finalize.cc and dry_run.cc.
 #include "launcher/run_command.h"
 
+#include <string>
+#include <string_view>
+
 #include <fmt/format.h>
 
 #include "launcher/dry_run.h"
@@ -19,6 +22,9 @@
 namespace trainrun {
 
 namespace {
+
+// The cancel reason when the job's stop, not a signal, cut Preparing short.
+constexpr std::string_view kJobStopCancel = "the job's stop";
 
 // A multi-node job: the run id and the ranks come from the rendezvous, before
 // anything is on disk. The binding is planned first (every node's rank count is
@@ -76,7 +82,11 @@ int PrepareRunAndFinalize(const RunContext& ctx, LoadedRun* run, const LocalRunL
   reporter->Notice(
       fmt::format("run {} (experiment {}) in {}", job.run_id, job.experiment_name, layout.root));
   Status ready = Prepare(ctx, *run, layout, prepared);
-  if (!ready.ok() && IsCanceled(ctx.cancel)) {
+  // The job stopped (another node failed or was canceled) while this node prepared:
+  // the job's stop, with its code, is the outcome, not a cancel of this node.
+  const bool cut_short_by_job_stop = !ready.ok() && cluster != nullptr && IsCanceled(ctx.cancel) &&
+                                     ctx.cancel->reason() == kJobStopCancel;
+  if (!ready.ok() && IsCanceled(ctx.cancel) && !cut_short_by_job_stop) {
     // Whatever step gave up, a signal made it: the run is canceled, and the
     // message says what was interrupted.
     ready = Status(StatusCode::kCanceled, fmt::format("canceled by {} while preparing: {}",
@@ -86,7 +96,7 @@ int PrepareRunAndFinalize(const RunContext& ctx, LoadedRun* run, const LocalRunL
     // Every node prepared (or one failed, or one was canceled): start, or stop together.
     std::optional<StopNotice> stop =
         cluster->session()->WaitForStart(ready, ready.ok() ? 0 : ExitCodeFor(ready));
-    if (stop && ready.ok()) {
+    if (stop && (ready.ok() || cut_short_by_job_stop)) {
       reporter->Error(fmt::format("the ranks were not started: {}", stop->reason));
       record.outcome = stop->exit_code == kExitCanceled ? "canceled" : "stopped";
       record.stop_reason = stop->reason;
@@ -104,8 +114,13 @@ int PrepareRunAndFinalize(const RunContext& ctx, LoadedRun* run, const LocalRunL
                     canceled ? RunStatus::kCanceled : RunStatus::kFailed);
   }
   if (SupervisionSignalPending()) {
-    if (cluster) cluster->session()->Stopping(kExitCanceled, "canceled before the ranks started");
-    reporter->Error("canceled before the ranks started");
+    // The token names the signal when the watcher saw it first ("…: canceled (SIGTERM)").
+    const std::string why = IsCanceled(ctx.cancel)
+                                ? CanceledError(*ctx.cancel, "the ranks were not started").message()
+                                : "canceled before the ranks started";
+    if (cluster) cluster->session()->Stopping(kExitCanceled, why);
+    reporter->Error(why);
+    record.stop_reason = why;
     record.outcome = std::string(RunOutcomeName(RunOutcome::kCanceled));
     return Finalize(ctx, run, layout, prepared, /*ran=*/nullptr, kExitCanceled,
                     RunStatus::kCanceled);
@@ -160,6 +175,13 @@ int RunJob(const RunOptions& options, Console* out, Console* err) {
       reporter->Error(joined.message());
       return ExitCodeFor(joined);
     }
+  }
+  if (run.cluster) {
+    // Another node's failure or stop while this one prepares cuts this node's
+    // preparation short too (a snapshot, a download) instead of finishing it for
+    // nothing; the supervisor's handler replaces this one once ranks run.
+    run.cluster->session()->SetStopHandler(
+        [&cancel](const StopNotice&) { cancel.Cancel(std::string(kJobStopCancel)); });
   }
   LocalRunLayout layout = LayOutRun(options, run.placement, &run.job);
   Status created = CreateRunDirectory(run, layout, &reporting);

@@ -314,6 +314,9 @@ void LogPump::Loop() {
 }
 
 bool LogPump::WaitDrained(Duration timeout) {
+  // Never started (the run ended before its ranks did): nothing was read, so there
+  // is nothing to drain, and no reader would ever say so.
+  if (!thread_.joinable()) return true;
   std::unique_lock lock(mu_);
   return drained_cv_.wait_for(lock, timeout, [this] { return drained_; });
 }

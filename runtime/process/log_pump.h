@@ -79,8 +79,8 @@ class LogPump {
   Status Start();
 
   // Waits until every pipe reached end-of-file (every process holding a write end
-  // exited) or `timeout` passed. Returns true when all are drained. Whatever was
-  // read is in the files either way.
+  // exited) or `timeout` passed. Returns true when all are drained, and at once
+  // when Start() was never called. Whatever was read is in the files either way.
   bool WaitDrained(Duration timeout);
 
   // The last lines the rank wrote to stderr, oldest first.

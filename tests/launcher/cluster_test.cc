@@ -259,6 +259,37 @@ TEST_F(ClusterTest, SigtermWhileWaitingForTheOtherNodesExits143) {
       << n.err;
 }
 
+// A node canceled while it prepares stops the job, and the head's own preparation
+// (here a snapshot of 20,000 files) is cut short at once instead of finishing for
+// nothing: the head ends with the job's stop and has not copied the whole source.
+TEST_F(ClusterTest, ANodeCanceledWhilePreparingCutsTheHeadsPreparationShort) {
+  constexpr int kFiles = 20000;
+  fs::create_directories(dir_ / "src/many");
+  for (int i = 0; i < kFiles; ++i) WriteFile(dir_ / ("src/many/f" + std::to_string(i)), "x");
+  std::string job = PidJob();
+  auto head = Start(job, 0);
+  const std::string head_err = dir_ / ("out" + std::to_string(outs_) + "/trainrun.err");
+  auto node = Start(job, 1);
+  const std::string node_err = dir_ / ("out" + std::to_string(outs_) + "/trainrun.err");
+  // Node 1 says where its run is just before it prepares.
+  ASSERT_TRUE(WaitFor([&] {
+    return ReadFile(node_err).find("run " + run_id_ + " (experiment") != std::string::npos;
+  })) << ReadFile(node_err);
+  node->Signal(SIGTERM);
+  Invocation n = node->Wait();
+  Invocation h = head->Wait();
+  EXPECT_EQ(n.exit_code, 143) << n.err;
+  EXPECT_EQ(h.exit_code, 143) << h.err;
+  EXPECT_NE(h.err.find("the ranks were not started"), std::string::npos) << h.err;
+  EXPECT_TRUE(ReadFile(PidFile(0)).empty()) << "a rank started although the job stopped";
+  int copied = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(dir_ / "w0")) {
+    if (entry.path().parent_path().filename() == "many") ++copied;
+  }
+  EXPECT_LT(copied, kFiles) << "the head copied the whole source after the job had stopped";
+  EXPECT_EQ(Record()["status"], "Canceled") << Record().dump(2);
+}
+
 TEST_F(ClusterTest, ANodeThatCannotPrepareStopsTheJobBeforeAnyRankStarts) {
   std::string job = PidJob();
   // Node 1 finds its run directory (its own folder under the run's) taken.

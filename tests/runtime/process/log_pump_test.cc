@@ -83,6 +83,17 @@ TEST(LogPumpTest, EverythingArrivesWithStderrTailAndConsolePrefix) {
   EXPECT_EQ(console_text.find("rank one"), std::string::npos) << "rank 1 is not on the console";
 }
 
+// A run that ends before its ranks start (a SIGTERM just after Preparing) never
+// starts its pump: there is nothing to drain, so the wait returns at once instead of
+// waiting out its timeout (a 10-minute one here would end in the test's watchdog).
+TEST(LogPumpTest, APumpNeverStartedIsDrained) {
+  TempDir dir;
+  LogPump pump(nullptr);
+  ASSERT_TRUE(pump.AddRank(0, dir / "r0.txt", false).ok());
+  EXPECT_TRUE(pump.WaitDrained(std::chrono::minutes(10)));
+  EXPECT_TRUE(pump.LostOutputs().empty());
+}
+
 TEST(LogPumpTest, StuckConsoleNeverBlocksWritersAndFilesGetEverything) {
   TempDir dir;
   int console_pipe[2];
