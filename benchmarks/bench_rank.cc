@@ -48,7 +48,11 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (mode == "hang" && argc >= 6) {
-    Write(dir + "/pid." + rank, std::to_string(getpid()) + "\n");
+    // The pid as the host sees it (/proc is the host's: trainrun may run the ranks in
+    // a PID namespace of their own, where getpid() is a small number).
+    char self[32] = {};
+    const ssize_t n = readlink("/proc/self", self, sizeof(self) - 1);
+    Write(dir + "/pid." + rank, (n > 0 ? std::string(self, n) : std::to_string(getpid())) + "\n");
     if (std::atoi(argv[3]) == std::atoi(rank.c_str())) {
       usleep(std::atoi(argv[4]) * 1000);
       char text[64];
