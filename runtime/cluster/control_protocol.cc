@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "base/json_depth.h"
+
 namespace trainrun {
 namespace {
 
@@ -18,36 +20,6 @@ uint32_t GetU32(const char* p) {
   auto b = [p](int i) { return static_cast<uint32_t>(static_cast<unsigned char>(p[i])); };
   return (b(0) << 24) | (b(1) << 16) | (b(2) << 8) | b(3);
 }
-
-// Stops a parse at the first array or object nested deeper than kMaxJsonDepth,
-// before the tree is built.
-class DepthCheck : public nlohmann::json_sax<nlohmann::json> {
- public:
-  bool null() override { return true; }
-  bool boolean(bool) override { return true; }
-  bool number_integer(number_integer_t) override { return true; }
-  bool number_unsigned(number_unsigned_t) override { return true; }
-  bool number_float(number_float_t, const string_t&) override { return true; }
-  bool string(string_t&) override { return true; }
-  bool binary(binary_t&) override { return true; }
-  bool start_object(std::size_t) override { return ++depth_ <= kMaxJsonDepth; }
-  bool key(string_t&) override { return true; }
-  bool end_object() override {
-    --depth_;
-    return true;
-  }
-  bool start_array(std::size_t) override { return ++depth_ <= kMaxJsonDepth; }
-  bool end_array() override {
-    --depth_;
-    return true;
-  }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
-    return false;
-  }
-
- private:
-  size_t depth_ = 0;
-};
 
 }  // namespace
 
@@ -128,7 +100,7 @@ std::string EncodeJsonFrame(MessageType type, const nlohmann::json& body) {
 }
 
 Result<nlohmann::json> DecodeJsonPayload(const Frame& frame) {
-  DepthCheck depth;
+  JsonDepthCheck depth(kMaxJsonDepth);
   if (!nlohmann::json::sax_parse(frame.payload, &depth, nlohmann::json::input_format_t::json,
                                  /*strict=*/true, /*ignore_comments=*/false)) {
     return InvalidArgumentError(

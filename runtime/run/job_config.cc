@@ -15,6 +15,7 @@
 
 #include "base/field_suggest.h"
 #include "base/input_limits.h"
+#include "base/json_depth.h"
 #include "base/text.h"
 #include "runtime/run/placeholders.h"
 
@@ -212,51 +213,6 @@ bool PathFits(const std::string& value, const std::string& pointer, Errors* erro
   return fits.ok();
 }
 
-// Stops nlohmann's SAX parser (which keeps its own stack, so it does not recurse)
-// at the first array or object nested deeper than kMaxJobNestingDepth, and keeps a
-// syntax error with its byte offset. Run before the tree is built: building,
-// copying and printing a tree recurse once per level.
-class DepthCheck : public nlohmann::json_sax<json> {
- public:
-  bool null() override { return true; }
-  bool boolean(bool) override { return true; }
-  bool number_integer(number_integer_t) override { return true; }
-  bool number_unsigned(number_unsigned_t) override { return true; }
-  bool number_float(number_float_t, const string_t&) override { return true; }
-  bool string(string_t&) override { return true; }
-  bool binary(binary_t&) override { return true; }
-  bool start_object(std::size_t) override { return Enter(); }
-  bool key(string_t&) override { return true; }
-  bool end_object() override { return Leave(); }
-  bool start_array(std::size_t) override { return Enter(); }
-  bool end_array() override { return Leave(); }
-  bool parse_error(std::size_t position, const std::string&,
-                   const nlohmann::detail::exception& e) override {
-    error_ = e.what();
-    error_position_ = position;
-    return false;
-  }
-
-  bool too_deep() const { return too_deep_; }
-  const std::string& error() const { return error_; }
-  size_t error_position() const { return error_position_; }
-
- private:
-  bool Enter() {
-    if (++depth_ > kMaxJobNestingDepth) too_deep_ = true;
-    return !too_deep_;
-  }
-  bool Leave() {
-    --depth_;
-    return true;
-  }
-
-  int depth_ = 0;
-  bool too_deep_ = false;
-  std::string error_;
-  size_t error_position_ = 0;
-};
-
 // The byte offset of the '[' or '{' that opens nesting level `depth` (1: the top),
 // or text.size() when there is none. `text` is JSON up to that point.
 size_t OffsetOfDepth(const std::string& text, int depth) {
@@ -451,7 +407,7 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
     return InvalidJobError(fmt::format("{}: the job file has {} bytes; it may have at most {}",
                                        path, text.size(), kMaxJobFileBytes));
   }
-  DepthCheck depth;
+  JsonDepthCheck depth(kMaxJobNestingDepth);
   if (!json::sax_parse(text, &depth)) {
     if (depth.too_deep()) {
       return InvalidJobError(fmt::format(

@@ -20,17 +20,11 @@
 
 #include "runtime/cluster/control_auth.h"
 #include "runtime/cluster/control_protocol.h"
-
-namespace {
-
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
-
-}  // namespace
+#include "tests/fuzz/fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace trainrun;
+  using fuzz::Check;
   if (size < 1) return 0;
   const size_t limit = (data[0] & 1) ? kMaxUnauthenticatedPayload : kMaxControlPayload;
   const size_t piece = 1 + ((data[0] >> 1) & 0x3f);

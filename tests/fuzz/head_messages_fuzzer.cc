@@ -23,20 +23,14 @@
 #include "runtime/cluster/job_outcome.h"
 #include "runtime/cluster/output_merge.h"
 #include "runtime/cluster/rendezvous.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace trainrun {
 namespace {
 
+using fuzz::Check;
+using fuzz::CheckEscaped;
 using nlohmann::json;
-
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
-
-// No byte a terminal acts on: what Text fields come out as.
-void CheckEscaped(const std::string& text) {
-  for (char c : text) Check(static_cast<unsigned char>(c) >= 0x20 && c != 0x7f);
-}
 
 constexpr MessageType kTypes[] = {
     MessageType::kJoin,       MessageType::kReady,        MessageType::kHeartbeat,

@@ -19,19 +19,14 @@
 
 #include "runtime/cluster/control_messages.h"
 #include "runtime/cluster/rendezvous.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace trainrun {
 namespace {
 
+using fuzz::Check;
+using fuzz::CheckEscaped;
 using nlohmann::json;
-
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
-
-void CheckEscaped(const std::string& text) {
-  for (char c : text) Check(static_cast<unsigned char>(c) >= 0x20 && c != 0x7f);
-}
 
 constexpr MessageType kTypes[] = {
     MessageType::kAssign,  MessageType::kStart,      MessageType::kHeartbeat,
