@@ -30,17 +30,6 @@ constexpr int kHeadFdLimit = 256;  // soft and hard: raising it cannot help
 constexpr size_t kFloodConnections = 1100;
 constexpr size_t kReopenPerRound = 50;  // each 100 ms: a sustained 500 new connections/s
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // A non-blocking connect to 127.0.0.1:port; -1 when no socket could be made.
 int ConnectIdle(int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
