@@ -160,7 +160,7 @@ std::string_view CheckStateName(CheckState state);
 
 // One check on one GPU, or on the node (nvml, gpuCount: gpu_index -1, bus_id "").
 struct CheckResult {
-  std::string check;  // one of HealthCheckNames()
+  std::string check;   // one of HealthCheckNames()
   int gpu_index = -1;  // NVML's index
   std::string bus_id;  // "0000:34:00.0"
   CheckState state = CheckState::kPassed;
