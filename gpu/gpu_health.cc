@@ -502,8 +502,7 @@ std::string HealthSummary(const HealthReport& report) {
     if (it == not_supported.end()) continue;
     const auto& [gpus, message] = it->second;
     out += gpus == 1 ? fmt::format("  not supported: {}\n", message)
-                     : fmt::format("  not supported on {} GPUs: {} (and the same on the others)\n",
-                                   gpus, message);
+                     : fmt::format("  not supported on {} GPUs, e.g. {}\n", gpus, message);
   }
   return out;
 }

@@ -216,9 +216,9 @@ HealthReport CheckGpuHealth(const HealthThresholds& thresholds, const HealthOpti
 nlohmann::json HealthReportJson(const HealthReport& report);
 
 // A short console summary: one line of counts ("GPU health: 8 GPUs, 62 checks passed,
-// 1 failed, 8 not supported"), then one line per failure (its message), then one
-// line per check that was not supported, with the GPUs it concerns. Each line ends
-// in '\n'.
+// 1 failed, 8 not supported"), then one line per failure ("  failed: MESSAGE"), then
+// one line per check that was not supported ("  not supported on 8 GPUs, e.g.
+// MESSAGE", the first GPU's). Each line ends in '\n'.
 std::string HealthSummary(const HealthReport& report);
 
 }  // namespace trainrun::gpu

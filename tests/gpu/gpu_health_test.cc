@@ -217,8 +217,8 @@ TEST_F(GpuHealthTest, AGpuWithoutNvLinkIsNotSupported) {
   const CheckResult* nvlink = Find(report, kCheckNvLink, kBusIds[3]);
   EXPECT_EQ(nvlink->state, CheckState::kNotSupported);
   EXPECT_NE(nvlink->message.find("the GPU has no NVLink"), std::string::npos);
-  EXPECT_NE(HealthSummary(report).find("not supported on 4 GPUs: GPU 0000:1b:00.0 (index 0): "
-                                       "nvlink: the GPU has no NVLink"),
+  EXPECT_NE(HealthSummary(report).find("  not supported on 4 GPUs, e.g. GPU 0000:1b:00.0 (index "
+                                       "0): nvlink: the GPU has no NVLink\n"),
             std::string::npos)
       << HealthSummary(report);
 }
