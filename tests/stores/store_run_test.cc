@@ -211,6 +211,48 @@ TEST_P(StoreRunTest, LogsAreReadableFromTheStoreWhileTheRunRuns) {
   EXPECT_EQ(followed.out, "live-line-0\nafter-release-0\n");
 }
 
+// A run whose trainrun is SIGKILLed stops renewing its lease on the store (a 0.5 s
+// interval here: it lasts 2 s), so `history` shows it Lost and a follower ends.
+TEST_P(StoreRunTest, ASigkilledRunIsLostOnTheStore) {
+  WriteJob({{"command", {"/bin/sh", "-c", "echo live-line-$RANK; exec sleep 600"}}});
+  fs::create_directories(dir_ / "run");
+  std::vector<std::string> argv = {TrainrunBinary()};
+  for (const std::string& a :
+       RunArgs("doomed", {"--log-upload-interval", "0.3", "--lease-interval", "0.5"})) {
+    argv.push_back(a);
+  }
+  TrainrunProcess run(argv, Env(), dir_ / "run");
+  ASSERT_TRUE(WaitFor([&] {
+    return StoredText("exp/doomed/lease.json").find("renewedAt") != std::string::npos;
+  })) << StoredText("exp/doomed/lease.json");
+  fs::create_directories(dir_ / "follow");
+  std::vector<std::string> env = Env();
+  env.push_back("TRAINRUN_CLOCK_SKEW_MARGIN=1");
+  TrainrunProcess follow(
+      {TrainrunBinary(), "history", "--history", history_, "logs", "doomed", "--follow"}, env,
+      dir_ / "follow");
+  ASSERT_TRUE(WaitFor([&] {
+    return ReadFile(dir_ / "follow/trainrun.out").find("live-line-0") != std::string::npos;
+  })) << ReadFile(dir_ / "follow/trainrun.err");
+
+  run.Signal(SIGKILL);
+  run.Wait();
+  Invocation followed = follow.Wait(std::chrono::seconds(60));
+  EXPECT_EQ(followed.exit_code, 69) << followed.err;
+  EXPECT_NE(followed.err.find("run doomed is Lost"), std::string::npos) << followed.err;
+  fs::create_directories(dir_ / "h");
+  Invocation list =
+      RunTrainrun({"history", "--history", history_, "list", "--json"}, dir_ / "h", env);
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  json listed = json::parse(list.out);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0]["status"], "Lost");
+  EXPECT_EQ(listed[0]["lost"]["runDirectory"], LocalRun("doomed"));
+  Invocation show =
+      RunTrainrun({"history", "--history", history_, "show", "doomed"}, dir_ / "h", env);
+  EXPECT_NE(show.out.find("status:      Lost since "), std::string::npos) << show.out << show.err;
+}
+
 // The rank stops the store (as an outage would) right after writing its outputs;
 // the store comes back while Finalizing retries. Everything arrives.
 TEST_P(StoreRunTest, StoreStoppedMidUploadAndRestartedLosesNothing) {
