@@ -58,8 +58,7 @@ bool WaitReadable(int fd, int other_fd, int timeout_ms, bool* other_ready) {
 
 int ExitCodeForSignal(int signal) { return 128 + signal; }
 
-int RunInterruptibly(const std::function<int(const CancelToken& cancel)>& command,
-                     Duration grace) {
+int RunInterruptibly(const std::function<int(const CancelToken& cancel)>& command, Duration grace) {
   const sigset_t set = StopSignalSet();
   const int signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
   const int done_fd = signal_fd < 0 ? -1 : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

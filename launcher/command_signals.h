@@ -33,7 +33,6 @@ int ExitCodeForSignal(int signal);
 // the command writes must be written under temporary names). When no signalfd can
 // be had, the signals are unblocked with their default action instead (the
 // process dies of them, which a shell reports with the same code).
-int RunInterruptibly(const std::function<int(const CancelToken& cancel)>& command,
-                     Duration grace);
+int RunInterruptibly(const std::function<int(const CancelToken& cancel)>& command, Duration grace);
 
 }  // namespace trainrun

@@ -66,11 +66,11 @@ RunLease RenewedLease(const RunLease& base, WallTime now, Duration interval, uin
 
 // What a reader concludes of a run that may have been lost.
 struct LostRun {
-  WallTime since{};          // when its lease ran out
-  WallTime last_renewed{};   // the last renewal that reached history
-  RunStatus last_status{};   // what the record still says (Preparing, Running, Finalizing)
-  std::string host;          // where its trainrun ran
-  int pid = 0;               // trainrun's pid there
+  WallTime since{};           // when its lease ran out
+  WallTime last_renewed{};    // the last renewal that reached history
+  RunStatus last_status{};    // what the record still says (Preparing, Running, Finalizing)
+  std::string host;           // where its trainrun ran
+  int pid = 0;                // trainrun's pid there
   std::string run_directory;  // where its local files were, on that host
 };
 
@@ -132,10 +132,10 @@ class LeaseKeeper {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool stop_ = false;       // guarded by mu_
-  uint64_t renewals_ = 0;   // guarded by mu_
-  TimePoint next_due_{};    // guarded by mu_
-  bool failing_ = false;    // only the thread that renews
+  bool stop_ = false;      // guarded by mu_
+  uint64_t renewals_ = 0;  // guarded by mu_
+  TimePoint next_due_{};   // guarded by mu_
+  bool failing_ = false;   // only the thread that renews
   std::thread thread_;
 };
 

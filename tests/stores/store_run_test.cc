@@ -576,6 +576,55 @@ TEST_P(PrepareCancelTest, SigtermDuringAThrottledDownloadExits143AndRecordsCance
   EXPECT_NE(log.find("Finalizing"), std::string::npos) << log;
 }
 
+// `history download` of a folder, interrupted by SIGINT while its second file
+// crawls through the proxy: it ends at once with 130, the first file whole, and
+// nothing of the second, under its name or a temporary one.
+TEST_P(PrepareCancelTest, HistoryDownloadInterruptedLeavesWholeFilesOnly) {
+  constexpr uint64_t kSize = 16'000'000;
+  constexpr double kRate = 128 * 1024;
+  ASSERT_TRUE(store_
+                  ->PutBytes("history/exp/dl/run.json",
+                             R"({"runId": "dl", "experimentName": "exp", "status": "Completed"})")
+                  .ok());
+  ASSERT_TRUE(store_->PutBytes("history/exp/dl/outputs/a.txt", "small\n").ok());
+  WriteFile(dir_ / "big.bin", std::string(kSize, 'd'));
+  ASSERT_TRUE(store_->PutFile("history/exp/dl/outputs/z.bin", dir_ / "big.bin").ok());
+  ThrottledProxy proxy(server_->port(), kRate);
+  std::vector<std::string> env;
+  const std::string from = ":" + std::to_string(server_->port());
+  const std::string to = ":" + std::to_string(proxy.port());
+  for (std::string e : Env()) {
+    for (size_t at = e.find(from); at != std::string::npos; at = e.find(from, at + to.size())) {
+      e.replace(at, from.size(), to);
+    }
+    env.push_back(e);
+  }
+  const std::string got = dir_ / "got";
+  TrainrunProcess download(
+      {TrainrunBinary(), "history", "--history", history_, "download", "dl", "outputs", "-o", got},
+      env, dir_.path());
+  ASSERT_TRUE(WaitFor([&] {
+    return fs::exists(got + "/a.txt") && proxy.bytes_down() > 256 * 1024;
+  })) << ReadFile(dir_ / "trainrun.err");
+  const auto signaled = std::chrono::steady_clock::now();
+  download.Signal(SIGINT);
+  Invocation r = download.Wait(std::chrono::seconds(30));
+  const double took_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - signaled).count();
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  EXPECT_LT(took_s, 10.0) << "the rest of the download would have taken about 2 minutes";
+  EXPECT_LT(proxy.bytes_down(), kSize / 2);
+  EXPECT_NE(r.err.find("SIGINT: 1 of 2 file(s) downloaded to " + got + ", each whole"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(ReadFile(got + "/a.txt"), "small\n");
+  std::vector<std::string> left;
+  for (const fs::directory_entry& e : fs::directory_iterator(got)) {
+    left.push_back(e.path().filename().string());
+  }
+  EXPECT_EQ(left, std::vector<std::string>{"a.txt"}) << "no partial z.bin, no temporary file";
+}
+
 auto ServerNames = [](const auto& info) { return std::string(ServerName(info.param)); };
 INSTANTIATE_TEST_SUITE_P(Servers, StoreRunTest,
                          ::testing::Values(ServerKind::kAzurite, ServerKind::kS3rver), ServerNames);

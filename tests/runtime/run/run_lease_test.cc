@@ -51,8 +51,8 @@ TEST(RunLeaseTest, LostOnlyPastExpiryAndTheClockSkewMargin) {
 
   EXPECT_FALSE(JudgeLease(running, lease, renewed + seconds(60), margin));
   EXPECT_FALSE(JudgeLease(running, lease, renewed + seconds(90), margin)) << "margin inclusive";
-  std::optional<LostRun> lost = JudgeLease(running, lease, renewed + seconds(90) + milliseconds(1),
-                                           margin);
+  std::optional<LostRun> lost =
+      JudgeLease(running, lease, renewed + seconds(90) + milliseconds(1), margin);
   ASSERT_TRUE(lost);
   EXPECT_EQ(lost->since, renewed + seconds(60));
   EXPECT_EQ(lost->last_renewed, renewed);
