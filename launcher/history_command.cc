@@ -16,6 +16,7 @@
 #include "runtime/run/history.h"
 #include "runtime/run/job_config.h"
 #include "runtime/run/run_layout.h"
+#include "runtime/run/run_lease.h"
 #include "runtime/store/store_factory.h"
 
 namespace trainrun {
@@ -71,6 +72,8 @@ Result<Opened> Open(const HistoryOptions& options) {
   Opened opened;
   TR_ASSIGN_OR_RETURN(opened.store,
                       OpenStore(options.history.empty() ? DefaultHistoryUri() : options.history));
+  // A signal ends the requests in flight (and their retries) at once.
+  opened.store->SetCancel(options.cancel);
   opened.history = std::make_unique<RunHistory>(opened.store.get());
   return opened;
 }
@@ -94,14 +97,56 @@ std::string FormatTime(WallTime t) {
   return iso.substr(0, 10) + " " + iso.substr(11, 8);
 }
 
-std::string RunDuration(const RunRecord& r) {
+// How long the run took; "12.0 s+" while it runs, "12.0 s?" for a lost run (until
+// the last word from its trainrun).
+std::string RunDuration(const RunRecord& r, const std::optional<LostRun>& lost = std::nullopt) {
   std::optional<WallTime> end = r.end_time();
-  WallTime until = end ? *end : SystemClock()->WallNow();
+  WallTime until = end ? *end : lost ? lost->last_renewed : SystemClock()->WallNow();
   double seconds = std::chrono::duration<double>(until - r.start_time()).count();
   std::string text = seconds < 120    ? fmt::format("{:.1f} s", seconds)
                      : seconds < 7200 ? fmt::format("{:.1f} min", seconds / 60)
                                       : fmt::format("{:.1f} h", seconds / 3600);
-  return end ? text : text + "+";
+  return end ? text : text + (lost ? "?" : "+");
+}
+
+// Whether the run, not final by its record, was lost: its trainrun's lease ran out
+// (run_lease.h). A lease that cannot be read says nothing; `problem`, when not
+// null, gets why.
+std::optional<LostRun> Lost(Store* store, const RunKey& key, const RunRecord& r,
+                            const HistoryOptions& options, std::string* problem = nullptr) {
+  if (IsFinal(r.status)) return std::nullopt;
+  Result<std::optional<RunLease>> lease = ReadLease(store, key);
+  if (!lease.ok()) {
+    if (problem != nullptr) *problem = lease.status().message();
+    return std::nullopt;
+  }
+  const auto margin = std::chrono::duration_cast<Duration>(
+      std::chrono::duration<double>(options.clock_skew_margin_seconds));
+  return JudgeLease(r, *lease, SystemClock()->WallNow(), margin);
+}
+
+// "trainrun (pid 12, host a) last renewed its lease at ...": what history knows of a
+// lost run, its values escaped (they come from the node).
+std::string DescribeLost(const LostRun& lost) {
+  return fmt::format(
+      "no word from its trainrun (pid {} on {}) since {} UTC, and its lease ran out at {} UTC: "
+      "it was killed (SIGKILL), lost its machine or power, or was cut off from run history; the "
+      "record still says {}",
+      lost.pid, EscapeControl(lost.host), FormatTime(lost.last_renewed), FormatTime(lost.since),
+      RunStatusName(lost.last_status));
+}
+
+std::string LostFiles(const LostRun& lost) {
+  return fmt::format("{} on {}", EscapeControl(lost.run_directory), EscapeControl(lost.host));
+}
+
+nlohmann::json LostToJson(const LostRun& lost) {
+  return {{"since", FormatIso8601(lost.since)},
+          {"lastRenewed", FormatIso8601(lost.last_renewed)},
+          {"lastStatus", RunStatusName(lost.last_status)},
+          {"host", lost.host},
+          {"pid", lost.pid},
+          {"runDirectory", lost.run_directory}};
 }
 
 }  // namespace
@@ -117,15 +162,24 @@ int HistoryList(const HistoryOptions& options, Console* out, Console* err) {
   std::vector<RunRecord> shown = *runs;
   if (options.limit > 0 && shown.size() > static_cast<size_t>(options.limit))
     shown.resize(options.limit);
+  std::vector<std::optional<LostRun>> lost;
+  for (const RunRecord& r : shown) {
+    lost.push_back(Lost(opened->store.get(), RunKey{r.experiment, r.run_id}, r, options));
+  }
+  const auto status_of = [&](size_t i) {
+    return lost[i] ? std::string("Lost") : std::string(RunStatusName(shown[i].status));
+  };
   if (options.json) {
     json list = json::array();
-    for (const RunRecord& r : shown) {
+    for (size_t i = 0; i < shown.size(); ++i) {
+      const RunRecord& r = shown[i];
       json item = {{"runId", r.run_id},
                    {"experimentName", r.experiment},
-                   {"status", RunStatusName(r.status)},
+                   {"status", status_of(i)},
                    {"startTime", FormatIso8601(r.start_time())}};
       if (auto end = r.end_time()) item["endTime"] = FormatIso8601(*end);
       if (r.exit_code) item["exitCode"] = *r.exit_code;
+      if (lost[i]) item["lost"] = LostToJson(*lost[i]);
       list.push_back(item);
     }
     out->Write(list.dump(2) + "\n", false);
@@ -143,11 +197,11 @@ int HistoryList(const HistoryOptions& options, Console* out, Console* err) {
   std::string text =
       fmt::format("{:<{}}  {:<{}}  {:<10}  {:<19}  {:>10}  {:>4}\n", "RUN ID", id_width,
                   "EXPERIMENT", exp_width, "STATUS", "STARTED (UTC)", "DURATION", "EXIT");
-  for (const RunRecord& r : shown) {
-    text +=
-        fmt::format("{:<{}}  {:<{}}  {:<10}  {:<19}  {:>10}  {:>4}\n", r.run_id, id_width,
-                    r.experiment, exp_width, RunStatusName(r.status), FormatTime(r.start_time()),
-                    RunDuration(r), r.exit_code ? std::to_string(*r.exit_code) : "-");
+  for (size_t i = 0; i < shown.size(); ++i) {
+    const RunRecord& r = shown[i];
+    text += fmt::format("{:<{}}  {:<{}}  {:<10}  {:<19}  {:>10}  {:>4}\n", r.run_id, id_width,
+                        r.experiment, exp_width, status_of(i), FormatTime(r.start_time()),
+                        RunDuration(r, lost[i]), r.exit_code ? std::to_string(*r.exit_code) : "-");
   }
   out->Write(std::move(text), false);
   return kExitOk;
@@ -160,8 +214,20 @@ int HistoryShow(const HistoryOptions& options, Console* out, Console* err) {
   Result<RunRecord> record = opened->history->ReadRecord(*key);
   if (!record.ok()) return Fail(err, record.status());
   const RunRecord& r = *record;
+  std::string lease_problem;
+  const std::optional<LostRun> lost = Lost(opened->store.get(), *key, r, options, &lease_problem);
+  if (!lease_problem.empty()) {
+    err->Write(fmt::format("trainrun: warning: whether the run was lost is not known: {}\n",
+                           lease_problem),
+               false);
+  }
   if (options.json) {
-    out->Write(r.ToJson().dump(2) + "\n", false);
+    json j = r.ToJson();
+    if (lost) {
+      j["status"] = "Lost";
+      j["lost"] = LostToJson(*lost);
+    }
+    out->Write(j.dump(2) + "\n", false);
     return kExitOk;
   }
   // What the record holds may come from other nodes and from the ranks: every value
@@ -173,10 +239,15 @@ int HistoryShow(const HistoryOptions& options, Console* out, Console* err) {
   std::string status(RunStatusName(r.status));
   if (r.exit_code) status += fmt::format(" (exit code {})", *r.exit_code);
   if (!r.outcome.empty() && IsFinal(r.status)) status += ", " + r.outcome;
+  if (lost) status = fmt::format("Lost since {} UTC (was {})", FormatTime(lost->since), status);
   text += fmt::format("status:      {}\n", E(status));
+  if (lost) {
+    text += fmt::format("lost:        {}\n", DescribeLost(*lost));
+    text += fmt::format("local files: {}\n", LostFiles(*lost));
+  }
   text += fmt::format("started:     {} UTC\n", FormatTime(r.start_time()));
   if (auto end = r.end_time()) text += fmt::format("ended:       {} UTC\n", FormatTime(*end));
-  text += fmt::format("duration:    {}\n", RunDuration(r));
+  text += fmt::format("duration:    {}\n", RunDuration(r, lost));
   std::vector<std::string> phases;
   for (const RunRecord::Phase& p : r.phases) {
     phases.push_back(p.seconds >= 0 ? fmt::format("{} {:.2f} s", p.name, p.seconds)
@@ -250,6 +321,13 @@ int HistoryDownload(const HistoryOptions& options, Console* out, Console* err) {
     if (fs::is_directory(target, ec))
       target = (fs::path(target) / fs::path(path).filename()).string();
     Status s = store->GetFile(object_key, target);
+    if (!s.ok() && IsCanceled(options.cancel)) {
+      // Written under a temporary name and renamed only once whole: nothing is left.
+      err->Write(
+          fmt::format("trainrun: {}: {} was not downloaded\n", options.cancel->reason(), target),
+          false);
+      return kExitCanceled;
+    }
     if (!s.ok()) return Fail(err, s);
     out->Write(fmt::format("{} -> {}\n", path, target), false);
     return kExitOk;
@@ -267,11 +345,26 @@ int HistoryDownload(const HistoryOptions& options, Console* out, Console* err) {
       options.output.empty() ? (path.empty() ? options.run_id : fs::path(path).filename().string())
                              : options.output;
   uint64_t bytes = 0;
+  size_t done = 0;
   for (const ObjectInfo& o : *objects) {
     std::string target = (fs::path(target_dir) / o.key.substr(prefix.size())).string();
-    Status s = store->GetListedFile(o, target);
-    if (!s.ok()) return Fail(err, s);
-    bytes += o.size;
+    Status s = IsCanceled(options.cancel) ? CanceledError(*options.cancel, target)
+                                          : store->GetListedFile(o, target);
+    if (s.ok()) {
+      bytes += o.size;
+      ++done;
+      continue;
+    }
+    if (IsCanceled(options.cancel)) {
+      // Each file is written under a temporary name and renamed only once whole:
+      // what is in target_dir is complete, and what is not there was not downloaded.
+      err->Write(fmt::format("trainrun: {}: {} of {} file(s) downloaded to {}, each whole; the "
+                             "others were not\n",
+                             options.cancel->reason(), done, objects->size(), target_dir),
+                 false);
+      return kExitCanceled;
+    }
+    return Fail(err, s);
   }
   out->Write(fmt::format("{} file(s), {} -> {}\n", objects->size(), FormatBytes(bytes), target_dir),
              false);
@@ -342,10 +435,23 @@ int HistoryLogs(const HistoryOptions& options, Console* out, Console* err) {
   while (true) {
     Result<RunRecord> record = opened->history->ReadRecord(*key);
     bool ended = record.ok() && IsFinal(record->status);
-    Status s = poll_once(ended);
+    const std::optional<LostRun> lost =
+        record.ok() ? Lost(store, *key, *record, options) : std::nullopt;
+    Status s = poll_once(ended || lost);
+    if (IsCanceled(options.cancel)) return kExitCanceled;  // the caller's code wins
     if (!s.ok() && s.code() != StatusCode::kNotFound) return Fail(err, s);
     if (ended) return kExitOk;
-    std::this_thread::sleep_for(kFollowInterval);
+    if (lost) {
+      err->Write(fmt::format("trainrun: run {} is Lost: {}; its local files were in {}\n",
+                             options.run_id, DescribeLost(*lost), LostFiles(*lost)),
+                 false);
+      return kExitUnavailable;
+    }
+    // Sleeps, but wakes at once for a signal.
+    if (options.cancel != nullptr ? options.cancel->WaitFor(kFollowInterval)
+                                  : (std::this_thread::sleep_for(kFollowInterval), false)) {
+      return kExitCanceled;
+    }
   }
 }
 

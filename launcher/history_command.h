@@ -4,7 +4,9 @@
 #include <optional>
 #include <string>
 
+#include "base/cancel.h"
 #include "runtime/report/console.h"
+#include "runtime/run/run_lease.h"
 
 namespace trainrun {
 
@@ -19,12 +21,21 @@ struct HistoryOptions {
   bool follow = false;      // for logs: keep printing until the run ends
   bool json = false;        // for list and show
   int limit = 0;            // for list: newest N (0: all)
+  // How far past its lease's expiry (by this machine's clock) a run that is not
+  // final is shown as Lost (run_lease.h).
+  double clock_skew_margin_seconds = ToSeconds(kDefaultClockSkewMargin);
+  // Canceled by SIGINT, SIGTERM or SIGHUP (command_signals.h): the command stops
+  // its store requests and returns soon after. Not owned; null: never.
+  const CancelToken* cancel = nullptr;
 };
 
 // Each returns an exit code: 0; 66 when the run or file does not exist; 64 for bad
 // arguments (checked before the store is opened: a run id or --experiment that is
 // not 1-255 of [A-Za-z0-9_.-], a download path or -o longer than 4095 bytes or with
 // a component longer than 255); 74 when a download cannot be written; 70 otherwise.
+// `logs --follow` returns 0 when the run ends and 69 (kExitUnavailable) when it is
+// Lost. Canceled by `options.cancel`, each returns soon (a download keeps the files
+// it finished and leaves no partial one); the caller decides the exit code.
 int HistoryList(const HistoryOptions& options, Console* out, Console* err);
 int HistoryShow(const HistoryOptions& options, Console* out, Console* err);
 int HistoryFiles(const HistoryOptions& options, Console* out, Console* err);

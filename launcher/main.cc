@@ -10,6 +10,7 @@
 
 #include "base/fd_limit.h"
 #include "base/redact.h"
+#include "launcher/command_signals.h"
 #include "launcher/exit_codes.h"
 #include "launcher/history_command.h"
 #include "launcher/mpi_rank_command.h"
@@ -119,6 +120,10 @@ int main(int argc, char** argv) {
   flag("log-upload-interval", &run.log_upload_interval_seconds,
        "Seconds between uploads of the logs to run history while the ranks run (default 5)")
       ->check(CLI::Range(0.1, 3600.0));
+  flag("lease-interval", &run.lease_interval_seconds,
+       "Seconds between renewals of the run's lease in history; a run not renewed for 4 "
+       "intervals is shown as Lost (default 15)")
+      ->check(CLI::Range(0.1, 3600.0));
   flag("console", &console, "Rank output on the console: all, rank0 or none (default all)")
       ->check(CLI::IsMember({"all", "rank0", "none"}));
   AddHistoryFlag(run_cmd, &run.history);
@@ -136,6 +141,12 @@ int main(int argc, char** argv) {
   history_cmd->require_subcommand(1);
   AddHistoryFlag(history_cmd, &history.history);
   history_cmd->add_option("--experiment,-e", history.experiment, "Only this experiment");
+  history_cmd
+      ->add_option("--clock-skew-margin", history.clock_skew_margin_seconds,
+                   "Seconds past its lease's expiry before a run is shown as Lost, for clocks "
+                   "that disagree (default 30)")
+      ->envname("TRAINRUN_CLOCK_SKEW_MARGIN")
+      ->check(CLI::Range(0.0, 86400.0));
   CLI::App* list_cmd = history_cmd->add_subcommand("list", "List runs, newest first");
   list_cmd->add_flag("--json", history.json, "JSON instead of a table");
   list_cmd->add_option("--limit,-n", history.limit, "Only the newest N runs");
@@ -217,11 +228,29 @@ int main(int argc, char** argv) {
                                       : ConsoleRanks::kAll;
     return trainrun::RunJob(run, &out, &err);
   }
-  if (topology_cmd->parsed()) return trainrun::ShowTopology(topology, &out, &err);
-  if (list_cmd->parsed()) return trainrun::HistoryList(history, &out, &err);
-  if (show_cmd->parsed()) return trainrun::HistoryShow(history, &out, &err);
-  if (files_cmd->parsed()) return trainrun::HistoryFiles(history, &out, &err);
-  if (download_cmd->parsed()) return trainrun::HistoryDownload(history, &out, &err);
-  if (logs_cmd->parsed()) return trainrun::HistoryLogs(history, &out, &err);
+  // Every other command ends on SIGINT, SIGTERM or SIGHUP with 128 + the signal
+  // (command_signals.h): at once when it writes no file, else once it has cleaned up.
+  using HistoryCommand =
+      int (*)(const trainrun::HistoryOptions&, trainrun::Console*, trainrun::Console*);
+  auto interruptibly = [&](HistoryCommand command, trainrun::Duration grace) {
+    return trainrun::RunInterruptibly(
+        [&](const trainrun::CancelToken& cancel) {
+          history.cancel = &cancel;
+          return command(history, &out, &err);
+        },
+        grace);
+  };
+  constexpr trainrun::Duration kAtOnce{};
+  if (topology_cmd->parsed()) {
+    return trainrun::RunInterruptibly(
+        [&](const trainrun::CancelToken&) { return trainrun::ShowTopology(topology, &out, &err); },
+        kAtOnce);
+  }
+  if (list_cmd->parsed()) return interruptibly(trainrun::HistoryList, kAtOnce);
+  if (show_cmd->parsed()) return interruptibly(trainrun::HistoryShow, kAtOnce);
+  if (files_cmd->parsed()) return interruptibly(trainrun::HistoryFiles, kAtOnce);
+  if (download_cmd->parsed())
+    return interruptibly(trainrun::HistoryDownload, trainrun::kCommandStopGrace);
+  if (logs_cmd->parsed()) return interruptibly(trainrun::HistoryLogs, trainrun::kCommandStopGrace);
   return trainrun::kExitUsage;
 }

@@ -79,6 +79,10 @@ int PrepareRunAndFinalize(const RunContext& ctx, LoadedRun* run, const LocalRunL
     }
     return kExitUploadFailed;
   }
+  // From the first record on, the run's lease says it is alive (run_lease.h).
+  journal->StartLease(layout.root,
+                      std::chrono::duration_cast<Duration>(
+                          std::chrono::duration<double>(ctx.options.lease_interval_seconds)));
   reporter->Notice(
       fmt::format("run {} (experiment {}) in {}", job.run_id, job.experiment_name, layout.root));
   Status ready = Prepare(ctx, *run, layout, prepared);

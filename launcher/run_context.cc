@@ -1,11 +1,14 @@
 #include "launcher/run_context.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 
 #include <fmt/format.h>
 
 #include "base/fs_util.h"
+#include "base/net_util.h"
 #include "launcher/terminal_reporter.h"
 
 namespace trainrun {
@@ -114,11 +117,41 @@ void RunJournal::Save() {
   CollectWarnings();
   SaveLocally();
   if (!saves_to_history_) return;  // the head keeps the job's record
+  const bool final = IsFinal(record_.status);
+  // No renewal may land after the final record: a reader would see a final record
+  // either way, but the lease must be gone once the run is.
+  if (final && lease_) lease_->Stop();
   history_status_ = history_->WriteRecord(record_);
   if (!history_status_.ok()) {
     reporting_->reporter()->Warning(
         fmt::format("run record not saved to history: {}", history_status_.message()));
+    return;
   }
+  if (final && lease_) {
+    // A lease left behind is harmless (a final record wins), so its removal is not
+    // worth a warning.
+    if (Status released = lease_->Release(); !released.ok()) {
+      reporting_->reporter()->Info(
+          fmt::format("the run's lease was not removed from history: {}", released.message()));
+    }
+    lease_.reset();
+  }
+}
+
+void RunJournal::StartLease(const std::string& run_directory, Duration interval) {
+  if (!saves_to_history_ || lease_) return;
+  RunLease base;
+  base.host = LocalHostName();
+  base.pid = static_cast<int>(getpid());
+  base.run_directory = run_directory;
+  lease_ =
+      std::make_unique<LeaseKeeper>(history_->store(), RunKey{record_.experiment, record_.run_id},
+                                    base, interval, reporting_->reporter());
+  // A first write that fails is reported by the keeper, which goes on trying.
+  lease_->Start().IgnoreError();
+  reporting_->reporter()->Info(
+      fmt::format("the run's lease in history is renewed every {:.1f} s (it lasts {:.1f} s)",
+                  ToSeconds(interval), ToSeconds(interval * kLeaseIntervals)));
 }
 
 }  // namespace trainrun

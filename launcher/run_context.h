@@ -16,6 +16,7 @@
 #include "runtime/report/reporter.h"
 #include "runtime/report/system_log.h"
 #include "runtime/run/history.h"
+#include "runtime/run/run_lease.h"
 
 namespace trainrun {
 
@@ -73,8 +74,15 @@ class RunJournal {
   void ReserveSpace();
   // CollectWarnings(), then writes the record to the run directory and to run
   // history; a failure to write either is a warning, not an error (see
-  // history_saved()).
+  // history_saved()). A final record stops the lease first, and deletes it once
+  // the record is in history.
   void Save();
+  // On the node that saves to history: writes the run's lease (run_lease.h) and
+  // renews it every `interval` until the final record is saved, so a run whose
+  // trainrun dies without a word is shown as Lost. `run_directory` is where this
+  // node's files stay. A failure is a warning. Call once the first record is in
+  // history.
+  void StartLease(const std::string& run_directory, Duration interval);
   // Writes the record to the run directory only. A final record (Completed, Failed,
   // Canceled) that cannot be written the usual way (a full disk) goes into the
   // space ReserveSpace() set aside, else to FallbackRecordPath(); each fallback is
@@ -97,6 +105,7 @@ class RunJournal {
   TimePoint phase_started_{};
   SpaceReserve reserve_;
   Status history_status_;
+  std::unique_ptr<LeaseKeeper> lease_;
 };
 
 // What every phase after Load gets. Set once by RunJob (run_command.cc); none of it

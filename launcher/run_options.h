@@ -7,6 +7,7 @@
 
 #include "runtime/run/history_uploader.h"
 #include "runtime/run/live_uploader.h"
+#include "runtime/run/run_lease.h"
 
 namespace trainrun {
 
@@ -43,6 +44,8 @@ struct RunOptions {
   double finalize_timeout_seconds = ToSeconds(kDefaultFinalizeTimeout);
   // How often logs are uploaded while the ranks run.
   double log_upload_interval_seconds = ToSeconds(kDefaultLiveUploadInterval);
+  // How often the run's lease in history is renewed (runtime/run/run_lease.h).
+  double lease_interval_seconds = ToSeconds(kDefaultLeaseInterval);
   ConsoleRanks console = ConsoleRanks::kAll;
   bool verbose = false;      // Info lines on the terminal too
   bool json_events = false;  // JSON lines instead of text on stderr

@@ -211,6 +211,48 @@ TEST_P(StoreRunTest, LogsAreReadableFromTheStoreWhileTheRunRuns) {
   EXPECT_EQ(followed.out, "live-line-0\nafter-release-0\n");
 }
 
+// A run whose trainrun is SIGKILLed stops renewing its lease on the store (a 0.5 s
+// interval here: it lasts 2 s), so `history` shows it Lost and a follower ends.
+TEST_P(StoreRunTest, ASigkilledRunIsLostOnTheStore) {
+  WriteJob({{"command", {"/bin/sh", "-c", "echo live-line-$RANK; exec sleep 600"}}});
+  fs::create_directories(dir_ / "run");
+  std::vector<std::string> argv = {TrainrunBinary()};
+  for (const std::string& a :
+       RunArgs("doomed", {"--log-upload-interval", "0.3", "--lease-interval", "0.5"})) {
+    argv.push_back(a);
+  }
+  TrainrunProcess run(argv, Env(), dir_ / "run");
+  ASSERT_TRUE(WaitFor([&] {
+    return StoredText("exp/doomed/lease.json").find("renewedAt") != std::string::npos;
+  })) << StoredText("exp/doomed/lease.json");
+  fs::create_directories(dir_ / "follow");
+  std::vector<std::string> env = Env();
+  env.push_back("TRAINRUN_CLOCK_SKEW_MARGIN=1");
+  TrainrunProcess follow(
+      {TrainrunBinary(), "history", "--history", history_, "logs", "doomed", "--follow"}, env,
+      dir_ / "follow");
+  ASSERT_TRUE(WaitFor([&] {
+    return ReadFile(dir_ / "follow/trainrun.out").find("live-line-0") != std::string::npos;
+  })) << ReadFile(dir_ / "follow/trainrun.err");
+
+  run.Signal(SIGKILL);
+  run.Wait();
+  Invocation followed = follow.Wait(std::chrono::seconds(60));
+  EXPECT_EQ(followed.exit_code, 69) << followed.err;
+  EXPECT_NE(followed.err.find("run doomed is Lost"), std::string::npos) << followed.err;
+  fs::create_directories(dir_ / "h");
+  Invocation list =
+      RunTrainrun({"history", "--history", history_, "list", "--json"}, dir_ / "h", env);
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  json listed = json::parse(list.out);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0]["status"], "Lost");
+  EXPECT_EQ(listed[0]["lost"]["runDirectory"], LocalRun("doomed"));
+  Invocation show =
+      RunTrainrun({"history", "--history", history_, "show", "doomed"}, dir_ / "h", env);
+  EXPECT_NE(show.out.find("status:      Lost since "), std::string::npos) << show.out << show.err;
+}
+
 // The rank stops the store (as an outage would) right after writing its outputs;
 // the store comes back while Finalizing retries. Everything arrives.
 TEST_P(StoreRunTest, StoreStoppedMidUploadAndRestartedLosesNothing) {
@@ -532,6 +574,55 @@ TEST_P(PrepareCancelTest, SigtermDuringAThrottledDownloadExits143AndRecordsCance
   const std::string log = StoredText("exp/c1/system_logs/trainrun_node_0.log");
   EXPECT_NE(log.find("canceled by SIGTERM while preparing"), std::string::npos) << log;
   EXPECT_NE(log.find("Finalizing"), std::string::npos) << log;
+}
+
+// `history download` of a folder, interrupted by SIGINT while its second file
+// crawls through the proxy: it ends at once with 130, the first file whole, and
+// nothing of the second, under its name or a temporary one.
+TEST_P(PrepareCancelTest, HistoryDownloadInterruptedLeavesWholeFilesOnly) {
+  constexpr uint64_t kSize = 16'000'000;
+  constexpr double kRate = 128 * 1024;
+  ASSERT_TRUE(store_
+                  ->PutBytes("history/exp/dl/run.json",
+                             R"({"runId": "dl", "experimentName": "exp", "status": "Completed"})")
+                  .ok());
+  ASSERT_TRUE(store_->PutBytes("history/exp/dl/outputs/a.txt", "small\n").ok());
+  WriteFile(dir_ / "big.bin", std::string(kSize, 'd'));
+  ASSERT_TRUE(store_->PutFile("history/exp/dl/outputs/z.bin", dir_ / "big.bin").ok());
+  ThrottledProxy proxy(server_->port(), kRate);
+  std::vector<std::string> env;
+  const std::string from = ":" + std::to_string(server_->port());
+  const std::string to = ":" + std::to_string(proxy.port());
+  for (std::string e : Env()) {
+    for (size_t at = e.find(from); at != std::string::npos; at = e.find(from, at + to.size())) {
+      e.replace(at, from.size(), to);
+    }
+    env.push_back(e);
+  }
+  const std::string got = dir_ / "got";
+  TrainrunProcess download(
+      {TrainrunBinary(), "history", "--history", history_, "download", "dl", "outputs", "-o", got},
+      env, dir_.path());
+  ASSERT_TRUE(WaitFor([&] {
+    return fs::exists(got + "/a.txt") && proxy.bytes_down() > 256 * 1024;
+  })) << ReadFile(dir_ / "trainrun.err");
+  const auto signaled = std::chrono::steady_clock::now();
+  download.Signal(SIGINT);
+  Invocation r = download.Wait(std::chrono::seconds(30));
+  const double took_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - signaled).count();
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  EXPECT_LT(took_s, 10.0) << "the rest of the download would have taken about 2 minutes";
+  EXPECT_LT(proxy.bytes_down(), kSize / 2);
+  EXPECT_NE(r.err.find("SIGINT: 1 of 2 file(s) downloaded to " + got + ", each whole"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(ReadFile(got + "/a.txt"), "small\n");
+  std::vector<std::string> left;
+  for (const fs::directory_entry& e : fs::directory_iterator(got)) {
+    left.push_back(e.path().filename().string());
+  }
+  EXPECT_EQ(left, std::vector<std::string>{"a.txt"}) << "no partial z.bin, no temporary file";
 }
 
 auto ServerNames = [](const auto& info) { return std::string(ServerName(info.param)); };
