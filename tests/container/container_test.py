@@ -145,12 +145,12 @@ with open("/proc/1/comm") as f:
 adopted = 0
 for _ in range(5):
     # sh starts a sleep in the background and exits: the sleep is orphaned.
-    out = subprocess.run(["sh", "-c", "sleep 0.5 & echo $!"], capture_output=True, text=True)
+    out = subprocess.run(["sh", "-c", "sleep 2 & echo $!"], capture_output=True, text=True)
     try:
         adopted += stat(int(out.stdout))[1] == 1
     except OSError:
         pass
-time.sleep(2)  # every orphan has exited: only PID 1 can have reaped it
+time.sleep(5)  # every orphan has exited: only PID 1 can have reaped it
 left = orphaned_zombies()
 time.sleep(0.5)
 left &= orphaned_zombies()  # a zombie reaped a moment late is not one left behind
