@@ -11,6 +11,7 @@
     container_test.py stop_ignoring_sigterm the same with a rank that ignores SIGTERM and
                                             podman's default 10 s stop timeout
     container_test.py mpi                   an Mpi job (mpi4py) inside the container
+    container_test.py from_runtime          a user's image FROM trainrun:runtime runs its job
     container_test.py help_and_topology     `help` (the default command) and `topology`
     container_test.py runtime_is_slim       the runtime image: no compiler, no PyTorch;
                                             Open MPI, rclone, fuse3, git, Python
@@ -256,6 +257,22 @@ def test_mpi():
     check(rec["status"] == "Completed", f"run.json says {rec['status']}")
     check(os.path.exists(os.path.join(history, "ctest", run_id, "system_logs/mpirun.log")),
           "mpirun's log was not uploaded")
+
+
+def test_from_runtime():
+    """A user's image built FROM the runtime image, as the README shows."""
+    context = temp_dir("context")
+    write_job(context, "job.json", {"script": "hello.py", "processCountPerNode": 2},
+              {"hello.py": "import os\nprint(f\"hello from rank {os.environ['RANK']}\")\n",
+               "Dockerfile": f"FROM {RUNTIME}\nCOPY . /app\nCMD [\"run\", \"/app/job.json\"]\n"})
+    image = f"localhost/trainrun-{TAG}-user:latest"
+    podman("build", "--pull=never", "-t", image, context, timeout=300)
+    CLEANUP.append(lambda: podman("rmi", "-f", image, check_rc=False))
+    p = podman("run", "--rm", image, check_rc=False)  # CMD: run /app/job.json
+    print(p.stdout + p.stderr)
+    check(p.returncode == 0, f"the user's image exited {p.returncode}")
+    for rank in (0, 1):
+        check(f"hello from rank {rank}" in p.stdout, f"rank {rank} did not run", p.stdout)
 
 
 def test_help_and_topology():
