@@ -4,7 +4,7 @@
 #
 #   scripts/image.sh                  # trainrun:runtime and trainrun:example
 #   scripts/image.sh --target runtime # only trainrun:runtime
-#   scripts/image.sh --base-image nvcr.io/nvidia/pytorch:24.05-py3 --tag my-trainrun
+#   scripts/image.sh --base-image nvcr.io/nvidia/pytorch:25.01-py3 --tag my-trainrun
 #
 # 1. installs what is missing (podman, mmdebstrap, runc, uidmap; scripts/install-deps.sh
 #    lists them too);
