@@ -47,7 +47,7 @@ std::string DescribeLostOutput(const LostOutput& lost, const std::string& histor
       lost.rank == kMpirunRank ? "mpirun's output" : fmt::format("rank {}'s output", lost.rank);
   return fmt::format(
       "{} from byte {} on ({}) is not in its log: {}; {} after that {}; the log holds the "
-      "{} before it, whole lines, on this node and in {}",
+      "{} before it, whole lines, in {} and on this node",
       whose, lost.kept_bytes, FormatIso8601(lost.since), lost.error.message(),
       FormatBytes(lost.lost_bytes),
       lost.to_console ? "went to trainrun's console (standard output) only"
@@ -124,7 +124,9 @@ int Finalize(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout
       }
       record.ranks.push_back(std::move(rank));
     }
-    ReportRankFailure(ctx, node_rank, layout, prepared->pump.get(), ran);
+    ReportRankFailure(ctx, node_rank, layout,
+                      run->store->Uri() + "/" + RunKey{job.experiment_name, job.run_id}.Prefix(),
+                      prepared->pump.get(), ran);
     if (result.outcome == RunOutcome::kTimedOut || result.outcome == RunOutcome::kCanceled) {
       reporter->Error(fmt::format("ranks stopped: {}", result.stop_reason));
     }

@@ -113,7 +113,7 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
 }
 
 void ReportRankFailure(const RunContext& ctx, int node_rank, const LocalRunLayout& layout,
-                       const LogPump* pump, RanRanks* ran) {
+                       const std::string& history_run, const LogPump* pump, RanRanks* ran) {
   if (!ran->result.failure) return;
   RankFailure& failure = *ran->result.failure;
   if (pump) failure.stderr_tail = pump->StderrTail(failure.rank);
@@ -149,8 +149,8 @@ void ReportRankFailure(const RunContext& ctx, int node_rank, const LocalRunLayou
     for (const std::string& line : failure.stderr_tail) summary += "\n  | " + line;
   }
   if (!failure.hint.empty()) summary += "\nhint: " + failure.hint;
-  summary +=
-      fmt::format("\nfull log: {}", mpirun ? layout.mpirun_log() : layout.rank_log(failure.rank));
+  summary += fmt::format("\nfull log: {}{} (on this node: {})", history_run, record.log_file,
+                         mpirun ? layout.mpirun_log() : layout.rank_log(failure.rank));
   ctx.reporter->Error(summary);
 }
 

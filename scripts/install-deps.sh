@@ -22,6 +22,9 @@ packages=(
   # MPI jobs (mpirun, orted, mpicc for the test program, mpi4py) and the
   # network-namespace cluster of the multi-node tests (ip netns, bridge, veth)
   openmpi-bin libopenmpi-dev python3-mpi4py
+  # the images and the container tests (scripts/image.sh, tests/container): podman
+  # with runc, mmdebstrap for the debian:12 base
+  podman runc uidmap mmdebstrap
 )
 # Node.js runs the test servers (Azurite, s3rver); a node that is already there
 # (NodeSource's, say) is kept.

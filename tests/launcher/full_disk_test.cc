@@ -91,8 +91,8 @@ TEST_F(FullDiskTest, ARankFillingTheDiskWithOutputEndsWith74AndAFinalLocalRecord
   EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("went to trainrun's console (standard output) only"), std::string::npos)
       << r.err;
-  EXPECT_NE(r.err.find("whole lines, on this node and in file://" + history + "/tests/" + run_id_ +
-                       "/user_logs"),
+  EXPECT_NE(r.err.find("whole lines, in file://" + history + "/tests/" + run_id_ +
+                       "/user_logs and on this node"),
             std::string::npos)
       << r.err;
   EXPECT_NE(r.out.find("[rank 0] after the disk filled\n"), std::string::npos)

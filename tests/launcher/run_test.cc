@@ -113,6 +113,12 @@ TEST_F(RunTest, FailFastStopsEveryRankAndNamesTheFailingOne) {
   EXPECT_NE(r.err.find("rank 2"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("exit code 3"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("ValueError: boom"), std::string::npos) << r.err;
+  // The full log where it outlives the node (a container's --rm) first, then locally.
+  EXPECT_NE(r.err.find("full log: file://" + RunDir() +
+                       "/user_logs/std_log_process_2.txt (on this node: " + LocalDir() +
+                       "/user_logs/std_log_process_2.txt)"),
+            std::string::npos)
+      << r.err;
   for (int pid : Pids(4)) EXPECT_FALSE(ProcessAlive(pid)) << "pid " << pid << " outlived the run";
   json rec = Record();
   EXPECT_EQ(rec["status"], "Failed");
