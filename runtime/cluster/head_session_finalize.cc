@@ -81,7 +81,11 @@ JobOutcome HeadSession::Finish(const NodeDone& done, const JobOutcome& local) {
   nodes_[0].done_in = true;
   WaitForResultsLocked(lock);
   bool all = WaitLocked(lock, AllLive(&Node::done_in), finalize_deadline_);
-  if (!all) {
+  if (!all && hard_deadline_ && options_.clock->Now() >= *hard_deadline_) {
+    options_.reporter->Warning(
+        "the stop budget ran short before every node finished uploading: the final status is "
+        "written now, before the scheduler's SIGKILL");
+  } else if (!all) {
     options_.reporter->Warning(
         fmt::format("the finalize timeout ({:.0f} s) passed before every node "
                     "finished uploading",

@@ -86,7 +86,8 @@ TEST_F(SchedulerStopTest, PodmanStopsDefaultTenSecondsLeaveTheRunCanceledWithIts
 }
 
 TEST_F(SchedulerStopTest, ScancelWithAKillWaitReadFromScontrolLeavesTheRunCanceled) {
-  // Slurm as scancel does it, KillWait from a fake scontrol: 12 s, so 8 s of grace.
+  // Slurm as scancel does it, KillWait from a fake scontrol: 12 s, so 7 s of grace
+  // (12 s less a reserve of max(12/3, min(5, 12/2)) = 5 s).
   const std::string path = FakeScontrol(12) + ":" + std::getenv("PATH");
   TrainrunProcess trainrun(Argv(), {"SLURM_JOB_ID=4242", "PATH=" + path}, dir_.path());
   ASSERT_TRUE(WaitFor([&] { return RanksStarted(); }));
@@ -96,7 +97,7 @@ TEST_F(SchedulerStopTest, ScancelWithAKillWaitReadFromScontrolLeavesTheRunCancel
   EXPECT_EQ(rec["status"], "Canceled");
   EXPECT_EQ(ReadFile(RunDir() + "/outputs/rank0.txt"), "rank 0\n");
   EXPECT_EQ(rec["details"]["stop"]["stopTimeoutSeconds"], 12);
-  EXPECT_EQ(rec["details"]["stop"]["gracePeriodSeconds"], 8);
+  EXPECT_EQ(rec["details"]["stop"]["gracePeriodSeconds"], 7);
   EXPECT_NE(rec["details"]["stop"]["stopTimeoutSource"].get<std::string>().find("scontrol"),
             std::string::npos);
 }

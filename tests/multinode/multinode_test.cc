@@ -476,12 +476,19 @@ TEST_F(MultinodeTest, ScancelWithSlurmsKillWaitLeavesEveryNodesOutputsInHistory)
        {"processCountPerNode", 2}});
   std::vector<std::unique_ptr<TrainrunProcess>> nodes;
   for (int n = 0; n < 2; ++n) nodes.push_back(Start(cluster, n, job));
-  ASSERT_TRUE(WaitFor([&] {
+  const bool started = WaitFor([&] {
     for (int rank = 0; rank < 4; ++rank) {
       if (ReadFile(pids + "/" + std::to_string(rank) + ".pid").empty()) return false;
     }
     return true;
-  }));
+  });
+  if (!started) {
+    for (int n = 0; n < 2; ++n) {
+      nodes[n]->Signal(SIGKILL);
+      ADD_FAILURE() << "the ranks did not start; node " << n << ":\n" << nodes[n]->Wait().err;
+    }
+    return;
+  }
   for (auto& node : nodes) node->Signal(SIGTERM);
   const auto kill_wait = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   for (int n = 0; n < 2; ++n) {
