@@ -88,8 +88,8 @@ struct StopBudgetProbe {
 // `scontrol show config` (bounded by scontrol_timeout), else from the slurm.conf that
 // $SLURM_CONF names, else /etc/slurm/slurm.conf, /etc/slurm-llnl/slurm.conf and
 // /run/slurm/conf/slurm.conf (configless); a file found without KillWait gives the
-// default. Nothing is read outside Slurm. Never fails: what cannot be read is left
-// out of the facts.
+// default; scontrol and slurm.conf are not looked at outside Slurm. With a flag
+// nothing is probed. Never fails: what cannot be read is left out of the facts.
 StopBudget ProbeStopBudget(const StopBudgetProbe& probe);
 
 // How a stop fits the budget.
