@@ -81,7 +81,11 @@ JobOutcome HeadSession::Finish(const NodeDone& done, const JobOutcome& local) {
   nodes_[0].done_in = true;
   WaitForResultsLocked(lock);
   bool all = WaitLocked(lock, AllLive(&Node::done_in), finalize_deadline_);
-  if (!all) {
+  if (!all && hard_deadline_ && options_.clock->Now() >= *hard_deadline_) {
+    options_.reporter->Warning(
+        "the stop budget ran short before every node finished uploading: the final status is "
+        "written now, before the scheduler's SIGKILL");
+  } else if (!all) {
     options_.reporter->Warning(
         fmt::format("the finalize timeout ({:.0f} s) passed before every node "
                     "finished uploading",
@@ -115,11 +119,26 @@ std::function<bool()> HeadSession::AllLive(bool Node::*flag) {
   };
 }
 
+void HeadSession::LimitFinalize(TimePoint deadline) {
+  std::lock_guard lock(mu_);
+  if (!hard_deadline_ || deadline < *hard_deadline_) hard_deadline_ = deadline;
+  if (finalize_deadline_ && *hard_deadline_ < *finalize_deadline_) {
+    finalize_deadline_ = hard_deadline_;
+  }
+}
+
 void HeadSession::WaitForResultsLocked(std::unique_lock<std::mutex>& lock) {
-  // Nodes still running are alive (heartbeats): their results come, however long.
-  WaitLocked(lock, AllLive(&Node::result_in), std::nullopt);
+  // Nodes still running are alive (heartbeats): their results come, however long,
+  // unless a scheduler's SIGKILL is coming (LimitFinalize).
+  if (!WaitLocked(lock, AllLive(&Node::result_in), hard_deadline_)) {
+    options_.reporter->Warning(
+        "some nodes' ranks had not ended when the stop budget ran short; the run's final "
+        "status is written without them");
+  }
   if (!finalize_deadline_) {
     finalize_deadline_ = options_.clock->Now() + options_.finalize_timeout;
+    if (hard_deadline_ && *hard_deadline_ < *finalize_deadline_)
+      finalize_deadline_ = hard_deadline_;
   }
 }
 

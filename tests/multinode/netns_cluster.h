@@ -1,5 +1,5 @@
 // A small cluster on this machine for multi-node tests: network namespaces
-// joined by a bridge, each with its own address (10.88.0.<node + 1> on eth0)
+// joined by a bridge, each with its own address (10.211.0.<node + 1> on eth0)
 // and, for the processes started in it, its own host name (a UTS namespace).
 // Names are unique per test process, so parallel runs do not clash; everything
 // is removed when the cluster goes out of scope, processes left in a namespace
@@ -70,7 +70,7 @@ class NetnsCluster {
   const std::string& skip_reason() const { return skip_; }
 
   int size() const { return nodes_; }
-  std::string Address(int node) const { return "10.88.0." + std::to_string(node + 1); }
+  std::string Address(int node) const { return "10.211.0." + std::to_string(node + 1); }
   std::string Host(int node) const { return prefix_ + "-node" + std::to_string(node); }
   std::string Namespace(int node) const { return prefix_ + "n" + std::to_string(node); }
 

@@ -418,6 +418,30 @@ TEST_F(ControlPlaneTest, ALostNodeStopsTheOthersWith69NamingIt) {
   EXPECT_EQ(w.get().exit_code, 69);
 }
 
+TEST_F(ControlPlaneTest, AStopBudgetEndsTheHeadsWaitForANodeThatIsStillStopping) {
+  // Under scancel the head writes the final status before Slurm's SIGKILL, even while
+  // a node's ranks are still in their grace period (LimitFinalize).
+  std::unique_ptr<HeadSession> head = StartHead();
+  std::vector<std::unique_ptr<WorkerSession>> workers;
+  Assemble(head.get(), &workers, 2);
+  StartAll(head.get(), workers);
+  // Before the heartbeat timeout (2 s): node 1 is alive throughout, never lost.
+  head->LimitFinalize(clock_.Now() + seconds(1));
+  auto finished = std::async(std::launch::async, [&] {
+    head->ReportResult(ResultOf(0, 143));
+    head->MergeUploads({}, "e/run-1/");
+    return head->Finish(NodeDone{}, JobOutcome{});
+  });
+  // Node 1 keeps sending heartbeats and never reports its ranks' end.
+  AdvanceSteadily(milliseconds(1500));
+  ASSERT_EQ(finished.wait_for(seconds(30)), std::future_status::ready) << reporter_.All();
+  finished.get();
+  EXPECT_TRUE(reporter_.Saw("had not ended when the stop budget ran short")) << reporter_.All();
+  EXPECT_TRUE(reporter_.Saw("the stop budget ran short before every node finished uploading"))
+      << reporter_.All();
+  EXPECT_FALSE(reporter_.Saw("was lost")) << reporter_.All();
+}
+
 TEST_F(ControlPlaneTest, ANodeThatFallsSilentIsLostAfterTheHeartbeatTimeout) {
   std::unique_ptr<HeadSession> head = StartHead();
   std::unique_ptr<ControlClient> client = SilentNode(head.get());
