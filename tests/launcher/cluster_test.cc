@@ -360,6 +360,14 @@ TEST_F(ClusterTest, DryRunShowsWhereTheNodeStandsAndWhy) {
   // the job id.
   EXPECT_NE(r.out.find("SLURM_PROCID=3"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("control port 29477 (29400 + SLURM_JOB_ID 77 mod 1000)"), std::string::npos);
+  // An explicit port wins, from the environment too.
+  Invocation explicit_port = RunTrainrun(
+      {"run", job, "--dry-run"}, dir_.path(),
+      {"SLURM_JOB_ID=77", "SLURM_NODEID=1", "SLURM_NNODES=2", "SLURM_JOB_NODELIST=gpu-[001-002]",
+       "SLURM_STEP_NUM_NODES=2", "SLURM_STEP_NUM_TASKS=2", "TRAINRUN_CONTROL_PORT=31002"});
+  ASSERT_EQ(explicit_port.exit_code, 0) << explicit_port.err;
+  EXPECT_NE(explicit_port.out.find("control port 31002 (--control-port)"), std::string::npos)
+      << explicit_port.out;
   // A job file's value is its own, known before the rendezvous.
   Invocation pinned = RunTrainrun(
       {"run",

@@ -73,8 +73,9 @@ class SchedulerTest : public ::testing::Test {
   std::unique_ptr<TrainrunProcess> Start(const std::string& job, int node,
                                          std::vector<std::string> args,
                                          std::vector<std::string> env) {
-    std::vector<std::string> argv = {TrainrunBinary(), "run", job, "--history", dir_ / "history",
-                                     "--workdir", WorkdirBase(node)};
+    std::vector<std::string> argv = {
+        TrainrunBinary(), "run", job, "--history", dir_ / "history", "--workdir",
+        WorkdirBase(node)};
     argv.insert(argv.end(), args.begin(), args.end());
     std::string out = dir_ / ("out" + std::to_string(++outs_));
     fs::create_directories(out);
@@ -96,15 +97,14 @@ double SecondsSince(Clock::time_point start) {
 // The case: srun -N2 --ntasks-per-node=1, two ranks per node. Rank 3 used
 // to see SLURM_PROCID=1, SLURM_LOCALID=0, SLURM_NTASKS=2 and srun's PMI.
 TEST_F(SchedulerTest, RanksSeeTheirOwnSlurmTaskVariablesAndNoLaunchVariables) {
-  std::string job =
-      Job({{"command",
-            {RankHelper(), "--sleep-ms", "0", "--print-env", "RANK", "SLURM_PROCID",
-             "SLURM_LOCALID", "SLURM_NODEID", "SLURM_NTASKS", "SLURM_NTASKS_PER_NODE",
-             "SLURM_JOB_ID", "SLURM_JOB_NAME", "SLURM_JOB_NODELIST", "SLURM_STEP_ID",
-             "SLURM_STEP_NUM_TASKS", "SLURM_TASKS_PER_NODE", "PMI_FD", "PMIX_RANK",
-             "OMPI_COMM_WORLD_RANK"}},
-           {"nodeCount", 2},
-           {"processCountPerNode", 2}});
+  std::string job = Job(
+      {{"command",
+        {RankHelper(), "--sleep-ms", "0", "--print-env", "RANK", "SLURM_PROCID", "SLURM_LOCALID",
+         "SLURM_NODEID", "SLURM_NTASKS", "SLURM_NTASKS_PER_NODE", "SLURM_JOB_ID", "SLURM_JOB_NAME",
+         "SLURM_JOB_NODELIST", "SLURM_STEP_ID", "SLURM_STEP_NUM_TASKS", "SLURM_TASKS_PER_NODE",
+         "PMI_FD", "PMIX_RANK", "OMPI_COMM_WORLD_RANK"}},
+       {"nodeCount", 2},
+       {"processCountPerNode", 2}});
   const std::string port = std::to_string(FreePort());
   // The simulated node names do not resolve: the head's address is given.
   std::vector<std::string> flags = {"--master-addr", "127.0.0.1", "--control-port", port};
@@ -139,8 +139,8 @@ TEST_F(SchedulerTest, RanksSeeTheirOwnSlurmTaskVariablesAndNoLaunchVariables) {
     EXPECT_EQ(workdir.filename().string().rfind("node" + std::to_string(i) + "-", 0), 0u)
         << workdir;
   }
-  Invocation show = RunTrainrun({"history", "--history", dir_ / "history", "show", run_id_},
-                                dir_.path());
+  Invocation show =
+      RunTrainrun({"history", "--history", dir_ / "history", "show", run_id_}, dir_.path());
   EXPECT_NE(show.out.find("local files in " + rec["nodes"][1]["workdir"].get<std::string>()),
             std::string::npos)
       << show.out;
@@ -151,11 +151,12 @@ TEST_F(SchedulerTest, RanksSeeTheirOwnSlurmTaskVariablesAndNoLaunchVariables) {
 TEST_F(SchedulerTest, Mpi4pyInANonMpiJobUnderSlurmRunsAsASingleton) {
   if (system("/usr/bin/python3 -c 'import mpi4py' 2>/dev/null") != 0)
     GTEST_SKIP() << "needs mpi4py (apt install python3-mpi4py)";
-  std::string job = Job({{"command",
-                          {"/usr/bin/python3", "-c",
-                           "from mpi4py import MPI; print('mpi4py size', MPI.COMM_WORLD.Get_size())"}},
-                         {"communicator", "Gloo"},
-                         {"processCountPerNode", 1}});
+  std::string job =
+      Job({{"command",
+            {"/usr/bin/python3", "-c",
+             "from mpi4py import MPI; print('mpi4py size', MPI.COMM_WORLD.Get_size())"}},
+           {"communicator", "Gloo"},
+           {"processCountPerNode", 1}});
   std::vector<std::string> env = SrunEnv(0, 1);
   env.insert(env.end(), {"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"});
   Invocation r = Start(job, 0, {}, env)->Wait();
@@ -214,8 +215,7 @@ TEST_F(SchedulerTest, ABatchScriptWithoutSrunFailsWithinSeconds) {
 // Every node, the head too, resolves the head's name first: a name nobody can
 // resolve ends the job on every node in seconds, not after the 600 s rendezvous.
 TEST_F(SchedulerTest, AHeadNameThatDoesNotResolveFailsEveryNodeWithinSeconds) {
-  std::string job =
-      Job({{"command", {RankHelper(), "--sleep-ms", "0"}}, {"nodeCount", 2}});
+  std::string job = Job({{"command", {RankHelper(), "--sleep-ms", "0"}}, {"nodeCount", 2}});
   const std::string port = std::to_string(FreePort());
   const auto start = Clock::now();
   std::vector<std::unique_ptr<TrainrunProcess>> nodes;
@@ -269,8 +269,8 @@ TEST_F(SchedulerTest, ATakenControlPortIsNamedWithItsSourceAndTheFlag) {
   Invocation r = Start(job, 0, {"--master-addr", "127.0.0.1"}, env)->Wait();
   close(fd);
   EXPECT_EQ(r.exit_code, 69) << r.err;
-  EXPECT_NE(r.err.find("control port " + std::to_string(port) + " (29400 + SLURM_JOB_ID " +
-                       job_id + " mod 1000)"),
+  EXPECT_NE(r.err.find("control port " + std::to_string(port) + " (29400 + SLURM_JOB_ID " + job_id +
+                       " mod 1000)"),
             std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find("pass --control-port PORT (or TRAINRUN_CONTROL_PORT)"), std::string::npos)
@@ -288,10 +288,10 @@ TEST_F(SchedulerTest, ACanceledJobSaysStoppedOnce) {
   const std::string port = std::to_string(FreePort());
   std::vector<std::unique_ptr<TrainrunProcess>> nodes;
   for (int n = 0; n < 2; ++n) {
-    nodes.push_back(Start(job, n,
-                          {"--node-rank", std::to_string(n), "--master-addr", "127.0.0.1",
-                           "--control-port", port},
-                          {"TRAINRUN_JOB_TOKEN=scheduler-test-token-123456"}));
+    nodes.push_back(Start(
+        job, n,
+        {"--node-rank", std::to_string(n), "--master-addr", "127.0.0.1", "--control-port", port},
+        {"TRAINRUN_JOB_TOKEN=scheduler-test-token-123456"}));
   }
   ASSERT_TRUE(WaitFor([&] {
     return !ReadFile(dir_ / "pids/0.pid").empty() && !ReadFile(dir_ / "pids/1.pid").empty();

@@ -39,11 +39,10 @@ TEST(MpiLaunchTest, MpirunUsesTrainrunsNodesAndAgentWhateverTheScheduler) {
   EXPECT_EQ(Mca(argv, "btl_tcp_if_include"), "eth0");
   auto program = std::find(argv.begin(), argv.end(), "mpi-rank");
   ASSERT_NE(program, argv.end());
-  EXPECT_EQ(std::vector<std::string>(program - 1, argv.end()),
-            (std::vector<std::string>{"/usr/bin/trainrun", "mpi-rank", "--", "python3",
-                                      "train.py"}));
-  EXPECT_EQ(MpiHostfile(job),
-            "10.78.0.11 slots=2 max_slots=2\n10.78.0.12 slots=2 max_slots=2\n");
+  EXPECT_EQ(
+      std::vector<std::string>(program - 1, argv.end()),
+      (std::vector<std::string>{"/usr/bin/trainrun", "mpi-rank", "--", "python3", "train.py"}));
+  EXPECT_EQ(MpiHostfile(job), "10.78.0.11 slots=2 max_slots=2\n10.78.0.12 slots=2 max_slots=2\n");
 }
 
 }  // namespace

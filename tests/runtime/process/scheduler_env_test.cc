@@ -6,12 +6,27 @@ namespace trainrun {
 namespace {
 
 TEST(SchedulerEnvTest, LaunchVariablesOfTrainrunsOwnProcessAreRemoved) {
-  for (const char* name :
-       {"SLURM_STEP_ID", "SLURM_STEPID", "SLURM_STEP_NODELIST", "SLURM_STEP_NUM_TASKS",
-        "SLURM_TASK_PID", "SLURM_GTIDS", "SLURM_SRUN_COMM_PORT", "SLURM_CPU_BIND_LIST",
-        "SLURM_TASKS_PER_NODE", "SLURM_PMIXP_ABORT_AGENT_PORT", "PMI_FD", "PMI_RANK", "PMIX_RANK",
-        "PMIX_NAMESPACE", "OMPI_COMM_WORLD_RANK", "OMPI_COMMAND", "OMPI_MCA_ess",
-        "OMPI_MCA_orte_hnp_uri", "OMPI_MCA_pmix", "OMPI_MCA_plm", "OMPI_MCA_ras"}) {
+  for (const char* name : {"SLURM_STEP_ID",
+                           "SLURM_STEPID",
+                           "SLURM_STEP_NODELIST",
+                           "SLURM_STEP_NUM_TASKS",
+                           "SLURM_TASK_PID",
+                           "SLURM_GTIDS",
+                           "SLURM_SRUN_COMM_PORT",
+                           "SLURM_CPU_BIND_LIST",
+                           "SLURM_TASKS_PER_NODE",
+                           "SLURM_PMIXP_ABORT_AGENT_PORT",
+                           "PMI_FD",
+                           "PMI_RANK",
+                           "PMIX_RANK",
+                           "PMIX_NAMESPACE",
+                           "OMPI_COMM_WORLD_RANK",
+                           "OMPI_COMMAND",
+                           "OMPI_MCA_ess",
+                           "OMPI_MCA_orte_hnp_uri",
+                           "OMPI_MCA_pmix",
+                           "OMPI_MCA_plm",
+                           "OMPI_MCA_ras"}) {
     EXPECT_TRUE(LauncherVariable(name)) << name;
   }
   for (const char* name :
@@ -21,8 +36,8 @@ TEST(SchedulerEnvTest, LaunchVariablesOfTrainrunsOwnProcessAreRemoved) {
         "OMPI_ALLOW_RUN_AS_ROOT", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "PATH", "PMIXY"}) {
     EXPECT_FALSE(LauncherVariable(name)) << name;
   }
-  EXPECT_EQ(WithoutLauncherVariables({"PATH=/bin", "SLURM_STEP_ID=0", "SLURM_JOB_ID=7",
-                                      "PMI_FD=5", "OMPI_COMM_WORLD_SIZE=2"}),
+  EXPECT_EQ(WithoutLauncherVariables({"PATH=/bin", "SLURM_STEP_ID=0", "SLURM_JOB_ID=7", "PMI_FD=5",
+                                      "OMPI_COMM_WORLD_SIZE=2"}),
             (std::vector<std::string>{"PATH=/bin", "SLURM_JOB_ID=7"}));
 }
 
