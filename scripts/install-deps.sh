@@ -22,6 +22,9 @@ packages=(
   # MPI jobs (mpirun, orted, mpicc for the test program, mpi4py) and the
   # network-namespace cluster of the multi-node tests (ip netns, bridge, veth)
   openmpi-bin libopenmpi-dev python3-mpi4py
+  # the Slurm tests' cluster (scripts/slurm-cluster.sh: slurmctld, slurmd, srun, sbatch,
+  # munged) and the Kubernetes examples' check (tests/examples: PyYAML)
+  slurm-wlm munge python3-yaml
 )
 # Node.js runs the test servers (Azurite, s3rver); a node that is already there
 # (NodeSource's, say) is kept.
