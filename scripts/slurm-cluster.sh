@@ -210,9 +210,8 @@ JobCompType=jobcomp/none
 ReturnToService=2
 InactiveLimit=0
 MinJobAge=300
-# Slurm's default is 30 s; a shorter one keeps the cancel test short and shows
-# that trainrun finishes its uploads within it.
-KillWait=10
+# KillWait (SIGTERM to SIGKILL on scancel) is left at Slurm's default, 30 s, which
+# trainrun's stop and uploads must fit in, as on most clusters.
 TmpFS=/tmp
 NodeName=DEFAULT CPUs=4 RealMemory=1000 State=UNKNOWN
 EOF

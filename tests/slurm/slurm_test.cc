@@ -30,7 +30,8 @@ using Clock = std::chrono::steady_clock;
 
 std::string ClusterDir() {
   const char* dir = std::getenv("TRAINRUN_SLURM_DIR");
-  return dir != nullptr && *dir != '\0' ? dir : SLURM_CLUSTER_DIR;
+  // Absolute: the nodes' working directories differ from this process's.
+  return fs::absolute(dir != nullptr && *dir != '\0' ? dir : SLURM_CLUSTER_DIR).string();
 }
 
 std::vector<std::string> Words(const std::string& text) {
@@ -138,8 +139,8 @@ class SlurmTest : public ::testing::Test {
     if (!job.contains("sourceDirectory")) job["sourceDirectory"] = SourceRoot() + source;
     job["experimentName"] = "slurm";
     job["runId"] = run_id_ = std::string("slurm-") +
-                             ::testing::UnitTest::GetInstance()->current_test_info()->name() +
-                             "-" + std::to_string(getpid()) + "-" + std::to_string(++jobs_);
+                             ::testing::UnitTest::GetInstance()->current_test_info()->name() + "-" +
+                             std::to_string(getpid()) + "-" + std::to_string(++jobs_);
     job["environment"]["python"]["interpreterPath"] = "/usr/bin/python3";
     job["environment"]["environmentVariables"]["OMP_NUM_THREADS"] = "1";
     std::string path = dir_ + "/job" + std::to_string(jobs_) + ".json";
@@ -168,8 +169,9 @@ class SlurmTest : public ::testing::Test {
   // `srun` one trainrun per node on `nodes` nodes.
   std::vector<std::string> Srun(int nodes, const std::string& job,
                                 std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {"srun", "--time", "4", "--nodes", std::to_string(nodes),
-                                     "--ntasks-per-node", "1", TrainrunBinary(), "run", job};
+    std::vector<std::string> argv = {
+        "srun", "--time",         "4",   "--nodes", std::to_string(nodes), "--ntasks-per-node",
+        "1",    TrainrunBinary(), "run", job};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return argv;
   }
@@ -275,9 +277,9 @@ TEST_F(SlurmTest, TheSbatchExampleTrainsTheDdpExampleOnTwoNodes) {
   example["arguments"] = {"--epochs", 2, "--batch-size", 64};
   std::string job = Job(example);
   auto start = Clock::now();
-  Invocation r = SlurmWait({"sbatch", "--time", "4", "--wait", "--parsable", "--output", dir_ + "/slurm-%j.out",
-                            SourceRoot() + "/docker/examples/slurm/train.sbatch", job,
-                            "--grace-period", "5"});
+  Invocation r = SlurmWait(
+      {"sbatch", "--time", "4", "--wait", "--parsable", "--output", dir_ + "/slurm-%j.out",
+       SourceRoot() + "/docker/examples/slurm/train.sbatch", job, "--grace-period", "5"});
   std::printf("sbatch of the DDP example, 2 nodes x 2 ranks, 2 epochs: %.2f s\n", Seconds(start));
   std::string job_id = Words(r.out).empty() ? "" : Words(r.out)[0];
   std::string batch_out = ReadFile(dir_ + "/slurm-" + job_id + ".out");
@@ -321,9 +323,9 @@ TEST_F(SlurmTest, ARankFailingOnTheSecondNodeStopsEveryNodeWithItsCode) {
   std::printf("srun with rank 3 failing: %.2f s from srun's start to its exit\n", Seconds(start));
   EXPECT_EQ(r.exit_code, 7) << r.out << r.err;
   for (int n = 0; n < 3; ++n) {
-    EXPECT_NE(r.err.find(cluster_.nodes[n] + ": task " + std::to_string(n) +
-                         ": Exited with exit code 7"),
-              std::string::npos)
+    EXPECT_NE(
+        r.err.find(cluster_.nodes[n] + ": task " + std::to_string(n) + ": Exited with exit code 7"),
+        std::string::npos)
         << r.err;
   }
   ExpectNothingLeft();
@@ -336,9 +338,9 @@ TEST_F(SlurmTest, ARankFailingOnTheSecondNodeStopsEveryNodeWithItsCode) {
 }
 
 // scancel of a batch job whose ranks all ignore SIGTERM, with the grace period
-// left to trainrun's default: Slurm SIGKILLs after KillWait (10 s on this
-// cluster), so trainrun must have stopped the ranks and uploaded every node's
-// outputs by then.
+// left to trainrun's default: Slurm SIGKILLs after KillWait (its default, 30 s,
+// on this cluster), so trainrun must have stopped the ranks and uploaded every
+// node's outputs by then.
 TEST_F(SlurmTest, ScancelEndsTheRunCanceledWithEveryNodesOutputs) {
   std::string pids = dir_ + "/pids";
   fs::create_directories(pids);
@@ -348,8 +350,8 @@ TEST_F(SlurmTest, ScancelEndsTheRunCanceledWithEveryNodesOutputs) {
       pids + "/$RANK.pid; while :; do sleep 1; done";
   std::string job =
       Job({{"command", {"/bin/sh", "-c", rank}}, {"nodeCount", 3}, {"processCountPerNode", 2}});
-  Invocation submitted = SlurmWait({"sbatch", "--time", "4", "--parsable", "--nodes", "3", "--output",
-                                    dir_ + "/slurm-%j.out",
+  Invocation submitted = SlurmWait({"sbatch", "--time", "4", "--parsable", "--nodes", "3",
+                                    "--output", dir_ + "/slurm-%j.out",
                                     SourceRoot() + "/docker/examples/slurm/train.sbatch", job});
   ASSERT_EQ(submitted.exit_code, 0) << submitted.err;
   std::string job_id = Words(submitted.out)[0];
@@ -495,8 +497,8 @@ TEST_F(SlurmTest, AHeadNameThatDoesNotResolveIsAClearErrorOnEveryNode) {
                                                     std::to_string(n) + ": Exited with exit code")))
         << r.err;
   }
-  EXPECT_TRUE(std::regex_search(r.err, std::regex(cluster_.nodes[0] + ".*(resolve|not known)",
-                                                  std::regex::icase)))
+  EXPECT_TRUE(std::regex_search(
+      r.err, std::regex(cluster_.nodes[0] + ".*(resolve|not known)", std::regex::icase)))
       << r.err;
   ExpectNothingLeft();
 }
