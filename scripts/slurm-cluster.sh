@@ -32,6 +32,7 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+export PATH=$PATH:/usr/sbin:/sbin  # slurmctld, slurmd, munged
 cmd=${1:-}
 shift || true
 dir=${TRAINRUN_SLURM_DIR:-$repo/build/slurm-cluster}
@@ -61,8 +62,7 @@ need() {
   [[ $(id -u) == 0 ]] || unavailable "needs root (network namespaces, mounts, slurmd)"
   local missing=()
   for tool in slurmctld slurmd srun sbatch sinfo scontrol munged ip nsenter unshare python3; do
-    command -v "$tool" >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin command -v "$tool" >/dev/null 2>&1 ||
-      missing+=("$tool")
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
   ((${#missing[@]} == 0)) || unavailable "missing ${missing[*]} (scripts/install-deps.sh installs slurm-wlm, munge, iproute2, util-linux)"
 }
@@ -141,6 +141,7 @@ up() {
   # The network: a bridge whose address is the controller's, a veth per node.
   # The subnet is chosen under a lock so that two clusters starting at once differ.
   local x
+  mkdir -p /run/lock
   exec 9>/run/lock/trainrun-slurm-subnet.lock
   flock 9
   x=$(free_subnet)

@@ -157,7 +157,9 @@ class SlurmTest : public ::testing::Test {
     fs::create_directories(out);
     env.push_back("SLURM_CONF=" + cluster_.slurm_conf);
     env.push_back("TRAINRUN_HISTORY=" + history());
-    env.push_back("TRAINRUN_JOB_TOKEN=slurm-test-token-" + std::to_string(getpid()));
+    // Each job its own token, as the sbatch example makes one per job.
+    env.push_back("TRAINRUN_JOB_TOKEN=slurm-test-token-" + std::to_string(getpid()) + "-" +
+                  std::to_string(commands_));
     env.push_back("PATH=" + fs::path(TrainrunBinary()).parent_path().string() + ":" +
                   std::getenv("PATH"));
     argv[0] = "/usr/bin/" + argv[0];
