@@ -464,8 +464,11 @@ TEST_F(SlurmTest, TwoJobsSharingNodesBothComplete) {
 // missing from /etc/hosts and DNS): each says so within seconds instead of
 // waiting out the rendezvous timeout.
 TEST_F(SlurmTest, AHeadNameThatDoesNotResolveIsAClearErrorOnEveryNode) {
-  std::string hosts = dir_ + "/hosts";
+  // Host names come from /etc/hosts alone, where the nodes are missing: a name
+  // that is not known (EAI_NONAME), as a node name missing from DNS would be.
+  std::string hosts = dir_ + "/hosts", nsswitch = dir_ + "/nsswitch.conf";
   WriteFile(hosts, "127.0.0.1 localhost\n");
+  WriteFile(nsswitch, "hosts: files\n");
   std::string job = Job({{"command", {RankHelper(), "--sleep-ms", "100"}},
                          {"nodeCount", 2},
                          {"processCountPerNode", 1}});
@@ -481,7 +484,8 @@ TEST_F(SlurmTest, AHeadNameThatDoesNotResolveIsAClearErrorOnEveryNode) {
                                    "--mount",
                                    "/bin/sh",
                                    "-c",
-                                   "mount --bind " + hosts + " /etc/hosts && exec \"$@\"",
+                                   "mount --bind " + hosts + " /etc/hosts && mount --bind " +
+                                       nsswitch + " /etc/nsswitch.conf && exec \"$@\"",
                                    "sh",
                                    TrainrunBinary(),
                                    "run",
