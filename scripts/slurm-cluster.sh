@@ -126,7 +126,7 @@ up() {
   down
   names
   local start=$SECONDS
-  rm -rf "${dir:?}"/{munge,ctld,spool,log,node*,etc,skip}
+  rm -rf "${dir:?}"/{munge,ctld,spool,log,node*,etc,skip,tests}
   mkdir -p "$dir"/{munge,ctld,spool,log,etc}
   chmod 700 "$dir/munge"
 
