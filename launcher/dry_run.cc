@@ -91,7 +91,7 @@ int DryRun(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& la
   if (job.max_run_duration_seconds) {
     text += fmt::format("time limit:     {} s\n", *job.max_run_duration_seconds);
   }
-  text += fmt::format("grace period:   {} s\n", options.grace_period_seconds);
+  text += fmt::format("stopping:       {}\n", ctx.stop->Describe());
   for (const DataReference& ref : job.data) {
     text += fmt::format("data.{}:  {} {} -> {}\n", ref.name, DataMechanismName(ref.mechanism),
                         RedactUri(ref.uri), RedactUri(data.PlannedPath(ref)));

@@ -102,12 +102,18 @@ int main(int argc, char** argv) {
   flag("workdir", &run.workdir, "Where run directories are made (default /tmp/trainrun)");
   flag("topology-xml", &run.topology_xml, "An hwloc XML topology to plan binding with");
   flag("grace-period", &run.grace_period_seconds,
-       "Seconds between SIGTERM and SIGKILL when stopping ranks (default 30)")
+       "Seconds between SIGTERM and SIGKILL when stopping ranks (default: fitted to the stop "
+       "timeout when there is one, else 30)")
       ->check(CLI::Range(0.0, 86400.0));
   flag("unkillable-timeout", &run.unkillable_timeout_seconds,
        "Seconds trainrun waits for ranks after SIGKILL before it records them as unkillable "
-       "and finalizes without them (default 60)")
+       "and finalizes without them (default 60, less under a stop timeout)")
       ->check(CLI::Range(0.0, 86400.0));
+  flag("stop-timeout", &run.stop_timeout_seconds,
+       "Seconds the scheduler or container engine waits between its SIGTERM to trainrun and "
+       "its SIGKILL; trainrun stops the ranks and uploads within it (default: Slurm's "
+       "KillWait, 30 under Kubernetes, 10 in a container, else none; 0: none)")
+      ->check(CLI::Range(0.0, 7.0 * 86400));
   flag("isolation", &run.isolation,
        "How the ranks' processes are kept from outliving trainrun: auto (a PID namespace "
        "where permitted, else process groups), process-group or none (default auto)")

@@ -148,8 +148,13 @@ int RunJob(const RunOptions& options, Console* out, Console* err) {
     return ExitCodeFor(loaded.status());
   }
   LoadedRun run = std::move(loaded).value();
-  RunContext ctx{
-      .options = options, .out = out, .reporter = reporter, .cluster = run.cluster.get()};
+  // Probed while the run loads and prepares; the ranks' grace period comes from it.
+  StopPlan stop(options);
+  RunContext ctx{.options = options,
+                 .out = out,
+                 .reporter = reporter,
+                 .cluster = run.cluster.get(),
+                 .stop = &stop};
   if (options.dry_run) {
     LocalRunLayout layout = LayOutRun(options, run.placement, &run.job);
     return DryRun(ctx, run, layout);
@@ -157,7 +162,7 @@ int RunJob(const RunOptions& options, Console* out, Console* err) {
   // From here until the process ends a SIGTERM, SIGINT or SIGHUP cancels `cancel`:
   // Preparing gives up soon after; the supervisor reads the signal itself later.
   CancelToken cancel;
-  SignalCancel watch(&cancel);
+  SignalCancel watch(&cancel, [&stop](int signal, TimePoint at) { stop.NoteSignal(signal, at); });
   if (!watch.start_error().ok()) reporter->Warning(watch.start_error().message());
   ctx.cancel = &cancel;
   PreparedRun prepared;

@@ -11,6 +11,7 @@
 #include "base/space_reserve.h"
 #include "launcher/cluster_run.h"
 #include "launcher/run_options.h"
+#include "launcher/stop_plan.h"
 #include "runtime/report/buffered_reporter.h"
 #include "runtime/report/console.h"
 #include "runtime/report/reporter.h"
@@ -112,6 +113,8 @@ struct RunContext {
   // Canceled when trainrun gets SIGTERM, SIGINT or SIGHUP (signal_cancel.h):
   // Preparing gives up soon after. Null: never (dry runs).
   const CancelToken* cancel = nullptr;
+  // How a stop fits the scheduler's SIGTERM-to-SIGKILL budget; never null.
+  StopPlan* stop = nullptr;
 };
 
 }  // namespace trainrun

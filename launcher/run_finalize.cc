@@ -85,6 +85,23 @@ std::vector<LostOutput> CleanUpAfterRanks(const RunContext& ctx, PreparedRun* pr
   return lost;
 }
 
+// After the scheduler's SIGTERM its SIGKILL is due at a known time: this node's
+// uploads start no retry after it less the uploads margin, and the head stops
+// waiting for the other nodes a head margin before it, so that it writes the run's
+// final status in time.
+void LimitToStopBudget(const RunContext& ctx, LoadedRun* run) {
+  const std::optional<TimePoint> kill_at = ctx.stop->KillAt();
+  if (!kill_at) return;
+  const StopTiming& timing = ctx.stop->timing();
+  const TimePoint now = SystemClock()->Now();
+  run->uploader->LimitDeadline(*kill_at - timing.uploads_margin);
+  if (ctx.cluster) ctx.cluster->session()->LimitFinalize(*kill_at - timing.head_margin);
+  ctx.reporter->Info(fmt::format(
+      "the SIGKILL of the stop budget ({}) is due in {:.1f} s: uploads retry for at most {:.1f} s",
+      ctx.stop->source(), ToSeconds(*kill_at - now),
+      std::max(0.0, ToSeconds(*kill_at - timing.uploads_margin - now))));
+}
+
 }  // namespace
 
 int Finalize(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout,
@@ -99,6 +116,7 @@ int Finalize(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout
     run->uploader->SetAlreadyUploaded(ran->live->uploaded());
   }
   run->uploader->StartDeadline();
+  LimitToStopBudget(ctx, run);
   journal->EnterPhase(RunStatus::kFinalizing);
   journal->Save();
   const std::vector<LostOutput> lost_output = CleanUpAfterRanks(ctx, prepared);

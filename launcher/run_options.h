@@ -30,10 +30,16 @@ struct RunOptions {
   std::string workdir;                    // where <experiment>/<runId>/ is made
   std::string topology_xml;               // an hwloc XML topology instead of this machine's
   bool dry_run = false;                   // print the plan, start nothing
-  double grace_period_seconds = 30;
+  // Seconds between SIGTERM and SIGKILL for the ranks; none: derived from the stop
+  // budget when there is one, else 30 (launcher/stop_plan.h).
+  std::optional<double> grace_period_seconds;
   // How long after SIGKILL trainrun waits for ranks before it records them as
-  // unkillable and goes on to Finalizing.
-  double unkillable_timeout_seconds = 60;
+  // unkillable and goes on to Finalizing; none: 60, less under a stop budget.
+  std::optional<double> unkillable_timeout_seconds;
+  // Seconds between the SIGTERM a scheduler or container engine sends trainrun and
+  // its SIGKILL; none: detected (Slurm's KillWait, Kubernetes, a container), 0: no
+  // SIGKILL is coming (runtime/process/stop_budget.h).
+  std::optional<double> stop_timeout_seconds;
   // How the ranks' processes are kept from outliving trainrun: "auto" (a PID
   // namespace where permitted, else process groups), "process-group" or "none"
   // (see Isolation in runtime/process/process_posix.h).

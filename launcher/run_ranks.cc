@@ -25,16 +25,46 @@ int64_t CgroupOomKills() {
   return -1;
 }
 
+namespace {
+
+// The stop timing in the system log and run.json (details.stop), and a warning when
+// a --grace-period leaves no time to upload under the stop budget.
+void ReportStopTiming(const RunContext& ctx) {
+  StopPlan* stop = ctx.stop;
+  const StopTiming& timing = stop->timing();
+  ctx.reporter->Info(fmt::format("stopping: {}", stop->Describe()));
+  nlohmann::json details = {{"gracePeriodSeconds", ToSeconds(timing.grace_period)},
+                            {"unkillableTimeoutSeconds", ToSeconds(timing.unkillable_timeout)}};
+  if (timing.budget) {
+    details["stopTimeoutSeconds"] = ToSeconds(*timing.budget);
+    details["stopTimeoutSource"] = stop->source();
+    if (!timing.grace_from_budget &&
+        timing.grace_period + timing.uploads_margin >= *timing.budget) {
+      ctx.reporter->Warning(fmt::format(
+          "--grace-period {:g} s leaves no time to upload before the SIGKILL {:g} s after a "
+          "SIGTERM ({}): a rank that ignores SIGTERM costs this node its outputs; leave "
+          "--grace-period out to have it fitted",
+          ToSeconds(timing.grace_period), ToSeconds(*timing.budget), stop->source()));
+    }
+  }
+  ctx.journal->record().details["stop"] = std::move(details);
+}
+
+}  // namespace
+
 RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& layout,
                   PreparedRun* prepared) {
   const JobConfig& job = run.job;
   RanRanks ran;
   std::atomic<int64_t> failure_time_ms{0};  // written by the supervision callbacks
   SupervisorOptions supervision;
-  supervision.grace_period = std::chrono::duration_cast<Duration>(
-      std::chrono::duration<double>(ctx.options.grace_period_seconds));
-  supervision.unkillable_timeout = std::chrono::duration_cast<Duration>(
-      std::chrono::duration<double>(ctx.options.unkillable_timeout_seconds));
+  const StopTiming& timing = ctx.stop->timing();
+  supervision.grace_period = timing.grace_period;
+  supervision.unkillable_timeout = timing.unkillable_timeout;
+  ReportStopTiming(ctx);
+  // When a cancel began stopping the ranks: the scheduler's clock started then at
+  // the latest, should the signal watcher have missed the signal.
+  std::atomic<int64_t> cancel_ticks{0};
   if (job.max_run_duration_seconds) {
     supervision.max_run_duration = std::chrono::seconds(*job.max_run_duration_seconds);
   }
@@ -45,16 +75,21 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
       failure_time_ms = WallMillis();
       session->RankFailed(failure);
     };
-    supervision.on_stop = [session](RunOutcome outcome, int code, const std::string& reason) {
-      if (outcome == RunOutcome::kCanceled || outcome == RunOutcome::kTimedOut) {
-        session->Stopping(code, reason);
-      }
-    };
   } else {
     supervision.on_rank_failed = [&failure_time_ms](const RankFailure&) {
       failure_time_ms = WallMillis();
     };
   }
+  supervision.on_stop = [session, &cancel_ticks](RunOutcome outcome, int code,
+                                                 const std::string& reason) {
+    if (outcome == RunOutcome::kCanceled) {
+      cancel_ticks = SystemClock()->Now().time_since_epoch().count();
+    }
+    if (session != nullptr &&
+        (outcome == RunOutcome::kCanceled || outcome == RunOutcome::kTimedOut)) {
+      session->Stopping(code, reason);
+    }
+  };
   // A data mount's rclone that ends while the ranks run is an error that names the
   // data: the ranks are stopped (exit 66, their input is gone) and, on several nodes,
   // the other nodes with them. Set once the Supervisor exists; MPI jobs only warn.
@@ -109,6 +144,9 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
     if (session != nullptr) session->SetStopHandler({});
   }
   ran.failure_time_ms = failure_time_ms;
+  if (ran.result.outcome == RunOutcome::kCanceled && cancel_ticks != 0) {
+    ctx.stop->NoteSignal(ran.result.cancel_signal, TimePoint(Duration(cancel_ticks.load())));
+  }
   return ran;
 }
 

@@ -16,21 +16,31 @@ namespace {
 
 constexpr int kCancelSignals[] = {SIGTERM, SIGINT, SIGHUP};
 
-// The name of the first cancel signal pending for the process.
-std::string PendingSignalName() {
+// The first cancel signal pending for the process; 0 when none is (any more).
+int PendingSignal() {
   sigset_t pending;
   sigemptyset(&pending);
   if (sigpending(&pending) == 0) {
-    if (sigismember(&pending, SIGTERM) == 1) return "SIGTERM";
-    if (sigismember(&pending, SIGINT) == 1) return "SIGINT";
-    if (sigismember(&pending, SIGHUP) == 1) return "SIGHUP";
+    for (int s : kCancelSignals) {
+      if (sigismember(&pending, s) == 1) return s;
+    }
+  }
+  return 0;
+}
+
+std::string SignalLabel(int signal) {
+  switch (signal) {
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGHUP: return "SIGHUP";
   }
   return "a signal";
 }
 
 }  // namespace
 
-SignalCancel::SignalCancel(CancelToken* token) : token_(token) {
+SignalCancel::SignalCancel(CancelToken* token, std::function<void(int, TimePoint)> seen)
+    : token_(token), seen_(std::move(seen)) {
   sigset_t set;
   sigemptyset(&set);
   for (int s : kCancelSignals) sigaddset(&set, s);
@@ -67,7 +77,10 @@ void SignalCancel::Watch() {
     if ((fds[0].revents & POLLIN) != 0) {
       // Readable means pending; the signalfd is never read, so the signal stays
       // pending for the supervisor.
-      token_->Cancel(PendingSignalName());
+      const TimePoint at = SystemClock()->Now();
+      const int signal = PendingSignal();
+      if (seen_) seen_(signal, at);
+      token_->Cancel(SignalLabel(signal));
       return;
     }
   }

@@ -9,9 +9,11 @@
 // supervision loop (or the check after Preparing) still sees it as it always did.
 #pragma once
 
+#include <functional>
 #include <thread>
 
 #include "base/cancel.h"
+#include "base/clock.h"
 #include "base/status.h"
 
 namespace trainrun {
@@ -22,8 +24,11 @@ class SignalCancel {
   // included) cancels `token` with the signal's name as the reason ("SIGTERM").
   // Not owned: `token`, which must outlive this object. When the kernel refuses
   // the fds, nothing is watched and start_error() says why (the signals still
-  // cancel the run once the ranks are supervised, as before).
-  explicit SignalCancel(CancelToken* token);
+  // cancel the run once the ranks are supervised, as before). `seen`, when set, is
+  // called on the watcher's thread with the signal (0 when it was taken before it
+  // could be named) and when it came.
+  explicit SignalCancel(CancelToken* token,
+                        std::function<void(int signal, TimePoint at)> seen = nullptr);
   // Stops watching and joins the thread.
   ~SignalCancel();
   SignalCancel(const SignalCancel&) = delete;
@@ -35,6 +40,7 @@ class SignalCancel {
   void Watch();
 
   CancelToken* token_;
+  std::function<void(int, TimePoint)> seen_;
   int signal_fd_ = -1;
   int stop_fd_ = -1;  // an eventfd: the destructor's "stop"
   Status start_error_;

@@ -145,6 +145,11 @@ class ClusterSession {
   // or `local` when the head is gone.
   virtual JobOutcome Finish(const NodeDone& done, const JobOutcome& local) = 0;
 
+  // The head stops waiting for the other nodes (their results, output lists and
+  // uploads) at `deadline` at the latest, as at the finalize timeout: a scheduler's
+  // SIGKILL is coming. Call before MergeUploads(). Other nodes: nothing.
+  virtual void LimitFinalize(TimePoint deadline) { (void)deadline; }
+
   // MPI: the handler that runs rsh sessions on this node (not owned; may be
   // null), and the sink it reports to.
   virtual void SetRshHandler(RshHandler* handler) = 0;

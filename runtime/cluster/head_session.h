@@ -40,6 +40,7 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   std::vector<TransferItem> MergeUploads(std::vector<TransferItem> items,
                                          const std::string& run_prefix) override;
   JobOutcome Finish(const NodeDone& done, const JobOutcome& local) override;
+  void LimitFinalize(TimePoint deadline) override;
   void SetRshHandler(RshHandler* handler) override;
   RshSink* rsh_sink() override { return &sink_; }
 
@@ -126,6 +127,7 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   std::vector<FailureEvent> events_;
   HeartbeatMonitor heartbeat_;
   std::optional<TimePoint> finalize_deadline_;
+  std::optional<TimePoint> hard_deadline_;  // LimitFinalize()
   bool finished_ = false;
   std::vector<OutputConflict> conflicts_;
   // rsh

@@ -115,11 +115,26 @@ std::function<bool()> HeadSession::AllLive(bool Node::*flag) {
   };
 }
 
+void HeadSession::LimitFinalize(TimePoint deadline) {
+  std::lock_guard lock(mu_);
+  if (!hard_deadline_ || deadline < *hard_deadline_) hard_deadline_ = deadline;
+  if (finalize_deadline_ && *hard_deadline_ < *finalize_deadline_) {
+    finalize_deadline_ = hard_deadline_;
+  }
+}
+
 void HeadSession::WaitForResultsLocked(std::unique_lock<std::mutex>& lock) {
-  // Nodes still running are alive (heartbeats): their results come, however long.
-  WaitLocked(lock, AllLive(&Node::result_in), std::nullopt);
+  // Nodes still running are alive (heartbeats): their results come, however long,
+  // unless a scheduler's SIGKILL is coming (LimitFinalize).
+  if (!WaitLocked(lock, AllLive(&Node::result_in), hard_deadline_)) {
+    options_.reporter->Warning(
+        "some nodes' ranks had not ended when the stop budget ran short; the run's final "
+        "status is written without them");
+  }
   if (!finalize_deadline_) {
     finalize_deadline_ = options_.clock->Now() + options_.finalize_timeout;
+    if (hard_deadline_ && *hard_deadline_ < *finalize_deadline_)
+      finalize_deadline_ = hard_deadline_;
   }
 }
 

@@ -28,6 +28,12 @@ void HistoryUploader::StartDeadline() {
   store_->SetRetryDeadline(deadline_);
 }
 
+void HistoryUploader::LimitDeadline(TimePoint deadline) {
+  if (deadline_ && *deadline_ <= deadline) return;
+  deadline_ = deadline;
+  store_->SetRetryDeadline(deadline_);
+}
+
 bool HistoryUploader::Expired() const { return deadline_ && options_.clock->Now() >= *deadline_; }
 
 UploadReport HistoryUploader::Upload(const std::vector<TransferItem>& all,

@@ -58,6 +58,9 @@ class HistoryUploader {
   // Starts the finalize clock: no retry begins after now + finalize_timeout. Also
   // bounds the store's own request retries.
   void StartDeadline();
+  // Brings the deadline forward to `deadline` when that is earlier (a scheduler's
+  // SIGKILL is coming); starts it when StartDeadline() was not called.
+  void LimitDeadline(TimePoint deadline);
   // Files that need not go up again while they are unchanged.
   void SetAlreadyUploaded(FileStamps stamps) { uploaded_ = std::move(stamps); }
 

@@ -101,6 +101,8 @@ int main(int argc, char** argv) {
   const char* rank_env = std::getenv("RANK");
   const int rank = rank_env ? std::atoi(rank_env) : -1;
   const int after_ms = Flag(argc, argv, "--after-ms", 100);
+  // Before the pid file, which tells a test that the rank is ready for its signals.
+  if (rank == Flag(argc, argv, "--ignore-term-rank", -2)) signal(SIGTERM, SIG_IGN);
 
   if (const char* dir = StringFlag(argc, argv, "--pid-dir")) {
     // The pid as the test sees it: trainrun may start the ranks in a PID namespace of
@@ -147,7 +149,6 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  if (rank == Flag(argc, argv, "--ignore-term-rank", -2)) signal(SIGTERM, SIG_IGN);
   if (rank == Flag(argc, argv, "--fail-rank", -2)) {
     usleep(after_ms * 1000);
     std::fprintf(stderr, "rank %d: something went wrong\nValueError: boom\n", rank);

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -56,7 +57,7 @@ class TrainrunProcess {
     }
   }
   ~TrainrunProcess() {
-    if (pid_ > 0 && !done_) {
+    if (pid_ > 0 && !done_ && !exited_) {
       kill(pid_, SIGKILL);
       waitpid(pid_, nullptr, 0);
     }
@@ -64,12 +65,35 @@ class TrainrunProcess {
   int pid() const { return pid_; }
   void Signal(int sig) { kill(pid_, sig); }
 
+  // Whether trainrun exited by `deadline`; it is not killed when not, and Wait()
+  // then still gives its result.
+  bool ExitsBy(std::chrono::steady_clock::time_point deadline) {
+    while (true) {
+      int status = 0;
+      pid_t r = waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        exited_ = status;
+        return true;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+
+  // What a scheduler or container engine does to stop it (`podman stop`, `scancel`):
+  // SIGTERM, then SIGKILL once `budget` has passed and trainrun is still there.
+  Invocation StopLikeAScheduler(std::chrono::seconds budget) {
+    Signal(SIGTERM);
+    if (!ExitsBy(std::chrono::steady_clock::now() + budget)) Signal(SIGKILL);
+    return Wait();
+  }
+
   // Waits for exit; after `limit` it kills trainrun and fails the test.
   Invocation Wait(std::chrono::seconds limit = std::chrono::seconds(120)) {
     Invocation result;
     auto deadline = std::chrono::steady_clock::now() + limit;
-    int status = 0;
-    while (true) {
+    int status = exited_.value_or(0);
+    while (!exited_) {
       pid_t r = waitpid(pid_, &status, WNOHANG);
       if (r == pid_) break;
       if (std::chrono::steady_clock::now() > deadline) {
@@ -92,6 +116,7 @@ class TrainrunProcess {
   std::string err_path_;
   pid_t pid_ = -1;
   bool done_ = false;
+  std::optional<int> exited_;  // the wait status, once ExitsBy() reaped it
 };
 
 inline Invocation RunTrainrun(const std::vector<std::string>& args, const std::string& dir,

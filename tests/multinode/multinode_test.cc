@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <regex>
@@ -59,14 +60,17 @@ class MultinodeTest : public ::testing::Test {
                                      "--history",
                                      history(),
                                      "--workdir",
-                                     workdir,
-                                     "--grace-period",
-                                     "5"};
+                                     workdir};
+    if (fixed_grace_) {
+      args.push_back("--grace-period");
+      args.push_back("5");
+    }
     args.insert(args.end(), extra.begin(), extra.end());
     std::string out = dir_ / ("out" + std::to_string(++processes_));
     fs::create_directories(out);
-    return std::make_unique<TrainrunProcess>(
-        cluster.Command(node, args), std::vector<std::string>{"TRAINRUN_JOB_TOKEN=" + token}, out);
+    std::vector<std::string> env = extra_env_;
+    env.push_back("TRAINRUN_JOB_TOKEN=" + token);
+    return std::make_unique<TrainrunProcess>(cluster.Command(node, args), env, out);
   }
   std::vector<Invocation> RunAll(NetnsCluster& cluster, const std::string& job, int nodes) {
     std::vector<std::unique_ptr<TrainrunProcess>> running;
@@ -129,6 +133,9 @@ class MultinodeTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  // Start() passes --grace-period 5 unless a test clears this.
+  bool fixed_grace_ = true;
+  std::vector<std::string> extra_env_;  // for every node's trainrun
   int jobs_ = 0;
   int processes_ = 0;
   std::string run_id_;
@@ -443,6 +450,63 @@ TEST_F(MultinodeTest, NodesSharingOneWorkdirEachWorkInTheirOwnFolder) {
   }
   EXPECT_TRUE(rec["details"]["outputConflicts"].empty()) << rec["details"]["outputConflicts"];
   ExpectNothingLeft(cluster);
+}
+
+TEST_F(MultinodeTest, ScancelWithSlurmsKillWaitLeavesEveryNodesOutputsInHistory) {
+  NetnsCluster cluster(2);
+  NEED_CLUSTER(cluster);
+  // Slurm as scancel stops a step: SIGTERM to every node's trainrun at once, SIGKILL
+  // KillWait later. KillWait comes from (a fake) `scontrol show config`: 30 s,
+  // Slurm's default and trainrun's old grace period, with which node 1 was killed
+  // before it uploaded (issue 11, defect 3). Rank 3, on node 1, ignores SIGTERM.
+  const std::string bin = dir_ / "bin";
+  WriteFile(bin + "/scontrol",
+            "#!/bin/sh\n[ \"$1 $2\" = 'show config' ] || exit 1\n"
+            "echo 'KillWait                = 30 sec'\n");
+  fs::permissions(bin + "/scontrol", fs::perms::owner_all | fs::perms::group_read |
+                                         fs::perms::group_exec | fs::perms::others_read |
+                                         fs::perms::others_exec);
+  extra_env_ = {"SLURM_JOB_ID=4242", "PATH=" + bin + ":" + std::getenv("PATH")};
+  fixed_grace_ = false;
+  const std::string pids = dir_ / "pids";
+  fs::create_directories(pids);
+  std::string job = Job(
+      {{"command", {RankHelper(), "--pid-dir", pids, "--write-output", "--ignore-term-rank", "3"}},
+       {"nodeCount", 2},
+       {"processCountPerNode", 2}});
+  std::vector<std::unique_ptr<TrainrunProcess>> nodes;
+  for (int n = 0; n < 2; ++n) nodes.push_back(Start(cluster, n, job));
+  ASSERT_TRUE(WaitFor([&] {
+    for (int rank = 0; rank < 4; ++rank) {
+      if (ReadFile(pids + "/" + std::to_string(rank) + ".pid").empty()) return false;
+    }
+    return true;
+  }));
+  for (auto& node : nodes) node->Signal(SIGTERM);
+  const auto kill_wait = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (int n = 0; n < 2; ++n) {
+    if (!nodes[n]->ExitsBy(kill_wait)) nodes[n]->Signal(SIGKILL);
+    Invocation r = nodes[n]->Wait();
+    // 137: Slurm's SIGKILL came first.
+    EXPECT_EQ(r.exit_code, 143) << "node " << n << "\n" << r.err;
+  }
+  ExpectNothingLeft(cluster);
+  json rec = Record();
+  EXPECT_EQ(rec["status"], "Canceled");
+  EXPECT_EQ(rec["exitCode"], 143);
+  for (int rank = 0; rank < 4; ++rank) {
+    EXPECT_EQ(ReadFile(RunDir() + "/outputs/rank" + std::to_string(rank) + ".txt"),
+              "rank " + std::to_string(rank) + "\n")
+        << "rank " << rank;
+  }
+  EXPECT_TRUE(rec["uploadErrors"].empty()) << rec["uploadErrors"].dump();
+  EXPECT_EQ(rec["details"]["stop"]["stopTimeoutSeconds"], 30);
+  EXPECT_EQ(rec["details"]["stop"]["gracePeriodSeconds"], 20);
+  bool rank3_killed = false;
+  for (const json& rank : rec["ranks"]) {
+    if (rank["rank"] == 3) rank3_killed = rank["signal"] == SIGKILL;
+  }
+  EXPECT_TRUE(rank3_killed) << rec["ranks"].dump();
 }
 
 }  // namespace
