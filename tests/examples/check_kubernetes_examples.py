@@ -5,8 +5,9 @@ For each manifest, and each pod index of its Indexed Job, this builds the pod's
 environment as Kubernetes fills it (the container's env: plain values, the Secret,
 the downward API's labels, and JOB_COMPLETION_INDEX, which the Job controller adds),
 runs `trainrun run JOB --dry-run` under it, and checks the node count, the node rank
-and the head in what trainrun prints, and that the head's name is pod 0's DNS name
-(<hostname>.<subdomain>) with a headless Service behind it.
+and the head in what trainrun prints, that the head's name is pod 0's DNS name
+(<hostname>.<subdomain>) with a headless Service behind it, and that trainrun is
+told the pod's terminationGracePeriodSeconds (TRAINRUN_STOP_TIMEOUT).
 
   check_kubernetes_examples.py TRAINRUN_BINARY SOURCE_DIR
 """
@@ -60,6 +61,12 @@ def dry_run(container, env, home):
     return r.returncode, r.stdout
 
 
+def check_stop_budget(name, pod):
+    env = {v["name"]: v.get("value") for v in pod["containers"][0].get("env", [])}
+    check(env.get("TRAINRUN_STOP_TIMEOUT") == str(pod.get("terminationGracePeriodSeconds", 30)),
+          f"{name}: TRAINRUN_STOP_TIMEOUT is the pod's terminationGracePeriodSeconds")
+
+
 def check_pods(name, container, pods, labels_of, head_name, home):
     for index in range(pods):
         env = pod_env(container, labels_of(index), index)
@@ -90,6 +97,7 @@ def indexed_job(home):
     check(service["spec"]["selector"] == {"job-name": job["metadata"]["name"]},
           "indexed-job: the Service selects the Job's pods")
     # Pod i of an Indexed Job has the host name <job>-<i> in the subdomain.
+    check_stop_budget("indexed-job", pod)
     head = f"{job['metadata']['name']}-0.{pod['subdomain']}"
     check_pods("indexed-job", pod["containers"][0], spec["parallelism"], lambda i: {}, head, home)
 
@@ -111,6 +119,7 @@ def jobset(home):
         "jobset.sigs.k8s.io/job-index": "0",
     }
     # Pod i of Job j: <jobset>-<rjob>-<j>-<i> in the subdomain.
+    check_stop_budget("jobset", pod)
     head = f"{js['metadata']['name']}-{rjob['name']}-0-0.{subdomain}"
     check_pods("jobset", pod["containers"][0], spec["parallelism"], lambda i: labels, head, home)
 
