@@ -23,6 +23,35 @@ Duration Seconds(double s) {
   return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s));
 }
 
+// How long a node retries resolving the head's name before it gives up: a
+// Slurm node list or a --master-addr names hosts that exist already; a
+// Kubernetes headless service publishes a pod's name only once the pod runs.
+constexpr Duration kHeadNameWait = std::chrono::seconds(5);
+constexpr Duration kHeadNameWaitKubernetes = std::chrono::seconds(120);
+
+// Every node, the head included, resolves the head's name first, so a name no
+// node can resolve fails the whole job within seconds, naming the name and where
+// it came from, instead of the workers retrying until the rendezvous timeout
+// while the head waits for them.
+Status WaitForHeadName(const Placement& placement) {
+  const bool kubernetes = placement.source.find("Kube") != std::string::npos;
+  const Duration wait = kubernetes ? kHeadNameWaitKubernetes : kHeadNameWait;
+  const TimePoint deadline = SystemClock()->Now() + wait;
+  Status last;
+  while (true) {
+    Result<std::vector<std::string>> found = ResolveIpv4(placement.head);
+    if (found.ok()) return Status::Ok();
+    last = found.status();
+    if (SystemClock()->Now() >= deadline || SupervisionSignalPending()) break;
+    usleep(250 * 1000);
+  }
+  return UnavailableError(
+      fmt::format("{} (tried for {:.0f} s; the head is from {}: {}): make the name resolve on "
+                  "every node (DNS or /etc/hosts), or pass --master-addr with the head's address "
+                  "(the same on every node)",
+                  last.message(), ToSeconds(wait), placement.source, placement.reason));
+}
+
 }  // namespace
 
 std::string JobDigest(const JobConfig& job) { return HexEncode(Sha256(job.json)); }
@@ -57,6 +86,9 @@ Result<std::unique_ptr<ClusterRun>> ClusterRun::Create(const RunOptions& options
   reporter->Info(fmt::format("node {} of {} ({}): {}", placement.node_rank, placement.node_count,
                              placement.source, placement.reason));
   for (const std::string& note : placement.notes) reporter->Info(note);
+  reporter->Info(
+      fmt::format("control port {} ({})", options.control_port, options.control_port_reason));
+  if (!placement.head.empty()) TR_RETURN_IF_ERROR(WaitForHeadName(placement));
 
   const char* token = getenv(kJobTokenVariable);
   const std::string identity =
@@ -89,9 +121,17 @@ Result<std::unique_ptr<ClusterRun>> ClusterRun::Create(const RunOptions& options
   session.cancel_requested = SupervisionSignalPending;
   session.reporter = reporter;
   if (placement.node_rank == 0) {
-    TR_ASSIGN_OR_RETURN(std::unique_ptr<HeadSession> head,
-                        HeadSession::Start(session, run->token_, options.control_port));
-    run->session_ = std::move(head);
+    Result<std::unique_ptr<HeadSession>> head =
+        HeadSession::Start(session, run->token_, options.control_port);
+    if (!head.ok()) {
+      return Status(
+          head.status().code(),
+          fmt::format("the head cannot listen on control port {} ({}): {}; pass "
+                      "--control-port PORT (or TRAINRUN_CONTROL_PORT), the same on "
+                      "every node",
+                      options.control_port, options.control_port_reason, head.status().message()));
+    }
+    run->session_ = std::move(head).value();
   } else {
     run->session_ = std::make_unique<WorkerSession>(session, run->token_, placement.head,
                                                     options.control_port, placement.node_rank);
@@ -151,6 +191,9 @@ void ClusterRun::ReportResult(const RunRecord& record, std::string_view outcome,
   result.failure = record.failure;
   result.failure_time_ms = failure_time_ms;
   result.warnings = record.warnings;
+  for (const NodeRecord& node : record.nodes) {
+    if (node.node_rank == placement_.node_rank) result.workdir = node.workdir;
+  }
   session_->ReportResult(result);
 }
 
@@ -180,6 +223,14 @@ void ClusterRun::Finish(const UploadReport& uploads, int* exit_code, RunStatus* 
     record->details["nodeWarnings"] = job.warnings;
     record->details["outputConflicts"] = ConflictsToJson(job.conflicts);
     record->details["nodeUploads"] = job.nodes;
+    // The head knows the other nodes' run directories from their results.
+    for (NodeRecord& node : record->nodes) {
+      for (const nlohmann::json& reported : job.nodes) {
+        if (node.workdir.empty() && reported.value("nodeRank", -1) == node.node_rank) {
+          node.workdir = reported.value("workdir", "");
+        }
+      }
+    }
   }
   if (job.failure && (job.failure->node_rank != node_rank() || job.failure->rank < 0)) {
     // Another node's words, escaped when decoded; escaping again changes nothing but
@@ -191,6 +242,8 @@ void ClusterRun::Finish(const UploadReport& uploads, int* exit_code, RunStatus* 
       summary += "\n  | " + EscapeControl(line);
     reporter_->Error(summary);
   } else if (job.exit_code != 0 && !job.failure && !job.stop_reason.empty()) {
+    // The job's stop, said once (Finalize leaves it to this line on a multi-node
+    // job): it names the node where it came from.
     reporter_->Error(fmt::format("the job stopped: {}", EscapeControl(job.stop_reason)));
   }
 }

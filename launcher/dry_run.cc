@@ -1,6 +1,7 @@
 #include "launcher/dry_run.h"
 
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -36,6 +37,22 @@ Result<RankPlan> Plan(const RunContext& ctx, const LoadedRun& run, const LocalRu
                    ctx.reporter);
 }
 
+// On a multi-node job, what only the rendezvous decides: the head's address as
+// the nodes reach it, the port the head picks free, the interface each node
+// reaches the head by, and what is built from them. A dry run starts no
+// rendezvous, so it names these instead of guessing values.
+// clang-format off
+const std::map<std::string, std::string> kKnownAtRendezvous = {
+    {"MASTER_ADDR",                "the head's address as most nodes reach it"},
+    {"MASTER_PORT",                "picked free on the head"},
+    {"NCCL_SOCKET_IFNAME",         "the interface this node reaches the head by"},
+    {"GLOO_SOCKET_IFNAME",         "the interface this node reaches the head by"},
+    {"AZ_BATCH_MASTER_NODE",       "MASTER_ADDR:MASTER_PORT"},
+    {"AZ_BATCHAI_MPI_MASTER_NODE", "MASTER_ADDR"},
+    {"TF_CONFIG",                  "every node's address and ports"},
+};
+// clang-format on
+
 }  // namespace
 
 int DryRun(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& layout) {
@@ -55,6 +72,8 @@ int DryRun(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& la
   const int process_count = binding.plan.process_count;
   const std::vector<std::string> container = CurrentEnvironment();
   std::set<std::string> inherited(container.begin(), container.end());
+  std::set<std::string> set_by_job;
+  for (const auto& [name, value] : job.environment_variables) set_by_job.insert(name);
   std::string text = "# trainrun dry run: nothing is created or started\n";
   text += fmt::format("run id:         {}\n", job.run_id);
   text += fmt::format("experiment:     {}\n", job.experiment_name);
@@ -82,9 +101,10 @@ int DryRun(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& la
   text += fmt::format("communicator:   {}\n", CommunicatorName(job.communicator));
   if (placement.node_count > 1) {
     text += fmt::format(
-        "master:         the head ({}), MASTER_PORT picked free on it at rendezvous; "
-        "control port {}\n",
-        placement.head.empty() ? "this node" : placement.head, options.control_port);
+        "master:         the head ({}), control port {} ({}); MASTER_ADDR, MASTER_PORT and "
+        "the socket interfaces are known only at rendezvous\n",
+        placement.head.empty() ? "this node" : placement.head, options.control_port,
+        options.control_port_reason);
   } else {
     text += "master:         127.0.0.1, MASTER_PORT picked free at launch\n";
   }
@@ -109,8 +129,14 @@ int DryRun(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& la
     for (const std::string& entry : launch.spec.env) {
       if (inherited.count(entry) != 0) continue;
       size_t eq = entry.find('=');
-      text += fmt::format("    {}={}\n", entry.substr(0, eq),
-                          RedactValue(entry.substr(0, eq), entry.substr(eq + 1)));
+      const std::string name = entry.substr(0, eq);
+      auto later = kKnownAtRendezvous.find(name);
+      if (placement.node_count > 1 && later != kKnownAtRendezvous.end() &&
+          !set_by_job.count(name)) {
+        text += fmt::format("    {}=<known at rendezvous: {}>\n", name, later->second);
+        continue;
+      }
+      text += fmt::format("    {}={}\n", name, RedactValue(name, entry.substr(eq + 1)));
     }
   }
   ctx.out->Write(ScrubSecrets(text), /*droppable=*/false);

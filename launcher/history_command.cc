@@ -195,8 +195,10 @@ int HistoryShow(const HistoryOptions& options, Console* out, Console* err) {
     text += fmt::format("source:      {}\n", E(source));
   }
   for (const NodeRecord& n : r.nodes) {
-    text += fmt::format("node {}:      {}, {} rank(s), local files in {}\n", n.node_rank, E(n.host),
-                        n.process_count, E(n.workdir));
+    text +=
+        fmt::format("node {}:      {}, {} rank(s), {}\n", n.node_rank, E(n.host), n.process_count,
+                    n.workdir.empty() ? std::string("local files unknown (the node never reported)")
+                                      : "local files in " + E(n.workdir));
   }
   if (!r.stop_reason.empty()) text += fmt::format("stopped:     {}\n", E(r.stop_reason));
   if (r.failure) {

@@ -90,8 +90,10 @@ int main(int argc, char** argv) {
   flag("node-rank", &run.node_rank, "This node's rank in the job (0 = head)");
   flag("nnodes", &run.nnodes, "Number of nodes in the job");
   flag("master-addr", &run.master_addr, "The head node's host name or address");
-  flag("control-port", &run.control_port, "The head's control port (default 29400)")
-      ->check(CLI::Range(1, 65535));
+  CLI::Option* control_port =
+      flag("control-port", &run.control_port,
+           "The head's control port (default 29400; under Slurm 29400 + SLURM_JOB_ID mod 1000)")
+          ->check(CLI::Range(1, 65535));
   flag("rendezvous-timeout", &run.rendezvous_timeout_seconds,
        "Seconds the nodes wait for each other (default: the job file's, else 600)")
       ->check(CLI::Range(1.0, 7 * 86400.0));
@@ -217,6 +219,11 @@ int main(int argc, char** argv) {
       run.fd_limit_note =
           fmt::format("the open-file limit could not be raised: {}", fd_limit.status().message());
       run.fd_limit_failed = true;
+    }
+    if (control_port->count() == 0) {
+      trainrun::ControlPortChoice port = trainrun::DefaultControlPort(trainrun::CurrentEnvMap());
+      run.control_port = port.port;
+      run.control_port_reason = port.reason;
     }
     run.console = console == "rank0"  ? ConsoleRanks::kRank0
                   : console == "none" ? ConsoleRanks::kNone

@@ -8,12 +8,13 @@
 #include "runtime/cluster/communicator_env.h"
 #include "runtime/cluster/control_auth.h"
 #include "runtime/process/rank_env.h"
+#include "runtime/process/scheduler_env.h"
 #include "runtime/run/placeholders.h"
 
 namespace trainrun {
 
 std::vector<std::string> EnvironmentForRanks() {
-  std::vector<std::string> env = CurrentEnvironment();
+  std::vector<std::string> env = WithoutLauncherVariables(CurrentEnvironment());
   const std::string token_prefix = std::string(kJobTokenVariable) + "=";
   std::erase_if(env, [&](const std::string& e) { return e.rfind(token_prefix, 0) == 0; });
   return env;
@@ -128,11 +129,15 @@ Result<RankPlan> PlanRanks(const RankPlanRequest& request, Reporter* reporter) {
   }
 
   std::vector<std::string> container = binding.ContainerEnvironment(EnvironmentForRanks());
+  const std::map<std::string, std::string> container_map = EnvironmentMap(container);
   std::vector<std::string> env_warnings;
   for (int local = 0; local < process_count; ++local) {
     context.rank = me.first_rank + local;
     context.local_rank = local;
     std::vector<TrainrunVar> vars = RankVariables(context);
+    for (TrainrunVar& v : SchedulerRankVariables(container_map, context)) {
+      vars.push_back(std::move(v));
+    }
     for (auto& [name, value] : binding.RankEnvironment(local)) vars.push_back({name, value});
     for (TrainrunVar& v : CommunicatorVariables(job.communicator, assignment, node_rank, local)) {
       vars.push_back(std::move(v));

@@ -22,7 +22,8 @@
 namespace trainrun {
 
 // trainrun's environment as the ranks inherit it: all of it but the job token,
-// which is trainrun's, not the ranks'.
+// which is trainrun's, and the variables of the launch that started trainrun
+// itself (srun's step and task, PMI, an outer mpirun: scheduler_env.h).
 std::vector<std::string> EnvironmentForRanks();
 
 // The binding plan, and with it this node's rank count (--topology-xml, else this

@@ -142,7 +142,9 @@ int RunJob(const RunOptions& options, Console* out, Console* err) {
   } else if (!options.fd_limit_note.empty()) {
     reporter->Info(options.fd_limit_note);
   }
-  Result<LoadedRun> loaded = LoadRun(options, reporter);
+  Result<LoadedRun> loaded = LoadRun(options, reporter, [&](const Placement& placement) {
+    if (placement.node_count > 1) reporting.LabelNode(placement.node_rank);
+  });
   if (!loaded.ok()) {
     reporter->Error(loaded.status().message());
     return ExitCodeFor(loaded.status());

@@ -21,6 +21,12 @@ RunReporting::RunReporting(const RunOptions& options, Console* err) {
   all_.Add(&early_);
 }
 
+void RunReporting::LabelNode(int node_rank) {
+  if (auto* terminal = dynamic_cast<TerminalReporter*>(console_.get())) {
+    terminal->LabelNode(node_rank);
+  }
+}
+
 void RunReporting::AttachSystemLog(std::unique_ptr<SystemLog> log) {
   system_log_ = std::move(log);
   early_.ReplayTo(system_log_.get());

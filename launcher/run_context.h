@@ -34,6 +34,9 @@ class RunReporting {
   Reporter* reporter() { return &all_; }
   // Every warning reported so far.
   std::vector<std::string> warnings() const { return warnings_.warnings(); }
+  // On a multi-node job, labels the console's lines with this node's rank
+  // (TerminalReporter::LabelNode; JSON lines carry no label).
+  void LabelNode(int node_rank);
   // From now on messages go to `log` too, after what was reported before it.
   void AttachSystemLog(std::unique_ptr<SystemLog> log);
 

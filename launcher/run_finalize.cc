@@ -143,7 +143,10 @@ int Finalize(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout
       record.ranks.push_back(std::move(rank));
     }
     ReportRankFailure(ctx, node_rank, layout, prepared->pump.get(), ran);
-    if (result.outcome == RunOutcome::kTimedOut || result.outcome == RunOutcome::kCanceled) {
+    // On a multi-node job the job's stop, which names its node, is said once the
+    // nodes have finished together (ClusterRun::Finish).
+    if (!ctx.cluster &&
+        (result.outcome == RunOutcome::kTimedOut || result.outcome == RunOutcome::kCanceled)) {
       reporter->Error(fmt::format("ranks stopped: {}", result.stop_reason));
     }
   }

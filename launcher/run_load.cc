@@ -20,7 +20,8 @@ namespace trainrun {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-Result<LoadedRun> LoadRun(const RunOptions& options, Reporter* reporter) {
+Result<LoadedRun> LoadRun(const RunOptions& options, Reporter* reporter,
+                          const std::function<void(const Placement&)>& placed) {
   LoadedRun run;
   TR_ASSIGN_OR_RETURN(run.job, ParseJobFile(options.job_file));
   if (!options.run_id.empty()) {
@@ -30,9 +31,9 @@ Result<LoadedRun> LoadRun(const RunOptions& options, Reporter* reporter) {
     }
     run.job.run_id = options.run_id;
   }
-  if (options.dry_run) {
-    TR_ASSIGN_OR_RETURN(run.placement, ClusterRun::Discover(options, run.job));
-  } else {
+  TR_ASSIGN_OR_RETURN(run.placement, ClusterRun::Discover(options, run.job));
+  if (placed) placed(run.placement);
+  if (!options.dry_run) {
     TR_ASSIGN_OR_RETURN(run.cluster, ClusterRun::Create(options, run.job, reporter));
     if (run.cluster) run.placement = run.cluster->placement();
   }

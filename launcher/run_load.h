@@ -4,6 +4,7 @@
 // to the launcher.
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "launcher/cluster_run.h"
@@ -38,8 +39,10 @@ struct LoadedRun {
 // run history (--history, else the job file's, else the default). Fails with the
 // job file's error, kInvalidArgument for a bad --run-id or --history, kInvalidJob
 // for a bad history URI in the job file, or the cluster's error. Not owned:
-// `reporter`, which must outlive the result.
-Result<LoadedRun> LoadRun(const RunOptions& options, Reporter* reporter);
+// `reporter`, which must outlive the result. `placed`, when set, is called with
+// the placement as soon as it is known, before the control plane starts.
+Result<LoadedRun> LoadRun(const RunOptions& options, Reporter* reporter,
+                          const std::function<void(const Placement&)>& placed = {});
 
 // Once the run id is known (after the rendezvous on a multi-node job): generates
 // it into `job` if neither the job nor the rendezvous gave one, and returns where

@@ -5,12 +5,12 @@
 #include <optional>
 #include <string>
 
+#include "runtime/cluster/cluster_discovery.h"
 #include "runtime/run/history_uploader.h"
 #include "runtime/run/live_uploader.h"
 
 namespace trainrun {
 
-constexpr int kDefaultControlPort = 29400;
 constexpr const char* kDefaultWorkdirBase = "/tmp/trainrun";
 
 // Which ranks' output is copied to the console (the log files get everything).
@@ -22,6 +22,9 @@ struct RunOptions {
   std::optional<int> nnodes;     // nodes in the job
   std::string master_addr;       // the head node's address
   int control_port = kDefaultControlPort;
+  // Where control_port came from, for messages: "--control-port", or main's
+  // DefaultControlPort reason when neither the flag nor its variable was given.
+  std::string control_port_reason = "--control-port";
   // Multi-node timeouts: none = the job file's rendezvous.timeoutSeconds, else 600.
   std::optional<double> rendezvous_timeout_seconds;
   double heartbeat_timeout_seconds = 10;  // a node silent this long is lost

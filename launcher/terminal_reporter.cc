@@ -22,10 +22,12 @@ TerminalReporter::TerminalReporter(Console* console, bool verbose)
 void TerminalReporter::Line(std::string_view colour, std::string_view label,
                             std::string_view message) {
   std::string text;
+  std::string prefix;
   {
     std::lock_guard lock(mu_);
     if (bar_shown_) text = "\r\033[K";  // the bar gives way; the next update redraws it
     bar_shown_ = false;
+    prefix = prefix_;
   }
   size_t start = 0;
   bool first = true;
@@ -33,7 +35,7 @@ void TerminalReporter::Line(std::string_view colour, std::string_view label,
     size_t end = message.find('\n', start);
     if (end == std::string_view::npos) end = message.size();
     std::string_view line = message.substr(start, end - start);
-    std::string head = first ? fmt::format("trainrun: {}", label) : std::string("          ");
+    std::string head = first ? fmt::format("{}{}", prefix, label) : std::string(prefix.size(), ' ');
     if (colour_ && !colour.empty()) {
       text += fmt::format("{}{}{}{}\n", colour, head, line, kReset);
     } else {
@@ -112,7 +114,7 @@ void TerminalReporter::Transfer(const TransferProgress& p) {
     // On a terminal: the bar, redrawn in place.
     if (now - progress_last_ < kProgressRedraw) return;
     progress_last_ = now;
-    console_->Write(fmt::format("\r\033[Ktrainrun: {}", ProgressText(p, now)), false);
+    console_->Write(fmt::format("\r\033[K{}{}", prefix_, ProgressText(p, now)), false);
     bar_shown_ = true;
     return;
   }
@@ -120,7 +122,12 @@ void TerminalReporter::Transfer(const TransferProgress& p) {
   if (progress_last_ == TimePoint{}) progress_last_ = now;
   if (now - progress_last_ < kProgressLineInterval) return;
   progress_last_ = now;
-  console_->Write(fmt::format("trainrun: {}\n", ProgressText(p, now)), false);
+  console_->Write(fmt::format("{}{}\n", prefix_, ProgressText(p, now)), false);
+}
+
+void TerminalReporter::LabelNode(int node_rank) {
+  std::lock_guard lock(mu_);
+  prefix_ = fmt::format("trainrun [node {}]: ", node_rank);
 }
 
 void TerminalReporter::Info(std::string_view message) {

@@ -33,6 +33,11 @@ class TerminalReporter : public Reporter {
   void Warning(std::string_view message) override;
   void Error(std::string_view message) override;
 
+  // On a multi-node job every line says which node it is from,
+  // "trainrun [node 1]: ...", as the consoles of all nodes often end up in one
+  // stream (srun, kubectl logs of a JobSet). Any thread.
+  void LabelNode(int node_rank);
+
  private:
   void Line(std::string_view colour, std::string_view label, std::string_view message);
   std::string ProgressText(const TransferProgress& p, TimePoint now) const;
@@ -40,7 +45,8 @@ class TerminalReporter : public Reporter {
   Console* console_;
   bool verbose_;
   bool colour_;
-  std::mutex mu_;              // the progress state below
+  std::mutex mu_;  // the prefix and the progress state below
+  std::string prefix_ = "trainrun: ";
   bool bar_shown_ = false;     // a bar is on the current terminal line
   std::string progress_what_;  // the transfer the times below are for
   TimePoint progress_started_{};

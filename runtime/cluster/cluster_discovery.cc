@@ -109,6 +109,29 @@ std::optional<Result<SchedulerView>> FromSlurm(const EnvMap& env) {
     return fail(Contradiction("Slurm", fmt::format("SLURM_NODEID={} is not below {}={}",
                                                    *v.node_rank, count_name, *v.node_count)));
   }
+  // srun sets SLURM_STEP_NUM_NODES and SLURM_STEP_NUM_TASKS for its step; a
+  // batch script or an salloc shell sees only the allocation's variables.
+  const std::string* step_nodes = Get(env, "SLURM_STEP_NUM_NODES");
+  const std::string* step_tasks = Get(env, "SLURM_STEP_NUM_TASKS");
+  if (step_nodes != nullptr && step_tasks != nullptr) {
+    Result<std::optional<int>> nodes = Int(env, "SLURM_STEP_NUM_NODES");
+    Result<std::optional<int>> tasks = Int(env, "SLURM_STEP_NUM_TASKS");
+    if (nodes.ok() && tasks.ok() && **tasks > **nodes) {
+      return fail(InvalidArgumentError(fmt::format(
+          "srun started {} trainruns on {} node(s) (SLURM_STEP_NUM_TASKS={}, "
+          "SLURM_STEP_NUM_NODES={}): trainrun runs once per node and starts the ranks itself; "
+          "use `srun --ntasks-per-node=1 trainrun run JOB` and set processCountPerNode in the "
+          "job file",
+          **tasks, **nodes, *step_tasks, *step_nodes)));
+    }
+  } else if (step_nodes == nullptr && v.node_count && *v.node_count > 1) {
+    return fail(InvalidArgumentError(fmt::format(
+        "trainrun was started without srun in a {}-node Slurm allocation ({}={}, no "
+        "SLURM_STEP_NUM_NODES: a batch script or salloc shell runs on the first node only), "
+        "so the other nodes would never join; start one per node with "
+        "`srun --ntasks-per-node=1 trainrun run JOB`",
+        *v.node_count, count_name, *count_text)));
+  }
   v.job_id = "slurm:" + *Get(env, "SLURM_JOB_ID");
   if (const std::string* step = Get(env, "SLURM_STEP_ID")) v.job_id += "." + *step;
   if (const std::string* restart = Get(env, "SLURM_RESTART_COUNT"))
@@ -410,6 +433,27 @@ Result<Placement> DiscoverPlacement(const DiscoveryInput& in) {
       sources.empty() ? "default (single node)" : fmt::format("{}", fmt::join(sources, " + "));
   p.reason = fmt::format("{}", fmt::join(how, "; "));
   return p;
+}
+
+ControlPortChoice DefaultControlPort(const EnvMap& env) {
+  const std::string* job = Get(env, "SLURM_JOB_ID");
+  if (job == nullptr) job = Get(env, "SLURM_JOBID");
+  if (job == nullptr || job->empty()) {
+    return {kDefaultControlPort, fmt::format("the default {}", kDefaultControlPort)};
+  }
+  uint64_t n = 0;
+  bool numeric = job->size() <= 18 &&
+                 std::all_of(job->begin(), job->end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (numeric) {
+    n = std::stoull(*job);
+  } else {
+    // FNV-1a: the same on every node, spread over the range.
+    n = 14695981039346656037ull;
+    for (unsigned char c : *job) n = (n ^ c) * 1099511628211ull;
+  }
+  int port = kDefaultControlPort + static_cast<int>(n % kControlPortSpan);
+  return {port,
+          fmt::format("{} + SLURM_JOB_ID {} mod {}", kDefaultControlPort, *job, kControlPortSpan)};
 }
 
 EnvMap CurrentEnvMap() { return EnvironmentMap(CurrentEnvironment()); }

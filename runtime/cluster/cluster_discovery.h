@@ -81,6 +81,20 @@ struct Placement {
 // where this node stands.
 Result<Placement> DiscoverPlacement(const DiscoveryInput& input);
 
+// The head's control port when neither --control-port nor TRAINRUN_CONTROL_PORT
+// says: under Slurm kDefaultControlPort + SLURM_JOB_ID mod kControlPortSpan
+// (29400-30399; a job id that is not a number is hashed first), so two jobs
+// whose heads share a node get different ports unless their ids are a multiple
+// of 1000 apart; elsewhere kDefaultControlPort (a Kubernetes pod has its own
+// address). Every node of a job computes the same port.
+constexpr int kDefaultControlPort = 29400;
+constexpr int kControlPortSpan = 1000;
+struct ControlPortChoice {
+  int port = kDefaultControlPort;
+  std::string reason;  // "29400 + SLURM_JOB_ID 4242 mod 1000", for messages
+};
+ControlPortChoice DefaultControlPort(const EnvMap& env);
+
 // The environment as a map.
 EnvMap CurrentEnvMap();
 

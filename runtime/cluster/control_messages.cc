@@ -109,6 +109,7 @@ Result<NodeResult> DecodeNodeResult(const Frame& frame) {
   TR_RETURN_IF_ERROR(r.Text("outcome", kMaxShortTextBytes, &m.outcome, kOptional));
   TR_RETURN_IF_ERROR(r.Int("exitCode", 0, kMaxExitCode, &m.exit_code, kOptional));
   TR_RETURN_IF_ERROR(r.Text("stopReason", kMaxPeerTextBytes, &m.stop_reason, kOptional));
+  TR_RETURN_IF_ERROR(r.Text("workdir", kMaxPathBytes, &m.workdir, kOptional));
   TR_ASSIGN_OR_RETURN(std::vector<FieldReader> ranks,
                       r.Objects("ranks", kMaxProcessesPerNode, kOptional));
   for (const FieldReader& rank : ranks) {

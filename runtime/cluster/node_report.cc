@@ -14,7 +14,8 @@ json NodeResult::ToJson() const {
             {"stopReason", stop_reason},
             {"ranks", ranks_json},
             {"failureTimeMs", failure_time_ms},
-            {"warnings", warnings}};
+            {"warnings", warnings},
+            {"workdir", workdir}};
   if (failure) j["failure"] = FailureToJson(*failure);
   return j;
 }

@@ -26,6 +26,7 @@ struct NodeResult {
   std::optional<FailureRecord> failure;  // this node's root cause, stderr tail included
   int64_t failure_time_ms = 0;           // when it was seen (Unix ms)
   std::vector<std::string> warnings;
+  std::string workdir;  // the node's run directory (its local files)
 
   // Read back by DecodeNodeResult (control_messages.h).
   nlohmann::json ToJson() const;

@@ -21,13 +21,18 @@ std::string MpiHostfile(const JobAssignment& job) {
 }
 
 std::vector<std::string> MpirunArgv(const JobAssignment& job, const MpirunOptions& options) {
-  std::vector<std::string> argv = {options.mpirun, "--hostfile", options.hostfile, "-np",
-                                   std::to_string(job.world_size), "--map-by", "slot", "--bind-to",
-                                   "none", "--mca", "plm_rsh_agent", options.trainrun + " rsh",
-                                   "--mca", "plm_rsh_no_tree_spawn", "1",
-                                   // orted stays attached to its agent session instead of
-                                   // daemonizing: it lives exactly as long as the session.
-                                   "--mca", "orte_leave_session_attached", "1"};
+  std::vector<std::string> argv = {
+      options.mpirun, "--hostfile", options.hostfile, "-np", std::to_string(job.world_size),
+      "--map-by", "slot", "--bind-to", "none",
+      // trainrun's hostfile and launch agent, whatever
+      // allocation Open MPI finds in the environment: under
+      // Slurm its ras and plm would take SLURM_JOB_NODELIST and
+      // srun, and reject the hostfile's addresses.
+      "--mca", "plm", "rsh", "--mca", "ras", kMpiIgnoredAllocators, "--mca", "plm_rsh_agent",
+      options.trainrun + " rsh", "--mca", "plm_rsh_no_tree_spawn", "1",
+      // orted stays attached to its agent session instead of
+      // daemonizing: it lives exactly as long as the session.
+      "--mca", "orte_leave_session_attached", "1"};
   // Restrict Open MPI's TCP traffic to the interface the nodes reach the head
   // by, when every node names it the same.
   std::set<std::string> interfaces;

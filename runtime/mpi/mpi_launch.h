@@ -18,6 +18,10 @@ constexpr const char* kRshKeyVariable = "TRAINRUN_RSH_KEY";  // the rsh role's k
 constexpr const char* kRshHeadVariable =
     "TRAINRUN_RSH_HEAD";  // host:port of the head's control server
 
+// Open MPI's allocation readers (ras components) that mpirun is told to ignore:
+// the nodes are the hostfile's, whatever scheduler started trainrun.
+constexpr const char* kMpiIgnoredAllocators = "^slurm,gridengine,tm,lsf,alps";
+
 // "10.0.0.1 slots=2 max_slots=2\n10.0.0.2 slots=2 max_slots=2\n"; a single-node
 // job lists "localhost".
 std::string MpiHostfile(const JobAssignment& job);
@@ -29,7 +33,8 @@ struct MpirunOptions {
   std::vector<std::string> program;  // the rank's argv
 };
 
-// The argv of mpirun for `job`.
+// The argv of mpirun for `job`. Command-line MCA parameters win over the
+// environment's OMPI_MCA_*, so a user's OMPI_MCA_plm=slurm cannot undo them.
 std::vector<std::string> MpirunArgv(const JobAssignment& job, const MpirunOptions& options);
 
 // What mpirun and orted need in their environment besides the container's: the

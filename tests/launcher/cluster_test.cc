@@ -338,7 +338,8 @@ TEST_F(ClusterTest, DryRunShowsWhereTheNodeStandsAndWhy) {
   std::string job = Job({{"command", {RankHelper()}}, {"processCountPerNode", 2}});
   Invocation r = RunTrainrun(
       {"run", job, "--dry-run"}, dir_.path(),
-      {"SLURM_JOB_ID=77", "SLURM_NODEID=1", "SLURM_NNODES=2", "SLURM_JOB_NODELIST=gpu-[001-002]"});
+      {"SLURM_JOB_ID=77", "SLURM_NODEID=1", "SLURM_NNODES=2", "SLURM_JOB_NODELIST=gpu-[001-002]",
+       "SLURM_STEP_NUM_NODES=2", "SLURM_STEP_NUM_TASKS=2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("nodes:          2 (this node: 1; from Slurm)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("head gpu-001 (first of SLURM_JOB_NODELIST=gpu-[001-002])"),
@@ -346,6 +347,31 @@ TEST_F(ClusterTest, DryRunShowsWhereTheNodeStandsAndWhy) {
       << r.out;
   EXPECT_NE(r.out.find("rank 3:"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("WORLD_SIZE=4"), std::string::npos);
+  // What only the rendezvous decides is named as such, not guessed.
+  EXPECT_NE(r.out.find("MASTER_ADDR=<known at rendezvous: the head's address"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("MASTER_PORT=<known at rendezvous: picked free on the head>"),
+            std::string::npos);
+  EXPECT_NE(r.out.find("NCCL_SOCKET_IFNAME=<known at rendezvous"), std::string::npos);
+  for (const char* wrong : {"MASTER_PORT=0", "MASTER_ADDR=gpu-001", "SOCKET_IFNAME=lo"}) {
+    EXPECT_EQ(r.out.find(wrong), std::string::npos) << wrong << "\n" << r.out;
+  }
+  // Under Slurm the ranks see trainrun's values, and the control port comes from
+  // the job id.
+  EXPECT_NE(r.out.find("SLURM_PROCID=3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("control port 29477 (29400 + SLURM_JOB_ID 77 mod 1000)"), std::string::npos);
+  // A job file's value is its own, known before the rendezvous.
+  Invocation pinned = RunTrainrun(
+      {"run",
+       Job({{"command", {RankHelper()}},
+            {"processCountPerNode", 1},
+            {"environment", {{"environmentVariables", {{"NCCL_SOCKET_IFNAME", "eth7"}}}}}}),
+       "--dry-run", "--nnodes", "2", "--node-rank", "1", "--master-addr", "10.0.0.1",
+       "--control-port", "31001"},
+      dir_.path());
+  ASSERT_EQ(pinned.exit_code, 0) << pinned.err;
+  EXPECT_NE(pinned.out.find("NCCL_SOCKET_IFNAME=eth7"), std::string::npos) << pinned.out;
+  EXPECT_NE(pinned.out.find("control port 31001 (--control-port)"), std::string::npos);
   // A multi-node job that cannot tell which node this is.
   Invocation unknown = RunTrainrun(
       {"run", Job({{"command", {RankHelper()}}, {"nodeCount", 2}}), "--dry-run"}, dir_.path());
@@ -354,7 +380,8 @@ TEST_F(ClusterTest, DryRunShowsWhereTheNodeStandsAndWhy) {
   // A scheduler that contradicts the job file.
   Invocation contradiction = RunTrainrun(
       {"run", Job({{"command", {RankHelper()}}, {"nodeCount", 3}}), "--dry-run"}, dir_.path(),
-      {"SLURM_JOB_ID=77", "SLURM_NODEID=0", "SLURM_NNODES=2", "SLURM_JOB_NODELIST=n[1-2]"});
+      {"SLURM_JOB_ID=77", "SLURM_NODEID=0", "SLURM_NNODES=2", "SLURM_JOB_NODELIST=n[1-2]",
+       "SLURM_STEP_NUM_NODES=2"});
   EXPECT_EQ(contradiction.exit_code, 65);
   EXPECT_NE(contradiction.err.find("/nodeCount 3 disagrees with Slurm"), std::string::npos)
       << contradiction.err;

@@ -42,6 +42,7 @@ TEST(ClusterDiscoveryTest, SlurmWithAFullHostlist) {
   in.env = {{"SLURM_JOB_ID", "4242"},
             {"SLURM_NODEID", "3"},
             {"SLURM_NNODES", "5"},
+            {"SLURM_STEP_NUM_NODES", "5"},
             {"SLURM_JOB_NODELIST", "gpu-[001-004,010]"},
             {"SLURMD_NODENAME", "gpu-004"}};
   Placement p = Discover(in);
@@ -82,6 +83,67 @@ TEST(ClusterDiscoveryTest, SlurmThatContradictsItselfIsAnError) {
   EXPECT_NE(DiscoverError(in).message().find("SLURM_NODEID=\"x\""), std::string::npos);
 }
 
+// `srun --ntasks-per-node=2` starts two trainruns per node, both SLURM_NODEID
+// 0 on the first node: each fails at once, saying how to start trainrun.
+TEST(ClusterDiscoveryTest, SrunWithMoreTasksThanNodesIsAnError) {
+  DiscoveryInput in;
+  in.env = {{"SLURM_JOB_ID", "9"},
+            {"SLURM_NODEID", "0"},
+            {"SLURM_NNODES", "2"},
+            {"SLURM_JOB_NODELIST", "n[1-2]"},
+            {"SLURM_STEP_NUM_NODES", "2"},
+            {"SLURM_STEP_NUM_TASKS", "4"},
+            {"SLURM_STEP_NODELIST", "n[1-2]"}};
+  Status s = DiscoverError(in);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("srun started 4 trainruns on 2 node(s) (SLURM_STEP_NUM_TASKS=4, "
+                             "SLURM_STEP_NUM_NODES=2)"),
+            std::string::npos)
+      << s.message();
+  EXPECT_NE(s.message().find("srun --ntasks-per-node=1"), std::string::npos);
+  in.env["SLURM_STEP_NUM_TASKS"] = "2";
+  EXPECT_EQ(Discover(in).node_count, 2);
+}
+
+// A batch script (or an salloc shell) of a 3-node allocation runs on its first
+// node only: trainrun started there without srun would wait for nodes that never
+// come.
+TEST(ClusterDiscoveryTest, AMultiNodeAllocationWithoutSrunIsAnError) {
+  DiscoveryInput in;
+  in.env = {{"SLURM_JOB_ID", "9"},
+            {"SLURM_NODEID", "0"},
+            {"SLURM_NNODES", "3"},
+            {"SLURM_JOB_NODELIST", "n[1-3]"},
+            {"SLURM_TASKS_PER_NODE", "1(x3)"}};
+  Status s = DiscoverError(in);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("started without srun in a 3-node Slurm allocation (SLURM_NNODES=3"),
+            std::string::npos)
+      << s.message();
+  EXPECT_NE(s.message().find("srun --ntasks-per-node=1 trainrun run JOB"), std::string::npos);
+  // One node needs no srun.
+  in.env = {{"SLURM_JOB_ID", "9"}, {"SLURM_NODEID", "0"}, {"SLURM_NNODES", "1"}};
+  EXPECT_EQ(Discover(in).node_count, 1);
+}
+
+TEST(ClusterDiscoveryTest, TheDefaultControlPortComesFromTheSlurmJobId) {
+  EXPECT_EQ(DefaultControlPort({}).port, 29400);
+  EXPECT_EQ(DefaultControlPort({}).reason, "the default 29400");
+  ControlPortChoice c = DefaultControlPort({{"SLURM_JOB_ID", "4242"}});
+  EXPECT_EQ(c.port, 29642);
+  EXPECT_EQ(c.reason, "29400 + SLURM_JOB_ID 4242 mod 1000");
+  EXPECT_EQ(DefaultControlPort({{"SLURM_JOBID", "1999"}}).port, 30399);
+  // Consecutive jobs sharing a head node get different ports.
+  EXPECT_NE(DefaultControlPort({{"SLURM_JOB_ID", "4243"}}).port, c.port);
+  // An id that is not a number is hashed, the same on every node, into the range.
+  ControlPortChoice hashed = DefaultControlPort({{"SLURM_JOB_ID", "het_7+1"}});
+  EXPECT_EQ(hashed.port, DefaultControlPort({{"SLURM_JOB_ID", "het_7+1"}}).port);
+  EXPECT_GE(hashed.port, 29400);
+  EXPECT_LT(hashed.port, 30400);
+  // Kubernetes pods each have their own address: the fixed default.
+  EXPECT_EQ(DefaultControlPort({{"JOB_COMPLETION_INDEX", "0"}, {"JOBSET_NAME", "j"}}).port, 29400);
+}
+
 TEST(ClusterDiscoveryTest, AJobFileThatDisagreesWithTheSchedulerIsAnError) {
   DiscoveryInput in;
   in.job_file = "job.json";
@@ -89,6 +151,7 @@ TEST(ClusterDiscoveryTest, AJobFileThatDisagreesWithTheSchedulerIsAnError) {
   in.env = {{"SLURM_JOB_ID", "1"},
             {"SLURM_NODEID", "0"},
             {"SLURM_NNODES", "4"},
+            {"SLURM_STEP_NUM_NODES", "4"},
             {"SLURM_JOB_NODELIST", "n[1-4]"}};
   Status s = DiscoverError(in);
   EXPECT_EQ(s.code(), StatusCode::kInvalidJob);
@@ -109,6 +172,7 @@ TEST(ClusterDiscoveryTest, FlagsOverrideTheSchedulerWithANote) {
   in.env = {{"SLURM_JOB_ID", "1"},
             {"SLURM_NODEID", "1"},
             {"SLURM_NNODES", "2"},
+            {"SLURM_STEP_NUM_NODES", "2"},
             {"SLURM_JOB_NODELIST", "n[1-2]"}};
   in.master_addr = "10.1.1.1";
   Placement p = Discover(in);
@@ -209,9 +273,13 @@ TEST(ClusterDiscoveryTest, SageMakerResourceConfig) {
 
 TEST(ClusterDiscoveryTest, TheFirstSchedulerWinsAndTheOthersAreNoted) {
   DiscoveryInput in;
-  in.env = {{"SLURM_JOB_ID", "1"}, {"SLURM_NODEID", "0"},
-            {"SLURM_NNODES", "2"}, {"SLURM_JOB_NODELIST", "n[1-2]"},
-            {"MASTER_ADDR", "x"},  {"RANK", "5"},
+  in.env = {{"SLURM_JOB_ID", "1"},
+            {"SLURM_NODEID", "0"},
+            {"SLURM_NNODES", "2"},
+            {"SLURM_JOB_NODELIST", "n[1-2]"},
+            {"SLURM_STEP_NUM_NODES", "2"},
+            {"MASTER_ADDR", "x"},
+            {"RANK", "5"},
             {"WORLD_SIZE", "8"}};
   Placement p = Discover(in);
   EXPECT_EQ(p.source, "Slurm");
