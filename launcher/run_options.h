@@ -30,6 +30,9 @@ struct RunOptions {
   std::string workdir;                    // where <experiment>/<runId>/ is made
   std::string topology_xml;               // an hwloc XML topology instead of this machine's
   bool dry_run = false;                   // print the plan, start nothing
+  // `trainrun check`: the preflight only (on, with the job file's settings or the
+  // defaults), then Finalizing; the user's script never starts.
+  bool check_only = false;
   double grace_period_seconds = 30;
   // How long after SIGKILL trainrun waits for ranks before it records them as
   // unkillable and goes on to Finalizing.
