@@ -34,7 +34,8 @@ std::vector<std::string> SplitLines(const std::string& text) {
   return lines;
 }
 
-enum class Verdict { kPassed, kSkipped, kFailed, kCanceled };
+// kStopped: the job's stop (another node's failure) cut this node's check short.
+enum class Verdict { kPassed, kSkipped, kFailed, kCanceled, kStopped };
 
 std::string_view VerdictName(Verdict v) {
   switch (v) {
@@ -42,6 +43,7 @@ std::string_view VerdictName(Verdict v) {
     case Verdict::kSkipped: return "skipped";
     case Verdict::kFailed: return "failed";
     case Verdict::kCanceled: return "canceled";
+    case Verdict::kStopped: return "stopped";
   }
   return "failed";
 }
@@ -49,8 +51,8 @@ std::string_view VerdictName(Verdict v) {
 // One part of a node's preflight (health, NCCL).
 struct PartResult {
   Verdict verdict = Verdict::kPassed;
-  int exit_code = 0;   // when failed or canceled
-  std::string reason;  // failed or skipped: why, naming the GPU and the check
+  int exit_code = 0;              // when failed or canceled
+  std::string reason;             // failed or skipped: why, naming the GPU and the check
   json failures = json::array();  // [{"check", "gpu", "message"}]
   json report = json::object();
 };
@@ -123,10 +125,10 @@ PartResult RunHealth(const RunContext& ctx, const JobConfig& job, const NodeBind
   const bool no_gpu = !health.nvml_available || health.gpus.empty();
   if (no_gpu && job.preflight.on_no_gpu == PreflightNoGpu::kSkip) {
     part.verdict = Verdict::kSkipped;
-    part.reason = health.nvml_available
-                      ? "no GPU: NVML sees none"
-                      : fmt::format("no GPU: {}", health.nvml_problem.empty() ? "NVML unavailable"
-                                                                              : health.nvml_problem);
+    part.reason = health.nvml_available ? "no GPU: NVML sees none"
+                                        : fmt::format("no GPU: {}", health.nvml_problem.empty()
+                                                                        ? "NVML unavailable"
+                                                                        : health.nvml_problem);
     return part;
   }
   for (const gpu::CheckResult* failure : health.Failures()) {
@@ -315,12 +317,14 @@ PartResult RunNcclCheck(const RunContext& ctx, const LoadedRun& run, const Local
                                                      : failed->first->status.HowItEnded();
     const std::string gpus = RankGpus(binding, failed->second);
     fail(gpus.empty() ? "" : gpus.substr(4),
-         fmt::format("{} of the NCCL check {} (exit {}): {}", rank_name(*failed), what, code,
-                     LastLine(layout.system_logs() + "/" +
-                              PreflightRankLogName(failed->first->rank))));
+         fmt::format(
+             "{} of the NCCL check {} (exit {}): {}", rank_name(*failed), what, code,
+             LastLine(layout.system_logs() + "/" + PreflightRankLogName(failed->first->rank))));
   } else if (result.outcome != RunOutcome::kSucceeded) {
     // Stopped by the job's stop: the head's verdict says why.
-    fail("", fmt::format("nccl: the NCCL check was stopped: {}", result.stop_reason));
+    part.verdict = Verdict::kStopped;
+    part.exit_code = result.exit_code != 0 ? result.exit_code : kExitPreflightFailed;
+    part.reason = fmt::format("nccl: the NCCL check was stopped: {}", result.stop_reason);
   }
   if (part.verdict != Verdict::kPassed || first_local_rank != 0) return part;
 
@@ -334,7 +338,8 @@ PartResult RunNcclCheck(const RunContext& ctx, const LoadedRun& run, const Local
   part.report["table"] = fmt::format("{}/{}", kSystemLogsDir, kPreflightTableName);
   std::vector<std::string> figures;
   const double floor = nccl.min_bus_bandwidth_gbps;
-  json ops = summary.contains("ops") && summary["ops"].is_object() ? summary["ops"] : json::object();
+  json ops =
+      summary.contains("ops") && summary["ops"].is_object() ? summary["ops"] : json::object();
   for (auto it = ops.begin(); it != ops.end(); ++it) {
     if (!it.value().is_object()) continue;
     const json& op = it.value();
@@ -357,8 +362,9 @@ PartResult RunNcclCheck(const RunContext& ctx, const LoadedRun& run, const Local
         "preflight: minBusBandwidthGBps is not checked with one rank (bus bandwidth is 0 when "
         "nothing moves between GPUs)");
   }
-  const uint64_t wrong =
-      summary.contains("wrong") && summary["wrong"].is_number_unsigned() ? summary["wrong"].get<uint64_t>() : 0;
+  const uint64_t wrong = summary.contains("wrong") && summary["wrong"].is_number_unsigned()
+                             ? summary["wrong"].get<uint64_t>()
+                             : 0;
   ctx.reporter->Notice(fmt::format("preflight: NCCL check: {}; {} wrong; {:.1f} s",
                                    fmt::join(figures, ", "), wrong, seconds));
   return part;
@@ -373,7 +379,9 @@ json SettingsJson(const JobConfig& job) {
 
 }  // namespace
 
-std::string PreflightRankLogName(int rank) { return fmt::format("preflight_nccl_rank_{}.txt", rank); }
+std::string PreflightRankLogName(int rank) {
+  return fmt::format("preflight_nccl_rank_{}.txt", rank);
+}
 
 std::string NcclCheckPath() {
   const std::string given = EnvString(ProcessEnv(), kNcclCheckVariable);
@@ -406,8 +414,9 @@ std::optional<PreflightStop> PreflightJob(const RunContext& ctx, const LoadedRun
   std::vector<std::string> parts;
   if (job.preflight.health) parts.push_back("GPU health");
   if (job.preflight.nccl.enabled) parts.push_back("NCCL check");
-  ctx.reporter->Notice(fmt::format("preflight on {}: {}", node,
-                                   parts.empty() ? "nothing to check" : fmt::format("{}", fmt::join(parts, ", then "))));
+  ctx.reporter->Notice(fmt::format(
+      "preflight on {}: {}", node,
+      parts.empty() ? "nothing to check" : fmt::format("{}", fmt::join(parts, ", then "))));
 
   json report = {{"nodeRank", node_rank}, {"host", LocalHostName()}};
   PartResult health, nccl;
@@ -416,8 +425,10 @@ std::optional<PreflightStop> PreflightJob(const RunContext& ctx, const LoadedRun
     report["health"] = health.report;
     report["health"]["result"] = VerdictName(health.verdict);
   }
+  // Another node failed already: its check would only wait for this one's.
+  const bool job_stopped = ctx.cluster && ctx.cluster->session()->stop().has_value();
   if (job.preflight.nccl.enabled) {
-    if (health.verdict == Verdict::kPassed) {
+    if (health.verdict == Verdict::kPassed && !job_stopped) {
       // Rank 0 of the check binds MASTER_PORT for NCCL's id exchange, as the
       // user's rank 0 will after it.
       prepared->plan.master_port_hold.Release();
@@ -426,8 +437,10 @@ std::optional<PreflightStop> PreflightJob(const RunContext& ctx, const LoadedRun
       report["nccl"] = nccl.report;
       report["nccl"]["result"] = VerdictName(nccl.verdict);
     } else {
-      report["nccl"] = {{"result", "not run"},
-                        {"why", fmt::format("GPU health {}", VerdictName(health.verdict))}};
+      report["nccl"] = {
+          {"result", "not run"},
+          {"why", job_stopped ? "the job stopped"
+                              : fmt::format("GPU health {}", VerdictName(health.verdict))}};
     }
   }
   PartResult* decided = nullptr;
@@ -451,8 +464,8 @@ std::optional<PreflightStop> PreflightJob(const RunContext& ctx, const LoadedRun
   mine.reason = mine.passed ? "" : "preflight: " + decided->reason;
   mine.report = report;
   if (verdict == Verdict::kSkipped) {
-    ctx.reporter->Warning(fmt::format("preflight skipped on {} (onNoGpu \"skip\"): {}", node,
-                                      decided->reason));
+    ctx.reporter->Warning(
+        fmt::format("preflight skipped on {} (onNoGpu \"skip\"): {}", node, decided->reason));
   } else if (verdict == Verdict::kFailed) {
     ctx.reporter->Error(fmt::format("preflight failed on {}: {}", node, decided->reason));
   }
@@ -468,7 +481,9 @@ std::optional<PreflightStop> PreflightJob(const RunContext& ctx, const LoadedRun
   bool skipped = false;
   for (const json& r : reports) skipped = skipped || r.value("result", "") == "skipped";
   RunRecord& record = ctx.journal->record();
-  json details = {{"result", stop ? "failed" : skipped ? "skipped" : "passed"},
+  json details = {{"result", stop      ? "failed"
+                             : skipped ? "skipped"
+                                       : "passed"},
                   {"settings", SettingsJson(job)},
                   {"nodes", reports}};
   if (stop) details["failure"] = stop->reason;
@@ -486,7 +501,7 @@ std::optional<PreflightStop> PreflightJob(const RunContext& ctx, const LoadedRun
   out.outcome = stop->exit_code == kExitPreflightFailed ? "preflight failed"
                 : out.canceled                          ? "canceled"
                                                         : "stopped";
-  if (stop->exit_code == kExitPreflightFailed && !mine.passed) {
+  if (stop->exit_code == kExitPreflightFailed && verdict == Verdict::kFailed) {
     FailureRecord failure;
     failure.rank = -1;
     failure.node_rank = node_rank;
@@ -495,12 +510,12 @@ std::optional<PreflightStop> PreflightJob(const RunContext& ctx, const LoadedRun
     failure.reason = mine.reason;
     record.failure = failure;
   }
-  if (!mine.passed) {
+  if (verdict == Verdict::kFailed) {
     ctx.reporter->Error(
         fmt::format("the user's script was not started (exit {})", stop->exit_code));
   } else {
-    ctx.reporter->Error(fmt::format("the user's script was not started: {} (exit {})",
-                                    stop->reason, stop->exit_code));
+    ctx.reporter->Error(fmt::format("the user's script was not started: {} (exit {})", stop->reason,
+                                    stop->exit_code));
   }
   return out;
 }

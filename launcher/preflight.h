@@ -44,10 +44,10 @@ Status ValidatePreflight(const JobConfig& job);
 
 // The job's preflight stopped it: the code and reason the run ends with.
 struct PreflightStop {
-  int exit_code = 0;     // 75 failed, 143 canceled, 69 node lost, ...
-  std::string outcome;   // for run.json: "preflight failed", "canceled", "stopped"
-  std::string reason;    // names the node, the GPU and the check
-  bool canceled = false; // end as Canceled rather than Failed
+  int exit_code = 0;      // 75 failed, 143 canceled, 69 node lost, ...
+  std::string outcome;    // for run.json: "preflight failed", "canceled", "stopped"
+  std::string reason;     // names the node, the GPU and the check
+  bool canceled = false;  // end as Canceled rather than Failed
 };
 
 // Runs this node's preflight (health, then the NCCL check) and, on a multi-node

@@ -47,8 +47,8 @@ class PreflightTest : public ::testing::Test {
   std::vector<std::string> FakeNvml(int gpus, const std::string& health = "") {
     std::string devices;
     for (int i = 0; i < gpus; ++i) {
-      devices += "00000000:" + std::to_string(34 + i) + ":00.0 GPU-" + std::to_string(i) +
-                 " Fake H100\n";
+      devices +=
+          "00000000:" + std::to_string(34 + i) + ":00.0 GPU-" + std::to_string(i) + " Fake H100\n";
     }
     WriteFile(dir_ / "devices", devices);
     WriteFile(dir_ / "health", health);
@@ -59,17 +59,22 @@ class PreflightTest : public ::testing::Test {
   // as rank 0 a summary with `busbw` GB/s to --json, then exits `code`.
   std::string StandIn(double busbw, int code = 0) {
     std::string path = dir_ / "nccl-check";
-    WriteFile(path, "#!/bin/sh\n"
-                    "json=\n"
-                    "while [ $# -gt 0 ]; do [ \"$1\" = --json ] && json=\"$2\"; shift; done\n"
-                    "env > " + (dir_ / "env_") + "$RANK\n"
-                    "echo \"stand-in rank $RANK of $WORLD_SIZE\"\n"
-                    "if [ -n \"$json\" ]; then echo '{\"record\":\"summary\",\"ranks\":2,\"ops\":"
-                    "{\"all_reduce\":{\"sizes\":26,\"avg_busbw_gbps\":1.5,\"peak_algbw_gbps\":2,"
-                    "\"peak_busbw_gbps\":" + std::to_string(busbw) +
-                    ",\"peak_bytes\":268435456,\"wrong\":0}},\"wrong\":0,\"ok\":true}' > "
-                    "\"$json\"; fi\n"
-                    "exit " + std::to_string(code) + "\n");
+    WriteFile(path,
+              "#!/bin/sh\n"
+              "json=\n"
+              "while [ $# -gt 0 ]; do [ \"$1\" = --json ] && json=\"$2\"; shift; done\n"
+              "env > " +
+                  (dir_ / "env_") +
+                  "$RANK\n"
+                  "echo \"stand-in rank $RANK of $WORLD_SIZE\"\n"
+                  "if [ -n \"$json\" ]; then echo '{\"record\":\"summary\",\"ranks\":2,\"ops\":"
+                  "{\"all_reduce\":{\"sizes\":26,\"avg_busbw_gbps\":1.5,\"peak_algbw_gbps\":2,"
+                  "\"peak_busbw_gbps\":" +
+                  std::to_string(busbw) +
+                  ",\"peak_bytes\":268435456,\"wrong\":0}},\"wrong\":0,\"ok\":true}' > "
+                  "\"$json\"; fi\n"
+                  "exit " +
+                  std::to_string(code) + "\n");
     chmod(path.c_str(), 0755);
     return "TRAINRUN_NCCL_CHECK=" + path;
   }
@@ -87,8 +92,8 @@ class PreflightTest : public ::testing::Test {
 
 #ifdef NCCL_CHECK_BINARY
 TEST_F(PreflightTest, TheNcclCheckWithNoGpuSaysSoAndFailsThePreflight) {
-  Invocation r = Run(Job({{"health", false}}),
-                     {std::string("TRAINRUN_NCCL_CHECK=") + NCCL_CHECK_BINARY});
+  Invocation r =
+      Run(Job({{"health", false}}), {std::string("TRAINRUN_NCCL_CHECK=") + NCCL_CHECK_BINARY});
   EXPECT_EQ(r.exit_code, kExitPreflightFailed) << r.err;
   EXPECT_FALSE(ScriptRan());
   EXPECT_NE(r.err.find("preflight failed on node 0"), std::string::npos) << r.err;
@@ -142,7 +147,8 @@ TEST_F(PreflightTest, EachHealthFailureNamesTheNodeTheGpuAndTheCheck) {
       {"retired_pending=1", "retiredPages"},
       {"remap_pending=1", "remappedRows"},
       {"pcie_width=4 pcie_max_width=16", "pcieWidth"},
-      {"pcie_gen=3 pcie_max_gen=5 pstate=0", "pcieGeneration",
+      {"pcie_gen=3 pcie_max_gen=5 pstate=0",
+       "pcieGeneration",
        {{"checks", {{"pcieGeneration", true}}}}},
       {"nvlinks=12 nvlink_down=3", "nvlink"},
       {"clocks=0x8", "throttle"},
@@ -206,9 +212,9 @@ TEST_F(PreflightTest, HealthyGpusAndTheBandwidthFloorLetTheScriptRun) {
 TEST_F(PreflightTest, BusBandwidthBelowTheFloorStopsTheJob) {
   std::vector<std::string> env = FakeNvml(2);
   env.push_back(StandIn(12.25));
-  Invocation r = Run(
-      Job({{"nccl", {{"minBusBandwidthGBps", 40}}}}, {{"binding", "none"}, {"processCountPerNode", 2}}),
-      env);
+  Invocation r = Run(Job({{"nccl", {{"minBusBandwidthGBps", 40}}}},
+                         {{"binding", "none"}, {"processCountPerNode", 2}}),
+                     env);
   EXPECT_EQ(r.exit_code, kExitPreflightFailed) << r.err;
   EXPECT_FALSE(ScriptRan());
   EXPECT_NE(r.err.find("12.25 GB/s"), std::string::npos) << r.err;
