@@ -17,6 +17,12 @@ struct CheckedGpu {
   Device device = nullptr;
 };
 
+// A GPU that answers this to any call is unusable, whatever the check asked.
+bool GpuBroken(int rc) {
+  return rc == kNvmlErrorGpuIsLost || rc == kNvmlErrorResetRequired ||
+         rc == kNvmlErrorCorruptedInforom;
+}
+
 // Builds the results of one GPU's checks, each message naming the GPU and the check.
 class GpuChecks {
  public:
@@ -39,9 +45,7 @@ class GpuChecks {
   // are "not supported"; a GPU that is lost, needs a reset or has a corrupt
   // InfoROM has failed whatever the check.
   void Unanswered(std::string_view check, std::string_view call, int rc) {
-    const bool broken = rc == kNvmlErrorGpuIsLost || rc == kNvmlErrorResetRequired ||
-                        rc == kNvmlErrorCorruptedInforom;
-    Add(check, broken ? CheckState::kFailed : CheckState::kNotSupported,
+    Add(check, GpuBroken(rc) ? CheckState::kFailed : CheckState::kNotSupported,
         {{"nvmlError", nvml_.Describe(rc)}}, fmt::format("{}: {}", call, nvml_.Describe(rc)));
   }
 
@@ -204,11 +208,7 @@ void CheckNvLink(GpuChecks& c, const HealthThresholds& t) {
   for (unsigned link = 0; link < kNvmlMaxNvLinks; ++link) {
     bool is_active = false;
     const int rc = c.nvml().NvLinkState(c.device(), link, &is_active);
-    if (rc == kNvmlFunctionMissing) {
-      c.Unanswered(kCheckNvLink, "nvmlDeviceGetNvLinkState", rc);
-      return;
-    }
-    if (rc == kNvmlErrorGpuIsLost || rc == kNvmlErrorResetRequired) {
+    if (rc == kNvmlFunctionMissing || GpuBroken(rc)) {
       c.Unanswered(kCheckNvLink, "nvmlDeviceGetNvLinkState", rc);
       return;
     }
