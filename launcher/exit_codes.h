@@ -15,6 +15,10 @@ constexpr int kExitNoInput = 66;      // `trainrun history`: no such run or file
 constexpr int kExitUnavailable = 69;  // rendezvous failed or a node was lost
 constexpr int kExitInternal = 70;
 constexpr int kExitUploadFailed = 74;
+// Preflight found this node (or another of the job's) unhealthy before the user's
+// script started: EX_TEMPFAIL, "try again later", which a scheduler's requeue on
+// another node fixes (README, "Preflight").
+constexpr int kExitPreflightFailed = 75;
 
 // kInvalidArgument -> 64; kInvalidJob, kNotSupported, kAlreadyExists and kNotFound
 // (a job input that is not there) -> 65; kUnavailable -> 69; kUploadFailed -> 74;

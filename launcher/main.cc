@@ -73,6 +73,16 @@ int main(int argc, char** argv) {
     return trainrun::MpiRankCommand(words, &err);
   }
 
+  // `trainrun check JOB [flags]` is `trainrun run` with the same flags, discovery and
+  // rendezvous, that runs only the preflight (README "Preflight").
+  bool check_only = false;
+  std::vector<char*> args(argv, argv + argc);
+  static char run_word[] = "run";
+  if (argc >= 2 && std::string(argv[1]) == "check") {
+    check_only = true;
+    args[1] = run_word;
+  }
+
   CLI::App app{"trainrun: runs a training job on this node (one `trainrun run` per node)",
                "trainrun"};
   app.set_version_flag("--version", std::string("trainrun ") + trainrun::kTrainrunVersion);
@@ -196,6 +206,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 64));
   topology_cmd->add_flag("--json", topology.json, "JSON instead of tables");
 
+  // Listed for the help; its command line is parsed as `run`'s (above).
+  app.add_subcommand("check",
+                     "Run only the job file's preflight (GPU health, NCCL check) on this node, "
+                     "with `run`'s flags; exit 0 or 75");
+
   // Inside MPI jobs only: Open MPI's launch agent, and the wrapper of each rank.
   app.add_subcommand("rsh",
                      "Open MPI's remote launch agent in a trainrun MPI job: rsh HOST COMMAND...");
@@ -207,7 +222,7 @@ int main(int argc, char** argv) {
   const std::string usage = app.help();
 
   try {
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(args.size()), args.data());
   } catch (const CLI::ParseError& e) {
     // Prints the help, the version or the error (with CLI11's own words).
     int code = app.exit(e);
@@ -219,6 +234,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (run_cmd->parsed()) {
+    run.check_only = check_only;
     if (fd_limit.ok()) {
       run.fd_limit_note =
           fd_limit->soft == fd_limit->before

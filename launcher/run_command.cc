@@ -10,6 +10,7 @@
 
 #include "launcher/dry_run.h"
 #include "launcher/exit_codes.h"
+#include "launcher/preflight.h"
 #include "launcher/rank_plan.h"
 #include "launcher/run_context.h"
 #include "launcher/run_finalize.h"
@@ -129,6 +130,21 @@ int PrepareRunAndFinalize(const RunContext& ctx, LoadedRun* run, const LocalRunL
     return Finalize(ctx, run, layout, prepared, /*ran=*/nullptr, kExitCanceled,
                     RunStatus::kCanceled);
   }
+  if (job.preflight.enabled) {
+    std::optional<PreflightStop> stop = PreflightJob(ctx, *run, layout, prepared);
+    if (stop) {
+      prepared->pump->CloseChildEnds();
+      record.outcome = stop->outcome;
+      record.stop_reason = stop->reason;
+      return Finalize(ctx, run, layout, prepared, /*ran=*/nullptr, stop->exit_code,
+                      stop->canceled ? RunStatus::kCanceled : RunStatus::kFailed);
+    }
+  }
+  if (ctx.options.check_only) {
+    prepared->pump->CloseChildEnds();
+    record.outcome = "preflight passed";
+    return Finalize(ctx, run, layout, prepared, /*ran=*/nullptr, kExitOk, RunStatus::kCompleted);
+  }
   RanRanks ran = RunRanks(ctx, *run, layout, prepared);
   RunStatus status = RunStatus::kFailed;
   if (ran.result.outcome == RunOutcome::kSucceeded) status = RunStatus::kCompleted;
@@ -154,6 +170,15 @@ int RunJob(const RunOptions& options, Console* out, Console* err) {
     return ExitCodeFor(loaded.status());
   }
   LoadedRun run = std::move(loaded).value();
+  // `trainrun check`: the preflight, with the job file's settings or the defaults.
+  if (options.check_only) run.job.preflight.enabled = true;
+  if (run.job.preflight.enabled) {
+    Status valid = ValidatePreflight(run.job);
+    if (!valid.ok()) {
+      reporter->Error(valid.message());
+      return ExitCodeFor(valid);
+    }
+  }
   // Probed while the run loads and prepares; the ranks' grace period comes from it.
   StopPlan stop(options);
   RunContext ctx{.options = options,

@@ -154,8 +154,12 @@ int Finalize(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout
   }
   if (ctx.cluster) {
     journal->CollectWarnings();
-    ctx.cluster->ReportResult(record, RunOutcomeName(result.outcome), exit_code,
-                              ran ? ran->failure_time_ms : 0);
+    // No ranks ran: the record says why (a preflight failed, the job stopped).
+    ctx.cluster->ReportResult(record,
+                              ran || record.outcome.empty()
+                                  ? std::string(RunOutcomeName(result.outcome))
+                                  : record.outcome,
+                              exit_code, ran ? ran->failure_time_ms : 0);
   }
   prepared->pump.reset();
 

@@ -34,6 +34,9 @@ struct RunOptions {
   std::string workdir;                    // where <experiment>/<runId>/ is made
   std::string topology_xml;               // an hwloc XML topology instead of this machine's
   bool dry_run = false;                   // print the plan, start nothing
+  // `trainrun check`: the preflight only (on, with the job file's settings or the
+  // defaults), then Finalizing; the user's script never starts.
+  bool check_only = false;
   // Seconds between SIGTERM and SIGKILL for the ranks; none: derived from the stop
   // budget when there is one, else 30 (launcher/stop_plan.h).
   std::optional<double> grace_period_seconds;

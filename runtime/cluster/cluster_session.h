@@ -5,6 +5,8 @@
 // clang-format off
 //   Rendezvous      nodes join, the head assigns ranks, port, addresses
 //   WaitForStart    every node prepared (or one failed) -> start (or stop)
+//   GatherPreflight (a job with preflight) every node's preflight passed -> start
+//                   the ranks; one failed -> every node stops with its code
 //   running         SetStopHandler hears the job's stop; RankFailed and Stopping
 //                   tell the others about this node's
 //   ReportResult    this node's ranks ended
@@ -115,6 +117,16 @@ class ClusterSession {
   // Says whether this node prepared (`prepared` ok) or not (then `exit_code` is
   // what it would exit with), and waits for every node. None: start the ranks.
   virtual std::optional<StopNotice> WaitForStart(const Status& prepared, int exit_code) = 0;
+
+  // A job with preflight, after WaitForStart: says how this node's preflight went
+  // and waits for every node's. None: every node passed, start the ranks. Else the
+  // job's stop: the first failed preflight the head hears of stops every node at
+  // once, with its code (75) and its reason prefixed with the node ("node 1
+  // (host): ..."); or a lost node (69), a cancel (143). `reports`
+  // gets the nodes' reports as they arrived, by node rank: every node's on the
+  // head, this node's own elsewhere.
+  virtual std::optional<StopNotice> GatherPreflight(const PreflightResult& mine,
+                                                    std::vector<nlohmann::json>* reports) = 0;
 
   // The head holds MASTER_PORT (bound, see HeldPort) from the rendezvous that
   // chose it until this call, which the run makes just before it starts the

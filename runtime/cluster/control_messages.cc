@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "base/input_limits.h"
+#include "base/text.h"
 #include "runtime/cluster/field_reader.h"
 
 namespace trainrun {
@@ -97,6 +98,44 @@ Result<StopMessage> DecodeStop(const Frame& frame) {
   TR_RETURN_IF_ERROR(r.Int("exitCode", 0, kMaxExitCode, &m.exit_code, kOptional));
   TR_RETURN_IF_ERROR(r.Text("reason", kMaxPeerTextBytes, &m.reason, kOptional));
   TR_RETURN_IF_ERROR(r.OptionalInt("timeMs", 0, kMaxTimeMs, &m.time_ms));
+  return m;
+}
+
+namespace {
+
+// `value` with every key and string escaped (EscapeControl): a peer's free-form
+// report can go to the console and run.json as it is.
+json EscapedJson(const json& value) {
+  if (value.is_string()) return EscapeControl(value.get<std::string>());
+  if (value.is_array()) {
+    json out = json::array();
+    for (const json& item : value) out.push_back(EscapedJson(item));
+    return out;
+  }
+  if (value.is_object()) {
+    json out = json::object();
+    for (auto it = value.begin(); it != value.end(); ++it) {
+      out[EscapeControl(it.key())] = EscapedJson(it.value());
+    }
+    return out;
+  }
+  return value;
+}
+
+}  // namespace
+
+Result<PreflightResult> DecodePreflight(const Frame& frame) {
+  TR_ASSIGN_OR_RETURN(json body, Body(frame));
+  FieldReader r(frame.type, body);
+  PreflightResult m;
+  TR_RETURN_IF_ERROR(r.Bool("passed", &m.passed));
+  TR_RETURN_IF_ERROR(r.Int("exitCode", 0, kMaxExitCode, &m.exit_code, kOptional));
+  TR_RETURN_IF_ERROR(r.Text("reason", kMaxPeerTextBytes, &m.reason, kOptional));
+  if (!m.passed && (m.exit_code == 0 || m.reason.empty())) {
+    return r.Error("passed", "false needs a non-zero \"exitCode\" and a \"reason\"");
+  }
+  TR_ASSIGN_OR_RETURN(std::optional<FieldReader> report, r.Object("report", kOptional));
+  if (report) m.report = EscapedJson(body["report"]);
   return m;
 }
 

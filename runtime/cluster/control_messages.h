@@ -9,10 +9,10 @@
 // launcher/rsh_command.cc call these and nothing else):
 //
 // clang-format off
-//   head, from a node     Join (rendezvous.h), Ready, Heartbeat, RankFailed,
+//   head, from a node     Join (rendezvous.h), Ready, Preflight, Heartbeat, RankFailed,
 //                         NodeStopping, NodeResult, Manifest, NodeDone, RshExit, RshData
 //   head, from an agent   RshOpen, RshData
-//   node, from the head   Assign (rendezvous.h), Start, Heartbeat, Stop, UploadPlan,
+//   node, from the head   Assign (rendezvous.h), Start, PreflightPassed, Heartbeat, Stop, UploadPlan,
 //                         Finished, RshExec, RshData, RshClose, Refused
 //   agent, from the head  RshData, RshExit
 // clang-format on
@@ -56,7 +56,7 @@ constexpr size_t kMaxDigestBytes = 64;     // SHA-256, hex
 constexpr size_t kMaxArgvItems = 1 << 16;  // an rsh command line
 constexpr size_t kMaxArgBytes = 128 << 10;
 
-// kReady, kStart, kHeartbeat: an object, no field read.
+// kReady, kStart, kPreflightPassed, kHeartbeat: an object, no field read.
 Status DecodeEmpty(const Frame& frame);
 
 // kRankFailed: a rank on the sending node failed.
@@ -77,6 +77,12 @@ struct StopMessage {
   std::optional<int64_t> time_ms;  // kNodeStopping only
 };
 Result<StopMessage> DecodeStop(const Frame& frame);
+
+// kPreflight: {"passed", "exitCode" (0-255), "reason", "report" (an object)}. A
+// failed one needs a reason and a non-zero code. The report is free-form (the
+// checks' figures): it must be an object, and every key and string in it comes out
+// escaped as Text.
+Result<PreflightResult> DecodePreflight(const Frame& frame);
 
 // kNodeResult. The node rank it names is not trusted (the head knows it).
 Result<NodeResult> DecodeNodeResult(const Frame& frame);

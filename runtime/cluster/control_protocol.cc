@@ -34,6 +34,8 @@ bool IsKnownMessageType(uint8_t type) {
     case MessageType::kAssign:
     case MessageType::kReady:
     case MessageType::kStart:
+    case MessageType::kPreflight:
+    case MessageType::kPreflightPassed:
     case MessageType::kHeartbeat:
     case MessageType::kRankFailed:
     case MessageType::kNodeStopping:
@@ -63,6 +65,8 @@ std::string MessageTypeName(MessageType type) {
     case MessageType::kAssign: return "Assign";
     case MessageType::kReady: return "Ready";
     case MessageType::kStart: return "Start";
+    case MessageType::kPreflight: return "Preflight";
+    case MessageType::kPreflightPassed: return "PreflightPassed";
     case MessageType::kHeartbeat: return "Heartbeat";
     case MessageType::kRankFailed: return "RankFailed";
     case MessageType::kNodeStopping: return "NodeStopping";

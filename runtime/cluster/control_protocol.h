@@ -74,6 +74,9 @@ enum class MessageType : uint8_t {
   kAssign = 11,  // head -> node: run id, ranks, master address and port, interface
   kReady = 12,   // node -> head: prepared (snapshot, data), ready to start
   kStart = 13,   // head -> node: every node is ready, start the ranks
+  // Preflight (README "Preflight"), between Start and the ranks, when the job has one.
+  kPreflight = 14,        // node -> head: its preflight passed or failed, and its report
+  kPreflightPassed = 15,  // head -> node: every node's passed, start the ranks
   // Watching each other.
   kHeartbeat = 20,     // both ways, every heartbeat interval
   kRankFailed = 21,    // node -> head: a local rank failed (the root cause on that node)

@@ -207,6 +207,37 @@ std::optional<StopNotice> HeadSession::WaitForStart(const Status& prepared, int 
   return stop_.notice();
 }
 
+std::optional<StopNotice> HeadSession::GatherPreflight(const PreflightResult& mine,
+                                                       std::vector<nlohmann::json>* reports) {
+  std::unique_lock lock(mu_);
+  nodes_[0].preflight = mine;
+  MaybeEndPreflightLocked();
+  WaitLocked(lock, [&] { return preflight_passed_ || stop_.notice().has_value(); });
+  for (const auto& [rank, node] : nodes_) {
+    if (node.preflight) reports->push_back(node.preflight->report);
+  }
+  return stop_.notice();
+}
+
+void HeadSession::MaybeEndPreflightLocked() {
+  if (preflight_passed_ || stop_.notice()) return;
+  // The first failure stops the job at once: the other nodes' NCCL checks, which
+  // would wait for the failed node's ranks until their timeout, are stopped too.
+  for (const auto& [rank, node] : nodes_) {
+    if (!node.preflight || node.preflight->passed) continue;
+    const std::string reason = fmt::format("{}: {}", Who(rank), node.preflight->reason);
+    AddEventLocked({WallMillis(), node.preflight->exit_code, reason, rank, std::nullopt, false});
+    StopLocked(node.preflight->exit_code, reason);
+    return;
+  }
+  for (const auto& [rank, node] : nodes_) {
+    if (!node.lost && !node.preflight) return;
+  }
+  preflight_passed_ = true;
+  BroadcastLocked(EncodeJsonFrame(MessageType::kPreflightPassed, json::object()));
+  cv_.notify_all();
+}
+
 void HeadSession::ReleaseMasterPort() {
   std::lock_guard lock(mu_);
   master_port_.Release();
@@ -380,6 +411,12 @@ Status HeadSession::OnNodeMessage(int rank, const Frame& frame) {
       node.ready = true;
       MaybeStartLocked();
       return Status::Ok();
+    case MessageType::kPreflight: {
+      TR_ASSIGN_OR_RETURN(PreflightResult m, DecodePreflight(frame));
+      node.preflight = std::move(m);
+      MaybeEndPreflightLocked();
+      return Status::Ok();
+    }
     case MessageType::kHeartbeat: return DecodeEmpty(frame);
     case MessageType::kRankFailed: {
       TR_ASSIGN_OR_RETURN(RankFailedMessage m, DecodeRankFailed(frame));

@@ -33,6 +33,8 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   int node_rank() const override { return 0; }
   Result<JobAssignment> Rendezvous(const NodeJoin& self) override;
   std::optional<StopNotice> WaitForStart(const Status& prepared, int exit_code) override;
+  std::optional<StopNotice> GatherPreflight(const PreflightResult& mine,
+                                            std::vector<nlohmann::json>* reports) override;
   void ReleaseMasterPort() override;
   void RankFailed(const RankFailure& failure) override;
   void Stopping(int exit_code, const std::string& reason) override;
@@ -51,6 +53,7 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   struct Node : NodeReport {
     int conn = -1;
     bool ready = false;
+    std::optional<PreflightResult> preflight;
     bool manifest_in = false;
     bool digests_in = false;
     NodeManifest manifest;
@@ -97,6 +100,9 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   void AddEventLocked(FailureEvent event);
   void StopLocked(int exit_code, const std::string& reason);
   void MaybeStartLocked();
+  // Every live node's preflight is in: pass (kPreflightPassed) or stop (the lowest
+  // failed node rank's code and reason).
+  void MaybeEndPreflightLocked();
   void BroadcastLocked(const std::string& frame);
   void FailRendezvousLocked(const std::string& reason);
   void NotifyStop();
@@ -129,6 +135,7 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   std::optional<TimePoint> finalize_deadline_;
   std::optional<TimePoint> hard_deadline_;  // LimitFinalize()
   bool finished_ = false;
+  bool preflight_passed_ = false;
   std::vector<OutputConflict> conflicts_;
   // rsh
   RshHandler* rsh_handler_ = nullptr;

@@ -107,6 +107,15 @@ JobOutcome DecideJobOutcome(const std::vector<FailureEvent>& events_in,
       out.outcome = first.exit_code == kExitCodeCanceled  ? "canceled"
                     : first.exit_code == kExitCodeTimeout ? "timed out"
                                                           : "stopped";
+      // A node that failed before any rank started (its preflight) sends its own
+      // account with no rank in it: that is the job's failure.
+      const NodeReport& node = nodes.count(first.node_rank) ? nodes.at(first.node_rank) : kUnknown;
+      if (node.result_in && node.result.failure && node.result.failure->rank < 0 &&
+          node.result.failure->exit_code == first.exit_code) {
+        out.failure = node.result.failure;
+        out.failure->node_rank = first.node_rank;
+        if (!node.result.outcome.empty()) out.outcome = node.result.outcome;
+      }
     }
   } else {
     for (const auto& [rank, node] : nodes) {

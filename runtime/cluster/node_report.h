@@ -32,6 +32,16 @@ struct NodeResult {
   nlohmann::json ToJson() const;
 };
 
+// A node's preflight (kPreflight): passed, or the exit code and the first failed
+// check, naming the node, the GPU and the check; `report` is the node's entry of
+// run.json's details.preflight.nodes (launcher/preflight.h writes it).
+struct PreflightResult {
+  bool passed = true;
+  int exit_code = 0;
+  std::string reason;
+  nlohmann::json report = nlohmann::json::object();
+};
+
 // A node's uploads (kNodeDone).
 struct NodeDone {
   uint64_t files = 0;

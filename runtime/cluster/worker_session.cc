@@ -208,6 +208,10 @@ Status WorkerSession::HandleFrameLocked(const Frame& frame) {
       TR_RETURN_IF_ERROR(DecodeEmpty(frame));
       started_ = true;
       return Status::Ok();
+    case MessageType::kPreflightPassed:
+      TR_RETURN_IF_ERROR(DecodeEmpty(frame));
+      preflight_passed_ = true;
+      return Status::Ok();
     case MessageType::kStop: {
       TR_ASSIGN_OR_RETURN(StopMessage m, DecodeStop(frame));
       StopLocked({m.exit_code, m.reason});
@@ -272,6 +276,19 @@ std::optional<StopNotice> WorkerSession::WaitForStart(const Status& prepared, in
     return stop_.notice();
   }
   WaitLocked(lock, [&] { return started_ || stop_.notice().has_value(); });
+  return stop_.notice();
+}
+
+std::optional<StopNotice> WorkerSession::GatherPreflight(const PreflightResult& mine,
+                                                         std::vector<nlohmann::json>* reports) {
+  reports->push_back(mine.report);
+  Send(MessageType::kPreflight, {{"passed", mine.passed},
+                                 {"exitCode", mine.exit_code},
+                                 {"reason", mine.reason},
+                                 {"report", mine.report}});
+  std::unique_lock lock(mu_);
+  // A failed one waits for the head's stop (it is the stop, if the head is gone).
+  WaitLocked(lock, [&] { return preflight_passed_ || stop_.notice().has_value(); });
   return stop_.notice();
 }
 

@@ -29,6 +29,8 @@ class WorkerSession : public SessionBase {
   int node_rank() const override { return node_rank_; }
   Result<JobAssignment> Rendezvous(const NodeJoin& self) override;
   std::optional<StopNotice> WaitForStart(const Status& prepared, int exit_code) override;
+  std::optional<StopNotice> GatherPreflight(const PreflightResult& mine,
+                                            std::vector<nlohmann::json>* reports) override;
   void RankFailed(const RankFailure& failure) override;
   void Stopping(int exit_code, const std::string& reason) override;
   void ReportResult(const NodeResult& result) override;
@@ -70,6 +72,7 @@ class WorkerSession : public SessionBase {
   // Guarded by mu_ (SessionBase):
   HeartbeatMonitor heartbeat_;
   bool started_ = false;
+  bool preflight_passed_ = false;
   bool head_lost_ = false;
   std::optional<std::map<std::string, std::string>> plan_;  // key -> key to upload as
   std::optional<std::vector<std::string>> digest_request_;  // keys

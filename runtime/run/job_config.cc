@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -328,6 +329,112 @@ void ParseData(const json& data, const std::string& pointer, Errors* errors,
   }
 }
 
+// A size in bytes: an integer, or a string of digits with an optional K, M or G
+// (binary: 64M = 64 MiB), as trainrun-nccl-check and nccl-tests take them.
+bool ByteSize(ObjectReader& reader, const std::string& name, uint64_t* out) {
+  const json* v = reader.Get(name);
+  if (v == nullptr) return false;
+  const std::string bad = fmt::format(
+      "must be a size in bytes from 1 to 8G, such as 8, \"64K\", \"256M\" or \"1G\"; got {}",
+      v->dump());
+  uint64_t value = 0;
+  if (v->is_number_unsigned() || (v->is_number_integer() && v->get<int64_t>() > 0)) {
+    value = v->get<uint64_t>();
+  } else if (v->is_string()) {
+    std::string text = v->get<std::string>();
+    uint64_t unit = 1;
+    if (!text.empty()) {
+      const char last = static_cast<char>(std::toupper(static_cast<unsigned char>(text.back())));
+      unit = last == 'K' ? 1ull << 10 : last == 'M' ? 1ull << 20 : last == 'G' ? 1ull << 30 : 1;
+      if (unit != 1) text.pop_back();
+    }
+    if (text.empty() || text.size() > 10 ||
+        !std::all_of(text.begin(), text.end(), [](char c) { return std::isdigit(c); })) {
+      reader.errors()->Add(reader.At(name), bad);
+      return false;
+    }
+    value = std::stoull(text) * unit;
+  }
+  if (value < 1 || value > (uint64_t{8} << 30)) {
+    reader.errors()->Add(reader.At(name), bad);
+    return false;
+  }
+  *out = value;
+  return true;
+}
+
+// A number (integer or not) from min to max.
+bool Number(ObjectReader& reader, const std::string& name, double min, double max, double* out) {
+  const json* v = reader.Get(name);
+  if (v == nullptr) return false;
+  if (!v->is_number() || v->get<double>() < min || v->get<double>() > max) {
+    reader.errors()->Add(reader.At(name), fmt::format("must be a number from {} to {}, got {}", min,
+                                                      max, v->dump()));
+    return false;
+  }
+  *out = v->get<double>();
+  return true;
+}
+
+// true, false or an object: whether the part is on, and the object when given.
+const json* Switch(ObjectReader& reader, const std::string& name, bool* enabled) {
+  const json* v = reader.Get(name);
+  if (v == nullptr) return nullptr;
+  if (v->is_boolean()) {
+    *enabled = v->get<bool>();
+    return nullptr;
+  }
+  if (!v->is_object()) {
+    reader.errors()->Add(reader.At(name),
+                         fmt::format("must be true, false or an object, got {}", TypeName(*v)));
+    return nullptr;
+  }
+  *enabled = true;
+  return v;
+}
+
+void ParsePreflight(ObjectReader& top, Errors* errors, PreflightConfig* out) {
+  const json* preflight = Switch(top, "preflight", &out->enabled);
+  if (preflight == nullptr) return;
+  ObjectReader p(*preflight, top.At("preflight"), {"health", "nccl", "onNoGpu"}, errors);
+  if (const json* health = Switch(p, "health", &out->health)) {
+    out->health_thresholds_json = health->dump();
+  }
+  Choice<PreflightNoGpu>(p, "onNoGpu",
+                         {{"fail", PreflightNoGpu::kFail}, {"skip", PreflightNoGpu::kSkip}},
+                         &out->on_no_gpu);
+  PreflightNcclConfig& nccl = out->nccl;
+  const json* object = Switch(p, "nccl", &nccl.enabled);
+  if (object == nullptr) return;
+  ObjectReader n(*object, p.At("nccl"),
+                 {"minBusBandwidthGBps", "timeoutSeconds", "minBytes", "maxBytes", "iterations",
+                  "warmupIterations", "operations"},
+                 errors);
+  Number(n, "minBusBandwidthGBps", 0, 1e6, &nccl.min_bus_bandwidth_gbps);
+  std::optional<int> value;
+  if (n.Int("timeoutSeconds", 1, 24 * 3600, &value)) nccl.timeout_seconds = *value;
+  if (n.Int("iterations", 1, 100000, &value)) nccl.iterations = *value;
+  if (n.Int("warmupIterations", 0, 100000, &value)) nccl.warmup = *value;
+  ByteSize(n, "minBytes", &nccl.min_bytes);
+  ByteSize(n, "maxBytes", &nccl.max_bytes);
+  if (nccl.min_bytes > nccl.max_bytes) {
+    errors->Add(n.At("minBytes"),
+                fmt::format("{} is more than maxBytes {}", nccl.min_bytes, nccl.max_bytes));
+  }
+  std::vector<std::string> ops;
+  if (n.Scalars("operations", &ops)) {
+    const std::vector<std::string> known = {"all_reduce", "all_gather", "reduce_scatter"};
+    if (ops.empty()) errors->Add(n.At("operations"), "must name at least one collective");
+    for (size_t i = 0; i < ops.size(); ++i) {
+      if (std::find(known.begin(), known.end(), ops[i]) == known.end()) {
+        errors->Add(fmt::format("{}/{}", n.At("operations"), i),
+                    fmt::format("\"{}\" is not one of {}", ops[i], fmt::join(known, ", ")));
+      }
+    }
+    nccl.operations = ops;
+  }
+}
+
 }  // namespace
 
 std::string_view CommunicatorName(Communicator c) {
@@ -446,7 +553,7 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
       root, "",
       {"script", "command", "arguments", "sourceDirectory", "experimentName", "runId",
        "communicator", "nodeCount", "mpi", "processCountPerNode", "gpusPerProcess", "binding",
-       "maxRunDurationSeconds", "environment", "data", "history", "rendezvous"},
+       "maxRunDurationSeconds", "environment", "data", "history", "rendezvous", "preflight"},
       &errors);
 
   const bool script_fits =
@@ -582,6 +689,8 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
     }
     if (h.String("uri", &job.history.uri)) PathFits(job.history.uri, h.At("uri"), &errors);
   }
+
+  ParsePreflight(top, &errors, &job.preflight);
 
   // Placeholders are checked now so a typo fails before anything starts.
   std::vector<std::string> data_names;

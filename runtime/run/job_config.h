@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
@@ -61,6 +62,45 @@ struct RendezvousConfig {
   std::optional<int> timeout_seconds;  // how long nodes wait for each other
 };
 
+// What to do when preflight finds no GPU on a node (no NVML, no device, or the NCCL
+// check says so): fail the job (exit 75) or skip the GPU checks with a warning.
+enum class PreflightNoGpu { kFail, kSkip };
+
+// The NCCL check of preflight: trainrun-nccl-check on every planned rank of every
+// node (README "Preflight"). A short sweep, not nccl-tests' 1 GiB default: enough
+// to reach the bandwidth plateau between nodes and see a hang, in seconds.
+constexpr double kDefaultPreflightMinBusBandwidthGBps = 0;  // 0: no floor
+constexpr int kDefaultPreflightNcclTimeoutSeconds = 300;
+constexpr uint64_t kDefaultPreflightMinBytes = 8;
+constexpr uint64_t kDefaultPreflightMaxBytes = uint64_t{256} << 20;
+constexpr int kDefaultPreflightIterations = 10;
+constexpr int kDefaultPreflightWarmup = 2;
+
+struct PreflightNcclConfig {
+  bool enabled = true;
+  // Each collective's peak bus bandwidth (GB/s, 1e9 B/s) must reach this.
+  double min_bus_bandwidth_gbps = kDefaultPreflightMinBusBandwidthGBps;
+  // The whole check, from its start on this node to its last rank's exit; also
+  // how long the ranks wait for each other to exchange NCCL's unique id.
+  int timeout_seconds = kDefaultPreflightNcclTimeoutSeconds;
+  uint64_t min_bytes = kDefaultPreflightMinBytes;  // sizes double from min to max
+  uint64_t max_bytes = kDefaultPreflightMaxBytes;
+  int iterations = kDefaultPreflightIterations;  // timed runs per size
+  int warmup = kDefaultPreflightWarmup;          // untimed runs per size
+  std::vector<std::string> operations = {"all_reduce", "all_gather", "reduce_scatter"};
+};
+
+// `preflight` in the job file: off unless given; `true` is every default.
+struct PreflightConfig {
+  bool enabled = false;
+  bool health = true;  // the NVML health checks per GPU
+  // /preflight/health as given when it is an object (the thresholds, JSON text),
+  // else empty (the defaults). The launcher validates it (gpu/ owns the fields).
+  std::string health_thresholds_json;
+  PreflightNcclConfig nccl;
+  PreflightNoGpu on_no_gpu = PreflightNoGpu::kFail;
+};
+
 struct JobConfig {
   std::string file;  // the job file as given, for messages
   // Exactly one of script (run with the Python interpreter) or command (an argv).
@@ -82,6 +122,7 @@ struct JobConfig {
   std::string interpreter_path;  // empty: python3 from PATH
   std::vector<DataReference> data;
   HistoryConfig history;
+  PreflightConfig preflight;
   std::string json;  // the job file as parsed (not redacted), for the run record
 };
 

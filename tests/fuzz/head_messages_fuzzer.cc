@@ -36,7 +36,7 @@ constexpr MessageType kTypes[] = {
     MessageType::kJoin,       MessageType::kReady,        MessageType::kHeartbeat,
     MessageType::kRankFailed, MessageType::kNodeStopping, MessageType::kNodeResult,
     MessageType::kManifest,   MessageType::kNodeDone,     MessageType::kRshExit,
-    MessageType::kRshOpen,    MessageType::kRshData,
+    MessageType::kRshOpen,    MessageType::kRshData,      MessageType::kPreflight,
 };
 
 NodeJoin Head(int node_count) {
@@ -101,6 +101,14 @@ void Handle(const Frame& frame) {
     }
     case MessageType::kReady:
     case MessageType::kHeartbeat: (void)DecodeEmpty(frame); return;
+    case MessageType::kPreflight: {
+      Result<PreflightResult> m = DecodePreflight(frame);
+      if (!m.ok()) return;
+      CheckEscaped(m->reason);
+      Check(m->report.is_object());
+      (void)m->report.dump();
+      return;
+    }
     case MessageType::kRankFailed: {
       Result<RankFailedMessage> m = DecodeRankFailed(frame);
       if (!m.ok()) return;

@@ -32,7 +32,7 @@ constexpr MessageType kTypes[] = {
     MessageType::kAssign,  MessageType::kStart,      MessageType::kHeartbeat,
     MessageType::kStop,    MessageType::kUploadPlan, MessageType::kFinished,
     MessageType::kRshExec, MessageType::kRshData,    MessageType::kRshClose,
-    MessageType::kRefused, MessageType::kRshExit,
+    MessageType::kRefused, MessageType::kRshExit,    MessageType::kPreflightPassed,
 };
 
 constexpr int kThisNode = 1;
@@ -56,6 +56,7 @@ void Handle(const Frame& frame) {
       return;
     }
     case MessageType::kStart:
+    case MessageType::kPreflightPassed:
     case MessageType::kHeartbeat: (void)DecodeEmpty(frame); return;
     case MessageType::kStop: {
       Result<StopMessage> m = DecodeStop(frame);

@@ -48,7 +48,8 @@ class MultinodeTest : public ::testing::Test {
   std::unique_ptr<TrainrunProcess> Start(NetnsCluster& cluster, int node, const std::string& job,
                                          const std::string& token = kToken,
                                          std::vector<std::string> extra = {},
-                                         std::string workdir = "") {
+                                         std::string workdir = "",
+                                         std::vector<std::string> env = {}) {
     if (workdir.empty()) workdir = dir_ / ("w" + std::to_string(node));
     std::vector<std::string> args = {TrainrunBinary(),
                                      "run",
@@ -68,7 +69,7 @@ class MultinodeTest : public ::testing::Test {
     args.insert(args.end(), extra.begin(), extra.end());
     std::string out = dir_ / ("out" + std::to_string(++processes_));
     fs::create_directories(out);
-    std::vector<std::string> env = extra_env_;
+    env.insert(env.begin(), extra_env_.begin(), extra_env_.end());
     env.push_back("TRAINRUN_JOB_TOKEN=" + token);
     return std::make_unique<TrainrunProcess>(cluster.Command(node, args), env, out);
   }
@@ -514,6 +515,72 @@ TEST_F(MultinodeTest, ScancelWithSlurmsKillWaitLeavesEveryNodesOutputsInHistory)
     if (rank["rank"] == 3) rank3_killed = rank["signal"] == SIGKILL;
   }
   EXPECT_TRUE(rank3_killed) << rec["ranks"].dump();
+}
+
+// Preflight (README "Preflight"): node 1's second GPU has uncorrectable ECC errors.
+// Node 1 fails its health checks; the head hears of it and stops node 0's NCCL check
+// (a stand-in that would run for a minute) at once; both nodes exit 75 before the
+// script starts, and the job's record names node 1, the GPU and the check.
+TEST_F(MultinodeTest, APreflightFailureOnNodeOneStopsEveryNodeWith75NamingIt) {
+  NetnsCluster cluster(2);
+  NEED_CLUSTER(cluster);
+  const std::string marker = dir_ / "script-ran";
+  WriteFile(dir_ / "devices", "00000000:34:00.0 GPU-a Fake\n00000000:35:00.0 GPU-b Fake\n");
+  WriteFile(dir_ / "healthy", "");
+  WriteFile(dir_ / "ecc", "0000:35:00.0 ecc_volatile=3\n");
+  const std::string check = dir_ / "nccl-check";
+  WriteFile(check, "#!/bin/sh\nexec sleep 60\n");
+  fs::permissions(check, fs::perms::owner_all);
+  std::string job = Job({{"command", {"/bin/sh", "-c", "touch " + marker}},
+                         {"nodeCount", 2},
+                         {"processCountPerNode", 2},
+                         {"binding", "none"},
+                         {"preflight", true}});
+  std::vector<std::unique_ptr<TrainrunProcess>> nodes;
+  const auto started = std::chrono::steady_clock::now();
+  for (int n = 0; n < 2; ++n) {
+    nodes.push_back(Start(cluster, n, job, kToken, {}, "",
+                          {std::string("TRAINRUN_NVML_LIBRARY=") + FAKE_NVML_LIBRARY,
+                           "FAKE_NVML_DEVICES=" + (dir_ / "devices"),
+                           "FAKE_NVML_HEALTH=" + (dir_ / (n == 1 ? "ecc" : "healthy")),
+                           "TRAINRUN_NCCL_CHECK=" + check}));
+  }
+  std::vector<Invocation> r;
+  for (auto& node : nodes) r.push_back(node->Wait(std::chrono::seconds(90)));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  for (int n = 0; n < 2; ++n) EXPECT_EQ(r[n].exit_code, 75) << "node " << n << "\n" << r[n].err;
+  EXPECT_LT(seconds, 45) << "node 0's NCCL check was not stopped when node 1 failed";
+  EXPECT_FALSE(fs::exists(marker)) << "the user's script ran";
+  EXPECT_NE(r[1].err.find("preflight failed on node 1"), std::string::npos) << r[1].err;
+  EXPECT_NE(r[1].err.find("0000:35:00.0"), std::string::npos) << r[1].err;
+  // Node 0 says which node failed, and why.
+  EXPECT_NE(r[0].err.find("node 1 (" + cluster.Host(1)), std::string::npos) << r[0].err;
+  EXPECT_NE(r[0].err.find("preflight: GPU 0000:35:00.0"), std::string::npos) << r[0].err;
+  EXPECT_EQ(r[0].err.find("preflight failed on node 0"), std::string::npos) << r[0].err;
+  EXPECT_NE(r[0].err.find("ecc"), std::string::npos) << r[0].err;
+  json rec = Record();
+  EXPECT_EQ(rec["status"], "Failed");
+  EXPECT_EQ(rec["exitCode"], 75);
+  EXPECT_NE(rec["stopReason"].get<std::string>().find("node 1 ("), std::string::npos)
+      << rec["stopReason"];
+  ASSERT_TRUE(rec.contains("failure")) << rec.dump(1);
+  EXPECT_EQ(rec["failure"]["nodeRank"], 1);
+  EXPECT_EQ(rec["failure"]["host"], cluster.Host(1));
+  EXPECT_EQ(rec["outcome"], "preflight failed");
+  json pf = rec["details"]["preflight"];
+  EXPECT_EQ(pf["result"], "failed");
+  EXPECT_NE(pf["failure"].get<std::string>().find("node 1"), std::string::npos);
+  bool named = false;
+  for (const json& node : pf["nodes"]) {
+    if (node["nodeRank"] == 1) {
+      EXPECT_EQ(node["failures"][0]["check"], "ecc");
+      EXPECT_EQ(node["failures"][0]["gpu"], "0000:35:00.0");
+      named = true;
+    }
+  }
+  EXPECT_TRUE(named) << pf.dump(1);
+  ExpectNothingLeft(cluster);
 }
 
 }  // namespace

@@ -24,7 +24,9 @@ std::string Decode(MessageType type, const json& body) {
     case MessageType::kAssign: s = JobAssignment::FromJson(body).status(); break;
     case MessageType::kReady:
     case MessageType::kStart:
+    case MessageType::kPreflightPassed:
     case MessageType::kHeartbeat: s = DecodeEmpty(frame); break;
+    case MessageType::kPreflight: s = DecodePreflight(frame).status(); break;
     case MessageType::kRankFailed: s = DecodeRankFailed(frame).status(); break;
     case MessageType::kNodeStopping:
     case MessageType::kStop: s = DecodeStop(frame).status(); break;
@@ -295,6 +297,38 @@ TEST(ControlMessagesTest, TextFromPeersComesOutEscapedDataAsItWas) {
   // A key in an error is escaped too.
   EXPECT_EQ(Decode(MessageType::kManifest, {{"digests", {{"a\x1b[2J", 1}}}}),
             "Manifest: field \"digests.a\\x1b[2J\": expected a string of at most 64 bytes, got 1");
+}
+
+// A node's preflight verdict (kPreflight): the envelope is checked field by field;
+// the report is free-form figures, and every key and string in it comes out escaped.
+TEST(ControlMessagesTest, PreflightVerdictsAreCheckedAndTheirReportsEscaped) {
+  const json failed = {{"passed", false},
+                       {"exitCode", 75},
+                       {"reason", "preflight: GPU 0000:35:00.0 (index 1): ecc: 3 errors"},
+                       {"report", {{"nodeRank", 1}, {"failures", json::array()}}}};
+  EXPECT_EQ(Decode(MessageType::kPreflight, failed), "");
+  EXPECT_EQ(Decode(MessageType::kPreflight, {{"passed", true}}), "");
+  EXPECT_EQ(Decode(MessageType::kPreflight, Without(failed, "passed")),
+            "Preflight: field \"passed\": missing (expected true or false)");
+  EXPECT_EQ(Decode(MessageType::kPreflight, With(failed, "exitCode", 256)),
+            "Preflight: field \"exitCode\": expected an integer from 0 to 255, got 256");
+  EXPECT_EQ(Decode(MessageType::kPreflight, With(failed, "exitCode", 0)),
+            "Preflight: field \"passed\": false needs a non-zero \"exitCode\" and a \"reason\"");
+  EXPECT_EQ(Decode(MessageType::kPreflight, Without(failed, "reason")),
+            "Preflight: field \"passed\": false needs a non-zero \"exitCode\" and a \"reason\"");
+  EXPECT_NE(Decode(MessageType::kPreflight, With(failed, "report", "x")), "");
+  EXPECT_EQ(Decode(MessageType::kPreflightPassed, json::object()), "");
+
+  Result<PreflightResult> m = DecodePreflight(
+      F(MessageType::kPreflight,
+        With(With(failed, "reason", "bad\n\x1b[31mline"), "report",
+             {{"gpus", {{{"busId\x1b", "0000:35:00.0\r\nFORGED"}}}}, {"seconds", 1.5}})));
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_FALSE(m->passed);
+  EXPECT_EQ(m->exit_code, 75);
+  EXPECT_EQ(m->reason, "bad\\n\\x1b[31mline");
+  EXPECT_EQ(m->report["gpus"][0]["busId\\x1b"], "0000:35:00.0\\r\\nFORGED");
+  EXPECT_EQ(m->report["seconds"], 1.5);
 }
 
 TEST(ControlMessagesTest, RunKeysFromPeersAreRelativeWithoutDotComponents) {

@@ -349,5 +349,57 @@ TEST_F(JobConfigLimitsTest, RunIdsAndExperimentNamesAreCheckedForLengthAndCharac
   EXPECT_NE(e.find("/experimentName: \"a b\" must be 1-255"), std::string::npos) << e;
 }
 
+// preflight: off unless given; true is every default; an object sets the parts.
+TEST_F(JobConfigTest, PreflightIsOffTrueOrAnObjectWithItsFieldsNamed) {
+  const std::string head = R"({"script": "train.py", "sourceDirectory": "src")";
+  Result<JobConfig> off = Parse(head + "}");
+  ASSERT_TRUE(off.ok());
+  EXPECT_FALSE(off->preflight.enabled);
+  Result<JobConfig> on = Parse(head + R"(, "preflight": true})");
+  ASSERT_TRUE(on.ok());
+  EXPECT_TRUE(on->preflight.enabled);
+  EXPECT_TRUE(on->preflight.health);
+  EXPECT_TRUE(on->preflight.nccl.enabled);
+  EXPECT_EQ(on->preflight.nccl.max_bytes, kDefaultPreflightMaxBytes);
+  EXPECT_EQ(on->preflight.nccl.timeout_seconds, kDefaultPreflightNcclTimeoutSeconds);
+  EXPECT_EQ(on->preflight.on_no_gpu, PreflightNoGpu::kFail);
+
+  Result<JobConfig> set = Parse(head + R"(, "preflight": {"health": {"expectedGpuCount": 8},
+      "nccl": {"minBusBandwidthGBps": 40.5, "timeoutSeconds": 60, "minBytes": "1M",
+               "maxBytes": "1G", "iterations": 5, "warmupIterations": 1,
+               "operations": ["all_reduce"]}, "onNoGpu": "skip"}})");
+  ASSERT_TRUE(set.ok()) << set.status().message();
+  EXPECT_EQ(set->preflight.health_thresholds_json, R"({"expectedGpuCount":8})");
+  EXPECT_EQ(set->preflight.nccl.min_bus_bandwidth_gbps, 40.5);
+  EXPECT_EQ(set->preflight.nccl.min_bytes, 1u << 20);
+  EXPECT_EQ(set->preflight.nccl.max_bytes, 1u << 30);
+  EXPECT_EQ(set->preflight.nccl.operations, std::vector<std::string>{"all_reduce"});
+  EXPECT_EQ(set->preflight.on_no_gpu, PreflightNoGpu::kSkip);
+  Result<JobConfig> nccl_off = Parse(head + R"(, "preflight": {"nccl": false}})");
+  ASSERT_TRUE(nccl_off.ok());
+  EXPECT_TRUE(nccl_off->preflight.enabled);
+  EXPECT_FALSE(nccl_off->preflight.nccl.enabled);
+
+  std::string e = Error(head + R"(, "preflight": {"ncl": {}, "onNoGpu": "maybe",
+      "nccl": {"minBusBandwith": 1, "maxBytes": "1T", "operations": ["all_to_all"],
+               "timeoutSeconds": 0}}})");
+  EXPECT_NE(e.find("/preflight/ncl: unknown field; did you mean \"nccl\"?"), std::string::npos)
+      << e;
+  EXPECT_NE(e.find("/preflight/onNoGpu: \"maybe\" is not one of fail, skip"), std::string::npos)
+      << e;
+  EXPECT_NE(e.find("/preflight/nccl/minBusBandwith: unknown field; did you mean "
+                   "\"minBusBandwidthGBps\"?"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("/preflight/nccl/maxBytes: must be a size in bytes"), std::string::npos) << e;
+  EXPECT_NE(e.find("/preflight/nccl/operations/0: \"all_to_all\" is not one of"), std::string::npos)
+      << e;
+  EXPECT_NE(e.find("/preflight/nccl/timeoutSeconds: must be an integer from 1"), std::string::npos)
+      << e;
+  EXPECT_NE(
+      Error(head + R"(, "preflight": "yes"})").find("/preflight: must be true, false or an object"),
+      std::string::npos);
+}
+
 }  // namespace
 }  // namespace trainrun
