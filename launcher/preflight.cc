@@ -312,9 +312,15 @@ PartResult RunNcclCheck(const RunContext& ctx, const LoadedRun& run, const Local
                                                      PreflightRankLogName(no_gpu->first->rank)));
   } else if (failed) {
     const int code = failed->first->status.ToExitCode();
-    const std::string what = code == kNcclCheckNoGpu ? "found no GPU"
-                             : code == 1             ? "got wrong results"
-                                                     : failed->first->status.HowItEnded();
+    const std::string what =
+        code == kNcclCheckNoGpu ? "found no GPU"
+        : code == 1             ? "got wrong results"
+        : code == 127           ? fmt::format(
+                                      "could not start {} (not found or not executable: it is built with "
+                                                "the CUDA toolkit and NCCL and installed beside trainrun, or named by "
+                                                "{})",
+                                      program, kNcclCheckVariable)
+                      : failed->first->status.HowItEnded();
     const std::string gpus = RankGpus(binding, failed->second);
     fail(gpus.empty() ? "" : gpus.substr(4),
          fmt::format(

@@ -31,10 +31,8 @@ constexpr uint64_t kFdReserve = 128;
 // The process set with the isolation the options ask for, said in the system log.
 Status CreateProcessSet(const RunContext& ctx, PreparedRun* prepared) {
   if (prepared->processes) return Status::Ok();
-  const std::string& wanted = ctx.options.isolation;
-  const Isolation isolation = wanted == "none"            ? Isolation::kNone
-                              : wanted == "process-group" ? Isolation::kProcessGroups
-                                                          : Isolation::kPidNamespace;
+  std::string why;
+  const Isolation isolation = IsolationFor(ctx.options.isolation, "/dev", &why);
   TR_ASSIGN_OR_RETURN(prepared->processes, PosixProcessSet::Create(isolation));
   const PosixProcessSet& set = *prepared->processes;
   ctx.journal->record().details["isolation"] = std::string(IsolationName(set.isolation()));
@@ -49,7 +47,9 @@ Status CreateProcessSet(const RunContext& ctx, PreparedRun* prepared) {
       ctx.reporter->Info(fmt::format(
           "isolation: process-group{} (a guard, pid {}, kills the ranks' process groups when "
           "trainrun ends; a process that calls setsid escapes it)",
-          set.isolation_note().empty() ? "" : ", no PID namespace: " + set.isolation_note(),
+          !why.empty()                   ? ", no PID namespace on " + why
+          : set.isolation_note().empty() ? ""
+                                         : ", no PID namespace: " + set.isolation_note(),
           set.guard_pid()));
       break;
     case Isolation::kNone:

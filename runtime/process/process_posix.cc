@@ -276,6 +276,19 @@ bool NumericName(const std::string& name) {
 
 }  // namespace
 
+Isolation IsolationFor(std::string_view wanted, const std::string& dev_dir, std::string* reason) {
+  if (wanted == "none") return Isolation::kNone;
+  if (wanted == "process-group") return Isolation::kProcessGroups;
+  if (access((dev_dir + "/nvidiactl").c_str(), F_OK) == 0) {
+    if (reason != nullptr) {
+      *reason = "an NVIDIA GPU node (" + dev_dir +
+                "/nvidiactl): CUDA fails in a PID namespace that sees the host's /proc";
+    }
+    return Isolation::kProcessGroups;
+  }
+  return Isolation::kPidNamespace;
+}
+
 std::string_view IsolationName(Isolation isolation) {
   switch (isolation) {
     case Isolation::kNone: return "none";

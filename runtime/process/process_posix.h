@@ -48,6 +48,14 @@ enum class Isolation {
 };
 std::string_view IsolationName(Isolation isolation);  // "none", "process-group", "pid-namespace"
 
+// What `--isolation WANTED` ("auto", "process-group" or "none") asks for on this node.
+// "auto" is a PID namespace, except where `dev_dir` holds NVIDIA's device files
+// (nvidiactl): the CUDA driver fails with cudaErrorOperatingSystem in a PID namespace
+// that still sees the host's /proc (found on an H200), so a GPU node gets the
+// process-group guard and `*reason` says why. The result is what PosixProcessSet::Create
+// is asked for; it may still fall back to process groups where namespaces are denied.
+Isolation IsolationFor(std::string_view wanted, const std::string& dev_dir, std::string* reason);
+
 class PosixProcessSet : public ProcessSet {
  public:
   // Creates the signalfd/eventfd/epoll set, makes trainrun the subreaper of its

@@ -291,6 +291,23 @@ class IsolationTest : public ::testing::Test {
   std::string marker_;
 };
 
+// "auto" on a GPU node is the process-group guard: the CUDA driver fails in a PID
+// namespace that sees the host's /proc (cudaErrorOperatingSystem on an H200). The
+// device folder is a test folder here, with and without NVIDIA's control device.
+TEST(IsolationForTest, AutoIsAPidNamespaceExceptOnNvidiaGpuNodes) {
+  testing::TempDir tmp;
+  const std::string dev = tmp.path();
+  std::string why;
+  EXPECT_EQ(IsolationFor("auto", dev, &why), Isolation::kPidNamespace);
+  EXPECT_EQ(why, "");
+  testing::WriteFile(tmp / "nvidiactl", "");
+  EXPECT_EQ(IsolationFor("auto", dev, &why), Isolation::kProcessGroups);
+  EXPECT_NE(why.find("nvidiactl"), std::string::npos) << why;
+  EXPECT_NE(why.find("CUDA"), std::string::npos) << why;
+  EXPECT_EQ(IsolationFor("process-group", dev, nullptr), Isolation::kProcessGroups);
+  EXPECT_EQ(IsolationFor("none", dev, nullptr), Isolation::kNone);
+}
+
 TEST_F(IsolationTest, PidNamespaceHoldsEveryChildAndEverythingDiesWithTheSet) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root for a PID namespace (CAP_SYS_ADMIN)";
   auto set = PosixProcessSet::Create(Isolation::kPidNamespace);
