@@ -274,8 +274,9 @@ int HistoryShow(const HistoryOptions& options, Console* out, Console* err) {
   if (!r.stop_reason.empty()) text += fmt::format("stopped:     {}\n", E(r.stop_reason));
   if (r.failure) {
     const FailureRecord& f = *r.failure;
-    text += fmt::format("failure:     {} (node {}, {}, pid {})\n", E(f.reason), f.node_rank,
-                        E(f.host), f.pid);
+    // A node's own failure (a preflight, say) has no process: no pid then.
+    text += fmt::format("failure:     {} (node {}, {}{})\n", E(f.reason), f.node_rank, E(f.host),
+                        f.pid > 0 ? fmt::format(", pid {}", f.pid) : "");
     for (const std::string& line : f.stderr_tail) text += fmt::format("  | {}\n", E(line));
     if (!f.hint.empty()) text += fmt::format("hint:        {}\n", E(f.hint));
     if (!f.log_file.empty()) text += fmt::format("log:         {}\n", E(f.log_file));

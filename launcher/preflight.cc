@@ -495,9 +495,12 @@ std::optional<PreflightStop> PreflightJob(const RunContext& ctx, const LoadedRun
   if (stop) details["failure"] = stop->reason;
   record.details["preflight"] = details;
   if (!stop) {
-    ctx.reporter->Notice(fmt::format("preflight {} on {} node(s) in {:.1f} s",
-                                     skipped ? "passed (GPU checks skipped somewhere)" : "passed",
-                                     reports.size(), seconds));
+    ctx.reporter->Notice(
+        skipped
+            ? fmt::format("preflight skipped on {} node(s) in {:.1f} s: a node has no GPU and "
+                          "\"onNoGpu\" is \"skip\", so the job goes on",
+                          reports.size(), seconds)
+            : fmt::format("preflight passed on {} node(s) in {:.1f} s", reports.size(), seconds));
     return std::nullopt;
   }
   PreflightStop out;

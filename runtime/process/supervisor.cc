@@ -46,9 +46,10 @@ void Supervisor::BeginStop() {
   const StopOrder& order = policy_.order();
   RecordStop(order, options_, &result_);
   if (!live_.empty()) {
-    reporter_->Info(fmt::format("stopping {} rank(s) with {} ({}); SIGKILL after {:.0f} s",
-                                live_.size(), SignalName(order.signal), result_.stop_reason,
-                                ToSeconds(policy_.grace_period())));
+    // On the console too: the grace period can be long, and silent it looks like a hang.
+    reporter_->Notice(fmt::format("stopping {} rank(s) with {} ({}); SIGKILL after {:.0f} s",
+                                  live_.size(), SignalName(order.signal), result_.stop_reason,
+                                  ToSeconds(policy_.grace_period())));
   }
   for (auto& [pid, live] : live_) {
     Status s = processes_->SignalGroup(pid, order.signal);
