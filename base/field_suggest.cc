@@ -43,4 +43,19 @@ std::string NearestName(std::string_view given, const std::vector<std::string>& 
   return best;
 }
 
+std::string JsonTypeName(const nlohmann::json& value) {
+  using json = nlohmann::json;
+  switch (value.type()) {
+    case json::value_t::null: return "null";
+    case json::value_t::boolean: return "a boolean";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned: return "an integer";
+    case json::value_t::number_float: return "a number";
+    case json::value_t::string: return "a string";
+    case json::value_t::array: return "an array";
+    case json::value_t::object: return "an object";
+    default: return "something else";
+  }
+}
+
 }  // namespace trainrun

@@ -46,20 +46,6 @@ bool* Switch(HealthThresholds* t, std::string_view check) {
   return nullptr;
 }
 
-std::string TypeName(const json& value) {
-  switch (value.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "a boolean";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "an integer";
-    case json::value_t::number_float: return "a number";
-    case json::value_t::string: return "a string";
-    case json::value_t::array: return "an array";
-    case json::value_t::object: return "an object";
-    default: return "something else";
-  }
-}
-
 // Errors as "pointer: message", one per line.
 class Errors {
  public:
@@ -140,7 +126,7 @@ bool ReadInt(const json& v, const std::string& at, int64_t min, int64_t max, int
 
 bool ReadBool(const json& v, const std::string& at, bool* out, Errors* errors) {
   if (!v.is_boolean()) {
-    errors->Add(at, fmt::format("must be true or false, got {}", TypeName(v)));
+    errors->Add(at, fmt::format("must be true or false, got {}", JsonTypeName(v)));
     return false;
   }
   *out = v.get<bool>();
@@ -186,7 +172,7 @@ Result<HealthThresholds> ParseHealthThresholds(const json& object, const std::st
   HealthThresholds t;
   Errors errors;
   if (!object.is_object()) {
-    errors.Add(pointer, fmt::format("must be an object, got {}", TypeName(object)));
+    errors.Add(pointer, fmt::format("must be an object, got {}", JsonTypeName(object)));
     return errors.ToStatus();
   }
   static const std::vector<std::string> kFields = {"checks",
@@ -209,7 +195,7 @@ Result<HealthThresholds> ParseHealthThresholds(const json& object, const std::st
   if (auto [v, at] = get("checks"); v != nullptr) {
     if (!v->is_object()) {
       errors.Add(at, fmt::format("must be an object of check names and true or false, got {}",
-                                 TypeName(*v)));
+                                 JsonTypeName(*v)));
     } else {
       for (const auto& [name, entry] : Members(*v, at, HealthCheckNames(), "check", &errors)) {
         ReadBool(*entry.first, entry.second, Switch(&t, name), &errors);
@@ -238,7 +224,7 @@ Result<HealthThresholds> ParseHealthThresholds(const json& object, const std::st
     for (const ReasonName& r : kReasons) known.push_back(r.name);
     if (!v->is_array()) {
       errors.Add(at, fmt::format("must be an array of reason names ({}), got {}",
-                                 fmt::join(known, ", "), TypeName(*v)));
+                                 fmt::join(known, ", "), JsonTypeName(*v)));
     } else {
       t.throttle_fail_mask = 0;
       for (size_t i = 0; i < v->size(); ++i) {
@@ -268,7 +254,7 @@ Result<HealthThresholds> ParseHealthThresholds(const json& object, const std::st
   }
   if (auto [v, at] = get("ignoredXids"); v != nullptr) {
     if (!v->is_array()) {
-      errors.Add(at, fmt::format("must be an array of XID numbers, got {}", TypeName(*v)));
+      errors.Add(at, fmt::format("must be an array of XID numbers, got {}", JsonTypeName(*v)));
     } else {
       for (size_t i = 0; i < v->size(); ++i) {
         if (ReadInt((*v)[i], fmt::format("{}/{}", at, i), 0, kMaxCount, &value, &errors)) {

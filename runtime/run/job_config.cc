@@ -47,20 +47,6 @@ class Errors {
   std::vector<std::string> lines_;
 };
 
-std::string TypeName(const json& value) {
-  switch (value.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "a boolean";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "an integer";
-    case json::value_t::number_float: return "a number";
-    case json::value_t::string: return "a string";
-    case json::value_t::array: return "an array";
-    case json::value_t::object: return "an object";
-    default: return "something else";
-  }
-}
-
 class ObjectReader {
  public:
   ObjectReader(const json& object, std::string pointer, std::vector<std::string> known,
@@ -116,7 +102,7 @@ class ObjectReader {
     const json* v = Get(name);
     if (v == nullptr) return false;
     if (!v->is_string()) {
-      errors_->Add(At(name), fmt::format("must be a string, got {}", TypeName(*v)));
+      errors_->Add(At(name), fmt::format("must be a string, got {}", JsonTypeName(*v)));
       return false;
     }
     if (!allow_empty && v->get<std::string>().empty()) {
@@ -131,7 +117,7 @@ class ObjectReader {
     const json* v = Get(name);
     if (v == nullptr) return false;
     if (!v->is_boolean()) {
-      errors_->Add(At(name), fmt::format("must be true or false, got {}", TypeName(*v)));
+      errors_->Add(At(name), fmt::format("must be true or false, got {}", JsonTypeName(*v)));
       return false;
     }
     *out = v->get<bool>();
@@ -167,7 +153,7 @@ class ObjectReader {
     const json* v = Get(name);
     if (v == nullptr) return false;
     if (!v->is_array()) {
-      errors_->Add(At(name), fmt::format("must be an array, got {}", TypeName(*v)));
+      errors_->Add(At(name), fmt::format("must be an array, got {}", JsonTypeName(*v)));
       return false;
     }
     bool ok = true;
@@ -179,7 +165,8 @@ class ObjectReader {
       } else if (item.is_number() || item.is_boolean()) {
         out->push_back(item.dump());
       } else {
-        errors_->Add(pointer, fmt::format("must be a string or a number, got {}", TypeName(item)));
+        errors_->Add(pointer,
+                     fmt::format("must be a string or a number, got {}", JsonTypeName(item)));
         ok = false;
       }
     }
@@ -190,7 +177,7 @@ class ObjectReader {
     const json* v = Get(name);
     if (v == nullptr) return nullptr;
     if (!v->is_object()) {
-      errors_->Add(At(name), fmt::format("must be an object, got {}", TypeName(*v)));
+      errors_->Add(At(name), fmt::format("must be an object, got {}", JsonTypeName(*v)));
       return nullptr;
     }
     return v;
@@ -291,7 +278,7 @@ void ParseData(const json& data, const std::string& pointer, Errors* errors,
     // The name is also a folder: <run dir>/data/<name>.
     if (!PathFits(it.key(), at, errors)) continue;
     if (!it.value().is_object()) {
-      errors->Add(at, fmt::format("must be an object, got {}", TypeName(it.value())));
+      errors->Add(at, fmt::format("must be an object, got {}", JsonTypeName(it.value())));
       continue;
     }
     ObjectReader ref(
@@ -386,7 +373,7 @@ const json* Switch(ObjectReader& reader, const std::string& name, bool* enabled)
   }
   if (!v->is_object()) {
     reader.errors()->Add(reader.At(name),
-                         fmt::format("must be true, false or an object, got {}", TypeName(*v)));
+                         fmt::format("must be true, false or an object, got {}", JsonTypeName(*v)));
     return nullptr;
   }
   *enabled = true;
@@ -538,7 +525,7 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
   }
   if (!root.is_object()) {
     return InvalidJobError(
-        fmt::format("{}: the job file must be a JSON object, got {}", path, TypeName(root)));
+        fmt::format("{}: the job file must be a JSON object, got {}", path, JsonTypeName(root)));
   }
 
   Errors errors;
@@ -659,7 +646,7 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
         } else if (it.value().is_number() || it.value().is_boolean()) {
           job.environment_variables.emplace_back(it.key(), it.value().dump());
         } else {
-          errors.Add(at, fmt::format("must be a string, got {}", TypeName(it.value())));
+          errors.Add(at, fmt::format("must be a string, got {}", JsonTypeName(it.value())));
         }
       }
     }
