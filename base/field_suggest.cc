@@ -58,4 +58,17 @@ std::string JsonTypeName(const nlohmann::json& value) {
   }
 }
 
+std::string JsonPointerToken(std::string_view name) {
+  std::string escaped;
+  for (char c : name) {
+    if (c == '~')
+      escaped += "~0";
+    else if (c == '/')
+      escaped += "~1";
+    else
+      escaped += c;
+  }
+  return escaped;
+}
+
 }  // namespace trainrun

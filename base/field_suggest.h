@@ -21,4 +21,7 @@ std::string NearestName(std::string_view given, const std::vector<std::string>& 
 // ("must be an object, got an array").
 std::string JsonTypeName(const nlohmann::json& value);
 
+// `name` as one reference token of a JSON pointer (RFC 6901): "~" as "~0", "/" as "~1".
+std::string JsonPointerToken(std::string_view name);
+
 }  // namespace trainrun

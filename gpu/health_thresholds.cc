@@ -59,19 +59,6 @@ class Errors {
   std::vector<std::string> lines_;
 };
 
-std::string Escape(const std::string& name) {
-  std::string escaped;
-  for (char c : name) {
-    if (c == '~')
-      escaped += "~0";
-    else if (c == '/')
-      escaped += "~1";
-    else
-      escaped += c;
-  }
-  return escaped;
-}
-
 // The members of `object` by known name (matched case-insensitively), with the
 // pointer each is at; unknown and repeated names are errors.
 std::map<std::string, std::pair<const json*, std::string>> Members(
@@ -79,7 +66,7 @@ std::map<std::string, std::pair<const json*, std::string>> Members(
     const char* what, Errors* errors) {
   std::map<std::string, std::pair<const json*, std::string>> members;
   for (auto it = object.begin(); it != object.end(); ++it) {
-    const std::string at = pointer + "/" + Escape(it.key());
+    const std::string at = pointer + "/" + JsonPointerToken(it.key());
     auto match = std::find_if(known.begin(), known.end(), [&](const std::string& name) {
       return ToLower(name) == ToLower(it.key());
     });

@@ -74,16 +74,7 @@ class ObjectReader {
   }
 
   std::string Pointer(const std::string& name) const {
-    std::string escaped;
-    for (char c : name) {
-      if (c == '~')
-        escaped += "~0";
-      else if (c == '/')
-        escaped += "~1";
-      else
-        escaped += c;
-    }
-    return pointer_ + "/" + escaped;
+    return pointer_ + "/" + JsonPointerToken(name);
   }
   // The pointer with the name as the file spells it.
   std::string At(const std::string& name) const {
