@@ -1,70 +1,237 @@
-// Rendezvous time versus node count on loopback: one head session and N-1 node
-// sessions in this process (a thread each), over real sockets with the real
-// handshake (HMAC both ways), join and assignment, from the moment the nodes
-// start to the moment the last one holds its assignment.
+// The head at scale on loopback: rendezvous time, the fail-fast broadcast and
+// heartbeat load versus node count. One head session (this process) and N-1
+// simulated nodes in a second process (this binary with --swarm), a few threads
+// serving all of them over non-blocking sockets (tests/swarm/node_swarm.h), each a
+// real client: HMAC handshake, tagged frames, Join, Assign.
+//
+//   rendezvous  from the first node's connect to the last node holding its
+//               assignment
+//   stop        from one node sending RankFailed to the last node holding the Stop
+//   heartbeats  (--heartbeat N) the head's CPU share and memory while N nodes beat
+//               at the default interval for --heartbeat-seconds
 //
 // The peer: torch's TCPStore, the store torchrun's c10d rendezvous is built on,
 // with N clients meeting at a barrier (tcpstore_barrier.py) - the least a c10d
-// rendezvous has to do, without its own rounds.
+// rendezvous has to do, without its own rounds. It has no stop broadcast or
+// heartbeat of its own to compare.
 //
-// usage: rendezvous_bench [--repetitions R] [--nodes 2,8,32,128,512] [--python
-// /usr/bin/python3]
+// usage: rendezvous_bench [--repetitions R] [--nodes 2,8,32,128,512]
+//          [--swarm-threads T] [--peer-max N] [--heartbeat N] [--heartbeat-seconds S]
+//          [--python /usr/bin/python3]
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <sstream>
 #include <thread>
 
+#include "base/fd_limit.h"
 #include "benchmarks/bench_stats.h"
+#include "runtime/cluster/control_auth.h"
 #include "runtime/cluster/head_session.h"
-#include "runtime/cluster/worker_session.h"
+#include "tests/swarm/node_swarm.h"
+
+extern char** environ;
 
 namespace trainrun::bench {
 namespace {
 
-NodeJoin Join(int rank, int count) {
+constexpr const char* kToken = "rendezvous-benchmark-token";
+constexpr const char* kDigest = "bench";
+
+NodeJoin HeadJoin(int count) {
   NodeJoin n;
-  n.node_rank = rank;
+  n.node_rank = 0;
   n.node_count = count;
-  n.host = "bench" + std::to_string(rank);
+  n.host = "bench0";
   n.process_count = 8;
-  n.job_digest = "bench";
-  n.trainrun_version = "bench";
+  n.job_digest = kDigest;
+  n.trainrun_version = "swarm";
   return n;
 }
 
-// One rendezvous of `nodes` nodes; seconds, or NaN when it failed.
-double Once(int nodes) {
+double Since(TimePoint from, TimePoint to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+// --swarm PORT NODES THREADS HEARTBEAT_SECONDS: the simulated nodes. Prints
+//   rendezvous SECONDS ASSIGNED
+//   beats SENT                   (with HEARTBEAT_SECONDS > 0)
+//   stop SECONDS STOPPED
+// and exits when its stdin closes or it is done.
+int SwarmMain(int port, int nodes, int threads, double heartbeat_seconds) {
+  testing::SwarmOptions options;
+  options.port = port;
+  options.key = RoleKey(JobToken{kToken, false}, kRoleNode);
+  options.node_count = nodes;
+  options.threads = threads;
+  options.job_digest = kDigest;
+  if (const char* v = std::getenv("SWARM_CONNECTING")) options.max_connecting = std::atoi(v);
+  testing::NodeSwarm swarm(options);
+  Status joined = swarm.Rendezvous(std::chrono::steady_clock::now() + std::chrono::minutes(5));
+  TimePoint last{};
+  int assigned = 0;
+  for (const auto& node : swarm.nodes()) {
+    if (!node.assigned) continue;
+    ++assigned;
+    last = std::max(last, node.assigned_at);
+  }
+  if (std::getenv("SWARM_DEBUG")) {
+    long connects = 0;
+    std::vector<double> at;
+    for (const auto& node : swarm.nodes()) {
+      connects += node.connects;
+      if (node.assigned) at.push_back(Since(swarm.started(), node.assigned_at));
+    }
+    std::sort(at.begin(), at.end());
+    std::fprintf(stderr, "connects %ld; assigned at 10%% %.3f 50%% %.3f 90%% %.3f 100%% %.3f\n",
+                 connects, at[at.size() / 10], at[at.size() / 2], at[at.size() * 9 / 10],
+                 at.back());
+  }
+  std::printf("rendezvous %.6f %d\n", joined.ok() ? Since(swarm.started(), last) : NAN, assigned);
+  std::fflush(stdout);
+  if (!joined.ok()) {
+    std::fprintf(stderr, "swarm: %s\n", joined.message().c_str());
+    return 1;
+  }
+  if (heartbeat_seconds > 0) {
+    swarm.Beat(
+        std::chrono::duration_cast<Duration>(std::chrono::duration<double>(heartbeat_seconds)));
+    uint64_t beats = 0;
+    for (const auto& node : swarm.nodes()) beats += node.heartbeats_sent;
+    std::printf("beats %llu\n", static_cast<unsigned long long>(beats));
+    std::fflush(stdout);
+  }
+  Result<TimePoint> sent =
+      swarm.FailAndWaitForStop(1, std::chrono::steady_clock::now() + std::chrono::seconds(60));
+  last = {};
+  int stopped = 0;
+  for (const auto& node : swarm.nodes()) {
+    if (!node.stopped) continue;
+    ++stopped;
+    last = std::max(last, node.stopped_at);
+  }
+  std::printf("stop %.6f %d\n", sent.ok() ? Since(*sent, last) : NAN, stopped);
+  std::fflush(stdout);
+  if (!sent.ok()) std::fprintf(stderr, "swarm: %s\n", sent.status().message().c_str());
+  return sent.ok() ? 0 : 1;
+}
+
+// This process's CPU time (user + system), seconds.
+double CpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+// VmRSS of this process, MiB.
+double RssMiB() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return NAN;
+}
+
+int OpenFds() {
+  int n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+struct Sample {
+  double rendezvous = NAN;  // seconds
+  double stop = NAN;        // seconds
+  double rss_mib = NAN;     // the head process after the rendezvous
+  int fds = 0;              // its open descriptors then
+  double head_cpu = NAN;    // seconds of CPU the head process used for the rendezvous
+  double cpu_share = NAN;   // of one core, during the heartbeats
+  uint64_t beats = 0;
+};
+
+// One job of `nodes` nodes: the head here, the rest in a --swarm child.
+Sample Once(int nodes, int threads, double heartbeat_seconds) {
+  Sample sample;
   QuietReporter quiet;
   SessionOptions options;
   options.reporter = &quiet;
-  options.rendezvous_timeout = std::chrono::seconds(120);
-  JobToken token{"rendezvous-benchmark-token", false};
-  Result<std::unique_ptr<HeadSession>> head = HeadSession::Start(options, token, 0);
+  options.rendezvous_timeout = std::chrono::minutes(5);
+  std::atomic<bool> give_up{false};
+  options.cancel_requested = [&] { return give_up.load(); };
+  Result<std::unique_ptr<HeadSession>> head =
+      HeadSession::Start(options, JobToken{kToken, false}, 0);
   if (!head.ok()) {
     std::fprintf(stderr, "head: %s\n", head.status().message().c_str());
-    return NAN;
+    return sample;
   }
   (*head)->set_run_id("bench");
-  std::vector<std::unique_ptr<WorkerSession>> workers;
-  for (int r = 1; r < nodes; ++r) {
-    workers.push_back(
-        std::make_unique<WorkerSession>(options, token, "127.0.0.1", (*head)->port(), r));
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return sample;
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe");
+  std::vector<std::string> args = {self,
+                                   "--swarm",
+                                   std::to_string((*head)->port()),
+                                   std::to_string(nodes),
+                                   std::to_string(threads),
+                                   fmt::format("{}", heartbeat_seconds)};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+  pid_t child = -1;
+  const int spawned = posix_spawn(&child, self.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(out[1]);
+  if (spawned != 0) {
+    close(out[0]);
+    return sample;
   }
-  const auto start = std::chrono::steady_clock::now();
-  std::vector<std::future<bool>> joined;
-  for (int r = 1; r < nodes; ++r) {
-    WorkerSession* w = workers[r - 1].get();
-    joined.push_back(std::async(std::launch::async,
-                                [w, r, nodes] { return w->Rendezvous(Join(r, nodes)).ok(); }));
+  FILE* from = fdopen(out[0], "r");
+  const double cpu_before = CpuSeconds();
+  auto rendezvous =
+      std::async(std::launch::async, [&] { return (*head)->Rendezvous(HeadJoin(nodes)); });
+  char word[32];
+  double seconds = NAN;
+  int count = 0;
+  if (std::fscanf(from, "%31s %lf %d", word, &seconds, &count) == 3 && std::isfinite(seconds)) {
+    sample.rendezvous = seconds;
+  } else {
+    give_up = true;
   }
-  bool ok = (*head)->Rendezvous(Join(0, nodes)).ok();
-  for (auto& j : joined) ok = j.get() && ok;
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  workers.clear();
-  return ok ? seconds : NAN;
+  const bool head_ok = rendezvous.get().ok();
+  if (!head_ok) sample.rendezvous = NAN;
+  sample.head_cpu = CpuSeconds() - cpu_before;
+  sample.rss_mib = RssMiB();
+  sample.fds = OpenFds();
+  if (head_ok && heartbeat_seconds > 0) {
+    const double cpu = CpuSeconds();
+    const auto wall = std::chrono::steady_clock::now();
+    unsigned long long beats = 0;
+    if (std::fscanf(from, "%31s %llu", word, &beats) == 2) {
+      sample.cpu_share = (CpuSeconds() - cpu) / Since(wall, std::chrono::steady_clock::now());
+      sample.beats = beats;
+      sample.rss_mib = RssMiB();
+    }
+  }
+  if (head_ok && std::fscanf(from, "%31s %lf %d", word, &seconds, &count) == 3 &&
+      std::isfinite(seconds)) {
+    sample.stop = seconds;
+  }
+  fclose(from);
+  int status = 0;
+  waitpid(child, &status, 0);
+  return sample;
 }
 
 std::vector<double> Peer(const std::string& python, const std::string& script, int nodes,
@@ -79,18 +246,37 @@ std::vector<double> Peer(const std::string& python, const std::string& script, i
   return samples;
 }
 
+std::string ReadFirstLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
 }  // namespace
 }  // namespace trainrun::bench
 
 int main(int argc, char** argv) {
   using namespace trainrun::bench;
+  if (argc == 6 && std::string(argv[1]) == "--swarm") {
+    return SwarmMain(std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]),
+                     std::atof(argv[5]));
+  }
   int repetitions = 5;
   std::vector<int> node_counts = {2, 8, 32, 128, 512};
   std::string python = "/usr/bin/python3";
+  int threads = 1;
+  int peer_max = 2048;
+  int heartbeat_nodes = 0;
+  double heartbeat_seconds = 30;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     if (flag == "--repetitions") repetitions = std::atoi(argv[i + 1]);
     if (flag == "--python") python = argv[i + 1];
+    if (flag == "--swarm-threads") threads = std::atoi(argv[i + 1]);
+    if (flag == "--peer-max") peer_max = std::atoi(argv[i + 1]);
+    if (flag == "--heartbeat") heartbeat_nodes = std::atoi(argv[i + 1]);
+    if (flag == "--heartbeat-seconds") heartbeat_seconds = std::atof(argv[i + 1]);
     if (flag == "--nodes") {
       node_counts.clear();
       std::stringstream list(argv[i + 1]);
@@ -98,35 +284,62 @@ int main(int argc, char** argv) {
       while (std::getline(list, n, ',')) node_counts.push_back(std::stoi(n));
     }
   }
+  // Each process holds one descriptor per node (the head: accepted
+  // connections; the swarm: its clients); the swarm child inherits the limit.
+  trainrun::Result<trainrun::FdLimit> limit = trainrun::RaiseFdLimit();
   const std::string script = std::string(TRAINRUN_SOURCE_DIR) + "/benchmarks/tcpstore_barrier.py";
   const bool have_peer =
       std::system((python + " -c 'import torch.distributed' 2>/dev/null").c_str()) == 0;
   std::printf(
-      "# rendezvous time vs node count, loopback, one process (a thread per "
-      "simulated node)\n");
+      "# the head at scale, loopback: the head session in this process, N-1 simulated nodes in a\n"
+      "# second one (%d thread(s), non-blocking sockets), each a real client\n",
+      threads);
   std::printf(
-      "# trainrun: head + nodes over TCP: HMAC-SHA256 challenge-response both "
-      "ways, then join and assignment in frames that each carry an HMAC-SHA256 tag\n");
+      "# trainrun: HMAC-SHA256 challenge-response both ways, then join and assignment in frames\n"
+      "# that each carry an HMAC-SHA256 tag\n");
   std::printf(
-      "# peer: torch TCPStore barrier (%s; N clients add + wait), the store "
-      "under torchrun's c10d "
-      "rendezvous%s\n",
-      python.c_str(), have_peer ? "" : " - not available (no torch for this python)");
-  std::printf(
-      "# %u cores; %d repetitions; times from first node start to last node "
-      "assigned\n",
-      std::thread::hardware_concurrency(), repetitions);
-  std::printf("%6s  %14s  %14s  %14s  %14s  %8s\n", "nodes", "trainrun med", "trainrun p99",
-              "peer med", "peer p99", "peer/us");
+      "# rendezvous: first node's connect to last node assigned; head CPU: the head process's\n"
+      "# CPU time (user + system) for it; stop: one node's RankFailed to the last node holding\n"
+      "# the Stop\n");
+  std::printf("# peer: torch TCPStore barrier (%s; N clients add + wait), up to %d nodes%s\n",
+              python.c_str(), peer_max,
+              have_peer ? "" : " - not available (no torch for this python)");
+  std::printf("# bounds: open files soft %llu per process (hard %llu); local ports %s\n",
+              limit.ok() ? static_cast<unsigned long long>(limit->soft) : 0ULL,
+              limit.ok() ? static_cast<unsigned long long>(limit->hard) : 0ULL,
+              ReadFirstLine("/proc/sys/net/ipv4/ip_local_port_range").c_str());
+  std::printf("# %u cores; %d repetitions\n", std::thread::hardware_concurrency(), repetitions);
+  std::printf("%6s  %11s  %11s  %11s  %11s  %8s  %11s  %11s  %11s  %9s  %6s\n", "nodes", "rdzv med",
+              "rdzv p99", "peer med", "peer p99", "peer/us", "head CPU", "stop med", "stop p99",
+              "head RSS", "fds");
   for (int nodes : node_counts) {
-    std::vector<double> ours;
-    for (int r = 0; r < repetitions; ++r) ours.push_back(Once(nodes));
-    std::vector<double> peer =
-        have_peer ? Peer(python, script, nodes, repetitions) : std::vector<double>{};
-    std::printf("%6d  %14s  %14s  %14s  %14s  %8s\n", nodes, Seconds(Median(ours)).c_str(),
-                Seconds(P99(ours)).c_str(), Seconds(Median(peer)).c_str(),
-                Seconds(P99(peer)).c_str(), Ratio(Median(peer), Median(ours)).c_str());
+    std::vector<double> ours, stops, cpu;
+    Sample last;
+    for (int r = 0; r < repetitions; ++r) {
+      last = Once(nodes, threads, 0);
+      ours.push_back(last.rendezvous);
+      stops.push_back(last.stop);
+      cpu.push_back(last.head_cpu);
+    }
+    std::vector<double> peer = have_peer && nodes <= peer_max
+                                   ? Peer(python, script, nodes, repetitions)
+                                   : std::vector<double>{};
+    std::printf("%6d  %11s  %11s  %11s  %11s  %8s  %11s  %11s  %11s  %6.1f MiB  %6d\n", nodes,
+                Seconds(Median(ours)).c_str(), Seconds(P99(ours)).c_str(),
+                Seconds(Median(peer)).c_str(), Seconds(P99(peer)).c_str(),
+                Ratio(Median(peer), Median(ours)).c_str(), Seconds(Median(cpu)).c_str(),
+                Seconds(Median(stops)).c_str(), Seconds(P99(stops)).c_str(), last.rss_mib,
+                last.fds);
     std::fflush(stdout);
+  }
+  if (heartbeat_nodes > 0) {
+    Sample beat = Once(heartbeat_nodes, threads, heartbeat_seconds);
+    std::printf(
+        "# heartbeats: %d nodes beating every %.0f s for %.0f s (%llu beats in): the head used "
+        "%.2f %% of a core; RSS %.1f MiB\n",
+        heartbeat_nodes, trainrun::ToSeconds(trainrun::kDefaultHeartbeatInterval),
+        heartbeat_seconds, static_cast<unsigned long long>(beat.beats), beat.cpu_share * 100,
+        beat.rss_mib);
   }
   return 0;
 }

@@ -38,6 +38,37 @@ TEST(HeartbeatTest, ASilentPeerExpiresOnceAndAnyMessageKeepsItAlive) {
   EXPECT_EQ(monitor.Expired(), std::vector<int>{2});
 }
 
+// The monitor keeps its peers in order of silence (so the head's cost per
+// heartbeat does not grow with the node count): a peer heard from, re-added or
+// removed must leave that order right, and the expired come back ascending.
+TEST(HeartbeatTest, ManyPeersExpireInAscendingOrderWhateverOrderTheyFellSilent) {
+  testing::FakeClock clock;
+  HeartbeatMonitor monitor(&clock, {seconds(1), seconds(10)});
+  for (int peer = 100; peer > 0; --peer) {
+    monitor.Add(peer);
+    clock.Advance(std::chrono::milliseconds(10));
+  }
+  // Every even peer is heard from later; peer 7 is added again, peer 9 removed.
+  clock.Advance(seconds(5));
+  for (int peer = 2; peer <= 100; peer += 2) monitor.Heard(peer);
+  monitor.Add(7);
+  monitor.Remove(9);
+  clock.Advance(seconds(6));  // the odd ones (but 7 and 9) are silent for 11 s and more
+  std::vector<int> odd;
+  for (int peer = 1; peer < 100; peer += 2) {
+    if (peer != 7 && peer != 9) odd.push_back(peer);
+  }
+  EXPECT_EQ(monitor.Expired(), odd);
+  EXPECT_EQ(monitor.SilenceOf(7), seconds(6));
+  EXPECT_EQ(monitor.SilenceOf(9), Duration::zero());
+  clock.Advance(seconds(5));
+  std::vector<int> rest;
+  for (int peer = 2; peer <= 100; peer += 2) rest.push_back(peer);
+  rest.insert(rest.begin() + 3, 7);  // 2, 4, 6, 7, 8, ...
+  EXPECT_EQ(monitor.Expired(), rest);
+  EXPECT_TRUE(monitor.Expired().empty());
+}
+
 TEST(HeartbeatTest, RemovedPeersAreNotWatched) {
   testing::FakeClock clock;
   HeartbeatMonitor monitor(&clock, {seconds(1), seconds(2)});
