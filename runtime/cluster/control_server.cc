@@ -46,6 +46,7 @@ struct ControlServer::Conn {
   bool want_write = false;
   bool close_after_flush = false;
   bool closed = false;
+  bool queued = false;  // in ControlServer::queued_
 };
 
 Result<std::unique_ptr<ControlServer>> ControlServer::Start(
@@ -93,6 +94,11 @@ void ControlServer::Shutdown(Duration flush) {
 }
 
 void ControlServer::Wake() {
+  // The loop itself handles what it queued before it waits again; from other
+  // threads one write per wake-up is enough (the loop clears the flag before it
+  // takes the queue, so a Send after that writes again).
+  if (std::this_thread::get_id() == loop_id_.load()) return;
+  if (wake_pending_.exchange(true)) return;
   uint64_t one = 1;
   ssize_t ignored = write(wake_fd_, &one, sizeof(one));
   (void)ignored;
@@ -113,6 +119,7 @@ bool ControlServer::Send(int conn_id, std::string frame) {
       if (conn.outgoing) conn.outgoing->Seal(&frame);
       conn.out += frame;
     }
+    QueueLocked(it->second);
   }
   Wake();
   return true;
@@ -124,8 +131,15 @@ void ControlServer::Close(int conn_id) {
     auto it = conns_.find(conn_id);
     if (it == conns_.end()) return;
     it->second->close_after_flush = true;
+    QueueLocked(it->second);
   }
   Wake();
+}
+
+void ControlServer::QueueLocked(const std::shared_ptr<Conn>& conn) {
+  if (conn->queued) return;
+  conn->queued = true;
+  queued_.push_back(conn);
 }
 
 std::string ControlServer::LocalIpOf(int conn_id) {
@@ -361,6 +375,7 @@ void ControlServer::FlushLocked(Conn& conn) {
 }
 
 void ControlServer::Loop() {
+  loop_id_ = std::this_thread::get_id();
   Clock* clock = options_.clock;
   TimePoint next_tick = clock->Now() + kControlTick;
   epoll_event ready[64];
@@ -373,7 +388,15 @@ void ControlServer::Loop() {
     if (draining_ && (listening_ || listen_again_at_)) StopListening(std::nullopt);
     if (listen_again_at_ && now >= *listen_again_at_) Listen();
     const int timeout_ms = PollTimeoutMs(std::min<Duration>(next_tick - now, kControlTick));
-    int n = epoll_wait(epoll_fd_, ready, 64, draining_ ? std::min(timeout_ms, 10) : timeout_ms);
+    bool queued;
+    {
+      // What this thread queued after the last flush (OnTick's broadcasts, a
+      // Close) has no wake-up of its own (Wake): no sleep before it is written.
+      std::lock_guard lock(mu_);
+      queued = !queued_.empty();
+    }
+    int n = epoll_wait(epoll_fd_, ready, 64,
+                       queued ? 0 : (draining_ ? std::min(timeout_ms, 10) : timeout_ms));
     if (n < 0 && errno != EINTR) break;
     for (int i = 0; i < n; ++i) {
       const uint64_t tag = ready[i].data.u64;
@@ -382,6 +405,7 @@ void ControlServer::Loop() {
         continue;
       }
       if (tag == kWakeTag) {
+        wake_pending_ = false;
         uint64_t count;
         while (read(wake_fd_, &count, sizeof(count)) > 0) {
         }
@@ -394,17 +418,32 @@ void ControlServer::Loop() {
         if (it != conns_.end()) conn = it->second;
       }
       if (!conn) continue;
+      if (ready[i].events & EPOLLOUT) {
+        std::lock_guard lock(mu_);
+        QueueLocked(conn);
+      }
       if (ready[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) Read(conn);
     }
-    // Write what other threads queued, and close what was asked to close.
+    // Write what was queued since the last turn (by any thread, or a socket that
+    // can take more), and close what was asked to close: only those
+    // connections, so a turn costs what happened in it, not one visit of every
+    // connection (with thousands of nodes that visit was the head's cost per
+    // message).
     std::vector<std::shared_ptr<Conn>> to_close;
     bool pending_output = false;
     {
       std::lock_guard lock(mu_);
-      for (auto& [id, conn] : conns_) {
+      std::vector<std::shared_ptr<Conn>> queued;
+      queued.swap(queued_);
+      for (auto& conn : queued) {
+        conn->queued = false;
+        if (conn->closed) continue;
         FlushLocked(*conn);
-        if (!conn->out.empty()) pending_output = true;
         if (conn->close_after_flush && conn->out.empty()) to_close.push_back(conn);
+      }
+      // Shutting down: wait for every connection's output (once per turn, only then).
+      if (draining_) {
+        for (auto& [id, conn] : conns_) pending_output = pending_output || !conn->out.empty();
       }
     }
     for (auto& conn : to_close) Drop(conn, "closed by trainrun");

@@ -15,6 +15,12 @@
 // is left out of the poll for kAcceptPause: it is level-triggered, so polling it
 // on would spin the thread while the connection waits in the backlog.
 //
+// Cost at scale: a turn of the loop visits only the connections that had
+// something happen (input, output queued by Send, a socket that can take more, a
+// Close), never every connection, so the head's work per message and per frame
+// sent is O(log N) in its N connections (the id lookup), and a broadcast to N
+// nodes is N Sends and one wake-up of the loop.
+//
 // After the handshake every frame is sealed on Send and checked on arrival
 // (control_protocol.h); the first one that fails the check closes the
 // connection and is reported once through OnRefused, then OnClosed.
@@ -29,6 +35,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "base/clock.h"
 #include "runtime/cluster/control_auth.h"
@@ -131,6 +138,8 @@ class ControlServer {
   void Refuse(const std::shared_ptr<Conn>& conn, const std::string& reason, bool tell_peer);
   void FlushLocked(Conn& conn);
   void Drop(const std::shared_ptr<Conn>& conn, const std::string& reason);
+  // Puts `conn` on the loop's list of connections to flush (or close) next turn.
+  void QueueLocked(const std::shared_ptr<Conn>& conn);
   void Wake();
 
   std::function<std::optional<std::string>(const std::string&)> key_for_role_;
@@ -144,6 +153,8 @@ class ControlServer {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> draining_{false};
+  std::atomic<bool> wake_pending_{false};  // a write to wake_fd_ not yet read by the loop
+  std::atomic<std::thread::id> loop_id_{};
   TimePoint drain_deadline_{};
 
   size_t max_unauthenticated_ = 0;
@@ -155,6 +166,8 @@ class ControlServer {
   std::map<int, std::shared_ptr<Conn>> conns_;
   // Ids of the connections still in the handshake; ids grow, so oldest first.
   std::set<int> unauthenticated_;
+  // Connections with output or a close request since the loop's last turn.
+  std::vector<std::shared_ptr<Conn>> queued_;
 };
 
 }  // namespace trainrun

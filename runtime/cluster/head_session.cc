@@ -181,11 +181,27 @@ Result<JobAssignment> HeadSession::Rendezvous(const NodeJoin& self) {
   return assignment;
 }
 
+void HeadSession::SetReadyLocked(Node& node) {
+  if (node.ready) return;
+  node.ready = true;
+  ++ready_nodes_;
+}
+
+void HeadSession::SetPreflightLocked(Node& node, PreflightResult result) {
+  if (!node.preflight && !node.lost) ++preflight_or_lost_;
+  node.preflight = std::move(result);
+}
+
+void HeadSession::ForgetNodeLocked(std::map<int, Node>::iterator node) {
+  if (node->second.ready) --ready_nodes_;
+  if (node->second.preflight || node->second.lost) --preflight_or_lost_;
+  nodes_.erase(node);
+}
+
 void HeadSession::MaybeStartLocked() {
+  // Counted, not scanned: every Ready of N nodes calls this.
   if (phase_ != Phase::kPreparing || stop_.notice()) return;
-  for (auto& [rank, node] : nodes_) {
-    if (!node.ready) return;
-  }
+  if (ready_nodes_ < nodes_.size()) return;
   phase_ = Phase::kRunning;
   BroadcastLocked(EncodeJsonFrame(MessageType::kStart, json::object()));
   cv_.notify_all();
@@ -194,7 +210,7 @@ void HeadSession::MaybeStartLocked() {
 std::optional<StopNotice> HeadSession::WaitForStart(const Status& prepared, int exit_code) {
   std::unique_lock lock(mu_);
   if (prepared.ok()) {
-    nodes_[0].ready = true;
+    SetReadyLocked(nodes_[0]);
     MaybeStartLocked();
   } else {
     std::string reason =
@@ -210,8 +226,8 @@ std::optional<StopNotice> HeadSession::WaitForStart(const Status& prepared, int 
 std::optional<StopNotice> HeadSession::GatherPreflight(const PreflightResult& mine,
                                                        std::vector<nlohmann::json>* reports) {
   std::unique_lock lock(mu_);
-  nodes_[0].preflight = mine;
-  MaybeEndPreflightLocked();
+  SetPreflightLocked(nodes_[0], mine);
+  MaybeEndPreflightLocked(0);
   WaitLocked(lock, [&] { return preflight_passed_ || stop_.notice().has_value(); });
   for (const auto& [rank, node] : nodes_) {
     if (node.preflight) reports->push_back(node.preflight->report);
@@ -219,20 +235,21 @@ std::optional<StopNotice> HeadSession::GatherPreflight(const PreflightResult& mi
   return stop_.notice();
 }
 
-void HeadSession::MaybeEndPreflightLocked() {
+void HeadSession::MaybeEndPreflightLocked(int rank) {
   if (preflight_passed_ || stop_.notice()) return;
   // The first failure stops the job at once: the other nodes' NCCL checks, which
   // would wait for the failed node's ranks until their timeout, are stopped too.
-  for (const auto& [rank, node] : nodes_) {
-    if (!node.preflight || node.preflight->passed) continue;
+  // Only the node just in can hold a failure not acted on: an earlier one
+  // stopped the job when it came.
+  const Node& node = nodes_[rank];
+  if (node.preflight && !node.preflight->passed) {
     const std::string reason = fmt::format("{}: {}", Who(rank), node.preflight->reason);
     AddEventLocked({WallMillis(), node.preflight->exit_code, reason, rank, std::nullopt, false});
     StopLocked(node.preflight->exit_code, reason);
     return;
   }
-  for (const auto& [rank, node] : nodes_) {
-    if (!node.lost && !node.preflight) return;
-  }
+  // Counted, not scanned: every node's preflight calls this.
+  if (preflight_or_lost_ < nodes_.size()) return;
   preflight_passed_ = true;
   BroadcastLocked(EncodeJsonFrame(MessageType::kPreflightPassed, json::object()));
   cv_.notify_all();
@@ -323,6 +340,8 @@ void HeadSession::OnJoin(int conn, const json& body) {
     conn_node_.erase(node.conn);
     server_->Close(node.conn);
   }
+  if (node.ready) --ready_nodes_;
+  if (node.preflight || node.lost) --preflight_or_lost_;
   node = Node();
   node.conn = conn;
   node.join = join;
@@ -364,6 +383,9 @@ Status HeadSession::HandleMessageLocked(int conn, const Frame& frame) {
   }
   const int rank = node->second;
   heartbeat_.Heard(rank);
+  // A heartbeat changes nothing a wait is waiting for: no wake-up of the
+  // pipeline's thread (4,096 nodes send 4,096 a second).
+  if (frame.type == MessageType::kHeartbeat) return DecodeEmpty(frame);
   if (frame.type == MessageType::kRshData) {
     TR_ASSIGN_OR_RETURN(RshChunk chunk, DecodeRshData(frame));
     auto route = sessions_.find(chunk.session);
@@ -408,13 +430,13 @@ Status HeadSession::OnNodeMessage(int rank, const Frame& frame) {
   switch (frame.type) {
     case MessageType::kReady:
       TR_RETURN_IF_ERROR(DecodeEmpty(frame));
-      node.ready = true;
+      SetReadyLocked(node);
       MaybeStartLocked();
       return Status::Ok();
     case MessageType::kPreflight: {
       TR_ASSIGN_OR_RETURN(PreflightResult m, DecodePreflight(frame));
-      node.preflight = std::move(m);
-      MaybeEndPreflightLocked();
+      SetPreflightLocked(node, std::move(m));
+      MaybeEndPreflightLocked(rank);
       return Status::Ok();
     }
     case MessageType::kHeartbeat: return DecodeEmpty(frame);
@@ -480,6 +502,7 @@ Status HeadSession::OnNodeMessage(int rank, const Frame& frame) {
 void HeadSession::NodeLostLocked(int rank, const std::string& why) {
   Node& node = nodes_[rank];
   if (node.lost || finished_) return;
+  if (!node.preflight) ++preflight_or_lost_;
   node.lost = true;
   heartbeat_.Remove(rank);
   for (auto it = sessions_.begin(); it != sessions_.end();) {
@@ -532,7 +555,7 @@ void HeadSession::OnClosed(int conn, const std::string& reason) {
         fmt::format("{} left before the rendezvous completed ({}); waiting for it "
                     "to come back",
                     Who(rank), reason));
-    nodes_.erase(rank);
+    ForgetNodeLocked(nodes_.find(rank));
     cv_.notify_all();
     return;
   }

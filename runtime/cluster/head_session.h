@@ -100,9 +100,13 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   void AddEventLocked(FailureEvent event);
   void StopLocked(int exit_code, const std::string& reason);
   void MaybeStartLocked();
-  // Every live node's preflight is in: pass (kPreflightPassed) or stop (the lowest
-  // failed node rank's code and reason).
-  void MaybeEndPreflightLocked();
+  // After node `rank`'s preflight came in: it failed -> stop with its code and
+  // reason; every live node's is in -> pass (kPreflightPassed).
+  void MaybeEndPreflightLocked(int rank);
+  // Set node.ready / node.preflight, and forget a node, keeping the counts below.
+  void SetReadyLocked(Node& node);
+  void SetPreflightLocked(Node& node, PreflightResult result);
+  void ForgetNodeLocked(std::map<int, Node>::iterator node);
   void BroadcastLocked(const std::string& frame);
   void FailRendezvousLocked(const std::string& reason);
   void NotifyStop();
@@ -136,6 +140,10 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   std::optional<TimePoint> hard_deadline_;  // LimitFinalize()
   bool finished_ = false;
   bool preflight_passed_ = false;
+  // Of nodes_: how many are ready, and how many have a preflight or are lost, so
+  // the N-th Ready or Preflight does not scan N nodes.
+  size_t ready_nodes_ = 0;
+  size_t preflight_or_lost_ = 0;
   std::vector<OutputConflict> conflicts_;
   // rsh
   RshHandler* rsh_handler_ = nullptr;

@@ -1,20 +1,31 @@
 #include "runtime/cluster/heartbeat.h"
 
+#include <algorithm>
+
 namespace trainrun {
 
 HeartbeatMonitor::HeartbeatMonitor(Clock* clock, HeartbeatOptions options)
     : clock_(clock), options_(options), next_send_(clock->Now()) {}
 
 void HeartbeatMonitor::Add(int peer) {
-  last_heard_[peer] = clock_->Now();
-  if (!last_turn_) last_turn_ = last_heard_[peer];
+  const TimePoint now = clock_->Now();
+  Remove(peer);
+  peers_[peer] = by_silence_.insert(by_silence_.end(), Peer{peer, now});
+  if (!last_turn_) last_turn_ = now;
 }
 
-void HeartbeatMonitor::Remove(int peer) { last_heard_.erase(peer); }
+void HeartbeatMonitor::Remove(int peer) {
+  auto it = peers_.find(peer);
+  if (it == peers_.end()) return;
+  by_silence_.erase(it->second);
+  peers_.erase(it);
+}
 
 void HeartbeatMonitor::Heard(int peer) {
-  auto it = last_heard_.find(peer);
-  if (it != last_heard_.end()) it->second = clock_->Now();
+  auto it = peers_.find(peer);
+  if (it == peers_.end()) return;
+  it->second->heard = clock_->Now();
+  by_silence_.splice(by_silence_.end(), by_silence_, it->second);
 }
 
 std::optional<Duration> HeartbeatMonitor::Turn() {
@@ -24,7 +35,7 @@ std::optional<Duration> HeartbeatMonitor::Turn() {
   if (!last || now - *last <= options_.timeout / 2) return std::nullopt;
   // What the peers sent while this loop was away is still unread or was just
   // read: their silence is unknown, so it starts again from here.
-  for (auto& [peer, heard] : last_heard_) heard = now;
+  for (Peer& peer : by_silence_) peer.heard = now;
   return now - *last;
 }
 
@@ -39,20 +50,18 @@ bool HeartbeatMonitor::SendDue() {
 std::vector<int> HeartbeatMonitor::Expired() {
   const TimePoint now = clock_->Now();
   std::vector<int> expired;
-  for (auto it = last_heard_.begin(); it != last_heard_.end();) {
-    if (now - it->second > options_.timeout) {
-      expired.push_back(it->first);
-      it = last_heard_.erase(it);
-    } else {
-      ++it;
-    }
+  while (!by_silence_.empty() && now - by_silence_.front().heard > options_.timeout) {
+    expired.push_back(by_silence_.front().id);
+    peers_.erase(by_silence_.front().id);
+    by_silence_.pop_front();
   }
+  std::sort(expired.begin(), expired.end());
   return expired;
 }
 
 Duration HeartbeatMonitor::SilenceOf(int peer) {
-  auto it = last_heard_.find(peer);
-  return it == last_heard_.end() ? Duration::zero() : clock_->Now() - it->second;
+  auto it = peers_.find(peer);
+  return it == peers_.end() ? Duration::zero() : clock_->Now() - it->second->heard;
 }
 
 }  // namespace trainrun

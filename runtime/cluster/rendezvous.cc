@@ -62,8 +62,7 @@ std::string NodeJoin::Describe() const {
 
 json JobAssignment::ToJson(std::optional<int> for_node) const {
   json nodes_json = json::array();
-  for (const NodeSlot& n : nodes) {
-    if (for_node && n.node_rank != 0 && n.node_rank != *for_node) continue;
+  auto add = [&](const NodeSlot& n) {
     nodes_json.push_back({{"nodeRank", n.node_rank},
                           {"host", n.host},
                           {"address", n.address},
@@ -73,6 +72,24 @@ json JobAssignment::ToJson(std::optional<int> for_node) const {
                           {"firstRank", n.first_rank},
                           {"pid", n.pid},
                           {"tfPorts", n.tf_ports}});
+  };
+  // One node's message takes its two slots by index (the nodes are by node
+  // rank), not by a scan: the head sends N of them, and N scans of N slots made
+  // the rendezvous quadratic.
+  auto slot = [&](int rank) -> const NodeSlot* {
+    const size_t i = static_cast<size_t>(rank);
+    if (rank >= 0 && i < nodes.size() && nodes[i].node_rank == rank) return &nodes[i];
+    auto it = std::find_if(nodes.begin(), nodes.end(),
+                           [rank](const NodeSlot& n) { return n.node_rank == rank; });
+    return it == nodes.end() ? nullptr : &*it;
+  };
+  if (!for_node) {
+    for (const NodeSlot& n : nodes) add(n);
+  } else {
+    if (const NodeSlot* head = slot(0)) add(*head);
+    if (*for_node != 0) {
+      if (const NodeSlot* own = slot(*for_node)) add(*own);
+    }
   }
   return {{"runId", run_id},           {"nodeCount", nodes.size()}, {"worldSize", world_size},
           {"masterAddr", master_addr}, {"masterPort", master_port}, {"nodes", nodes_json}};
