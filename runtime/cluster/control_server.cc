@@ -323,6 +323,11 @@ void ControlServer::Read(const std::shared_ptr<Conn>& conn) {
       return Drop(conn, reason);
     }
     conn->parser.Feed(std::string_view(buffer, static_cast<size_t>(n)));
+    // A short read took what the socket held: the level-triggered epoll reports
+    // the connection again when more comes, so no second recv() that would only
+    // say EAGAIN (one syscall less per message: 4,096 nodes beat 4,096 times a
+    // second).
+    const bool drained = static_cast<size_t>(n) < sizeof(buffer);
     Frame frame;
     while (!conn->closed) {
       FrameParser::State state = conn->parser.Next(&frame);
@@ -343,6 +348,7 @@ void ControlServer::Read(const std::shared_ptr<Conn>& conn) {
         handler_->OnMessage(conn->id, frame);
       }
     }
+    if (drained) return;
   }
 }
 

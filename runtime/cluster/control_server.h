@@ -35,6 +35,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "base/clock.h"
@@ -163,7 +164,7 @@ class ControlServer {
   std::optional<TimePoint> listen_again_at_;  // the end of an accept pause
 
   std::mutex mu_;  // guards conns_, unauthenticated_ and every Conn's output and flags
-  std::map<int, std::shared_ptr<Conn>> conns_;
+  std::unordered_map<int, std::shared_ptr<Conn>> conns_;
   // Ids of the connections still in the handshake; ids grow, so oldest first.
   std::set<int> unauthenticated_;
   // Connections with output or a close request since the loop's last turn.
