@@ -18,6 +18,9 @@
 // usage: rendezvous_bench [--repetitions R] [--nodes 2,8,32,128,512]
 //          [--swarm-threads T] [--peer-max N] [--heartbeat N] [--heartbeat-seconds S]
 //          [--python /usr/bin/python3]
+// Environment: SWARM_DEBUG=1 has the simulated nodes print their connection
+// attempts, when the nodes were assigned (10/50/90/100 %) and their own CPU time;
+// SWARM_CONNECTING=N caps their connections in flight (default 256).
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/resource.h>
@@ -61,6 +64,14 @@ double Since(TimePoint from, TimePoint to) {
   return std::chrono::duration<double>(to - from).count();
 }
 
+// This process's CPU time (user + system), seconds.
+double CpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
 // --swarm PORT NODES THREADS HEARTBEAT_SECONDS: the simulated nodes. Prints
 //   rendezvous SECONDS ASSIGNED
 //   beats SENT                   (with HEARTBEAT_SECONDS > 0)
@@ -91,9 +102,11 @@ int SwarmMain(int port, int nodes, int threads, double heartbeat_seconds) {
       if (node.assigned) at.push_back(Since(swarm.started(), node.assigned_at));
     }
     std::sort(at.begin(), at.end());
-    std::fprintf(stderr, "connects %ld; assigned at 10%% %.3f 50%% %.3f 90%% %.3f 100%% %.3f\n",
-                 connects, at[at.size() / 10], at[at.size() / 2], at[at.size() * 9 / 10],
-                 at.back());
+    std::fprintf(stderr,
+                 "connects %ld; assigned at 10%% %.3f 50%% %.3f 90%% %.3f 100%% %.3f; swarm CPU "
+                 "%.3f s\n",
+                 connects, at[at.size() / 10], at[at.size() / 2], at[at.size() * 9 / 10], at.back(),
+                 CpuSeconds());
   }
   std::printf("rendezvous %.6f %d\n", joined.ok() ? Since(swarm.started(), last) : NAN, assigned);
   std::fflush(stdout);
@@ -122,14 +135,6 @@ int SwarmMain(int port, int nodes, int threads, double heartbeat_seconds) {
   std::fflush(stdout);
   if (!sent.ok()) std::fprintf(stderr, "swarm: %s\n", sent.status().message().c_str());
   return sent.ok() ? 0 : 1;
-}
-
-// This process's CPU time (user + system), seconds.
-double CpuSeconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
 // VmRSS of this process, MiB.

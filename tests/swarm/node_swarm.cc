@@ -56,7 +56,7 @@ struct NodeSwarm::Slice {
   int epoll = -1;
   std::vector<Conn*> conns;
   // Rendezvous:
-  int in_flight = 0;  // connecting or authenticating
+  int in_flight = 0;   // connecting or authenticating
   size_t settled = 0;  // assigned or failed
   std::deque<Conn*> retry;
   // FailAndWaitForStop:
@@ -132,9 +132,9 @@ bool NodeSwarm::Connect(Slice& slice, Conn& conn) {
   setsockopt(conn.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   if (connect(conn.fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 &&
       errno != EINPROGRESS) {
-    Fail(conn, fmt::format("connect: {}{}", std::strerror(errno),
-                           errno == EADDRNOTAVAIL ? " (no local port left: ip_local_port_range)"
-                                                  : ""));
+    Fail(conn,
+         fmt::format("connect: {}{}", std::strerror(errno),
+                     errno == EADDRNOTAVAIL ? " (no local port left: ip_local_port_range)" : ""));
     return false;
   }
   conn.state = Conn::State::kConnecting;
@@ -282,7 +282,8 @@ void NodeSwarm::HandleFrame(Slice& slice, Conn& conn, int type_value, std::strin
     node.master_port = body->value("masterPort", 0);
     node.world_size = body->value("worldSize", 0);
     for (const auto& slot : body->value("nodes", nlohmann::json::array())) {
-      if (slot.value("nodeRank", -1) == node.node_rank) node.first_rank = slot.value("firstRank", -1);
+      if (slot.value("nodeRank", -1) == node.node_rank)
+        node.first_rank = slot.value("firstRank", -1);
     }
     node.assigned = true;
     node.assigned_at = Now();
@@ -458,7 +459,8 @@ Result<TimePoint> NodeSwarm::FailAndWaitForStop(int node_rank, TimePoint deadlin
     StopSlice(slice, node_rank, deadline, &sent);
   });
   if (sent == TimePoint{}) {
-    return InvalidArgumentError(fmt::format("node {} is not an assigned simulated node", node_rank));
+    return InvalidArgumentError(
+        fmt::format("node {} is not an assigned simulated node", node_rank));
   }
   size_t missing = 0;
   for (const SwarmNode& node : view_) missing += node.assigned && !node.stopped ? 1 : 0;

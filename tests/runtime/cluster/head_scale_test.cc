@@ -69,8 +69,8 @@ TEST(HeadScale, EveryNodeGetsADistinctRankTheSameMasterAndTheStop) {
 
   // One node's rank fails: the head's Stop reaches every node, that one
   // included, with the failed rank's exit code.
-  Result<TimePoint> sent =
-      swarm.FailAndWaitForStop(kNodes / 2, std::chrono::steady_clock::now() + std::chrono::seconds(30));
+  Result<TimePoint> sent = swarm.FailAndWaitForStop(
+      kNodes / 2, std::chrono::steady_clock::now() + std::chrono::seconds(30));
   ASSERT_TRUE(sent.ok()) << sent.status().message();
   for (const testing::SwarmNode& node : swarm.nodes()) {
     EXPECT_TRUE(node.stopped) << "node " << node.node_rank << ": " << node.error;
