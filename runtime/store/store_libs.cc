@@ -107,9 +107,9 @@ Result<const XmlApi*> Xml() {
 
 Result<const CurlApi*> Curl() {
   static const CurlApi api = [] {
-    CurlApi linked{&curl_global_init,  &curl_easy_init,     &curl_easy_reset, &curl_easy_setopt,
-                   &curl_easy_perform, &curl_easy_getinfo,  &curl_easy_cleanup,
-                   &curl_easy_strerror, &curl_slist_append, &curl_slist_free_all};
+    CurlApi linked{&curl_global_init,  &curl_easy_init,     &curl_easy_reset,   &curl_easy_setopt,
+                   &curl_easy_perform, &curl_easy_getinfo,  &curl_easy_cleanup, &curl_easy_strerror,
+                   &curl_slist_append, &curl_slist_free_all};
     linked.global_init(CURL_GLOBAL_DEFAULT);
     return linked;
   }();
