@@ -77,7 +77,7 @@ def percentile(samples, q):
 
 class Bench:
     def __init__(self, build, reps, trainrun=None):
-        self.trainrun = trainrun or os.path.join(build, "launcher", "trainrun")
+        self.trainrun = os.path.abspath(trainrun or os.path.join(build, "launcher", "trainrun"))
         self.bare = os.path.join(build, "benchmarks", "bare_spawn")
         self.spew = os.path.join(build, "benchmarks", "spew")
         for path in (self.trainrun, self.bare, self.spew):

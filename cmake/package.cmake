@@ -9,7 +9,10 @@
 #
 # Included at the end of the top-level CMakeLists.txt.
 set(doc_dir share/doc/trainrun)
-install(FILES README.md DESTINATION ${doc_dir})
+# (An image build copies only the sources, without the README.)
+if(EXISTS ${CMAKE_SOURCE_DIR}/README.md)
+  install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION ${doc_dir})
+endif()
 install(FILES ${CMAKE_CURRENT_LIST_DIR}/debian/copyright DESTINATION ${doc_dir})
 # Debian wants the changelog compressed with gzip -9n (no name, no time stamp); the
 # version has no Debian revision (a native package), so it is changelog.gz.
