@@ -152,8 +152,8 @@ Result<CachedTopology> LoadThisMachineCached(const TopologyCacheOptions& options
 
   CachedTopology out;
   std::string xml;
-  TR_ASSIGN_OR_RETURN(out.topology,
-                      LoadTopology({TopologyKind::kThisMachine, ""}, why_not.empty() ? &xml : nullptr));
+  TR_ASSIGN_OR_RETURN(out.topology, LoadTopology({TopologyKind::kThisMachine, ""},
+                                                 why_not.empty() ? &xml : nullptr));
   if (options.use_nvml) out.nvml = QueryNvml(options.nvml_library);
   if (!why_not.empty()) {
     out.note = fmt::format("topology cache not used: {}", why_not);
@@ -170,8 +170,8 @@ Result<CachedTopology> LoadThisMachineCached(const TopologyCacheOptions& options
     return out;
   }
   RemoveOtherBoots(options.dir, boot_id);
-  out.note = fmt::format("topology and GPU list read from this machine, saved to the per-boot cache {}",
-                         xml_path);
+  out.note = fmt::format(
+      "topology and GPU list read from this machine, saved to the per-boot cache {}", xml_path);
   return out;
 }
 

@@ -40,7 +40,7 @@ struct TopologyCacheOptions {
 };
 
 struct CachedTopology {
-  NodeTopology topology;         // this machine's (this_machine is true)
+  NodeTopology topology;           // this machine's (this_machine is true)
   std::optional<NvmlReport> nvml;  // NVML's answer, when options.use_nvml
   // What the cache did, for the system log: "... from the per-boot cache F", "... saved
   // to the per-boot cache F", or why no cache was used.

@@ -127,8 +127,7 @@ TEST_F(TopologyCacheTest, WithoutADirectoryOrBootIdTheMachineIsRead) {
   options_.boot_id_file = dir_ / "boot_id";
   options_.dir = dir_ / "boot_id/cache";
   CachedTopology unwritable = Load();
-  EXPECT_NE(unwritable.note.find("topology cache not used"), std::string::npos)
-      << unwritable.note;
+  EXPECT_NE(unwritable.note.find("topology cache not used"), std::string::npos) << unwritable.note;
 }
 
 TEST_F(TopologyCacheTest, WithoutNvmlNoGpuListIsKept) {
