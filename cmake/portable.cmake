@@ -21,12 +21,18 @@ target_compile_definitions(trainrun_fmt PUBLIC FMT_SHARED)
 add_library(fmt::fmt INTERFACE IMPORTED GLOBAL)
 set_target_properties(fmt::fmt PROPERTIES INTERFACE_LINK_LIBRARIES trainrun_fmt)
 
-# hwloc: libhwloc.a from libhwloc-dev, without libudev (cmake/udev_stub.c says why).
+# hwloc: libhwloc.a from libhwloc-dev, without libudev (cmake/udev_stub.c says why) and
+# without its plugins (cmake/hwloc_no_plugins.c says why).
 find_library(TRAINRUN_HWLOC_STATIC NAMES libhwloc.a REQUIRED)
-add_library(trainrun_udev_stub STATIC ${CMAKE_CURRENT_LIST_DIR}/udev_stub.c)
+get_filename_component(hwloc_libdir ${TRAINRUN_HWLOC_STATIC} DIRECTORY)
+add_library(trainrun_hwloc_stubs STATIC ${CMAKE_CURRENT_LIST_DIR}/udev_stub.c
+                                      ${CMAKE_CURRENT_LIST_DIR}/hwloc_no_plugins.c)
+target_compile_definitions(trainrun_hwloc_stubs PRIVATE
+                           TRAINRUN_HWLOC_PLUGIN_DIR="${hwloc_libdir}/hwloc")
 add_library(trainrun_hwloc_static INTERFACE)
-target_link_libraries(trainrun_hwloc_static INTERFACE ${TRAINRUN_HWLOC_STATIC} trainrun_udev_stub
+target_link_libraries(trainrun_hwloc_static INTERFACE ${TRAINRUN_HWLOC_STATIC} trainrun_hwloc_stubs
                       m ${CMAKE_DL_LIBS} Threads::Threads)
+target_link_options(trainrun_hwloc_static INTERFACE -Wl,--wrap=opendir)
 
 # libstdc++ and libgcc linked in; symbols stripped.
 add_link_options(-static-libstdc++ -static-libgcc -Wl,--as-needed -s)
