@@ -128,7 +128,8 @@ Result<CachedTopology> LoadThisMachineCached(const TopologyCacheOptions& options
   std::string why_not;
   std::string boot_id;
   if (options.dir.empty()) {
-    why_not = fmt::format("off ({}=off, or no directory for this user)", kTopologyCacheVariable);
+    why_not = fmt::format("off ({}=off, TRAINRUN_NVML_LIBRARY set, or no directory for this user)",
+                          kTopologyCacheVariable);
   } else if (Result<std::string> id = ReadFileToString(options.boot_id_file); !id.ok()) {
     why_not = fmt::format("no boot id: {}", id.status().message());
   } else {

@@ -79,9 +79,12 @@ Result<NodeBinding> PlanNodeBinding(const NodeBindingRequest& request) {
 
   if (request.topology_xml.empty()) {
     // This machine: through the per-boot cache (topology and NVML's GPU list).
+    // A library named by TRAINRUN_NVML_LIBRARY (a test's fake, a driver being tried)
+    // may answer differently from run to run: its answer is never cached.
     gpu::TopologyCacheOptions cache;
-    cache.dir = gpu::TopologyCacheDir(Lookup(env, gpu::kTopologyCacheVariable),
-                                      Lookup(env, "XDG_RUNTIME_DIR"), geteuid());
+    cache.dir = nvml_library ? std::string()
+                             : gpu::TopologyCacheDir(Lookup(env, gpu::kTopologyCacheVariable),
+                                                     Lookup(env, "XDG_RUNTIME_DIR"), geteuid());
     cache.nvml_library = discovery.nvml_library;
     cache.cuda_visible_devices = discovery.cuda_visible_devices;
     cache.nvidia_visible_devices = discovery.nvidia_visible_devices;

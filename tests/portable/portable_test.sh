@@ -126,7 +126,7 @@ JOB
     [[ $(cat "$root/job/s3.rc") != 0 ]] || fail "an s3:// history without libcurl succeeded"
     grep -q "apt-get install libcurl4" "$root/job/s3.out" ||
       fail "an s3:// history without libcurl does not name the package: $(cat "$root/job/s3.out")"
-    echo "portable.run: file:// job ran, topology cache saved, used, rebuilt; s3:// says: $(grep -m1 libcurl "$root/job/s3.out")"
+    echo "portable.run: file:// job ran, topology cache saved, used, rebuilt; s3:// exits $(cat "$root/job/s3.rc"): $(grep -m1 libcurl "$root/job/s3.out")"
     ;;
   deb)
     debs=("$build_dir"/trainrun_*_amd64.deb)
