@@ -2,6 +2,9 @@
 """Launch overhead and log throughput: trainrun beside a bare spawn, torchrun and mpirun.
 
   /usr/bin/python3 benchmarks/launch_bench.py [--build build] [--reps 15] [--json FILE]
+      [--trainrun PATH] [--peers torchrun,mpirun] [--log-mib 0]
+--trainrun measures another trainrun binary (the portable one: build-portable/launcher/
+trainrun) with the helpers of --build; --peers limits the peers; --log-mib 0 skips logs.
 
 Launch: the wall time of starting N ranks of /bin/true and waiting for them, for
   bare      benchmarks/bare_spawn: fork/exec N times and wait, nothing else
@@ -73,8 +76,8 @@ def percentile(samples, q):
 
 
 class Bench:
-    def __init__(self, build, reps):
-        self.trainrun = os.path.join(build, "launcher", "trainrun")
+    def __init__(self, build, reps, trainrun=None):
+        self.trainrun = os.path.abspath(trainrun or os.path.join(build, "launcher", "trainrun"))
         self.bare = os.path.join(build, "benchmarks", "bare_spawn")
         self.spew = os.path.join(build, "benchmarks", "spew")
         for path in (self.trainrun, self.bare, self.spew):
@@ -200,23 +203,28 @@ def main():
     parser.add_argument("--ranks", default="1,8,32")
     parser.add_argument("--log-mib", type=int, default=200)
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--trainrun", help="the trainrun binary (default: BUILD/launcher/trainrun)")
+    parser.add_argument("--peers", default="torchrun,mpirun", help="the peers to run, if found")
     args = parser.parse_args()
 
-    bench = Bench(args.build, args.reps)
+    bench = Bench(args.build, args.reps, args.trainrun)
+    wanted = args.peers.split(",") if args.peers else []
     peers = []
-    if subprocess.run([PYTHON, "-c", "import torch.distributed.run"],
-                      capture_output=True).returncode == 0:
+    if "torchrun" in wanted and subprocess.run([PYTHON, "-c", "import torch.distributed.run"],
+                                               capture_output=True).returncode == 0:
         peers.append("torchrun")
-    if shutil.which("mpirun"):
+    if "mpirun" in wanted and shutil.which("mpirun"):
         peers.append("mpirun")
     print(f"# trainrun launch benchmark on {platform.node()}: {os.cpu_count()} CPUs, "
           f"{platform.platform()}")
+    print(f"# trainrun: {bench.trainrun} ({os.path.getsize(bench.trainrun) / 1e6:.1f} MB)")
     print(f"# peers: {', '.join(peers) or 'none found'}"
           + ("; torchrun runs through benchmarks/torchrun_shim.py (pytorch issue 92319)"
              if "torchrun" in peers else ""))
     try:
         results = launch_table(bench, [int(n) for n in args.ranks.split(",")], peers)
-        results.update(log_table(bench, args.log_mib, peers))
+        if args.log_mib > 0:
+            results.update(log_table(bench, args.log_mib, peers))
     finally:
         bench.close()
     if args.json:

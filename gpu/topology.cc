@@ -216,7 +216,7 @@ void RestrictToAffinity(hwloc_topology_t topology, NodeTopology* out) {
 
 }  // namespace
 
-Result<NodeTopology> LoadTopology(const TopologySource& source) {
+Result<NodeTopology> LoadTopology(const TopologySource& source, std::string* xml) {
   hwloc_topology_t raw = nullptr;
   if (hwloc_topology_init(&raw) != 0) return InternalError("hwloc_topology_init failed");
   TopologyPtr topology(raw);
@@ -259,6 +259,16 @@ Result<NodeTopology> LoadTopology(const TopologySource& source) {
         fmt::format("{}: hwloc cannot load it (not a valid topology?)", out.source));
   }
   if (source.kind == TopologyKind::kThisMachine) RestrictToAffinity(raw, &out);
+  if (xml != nullptr) {
+    char* buffer = nullptr;
+    int length = 0;
+    if (hwloc_topology_export_xmlbuffer(raw, &buffer, &length, 0) != 0) {
+      return InternalError(fmt::format("{}: hwloc could not export it as XML", out.source));
+    }
+    // The length counts the terminating NUL.
+    xml->assign(buffer, length > 0 ? static_cast<size_t>(length - 1) : 0);
+    hwloc_free_xmlbuffer(raw, buffer);
+  }
   ReadCpusAndMemory(raw, &out);
   ReadPciDevices(raw, &out);
   if (out.cpus.empty()) {

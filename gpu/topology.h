@@ -85,7 +85,10 @@ struct TopologySource {
 // / kIoError when the XML file cannot be read, kInvalidArgument when it or the
 // synthetic description is not a topology (the message names the file),
 // kInternal when hwloc fails on this machine.
-Result<NodeTopology> LoadTopology(const TopologySource& source);
+//
+// With `xml` given, it also receives the loaded topology as hwloc XML (after the
+// affinity restriction): what the per-boot cache keeps (gpu/topology_cache.h).
+Result<NodeTopology> LoadTopology(const TopologySource& source, std::string* xml = nullptr);
 
 // The NUMA node that holds `cpu`, or -1.
 int NumaNodeOfCpu(const NodeTopology& topology, int cpu);

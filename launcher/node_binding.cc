@@ -1,5 +1,7 @@
 #include "launcher/node_binding.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <map>
 
@@ -7,6 +9,7 @@
 
 #include "gpu/affinity.h"
 #include "gpu/plan_report.h"
+#include "gpu/topology_cache.h"
 #include "runtime/process/rank_env.h"
 
 namespace trainrun {
@@ -58,28 +61,10 @@ Result<NodeBinding> PlanNodeBinding(const NodeBindingRequest& request) {
   const std::map<std::string, std::string> job_env(request.job_environment.begin(),
                                                    request.job_environment.end());
 
-  gpu::TopologySource source;
-  if (!request.topology_xml.empty()) {
-    source.kind = gpu::TopologyKind::kXmlFile;
-    source.value = request.topology_xml;
-  }
-  Result<gpu::NodeTopology> topology = gpu::LoadTopology(source);
-  if (topology.ok()) {
-    binding.topology = std::move(topology).value();
-  } else if (source.kind == gpu::TopologyKind::kXmlFile) {
-    // A flag value that does not work is a usage error, whatever the OS said.
-    return InvalidArgumentError(fmt::format("--topology-xml: {}", topology.status().message()));
-  } else {
-    binding.warnings.push_back(fmt::format("{}; ranks are not bound", topology.status().message()));
-    binding.topology.source = "this machine (unreadable)";
-    binding.topology.this_machine = true;
-  }
-
   // Another machine's XML is planned without this machine's NVML, unless a
   // library is named explicitly.
   gpu::DiscoveryOptions discovery;
   std::optional<std::string> nvml_library = Lookup(env, kNvmlLibraryVariable);
-  discovery.use_nvml = binding.topology.this_machine || nvml_library.has_value();
   if (nvml_library && !nvml_library->empty()) discovery.nvml_library = *nvml_library;
   // The job file's CUDA_VISIBLE_DEVICES is the user's choice of GPUs; else the
   // one the container runtime or the scheduler set.
@@ -91,7 +76,41 @@ Result<NodeBinding> PlanNodeBinding(const NodeBindingRequest& request) {
   discovery.nvidia_visible_devices = Lookup(job_env, kNvidiaVisibleDevices);
   if (!discovery.nvidia_visible_devices)
     discovery.nvidia_visible_devices = Lookup(env, kNvidiaVisibleDevices);
-  binding.inventory = gpu::DiscoverGpus(binding.topology, discovery);
+
+  if (request.topology_xml.empty()) {
+    // This machine: through the per-boot cache (topology and NVML's GPU list).
+    // A library named by TRAINRUN_NVML_LIBRARY (a test's fake, a driver being tried)
+    // may answer differently from run to run: its answer is never cached.
+    gpu::TopologyCacheOptions cache;
+    cache.dir = nvml_library ? std::string()
+                             : gpu::TopologyCacheDir(Lookup(env, gpu::kTopologyCacheVariable),
+                                                     Lookup(env, "XDG_RUNTIME_DIR"), geteuid());
+    cache.nvml_library = discovery.nvml_library;
+    cache.cuda_visible_devices = discovery.cuda_visible_devices;
+    cache.nvidia_visible_devices = discovery.nvidia_visible_devices;
+    Result<gpu::CachedTopology> cached = gpu::LoadThisMachineCached(cache);
+    if (cached.ok()) {
+      binding.topology = std::move(cached->topology);
+      binding.notes.push_back(cached->note);
+      binding.inventory =
+          gpu::CombineGpus(binding.topology, cached->nvml ? &*cached->nvml : nullptr, discovery);
+    } else {
+      binding.warnings.push_back(fmt::format("{}; ranks are not bound", cached.status().message()));
+      binding.topology.source = "this machine (unreadable)";
+      binding.topology.this_machine = true;
+      binding.inventory = gpu::DiscoverGpus(binding.topology, discovery);
+    }
+  } else {
+    Result<gpu::NodeTopology> topology =
+        gpu::LoadTopology({gpu::TopologyKind::kXmlFile, request.topology_xml});
+    // A flag value that does not work is a usage error, whatever the OS said.
+    if (!topology.ok()) {
+      return InvalidArgumentError(fmt::format("--topology-xml: {}", topology.status().message()));
+    }
+    binding.topology = std::move(topology).value();
+    discovery.use_nvml = nvml_library.has_value();
+    binding.inventory = gpu::DiscoverGpus(binding.topology, discovery);
+  }
 
   gpu::PlanOptions plan_options;
   plan_options.mode = request.mode;

@@ -25,6 +25,9 @@ packages=(
   # the images and the container tests (scripts/image.sh, tests/container): podman
   # with runc, mmdebstrap for the debian:12 base
   podman runc uidmap mmdebstrap
+  # the portable binary and its .deb (scripts/build.sh --portable, tests/portable):
+  # dpkg-shlibdeps for CPack's Depends, lintian for the package check
+  dpkg-dev lintian
   # the Slurm tests' cluster (scripts/slurm-cluster.sh: slurmctld, slurmd, srun, sbatch,
   # munged) and the Kubernetes examples' check (tests/examples: PyYAML)
   slurm-wlm munge python3-yaml

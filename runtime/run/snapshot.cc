@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -117,7 +118,27 @@ std::string StripUrlCredentials(const std::string& url) {
   return url.substr(0, host_start) + url.substr(at + 1);
 }
 
+namespace {
+
+// Whether `directory` may be in a git work tree: it or a folder above it has a .git
+// (a directory, or a file for worktrees and submodules), or GIT_DIR is set. Spares a
+// run from a non-git source the git processes (a few ms of its start, README "Install").
+bool MayBeInGitRepository(const std::string& directory) {
+  if (getenv("GIT_DIR") != nullptr) return true;
+  std::error_code ec;
+  fs::path dir = fs::absolute(directory, ec);
+  if (ec) return true;
+  for (; !dir.empty(); dir = dir.parent_path()) {
+    if (fs::exists(dir / ".git", ec)) return true;
+    if (dir == dir.root_path()) break;
+  }
+  return false;
+}
+
+}  // namespace
+
 std::optional<GitInfo> ReadGitInfo(const std::string& directory) {
+  if (!MayBeInGitRepository(directory)) return std::nullopt;
   Result<std::string> commit = Git({"rev-parse", "HEAD"}, directory);
   if (!commit.ok()) return std::nullopt;
   GitInfo info;

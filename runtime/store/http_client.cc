@@ -1,6 +1,5 @@
 #include "runtime/store/http_client.h"
 
-#include <curl/curl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,17 +13,14 @@
 
 #include "base/redact.h"
 #include "base/text.h"
+#include "runtime/store/store_libs.h"
 
 namespace trainrun {
 namespace {
 
-void GlobalInit() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
 // Per-transfer state the curl callbacks share.
 struct Transfer {
+  const CurlApi* api;
   const HttpRequest* request;
   HttpResponse* response;
   CURL* curl;
@@ -70,7 +66,7 @@ size_t WriteBody(char* data, size_t size, size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
   size_t n = size * count;
   long status = 0;
-  curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
+  t->api->easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
   const HttpRequest& r = *t->request;
   if (r.sink_fd >= 0 && status >= 200 && status < 300) {
     size_t done = 0;
@@ -120,10 +116,11 @@ std::string HttpResponse::Header(std::string_view name) const {
   return "";
 }
 
-HttpClient::HttpClient(HttpClientOptions options) : options_(options) { GlobalInit(); }
+HttpClient::HttpClient(HttpClientOptions options) : options_(options) {}
 
 HttpClient::~HttpClient() {
-  for (void* h : idle_) curl_easy_cleanup(static_cast<CURL*>(h));
+  // Handles exist only if libcurl was loaded.
+  for (void* h : idle_) Curl().value()->easy_cleanup(static_cast<CURL*>(h));
 }
 
 void* HttpClient::Acquire() {
@@ -135,7 +132,8 @@ void* HttpClient::Acquire() {
       return h;
     }
   }
-  return curl_easy_init();
+  Result<const CurlApi*> api = Curl();
+  return api.ok() ? (*api)->easy_init() : nullptr;
 }
 
 void HttpClient::Release(void* handle) {
@@ -148,61 +146,62 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
   if (const CancelToken* cancel = cancel_.load(); IsCanceled(cancel)) {
     return CanceledError(*cancel, what);
   }
+  TR_ASSIGN_OR_RETURN(const CurlApi* api, Curl());
   CURL* curl = static_cast<CURL*>(Acquire());
   if (curl == nullptr) return InternalError("curl_easy_init failed");
-  curl_easy_reset(curl);  // keeps the connection cache
+  api->easy_reset(curl);  // keeps the connection cache
   HttpResponse response;
-  Transfer transfer{&request, &response, curl, &cancel_};
+  Transfer transfer{api, &request, &response, curl, &cancel_};
   char error[CURL_ERROR_SIZE] = {};
 
-  curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
-  curl_easy_setopt(
+  api->easy_setopt(curl, CURLOPT_URL, request.url.c_str());
+  api->easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  api->easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
+  api->easy_setopt(
       curl, CURLOPT_CONNECTTIMEOUT_MS,
       static_cast<long>(
           std::chrono::duration_cast<std::chrono::milliseconds>(options_.connect_timeout).count()));
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(
+  api->easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  api->easy_setopt(
       curl, CURLOPT_LOW_SPEED_TIME,
       static_cast<long>(
           std::chrono::duration_cast<std::chrono::seconds>(options_.stall_timeout).count()));
-  curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, WriteBody);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &transfer);
-  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &transfer);
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, OnProgress);
-  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &transfer);
+  api->easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+  api->easy_setopt(curl, CURLOPT_WRITEFUNCTION, WriteBody);
+  api->easy_setopt(curl, CURLOPT_WRITEDATA, &transfer);
+  api->easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
+  api->easy_setopt(curl, CURLOPT_HEADERDATA, &transfer);
+  api->easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  api->easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  api->easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, OnProgress);
+  api->easy_setopt(curl, CURLOPT_XFERINFODATA, &transfer);
 
   const bool has_body = request.method == "PUT" || request.method == "POST";
   if (request.method == "HEAD") {
-    curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    api->easy_setopt(curl, CURLOPT_NOBODY, 1L);
   } else if (has_body) {
     // Upload mode for every body, so the body is streamed and never copied.
-    curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(request.BodySize()));
-    curl_easy_setopt(curl, CURLOPT_READFUNCTION, ReadBody);
-    curl_easy_setopt(curl, CURLOPT_READDATA, &transfer);
-    if (request.method == "POST") curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "POST");
+    api->easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+    api->easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(request.BodySize()));
+    api->easy_setopt(curl, CURLOPT_READFUNCTION, ReadBody);
+    api->easy_setopt(curl, CURLOPT_READDATA, &transfer);
+    if (request.method == "POST") api->easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "POST");
   } else if (request.method != "GET") {
-    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+    api->easy_setopt(curl, CURLOPT_CUSTOMREQUEST, request.method.c_str());
   }
 
   curl_slist* headers = nullptr;
   for (const auto& [name, value] : request.headers) {
-    headers = curl_slist_append(headers, fmt::format("{}: {}", name, value).c_str());
+    headers = api->slist_append(headers, fmt::format("{}: {}", name, value).c_str());
   }
   // No "Expect: 100-continue" round trip, and nothing curl would add unsigned.
-  headers = curl_slist_append(headers, "Expect:");
-  headers = curl_slist_append(headers, "Accept:");
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  headers = api->slist_append(headers, "Expect:");
+  headers = api->slist_append(headers, "Accept:");
+  api->easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 
-  CURLcode code = curl_easy_perform(curl);
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
-  curl_slist_free_all(headers);
+  CURLcode code = api->easy_perform(curl);
+  api->easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
+  api->slist_free_all(headers);
   Release(curl);
 
   if (transfer.canceled) return CanceledError(*cancel_.load(), what);
@@ -218,7 +217,7 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
       return IoError(fmt::format("{}: the local file changed or could not be read", what));
     }
     return UnavailableError(
-        fmt::format("{}: {}", what, error[0] != '\0' ? error : curl_easy_strerror(code)));
+        fmt::format("{}: {}", what, error[0] != '\0' ? error : api->easy_strerror(code)));
   }
   return response;
 }

@@ -9,10 +9,26 @@
 #include "runtime/store/file_store.h"
 #include "runtime/store/https_store.h"
 #include "runtime/store/s3_store.h"
+#include "runtime/store/store_libs.h"
 
 namespace trainrun {
 
 namespace fs = std::filesystem;
+
+// Object stores and https:// need libcurl (and the stores' XML answers libxml2), which
+// the portable build loads only now: a missing one is an error naming `uri` here
+// rather than at the first request.
+Status CheckStoreLibraries(const std::string& uri, bool xml) {
+  Result<const CurlApi*> curl = Curl();
+  if (!curl.ok())
+    return NotSupportedError(fmt::format("{}: {}", RedactUri(uri), curl.status().message()));
+  if (!xml) return Status::Ok();
+  Result<const XmlApi*> parser = Xml();
+  if (!parser.ok()) {
+    return NotSupportedError(fmt::format("{}: {}", RedactUri(uri), parser.status().message()));
+  }
+  return Status::Ok();
+}
 
 Result<std::unique_ptr<Store>> OpenStore(const std::string& uri, const EnvLookup& env) {
   if (uri.empty()) return InvalidArgumentError("empty store URI");
@@ -26,12 +42,15 @@ Result<std::unique_ptr<Store>> OpenStore(const std::string& uri, const EnvLookup
       path = uri.substr(scheme_end + 3);
       if (path.empty()) return InvalidArgumentError(fmt::format("{}: no path after file://", uri));
     } else if (scheme == "az") {
+      TR_RETURN_IF_ERROR(CheckStoreLibraries(uri, /*xml=*/true));
       TR_ASSIGN_OR_RETURN(auto store, AzureBlobStore::Open(uri, env));
       return std::unique_ptr<Store>(std::move(store));
     } else if (scheme == "s3") {
+      TR_RETURN_IF_ERROR(CheckStoreLibraries(uri, /*xml=*/true));
       TR_ASSIGN_OR_RETURN(auto store, S3Store::Open(uri, env));
       return std::unique_ptr<Store>(std::move(store));
     } else if (scheme == "https" || scheme == "http") {
+      TR_RETURN_IF_ERROR(CheckStoreLibraries(uri, /*xml=*/false));
       ParsedUrl url;
       if (!ParseUrl(uri, &url)) {
         return InvalidArgumentError(fmt::format("{}: not a valid URL", RedactUri(uri)));
@@ -71,6 +90,7 @@ Result<StoreObject> OpenStoreObject(const std::string& uri, const EnvLookup& env
         fmt::format("{}: not an az://, s3:// or http(s):// URI", RedactUri(uri)));
   }
   TR_ASSIGN_OR_RETURN(std::string key, KeyPrefixOf(uri, url.path.substr(1)));
+  TR_RETURN_IF_ERROR(CheckStoreLibraries(uri, /*xml=*/false));
   out.store = std::make_unique<HttpsStore>(url.scheme + "://" + url.host, url.query);
   out.key = key;
   return out;

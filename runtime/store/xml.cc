@@ -1,9 +1,8 @@
 #include "runtime/store/xml.h"
 
-#include <libxml/parser.h>
-#include <libxml/tree.h>
-
 #include <fmt/format.h>
+
+#include "runtime/store/store_libs.h"
 
 namespace trainrun {
 namespace {
@@ -46,16 +45,17 @@ std::vector<const XmlElement*> XmlElement::Children(std::string_view child_name)
 Result<XmlElement> ParseXml(std::string_view text, std::string_view what) {
   // Skip a UTF-8 byte order mark, which Azure puts in front of its listings.
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
-  xmlDoc* doc = xmlReadMemory(text.data(), static_cast<int>(text.size()), nullptr, nullptr,
-                              XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+  TR_ASSIGN_OR_RETURN(const XmlApi* xml, Xml());
+  xmlDoc* doc = xml->read_memory(text.data(), static_cast<int>(text.size()), nullptr, nullptr,
+                                 XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
   if (doc == nullptr) {
     return IoError(
         fmt::format("{}: the service's answer is not valid XML: {}", what, text.substr(0, 200)));
   }
   XmlElement root;
-  xmlNode* node = xmlDocGetRootElement(doc);
+  xmlNode* node = xml->doc_get_root_element(doc);
   if (node != nullptr) Convert(node, &root);
-  xmlFreeDoc(doc);
+  xml->free_doc(doc);
   return root;
 }
 
