@@ -155,7 +155,7 @@ Status ClusterRun::Join(JobConfig* job, int process_count, const std::string& pr
   self.job_digest = JobDigest(*job);
   self.trainrun_version = kTrainrunVersion;
   self.run_id = job->run_id;
-  if (job->communicator == Communicator::kTensorFlow) {
+  if (NeedsTfPorts(job->communicator)) {
     TR_ASSIGN_OR_RETURN(self.tf_ports, FreePorts(process_count));
   }
   if (auto* head = dynamic_cast<HeadSession*>(session_.get())) {

@@ -55,19 +55,29 @@ Status PlanAssignment(const RankPlanRequest& request, RankPlan* plan) {
     // many ranks as this one.
     plan->assignment = SingleNodeAssignment(job.run_id, LocalHostName(), process_count, 0, {});
     plan->assignment.master_addr = placement.head.empty() ? "<this node>" : placement.head;
+    // A ParameterServer job's nodes run their share of the roles, not all alike.
+    const std::optional<TfRoles>& roles = job.tensorflow.roles;
+    const auto count_on = [&](int n) {
+      return roles ? static_cast<int>(TfTasksOnNode(*roles, placement.node_count, n).size())
+                   : process_count;
+    };
+    plan->assignment.nodes[0].process_count = count_on(0);
+    int next_rank = count_on(0);
     for (int n = 1; n < placement.node_count; ++n) {
       NodeSlot node = plan->assignment.nodes[0];
       node.node_rank = n;
-      node.first_rank = n * process_count;
+      node.first_rank = next_rank;
+      node.process_count = count_on(n);
+      next_rank += node.process_count;
       plan->assignment.nodes.push_back(node);
     }
-    plan->assignment.world_size = process_count * placement.node_count;
+    plan->assignment.world_size = next_rank;
   } else {
     std::vector<int> tf_ports;
     if (!request.for_dry_run) {
       TR_ASSIGN_OR_RETURN(plan->master_port_hold, HoldFreePort("0.0.0.0"));
       plan->master_port = plan->master_port_hold.port();
-      if (job.communicator == Communicator::kTensorFlow) {
+      if (NeedsTfPorts(job.communicator)) {
         TR_ASSIGN_OR_RETURN(tf_ports, FreePorts(process_count));
       }
     }
@@ -139,9 +149,10 @@ Result<RankPlan> PlanRanks(const RankPlanRequest& request, Reporter* reporter) {
       vars.push_back(std::move(v));
     }
     for (auto& [name, value] : binding.RankEnvironment(local)) vars.push_back({name, value});
-    for (TrainrunVar& v : CommunicatorVariables(job.communicator, assignment, node_rank, local)) {
-      vars.push_back(std::move(v));
-    }
+    TR_ASSIGN_OR_RETURN(std::vector<TrainrunVar> communicator_vars,
+                        CommunicatorVariables(job.communicator, assignment, node_rank, local,
+                                              job.tensorflow.roles));
+    for (TrainrunVar& v : communicator_vars) vars.push_back(std::move(v));
     MergedEnvironment env = MergeEnvironment(container, job.environment_variables, vars);
     if (local == 0) {
       for (const std::string& note : env.notes) reporter->Info(note);
@@ -149,6 +160,10 @@ Result<RankPlan> PlanRanks(const RankPlanRequest& request, Reporter* reporter) {
     }
     RankLaunch launch;
     launch.rank = context.rank;
+    if (job.tensorflow.roles) {
+      TR_ASSIGN_OR_RETURN(TfTask task, TfTaskOf(assignment, *job.tensorflow.roles, context.rank));
+      launch.server = task.server();
+    }
     launch.spec.argv = argv;
     launch.spec.env = std::move(env.entries);
     launch.spec.cwd = layout.wd();

@@ -12,6 +12,7 @@
 #include "base/net_util.h"
 #include "base/redact.h"
 #include "launcher/version.h"
+#include "runtime/cluster/tf_roles.h"
 #include "runtime/run/run_id.h"
 #include "runtime/store/store_factory.h"
 
@@ -32,6 +33,8 @@ Result<LoadedRun> LoadRun(const RunOptions& options, Reporter* reporter,
     run.job.run_id = options.run_id;
   }
   TR_ASSIGN_OR_RETURN(run.placement, ClusterRun::Discover(options, run.job));
+  // ParameterServer: this node's process count is its share of the TensorFlow roles.
+  TR_RETURN_IF_ERROR(ApplyTfRoles(&run.job, run.placement.node_count, run.placement.node_rank));
   if (placed) placed(run.placement);
   if (!options.dry_run) {
     TR_ASSIGN_OR_RETURN(run.cluster, ClusterRun::Create(options, run.job, reporter));

@@ -101,6 +101,13 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
     if (session != nullptr) session->Stopping(kExitNoInput, lost);
     stoppable->RequestStop(kExitNoInput, lost);
   };
+  // Parameter servers on several nodes end when the head has heard every node's
+  // workers are done (ClusterSession::WorkersDone); on one node the supervisor
+  // stops them itself.
+  const bool servers = job.tensorflow.roles && job.tensorflow.roles->ps > 0;
+  if (session != nullptr && servers) {
+    supervision.on_workers_done = [session] { session->WorkersDone(); };
+  }
   supervision.on_spawned = [pump = prepared->pump.get()](int rank) { pump->CloseChildEnds(rank); };
   ran.oom_kills_before = CgroupOomKills();
   ctx.journal->EnterPhase(RunStatus::kRunning);
@@ -136,12 +143,19 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
       session->SetStopHandler([&supervisor](const StopNotice& stop) {
         supervisor.RequestStop(stop.exit_code, stop.reason);
       });
+      if (servers) {
+        session->SetServersStopHandler(
+            [&supervisor] { supervisor.StopServers("every worker of the job exited 0"); });
+      }
     }
     supervisor.Start(std::move(launches));
     prepared->pump->CloseChildEnds();
     ran.result = supervisor.Wait();
     stoppable = nullptr;
-    if (session != nullptr) session->SetStopHandler({});
+    if (session != nullptr) {
+      session->SetStopHandler({});
+      session->SetServersStopHandler({});
+    }
   }
   ran.failure_time_ms = failure_time_ms;
   if (ran.result.outcome == RunOutcome::kCanceled && cancel_ticks != 0) {

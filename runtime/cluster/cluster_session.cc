@@ -27,6 +27,19 @@ void SessionBase::SetStopHandler(std::function<void(const StopNotice&)> handler)
   stop_.SetHandler(std::move(handler));
 }
 
+void SessionBase::SetServersStopHandler(std::function<void()> handler) {
+  std::lock_guard lock(mu_);
+  servers_stop_handler_ = std::move(handler);
+  if (servers_stop_ && servers_stop_handler_) servers_stop_handler_();
+}
+
+void SessionBase::ServersStopLocked() {
+  if (servers_stop_) return;
+  servers_stop_ = true;
+  if (servers_stop_handler_) servers_stop_handler_();
+  cv_.notify_all();
+}
+
 std::optional<StopNotice> SessionBase::stop() {
   std::lock_guard lock(mu_);
   return stop_.notice();

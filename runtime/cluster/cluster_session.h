@@ -8,7 +8,8 @@
 //   GatherPreflight (a job with preflight) every node's preflight passed -> start
 //                   the ranks; one failed -> every node stops with its code
 //   running         SetStopHandler hears the job's stop; RankFailed and Stopping
-//                   tell the others about this node's
+//                   tell the others about this node's; with parameter servers,
+//                   WorkersDone and SetServersStopHandler end them together
 //   ReportResult    this node's ranks ended
 //   MergeUploads    outputs of all nodes merged without overwriting (output_merge.h)
 //   Finish          uploads done; the head decides the job's status and exit code,
@@ -145,6 +146,15 @@ class ClusterSession {
   // The job's stop, if there was one so far.
   virtual std::optional<StopNotice> stop() = 0;
 
+  // A job with parameter servers (RankLaunch::server, supervisor.h): every rank
+  // of this node that is not a server ended with 0 (call from
+  // SupervisorOptions::on_workers_done, on every node, servers or not). Once every
+  // node said so and no stop came, the head tells every node to stop its servers.
+  virtual void WorkersDone() = 0;
+  // `handler` hears that once, from any thread (under the session's lock: keep it
+  // short); if it came before, the handler hears it at once.
+  virtual void SetServersStopHandler(std::function<void()> handler) = 0;
+
   virtual void ReportResult(const NodeResult& result) = 0;
 
   // Takes this node's uploads of merged folders (keys under `run_prefix`) and
@@ -175,6 +185,7 @@ class SessionBase : public ClusterSession {
  public:
   void SetStopHandler(std::function<void(const StopNotice&)> handler) final;
   std::optional<StopNotice> stop() final;
+  void SetServersStopHandler(std::function<void()> handler) final;
 
  protected:
   explicit SessionBase(SessionOptions options);
@@ -196,6 +207,11 @@ class SessionBase : public ClusterSession {
   std::mutex mu_;               // guards stop_ and the session's own state
   std::condition_variable cv_;  // notified whenever that state changes
   StopLatch stop_;
+
+  // The head's word that every worker is done: latched, then the handler hears it.
+  void ServersStopLocked();
+  bool servers_stop_ = false;
+  std::function<void()> servers_stop_handler_;
 };
 
 // Unix milliseconds, for comparing when things happened on different nodes.

@@ -8,8 +8,10 @@
 
 namespace trainrun {
 
-std::vector<TrainrunVar> CommunicatorVariables(Communicator communicator, const JobAssignment& job,
-                                               int node_rank, int local_rank) {
+Result<std::vector<TrainrunVar>> CommunicatorVariables(Communicator communicator,
+                                                       const JobAssignment& job, int node_rank,
+                                                       int local_rank,
+                                                       const std::optional<TfRoles>& roles) {
   using K = TrainrunVar::Kind;
   std::vector<TrainrunVar> vars;
   const NodeSlot& node = job.nodes.at(node_rank);
@@ -25,7 +27,18 @@ std::vector<TrainrunVar> CommunicatorVariables(Communicator communicator, const 
   if (communicator == Communicator::kTensorFlow) {
     vars.push_back({"TF_CONFIG", TfConfigFor(job, node.first_rank + local_rank), K::kIdentity});
   }
+  if (communicator == Communicator::kParameterServer) {
+    if (!roles) return InternalError("a ParameterServer job without its TensorFlow roles");
+    TR_ASSIGN_OR_RETURN(std::string config,
+                        TfConfigWithRoles(job, *roles, node.first_rank + local_rank));
+    vars.push_back({"TF_CONFIG", std::move(config), K::kIdentity});
+  }
   return vars;
+}
+
+bool NeedsTfPorts(Communicator communicator) {
+  return communicator == Communicator::kTensorFlow ||
+         communicator == Communicator::kParameterServer;
 }
 
 JobAssignment SingleNodeAssignment(const std::string& run_id, const std::string& host,

@@ -40,6 +40,8 @@ bool IsKnownMessageType(uint8_t type) {
     case MessageType::kRankFailed:
     case MessageType::kNodeStopping:
     case MessageType::kStop:
+    case MessageType::kWorkersDone:
+    case MessageType::kStopServers:
     case MessageType::kNodeResult:
     case MessageType::kManifest:
     case MessageType::kUploadPlan:
@@ -71,6 +73,8 @@ std::string MessageTypeName(MessageType type) {
     case MessageType::kRankFailed: return "RankFailed";
     case MessageType::kNodeStopping: return "NodeStopping";
     case MessageType::kStop: return "Stop";
+    case MessageType::kWorkersDone: return "WorkersDone";
+    case MessageType::kStopServers: return "StopServers";
     case MessageType::kNodeResult: return "NodeResult";
     case MessageType::kManifest: return "Manifest";
     case MessageType::kUploadPlan: return "UploadPlan";

@@ -83,6 +83,9 @@ enum class MessageType : uint8_t {
   kNodeStopping = 22,  // node -> head: this node stops for its own reason
                        // (cancel, timeout, error)
   kStop = 23,          // head -> node: stop the ranks, with the job's exit code and reason
+  // Jobs with parameter servers (runtime/process/supervisor.h, server ranks).
+  kWorkersDone = 24,  // node -> head: every non-server rank of the node exited 0
+  kStopServers = 25,  // head -> node: every node's did: stop the servers, the job succeeded
   // Finalizing together.
   kNodeResult = 30,  // node -> head: its ranks' results and its root-cause failure
   kManifest = 31,    // node -> head: the files it would upload to outputs/ and logs/

@@ -68,6 +68,23 @@ void HeadSession::StopLocked(int exit_code, const std::string& reason) {
   cv_.notify_all();
 }
 
+void HeadSession::WorkersDone() {
+  std::lock_guard lock(mu_);
+  WorkersDoneLocked(0);
+}
+
+void HeadSession::WorkersDoneLocked(int node_rank) {
+  workers_done_.insert(node_rank);
+  if (servers_stop_ || stop_.notice() || !assignment_ ||
+      workers_done_.size() < assignment_->nodes.size()) {
+    return;
+  }
+  options_.reporter->Info(
+      "every worker of the job exited 0: stopping the parameter servers on every node");
+  BroadcastLocked(EncodeJsonFrame(MessageType::kStopServers, json::object()));
+  ServersStopLocked();
+}
+
 void HeadSession::FailRendezvousLocked(const std::string& reason) {
   if (!rendezvous_error_.empty()) return;
   rendezvous_error_ = reason;
@@ -150,6 +167,15 @@ Result<JobAssignment> HeadSession::Rendezvous(const NodeJoin& self) {
   // before the ranks start (ReleaseMasterPort), which closes the window and
   // keeps the protocol and the plan as they are.
   Result<HeldPort> port = HoldFreePort("0.0.0.0");
+  // The head's TF_CONFIG ports were found free, not held: MASTER_PORT is none of
+  // them (the ports skipped stay bound until a different one is found).
+  const std::vector<int>& tf_ports = nodes_[0].join.tf_ports;
+  std::vector<HeldPort> skipped;
+  while (port.ok() && skipped.size() < tf_ports.size() &&
+         std::find(tf_ports.begin(), tf_ports.end(), port->port()) != tf_ports.end()) {
+    skipped.push_back(std::move(port).value());
+    port = HoldFreePort("0.0.0.0");
+  }
   if (!port.ok()) {
     FailRendezvousLocked(port.status().message());
     return UnavailableError(
@@ -455,6 +481,10 @@ Status HeadSession::OnNodeMessage(int rank, const Frame& frame) {
       StopLocked(m.exit_code, reason);
       return Status::Ok();
     }
+    case MessageType::kWorkersDone:
+      TR_RETURN_IF_ERROR(DecodeEmpty(frame));
+      WorkersDoneLocked(rank);
+      return Status::Ok();
     case MessageType::kNodeResult: {
       TR_ASSIGN_OR_RETURN(NodeResult result, DecodeNodeResult(frame));
       node.result = std::move(result);

@@ -10,6 +10,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 
 #include "base/free_port.h"
 #include "runtime/cluster/cluster_session.h"
@@ -38,6 +39,7 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   void ReleaseMasterPort() override;
   void RankFailed(const RankFailure& failure) override;
   void Stopping(int exit_code, const std::string& reason) override;
+  void WorkersDone() override;
   void ReportResult(const NodeResult& result) override;
   std::vector<TransferItem> MergeUploads(std::vector<TransferItem> items,
                                          const std::string& run_prefix) override;
@@ -99,6 +101,8 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   void NodeLostLocked(int node_rank, const std::string& why);
   void AddEventLocked(FailureEvent event);
   void StopLocked(int exit_code, const std::string& reason);
+  // Node `node_rank`'s workers are done; the last one stops every node's servers.
+  void WorkersDoneLocked(int node_rank);
   void MaybeStartLocked();
   // After node `rank`'s preflight came in: it failed -> stop with its code and
   // reason; every live node's is in -> pass (kPreflightPassed).
@@ -144,6 +148,7 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   // the N-th Ready or Preflight does not scan N nodes.
   size_t ready_nodes_ = 0;
   size_t preflight_or_lost_ = 0;
+  std::set<int> workers_done_;  // nodes whose workers all exited 0 (WorkersDone)
   std::vector<OutputConflict> conflicts_;
   // rsh
   RshHandler* rsh_handler_ = nullptr;

@@ -217,6 +217,10 @@ Status WorkerSession::HandleFrameLocked(const Frame& frame) {
       StopLocked({m.exit_code, m.reason});
       return Status::Ok();
     }
+    case MessageType::kStopServers:
+      TR_RETURN_IF_ERROR(DecodeEmpty(frame));
+      ServersStopLocked();
+      return Status::Ok();
     case MessageType::kUploadPlan: {
       TR_ASSIGN_OR_RETURN(UploadPlanMessage m, DecodeUploadPlan(frame));
       if (m.need_digests) {
@@ -305,6 +309,8 @@ void WorkerSession::Stopping(int exit_code, const std::string& reason) {
   Send(MessageType::kNodeStopping,
        {{"exitCode", exit_code}, {"reason", reason}, {"timeMs", WallMillis()}});
 }
+
+void WorkerSession::WorkersDone() { Send(MessageType::kWorkersDone, json::object()); }
 
 void WorkerSession::ReportResult(const NodeResult& result) {
   Send(MessageType::kNodeResult, result.ToJson());

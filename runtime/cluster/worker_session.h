@@ -33,6 +33,7 @@ class WorkerSession : public SessionBase {
                                             std::vector<nlohmann::json>* reports) override;
   void RankFailed(const RankFailure& failure) override;
   void Stopping(int exit_code, const std::string& reason) override;
+  void WorkersDone() override;
   void ReportResult(const NodeResult& result) override;
   std::vector<TransferItem> MergeUploads(std::vector<TransferItem> items,
                                          const std::string& run_prefix) override;

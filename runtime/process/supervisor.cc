@@ -33,6 +33,40 @@ void Supervisor::RequestStop(int exit_code, std::string reason) {
   processes_->Interrupt();
 }
 
+void Supervisor::StopServers(std::string reason) {
+  {
+    std::lock_guard lock(stop_mu_);
+    if (servers_stop_) return;
+    servers_stop_ = std::move(reason);
+  }
+  processes_->Interrupt();
+}
+
+void Supervisor::CheckWorkersDone() {
+  // Only jobs with servers (on this node or another) look: O(ranks) per wait.
+  const bool servers = std::find(server_.begin(), server_.end(), true) != server_.end();
+  if (workers_done_ || policy_.stopping() || (!servers && !options_.on_workers_done)) return;
+  for (const auto& [pid, live] : live_) {
+    if (!server_[live.index]) return;
+  }
+  for (size_t i = 0; i < result_.ranks.size(); ++i) {
+    const RankResult& rank = result_.ranks[i];
+    if (!server_[i] && (!rank.started || !rank.status.success())) return;
+  }
+  workers_done_ = true;
+  if (servers) reporter_->Info("every worker rank on this node exited 0");
+  if (options_.on_workers_done) {
+    options_.on_workers_done();
+  } else {
+    BeginServersStop("every worker exited 0");
+  }
+}
+
+void Supervisor::BeginServersStop(const std::string& reason) {
+  if (live_.empty()) return;
+  if (policy_.Leftovers(fmt::format("{}: stopping the parameter servers", reason))) BeginStop();
+}
+
 void RecordStop(const StopOrder& order, const SupervisorOptions& options,
                 SupervisionResult* result) {
   result->outcome = order.outcome;
@@ -155,6 +189,7 @@ void Supervisor::Start(std::vector<RankLaunch> launches) {
     RankResult rank;
     rank.rank = launch.rank;
     result_.ranks.push_back(rank);
+    server_.push_back(launch.server);
     if (policy_.stopping()) continue;  // a previous rank could not start
     Result<int> pid = processes_->Spawn(launch.spec);
     if (options_.on_spawned) options_.on_spawned(launch.rank);
@@ -181,6 +216,8 @@ void Supervisor::Start(std::vector<RankLaunch> launches) {
 
 SupervisionResult Supervisor::Wait() {
   while (!live_.empty()) {
+    CheckWorkersDone();
+    if (live_.empty()) break;
     for (const ProcessEvent& event : processes_->Wait(policy_.WaitDeadline())) {
       switch (event.kind) {
         case ProcessEvent::Kind::kExited: OnExit(event.pid, event.status); break;
@@ -192,6 +229,12 @@ SupervisionResult Supervisor::Wait() {
             request = stop_request_;
           }
           if (request && policy_.Requested(request->first, request->second)) BeginStop();
+          std::optional<std::string> servers;
+          {
+            std::lock_guard lock(stop_mu_);
+            servers = servers_stop_;
+          }
+          if (servers && !policy_.stopping()) BeginServersStop(*servers);
           break;
         }
       }
@@ -200,6 +243,8 @@ SupervisionResult Supervisor::Wait() {
     if (policy_.KillDue() && !live_.empty()) KillAll();
     if (policy_.UnkillableDue() && !live_.empty()) GiveUpOnUnkillable();
   }
+  // A node whose last rank was a worker: the head still waits to hear it.
+  CheckWorkersDone();
 
   // Whatever a rank left in its own process group goes with it.
   for (const RankResult& rank : result_.ranks) {

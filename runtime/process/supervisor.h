@@ -8,6 +8,14 @@
 // skips the rest of the grace period. A rank still there unkillable_timeout after
 // SIGKILL is recorded as unkillable (its state and wait channel from /proc) and no
 // longer waited for.
+//
+// Server ranks (a TensorFlow parameter server: RankLaunch::server) never end by
+// themselves. Once every other rank ended with 0 and no stop began, the workers
+// are done: on one node the supervisor then stops the servers itself; on several,
+// on_workers_done tells the head, and the head's word comes back as StopServers().
+// That stop is the same sequence (SIGTERM, grace, SIGKILL) but keeps the outcome
+// kSucceeded and exit 0: how a server ends once stopped is not a failure. A server
+// that fails before then is a failure like any rank's.
 #pragma once
 
 #include <functional>
@@ -25,6 +33,7 @@ namespace trainrun {
 struct RankLaunch {
   int rank = 0;  // global rank, used in every message
   SpawnSpec spec;
+  bool server = false;  // a parameter server: stopped once the workers are done
 };
 
 // The root cause: the first rank that failed, not the ranks stopped after it.
@@ -86,6 +95,12 @@ struct SupervisorOptions {
   // before the next: the caller closes what only that child needed (its ends of
   // the output pipes), so descriptors do not pile up while thousands start.
   std::function<void(int rank)> on_spawned;
+  // Called once, on the supervising thread, when every rank that is not a server
+  // has ended with 0 and no stop began (also when this node has no such rank, or
+  // no server): the multi-node layer tells the head, which answers, once the whole
+  // job's workers are done, with StopServers(). Unset: the supervisor stops its
+  // servers itself at that point.
+  std::function<void()> on_workers_done;
 };
 
 // The out-of-memory hint for a rank killed by SIGKILL that trainrun did not send;
@@ -132,6 +147,11 @@ class Supervisor {
   // thread.
   void RequestStop(int exit_code, std::string reason);
 
+  // Every worker of the job is done: stops the server ranks (see above) unless a
+  // stop already began. Safe from any thread; before Wait() it takes effect once
+  // Wait() runs.
+  void StopServers(std::string reason);
+
  private:
   struct Live {
     size_t index;  // into result_.ranks
@@ -144,16 +164,23 @@ class Supervisor {
   void KillAll();
   // unkillable_timeout passed after SIGKILL: records what is left, stops waiting.
   void GiveUpOnUnkillable();
+  // Reports the workers done once they are (on_workers_done, or stops the servers).
+  void CheckWorkersDone();
+  // Begins the servers' stop: outcome kSucceeded, exit 0.
+  void BeginServersStop(const std::string& reason);
 
   ProcessSet* processes_;
   Reporter* reporter_;
   SupervisorOptions options_;
   SupervisionResult result_;
   std::vector<std::pair<int, Live>> live_;  // pid -> live rank
+  std::vector<bool> server_;                // by index into result_.ranks
+  bool workers_done_ = false;               // CheckWorkersDone() reported them
   StopPolicy policy_;
 
   std::mutex stop_mu_;
   std::optional<std::pair<int, std::string>> stop_request_;  // guarded by stop_mu_
+  std::optional<std::string> servers_stop_;                  // guarded by stop_mu_
 };
 
 }  // namespace trainrun

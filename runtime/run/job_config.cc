@@ -422,6 +422,7 @@ std::string_view CommunicatorName(Communicator c) {
     case Communicator::kNccl: return "Nccl";
     case Communicator::kGloo: return "Gloo";
     case Communicator::kTensorFlow: return "TensorFlow";
+    case Communicator::kParameterServer: return "ParameterServer";
   }
   return "None";
 }
@@ -527,12 +528,12 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
   fs::path absolute = fs::absolute(fs::path(path), ec);
   const fs::path base = (ec ? fs::path(path) : absolute).parent_path();
 
-  ObjectReader top(
-      root, "",
-      {"script", "command", "arguments", "sourceDirectory", "experimentName", "runId",
-       "communicator", "nodeCount", "mpi", "processCountPerNode", "gpusPerProcess", "binding",
-       "maxRunDurationSeconds", "environment", "data", "history", "rendezvous", "preflight"},
-      &errors);
+  ObjectReader top(root, "",
+                   {"script", "command", "arguments", "sourceDirectory", "experimentName", "runId",
+                    "communicator", "nodeCount", "mpi", "processCountPerNode", "gpusPerProcess",
+                    "binding", "maxRunDurationSeconds", "environment", "data", "history",
+                    "rendezvous", "preflight", "tensorflow"},
+                   &errors);
 
   const bool script_fits =
       !top.String("script", &job.script) || PathFits(job.script, top.At("script"), &errors);
@@ -592,7 +593,8 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
                         {"Mpi", Communicator::kMpi},
                         {"Nccl", Communicator::kNccl},
                         {"Gloo", Communicator::kGloo},
-                        {"TensorFlow", Communicator::kTensorFlow}},
+                        {"TensorFlow", Communicator::kTensorFlow},
+                        {"ParameterServer", Communicator::kParameterServer}},
                        &job.communicator);
   std::optional<int> node_count;
   if (top.Int("nodeCount", 1, kMaxNodeCount, &node_count)) {
@@ -669,6 +671,11 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
   }
 
   ParsePreflight(top, &errors, &job.preflight);
+  if (const json* tensorflow = top.Get("tensorflow")) {
+    std::vector<std::pair<std::string, std::string>> tf_errors;
+    ParseTensorFlowSection(*tensorflow, top.At("tensorflow"), &job.tensorflow, &tf_errors);
+    for (auto& [pointer, message] : tf_errors) errors.Add(pointer, message);
+  }
 
   // Placeholders are checked now so a typo fails before anything starts.
   std::vector<std::string> data_names;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "runtime/run/tensorflow_config.h"
 
 namespace trainrun {
 
@@ -28,7 +29,9 @@ constexpr size_t kMaxJobFileBytes = 4 << 20;
 // per level, so a file nested 60,000 deep would overflow the stack.
 constexpr int kMaxJobNestingDepth = 64;
 
-enum class Communicator { kNone, kMpi, kNccl, kGloo, kTensorFlow };
+// kParameterServer: TensorFlow with parameter servers (Azure ML's name), roles
+// from the `tensorflow` section (tensorflow_config.h, runtime/cluster/tf_roles.h).
+enum class Communicator { kNone, kMpi, kNccl, kGloo, kTensorFlow, kParameterServer };
 std::string_view CommunicatorName(Communicator c);
 
 enum class DataMechanism { kMount, kDownload, kDirect };
@@ -123,7 +126,8 @@ struct JobConfig {
   std::vector<DataReference> data;
   HistoryConfig history;
   PreflightConfig preflight;
-  std::string json;  // the job file as parsed (not redacted), for the run record
+  TensorFlowConfig tensorflow;  // used by communicator ParameterServer only
+  std::string json;             // the job file as parsed (not redacted), for the run record
 };
 
 // Reads, parses and validates `path`. Relative paths in the file are resolved

@@ -415,6 +415,47 @@ TEST_F(ClusterTest, TensorFlowRanksGetTfConfig) {
   }
 }
 
+// One node, 1 parameter server + 2 workers (tests/multinode/tf_ps_roles.py): the
+// workers talk to the server and exit 0, trainrun stops the server, the run is
+// Completed with exit 0. The multi-node case is in tests/multinode.
+TEST_F(ClusterTest, ParameterServerOnOneNodeIsStoppedWhenTheWorkersExitZero) {
+  std::string job =
+      Job({{"command", {"/usr/bin/python3", SourceRoot() + "/tests/multinode/tf_ps_roles.py"}},
+           {"communicator", "ParameterServer"},
+           {"tensorflow", {{"workerCount", 2}, {"parameterServerCount", 1}}}});
+  Invocation r = RunTrainrun({"run", job, "--history", dir_ / "history", "--workdir", dir_ / "w"},
+                             dir_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("[rank 0] ps 0 listening on 127.0.0.1:"), std::string::npos) << r.out;
+  for (const char* worker : {"worker 0", "worker 1"}) {
+    EXPECT_NE(r.out.find(std::string(worker) + " got 'ps 0 acks hello from " + worker + "'"),
+              std::string::npos)
+        << r.out;
+  }
+  json rec = Record();
+  EXPECT_EQ(rec["status"], "Completed");
+  EXPECT_EQ(rec["exitCode"], 0);
+  ASSERT_EQ(rec["ranks"].size(), 3u);
+  EXPECT_TRUE(rec["ranks"][0]["stoppedByTrainrun"].get<bool>());
+  EXPECT_EQ(rec["ranks"][0]["signal"], SIGTERM);
+  for (int rank : {1, 2}) {
+    EXPECT_FALSE(rec["ranks"][rank]["stoppedByTrainrun"].get<bool>());
+    EXPECT_EQ(rec["ranks"][rank]["exitCode"], 0);
+  }
+
+  // Counts that do not fit processCountPerNode are refused before anything starts.
+  std::string bad = Job({{"command", {"/bin/true"}},
+                         {"communicator", "ParameterServer"},
+                         {"processCountPerNode", 2},
+                         {"tensorflow", {{"workerCount", 2}}}});
+  Invocation refused = RunTrainrun({"run", bad, "--dry-run"}, dir_.path());
+  EXPECT_EQ(refused.exit_code, 65);
+  EXPECT_NE(refused.err.find("/tensorflow: 1 parameter server + 2 workers = 3 processes, but "
+                             "nodeCount 1 x processCountPerNode 2 = 2"),
+            std::string::npos)
+      << refused.err;
+}
+
 #ifdef MPI_ALLREDUCE_BINARY
 TEST_F(ClusterTest, MpiOnOneNodeKeepsPerRankLogsAndFailFast) {
   if (access("/usr/bin/mpirun", X_OK) != 0)

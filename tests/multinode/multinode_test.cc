@@ -583,5 +583,94 @@ TEST_F(MultinodeTest, APreflightFailureOnNodeOneStopsEveryNodeWith75NamingIt) {
   ExpectNothingLeft(cluster);
 }
 
+// TensorFlow parameter servers without TensorFlow (tf_ps_roles.py): 1 chief + 2
+// ps + 3 workers dealt over 2 nodes (node 0: chief, ps 1, worker 1; node 1: ps 0,
+// worker 0, worker 2). Every chief and worker talks to every ps across the nodes
+// and exits 0; the servers never do, and trainrun stops them on both nodes.
+TEST_F(MultinodeTest, ParameterServersAreStoppedOnEveryNodeOnceEveryWorkerExitedZero) {
+  NetnsCluster cluster(2);
+  NEED_CLUSTER(cluster);
+  std::string job =
+      Job({{"script", "tf_ps_roles.py"},
+           {"communicator", "ParameterServer"},
+           {"nodeCount", 2},
+           {"tensorflow", {{"workerCount", 3}, {"parameterServerCount", 2}, {"chief", true}}}});
+  std::vector<Invocation> r = RunAll(cluster, job, 2);
+  for (int n = 0; n < 2; ++n) {
+    ASSERT_EQ(r[n].exit_code, 0) << "node " << n << "\n" << r[n].out << r[n].err;
+  }
+  EXPECT_NE(r[0].err.find("every worker of the job exited 0: stopping the parameter servers"),
+            std::string::npos)
+      << r[0].err;
+  // Ranks are node-major: node 0 runs ranks 0-2, node 1 ranks 3-5.
+  const std::vector<std::string> tasks = {"chief 0", "ps 1",     "worker 1",
+                                          "ps 0",    "worker 0", "worker 2"};
+  const std::vector<int> node_of = {0, 0, 0, 1, 1, 1};
+  json cluster_json;
+  for (int rank = 0; rank < 6; ++rank) {
+    const std::string log = RankLog(rank);
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(
+        log, m,
+        std::regex("rank " + std::to_string(rank) + " is " + tasks[rank] + "; cluster (.*)")))
+        << "rank " << rank << ": " << log;
+    json c = json::parse(m[1].str());
+    if (rank == 0) cluster_json = c;
+    EXPECT_EQ(c, cluster_json) << "rank " << rank << " sees another cluster";
+    if (tasks[rank].rfind("ps", 0) == 0) {
+      EXPECT_NE(log.find(tasks[rank] + " listening on " + cluster.Address(node_of[rank])),
+                std::string::npos)
+          << log;
+    } else {
+      for (const char* ps : {"ps 0", "ps 1"}) {
+        EXPECT_NE(log.find(tasks[rank] + " got '" + ps + " acks hello from " + tasks[rank] + "'"),
+                  std::string::npos)
+            << log;
+      }
+    }
+  }
+  ASSERT_EQ(cluster_json["chief"].size(), 1u);
+  EXPECT_EQ(cluster_json["chief"][0].get<std::string>().rfind(cluster.Address(0) + ":", 0), 0u);
+  EXPECT_EQ(cluster_json["ps"].size(), 2u);
+  EXPECT_EQ(cluster_json["worker"].size(), 3u);
+  EXPECT_EQ(cluster_json["ps"][0].get<std::string>().rfind(cluster.Address(1) + ":", 0), 0u);
+  EXPECT_EQ(cluster_json["ps"][1].get<std::string>().rfind(cluster.Address(0) + ":", 0), 0u);
+  json rec = Record();
+  EXPECT_EQ(rec["status"], "Completed");
+  EXPECT_EQ(rec["exitCode"], 0);
+  EXPECT_FALSE(rec.contains("failure")) << rec["failure"].dump();
+  ASSERT_EQ(rec["ranks"].size(), 6u);
+  for (const json& rank : rec["ranks"]) {
+    const bool server = tasks[rank["rank"].get<int>()].rfind("ps", 0) == 0;
+    EXPECT_EQ(rank["stoppedByTrainrun"], server) << rank.dump();
+    if (server) {
+      EXPECT_EQ(rank["signal"], SIGTERM) << rank.dump();
+    } else {
+      EXPECT_EQ(rank["exitCode"], 0) << rank.dump();
+    }
+  }
+  ExpectNothingLeft(cluster);
+}
+
+// A parameter server that crashes is the normal fail-fast: every node stops, and
+// the job fails with its code.
+TEST_F(MultinodeTest, AParameterServerCrashStopsEveryNode) {
+  NetnsCluster cluster(2);
+  NEED_CLUSTER(cluster);
+  std::string job =
+      Job({{"command",
+            {"/bin/sh", "-c",
+             "case \"$TF_CONFIG\" in *'\"type\":\"ps\"'*) sleep 1; exit 7;; esac; sleep 600"}},
+           {"communicator", "ParameterServer"},
+           {"nodeCount", 2},
+           {"tensorflow", {{"workerCount", 2}, {"parameterServerCount", 1}}}});
+  std::vector<Invocation> r = RunAll(cluster, job, 2);
+  for (int n = 0; n < 2; ++n) EXPECT_EQ(r[n].exit_code, 7) << "node " << n << "\n" << r[n].err;
+  json rec = Record();
+  EXPECT_EQ(rec["status"], "Failed");
+  EXPECT_EQ(rec["failure"]["rank"], 0) << rec["failure"].dump();
+  ExpectNothingLeft(cluster);
+}
+
 }  // namespace
 }  // namespace trainrun::testing

@@ -296,5 +296,130 @@ TEST_F(SupervisorTest, RankExitingZeroEarlyDoesNotStopTheOthers) {
   EXPECT_EQ(clock_.Elapsed(), seconds(5));
 }
 
+// Parameter servers: ranks 0 and 1 are servers (run until signalled), 2 and 3 workers.
+std::vector<RankLaunch> WithServers(int servers, int workers) {
+  std::vector<RankLaunch> launches = Launches(servers + workers);
+  for (int r = 0; r < servers; ++r) launches[r].server = true;
+  return launches;
+}
+
+TEST_F(SupervisorTest, ServersAreStoppedOnceEveryWorkerExitedZeroAndTheRunSucceeds) {
+  processes_.Script(2, ExitsAfter(milliseconds(300), 0));
+  processes_.Script(3, ExitsAfter(milliseconds(500), 0));
+  SupervisorOptions options;
+  options.grace_period = seconds(30);
+  Supervisor supervisor(&processes_, &reporter_, options);
+  SupervisionResult result = supervisor.Run(WithServers(2, 2));
+  EXPECT_EQ(result.outcome, RunOutcome::kSucceeded);
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_FALSE(result.failure);
+  EXPECT_NE(result.stop_reason.find("parameter servers"), std::string::npos) << result.stop_reason;
+  for (int r : {0, 1}) {
+    EXPECT_EQ(SignalsTo(r).front(), SIGTERM) << "server " << r;
+    EXPECT_TRUE(result.ranks[r].stopped_by_trainrun);
+    EXPECT_EQ(result.ranks[r].status.signal, SIGTERM);
+  }
+  for (int r : {2, 3}) EXPECT_EQ(SignalsTo(r), std::vector<int>{SIGKILL}) << "worker " << r;
+  // Stopped when the last worker ended, not a grace period later.
+  EXPECT_EQ(clock_.Elapsed(), milliseconds(510));
+}
+
+TEST_F(SupervisorTest, AServerIgnoringSigtermIsKilledAfterTheGraceAndTheRunStillSucceeds) {
+  ProcessScript stubborn;
+  stubborn.honours_term = false;
+  processes_.Script(0, stubborn);
+  processes_.Script(1, ExitsAfter(seconds(1), 0));
+  SupervisorOptions options;
+  options.grace_period = seconds(5);
+  Supervisor supervisor(&processes_, &reporter_, options);
+  SupervisionResult result = supervisor.Run(WithServers(1, 1));
+  EXPECT_EQ(result.outcome, RunOutcome::kSucceeded);
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_TRUE(result.killed_after_grace);
+  EXPECT_EQ(SignalsTo(0), (std::vector<int>{SIGTERM, SIGKILL, SIGKILL}));
+  EXPECT_EQ(clock_.Elapsed(), seconds(6));
+}
+
+TEST_F(SupervisorTest, AFailedWorkerIsTheNormalFailFastWithServersStoppedToo) {
+  processes_.Script(1, ExitsAfter(milliseconds(200), 0));
+  processes_.Script(2, ExitsAfter(milliseconds(400), 5));
+  SupervisionResult result = [&] {
+    Supervisor supervisor(&processes_, &reporter_, {});
+    return supervisor.Run(WithServers(1, 2));
+  }();
+  EXPECT_EQ(result.outcome, RunOutcome::kRankFailed);
+  EXPECT_EQ(result.exit_code, 5);
+  ASSERT_TRUE(result.failure);
+  EXPECT_EQ(result.failure->rank, 2);
+  EXPECT_TRUE(result.ranks[0].stopped_by_trainrun);
+}
+
+TEST_F(SupervisorTest, AServerCrashIsAFailureWhileWorkersRun) {
+  processes_.Script(0, ExitsAfter(milliseconds(100), 1));
+  Supervisor supervisor(&processes_, &reporter_, {});
+  SupervisionResult result = supervisor.Run(WithServers(1, 2));
+  EXPECT_EQ(result.outcome, RunOutcome::kRankFailed);
+  EXPECT_EQ(result.exit_code, 1);
+  ASSERT_TRUE(result.failure);
+  EXPECT_EQ(result.failure->rank, 0);
+  for (int r : {1, 2}) EXPECT_TRUE(result.ranks[r].stopped_by_trainrun);
+}
+
+TEST_F(SupervisorTest, OnSeveralNodesTheServersWaitForStopServers) {
+  processes_.Script(1, ExitsAfter(milliseconds(100), 0));
+  int reported = 0;
+  Supervisor* self = nullptr;
+  SupervisorOptions options;
+  // The head's answer comes later: another node's workers still run.
+  options.on_workers_done = [&] {
+    ++reported;
+    EXPECT_EQ(clock_.Elapsed(), milliseconds(100));
+    EXPECT_TRUE(SignalsTo(0).empty()) << "the server is not stopped before the head says so";
+    clock_.Advance(seconds(2));
+    self->StopServers("every worker of the job exited 0");
+  };
+  Supervisor supervisor(&processes_, &reporter_, options);
+  self = &supervisor;
+  SupervisionResult result = supervisor.Run(WithServers(1, 1));
+  EXPECT_EQ(reported, 1);
+  EXPECT_EQ(result.outcome, RunOutcome::kSucceeded);
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(SignalsTo(0).front(), SIGTERM);
+  EXPECT_TRUE(result.ranks[0].stopped_by_trainrun);
+}
+
+TEST_F(SupervisorTest, ANodeWithOnlyServersOrOnlyWorkersReportsItsWorkersDone) {
+  int reported = 0;
+  SupervisorOptions options;
+  Supervisor* self = nullptr;
+  options.on_workers_done = [&] {
+    ++reported;
+    self->StopServers("done");
+  };
+  Supervisor servers_only(&processes_, &reporter_, options);
+  self = &servers_only;
+  SupervisionResult result = servers_only.Run(WithServers(1, 0));
+  EXPECT_EQ(reported, 1) << "at once: this node has no worker";
+  EXPECT_EQ(result.exit_code, 0);
+
+  FakeClock clock;
+  ScriptedProcessSet processes(&clock);
+  processes.Script(0, ExitsAfter(milliseconds(50), 0));
+  options.on_workers_done = [&] { ++reported; };
+  Supervisor workers_only(&processes, &reporter_, options);
+  EXPECT_EQ(workers_only.Run(Launches(1)).exit_code, 0);
+  EXPECT_EQ(reported, 2) << "after its last worker: the head waits to hear every node";
+}
+
+TEST_F(SupervisorTest, WorkersDoneIsNotReportedAfterAFailure) {
+  processes_.Script(1, ExitsAfter(milliseconds(100), 2));
+  int reported = 0;
+  SupervisorOptions options;
+  options.on_workers_done = [&] { ++reported; };
+  Supervisor supervisor(&processes_, &reporter_, options);
+  EXPECT_EQ(supervisor.Run(WithServers(1, 1)).exit_code, 2);
+  EXPECT_EQ(reported, 0);
+}
+
 }  // namespace
 }  // namespace trainrun
