@@ -118,8 +118,9 @@ BindingPlan Planner::Plan() {
 void Planner::CountRanks() {
   const int gpus = static_cast<int>(ours_.size());
   int per = options_.gpus_per_process.value_or(1);
+  if (per == 0) per = std::max(gpus, 1);  // 0: all of them
   if (gpus == 0) {
-    if (options_.gpus_per_process) {
+    if (options_.gpus_per_process.value_or(0) > 0) {
       plan_.warnings.push_back(
           fmt::format("gpusPerProcess is {} but this node has no GPUs for the job",
                       *options_.gpus_per_process));

@@ -36,7 +36,7 @@ struct PlanOptions {
   BindingMode mode = BindingMode::kAuto;
   // Ranks on this node; none: the job's GPUs / gpus_per_process, else 1.
   std::optional<int> process_count;
-  // GPUs per rank; none: 1 when the node has GPUs.
+  // GPUs per rank (0: all of the job's GPUs on the node); none: 1 when the node has GPUs.
   std::optional<int> gpus_per_process;
 };
 

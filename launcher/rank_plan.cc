@@ -37,6 +37,12 @@ Result<NodeBinding> PlanBinding(const RunOptions& options, const JobConfig& job,
   for (const std::string& warning : binding.AllWarnings()) {
     reporter->Warning(fmt::format("binding: {}", warning));
   }
+  if (job.azureml.use_gpu.value_or(false) && binding.plan.gpus_per_process == 0) {
+    reporter->Warning(
+        fmt::format("{}: useGpu is true but this node has no GPU for the job; the "
+                    "ranks run without one",
+                    job.file));
+  }
   return binding;
 }
 

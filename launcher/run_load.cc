@@ -13,6 +13,7 @@
 #include "base/redact.h"
 #include "launcher/version.h"
 #include "runtime/cluster/tf_roles.h"
+#include "runtime/run/azureml_config.h"
 #include "runtime/run/run_id.h"
 #include "runtime/store/store_factory.h"
 
@@ -21,10 +22,32 @@ namespace trainrun {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+// Where a container's shared memory is; docker.shmSize is checked against it.
+constexpr const char* kShmPath = "/dev/shm";
+
+// What trainrun made of an Azure ML job file: one line per field it translated or
+// ignored, and docker.shmSize against this container's /dev/shm.
+void ReportAzureMl(const JobConfig& job, Reporter* reporter) {
+  for (const std::string& note : job.azureml.notes) {
+    reporter->Notice(fmt::format("{}: {}", job.file, note));
+  }
+  if (job.azureml.shm_size_bytes) {
+    std::string error;
+    const std::string warning =
+        CheckShmSize(*job.azureml.shm_size_bytes,
+                     fmt::format("{}: {} \"{}\"", job.file, job.azureml.shm_size_field,
+                                 job.azureml.shm_size_text),
+                     kShmPath, &error);
+    if (!warning.empty()) reporter->Warning(warning);
+    if (!error.empty()) reporter->Info(fmt::format("shmSize not checked: {}", error));
+  }
+}
+
 Result<LoadedRun> LoadRun(const RunOptions& options, Reporter* reporter,
                           const std::function<void(const Placement&)>& placed) {
   LoadedRun run;
   TR_ASSIGN_OR_RETURN(run.job, ParseJobFile(options.job_file));
+  ReportAzureMl(run.job, reporter);
   if (!options.run_id.empty()) {
     if (!IsValidRunName(options.run_id)) {
       return InvalidArgumentError(fmt::format(

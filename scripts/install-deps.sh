@@ -11,7 +11,7 @@ packages=(
   clang libclang-rt-14-dev
   # the mutation check (scripts/mutation-check.sh)
   rsync bc
-  libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev
+  libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev libyaml-cpp-dev
   libhwloc-dev hwloc libcurl4-openssl-dev libssl-dev libxml2-dev
   # run and test: real processes, namespaces, PyTorch for the example job
   util-linux iproute2 procps python3 python3-torch python3-numpy

@@ -18,7 +18,9 @@
 #include "base/input_limits.h"
 #include "base/json_depth.h"
 #include "base/text.h"
+#include "runtime/run/azureml_config.h"
 #include "runtime/run/placeholders.h"
+#include "runtime/run/yaml_json.h"
 
 namespace trainrun {
 namespace {
@@ -28,24 +30,64 @@ using nlohmann::json;
 
 // Collects errors as "pointer: message" and reads the members of one JSON object,
 // matching names case-insensitively and rejecting names it does not know.
+// A YAML file's errors also name the line: "job.runconfig:7: /nodeCount: ...". A field
+// that was translated is named as the file spells it (/entry_script, not /script).
 class Errors {
  public:
   void Add(const std::string& pointer, std::string message) {
-    lines_.push_back(fmt::format("{}: {}", pointer.empty() ? "/" : pointer, message));
+    lines_.emplace_back(pointer, std::move(message));
   }
   bool empty() const { return lines_.empty(); }
+  void SetLines(std::map<std::string, int> lines) { yaml_lines_ = std::move(lines); }
+  void SetRenamed(std::vector<std::pair<std::string, std::string>> renamed) {
+    renamed_ = std::move(renamed);
+  }
   Status ToStatus(const std::string& file) const {
     std::string message;
-    for (const std::string& line : lines_) {
+    for (const auto& [given, text] : lines_) {
+      std::string pointer = given;
+      for (const auto& [now, spelled] : renamed_) {
+        if (pointer == now || pointer.rfind(now + "/", 0) == 0) {
+          pointer = spelled + pointer.substr(now.size());
+          break;
+        }
+      }
       if (!message.empty()) message += "\n";
-      message += fmt::format("{}: {}", file, line);
+      message +=
+          fmt::format("{}{}: {}: {}", file, Line(pointer), pointer.empty() ? "/" : pointer, text);
     }
     return InvalidJobError(message);
   }
 
  private:
-  std::vector<std::string> lines_;
+  // ":LINE" of the value at `pointer`, or of its nearest parent that has one.
+  std::string Line(std::string pointer) const {
+    if (yaml_lines_.empty()) return "";
+    while (true) {
+      auto it = yaml_lines_.find(pointer);
+      if (it != yaml_lines_.end()) return fmt::format(":{}", it->second);
+      const size_t slash = pointer.rfind('/');
+      if (slash == std::string::npos) return "";
+      pointer.resize(slash);
+    }
+  }
+
+  std::vector<std::pair<std::string, std::string>> lines_;
+  std::map<std::string, int> yaml_lines_;
+  std::vector<std::pair<std::string, std::string>> renamed_;
 };
+
+// trainrun's names for an object, then Azure ML's for the same place (for "did you
+// mean", and accepted where another part of trainrun reads them).
+std::vector<std::string> Known(std::vector<std::string> own, const std::string& azureml_pointer) {
+  for (std::string& name : AzureMlNamesAt(azureml_pointer)) {
+    const bool have = std::any_of(own.begin(), own.end(), [&](const std::string& n) {
+      return FieldKey(n) == FieldKey(name);
+    });
+    if (!have) own.push_back(std::move(name));
+  }
+  return own;
+}
 
 class ObjectReader {
  public:
@@ -55,7 +97,7 @@ class ObjectReader {
     for (auto it = object.begin(); it != object.end(); ++it) {
       const std::string* match = nullptr;
       for (const std::string& name : known) {
-        if (ToLower(name) == ToLower(it.key())) match = &name;
+        if (FieldKey(name) == FieldKey(it.key())) match = &name;
       }
       if (match == nullptr) {
         std::string hint = NearestName(it.key(), known);
@@ -272,14 +314,16 @@ void ParseData(const json& data, const std::string& pointer, Errors* errors,
       errors->Add(at, fmt::format("must be an object, got {}", JsonTypeName(it.value())));
       continue;
     }
-    ObjectReader ref(
-        it.value(), at,
-        {"dataLocation", "mechanism", "pathOnCompute", "environmentVariableName", "overwrite"},
-        errors);
+    ObjectReader ref(it.value(), at,
+                     Known({"dataLocation", "mechanism", "pathOnCompute", "environmentVariableName",
+                            "overwrite"},
+                           "/data/*"),
+                     errors);
     DataReference d;
     d.name = it.key();
     if (const json* location = ref.Object("dataLocation")) {
-      ObjectReader loc(*location, ref.At("dataLocation"), {"uri"}, errors);
+      ObjectReader loc(*location, ref.At("dataLocation"), Known({"uri"}, "/data/*/dataLocation"),
+                       errors);
       if (!loc.String("uri", &d.uri)) {
         if (loc.Get("uri") == nullptr) errors->Add(loc.Pointer("uri"), "is required");
       } else {
@@ -413,6 +457,29 @@ void ParsePreflight(ObjectReader& top, Errors* errors, PreflightConfig* out) {
   }
 }
 
+// Azure ML's defaults for a file written for it, and what the translation found.
+void ApplyAzureMl(const AzureMlTranslation& azureml, JobConfig* job) {
+  AzureMlJob& out = job->azureml;
+  out.recognised = azureml.azureml;
+  out.recognised_by = azureml.recognised_by;
+  out.notes = azureml.notes;
+  out.shm_size_bytes = azureml.shm_size_bytes;
+  out.shm_size_text = azureml.shm_size_text;
+  out.shm_size_field = azureml.shm_size_pointer;
+  out.use_gpu = azureml.use_gpu;
+  if (!out.recognised) return;
+  const bool count_given = job->process_count_per_node.has_value();
+  if (!count_given) job->process_count_per_node = 1;
+  if (!azureml.gpus_per_process_given && !job->gpus_per_process &&
+      job->process_count_per_node == 1) {
+    job->gpus_per_process = 0;
+    out.notes.push_back(fmt::format(
+        "Azure ML job file (recognised by {}): {}1 process per node with all of the node's "
+        "GPUs, as Azure ML runs it; processCountPerNode and gpusPerProcess change that",
+        out.recognised_by, count_given ? "processCountPerNode 1: " : ""));
+  }
+}
+
 }  // namespace
 
 std::string_view CommunicatorName(Communicator c) {
@@ -493,8 +560,21 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
     return InvalidJobError(fmt::format("{}: the job file has {} bytes; it may have at most {}",
                                        path, text.size(), kMaxJobFileBytes));
   }
+  nlohmann::ordered_json doc;
+  std::map<std::string, int> yaml_lines;
+  if (LooksLikeYaml(path, text)) {
+    YamlDocument yaml;
+    Status parsed = YamlToJson(text, kMaxJobNestingDepth, &yaml);
+    if (!parsed.ok()) return InvalidJobError(fmt::format("{}:{}", path, parsed.message()));
+    doc = std::move(yaml.json);
+    yaml_lines = std::move(yaml.lines);
+    if (!doc.is_object()) {
+      return InvalidJobError(fmt::format("{}: the job file must be a YAML mapping, got {}", path,
+                                         JsonTypeName(json::parse(doc.dump()))));
+    }
+  }
   JsonDepthCheck depth(kMaxJobNestingDepth);
-  if (!json::sax_parse(text, &depth)) {
+  if (yaml_lines.empty() && !json::sax_parse(text, &depth)) {
     if (depth.too_deep()) {
       return InvalidJobError(fmt::format(
           "{}:{}: arrays and objects are nested more than {} levels deep", path,
@@ -509,31 +589,40 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
     return InvalidJobError(fmt::format("{}:{}: not valid JSON: {}", path, LineColumn(text, offset),
                                        what.substr(start)));
   }
-  json root;
-  try {
-    root = json::parse(text);
-  } catch (const json::exception& e) {
-    return InvalidJobError(fmt::format("{}: not valid JSON: {}", path, e.what()));
-  }
-  if (!root.is_object()) {
-    return InvalidJobError(
-        fmt::format("{}: the job file must be a JSON object, got {}", path, JsonTypeName(root)));
+  if (yaml_lines.empty()) {
+    try {
+      doc = nlohmann::ordered_json::parse(text);
+    } catch (const json::exception& e) {
+      return InvalidJobError(fmt::format("{}: not valid JSON: {}", path, e.what()));
+    }
+    if (!doc.is_object()) {
+      return InvalidJobError(fmt::format("{}: the job file must be a JSON object, got {}", path,
+                                         JsonTypeName(json::parse(doc.dump()))));
+    }
   }
 
   Errors errors;
   JobConfig job;
   job.file = path;
-  job.json = root.dump();
+  job.json = doc.dump();
+  // Azure ML's fields become trainrun's (or notes, or errors) before trainrun's reader.
+  AzureMlTranslation azureml;
+  TranslateAzureMl(path, &doc, &azureml);
+  for (const auto& [pointer, message] : azureml.errors) errors.Add(pointer, message);
+  errors.SetLines(std::move(yaml_lines));
+  errors.SetRenamed(azureml.renamed);
+  json root = json::parse(doc.dump());
   std::error_code ec;
   fs::path absolute = fs::absolute(fs::path(path), ec);
   const fs::path base = (ec ? fs::path(path) : absolute).parent_path();
 
-  ObjectReader top(root, "",
-                   {"script", "command", "arguments", "sourceDirectory", "experimentName", "runId",
-                    "communicator", "nodeCount", "mpi", "processCountPerNode", "gpusPerProcess",
-                    "binding", "maxRunDurationSeconds", "environment", "data", "history",
-                    "rendezvous", "preflight", "tensorflow"},
-                   &errors);
+  ObjectReader top(
+      root, "",
+      Known({"script", "command", "arguments", "sourceDirectory", "experimentName", "runId",
+             "communicator", "nodeCount", "mpi", "processCountPerNode", "gpusPerProcess", "binding",
+             "maxRunDurationSeconds", "environment", "data", "history", "rendezvous", "preflight", "tensorflow"},
+            ""),
+      &errors);
 
   const bool script_fits =
       !top.String("script", &job.script) || PathFits(job.script, top.At("script"), &errors);
@@ -609,7 +698,7 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
 
   top.Int("processCountPerNode", 1, kMaxProcessesPerNode, &job.process_count_per_node);
   if (const json* mpi = top.Object("mpi")) {
-    ObjectReader mpi_reader(*mpi, top.At("mpi"), {"processCountPerNode"}, &errors);
+    ObjectReader mpi_reader(*mpi, top.At("mpi"), Known({"processCountPerNode"}, "/mpi"), &errors);
     std::optional<int> count;
     if (mpi_reader.Int("processCountPerNode", 1, kMaxProcessesPerNode, &count)) {
       if (job.process_count_per_node && *job.process_count_per_node != *count) {
@@ -627,8 +716,8 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
   top.Int("maxRunDurationSeconds", 1, INT32_MAX, &job.max_run_duration_seconds);
 
   if (const json* environment = top.Object("environment")) {
-    ObjectReader env(*environment, top.At("environment"), {"environmentVariables", "python"},
-                     &errors);
+    ObjectReader env(*environment, top.At("environment"),
+                     Known({"environmentVariables", "python"}, "/environment"), &errors);
     if (const json* vars = env.Object("environmentVariables")) {
       for (auto it = vars->begin(); it != vars->end(); ++it) {
         std::string at = env.At("environmentVariables") + "/" + it.key();
@@ -644,7 +733,8 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
       }
     }
     if (const json* python = env.Object("python")) {
-      ObjectReader py(*python, env.At("python"), {"interpreterPath"}, &errors);
+      ObjectReader py(*python, env.At("python"), Known({"interpreterPath"}, "/environment/python"),
+                      &errors);
       if (py.String("interpreterPath", &job.interpreter_path)) {
         PathFits(job.interpreter_path, py.At("interpreterPath"), &errors);
       }
@@ -654,8 +744,8 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
   if (const json* data = top.Object("data")) ParseData(*data, top.At("data"), &errors, &job.data);
 
   if (const json* history = top.Object("history")) {
-    ObjectReader h(*history, top.At("history"), {"outputCollection", "directoriesToWatch", "uri"},
-                   &errors);
+    ObjectReader h(*history, top.At("history"),
+                   Known({"outputCollection", "directoriesToWatch", "uri"}, "/history"), &errors);
     h.Bool("outputCollection", &job.history.output_collection);
     h.Scalars("directoriesToWatch", &job.history.directories_to_watch);
     for (size_t i = 0; i < job.history.directories_to_watch.size(); ++i) {
@@ -688,6 +778,8 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
   };
   check(job.arguments, "arguments");
   check(job.command, "command");
+
+  ApplyAzureMl(azureml, &job);
 
   if (!errors.empty()) return errors.ToStatus(path);
   return job;

@@ -1,5 +1,8 @@
 // The job file: Azure ML RunConfiguration field names, as a plain struct.
 //
+// JSON, or YAML (Azure ML's .runconfig; see LooksLikeYaml in yaml_json.h), read into
+// the same tree. Azure ML's own fields are translated, ignored or refused first
+// (azureml_config.h); names match case-insensitively, with or without '_'.
 // ParseJobFile() reads and validates it once; everything after works on JobConfig.
 // Every error names the file and the field as a JSON pointer, e.g.
 //   job.json: /data/mnist/mechanism: "mnt" is not one of mount, download, direct
@@ -104,6 +107,23 @@ struct PreflightConfig {
   PreflightNoGpu on_no_gpu = PreflightNoGpu::kFail;
 };
 
+// What trainrun made of a job file written for Azure ML (runtime/run/azureml_config.h).
+struct AzureMlJob {
+  // The file is Azure ML's (a .runconfig, or a field only Azure ML has) and gets Azure
+  // ML's defaults: one process per node with all of its GPUs.
+  bool recognised = false;
+  std::string recognised_by;  // ".runconfig" or the first Azure ML-only field's pointer
+  // One line per translated or ignored field and per Azure ML default applied, for
+  // the console: "/target: ignored: the compute target: ...".
+  std::vector<std::string> notes;
+  // docker.shmSize: bytes, as written, and its field; checked against /dev/shm.
+  std::optional<uint64_t> shm_size_bytes;
+  std::string shm_size_text;
+  std::string shm_size_field;
+  // useGpu; true: warn when the node has no GPU for the job.
+  std::optional<bool> use_gpu;
+};
+
 struct JobConfig {
   std::string file;  // the job file as given, for messages
   // Exactly one of script (run with the Python interpreter) or command (an argv).
@@ -118,7 +138,8 @@ struct JobConfig {
   bool node_count_set = false;  // the file gives nodeCount
   RendezvousConfig rendezvous;
   std::optional<int> process_count_per_node;  // none: GPUs on the node, else 1
-  std::optional<int> gpus_per_process;        // none: 1 when the node has GPUs
+  // none: 1 when the node has GPUs; 0: all of them (Azure ML's default, never parsed)
+  std::optional<int> gpus_per_process;
   BindingPolicy binding = BindingPolicy::kAuto;
   std::optional<int> max_run_duration_seconds;
   std::vector<std::pair<std::string, std::string>> environment_variables;
@@ -127,7 +148,8 @@ struct JobConfig {
   HistoryConfig history;
   PreflightConfig preflight;
   TensorFlowConfig tensorflow;  // used by communicator ParameterServer only
-  std::string json;             // the job file as parsed (not redacted), for the run record
+  AzureMlJob azureml;
+  std::string json;  // the job file as parsed (not redacted), for the run record
 };
 
 // Reads, parses and validates `path`. Relative paths in the file are resolved
