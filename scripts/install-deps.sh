@@ -12,9 +12,11 @@ packages=(
   # the mutation check (scripts/mutation-check.sh)
   rsync bc
   libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev
-  libhwloc-dev hwloc libcurl4-openssl-dev libssl-dev libxml2-dev
+  libhwloc-dev hwloc libcurl4-openssl-dev libssl-dev libxml2-dev libyaml-cpp-dev
   # run and test: real processes, namespaces, PyTorch for the example job
   util-linux iproute2 procps python3 python3-torch python3-numpy
+  # Python environments of environment.python (venv, pip) and their tests' wheelhouse
+  python3-venv python3-pip python3-wheel python3-setuptools
   # object stores: FUSE mounts of az:// and s3:// data, the benchmark's peer
   rclone fuse3
   # the unkillable-rank test: a FUSE file system whose reads never answer (tests/helpers/hang_fs.c)
