@@ -5,6 +5,7 @@
 #include "base/free_port.h"
 #include "base/net_util.h"
 #include "base/redact.h"
+#include "launcher/python_env_step.h"
 #include "runtime/cluster/communicator_env.h"
 #include "runtime/cluster/control_auth.h"
 #include "runtime/process/rank_env.h"
@@ -134,7 +135,9 @@ Result<RankPlan> PlanRanks(const RankPlanRequest& request, Reporter* reporter) {
 
   std::vector<std::string> argv;
   if (!job.script.empty()) {
-    argv.push_back(job.interpreter_path.empty() ? kDefaultPythonInterpreter : job.interpreter_path);
+    argv.push_back(request.python_env != nullptr  ? request.python_env->python()
+                   : job.interpreter_path.empty() ? kDefaultPythonInterpreter
+                                                  : job.interpreter_path);
     argv.push_back(job.script);
   } else {
     argv = job.command;
@@ -145,6 +148,7 @@ Result<RankPlan> PlanRanks(const RankPlanRequest& request, Reporter* reporter) {
   }
 
   std::vector<std::string> container = binding.ContainerEnvironment(EnvironmentForRanks());
+  if (request.python_env != nullptr) UsePythonEnv(*request.python_env, &container);
   const std::map<std::string, std::string> container_map = EnvironmentMap(container);
   std::vector<std::string> env_warnings;
   for (int local = 0; local < process_count; ++local) {

@@ -17,6 +17,7 @@
 #include "runtime/report/reporter.h"
 #include "runtime/run/data_refs.h"
 #include "runtime/run/job_config.h"
+#include "runtime/run/python_env.h"
 #include "runtime/run/run_layout.h"
 
 namespace trainrun {
@@ -43,6 +44,9 @@ struct RankPlanRequest {
   const LocalRunLayout& layout;
   const DataPreparer& data;  // where data not yet prepared will be
   const std::vector<PreparedData>& prepared_data;
+  // The job's Python environment: `script` runs with its python, and every rank gets
+  // its bin first on PATH. Null: the image's interpreter as it is.
+  const PythonEnv* python_env = nullptr;
   // A dry run neither checks the binding against this machine nor picks ports.
   bool for_dry_run = false;
 };

@@ -11,6 +11,7 @@
 #include "base/fs_util.h"
 #include "base/net_util.h"
 #include "base/redact.h"
+#include "launcher/python_env_step.h"
 #include "runtime/cluster/control_server.h"
 #include "runtime/mpi/mpi_supervisor.h"
 #include "runtime/process/log_pump.h"
@@ -181,6 +182,8 @@ Status Prepare(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout
   TR_RETURN_IF_ERROR(MakeDirs(layout.logs()));
   TR_RETURN_IF_ERROR(PrepareData(ctx, job, prepared, &record));
   if (IsCanceled(ctx.cancel)) return CanceledError(*ctx.cancel, "after the data was ready");
+  TR_ASSIGN_OR_RETURN(prepared->python_env,
+                      PreparePythonEnvironment(ctx, job, EnvironmentForRanks(), layout.root));
 
   if (!prepared->binding) {
     TR_ASSIGN_OR_RETURN(prepared->binding, PlanBinding(ctx.options, job, reporter));
@@ -193,7 +196,8 @@ Status Prepare(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout
                           .binding = binding,
                           .layout = layout,
                           .data = *prepared->data,
-                          .prepared_data = prepared->prepared_data};
+                          .prepared_data = prepared->prepared_data,
+                          .python_env = prepared->python_env.get()};
   TR_ASSIGN_OR_RETURN(prepared->plan, PlanRanks(request, reporter));
   const RankPlan& plan = prepared->plan;
   record.command.insert(record.command.end(), plan.command.begin(), plan.command.end());

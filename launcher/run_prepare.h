@@ -14,6 +14,7 @@
 #include "runtime/process/log_pump.h"
 #include "runtime/process/process_posix.h"
 #include "runtime/run/data_refs.h"
+#include "runtime/run/python_env.h"
 #include "runtime/run/run_layout.h"
 
 namespace trainrun {
@@ -30,6 +31,9 @@ struct PreparedRun {
   std::unique_ptr<PosixProcessSet> processes;
   std::unique_ptr<DataPreparer> data;  // holds the mounts; reset at Finalizing
   std::vector<PreparedData> prepared_data;
+  // environment.python's environment, held (its cache lock shared) until the run
+  // ends; null when the job asks for none.
+  std::unique_ptr<PythonEnv> python_env;
   RankPlan plan;                  // the launches have their log pipes once Prepare succeeded
   std::unique_ptr<LogPump> pump;  // started: reads the ranks' pipes into their logs
   RankPipes mpirun_pipes;         // the head of an MPI job: where mpirun's output goes
@@ -40,7 +44,8 @@ struct PreparedRun {
 };
 
 // Copies the source snapshot into the run directory, makes ./outputs and ./logs,
-// prepares every data reference, plans the binding (unless `prepared->binding` is
+// prepares every data reference, finds or builds the job's Python environment
+// (python_env_step.h), plans the binding (unless `prepared->binding` is
 // set) and the ranks, writes the binding table to system_logs/, then creates the
 // process set and starts the log pump with each rank's pipes. Fills the journal's
 // record (source, data, command, binding, nodes). Returns the first failure;

@@ -15,6 +15,8 @@ packages=(
   libhwloc-dev hwloc libcurl4-openssl-dev libssl-dev libxml2-dev
   # run and test: real processes, namespaces, PyTorch for the example job
   util-linux iproute2 procps python3 python3-torch python3-numpy
+  # Python environments of environment.python (venv, pip) and their tests' wheelhouse
+  python3-venv python3-pip python3-wheel python3-setuptools
   # object stores: FUSE mounts of az:// and s3:// data, the benchmark's peer
   rclone fuse3
   # the unkillable-rank test: a FUSE file system whose reads never answer (tests/helpers/hang_fs.c)

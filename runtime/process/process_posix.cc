@@ -20,7 +20,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -699,6 +701,89 @@ Result<std::string> CaptureOutput(const std::vector<std::string>& argv, const st
                                                  : SignalName(WTERMSIG(status))));
   }
   return output;
+}
+
+Result<ExitStatus> RunToCompletion(const SpawnSpec& base,
+                                   const std::function<void(std::string_view)>& line,
+                                   const CancelToken* cancel) {
+  SpawnSpec spec = base;
+  spec.stdin_fd = -1;
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe2");
+  spec.stdout_fd = spec.stderr_fd = out[1];
+  Result<int> started = StartChild(spec);
+  close(out[1]);
+  if (!started.ok()) {
+    close(out[0]);
+    return started.status();
+  }
+  const pid_t pid = *started;
+  std::string pending;
+  auto deliver = [&](bool flush) {
+    size_t start = 0;
+    for (size_t nl = pending.find('\n'); nl != std::string::npos; nl = pending.find('\n', start)) {
+      line(std::string_view(pending).substr(start, nl - start));
+      start = nl + 1;
+    }
+    pending.erase(0, start);
+    if (flush && !pending.empty()) {
+      line(pending);
+      pending.clear();
+    }
+  };
+  bool open_pipe = true;
+  std::optional<int> status;
+  std::optional<TimePoint> term_sent;
+  std::optional<TimePoint> exited_at;
+  bool killed = false;
+  char buf[8192];
+  while (open_pipe || !status) {
+    if (open_pipe) {
+      pollfd p{out[0], POLLIN, 0};
+      if (poll(&p, 1, 100) > 0) {
+        const ssize_t n = read(out[0], buf, sizeof(buf));
+        if (n > 0) {
+          pending.append(buf, static_cast<size_t>(n));
+          deliver(false);
+        } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+          open_pipe = false;
+        }
+      }
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (!status) {
+      int s = 0;
+      if (waitpid(pid, &s, WNOHANG) == pid) {
+        status = s;
+        exited_at = SystemClock()->Now();
+      }
+    }
+    // A grandchild may keep the pipe open after the child ended: a second is enough
+    // for what the child itself wrote.
+    if (status && open_pipe && SystemClock()->Now() - *exited_at > std::chrono::seconds(1)) {
+      open_pipe = false;
+    }
+    if (!status && IsCanceled(cancel)) {
+      if (!term_sent) {
+        kill(-pid, SIGTERM);
+        term_sent = SystemClock()->Now();
+      } else if (!killed && SystemClock()->Now() - *term_sent > std::chrono::seconds(5)) {
+        kill(-pid, SIGKILL);
+        killed = true;
+      }
+    }
+  }
+  close(out[0]);
+  deliver(true);
+  if (term_sent) return CanceledError(*cancel, spec.argv[0]);
+  ExitStatus result;
+  if (WIFEXITED(*status)) {
+    result.code = WEXITSTATUS(*status);
+  } else {
+    result.signal = WTERMSIG(*status);
+  }
+  return result;
 }
 
 }  // namespace trainrun

@@ -1,12 +1,14 @@
 // The real ProcessSet for Linux: fork/exec, signalfd, eventfd, epoll.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "base/cancel.h"
 #include "runtime/process/process.h"
 
 namespace trainrun {
@@ -135,6 +137,19 @@ int PidOfChild(int parent, int pid_in_namespace);
 // commands such as `git rev-parse`; it reaps its child itself, so it must not run
 // while another thread waits in a PosixProcessSet.
 Result<std::string> CaptureOutput(const std::vector<std::string>& argv, const std::string& cwd);
+
+// Runs spec.argv to completion (no shell) with spec.env and spec.cwd, its stdout and
+// stderr merged into one pipe and handed to `line` one line at a time (without the
+// newline; a last line without one too), on the calling thread. spec's fds are
+// ignored; stdin is /dev/null. The child starts like every other (its own process
+// group, killed if trainrun dies). Once `cancel` (may be null) is canceled, the
+// group gets SIGTERM and, 5 s later, SIGKILL, and the result is kCanceled naming
+// argv[0]. Returns how the child ended (a non-zero exit is not an error), or the
+// error that kept it from starting (naming argv[0]). It reaps only its own child,
+// so it may run beside a PosixProcessSet that nobody waits on (Preparing).
+Result<ExitStatus> RunToCompletion(const SpawnSpec& spec,
+                                   const std::function<void(std::string_view)>& line,
+                                   const CancelToken* cancel);
 
 // Looks `program` up in the ':'-separated `path_list` like execvp. A name with a
 // '/' is returned as is when it exists.

@@ -733,11 +733,11 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
       }
     }
     if (const json* python = env.Object("python")) {
-      ObjectReader py(*python, env.At("python"), Known({"interpreterPath"}, "/environment/python"),
-                      &errors);
-      if (py.String("interpreterPath", &job.interpreter_path)) {
-        PathFits(job.interpreter_path, py.At("interpreterPath"), &errors);
+      for (const PythonFieldError& e :
+           ParsePythonSection(*python, env.At("python"), job.source_directory, &job.python)) {
+        errors.Add(e.pointer, e.message);
       }
+      job.interpreter_path = job.python.interpreter_path;
     }
   }
 

@@ -17,6 +17,7 @@
 
 #include "base/status.h"
 #include "runtime/run/tensorflow_config.h"
+#include "runtime/run/python_env_spec.h"
 
 namespace trainrun {
 
@@ -144,6 +145,7 @@ struct JobConfig {
   std::optional<int> max_run_duration_seconds;
   std::vector<std::pair<std::string, std::string>> environment_variables;
   std::string interpreter_path;  // empty: python3 from PATH
+  PythonEnvSpec python;          // environment.python: the packages to install (deps)
   std::vector<DataReference> data;
   HistoryConfig history;
   PreflightConfig preflight;
