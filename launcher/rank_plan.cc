@@ -5,6 +5,7 @@
 #include "base/free_port.h"
 #include "base/net_util.h"
 #include "base/redact.h"
+#include "launcher/rank_python.h"
 #include "runtime/cluster/communicator_env.h"
 #include "runtime/cluster/control_auth.h"
 #include "runtime/process/rank_env.h"
@@ -131,10 +132,13 @@ Result<RankPlan> PlanRanks(const RankPlanRequest& request, Reporter* reporter) {
   std::vector<std::string> container = binding.ContainerEnvironment(EnvironmentForRanks());
   const std::map<std::string, std::string> container_map = EnvironmentMap(container);
   std::vector<std::string> env_warnings;
+  const std::string python_dir = TrainrunPythonDir();
   for (int local = 0; local < process_count; ++local) {
     context.rank = me.first_rank + local;
     context.local_rank = local;
     std::vector<TrainrunVar> vars = RankVariables(context);
+    // Where python/trainrun appends each rank's metrics (runtime/run/metrics.h).
+    vars.push_back({"TRAINRUN_METRICS_DIR", layout.metrics(), TrainrunVar::Kind::kIdentity});
     for (TrainrunVar& v : SchedulerRankVariables(container_map, context)) {
       vars.push_back(std::move(v));
     }
@@ -143,7 +147,14 @@ Result<RankPlan> PlanRanks(const RankPlanRequest& request, Reporter* reporter) {
       vars.push_back(std::move(v));
     }
     MergedEnvironment env = MergeEnvironment(container, job.environment_variables, vars);
+    AppendPythonPath(&env.entries, python_dir);
     if (local == 0) {
+      reporter->Info(python_dir.empty()
+                         ? "trainrun's Python modules (trainrun, azureml) were not found: "
+                           "metrics are not recorded"
+                         : fmt::format("PYTHONPATH ends with {}: trainrun's Python modules "
+                                       "(metrics, the azureml stand-in)",
+                                       python_dir));
       for (const std::string& note : env.notes) reporter->Info(note);
       env_warnings = env.warnings;
     }

@@ -114,11 +114,13 @@ TEST(RunMetricsTest, ReadsEveryRanksFileOfARunFromHistory) {
   TempDir dir;
   FileStore store(dir.path());
   RunKey key{"exp", "run1"};
-  ASSERT_TRUE(store.PutBytes("exp/run1/metrics/rank_0.jsonl",
-                             "{\"name\":\"acc\",\"value\":0.5,\"step\":0}\n")
+  ASSERT_TRUE(store
+                  .PutBytes("exp/run1/metrics/rank_0.jsonl",
+                            "{\"name\":\"acc\",\"value\":0.5,\"step\":0}\n")
                   .ok());
-  ASSERT_TRUE(store.PutBytes("exp/run1/metrics/rank_1.jsonl",
-                             "{\"name\":\"acc\",\"value\":0.7,\"step\":0}\n")
+  ASSERT_TRUE(store
+                  .PutBytes("exp/run1/metrics/rank_1.jsonl",
+                            "{\"name\":\"acc\",\"value\":0.7,\"step\":0}\n")
                   .ok());
   ASSERT_TRUE(store.PutBytes("exp/run1/metrics/README", "not a metrics file").ok());
   Result<RunMetrics> m = ReadRunMetrics(&store, key);
@@ -160,7 +162,7 @@ TEST(MetricsPlotTest, OnePathPerRankWithAPointPerValue) {
   std::map<std::string, std::vector<size_t>> per_metric;  // metric -> points per path
   size_t at = 0;
   for (const char* name : {"a&lt;b&amp;c", "loss"}) {
-    size_t panel = svg.find("data-metric=\"" + name + "\"", at);
+    size_t panel = svg.find(std::string("data-metric=\"") + name + "\"", at);
     ASSERT_NE(panel, std::string::npos) << name;
     size_t end = svg.find("</g>\n</g>", panel);
     std::string text = svg.substr(panel, end - panel);
