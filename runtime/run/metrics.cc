@@ -46,12 +46,8 @@ json StatsToJson(const MetricStats& s) {
     if (std::isfinite(v)) return v;
     return std::isnan(v) ? "NaN" : (v > 0 ? "Infinity" : "-Infinity");
   };
-  json j = {{"values", s.values},
-            {"steps", s.steps},
-            {"latestStep", s.latest_step},
-            {"latest", number(s.latest)},
-            {"min", number(s.min)},
-            {"max", number(s.max)}};
+  json j = {{"values", s.values},         {"steps", s.steps},     {"latestStep", s.latest_step},
+            {"latest", number(s.latest)}, {"min", number(s.min)}, {"max", number(s.max)}};
   if (s.latest_text) j["latest"] = *s.latest_text;
   if (s.values == 0) {
     j.erase("min");
@@ -69,8 +65,8 @@ std::optional<int> RankOfMetricsFile(std::string_view name) {
       !name.ends_with(kSuffix)) {
     return std::nullopt;
   }
-  std::string_view digits = name.substr(kPrefix.size(), name.size() - kPrefix.size() -
-                                                            kSuffix.size());
+  std::string_view digits =
+      name.substr(kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size());
   int rank = 0;
   auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), rank);
   if (ec != std::errc() || end != digits.data() + digits.size() || rank < 0) return std::nullopt;

@@ -42,7 +42,7 @@ struct MetricPoint {
 
 // One metric of one rank, in the order the rank logged it.
 struct MetricSeries {
-  std::vector<MetricPoint> points;      // numeric values
+  std::vector<MetricPoint> points;       // numeric values
   std::optional<std::string> last_text;  // the latest value when it was text
   int64_t last_text_step = 0;
 };

@@ -12,11 +12,11 @@ namespace {
 constexpr int kWidth = 860;
 constexpr int kPanelHeight = 320;
 constexpr int kTitleHeight = 36;
-constexpr int kLeft = 80;     // room for the value labels
-constexpr int kRight = 140;   // room for the legend
-constexpr int kTop = 34;      // the panel's title
-constexpr int kBottom = 46;   // the step labels and axis name
-constexpr int kTicks = 5;     // about this many per axis
+constexpr int kLeft = 80;         // room for the value labels
+constexpr int kRight = 140;       // room for the legend
+constexpr int kTop = 34;          // the panel's title
+constexpr int kBottom = 46;       // the step labels and axis name
+constexpr int kTicks = 5;         // about this many per axis
 constexpr size_t kDotsUpTo = 60;  // points in a series that still get a dot each
 constexpr int kLegendRows = 12;
 
@@ -69,9 +69,8 @@ std::string Panel(const std::string& name, const std::map<int, MetricSeries>& ra
   std::string svg = fmt::format("<g class=\"metric\" data-metric=\"{}\">\n", Escape(name));
   const int x0 = kLeft, x1 = kWidth - kRight;
   const int y0 = top + kTop, y1 = top + kPanelHeight - kBottom;
-  svg += fmt::format(
-      "<text x=\"{}\" y=\"{}\" font-size=\"16\" font-weight=\"bold\">{}</text>\n", x0,
-      top + 22, Escape(name));
+  svg += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"16\" font-weight=\"bold\">{}</text>\n",
+                     x0, top + 22, Escape(name));
 
   bool any = false;
   double step_lo = 0, step_hi = 0, lo = 0, hi = 0;
@@ -127,8 +126,8 @@ std::string Panel(const std::string& name, const std::map<int, MetricSeries>& ra
         "<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{}</text>\n",
         x0, y, x1, y, x0 - 5, y, x0, y, x0 - 8, y + 4, fmt::format("{:.4g}", shown));
   }
-  svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">step</text>\n",
-                     (x0 + x1) / 2, y1 + 36);
+  svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">step</text>\n", (x0 + x1) / 2,
+                     y1 + 36);
   svg += "</g>\n";
 
   // One line per rank, in step order.
