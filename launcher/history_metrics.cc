@@ -32,8 +32,8 @@ std::string FinalMetricLines(const RunMetrics& metrics) {
     text += fmt::format("metric:      {} {} at step {}", EscapeControl(name), Latest(*s),
                         s->latest_step);
     if (s->values > 1) {
-      text += fmt::format(" (min {}, max {})", FormatMetricValue(s->min),
-                          FormatMetricValue(s->max));
+      text +=
+          fmt::format(" (min {}, max {})", FormatMetricValue(s->min), FormatMetricValue(s->max));
     }
     text += "\n";
   }

@@ -91,8 +91,7 @@ TEST_F(MetricsTest, RanksLogThroughTheModuleAndAzuremlAndSurviveAFailingRank) {
 
   Invocation show = History({"show", "m1"});
   ASSERT_EQ(show.exit_code, 0) << show.err;
-  EXPECT_NE(show.out.find("metric:      loss 0.25 at step 3 (min 0.25, max 2)"),
-            std::string::npos)
+  EXPECT_NE(show.out.find("metric:      loss 0.25 at step 3 (min 0.25, max 2)"), std::string::npos)
       << show.out;
 
   Invocation plot = History({"metrics", "m1", "--plot", dir_ / "m.svg"});
@@ -127,9 +126,9 @@ TEST_F(MetricsTest, TheStandInStepsAsideForARealAzureml) {
               {"processCountPerNode", 1},
               {"environment", {{"python", {{"interpreterPath", "/usr/bin/python3"}}}}}};
   WriteFile(dir_ / "job.json", job.dump());
-  Invocation r = RunTrainrun({"run", dir_ / "job.json", "--history", dir_ / "hist", "--workdir",
-                              dir_ / "work"},
-                             dir_.path());
+  Invocation r = RunTrainrun(
+      {"run", dir_ / "job.json", "--history", dir_ / "hist", "--workdir", dir_ / "work"},
+      dir_.path());
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("real azureml used"), std::string::npos) << r.out;
   Invocation metrics = History({"metrics", "m2"});
