@@ -13,8 +13,10 @@
 #include "base/redact.h"
 #include "base/text.h"
 #include "launcher/exit_codes.h"
+#include "launcher/history_metrics.h"
 #include "runtime/run/history.h"
 #include "runtime/run/job_config.h"
+#include "runtime/run/metrics_plot.h"
 #include "runtime/run/run_layout.h"
 #include "runtime/run/run_lease.h"
 #include "runtime/store/store_factory.h"
@@ -281,6 +283,14 @@ int HistoryShow(const HistoryOptions& options, Console* out, Console* err) {
     if (!f.hint.empty()) text += fmt::format("hint:        {}\n", E(f.hint));
     if (!f.log_file.empty()) text += fmt::format("log:         {}\n", E(f.log_file));
   }
+  // The final values the ranks logged; a run without metrics has no line.
+  Result<RunMetrics> metrics = ReadRunMetrics(opened->store.get(), *key);
+  if (metrics.ok()) {
+    text += FinalMetricLines(*metrics);
+  } else {
+    err->Write(fmt::format("trainrun: warning: metrics not read: {}\n", metrics.status().message()),
+               false);
+  }
   for (const std::string& w : r.warnings) text += fmt::format("warning:     {}\n", E(w));
   for (const SkippedSymlink& s : r.skipped_symlinks) {
     text += fmt::format("not uploaded: {} -> {} ({})\n", E(s.path), E(s.target), E(s.reason));
@@ -456,6 +466,44 @@ int HistoryLogs(const HistoryOptions& options, Console* out, Console* err) {
       return kExitCanceled;
     }
   }
+}
+
+int HistoryMetrics(const HistoryOptions& options, Console* out, Console* err) {
+  if (!options.plot.empty()) {
+    for (const Status& s : {CheckPathArgument(options.plot, "--plot"), CheckPlotPath(options.plot)})
+      if (!s.ok()) return Fail(err, s);
+  }
+  Result<OpenedRun> opened = OpenRun(options);
+  if (!opened.ok()) return Fail(err, opened.status());
+  Result<RunMetrics> metrics = ReadRunMetrics(opened->store.get(), opened->key);
+  if (!metrics.ok()) return Fail(err, metrics.status());
+  for (const std::string& p : metrics->problems) {
+    err->Write(fmt::format("trainrun: warning: {} (skipped)\n", EscapeControl(p)), false);
+  }
+  if (!options.plot.empty()) {
+    if (metrics->metrics.empty()) {
+      return Fail(err, NotFoundError(fmt::format("run {} has no metrics to plot", options.run_id)));
+    }
+    const std::string title = opened->key.experiment + " / " + opened->key.run_id;
+    // WriteFileAtomic makes the folder it writes in: a bare name's is this one.
+    Status written =
+        WriteFileAtomic(fs::absolute(options.plot).string(), RenderMetricsSvg(*metrics, title));
+    if (!written.ok()) return Fail(err, IoError(written.message()));
+    out->Write(fmt::format("{} metric(s) -> {}\n", metrics->metrics.size(), options.plot), false);
+    return kExitOk;
+  }
+  if (options.json) {
+    out->Write(metrics->ToJson().dump(2) + "\n", false);
+    return kExitOk;
+  }
+  if (metrics->empty()) {
+    out->Write(fmt::format("run {} has no metrics (README, \"Metrics\", says how to log them)\n",
+                           options.run_id),
+               false);
+    return kExitOk;
+  }
+  out->Write(MetricsTable(*metrics), false);
+  return kExitOk;
 }
 
 }  // namespace trainrun

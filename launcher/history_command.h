@@ -1,4 +1,4 @@
-// `trainrun history {list|show|files|download|logs}`: reading run history.
+// `trainrun history {list|show|files|download|logs|metrics}`: reading run history.
 #pragma once
 
 #include <optional>
@@ -19,7 +19,8 @@ struct HistoryOptions {
   std::optional<int> rank;  // for logs: one rank only
   bool system = false;      // for logs: trainrun's system log instead
   bool follow = false;      // for logs: keep printing until the run ends
-  bool json = false;        // for list and show
+  bool json = false;        // for list, show and metrics
+  std::string plot;         // for metrics: draw them into this .svg file
   int limit = 0;            // for list: newest N (0: all)
   // How far past its lease's expiry (by this machine's clock) a run that is not
   // final is shown as Lost (run_lease.h).
@@ -41,5 +42,10 @@ int HistoryShow(const HistoryOptions& options, Console* out, Console* err);
 int HistoryFiles(const HistoryOptions& options, Console* out, Console* err);
 int HistoryDownload(const HistoryOptions& options, Console* out, Console* err);
 int HistoryLogs(const HistoryOptions& options, Console* out, Console* err);
+// The metrics the ranks logged (runtime/run/metrics.h): a table, JSON, or with
+// `plot` an SVG file (64 for a name not ending in .svg, 66 for a run without
+// metrics, 74 when the file cannot be written). Lines of the metrics files that are
+// not metrics are skipped with a warning each.
+int HistoryMetrics(const HistoryOptions& options, Console* out, Console* err);
 
 }  // namespace trainrun

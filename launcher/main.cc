@@ -186,6 +186,12 @@ int main(int argc, char** argv) {
   logs_cmd->add_option("--rank", history.rank, "Only this rank's log");
   logs_cmd->add_flag("--system", history.system, "trainrun's system log instead of the ranks'");
   logs_cmd->add_flag("--follow,-f", history.follow, "Keep printing until the run ends");
+  CLI::App* metrics_cmd = history_cmd->add_subcommand(
+      "metrics", "The metrics a run's ranks logged: latest, min, max and steps");
+  metrics_cmd->add_option("run", history.run_id, "Run id")->required();
+  metrics_cmd->add_flag("--json", history.json, "JSON instead of a table");
+  metrics_cmd->add_option("--plot", history.plot,
+                          "Draw each metric against step, one line per rank, into this .svg");
   for (CLI::App* sub : {list_cmd, show_cmd, files_cmd, download_cmd, logs_cmd}) {
     sub->fallthrough();
   }
@@ -281,5 +287,6 @@ int main(int argc, char** argv) {
   if (download_cmd->parsed())
     return interruptibly(trainrun::HistoryDownload, trainrun::kCommandStopGrace);
   if (logs_cmd->parsed()) return interruptibly(trainrun::HistoryLogs, trainrun::kCommandStopGrace);
+  if (metrics_cmd->parsed()) return interruptibly(trainrun::HistoryMetrics, kAtOnce);
   return trainrun::kExitUsage;
 }

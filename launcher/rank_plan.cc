@@ -6,6 +6,7 @@
 #include "base/net_util.h"
 #include "base/redact.h"
 #include "launcher/python_env_step.h"
+#include "launcher/rank_python.h"
 #include "runtime/cluster/communicator_env.h"
 #include "runtime/cluster/control_auth.h"
 #include "runtime/process/rank_env.h"
@@ -151,10 +152,13 @@ Result<RankPlan> PlanRanks(const RankPlanRequest& request, Reporter* reporter) {
   if (request.python_env != nullptr) UsePythonEnv(*request.python_env, &container);
   const std::map<std::string, std::string> container_map = EnvironmentMap(container);
   std::vector<std::string> env_warnings;
+  const std::string python_dir = TrainrunPythonDir();
   for (int local = 0; local < process_count; ++local) {
     context.rank = me.first_rank + local;
     context.local_rank = local;
     std::vector<TrainrunVar> vars = RankVariables(context);
+    // Where python/trainrun appends each rank's metrics (runtime/run/metrics.h).
+    vars.push_back({"TRAINRUN_METRICS_DIR", layout.metrics(), TrainrunVar::Kind::kIdentity});
     for (TrainrunVar& v : SchedulerRankVariables(container_map, context)) {
       vars.push_back(std::move(v));
     }
@@ -164,7 +168,14 @@ Result<RankPlan> PlanRanks(const RankPlanRequest& request, Reporter* reporter) {
                                               job.tensorflow.roles));
     for (TrainrunVar& v : communicator_vars) vars.push_back(std::move(v));
     MergedEnvironment env = MergeEnvironment(container, job.environment_variables, vars);
+    AppendPythonPath(&env.entries, python_dir);
     if (local == 0) {
+      reporter->Info(python_dir.empty()
+                         ? "trainrun's Python modules (trainrun, azureml) were not found: "
+                           "metrics are not recorded"
+                         : fmt::format("PYTHONPATH ends with {}: trainrun's Python modules "
+                                       "(metrics, the azureml stand-in)",
+                                       python_dir));
       for (const std::string& note : env.notes) reporter->Info(note);
       env_warnings = env.warnings;
     }

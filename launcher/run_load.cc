@@ -136,7 +136,8 @@ Status CreateRunDirectory(const LoadedRun& run, const LocalRunLayout& layout,
     }
     return ErrnoStatus(errno, layout.root);
   }
-  for (const std::string& dir : {layout.wd(), layout.user_logs(), layout.system_logs()}) {
+  for (const std::string& dir :
+       {layout.wd(), layout.user_logs(), layout.system_logs(), layout.metrics()}) {
     TR_RETURN_IF_ERROR(MakeDirs(dir));
   }
   TR_ASSIGN_OR_RETURN(std::unique_ptr<SystemLog> log,

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "runtime/run/metrics.h"
+
 namespace trainrun {
 
 namespace fs = std::filesystem;
@@ -20,6 +22,7 @@ std::vector<std::pair<std::string, std::string>> LogDirs(const JobConfig& job,
     dirs.emplace_back(layout.wd() + "/" + normal, prefix + normal);
   }
   dirs.emplace_back(layout.user_logs(), prefix + kUserLogsDir);
+  dirs.emplace_back(layout.metrics(), prefix + kMetricsDir);
   return dirs;
 }
 

@@ -7,6 +7,7 @@
 //                            logs/...         ./logs (and history.directoriesToWatch)
 //                            user_logs/std_log_process_<rank>.txt
 //                            system_logs/...  trainrun's own log
+//                            metrics/rank_<rank>.jsonl  what the ranks log (metrics.h)
 // clang-format on
 #pragma once
 

@@ -8,11 +8,13 @@
 //            user_logs/std_log_process_<rank>.txt
 //            system_logs/trainrun_node_<node>.log
 //            system_logs/mpirun.log      mpirun's own output, node 0 of an MPI job
+//            metrics/rank_<rank>.jsonl   the metrics each rank logs (metrics.h)
 //            data/<name>          default pathOnCompute of data references
 //            run.json             the latest run record, also when history is away
 //            .run.json.reserve    space for the final run.json on a full disk
 //                                 (launcher/run_context.h)
-// History: <experiment>/<runId>/{run.json, outputs/, logs/, user_logs/, system_logs/}
+// History: <experiment>/<runId>/{run.json, outputs/, logs/, user_logs/, system_logs/,
+//                                metrics/}
 // clang-format on
 #pragma once
 
@@ -42,6 +44,7 @@ struct LocalRunLayout {
   std::string user_logs() const { return root + "/" + kUserLogsDir; }
   std::string system_logs() const { return root + "/" + kSystemLogsDir; }
   std::string data() const { return root + "/data"; }
+  std::string metrics() const { return root + "/metrics"; }
   std::string record() const { return root + "/run.json"; }
   std::string rank_log(int rank) const { return user_logs() + "/" + RankLogName(rank); }
   std::string system_log(int node_rank) const {

@@ -115,12 +115,19 @@ def test_example():
     check(rec["status"] == "Completed" and rec["exitCode"] == 0, "not Completed 0", rec["status"])
     check(len(rec["ranks"]) == 2, "the record has not 2 ranks", rec["ranks"])
     files = trainrun(RUNTIME, "history", "files", run_id, mounts=[(volume, "/history")])
-    for f in ("outputs/model.pt", "outputs/model.txt", "logs/metrics_rank1.jsonl",
+    for f in ("outputs/model.pt", "outputs/model.txt", "metrics/rank_1.jsonl",
               "user_logs/std_log_process_1.txt", "system_logs/trainrun_node_0.log"):
         check(f in files.stdout, f"{f} is not in history", files.stdout)
     logs = trainrun(RUNTIME, "history", "logs", run_id, "--rank", "1",
                     mounts=[(volume, "/history")])
     check("rank 1: weight checksum" in logs.stdout, "rank 1's log is not in history", logs.stdout)
+    # The metrics module ships in the image (share/trainrun/python) and is on the path.
+    metrics = trainrun(RUNTIME, "history", "metrics", run_id, "--json",
+                       mounts=[(volume, "/history")])
+    check(metrics.returncode == 0, f"history metrics exited {metrics.returncode}", metrics.stderr)
+    loss = json.loads(metrics.stdout)["metrics"]["loss"]
+    check(sorted(loss["ranks"]) == ["0", "1"] and loss["overall"]["steps"] == 5,
+          "the example's loss is not in history for 2 ranks x 5 epochs", metrics.stdout)
 
 
 ORPHANS_PY = r'''

@@ -127,6 +127,14 @@ inline Invocation RunTrainrun(const std::vector<std::string>& args, const std::s
   return process.Wait();
 }
 
+// Parses a `history metrics --plot` SVG as XML (tests/launcher/svg_series.py): its
+// out is {"METRIC": {"RANK": points of that rank's line}}.
+inline Invocation SvgSeries(const std::string& svg, const std::string& dir) {
+  TrainrunProcess process({"/usr/bin/python3", SourceRoot() + "/tests/launcher/svg_series.py", svg},
+                          {}, dir);
+  return process.Wait();
+}
+
 // Polls `condition` every 10 ms for up to `limit`.
 inline bool WaitFor(const std::function<bool()>& condition,
                     std::chrono::seconds limit = std::chrono::seconds(60)) {

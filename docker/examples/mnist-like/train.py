@@ -3,12 +3,14 @@
 Run it with trainrun (job.json next to this file): trainrun starts one process per
 rank with RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set, in a copy of this folder,
 so ./outputs and ./logs are the run's own and reach run history at the end.
+Each rank logs its loss and accuracy per epoch with trainrun's metrics module
+(`trainrun history metrics RUN`, `--plot out.svg`); outside trainrun the module is
+not there and the script only prints them.
 
 The data is synthetic (28x28 "images" of 10 classes drawn around fixed class
 templates) so the example needs no download.
 """
 import argparse
-import json
 import os
 import time
 
@@ -18,6 +20,11 @@ import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
+
+try:
+    import trainrun  # on PYTHONPATH under trainrun (README, "Metrics")
+except ImportError:
+    trainrun = None
 
 
 def synthetic_mnist(samples, seed):
@@ -50,7 +57,6 @@ def main():
 
     os.makedirs("outputs", exist_ok=True)
     os.makedirs("logs", exist_ok=True)
-    metrics = open(f"logs/metrics_rank{rank}.jsonl", "w")
     for epoch in range(args.epochs):
         sampler.set_epoch(epoch)
         total, count, correct = 0.0, 0, 0
@@ -64,16 +70,15 @@ def main():
             total += loss.item() * len(labels)
             count += len(labels)
             correct += (logits.argmax(1) == labels).sum().item()
+        # This rank's own loss and accuracy (its shard), one line per rank in the plot.
+        if trainrun is not None:
+            trainrun.log_metrics({"loss": total / count, "accuracy": correct / count}, step=epoch)
         # The mean loss over every rank's samples.
         stats = torch.tensor([total, count, correct], dtype=torch.float64)
         dist.all_reduce(stats)
         mean_loss, accuracy = (stats[0] / stats[1]).item(), (stats[2] / stats[1]).item()
-        record = {"epoch": epoch, "rank": rank, "loss": mean_loss, "accuracy": accuracy,
-                  "seconds": round(time.time() - start, 3)}
-        metrics.write(json.dumps(record) + "\n")
-        metrics.flush()
-        print(f"rank {rank}/{world} epoch {epoch}: loss {mean_loss:.4f} accuracy {accuracy:.3f}")
-    metrics.close()
+        print(f"rank {rank}/{world} epoch {epoch}: loss {mean_loss:.4f} accuracy {accuracy:.3f} "
+              f"({time.time() - start:.2f} s)")
 
     # DDP keeps every rank's weights identical; show it with a checksum per rank.
     checksum = sum(p.detach().double().sum().item() for p in model.parameters())
