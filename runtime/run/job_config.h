@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "runtime/run/restart_policy.h"
 
 namespace trainrun {
 
@@ -123,6 +124,8 @@ struct JobConfig {
   std::vector<DataReference> data;
   HistoryConfig history;
   PreflightConfig preflight;
+  // maxRestarts and the restarts section (README "In-place restarts").
+  RestartPolicy restarts;
   std::string json;  // the job file as parsed (not redacted), for the run record
 };
 
