@@ -60,7 +60,7 @@ def trainrun_cmd(build, tmp, out, ranks, rep, backoff):
     job = {
         "command": [os.path.join(build, "benchmarks/bench_rank"), "restart", out,
                     str(ranks - 1), str(FAIL_AFTER_MS), "7"],
-        "sourceDirectory": tmp,
+        "sourceDirectory": os.path.join(tmp, "src"),
         "experimentName": "restart_bench",
         "runId": f"r{rep}-{backoff}".replace(".", "_"),
         "processCountPerNode": ranks,
@@ -70,7 +70,7 @@ def trainrun_cmd(build, tmp, out, ranks, rep, backoff):
     path = os.path.join(tmp, f"job-{rep}-{backoff}.json")
     with open(path, "w") as f:
         json.dump(job, f)
-    return [os.path.join(build, "trainrun"), "run", path, "--history",
+    return [os.path.join(build, "launcher/trainrun"), "run", path, "--history",
             os.path.join(tmp, "history"), "--workdir", os.path.join(tmp, "work"),
             "--console", "none"]
 
@@ -91,6 +91,7 @@ def main():
     args = parser.parse_args()
     build = os.path.abspath(args.build)
     tmp = tempfile.mkdtemp(prefix="restart_bench.")
+    os.makedirs(os.path.join(tmp, "src"))
     rows = []
     try:
         series = {}
