@@ -6,6 +6,9 @@
 //   bench_rank hang DIR FAIL_RANK AFTER_MS CODE
 //       write DIR/pid.<rank>; rank FAIL_RANK writes DIR/failed after AFTER_MS and
 //       exits CODE; the others wait for a signal
+//   bench_rank restart DIR FAIL_RANK AFTER_MS CODE
+//       on the first attempt (TORCHELASTIC_RESTART_COUNT unset or 0, as trainrun and
+//       torchrun set it) as `hang`; on a later one write DIR/restart.<rank> and exit 0
 // clang-format on
 #include <signal.h>
 #include <time.h>
@@ -37,7 +40,7 @@ void Write(const std::string& path, const std::string& text) {
 int main(int argc, char** argv) {
   const char* rank_env = std::getenv("RANK");
   if (argc < 3 || rank_env == nullptr) {
-    std::fprintf(stderr, "usage: bench_rank start|hang DIR ... (with RANK set)\n");
+    std::fprintf(stderr, "usage: bench_rank start|hang|restart DIR ... (with RANK set)\n");
     return 2;
   }
   const std::string mode = argv[1], dir = argv[2], rank = rank_env;
@@ -47,7 +50,14 @@ int main(int argc, char** argv) {
     Write(dir + "/start." + rank, text);
     return 0;
   }
-  if (mode == "hang" && argc >= 6) {
+  const char* restarts = std::getenv("TORCHELASTIC_RESTART_COUNT");
+  if (mode == "restart" && restarts != nullptr && std::atoi(restarts) > 0) {
+    char text[64];
+    std::snprintf(text, sizeof(text), "%.9f\n", Now());
+    Write(dir + "/restart." + rank, text);
+    return 0;
+  }
+  if ((mode == "hang" || mode == "restart") && argc >= 6) {
     // The pid as the host sees it (/proc is the host's: trainrun may run the ranks in
     // a PID namespace of their own, where getpid() is a small number).
     char self[32] = {};

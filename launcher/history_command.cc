@@ -273,6 +273,13 @@ int HistoryShow(const HistoryOptions& options, Console* out, Console* err) {
                     n.workdir.empty() ? std::string("local files unknown (the node never reported)")
                                       : "local files in " + E(n.workdir));
   }
+  for (const AttemptRecord& a : r.attempts) {
+    // One line per start of the ranks (README "In-place restarts").
+    text += fmt::format(
+        "attempt {}:   {}{}{}\n", a.attempt,
+        a.end ? fmt::format("{}, exit code {}", E(a.outcome), a.exit_code) : std::string("running"),
+        a.reason.empty() ? "" : " (" + E(a.reason) + ")", a.next.empty() ? "" : "; " + E(a.next));
+  }
   if (!r.stop_reason.empty()) text += fmt::format("stopped:     {}\n", E(r.stop_reason));
   if (r.failure) {
     const FailureRecord& f = *r.failure;

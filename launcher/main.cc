@@ -20,6 +20,7 @@
 #include "launcher/version.h"
 #include "runtime/process/process_posix.h"
 #include "runtime/report/console.h"
+#include "runtime/run/restart_policy.h"
 
 namespace {
 
@@ -112,6 +113,10 @@ int main(int argc, char** argv) {
        "Seconds of silence after which a node is lost (default 10)")
       ->check(CLI::Range(1.0, 3600.0));
   flag("run-id", &run.run_id, "Run id (overrides the job file's runId)");
+  flag("max-restarts", &run.max_restarts,
+       "Times the ranks are started again after a retryable failure (overrides the job file's "
+       "maxRestarts; default 0)")
+      ->check(CLI::Range(0, trainrun::kMaxRestartsLimit));
   flag("workdir", &run.workdir, "Where run directories are made (default /tmp/trainrun)");
   flag("topology-xml", &run.topology_xml, "An hwloc XML topology to plan binding with");
   flag("grace-period", &run.grace_period_seconds,

@@ -124,6 +124,7 @@ Result<RankPlan> PlanRanks(const RankPlanRequest& request, Reporter* reporter) {
   context.experiment = job.experiment_name;
   context.outputs_dir = layout.outputs();
   context.logs_dir = layout.logs();
+  context.max_restarts = job.restarts.max_restarts;
   for (const DataReference& ref : job.data) {
     std::string path = request.data.PlannedPath(ref);
     for (const PreparedData& p : request.prepared_data) {

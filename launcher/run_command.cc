@@ -12,6 +12,7 @@
 #include "launcher/exit_codes.h"
 #include "launcher/preflight.h"
 #include "launcher/rank_plan.h"
+#include "launcher/run_attempts.h"
 #include "launcher/run_context.h"
 #include "launcher/run_finalize.h"
 #include "launcher/run_load.h"
@@ -145,7 +146,7 @@ int PrepareRunAndFinalize(const RunContext& ctx, LoadedRun* run, const LocalRunL
     record.outcome = "preflight passed";
     return Finalize(ctx, run, layout, prepared, /*ran=*/nullptr, kExitOk, RunStatus::kCompleted);
   }
-  RanRanks ran = RunRanks(ctx, *run, layout, prepared);
+  RanRanks ran = RunAttempts(ctx, *run, layout, prepared);
   RunStatus status = RunStatus::kFailed;
   if (ran.result.outcome == RunOutcome::kSucceeded) status = RunStatus::kCompleted;
   if (ran.result.outcome == RunOutcome::kCanceled) status = RunStatus::kCanceled;

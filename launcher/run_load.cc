@@ -43,6 +43,30 @@ void ReportAzureMl(const JobConfig& job, Reporter* reporter) {
   }
 }
 
+namespace {
+
+// In-place restarts run on one node, without MPI, so far (README "In-place
+// restarts"); elsewhere the job is refused before anything starts rather than
+// run without the restarts it asks for.
+Status CheckRestartsSupported(const JobConfig& job, const Placement& placement) {
+  if (!job.restarts.enabled()) return Status::Ok();
+  if (placement.node_count > 1) {
+    return NotSupportedError(fmt::format(
+        "{}: /maxRestarts {} (or --max-restarts): in-place restarts of a job on several nodes "
+        "are not supported yet; run it with maxRestarts 0",
+        job.file, job.restarts.max_restarts));
+  }
+  if (job.communicator == Communicator::kMpi) {
+    return NotSupportedError(fmt::format(
+        "{}: /maxRestarts {} (or --max-restarts): in-place restarts of an MPI job are not "
+        "supported yet; run it with maxRestarts 0",
+        job.file, job.restarts.max_restarts));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<LoadedRun> LoadRun(const RunOptions& options, Reporter* reporter,
                           const std::function<void(const Placement&)>& placed) {
   LoadedRun run;
@@ -55,9 +79,11 @@ Result<LoadedRun> LoadRun(const RunOptions& options, Reporter* reporter,
     }
     run.job.run_id = options.run_id;
   }
+  if (options.max_restarts) run.job.restarts.max_restarts = *options.max_restarts;
   TR_ASSIGN_OR_RETURN(run.placement, ClusterRun::Discover(options, run.job));
   // ParameterServer: this node's process count is its share of the TensorFlow roles.
   TR_RETURN_IF_ERROR(ApplyTfRoles(&run.job, run.placement.node_count, run.placement.node_rank));
+  TR_RETURN_IF_ERROR(CheckRestartsSupported(run.job, run.placement));
   if (placed) placed(run.placement);
   if (!options.dry_run) {
     TR_ASSIGN_OR_RETURN(run.cluster, ClusterRun::Create(options, run.job, reporter));

@@ -31,9 +31,11 @@ struct RunOptions {
   double heartbeat_timeout_seconds = 10;  // a node silent this long is lost
   std::string history;                    // run history URI; empty: job file, then default
   std::string run_id;                     // overrides the job file's runId
-  std::string workdir;                    // where <experiment>/<runId>/ is made
-  std::string topology_xml;               // an hwloc XML topology instead of this machine's
-  bool dry_run = false;                   // print the plan, start nothing
+  // Overrides the job file's maxRestarts (runtime/run/restart_policy.h).
+  std::optional<int> max_restarts;
+  std::string workdir;       // where <experiment>/<runId>/ is made
+  std::string topology_xml;  // an hwloc XML topology instead of this machine's
+  bool dry_run = false;      // print the plan, start nothing
   // `trainrun check`: the preflight only (on, with the job file's settings or the
   // defaults), then Finalizing; the user's script never starts.
   bool check_only = false;

@@ -142,9 +142,16 @@ Status CheckFdBudget(size_t ranks, bool multi_node) {
 // The process set, the log pump and each rank's pipes; nothing is started.
 Status SetUpProcesses(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& layout,
                       PreparedRun* prepared) {
-  const ConsoleRanks console = ctx.options.console;
   TR_RETURN_IF_ERROR(CreateProcessSet(ctx, prepared));
   TR_RETURN_IF_ERROR(CheckFdBudget(prepared->plan.launches.size(), ctx.cluster != nullptr));
+  return StartLogPump(ctx, run, layout, prepared);
+}
+
+}  // namespace
+
+Status StartLogPump(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& layout,
+                    PreparedRun* prepared) {
+  const ConsoleRanks console = ctx.options.console;
   prepared->pump = std::make_unique<LogPump>(console == ConsoleRanks::kNone ? nullptr : ctx.out);
   LogPump* pump = prepared->pump.get();
   for (RankLaunch& launch : prepared->plan.launches) {
@@ -163,8 +170,6 @@ Status SetUpProcesses(const RunContext& ctx, const LoadedRun& run, const LocalRu
   }
   return pump->Start();
 }
-
-}  // namespace
 
 Status Prepare(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& layout,
                PreparedRun* prepared) {

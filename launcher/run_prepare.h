@@ -55,4 +55,11 @@ struct PreparedRun {
 Status Prepare(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& layout,
                PreparedRun* prepared);
 
+// A new log pump for prepared->plan.launches, started, with fresh pipes for each
+// rank (and mpirun's on the head of an MPI job), appending to their logs. Prepare
+// makes the first; each restart (run_attempts.h) a new one, once the last one has
+// drained. Replaces prepared->pump.
+Status StartLogPump(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& layout,
+                    PreparedRun* prepared);
+
 }  // namespace trainrun

@@ -53,7 +53,8 @@ void ReportStopTiming(const RunContext& ctx) {
 }  // namespace
 
 RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& layout,
-                  PreparedRun* prepared) {
+                  PreparedRun* prepared, const AttemptStart& attempt) {
+  const bool first = attempt.attempt == 1;
   const JobConfig& job = run.job;
   RanRanks ran;
   std::atomic<int64_t> failure_time_ms{0};  // written by the supervision callbacks
@@ -61,13 +62,14 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
   const StopTiming& timing = ctx.stop->timing();
   supervision.grace_period = timing.grace_period;
   supervision.unkillable_timeout = timing.unkillable_timeout;
-  ReportStopTiming(ctx);
+  if (first) ReportStopTiming(ctx);
   // When a cancel began stopping the ranks: the scheduler's clock started then at
   // the latest, should the signal watcher have missed the signal.
   std::atomic<int64_t> cancel_ticks{0};
   if (job.max_run_duration_seconds) {
     supervision.max_run_duration = std::chrono::seconds(*job.max_run_duration_seconds);
   }
+  if (attempt.time_left) supervision.max_run_duration = attempt.time_left;
   ClusterSession* session = ctx.cluster ? ctx.cluster->session() : nullptr;
   if (session != nullptr) {
     // The other nodes hear of this node's first failure, cancel or time limit at once.
@@ -110,14 +112,16 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
   }
   supervision.on_spawned = [pump = prepared->pump.get()](int rank) { pump->CloseChildEnds(rank); };
   ran.oom_kills_before = CgroupOomKills();
-  ctx.journal->EnterPhase(RunStatus::kRunning);
-  ctx.journal->Save();
-  ran.live = StartLiveUpload(ctx, run, layout);
   std::vector<RankLaunch>& launches = prepared->plan.launches;
-  // Held since it was chosen (rank_plan.h, ClusterSession::ReleaseMasterPort):
-  // free now for rank 0 to bind.
-  prepared->plan.master_port_hold.Release();
-  if (session != nullptr) session->ReleaseMasterPort();
+  if (first) {
+    ctx.journal->EnterPhase(RunStatus::kRunning);
+    ctx.journal->Save();
+    ran.live = StartLiveUpload(ctx, run, layout);
+    // Held since it was chosen (rank_plan.h, ClusterSession::ReleaseMasterPort):
+    // free now for rank 0 to bind. Later attempts use the same port again.
+    prepared->plan.master_port_hold.Release();
+    if (session != nullptr) session->ReleaseMasterPort();
+  }
   ctx.reporter->Notice(fmt::format("run {}: {} rank(s) of {}", job.run_id, launches.size(),
                                    fmt::join(ctx.journal->record().command, " ")));
   if (job.communicator == Communicator::kMpi) {

@@ -26,16 +26,23 @@ struct RanRanks {
 // The container's count of OOM kills (cgroup v2), or -1 when it cannot be read.
 int64_t CgroupOomKills();
 
-// Enters Running (saving the record), starts the live upload, releases
-// MASTER_PORT (held since its choice), starts the ranks of `prepared` (their
-// launches are moved out) and supervises them until they have all ended,
-// fail-fast, with the grace period and time limit of the options and the job;
-// an MPI job through mpirun (mpi_run.h). On a multi-node job the other nodes
-// hear of this node's first failure, cancel or time limit, and a stop from them
-// stops these ranks. Does not fail: a rank that could not start is in the
-// result. ctx.journal must be set.
+// Which start of the ranks RunRanks makes (run_attempts.h).
+struct AttemptStart {
+  int attempt = 1;
+  // What is left of maxRunDurationSeconds, which counts from the first attempt's
+  // start; none: the job's whole limit (or none).
+  std::optional<Duration> time_left;
+};
+
+// The first attempt enters Running (saving the record), starts the live upload
+// and releases MASTER_PORT (held since its choice); every attempt starts the ranks of `prepared`
+// (their launches are moved out) and supervises them until they have all ended, fail-fast, with the
+// grace period and time limit of the options and the job; an MPI job through mpirun (mpi_run.h). On
+// a multi-node job the other nodes hear of this node's first failure, cancel or time limit, and a
+// stop from them stops these ranks. Does not fail: a rank that could not start is in the result.
+// ctx.journal must be set.
 RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& layout,
-                  PreparedRun* prepared);
+                  PreparedRun* prepared, const AttemptStart& attempt = {});
 
 // When a rank failed: completes ran->result.failure (its stderr tail from `pump`,
 // which may be null, and a hint when the kernel's OOM killer was at work), puts it

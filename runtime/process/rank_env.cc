@@ -26,6 +26,10 @@ std::vector<TrainrunVar> RankVariables(const RankContext& c) {
       {"TRAINRUN_OUTPUTS_DIR", c.outputs_dir, K::kIdentity},
       {"TRAINRUN_LOGS_DIR", c.logs_dir, K::kIdentity},
       {"TRAINRUN_NODE_COUNT", std::to_string(c.node_count), K::kIdentity},
+      {"TRAINRUN_ATTEMPT", std::to_string(c.attempt), K::kIdentity},
+      // torchrun's names for the same: restarts so far, and the most there may be.
+      {"TORCHELASTIC_RESTART_COUNT", std::to_string(c.attempt - 1), K::kIdentity},
+      {"TORCHELASTIC_MAX_RESTARTS", std::to_string(c.max_restarts), K::kIdentity},
       {"AZUREML_RUN_ID", c.run_id, K::kIdentity},
       {"AZUREML_EXPERIMENT_NAME", c.experiment, K::kIdentity},
       // Python buffers stdout when it is a pipe; unbuffered, a line reaches the log
@@ -43,6 +47,27 @@ std::vector<TrainrunVar> RankVariables(const RankContext& c) {
     }
   }
   return vars;
+}
+
+void SetAttemptVariables(int attempt, const std::vector<std::pair<std::string, std::string>>& job,
+                         std::vector<std::string>* env) {
+  const std::pair<std::string, std::string> values[] = {
+      {"TRAINRUN_ATTEMPT", std::to_string(attempt)},
+      {"TORCHELASTIC_RESTART_COUNT", std::to_string(attempt - 1)}};
+  for (const auto& [name, value] : values) {
+    bool from_job = false;
+    for (const auto& set : job) from_job = from_job || set.first == name;
+    if (from_job) continue;
+    const std::string prefix = name + "=";
+    bool found = false;
+    for (std::string& entry : *env) {
+      if (entry.rfind(prefix, 0) == 0) {
+        entry = prefix + value;
+        found = true;
+      }
+    }
+    if (!found) env->push_back(prefix + value);
+  }
 }
 
 MergedEnvironment MergeEnvironment(const std::vector<std::string>& container,

@@ -39,6 +39,10 @@ struct RankContext {
   std::string experiment;
   std::string outputs_dir;  // absolute
   std::string logs_dir;     // absolute
+  // Which start of the ranks this is (1, 2, ... : README "In-place restarts"), and
+  // how many restarts the run allows.
+  int attempt = 1;
+  int max_restarts = 0;
   // Data reference name -> path or URI, and the extra variable name (may be empty).
   std::vector<std::pair<std::string, std::string>> data_paths;
   std::map<std::string, std::string> data_env_names;
@@ -58,6 +62,13 @@ struct MergedEnvironment {
 MergedEnvironment MergeEnvironment(const std::vector<std::string>& container,
                                    const std::vector<std::pair<std::string, std::string>>& job,
                                    const std::vector<TrainrunVar>& trainrun);
+
+// Makes a rank's environment (`env`, "NAME=value" entries as MergeEnvironment
+// made it for attempt 1) that of attempt `attempt`: TRAINRUN_ATTEMPT and
+// TORCHELASTIC_RESTART_COUNT get its values, except where the job file set them
+// (`job`), whose value stays, as it did for attempt 1.
+void SetAttemptVariables(int attempt, const std::vector<std::pair<std::string, std::string>>& job,
+                         std::vector<std::string>* env);
 
 // trainrun's own environment as "NAME=value" entries.
 std::vector<std::string> CurrentEnvironment();

@@ -398,6 +398,43 @@ bool Number(ObjectReader& reader, const std::string& name, double min, double ma
   return true;
 }
 
+// maxRestarts, and the restarts section: {retryExitCodes, backoffSeconds,
+// backoffMaxSeconds}.
+void ParseRestarts(ObjectReader& top, Errors* errors, RestartPolicy* policy) {
+  std::optional<int> max_restarts;
+  if (top.Int("maxRestarts", 0, kMaxRestartsLimit, &max_restarts)) {
+    policy->max_restarts = *max_restarts;
+  }
+  const json* restarts = top.Object("restarts");
+  if (restarts == nullptr) return;
+  ObjectReader r(*restarts, top.At("restarts"),
+                 {"retryExitCodes", "backoffSeconds", "backoffMaxSeconds"}, errors);
+  if (const json* codes = r.Get("retryExitCodes")) {
+    if (!codes->is_array()) {
+      errors->Add(r.At("retryExitCodes"),
+                  fmt::format("must be an array of exit codes, got {}", JsonTypeName(*codes)));
+    } else {
+      policy->retry_exit_codes.emplace();
+      for (size_t i = 0; i < codes->size(); ++i) {
+        const json& code = (*codes)[i];
+        if (!code.is_number_integer() || code.get<int64_t>() < 1 || code.get<int64_t>() > 255) {
+          errors->Add(fmt::format("{}/{}", r.At("retryExitCodes"), i),
+                      fmt::format("must be an exit code from 1 to 255, got {}", code.dump()));
+          continue;
+        }
+        policy->retry_exit_codes->push_back(code.get<int>());
+      }
+    }
+  }
+  Number(r, "backoffSeconds", 0, 86400, &policy->backoff_seconds);
+  Number(r, "backoffMaxSeconds", 0, 86400, &policy->backoff_max_seconds);
+  if (policy->backoff_max_seconds < policy->backoff_seconds) {
+    errors->Add(r.At("backoffMaxSeconds"),
+                fmt::format("{:g} is less than backoffSeconds {:g}", policy->backoff_max_seconds,
+                            policy->backoff_seconds));
+  }
+}
+
 // true, false or an object: whether the part is on, and the object when given.
 const json* Switch(ObjectReader& reader, const std::string& name, bool* enabled) {
   const json* v = reader.Get(name);
@@ -620,7 +657,7 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
       root, "",
       Known({"script", "command", "arguments", "sourceDirectory", "experimentName", "runId",
              "communicator", "nodeCount", "mpi", "processCountPerNode", "gpusPerProcess", "binding",
-             "maxRunDurationSeconds", "environment", "data", "history", "rendezvous", "preflight", "tensorflow"},
+             "maxRunDurationSeconds", "environment", "data", "history", "rendezvous", "preflight", "tensorflow", "maxRestarts", "restarts"},
             ""),
       &errors);
 
@@ -766,6 +803,7 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
     ParseTensorFlowSection(*tensorflow, top.At("tensorflow"), &job.tensorflow, &tf_errors);
     for (auto& [pointer, message] : tf_errors) errors.Add(pointer, message);
   }
+  ParseRestarts(top, &errors, &job.restarts);
 
   // Placeholders are checked now so a typo fails before anything starts.
   std::vector<std::string> data_names;

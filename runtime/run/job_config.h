@@ -18,6 +18,7 @@
 #include "base/status.h"
 #include "runtime/run/tensorflow_config.h"
 #include "runtime/run/python_env_spec.h"
+#include "runtime/run/restart_policy.h"
 
 namespace trainrun {
 
@@ -151,6 +152,8 @@ struct JobConfig {
   PreflightConfig preflight;
   TensorFlowConfig tensorflow;  // used by communicator ParameterServer only
   AzureMlJob azureml;
+  // maxRestarts and the restarts section (README "In-place restarts").
+  RestartPolicy restarts;
   std::string json;  // the job file as parsed (not redacted), for the run record
 };
 

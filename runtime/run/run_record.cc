@@ -110,6 +110,37 @@ std::optional<WallTime> RunRecord::end_time() const {
   return status_history.back().second;
 }
 
+json AttemptToJson(const AttemptRecord& a) {
+  json j = {{"attempt", a.attempt}, {"start", FormatIso8601(a.start)}};
+  if (a.end) {
+    j["end"] = FormatIso8601(*a.end);
+    j["outcome"] = a.outcome;
+    j["exitCode"] = a.exit_code;
+  }
+  if (a.failed_rank) j["failedRank"] = *a.failed_rank;
+  if (a.failed_node_rank) j["failedNodeRank"] = *a.failed_node_rank;
+  if (!a.reason.empty()) j["reason"] = a.reason;
+  if (!a.next.empty()) j["next"] = a.next;
+  return j;
+}
+
+AttemptRecord AttemptFromJson(const json& j) {
+  AttemptRecord a;
+  a.attempt = j.value("attempt", 1);
+  ParseIso8601(j.value("start", ""), &a.start);
+  WallTime end;
+  if (ParseIso8601(j.value("end", ""), &end)) a.end = end;
+  a.outcome = j.value("outcome", "");
+  a.exit_code = j.value("exitCode", 0);
+  if (j.contains("failedRank") && j["failedRank"].is_number_integer())
+    a.failed_rank = j["failedRank"].get<int>();
+  if (j.contains("failedNodeRank") && j["failedNodeRank"].is_number_integer())
+    a.failed_node_rank = j["failedNodeRank"].get<int>();
+  a.reason = j.value("reason", "");
+  a.next = j.value("next", "");
+  return a;
+}
+
 json RunRecord::ToJson() const {
   json j;
   j["runId"] = run_id;
@@ -145,6 +176,11 @@ json RunRecord::ToJson() const {
   json rank_list = json::array();
   for (const RankRecord& r : ranks) rank_list.push_back(RankRecordToJson(r));
   j["ranks"] = rank_list;
+  if (!attempts.empty()) {
+    json attempt_list = json::array();
+    for (const AttemptRecord& a : attempts) attempt_list.push_back(AttemptToJson(a));
+    j["attempts"] = attempt_list;
+  }
   j["command"] = command;
   j["source"] = source;
   j["job"] = job;
@@ -195,6 +231,9 @@ Result<RunRecord> RunRecord::FromJson(const json& j) {
                          n.value("trainrunPid", 0), n.value("workdir", "")});
     }
     for (const json& k : j.value("ranks", json::array())) r.ranks.push_back(RankRecordFromJson(k));
+    for (const json& a : j.value("attempts", json::array())) {
+      r.attempts.push_back(AttemptFromJson(a));
+    }
     r.command = j.value("command", std::vector<std::string>{});
     r.source = j.value("source", json::object());
     r.job = j.value("job", json::object());

@@ -8,8 +8,9 @@
 //   reason, hint, stderrTail[], logFile}, nodes[{nodeRank, host, processCount,
 //   trainrunPid, workdir}], ranks[{rank, nodeRank, localRank, pid, exitCode, signal,
 //   seconds, stoppedByTrainrun}], command[], source{...}, job{... redacted},
-//   warnings[], skippedSymlinks[{path, target}], uploadErrors[], details{...},
-//   trainrunVersion.
+//   attempts[{attempt, start, end, outcome, exitCode, failedRank, failedNodeRank,
+//   reason, next}] (a run that allows restarts), warnings[], skippedSymlinks[{path, target}],
+//   uploadErrors[], details{...}, trainrunVersion.
 #pragma once
 
 #include <optional>
@@ -76,6 +77,21 @@ struct SkippedSymlink {
   static constexpr const char* kAlreadyUploaded = "symlink to a folder uploaded under its own name";
 };
 
+// One start of the ranks, on a run that allows restarts (README "In-place restarts").
+struct AttemptRecord {
+  int attempt = 1;
+  WallTime start{};
+  std::optional<WallTime> end;  // none while it runs
+  std::string outcome;          // "succeeded", "rank failed", "canceled", ...
+  int exit_code = 0;
+  std::optional<int> failed_rank;  // the rank whose failure ended it
+  std::optional<int> failed_node_rank;
+  std::string reason;  // the failure's reason, or why the ranks were stopped
+  std::string next;    // what followed: "restart 1 of 3 in 1 s", "not restarted: ..."
+};
+nlohmann::json AttemptToJson(const AttemptRecord& a);
+AttemptRecord AttemptFromJson(const nlohmann::json& j);
+
 // One rank's or one failure's JSON, as in run.json and the control plane's messages.
 nlohmann::json RankRecordToJson(const RankRecord& r);
 RankRecord RankRecordFromJson(const nlohmann::json& j);
@@ -99,6 +115,7 @@ struct RunRecord {
   std::optional<FailureRecord> failure;
   std::vector<NodeRecord> nodes;
   std::vector<RankRecord> ranks;
+  std::vector<AttemptRecord> attempts;                // empty: the run allows no restart
   std::vector<std::string> command;                   // rank 0's argv after placeholders
   nlohmann::json source = nlohmann::json::object();   // snapshot stats and git
   nlohmann::json job = nlohmann::json::object();      // the job file, redacted

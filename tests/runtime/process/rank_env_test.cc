@@ -47,6 +47,29 @@ TEST(RankEnvTest, ContractVariables) {
   EXPECT_TRUE(std::is_sorted(env.entries.begin(), env.entries.end()));
 }
 
+TEST(RankEnvTest, AttemptVariablesFollowTheAttempt) {
+  RankContext c;
+  c.max_restarts = 3;
+  MergedEnvironment env = MergeEnvironment({"PATH=/bin"}, {}, RankVariables(c));
+  EXPECT_EQ(Get(env, "TRAINRUN_ATTEMPT"), "1");
+  EXPECT_EQ(Get(env, "TORCHELASTIC_RESTART_COUNT"), "0");
+  EXPECT_EQ(Get(env, "TORCHELASTIC_MAX_RESTARTS"), "3");
+  SetAttemptVariables(3, {}, &env.entries);
+  EXPECT_EQ(Get(env, "TRAINRUN_ATTEMPT"), "3");
+  EXPECT_EQ(Get(env, "TORCHELASTIC_RESTART_COUNT"), "2");
+  EXPECT_EQ(Get(env, "TORCHELASTIC_MAX_RESTARTS"), "3");
+  EXPECT_EQ(
+      std::count_if(env.entries.begin(), env.entries.end(),
+                    [](const std::string& e) { return e.rfind("TRAINRUN_ATTEMPT=", 0) == 0; }),
+      1);
+  // What the job file set stays, on every attempt.
+  const std::vector<std::pair<std::string, std::string>> job = {{"TRAINRUN_ATTEMPT", "7"}};
+  MergedEnvironment user = MergeEnvironment({}, job, RankVariables(c));
+  SetAttemptVariables(2, job, &user.entries);
+  EXPECT_EQ(Get(user, "TRAINRUN_ATTEMPT"), "7");
+  EXPECT_EQ(Get(user, "TORCHELASTIC_RESTART_COUNT"), "1");
+}
+
 TEST(RankEnvTest, UserValuesAreNeverOverwrittenSilently) {
   RankContext c;
   c.rank = 3;

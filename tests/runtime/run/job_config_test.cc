@@ -137,12 +137,36 @@ TEST_F(JobConfigTest, BadValuesNameTheFieldAndTheFile) {
        "/history/directoriesToWatch/0: \"/etc\" must be a path inside the working directory"},
       {R"({"script": "train.py", "sourceDirectory": "src", "maxRunDurationSeconds": 1.5})",
        "/maxRunDurationSeconds: must be an integer"},
+      {R"({"script": "train.py", "sourceDirectory": "src", "maxRestarts": -1})",
+       "/maxRestarts: must be an integer from 0 to 1000, got -1"},
+      {R"({"script": "train.py", "sourceDirectory": "src", "restarts": {"retryExitCodes": [1, 0]}})",
+       "/restarts/retryExitCodes/1: must be an exit code from 1 to 255, got 0"},
+      {R"({"script": "train.py", "sourceDirectory": "src", "restarts": {"backoffSeconds": 5, "backoffMaxSeconds": 2}})",
+       "/restarts/backoffMaxSeconds: 2 is less than backoffSeconds 5"},
+      {R"({"script": "train.py", "sourceDirectory": "src", "restarts": {"backofSeconds": 5}})",
+       "/restarts/backofSeconds: unknown field; did you mean \"backoffSeconds\"?"},
   };
   for (const Case& c : cases) {
     std::string e = Error(c.json);
     EXPECT_NE(e.find(c.expected), std::string::npos) << "for " << c.json << "\ngot: " << e;
     EXPECT_EQ(e.rfind(dir_ / "job.json", 0), 0u) << "the message starts with the file: " << e;
   }
+}
+
+TEST_F(JobConfigTest, RestartsDefaultToNoneAndAreRead) {
+  Result<JobConfig> none = Parse(R"({"script": "train.py", "sourceDirectory": "src"})");
+  ASSERT_TRUE(none.ok()) << none.status().message();
+  EXPECT_EQ(none->restarts.max_restarts, 0);
+  EXPECT_FALSE(none->restarts.retry_exit_codes);
+  EXPECT_EQ(none->restarts.backoff_seconds, kDefaultRestartBackoffSeconds);
+  Result<JobConfig> job = Parse(R"({"script": "train.py", "sourceDirectory": "src",
+      "maxRestarts": 3, "restarts": {"retryExitCodes": [1, 137], "backoffSeconds": 0.25,
+      "backoffMaxSeconds": 4}})");
+  ASSERT_TRUE(job.ok()) << job.status().message();
+  EXPECT_EQ(job->restarts.max_restarts, 3);
+  EXPECT_EQ(*job->restarts.retry_exit_codes, (std::vector<int>{1, 137}));
+  EXPECT_EQ(job->restarts.backoff_seconds, 0.25);
+  EXPECT_EQ(job->restarts.backoff_max_seconds, 4);
 }
 
 TEST_F(JobConfigTest, SeveralErrorsAreReportedTogether) {

@@ -48,6 +48,36 @@ TEST(RunRecordTest, JsonRoundTrip) {
   EXPECT_EQ(back->ToJson(), j);
 }
 
+TEST(RunRecordTest, AttemptsRoundTripAndAreLeftOutWithoutRestarts) {
+  RunRecord r;
+  r.run_id = "r1";
+  WallTime t0 = WallTime(std::chrono::milliseconds(1'800'000'000'123));
+  r.SetStatus(RunStatus::kPreparing, t0);
+  EXPECT_FALSE(r.ToJson().contains("attempts"));
+  r.attempts.push_back({.attempt = 1,
+                        .start = t0,
+                        .end = t0 + std::chrono::seconds(2),
+                        .outcome = "rank failed",
+                        .exit_code = 3,
+                        .failed_rank = 1,
+                        .failed_node_rank = 0,
+                        .reason = "rank 1 exited with exit code 3",
+                        .next = "restart 1 of 2 in 1 s"});
+  AttemptRecord running;
+  running.attempt = 2;
+  running.start = t0 + std::chrono::seconds(3);
+  r.attempts.push_back(running);
+  nlohmann::json j = r.ToJson();
+  ASSERT_EQ(j["attempts"].size(), 2u);
+  EXPECT_EQ(j["attempts"][0]["failedRank"], 1);
+  EXPECT_EQ(j["attempts"][0]["end"], "2027-01-15T08:00:02.123Z");
+  EXPECT_FALSE(j["attempts"][1].contains("end")) << "attempt 2 still runs";
+  EXPECT_FALSE(j["attempts"][1].contains("exitCode"));
+  Result<RunRecord> back = RunRecord::FromJson(j);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->ToJson(), j);
+}
+
 TEST(RunRecordTest, RejectsGarbage) {
   EXPECT_FALSE(RunRecord::FromJson(nlohmann::json::array()).ok());
   EXPECT_FALSE(RunRecord::FromJson({{"status", "Exploded"}}).ok());

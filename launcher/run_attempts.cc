@@ -1,0 +1,206 @@
+#include "launcher/run_attempts.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "launcher/exit_codes.h"
+#include "launcher/run_finalize.h"
+#include "runtime/process/process_posix.h"
+#include "runtime/process/rank_env.h"
+
+namespace trainrun {
+
+namespace {
+
+// How often the backoff between attempts looks for a cancel.
+constexpr auto kBackoffPoll = std::chrono::milliseconds(50);
+
+// Appends `line` to every rank's log. The ranks of the attempt have not started,
+// so the line comes before anything they write.
+Status MarkLogs(const LocalRunLayout& layout, const std::vector<RankLaunch>& launches,
+                const std::string& line) {
+  const std::string text = line + "\n";
+  for (const RankLaunch& launch : launches) {
+    const std::string path = layout.rank_log(launch.rank);
+    const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) return ErrnoStatus(errno, path);
+    const ssize_t written = write(fd, text.data(), text.size());
+    const int err = errno;
+    close(fd);
+    if (written != static_cast<ssize_t>(text.size())) {
+      return written < 0 ? ErrnoStatus(err, path) : IoError(fmt::format("{}: short write", path));
+    }
+  }
+  return Status::Ok();
+}
+
+// Makes attempt `attempt` ready to start: see run_attempts.h. From attempt 2 on,
+// `first_launches` are the launches as Prepare planned them (their pipes are
+// replaced here).
+Status PrepareAttempt(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& layout,
+                      const std::vector<RankLaunch>& first_launches, int attempt,
+                      PreparedRun* prepared) {
+  const RestartPolicy& policy = run.job.restarts;
+  if (attempt > 1) {
+    // The last attempt's output is whole in the logs before this attempt's marker.
+    if (!prepared->pump->WaitDrained(kLogDrainTimeout)) {
+      ctx.reporter->Warning(fmt::format(
+          "a process outside the ranks' process groups still holds a rank's output of attempt "
+          "{} open; what it writes from now on is not in the logs",
+          attempt - 1));
+    }
+    prepared->pump.reset();
+    prepared->plan.launches = first_launches;
+    for (RankLaunch& launch : prepared->plan.launches) {
+      SetAttemptVariables(attempt, run.job.environment_variables, &launch.spec.env);
+    }
+  }
+  if (policy.enabled()) {
+    Status marked = MarkLogs(layout, prepared->plan.launches,
+                             AttemptMarker(attempt, policy.max_restarts, SystemClock()->WallNow()));
+    if (!marked.ok()) {
+      ctx.reporter->Warning(fmt::format("attempt {}'s marker line is not in the ranks' logs: {}",
+                                        attempt, marked.message()));
+    }
+  }
+  if (attempt > 1) TR_RETURN_IF_ERROR(StartLogPump(ctx, run, layout, prepared));
+  return Status::Ok();
+}
+
+// How attempt `attempt` ended, recorded, and whether another one follows: see
+// run_attempts.h.
+RestartDecision RanksFinished(const RunContext& ctx, const LoadedRun& run,
+                              const LocalRunLayout& layout, int attempt, PreparedRun* prepared,
+                              RanRanks* ran) {
+  const RestartPolicy& policy = run.job.restarts;
+  const SupervisionResult& result = ran->result;
+  RestartDecision decision = DecideRestart(policy, attempt, result.outcome, result.exit_code);
+  if (!policy.enabled()) return decision;
+  RunRecord& record = ctx.journal->record();
+  AttemptRecord& entry = record.attempts.back();
+  entry.end = SystemClock()->WallNow();
+  entry.outcome = std::string(RunOutcomeName(result.outcome));
+  entry.exit_code = result.exit_code;
+  if (result.failure) {
+    entry.failed_rank = result.failure->rank;
+    entry.failed_node_rank = run.node_rank();
+    entry.reason = fmt::format("rank {} {}", result.failure->rank, result.failure->reason);
+  } else {
+    entry.reason = result.stop_reason;
+  }
+  entry.next = decision.why;
+  if (decision.restart) {
+    // The summary as a run without restarts gives it at its end, with the stderr
+    // tail: the failure is the user's to see even when the next attempt succeeds.
+    prepared->pump->WaitDrained(kLogDrainTimeout);
+    const JobConfig& job = run.job;
+    ReportRankFailure(ctx, run.node_rank(), layout,
+                      run.store->Uri() + "/" + RunKey{job.experiment_name, job.run_id}.Prefix(),
+                      prepared->pump.get(), ran);
+    record.failure.reset();
+    ctx.reporter->Notice(fmt::format("attempt {} failed (exit code {}): {}", attempt,
+                                     result.exit_code, decision.why));
+  } else if (result.outcome != RunOutcome::kSucceeded) {
+    ctx.reporter->Notice(fmt::format("attempt {} ended (exit code {}), {}", attempt,
+                                     result.exit_code, decision.why));
+  }
+  ctx.journal->Save();
+  return decision;
+}
+
+// Waits `wait` before the next attempt. False when trainrun was canceled (a
+// SIGTERM, SIGINT or SIGHUP) first.
+bool WaitBeforeNextAttempt(const RunContext& ctx, Duration wait) {
+  const TimePoint until = SystemClock()->Now() + wait;
+  while (true) {
+    if (IsCanceled(ctx.cancel) || SupervisionSignalPending()) return false;
+    const TimePoint now = SystemClock()->Now();
+    if (now >= until) return true;
+    std::this_thread::sleep_for(std::min<Duration>(kBackoffPoll, until - now));
+  }
+}
+
+}  // namespace
+
+std::string AttemptMarker(int attempt, int max_restarts, WallTime started) {
+  return fmt::format("=== trainrun: attempt {} of at most {} ({}) ===", attempt, max_restarts + 1,
+                     FormatIso8601(started));
+}
+
+RanRanks RunAttempts(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& layout,
+                     PreparedRun* prepared) {
+  const JobConfig& job = run.job;
+  const RestartPolicy& policy = job.restarts;
+  RunRecord& record = ctx.journal->record();
+  // The launches as planned, for every attempt after the first; only kept when
+  // there may be one.
+  std::vector<RankLaunch> first_launches;
+  if (policy.enabled()) first_launches = prepared->plan.launches;
+  const TimePoint first_start = SystemClock()->Now();
+  std::unique_ptr<LiveUploader> live;
+  for (int attempt = 1;; ++attempt) {
+    AttemptStart start;
+    start.attempt = attempt;
+    if (attempt > 1 && job.max_run_duration_seconds) {
+      const Duration limit = std::chrono::seconds(*job.max_run_duration_seconds);
+      start.time_left = std::max<Duration>(limit - (SystemClock()->Now() - first_start),
+                                           std::chrono::milliseconds(1));
+    }
+    if (policy.enabled()) {
+      AttemptRecord entry;
+      entry.attempt = attempt;
+      entry.start = SystemClock()->WallNow();
+      record.attempts.push_back(std::move(entry));
+    }
+    Status ready = PrepareAttempt(ctx, run, layout, first_launches, attempt, prepared);
+    if (!ready.ok()) {
+      const std::string why =
+          fmt::format("attempt {} could not be prepared: {}", attempt, ready.message());
+      RanRanks failed;
+      failed.live = std::move(live);
+      failed.result.outcome = RunOutcome::kStopped;
+      failed.result.exit_code = kExitInternal;
+      failed.result.stop_reason = why;
+      if (!record.attempts.empty()) {
+        AttemptRecord& entry = record.attempts.back();
+        entry.end = SystemClock()->WallNow();
+        entry.outcome = std::string(RunOutcomeName(RunOutcome::kStopped));
+        entry.exit_code = kExitInternal;
+        entry.reason = why;
+      }
+      ctx.reporter->Error(why);
+      return failed;
+    }
+    if (attempt > 1) {
+      ctx.reporter->Notice(fmt::format("attempt {} of at most {}: starting the ranks again",
+                                       attempt, policy.max_restarts + 1));
+    }
+    RanRanks ran = RunRanks(ctx, run, layout, prepared, start);
+    if (attempt == 1) live = std::move(ran.live);
+    const RestartDecision decision = RanksFinished(ctx, run, layout, attempt, prepared, &ran);
+    if (decision.restart && WaitBeforeNextAttempt(ctx, decision.wait)) continue;
+    ran.live = std::move(live);
+    if (decision.restart) {
+      // Canceled while waiting to restart: the run ends as canceled, as it would
+      // had the signal come while the ranks ran.
+      const std::string why =
+          fmt::format("canceled by {} before attempt {} started",
+                      IsCanceled(ctx.cancel) ? ctx.cancel->reason() : "a signal", attempt + 1);
+      ran.result.outcome = RunOutcome::kCanceled;
+      ran.result.exit_code = kExitCanceled;
+      ran.result.stop_reason = why;
+      ran.result.failure.reset();
+      record.attempts.back().next += "; " + why;
+      record.stop_reason = why;
+    }
+    return ran;
+  }
+}
+
+}  // namespace trainrun
