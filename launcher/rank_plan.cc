@@ -135,6 +135,11 @@ Result<RankPlan> PlanRanks(const RankPlanRequest& request, Reporter* reporter) {
     context.rank = me.first_rank + local;
     context.local_rank = local;
     std::vector<TrainrunVar> vars = RankVariables(context);
+    if (job.checkpoints.enabled) {
+      // The checkpoint folder (run_checkpoints.h), the same for every rank.
+      vars.push_back({"TRAINRUN_CHECKPOINT_DIR", layout.wd() + "/" + job.checkpoints.path,
+                      TrainrunVar::Kind::kIdentity});
+    }
     for (TrainrunVar& v : SchedulerRankVariables(container_map, context)) {
       vars.push_back(std::move(v));
     }

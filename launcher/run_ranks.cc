@@ -106,6 +106,9 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
   ctx.journal->EnterPhase(RunStatus::kRunning);
   ctx.journal->Save();
   ran.live = StartLiveUpload(ctx, run, layout);
+  ran.checkpoints = CheckpointSync::Start(ctx, run, layout);
+  // A preemption notice while the ranks run stops them as a SIGTERM does.
+  std::unique_ptr<PreemptionWatch> preemption = StartPreemptionWatch(ctx, job);
   std::vector<RankLaunch>& launches = prepared->plan.launches;
   // Held since it was chosen (rank_plan.h, ClusterSession::ReleaseMasterPort):
   // free now for rank 0 to bind.
@@ -143,6 +146,7 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
     stoppable = nullptr;
     if (session != nullptr) session->SetStopHandler({});
   }
+  preemption.reset();
   ran.failure_time_ms = failure_time_ms;
   if (ran.result.outcome == RunOutcome::kCanceled && cancel_ticks != 0) {
     ctx.stop->NoteSignal(ran.result.cancel_signal, TimePoint(Duration(cancel_ticks.load())));
