@@ -160,6 +160,11 @@ Result<RankPlan> PlanRanks(const RankPlanRequest& request, Reporter* reporter) {
     std::vector<TrainrunVar> vars = RankVariables(context);
     // Where python/trainrun appends each rank's metrics (runtime/run/metrics.h).
     vars.push_back({"TRAINRUN_METRICS_DIR", layout.metrics(), TrainrunVar::Kind::kIdentity});
+    if (job.checkpoints.enabled) {
+      // The checkpoint folder (run_checkpoints.h), the same for every rank.
+      vars.push_back({"TRAINRUN_CHECKPOINT_DIR", layout.wd() + "/" + job.checkpoints.path,
+                      TrainrunVar::Kind::kIdentity});
+    }
     for (TrainrunVar& v : SchedulerRankVariables(container_map, context)) {
       vars.push_back(std::move(v));
     }

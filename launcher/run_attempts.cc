@@ -144,6 +144,7 @@ RanRanks RunAttempts(const RunContext& ctx, const LoadedRun& run, const LocalRun
   if (policy.enabled()) first_launches = prepared->plan.launches;
   const TimePoint first_start = SystemClock()->Now();
   std::unique_ptr<LiveUploader> live;
+  std::unique_ptr<CheckpointSync> checkpoints;
   for (int attempt = 1;; ++attempt) {
     AttemptStart start;
     start.attempt = attempt;
@@ -164,6 +165,7 @@ RanRanks RunAttempts(const RunContext& ctx, const LoadedRun& run, const LocalRun
           fmt::format("attempt {} could not be prepared: {}", attempt, ready.message());
       RanRanks failed;
       failed.live = std::move(live);
+      failed.checkpoints = std::move(checkpoints);
       failed.result.outcome = RunOutcome::kStopped;
       failed.result.exit_code = kExitInternal;
       failed.result.stop_reason = why;
@@ -182,10 +184,14 @@ RanRanks RunAttempts(const RunContext& ctx, const LoadedRun& run, const LocalRun
                                        attempt, policy.max_restarts + 1));
     }
     RanRanks ran = RunRanks(ctx, run, layout, prepared, start);
-    if (attempt == 1) live = std::move(ran.live);
+    if (attempt == 1) {
+      live = std::move(ran.live);
+      checkpoints = std::move(ran.checkpoints);
+    }
     const RestartDecision decision = RanksFinished(ctx, run, layout, attempt, prepared, &ran);
     if (decision.restart && WaitBeforeNextAttempt(ctx, decision.wait)) continue;
     ran.live = std::move(live);
+    ran.checkpoints = std::move(checkpoints);
     if (decision.restart) {
       // Canceled while waiting to restart: the run ends as canceled, as it would
       // had the signal come while the ranks ran.

@@ -3,8 +3,10 @@
 // clang-format off
 //   PrepareAttempt   the one place where an attempt is made ready, before its ranks
 //                    start: its marker line in each rank's log, then (from attempt 2
-//                    on) fresh log pipes and the attempt's environment. Restoring
-//                    checkpoints belongs here.
+//                    on) fresh log pipes and the attempt's environment. The
+//                    checkpoints were restored before attempt 1 (run_checkpoints.h);
+//                    a later attempt finds the folder as the last one left it, which
+//                    is never older than what was uploaded from it.
 //   RunRanks         run_ranks.h: start, supervise fail-fast, stop
 //   RanksFinished    the one place that sees how an attempt ended: its run.json
 //                    entry, a failure's summary, the decision to restart or not

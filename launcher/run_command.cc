@@ -13,6 +13,7 @@
 #include "launcher/preflight.h"
 #include "launcher/rank_plan.h"
 #include "launcher/run_attempts.h"
+#include "launcher/run_checkpoints.h"
 #include "launcher/run_context.h"
 #include "launcher/run_finalize.h"
 #include "launcher/run_load.h"
@@ -145,6 +146,19 @@ int PrepareRunAndFinalize(const RunContext& ctx, LoadedRun* run, const LocalRunL
     prepared->pump->CloseChildEnds();
     record.outcome = "preflight passed";
     return Finalize(ctx, run, layout, prepared, /*ran=*/nullptr, kExitOk, RunStatus::kCompleted);
+  }
+  // The latest checkpoints (this run's, or resumeFrom's) into the checkpoint folder.
+  Status restored = RestoreCheckpoints(ctx, *run, layout);
+  if (!restored.ok()) {
+    const int code = ExitCodeFor(restored);
+    if (cluster) cluster->session()->Stopping(code, restored.message());
+    prepared->pump->CloseChildEnds();
+    reporter->Error(restored.message());
+    record.outcome = "preparation failed";
+    record.stop_reason = restored.message();
+    return Finalize(
+        ctx, run, layout, prepared, /*ran=*/nullptr, code,
+        restored.code() == StatusCode::kCanceled ? RunStatus::kCanceled : RunStatus::kFailed);
   }
   RanRanks ran = RunAttempts(ctx, *run, layout, prepared);
   RunStatus status = RunStatus::kFailed;

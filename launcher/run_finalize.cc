@@ -102,6 +102,24 @@ void LimitToStopBudget(const RunContext& ctx, LoadedRun* run) {
       std::max(0.0, ToSeconds(*kill_at - timing.uploads_margin - now))));
 }
 
+// Uploads the last checkpoints of the folder, retrying until the stop budget's
+// uploads deadline (else the finalize timeout). When every rank ended by itself
+// (an exit code), none was killed while writing one, so every unit is complete.
+UploadReport UploadLastCheckpoints(const RunContext& ctx, RanRanks* ran) {
+  bool clean = true;
+  for (const RankResult& r : ran->result.ranks)
+    clean = clean && r.status.signal == 0 && !r.unkillable;
+  std::optional<TimePoint> deadline =
+      SystemClock()->Now() + std::chrono::duration_cast<Duration>(std::chrono::duration<double>(
+                                 ctx.options.finalize_timeout_seconds));
+  if (std::optional<TimePoint> kill_at = ctx.stop->KillAt()) {
+    deadline = std::min(*deadline, *kill_at - ctx.stop->timing().uploads_margin);
+  }
+  UploadReport report = ran->checkpoints->UploadLast(clean, deadline);
+  ran->checkpoints.reset();
+  return report;
+}
+
 }  // namespace
 
 int Finalize(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout,
@@ -120,6 +138,10 @@ int Finalize(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout
   journal->EnterPhase(RunStatus::kFinalizing);
   journal->Save();
   const std::vector<LostOutput> lost_output = CleanUpAfterRanks(ctx, prepared);
+  // The ranks' last checkpoint (a preemption's SIGTERM gave them the grace period to
+  // write it) goes up before anything else.
+  UploadReport checkpoint_uploads;
+  if (ran && ran->checkpoints) checkpoint_uploads = UploadLastCheckpoints(ctx, ran);
   const SupervisionResult none;
   const SupervisionResult& result = ran ? ran->result : none;
   if (ran) {
@@ -164,6 +186,8 @@ int Finalize(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout
   prepared->pump.reset();
 
   UploadReport uploads;
+  uploads.errors = checkpoint_uploads.errors;
+  uploads.failed_paths = checkpoint_uploads.failed_paths;
   UploadOutputsAndLogs(ctx, run, layout, &uploads);
   record.skipped_symlinks = uploads.skipped_symlinks;
   record.upload_errors = uploads.errors;

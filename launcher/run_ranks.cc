@@ -112,11 +112,15 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
   }
   supervision.on_spawned = [pump = prepared->pump.get()](int rank) { pump->CloseChildEnds(rank); };
   ran.oom_kills_before = CgroupOomKills();
+  // A preemption notice while the ranks run stops them as a SIGTERM does.
+  std::unique_ptr<PreemptionWatch> preemption = StartPreemptionWatch(ctx, job);
   std::vector<RankLaunch>& launches = prepared->plan.launches;
   if (first) {
     ctx.journal->EnterPhase(RunStatus::kRunning);
     ctx.journal->Save();
     ran.live = StartLiveUpload(ctx, run, layout);
+    // Kept across attempts, as the live upload is (run_attempts.h).
+    ran.checkpoints = CheckpointSync::Start(ctx, run, layout);
     // Held since it was chosen (rank_plan.h, ClusterSession::ReleaseMasterPort):
     // free now for rank 0 to bind. Later attempts use the same port again.
     prepared->plan.master_port_hold.Release();
@@ -161,6 +165,7 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
       session->SetServersStopHandler({});
     }
   }
+  preemption.reset();
   ran.failure_time_ms = failure_time_ms;
   if (ran.result.outcome == RunOutcome::kCanceled && cancel_ticks != 0) {
     ctx.stop->NoteSignal(ran.result.cancel_signal, TimePoint(Duration(cancel_ticks.load())));

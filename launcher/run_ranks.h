@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "launcher/run_checkpoints.h"
 #include "launcher/run_context.h"
 #include "launcher/run_load.h"
 #include "launcher/run_prepare.h"
@@ -21,6 +22,8 @@ struct RanRanks {
   int64_t failure_time_ms = 0;         // when the first rank failed (Unix ms); 0: none did
   int64_t oom_kills_before = -1;       // CgroupOomKills() before the ranks started
   std::unique_ptr<LiveUploader> live;  // uploading the logs; Finalizing stops it
+  // Uploading the checkpoints (null when off); Finalizing uploads the last ones first.
+  std::unique_ptr<CheckpointSync> checkpoints;
 };
 
 // The container's count of OOM kills (cgroup v2), or -1 when it cannot be read.

@@ -514,6 +514,83 @@ void ApplyAzureMl(const AzureMlTranslation& azureml, JobConfig* job) {
         "Azure ML job file (recognised by {}): {}1 process per node with all of the node's "
         "GPUs, as Azure ML runs it; processCountPerNode and gpusPerProcess change that",
         out.recognised_by, count_given ? "processCountPerNode 1: " : ""));
+// A path relative to the working directory that stays inside it.
+bool InsideWorkdir(const std::string& value, const std::string& pointer, Errors* errors) {
+  if (!PathFits(value, pointer, errors)) return false;
+  const fs::path path = fs::path(value).lexically_normal();
+  if (path.empty() || path == "." || path.is_absolute() || *path.begin() == "..") {
+    errors->Add(pointer,
+                fmt::format("\"{}\" must be a folder inside the working directory", value));
+    return false;
+  }
+  return true;
+}
+
+void ParseCheckpoints(ObjectReader& top, Errors* errors, JobConfig* job) {
+  CheckpointConfig& out = job->checkpoints;
+  const json* object = Switch(top, "checkpoints", &out.enabled);
+  if (top.String("resumeFrom", &job->resume_from)) {
+    PathFits(job->resume_from, top.At("resumeFrom"), errors);
+    out.enabled = true;
+  }
+  if (object == nullptr) return;
+  ObjectReader c(*object, top.At("checkpoints"),
+                 {"path", "uri", "quietPeriodSeconds", "keepLast", "maxUploadBytesPerSecond",
+                  "scanIntervalSeconds"},
+                 errors);
+  if (c.String("path", &out.path)) InsideWorkdir(out.path, c.At("path"), errors);
+  out.path = fs::path(out.path).lexically_normal().generic_string();
+  while (out.path.size() > 1 && out.path.back() == '/') out.path.pop_back();
+  if (c.String("uri", &out.uri)) PathFits(out.uri, c.At("uri"), errors);
+  Number(c, "quietPeriodSeconds", 0, 7 * 24 * 3600, &out.quiet_period_seconds);
+  Number(c, "scanIntervalSeconds", 0.1, 3600, &out.scan_interval_seconds);
+  std::optional<int> keep;
+  if (c.Int("keepLast", 0, 1000000, &keep)) out.keep_last = *keep;
+  ByteSize(c, "maxUploadBytesPerSecond", &out.max_upload_bytes_per_second);
+}
+
+void ParsePreemption(ObjectReader& top, const fs::path& base, Errors* errors,
+                     PreemptionConfig* out) {
+  if (top.String("preemptionNoticeFile", &out->notice_file) &&
+      PathFits(out->notice_file, top.At("preemptionNoticeFile"), errors)) {
+    out->notice_file = (base / out->notice_file).lexically_normal().string();
+  }
+  const json* v = top.Get("preemptionNoticeUrl");
+  if (v == nullptr) return;
+  const std::string at = top.At("preemptionNoticeUrl");
+  const json* object = nullptr;
+  if (v->is_string()) {
+    out->notice_url = v->get<std::string>();
+  } else if (v->is_object()) {
+    object = v;
+  } else {
+    errors->Add(at,
+                fmt::format("must be a URL or an object with \"url\", got {}", JsonTypeName(*v)));
+    return;
+  }
+  if (object != nullptr) {
+    ObjectReader u(*object, at, {"url", "bodyContains", "headers", "intervalSeconds"}, errors);
+    if (!u.String("url", &out->notice_url) && u.Get("url") == nullptr) {
+      errors->Add(u.Pointer("url"), "is required");
+    }
+    u.String("bodyContains", &out->body_contains, /*allow_empty=*/true);
+    std::optional<int> interval;
+    if (u.Int("intervalSeconds", 1, 3600, &interval)) out->poll_interval_seconds = *interval;
+    if (const json* headers = u.Object("headers")) {
+      for (auto it = headers->begin(); it != headers->end(); ++it) {
+        if (!it.value().is_string()) {
+          errors->Add(u.At("headers") + "/" + JsonPointerToken(it.key()),
+                      fmt::format("must be a string, got {}", JsonTypeName(it.value())));
+          continue;
+        }
+        out->headers.emplace_back(it.key(), it.value().get<std::string>());
+      }
+    }
+  }
+  if (!out->notice_url.empty() && out->notice_url.rfind("http://", 0) != 0 &&
+      out->notice_url.rfind("https://", 0) != 0) {
+    errors->Add(object ? at + "/url" : at,
+                fmt::format("\"{}\" must be an http:// or https:// URL", out->notice_url));
   }
 }
 
@@ -657,7 +734,8 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
       root, "",
       Known({"script", "command", "arguments", "sourceDirectory", "experimentName", "runId",
              "communicator", "nodeCount", "mpi", "processCountPerNode", "gpusPerProcess", "binding",
-             "maxRunDurationSeconds", "environment", "data", "history", "rendezvous", "preflight", "tensorflow", "maxRestarts", "restarts"},
+             "maxRunDurationSeconds", "environment", "data", "history", "rendezvous", "preflight", "tensorflow", "maxRestarts", "restarts", "checkpoints", "resumeFrom",
+             "preemptionNoticeFile", "preemptionNoticeUrl"},
             ""),
       &errors);
 
@@ -804,6 +882,8 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
     for (auto& [pointer, message] : tf_errors) errors.Add(pointer, message);
   }
   ParseRestarts(top, &errors, &job.restarts);
+  ParseCheckpoints(top, &errors, &job);
+  ParsePreemption(top, base, &errors, &job.preemption);
 
   // Placeholders are checked now so a typo fails before anything starts.
   std::vector<std::string> data_names;

@@ -124,6 +124,41 @@ struct AzureMlJob {
   std::string shm_size_field;
   // useGpu; true: warn when the node has no GPU for the job.
   std::optional<bool> use_gpu;
+// `checkpoints` in the job file (README "Checkpoints"): a folder of the working
+// directory whose complete files trainrun uploads while the ranks run, and restores
+// before they start. Off unless the section (or `resumeFrom`) is given.
+constexpr const char* kDefaultCheckpointPath = "checkpoints";
+constexpr double kDefaultCheckpointQuietSeconds = 10;
+constexpr int kDefaultCheckpointKeepLast = 3;
+constexpr double kDefaultCheckpointScanSeconds = 1;
+
+struct CheckpointConfig {
+  bool enabled = false;
+  // Relative to the working directory, inside it.
+  std::string path = kDefaultCheckpointPath;
+  // Any store URI; empty: run history, under <experiment>/<runId>/checkpoints/.
+  std::string uri;
+  // A unit unchanged this long is complete; 0: only the script's signal says so.
+  double quiet_period_seconds = kDefaultCheckpointQuietSeconds;
+  // Units kept in the store (the newest); 0: every one.
+  int keep_last = kDefaultCheckpointKeepLast;
+  // Average upload rate while the ranks run; 0: no cap.
+  uint64_t max_upload_bytes_per_second = 0;
+  // How often the folder is looked at (and the script's signals seen).
+  double scan_interval_seconds = kDefaultCheckpointScanSeconds;
+};
+
+// Cloud preemption notices that stop the run early, as a SIGTERM would
+// (README "Preemption"). Both off by default.
+constexpr int kDefaultPreemptionPollSeconds = 5;
+
+struct PreemptionConfig {
+  std::string notice_file;  // absolute; its appearance is the notice
+  std::string notice_url;   // http(s):// polled with GET
+  // The notice: a 2xx response whose body contains this ("": any 2xx).
+  std::string body_contains;
+  std::vector<std::pair<std::string, std::string>> headers;  // sent with each poll
+  int poll_interval_seconds = kDefaultPreemptionPollSeconds;
 };
 
 struct JobConfig {
@@ -154,6 +189,11 @@ struct JobConfig {
   AzureMlJob azureml;
   // maxRestarts and the restarts section (README "In-place restarts").
   RestartPolicy restarts;
+  CheckpointConfig checkpoints;
+  // A previous run id (same experiment) or a store URI whose checkpoints are
+  // restored before the ranks start; empty: this run's own.
+  std::string resume_from;
+  PreemptionConfig preemption;
   std::string json;  // the job file as parsed (not redacted), for the run record
 };
 
