@@ -452,68 +452,6 @@ const json* Switch(ObjectReader& reader, const std::string& name, bool* enabled)
   return v;
 }
 
-void ParsePreflight(ObjectReader& top, Errors* errors, PreflightConfig* out) {
-  const json* preflight = Switch(top, "preflight", &out->enabled);
-  if (preflight == nullptr) return;
-  ObjectReader p(*preflight, top.At("preflight"), {"health", "nccl", "onNoGpu"}, errors);
-  if (const json* health = Switch(p, "health", &out->health)) {
-    out->health_thresholds_json = health->dump();
-  }
-  Choice<PreflightNoGpu>(p, "onNoGpu",
-                         {{"fail", PreflightNoGpu::kFail}, {"skip", PreflightNoGpu::kSkip}},
-                         &out->on_no_gpu);
-  PreflightNcclConfig& nccl = out->nccl;
-  const json* object = Switch(p, "nccl", &nccl.enabled);
-  if (object == nullptr) return;
-  ObjectReader n(*object, p.At("nccl"),
-                 {"minBusBandwidthGBps", "timeoutSeconds", "minBytes", "maxBytes", "iterations",
-                  "warmupIterations", "operations"},
-                 errors);
-  Number(n, "minBusBandwidthGBps", 0, 1e6, &nccl.min_bus_bandwidth_gbps);
-  std::optional<int> value;
-  if (n.Int("timeoutSeconds", 1, 24 * 3600, &value)) nccl.timeout_seconds = *value;
-  if (n.Int("iterations", 1, 100000, &value)) nccl.iterations = *value;
-  if (n.Int("warmupIterations", 0, 100000, &value)) nccl.warmup = *value;
-  ByteSize(n, "minBytes", &nccl.min_bytes);
-  ByteSize(n, "maxBytes", &nccl.max_bytes);
-  if (nccl.min_bytes > nccl.max_bytes) {
-    errors->Add(n.At("minBytes"),
-                fmt::format("{} is more than maxBytes {}", nccl.min_bytes, nccl.max_bytes));
-  }
-  std::vector<std::string> ops;
-  if (n.Scalars("operations", &ops)) {
-    const std::vector<std::string> known = {"all_reduce", "all_gather", "reduce_scatter"};
-    if (ops.empty()) errors->Add(n.At("operations"), "must name at least one collective");
-    for (size_t i = 0; i < ops.size(); ++i) {
-      if (std::find(known.begin(), known.end(), ops[i]) == known.end()) {
-        errors->Add(fmt::format("{}/{}", n.At("operations"), i),
-                    fmt::format("\"{}\" is not one of {}", ops[i], fmt::join(known, ", ")));
-      }
-    }
-    nccl.operations = ops;
-  }
-}
-
-// Azure ML's defaults for a file written for it, and what the translation found.
-void ApplyAzureMl(const AzureMlTranslation& azureml, JobConfig* job) {
-  AzureMlJob& out = job->azureml;
-  out.recognised = azureml.azureml;
-  out.recognised_by = azureml.recognised_by;
-  out.notes = azureml.notes;
-  out.shm_size_bytes = azureml.shm_size_bytes;
-  out.shm_size_text = azureml.shm_size_text;
-  out.shm_size_field = azureml.shm_size_pointer;
-  out.use_gpu = azureml.use_gpu;
-  if (!out.recognised) return;
-  const bool count_given = job->process_count_per_node.has_value();
-  if (!count_given) job->process_count_per_node = 1;
-  if (!azureml.gpus_per_process_given && !job->gpus_per_process &&
-      job->process_count_per_node == 1) {
-    job->gpus_per_process = 0;
-    out.notes.push_back(fmt::format(
-        "Azure ML job file (recognised by {}): {}1 process per node with all of the node's "
-        "GPUs, as Azure ML runs it; processCountPerNode and gpusPerProcess change that",
-        out.recognised_by, count_given ? "processCountPerNode 1: " : ""));
 // A path relative to the working directory that stays inside it.
 bool InsideWorkdir(const std::string& value, const std::string& pointer, Errors* errors) {
   if (!PathFits(value, pointer, errors)) return false;
@@ -591,6 +529,71 @@ void ParsePreemption(ObjectReader& top, const fs::path& base, Errors* errors,
       out->notice_url.rfind("https://", 0) != 0) {
     errors->Add(object ? at + "/url" : at,
                 fmt::format("\"{}\" must be an http:// or https:// URL", out->notice_url));
+  }
+}
+
+void ParsePreflight(ObjectReader& top, Errors* errors, PreflightConfig* out) {
+  const json* preflight = Switch(top, "preflight", &out->enabled);
+  if (preflight == nullptr) return;
+  ObjectReader p(*preflight, top.At("preflight"), {"health", "nccl", "onNoGpu"}, errors);
+  if (const json* health = Switch(p, "health", &out->health)) {
+    out->health_thresholds_json = health->dump();
+  }
+  Choice<PreflightNoGpu>(p, "onNoGpu",
+                         {{"fail", PreflightNoGpu::kFail}, {"skip", PreflightNoGpu::kSkip}},
+                         &out->on_no_gpu);
+  PreflightNcclConfig& nccl = out->nccl;
+  const json* object = Switch(p, "nccl", &nccl.enabled);
+  if (object == nullptr) return;
+  ObjectReader n(*object, p.At("nccl"),
+                 {"minBusBandwidthGBps", "timeoutSeconds", "minBytes", "maxBytes", "iterations",
+                  "warmupIterations", "operations"},
+                 errors);
+  Number(n, "minBusBandwidthGBps", 0, 1e6, &nccl.min_bus_bandwidth_gbps);
+  std::optional<int> value;
+  if (n.Int("timeoutSeconds", 1, 24 * 3600, &value)) nccl.timeout_seconds = *value;
+  if (n.Int("iterations", 1, 100000, &value)) nccl.iterations = *value;
+  if (n.Int("warmupIterations", 0, 100000, &value)) nccl.warmup = *value;
+  ByteSize(n, "minBytes", &nccl.min_bytes);
+  ByteSize(n, "maxBytes", &nccl.max_bytes);
+  if (nccl.min_bytes > nccl.max_bytes) {
+    errors->Add(n.At("minBytes"),
+                fmt::format("{} is more than maxBytes {}", nccl.min_bytes, nccl.max_bytes));
+  }
+  std::vector<std::string> ops;
+  if (n.Scalars("operations", &ops)) {
+    const std::vector<std::string> known = {"all_reduce", "all_gather", "reduce_scatter"};
+    if (ops.empty()) errors->Add(n.At("operations"), "must name at least one collective");
+    for (size_t i = 0; i < ops.size(); ++i) {
+      if (std::find(known.begin(), known.end(), ops[i]) == known.end()) {
+        errors->Add(fmt::format("{}/{}", n.At("operations"), i),
+                    fmt::format("\"{}\" is not one of {}", ops[i], fmt::join(known, ", ")));
+      }
+    }
+    nccl.operations = ops;
+  }
+}
+
+// Azure ML's defaults for a file written for it, and what the translation found.
+void ApplyAzureMl(const AzureMlTranslation& azureml, JobConfig* job) {
+  AzureMlJob& out = job->azureml;
+  out.recognised = azureml.azureml;
+  out.recognised_by = azureml.recognised_by;
+  out.notes = azureml.notes;
+  out.shm_size_bytes = azureml.shm_size_bytes;
+  out.shm_size_text = azureml.shm_size_text;
+  out.shm_size_field = azureml.shm_size_pointer;
+  out.use_gpu = azureml.use_gpu;
+  if (!out.recognised) return;
+  const bool count_given = job->process_count_per_node.has_value();
+  if (!count_given) job->process_count_per_node = 1;
+  if (!azureml.gpus_per_process_given && !job->gpus_per_process &&
+      job->process_count_per_node == 1) {
+    job->gpus_per_process = 0;
+    out.notes.push_back(fmt::format(
+        "Azure ML job file (recognised by {}): {}1 process per node with all of the node's "
+        "GPUs, as Azure ML runs it; processCountPerNode and gpusPerProcess change that",
+        out.recognised_by, count_given ? "processCountPerNode 1: " : ""));
   }
 }
 

@@ -124,6 +124,8 @@ struct AzureMlJob {
   std::string shm_size_field;
   // useGpu; true: warn when the node has no GPU for the job.
   std::optional<bool> use_gpu;
+};
+
 // `checkpoints` in the job file (README "Checkpoints"): a folder of the working
 // directory whose complete files trainrun uploads while the ranks run, and restores
 // before they start. Off unless the section (or `resumeFrom`) is given.
