@@ -138,6 +138,11 @@ int SwarmMain(int port, int nodes, int threads, double heartbeat_seconds) {
     }
   }
   if (!other.empty()) std::fprintf(stderr, "swarm: %s, not 1\n", other.c_str());
+  for (const auto& node : swarm.nodes()) {
+    if (node.error.empty()) continue;
+    std::fprintf(stderr, "swarm: node %d: %s\n", node.node_rank, node.error.c_str());
+    break;
+  }
   std::printf("stop %.6f %d\n", sent.ok() && other.empty() ? Since(*sent, last) : NAN, stopped);
   std::fflush(stdout);
   if (!sent.ok()) std::fprintf(stderr, "swarm: %s\n", sent.status().message().c_str());
