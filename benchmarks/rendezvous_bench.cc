@@ -115,10 +115,12 @@ int SwarmMain(int port, int nodes, int threads, double heartbeat_seconds) {
     return 1;
   }
   if (heartbeat_seconds > 0) {
+    uint64_t before = 0, beats = 0;
+    for (const auto& node : swarm.nodes()) before += node.heartbeats_sent;
     swarm.Beat(
         std::chrono::duration_cast<Duration>(std::chrono::duration<double>(heartbeat_seconds)));
-    uint64_t beats = 0;
     for (const auto& node : swarm.nodes()) beats += node.heartbeats_sent;
+    beats -= before;
     std::printf("beats %llu\n", static_cast<unsigned long long>(beats));
     std::fflush(stdout);
   }
@@ -126,12 +128,22 @@ int SwarmMain(int port, int nodes, int threads, double heartbeat_seconds) {
       swarm.FailAndWaitForStop(1, std::chrono::steady_clock::now() + std::chrono::seconds(60));
   last = {};
   int stopped = 0;
+  std::string other;  // a Stop for another reason (a node lost) is not this figure
   for (const auto& node : swarm.nodes()) {
     if (!node.stopped) continue;
     ++stopped;
     last = std::max(last, node.stopped_at);
+    if (node.stop_exit_code != 1 && other.empty()) {
+      other = fmt::format("node {} was stopped with exit {}", node.node_rank, node.stop_exit_code);
+    }
   }
-  std::printf("stop %.6f %d\n", sent.ok() ? Since(*sent, last) : NAN, stopped);
+  if (!other.empty()) std::fprintf(stderr, "swarm: %s, not 1\n", other.c_str());
+  for (const auto& node : swarm.nodes()) {
+    if (node.error.empty()) continue;
+    std::fprintf(stderr, "swarm: node %d: %s\n", node.node_rank, node.error.c_str());
+    break;
+  }
+  std::printf("stop %.6f %d\n", sent.ok() && other.empty() ? Since(*sent, last) : NAN, stopped);
   std::fflush(stdout);
   if (!sent.ok()) std::fprintf(stderr, "swarm: %s\n", sent.status().message().c_str());
   return sent.ok() ? 0 : 1;

@@ -50,6 +50,7 @@ struct NodeSwarm::Conn {
   bool want_write = false;
   bool awaiting_stop = false;  // counted in Slice::waiting
   TimePoint retry_at{};
+  TimePoint next_beat{};
 };
 
 struct NodeSwarm::Slice {
@@ -61,6 +62,8 @@ struct NodeSwarm::Slice {
   std::deque<Conn*> retry;
   // FailAndWaitForStop:
   int waiting = 0;  // assigned, no Stop yet
+  // Assigned nodes by their next heartbeat, soonest first (one interval for all).
+  std::deque<Conn*> beats;
 };
 
 NodeSwarm::NodeSwarm(SwarmOptions options) : options_(std::move(options)) {
@@ -288,6 +291,8 @@ void NodeSwarm::HandleFrame(Slice& slice, Conn& conn, int type_value, std::strin
     node.assigned = true;
     node.assigned_at = Now();
     conn.state = Conn::State::kAssigned;
+    conn.next_beat = node.assigned_at + options_.heartbeat_interval;
+    slice.beats.push_back(&conn);
     ++slice.settled;
     return;
   }
@@ -307,6 +312,24 @@ void NodeSwarm::HandleFrame(Slice& slice, Conn& conn, int type_value, std::strin
   // Anything else (Heartbeat, Start, ...) only counts as read.
 }
 
+TimePoint NodeSwarm::BeatDue(Slice& slice) {
+  // Like a WorkerSession, a node beats from its assignment on, whatever the
+  // swarm is doing: a node silent for the heartbeat timeout is lost to the head.
+  static const std::string beat =
+      EncodeJsonFrame(MessageType::kHeartbeat, nlohmann::json::object());
+  const TimePoint now = Now();
+  while (!slice.beats.empty() && slice.beats.front()->next_beat <= now) {
+    Conn& conn = *slice.beats.front();
+    slice.beats.pop_front();
+    if (conn.state != Conn::State::kAssigned) continue;
+    Send(slice, conn, beat);
+    ++conn.node.heartbeats_sent;
+    conn.next_beat = std::max(conn.next_beat + options_.heartbeat_interval, now);
+    slice.beats.push_back(&conn);
+  }
+  return slice.beats.empty() ? TimePoint::max() : slice.beats.front()->next_beat;
+}
+
 void NodeSwarm::RendezvousSlice(Slice& slice, TimePoint deadline) {
   const int limit = std::max<int>(1, options_.max_connecting / static_cast<int>(slices_.size()));
   std::deque<Conn*> pending(slice.conns.begin(), slice.conns.end());
@@ -323,9 +346,10 @@ void NodeSwarm::RendezvousSlice(Slice& slice, TimePoint deadline) {
       pending.pop_front();
       if (!Connect(slice, *conn)) ++slice.settled;
     }
+    const TimePoint next_beat = BeatDue(slice);
     Duration wait = std::chrono::milliseconds(slice.retry.empty() ? 100 : 10);
-    const int n =
-        epoll_wait(slice.epoll, ready, 256, PollTimeoutMs(std::min(wait, deadline - now)));
+    wait = std::min({wait, deadline - now, next_beat - now});
+    const int n = epoll_wait(slice.epoll, ready, 256, PollTimeoutMs(wait));
     for (int i = 0; i < n; ++i) {
       Conn& conn = *static_cast<Conn*>(ready[i].data.ptr);
       if (conn.fd < 0) continue;
@@ -373,32 +397,9 @@ Status NodeSwarm::Rendezvous(TimePoint deadline) {
 }
 
 void NodeSwarm::BeatSlice(Slice& slice, TimePoint until) {
-  std::vector<Conn*> live;
-  for (Conn* conn : slice.conns) {
-    if (conn->state == Conn::State::kAssigned) live.push_back(conn);
-  }
-  const std::string beat = EncodeJsonFrame(MessageType::kHeartbeat, nlohmann::json::object());
-  const int64_t m = static_cast<int64_t>(live.size());
-  const TimePoint start = Now();
-  int64_t k = 0;
   epoll_event ready[256];
-  // Beat k goes to node k % m at start + k * interval / m: every node once per
-  // interval, the slice's beats spread evenly, as independent nodes' would be.
-  auto due = [&](int64_t beat_index) {
-    return start + options_.heartbeat_interval * beat_index / std::max<int64_t>(m, 1);
-  };
-  while (true) {
-    TimePoint now = Now();
-    if (now >= until) break;
-    while (m > 0 && due(k) <= now) {
-      Conn& conn = *live[static_cast<size_t>(k % m)];
-      if (conn.state == Conn::State::kAssigned) {
-        Send(slice, conn, beat);
-        ++conn.node.heartbeats_sent;
-      }
-      ++k;
-    }
-    const TimePoint next = m > 0 ? std::min(due(k), until) : until;
+  while (Now() < until) {
+    const TimePoint next = std::min(BeatDue(slice), until);
     const int n = epoll_wait(slice.epoll, ready, 256, PollTimeoutMs(next - Now()));
     for (int i = 0; i < n; ++i) {
       Conn& conn = *static_cast<Conn*>(ready[i].data.ptr);
@@ -432,7 +433,8 @@ void NodeSwarm::StopSlice(Slice& slice, int failing_rank, TimePoint deadline, Ti
     }
   }
   while (slice.waiting > 0 && Now() < deadline) {
-    const int n = epoll_wait(slice.epoll, ready, 256, PollTimeoutMs(deadline - Now()));
+    const TimePoint next = std::min(BeatDue(slice), deadline);
+    const int n = epoll_wait(slice.epoll, ready, 256, PollTimeoutMs(next - Now()));
     for (int i = 0; i < n; ++i) {
       Conn& conn = *static_cast<Conn*>(ready[i].data.ptr);
       if (conn.fd < 0) continue;

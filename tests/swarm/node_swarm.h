@@ -78,8 +78,10 @@ class NodeSwarm {
   Status Rendezvous(TimePoint deadline);
   TimePoint started() const { return started_; }
 
-  // Every assigned node sends a heartbeat each interval for `duration`, and
-  // reads what comes (the head's heartbeats).
+  // Waits `duration`, reading what comes (the head's heartbeats). Like a real
+  // node, every assigned node beats once an interval from its assignment on,
+  // during every call (Rendezvous, Beat, FailAndWaitForStop), never between
+  // them: a swarm left idle for the head's heartbeat timeout is lost to it.
   void Beat(Duration duration);
 
   // Node `node_rank` reports that its rank failed (RankFailed, exit code 1);
@@ -99,6 +101,8 @@ class NodeSwarm {
   void StopSlice(Slice& slice, int failing_rank, TimePoint deadline, TimePoint* sent);
   // Reads what is ready on `conn` and handles its frames.
   void Read(Slice& slice, Conn& conn);
+  // Sends the heartbeats that are due; the time the next one is.
+  TimePoint BeatDue(Slice& slice);
   // A connection that ended before the handshake completed: again after a
   // pause, up to a limit.
   void Retry(Slice& slice, Conn& conn, const std::string& why);
