@@ -95,8 +95,13 @@ int DryRun(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& la
   text +=
       fmt::format("ranks:          {} ({})\n", process_count, binding.plan.process_count_source);
   if (placement.node_count > 1) {
-    text += fmt::format("world size:     {} (if every node runs {} rank(s))\n",
-                        plan.assignment.world_size, process_count);
+    if (job.tensorflow.roles) {
+      text += fmt::format("world size:     {} ({} dealt over the nodes)\n",
+                          plan.assignment.world_size, job.tensorflow.roles->Describe());
+    } else {
+      text += fmt::format("world size:     {} (if every node runs {} rank(s))\n",
+                          plan.assignment.world_size, process_count);
+    }
   }
   text += fmt::format("communicator:   {}\n", CommunicatorName(job.communicator));
   if (placement.node_count > 1) {

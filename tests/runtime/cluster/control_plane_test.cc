@@ -386,6 +386,40 @@ TEST_F(ControlPlaneTest, TheFirstFailureAnywhereStopsEveryNodeAndIsTheRootCause)
   }
 }
 
+// Parameter servers: the head tells every node to stop its servers once every
+// node said its workers are done, and not before; a node that set its handler
+// late still hears it.
+TEST_F(ControlPlaneTest, ServersStopOnEveryNodeOnceEveryNodesWorkersAreDone) {
+  std::unique_ptr<HeadSession> head = StartHead();
+  std::vector<std::unique_ptr<WorkerSession>> workers;
+  Assemble(head.get(), &workers, 3);
+  StartAll(head.get(), workers);
+  std::vector<std::promise<void>> heard(3);
+  std::atomic<int> calls{0};
+  auto handler = [&](int node) {
+    return [&, node] {
+      ++calls;
+      heard[node].set_value();
+    };
+  };
+  head->SetServersStopHandler(handler(0));
+  workers[0]->SetServersStopHandler(handler(1));
+  workers[1]->WorkersDone();
+  head->WorkersDone();
+  // Node 1 has not said so: nobody hears of the servers yet.
+  EXPECT_EQ(calls, 0);
+  workers[0]->WorkersDone();
+  for (int node : {0, 1}) {
+    EXPECT_EQ(heard[node].get_future().wait_for(std::chrono::seconds(10)),
+              std::future_status::ready)
+        << "node " << node;
+  }
+  workers[1]->SetServersStopHandler(handler(2));
+  EXPECT_EQ(heard[2].get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(calls, 3);
+  EXPECT_FALSE(head->stop().has_value()) << "the servers' stop is no job stop";
+}
+
 TEST_F(ControlPlaneTest, ALostNodeStopsTheOthersWith69NamingIt) {
   std::unique_ptr<HeadSession> head = StartHead();
   std::vector<std::unique_ptr<WorkerSession>> workers;
