@@ -323,8 +323,7 @@ class Translator {
     } else {
       for (auto d = it.value().begin(); d != it.value().end(); ++d) {
         if (!d.value().is_string() || d.value().get<std::string>().empty()) {
-          Error(at + Token(d.key()),
-                "must be a URI (az://ACCOUNT/CONTAINER, s3://BUCKET, a path)");
+          Error(at + Token(d.key()), "must be a URI (az://ACCOUNT/CONTAINER, s3://BUCKET, a path)");
           continue;
         }
         datastores_.emplace_back(d.key(), d.value().get<std::string>());
@@ -344,11 +343,10 @@ class Translator {
       while (!rest.empty() && rest.front() == '/') rest.erase(0, 1);
       return rest.empty() ? base : base + "/" + rest;
     }
-    Error(pointer,
-          fmt::format("datastore \"{}\" is an Azure ML workspace's, which trainrun cannot "
-                      "resolve; name its URI in \"datastores\": {{\"{}\": "
-                      "\"az://ACCOUNT/CONTAINER\"}}, or give dataLocation.uri",
-                      name, name));
+    Error(pointer, fmt::format("datastore \"{}\" is an Azure ML workspace's, which trainrun cannot "
+                               "resolve; name its URI in \"datastores\": {{\"{}\": "
+                               "\"az://ACCOUNT/CONTAINER\"}}, or give dataLocation.uri",
+                               name, name));
     return "";
   }
 
@@ -449,8 +447,9 @@ class Translator {
       Error(at, "a command string takes no \"arguments\": write them into the string");
     }
     it.value() = ojson::array({"/bin/sh", "-c", command});
-    Note(at, "translated to command [\"/bin/sh\", \"-c\", ...], as Azure ML runs a command "
-             "string in a shell");
+    Note(at,
+         "translated to command [\"/bin/sh\", \"-c\", ...], as Azure ML runs a command "
+         "string in a shell");
   }
 
   void Communicator() {
@@ -458,8 +457,8 @@ class Translator {
     if (c == nullptr || !c->is_string()) return;
     const std::string value = ToLower(c->get<std::string>());
     if (value == "openmpi" || value == "intelmpi") {
-      Note(At("communicator"), fmt::format("\"{}\" translated to \"Mpi\" (Open MPI's mpirun)",
-                                           c->get<std::string>()));
+      Note(At("communicator"),
+           fmt::format("\"{}\" translated to \"Mpi\" (Open MPI's mpirun)", c->get<std::string>()));
       *c = "Mpi";
     }
   }
@@ -497,9 +496,8 @@ class Translator {
       communicator = key == "nccl" ? "Nccl" : "Gloo";
     } else if (key == "pytorch" || key == "pytorchconfiguration") {
       ojson* backend = Member(config, "communicationBackend");
-      communicator = backend && backend->is_string() && FieldKey(Spell(*backend)) == "gloo"
-                         ? "Gloo"
-                         : "Nccl";
+      communicator =
+          backend && backend->is_string() && FieldKey(Spell(*backend)) == "gloo" ? "Gloo" : "Nccl";
     } else if (key == "tensorflow") {
       communicator = "TensorFlow";
     } else if (key == "parameterserver" || key == "tensorflowconfiguration") {
@@ -614,8 +612,7 @@ class Translator {
     ojson& target = Section(env, "environmentVariables");
     for (auto v = vars.begin(); v != vars.end(); ++v) {
       if (target.contains(v.key())) {
-        Error(at + Token(v.key()),
-              "is also in /environment/environmentVariables: give it once");
+        Error(at + Token(v.key()), "is also in /environment/environmentVariables: give it once");
         continue;
       }
       target[v.key()] = v.value();
@@ -773,8 +770,7 @@ class Translator {
       ojson* location = Member(d.value(), "dataLocation");
       if (location == nullptr || !location->is_object()) continue;
       auto dl = Find(d.value(), "dataLocation");
-      const std::string at =
-          data_at + Token(d.key()) + Token(dl.key());
+      const std::string at = data_at + Token(d.key()) + Token(dl.key());
       std::string uri;
       bool have_uri = false;
       if (auto u = Find(*location, "uri"); u != location->end() && !u.value().is_null()) {
@@ -867,8 +863,8 @@ std::string FieldKey(std::string_view name) {
 
 std::vector<std::string> AzureMlNamesAt(const std::string& pointer) {
   std::vector<std::string> names;
-  const std::vector<std::string> parent = pointer.empty() ? std::vector<std::string>{}
-                                                          : SplitPointer(pointer);
+  const std::vector<std::string> parent =
+      pointer.empty() ? std::vector<std::string>{} : SplitPointer(pointer);
   for (const AzureMlField& field : kFields) {
     std::vector<std::string> parts = SplitPointer(field.pointer);
     if (parts.size() <= parent.size()) continue;

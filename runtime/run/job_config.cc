@@ -761,6 +761,12 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
   top.Scalars("arguments", &job.arguments);
 
   std::string source = ".";
+  // RunConfiguration.save() puts NAME.runconfig in the project's .azureml/ (or older
+  // aml_config/) folder, and the project is the source directory.
+  const std::string folder = base.filename().string();
+  if (azureml.azureml && (folder == ".azureml" || folder == "aml_config")) {
+    source = base.parent_path().string();
+  }
   top.String("sourceDirectory", &source);
   // The joined path is checked too: a relative sourceDirectory that fits may not
   // once the job file's folder is in front of it.

@@ -2,10 +2,10 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
-#include <algorithm>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -18,8 +18,8 @@ namespace {
 using nlohmann::ordered_json;
 
 bool EndsWith(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(),
-                                                suffix.data(), suffix.size()) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix.data(), suffix.size()) == 0;
 }
 
 bool AllOf(std::string_view text, int (*is)(int)) {
@@ -88,9 +88,7 @@ class Converter {
     out_->lines.emplace(pointer, node.Mark().line + 1);
     switch (node.Type()) {
       case YAML::NodeType::Undefined:
-      case YAML::NodeType::Null:
-        *value = nullptr;
-        return Status::Ok();
+      case YAML::NodeType::Null: *value = nullptr; return Status::Ok();
       case YAML::NodeType::Scalar:
         // yaml-cpp tags plain scalars "?" and quoted ones "!".
         *value = node.Tag() == "?" ? PlainScalar(node.Scalar()) : ordered_json(node.Scalar());
@@ -101,8 +99,8 @@ class Converter {
         size_t i = 0;
         for (const YAML::Node& item : node) {
           ordered_json converted;
-          TR_RETURN_IF_ERROR(Convert(item, fmt::format("{}/{}", pointer, i++), depth + 1,
-                                     &converted));
+          TR_RETURN_IF_ERROR(
+              Convert(item, fmt::format("{}/{}", pointer, i++), depth + 1, &converted));
           value->push_back(std::move(converted));
         }
         return Status::Ok();
@@ -121,8 +119,8 @@ class Converter {
                 fmt::format("{}: \"{}\" is given twice", Where(entry.first), key));
           }
           ordered_json converted;
-          TR_RETURN_IF_ERROR(Convert(entry.second, pointer + "/" + JsonPointerToken(key),
-                                     depth + 1, &converted));
+          TR_RETURN_IF_ERROR(
+              Convert(entry.second, pointer + "/" + JsonPointerToken(key), depth + 1, &converted));
           (*value)[key] = std::move(converted);
         }
         return Status::Ok();
@@ -137,8 +135,7 @@ class Converter {
   }
   Status TooDeep(const YAML::Node& node) const {
     return InvalidJobError(fmt::format(
-        "{}: mappings and sequences are nested more than {} levels deep", Where(node),
-        max_depth_));
+        "{}: mappings and sequences are nested more than {} levels deep", Where(node), max_depth_));
   }
 
   int max_depth_;

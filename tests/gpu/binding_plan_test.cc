@@ -142,6 +142,17 @@ TEST(BindingPlanTest, Dgx2EightRanksWithTwoGpusEach) {
   EXPECT_EQ(trimmed.ranks[4].cpus, (std::vector<int>{24, 25}));
 }
 
+// gpusPerProcess 0 (a job written for Azure ML): one rank gets every GPU, no warning.
+TEST(BindingPlanTest, Dgx2OneRankWithAllGpus) {
+  NodeTopology dgx = FullDgx2();
+  BindingPlan plan = Plan(dgx, 1, 0);
+  ASSERT_EQ(plan.process_count, 1);
+  EXPECT_EQ(plan.gpus_per_process, 16);
+  EXPECT_EQ(Env(plan, 0, dgx)["CUDA_VISIBLE_DEVICES"], "0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15");
+  EXPECT_FALSE(AnyWarning(plan, "gpusPerProcess"))
+      << fmt::format("{}", fmt::join(plan.warnings, "\n"));
+}
+
 TEST(BindingPlanTest, Em64tGpuNumaAndNicMapping) {
   NodeTopology t = Xml(Em64tXml());
   BindingPlan plan = Plan(t);

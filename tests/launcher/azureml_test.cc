@@ -31,7 +31,7 @@ class AzureMlRunConfigTest : public ::testing::Test {
   }
   Invocation Run(const std::string& job, std::vector<std::string> more = {},
                  std::vector<std::string> env = {}) {
-    std::vector<std::string> args = {"run",       job, "--history", dir_ / "history",
+    std::vector<std::string> args = {"run",       job,          "--history", dir_ / "history",
                                      "--workdir", dir_ / "work"};
     args.insert(args.end(), more.begin(), more.end());
     return RunTrainrun(args, dir_.path(), env);
@@ -46,7 +46,6 @@ TEST_F(AzureMlRunConfigTest, EstimatorStyleYamlRunConfigRunsUnchanged) {
   const std::string job = dir_ / "project/.azureml/train.runconfig";
   WriteFile(job,
             "# Estimator parameters and RunConfiguration fields, as an Azure ML user writes them\n"
-            "source_directory: ..\n"
             "entry_script: train.py\n"
             "script_params:\n"
             "  --epochs: 2\n"
@@ -85,8 +84,7 @@ TEST_F(AzureMlRunConfigTest, EstimatorStyleYamlRunConfigRunsUnchanged) {
                 "  vmSize: Standard_NC6\n");
   Invocation r = Run(job);
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
-  EXPECT_NE(r.out.find("argv ['--epochs', '2', '--fp16', '--data', '"), std::string::npos)
-      << r.out;
+  EXPECT_NE(r.out.find("argv ['--epochs', '2', '--fp16', '--data', '"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("RANK 0"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("WORLD_SIZE 1"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("AZUREML_RUN_ID estimator-1"), std::string::npos) << r.out;
@@ -96,8 +94,8 @@ TEST_F(AzureMlRunConfigTest, EstimatorStyleYamlRunConfigRunsUnchanged) {
   for (const char* line :
        {"/entry_script: translated to script", "/script_params: translated to arguments",
         "/target: ignored: the compute target", "/environment/name: ignored",
-        "/environment/docker/baseImage: ignored: the image is built",
-        "/docker/useDocker: ignored", "/amlcompute: ignored",
+        "/environment/docker/baseImage: ignored: the image is built", "/docker/useDocker: ignored",
+        "/amlcompute: ignored",
         "/environment_variables: translated to environment.environmentVariables",
         "/data/mnist/dataLocation/dataPath: translated to uri",
         "1 process per node with all of the node's GPUs",
@@ -125,8 +123,9 @@ TEST_F(AzureMlRunConfigTest, AzureMlFilesGetOneProcessWithAllGpusTrainrunFilesOn
   EXPECT_NE(aml.out.find("CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n"),
             std::string::npos)
       << aml.out;
-  EXPECT_NE((aml.out + aml.err).find("Azure ML job file (recognised by the name ending in "
-                                     ".runconfig): 1 process per node"),
+  EXPECT_NE((aml.out + aml.err)
+                .find("Azure ML job file (recognised by the name ending in "
+                      ".runconfig): 1 process per node"),
             std::string::npos)
       << aml.err;
   Invocation own = Run(dir_ / "project/job.json", dgx2);
@@ -136,8 +135,9 @@ TEST_F(AzureMlRunConfigTest, AzureMlFilesGetOneProcessWithAllGpusTrainrunFilesOn
 
 TEST_F(AzureMlRunConfigTest, InvalidYamlRunConfigExits65NamingTheLine) {
   const std::string job = dir_ / "project/bad.runconfig";
-  WriteFile(job, "script: train.py\nsourceDirectory: .\ndata:\n  d:\n    dataLocation:\n"
-                 "      dataset: {id: 3b1e}\n");
+  WriteFile(job,
+            "script: train.py\nsourceDirectory: .\ndata:\n  d:\n    dataLocation:\n"
+            "      dataset: {id: 3b1e}\n");
   Invocation r = Run(job);
   EXPECT_EQ(r.exit_code, 65) << r.err;
   EXPECT_NE(r.err.find(job + ":6: /data/d/dataLocation/dataset: a registered dataset"),

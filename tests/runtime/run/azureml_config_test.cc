@@ -58,9 +58,9 @@ TEST_F(AzureMlConfigTest, SavedDefaultRunConfigurationInYamlLoads) {
   EXPECT_EQ(job->node_count, 1);
   EXPECT_EQ(job->communicator, Communicator::kNone);
   EXPECT_EQ(job->interpreter_path, "python");
-  EXPECT_EQ(job->environment_variables,
-            (std::vector<std::pair<std::string, std::string>>{{"EXAMPLE_ENV_VAR",
-                                                               "EXAMPLE_VALUE"}}));
+  EXPECT_EQ(
+      job->environment_variables,
+      (std::vector<std::pair<std::string, std::string>>{{"EXAMPLE_ENV_VAR", "EXAMPLE_VALUE"}}));
   EXPECT_EQ(job->history.directories_to_watch, std::vector<std::string>{"logs"});
   EXPECT_TRUE(job->azureml.recognised);
   // Azure ML's default: one process with all of the node's GPUs.
@@ -93,6 +93,23 @@ TEST_F(AzureMlConfigTest, SavedDefaultRunConfigurationInJsonLoads) {
   EXPECT_TRUE(job->azureml.recognised);
   EXPECT_EQ(job->azureml.recognised_by, "/target");
   EXPECT_EQ(job->process_count_per_node, 1);
+}
+
+TEST_F(AzureMlConfigTest, ARunConfigInDotAzuremlRunsTheProject) {
+  Result<JobConfig> job = Parse("script: train.py\n", ".azureml/train.runconfig");
+  ASSERT_TRUE(job.ok()) << job.status().message();
+  EXPECT_EQ(job->source_directory, dir_.path());
+  job = Parse("script: train.py\n", "aml_config/train.runconfig");
+  ASSERT_TRUE(job.ok()) << job.status().message();
+  EXPECT_EQ(job->source_directory, dir_.path());
+  // Not for trainrun's own files, nor when the file says.
+  WriteFile(dir_ / ".azureml/job.json", "");
+  const std::string e = Error(R"({"script": "train.py"})", ".azureml/job.json");
+  EXPECT_NE(e.find("/script:"), std::string::npos) << e;
+  WriteFile(dir_ / ".azureml/src/train.py", "");
+  job = Parse("script: train.py\nsourceDirectory: src\n", ".azureml/train.runconfig");
+  ASSERT_TRUE(job.ok()) << job.status().message();
+  EXPECT_EQ(job->source_directory, dir_ / ".azureml/src");
 }
 
 TEST_F(AzureMlConfigTest, TrainrunJobFilesKeepTheirDefaults) {
@@ -131,9 +148,9 @@ TEST_F(AzureMlConfigTest, EstimatorParametersAreTranslated) {
   })");
   ASSERT_TRUE(job.ok()) << job.status().message();
   EXPECT_EQ(job->script, "train.py");
-  EXPECT_EQ(job->arguments, (std::vector<std::string>{"--epochs", "5", "--lr", "0.1", "--fp16",
-                                                      "--data", "{{data.mnist}}", "--amp",
-                                                      "--name", "a b"}));
+  EXPECT_EQ(job->arguments,
+            (std::vector<std::string>{"--epochs", "5", "--lr", "0.1", "--fp16", "--data",
+                                      "{{data.mnist}}", "--amp", "--name", "a b"}));
   EXPECT_EQ(job->node_count, 2);
   EXPECT_EQ(job->process_count_per_node, 3);
   EXPECT_EQ(job->communicator, Communicator::kMpi);
@@ -181,8 +198,8 @@ TEST_F(AzureMlConfigTest, PyTorchBackendBecomesTheCommunicatorOnlyForPyTorchJobs
 TEST_F(AzureMlConfigTest, CommandStringRunsInAShell) {
   Result<JobConfig> job = Parse(R"({"command": "python train.py --lr 0.1 && echo done"})");
   ASSERT_TRUE(job.ok()) << job.status().message();
-  EXPECT_EQ(job->command, (std::vector<std::string>{"/bin/sh", "-c",
-                                                    "python train.py --lr 0.1 && echo done"}));
+  EXPECT_EQ(job->command,
+            (std::vector<std::string>{"/bin/sh", "-c", "python train.py --lr 0.1 && echo done"}));
   EXPECT_TRUE(HasNote(*job, "/command: translated to command [\"/bin/sh\", \"-c\""));
   job = Parse(R"({"command": ["python", "train.py"]})");
   ASSERT_TRUE(job.ok()) << job.status().message();
@@ -236,8 +253,7 @@ TEST_F(AzureMlConfigTest, DataThatCannotBeResolvedIsRefusedNamingTheField) {
       << e;
   e = Error(R"({"script": "train.py", "dataReferences": {"o": {"dataStoreName": "s",
       "mode": "upload"}}, "datastores": {"s": "/tmp"}})");
-  EXPECT_NE(e.find("/dataReferences/o/mode: \"upload\" is not supported"), std::string::npos)
-      << e;
+  EXPECT_NE(e.find("/dataReferences/o/mode: \"upload\" is not supported"), std::string::npos) << e;
   e = Error(R"({"script": "train.py", "outputData": {"out": {"mechanism": "upload"}}})");
   EXPECT_NE(e.find("/outputData: not supported: trainrun uploads ./outputs"), std::string::npos)
       << e;
@@ -256,9 +272,9 @@ TEST_F(AzureMlConfigTest, UseGpu) {
   ASSERT_TRUE(job.ok()) << job.status().message();
   EXPECT_EQ(job->azureml.use_gpu, true);
   EXPECT_TRUE(job->environment_variables.empty());
-  EXPECT_NE(Error(R"({"script": "train.py", "useGpu": "yes"})")
-                .find("/useGpu: must be true or false"),
-            std::string::npos);
+  EXPECT_NE(
+      Error(R"({"script": "train.py", "useGpu": "yes"})").find("/useGpu: must be true or false"),
+      std::string::npos);
 }
 
 TEST_F(AzureMlConfigTest, ShmSize) {
@@ -280,8 +296,8 @@ TEST_F(AzureMlConfigTest, ShmSize) {
             std::string::npos);
   // A tmpfs of known size stands for /dev/shm.
   EXPECT_EQ(CheckShmSize(1, "/docker/shmSize", dir_.path()), "");
-  std::string warning = CheckShmSize(uint64_t{1} << 60, "/docker/shmSize \"1048576g\"",
-                                     dir_.path());
+  std::string warning =
+      CheckShmSize(uint64_t{1} << 60, "/docker/shmSize \"1048576g\"", dir_.path());
   EXPECT_NE(warning.find("/docker/shmSize \"1048576g\" asks for"), std::string::npos) << warning;
   EXPECT_NE(warning.find("--shm-size=1073741824g"), std::string::npos) << warning;
   std::string error;
@@ -328,7 +344,8 @@ TEST_F(AzureMlConfigTest, TranslatedFieldsAreNamedAsWritten) {
             std::string::npos)
       << e;
   e = Error(R"({"script": "train.py", "script_params": {"--data": "{{data.x}}"}})");
-  EXPECT_NE(e.find("/script_params/1: {{data.x}} names a data reference, but the job has none"), std::string::npos)
+  EXPECT_NE(e.find("/script_params/1: {{data.x}} names a data reference, but the job has none"),
+            std::string::npos)
       << e;
   e = Error(R"({"script": "train.py", "script_params": {"--x": [1]}})");
   EXPECT_NE(e.find("/script_params/--x: must be a string, a number, or empty"), std::string::npos)
@@ -336,8 +353,8 @@ TEST_F(AzureMlConfigTest, TranslatedFieldsAreNamedAsWritten) {
 }
 
 TEST_F(AzureMlConfigTest, YamlErrorsNameTheFieldAndTheLine) {
-  std::string e = Error("script: train.py\nnodeCount: 0\nmpi:\n  processCountPerNode: two\n",
-                        "job.yml");
+  std::string e =
+      Error("script: train.py\nnodeCount: 0\nmpi:\n  processCountPerNode: two\n", "job.yml");
   EXPECT_NE(e.find("job.yml:2: /nodeCount: must be an integer from 1 to 65536, got 0"),
             std::string::npos)
       << e;
