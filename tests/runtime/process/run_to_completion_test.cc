@@ -13,8 +13,8 @@
 namespace trainrun {
 namespace {
 
-Result<ExitStatus> Run(const std::string& script, std::vector<std::string>* lines,
-                       const CancelToken* cancel = nullptr) {
+Result<ExitStatus> RunScript(const std::string& script, std::vector<std::string>* lines,
+                             const CancelToken* cancel = nullptr) {
   SpawnSpec spec;
   spec.argv = {"/bin/sh", "-c", script};
   spec.env = CurrentEnvironment();
@@ -24,7 +24,8 @@ Result<ExitStatus> Run(const std::string& script, std::vector<std::string>* line
 
 TEST(RunToCompletionTest, HandsOverStdoutAndStderrLineByLineAndTheExit) {
   std::vector<std::string> lines;
-  Result<ExitStatus> status = Run("echo one; echo two >&2; printf 'no newline'; exit 3", &lines);
+  Result<ExitStatus> status =
+      RunScript("echo one; echo two >&2; printf 'no newline'; exit 3", &lines);
   ASSERT_TRUE(status.ok()) << status.status().message();
   EXPECT_EQ(status->code, 3);
   EXPECT_EQ(lines, (std::vector<std::string>{"one", "two", "no newline"}));
@@ -34,7 +35,8 @@ TEST(RunToCompletionTest, AProgramThatDoesNotExistIsAnErrorNamingIt) {
   SpawnSpec spec;
   spec.argv = {"/nonexistent/pip"};
   spec.env = CurrentEnvironment();
-  Result<ExitStatus> status = RunToCompletion(spec, [](std::string_view) {}, nullptr);
+  Result<ExitStatus> status = RunToCompletion(
+      spec, [](std::string_view) {}, nullptr);
   ASSERT_FALSE(status.ok());
   EXPECT_NE(status.status().message().find("/nonexistent/pip"), std::string::npos)
       << status.status().message();
@@ -48,7 +50,7 @@ TEST(RunToCompletionTest, CancelStopsTheCommandsWholeGroup) {
     cancel.Cancel("SIGTERM");
   });
   // The sleep is a grandchild in the same group: it goes too, or the pipe stays open.
-  Result<ExitStatus> status = Run("echo started; sleep 600; echo never", &lines, &cancel);
+  Result<ExitStatus> status = RunScript("echo started; sleep 600; echo never", &lines, &cancel);
   canceler.join();
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.status().code(), StatusCode::kCanceled);
