@@ -44,8 +44,9 @@ Result<std::unique_ptr<PythonEnv>> PreparePythonEnvironment(
   request.cache_dir = CacheDirFromEnv(ProcessEnv());
   if (request.cache_dir.empty()) {
     request.cache_dir = run_directory;
-    ctx.reporter->Info("python environment: TRAINRUN_CACHE_DIR=off, so it is built in the run "
-                       "directory and not kept");
+    ctx.reporter->Info(
+        "python environment: TRAINRUN_CACHE_DIR=off, so it is built in the run "
+        "directory and not kept");
   }
   request.max_cache_bytes = CacheLimit(ctx.reporter);
   // The tools see what the ranks would (PIP_INDEX_URL, PIP_FIND_LINKS from the job
@@ -56,8 +57,10 @@ Result<std::unique_ptr<PythonEnv>> PreparePythonEnvironment(
   TR_ASSIGN_OR_RETURN(std::unique_ptr<PythonEnv> python, PreparePythonEnv(request));
   if (python && ctx.journal != nullptr) {
     ctx.journal->record().details["pythonEnvironment"] = {
-        {"key", python->key()},       {"tool", python->tool()},
-        {"prefix", python->prefix()}, {"built", python->built()},
+        {"key", python->key()},
+        {"tool", python->tool()},
+        {"prefix", python->prefix()},
+        {"built", python->built()},
         {"buildSeconds", python->build_seconds()}};
   }
   return python;
@@ -67,7 +70,7 @@ void UsePythonEnv(const PythonEnv& python, std::vector<std::string>* env) {
   std::string path = python.bin();
   for (auto it = env->begin(); it != env->end();) {
     if (it->rfind("PATH=", 0) == 0) {
-      if (it->size() > 5) path += ":" + it->substr(5);
+      if (it->size() > 5) path.append(":").append(*it, 5, std::string::npos);
       it = env->erase(it);
     } else if (it->rfind("VIRTUAL_ENV=", 0) == 0 || it->rfind("CONDA_PREFIX=", 0) == 0 ||
                it->rfind("PYTHONHOME=", 0) == 0) {

@@ -201,10 +201,11 @@ void Prune(const fs::path& dir, const std::string& keep, uint64_t max_bytes, Rep
   }
 }
 
-// Waits for the exclusive lock, saying once that another trainrun has it.
-Status LockExclusive(int fd, const PythonEnvRequest& request, const std::string& key) {
+// Waits for the lock (LOCK_SH or LOCK_EX), saying once that another trainrun has it:
+// an exclusive holder is building; shared holders are runs using the environment.
+Status Lock(int fd, int operation, const PythonEnvRequest& request, const std::string& key) {
   bool said = false;
-  while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  while (flock(fd, operation | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK && errno != EINTR) {
       return ErrnoStatus(errno, fmt::format("locking python environment {}", key));
     }
@@ -257,9 +258,8 @@ Result<std::unique_ptr<PythonEnv>> PreparePythonEnv(const PythonEnvRequest& requ
                "import sys, platform; print(sys.executable); print(platform.python_version())"},
               "python"));
   if (!probe.status.success() || probe.tail.size() < 2) {
-    return ToolFailed(fmt::format("the interpreter {} (environment.python.interpreterPath)",
-                                  interpreter),
-                      probe);
+    return ToolFailed(
+        fmt::format("the interpreter {} (environment.python.interpreterPath)", interpreter), probe);
   }
   const std::string executable = probe.tail[probe.tail.size() - 2];
   const std::string version = probe.tail.back();
@@ -267,9 +267,8 @@ Result<std::unique_ptr<PythonEnv>> PreparePythonEnv(const PythonEnvRequest& requ
   const std::map<std::string, std::string> env = EnvironmentMap(request.env);
   const std::string path_list = env.count("PATH") != 0 ? env.at("PATH") : "";
   Result<std::string> conda = FindExecutable("conda", path_list);
-  const bool wrong_python =
-      !spec.python_version.empty() && version != spec.python_version &&
-      version.rfind(spec.python_version + ".", 0) != 0;
+  const bool wrong_python = !spec.python_version.empty() && version != spec.python_version &&
+                            version.rfind(spec.python_version + ".", 0) != 0;
   std::string tool = "venv";
   if (!spec.conda_packages.empty()) {
     if (!conda.ok()) {
@@ -291,12 +290,9 @@ Result<std::unique_ptr<PythonEnv>> PreparePythonEnv(const PythonEnvRequest& requ
         executable, version));
   }
 
-  json normal = {{"format", kEnvFormat},
-                 {"tool", tool},
-                 {"interpreter", executable},
-                 {"interpreterVersion", version},
-                 {"pip", spec.pip},
-                 {"requirements", requirements}};
+  json normal = {{"format", kEnvFormat},      {"tool", tool},
+                 {"interpreter", executable}, {"interpreterVersion", version},
+                 {"pip", spec.pip},           {"requirements", requirements}};
   if (tool == "conda") {
     normal["python"] = spec.python_version;
     normal["conda"] = spec.conda_packages;
@@ -314,10 +310,18 @@ Result<std::unique_ptr<PythonEnv>> PreparePythonEnv(const PythonEnvRequest& requ
   const std::string lock_path = (dir / (key + ".lock")).string();
   result->lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (result->lock_fd_ < 0) return ErrnoStatus(errno, lock_path);
-  TR_RETURN_IF_ERROR(LockExclusive(result->lock_fd_, request, key));
-
+  // Shared first: a complete environment is used under the shared lock that runs
+  // hold. Only a missing one takes the exclusive lock (which waits for no run: runs
+  // hold only complete environments) and is looked for again, since another
+  // trainrun may have built it in between.
+  TR_RETURN_IF_ERROR(Lock(result->lock_fd_, LOCK_SH, request, key));
   const fs::path link = dir / key;
   std::string target = CompleteTarget(link);
+  if (target.empty()) {
+    flock(result->lock_fd_, LOCK_UN);
+    TR_RETURN_IF_ERROR(Lock(result->lock_fd_, LOCK_EX, request, key));
+    target = CompleteTarget(link);
+  }
   if (!target.empty()) {
     result->prefix_ = target;
     if (reporter != nullptr) {
@@ -331,7 +335,8 @@ Result<std::unique_ptr<PythonEnv>> PreparePythonEnv(const PythonEnvRequest& requ
           "python environment {}: building ({} from {} {}; {} pip requirement(s){}{}); the "
           "install output goes to the system log",
           key, tool, executable, version, spec.pip.size(),
-          requirements.empty() ? "" : fmt::format(", {} from requirements.txt", requirements.size()),
+          requirements.empty() ? ""
+                               : fmt::format(", {} from requirements.txt", requirements.size()),
           tool == "conda" ? fmt::format(", {} conda package(s)", spec.conda_packages.size()) : ""));
     }
     const TimePoint started = SystemClock()->Now();
@@ -356,14 +361,18 @@ Result<std::unique_ptr<PythonEnv>> PreparePythonEnv(const PythonEnvRequest& requ
     Result<ToolRun> made = RunTool(request, create, tool);
     if (!made.ok()) return fail(made.status());
     if (!made->status.success()) {
-      return fail(ToolFailed(fmt::format("{} {}", tool == "venv" ? "python -m venv" : "conda create",
-                                         target),
-                             *made));
+      return fail(ToolFailed(
+          fmt::format("{} {}", tool == "venv" ? "python -m venv" : "conda create", target), *made));
     }
     if (!spec.pip.empty() || !requirements.empty()) {
-      std::vector<std::string> pip = {target + "/bin/python",   "-m",         "pip",
-                                      "install",                "--no-input", "--progress-bar",
-                                      "off",                    "--disable-pip-version-check"};
+      std::vector<std::string> pip = {target + "/bin/python",
+                                      "-m",
+                                      "pip",
+                                      "install",
+                                      "--no-input",
+                                      "--progress-bar",
+                                      "off",
+                                      "--disable-pip-version-check"};
       for (const std::string& entry : spec.pip) AddPipArguments(entry, &pip);
       if (!requirements.empty()) {
         pip.push_back("-r");

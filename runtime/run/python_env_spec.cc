@@ -1,12 +1,13 @@
 #include "runtime/run/python_env_spec.h"
 
+#include <yaml-cpp/yaml.h>
+
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 
 #include <fmt/format.h>
-#include <yaml-cpp/yaml.h>
 
 #include "base/field_suggest.h"
 #include "base/input_limits.h"
@@ -21,10 +22,10 @@ using nlohmann::json;
 // A conda environment file is a few kilobytes; this keeps /dev/zero out.
 constexpr std::uintmax_t kMaxCondaFileBytes = 1 << 20;
 
-const std::vector<std::string> kPythonFields = {
-    "interpreterPath",     "userManagedDependencies", "condaDependencies",
-    "condaDependenciesFile", "baseCondaEnvironment",  "pipPackages",
-    "condaPackages"};
+const std::vector<std::string> kPythonFields = {"interpreterPath",      "userManagedDependencies",
+                                                "condaDependencies",    "condaDependenciesFile",
+                                                "baseCondaEnvironment", "pipPackages",
+                                                "condaPackages"};
 
 class Collector {
  public:
@@ -150,10 +151,9 @@ YamlResult ParseYamlAsJson(const std::string& text) {
   try {
     result.value = YamlToJson(YAML::Load(text));
   } catch (const YAML::Exception& e) {
-    result.error = e.mark.is_null()
-                       ? e.msg
-                       : fmt::format("{} (line {}, column {})", e.msg, e.mark.line + 1,
-                                     e.mark.column + 1);
+    result.error = e.mark.is_null() ? e.msg
+                                    : fmt::format("{} (line {}, column {})", e.msg, e.mark.line + 1,
+                                                  e.mark.column + 1);
   }
   return result;
 }
@@ -232,7 +232,8 @@ std::vector<PythonFieldError> ParsePythonSection(const json& python, const std::
   } else if (conda_file != nullptr) {
     const std::string field = at("condaDependenciesFile");
     if (!conda_file->is_string() || conda_file->get<std::string>().empty()) {
-      errors.Add(field, fmt::format("must be a path in sourceDirectory, got {}", conda_file->dump()));
+      errors.Add(field,
+                 fmt::format("must be a path in sourceDirectory, got {}", conda_file->dump()));
     } else if (Status fits = CheckPathLength(conda_file->get<std::string>()); !fits.ok()) {
       errors.Add(field, fits.message());
     } else {
@@ -271,9 +272,10 @@ std::vector<PythonFieldError> ParsePythonSection(const json& python, const std::
   }
   if (const json* v = get("pipPackages")) errors.Strings(*v, at("pipPackages"), &spec->pip);
   if (get("baseCondaEnvironment") != nullptr) {
-    spec->notes.push_back(fmt::format("{}: ignored (it names an environment of Azure ML's image "
-                                      "build; trainrun builds from the image's interpreter)",
-                                      at("baseCondaEnvironment")));
+    spec->notes.push_back(
+        fmt::format("{}: ignored (it names an environment of Azure ML's image "
+                    "build; trainrun builds from the image's interpreter)",
+                    at("baseCondaEnvironment")));
   }
   if (spec->user_managed_dependencies == true &&
       (!spec->conda_packages.empty() || !spec->pip.empty())) {

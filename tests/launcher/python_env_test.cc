@@ -25,8 +25,9 @@ class PythonEnvRunTest : public ::testing::Test {
   static void SetUpTestSuite() {
     if (access(kPython, X_OK) != 0 ||
         system("/usr/bin/python3 -c 'import venv, pip, wheel' 2>/dev/null") != 0) {
-      skip_ = "needs /usr/bin/python3 with venv, pip and wheel (python3-venv, python3-pip, "
-              "python3-wheel)";
+      skip_ =
+          "needs /usr/bin/python3 with venv, pip and wheel (python3-venv, python3-pip, "
+          "python3-wheel)";
       return;
     }
     house_ = new TempDir();
@@ -35,9 +36,10 @@ class PythonEnvRunTest : public ::testing::Test {
               "from setuptools import setup\n"
               "setup(name='tinypkg_a', version='1.0', packages=['tinypkg_a'])\n");
     WriteFile(pkg + "/tinypkg_a/__init__.py", "VALUE = 'tinypkg_a-1.0'\n");
-    const std::string command = "/usr/bin/python3 -m pip wheel --no-deps --no-build-isolation "
-                                "--no-index --quiet --wheel-dir " +
-                                (*house_ / "wheels") + " " + pkg + " >/dev/null 2>&1";
+    const std::string command =
+        "/usr/bin/python3 -m pip wheel --no-deps --no-build-isolation "
+        "--no-index --quiet --wheel-dir " +
+        (*house_ / "wheels") + " " + pkg + " >/dev/null 2>&1";
     if (system(command.c_str()) != 0) skip_ = "pip wheel could not build the wheelhouse";
   }
   static void TearDownTestSuite() {
@@ -62,8 +64,7 @@ class PythonEnvRunTest : public ::testing::Test {
         {"experimentName", "deps"},
         {"runId", run_id},
         {"environment",
-         {{"environmentVariables",
-           {{"PIP_NO_INDEX", "1"}, {"PIP_FIND_LINKS", *house_ / "wheels"}}},
+         {{"environmentVariables", {{"PIP_NO_INDEX", "1"}, {"PIP_FIND_LINKS", *house_ / "wheels"}}},
           {"python",
            {{"interpreterPath", kPython},
             {"userManagedDependencies", false},
@@ -74,7 +75,8 @@ class PythonEnvRunTest : public ::testing::Test {
     return path;
   }
   std::vector<std::string> Args(const std::string& job) {
-    return {TrainrunBinary(), "run", job, "--history", dir_ / "history", "--workdir", dir_ / "work"};
+    return {TrainrunBinary(), "run",       job,          "--history",
+            dir_ / "history", "--workdir", dir_ / "work"};
   }
   std::vector<std::string> Env() { return {"TRAINRUN_CACHE_DIR=" + (dir_ / "cache")}; }
   std::string SystemLog(const std::string& run_id) {

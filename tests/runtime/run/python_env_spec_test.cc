@@ -113,9 +113,9 @@ TEST_F(PythonSpecTest, ErrorsNameTheField) {
   EXPECT_NE(error(R"({"pipPackages": "tinypkg_a"})")
                 .find("/environment/python/pipPackages: must be an array of strings"),
             std::string::npos);
-  EXPECT_NE(error(R"({"condaDependencies": {}, "condaDependenciesFile": "x.yml"})")
-                .find("not both"),
-            std::string::npos);
+  EXPECT_NE(
+      error(R"({"condaDependencies": {}, "condaDependenciesFile": "x.yml"})").find("not both"),
+      std::string::npos);
   EXPECT_NE(error(R"({"userManagedDependencies": "no"})")
                 .find("/environment/python/userManagedDependencies: must be true or false"),
             std::string::npos);

@@ -54,9 +54,9 @@ class Recorder : public QuietReporter {
 
 // Writes a package NAME (module NAME with VALUE = "NAME-VERSION") under `dir`.
 void WritePackage(const std::string& dir, const std::string& name, const std::string& version) {
-  WriteFile(dir + "/" + name + "/setup.py",
-            "from setuptools import setup\nsetup(name='" + name + "', version='" + version +
-                "', packages=['" + name + "'])\n");
+  WriteFile(dir + "/" + name + "/setup.py", "from setuptools import setup\nsetup(name='" + name +
+                                                "', version='" + version + "', packages=['" + name +
+                                                "'])\n");
   WriteFile(dir + "/" + name + "/" + name + "/__init__.py",
             "VALUE = '" + name + "-" + version + "'\n");
 }
@@ -66,8 +66,9 @@ class PythonEnvTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (access(kPython, X_OK) != 0 || !Runs({kPython, "-c", "import venv, pip, wheel"})) {
-      skip_ = "needs /usr/bin/python3 with venv, pip and wheel (python3-venv, python3-pip, "
-              "python3-wheel)";
+      skip_ =
+          "needs /usr/bin/python3 with venv, pip and wheel (python3-venv, python3-pip, "
+          "python3-wheel)";
       return;
     }
     house_ = new TempDir();
