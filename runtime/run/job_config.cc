@@ -427,8 +427,10 @@ void ParseRestarts(ObjectReader& top, Errors* errors, RestartPolicy* policy) {
     }
   }
   Number(r, "backoffSeconds", 0, 86400, &policy->backoff_seconds);
-  Number(r, "backoffMaxSeconds", 0, 86400, &policy->backoff_max_seconds);
-  if (policy->backoff_max_seconds < policy->backoff_seconds) {
+  if (!Number(r, "backoffMaxSeconds", 0, 86400, &policy->backoff_max_seconds)) {
+    // Only backoffSeconds given: the default maximum never cuts it short.
+    policy->backoff_max_seconds = std::max(policy->backoff_max_seconds, policy->backoff_seconds);
+  } else if (policy->backoff_max_seconds < policy->backoff_seconds) {
     errors->Add(r.At("backoffMaxSeconds"),
                 fmt::format("{:g} is less than backoffSeconds {:g}", policy->backoff_max_seconds,
                             policy->backoff_seconds));

@@ -56,7 +56,7 @@ class RestartTest : public ::testing::Test {
 // Rank 1 saves a checkpoint and fails on attempt 1; on attempt 2 it finds the file
 // in the same working directory and resumes from it. Rank 0 waits on attempt 1
 // (stopped by the fail-fast) and succeeds on attempt 2.
-constexpr const char* kResumingRank = R"(
+constexpr const char* kResumingRank = R"sh(
 if [ "$RANK" = 0 ]; then
   [ "$TRAINRUN_ATTEMPT" = 1 ] && exec sleep 30
   echo "rank 0 on attempt $TRAINRUN_ATTEMPT"; exit 0
@@ -69,7 +69,7 @@ echo 500 > checkpoint.txt
 echo "saved step 500 on attempt $TRAINRUN_ATTEMPT"
 echo "NCCL timeout" >&2
 exit 3
-)";
+)sh";
 
 TEST_F(RestartTest, AFailedRankResumesFromItsCheckpointOnAttempt2) {
   Invocation r = Run(

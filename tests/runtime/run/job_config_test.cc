@@ -167,6 +167,11 @@ TEST_F(JobConfigTest, RestartsDefaultToNoneAndAreRead) {
   EXPECT_EQ(*job->restarts.retry_exit_codes, (std::vector<int>{1, 137}));
   EXPECT_EQ(job->restarts.backoff_seconds, 0.25);
   EXPECT_EQ(job->restarts.backoff_max_seconds, 4);
+  // A first wait past the default maximum raises the maximum with it.
+  Result<JobConfig> long_wait = Parse(R"({"script": "train.py", "sourceDirectory": "src",
+      "restarts": {"backoffSeconds": 600}})");
+  ASSERT_TRUE(long_wait.ok()) << long_wait.status().message();
+  EXPECT_EQ(long_wait->restarts.backoff_max_seconds, 600);
 }
 
 TEST_F(JobConfigTest, SeveralErrorsAreReportedTogether) {
