@@ -71,9 +71,9 @@ Status RestoreCheckpoints(const RunContext& ctx, const LoadedRun& run,
     source.owned = std::move(opened).value();
     source.store = source.owned.get();
   } else if (!IsValidRunName(job.resume_from)) {
-    return InvalidJobError(fmt::format(
-        "{}: /resumeFrom: \"{}\" is neither a run id of experiment {} nor a store URI", job.file,
-        job.resume_from, job.experiment_name));
+    return InvalidJobError(
+        fmt::format("{}: /resumeFrom: \"{}\" is neither a run id of experiment {} nor a store URI",
+                    job.file, job.resume_from, job.experiment_name));
   } else {
     TR_ASSIGN_OR_RETURN(source, CheckpointPlaceOf(run, job.resume_from));
   }
@@ -98,22 +98,22 @@ Status RestoreCheckpoints(const RunContext& ctx, const LoadedRun& run,
   if (restored->units == 0) {
     ctx.reporter->Info(fmt::format("checkpoints: nothing to restore from {}", source.Uri()));
   } else {
-    ctx.reporter->Notice(fmt::format(
-        "restored {} checkpoint(s) from {} into {}: {} file(s), {} ({} already there)",
-        restored->units, source.Uri(), dir, restored->files, FormatBytes(restored->bytes),
-        restored->skipped));
+    ctx.reporter->Notice(
+        fmt::format("restored {} checkpoint(s) from {} into {}: {} file(s), {} ({} already there)",
+                    restored->units, source.Uri(), dir, restored->files,
+                    FormatBytes(restored->bytes), restored->skipped));
   }
   return Status::Ok();
 }
 
-std::unique_ptr<CheckpointSync> CheckpointSync::Start(const RunContext& ctx,
-                                                      const LoadedRun& run,
+std::unique_ptr<CheckpointSync> CheckpointSync::Start(const RunContext& ctx, const LoadedRun& run,
                                                       const LocalRunLayout& layout) {
   const CheckpointConfig& config = run.job.checkpoints;
   if (!config.enabled) return nullptr;
   Result<CheckpointPlace> place = CheckpointPlaceOf(run, run.job.run_id);
   if (!place.ok()) {
-    ctx.reporter->Warning(fmt::format("checkpoints are not uploaded: {}", place.status().message()));
+    ctx.reporter->Warning(
+        fmt::format("checkpoints are not uploaded: {}", place.status().message()));
     return nullptr;
   }
   std::unique_ptr<CheckpointSync> sync(new CheckpointSync());
@@ -160,8 +160,7 @@ UploadReport CheckpointSync::UploadLast(bool ranks_ended_cleanly,
   return report;
 }
 
-std::unique_ptr<PreemptionWatch> StartPreemptionWatch(const RunContext& ctx,
-                                                      const JobConfig& job) {
+std::unique_ptr<PreemptionWatch> StartPreemptionWatch(const RunContext& ctx, const JobConfig& job) {
   const PreemptionConfig& config = job.preemption;
   if (config.notice_file.empty() && config.notice_url.empty()) return nullptr;
   PreemptionWatchOptions options;

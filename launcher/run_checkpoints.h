@@ -74,7 +74,6 @@ class CheckpointSync {
 // run; a notice is reported as a warning and turned into a SIGTERM to trainrun
 // itself: the same stop as a scheduler's (the ranks' grace period, checkpoints
 // first, Canceled, 143). Null when neither is configured. Stopped by its destructor.
-std::unique_ptr<PreemptionWatch> StartPreemptionWatch(const RunContext& ctx,
-                                                      const JobConfig& job);
+std::unique_ptr<PreemptionWatch> StartPreemptionWatch(const RunContext& ctx, const JobConfig& job);
 
 }  // namespace trainrun

@@ -204,8 +204,8 @@ void CheckpointUploader::Pass(bool final_pass, bool all_complete, UploadReport* 
       if (signalled) fs::remove(marker, ec);
       continue;
     }
-    const bool quiet = options_.quiet_period > Duration::zero() &&
-                       now - seen.since >= options_.quiet_period;
+    const bool quiet =
+        options_.quiet_period > Duration::zero() && now - seen.since >= options_.quiet_period;
     if (!signalled && !quiet && !all_complete) continue;
     Status sent = UploadUnit(unit, files.files, /*capped=*/!final_pass);
     // Changed while it was being sent: not whole in the store, so not listed.
@@ -213,8 +213,8 @@ void CheckpointUploader::Pass(bool final_pass, bool all_complete, UploadReport* 
     if (sent.ok() && after.signature != files.signature) {
       seen.signature = after.signature;
       seen.since = options_.clock->Now();
-      reporter_->Info(fmt::format("checkpoint {} changed while it was uploaded; it goes up again",
-                                  unit));
+      reporter_->Info(
+          fmt::format("checkpoint {} changed while it was uploaded; it goes up again", unit));
       continue;
     }
     if (sent.ok()) {
@@ -323,7 +323,8 @@ void CheckpointUploader::ApplyRetention() {
   for (const CheckpointUnit& unit : dropped) {
     for (const auto& [rel, size] : unit.files) {
       Status deleted = store_->Delete(Join(options_.key_prefix, rel));
-      if (!deleted.ok()) reporter_->Warning(fmt::format("checkpoint retention: {}", deleted.message()));
+      if (!deleted.ok())
+        reporter_->Warning(fmt::format("checkpoint retention: {}", deleted.message()));
     }
     reporter_->Info(fmt::format("checkpoint {} deleted from {}: only the last {} are kept",
                                 unit.name, store_->Uri(), options_.keep_last));

@@ -45,9 +45,9 @@ constexpr const char* kCheckpointCommitDir = ".trainrun/commit";
 constexpr const char* kCheckpointManifestDir = ".trainrun";
 
 struct CheckpointSyncOptions {
-  std::string local_dir;   // the checkpoint folder (absolute)
-  std::string key_prefix;  // P: "" or a key without a trailing '/'
-  int node_rank = 0;       // whose manifest this node writes
+  std::string local_dir;                             // the checkpoint folder (absolute)
+  std::string key_prefix;                            // P: "" or a key without a trailing '/'
+  int node_rank = 0;                                 // whose manifest this node writes
   Duration quiet_period = std::chrono::seconds(10);  // zero: only signals
   Duration scan_interval = std::chrono::seconds(1);
   int keep_last = 3;                  // 0: keep every unit
@@ -104,8 +104,7 @@ class CheckpointUploader {
   };
   void Loop();
   void Pass(bool final_pass, bool all_complete, UploadReport* report);
-  Status UploadUnit(const std::string& unit, const std::vector<std::string>& files,
-                    bool capped);
+  Status UploadUnit(const std::string& unit, const std::vector<std::string>& files, bool capped);
   Status WriteManifest();
   void ApplyRetention();
   bool Stopping();
@@ -113,11 +112,11 @@ class CheckpointUploader {
   Store* store_;
   Reporter* reporter_;
   CheckpointSyncOptions options_;
-  std::map<std::string, Seen> seen_;    // only the pass's thread
-  std::vector<CheckpointUnit> units_;   // guarded by mu_
-  TimePoint next_upload_{};             // only the pass's thread
-  bool failing_ = false;                // only the pass's thread
-  int uploads_ = 0;                     // guarded by mu_
+  std::map<std::string, Seen> seen_;   // only the pass's thread
+  std::vector<CheckpointUnit> units_;  // guarded by mu_
+  TimePoint next_upload_{};            // only the pass's thread
+  bool failing_ = false;               // only the pass's thread
+  int uploads_ = 0;                    // guarded by mu_
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -127,8 +126,8 @@ class CheckpointUploader {
 
 struct RestoreReport {
   int units = 0;
-  int files = 0;     // downloaded
-  int skipped = 0;   // already there with the same size
+  int files = 0;    // downloaded
+  int skipped = 0;  // already there with the same size
   uint64_t bytes = 0;
   bool manifest = false;  // read from manifests (else every object under the prefix)
 };

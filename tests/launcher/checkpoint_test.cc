@@ -55,9 +55,9 @@ class CheckpointTest : public ::testing::Test {
   }
   void WriteRank(const std::string& code) { WriteFile(dir_ / "src/rank.py", code); }
   std::unique_ptr<TrainrunProcess> Start(const std::string& run_id) {
-    std::vector<std::string> argv = {TrainrunBinary(), "run",       dir_ / "job.json",
-                                     "--history",      history(),   "--workdir",
-                                     dir_ / "work",    "--run-id",  run_id,
+    std::vector<std::string> argv = {TrainrunBinary(), "run",      dir_ / "job.json",
+                                     "--history",      history(),  "--workdir",
+                                     dir_ / "work",    "--run-id", run_id,
                                      "--console",      "none"};
     const std::string where = dir_ / run_id;
     fs::create_directories(where);

@@ -62,7 +62,7 @@ class CheckpointStoreTest : public ::testing::Test {
                 {"experimentName", "exp"},
                 {"environment", {{"python", {{"interpreterPath", "/usr/bin/python3"}}}}},
                 {"checkpoints", {{"uri", root_ + "/checkpoints"}}}};
-    job.update(extra);
+    if (extra.is_object()) job.update(extra);
     WriteFile(dir_ / "job.json", job.dump(2));
   }
   std::unique_ptr<TrainrunProcess> Start(const std::string& run_id) {
@@ -74,8 +74,8 @@ class CheckpointStoreTest : public ::testing::Test {
     fs::create_directories(where);
     return std::make_unique<TrainrunProcess>(
         std::vector<std::string>{TrainrunBinary(), "run", dir_ / "job.json", "--history",
-                                 root_ + "/history", "--workdir", dir_ / "work", "--run-id",
-                                 run_id, "--console", "none"},
+                                 root_ + "/history", "--workdir", dir_ / "work", "--run-id", run_id,
+                                 "--console", "none"},
         env, where);
   }
   std::string Stored(const std::string& key) {
@@ -90,7 +90,7 @@ class CheckpointStoreTest : public ::testing::Test {
 };
 
 TEST_F(CheckpointStoreTest, ASigtermsLastCheckpointReachesS3AndANewRunResumesFromIt) {
-  WriteJob({});
+  WriteJob(json::object());
   std::unique_ptr<TrainrunProcess> first = Start("first");
   ASSERT_TRUE(WaitFor([&] { return fs::exists(dir_ / "started"); }));
   Invocation stopped = first->StopLikeAScheduler(std::chrono::seconds(10));

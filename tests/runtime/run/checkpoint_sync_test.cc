@@ -103,8 +103,7 @@ TEST_F(CheckpointSyncTest, AUnitGoesUpOnceUnchangedForTheQuietPeriod) {
   clock_.Advance(std::chrono::seconds(1));
   uploader.PassOnce();
   ASSERT_TRUE(InStore("epoch1.pt"));
-  EXPECT_EQ(ReadFile(tmp_ / ("store/" + std::string(kPrefix) + "/epoch1.pt")),
-            "half and the rest");
+  EXPECT_EQ(ReadFile(tmp_ / ("store/" + std::string(kPrefix) + "/epoch1.pt")), "half and the rest");
   EXPECT_EQ(Listed(uploader), std::vector<std::string>{"epoch1.pt"});
   // Unchanged: not sent again.
   clock_.Advance(std::chrono::seconds(60));
