@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 
 #include <fmt/format.h>
@@ -120,11 +121,11 @@ const std::vector<AzureMlField> kFields = {
   {"/frameworkVersion", T::kIgnored, "only picks Azure ML's image"},
   {"/environmentDefinition", T::kRefused, "write its fields under `environment`"},
   {"/inputs", T::kRefused, "give each input as `data.<name>` (an empty list is fine)"},
-  {"/userManaged", T::kElsewhere, "see *Dependencies*"},
-  {"/condaPackages", T::kElsewhere, "see *Dependencies*"},
-  {"/pipPackages", T::kElsewhere, "see *Dependencies*"},
-  {"/condaDependenciesFilePath", T::kElsewhere, "see *Dependencies*"},
-  {"/pipRequirementsFilePath", T::kElsewhere, "see *Dependencies*"},
+  {"/userManaged", T::kTranslated, "to `environment.python.userManagedDependencies` (see *Dependencies*)"},
+  {"/condaPackages", T::kTranslated, "to `environment.python.condaPackages` (see *Dependencies*)"},
+  {"/pipPackages", T::kTranslated, "to `environment.python.pipPackages` (see *Dependencies*)"},
+  {"/condaDependenciesFilePath", T::kTranslated, "to `environment.python.condaDependenciesFile` (see *Dependencies*)"},
+  {"/pipRequirementsFilePath", T::kTranslated, "`requirements.txt` (of `sourceDirectory`) to `environment.python.userManagedDependencies` false, which installs it; another name is refused: rename the file"},
 };
 // clang-format on
 
@@ -239,6 +240,7 @@ class Translator {
     EnvironmentVariables();
     Docker();
     UseGpu();
+    EstimatorPackages();
     DataReferences();
     Data();
     out_->gpus_per_process_given = Member(doc_, "gpusPerProcess") != nullptr;
@@ -709,6 +711,45 @@ class Translator {
     }
     env["CUDA_VISIBLE_DEVICES"] = "";
     Note(at, "false: the ranks see no GPU (CUDA_VISIBLE_DEVICES is empty)");
+  }
+
+  // The Estimator's package parameters, at the top level, into environment.python
+  // where the Python environment (python_env_spec.h) reads them.
+  void EstimatorPackages() {
+    static const std::pair<const char*, const char*> kMoves[] = {
+        {"userManaged", "userManagedDependencies"},
+        {"condaPackages", "condaPackages"},
+        {"pipPackages", "pipPackages"},
+        {"condaDependenciesFilePath", "condaDependenciesFile"}};
+    for (const auto& [from, to] : kMoves) {
+      auto it = Find(doc_, from);
+      if (it == doc_.end()) continue;
+      const std::string at = Token(it.key());
+      ojson value = it.value();
+      doc_.erase(it.key());
+      if (value.is_null()) continue;
+      if (Put(Section(Section(doc_, "environment"), "python"), to, value, at,
+              "/environment/python")) {
+        Note(at, fmt::format("translated to environment.python.{}", to));
+      }
+    }
+    auto it = Find(doc_, "pipRequirementsFilePath");
+    if (it == doc_.end()) return;
+    const std::string at = Token(it.key());
+    ojson value = it.value();
+    doc_.erase(it.key());
+    if (value.is_null()) return;
+    if (!value.is_string() ||
+        std::filesystem::path(value.get<std::string>()).lexically_normal() != "requirements.txt") {
+      Error(at, fmt::format("{}: trainrun installs requirements.txt of sourceDirectory; rename "
+                            "the file to that",
+                            value.dump()));
+      return;
+    }
+    if (Put(Section(Section(doc_, "environment"), "python"), "userManagedDependencies", false, at,
+            "/environment/python")) {
+      Note(at, "translated to environment.python.userManagedDependencies false");
+    }
   }
 
   void DataReferences() {

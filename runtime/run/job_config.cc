@@ -588,6 +588,9 @@ void ApplyAzureMl(const AzureMlTranslation& azureml, JobConfig* job) {
   out.use_gpu = azureml.use_gpu;
   if (!out.recognised) return;
   const bool count_given = job->process_count_per_node.has_value();
+  // ParameterServer: each node runs its share of tensorflow's roles (tf_roles.h),
+  // which a default of 1 per node would contradict.
+  if (job->communicator == Communicator::kParameterServer) return;
   if (!count_given) job->process_count_per_node = 1;
   if (!azureml.gpus_per_process_given && !job->gpus_per_process &&
       job->process_count_per_node == 1) {
@@ -735,14 +738,34 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
   fs::path absolute = fs::absolute(fs::path(path), ec);
   const fs::path base = (ec ? fs::path(path) : absolute).parent_path();
 
-  ObjectReader top(
-      root, "",
-      Known({"script", "command", "arguments", "sourceDirectory", "experimentName", "runId",
-             "communicator", "nodeCount", "mpi", "processCountPerNode", "gpusPerProcess", "binding",
-             "maxRunDurationSeconds", "environment", "data", "history", "rendezvous", "preflight", "tensorflow", "maxRestarts", "restarts", "checkpoints", "resumeFrom",
-             "preemptionNoticeFile", "preemptionNoticeUrl"},
-            ""),
-      &errors);
+  ObjectReader top(root, "",
+                   Known({"script",
+                          "command",
+                          "arguments",
+                          "sourceDirectory",
+                          "experimentName",
+                          "runId",
+                          "communicator",
+                          "nodeCount",
+                          "mpi",
+                          "processCountPerNode",
+                          "gpusPerProcess",
+                          "binding",
+                          "maxRunDurationSeconds",
+                          "environment",
+                          "data",
+                          "history",
+                          "rendezvous",
+                          "preflight",
+                          "tensorflow",
+                          "maxRestarts",
+                          "restarts",
+                          "checkpoints",
+                          "resumeFrom",
+                          "preemptionNoticeFile",
+                          "preemptionNoticeUrl"},
+                         ""),
+                   &errors);
 
   const bool script_fits =
       !top.String("script", &job.script) || PathFits(job.script, top.At("script"), &errors);

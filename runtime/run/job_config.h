@@ -16,9 +16,9 @@
 #include <vector>
 
 #include "base/status.h"
-#include "runtime/run/tensorflow_config.h"
 #include "runtime/run/python_env_spec.h"
 #include "runtime/run/restart_policy.h"
+#include "runtime/run/tensorflow_config.h"
 
 namespace trainrun {
 

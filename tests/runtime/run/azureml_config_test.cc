@@ -123,6 +123,31 @@ TEST_F(AzureMlConfigTest, TrainrunJobFilesKeepTheirDefaults) {
   }
 }
 
+// The Estimator's pip_packages / conda_packages / user_managed / requirements file
+// reach environment.python, where the Python environment is built from them.
+TEST_F(AzureMlConfigTest, EstimatorPackagesBecomeThePythonEnvironment) {
+  Result<JobConfig> job = Parse(
+      "entry_script: train.py\n"
+      "pip_packages: [tinypkg==1.0, --find-links /wheels]\n"
+      "conda_packages: [numpy]\n"
+      "user_managed: false\n"
+      "pip_requirements_file_path: requirements.txt\n",
+      "job.yaml");
+  ASSERT_TRUE(job.ok()) << job.status().message();
+  EXPECT_EQ(job->python.pip, (std::vector<std::string>{"tinypkg==1.0", "--find-links /wheels"}));
+  EXPECT_EQ(job->python.conda_packages, std::vector<std::string>{"numpy"});
+  EXPECT_TRUE(job->python.use_requirements_file);
+  EXPECT_TRUE(HasNote(*job, "translated to environment.python.pipPackages"));
+  EXPECT_NE(Error("entry_script: train.py\npip_requirements_file_path: reqs/dev.txt\n", "job.yaml")
+                .find("/pip_requirements_file_path"),
+            std::string::npos);
+  EXPECT_NE(Error("entry_script: train.py\npip_packages: [a]\n"
+                  "environment: {python: {pipPackages: [b]}}\n",
+                  "job.yaml")
+                .find("disagrees"),
+            std::string::npos);
+}
+
 TEST_F(AzureMlConfigTest, AzureMlDefaultsYieldToWhatTheJobAsks) {
   Result<JobConfig> job =
       Parse(R"({"script": "train.py", "target": "gpu-cluster", "processCountPerNode": 4})");
