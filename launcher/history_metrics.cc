@@ -1,6 +1,7 @@
 #include "launcher/history_metrics.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include <fmt/format.h>
 
@@ -16,7 +17,7 @@ std::string Latest(const MetricStats& s) {
 
 std::string Row(const std::string& metric, size_t metric_width, const std::string& rank,
                 const MetricStats& s) {
-  const bool numbers = s.values > 0;
+  const bool numbers = s.values > 0 && !std::isnan(s.min);
   return fmt::format("{:<{}}  {:>5}  {:>12}  {:>8}  {:>12}  {:>12}  {:>6}\n", metric, metric_width,
                      rank, Latest(s), s.latest_step, numbers ? FormatMetricValue(s.min) : "-",
                      numbers ? FormatMetricValue(s.max) : "-", s.steps);
@@ -31,7 +32,7 @@ std::string FinalMetricLines(const RunMetrics& metrics) {
     if (!s) continue;
     text += fmt::format("metric:      {} {} at step {}", EscapeControl(name), Latest(*s),
                         s->latest_step);
-    if (s->values > 1) {
+    if (s->values > 1 && !std::isnan(s->min)) {
       text +=
           fmt::format(" (min {}, max {})", FormatMetricValue(s->min), FormatMetricValue(s->max));
     }

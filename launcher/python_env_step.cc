@@ -35,7 +35,7 @@ Result<std::unique_ptr<PythonEnv>> PreparePythonEnvironment(
     const RunContext& ctx, const JobConfig& job, const std::vector<std::string>& environment,
     const std::string& run_directory) {
   if (!job.python.wanted()) {
-    for (const std::string& note : job.python.notes) ctx.reporter->Info(note);
+    for (const std::string& note : job.python.notes) ctx.reporter->Notice(note);
     return std::unique_ptr<PythonEnv>();
   }
   PythonEnvRequest request;

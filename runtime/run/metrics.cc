@@ -52,6 +52,9 @@ json StatsToJson(const MetricStats& s) {
   if (s.values == 0) {
     j.erase("min");
     j.erase("max");
+  } else if (std::isnan(s.min)) {
+    j["min"] = nullptr;  // every value NaN: no range
+    j["max"] = nullptr;
   }
   return j;
 }

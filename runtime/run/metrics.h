@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -53,8 +54,9 @@ struct MetricStats {
   size_t steps = 0;   // distinct steps
   int64_t latest_step = 0;
   double latest = 0;  // the value at the highest step (the last logged of it)
-  double min = 0;
-  double max = 0;
+  // Over the values that are numbers (not NaN); NaN while there is none.
+  double min = std::numeric_limits<double>::quiet_NaN();
+  double max = std::numeric_limits<double>::quiet_NaN();
   std::optional<std::string> latest_text;  // when the latest value was text
 };
 

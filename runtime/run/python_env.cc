@@ -233,7 +233,7 @@ Result<std::unique_ptr<PythonEnv>> PreparePythonEnv(const PythonEnvRequest& requ
   const PythonEnvSpec& spec = request.spec;
   Reporter* reporter = request.reporter;
   for (const std::string& note : spec.notes) {
-    if (reporter != nullptr) reporter->Info(note);
+    if (reporter != nullptr) reporter->Notice(note);
   }
 
   std::vector<std::string> requirements;

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -271,6 +272,26 @@ std::vector<PythonFieldError> ParsePythonSection(const json& python, const std::
     }
   }
   if (const json* v = get("pipPackages")) errors.Strings(*v, at("pipPackages"), &spec->pip);
+  // Azure ML's own SDK packages (a saved default RunConfiguration lists
+  // azureml-defaults): trainrun ships the Run API they provide (README "Metrics"), and
+  // the real one would send the script's metrics to the Azure ML service instead of
+  // run history. Left out, with a line saying so.
+  std::vector<std::string> sdk;
+  std::erase_if(spec->pip, [&sdk](const std::string& requirement) {
+    std::string name = PackageName(requirement);
+    std::replace(name.begin(), name.end(), '_', '-');
+    const bool is_sdk = name == "azureml-defaults" || name == "azureml-core" ||
+                        name == "azureml-sdk" || name == "azureml";
+    if (is_sdk) sdk.push_back(requirement);
+    return is_sdk;
+  });
+  if (!sdk.empty()) {
+    spec->notes.push_back(fmt::format(
+        "{}: not installed: {}: trainrun provides azureml.core.Run itself and keeps the "
+        "script's metrics in run history (README \"Metrics\"); the real SDK would send them "
+        "to the Azure ML service",
+        pointer, fmt::join(sdk, ", ")));
+  }
   if (get("baseCondaEnvironment") != nullptr) {
     spec->notes.push_back(
         fmt::format("{}: ignored (it names an environment of Azure ML's image "

@@ -69,6 +69,18 @@ TEST(RunMetricsTest, StatsPerRankAndOverall) {
   EXPECT_EQ(j["tags"]["optimizer"], "sgd");
 }
 
+// A metric whose every value is NaN has no range: null in JSON, not 0.
+TEST(RunMetricsTest, OnlyNaNValuesHaveNoMinOrMax) {
+  RunMetrics m;
+  m.AddLines(0, "{\"name\":\"bad\",\"value\":\"NaN\",\"step\":0}\n", "rank_0.jsonl");
+  std::optional<MetricStats> bad = m.Overall("bad");
+  ASSERT_TRUE(bad);
+  EXPECT_TRUE(std::isnan(bad->min));
+  EXPECT_TRUE(std::isnan(bad->max));
+  EXPECT_TRUE(m.ToJson()["metrics"]["bad"]["overall"]["min"].is_null());
+  EXPECT_TRUE(m.ToJson()["metrics"]["bad"]["overall"]["max"].is_null());
+}
+
 TEST(RunMetricsTest, UnnumberedStepsTextAndNonFiniteValues) {
   RunMetrics m;
   m.AddLines(0,

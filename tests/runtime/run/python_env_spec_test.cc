@@ -73,6 +73,22 @@ TEST_F(PythonSpecTest, CondaYamlAsAStringAndEstimatorLists) {
   EXPECT_EQ(job->python.python_version, "3.11");
 }
 
+// A run configuration saved by Azure ML lists azureml-defaults: the real SDK would
+// take the script's metrics to the Azure ML service, so it is left out, with a note.
+TEST_F(PythonSpecTest, AzureMlSdkPackagesAreLeftOut) {
+  Result<JobConfig> job = Parse(R"({"userManagedDependencies": false,
+    "condaDependencies": {"dependencies": ["python=3.11",
+      {"pip": ["azureml-defaults", "AzureML_Core==1.50", "tinypkg_a"]}]},
+    "pipPackages": ["azureml-sdk>=1.0", "azureml-mlflow"]})");
+  ASSERT_TRUE(job.ok()) << job.status().message();
+  EXPECT_EQ(job->python.pip, (Strings{"tinypkg_a", "azureml-mlflow"}));
+  ASSERT_EQ(job->python.notes.size(), 1u);
+  EXPECT_NE(job->python.notes[0].find("azureml-defaults, AzureML_Core==1.50, azureml-sdk>=1.0"),
+            std::string::npos)
+      << job->python.notes[0];
+  EXPECT_NE(job->python.notes[0].find("/environment/python"), std::string::npos);
+}
+
 TEST_F(PythonSpecTest, UserManagedDependenciesInstallNothing) {
   Result<JobConfig> job =
       Parse(R"({"userManagedDependencies": true, "pipPackages": ["tinypkg_a"]})");
