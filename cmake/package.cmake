@@ -15,13 +15,13 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/README.md)
 endif()
 install(FILES ${CMAKE_CURRENT_LIST_DIR}/debian/copyright DESTINATION ${doc_dir})
 # Debian wants the changelog compressed with gzip -9n (no name, no time stamp); the
-# version has no Debian revision (a native package), so it is changelog.gz.
+# version has no Debian revision (a native package), so it is changelog.gz. Made when
+# CMake configures, so that `cmake --install` after building one target finds it.
 set(changelog ${CMAKE_CURRENT_BINARY_DIR}/changelog.gz)
-add_custom_command(
-  OUTPUT ${changelog}
-  COMMAND gzip -9nc ${CMAKE_CURRENT_LIST_DIR}/debian/changelog > ${changelog}
-  DEPENDS ${CMAKE_CURRENT_LIST_DIR}/debian/changelog)
-add_custom_target(trainrun_changelog ALL DEPENDS ${changelog})
+execute_process(COMMAND gzip -9nc ${CMAKE_CURRENT_LIST_DIR}/debian/changelog
+                OUTPUT_FILE ${changelog} COMMAND_ERROR_IS_FATAL ANY)
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+             ${CMAKE_CURRENT_LIST_DIR}/debian/changelog)
 install(FILES ${changelog} DESTINATION ${doc_dir})
 
 set(CPACK_GENERATOR DEB)

@@ -36,7 +36,7 @@ if ((portable)); then
   # Without trainrun-nccl-check: it needs CUDA's and NCCL's libraries, the image's own.
   cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DTRAINRUN_PORTABLE=ON \
     -DTRAINRUN_BUILD_TESTS=OFF -DTRAINRUN_BUILD_BENCHMARKS=OFF -DTRAINRUN_WITH_CUDA=OFF >/dev/null
-  cmake --build "$build_dir" -j "$jobs" --target trainrun trainrun_changelog
+  cmake --build "$build_dir" -j "$jobs" --target trainrun
   (cd "$build_dir" && cpack -G DEB >/dev/null)
   glibc=$(objdump -T "$build_dir/launcher/trainrun" | grep -o 'GLIBC_[0-9.]*' | sort -Vu | tail -n 1)
   echo "build: $build_dir/launcher/trainrun $(stat -c %s "$build_dir/launcher/trainrun") bytes, needs $glibc"
