@@ -152,8 +152,11 @@ with open("/proc/1/comm") as f:
     pid1 = f.read().strip()
 adopted = 0
 for _ in range(5):
-    # sh starts a sleep in the background and exits: the sleep is orphaned.
-    out = subprocess.run(["sh", "-c", "sleep 2 & echo $!"], capture_output=True, text=True)
+    # sh starts a sleep in the background and exits: the sleep is orphaned. The sleep
+    # must not hold the pipe, or run() waits for it to exit and PID 1 may have reaped it
+    # before it is looked at.
+    out = subprocess.run(["sh", "-c", "sleep 2 </dev/null >/dev/null 2>&1 & echo $!"],
+                         capture_output=True, text=True)
     try:
         adopted += stat(int(out.stdout))[1] == 1
     except OSError:
