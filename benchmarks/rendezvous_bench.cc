@@ -64,12 +64,18 @@ double Since(TimePoint from, TimePoint to) {
   return std::chrono::duration<double>(to - from).count();
 }
 
-// This process's CPU time (user + system), seconds.
-double CpuSeconds() {
+// This process's CPU time, seconds: user, system.
+std::pair<double, double> CpuSplit() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+  return {seconds(usage.ru_utime), seconds(usage.ru_stime)};
+}
+
+// User + system.
+double CpuSeconds() {
+  auto [user, sys] = CpuSplit();
+  return user + sys;
 }
 
 // --swarm PORT NODES THREADS HEARTBEAT_SECONDS: the simulated nodes. Prints
@@ -172,6 +178,7 @@ struct Sample {
   int fds = 0;              // its open descriptors then
   double head_cpu = NAN;    // seconds of CPU the head process used for the rendezvous
   double cpu_share = NAN;   // of one core, during the heartbeats
+  double user_share = NAN;  // its user part
   uint64_t beats = 0;
 };
 
@@ -232,11 +239,14 @@ Sample Once(int nodes, int threads, double heartbeat_seconds) {
   sample.rss_mib = RssMiB();
   sample.fds = OpenFds();
   if (head_ok && heartbeat_seconds > 0) {
-    const double cpu = CpuSeconds();
+    const auto [user, sys] = CpuSplit();
     const auto wall = std::chrono::steady_clock::now();
     unsigned long long beats = 0;
     if (std::fscanf(from, "%31s %llu", word, &beats) == 2) {
-      sample.cpu_share = (CpuSeconds() - cpu) / Since(wall, std::chrono::steady_clock::now());
+      const double elapsed = Since(wall, std::chrono::steady_clock::now());
+      const auto [user_after, sys_after] = CpuSplit();
+      sample.cpu_share = (user_after + sys_after - user - sys) / elapsed;
+      sample.user_share = (user_after - user) / elapsed;
       sample.beats = beats;
       sample.rss_mib = RssMiB();
     }
@@ -353,10 +363,10 @@ int main(int argc, char** argv) {
     Sample beat = Once(heartbeat_nodes, threads, heartbeat_seconds);
     std::printf(
         "# heartbeats: %d nodes beating every %.0f s for %.0f s (%llu beats in): the head used "
-        "%.2f %% of a core; RSS %.1f MiB\n",
+        "%.2f %% of a core (user %.2f %%, system %.2f %%); RSS %.1f MiB\n",
         heartbeat_nodes, trainrun::ToSeconds(trainrun::kDefaultHeartbeatInterval),
         heartbeat_seconds, static_cast<unsigned long long>(beat.beats), beat.cpu_share * 100,
-        beat.rss_mib);
+        beat.user_share * 100, (beat.cpu_share - beat.user_share) * 100, beat.rss_mib);
   }
   return 0;
 }

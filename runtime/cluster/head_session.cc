@@ -373,6 +373,14 @@ void HeadSession::OnJoin(int conn, const json& body) {
   node.join = join;
   conn_node_[conn] = join.node_rank;
   hello_rank_.erase(conn);
+  // The head beats every node as often as the most demanding one needs, a
+  // quarter of its heartbeat timeout (one that does not say: every interval of
+  // the head's own), not once a second for each one it hears.
+  const Duration need = join.heartbeat_timeout_ms > 0
+                            ? Duration(std::chrono::milliseconds(join.heartbeat_timeout_ms)) / 4
+                            : options_.heartbeat.interval;
+  beat_interval_ = std::min(beat_interval_, need);
+  heartbeat_.set_send_interval(beat_interval_);
   options_.reporter->Info(fmt::format("{} joined ({} of {})", join.Describe(), book_->joined(),
                                       nodes_[0].join.node_count));
   cv_.notify_all();

@@ -140,6 +140,7 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   RefusalTally refusals_;  // refused peers: the first few, then counts
   std::vector<FailureEvent> events_;
   HeartbeatMonitor heartbeat_;
+  Duration beat_interval_ = Duration::max();  // the head's beats: the joined nodes' least need
   std::optional<TimePoint> finalize_deadline_;
   std::optional<TimePoint> hard_deadline_;  // LimitFinalize()
   bool finished_ = false;

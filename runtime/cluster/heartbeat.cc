@@ -5,7 +5,10 @@
 namespace trainrun {
 
 HeartbeatMonitor::HeartbeatMonitor(Clock* clock, HeartbeatOptions options)
-    : clock_(clock), options_(options), next_send_(clock->Now()) {}
+    : clock_(clock),
+      options_(options),
+      send_interval_(options.interval),
+      next_send_(clock->Now()) {}
 
 void HeartbeatMonitor::Add(int peer) {
   const TimePoint now = clock_->Now();
@@ -43,7 +46,7 @@ bool HeartbeatMonitor::SendDue() {
   const TimePoint now = clock_->Now();
   if (now < next_send_) return false;
   // Skip missed beats rather than sending a burst after a stall.
-  next_send_ = now + options_.interval;
+  next_send_ = now + send_interval_;
   return true;
 }
 

@@ -53,9 +53,14 @@ class HeartbeatMonitor {
   // not save it.
   std::optional<Duration> Turn();
 
-  // True when our next heartbeat is due; the next one is then due an interval
-  // later.
+  // True when our next heartbeat is due; the next one is then due a send
+  // interval later.
   bool SendDue();
+  // How far apart SendDue() says yes: the options' interval until set. The head
+  // beats as often as its most demanding node needs (a quarter of that node's
+  // timeout), not as often as it hears from them.
+  void set_send_interval(Duration interval) { send_interval_ = interval; }
+  Duration send_interval() const { return send_interval_; }
 
   // Peers silent for longer than the timeout, each reported once (then
   // removed), in ascending order.
@@ -69,6 +74,7 @@ class HeartbeatMonitor {
  private:
   Clock* clock_;
   HeartbeatOptions options_;
+  Duration send_interval_;
   TimePoint next_send_;
   // The peers, the longest silent first (the clock never goes back, so a peer
   // heard from moves to the back): Add, Remove and Heard are O(1), Expired looks

@@ -25,7 +25,8 @@ json NodeJoin::ToJson() const {
           {"jobDigest", job_digest},
           {"trainrunVersion", trainrun_version},
           {"runId", run_id},
-          {"tfPorts", tf_ports}};
+          {"tfPorts", tf_ports},
+          {"heartbeatTimeoutMs", heartbeat_timeout_ms}};
 }
 
 Result<NodeJoin> NodeJoin::FromJson(const json& j) {
@@ -53,6 +54,8 @@ Result<NodeJoin> NodeJoin::FromJson(const json& j) {
         "expected 1-255 letters, digits, '_', '-' or '.', starting with a letter or digit");
   }
   TR_RETURN_IF_ERROR(r.IntList("tfPorts", kMaxProcessesPerNode, 0, 65535, &n.tf_ports, kOptional));
+  TR_RETURN_IF_ERROR(
+      r.Int("heartbeatTimeoutMs", 0, kMaxTimeMs, &n.heartbeat_timeout_ms, kOptional));
   return n;
 }
 

@@ -34,6 +34,9 @@ struct NodeJoin {
   std::string trainrun_version;
   std::string run_id;         // the run id it was given; empty: none
   std::vector<int> tf_ports;  // TensorFlow: a free port per local rank
+  // Its --heartbeat-timeout: the head beats it a quarter of that apart (a node
+  // that does not say, 0, every heartbeat interval of the head's own).
+  int64_t heartbeat_timeout_ms = 0;
 
   nlohmann::json ToJson() const;
   static Result<NodeJoin> FromJson(const nlohmann::json& json);

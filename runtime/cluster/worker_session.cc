@@ -75,6 +75,8 @@ Result<JobAssignment> WorkerSession::Rendezvous(const NodeJoin& self) {
   NodeJoin join = self;
   join.address = client_->local_ip();
   join.interface = InterfaceOf(join.address);
+  join.heartbeat_timeout_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(options_.heartbeat.timeout).count();
   Status sent = client_->SendJson(MessageType::kJoin, join.ToJson());
   if (!sent.ok()) return UnavailableError(sent.message());
 

@@ -275,6 +275,8 @@ void NodeSwarm::HandleFrame(Slice& slice, Conn& conn, int type_value, std::strin
     join.process_count = options_.process_count;
     join.job_digest = options_.job_digest;
     join.trainrun_version = "swarm";
+    join.heartbeat_timeout_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(options_.heartbeat_timeout).count();
     return Send(slice, conn, EncodeJsonFrame(MessageType::kJoin, join.ToJson()));
   }
   if (type == MessageType::kAssign && conn.state == Conn::State::kJoined) {
@@ -309,7 +311,8 @@ void NodeSwarm::HandleFrame(Slice& slice, Conn& conn, int type_value, std::strin
   if (handshaking) {
     fail(fmt::format("{} during the handshake", MessageTypeName(type)));
   }
-  // Anything else (Heartbeat, Start, ...) only counts as read.
+  if (type == MessageType::kHeartbeat) ++conn.node.heartbeats_received;
+  // Anything else (Start, ...) only counts as read.
 }
 
 TimePoint NodeSwarm::BeatDue(Slice& slice) {

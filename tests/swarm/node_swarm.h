@@ -40,6 +40,9 @@ struct SwarmOptions {
   int max_connecting = 256;
   // How often each node beats in Beat(); the beats of a slice are spread evenly.
   Duration heartbeat_interval = kDefaultHeartbeatInterval;
+  // The timeout each node tells the head in its Join, like a real node's
+  // --heartbeat-timeout: the head beats the nodes a quarter of it apart.
+  Duration heartbeat_timeout = kDefaultHeartbeatTimeout;
 };
 
 // What one simulated node saw.
@@ -58,6 +61,7 @@ struct SwarmNode {
   int stop_exit_code = 0;
   TimePoint stopped_at{};
   uint64_t heartbeats_sent = 0;
+  uint64_t heartbeats_received = 0;  // the head's
   std::string error;  // why it failed (refused, closed, port exhaustion); empty while fine
 };
 

@@ -23,6 +23,22 @@ TEST(HeartbeatTest, SendsEveryIntervalWithoutBursts) {
   EXPECT_FALSE(monitor.SendDue());
 }
 
+TEST(HeartbeatTest, TheSendIntervalCanDifferFromTheOptions) {
+  testing::FakeClock clock;
+  HeartbeatMonitor monitor(&clock, {seconds(1), seconds(10)});
+  EXPECT_EQ(monitor.send_interval(), seconds(1));
+  monitor.set_send_interval(std::chrono::milliseconds(2500));
+  EXPECT_TRUE(monitor.SendDue());
+  clock.Advance(seconds(2));
+  EXPECT_FALSE(monitor.SendDue());
+  clock.Advance(std::chrono::milliseconds(500));
+  EXPECT_TRUE(monitor.SendDue());
+  // Silence still expires at the timeout, whatever the send interval.
+  monitor.Add(1);
+  clock.Advance(seconds(10) + std::chrono::milliseconds(1));
+  EXPECT_EQ(monitor.Expired(), std::vector<int>{1});
+}
+
 TEST(HeartbeatTest, ASilentPeerExpiresOnceAndAnyMessageKeepsItAlive) {
   testing::FakeClock clock;
   HeartbeatMonitor monitor(&clock, {seconds(1), seconds(10)});

@@ -18,6 +18,22 @@ NodeJoin Node(int rank, int count = 3, int processes = 2) {
   return n;
 }
 
+TEST(RendezvousTest, AJoinCarriesTheNodesHeartbeatTimeout) {
+  NodeJoin n = Node(1);
+  n.heartbeat_timeout_ms = 8000;
+  Result<NodeJoin> back = NodeJoin::FromJson(n.ToJson());
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->heartbeat_timeout_ms, 8000);
+  // A node that does not say (an older trainrun): 0, beaten at the head's own interval.
+  nlohmann::json without = n.ToJson();
+  without.erase("heartbeatTimeoutMs");
+  back = NodeJoin::FromJson(without);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->heartbeat_timeout_ms, 0);
+  without["heartbeatTimeoutMs"] = -1;
+  EXPECT_FALSE(NodeJoin::FromJson(without).ok());
+}
+
 TEST(RendezvousTest, RanksAreNumberedNodeMajor) {
   RendezvousBook book(Node(0));
   EXPECT_EQ(book.missing(), (std::vector<int>{1, 2}));
