@@ -17,7 +17,10 @@
 //
 // usage: rendezvous_bench [--repetitions R] [--nodes 2,8,32,128,512]
 //          [--swarm-threads T] [--peer-max N] [--heartbeat N] [--heartbeat-seconds S]
-//          [--python /usr/bin/python3]
+//          [--heartbeat-timeout S] [--python /usr/bin/python3]
+// --heartbeat-timeout (default 10) is the head's and every simulated node's, each
+// beating at min(timeout / 4, 1 s) as trainrun does; the head's warnings and errors
+// (a node lost) go to stderr.
 // Environment: SWARM_DEBUG=1 has the simulated nodes print their connection
 // attempts, when the nodes were assigned (10/50/90/100 %) and their own CPU time;
 // SWARM_CONNECTING=N caps their connections in flight (default 256).
@@ -32,6 +35,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -78,13 +82,51 @@ double CpuSeconds() {
   return user + sys;
 }
 
-// --swarm PORT NODES THREADS HEARTBEAT_SECONDS: the simulated nodes. Prints
+// The heartbeat timeout of the head and the simulated nodes (--heartbeat-timeout),
+// and the interval each beats at, as cluster_run.cc sets them.
+HeartbeatOptions Heartbeats(double timeout_seconds) {
+  HeartbeatOptions h;
+  h.timeout = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(timeout_seconds));
+  h.interval = std::min(h.timeout / 4, Duration(std::chrono::seconds(1)));
+  return h;
+}
+
+// The head's first warnings and errors (a node lost, a stall of its own) go to
+// stderr, then a count: a benchmark that lost a node must say which and why, and
+// the nodes closing at its end are lost to the head too.
+class HeadReporter : public QuietReporter {
+ public:
+  ~HeadReporter() override {
+    if (count_ > kShown) std::fprintf(stderr, "head: %d more warnings/errors\n", count_ - kShown);
+  }
+  // After the head's Stop, every node the swarm closes is lost to it: not news.
+  void Info(std::string_view message) override {
+    if (message.starts_with("stopping the job")) stopped_ = true;
+  }
+  void Warning(std::string_view message) override { Print("warning", message); }
+  void Error(std::string_view message) override { Print("error", message); }
+
+ private:
+  static constexpr int kShown = 3;
+  void Print(const char* what, std::string_view message) {
+    std::lock_guard lock(mu_);
+    if (stopped_ || count_++ >= kShown) return;
+    std::fprintf(stderr, "head %s: %.*s\n", what, static_cast<int>(message.size()), message.data());
+  }
+  std::mutex mu_;
+  int count_ = 0;
+  std::atomic<bool> stopped_{false};
+};
+
+// --swarm PORT NODES THREADS HEARTBEAT_SECONDS TIMEOUT_SECONDS: the simulated nodes. Prints
 //   rendezvous SECONDS ASSIGNED
 //   beats SENT                   (with HEARTBEAT_SECONDS > 0)
 //   stop SECONDS STOPPED
 // and exits when its stdin closes or it is done.
-int SwarmMain(int port, int nodes, int threads, double heartbeat_seconds) {
+int SwarmMain(int port, int nodes, int threads, double heartbeat_seconds, double timeout_seconds) {
   testing::SwarmOptions options;
+  options.heartbeat_timeout = Heartbeats(timeout_seconds).timeout;
+  options.heartbeat_interval = Heartbeats(timeout_seconds).interval;
   options.port = port;
   options.key = RoleKey(JobToken{kToken, false}, kRoleNode);
   options.node_count = nodes;
@@ -183,11 +225,12 @@ struct Sample {
 };
 
 // One job of `nodes` nodes: the head here, the rest in a --swarm child.
-Sample Once(int nodes, int threads, double heartbeat_seconds) {
+Sample Once(int nodes, int threads, double heartbeat_seconds, double timeout_seconds) {
   Sample sample;
-  QuietReporter quiet;
+  HeadReporter reporter;
   SessionOptions options;
-  options.reporter = &quiet;
+  options.reporter = &reporter;
+  options.heartbeat = Heartbeats(timeout_seconds);
   options.rendezvous_timeout = std::chrono::minutes(5);
   std::atomic<bool> give_up{false};
   options.cancel_requested = [&] { return give_up.load(); };
@@ -206,7 +249,8 @@ Sample Once(int nodes, int threads, double heartbeat_seconds) {
                                    std::to_string((*head)->port()),
                                    std::to_string(nodes),
                                    std::to_string(threads),
-                                   fmt::format("{}", heartbeat_seconds)};
+                                   fmt::format("{}", heartbeat_seconds),
+                                   fmt::format("{}", timeout_seconds)};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -285,9 +329,9 @@ std::string ReadFirstLine(const std::string& path) {
 
 int main(int argc, char** argv) {
   using namespace trainrun::bench;
-  if (argc == 6 && std::string(argv[1]) == "--swarm") {
-    return SwarmMain(std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]),
-                     std::atof(argv[5]));
+  if (argc == 7 && std::string(argv[1]) == "--swarm") {
+    return SwarmMain(std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]), std::atof(argv[5]),
+                     std::atof(argv[6]));
   }
   int repetitions = 5;
   std::vector<int> node_counts = {2, 8, 32, 128, 512};
@@ -296,6 +340,7 @@ int main(int argc, char** argv) {
   int peer_max = 2048;
   int heartbeat_nodes = 0;
   double heartbeat_seconds = 30;
+  double timeout_seconds = trainrun::ToSeconds(trainrun::kDefaultHeartbeatTimeout);
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     if (flag == "--repetitions") repetitions = std::atoi(argv[i + 1]);
@@ -304,6 +349,7 @@ int main(int argc, char** argv) {
     if (flag == "--peer-max") peer_max = std::atoi(argv[i + 1]);
     if (flag == "--heartbeat") heartbeat_nodes = std::atoi(argv[i + 1]);
     if (flag == "--heartbeat-seconds") heartbeat_seconds = std::atof(argv[i + 1]);
+    if (flag == "--heartbeat-timeout") timeout_seconds = std::atof(argv[i + 1]);
     if (flag == "--nodes") {
       node_counts.clear();
       std::stringstream list(argv[i + 1]);
@@ -343,7 +389,7 @@ int main(int argc, char** argv) {
     std::vector<double> ours, stops, cpu;
     Sample last;
     for (int r = 0; r < repetitions; ++r) {
-      last = Once(nodes, threads, 0);
+      last = Once(nodes, threads, 0, timeout_seconds);
       ours.push_back(last.rendezvous);
       stops.push_back(last.stop);
       cpu.push_back(last.head_cpu);
@@ -360,7 +406,7 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   if (heartbeat_nodes > 0) {
-    Sample beat = Once(heartbeat_nodes, threads, heartbeat_seconds);
+    Sample beat = Once(heartbeat_nodes, threads, heartbeat_seconds, timeout_seconds);
     std::printf(
         "# heartbeats: %d nodes beating every %.0f s for %.0f s (%llu beats in): the head used "
         "%.2f %% of a core (user %.2f %%, system %.2f %%); RSS %.1f MiB\n",

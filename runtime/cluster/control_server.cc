@@ -4,6 +4,7 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -152,6 +153,14 @@ std::string ControlServer::PeerOf(int conn_id) {
   std::lock_guard lock(mu_);
   auto it = conns_.find(conn_id);
   return it == conns_.end() ? "" : it->second->peer;
+}
+
+bool ControlServer::HasUnreadInput(int conn_id) {
+  std::lock_guard lock(mu_);
+  auto it = conns_.find(conn_id);
+  if (it == conns_.end() || it->second->fd < 0) return false;
+  int unread = 0;
+  return ioctl(it->second->fd, FIONREAD, &unread) == 0 && unread > 0;
 }
 
 void ControlServer::Listen() {

@@ -118,6 +118,10 @@ class ControlServer {
   // peer's address, as "ip" and "ip:port".
   std::string LocalIpOf(int conn);
   std::string PeerOf(int conn);
+  // True when `conn`'s socket holds bytes this server has not read yet (the peer
+  // spoke; the loop is behind); false when it holds none or the connection is
+  // gone. Any thread.
+  bool HasUnreadInput(int conn);
 
   // Stops accepting and ends the thread (what is queued is flushed for up to
   // `flush` of the options' clock first).

@@ -198,7 +198,13 @@ Result<JobAssignment> HeadSession::Rendezvous(const NodeJoin& self) {
     if (rank == 0) continue;
     server_->Send(node.conn,
                   full ? frame : EncodeJsonFrame(MessageType::kAssign, assignment.ToJson(rank)));
-    heartbeat_.Add(rank);
+  }
+  // Each node's silence counts from here, once every Assign is queued, not from
+  // its own: until this lock is released the control loop can write none of the
+  // Assigns queued after the first few, and building 16,384 of them on a busy
+  // machine took long enough that nodes were lost before they had heard theirs.
+  for (auto& [rank, node] : nodes_) {
+    if (rank != 0) heartbeat_.Add(rank);
   }
   options_.reporter->Info(fmt::format(
       "rendezvous complete: {} node(s), {} rank(s), MASTER_ADDR {}, "
@@ -616,7 +622,22 @@ void HeadSession::OnTick() {
   if (heartbeat_.SendDue())
     BroadcastLocked(EncodeJsonFrame(MessageType::kHeartbeat, json::object()));
   for (int rank : heartbeat_.Expired()) {
-    if (nodes_[rank].conn >= 0) server_->Close(nodes_[rank].conn);
+    const int conn = nodes_[rank].conn;
+    if (conn >= 0 && server_->HasUnreadInput(conn)) {
+      // The node spoke and the head has not read it yet: the head is behind (its
+      // loop starved of CPU, thousands of nodes to read), the node is not silent.
+      // Its timeout starts again; a node really gone still loses it.
+      heartbeat_.Add(rank);
+      if (behind_++ == 0) {
+        options_.reporter->Warning(fmt::format(
+            "the head is behind reading the nodes: {} had sent something the head had not "
+            "read when its {:.0f} s heartbeat timeout passed; it is not blamed for it (nor any "
+            "other node in the same case)",
+            Who(rank), ToSeconds(options_.heartbeat.timeout)));
+      }
+      continue;
+    }
+    if (conn >= 0) server_->Close(conn);
     NodeLostLocked(rank, fmt::format("it sent nothing for {:.0f} s (heartbeat timeout)",
                                      ToSeconds(options_.heartbeat.timeout)));
   }

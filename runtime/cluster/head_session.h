@@ -141,6 +141,7 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   std::vector<FailureEvent> events_;
   HeartbeatMonitor heartbeat_;
   Duration beat_interval_ = Duration::max();  // the head's beats: the joined nodes' least need
+  uint64_t behind_ = 0;  // nodes whose timeout passed with their input unread (OnTick)
   std::optional<TimePoint> finalize_deadline_;
   std::optional<TimePoint> hard_deadline_;  // LimitFinalize()
   bool finished_ = false;

@@ -293,6 +293,10 @@ void NodeSwarm::HandleFrame(Slice& slice, Conn& conn, int type_value, std::strin
     node.assigned = true;
     node.assigned_at = Now();
     conn.state = Conn::State::kAssigned;
+    // Like a WorkerSession, whose first tick after the assignment beats: the
+    // head's silence clock for this node is already running.
+    Send(slice, conn, EncodeJsonFrame(MessageType::kHeartbeat, nlohmann::json::object()));
+    ++node.heartbeats_sent;
     conn.next_beat = node.assigned_at + options_.heartbeat_interval;
     slice.beats.push_back(&conn);
     ++slice.settled;

@@ -226,5 +226,77 @@ TEST_F(ControlServerTest, OutOfDescriptorsPausesAcceptingInsteadOfSpinning) {
   for (int fd : clients) close(fd);
 }
 
+// A handler that holds the server's thread in its first OnMessage until
+// released, so what the peer sends meanwhile stays unread.
+class HoldingHandler : public Handler {
+ public:
+  void OnAuthenticated(int conn, const std::string& role, int rank) override {
+    conn_ = conn;
+    Handler::OnAuthenticated(conn, role, rank);
+  }
+  void OnMessage(int, const Frame&) override {
+    std::unique_lock lock(mu_);
+    ++messages_;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return released_; });
+  }
+  bool WaitForMessages(int count) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, seconds(30), [&] { return messages_ >= count; });
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  int conn() const { return conn_; }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int messages_ = 0;
+  bool released_ = false;
+  std::atomic<int> conn_{-1};
+};
+
+// What the head asks before it declares a node silent: has that node sent
+// something the loop has not read yet?
+TEST_F(ControlServerTest, UnreadInputIsSeenWhileTheLoopIsBusy) {
+  HoldingHandler holding;
+  ControlServerOptions options;
+  options.address = "127.0.0.1";
+  options.clock = &clock_;
+  auto keys = [](const std::string& role) -> std::optional<std::string> {
+    return RoleKey(kToken, role);
+  };
+  Result<std::unique_ptr<ControlServer>> server = ControlServer::Start(options, keys, &holding);
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  // Released before the server stops, whatever fails below (it joins its thread).
+  std::shared_ptr<void> release(nullptr, [&](void*) { holding.Release(); });
+  Result<std::unique_ptr<ControlClient>> node = Authenticate((*server)->port());
+  ASSERT_TRUE(node.ok()) << node.status().message();
+  ASSERT_TRUE(holding.WaitForAuthenticated(1));
+  const int conn = holding.conn();
+  EXPECT_FALSE((*server)->HasUnreadInput(conn));
+  EXPECT_FALSE((*server)->HasUnreadInput(conn + 1000));  // no such connection
+
+  // The loop is held in the first heartbeat's OnMessage; the second waits in the socket.
+  ASSERT_TRUE((*node)->SendJson(MessageType::kHeartbeat, nlohmann::json::object()).ok());
+  ASSERT_TRUE(holding.WaitForMessages(1));
+  ASSERT_TRUE((*node)->SendJson(MessageType::kHeartbeat, nlohmann::json::object()).ok());
+  bool unread = false;
+  for (int i = 0; i < 3000 && !unread;
+       ++i) {  // loopback delivers at once; slack for a busy machine
+    unread = (*server)->HasUnreadInput(conn);
+    if (!unread) std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_TRUE(unread);
+
+  // Released, the loop reads it: nothing unread any more.
+  holding.Release();
+  ASSERT_TRUE(holding.WaitForMessages(2));
+  EXPECT_FALSE((*server)->HasUnreadInput(conn));
+}
+
 }  // namespace
 }  // namespace trainrun
