@@ -227,6 +227,7 @@ void HeadSession::SetPreflightLocked(Node& node, PreflightResult result) {
 void HeadSession::ForgetNodeLocked(std::map<int, Node>::iterator node) {
   if (node->second.ready) --ready_nodes_;
   if (node->second.preflight || node->second.lost) --preflight_or_lost_;
+  UncountFlagsLocked(node->second);
   nodes_.erase(node);
 }
 
@@ -309,7 +310,7 @@ void HeadSession::Stopping(int exit_code, const std::string& reason) {
 void HeadSession::ReportResult(const NodeResult& result) {
   std::lock_guard lock(mu_);
   nodes_[0].result = result;
-  nodes_[0].result_in = true;
+  SetFlagLocked(nodes_[0], &Node::result_in);
   cv_.notify_all();
 }
 
@@ -374,6 +375,7 @@ void HeadSession::OnJoin(int conn, const json& body) {
   }
   if (node.ready) --ready_nodes_;
   if (node.preflight || node.lost) --preflight_or_lost_;
+  UncountFlagsLocked(node);
   node = Node();
   node.conn = conn;
   node.join = join;
@@ -503,7 +505,7 @@ Status HeadSession::OnNodeMessage(int rank, const Frame& frame) {
       TR_ASSIGN_OR_RETURN(NodeResult result, DecodeNodeResult(frame));
       node.result = std::move(result);
       node.result.node_rank = rank;
-      node.result_in = true;
+      SetFlagLocked(node, &Node::result_in);
       return Status::Ok();
     }
     case MessageType::kManifest: {
@@ -511,21 +513,21 @@ Status HeadSession::OnNodeMessage(int rank, const Frame& frame) {
       if (m.files) {
         node.manifest.node_rank = rank;
         node.manifest.files = std::move(*m.files);
-        node.manifest_in = true;
+        SetFlagLocked(node, &Node::manifest_in);
       }
       if (m.digests) {
         for (ManifestEntry& e : node.manifest.files) {
           auto digest = m.digests->find(e.key);
           if (digest != m.digests->end()) e.sha256 = digest->second;
         }
-        node.digests_in = true;
+        SetFlagLocked(node, &Node::digests_in);
       }
       return Status::Ok();
     }
     case MessageType::kNodeDone: {
       TR_ASSIGN_OR_RETURN(NodeDone done, DecodeNodeDone(frame));
       node.done = std::move(done);
-      node.done_in = true;
+      SetFlagLocked(node, &Node::done_in);
       return Status::Ok();
     }
     case MessageType::kRshExit: {
@@ -547,6 +549,9 @@ void HeadSession::NodeLostLocked(int rank, const std::string& why) {
   Node& node = nodes_[rank];
   if (node.lost || finished_) return;
   if (!node.preflight) ++preflight_or_lost_;
+  for (bool Node::*flag : kFinalizeFlags) {
+    if (!(node.*flag)) ++SetOrLost(flag);
+  }
   node.lost = true;
   heartbeat_.Remove(rank);
   for (auto it = sessions_.begin(); it != sessions_.end();) {

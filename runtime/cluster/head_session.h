@@ -8,6 +8,7 @@
 // because another one did never take the blame.
 #pragma once
 
+#include <array>
 #include <map>
 #include <memory>
 #include <set>
@@ -117,8 +118,18 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   void CanceledLocked() override;
   std::string Who(int node_rank);
   JobOutcome DecideLocked(const JobOutcome& local);
-  // A WaitLocked condition: every node not lost has `flag` set.
+  // A WaitLocked condition: every node not lost has `flag` (one of
+  // kFinalizeFlags) set.
   std::function<bool()> AllLive(bool Node::*flag);
+  // The finalize flags, each counted over nodes_ (set, or the node lost) so that
+  // AllLive compares a count instead of scanning every node at every wake-up.
+  static constexpr std::array<bool Node::*, 4> kFinalizeFlags = {
+      &Node::result_in, &Node::manifest_in, &Node::digests_in, &Node::done_in};
+  size_t& SetOrLost(bool Node::*flag);
+  // Sets `flag` on `node`, keeping its count.
+  void SetFlagLocked(Node& node, bool Node::*flag);
+  // Takes `node` out of the counts before it is forgotten or replaced.
+  void UncountFlagsLocked(const Node& node);
   // Waits for every live node's result (however long: they are alive), then starts
   // the finalize clock if it has not started.
   void WaitForResultsLocked(std::unique_lock<std::mutex>& lock);
@@ -150,6 +161,7 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   // the N-th Ready or Preflight does not scan N nodes.
   size_t ready_nodes_ = 0;
   size_t preflight_or_lost_ = 0;
+  std::array<size_t, kFinalizeFlags.size()> set_or_lost_{};  // by kFinalizeFlags
   std::set<int> workers_done_;  // nodes whose workers all exited 0 (WorkersDone)
   std::vector<OutputConflict> conflicts_;
   // rsh

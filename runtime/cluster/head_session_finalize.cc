@@ -17,7 +17,7 @@ std::vector<TransferItem> HeadSession::MergeUploads(std::vector<TransferItem> it
     own.files.push_back({item.key.substr(run_prefix.size()), item.size, ""});
   std::unique_lock lock(mu_);
   nodes_[0].manifest = own;
-  nodes_[0].manifest_in = true;
+  SetFlagLocked(nodes_[0], &Node::manifest_in);
   WaitForResultsLocked(lock);
   if (!WaitLocked(lock, AllLive(&Node::manifest_in), finalize_deadline_)) {
     options_.reporter->Warning("some nodes did not list their outputs before the finalize timeout");
@@ -30,7 +30,12 @@ std::vector<TransferItem> HeadSession::MergeUploads(std::vector<TransferItem> it
     return out;
   };
   std::map<int, std::set<std::string>> needed = DigestsNeeded(manifests());
-  for (auto& [rank, node] : nodes_) node.digests_in = needed.count(rank) == 0 || rank == 0;
+  // Once, not in a wait: who owes digests now.
+  SetOrLost(&Node::digests_in) = 0;
+  for (auto& [rank, node] : nodes_) {
+    node.digests_in = needed.count(rank) == 0 || rank == 0;
+    if (node.digests_in || node.lost) ++SetOrLost(&Node::digests_in);
+  }
   for (const auto& [rank, keys] : needed) {
     if (rank == 0) continue;
     server_->Send(
@@ -78,7 +83,7 @@ std::vector<TransferItem> HeadSession::MergeUploads(std::vector<TransferItem> it
 JobOutcome HeadSession::Finish(const NodeDone& done, const JobOutcome& local) {
   std::unique_lock lock(mu_);
   nodes_[0].done = done;
-  nodes_[0].done_in = true;
+  SetFlagLocked(nodes_[0], &Node::done_in);
   WaitForResultsLocked(lock);
   bool all = WaitLocked(lock, AllLive(&Node::done_in), finalize_deadline_);
   if (!all && hard_deadline_ && options_.clock->Now() >= *hard_deadline_) {
@@ -111,12 +116,27 @@ JobOutcome HeadSession::DecideLocked(const JobOutcome& local) {
 }
 
 std::function<bool()> HeadSession::AllLive(bool Node::*flag) {
-  return [this, flag] {
-    for (auto& [rank, node] : nodes_) {
-      if (!node.lost && !(node.*flag)) return false;
-    }
-    return true;
-  };
+  // Counted, not scanned: every node's message wakes the wait that asks this.
+  return [this, flag] { return SetOrLost(flag) >= nodes_.size(); };
+}
+
+size_t& HeadSession::SetOrLost(bool Node::*flag) {
+  for (size_t i = 0; i < kFinalizeFlags.size(); ++i) {
+    if (kFinalizeFlags[i] == flag) return set_or_lost_[i];
+  }
+  return set_or_lost_.back();  // unreachable: every flag asked about is one of them
+}
+
+void HeadSession::SetFlagLocked(Node& node, bool Node::*flag) {
+  if (node.*flag) return;
+  node.*flag = true;
+  if (!node.lost) ++SetOrLost(flag);
+}
+
+void HeadSession::UncountFlagsLocked(const Node& node) {
+  for (bool Node::*flag : kFinalizeFlags) {
+    if (node.*flag || node.lost) --SetOrLost(flag);
+  }
 }
 
 void HeadSession::LimitFinalize(TimePoint deadline) {
