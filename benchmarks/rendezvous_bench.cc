@@ -197,14 +197,26 @@ int SwarmMain(int port, int nodes, int threads, double heartbeat_seconds, double
   return sent.ok() ? 0 : 1;
 }
 
-// VmRSS of this process, MiB.
-double RssMiB() {
+// The peak resident memory of this process (VmHWM), MiB, since the last
+// ResetPeakRss().
+double PeakRssMiB() {
   std::ifstream status("/proc/self/status");
   std::string line;
   while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
   }
   return NAN;
+}
+
+// Starts VmHWM again from the current RSS (Linux 4.0+), so each job's peak is its own.
+void ResetPeakRss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+// The calling thread's CPU time, seconds.
+double ThreadCpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_THREAD, &usage);
+  auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
 int OpenFds() {
@@ -216,8 +228,8 @@ int OpenFds() {
 struct Sample {
   double rendezvous = NAN;  // seconds
   double stop = NAN;        // seconds
-  double rss_mib = NAN;     // the head process after the rendezvous
-  int fds = 0;              // its open descriptors then
+  double rss_mib = NAN;     // the head process's peak resident memory over the job
+  int fds = 0;              // its open descriptors when the rendezvous completed (the most)
   double head_cpu = NAN;    // seconds of CPU the head process used for the rendezvous
   double cpu_share = NAN;   // of one core, during the heartbeats
   double user_share = NAN;  // its user part
@@ -266,9 +278,19 @@ Sample Once(int nodes, int threads, double heartbeat_seconds, double timeout_sec
     return sample;
   }
   FILE* from = fdopen(out[0], "r");
+  ResetPeakRss();
   const double cpu_before = CpuSeconds();
-  auto rendezvous =
-      std::async(std::launch::async, [&] { return (*head)->Rendezvous(HeadJoin(nodes)); });
+  // The head's descriptors are at their most when its rendezvous completes: one
+  // per node, none closed yet (the swarm closes them after the Stop). Counted
+  // there, and the count's own CPU left out of the head's.
+  double count_cpu = 0;
+  auto rendezvous = std::async(std::launch::async, [&] {
+    Result<JobAssignment> assigned = (*head)->Rendezvous(HeadJoin(nodes));
+    const double before = ThreadCpuSeconds();
+    sample.fds = OpenFds();
+    count_cpu = ThreadCpuSeconds() - before;
+    return assigned;
+  });
   char word[32];
   double seconds = NAN;
   int count = 0;
@@ -279,9 +301,7 @@ Sample Once(int nodes, int threads, double heartbeat_seconds, double timeout_sec
   }
   const bool head_ok = rendezvous.get().ok();
   if (!head_ok) sample.rendezvous = NAN;
-  sample.head_cpu = CpuSeconds() - cpu_before;
-  sample.rss_mib = RssMiB();
-  sample.fds = OpenFds();
+  sample.head_cpu = CpuSeconds() - cpu_before - count_cpu;
   if (head_ok && heartbeat_seconds > 0) {
     const auto [user, sys] = CpuSplit();
     const auto wall = std::chrono::steady_clock::now();
@@ -292,7 +312,6 @@ Sample Once(int nodes, int threads, double heartbeat_seconds, double timeout_sec
       sample.cpu_share = (user_after + sys_after - user - sys) / elapsed;
       sample.user_share = (user_after - user) / elapsed;
       sample.beats = beats;
-      sample.rss_mib = RssMiB();
     }
   }
   if (head_ok && std::fscanf(from, "%31s %lf %d", word, &seconds, &count) == 3 &&
@@ -302,6 +321,7 @@ Sample Once(int nodes, int threads, double heartbeat_seconds, double timeout_sec
   fclose(from);
   int status = 0;
   waitpid(child, &status, 0);
+  sample.rss_mib = PeakRssMiB();  // the rendezvous, the heartbeats and the stop
   return sample;
 }
 
@@ -373,7 +393,8 @@ int main(int argc, char** argv) {
   std::printf(
       "# rendezvous: first node's connect to last node assigned; head CPU: the head process's\n"
       "# CPU time (user + system) for it; stop: one node's RankFailed to the last node holding\n"
-      "# the Stop\n");
+      "# the Stop; head RSS: its peak (VmHWM) over the job; fds: its open descriptors when\n"
+      "# its rendezvous completed (every node connected)\n");
   std::printf("# peer: torch TCPStore barrier (%s; N clients add + wait), up to %d nodes%s\n",
               python.c_str(), peer_max,
               have_peer ? "" : " - not available (no torch for this python)");
@@ -409,7 +430,7 @@ int main(int argc, char** argv) {
     Sample beat = Once(heartbeat_nodes, threads, heartbeat_seconds, timeout_seconds);
     std::printf(
         "# heartbeats: %d nodes beating every %.0f s for %.0f s (%llu beats in): the head used "
-        "%.2f %% of a core (user %.2f %%, system %.2f %%); RSS %.1f MiB\n",
+        "%.2f %% of a core (user %.2f %%, system %.2f %%); peak RSS %.1f MiB\n",
         heartbeat_nodes, trainrun::ToSeconds(trainrun::kDefaultHeartbeatInterval),
         heartbeat_seconds, static_cast<unsigned long long>(beat.beats), beat.cpu_share * 100,
         beat.user_share * 100, (beat.cpu_share - beat.user_share) * 100, beat.rss_mib);

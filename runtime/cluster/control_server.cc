@@ -16,6 +16,7 @@
 
 #include "base/fd_limit.h"
 #include "base/net_util.h"
+#include "base/send_queue.h"
 
 namespace trainrun {
 namespace {
@@ -42,8 +43,7 @@ struct ControlServer::Conn {
   bool authenticated = false;  // written by the loop, read under mu_
   // Guarded by ControlServer::mu_:
   std::unique_ptr<FrameAuthenticator> outgoing;  // seals what is queued once authenticated
-  std::string out;
-  size_t out_offset = 0;
+  SendQueue out;
   bool want_write = false;
   bool close_after_flush = false;
   bool closed = false;
@@ -111,14 +111,13 @@ bool ControlServer::Send(int conn_id, std::string frame) {
     auto it = conns_.find(conn_id);
     if (it == conns_.end() || it->second->closed || it->second->close_after_flush) return false;
     Conn& conn = *it->second;
-    if (conn.out.size() - conn.out_offset + frame.size() > kMaxQueuedOutput) {
+    if (conn.out.pending() + frame.size() > kMaxQueuedOutput) {
       conn.close_after_flush = true;  // a peer that stopped reading
-      conn.out.clear();
-      conn.out_offset = 0;
+      conn.out.Clear();
     } else {
       // Sealed in queue order, under the lock: the sequence numbers follow the wire.
       if (conn.outgoing) conn.outgoing->Seal(&frame);
-      conn.out += frame;
+      conn.out.out += frame;
     }
     QueueLocked(it->second);
   }
@@ -362,24 +361,7 @@ void ControlServer::Read(const std::shared_ptr<Conn>& conn) {
 }
 
 void ControlServer::FlushLocked(Conn& conn) {
-  while (conn.out_offset < conn.out.size() && conn.fd >= 0) {
-    ssize_t n = send(conn.fd, conn.out.data() + conn.out_offset, conn.out.size() - conn.out_offset,
-                     MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      conn.out_offset += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    conn.out.clear();  // a broken connection: the read side reports it
-    conn.out_offset = 0;
-    break;
-  }
-  if (conn.out_offset == conn.out.size()) {
-    conn.out.clear();
-    conn.out_offset = 0;
-  }
-  bool want = !conn.out.empty();
+  const bool want = conn.out.Flush(conn.fd);
   if (want != conn.want_write && conn.fd >= 0) {
     epoll_event ev{};
     ev.events = want ? (EPOLLIN | EPOLLOUT) : EPOLLIN;

@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include "base/send_queue.h"
 #include "runtime/cluster/control_auth.h"
 #include "runtime/cluster/control_protocol.h"
 #include "runtime/cluster/rendezvous.h"
@@ -45,8 +46,7 @@ struct NodeSwarm::Conn {
   std::unique_ptr<ClientHandshake> handshake;
   std::unique_ptr<FrameParser> parser;
   std::unique_ptr<FrameAuthenticator> outgoing;
-  std::string out;
-  size_t out_offset = 0;
+  SendQueue out;
   bool want_write = false;
   bool awaiting_stop = false;  // counted in Slice::waiting
   TimePoint retry_at{};
@@ -141,8 +141,7 @@ bool NodeSwarm::Connect(Slice& slice, Conn& conn) {
     return false;
   }
   conn.state = Conn::State::kConnecting;
-  conn.out.clear();
-  conn.out_offset = 0;
+  conn.out.Clear();
   conn.want_write = true;
   epoll_event ev{};
   ev.events = EPOLLOUT | EPOLLIN;
@@ -155,28 +154,12 @@ bool NodeSwarm::Connect(Slice& slice, Conn& conn) {
 void NodeSwarm::Send(Slice& slice, Conn& conn, std::string frame) {
   if (conn.fd < 0) return;
   if (conn.outgoing) conn.outgoing->Seal(&frame);
-  conn.out += frame;
+  conn.out.out += frame;
   Flush(slice, conn);
 }
 
 void NodeSwarm::Flush(Slice& slice, Conn& conn) {
-  while (conn.fd >= 0 && conn.out_offset < conn.out.size()) {
-    ssize_t n = send(conn.fd, conn.out.data() + conn.out_offset, conn.out.size() - conn.out_offset,
-                     MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      conn.out_offset += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    conn.out.clear();  // broken: the read side reports it
-    conn.out_offset = 0;
-  }
-  if (conn.out_offset == conn.out.size()) {
-    conn.out.clear();
-    conn.out_offset = 0;
-  }
-  const bool want = !conn.out.empty();
+  const bool want = conn.out.Flush(conn.fd);
   if (conn.fd >= 0 && want != conn.want_write) {
     epoll_event ev{};
     ev.events = want ? (EPOLLIN | EPOLLOUT) : EPOLLIN;
