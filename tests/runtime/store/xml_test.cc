@@ -16,12 +16,16 @@ TEST(XmlEscapeTest, EscapesTheFiveSpecialCharactersAndKeepsTheRest) {
 }
 
 TEST(XmlEscapeTest, DropsControlCharactersButKeepsTab) {
-  EXPECT_EQ(XmlEscape(std::string("a\0b\x01" "c\x1b[31m\td\ne\rf", 16)), "abc[31m\tdef");
+  EXPECT_EQ(XmlEscape(std::string("a\0b\x01"
+                                  "c\x1b[31m\td\ne\rf",
+                                  16)),
+            "abc[31m\tdef");
 }
 
 TEST(XmlEscapeTest, ReadsBackAsTheTextItWas) {
   if (!Xml().ok()) GTEST_SKIP() << "needs libxml2 (libxml2 package): " << Xml().status().message();
-  const std::string text = R"(<"quoted"> & 'single' caf)" "\xc3\xa9";
+  const std::string text = R"(<"quoted"> & 'single' caf)"
+                           "\xc3\xa9";
   Result<XmlElement> doc = ParseXml("<a>" + XmlEscape(text) + "</a>", "test");
   ASSERT_TRUE(doc.ok()) << doc.status().message();
   EXPECT_EQ(doc->text, text);
