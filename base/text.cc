@@ -1,5 +1,6 @@
 #include "base/text.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <cstdio>
@@ -101,6 +102,34 @@ std::string EscapeControl(std::string_view text) {
     text.remove_prefix(length);
   }
   return out;
+}
+
+std::string ShellQuote(std::string_view word) {
+  if (word.empty()) return "''";
+  const bool plain = std::all_of(word.begin(), word.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view("@%+=:,./-_").find(c) != std::string_view::npos;
+  });
+  if (plain) return std::string(word);
+  if (EscapeControl(word) == word) {
+    std::string quoted = "'";
+    for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return quoted + "'";
+  }
+  // Inside $'...' a backslash and a single quote are escaped too; EscapeControl keeps both.
+  std::string raw(word);
+  ReplaceAll(&raw, "\\", "\\\\");
+  ReplaceAll(&raw, "'", "\\'");
+  return "$'" + EscapeControl(raw) + "'";
+}
+
+std::string ShellJoin(const std::vector<std::string>& argv) {
+  std::string line;
+  for (const std::string& word : argv) {
+    if (!line.empty()) line += ' ';
+    line += ShellQuote(word);
+  }
+  return line;
 }
 
 }  // namespace trainrun

@@ -3,6 +3,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace trainrun {
 
@@ -34,5 +35,15 @@ void ReplaceAll(std::string* text, std::string_view from, std::string_view to);
 // Backslashes are kept, so the result is not always reversible, but escaping it again
 // changes nothing.
 std::string EscapeControl(std::string_view text);
+
+// `word` as a POSIX shell (bash, zsh) reads it back as one word, for command lines a
+// user may paste: letters, digits and @%+=:,./-_ as they are; anything else in single
+// quotes ("it's" as 'it'\''s'); a word with characters EscapeControl would change in
+// bash's $'...', escaped as EscapeControl does (a newline as \n), so it stays one line.
+// The empty word is ''.
+std::string ShellQuote(std::string_view word);
+
+// The words of `argv`, each as ShellQuote writes it, joined by spaces.
+std::string ShellJoin(const std::vector<std::string>& argv);
 
 }  // namespace trainrun

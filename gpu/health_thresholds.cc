@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "base/field_errors.h"
 #include "base/field_suggest.h"
 #include "base/text.h"
 #include "gpu/gpu_health.h"
@@ -46,49 +47,9 @@ bool* Switch(HealthThresholds* t, std::string_view check) {
   return nullptr;
 }
 
-// Errors as "pointer: message", one per line.
-class Errors {
- public:
-  void Add(const std::string& pointer, const std::string& message) {
-    lines_.push_back(fmt::format("{}: {}", pointer, message));
-  }
-  bool empty() const { return lines_.empty(); }
-  Status ToStatus() const { return InvalidJobError(fmt::format("{}", fmt::join(lines_, "\n"))); }
-
- private:
-  std::vector<std::string> lines_;
-};
-
-// The members of `object` by known name (matched case-insensitively), with the
-// pointer each is at; unknown and repeated names are errors.
-std::map<std::string, std::pair<const json*, std::string>> Members(
-    const json& object, const std::string& pointer, const std::vector<std::string>& known,
-    const char* what, Errors* errors) {
-  std::map<std::string, std::pair<const json*, std::string>> members;
-  for (auto it = object.begin(); it != object.end(); ++it) {
-    const std::string at = pointer + "/" + JsonPointerToken(it.key());
-    auto match = std::find_if(known.begin(), known.end(), [&](const std::string& name) {
-      return ToLower(name) == ToLower(it.key());
-    });
-    if (match == known.end()) {
-      std::string hint = NearestName(it.key(), known);
-      errors->Add(at, hint.empty() ? fmt::format("unknown {}; known {}s here are {}", what, what,
-                                                 fmt::join(known, ", "))
-                                   : fmt::format("unknown {}; did you mean \"{}\"?", what, hint));
-      continue;
-    }
-    if (members.count(*match) != 0) {
-      errors->Add(at, fmt::format("\"{}\" is given twice", *match));
-      continue;
-    }
-    members[*match] = {&it.value(), at};
-  }
-  return members;
-}
-
 // An integer from min to max, checked on the JSON value before any conversion.
 bool ReadInt(const json& v, const std::string& at, int64_t min, int64_t max, int64_t* out,
-             Errors* errors) {
+             FieldErrors* errors) {
   bool fits = false;
   int64_t value = 0;
   if (v.is_number_unsigned()) {
@@ -111,7 +72,7 @@ bool ReadInt(const json& v, const std::string& at, int64_t min, int64_t max, int
   return true;
 }
 
-bool ReadBool(const json& v, const std::string& at, bool* out, Errors* errors) {
+bool ReadBool(const json& v, const std::string& at, bool* out, FieldErrors* errors) {
   if (!v.is_boolean()) {
     errors->Add(at, fmt::format("must be true or false, got {}", JsonTypeName(v)));
     return false;
@@ -157,7 +118,7 @@ bool HealthThresholds::Enabled(std::string_view check) const {
 
 Result<HealthThresholds> ParseHealthThresholds(const json& object, const std::string& pointer) {
   HealthThresholds t;
-  Errors errors;
+  FieldErrors errors;
   if (!object.is_object()) {
     errors.Add(pointer, fmt::format("must be an object, got {}", JsonTypeName(object)));
     return errors.ToStatus();
@@ -171,12 +132,12 @@ Result<HealthThresholds> ParseHealthThresholds(const json& object, const std::st
                                                    "throttleReasons",
                                                    "xidWaitMilliseconds",
                                                    "ignoredXids"};
-  auto members = Members(object, pointer, kFields, "field", &errors);
+  auto members = MatchFields(object, pointer, kFields, &errors);
   // JSON null is "not given", as elsewhere in the job file.
   auto get = [&](const char* name) -> std::pair<const json*, std::string> {
     auto it = members.find(name);
-    if (it == members.end() || it->second.first->is_null()) return {nullptr, ""};
-    return it->second;
+    if (it == members.end() || it->second.value->is_null()) return {nullptr, ""};
+    return {it->second.value, it->second.pointer};
   };
   int64_t value = 0;
   if (auto [v, at] = get("checks"); v != nullptr) {
@@ -184,8 +145,8 @@ Result<HealthThresholds> ParseHealthThresholds(const json& object, const std::st
       errors.Add(at, fmt::format("must be an object of check names and true or false, got {}",
                                  JsonTypeName(*v)));
     } else {
-      for (const auto& [name, entry] : Members(*v, at, HealthCheckNames(), "check", &errors)) {
-        ReadBool(*entry.first, entry.second, Switch(&t, name), &errors);
+      for (const auto& [name, entry] : MatchFields(*v, at, HealthCheckNames(), &errors, "check")) {
+        ReadBool(*entry.value, entry.pointer, Switch(&t, name), &errors);
       }
     }
   }

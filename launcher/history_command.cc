@@ -235,6 +235,19 @@ int HistoryShow(const HistoryOptions& options, Console* out, Console* err) {
   // What the record holds may come from other nodes and from the ranks: every value
   // is escaped (base/text.h), so none can forge a line or drive the terminal.
   const auto E = [](std::string_view value) { return EscapeControl(value); };
+  // A value of several lines (pip's last lines under why the run stopped): each line
+  // escaped, the later ones indented under the first.
+  const auto Lines = [](std::string_view value) {
+    std::string text;
+    // A trailing newline starts no line of its own.
+    for (size_t start = 0; start < value.size() || start == 0;) {
+      size_t end = std::min(value.find('\n', start), value.size());
+      if (start > 0) text += "\n             ";
+      text += EscapeControl(value.substr(start, end - start));
+      start = end + 1;
+    }
+    return text;
+  };
   std::string text;
   text += fmt::format("run:         {}\n", E(r.run_id));
   text += fmt::format("experiment:  {}\n", E(r.experiment));
@@ -256,8 +269,7 @@ int HistoryShow(const HistoryOptions& options, Console* out, Console* err) {
                                     : p.name + " ...");
   }
   text += fmt::format("phases:      {}\n", fmt::join(phases, ", "));
-  if (!r.command.empty())
-    text += fmt::format("command:     {}\n", E(fmt::format("{}", fmt::join(r.command, " "))));
+  if (!r.command.empty()) text += fmt::format("command:     {}\n", ShellJoin(r.command));
   if (r.source.contains("directory")) {
     std::string source = r.source.value("directory", "");
     if (r.source.contains("git")) {
@@ -280,7 +292,7 @@ int HistoryShow(const HistoryOptions& options, Console* out, Console* err) {
         a.end ? fmt::format("{}, exit code {}", E(a.outcome), a.exit_code) : std::string("running"),
         a.reason.empty() ? "" : " (" + E(a.reason) + ")", a.next.empty() ? "" : "; " + E(a.next));
   }
-  if (!r.stop_reason.empty()) text += fmt::format("stopped:     {}\n", E(r.stop_reason));
+  if (!r.stop_reason.empty()) text += fmt::format("stopped:     {}\n", Lines(r.stop_reason));
   if (r.failure) {
     const FailureRecord& f = *r.failure;
     // A node's own failure (a preflight, say) has no process: no pid then.
@@ -298,7 +310,7 @@ int HistoryShow(const HistoryOptions& options, Console* out, Console* err) {
     err->Write(fmt::format("trainrun: warning: metrics not read: {}\n", metrics.status().message()),
                false);
   }
-  for (const std::string& w : r.warnings) text += fmt::format("warning:     {}\n", E(w));
+  for (const std::string& w : r.warnings) text += fmt::format("warning:     {}\n", Lines(w));
   for (const SkippedSymlink& s : r.skipped_symlinks) {
     text += fmt::format("not uploaded: {} -> {} ({})\n", E(s.path), E(s.target), E(s.reason));
   }

@@ -239,10 +239,7 @@ int Finalize(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout
 
   // The system log goes up last but one, so it holds everything above.
   std::vector<TransferItem> system_logs;
-  std::vector<SkippedSymlink> ignored;
-  PlanUpload(layout.system_logs(), prefix + kSystemLogsDir, layout.root, prefix, &system_logs,
-             &ignored)
-      .IgnoreError();
+  PlanSystemLogUpload(job, layout, &system_logs);
   UploadReport last = run->uploader->Upload(system_logs, "system log");
   record.upload_errors.insert(record.upload_errors.end(), last.errors.begin(), last.errors.end());
   journal->Save();

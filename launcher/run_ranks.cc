@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "base/net_util.h"
+#include "base/text.h"
 #include "launcher/exit_codes.h"
 #include "launcher/mpi_run.h"
 #include "launcher/run_uploads.h"
@@ -127,7 +128,7 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
     if (session != nullptr) session->ReleaseMasterPort();
   }
   ctx.reporter->Notice(fmt::format("run {}: {} rank(s) of {}", job.run_id, launches.size(),
-                                   fmt::join(ctx.journal->record().command, " ")));
+                                   ShellJoin(ctx.journal->record().command)));
   if (job.communicator == Communicator::kMpi) {
     MpiRunInputs mpi;
     mpi.assignment = &prepared->plan.assignment;

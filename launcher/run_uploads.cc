@@ -45,6 +45,14 @@ std::unique_ptr<LiveUploader> StartLiveUpload(const RunContext& ctx, const Loade
   return live;
 }
 
+void PlanSystemLogUpload(const JobConfig& job, const LocalRunLayout& layout,
+                         std::vector<TransferItem>* items) {
+  const std::string prefix = RunKey{job.experiment_name, job.run_id}.Prefix();
+  std::vector<SkippedSymlink> none;  // trainrun writes the folder: no links there
+  PlanUpload(layout.system_logs(), prefix + kSystemLogsDir, layout.root, prefix, items, &none)
+      .IgnoreError();
+}
+
 void UploadOutputsAndLogs(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout,
                           UploadReport* report) {
   const JobConfig& job = run->job;
@@ -61,6 +69,11 @@ void UploadOutputsAndLogs(const RunContext& ctx, LoadedRun* run, const LocalRunL
   // Every node has ./outputs and ./logs: merged with the other nodes' so that no
   // node's file silently replaces another's.
   if (ctx.cluster) items = ctx.cluster->session()->MergeUploads(std::move(items), prefix);
+  // The system log so far goes too, so the count below is what history holds of the
+  // run: after a failed preparation (no ranks, no outputs) that is the system log
+  // with the reason, not "0 file(s)". Finalize uploads it once more at the very end,
+  // with the lines written after this one.
+  PlanSystemLogUpload(job, layout, &items);
   for (const SkippedSymlink& link : report->skipped_symlinks) {
     if (link.reason != SkippedSymlink::kOutsideWorkdir) continue;  // nothing is missing
     ctx.reporter->Warning(

@@ -27,11 +27,18 @@ std::vector<std::pair<std::string, std::string>> LogDirs(const JobConfig& job,
 std::unique_ptr<LiveUploader> StartLiveUpload(const RunContext& ctx, const LoadedRun& run,
                                               const LocalRunLayout& layout);
 
-// Uploads ./outputs (when the job collects them) and LogDirs() with the run's
-// uploader (its retries and deadline), merged with the other nodes' on a
-// multi-node job; symlinks out of the working directory are warned about and
-// skipped. Adds files, bytes, errors and skipped links to `report`, and reports the
-// transfer. Never fails: what did not arrive is in `report`.
+// Adds this node's system_logs/ to `items`, as it is now; a folder that cannot be
+// read adds nothing.
+void PlanSystemLogUpload(const JobConfig& job, const LocalRunLayout& layout,
+                         std::vector<TransferItem>* items);
+
+// Uploads ./outputs (when the job collects them), LogDirs() and the system log so
+// far with the run's uploader (its retries and deadline), merged with the other
+// nodes' on a multi-node job; symlinks out of the working directory are warned
+// about and skipped. Adds files, bytes, errors and skipped links to `report`, and
+// reports the transfer (the count is what history holds of the run, so after a
+// failed preparation it is the system log). Never fails: what did not arrive is in
+// `report`.
 void UploadOutputsAndLogs(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout,
                           UploadReport* report);
 

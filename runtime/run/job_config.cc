@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "base/field_errors.h"
 #include "base/field_suggest.h"
 #include "base/input_limits.h"
 #include "base/json_depth.h"
@@ -28,54 +29,35 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// Collects errors as "pointer: message" and reads the members of one JSON object,
-// matching names case-insensitively and rejecting names it does not know.
-// A YAML file's errors also name the line: "job.runconfig:7: /nodeCount: ...". A field
-// that was translated is named as the file spells it (/entry_script, not /script).
-class Errors {
- public:
-  void Add(const std::string& pointer, std::string message) {
-    lines_.emplace_back(pointer, std::move(message));
-  }
-  bool empty() const { return lines_.empty(); }
-  void SetLines(std::map<std::string, int> lines) { yaml_lines_ = std::move(lines); }
-  void SetRenamed(std::vector<std::pair<std::string, std::string>> renamed) {
-    renamed_ = std::move(renamed);
-  }
-  Status ToStatus(const std::string& file) const {
-    std::string message;
-    for (const auto& [given, text] : lines_) {
-      std::string pointer = given;
-      for (const auto& [now, spelled] : renamed_) {
-        if (pointer == now || pointer.rfind(now + "/", 0) == 0) {
-          pointer = spelled + pointer.substr(now.size());
-          break;
-        }
-      }
-      if (!message.empty()) message += "\n";
-      message +=
-          fmt::format("{}{}: {}: {}", file, Line(pointer), pointer.empty() ? "/" : pointer, text);
-    }
-    return InvalidJobError(message);
-  }
-
- private:
-  // ":LINE" of the value at `pointer`, or of its nearest parent that has one.
-  std::string Line(std::string pointer) const {
-    if (yaml_lines_.empty()) return "";
+// The job file's errors, one line each: "FILE[:LINE]: POINTER: MESSAGE". A YAML file's
+// errors also name the line ("job.runconfig:7: /nodeCount: ..."), the value's or its
+// nearest parent's. A field that was translated is named as the file spells it
+// (/entry_script, not /script): `renamed` holds (trainrun's pointer, the file's).
+Status JobErrorsStatus(const FieldErrors& errors, const std::string& file,
+                       const std::map<std::string, int>& yaml_lines,
+                       const std::vector<std::pair<std::string, std::string>>& renamed) {
+  const auto line_of = [&](std::string pointer) -> std::string {
+    if (yaml_lines.empty()) return "";
     while (true) {
-      auto it = yaml_lines_.find(pointer);
-      if (it != yaml_lines_.end()) return fmt::format(":{}", it->second);
+      auto it = yaml_lines.find(pointer);
+      if (it != yaml_lines.end()) return fmt::format(":{}", it->second);
       const size_t slash = pointer.rfind('/');
       if (slash == std::string::npos) return "";
       pointer.resize(slash);
     }
-  }
-
-  std::vector<std::pair<std::string, std::string>> lines_;
-  std::map<std::string, int> yaml_lines_;
-  std::vector<std::pair<std::string, std::string>> renamed_;
-};
+  };
+  return errors.ToStatus([&](const FieldError& e) {
+    std::string pointer = e.pointer;
+    for (const auto& [now, spelled] : renamed) {
+      if (pointer == now || pointer.rfind(now + "/", 0) == 0) {
+        pointer = spelled + pointer.substr(now.size());
+        break;
+      }
+    }
+    return fmt::format("{}{}: {}: {}", file, line_of(pointer), pointer.empty() ? "/" : pointer,
+                       e.message);
+  });
+}
 
 // trainrun's names for an object, then Azure ML's for the same place (for "did you
 // mean", and accepted where another part of trainrun reads them).
@@ -89,46 +71,31 @@ std::vector<std::string> Known(std::vector<std::string> own, const std::string& 
   return own;
 }
 
+// Reads the members of one JSON object, matching names case-insensitively and
+// without '_' (base/field_errors.h), and refusing names it does not know.
 class ObjectReader {
  public:
-  ObjectReader(const json& object, std::string pointer, std::vector<std::string> known,
-               Errors* errors)
-      : object_(object), pointer_(std::move(pointer)), errors_(errors) {
-    for (auto it = object.begin(); it != object.end(); ++it) {
-      const std::string* match = nullptr;
-      for (const std::string& name : known) {
-        if (FieldKey(name) == FieldKey(it.key())) match = &name;
-      }
-      if (match == nullptr) {
-        std::string hint = NearestName(it.key(), known);
-        errors_->Add(Pointer(it.key()),
-                     hint.empty() ? fmt::format("unknown field; known fields here are {}",
-                                                fmt::join(known, ", "))
-                                  : fmt::format("unknown field; did you mean \"{}\"?", hint));
-        continue;
-      }
-      if (members_.count(*match) != 0) {
-        errors_->Add(Pointer(it.key()), fmt::format("\"{}\" is given twice", *match));
-      }
-      members_[*match] = &it.value();
-      spelled_[*match] = it.key();
-    }
-  }
+  ObjectReader(const json& object, std::string pointer, const std::vector<std::string>& known,
+               FieldErrors* errors)
+      : pointer_(std::move(pointer)),
+        errors_(errors),
+        members_(MatchFields(object, pointer_, known, errors, "field",
+                             /*ignore_underscores=*/true)) {}
 
   std::string Pointer(const std::string& name) const {
     return pointer_ + "/" + JsonPointerToken(name);
   }
   // The pointer with the name as the file spells it.
   std::string At(const std::string& name) const {
-    auto it = spelled_.find(name);
-    return Pointer(it == spelled_.end() ? name : it->second);
+    auto it = members_.find(name);
+    return it == members_.end() ? Pointer(name) : it->second.pointer;
   }
 
   // The member, or null when absent or JSON null.
   const json* Get(const std::string& name) const {
     auto it = members_.find(name);
-    if (it == members_.end() || it->second->is_null()) return nullptr;
-    return it->second;
+    if (it == members_.end() || it->second.value->is_null()) return nullptr;
+    return it->second.value;
   }
 
   bool String(const std::string& name, std::string* out, bool allow_empty = false) {
@@ -216,19 +183,17 @@ class ObjectReader {
     return v;
   }
 
-  Errors* errors() { return errors_; }
+  FieldErrors* errors() { return errors_; }
 
  private:
-  const json& object_;
   std::string pointer_;
-  Errors* errors_;
-  std::map<std::string, const json*> members_;
-  std::map<std::string, std::string> spelled_;
+  FieldErrors* errors_;
+  std::map<std::string, FieldMember> members_;
 };
 
 // Checks a path or URI field against base/input_limits.h; false, with an error
 // naming the field, when it is too long.
-bool PathFits(const std::string& value, const std::string& pointer, Errors* errors) {
+bool PathFits(const std::string& value, const std::string& pointer, FieldErrors* errors) {
   Status fits = CheckPathLength(value);
   if (!fits.ok()) errors->Add(pointer, fits.message());
   return fits.ok();
@@ -298,7 +263,7 @@ bool Choice(ObjectReader& reader, const std::string& name,
   return false;
 }
 
-void ParseData(const json& data, const std::string& pointer, Errors* errors,
+void ParseData(const json& data, const std::string& pointer, FieldErrors* errors,
                std::vector<DataReference>* out) {
   for (auto it = data.begin(); it != data.end(); ++it) {
     std::string at = pointer + "/" + it.key();
@@ -400,7 +365,7 @@ bool Number(ObjectReader& reader, const std::string& name, double min, double ma
 
 // maxRestarts, and the restarts section: {retryExitCodes, backoffSeconds,
 // backoffMaxSeconds}.
-void ParseRestarts(ObjectReader& top, Errors* errors, RestartPolicy* policy) {
+void ParseRestarts(ObjectReader& top, FieldErrors* errors, RestartPolicy* policy) {
   std::optional<int> max_restarts;
   if (top.Int("maxRestarts", 0, kMaxRestartsLimit, &max_restarts)) {
     policy->max_restarts = *max_restarts;
@@ -455,7 +420,7 @@ const json* Switch(ObjectReader& reader, const std::string& name, bool* enabled)
 }
 
 // A path relative to the working directory that stays inside it.
-bool InsideWorkdir(const std::string& value, const std::string& pointer, Errors* errors) {
+bool InsideWorkdir(const std::string& value, const std::string& pointer, FieldErrors* errors) {
   if (!PathFits(value, pointer, errors)) return false;
   const fs::path path = fs::path(value).lexically_normal();
   if (path.empty() || path == "." || path.is_absolute() || *path.begin() == "..") {
@@ -466,7 +431,7 @@ bool InsideWorkdir(const std::string& value, const std::string& pointer, Errors*
   return true;
 }
 
-void ParseCheckpoints(ObjectReader& top, Errors* errors, JobConfig* job) {
+void ParseCheckpoints(ObjectReader& top, FieldErrors* errors, JobConfig* job) {
   CheckpointConfig& out = job->checkpoints;
   const json* object = Switch(top, "checkpoints", &out.enabled);
   if (top.String("resumeFrom", &job->resume_from)) {
@@ -489,7 +454,7 @@ void ParseCheckpoints(ObjectReader& top, Errors* errors, JobConfig* job) {
   ByteSize(c, "maxUploadBytesPerSecond", &out.max_upload_bytes_per_second);
 }
 
-void ParsePreemption(ObjectReader& top, const fs::path& base, Errors* errors,
+void ParsePreemption(ObjectReader& top, const fs::path& base, FieldErrors* errors,
                      PreemptionConfig* out) {
   if (top.String("preemptionNoticeFile", &out->notice_file) &&
       PathFits(out->notice_file, top.At("preemptionNoticeFile"), errors)) {
@@ -534,7 +499,7 @@ void ParsePreemption(ObjectReader& top, const fs::path& base, Errors* errors,
   }
 }
 
-void ParsePreflight(ObjectReader& top, Errors* errors, PreflightConfig* out) {
+void ParsePreflight(ObjectReader& top, FieldErrors* errors, PreflightConfig* out) {
   const json* preflight = Switch(top, "preflight", &out->enabled);
   if (preflight == nullptr) return;
   ObjectReader p(*preflight, top.At("preflight"), {"health", "nccl", "onNoGpu"}, errors);
@@ -575,6 +540,217 @@ void ParsePreflight(ObjectReader& top, Errors* errors, PreflightConfig* out) {
     nccl.operations = ops;
   }
 }
+
+// What each top-level section's parser reads from and writes to.
+struct JobReader {
+  ObjectReader& top;
+  FieldErrors* errors;
+  JobConfig* job;
+  const fs::path& base;  // the job file's folder
+  const AzureMlTranslation& azureml;
+};
+
+// script, command, arguments and sourceDirectory.
+void ParseCommand(JobReader& r) {
+  ObjectReader& top = r.top;
+  FieldErrors& errors = *r.errors;
+  JobConfig& job = *r.job;
+  const fs::path& base = r.base;
+  const bool script_fits =
+      !top.String("script", &job.script) || PathFits(job.script, top.At("script"), &errors);
+  top.Scalars("command", &job.command);
+  if (!job.command.empty()) PathFits(job.command[0], top.At("command") + "/0", &errors);
+  if (top.Get("command") != nullptr && job.command.empty() && top.Get("command")->is_array()) {
+    errors.Add(top.At("command"), "must not be empty");
+  }
+  if (job.script.empty() && job.command.empty() && top.Get("script") == nullptr &&
+      top.Get("command") == nullptr) {
+    errors.Add("",
+               "one of \"script\" (a Python file in sourceDirectory) or \"command\" "
+               "(an argv array) is required");
+  }
+  if (!job.script.empty() && !job.command.empty()) {
+    errors.Add(top.At("command"), "give \"script\" or \"command\", not both");
+  }
+  top.Scalars("arguments", &job.arguments);
+
+  std::string source = ".";
+  // RunConfiguration.save() puts NAME.runconfig in the project's .azureml/ (or older
+  // aml_config/) folder, and the project is the source directory.
+  const std::string folder = base.filename().string();
+  if (r.azureml.azureml && (folder == ".azureml" || folder == "aml_config")) {
+    source = base.parent_path().string();
+  }
+  top.String("sourceDirectory", &source);
+  // The joined path is checked too: a relative sourceDirectory that fits may not
+  // once the job file's folder is in front of it.
+  if (PathFits(source, top.At("sourceDirectory"), &errors) &&
+      PathFits((base / source).string(), top.At("sourceDirectory"), &errors)) {
+    std::error_code ec;
+    fs::path canonical = fs::weakly_canonical(base / source, ec);
+    job.source_directory = ec ? (base / source).lexically_normal().string() : canonical.string();
+    struct stat st {};
+    if (stat(job.source_directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      errors.Add(top.At("sourceDirectory"),
+                 fmt::format("\"{}\" is not a directory", job.source_directory));
+    } else if (!job.script.empty() && script_fits) {
+      fs::path script = fs::path(job.source_directory) / job.script;
+      if (fs::path(job.script).is_absolute()) script = job.script;
+      if (!PathFits(script.string(), top.At("script"), &errors)) {
+        // Said above.
+      } else if (!fs::is_regular_file(script, ec)) {
+        errors.Add(top.At("script"), fmt::format("\"{}\" is not a file in sourceDirectory {}",
+                                                 job.script, job.source_directory));
+      }
+    }
+  }
+}
+
+// experimentName and runId.
+void ParseNames(JobReader& r) {
+  for (auto [name, out] :
+       {std::pair{"experimentName", &r.job->experiment_name}, std::pair{"runId", &r.job->run_id}}) {
+    if (r.top.String(name, out) && !IsValidRunName(*out)) {
+      r.errors->Add(r.top.At(name),
+                    fmt::format("\"{}\" must be 1-255 letters, digits, '_', '-' or '.', starting "
+                                "with a letter or digit",
+                                *out));
+    }
+  }
+}
+
+// communicator, nodeCount and rendezvous.
+void ParseNodes(JobReader& r) {
+  JobConfig& job = *r.job;
+  Choice<Communicator>(r.top, "communicator",
+                       {{"None", Communicator::kNone},
+                        {"Mpi", Communicator::kMpi},
+                        {"Nccl", Communicator::kNccl},
+                        {"Gloo", Communicator::kGloo},
+                        {"TensorFlow", Communicator::kTensorFlow},
+                        {"ParameterServer", Communicator::kParameterServer}},
+                       &job.communicator);
+  std::optional<int> node_count;
+  if (r.top.Int("nodeCount", 1, kMaxNodeCount, &node_count)) {
+    job.node_count = *node_count;
+    job.node_count_set = true;
+  }
+  if (const json* rendezvous = r.top.Object("rendezvous")) {
+    ObjectReader reader(*rendezvous, r.top.At("rendezvous"), {"headHost", "timeoutSeconds"},
+                        r.errors);
+    reader.String("headHost", &job.rendezvous.head_host);
+    reader.Int("timeoutSeconds", 1, 7 * 24 * 3600, &job.rendezvous.timeout_seconds);
+  }
+}
+
+// processCountPerNode (or mpi's), gpusPerProcess, binding and maxRunDurationSeconds.
+void ParseProcesses(JobReader& r) {
+  ObjectReader& top = r.top;
+  JobConfig& job = *r.job;
+  top.Int("processCountPerNode", 1, kMaxProcessesPerNode, &job.process_count_per_node);
+  if (const json* mpi = top.Object("mpi")) {
+    ObjectReader mpi_reader(*mpi, top.At("mpi"), Known({"processCountPerNode"}, "/mpi"), r.errors);
+    std::optional<int> count;
+    if (mpi_reader.Int("processCountPerNode", 1, kMaxProcessesPerNode, &count)) {
+      if (job.process_count_per_node && *job.process_count_per_node != *count) {
+        r.errors->Add(mpi_reader.At("processCountPerNode"),
+                      fmt::format("{} disagrees with /processCountPerNode {}", *count,
+                                  *job.process_count_per_node));
+      }
+      job.process_count_per_node = count;
+    }
+  }
+  top.Int("gpusPerProcess", 1, 64, &job.gpus_per_process);
+  Choice<BindingPolicy>(top, "binding",
+                        {{"auto", BindingPolicy::kAuto}, {"none", BindingPolicy::kNone}},
+                        &job.binding);
+  top.Int("maxRunDurationSeconds", 1, INT32_MAX, &job.max_run_duration_seconds);
+}
+
+// environment: its variables and python (python_env_spec.h).
+void ParseEnvironment(JobReader& r) {
+  const json* environment = r.top.Object("environment");
+  if (environment == nullptr) return;
+  JobConfig& job = *r.job;
+  ObjectReader env(*environment, r.top.At("environment"),
+                   Known({"environmentVariables", "python"}, "/environment"), r.errors);
+  if (const json* vars = env.Object("environmentVariables")) {
+    for (auto it = vars->begin(); it != vars->end(); ++it) {
+      std::string at = env.At("environmentVariables") + "/" + it.key();
+      if (!IsEnvName(it.key())) {
+        r.errors->Add(at, "not a valid environment variable name");
+      } else if (it.value().is_string()) {
+        job.environment_variables.emplace_back(it.key(), it.value().get<std::string>());
+      } else if (it.value().is_number() || it.value().is_boolean()) {
+        job.environment_variables.emplace_back(it.key(), it.value().dump());
+      } else {
+        r.errors->Add(at, fmt::format("must be a string, got {}", JsonTypeName(it.value())));
+      }
+    }
+  }
+  if (const json* python = env.Object("python")) {
+    ParsePythonSection(*python, env.At("python"), job.source_directory, &job.python, r.errors);
+    job.interpreter_path = job.python.interpreter_path;
+  }
+}
+
+// history: output collection, the folders watched, where it goes.
+void ParseHistory(JobReader& r) {
+  const json* history = r.top.Object("history");
+  if (history == nullptr) return;
+  HistoryConfig& out = r.job->history;
+  ObjectReader h(*history, r.top.At("history"),
+                 Known({"outputCollection", "directoriesToWatch", "uri"}, "/history"), r.errors);
+  h.Bool("outputCollection", &out.output_collection);
+  h.Scalars("directoriesToWatch", &out.directories_to_watch);
+  for (size_t i = 0; i < out.directories_to_watch.size(); ++i) {
+    const fs::path dir(out.directories_to_watch[i]);
+    const std::string at = fmt::format("{}/{}", h.At("directoriesToWatch"), i);
+    if (!PathFits(dir.string(), at, r.errors)) continue;
+    if (dir.empty() || dir.is_absolute() || *dir.begin() == "..") {
+      r.errors->Add(
+          at, fmt::format("\"{}\" must be a path inside the working directory", dir.string()));
+    }
+  }
+  if (h.String("uri", &out.uri)) PathFits(out.uri, h.At("uri"), r.errors);
+}
+
+// One part of the job file: the top-level names it reads, and its parser.
+struct Section {
+  std::vector<std::string> names;
+  void (*parse)(JobReader&);
+};
+
+// The top level knows exactly these names (and Azure ML's), and the parsers run in
+// this order: sourceDirectory is read before environment, whose conda file is
+// read from it.
+const Section kSections[] = {
+    {{"script", "command", "arguments", "sourceDirectory"}, ParseCommand},
+    {{"experimentName", "runId"}, ParseNames},
+    {{"communicator", "nodeCount", "rendezvous"}, ParseNodes},
+    {{"mpi", "processCountPerNode", "gpusPerProcess", "binding", "maxRunDurationSeconds"},
+     ParseProcesses},
+    {{"environment"}, ParseEnvironment},
+    {{"data"},
+     [](JobReader& r) {
+       if (const json* data = r.top.Object("data")) {
+         ParseData(*data, r.top.At("data"), r.errors, &r.job->data);
+       }
+     }},
+    {{"history"}, ParseHistory},
+    {{"preflight"}, [](JobReader& r) { ParsePreflight(r.top, r.errors, &r.job->preflight); }},
+    {{"tensorflow"},
+     [](JobReader& r) {
+       if (const json* tensorflow = r.top.Get("tensorflow")) {
+         ParseTensorFlowSection(*tensorflow, r.top.At("tensorflow"), &r.job->tensorflow, r.errors);
+       }
+     }},
+    {{"maxRestarts", "restarts"},
+     [](JobReader& r) { ParseRestarts(r.top, r.errors, &r.job->restarts); }},
+    {{"checkpoints", "resumeFrom"}, [](JobReader& r) { ParseCheckpoints(r.top, r.errors, r.job); }},
+    {{"preemptionNoticeFile", "preemptionNoticeUrl"},
+     [](JobReader& r) { ParsePreemption(r.top, r.base, r.errors, &r.job->preemption); }},
+};
 
 // Azure ML's defaults for a file written for it, and what the translation found.
 void ApplyAzureMl(const AzureMlTranslation& azureml, JobConfig* job) {
@@ -723,7 +899,7 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
     }
   }
 
-  Errors errors;
+  FieldErrors errors;
   JobConfig job;
   job.file = path;
   job.json = doc.dump();
@@ -731,193 +907,18 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
   AzureMlTranslation azureml;
   TranslateAzureMl(path, &doc, &azureml);
   for (const auto& [pointer, message] : azureml.errors) errors.Add(pointer, message);
-  errors.SetLines(std::move(yaml_lines));
-  errors.SetRenamed(azureml.renamed);
   json root = json::parse(doc.dump());
   std::error_code ec;
   fs::path absolute = fs::absolute(fs::path(path), ec);
   const fs::path base = (ec ? fs::path(path) : absolute).parent_path();
 
-  ObjectReader top(root, "",
-                   Known({"script",
-                          "command",
-                          "arguments",
-                          "sourceDirectory",
-                          "experimentName",
-                          "runId",
-                          "communicator",
-                          "nodeCount",
-                          "mpi",
-                          "processCountPerNode",
-                          "gpusPerProcess",
-                          "binding",
-                          "maxRunDurationSeconds",
-                          "environment",
-                          "data",
-                          "history",
-                          "rendezvous",
-                          "preflight",
-                          "tensorflow",
-                          "maxRestarts",
-                          "restarts",
-                          "checkpoints",
-                          "resumeFrom",
-                          "preemptionNoticeFile",
-                          "preemptionNoticeUrl"},
-                         ""),
-                   &errors);
-
-  const bool script_fits =
-      !top.String("script", &job.script) || PathFits(job.script, top.At("script"), &errors);
-  top.Scalars("command", &job.command);
-  if (!job.command.empty()) PathFits(job.command[0], top.At("command") + "/0", &errors);
-  if (top.Get("command") != nullptr && job.command.empty() && top.Get("command")->is_array()) {
-    errors.Add(top.At("command"), "must not be empty");
+  std::vector<std::string> names;
+  for (const Section& section : kSections) {
+    names.insert(names.end(), section.names.begin(), section.names.end());
   }
-  if (job.script.empty() && job.command.empty() && top.Get("script") == nullptr &&
-      top.Get("command") == nullptr) {
-    errors.Add("",
-               "one of \"script\" (a Python file in sourceDirectory) or \"command\" "
-               "(an argv array) is required");
-  }
-  if (!job.script.empty() && !job.command.empty()) {
-    errors.Add(top.At("command"), "give \"script\" or \"command\", not both");
-  }
-  top.Scalars("arguments", &job.arguments);
-
-  std::string source = ".";
-  // RunConfiguration.save() puts NAME.runconfig in the project's .azureml/ (or older
-  // aml_config/) folder, and the project is the source directory.
-  const std::string folder = base.filename().string();
-  if (azureml.azureml && (folder == ".azureml" || folder == "aml_config")) {
-    source = base.parent_path().string();
-  }
-  top.String("sourceDirectory", &source);
-  // The joined path is checked too: a relative sourceDirectory that fits may not
-  // once the job file's folder is in front of it.
-  if (PathFits(source, top.At("sourceDirectory"), &errors) &&
-      PathFits((base / source).string(), top.At("sourceDirectory"), &errors)) {
-    fs::path canonical = fs::weakly_canonical(base / source, ec);
-    job.source_directory = ec ? (base / source).lexically_normal().string() : canonical.string();
-    struct stat st {};
-    if (stat(job.source_directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      errors.Add(top.At("sourceDirectory"),
-                 fmt::format("\"{}\" is not a directory", job.source_directory));
-    } else if (!job.script.empty() && script_fits) {
-      fs::path script = fs::path(job.source_directory) / job.script;
-      if (fs::path(job.script).is_absolute()) script = job.script;
-      if (!PathFits(script.string(), top.At("script"), &errors)) {
-        // Said above.
-      } else if (!fs::is_regular_file(script, ec)) {
-        errors.Add(top.At("script"), fmt::format("\"{}\" is not a file in sourceDirectory {}",
-                                                 job.script, job.source_directory));
-      }
-    }
-  }
-
-  if (top.String("experimentName", &job.experiment_name) && !IsValidRunName(job.experiment_name)) {
-    errors.Add(top.At("experimentName"),
-               fmt::format("\"{}\" must be 1-255 letters, digits, '_', '-' or '.', starting "
-                           "with a letter or digit",
-                           job.experiment_name));
-  }
-  if (top.String("runId", &job.run_id) && !IsValidRunName(job.run_id)) {
-    errors.Add(top.At("runId"), fmt::format("\"{}\" must be 1-255 letters, digits, '_', '-' "
-                                            "or '.', starting with a letter or digit",
-                                            job.run_id));
-  }
-  Choice<Communicator>(top, "communicator",
-                       {{"None", Communicator::kNone},
-                        {"Mpi", Communicator::kMpi},
-                        {"Nccl", Communicator::kNccl},
-                        {"Gloo", Communicator::kGloo},
-                        {"TensorFlow", Communicator::kTensorFlow},
-                        {"ParameterServer", Communicator::kParameterServer}},
-                       &job.communicator);
-  std::optional<int> node_count;
-  if (top.Int("nodeCount", 1, kMaxNodeCount, &node_count)) {
-    job.node_count = *node_count;
-    job.node_count_set = true;
-  }
-  if (const json* rendezvous = top.Object("rendezvous")) {
-    ObjectReader r(*rendezvous, top.At("rendezvous"), {"headHost", "timeoutSeconds"}, &errors);
-    r.String("headHost", &job.rendezvous.head_host);
-    r.Int("timeoutSeconds", 1, 7 * 24 * 3600, &job.rendezvous.timeout_seconds);
-  }
-
-  top.Int("processCountPerNode", 1, kMaxProcessesPerNode, &job.process_count_per_node);
-  if (const json* mpi = top.Object("mpi")) {
-    ObjectReader mpi_reader(*mpi, top.At("mpi"), Known({"processCountPerNode"}, "/mpi"), &errors);
-    std::optional<int> count;
-    if (mpi_reader.Int("processCountPerNode", 1, kMaxProcessesPerNode, &count)) {
-      if (job.process_count_per_node && *job.process_count_per_node != *count) {
-        errors.Add(mpi_reader.At("processCountPerNode"),
-                   fmt::format("{} disagrees with /processCountPerNode {}", *count,
-                               *job.process_count_per_node));
-      }
-      job.process_count_per_node = count;
-    }
-  }
-  top.Int("gpusPerProcess", 1, 64, &job.gpus_per_process);
-  Choice<BindingPolicy>(top, "binding",
-                        {{"auto", BindingPolicy::kAuto}, {"none", BindingPolicy::kNone}},
-                        &job.binding);
-  top.Int("maxRunDurationSeconds", 1, INT32_MAX, &job.max_run_duration_seconds);
-
-  if (const json* environment = top.Object("environment")) {
-    ObjectReader env(*environment, top.At("environment"),
-                     Known({"environmentVariables", "python"}, "/environment"), &errors);
-    if (const json* vars = env.Object("environmentVariables")) {
-      for (auto it = vars->begin(); it != vars->end(); ++it) {
-        std::string at = env.At("environmentVariables") + "/" + it.key();
-        if (!IsEnvName(it.key())) {
-          errors.Add(at, "not a valid environment variable name");
-        } else if (it.value().is_string()) {
-          job.environment_variables.emplace_back(it.key(), it.value().get<std::string>());
-        } else if (it.value().is_number() || it.value().is_boolean()) {
-          job.environment_variables.emplace_back(it.key(), it.value().dump());
-        } else {
-          errors.Add(at, fmt::format("must be a string, got {}", JsonTypeName(it.value())));
-        }
-      }
-    }
-    if (const json* python = env.Object("python")) {
-      for (const PythonFieldError& e :
-           ParsePythonSection(*python, env.At("python"), job.source_directory, &job.python)) {
-        errors.Add(e.pointer, e.message);
-      }
-      job.interpreter_path = job.python.interpreter_path;
-    }
-  }
-
-  if (const json* data = top.Object("data")) ParseData(*data, top.At("data"), &errors, &job.data);
-
-  if (const json* history = top.Object("history")) {
-    ObjectReader h(*history, top.At("history"),
-                   Known({"outputCollection", "directoriesToWatch", "uri"}, "/history"), &errors);
-    h.Bool("outputCollection", &job.history.output_collection);
-    h.Scalars("directoriesToWatch", &job.history.directories_to_watch);
-    for (size_t i = 0; i < job.history.directories_to_watch.size(); ++i) {
-      const fs::path dir(job.history.directories_to_watch[i]);
-      const std::string at = fmt::format("{}/{}", h.At("directoriesToWatch"), i);
-      if (!PathFits(dir.string(), at, &errors)) continue;
-      if (dir.empty() || dir.is_absolute() || *dir.begin() == "..") {
-        errors.Add(at,
-                   fmt::format("\"{}\" must be a path inside the working directory", dir.string()));
-      }
-    }
-    if (h.String("uri", &job.history.uri)) PathFits(job.history.uri, h.At("uri"), &errors);
-  }
-
-  ParsePreflight(top, &errors, &job.preflight);
-  if (const json* tensorflow = top.Get("tensorflow")) {
-    std::vector<std::pair<std::string, std::string>> tf_errors;
-    ParseTensorFlowSection(*tensorflow, top.At("tensorflow"), &job.tensorflow, &tf_errors);
-    for (auto& [pointer, message] : tf_errors) errors.Add(pointer, message);
-  }
-  ParseRestarts(top, &errors, &job.restarts);
-  ParseCheckpoints(top, &errors, &job);
-  ParsePreemption(top, base, &errors, &job.preemption);
+  ObjectReader top(root, "", Known(names, ""), &errors);
+  JobReader reader{top, &errors, &job, base, azureml};
+  for (const Section& section : kSections) section.parse(reader);
 
   // Placeholders are checked now so a typo fails before anything starts.
   std::vector<std::string> data_names;
@@ -933,7 +934,7 @@ Result<JobConfig> ParseJobText(const std::string& text, const std::string& path)
 
   ApplyAzureMl(azureml, &job);
 
-  if (!errors.empty()) return errors.ToStatus(path);
+  if (!errors.empty()) return JobErrorsStatus(errors, path, yaml_lines, azureml.renamed);
   return job;
 }
 

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "runtime/store/xml.h"
+
 namespace trainrun {
 
 namespace {
@@ -23,23 +25,6 @@ constexpr int kLegendRows = 12;
 // Matplotlib's tab10: told apart by most people, colour-blind ones included.
 constexpr const char* kColours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
-
-std::string Escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default:
-        // Control characters are not allowed in XML 1.0.
-        if (static_cast<unsigned char>(c) >= 0x20 || c == '\t') out += c;
-    }
-  }
-  return out;
-}
 
 // A 1, 2 or 5 times a power of ten that cuts [lo, hi] into about kTicks pieces.
 double TickStep(double lo, double hi) {
@@ -66,11 +51,11 @@ Range Padded(double lo, double hi, bool integral) {
 }
 
 std::string Panel(const std::string& name, const std::map<int, MetricSeries>& ranks, int top) {
-  std::string svg = fmt::format("<g class=\"metric\" data-metric=\"{}\">\n", Escape(name));
+  std::string svg = fmt::format("<g class=\"metric\" data-metric=\"{}\">\n", XmlEscape(name));
   const int x0 = kLeft, x1 = kWidth - kRight;
   const int y0 = top + kTop, y1 = top + kPanelHeight - kBottom;
   svg += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"16\" font-weight=\"bold\">{}</text>\n",
-                     x0, top + 22, Escape(name));
+                     x0, top + 22, XmlEscape(name));
 
   bool any = false;
   double step_lo = 0, step_hi = 0, lo = 0, hi = 0;
@@ -191,7 +176,7 @@ std::string RenderMetricsSvg(const RunMetrics& metrics, const std::string& title
       "viewBox=\"0 0 {0} {1}\" font-family=\"sans-serif\">\n"
       "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
       "<text x=\"{2}\" y=\"24\" font-size=\"18\">{3}</text>\n",
-      kWidth, height, kLeft, Escape(title));
+      kWidth, height, kLeft, XmlEscape(title));
   int top = kTitleHeight;
   for (const auto& [name, ranks] : metrics.metrics) {
     svg += Panel(name, ranks, top);

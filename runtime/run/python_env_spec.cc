@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "base/field_errors.h"
 #include "base/field_suggest.h"
 #include "base/input_limits.h"
 #include "base/text.h"
@@ -28,35 +29,25 @@ const std::vector<std::string> kPythonFields = {"interpreterPath",      "userMan
                                                 "baseCondaEnvironment", "pipPackages",
                                                 "condaPackages"};
 
-class Collector {
- public:
-  explicit Collector(std::vector<PythonFieldError>* errors) : errors_(errors) {}
-  void Add(const std::string& pointer, std::string message) {
-    errors_->push_back({pointer, std::move(message)});
+// The strings of an array, or an error naming the member that is not one.
+bool Strings(const json& value, const std::string& at, std::vector<std::string>* out,
+             FieldErrors* errors) {
+  if (!value.is_array()) {
+    errors->Add(at, fmt::format("must be an array of strings, got {}", JsonTypeName(value)));
+    return false;
   }
-
-  // The strings of an array, or an error naming the member that is not one.
-  bool Strings(const json& value, const std::string& at, std::vector<std::string>* out) {
-    if (!value.is_array()) {
-      Add(at, fmt::format("must be an array of strings, got {}", JsonTypeName(value)));
-      return false;
+  bool ok = true;
+  for (size_t i = 0; i < value.size(); ++i) {
+    if (!value[i].is_string() || TrimSpace(value[i].get<std::string>()).empty()) {
+      errors->Add(fmt::format("{}/{}", at, i),
+                  fmt::format("must be a package as a string, got {}", value[i].dump()));
+      ok = false;
+      continue;
     }
-    bool ok = true;
-    for (size_t i = 0; i < value.size(); ++i) {
-      if (!value[i].is_string() || TrimSpace(value[i].get<std::string>()).empty()) {
-        Add(fmt::format("{}/{}", at, i),
-            fmt::format("must be a package as a string, got {}", value[i].dump()));
-        ok = false;
-        continue;
-      }
-      out->emplace_back(TrimSpace(value[i].get<std::string>()));
-    }
-    return ok;
+    out->emplace_back(TrimSpace(value[i].get<std::string>()));
   }
-
- private:
-  std::vector<PythonFieldError>* errors_;
-};
+  return ok;
+}
 
 // "numpy>=1.2" -> "numpy"; "conda-forge::xz" -> "xz".
 std::string PackageName(const std::string& spec) {
@@ -80,7 +71,7 @@ std::string VersionOf(const std::string& spec) {
 
 // A conda environment (`name`, `channels`, `dependencies` with a `pip:` sublist) into
 // `spec`.
-void ReadCondaEnvironment(const json& conda, const std::string& at, Collector* errors,
+void ReadCondaEnvironment(const json& conda, const std::string& at, FieldErrors* errors,
                           PythonEnvSpec* spec) {
   if (!conda.is_object()) {
     errors->Add(at, fmt::format("must be a conda environment (an object with \"dependencies\"), "
@@ -91,7 +82,7 @@ void ReadCondaEnvironment(const json& conda, const std::string& at, Collector* e
   for (auto it = conda.begin(); it != conda.end(); ++it) {
     const std::string member = at + "/" + JsonPointerToken(it.key());
     if (it.key() == "channels") {
-      if (!it.value().is_null()) errors->Strings(it.value(), member, &spec->channels);
+      if (!it.value().is_null()) Strings(it.value(), member, &spec->channels, errors);
     } else if (it.key() == "dependencies") {
       if (it.value().is_null()) continue;
       if (!it.value().is_array()) {
@@ -102,7 +93,7 @@ void ReadCondaEnvironment(const json& conda, const std::string& at, Collector* e
         const json& dep = it.value()[i];
         const std::string dep_at = fmt::format("{}/{}", member, i);
         if (dep.is_object() && dep.size() == 1 && dep.contains("pip")) {
-          if (!dep["pip"].is_null()) errors->Strings(dep["pip"], dep_at + "/pip", &spec->pip);
+          if (!dep["pip"].is_null()) Strings(dep["pip"], dep_at + "/pip", &spec->pip, errors);
         } else if (dep.is_string() && !TrimSpace(dep.get<std::string>()).empty()) {
           const std::string package(TrimSpace(dep.get<std::string>()));
           const std::string name = PackageName(package);
@@ -159,53 +150,35 @@ YamlResult ParseYamlAsJson(const std::string& text) {
   return result;
 }
 
-std::vector<PythonFieldError> ParsePythonSection(const json& python, const std::string& pointer,
-                                                 const std::string& source_directory,
-                                                 PythonEnvSpec* spec) {
-  std::vector<PythonFieldError> out;
-  Collector errors(&out);
-  std::map<std::string, std::pair<std::string, const json*>> members;  // known name -> spelled
-  for (auto it = python.begin(); it != python.end(); ++it) {
-    const std::string at = pointer + "/" + JsonPointerToken(it.key());
-    const std::string* match = nullptr;
-    for (const std::string& name : kPythonFields) {
-      if (ToLower(name) == ToLower(it.key())) match = &name;
-    }
-    if (match == nullptr) {
-      std::string hint = NearestName(it.key(), kPythonFields);
-      errors.Add(at, hint.empty() ? fmt::format("unknown field; known fields here are {}",
-                                                fmt::join(kPythonFields, ", "))
-                                  : fmt::format("unknown field; did you mean \"{}\"?", hint));
-      continue;
-    }
-    if (members.count(*match) != 0) {
-      errors.Add(at, fmt::format("\"{}\" is given twice", *match));
-    }
-    if (!it.value().is_null()) members[*match] = {at, &it.value()};
-  }
+void ParsePythonSection(const json& python, const std::string& pointer,
+                        const std::string& source_directory, PythonEnvSpec* spec,
+                        FieldErrors* errors) {
+  const std::map<std::string, FieldMember> members =
+      MatchFields(python, pointer, kPythonFields, errors);
+  // JSON null is "not given", as elsewhere in the job file.
   auto get = [&](const std::string& name) -> const json* {
     auto it = members.find(name);
-    return it == members.end() ? nullptr : it->second.second;
+    return it == members.end() || it->second.value->is_null() ? nullptr : it->second.value;
   };
   auto at = [&](const std::string& name) {
     auto it = members.find(name);
-    return it == members.end() ? pointer + "/" + name : it->second.first;
+    return it == members.end() ? pointer + "/" + name : it->second.pointer;
   };
 
   if (const json* v = get("interpreterPath")) {
     if (!v->is_string() || v->get<std::string>().empty()) {
-      errors.Add(at("interpreterPath"),
-                 fmt::format("must be a non-empty string, got {}", v->dump()));
+      errors->Add(at("interpreterPath"),
+                  fmt::format("must be a non-empty string, got {}", v->dump()));
     } else if (Status fits = CheckPathLength(v->get<std::string>()); !fits.ok()) {
-      errors.Add(at("interpreterPath"), fits.message());
+      errors->Add(at("interpreterPath"), fits.message());
     } else {
       spec->interpreter_path = v->get<std::string>();
     }
   }
   if (const json* v = get("userManagedDependencies")) {
     if (!v->is_boolean()) {
-      errors.Add(at("userManagedDependencies"),
-                 fmt::format("must be true or false, got {}", JsonTypeName(*v)));
+      errors->Add(at("userManagedDependencies"),
+                  fmt::format("must be true or false, got {}", JsonTypeName(*v)));
     } else {
       spec->user_managed_dependencies = v->get<bool>();
       spec->use_requirements_file = !v->get<bool>();
@@ -215,54 +188,54 @@ std::vector<PythonFieldError> ParsePythonSection(const json& python, const std::
   const json* inline_conda = get("condaDependencies");
   const json* conda_file = get("condaDependenciesFile");
   if (inline_conda != nullptr && conda_file != nullptr) {
-    errors.Add(at("condaDependenciesFile"),
-               "give condaDependencies or condaDependenciesFile, not both");
+    errors->Add(at("condaDependenciesFile"),
+                "give condaDependencies or condaDependenciesFile, not both");
   } else if (inline_conda != nullptr) {
     spec->conda_source = "condaDependencies";
     if (inline_conda->is_string()) {
       // conda's own YAML, pasted as a string.
       YamlResult yaml = ParseYamlAsJson(inline_conda->get<std::string>());
       if (!yaml.error.empty()) {
-        errors.Add(at("condaDependencies"), "not valid YAML: " + yaml.error);
+        errors->Add(at("condaDependencies"), "not valid YAML: " + yaml.error);
       } else {
-        ReadCondaEnvironment(yaml.value, at("condaDependencies"), &errors, spec);
+        ReadCondaEnvironment(yaml.value, at("condaDependencies"), errors, spec);
       }
     } else {
-      ReadCondaEnvironment(*inline_conda, at("condaDependencies"), &errors, spec);
+      ReadCondaEnvironment(*inline_conda, at("condaDependencies"), errors, spec);
     }
   } else if (conda_file != nullptr) {
     const std::string field = at("condaDependenciesFile");
     if (!conda_file->is_string() || conda_file->get<std::string>().empty()) {
-      errors.Add(field,
-                 fmt::format("must be a path in sourceDirectory, got {}", conda_file->dump()));
+      errors->Add(field,
+                  fmt::format("must be a path in sourceDirectory, got {}", conda_file->dump()));
     } else if (Status fits = CheckPathLength(conda_file->get<std::string>()); !fits.ok()) {
-      errors.Add(field, fits.message());
+      errors->Add(field, fits.message());
     } else {
       const std::string name = conda_file->get<std::string>();
       const fs::path path = fs::path(source_directory) / name;
       std::error_code ec;
       spec->conda_source = fmt::format("condaDependenciesFile ({})", name);
       if (!fs::is_regular_file(path, ec)) {
-        errors.Add(field, fmt::format("\"{}\" is not a file in sourceDirectory {}", name,
-                                      source_directory));
+        errors->Add(field, fmt::format("\"{}\" is not a file in sourceDirectory {}", name,
+                                       source_directory));
       } else if (fs::file_size(path, ec) > kMaxCondaFileBytes) {
-        errors.Add(field, fmt::format("\"{}\" is larger than {} bytes", name, kMaxCondaFileBytes));
+        errors->Add(field, fmt::format("\"{}\" is larger than {} bytes", name, kMaxCondaFileBytes));
       } else {
         std::ifstream in(path);
         std::stringstream text;
         text << in.rdbuf();
         YamlResult yaml = ParseYamlAsJson(text.str());
         if (!yaml.error.empty()) {
-          errors.Add(field, fmt::format("{}: not valid YAML: {}", path.string(), yaml.error));
+          errors->Add(field, fmt::format("{}: not valid YAML: {}", path.string(), yaml.error));
         } else {
-          ReadCondaEnvironment(yaml.value, field, &errors, spec);
+          ReadCondaEnvironment(yaml.value, field, errors, spec);
         }
       }
     }
   }
   if (const json* v = get("condaPackages")) {
     std::vector<std::string> packages;
-    errors.Strings(*v, at("condaPackages"), &packages);
+    Strings(*v, at("condaPackages"), &packages, errors);
     for (const std::string& p : packages) {
       if (PackageName(p) == "python") {
         spec->python_version = VersionOf(p);
@@ -271,7 +244,7 @@ std::vector<PythonFieldError> ParsePythonSection(const json& python, const std::
       }
     }
   }
-  if (const json* v = get("pipPackages")) errors.Strings(*v, at("pipPackages"), &spec->pip);
+  if (const json* v = get("pipPackages")) Strings(*v, at("pipPackages"), &spec->pip, errors);
   // Azure ML's own SDK packages (a saved default RunConfiguration lists
   // azureml-defaults): trainrun ships the Run API they provide (README "Metrics"), and
   // the real one would send the script's metrics to the Azure ML service instead of
@@ -305,7 +278,6 @@ std::vector<PythonFieldError> ParsePythonSection(const json& python, const std::
                     "runs the script as it is",
                     at("userManagedDependencies")));
   }
-  return out;
 }
 
 }  // namespace trainrun

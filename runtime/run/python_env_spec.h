@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/field_errors.h"
+
 namespace trainrun {
 
 // The file in the source directory whose requirements are installed when
@@ -50,20 +52,14 @@ struct PythonEnvSpec {
   }
 };
 
-struct PythonFieldError {
-  std::string pointer;  // the JSON pointer of the field at fault
-  std::string message;
-};
-
 // Reads `python` (the object at JSON pointer `pointer`, "/environment/python") into
 // `spec`. Names are matched case-insensitively; unknown names are errors suggesting
 // the nearest known one. condaDependenciesFile is read relative to
-// `source_directory` (YAML, or JSON, which is YAML too). Returns every error found,
-// each naming its field; empty when the section is valid.
-std::vector<PythonFieldError> ParsePythonSection(const nlohmann::json& python,
-                                                 const std::string& pointer,
-                                                 const std::string& source_directory,
-                                                 PythonEnvSpec* spec);
+// `source_directory` (YAML, or JSON, which is YAML too). Adds every error found to
+// `errors`, each naming its field; adds none when the section is valid.
+void ParsePythonSection(const nlohmann::json& python, const std::string& pointer,
+                        const std::string& source_directory, PythonEnvSpec* spec,
+                        FieldErrors* errors);
 
 // YAML text as JSON (mappings to objects, sequences to arrays, scalars to strings,
 // empty values to null), for conda environment files; never throws.

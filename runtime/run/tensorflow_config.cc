@@ -3,8 +3,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "base/field_errors.h"
 #include "base/field_suggest.h"
-#include "base/text.h"
 
 namespace trainrun {
 namespace {
@@ -26,32 +26,19 @@ std::string TfRoles::Describe() const {
 }
 
 void ParseTensorFlowSection(const nlohmann::json& section, const std::string& pointer,
-                            TensorFlowConfig* out,
-                            std::vector<std::pair<std::string, std::string>>* errors) {
-  const std::vector<std::string> known = {"workerCount", "parameterServerCount", "chief"};
+                            TensorFlowConfig* out, FieldErrors* errors) {
   if (!section.is_object()) {
-    errors->emplace_back(pointer, fmt::format("must be an object, got {}", JsonTypeName(section)));
+    errors->Add(pointer, fmt::format("must be an object, got {}", JsonTypeName(section)));
     return;
   }
-  for (auto it = section.begin(); it != section.end(); ++it) {
-    const std::string at = pointer + "/" + JsonPointerToken(it.key());
-    std::string name;
-    for (const std::string& k : known) {
-      if (ToLower(k) == ToLower(it.key())) name = k;
-    }
-    if (name.empty()) {
-      const std::string hint = NearestName(it.key(), known);
-      errors->emplace_back(
-          at, hint.empty()
-                  ? fmt::format("unknown field; known fields here are {}", fmt::join(known, ", "))
-                  : fmt::format("unknown field; did you mean \"{}\"?", hint));
-      continue;
-    }
-    const nlohmann::json& v = it.value();
+  for (const auto& [name, member] :
+       MatchFields(section, pointer, {"workerCount", "parameterServerCount", "chief"}, errors)) {
+    const nlohmann::json& v = *member.value;
+    const std::string& at = member.pointer;
     if (v.is_null()) continue;
     if (name == "chief") {
       if (!v.is_boolean()) {
-        errors->emplace_back(at, fmt::format("must be true or false, got {}", JsonTypeName(v)));
+        errors->Add(at, fmt::format("must be true or false, got {}", JsonTypeName(v)));
       } else {
         out->chief = v.get<bool>();
       }
@@ -68,7 +55,7 @@ void ParseTensorFlowSection(const nlohmann::json& section, const std::string& po
       value = v.get<int64_t>();
     }
     if (value < min || value > kMaxTfTasks) {
-      errors->emplace_back(
+      errors->Add(
           at, fmt::format("must be an integer from {} to {}, got {}", min, kMaxTfTasks, v.dump()));
       continue;
     }

@@ -40,6 +40,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "base/field_errors.h"
+
 namespace trainrun {
 
 constexpr int kMaxTfTasks = 65536;
@@ -72,12 +74,11 @@ struct TensorFlowConfig {
 };
 
 // Reads `section` (the value of /tensorflow, found at `pointer`) into `out`.
-// Field names match case-insensitively. Each problem is appended to `errors` as
-// (JSON pointer, message): an unknown field (with the nearest known name), a
+// Field names match case-insensitively. Each problem is added to `errors`, naming
+// its field: an unknown field (with the nearest known name), one given twice, a
 // value that is not an integer in range or not a boolean. Never throws.
 void ParseTensorFlowSection(const nlohmann::json& section, const std::string& pointer,
-                            TensorFlowConfig* out,
-                            std::vector<std::pair<std::string, std::string>>* errors);
+                            TensorFlowConfig* out, FieldErrors* errors);
 
 // The tasks node `node_rank` of `node_count` runs, in local rank order.
 std::vector<TfTask> TfTasksOnNode(const TfRoles& roles, int node_count, int node_rank);

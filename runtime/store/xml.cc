@@ -67,7 +67,11 @@ std::string XmlEscape(std::string_view text) {
       case '<': out += "&lt;"; break;
       case '>': out += "&gt;"; break;
       case '"': out += "&quot;"; break;
-      default: out += c;
+      case '\'': out += "&apos;"; break;
+      default:
+        // XML 1.0 does not allow most control characters, and a line break in an
+        // attribute would be read back as a space.
+        if (static_cast<unsigned char>(c) >= 0x20 || c == '\t') out += c;
     }
   }
   return out;

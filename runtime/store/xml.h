@@ -27,7 +27,8 @@ struct XmlElement {
 // predefined ones. `what` names the document in errors.
 Result<XmlElement> ParseXml(std::string_view text, std::string_view what);
 
-// Escapes & < > " for element text.
+// `text` for element text or an attribute value (in either quotes): & < > " ' as
+// entities; control characters other than tab dropped. UTF-8 passes unchanged.
 std::string XmlEscape(std::string_view text);
 
 }  // namespace trainrun

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/fakes/checkpoint_rank.h"
 #include "tests/fakes/metadata_server.h"
 #include "tests/launcher/trainrun_runner.h"
 
@@ -21,28 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-// A rank that counts steps and saves the last one when told to stop: it resumes
-// from the newest checkpoint trainrun restored, if any, and says so.
-constexpr const char* kCountingRank = R"(
-import os, signal, sys, time
-from trainrun import checkpoint
-last = checkpoint.latest()
-if last is not None:
-    print(f"resumed from {last.name} at step {last.read_text()}", flush=True)
-    sys.exit(0)
-step = 0
-def stop(*_):
-    with checkpoint.saving("last.pt") as path:
-        path.write_text(str(step))
-    print(f"saved step {step}", flush=True)
-    sys.exit(0)
-signal.signal(signal.SIGTERM, stop)
-open(os.environ["STARTED"], "w").close()
-while True:
-    step += 1
-    time.sleep(0.02)
-)";
 
 class CheckpointTest : public ::testing::Test {
  protected:
@@ -55,17 +34,7 @@ class CheckpointTest : public ::testing::Test {
   }
   void WriteRank(const std::string& code) { WriteFile(dir_ / "src/rank.py", code); }
   std::unique_ptr<TrainrunProcess> Start(const std::string& run_id) {
-    std::vector<std::string> argv = {TrainrunBinary(), "run",      dir_ / "job.json",
-                                     "--history",      history(),  "--workdir",
-                                     dir_ / "work",    "--run-id", run_id,
-                                     "--console",      "none"};
-    const std::string where = dir_ / run_id;
-    fs::create_directories(where);
-    return std::make_unique<TrainrunProcess>(argv, Env(), where);
-  }
-  std::vector<std::string> Env() const {
-    return {"PYTHONPATH=" + SourceRoot() + "/python", "STARTED=" + (dir_ / "started"),
-            "GO=" + (dir_ / "go")};
+    return StartCheckpointRun(dir_, history(), run_id, {"GO=" + (dir_ / "go")});
   }
   std::string history() const { return dir_ / "history"; }
   std::string RunDir(const std::string& run_id) const { return history() + "/ckpt/" + run_id; }

@@ -85,6 +85,28 @@ TEST_F(HistoryCommandTest, ListShowFilesDownloadLogs) {
   EXPECT_EQ(History({"logs", "r0", "--follow"}).out, "line-from-0\n");  // ended: prints and returns
 }
 
+// The command on the console's "N rank(s) of" line and in history show is quoted the
+// way a shell reads it back (base/text.h ShellQuote), so either can be pasted.
+TEST(CommandLineTest, TheConsoleAndHistoryShowQuoteTheCommandForAShell) {
+  TempDir dir;
+  WriteFile(dir / "src/a.txt", "a");
+  json job = {{"command", {"/bin/echo", "two words", "it's", "--plain=1"}},
+              {"sourceDirectory", "src"},
+              {"experimentName", "exp"},
+              {"runId", "quoted"}};
+  WriteFile(dir / "job.json", job.dump());
+  Invocation r = RunTrainrun(
+      {"run", dir / "job.json", "--history", dir / "hist", "--workdir", dir / "work"}, dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string line = R"(/bin/echo 'two words' 'it'\''s' --plain=1)";
+  EXPECT_NE((r.out + r.err).find("1 rank(s) of " + line + "\n"), std::string::npos)
+      << r.out << r.err;
+  Invocation show =
+      RunTrainrun({"history", "--history", dir / "hist", "show", "quoted"}, dir.path());
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_NE(show.out.find("command:     " + line + "\n"), std::string::npos) << show.out;
+}
+
 TEST_F(HistoryCommandTest, MissingRunsAndFilesExit66) {
   Invocation r = History({"show", "nope"});
   EXPECT_EQ(r.exit_code, 66);

@@ -133,6 +133,20 @@ TEST_F(PythonEnvRunTest, FailedInstallStopsTheJobBeforeTheRanksWithExit65) {
   json record = json::parse(ReadFile(dir_ / "history/deps/broken/run.json"));
   EXPECT_EQ(record["status"], "Failed");
   EXPECT_NE(SystemLog("broken").find("pip: ERROR:"), std::string::npos);
+  // The count says what history got: the system log with pip's lines, not 0 files.
+  EXPECT_NE(r.err.find("/history: 1 file(s), "), std::string::npos) << r.err;
+  // history show prints pip's last lines as lines of their own, under the first.
+  Invocation show =
+      RunTrainrun({"history", "--history", dir_ / "history", "show", "broken"}, dir_.path());
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_NE(show.out.find("its last lines (all of them are in the system log):\n               "),
+            std::string::npos)
+      << show.out;
+  EXPECT_NE(show.out.find("\n               ERROR: No matching distribution found for "
+                          "tinypkg_missing==9.9\n"),
+            std::string::npos)
+      << show.out;
+  EXPECT_EQ(show.out.find("\\n"), std::string::npos) << show.out;
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/store/store_factory.h"
+#include "tests/fakes/checkpoint_rank.h"
 #include "tests/launcher/trainrun_runner.h"
 #include "tests/stores/store_server.h"
 #include "tests/test_util.h"
@@ -21,26 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-constexpr const char* kRank = R"(
-import os, signal, sys, time
-from trainrun import checkpoint
-last = checkpoint.latest()
-if last is not None:
-    print(f"resumed from {last.name} at step {last.read_text()}", flush=True)
-    sys.exit(0)
-step = 0
-def stop(*_):
-    with checkpoint.saving("last.pt") as path:
-        path.write_text(str(step))
-    print(f"saved step {step}", flush=True)
-    sys.exit(0)
-signal.signal(signal.SIGTERM, stop)
-open(os.environ["STARTED"], "w").close()
-while True:
-    step += 1
-    time.sleep(0.02)
-)";
 
 class CheckpointStoreTest : public ::testing::Test {
  protected:
@@ -54,7 +35,7 @@ class CheckpointStoreTest : public ::testing::Test {
     auto store = OpenStore(root_, server_->Lookup());
     ASSERT_TRUE(store.ok()) << store.status().message();
     store_ = std::move(store).value();
-    WriteFile(dir_ / "src/rank.py", kRank);
+    WriteFile(dir_ / "src/rank.py", kCountingRank);
   }
   void WriteJob(json extra) {
     json job = {{"script", "rank.py"},
@@ -67,16 +48,8 @@ class CheckpointStoreTest : public ::testing::Test {
   }
   std::unique_ptr<TrainrunProcess> Start(const std::string& run_id) {
     std::vector<std::string> env = server_->Env();
-    env.push_back("PYTHONPATH=" + SourceRoot() + "/python");
-    env.push_back("STARTED=" + (dir_ / "started"));
     env.push_back("TRAINRUN_STOP_TIMEOUT=10");
-    const std::string where = dir_ / run_id;
-    fs::create_directories(where);
-    return std::make_unique<TrainrunProcess>(
-        std::vector<std::string>{TrainrunBinary(), "run", dir_ / "job.json", "--history",
-                                 root_ + "/history", "--workdir", dir_ / "work", "--run-id", run_id,
-                                 "--console", "none"},
-        env, where);
+    return StartCheckpointRun(dir_, root_ + "/history", run_id, env);
   }
   std::string Stored(const std::string& key) {
     Result<std::string> text = store_->GetBytes(key);

@@ -101,6 +101,23 @@ TEST_F(JobConfigTest, UnknownFieldSuggestsTheNearestName) {
       << e;
 }
 
+// The top level knows the names each section's parser declares: a misspelling of
+// any of them is refused with the name meant.
+TEST_F(JobConfigTest, EachSectionsTopLevelNamesAreKnownForDidYouMean) {
+  for (const std::string name :
+       {"sourceDirectry", "experimentNam", "rendezvus", "gpusPerProces", "maxRunDurationSecond",
+        "histroy", "preflght", "tensorflw", "maxRestart", "restart", "checkpoint", "resumeFrm",
+        "preemptionNoticeFil", "preemptionNoticeUr"}) {
+    std::string e =
+        Error(R"({"script": "train.py", "sourceDirectory": "src", ")" + name + R"(": 1})");
+    EXPECT_NE(e.find("job.json: /" + name + ": unknown field; did you mean \""), std::string::npos)
+        << e;
+  }
+  EXPECT_NE(Error(R"({"script": "train.py", "sourceDirectory": "src", "resumeFrm": "r"})")
+                .find("did you mean \"resumeFrom\"?"),
+            std::string::npos);
+}
+
 TEST_F(JobConfigTest, BadValuesNameTheFieldAndTheFile) {
   struct Case {
     const char* json;

@@ -2,10 +2,7 @@
 // 429 and dropped connections, no retry of 4xx, bodies from files and into files.
 #include "runtime/store/http_client.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -14,87 +11,62 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/fakes/loopback_server.h"
 #include "tests/test_util.h"
 
 namespace trainrun {
 namespace {
 
+using testing::HttpReply;
+using testing::LoopbackServer;
+using testing::ReadHttpHead;
+
 // Answers each connection's requests with the next scripted reply; "DROP" closes
-// the connection without answering. Records each request's head.
+// the connection without answering. Records each request's head and body.
 class ScriptedServer {
  public:
-  explicit ScriptedServer(std::vector<std::string> replies) : replies_(std::move(replies)) {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    socklen_t len = sizeof(addr);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    listen(fd_, 16);
-    thread_ = std::thread([this] { Serve(); });
-  }
-  ~ScriptedServer() {
-    shutdown(fd_, SHUT_RDWR);
-    close(fd_);
-    thread_.join();
-  }
-  std::string url(const std::string& path) const {
-    return "http://127.0.0.1:" + std::to_string(port_) + path;
-  }
+  explicit ScriptedServer(std::vector<std::string> replies) : replies_(std::move(replies)) {}
+  std::string url(const std::string& path) const { return server_.url(path); }
   std::vector<std::string> requests() {
     std::lock_guard lock(mu_);
     return requests_;
   }
 
  private:
-  void Serve() {
-    size_t next = 0;
-    while (true) {
-      int c = accept(fd_, nullptr, nullptr);
-      if (c < 0) return;
-      while (next < replies_.size()) {
-        std::string head;
-        char ch;
-        while (head.find("\r\n\r\n") == std::string::npos && read(c, &ch, 1) == 1) head += ch;
-        if (head.empty()) break;
-        size_t cl = head.find("Content-Length: ");
-        if (cl != std::string::npos) {
-          size_t n = std::stoul(head.substr(cl + 16));
-          std::string body(n, '\0');
-          size_t got = 0;
-          while (got < n) {
-            ssize_t r = read(c, body.data() + got, n - got);
-            if (r <= 0) break;
-            got += static_cast<size_t>(r);
-          }
-          head += body;
+  void Serve(int c) {
+    while (next_ < replies_.size()) {
+      std::string head = ReadHttpHead(c);
+      if (head.empty()) return;
+      size_t cl = head.find("Content-Length: ");
+      if (cl != std::string::npos) {
+        size_t n = std::stoul(head.substr(cl + 16));
+        std::string body(n, '\0');
+        size_t got = 0;
+        while (got < n) {
+          ssize_t r = read(c, body.data() + got, n - got);
+          if (r <= 0) break;
+          got += static_cast<size_t>(r);
         }
-        {
-          std::lock_guard lock(mu_);
-          requests_.push_back(head);
-        }
-        const std::string& reply = replies_[next++];
-        if (reply == "DROP") break;
-        (void)!write(c, reply.data(), reply.size());
+        head += body;
       }
-      close(c);
+      {
+        std::lock_guard lock(mu_);
+        requests_.push_back(head);
+      }
+      const std::string& reply = replies_[next_++];
+      if (reply == "DROP") return;
+      (void)!write(c, reply.data(), reply.size());
     }
   }
 
   std::vector<std::string> replies_;
-  int fd_;
-  int port_;
-  std::thread thread_;
+  size_t next_ = 0;  // the server's thread only
   std::mutex mu_;
   std::vector<std::string> requests_;
+  LoopbackServer server_{[this](int c) { Serve(c); }};  // last: stops before the rest goes
 };
 
-std::string Reply(int status, const std::string& body = "") {
-  return "HTTP/1.1 " + std::to_string(status) +
-         " X\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-}
+std::string Reply(int status, const std::string& body = "") { return HttpReply(status, body); }
 
 class NoSleep : public Sleeper {
  public:
