@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -45,17 +47,11 @@ void ReportAzureMl(const JobConfig& job, Reporter* reporter) {
 
 namespace {
 
-// In-place restarts run on one node, without MPI, so far (README "In-place
-// restarts"); elsewhere the job is refused before anything starts rather than
-// run without the restarts it asks for.
-Status CheckRestartsSupported(const JobConfig& job, const Placement& placement) {
+// In-place restarts run without MPI so far (README "In-place restarts"); an MPI
+// job is refused before anything starts rather than run without the restarts it
+// asks for.
+Status CheckRestartsSupported(const JobConfig& job) {
   if (!job.restarts.enabled()) return Status::Ok();
-  if (placement.node_count > 1) {
-    return NotSupportedError(fmt::format(
-        "{}: /maxRestarts {} (or --max-restarts): in-place restarts of a job on several nodes "
-        "are not supported yet; run it with maxRestarts 0",
-        job.file, job.restarts.max_restarts));
-  }
   if (job.communicator == Communicator::kMpi) {
     return NotSupportedError(fmt::format(
         "{}: /maxRestarts {} (or --max-restarts): in-place restarts of an MPI job are not "
@@ -83,7 +79,7 @@ Result<LoadedRun> LoadRun(const RunOptions& options, Reporter* reporter,
   TR_ASSIGN_OR_RETURN(run.placement, ClusterRun::Discover(options, run.job));
   // ParameterServer: this node's process count is its share of the TensorFlow roles.
   TR_RETURN_IF_ERROR(ApplyTfRoles(&run.job, run.placement.node_count, run.placement.node_rank));
-  TR_RETURN_IF_ERROR(CheckRestartsSupported(run.job, run.placement));
+  TR_RETURN_IF_ERROR(CheckRestartsSupported(run.job));
   if (placed) placed(run.placement);
   if (!options.dry_run) {
     TR_ASSIGN_OR_RETURN(run.cluster, ClusterRun::Create(options, run.job, reporter));
@@ -152,6 +148,14 @@ Status CreateRunDirectory(const LoadedRun& run, const LocalRunLayout& layout,
         "get a generated one",
         job.run_id, run.store->Uri(), job.experiment_name));
   }
+  // A node that replaces a lost one on the same host and --workdir finds the lost
+  // trainrun's run directory: it is kept aside, and this one starts afresh as on a
+  // new host (README "A replaced node rejoins").
+  std::string kept_aside;
+  if (run.cluster && run.cluster->first_attempt() > 1 && fs::exists(layout.root)) {
+    kept_aside = fmt::format("{}.before-attempt{}", layout.root, run.cluster->first_attempt());
+    if (rename(layout.root.c_str(), kept_aside.c_str()) != 0) return ErrnoStatus(errno, kept_aside);
+  }
   // mkdir is the exclusive step: of two runs given the same id at once, exactly one
   // creates the run directory; the other stops here and touches nothing of it.
   TR_RETURN_IF_ERROR(MakeDirs(fs::path(layout.root).parent_path().string()));
@@ -174,6 +178,9 @@ Status CreateRunDirectory(const LoadedRun& run, const LocalRunLayout& layout,
                              LocalHostName(), getpid(), getpid() == 1 ? ", PID 1" : "",
                              AbsolutePath(job.file)));
   reporter->Info(fmt::format("run directory {}; run history {}", layout.root, run.store->Uri()));
+  if (!kept_aside.empty()) {
+    reporter->Notice(fmt::format("the lost node's run directory is kept as {}", kept_aside));
+  }
   return Status::Ok();
 }
 
