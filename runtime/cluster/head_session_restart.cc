@@ -120,16 +120,15 @@ bool HeadSession::RejoinLocked(int conn, const NodeJoin& join) {
   if (join.job_digest != nodes_[0].join.job_digest) {
     mismatch = "its job file differs from the head's";
   } else if (join.node_count != nodes_[0].join.node_count) {
-    mismatch = fmt::format("it counts {} node(s), the job {}", join.node_count,
-                           nodes_[0].join.node_count);
+    mismatch =
+        fmt::format("it counts {} node(s), the job {}", join.node_count, nodes_[0].join.node_count);
   } else if (join.process_count != slot.process_count) {
     mismatch = fmt::format("it has {} rank(s), the lost node had {}", join.process_count,
                            slot.process_count);
   }
   if (!mismatch.empty()) {
-    options_.reporter->Warning(
-        fmt::format("{} tried to take the lost node's place; refused: {}", join.Describe(),
-                    mismatch));
+    options_.reporter->Warning(fmt::format("{} tried to take the lost node's place; refused: {}",
+                                           join.Describe(), mismatch));
     server_->Send(conn, EncodeJsonFrame(MessageType::kRefused,
                                         {{"reason", "cannot replace the lost node: " + mismatch}}));
     server_->Close(conn);
@@ -157,9 +156,8 @@ bool HeadSession::RejoinLocked(int conn, const NodeJoin& join) {
   for (const NodeSlot& n : assignment.nodes) full = full || !n.tf_ports.empty();
   server_->Send(conn, EncodeJsonFrame(MessageType::kAssign,
                                       full ? assignment.ToJson() : assignment.ToJson(rank)));
-  options_.reporter->Notice(
-      fmt::format("{} joined in place of the lost node {}, for attempt {}", join.Describe(), rank,
-                  next_attempt_));
+  options_.reporter->Notice(fmt::format("{} joined in place of the lost node {}, for attempt {}",
+                                        join.Describe(), rank, next_attempt_));
   bool still_lost = false;
   for (const auto& [r, n] : nodes_) still_lost = still_lost || n.lost;
   if (!still_lost) rejoin_deadline_.reset();

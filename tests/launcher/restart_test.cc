@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/launcher/local_run_test.h"
 #include "tests/launcher/trainrun_runner.h"
 
 namespace trainrun::testing {
@@ -18,40 +19,15 @@ namespace {
 
 using nlohmann::json;
 
-class RestartTest : public ::testing::Test {
+class RestartTest : public LocalRunTest {
  protected:
+  RestartTest() : LocalRunTest("restart") {}
   // A job whose ranks run `script` with /bin/sh, in the run's working directory.
   std::string Job(const std::string& script, json extra = json::object()) {
-    json job = {{"command", json::array({"/bin/sh", "-c", script})},
-                {"sourceDirectory", "src"},
-                {"experimentName", "tests"},
-                {"runId", "restart" + std::to_string(++jobs_)}};
+    json job = {{"command", json::array({"/bin/sh", "-c", script})}};
     for (auto& [key, value] : extra.items()) job[key] = value;
-    WriteFile(dir_ / "src/README", "source snapshot\n");
-    std::string path = dir_ / ("job" + std::to_string(jobs_) + ".json");
-    WriteFile(path, job.dump(2));
-    run_id_ = job["runId"];
-    return path;
+    return WriteJob(job);
   }
-  std::vector<std::string> Args(const std::string& job, std::vector<std::string> more = {}) {
-    std::vector<std::string> args = {"run", job, "--history", history(), "--workdir", workdir()};
-    args.insert(args.end(), more.begin(), more.end());
-    return args;
-  }
-  Invocation Run(const std::string& job, std::vector<std::string> more = {}) {
-    return RunTrainrun(Args(job, more), dir_.path());
-  }
-  std::string history() const { return dir_ / "history"; }
-  std::string workdir() const { return dir_ / "work"; }
-  std::string RunDir() const { return history() + "/tests/" + run_id_; }
-  json Record() const { return json::parse(ReadFile(RunDir() + "/run.json")); }
-  std::string Log(int rank) const {
-    return ReadFile(RunDir() + "/user_logs/std_log_process_" + std::to_string(rank) + ".txt");
-  }
-
-  TempDir dir_;
-  int jobs_ = 0;
-  std::string run_id_;
 };
 
 // Rank 1 saves a checkpoint and fails on attempt 1; on attempt 2 it finds the file
