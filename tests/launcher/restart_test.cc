@@ -1,9 +1,10 @@
 // In-place restarts (README "In-place restarts") end to end with real processes:
 // a rank that fails once resumes from its checkpoint file on attempt 2; restarts
 // that run out end with the last attempt's code; a code that means a bad job is
-// not retried; a cancel during the backoff ends the run at once; an MPI job's
-// restarts are refused.
+// not retried; a cancel during the backoff ends the run at once; an MPI job on
+// one node restarts, on several it is refused.
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -174,12 +175,36 @@ TEST_F(RestartTest, ACancelDuringTheBackoffEndsTheRun) {
   ASSERT_EQ(rec["attempts"].size(), 1u);
 }
 
+#ifdef MPI_ALLREDUCE_BINARY
+// An MPI job on one node restarts as any other: mpirun is started again.
+TEST_F(RestartTest, AnMpiJobOnOneNodeResumesOnAttempt2) {
+  if (access("/usr/bin/mpirun", X_OK) != 0)
+    GTEST_SKIP() << "needs mpirun (apt install openmpi-bin)";
+  Invocation r = Run(Job(kResumingRank, {{"communicator", "Mpi"},
+                                         {"processCountPerNode", 2},
+                                         {"maxRestarts", 1},
+                                         {"restarts", {{"backoffSeconds", 0}}}}),
+                     {"--grace-period", "3"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("[rank 1] resumed from step 500 on attempt 2 (restart 1 of 1)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(Log(0).find("rank 0 on attempt 2"), std::string::npos) << Log(0);
+  json rec = Record();
+  ASSERT_EQ(rec["attempts"].size(), 2u) << rec.dump(2);
+  EXPECT_EQ(rec["attempts"][0]["exitCode"], 3);
+  EXPECT_EQ(rec["attempts"][1]["outcome"], "succeeded");
+}
+#endif
+
 // Restarts of several nodes are multinode_test.MultinodeRestartTest's; an MPI job's
-// are not supported yet.
-TEST_F(RestartTest, RestartsOfAnMpiJobAreRefusedBeforeAnythingStarts) {
-  Invocation r = Run(Job("exit 0", {{"maxRestarts", 1}, {"communicator", "Mpi"}}));
+// on several nodes are not supported yet.
+TEST_F(RestartTest, RestartsOfAnMpiJobOnSeveralNodesAreRefusedBeforeAnythingStarts) {
+  Invocation r = Run(Job("exit 0", {{"maxRestarts", 1}, {"communicator", "Mpi"}}),
+                     {"--nnodes", "2", "--node-rank", "0", "--master-addr", "127.0.0.1"});
   EXPECT_EQ(r.exit_code, 65) << r.err;
-  EXPECT_NE(r.err.find("in-place restarts of an MPI job are not supported yet"), std::string::npos)
+  EXPECT_NE(r.err.find("in-place restarts of an MPI job on several nodes are not supported yet"),
+            std::string::npos)
       << r.err;
 }
 
