@@ -4,12 +4,15 @@
 //             launchers' exit, for ranks that do nothing
 //   teardown  from rank 3 (node 1) failing to the last rank on node 0 gone, while
 //             the others wait
+//   restart   from rank 3 (node 1) failing on attempt 1 to the last of the 4 ranks
+//             of attempt 2 running (trainrun: maxRestarts 1, backoffSeconds 0;
+//             torchrun: --max_restarts 1)
 // clang-format on
 // beside torchrun (c10d rendezvous) on the same namespaces. Debian 12's torchrun
 // (torch 1.13) crashes at launch on Python 3.11 (pytorch issue 92319), so it runs
 // through benchmarks/torchrun_shim.py, which patches Std.from_str and nothing else.
 //
-// usage: multinode_bench [--repetitions R] [--peer-repetitions R] [--cap S]
+// usage: multinode_bench [--repetitions R] [--peer-repetitions R] [--cap S] [--restart-only 1]
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -100,7 +103,7 @@ class Bench {
 
   // The launchers of both nodes for the rank command `rank`, in run `id`.
   std::vector<int> Launch(bool torchrun, const std::string& id,
-                          const std::vector<std::string>& rank) {
+                          const std::vector<std::string>& rank, int max_restarts = 0) {
     std::vector<int> pids;
     for (int node = 0; node < 2; ++node) {
       std::vector<std::string> argv;
@@ -122,7 +125,7 @@ class Bench {
                 "--rdzv_conf",
                 node == 0 ? "is_host=1" : "is_host=0",
                 "--max_restarts",
-                "0",
+                std::to_string(max_restarts),
                 "--no_python"};
         argv.insert(argv.end(), rank.begin(), rank.end());
       } else {
@@ -132,6 +135,8 @@ class Bench {
           command += (command.empty() ? "\"" : ", \"") + word + "\"";
         std::ofstream(job) << "{\"command\": [" << command
                            << "], \"nodeCount\": 2, \"processCountPerNode\": 2, "
+                           << "\"maxRestarts\": " << max_restarts
+                           << ", \"restarts\": {\"backoffSeconds\": 0}, "
                            << "\"experimentName\": \"bench\", \"runId\": \"" << id
                            << "\", \"sourceDirectory\": \"" << dir_ << "/src\"}";
         argv = {TRAINRUN_BINARY,
@@ -201,16 +206,43 @@ class Bench {
     return result;
   }
 
+  // Seconds from rank 3's failure on attempt 1 to the last rank of attempt 2
+  // started; NaN when attempt 2 did not start within `cap`.
+  double RestartOnce(bool torchrun, int rep, double cap) {
+    std::string id = fmt::format("{}-restart-{}", torchrun ? "torchrun" : "trainrun", rep);
+    std::string out = dir_ + "/" + id;
+    fs::create_directories(out);
+    std::vector<int> pids =
+        Launch(torchrun, id, {BENCH_RANK_BINARY, "restart", out, "3", "300", "7"}, 1);
+    WaitAll(pids, Now() + 60 + cap);
+    cluster_->KillAll();
+    const double failed = ReadTime(out + "/failed");
+    double last = -INFINITY;
+    for (int r = 0; r < 4; ++r)
+      last = std::max(last, ReadTime(out + "/restart." + std::to_string(r)));
+    return std::isfinite(last) && last - failed <= cap ? last - failed : NAN;
+  }
+
  private:
   NetnsCluster* cluster_;
   std::string dir_;
 };
 
+// The largest sample; NaN when there is none or one is NaN.
+double Max(const std::vector<double>& v) {
+  double m = v.empty() ? NAN : -INFINITY;
+  for (double x : v) m = std::isnan(x) ? x : std::max(m, x);
+  return m;
+}
+
+// `spread`: the second column's statistic of the samples (P99 unless given).
 void Row(const std::string& metric, const std::vector<double>& ours,
-         const std::vector<double>& peer, const std::string& none) {
+         const std::vector<double>& peer, const std::string& none,
+         double (*spread)(const std::vector<double>&) = nullptr) {
+  auto second = [spread](const std::vector<double>& v) { return spread ? spread(v) : P99(v); };
   std::printf("%-46s  %12s  %12s  %14s  %14s  %9s\n", metric.c_str(), Seconds(Median(ours)).c_str(),
-              Seconds(P99(ours)).c_str(), Seconds(Median(peer), none).c_str(),
-              Seconds(P99(peer), none).c_str(), Ratio(Median(peer), Median(ours)).c_str());
+              Seconds(second(ours)).c_str(), Seconds(Median(peer), none).c_str(),
+              Seconds(second(peer), none).c_str(), Ratio(Median(peer), Median(ours)).c_str());
 }
 
 }  // namespace
@@ -220,11 +252,13 @@ int main(int argc, char** argv) {
   using namespace trainrun::bench;
   int repetitions = 5, peer_repetitions = 3;
   double cap = 30;
+  bool restart_only = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     if (flag == "--repetitions") repetitions = std::atoi(argv[i + 1]);
     if (flag == "--peer-repetitions") peer_repetitions = std::atoi(argv[i + 1]);
     if (flag == "--cap") cap = std::atof(argv[i + 1]);
+    if (flag == "--restart-only") restart_only = std::atoi(argv[i + 1]) != 0;
   }
   NetnsCluster cluster(2);
   if (!cluster.skip_reason().empty()) {
@@ -239,13 +273,18 @@ int main(int argc, char** argv) {
           (std::string(kPython) + " -c 'import torch.distributed.run' 2>/dev/null").c_str()) == 0;
   Bench bench(&cluster, dir);
   std::vector<double> started, done, teardown, peer_started, peer_done, peer_teardown;
-  for (int r = 0; r < repetitions; ++r) {
+  std::vector<double> restart, peer_restart;
+  for (int r = 0; r < repetitions; ++r) restart.push_back(bench.RestartOnce(false, r, cap));
+  for (int r = 0; have_torchrun && r < peer_repetitions; ++r) {
+    peer_restart.push_back(bench.RestartOnce(true, r, cap));
+  }
+  for (int r = 0; !restart_only && r < repetitions; ++r) {
     auto [s, d] = bench.LaunchOnce(false, r);
     started.push_back(s);
     done.push_back(d);
     teardown.push_back(bench.TeardownOnce(false, r, cap));
   }
-  for (int r = 0; have_torchrun && r < peer_repetitions; ++r) {
+  for (int r = 0; !restart_only && have_torchrun && r < peer_repetitions; ++r) {
     auto [s, d] = bench.LaunchOnce(true, r);
     peer_started.push_back(s);
     peer_done.push_back(d);
@@ -270,6 +309,17 @@ int main(int argc, char** argv) {
       "# teardown: rank 3 (node 1) exits 7 while ranks 0-2 wait; '%s' = node "
       "0's ranks were still running\n",
       never.c_str());
+  std::printf(
+      "# restart: rank 3 (node 1) exits 7 after 300 ms on attempt 1; time to the last of the 4 "
+      "ranks of attempt 2 started\n");
+  std::printf("%-46s  %12s  %12s  %14s  %14s  %9s\n", "metric", "trainrun med", "trainrun max",
+              "torchrun med", "torchrun max", "peer/us");
+  Row("restart: rank 3 fails -> 4 ranks running again", restart, peer_restart, "-", Max);
+  if (restart_only) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    return 0;
+  }
   std::printf("%-46s  %12s  %12s  %14s  %14s  %9s\n", "metric", "trainrun med", "trainrun p99",
               "torchrun med", "torchrun p99", "peer/us");
   Row("launch: start -> all 4 ranks running", started, peer_started, "-");

@@ -118,6 +118,12 @@ Result<std::unique_ptr<ClusterRun>> ClusterRun::Create(const RunOptions& options
   session.heartbeat.timeout = Seconds(options.heartbeat_timeout_seconds);
   session.heartbeat.interval =
       std::min(session.heartbeat.timeout / 4, Duration(std::chrono::seconds(1)));
+  if (job.restarts.enabled()) {
+    // A lost node's replacement may join the next attempt (README "A replaced node
+    // rejoins"); by default for as long as a node may take to join at all.
+    const double rejoin = job.restarts.rejoin_timeout_seconds.value_or(timeout);
+    if (rejoin > 0) session.rejoin_timeout = Seconds(rejoin);
+  }
   session.cancel_requested = SupervisionSignalPending;
   session.reporter = reporter;
   if (placement.node_rank == 0) {
@@ -170,6 +176,11 @@ Status ClusterRun::Join(JobConfig* job, int process_count, const std::string& pr
     reporter_->Info(
         fmt::format("the scheduler names interface {}; this node reaches the head by {}",
                     placement_.interface_hint, me.interface));
+  }
+  if (assignment_.attempt > 1) {
+    reporter_->Notice(fmt::format(
+        "this node takes the place of the job's lost node {}: its ranks join attempt {}",
+        placement_.node_rank, assignment_.attempt));
   }
   reporter_->Info(fmt::format(
       "this node: {} ({}, interface {}), ranks {}-{} of {}; MASTER_ADDR {} "

@@ -41,6 +41,9 @@ class ClusterRun {
   int node_rank() const { return placement_.node_rank; }
   const Placement& placement() const { return placement_; }
   const JobAssignment& assignment() const { return assignment_; }
+  // The attempt this node's ranks start with (after Join): 1, or a later one when
+  // this node replaces a lost one (README "A replaced node rejoins").
+  int first_attempt() const { return assignment_.attempt; }
   ClusterSession* session() { return session_.get(); }
   // The cluster facts for run.json's details.
   nlohmann::json Details() const;

@@ -40,14 +40,20 @@ Status MarkLogs(const LocalRunLayout& layout, const std::vector<RankLaunch>& lau
   return Status::Ok();
 }
 
-// Makes attempt `attempt` ready to start: see run_attempts.h. From attempt 2 on,
-// `first_launches` are the launches as Prepare planned them (their pipes are
-// replaced here).
+// Makes attempt `attempt` ready to start: see run_attempts.h. After this node's
+// first attempt (`again`), `first_launches` are the launches as Prepare planned
+// them (their pipes are replaced here).
 Status PrepareAttempt(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& layout,
-                      const std::vector<RankLaunch>& first_launches, int attempt,
+                      const std::vector<RankLaunch>& first_launches, int attempt, bool again,
                       PreparedRun* prepared) {
   const RestartPolicy& policy = run.job.restarts;
-  if (attempt > 1) {
+  if (!again && attempt > 1) {
+    // A node that replaces a lost one: its first attempt is a later one.
+    for (RankLaunch& launch : prepared->plan.launches) {
+      SetAttemptVariables(attempt, run.job.environment_variables, &launch.spec.env);
+    }
+  }
+  if (again) {
     // The last attempt's output is whole in the logs before this attempt's marker.
     if (!prepared->pump->WaitDrained(kLogDrainTimeout)) {
       ctx.reporter->Warning(fmt::format(
@@ -69,35 +75,51 @@ Status PrepareAttempt(const RunContext& ctx, const LoadedRun& run, const LocalRu
                                         attempt, marked.message()));
     }
   }
-  if (attempt > 1) TR_RETURN_IF_ERROR(StartLogPump(ctx, run, layout, prepared));
+  if (again) TR_RETURN_IF_ERROR(StartLogPump(ctx, run, layout, prepared));
   return Status::Ok();
 }
 
 // How attempt `attempt` ended, recorded, and whether another one follows: see
-// run_attempts.h.
+// run_attempts.h. On several nodes the head decides for the job
+// (ClusterSession::EndAttempt), from the attempt's earliest failure on any node.
 RestartDecision RanksFinished(const RunContext& ctx, const LoadedRun& run,
                               const LocalRunLayout& layout, int attempt, PreparedRun* prepared,
                               RanRanks* ran) {
   const RestartPolicy& policy = run.job.restarts;
   const SupervisionResult& result = ran->result;
-  RestartDecision decision = DecideRestart(policy, attempt, result.outcome, result.exit_code);
-  if (!policy.enabled()) return decision;
+  if (!policy.enabled()) return DecideRestart(policy, attempt, result.outcome, result.exit_code);
   RunRecord& record = ctx.journal->record();
   AttemptRecord& entry = record.attempts.back();
   entry.end = SystemClock()->WallNow();
-  entry.outcome = std::string(RunOutcomeName(result.outcome));
-  entry.exit_code = result.exit_code;
-  if (result.failure) {
-    entry.failed_rank = result.failure->rank;
-    entry.failed_node_rank = run.node_rank();
-    entry.reason = fmt::format("rank {} {}", result.failure->rank, result.failure->reason);
+  RestartDecision decision;
+  ClusterSession* session = ctx.cluster ? ctx.cluster->session() : nullptr;
+  if (session != nullptr) {
+    const AttemptVerdict verdict = session->EndAttempt(attempt, policy);
+    decision.restart = verdict.restart;
+    decision.wait = std::chrono::milliseconds(verdict.wait_ms);
+    decision.why = verdict.why;
+    entry.outcome = verdict.outcome;
+    entry.exit_code = verdict.exit_code;
+    entry.failed_rank = verdict.failed_rank;
+    entry.failed_node_rank = verdict.failed_node_rank;
+    entry.reason = verdict.reason.empty() ? result.stop_reason : verdict.reason;
   } else {
-    entry.reason = result.stop_reason;
+    decision = DecideRestart(policy, attempt, result.outcome, result.exit_code);
+    entry.outcome = std::string(RunOutcomeName(result.outcome));
+    entry.exit_code = result.exit_code;
+    if (result.failure) {
+      entry.failed_rank = result.failure->rank;
+      entry.failed_node_rank = run.node_rank();
+      entry.reason = fmt::format("rank {} {}", result.failure->rank, result.failure->reason);
+    } else {
+      entry.reason = result.stop_reason;
+    }
   }
   entry.next = decision.why;
   if (decision.restart) {
     // The summary as a run without restarts gives it at its end, with the stderr
     // tail: the failure is the user's to see even when the next attempt succeeds.
+    // On several nodes, the node whose rank failed gives it.
     prepared->pump->WaitDrained(kLogDrainTimeout);
     const JobConfig& job = run.job;
     ReportRankFailure(ctx, run.node_rank(), layout,
@@ -105,10 +127,10 @@ RestartDecision RanksFinished(const RunContext& ctx, const LoadedRun& run,
                       prepared->pump.get(), ran);
     record.failure.reset();
     ctx.reporter->Notice(fmt::format("attempt {} failed (exit code {}): {}", attempt,
-                                     result.exit_code, decision.why));
-  } else if (result.outcome != RunOutcome::kSucceeded) {
-    ctx.reporter->Notice(fmt::format("attempt {} ended (exit code {}), {}", attempt,
-                                     result.exit_code, decision.why));
+                                     entry.exit_code, decision.why));
+  } else if (entry.outcome != RunOutcomeName(RunOutcome::kSucceeded)) {
+    ctx.reporter->Notice(
+        fmt::format("attempt {} ended (exit code {}), {}", attempt, entry.exit_code, decision.why));
   }
   ctx.journal->Save();
   return decision;
@@ -145,10 +167,14 @@ RanRanks RunAttempts(const RunContext& ctx, const LoadedRun& run, const LocalRun
   const TimePoint first_start = SystemClock()->Now();
   std::unique_ptr<LiveUploader> live;
   std::unique_ptr<CheckpointSync> checkpoints;
-  for (int attempt = 1;; ++attempt) {
+  ClusterSession* session = ctx.cluster ? ctx.cluster->session() : nullptr;
+  // 1, or for a node that replaces a lost one, the attempt it joins.
+  const int first = ctx.cluster ? ctx.cluster->first_attempt() : 1;
+  for (int attempt = first;; ++attempt) {
     AttemptStart start;
     start.attempt = attempt;
-    if (attempt > 1 && job.max_run_duration_seconds) {
+    start.first_here = attempt == first;
+    if (attempt > first && job.max_run_duration_seconds) {
       const Duration limit = std::chrono::seconds(*job.max_run_duration_seconds);
       start.time_left = std::max<Duration>(limit - (SystemClock()->Now() - first_start),
                                            std::chrono::milliseconds(1));
@@ -159,32 +185,48 @@ RanRanks RunAttempts(const RunContext& ctx, const LoadedRun& run, const LocalRun
       entry.start = SystemClock()->WallNow();
       record.attempts.push_back(std::move(entry));
     }
-    Status ready = PrepareAttempt(ctx, run, layout, first_launches, attempt, prepared);
-    if (!ready.ok()) {
-      const std::string why =
-          fmt::format("attempt {} could not be prepared: {}", attempt, ready.message());
-      RanRanks failed;
-      failed.live = std::move(live);
-      failed.checkpoints = std::move(checkpoints);
-      failed.result.outcome = RunOutcome::kStopped;
-      failed.result.exit_code = kExitInternal;
-      failed.result.stop_reason = why;
+    // An attempt that ends before its ranks start: the run ends with it.
+    auto not_started = [&](RunOutcome outcome, int exit_code, const std::string& why) {
+      RanRanks ended;
+      ended.live = std::move(live);
+      ended.checkpoints = std::move(checkpoints);
+      ended.result.outcome = outcome;
+      ended.result.exit_code = exit_code;
+      ended.result.stop_reason = why;
       if (!record.attempts.empty()) {
         AttemptRecord& entry = record.attempts.back();
         entry.end = SystemClock()->WallNow();
-        entry.outcome = std::string(RunOutcomeName(RunOutcome::kStopped));
-        entry.exit_code = kExitInternal;
+        entry.outcome = std::string(RunOutcomeName(outcome));
+        entry.exit_code = exit_code;
         entry.reason = why;
       }
       ctx.reporter->Error(why);
-      return failed;
+      return ended;
+    };
+    Status ready =
+        PrepareAttempt(ctx, run, layout, first_launches, attempt, attempt > first, prepared);
+    if (attempt > first && session != nullptr) {
+      // Every node starts the attempt together, as the first (WaitForStart); a node
+      // that could not prepare it stops the job. (A node's first attempt was
+      // started so after its Prepare, run_command.cc.)
+      std::optional<StopNotice> stop = session->WaitForStart(ready, kExitInternal);
+      if (stop && ready.ok()) {
+        const bool canceled = stop->exit_code == kExitCanceled;
+        return not_started(canceled ? RunOutcome::kCanceled : RunOutcome::kStopped, stop->exit_code,
+                           fmt::format("attempt {} was not started: {}", attempt, stop->reason));
+      }
+    }
+    if (!ready.ok()) {
+      return not_started(
+          RunOutcome::kStopped, kExitInternal,
+          fmt::format("attempt {} could not be prepared: {}", attempt, ready.message()));
     }
     if (attempt > 1) {
       ctx.reporter->Notice(fmt::format("attempt {} of at most {}: starting the ranks again",
                                        attempt, policy.max_restarts + 1));
     }
     RanRanks ran = RunRanks(ctx, run, layout, prepared, start);
-    if (attempt == 1) {
+    if (attempt == first) {
       live = std::move(ran.live);
       checkpoints = std::move(ran.checkpoints);
     }
@@ -194,10 +236,12 @@ RanRanks RunAttempts(const RunContext& ctx, const LoadedRun& run, const LocalRun
     ran.checkpoints = std::move(checkpoints);
     if (decision.restart) {
       // Canceled while waiting to restart: the run ends as canceled, as it would
-      // had the signal come while the ranks ran.
+      // had the signal come while the ranks ran; the other nodes stop with it.
       const std::string why =
           fmt::format("canceled by {} before attempt {} started",
                       IsCanceled(ctx.cancel) ? ctx.cancel->reason() : "a signal", attempt + 1);
+      if (session != nullptr)
+        session->WaitForStart(Status(StatusCode::kCanceled, why), kExitCanceled);
       ran.result.outcome = RunOutcome::kCanceled;
       ran.result.exit_code = kExitCanceled;
       ran.result.stop_reason = why;

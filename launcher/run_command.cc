@@ -132,7 +132,9 @@ int PrepareRunAndFinalize(const RunContext& ctx, LoadedRun* run, const LocalRunL
     return Finalize(ctx, run, layout, prepared, /*ran=*/nullptr, kExitCanceled,
                     RunStatus::kCanceled);
   }
-  if (job.preflight.enabled) {
+  // A node that replaces a lost one joins a job whose preflight is over.
+  const bool rejoined = cluster != nullptr && cluster->first_attempt() > 1;
+  if (job.preflight.enabled && !rejoined) {
     std::optional<PreflightStop> stop = PreflightJob(ctx, *run, layout, prepared);
     if (stop) {
       prepared->pump->CloseChildEnds();

@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -45,21 +47,15 @@ void ReportAzureMl(const JobConfig& job, Reporter* reporter) {
 
 namespace {
 
-// In-place restarts run on one node, without MPI, so far (README "In-place
-// restarts"); elsewhere the job is refused before anything starts rather than
-// run without the restarts it asks for.
+// In-place restarts of an MPI job run on one node so far (README "In-place
+// restarts"); on several nodes such a job is refused before anything starts rather
+// than run without the restarts it asks for.
 Status CheckRestartsSupported(const JobConfig& job, const Placement& placement) {
   if (!job.restarts.enabled()) return Status::Ok();
-  if (placement.node_count > 1) {
+  if (job.communicator == Communicator::kMpi && placement.node_count > 1) {
     return NotSupportedError(fmt::format(
-        "{}: /maxRestarts {} (or --max-restarts): in-place restarts of a job on several nodes "
-        "are not supported yet; run it with maxRestarts 0",
-        job.file, job.restarts.max_restarts));
-  }
-  if (job.communicator == Communicator::kMpi) {
-    return NotSupportedError(fmt::format(
-        "{}: /maxRestarts {} (or --max-restarts): in-place restarts of an MPI job are not "
-        "supported yet; run it with maxRestarts 0",
+        "{}: /maxRestarts {} (or --max-restarts): in-place restarts of an MPI job on several "
+        "nodes are not supported yet; run it with maxRestarts 0, or on one node",
         job.file, job.restarts.max_restarts));
   }
   return Status::Ok();
@@ -152,6 +148,14 @@ Status CreateRunDirectory(const LoadedRun& run, const LocalRunLayout& layout,
         "get a generated one",
         job.run_id, run.store->Uri(), job.experiment_name));
   }
+  // A node that replaces a lost one on the same host and --workdir finds the lost
+  // trainrun's run directory: it is kept aside, and this one starts afresh as on a
+  // new host (README "A replaced node rejoins").
+  std::string kept_aside;
+  if (run.cluster && run.cluster->first_attempt() > 1 && fs::exists(layout.root)) {
+    kept_aside = fmt::format("{}.before-attempt{}", layout.root, run.cluster->first_attempt());
+    if (rename(layout.root.c_str(), kept_aside.c_str()) != 0) return ErrnoStatus(errno, kept_aside);
+  }
   // mkdir is the exclusive step: of two runs given the same id at once, exactly one
   // creates the run directory; the other stops here and touches nothing of it.
   TR_RETURN_IF_ERROR(MakeDirs(fs::path(layout.root).parent_path().string()));
@@ -174,6 +178,9 @@ Status CreateRunDirectory(const LoadedRun& run, const LocalRunLayout& layout,
                              LocalHostName(), getpid(), getpid() == 1 ? ", PID 1" : "",
                              AbsolutePath(job.file)));
   reporter->Info(fmt::format("run directory {}; run history {}", layout.root, run.store->Uri()));
+  if (!kept_aside.empty()) {
+    reporter->Notice(fmt::format("the lost node's run directory is kept as {}", kept_aside));
+  }
   return Status::Ok();
 }
 

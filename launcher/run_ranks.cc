@@ -55,7 +55,7 @@ void ReportStopTiming(const RunContext& ctx) {
 
 RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout& layout,
                   PreparedRun* prepared, const AttemptStart& attempt) {
-  const bool first = attempt.attempt == 1;
+  const bool first = attempt.first_here;
   const JobConfig& job = run.job;
   RanRanks ran;
   std::atomic<int64_t> failure_time_ms{0};  // written by the supervision callbacks

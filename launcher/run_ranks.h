@@ -32,12 +32,15 @@ int64_t CgroupOomKills();
 // Which start of the ranks RunRanks makes (run_attempts.h).
 struct AttemptStart {
   int attempt = 1;
+  // This node's first start of the ranks: attempt 1, or the attempt a node that
+  // replaces a lost one joins (README "A replaced node rejoins").
+  bool first_here = true;
   // What is left of maxRunDurationSeconds, which counts from the first attempt's
   // start; none: the job's whole limit (or none).
   std::optional<Duration> time_left;
 };
 
-// The first attempt enters Running (saving the record), starts the live upload
+// This node's first attempt enters Running (saving the record), starts the live upload
 // and releases MASTER_PORT (held since its choice); every attempt starts the ranks of `prepared`
 // (their launches are moved out) and supervises them until they have all ended, fail-fast, with the
 // grace period and time limit of the options and the job; an MPI job through mpirun (mpi_run.h). On

@@ -13,6 +13,11 @@ void StopLatch::SetHandler(std::function<void(const StopNotice&)> handler) {
   if (notice_ && handler_) handler_(*notice_);
 }
 
+void StopLatch::Clear() {
+  notice_.reset();
+  handler_ = nullptr;
+}
+
 namespace {
 
 // How often a wait looks for a cancel and at the clock when nothing wakes it.

@@ -10,6 +10,9 @@
 //   running         SetStopHandler hears the job's stop; RankFailed and Stopping
 //                   tell the others about this node's; with parameter servers,
 //                   WorkersDone and SetServersStopHandler end them together
+//   EndAttempt      (a job with maxRestarts) this node's ranks of an attempt ended;
+//                   the head's verdict: restart (WaitForStart again, then running)
+//                   or go on to ReportResult
 //   ReportResult    this node's ranks ended
 //   MergeUploads    outputs of all nodes merged without overwriting (output_merge.h)
 //   Finish          uploads done; the head decides the job's status and exit code,
@@ -38,6 +41,7 @@
 #include "runtime/process/supervisor.h"
 #include "runtime/report/reporter.h"
 #include "runtime/run/history.h"
+#include "runtime/run/restart_policy.h"
 #include "runtime/run/run_record.h"
 
 namespace trainrun {
@@ -53,6 +57,11 @@ struct SessionOptions {
   Duration rendezvous_timeout = kDefaultRendezvousTimeout;   // all nodes joined by then
   Duration finalize_timeout = kDefaultNodesFinalizeTimeout;  // the head's wait for uploads
   HeartbeatOptions heartbeat;
+  // A job with restarts: how long the head waits, once an attempt ended with a
+  // node lost, for a new trainrun with that node rank (and the job's token) to
+  // join the next attempt (README "A replaced node rejoins"). None: a lost node
+  // ends the job (69).
+  std::optional<Duration> rejoin_timeout;
   // Polled while waiting; true ends the wait as a cancel (exit 143).
   std::function<bool()> cancel_requested;
   Reporter* reporter = nullptr;  // not owned; never null
@@ -77,6 +86,9 @@ class StopLatch {
   // Records `notice` unless one is recorded already; the first one stands.
   void Set(StopNotice notice);
   void SetHandler(std::function<void(const StopNotice&)> handler);
+  // Forgets the notice and the handler: the next attempt of the ranks
+  // (ClusterSession::EndAttempt) has had no stop yet.
+  void Clear();
   const std::optional<StopNotice>& notice() const { return notice_; }
 
  private:
@@ -154,6 +166,18 @@ class ClusterSession {
   // `handler` hears that once, from any thread (under the session's lock: keep it
   // short); if it came before, the handler hears it at once.
   virtual void SetServersStopHandler(std::function<void()> handler) = 0;
+
+  // In-place restarts (a job with maxRestarts; README "In-place restarts"): this
+  // node's ranks of attempt `attempt` have all ended. Tells the head and waits for
+  // the job's verdict. The head waits for every live node's end of the attempt (a
+  // node's RankFailed reaches it first), decides with `policy` from the attempt's
+  // earliest failure (DecideRestart: only a rank's failure is retried) and tells
+  // every node. No restart when a node was lost, or for a node that lost the head
+  // (then the verdict has its 69). On a restart the job's stop is cleared (the
+  // stop handler too) and every node, after the verdict's wait, calls WaitForStart
+  // again: the attempt starts on every node together, or a node that fails to
+  // prepare it (or is canceled) stops the job. Does not fail.
+  virtual AttemptVerdict EndAttempt(int attempt, const RestartPolicy& policy) = 0;
 
   virtual void ReportResult(const NodeResult& result) = 0;
 

@@ -101,6 +101,30 @@ Result<StopMessage> DecodeStop(const Frame& frame) {
   return m;
 }
 
+Result<int> DecodeAttemptEnded(const Frame& frame) {
+  TR_ASSIGN_OR_RETURN(json body, Body(frame));
+  int attempt = 0;
+  TR_RETURN_IF_ERROR(FieldReader(frame.type, body).Int("attempt", 1, kMaxAttempts, &attempt));
+  return attempt;
+}
+
+Result<AttemptVerdict> DecodeAttemptVerdict(const Frame& frame) {
+  TR_ASSIGN_OR_RETURN(json body, Body(frame));
+  FieldReader r(frame.type, body);
+  AttemptVerdict m;
+  TR_RETURN_IF_ERROR(r.Int("attempt", 1, kMaxAttempts, &m.attempt));
+  TR_RETURN_IF_ERROR(r.Bool("restart", &m.restart));
+  // A day: the backoff's maximum is the user's, but no wait is longer than that.
+  TR_RETURN_IF_ERROR(r.Int("waitMs", 0, int64_t{86400} * 1000, &m.wait_ms, kOptional));
+  TR_RETURN_IF_ERROR(r.Text("why", kMaxPeerTextBytes, &m.why, kOptional));
+  TR_RETURN_IF_ERROR(r.Text("outcome", kMaxShortTextBytes, &m.outcome, kOptional));
+  TR_RETURN_IF_ERROR(r.Int("exitCode", 0, kMaxExitCode, &m.exit_code));
+  TR_RETURN_IF_ERROR(r.Text("reason", kMaxPeerTextBytes, &m.reason, kOptional));
+  TR_RETURN_IF_ERROR(r.OptionalInt("failedRank", 0, kMaxGlobalRank, &m.failed_rank));
+  TR_RETURN_IF_ERROR(r.OptionalInt("failedNodeRank", 0, kMaxNodeCount - 1, &m.failed_node_rank));
+  return m;
+}
+
 namespace {
 
 // `value` with every key and string escaped (EscapeControl): a peer's free-form

@@ -10,10 +10,12 @@
 //
 // clang-format off
 //   head, from a node     Join (rendezvous.h), Ready, Preflight, Heartbeat, RankFailed,
-//                         NodeStopping, NodeResult, Manifest, NodeDone, RshExit, RshData
+//                         NodeStopping, AttemptEnded, NodeResult, Manifest, NodeDone,
+//                         RshExit, RshData
 //   head, from an agent   RshOpen, RshData
-//   node, from the head   Assign (rendezvous.h), Start, PreflightPassed, Heartbeat, Stop, UploadPlan,
-//                         Finished, RshExec, RshData, RshClose, Refused
+//   node, from the head   Assign (rendezvous.h), Start, PreflightPassed, Heartbeat, Stop,
+//                         AttemptVerdict, UploadPlan, Finished, RshExec, RshData, RshClose,
+//                         Refused
 //   agent, from the head  RshData, RshExit
 // clang-format on
 //
@@ -77,6 +79,14 @@ struct StopMessage {
   std::optional<int64_t> time_ms;  // kNodeStopping only
 };
 Result<StopMessage> DecodeStop(const Frame& frame);
+
+// kAttemptEnded (node -> head): {"attempt"}, the attempt (1 to kMaxAttempts) whose
+// ranks all ended on the sending node.
+constexpr int kMaxAttempts = 1001;  // maxRestarts' limit (restart_policy.h) + 1
+Result<int> DecodeAttemptEnded(const Frame& frame);
+
+// kAttemptVerdict (head -> node): AttemptVerdict::ToJson.
+Result<AttemptVerdict> DecodeAttemptVerdict(const Frame& frame);
 
 // kPreflight: {"passed", "exitCode" (0-255), "reason", "report" (an object)}. A
 // failed one needs a reason and a non-zero code. The report is free-form (the

@@ -42,6 +42,8 @@ bool IsKnownMessageType(uint8_t type) {
     case MessageType::kStop:
     case MessageType::kWorkersDone:
     case MessageType::kStopServers:
+    case MessageType::kAttemptEnded:
+    case MessageType::kAttemptVerdict:
     case MessageType::kNodeResult:
     case MessageType::kManifest:
     case MessageType::kUploadPlan:
@@ -75,6 +77,8 @@ std::string MessageTypeName(MessageType type) {
     case MessageType::kStop: return "Stop";
     case MessageType::kWorkersDone: return "WorkersDone";
     case MessageType::kStopServers: return "StopServers";
+    case MessageType::kAttemptEnded: return "AttemptEnded";
+    case MessageType::kAttemptVerdict: return "AttemptVerdict";
     case MessageType::kNodeResult: return "NodeResult";
     case MessageType::kManifest: return "Manifest";
     case MessageType::kUploadPlan: return "UploadPlan";

@@ -86,6 +86,9 @@ enum class MessageType : uint8_t {
   // Jobs with parameter servers (runtime/process/supervisor.h, server ranks).
   kWorkersDone = 24,  // node -> head: every non-server rank of the node exited 0
   kStopServers = 25,  // head -> node: every node's did: stop the servers, the job succeeded
+  // In-place restarts (README "In-place restarts"): after an attempt, before Ready/Start.
+  kAttemptEnded = 26,    // node -> head: its ranks of the attempt have all ended
+  kAttemptVerdict = 27,  // head -> node: the attempt's outcome; restart or finalize
   // Finalizing together.
   kNodeResult = 30,  // node -> head: its ranks' results and its root-cause failure
   kManifest = 31,    // node -> head: the files it would upload to outputs/ and logs/

@@ -355,6 +355,7 @@ void HeadSession::OnJoin(int conn, const json& body) {
     early_joins_.emplace_back(conn, body);
     return;
   }
+  if (phase_ != Phase::kRendezvous && RejoinLocked(conn, join)) return;
   if (phase_ != Phase::kRendezvous) {
     options_.reporter->Warning(
         fmt::format("{} tried to join after the rendezvous; refused", join.Describe()));
@@ -501,6 +502,11 @@ Status HeadSession::OnNodeMessage(int rank, const Frame& frame) {
       TR_RETURN_IF_ERROR(DecodeEmpty(frame));
       WorkersDoneLocked(rank);
       return Status::Ok();
+    case MessageType::kAttemptEnded: {
+      TR_ASSIGN_OR_RETURN(int attempt, DecodeAttemptEnded(frame));
+      node.attempt_ended = std::max(node.attempt_ended, attempt);
+      return Status::Ok();
+    }
     case MessageType::kNodeResult: {
       TR_ASSIGN_OR_RETURN(NodeResult result, DecodeNodeResult(frame));
       node.result = std::move(result);
@@ -618,6 +624,7 @@ void HeadSession::OnTick() {
     options_.reporter->Info(*summary);
   }
   if (phase_ == Phase::kRendezvous || finished_) return;
+  RejoinTickLocked();
   if (std::optional<Duration> stalled = heartbeat_.Turn()) {
     options_.reporter->Warning(
         fmt::format("the head stalled for {:.1f} s itself (trainrun was stopped or starved of "

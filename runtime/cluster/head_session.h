@@ -41,6 +41,7 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   void RankFailed(const RankFailure& failure) override;
   void Stopping(int exit_code, const std::string& reason) override;
   void WorkersDone() override;
+  AttemptVerdict EndAttempt(int attempt, const RestartPolicy& policy) override;
   void ReportResult(const NodeResult& result) override;
   std::vector<TransferItem> MergeUploads(std::vector<TransferItem> items,
                                          const std::string& run_prefix) override;
@@ -57,6 +58,7 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
     int conn = -1;
     bool ready = false;
     std::optional<PreflightResult> preflight;
+    int attempt_ended = 0;  // the last attempt whose ranks all ended there (kAttemptEnded)
     bool manifest_in = false;
     bool digests_in = false;
     NodeManifest manifest;
@@ -105,6 +107,18 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   // Node `node_rank`'s workers are done; the last one stops every node's servers.
   void WorkersDoneLocked(int node_rank);
   void MaybeStartLocked();
+  // In-place restarts (head_session_restart.cc): the verdict on attempt `attempt`
+  // from its earliest failure, and the state cleared for the next attempt (its
+  // failures, its stop, every node's Ready) when there is one.
+  AttemptVerdict DecideAttemptLocked(int attempt, const RestartPolicy& policy);
+  void NextAttemptLocked(int attempt);
+  // A Join after the rendezvous: a new trainrun for a lost node, while the head
+  // waits for it (rejoin_deadline_), takes the lost node's place for the next
+  // attempt. False when it is no such join (OnJoin refuses it as before).
+  bool RejoinLocked(int conn, const NodeJoin& join);
+  // On the server's tick: the rejoin timeout passed with a node still lost ->
+  // the job stops with 69.
+  void RejoinTickLocked();
   // After node `rank`'s preflight came in: it failed -> stop with its code and
   // reason; every live node's is in -> pass (kPreflightPassed).
   void MaybeEndPreflightLocked(int rank);
@@ -162,7 +176,9 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   size_t ready_nodes_ = 0;
   size_t preflight_or_lost_ = 0;
   std::array<size_t, kFinalizeFlags.size()> set_or_lost_{};  // by kFinalizeFlags
-  std::set<int> workers_done_;  // nodes whose workers all exited 0 (WorkersDone)
+  int next_attempt_ = 1;                                     // the attempt the nodes start next
+  std::optional<TimePoint> rejoin_deadline_;  // waiting for a lost node's replacement
+  std::set<int> workers_done_;                // nodes whose workers all exited 0 (WorkersDone)
   std::vector<OutputConflict> conflicts_;
   // rsh
   RshHandler* rsh_handler_ = nullptr;

@@ -20,4 +20,12 @@ json NodeResult::ToJson() const {
   return j;
 }
 
+json AttemptVerdict::ToJson() const {
+  json j = {{"attempt", attempt}, {"restart", restart},    {"waitMs", wait_ms}, {"why", why},
+            {"outcome", outcome}, {"exitCode", exit_code}, {"reason", reason}};
+  if (failed_rank) j["failedRank"] = *failed_rank;
+  if (failed_node_rank) j["failedNodeRank"] = *failed_node_rank;
+  return j;
+}
+
 }  // namespace trainrun

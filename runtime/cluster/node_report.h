@@ -32,6 +32,25 @@ struct NodeResult {
   nlohmann::json ToJson() const;
 };
 
+// The job's word on one attempt of its ranks (in-place restarts, README "In-place
+// restarts"), which the head decides from the attempt's root cause once every node's
+// ranks of it ended (kAttemptVerdict).
+struct AttemptVerdict {
+  int attempt = 1;
+  bool restart = false;  // every node starts the ranks again, after `wait_ms`
+  int64_t wait_ms = 0;
+  std::string why;  // RestartDecision::why: "restart 1 of 3 in 1 s", "not restarted: ..."
+  // The attempt's outcome for the job: its root cause's (the earliest failure).
+  std::string outcome = "succeeded";  // RunOutcomeName
+  int exit_code = 0;
+  std::string reason;              // the root cause, naming the rank and node; "" for none
+  std::optional<int> failed_rank;  // the rank whose failure ended the attempt
+  std::optional<int> failed_node_rank;
+
+  // Read back by DecodeAttemptVerdict (control_messages.h).
+  nlohmann::json ToJson() const;
+};
+
 // A node's preflight (kPreflight): passed, or the exit code and the first failed
 // check, naming the node, the GPU and the check; `report` is the node's entry of
 // run.json's details.preflight.nodes (launcher/preflight.h writes it).

@@ -6,6 +6,7 @@
 
 #include "runtime/cluster/control_messages.h"
 #include "runtime/cluster/field_reader.h"
+#include "runtime/run/restart_policy.h"
 
 namespace trainrun {
 
@@ -94,8 +95,10 @@ json JobAssignment::ToJson(std::optional<int> for_node) const {
       if (const NodeSlot* own = slot(*for_node)) add(*own);
     }
   }
-  return {{"runId", run_id},           {"nodeCount", nodes.size()}, {"worldSize", world_size},
-          {"masterAddr", master_addr}, {"masterPort", master_port}, {"nodes", nodes_json}};
+  json out = {{"runId", run_id},           {"nodeCount", nodes.size()}, {"worldSize", world_size},
+              {"masterAddr", master_addr}, {"masterPort", master_port}, {"nodes", nodes_json}};
+  if (attempt > 1) out["attempt"] = attempt;
+  return out;
 }
 
 Result<JobAssignment> JobAssignment::FromJson(const json& j) {
@@ -111,6 +114,7 @@ Result<JobAssignment> JobAssignment::FromJson(const json& j) {
   TR_RETURN_IF_ERROR(r.Int("worldSize", 1, kMaxGlobalRank + 1, &a.world_size));
   TR_RETURN_IF_ERROR(r.String("masterAddr", kMaxShortTextBytes, &a.master_addr));
   TR_RETURN_IF_ERROR(r.Int("masterPort", 0, 65535, &a.master_port));
+  TR_RETURN_IF_ERROR(r.Int("attempt", 1, kMaxRestartsLimit + 1, &a.attempt, kOptional));
   TR_ASSIGN_OR_RETURN(std::vector<FieldReader> nodes, r.Objects("nodes", kMaxNodeCount));
   int count = static_cast<int>(nodes.size());
   TR_RETURN_IF_ERROR(r.Int("nodeCount", 1, kMaxNodeCount, &count, kOptional));

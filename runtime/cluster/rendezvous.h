@@ -64,6 +64,9 @@ struct JobAssignment {
   std::string master_addr;      // the head's address, as the nodes reach it
   int master_port = 0;          // free on the head when picked
   std::vector<NodeSlot> nodes;  // by node rank
+  // The attempt of the ranks the node joins: 1, or a later one for a node that
+  // replaces a lost one (README "A replaced node rejoins").
+  int attempt = 1;
 
   // Every node's slot; or, with `for_node` set, only the head's and that node's
   // (what a node needs unless it builds TF_CONFIG), so a 512-node rendezvous

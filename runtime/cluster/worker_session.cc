@@ -223,6 +223,18 @@ Status WorkerSession::HandleFrameLocked(const Frame& frame) {
       TR_RETURN_IF_ERROR(DecodeEmpty(frame));
       ServersStopLocked();
       return Status::Ok();
+    case MessageType::kAttemptVerdict: {
+      TR_ASSIGN_OR_RETURN(AttemptVerdict verdict, DecodeAttemptVerdict(frame));
+      if (verdict.restart) {
+        // Cleared here, not when EndAttempt wakes: the next attempt's Start, and a
+        // stop of it, may follow at once.
+        stop_.Clear();
+        started_ = false;
+        servers_stop_ = false;
+      }
+      verdict_ = std::move(verdict);
+      return Status::Ok();
+    }
     case MessageType::kUploadPlan: {
       TR_ASSIGN_OR_RETURN(UploadPlanMessage m, DecodeUploadPlan(frame));
       if (m.need_digests) {
@@ -313,6 +325,21 @@ void WorkerSession::Stopping(int exit_code, const std::string& reason) {
 }
 
 void WorkerSession::WorkersDone() { Send(MessageType::kWorkersDone, json::object()); }
+
+AttemptVerdict WorkerSession::EndAttempt(int attempt, const RestartPolicy& policy) {
+  (void)policy;  // the head decides
+  Send(MessageType::kAttemptEnded, {{"attempt", attempt}});
+  std::unique_lock lock(mu_);
+  WaitLocked(lock, [&] { return (verdict_ && verdict_->attempt >= attempt) || head_lost_; });
+  if (verdict_ && verdict_->attempt >= attempt) return *verdict_;
+  AttemptVerdict lost;
+  lost.attempt = attempt;
+  lost.outcome = std::string(RunOutcomeName(RunOutcome::kStopped));
+  lost.exit_code = kExitNodeLost;
+  lost.reason = stop_.notice() ? stop_.notice()->reason : "lost the head";
+  lost.why = "not restarted: this node lost the head";
+  return lost;
+}
 
 void WorkerSession::ReportResult(const NodeResult& result) {
   Send(MessageType::kNodeResult, result.ToJson());

@@ -34,6 +34,7 @@ class WorkerSession : public SessionBase {
   void RankFailed(const RankFailure& failure) override;
   void Stopping(int exit_code, const std::string& reason) override;
   void WorkersDone() override;
+  AttemptVerdict EndAttempt(int attempt, const RestartPolicy& policy) override;
   void ReportResult(const NodeResult& result) override;
   std::vector<TransferItem> MergeUploads(std::vector<TransferItem> items,
                                          const std::string& run_prefix) override;
@@ -78,6 +79,7 @@ class WorkerSession : public SessionBase {
   std::optional<std::map<std::string, std::string>> plan_;  // key -> key to upload as
   std::optional<std::vector<std::string>> digest_request_;  // keys
   std::optional<JobOutcome> finished_;                      // the head's final word
+  std::optional<AttemptVerdict> verdict_;                   // on the last attempt that ended
   RshHandler* rsh_handler_ = nullptr;
 };
 

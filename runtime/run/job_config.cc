@@ -364,7 +364,7 @@ bool Number(ObjectReader& reader, const std::string& name, double min, double ma
 }
 
 // maxRestarts, and the restarts section: {retryExitCodes, backoffSeconds,
-// backoffMaxSeconds}.
+// backoffMaxSeconds, rejoinTimeoutSeconds}.
 void ParseRestarts(ObjectReader& top, FieldErrors* errors, RestartPolicy* policy) {
   std::optional<int> max_restarts;
   if (top.Int("maxRestarts", 0, kMaxRestartsLimit, &max_restarts)) {
@@ -373,7 +373,8 @@ void ParseRestarts(ObjectReader& top, FieldErrors* errors, RestartPolicy* policy
   const json* restarts = top.Object("restarts");
   if (restarts == nullptr) return;
   ObjectReader r(*restarts, top.At("restarts"),
-                 {"retryExitCodes", "backoffSeconds", "backoffMaxSeconds"}, errors);
+                 {"retryExitCodes", "backoffSeconds", "backoffMaxSeconds", "rejoinTimeoutSeconds"},
+                 errors);
   if (const json* codes = r.Get("retryExitCodes")) {
     if (!codes->is_array()) {
       errors->Add(r.At("retryExitCodes"),
@@ -392,6 +393,8 @@ void ParseRestarts(ObjectReader& top, FieldErrors* errors, RestartPolicy* policy
     }
   }
   Number(r, "backoffSeconds", 0, 86400, &policy->backoff_seconds);
+  double rejoin = 0;
+  if (Number(r, "rejoinTimeoutSeconds", 0, 86400, &rejoin)) policy->rejoin_timeout_seconds = rejoin;
   if (!Number(r, "backoffMaxSeconds", 0, 86400, &policy->backoff_max_seconds)) {
     // Only backoffSeconds given: the default maximum never cuts it short.
     policy->backoff_max_seconds = std::max(policy->backoff_max_seconds, policy->backoff_seconds);

@@ -40,6 +40,11 @@ struct RestartPolicy {
   // The wait before attempt 2; doubled before each later attempt, up to the maximum.
   double backoff_seconds = kDefaultRestartBackoffSeconds;
   double backoff_max_seconds = kDefaultRestartBackoffMaxSeconds;
+  // A job on several nodes: how long the head waits, after a node's trainrun was
+  // lost, for a new one with the same node rank to join the next attempt; 0: a lost
+  // node ends the job (69). None: the rendezvous timeout (README "A replaced node
+  // rejoins").
+  std::optional<double> rejoin_timeout_seconds;
 
   bool enabled() const { return max_restarts > 0; }
   // Whether a rank failure with this exit code is retried (attempts left aside).

@@ -33,10 +33,11 @@ using fuzz::CheckEscaped;
 using nlohmann::json;
 
 constexpr MessageType kTypes[] = {
-    MessageType::kJoin,       MessageType::kReady,        MessageType::kHeartbeat,
-    MessageType::kRankFailed, MessageType::kNodeStopping, MessageType::kNodeResult,
-    MessageType::kManifest,   MessageType::kNodeDone,     MessageType::kRshExit,
-    MessageType::kRshOpen,    MessageType::kRshData,      MessageType::kPreflight,
+    MessageType::kJoin,         MessageType::kReady,        MessageType::kHeartbeat,
+    MessageType::kRankFailed,   MessageType::kNodeStopping, MessageType::kNodeResult,
+    MessageType::kManifest,     MessageType::kNodeDone,     MessageType::kRshExit,
+    MessageType::kRshOpen,      MessageType::kRshData,      MessageType::kPreflight,
+    MessageType::kAttemptEnded,
 };
 
 NodeJoin Head(int node_count) {
@@ -117,6 +118,11 @@ void Handle(const Frame& frame) {
       std::string reason =
           "rank " + std::to_string(m->rank) + " on " + node.join.Describe() + " " + m->reason;
       Decide(node, {{m->time_ms.value_or(1), m->exit_code, reason, 1, m->rank, false}});
+      return;
+    }
+    case MessageType::kAttemptEnded: {
+      Result<int> attempt = DecodeAttemptEnded(frame);
+      if (attempt.ok()) Check(*attempt >= 1 && *attempt <= kMaxAttempts);
       return;
     }
     case MessageType::kNodeStopping: {

@@ -29,10 +29,11 @@ using fuzz::CheckEscaped;
 using nlohmann::json;
 
 constexpr MessageType kTypes[] = {
-    MessageType::kAssign,  MessageType::kStart,      MessageType::kHeartbeat,
-    MessageType::kStop,    MessageType::kUploadPlan, MessageType::kFinished,
-    MessageType::kRshExec, MessageType::kRshData,    MessageType::kRshClose,
-    MessageType::kRefused, MessageType::kRshExit,    MessageType::kPreflightPassed,
+    MessageType::kAssign,         MessageType::kStart,      MessageType::kHeartbeat,
+    MessageType::kStop,           MessageType::kUploadPlan, MessageType::kFinished,
+    MessageType::kRshExec,        MessageType::kRshData,    MessageType::kRshClose,
+    MessageType::kRefused,        MessageType::kRshExit,    MessageType::kPreflightPassed,
+    MessageType::kAttemptVerdict,
 };
 
 constexpr int kThisNode = 1;
@@ -61,6 +62,14 @@ void Handle(const Frame& frame) {
     case MessageType::kStop: {
       Result<StopMessage> m = DecodeStop(frame);
       if (m.ok()) CheckEscaped(m->reason);
+      return;
+    }
+    case MessageType::kAttemptVerdict: {
+      Result<AttemptVerdict> m = DecodeAttemptVerdict(frame);
+      if (!m.ok()) return;
+      Check(m->attempt >= 1 && m->wait_ms >= 0 && m->exit_code >= 0 && m->exit_code <= 255);
+      CheckEscaped(m->reason);
+      CheckEscaped(m->why);
       return;
     }
     case MessageType::kUploadPlan: {

@@ -1,8 +1,10 @@
 // In-place restarts (README "In-place restarts") end to end with real processes:
 // a rank that fails once resumes from its checkpoint file on attempt 2; restarts
 // that run out end with the last attempt's code; a code that means a bad job is
-// not retried; a cancel during the backoff ends the run at once.
+// not retried; a cancel during the backoff ends the run at once; an MPI job on
+// one node restarts, on several it is refused.
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -10,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/launcher/local_run_test.h"
 #include "tests/launcher/trainrun_runner.h"
 
 namespace trainrun::testing {
@@ -17,40 +20,15 @@ namespace {
 
 using nlohmann::json;
 
-class RestartTest : public ::testing::Test {
+class RestartTest : public LocalRunTest {
  protected:
+  RestartTest() : LocalRunTest("restart") {}
   // A job whose ranks run `script` with /bin/sh, in the run's working directory.
   std::string Job(const std::string& script, json extra = json::object()) {
-    json job = {{"command", json::array({"/bin/sh", "-c", script})},
-                {"sourceDirectory", "src"},
-                {"experimentName", "tests"},
-                {"runId", "restart" + std::to_string(++jobs_)}};
+    json job = {{"command", json::array({"/bin/sh", "-c", script})}};
     for (auto& [key, value] : extra.items()) job[key] = value;
-    WriteFile(dir_ / "src/README", "source snapshot\n");
-    std::string path = dir_ / ("job" + std::to_string(jobs_) + ".json");
-    WriteFile(path, job.dump(2));
-    run_id_ = job["runId"];
-    return path;
+    return WriteJob(job);
   }
-  std::vector<std::string> Args(const std::string& job, std::vector<std::string> more = {}) {
-    std::vector<std::string> args = {"run", job, "--history", history(), "--workdir", workdir()};
-    args.insert(args.end(), more.begin(), more.end());
-    return args;
-  }
-  Invocation Run(const std::string& job, std::vector<std::string> more = {}) {
-    return RunTrainrun(Args(job, more), dir_.path());
-  }
-  std::string history() const { return dir_ / "history"; }
-  std::string workdir() const { return dir_ / "work"; }
-  std::string RunDir() const { return history() + "/tests/" + run_id_; }
-  json Record() const { return json::parse(ReadFile(RunDir() + "/run.json")); }
-  std::string Log(int rank) const {
-    return ReadFile(RunDir() + "/user_logs/std_log_process_" + std::to_string(rank) + ".txt");
-  }
-
-  TempDir dir_;
-  int jobs_ = 0;
-  std::string run_id_;
 };
 
 // Rank 1 saves a checkpoint and fails on attempt 1; on attempt 2 it finds the file
@@ -197,11 +175,35 @@ TEST_F(RestartTest, ACancelDuringTheBackoffEndsTheRun) {
   ASSERT_EQ(rec["attempts"].size(), 1u);
 }
 
-TEST_F(RestartTest, RestartsOnSeveralNodesAreRefusedBeforeAnythingStarts) {
-  Invocation r = Run(Job("exit 0", {{"maxRestarts", 1}}),
+#ifdef MPI_ALLREDUCE_BINARY
+// An MPI job on one node restarts as any other: mpirun is started again.
+TEST_F(RestartTest, AnMpiJobOnOneNodeResumesOnAttempt2) {
+  if (access("/usr/bin/mpirun", X_OK) != 0)
+    GTEST_SKIP() << "needs mpirun (apt install openmpi-bin)";
+  Invocation r = Run(Job(kResumingRank, {{"communicator", "Mpi"},
+                                         {"processCountPerNode", 2},
+                                         {"maxRestarts", 1},
+                                         {"restarts", {{"backoffSeconds", 0}}}}),
+                     {"--grace-period", "3"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("[rank 1] resumed from step 500 on attempt 2 (restart 1 of 1)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(Log(0).find("rank 0 on attempt 2"), std::string::npos) << Log(0);
+  json rec = Record();
+  ASSERT_EQ(rec["attempts"].size(), 2u) << rec.dump(2);
+  EXPECT_EQ(rec["attempts"][0]["exitCode"], 3);
+  EXPECT_EQ(rec["attempts"][1]["outcome"], "succeeded");
+}
+#endif
+
+// Restarts of several nodes are multinode_test.MultinodeRestartTest's; an MPI job's
+// on several nodes are not supported yet.
+TEST_F(RestartTest, RestartsOfAnMpiJobOnSeveralNodesAreRefusedBeforeAnythingStarts) {
+  Invocation r = Run(Job("exit 0", {{"maxRestarts", 1}, {"communicator", "Mpi"}}),
                      {"--nnodes", "2", "--node-rank", "0", "--master-addr", "127.0.0.1"});
   EXPECT_EQ(r.exit_code, 65) << r.err;
-  EXPECT_NE(r.err.find("in-place restarts of a job on several nodes are not supported yet"),
+  EXPECT_NE(r.err.find("in-place restarts of an MPI job on several nodes are not supported yet"),
             std::string::npos)
       << r.err;
 }

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/launcher/local_run_test.h"
 #include "tests/launcher/trainrun_runner.h"
 
 namespace trainrun::testing {
@@ -20,35 +21,16 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-class RunTest : public ::testing::Test {
+class RunTest : public LocalRunTest {
  protected:
+  RunTest() : LocalRunTest("run") {}
   // Writes a job whose ranks run the rank helper with `args`.
   std::string Job(const std::vector<std::string>& helper_args, json extra = json::object()) {
-    json job = {{"command", json::array({RankHelper()})},
-                {"sourceDirectory", "src"},
-                {"experimentName", "tests"},
-                {"runId", "run" + std::to_string(++jobs_)}};
+    json job = {{"command", json::array({RankHelper()})}};
     for (const std::string& a : helper_args) job["command"].push_back(a);
     for (auto& [key, value] : extra.items()) job[key] = value;
-    WriteFile(dir_ / "src/README", "source snapshot\n");
-    std::string path = dir_ / ("job" + std::to_string(jobs_) + ".json");
-    WriteFile(path, job.dump(2));
-    run_id_ = job["runId"];
-    return path;
+    return WriteJob(job);
   }
-  std::vector<std::string> Args(const std::string& job, std::vector<std::string> more = {}) {
-    std::vector<std::string> args = {"run", job, "--history", history(), "--workdir", workdir()};
-    args.insert(args.end(), more.begin(), more.end());
-    return args;
-  }
-  Invocation Run(const std::string& job, std::vector<std::string> more = {}) {
-    return RunTrainrun(Args(job, more), dir_.path());
-  }
-  std::string history() const { return dir_ / "history"; }
-  std::string workdir() const { return dir_ / "work"; }
-  std::string RunDir() const { return history() + "/tests/" + run_id_; }
-  std::string LocalDir() const { return workdir() + "/tests/" + run_id_; }
-  json Record() const { return json::parse(ReadFile(RunDir() + "/run.json")); }
   std::vector<int> Pids(int ranks) {
     std::vector<int> pids;
     for (int r = 0; r < ranks; ++r)
@@ -61,10 +43,6 @@ class RunTest : public ::testing::Test {
     }
     return true;
   }
-
-  TempDir dir_;
-  int jobs_ = 0;
-  std::string run_id_;
 };
 
 TEST_F(RunTest, SuccessUploadsEverythingAndRecordsTheRun) {

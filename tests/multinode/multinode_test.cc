@@ -672,5 +672,206 @@ TEST_F(MultinodeTest, AParameterServerCrashStopsEveryNode) {
   ExpectNothingLeft(cluster);
 }
 
+// In-place restarts of a job on several nodes (README "In-place restarts"): the
+// head decides for the job from the attempt's earliest failure, on any node.
+class MultinodeRestartTest : public MultinodeTest {
+ protected:
+  // A 2-node x 2-rank job whose ranks run `script` with /bin/sh in their node's
+  // working directory.
+  std::string RestartJob(const std::string& script, int max_restarts) {
+    return Job({{"command", {"/bin/sh", "-c", script}},
+                {"nodeCount", 2},
+                {"processCountPerNode", 2},
+                {"maxRestarts", max_restarts},
+                {"restarts", {{"backoffSeconds", 0}}}});
+  }
+};
+
+// Rank 3 (node 1) saves a checkpoint in its node's working directory and fails on
+// attempt 1; on attempt 2 it resumes from it. Ranks 0-2 wait on attempt 1 (stopped
+// by the fail-fast, on both nodes) and succeed on attempt 2.
+constexpr const char* kResumingRank3 = R"sh(
+if [ "$RANK" != 3 ]; then
+  [ "$TRAINRUN_ATTEMPT" = 1 ] && exec sleep 60
+  echo "rank $RANK on attempt $TRAINRUN_ATTEMPT (restart $TORCHELASTIC_RESTART_COUNT)"; exit 0
+fi
+if [ -f checkpoint.txt ]; then
+  echo "resumed from step $(cat checkpoint.txt) on attempt $TRAINRUN_ATTEMPT (restart $TORCHELASTIC_RESTART_COUNT of $TORCHELASTIC_MAX_RESTARTS)"
+  exit 0
+fi
+echo 500 > checkpoint.txt
+echo "saved step 500 on attempt $TRAINRUN_ATTEMPT"
+echo "NCCL timeout" >&2
+exit 3
+)sh";
+
+TEST_F(MultinodeRestartTest, ARankFailingOnNodeOneRestartsEveryNodeAndResumes) {
+  NetnsCluster cluster(2);
+  NEED_CLUSTER(cluster);
+  std::vector<Invocation> r = RunAll(cluster, RestartJob(kResumingRank3, 2), 2);
+  for (int n = 0; n < 2; ++n) {
+    ASSERT_EQ(r[n].exit_code, 0) << "node " << n << "\n" << r[n].out << r[n].err;
+    EXPECT_NE(r[n].err.find("attempt 1 failed (exit code 3): restart 1 of 2 in 0 s"),
+              std::string::npos)
+        << "node " << n << "\n"
+        << r[n].err;
+  }
+  EXPECT_NE(r[1].err.find("NCCL timeout"), std::string::npos)
+      << "attempt 1's summary: " << r[1].err;
+  EXPECT_NE(r[1].out.find("[rank 3] resumed from step 500 on attempt 2 (restart 1 of 2)"),
+            std::string::npos)
+      << r[1].out;
+  // Every rank's log, on both nodes, keeps both attempts, each after its marker.
+  const std::string log3 = RankLog(3);
+  const size_t saved = log3.find("saved step 500 on attempt 1");
+  const size_t second = log3.find("=== trainrun: attempt 2 of at most 3 (");
+  const size_t resumed = log3.find("resumed from step 500 on attempt 2");
+  ASSERT_NE(saved, std::string::npos) << log3;
+  ASSERT_NE(second, std::string::npos) << log3;
+  EXPECT_LT(saved, second) << log3;
+  EXPECT_LT(second, resumed) << log3;
+  for (int rank = 0; rank < 3; ++rank) {
+    const std::string log = RankLog(rank);
+    EXPECT_NE(log.find("=== trainrun: attempt 1 of at most 3 ("), std::string::npos) << log;
+    EXPECT_NE(log.find("=== trainrun: attempt 2 of at most 3 ("), std::string::npos) << log;
+    EXPECT_NE(log.find("rank " + std::to_string(rank) + " on attempt 2 (restart 1)"),
+              std::string::npos)
+        << log;
+  }
+  json rec = Record();
+  EXPECT_EQ(rec["status"], "Completed");
+  EXPECT_EQ(rec["exitCode"], 0);
+  EXPECT_FALSE(rec.contains("failure")) << rec.dump(2);
+  ASSERT_EQ(rec["attempts"].size(), 2u) << rec.dump(2);
+  const json& a1 = rec["attempts"][0];
+  EXPECT_EQ(a1["outcome"], "rank failed");
+  EXPECT_EQ(a1["exitCode"], 3);
+  EXPECT_EQ(a1["failedRank"], 3);
+  EXPECT_EQ(a1["failedNodeRank"], 1);
+  EXPECT_NE(a1["reason"].get<std::string>().find("rank 3 on node 1 (" + cluster.Host(1)),
+            std::string::npos)
+      << a1.dump();
+  EXPECT_EQ(a1["next"], "restart 1 of 2 in 0 s");
+  EXPECT_EQ(rec["attempts"][1]["outcome"], "succeeded");
+  EXPECT_EQ(rec["attempts"][1]["exitCode"], 0);
+  ExpectNothingLeft(cluster);
+}
+
+TEST_F(MultinodeRestartTest, RestartsUsedUpEndEveryNodeWithTheLastAttemptsCode) {
+  NetnsCluster cluster(2);
+  NEED_CLUSTER(cluster);
+  std::vector<Invocation> r =
+      RunAll(cluster, RestartJob("[ \"$RANK\" = 3 ] && exit 3; exec sleep 60", 1), 2);
+  for (int n = 0; n < 2; ++n) EXPECT_EQ(r[n].exit_code, 3) << "node " << n << "\n" << r[n].err;
+  json rec = Record();
+  EXPECT_EQ(rec["status"], "Failed");
+  EXPECT_EQ(rec["failure"]["rank"], 3);
+  EXPECT_EQ(rec["failure"]["nodeRank"], 1);
+  ASSERT_EQ(rec["attempts"].size(), 2u) << rec.dump(2);
+  EXPECT_EQ(rec["attempts"][1]["exitCode"], 3);
+  EXPECT_EQ(rec["attempts"][1]["next"], "not restarted: all 1 restart(s) of maxRestarts used");
+  ExpectNothingLeft(cluster);
+}
+
+TEST_F(MultinodeRestartTest, ACodeThatMeansABadJobIsNotRestarted) {
+  NetnsCluster cluster(2);
+  NEED_CLUSTER(cluster);
+  std::vector<Invocation> r =
+      RunAll(cluster, RestartJob("[ \"$RANK\" = 3 ] && exit 127; exec sleep 60", 3), 2);
+  for (int n = 0; n < 2; ++n) {
+    EXPECT_EQ(r[n].exit_code, 127) << "node " << n << "\n" << r[n].err;
+    EXPECT_EQ(r[n].err.find("attempt 2"), std::string::npos) << r[n].err;
+  }
+  json rec = Record();
+  ASSERT_EQ(rec["attempts"].size(), 1u) << rec.dump(2);
+  EXPECT_NE(rec["attempts"][0]["next"].get<std::string>().find(
+                "not restarted: exit code 127 means a bad job"),
+            std::string::npos)
+      << rec["attempts"][0].dump();
+  ExpectNothingLeft(cluster);
+}
+
+// Node 1's trainrun is SIGKILLed while its ranks run (they die with it), then
+// started again with the same arguments, as a scheduler restarts a pod: the head
+// keeps the job, the new trainrun joins attempt 2, and the job completes.
+TEST_F(MultinodeRestartTest, ANodeWhoseTrainrunIsKilledRejoinsAndTheJobCompletesWithAttempt2) {
+  NetnsCluster cluster(2);
+  NEED_CLUSTER(cluster);
+  const std::string marks = dir_ / "marks";
+  fs::create_directories(marks);
+  const std::string job = RestartJob(
+      "if [ \"$TRAINRUN_ATTEMPT\" = 1 ]; then touch " + marks +
+          "/$RANK.a1; exec sleep 60; fi\n"
+          "echo \"rank $RANK on attempt $TRAINRUN_ATTEMPT (restart $TORCHELASTIC_RESTART_COUNT)\"",
+      1);
+  std::unique_ptr<TrainrunProcess> head = Start(cluster, 0, job);
+  std::unique_ptr<TrainrunProcess> node1 = Start(cluster, 1, job);
+  ASSERT_TRUE(WaitFor([&] {
+    for (int rank = 0; rank < 4; ++rank) {
+      if (!fs::exists(marks + "/" + std::to_string(rank) + ".a1")) return false;
+    }
+    return true;
+  }));
+  node1->Signal(SIGKILL);
+  node1->Wait();
+  // Its ranks went with it.
+  EXPECT_TRUE(WaitFor([&] { return cluster.Pids(1).empty(); }, std::chrono::seconds(30)))
+      << cluster.Describe(1);
+  std::unique_ptr<TrainrunProcess> replacement = Start(cluster, 1, job);
+  Invocation r1 = replacement->Wait(std::chrono::seconds(120));
+  Invocation r0 = head->Wait(std::chrono::seconds(120));
+  ASSERT_EQ(r0.exit_code, 0) << r0.err;
+  ASSERT_EQ(r1.exit_code, 0) << r1.err;
+  EXPECT_NE(r0.err.find("joined in place of the lost node 1, for attempt 2"), std::string::npos)
+      << r0.err;
+  EXPECT_NE(r1.err.find("this node takes the place of the job's lost node 1: its ranks join "
+                        "attempt 2"),
+            std::string::npos)
+      << r1.err;
+  EXPECT_NE(r1.out.find("[rank 3] rank 3 on attempt 2 (restart 1)"), std::string::npos) << r1.out;
+  EXPECT_NE(RankLog(0).find("rank 0 on attempt 2 (restart 1)"), std::string::npos) << RankLog(0);
+  json rec = Record();
+  EXPECT_EQ(rec["status"], "Completed");
+  EXPECT_EQ(rec["exitCode"], 0);
+  ASSERT_EQ(rec["attempts"].size(), 2u) << rec.dump(2);
+  const json& a1 = rec["attempts"][0];
+  EXPECT_EQ(a1["outcome"], "node lost");
+  EXPECT_EQ(a1["exitCode"], 69);
+  EXPECT_NE(a1["reason"].get<std::string>().find("node 1 (" + cluster.Host(1)), std::string::npos)
+      << a1.dump();
+  EXPECT_EQ(a1["next"], "restart 1 of 1 in 0 s");
+  EXPECT_EQ(rec["attempts"][1]["outcome"], "succeeded");
+  ExpectNothingLeft(cluster);
+}
+
+// The same, but no new trainrun comes: the job ends with 69 once
+// restarts.rejoinTimeoutSeconds passed.
+TEST_F(MultinodeRestartTest, ALostNodeThatDoesNotComeBackInTimeEndsTheJobWith69) {
+  NetnsCluster cluster(2);
+  NEED_CLUSTER(cluster);
+  const std::string marks = dir_ / "marks";
+  fs::create_directories(marks);
+  const std::string job =
+      Job({{"command", {"/bin/sh", "-c", "touch " + marks + "/$RANK; exec sleep 60"}},
+           {"nodeCount", 2},
+           {"processCountPerNode", 1},
+           {"maxRestarts", 1},
+           {"restarts", {{"backoffSeconds", 0}, {"rejoinTimeoutSeconds", 2}}}});
+  std::unique_ptr<TrainrunProcess> head = Start(cluster, 0, job);
+  std::unique_ptr<TrainrunProcess> node1 = Start(cluster, 1, job);
+  ASSERT_TRUE(WaitFor([&] { return fs::exists(marks + "/0") && fs::exists(marks + "/1"); }));
+  node1->Signal(SIGKILL);
+  node1->Wait();
+  Invocation r0 = head->Wait(std::chrono::seconds(60));
+  EXPECT_EQ(r0.exit_code, 69) << r0.err;
+  EXPECT_NE(r0.err.find("no new trainrun for node 1 joined within 2 s"), std::string::npos)
+      << r0.err;
+  json rec = Record();
+  EXPECT_EQ(rec["status"], "Failed");
+  EXPECT_EQ(rec["exitCode"], 69);
+  EXPECT_EQ(rec["outcome"], "node lost");
+  ExpectNothingLeft(cluster);
+}
+
 }  // namespace
 }  // namespace trainrun::testing

@@ -40,6 +40,8 @@ std::string Decode(MessageType type, const json& body) {
     case MessageType::kUploadPlan: s = DecodeUploadPlan(frame).status(); break;
     case MessageType::kFinished: s = DecodeFinished(frame).status(); break;
     case MessageType::kRefused: s = DecodeRefused(frame).status(); break;
+    case MessageType::kAttemptEnded: s = DecodeAttemptEnded(frame).status(); break;
+    case MessageType::kAttemptVerdict: s = DecodeAttemptVerdict(frame).status(); break;
     default: ADD_FAILURE() << "no decoder for " << MessageTypeName(type);
   }
   return s.ok() ? "" : s.message();
@@ -102,6 +104,11 @@ TEST(ControlMessagesTest, HeadSideMessagesWithAWrongFieldAreRefusedNamingIt) {
       {MessageType::kRankFailed, With(rank_failed, "timeMs", "now"),
        "RankFailed: field \"timeMs\": expected an integer from 0 to 9007199254740992, got a "
        "string"},
+      {MessageType::kAttemptEnded,
+       {{"attempt", 0}},
+       "AttemptEnded: field \"attempt\": expected an integer from 1 to 1001, got 0"},
+      {MessageType::kAttemptEnded, json::object(),
+       "AttemptEnded: field \"attempt\": missing (expected an integer from 1 to 1001)"},
       {MessageType::kNodeStopping,
        {{"exitCode", "x"}},
        "NodeStopping: field \"exitCode\": expected an integer from 0 to 255, got a string"},
@@ -254,6 +261,14 @@ TEST(ControlMessagesTest, WorkerSideMessagesWithAWrongFieldAreRefusedNamingIt) {
        {{"reason", false}},
        "Refused: field \"reason\": expected a string of at most 8388608 bytes, got false"},
       {MessageType::kStart, "x", "Start message: the payload is not a JSON object"},
+      {MessageType::kAttemptVerdict,
+       {{"attempt", 1}, {"restart", "yes"}, {"exitCode", 3}},
+       "AttemptVerdict: field \"restart\": expected true or false, got a string"},
+      {MessageType::kAttemptVerdict,
+       {{"attempt", 1}, {"restart", true}, {"exitCode", 3}, {"failedRank", -2}},
+       "AttemptVerdict: field \"failedRank\": expected an integer from 0 to 268435455, got -2"},
+      {MessageType::kAssign, With(ValidAssign(), "attempt", 0),
+       "Assign: field \"attempt\": expected an integer from 1 to 1001, got 0"},
   };
   for (const Case& c : cases) {
     EXPECT_EQ(Decode(c.type, c.body), c.error) << MessageTypeName(c.type) << " " << c.body.dump();
@@ -262,6 +277,43 @@ TEST(ControlMessagesTest, WorkerSideMessagesWithAWrongFieldAreRefusedNamingIt) {
   EXPECT_EQ(Decode(MessageType::kFinished, finished), "");
   EXPECT_EQ(Decode(MessageType::kUploadPlan, {{"uploads", {{"outputs/a", "outputs/a.node1"}}}}),
             "");
+}
+
+// The head's verdict on an attempt, and the attempt a replacing node joins, come
+// back as they were sent.
+TEST(ControlMessagesTest, AttemptVerdictsAndTheJoinedAttemptRoundTrip) {
+  AttemptVerdict v;
+  v.attempt = 2;
+  v.restart = true;
+  v.wait_ms = 1500;
+  v.why = "restart 2 of 3 in 1.5 s";
+  v.outcome = "rank failed";
+  v.exit_code = 3;
+  v.reason = "rank 3 on node 1 (h1) exited with exit code 3";
+  v.failed_rank = 3;
+  v.failed_node_rank = 1;
+  Result<AttemptVerdict> back = DecodeAttemptVerdict(F(MessageType::kAttemptVerdict, v.ToJson()));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->attempt, 2);
+  EXPECT_TRUE(back->restart);
+  EXPECT_EQ(back->wait_ms, 1500);
+  EXPECT_EQ(back->why, v.why);
+  EXPECT_EQ(back->outcome, "rank failed");
+  EXPECT_EQ(back->exit_code, 3);
+  EXPECT_EQ(back->reason, v.reason);
+  EXPECT_EQ(back->failed_rank, 3);
+  EXPECT_EQ(back->failed_node_rank, 1);
+  Result<int> ended = DecodeAttemptEnded(F(MessageType::kAttemptEnded, {{"attempt", 4}}));
+  ASSERT_TRUE(ended.ok());
+  EXPECT_EQ(*ended, 4);
+
+  Result<JobAssignment> first = JobAssignment::FromJson(ValidAssign());
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->attempt, 1);
+  EXPECT_FALSE(ValidAssign().contains("attempt"));
+  Result<JobAssignment> later = JobAssignment::FromJson(With(ValidAssign(), "attempt", 3));
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(later->attempt, 3);
 }
 
 TEST(ControlMessagesTest, PayloadsThatAreNotJsonOrNestTooDeepAreRefused) {

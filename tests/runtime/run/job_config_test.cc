@@ -176,14 +176,16 @@ TEST_F(JobConfigTest, RestartsDefaultToNoneAndAreRead) {
   EXPECT_EQ(none->restarts.max_restarts, 0);
   EXPECT_FALSE(none->restarts.retry_exit_codes);
   EXPECT_EQ(none->restarts.backoff_seconds, kDefaultRestartBackoffSeconds);
+  EXPECT_FALSE(none->restarts.rejoin_timeout_seconds);
   Result<JobConfig> job = Parse(R"({"script": "train.py", "sourceDirectory": "src",
       "maxRestarts": 3, "restarts": {"retryExitCodes": [1, 137], "backoffSeconds": 0.25,
-      "backoffMaxSeconds": 4}})");
+      "backoffMaxSeconds": 4, "rejoinTimeoutSeconds": 90}})");
   ASSERT_TRUE(job.ok()) << job.status().message();
   EXPECT_EQ(job->restarts.max_restarts, 3);
   EXPECT_EQ(*job->restarts.retry_exit_codes, (std::vector<int>{1, 137}));
   EXPECT_EQ(job->restarts.backoff_seconds, 0.25);
   EXPECT_EQ(job->restarts.backoff_max_seconds, 4);
+  EXPECT_EQ(job->restarts.rejoin_timeout_seconds, 90);
   // A first wait past the default maximum raises the maximum with it.
   Result<JobConfig> long_wait = Parse(R"({"script": "train.py", "sourceDirectory": "src",
       "restarts": {"backoffSeconds": 600}})");
