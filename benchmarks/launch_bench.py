@@ -14,7 +14,9 @@ Launch: the wall time of starting N ranks of /bin/true and waiting for them, for
             Debian's torch 1.13 torchrun crashes on Python 3.11 without it, pytorch
             issue 92319; the shim patches only Std.from_str)
   mpirun    Open MPI's mpirun -n N /bin/true
-Peak RSS is the launcher process's own maximum resident set (wait4), at the largest N.
+Peak RSS is the launcher's maximum resident set (with its descendants'), at the largest
+N, as benchmarks/peak_rss reports it: every command runs through that small program,
+since the figure a Python parent gets counts Python's own image before the exec.
 
 Logs: one rank writing 200 MiB of 100-byte lines to stdout, into a file directly,
 through trainrun (per-rank log file; console off, or on and sent to /dev/null), and
@@ -66,7 +68,9 @@ def run_timed(cmd, env=None, cwd=None, stdout=subprocess.DEVNULL):
     proc.stderr.close()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{err[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024.0
+    # benchmarks/peak_rss's figure when cmd runs through it (see Bench.samples).
+    peaks = [line.split()[1] for line in err.splitlines() if line.startswith("peak_rss_kib ")]
+    return seconds, (int(peaks[-1]) if peaks else usage.ru_maxrss) / 1024.0
 
 
 def percentile(samples, q):
@@ -80,7 +84,8 @@ class Bench:
         self.trainrun = os.path.abspath(trainrun or os.path.join(build, "launcher", "trainrun"))
         self.bare = os.path.join(build, "benchmarks", "bare_spawn")
         self.spew = os.path.join(build, "benchmarks", "spew")
-        for path in (self.trainrun, self.bare, self.spew):
+        self.peak_rss = os.path.join(build, "benchmarks", "peak_rss")
+        for path in (self.trainrun, self.bare, self.spew, self.peak_rss):
             if not os.access(path, os.X_OK):
                 sys.exit(f"launch_bench: {path} is missing; build first (cmake --build {build})")
         self.reps = reps
@@ -113,7 +118,11 @@ class Bench:
         times, rss = [], 0.0
         for _ in range(reps):
             try:
-                seconds, peak = run_timed(make_cmd(), env=self.env, cwd=self.tmp, stdout=stdout)
+                # Through peak_rss, so that the peak RSS is the launcher's own and not
+                # this Python's (benchmarks/peak_rss.cc says why); the same for every
+                # launcher and the bare spawn, so the differences stand.
+                seconds, peak = run_timed([self.peak_rss] + make_cmd(), env=self.env,
+                                          cwd=self.tmp, stdout=stdout)
             except Hung:
                 if name.startswith("trainrun"):
                     raise
@@ -160,6 +169,9 @@ def launch_table(bench, rank_counts, peers):
               f"{RUN_LIMIT_S} s); the median and p99 leave those out")
     print(f"# peak RSS of the launcher at {rank_counts[-1]} ranks (MiB): " +
           ", ".join(f"{k} {v:.1f}" for k, v in rss.items() if k != "bare"))
+    last = rows[-1]
+    print(f"# trainrun's overhead over the bare spawn at {last['ranks']} ranks (median): "
+          f"{last['trainrun']['median_ms'] - last['bare']['median_ms']:.1f} ms")
     return {"launch": rows, "peak_rss_mib": rss}
 
 
@@ -216,7 +228,10 @@ def main():
     if "mpirun" in wanted and shutil.which("mpirun"):
         peers.append("mpirun")
     print(f"# trainrun launch benchmark on {platform.node()}: {os.cpu_count()} CPUs, "
-          f"{platform.platform()}")
+          f"{platform.platform()}, load average {os.getloadavg()[0]:.1f}")
+    # The line that reproduces these figures (README "Install" gives the one for the
+    # portable binary at 8 ranks).
+    print("# command: " + " ".join([PYTHON, os.path.relpath(os.path.abspath(__file__))] + sys.argv[1:]))
     print(f"# trainrun: {bench.trainrun} ({os.path.getsize(bench.trainrun) / 1e6:.1f} MB)")
     print(f"# peers: {', '.join(peers) or 'none found'}"
           + ("; torchrun runs through benchmarks/torchrun_shim.py (pytorch issue 92319)"

@@ -2,7 +2,8 @@
 # every install() rule: the trainrun binary, what other folders install (Python
 # modules), the README and the Debian copyright and changelog files lintian asks for.
 # scripts/build.sh --portable makes it from the portable build, whose only shared
-# library is glibc; dpkg-shlibdeps writes Depends from the binary. libcurl and
+# library is glibc 2.31 or newer (Depends below); otherwise dpkg-shlibdeps writes
+# Depends from the binary. libcurl and
 # libxml2, which the portable build loads only for object stores and https:// data, are
 # Recommends. lintian's one remaining tag, no-manual-page, stands: trainrun has no
 # manual page yet (`trainrun help` and the README, installed here, document it).
@@ -37,7 +38,15 @@ set(CPACK_DEBIAN_PACKAGE_MAINTAINER "trainrun maintainers <trainrun@example.org>
 set(CPACK_DEBIAN_PACKAGE_SECTION utils)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
-set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+if(TRAINRUN_PORTABLE_SYSROOT)
+  # Built against glibc 2.31 (cmake/portable.cmake): dpkg-shlibdeps would read the
+  # build machine's (Debian 12) symbols files, which ask glibc 2.34 of any program that
+  # links libpthread.so.0 (a stub since 2.34), so the floor is written here;
+  # tests/portable/portable_test.sh checks it and installs the package on Debian 11.
+  set(CPACK_DEBIAN_PACKAGE_DEPENDS "libc6 (>= 2.31)")
+else()
+  set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+endif()
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libcurl4 | libcurl4t64, libxml2")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 include(CPack)

@@ -4,6 +4,12 @@
 # libxml2 are loaded with dlopen when an object store or https:// data is first used
 # (runtime/store/store_libs.h). Release, stripped.
 #
+# TRAINRUN_PORTABLE_SYSROOT (scripts/build.sh --portable sets it): a glibc 2.31 sysroot
+# (scripts/portable-sysroot.sh) to compile and link against, so the binary loads on
+# glibc 2.31 and newer (Debian 11, Ubuntu 20.04); cmake/glibc_compat.c says what gcc
+# 12's static libstdc++ and libgcc need from a newer glibc. Empty: the host's glibc
+# (Debian 12: 2.36).
+#
 # Included by the top-level CMakeLists.txt before the libraries are defined.
 if(NOT TRAINRUN_PORTABLE)
   return()
@@ -33,6 +39,46 @@ add_library(trainrun_hwloc_static INTERFACE)
 target_link_libraries(trainrun_hwloc_static INTERFACE ${TRAINRUN_HWLOC_STATIC} trainrun_hwloc_stubs
                       m ${CMAKE_DL_LIBS} Threads::Threads)
 target_link_options(trainrun_hwloc_static INTERFACE -Wl,--wrap=opendir)
+
+set(TRAINRUN_PORTABLE_SYSROOT "" CACHE PATH
+    "glibc sysroot the portable trainrun is built against (scripts/portable-sysroot.sh)")
+# trainrun_portable_exe: what the portable executable links beside its libraries.
+add_library(trainrun_portable_exe INTERFACE)
+if(TRAINRUN_PORTABLE_SYSROOT)
+  set(sysroot ${TRAINRUN_PORTABLE_SYSROOT})
+  set(multiarch x86_64-linux-gnu)
+  if(NOT EXISTS ${sysroot}/usr/lib/${multiarch}/libc_nonshared.a)
+    message(FATAL_ERROR "TRAINRUN_PORTABLE_SYSROOT ${sysroot} has no glibc: "
+                        "scripts/portable-sysroot.sh makes one")
+  endif()
+  # The libraries' headers (fmt, hwloc, nlohmann, CLI11, yaml-cpp, OpenSSL, libcurl,
+  # libxml2) are the host's, as their static archives are: every entry of the host's
+  # include folders that the sysroot lacks is linked into two folders searched before
+  # the sysroot's. glibc's and Linux's own headers come from the sysroot only.
+  foreach(from IN ITEMS /usr/include/${multiarch} /usr/include)
+    string(REPLACE "/" "_" name ${from})
+    set(to ${CMAKE_BINARY_DIR}/portable-include/${name})
+    file(REMOVE_RECURSE ${to})
+    file(MAKE_DIRECTORY ${to})
+    string(REPLACE /usr/include ${sysroot}/usr/include in_sysroot ${from})
+    file(GLOB entries RELATIVE ${from} ${from}/*)
+    foreach(entry IN LISTS entries)
+      if(NOT EXISTS ${in_sysroot}/${entry})
+        file(CREATE_LINK ${from}/${entry} ${to}/${entry} SYMBOLIC)
+      endif()
+    endforeach()
+    include_directories(SYSTEM ${to})
+  endforeach()
+  add_compile_options(--sysroot=${sysroot})
+  # The sysroot's crt*.o and libraries before the host's, which gcc's driver adds.
+  # -pthread: glibc 2.31 keeps threads in libpthread.so.0 (FindThreads, run against
+  # the host's glibc 2.36, found them in libc and adds nothing).
+  add_link_options(--sysroot=${sysroot} -B${sysroot}/usr/lib/${multiarch}/
+                   -L${sysroot}/usr/lib/${multiarch} -L${sysroot}/lib/${multiarch} -pthread)
+  # Compiled into the executable itself (an object library's files would not reach
+  # it through an INTERFACE library).
+  target_sources(trainrun_portable_exe INTERFACE ${CMAKE_CURRENT_LIST_DIR}/glibc_compat.c)
+endif()
 
 # libstdc++ and libgcc linked in; symbols stripped.
 add_link_options(-static-libstdc++ -static-libgcc -Wl,--as-needed -s)

@@ -3,11 +3,14 @@
 // run_finalize.cc and dry_run.cc.
 #include "launcher/run_command.h"
 
+#include <future>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include <fmt/format.h>
 
+#include "launcher/code_pages.h"
 #include "launcher/dry_run.h"
 #include "launcher/exit_codes.h"
 #include "launcher/preflight.h"
@@ -51,11 +54,37 @@ int PrepareRunAndFinalize(const RunContext& ctx, LoadedRun* run, const LocalRunL
   ClusterRun* cluster = ctx.cluster;
   const JobConfig& job = run->job;
   journal->EnterPhase(RunStatus::kPreparing);
+  reporter->Notice(
+      fmt::format("run {} (experiment {}) in {}", job.run_id, job.experiment_name, layout.root));
   // The first record claims the run id, exclusively: of several starts with the same
   // id at once (on other hosts, with other --workdirs), one goes on; the others stop
-  // here, having written nothing to history.
-  Status writable =
-      cluster && !cluster->is_head() ? Status::Ok() : run->history->CreateRecord(record);
+  // before their ranks start, having written nothing to history. The claim goes on
+  // alongside Preparing (a slow store does not hold up the snapshot, the data and the
+  // plan) and is awaited once this node is prepared, before the ranks may start. The
+  // claim writes a copy of the record as it is now; Prepare goes on filling the journal's.
+  std::optional<std::future<Status>> claim;
+  if (!cluster || cluster->is_head()) {
+    claim = std::async(std::launch::async, [&ctx, journal, history = run->history.get(),
+                                            first = record, root = layout.root]() {
+      Status claimed = history->CreateRecord(first);
+      // From the first record on, the run's lease says it is alive (run_lease.h).
+      if (claimed.ok()) {
+        journal->StartLease(root,
+                            std::chrono::duration_cast<Duration>(
+                                std::chrono::duration<double>(ctx.options.lease_interval_seconds)));
+      }
+      return claimed;
+    });
+  }
+  Status ready = Prepare(ctx, *run, layout, prepared);
+  Status writable = claim ? claim->get() : Status::Ok();
+  if (!writable.ok()) {
+    // Nothing of this start reaches history; what Prepare made is let go of here
+    // (the log pump sees its pipes close, the data is unmounted).
+    if (prepared->pump) prepared->pump->CloseChildEnds();
+    prepared->pump.reset();
+    prepared->data.reset();
+  }
   if (writable.code() == StatusCode::kAlreadyExists) {
     Status taken = AlreadyExistsError(fmt::format(
         "run \"{}\" already exists in {} (experiment {}): another start with the same run id "
@@ -82,13 +111,6 @@ int PrepareRunAndFinalize(const RunContext& ctx, LoadedRun* run, const LocalRunL
     }
     return kExitUploadFailed;
   }
-  // From the first record on, the run's lease says it is alive (run_lease.h).
-  journal->StartLease(layout.root,
-                      std::chrono::duration_cast<Duration>(
-                          std::chrono::duration<double>(ctx.options.lease_interval_seconds)));
-  reporter->Notice(
-      fmt::format("run {} (experiment {}) in {}", job.run_id, job.experiment_name, layout.root));
-  Status ready = Prepare(ctx, *run, layout, prepared);
   // The job stopped (another node failed or was canceled) while this node prepared:
   // the job's stop, with its code, is the outcome, not a cancel of this node.
   const bool cut_short_by_job_stop = !ready.ok() && cluster != nullptr && IsCanceled(ctx.cancel) &&
@@ -162,6 +184,9 @@ int PrepareRunAndFinalize(const RunContext& ctx, LoadedRun* run, const LocalRunL
         ctx, run, layout, prepared, /*ran=*/nullptr, code,
         restored.code() == StatusCode::kCanceled ? RunStatus::kCanceled : RunStatus::kFailed);
   }
+  // Preparing's code is done with: the ranks' whole run holds only what supervising
+  // them needs (code_pages.h).
+  ReleaseCodePages();
   RanRanks ran = RunAttempts(ctx, *run, layout, prepared);
   RunStatus status = RunStatus::kFailed;
   if (ran.result.outcome == RunOutcome::kSucceeded) status = RunStatus::kCompleted;
@@ -172,6 +197,8 @@ int PrepareRunAndFinalize(const RunContext& ctx, LoadedRun* run, const LocalRunL
 }  // namespace
 
 int RunJob(const RunOptions& options, Console* out, Console* err) {
+  // The command line's code is done with (code_pages.h).
+  ReleaseCodePages();
   RunReporting reporting(options, err);
   Reporter* reporter = reporting.reporter();
   if (options.fd_limit_failed) {
@@ -187,6 +214,8 @@ int RunJob(const RunOptions& options, Console* out, Console* err) {
     return ExitCodeFor(loaded.status());
   }
   LoadedRun run = std::move(loaded).value();
+  // The job file's code is done with (code_pages.h).
+  ReleaseCodePages();
   // `trainrun check`: the preflight, with the job file's settings or the defaults.
   if (options.check_only) run.job.preflight.enabled = true;
   if (run.job.preflight.enabled) {

@@ -10,8 +10,9 @@
 # nproc), --no-install, --portable.
 #
 # --portable (README "Install") configures ./build-portable (unless --build-dir)
-# with TRAINRUN_PORTABLE=ON, Release, without tests and benchmarks, builds the stripped
-# trainrun that needs only glibc, makes trainrun_<version>_amd64.deb there with CPack,
+# with TRAINRUN_PORTABLE=ON, Release, without tests and benchmarks, against Debian 11's
+# glibc 2.31 (scripts/portable-sysroot.sh makes that sysroot once, in .deps/), builds the
+# stripped trainrun that needs only glibc 2.31 or newer, makes trainrun_<version>_amd64.deb there with CPack,
 # and prints both sizes and the newest glibc symbol version the binary needs. quickstart.sh and test.sh share ./build: the first builds
 # trainrun only, the second everything else on top of it.
 set -euo pipefail
@@ -34,7 +35,9 @@ done
 if ((portable)); then
   [[ $build_dir == build ]] && build_dir=build-portable
   # Without trainrun-nccl-check: it needs CUDA's and NCCL's libraries, the image's own.
+  sysroot=$(scripts/portable-sysroot.sh)
   cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DTRAINRUN_PORTABLE=ON \
+    -DTRAINRUN_PORTABLE_SYSROOT="$sysroot" \
     -DTRAINRUN_BUILD_TESTS=OFF -DTRAINRUN_BUILD_BENCHMARKS=OFF -DTRAINRUN_WITH_CUDA=OFF >/dev/null
   cmake --build "$build_dir" -j "$jobs" --target trainrun
   (cd "$build_dir" && cpack -G DEB >/dev/null)

@@ -24,6 +24,12 @@
 #include <sstream>
 #include <thread>
 
+// glibc 2.31's <sys/syscall.h> (the portable build's, cmake/portable.cmake) predates
+// close_range; Linux's own header has its number.
+#ifndef SYS_close_range
+#define SYS_close_range __NR_close_range
+#endif
+
 #include <fmt/format.h>
 
 extern char** environ;

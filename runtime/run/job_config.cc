@@ -841,10 +841,13 @@ Result<JobConfig> ParseJobFile(const std::string& path) {
                                        path, bytes, kMaxJobFileBytes));
   };
   if (static_cast<uint64_t>(st.st_size) > kMaxJobFileBytes) return too_big(st.st_size);
-  // Read one byte past the limit, so a file that grew since fstat is caught too.
-  std::string text(kMaxJobFileBytes + 1, '\0');
+  // Read one byte past the limit, so a file that grew since fstat is caught too. The
+  // buffer starts at the file's size and grows only if the file did: one of the limit's
+  // size, zero-filled, was 4 MiB of trainrun's memory at every start.
+  std::string text(static_cast<size_t>(st.st_size) + 1, '\0');
   size_t got = 0;
-  while (got < text.size()) {
+  while (got < kMaxJobFileBytes + 1) {
+    if (got == text.size()) text.resize(std::min(text.size() * 2, kMaxJobFileBytes + 1));
     const ssize_t n = read(fd, text.data() + got, text.size() - got);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return ErrnoStatus(errno, fmt::format("job file {}", path));

@@ -5,11 +5,16 @@
 #   tests/portable/portable_test.sh build BUILD_DIR  # scripts/build.sh --portable there
 #   tests/portable/portable_test.sh run BUILD_DIR    # the binary runs jobs in Debian 12 minbase
 #   tests/portable/portable_test.sh deb BUILD_DIR    # apt-get install ./trainrun_*.deb there
+#   tests/portable/portable_test.sh run-bullseye BUILD_DIR  # both in Debian 11 minbase
+#   tests/portable/portable_test.sh deb-bullseye BUILD_DIR  # (glibc 2.31, the floor)
 #
 # The root file system is Debian 12 minbase (`mmdebstrap --variant=minbase bookworm`),
 # the tarball scripts/image.sh makes for its debian:12 base and keeps in .deps/ (or
-# $TRAINRUN_ROOTFS_CACHE): the first run after a clean clone makes it (about a minute
-# with a mirror), later runs reuse it. `run` also deletes libstdc++, libgcc_s, OpenSSL,
+# $TRAINRUN_ROOTFS_CACHE), or for the -bullseye modes Debian 11 minbase, kept beside it:
+# the first run after a clean clone makes it (about a minute with a mirror), later runs
+# reuse it. Debian 11 has glibc 2.31, the oldest the portable binary loads on: `run`
+# checks that no symbol it needs is newer, and `deb` that the package's Depends lets
+# it install there. `run` also deletes libstdc++, libgcc_s, OpenSSL,
 # libcurl and libxml2 from its copy, so the binary is shown to need glibc only. Each
 # case extracts a fresh copy, enters it with chroot in new mount and PID namespaces
 # (its own /proc, /run and /tmp; the host's /sys and /dev for hwloc), and removes it.
@@ -19,7 +24,15 @@ mode=$1
 build_dir=$(realpath -m "$2")
 src=$(cd "$(dirname "$0")/../.." && pwd)
 cache=${TRAINRUN_ROOTFS_CACHE:-$src/.deps}
+suite=bookworm
 tarball=$cache/debian-12-minbase.tar
+if [[ $mode == *-bullseye ]]; then
+  mode=${mode%-bullseye}
+  suite=bullseye
+  tarball=$cache/debian-11-minbase.tar
+fi
+# The newest glibc symbol version the portable binary may need (README "Install").
+glibc_floor=2.31
 
 skip() {
   echo "SKIPPED: $*"
@@ -40,14 +53,14 @@ command -v mmdebstrap >/dev/null || skip "needs mmdebstrap (scripts/install-deps
 binary=$build_dir/launcher/trainrun
 [[ -x $binary ]] || fail "$binary is missing: portable.build makes it"
 
-# The same command as scripts/image.sh, so either makes the tarball for both.
+# For bookworm the same command as scripts/image.sh, so either makes the tarball for both.
 if [[ ! -s $tarball ]]; then
   mkdir -p "$cache"
   echo "making $tarball with mmdebstrap"
-  mmdebstrap --variant=minbase --format=tar --quiet bookworm "$tarball.tmp" \
-    "deb http://deb.debian.org/debian bookworm main" \
-    "deb http://deb.debian.org/debian bookworm-updates main" \
-    "deb http://deb.debian.org/debian-security bookworm-security main"
+  mmdebstrap --variant=minbase --format=tar --quiet $suite "$tarball.tmp" \
+    "deb http://deb.debian.org/debian $suite main" \
+    "deb http://deb.debian.org/debian $suite-updates main" \
+    "deb http://deb.debian.org/debian-security $suite-security main"
   mv "$tarball.tmp" "$tarball"
 fi
 
@@ -79,10 +92,15 @@ case "$mode" in
     needed=$(objdump -p "$binary" | awk '/NEEDED/ {print $2}' | sort | tr '\n' ' ')
     for lib in $needed; do
       case "$lib" in
-        libc.so.6 | libm.so.6 | ld-linux-x86-64.so.2) ;;
+        # glibc's own (threads and dlopen are in separate libraries before 2.34).
+        libc.so.6 | libm.so.6 | libpthread.so.0 | libdl.so.2 | ld-linux-x86-64.so.2) ;;
         *) fail "the portable binary needs $lib (NEEDED: $needed)" ;;
       esac
     done
+    newest=$(objdump -T "$binary" | grep -o 'GLIBC_[0-9.]*' | sort -Vu | tail -n 1)
+    [[ $(printf '%s\n' "${newest#GLIBC_}" "$glibc_floor" | sort -V | tail -n 1) == "$glibc_floor" ]] ||
+      fail "the portable binary needs $newest, newer than glibc $glibc_floor: $(objdump -T "$binary" |
+        grep -E 'GLIBC_2\.(3[2-9]|[4-9][0-9])' | awk '{print $NF, $(NF-1)}' | tr '\n' ' ')"
     root=$(fresh_root run)
     for pattern in 'libstdc++.so*' 'libgcc_s.so*' 'libssl.so*' 'libcrypto.so*' 'libcurl*.so*' \
       'libxml2.so*' 'libhwloc.so*' 'libfmt.so*' 'libudev.so*'; do
@@ -126,7 +144,8 @@ JOB
     [[ $(cat "$root/job/s3.rc") != 0 ]] || fail "an s3:// history without libcurl succeeded"
     grep -q "apt-get install libcurl4" "$root/job/s3.out" ||
       fail "an s3:// history without libcurl does not name the package: $(cat "$root/job/s3.out")"
-    echo "portable.run: file:// job ran, topology cache saved, used, rebuilt; s3:// exits $(cat "$root/job/s3.rc"): $(grep -m1 libcurl "$root/job/s3.out")"
+    echo "portable.run ($suite): $(enter "$root" /lib/x86_64-linux-gnu/libc.so.6 | head -n 1)"
+    echo "portable.run ($suite): needs $newest; file:// job ran, topology cache saved, used, rebuilt; s3:// exits $(cat "$root/job/s3.rc"): $(grep -m1 libcurl "$root/job/s3.out")"
     ;;
   deb)
     debs=("$build_dir"/trainrun_*_amd64.deb)
@@ -140,7 +159,11 @@ JOB
       trainrun --version
       test -f /usr/share/doc/trainrun/README.md
     " || fail "the .deb did not install and run"
-    echo "portable.deb: $(basename "${debs[0]}") installed offline; trainrun --version runs"
+    depends=$(dpkg-deb -f "${debs[0]}" Depends)
+    libc=$(sed -n 's/.*libc6 (>= \([^)]*\)).*/\1/p' <<<"$depends")
+    [[ -n $libc ]] && dpkg --compare-versions "$libc" le "$glibc_floor" ||
+      fail "the .deb's Depends ($depends) asks for more than libc6 (>= $glibc_floor)"
+    echo "portable.deb ($suite): $(basename "${debs[0]}") (Depends: $depends) installed offline; trainrun --version runs"
     ;;
-  *) fail "unknown mode $mode (build, run or deb)" ;;
+  *) fail "unknown mode $mode (build, run, deb, run-bullseye or deb-bullseye)" ;;
 esac
