@@ -10,7 +10,6 @@
 
 #include <fmt/format.h>
 
-#include "launcher/code_pages.h"
 #include "launcher/dry_run.h"
 #include "launcher/exit_codes.h"
 #include "launcher/preflight.h"
@@ -184,9 +183,6 @@ int PrepareRunAndFinalize(const RunContext& ctx, LoadedRun* run, const LocalRunL
         ctx, run, layout, prepared, /*ran=*/nullptr, code,
         restored.code() == StatusCode::kCanceled ? RunStatus::kCanceled : RunStatus::kFailed);
   }
-  // Preparing's code is done with: the ranks' whole run holds only what supervising
-  // them needs (code_pages.h).
-  ReleaseCodePages();
   RanRanks ran = RunAttempts(ctx, *run, layout, prepared);
   RunStatus status = RunStatus::kFailed;
   if (ran.result.outcome == RunOutcome::kSucceeded) status = RunStatus::kCompleted;
@@ -197,8 +193,6 @@ int PrepareRunAndFinalize(const RunContext& ctx, LoadedRun* run, const LocalRunL
 }  // namespace
 
 int RunJob(const RunOptions& options, Console* out, Console* err) {
-  // The command line's code is done with (code_pages.h).
-  ReleaseCodePages();
   RunReporting reporting(options, err);
   Reporter* reporter = reporting.reporter();
   if (options.fd_limit_failed) {
@@ -214,8 +208,6 @@ int RunJob(const RunOptions& options, Console* out, Console* err) {
     return ExitCodeFor(loaded.status());
   }
   LoadedRun run = std::move(loaded).value();
-  // The job file's code is done with (code_pages.h).
-  ReleaseCodePages();
   // `trainrun check`: the preflight, with the job file's settings or the defaults.
   if (options.check_only) run.job.preflight.enabled = true;
   if (run.job.preflight.enabled) {

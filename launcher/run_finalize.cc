@@ -4,7 +4,6 @@
 
 #include "base/fs_util.h"
 #include "base/net_util.h"
-#include "launcher/code_pages.h"
 #include "launcher/exit_codes.h"
 #include "launcher/run_uploads.h"
 #include "runtime/mpi/mpi_supervisor.h"
@@ -125,8 +124,6 @@ UploadReport UploadLastCheckpoints(const RunContext& ctx, RanRanks* ran) {
 
 int Finalize(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout,
              PreparedRun* prepared, RanRanks* ran, int exit_code, RunStatus status) {
-  // Supervising's code is done with (code_pages.h).
-  ReleaseCodePages();
   const JobConfig& job = run->job;
   const int node_rank = run->node_rank();
   RunJournal* journal = ctx.journal;

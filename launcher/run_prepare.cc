@@ -11,7 +11,6 @@
 #include "base/fs_util.h"
 #include "base/net_util.h"
 #include "base/redact.h"
-#include "launcher/code_pages.h"
 #include "launcher/python_env_step.h"
 #include "runtime/cluster/control_server.h"
 #include "runtime/mpi/mpi_supervisor.h"
@@ -194,8 +193,6 @@ Status Prepare(const RunContext& ctx, const LoadedRun& run, const LocalRunLayout
   if (!prepared->binding) {
     TR_ASSIGN_OR_RETURN(prepared->binding, PlanBinding(ctx.options, job, reporter));
   }
-  // The snapshot's, the data's and the topology's code is done with (code_pages.h).
-  ReleaseCodePages();
   const NodeBinding& binding = *prepared->binding;
   RankPlanRequest request{.options = ctx.options,
                           .job = job,
