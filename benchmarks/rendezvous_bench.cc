@@ -85,10 +85,8 @@ double CpuSeconds() {
 // The heartbeat timeout of the head and the simulated nodes (--heartbeat-timeout),
 // and the interval each beats at, as cluster_run.cc sets them.
 HeartbeatOptions Heartbeats(double timeout_seconds) {
-  HeartbeatOptions h;
-  h.timeout = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(timeout_seconds));
-  h.interval = std::min(h.timeout / 4, Duration(std::chrono::seconds(1)));
-  return h;
+  return HeartbeatOptions::ForTimeout(
+      std::chrono::duration_cast<Duration>(std::chrono::duration<double>(timeout_seconds)));
 }
 
 // The head's first warnings and errors (a node lost, a stall of its own) go to

@@ -115,9 +115,7 @@ Result<std::unique_ptr<ClusterRun>> ClusterRun::Create(const RunOptions& options
                                      : ToSeconds(kDefaultRendezvousTimeout));
   session.rendezvous_timeout = Seconds(timeout);
   session.finalize_timeout = Seconds(options.finalize_timeout_seconds) + kFinalizeWaitMargin;
-  session.heartbeat.timeout = Seconds(options.heartbeat_timeout_seconds);
-  session.heartbeat.interval =
-      std::min(session.heartbeat.timeout / 4, Duration(std::chrono::seconds(1)));
+  session.heartbeat = HeartbeatOptions::ForTimeout(Seconds(options.heartbeat_timeout_seconds));
   if (job.restarts.enabled()) {
     // A lost node's replacement may join the next attempt (README "A replaced node
     // rejoins"); by default for as long as a node may take to join at all.

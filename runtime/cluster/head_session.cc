@@ -13,6 +13,9 @@
 namespace trainrun {
 namespace {
 
+// How often the head beats a node that does not tell its heartbeat timeout.
+constexpr std::chrono::seconds kUntoldTimeoutBeatInterval{1};
+
 using nlohmann::json;
 
 }  // namespace
@@ -185,6 +188,8 @@ Result<JobAssignment> HeadSession::Rendezvous(const NodeJoin& self) {
   JobAssignment assignment = book_->Assign(run_id_, master_addr, master_port_.port());
   assignment.nodes[0].address = master_addr;
   assignment.nodes[0].interface = InterfaceOf(master_addr);
+  assignment.head_heartbeat_timeout_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(options_.heartbeat.timeout).count();
   nodes_[0].join.address = master_addr;
   nodes_[0].join.interface = assignment.nodes[0].interface;
   for (const std::string& w : book_->Warnings()) options_.reporter->Warning(w);
@@ -383,11 +388,11 @@ void HeadSession::OnJoin(int conn, const json& body) {
   conn_node_[conn] = join.node_rank;
   hello_rank_.erase(conn);
   // The head beats every node as often as the most demanding one needs, a
-  // quarter of its heartbeat timeout (one that does not say: every interval of
-  // the head's own), not once a second for each one it hears.
+  // quarter of its heartbeat timeout (one that does not say, an older trainrun:
+  // every second, as nodes used to beat), not once a second for each one it hears.
   const Duration need = join.heartbeat_timeout_ms > 0
                             ? Duration(std::chrono::milliseconds(join.heartbeat_timeout_ms)) / 4
-                            : options_.heartbeat.interval;
+                            : kUntoldTimeoutBeatInterval;
   beat_interval_ = std::min(beat_interval_, need);
   heartbeat_.set_send_interval(beat_interval_);
   options_.reporter->Info(fmt::format("{} joined ({} of {})", join.Describe(), book_->joined(),

@@ -98,6 +98,7 @@ json JobAssignment::ToJson(std::optional<int> for_node) const {
   json out = {{"runId", run_id},           {"nodeCount", nodes.size()}, {"worldSize", world_size},
               {"masterAddr", master_addr}, {"masterPort", master_port}, {"nodes", nodes_json}};
   if (attempt > 1) out["attempt"] = attempt;
+  if (head_heartbeat_timeout_ms > 0) out["headHeartbeatTimeoutMs"] = head_heartbeat_timeout_ms;
   return out;
 }
 
@@ -115,6 +116,8 @@ Result<JobAssignment> JobAssignment::FromJson(const json& j) {
   TR_RETURN_IF_ERROR(r.String("masterAddr", kMaxShortTextBytes, &a.master_addr));
   TR_RETURN_IF_ERROR(r.Int("masterPort", 0, 65535, &a.master_port));
   TR_RETURN_IF_ERROR(r.Int("attempt", 1, kMaxRestartsLimit + 1, &a.attempt, kOptional));
+  TR_RETURN_IF_ERROR(
+      r.Int("headHeartbeatTimeoutMs", 0, kMaxTimeMs, &a.head_heartbeat_timeout_ms, kOptional));
   TR_ASSIGN_OR_RETURN(std::vector<FieldReader> nodes, r.Objects("nodes", kMaxNodeCount));
   int count = static_cast<int>(nodes.size());
   TR_RETURN_IF_ERROR(r.Int("nodeCount", 1, kMaxNodeCount, &count, kOptional));

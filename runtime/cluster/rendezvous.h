@@ -67,6 +67,9 @@ struct JobAssignment {
   // The attempt of the ranks the node joins: 1, or a later one for a node that
   // replaces a lost one (README "A replaced node rejoins").
   int attempt = 1;
+  // The head's --heartbeat-timeout, so that each node beats it often enough for it
+  // (README "Watching each other"); 0 from a head that does not say.
+  int64_t head_heartbeat_timeout_ms = 0;
 
   // Every node's slot; or, with `for_node` set, only the head's and that node's
   // (what a node needs unless it builds TF_CONFIG), so a 512-node rendezvous

@@ -131,6 +131,14 @@ Result<JobAssignment> WorkerSession::Rendezvous(const NodeJoin& self) {
                            assignment->nodes[0].address);
   {
     std::lock_guard lock(mu_);
+    // Beats a quarter of the shorter of the two timeouts apart, ours or the head's:
+    // a head with a 3 s timeout hears from a node with a 60 s one every 0.75 s. A
+    // head that does not say its timeout gets a beat every second, as it used to.
+    const Duration head_needs =
+        assignment->head_heartbeat_timeout_ms > 0
+            ? Duration(std::chrono::milliseconds(assignment->head_heartbeat_timeout_ms)) / 4
+            : Duration(std::chrono::seconds(1));
+    heartbeat_.set_send_interval(std::min(heartbeat_.send_interval(), head_needs));
     heartbeat_.Add(0);
   }
   client_->StartReader([this](const Frame& f) { OnFrame(f); }, [this] { OnTick(); },

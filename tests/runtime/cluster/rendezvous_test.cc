@@ -34,6 +34,22 @@ TEST(RendezvousTest, AJoinCarriesTheNodesHeartbeatTimeout) {
   EXPECT_FALSE(NodeJoin::FromJson(without).ok());
 }
 
+TEST(RendezvousTest, AnAssignmentCarriesTheHeadsHeartbeatTimeout) {
+  RendezvousBook book(Node(0, 2));
+  ASSERT_TRUE(book.Add(Node(1, 2)).ok());
+  JobAssignment a = book.Assign("run-1", "10.0.0.1", 29500);
+  a.head_heartbeat_timeout_ms = 3000;
+  Result<JobAssignment> back = JobAssignment::FromJson(a.ToJson(1));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->head_heartbeat_timeout_ms, 3000);
+  // A head that does not say (an older trainrun): 0, beaten every second.
+  a.head_heartbeat_timeout_ms = 0;
+  EXPECT_FALSE(a.ToJson(1).contains("headHeartbeatTimeoutMs"));
+  back = JobAssignment::FromJson(a.ToJson(1));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->head_heartbeat_timeout_ms, 0);
+}
+
 TEST(RendezvousTest, RanksAreNumberedNodeMajor) {
   RendezvousBook book(Node(0));
   EXPECT_EQ(book.missing(), (std::vector<int>{1, 2}));
