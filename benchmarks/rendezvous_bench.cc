@@ -427,7 +427,7 @@ int main(int argc, char** argv) {
   if (heartbeat_nodes > 0) {
     Sample beat = Once(heartbeat_nodes, threads, heartbeat_seconds, timeout_seconds);
     std::printf(
-        "# heartbeats: %d nodes beating every %.0f s for %.0f s (%llu beats in): the head used "
+        "# heartbeats: %d nodes beating every %.1f s for %.0f s (%llu beats in): the head used "
         "%.2f %% of a core (user %.2f %%, system %.2f %%); peak RSS %.1f MiB\n",
         heartbeat_nodes, trainrun::ToSeconds(trainrun::kDefaultHeartbeatInterval),
         heartbeat_seconds, static_cast<unsigned long long>(beat.beats), beat.cpu_share * 100,

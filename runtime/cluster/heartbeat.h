@@ -24,7 +24,8 @@ namespace trainrun {
 constexpr std::chrono::seconds kDefaultHeartbeatTimeout{10};
 // Beats go a quarter of the timeout apart, both ways: a peer is lost only after four
 // in a row are missing. (torch elastic's c10d rendezvous keeps alive every 5 s.)
-constexpr std::chrono::milliseconds kDefaultHeartbeatInterval{kDefaultHeartbeatTimeout / 4};
+constexpr std::chrono::milliseconds kDefaultHeartbeatInterval =
+    std::chrono::milliseconds(kDefaultHeartbeatTimeout) / 4;  // 2.5 s
 
 struct HeartbeatOptions {
   Duration interval = kDefaultHeartbeatInterval;  // between our heartbeats
