@@ -46,6 +46,7 @@ AttemptVerdict HeadSession::DecideAttemptLocked(int attempt, const RestartPolicy
     } else if (first->lost) {
       outcome = RunOutcome::kStopped;
       lost = true;
+      verdict.failed_node_rank = first->node_rank;  // the lost node, as the job's failure names it
     } else if (first->exit_code == kExitCodeCanceled) {
       outcome = RunOutcome::kCanceled;
     } else if (first->exit_code == kExitCodeTimeout) {

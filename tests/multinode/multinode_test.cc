@@ -837,6 +837,7 @@ TEST_F(MultinodeRestartTest, ANodeWhoseTrainrunIsKilledRejoinsAndTheJobCompletes
   const json& a1 = rec["attempts"][0];
   EXPECT_EQ(a1["outcome"], "node lost");
   EXPECT_EQ(a1["exitCode"], 69);
+  EXPECT_EQ(a1["failedNodeRank"], 1) << a1.dump();
   EXPECT_NE(a1["reason"].get<std::string>().find("node 1 (" + cluster.Host(1)), std::string::npos)
       << a1.dump();
   EXPECT_EQ(a1["next"], "restart 1 of 1 in 0 s");
