@@ -187,6 +187,9 @@ RanRanks RunAttempts(const RunContext& ctx, const LoadedRun& run, const LocalRun
     }
     // An attempt that ends before its ranks start: the run ends with it.
     auto not_started = [&](RunOutcome outcome, int exit_code, const std::string& why) {
+      // No rank got the pipes made for it: their write ends are trainrun's alone, and
+      // Finalizing's drain would wait for them and blame "a process outside the ranks".
+      if (prepared->pump) prepared->pump->CloseChildEnds();
       RanRanks ended;
       ended.live = std::move(live);
       ended.checkpoints = std::move(checkpoints);

@@ -867,6 +867,10 @@ TEST_F(MultinodeRestartTest, ALostNodeThatDoesNotComeBackInTimeEndsTheJobWith69)
   EXPECT_EQ(r0.exit_code, 69) << r0.err;
   EXPECT_NE(r0.err.find("no new trainrun for node 1 joined within 2 s"), std::string::npos)
       << r0.err;
+  // Attempt 2's ranks never started: the pipes made for them are trainrun's own and
+  // are closed, not waited for as if someone else held them.
+  EXPECT_EQ(r0.err.find("a process outside the ranks' process groups"), std::string::npos)
+      << r0.err;
   json rec = Record();
   EXPECT_EQ(rec["status"], "Failed");
   EXPECT_EQ(rec["exitCode"], 69);
