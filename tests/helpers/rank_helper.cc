@@ -2,7 +2,7 @@
 // millisecond and does exactly what the flags say. Its rank comes from $RANK.
 //
 // clang-format off
-//   --pid-dir DIR          write DIR/<rank>.pid first (the pid as the node sees it)
+//   --pid-dir DIR          write DIR/<rank>.pid once ready for signals (the node's pid)
 //   --fail-rank R          rank R exits with --exit-code (default 1) after --after-ms
 //   --segv-rank R          rank R dies of SIGSEGV after --after-ms
 //   --ignore-term-rank R   rank R ignores SIGTERM
@@ -104,6 +104,12 @@ int main(int argc, char** argv) {
   // Before the pid file, which tells a test that the rank is ready for its signals.
   if (rank == Flag(argc, argv, "--ignore-term-rank", -2)) signal(SIGTERM, SIG_IGN);
 
+  // Also before the pid file: a test that stops the run once it sees the pid files
+  // expects every rank's output to be there already.
+  if (Has(argc, argv, "--write-output")) {
+    mkdir("outputs", 0755);
+    std::ofstream("outputs/rank" + std::to_string(rank) + ".txt") << "rank " << rank << "\n";
+  }
   if (const char* dir = StringFlag(argc, argv, "--pid-dir")) {
     // The pid as the test sees it: trainrun may start the ranks in a PID namespace of
     // their own, where getpid() is another number. /proc is the node's, so its "self"
@@ -111,11 +117,10 @@ int main(int argc, char** argv) {
     std::error_code ec;
     std::string self = std::filesystem::read_symlink("/proc/self", ec).string();
     if (ec || self.empty()) self = std::to_string(getpid());
-    std::ofstream(std::string(dir) + "/" + std::to_string(rank) + ".pid") << self << "\n";
-  }
-  if (Has(argc, argv, "--write-output")) {
-    mkdir("outputs", 0755);
-    std::ofstream("outputs/rank" + std::to_string(rank) + ".txt") << "rank " << rank << "\n";
+    // Renamed into place, so that a test never reads half a pid.
+    const std::string pid_file = std::string(dir) + "/" + std::to_string(rank) + ".pid";
+    std::ofstream(pid_file + ".tmp") << self << "\n";
+    std::rename((pid_file + ".tmp").c_str(), pid_file.c_str());
   }
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--print-env") != 0) continue;
