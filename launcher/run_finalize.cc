@@ -237,10 +237,9 @@ int Finalize(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout
   reporter->Notice(fmt::format("run {} {} (exit code {}); history: {}/{}", job.run_id,
                                RunStatusName(status), exit_code, run->store->Uri(), prefix));
 
-  // The system log goes up last but one, so it holds everything above.
-  std::vector<TransferItem> system_logs;
-  PlanSystemLogUpload(job, layout, &system_logs);
-  UploadReport last = run->uploader->Upload(system_logs, "system log");
+  // The system log goes up once, last but one, so it holds everything above; the
+  // upload line after it counts it with the outputs and logs.
+  UploadReport last = UploadSystemLog(ctx, run, layout, &uploads);
   record.upload_errors.insert(record.upload_errors.end(), last.errors.begin(), last.errors.end());
   journal->Save();
   if (ctx.cluster && ctx.cluster->head_lost()) CloseRecordForLostHead(ctx, *run);

@@ -22,10 +22,10 @@ constexpr auto kLogDrainTimeout = std::chrono::seconds(5);
 // when the ranks never started, and `prepared` holds whatever Preparing made.
 // Stops the live upload, drains and closes the log pump, unmounts the data, kills
 // what the ranks left behind, records the ranks and the failure, tells the other
-// nodes (multi-node), uploads ./outputs and the logs, then the system log and
-// run.json. A failed upload turns a success into 74 (kExitUploadFailed); on a
-// multi-node job every node exits with the job's code (cluster_run.h Finish()).
-// Everything on local disk stays. ctx.journal must be set.
+// nodes (multi-node), uploads ./outputs and the logs, then (once the final status
+// is said) the system log and run.json. A failed upload turns a success into 74
+// (kExitUploadFailed); on a multi-node job every node exits with the job's code (cluster_run.h
+// Finish()). Everything on local disk stays. ctx.journal must be set.
 int Finalize(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout,
              PreparedRun* prepared, RanRanks* ran, int exit_code, RunStatus status);
 

@@ -10,6 +10,18 @@ namespace trainrun {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+void AddUploads(const UploadReport& done, UploadReport* report) {
+  report->files += done.files;
+  report->bytes += done.bytes;
+  report->errors.insert(report->errors.end(), done.errors.begin(), done.errors.end());
+  report->failed_paths.insert(report->failed_paths.end(), done.failed_paths.begin(),
+                              done.failed_paths.end());
+}
+
+}  // namespace
+
 std::vector<std::pair<std::string, std::string>> LogDirs(const JobConfig& job,
                                                          const LocalRunLayout& layout) {
   const std::string prefix = RunKey{job.experiment_name, job.run_id}.Prefix();
@@ -45,14 +57,6 @@ std::unique_ptr<LiveUploader> StartLiveUpload(const RunContext& ctx, const Loade
   return live;
 }
 
-void PlanSystemLogUpload(const JobConfig& job, const LocalRunLayout& layout,
-                         std::vector<TransferItem>* items) {
-  const std::string prefix = RunKey{job.experiment_name, job.run_id}.Prefix();
-  std::vector<SkippedSymlink> none;  // trainrun writes the folder: no links there
-  PlanUpload(layout.system_logs(), prefix + kSystemLogsDir, layout.root, prefix, items, &none)
-      .IgnoreError();
-}
-
 void UploadOutputsAndLogs(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout,
                           UploadReport* report) {
   const JobConfig& job = run->job;
@@ -69,29 +73,34 @@ void UploadOutputsAndLogs(const RunContext& ctx, LoadedRun* run, const LocalRunL
   // Every node has ./outputs and ./logs: merged with the other nodes' so that no
   // node's file silently replaces another's.
   if (ctx.cluster) items = ctx.cluster->session()->MergeUploads(std::move(items), prefix);
-  // The system log so far goes too, so the count below is what history holds of the
-  // run: after a failed preparation (no ranks, no outputs) that is the system log
-  // with the reason, not "0 file(s)". Finalize uploads it once more at the very end,
-  // with the lines written after this one.
-  PlanSystemLogUpload(job, layout, &items);
   for (const SkippedSymlink& link : report->skipped_symlinks) {
     if (link.reason != SkippedSymlink::kOutsideWorkdir) continue;  // nothing is missing
     ctx.reporter->Warning(
         fmt::format("{} is a symlink to {}, outside the working directory: recorded, not uploaded",
                     link.path, link.target));
   }
-  UploadReport done = run->uploader->Upload(items, "outputs and logs");
-  report->files += done.files;
-  report->bytes += done.bytes;
-  report->errors.insert(report->errors.end(), done.errors.begin(), done.errors.end());
-  report->failed_paths.insert(report->failed_paths.end(), done.failed_paths.begin(),
-                              done.failed_paths.end());
+  AddUploads(run->uploader->Upload(items, "outputs and logs"), report);
+}
+
+UploadReport UploadSystemLog(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout,
+                             UploadReport* report) {
+  const std::string prefix = RunKey{run->job.experiment_name, run->job.run_id}.Prefix();
+  std::vector<TransferItem> items;
+  std::vector<SkippedSymlink> none;  // trainrun writes the folder: no links there
+  PlanUpload(layout.system_logs(), prefix + kSystemLogsDir, layout.root, prefix, &items, &none)
+      .IgnoreError();
+  UploadReport done = run->uploader->Upload(items, "system log");
+  AddUploads(done, report);
+  // Counted with the outputs and logs, so the line says what history holds of the run:
+  // after a failed preparation (no ranks, no outputs) that is the system log with the
+  // reason, not "0 file(s)".
   TransferProgress progress;
   progress.what = fmt::format("uploaded to {}", run->store->Uri());
   progress.files_done = report->files;
   progress.bytes_done = report->bytes;
   progress.finished = true;
   ctx.reporter->Transfer(progress);
+  return done;
 }
 
 }  // namespace trainrun

@@ -27,19 +27,21 @@ std::vector<std::pair<std::string, std::string>> LogDirs(const JobConfig& job,
 std::unique_ptr<LiveUploader> StartLiveUpload(const RunContext& ctx, const LoadedRun& run,
                                               const LocalRunLayout& layout);
 
-// Adds this node's system_logs/ to `items`, as it is now; a folder that cannot be
-// read adds nothing.
-void PlanSystemLogUpload(const JobConfig& job, const LocalRunLayout& layout,
-                         std::vector<TransferItem>* items);
-
-// Uploads ./outputs (when the job collects them), LogDirs() and the system log so
-// far with the run's uploader (its retries and deadline), merged with the other
-// nodes' on a multi-node job; symlinks out of the working directory are warned
-// about and skipped. Adds files, bytes, errors and skipped links to `report`, and
-// reports the transfer (the count is what history holds of the run, so after a
-// failed preparation it is the system log). Never fails: what did not arrive is in
-// `report`.
+// Uploads ./outputs (when the job collects them) and LogDirs() with the run's
+// uploader (its retries and deadline), merged with the other nodes' on a multi-node
+// job; symlinks out of the working directory are warned about and skipped. Adds
+// files, bytes, errors and skipped links to `report`. The system log is not in it:
+// it goes up once, last, with UploadSystemLog(). Never fails: what did not arrive is
+// in `report`.
 void UploadOutputsAndLogs(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout,
                           UploadReport* report);
+
+// Uploads this node's system_logs/ as it is now (the last of the run's files before
+// run.json, so that it holds Finalizing's lines), adds its files, bytes, errors and
+// failed paths to `report`, and reports the transfer of everything in `report` (the
+// count is what history holds of the run, so after a failed preparation it is the
+// system log). Returns the system log's own report. Never fails.
+UploadReport UploadSystemLog(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout,
+                             UploadReport* report);
 
 }  // namespace trainrun

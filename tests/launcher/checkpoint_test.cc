@@ -58,8 +58,9 @@ class CheckpointTest : public ::testing::Test {
     const std::string saved = ReadFile(Stored("run1", "last.pt"));
     ASSERT_FALSE(saved.empty());
     EXPECT_NE(RankLog("run1").find("saved step " + saved), std::string::npos) << RankLog("run1");
-    const std::string log = ReadFile(RunDir("run1") + "/system_logs/trainrun_node_0.log");
-    // The outputs' and logs' transfer line: "uploaded to URI: N file(s), SIZE".
+    // The node's own system log: the upload line, "uploaded to URI: N file(s), SIZE",
+    // comes after the system log's one upload to history, so history's copy ends before it.
+    const std::string log = ReadFile(dir_ / "work/ckpt/run1/system_logs/trainrun_node_0.log");
     std::smatch outputs;
     ASSERT_TRUE(std::regex_search(log, outputs, std::regex(R"(uploaded to \S+: \d+ file\(s\))")))
         << log;

@@ -61,8 +61,23 @@ TEST_F(RunTest, SuccessUploadsEverythingAndRecordsTheRun) {
   EXPECT_EQ(ReadFile(RunDir() + "/outputs/rank1.txt"), "rank 1\n");
   EXPECT_NE(ReadFile(RunDir() + "/user_logs/std_log_process_0.txt").find("LOCAL_RANK=0"),
             std::string::npos);
-  EXPECT_NE(ReadFile(RunDir() + "/system_logs/trainrun_node_0.log").find("phase   Finalizing"),
-            std::string::npos);
+  // The system log goes up once, at the very end: it holds the final status line, and
+  // the upload line after it counts it with every other file history holds of the run
+  // (outputs, rank logs, the binding table; run.json goes up after the line).
+  const std::string system_log = ReadFile(RunDir() + "/system_logs/trainrun_node_0.log");
+  EXPECT_NE(system_log.find("phase   Finalizing"), std::string::npos) << system_log;
+  EXPECT_NE(system_log.find("run " + run_id_ + " Completed (exit code 0); history: "),
+            std::string::npos)
+      << system_log;
+  int stored = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(RunDir())) {
+    stored += entry.is_regular_file() && entry.path().filename() != "run.json" ? 1 : 0;
+  }
+  EXPECT_EQ(stored, 6);
+  const size_t said = r.err.find("run " + run_id_ + " Completed (exit code 0)");
+  const size_t counted = r.err.find("/history: " + std::to_string(stored) + " file(s), ");
+  ASSERT_NE(counted, std::string::npos) << r.err;
+  EXPECT_LT(said, counted) << r.err;
 
   json rec = Record();
   EXPECT_EQ(rec["status"], "Completed");
