@@ -2,7 +2,9 @@
 // millisecond and does exactly what the flags say. Its rank comes from $RANK.
 //
 // clang-format off
-//   --pid-dir DIR          write DIR/<rank>.pid once ready for signals (the node's pid)
+//   --pid-dir DIR          write DIR/<rank>.pid once ready for signals (the node's pid),
+//                          after its output; a failing rank (below) first waits (up to
+//                          60 s) for all $WORLD_SIZE pid files, so the others are ready
 //   --fail-rank R          rank R exits with --exit-code (default 1) after --after-ms
 //   --segv-rank R          rank R dies of SIGSEGV after --after-ms
 //   --ignore-term-rank R   rank R ignores SIGTERM
@@ -95,12 +97,31 @@ int CountZombies() {
   return zombies;
 }
 
+// Waits until every rank of the job ($WORLD_SIZE) has written its pid file in `dir`,
+// for up to 60 s: a rank that fails before the others are ready would have them
+// stopped before they ignore SIGTERM or write their pid file, however the test
+// meant it, on a loaded machine.
+void WaitForEveryPidFile(const char* dir) {
+  const char* world = std::getenv("WORLD_SIZE");
+  const int ranks = world ? std::atoi(world) : 0;
+  for (int tries = 0; tries < 6000; ++tries) {
+    int ready = 0;
+    for (int r = 0; r < ranks; ++r) {
+      const std::string pid_file = std::string(dir) + "/" + std::to_string(r) + ".pid";
+      ready += access(pid_file.c_str(), F_OK) == 0 ? 1 : 0;
+    }
+    if (ready == ranks) return;
+    usleep(10000);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const char* rank_env = std::getenv("RANK");
   const int rank = rank_env ? std::atoi(rank_env) : -1;
   const int after_ms = Flag(argc, argv, "--after-ms", 100);
+  const char* pid_dir = StringFlag(argc, argv, "--pid-dir");
   // Before the pid file, which tells a test that the rank is ready for its signals.
   if (rank == Flag(argc, argv, "--ignore-term-rank", -2)) signal(SIGTERM, SIG_IGN);
 
@@ -110,18 +131,6 @@ int main(int argc, char** argv) {
     mkdir("outputs", 0755);
     std::ofstream("outputs/rank" + std::to_string(rank) + ".txt") << "rank " << rank << "\n";
   }
-  if (const char* dir = StringFlag(argc, argv, "--pid-dir")) {
-    // The pid as the test sees it: trainrun may start the ranks in a PID namespace of
-    // their own, where getpid() is another number. /proc is the node's, so its "self"
-    // names this process by the node's pid.
-    std::error_code ec;
-    std::string self = std::filesystem::read_symlink("/proc/self", ec).string();
-    if (ec || self.empty()) self = std::to_string(getpid());
-    // Renamed into place, so that a test never reads half a pid.
-    const std::string pid_file = std::string(dir) + "/" + std::to_string(rank) + ".pid";
-    std::ofstream(pid_file + ".tmp") << self << "\n";
-    std::rename((pid_file + ".tmp").c_str(), pid_file.c_str());
-  }
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--print-env") != 0) continue;
     for (int j = i + 1; j < argc && argv[j][0] != '-'; ++j) {
@@ -130,6 +139,18 @@ int main(int argc, char** argv) {
     }
   }
   std::fflush(stdout);
+  if (pid_dir) {
+    // The pid as the test sees it: trainrun may start the ranks in a PID namespace of
+    // their own, where getpid() is another number. /proc is the node's, so its "self"
+    // names this process by the node's pid.
+    std::error_code ec;
+    std::string self = std::filesystem::read_symlink("/proc/self", ec).string();
+    if (ec || self.empty()) self = std::to_string(getpid());
+    // Renamed into place, so that a test never reads half a pid.
+    const std::string pid_file = std::string(pid_dir) + "/" + std::to_string(rank) + ".pid";
+    std::ofstream(pid_file + ".tmp") << self << "\n";
+    std::rename((pid_file + ".tmp").c_str(), pid_file.c_str());
+  }
 
   if (Has(argc, argv, "--orphan")) {
     pid_t child = fork();
@@ -155,11 +176,13 @@ int main(int argc, char** argv) {
   }
 
   if (rank == Flag(argc, argv, "--fail-rank", -2)) {
+    if (pid_dir) WaitForEveryPidFile(pid_dir);
     usleep(after_ms * 1000);
     std::fprintf(stderr, "rank %d: something went wrong\nValueError: boom\n", rank);
     return Flag(argc, argv, "--exit-code", 1);
   }
   if (rank == Flag(argc, argv, "--segv-rank", -2)) {
+    if (pid_dir) WaitForEveryPidFile(pid_dir);
     usleep(after_ms * 1000);
     raise(SIGSEGV);
   }
