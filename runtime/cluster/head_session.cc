@@ -9,12 +9,10 @@
 #include "base/net_util.h"
 #include "base/text.h"
 #include "runtime/cluster/control_messages.h"
+#include "runtime/cluster/heartbeat.h"
 
 namespace trainrun {
 namespace {
-
-// How often the head beats a node that does not tell its heartbeat timeout.
-constexpr std::chrono::seconds kUntoldTimeoutBeatInterval{1};
 
 using nlohmann::json;
 

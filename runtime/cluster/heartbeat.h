@@ -27,6 +27,12 @@ constexpr std::chrono::seconds kDefaultHeartbeatTimeout{10};
 constexpr std::chrono::milliseconds kDefaultHeartbeatInterval =
     std::chrono::milliseconds(kDefaultHeartbeatTimeout) / 4;  // 2.5 s
 
+// How often to beat a peer that does not tell its heartbeat timeout (an older
+// trainrun, from before the join and the assignment carried it): every second, as
+// nodes used to beat. Used both ways, by the head for such a node and by a node for
+// such a head.
+constexpr std::chrono::seconds kUntoldTimeoutBeatInterval{1};
+
 struct HeartbeatOptions {
   Duration interval = kDefaultHeartbeatInterval;  // between our heartbeats
   Duration timeout = kDefaultHeartbeatTimeout;    // silence after which a peer is lost

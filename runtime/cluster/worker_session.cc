@@ -5,6 +5,7 @@
 #include "base/net_util.h"
 #include "base/text.h"
 #include "runtime/cluster/control_messages.h"
+#include "runtime/cluster/heartbeat.h"
 
 namespace trainrun {
 namespace {
@@ -137,7 +138,7 @@ Result<JobAssignment> WorkerSession::Rendezvous(const NodeJoin& self) {
     const Duration head_needs =
         assignment->head_heartbeat_timeout_ms > 0
             ? Duration(std::chrono::milliseconds(assignment->head_heartbeat_timeout_ms)) / 4
-            : Duration(std::chrono::seconds(1));
+            : Duration(kUntoldTimeoutBeatInterval);
     heartbeat_.set_send_interval(std::min(heartbeat_.send_interval(), head_needs));
     heartbeat_.Add(0);
   }
