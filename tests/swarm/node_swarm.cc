@@ -386,18 +386,20 @@ Status NodeSwarm::Rendezvous(TimePoint deadline) {
                                       unassigned, view_.size(), first->node_rank, first->error));
 }
 
-void NodeSwarm::BeatSlice(Slice& slice, TimePoint until) {
+void NodeSwarm::ServeSlice(Slice& slice, TimePoint until) {
   epoll_event ready[256];
-  while (Now() < until) {
-    const TimePoint next = std::min(BeatDue(slice), until);
-    const int n = epoll_wait(slice.epoll, ready, 256, PollTimeoutMs(next - Now()));
-    for (int i = 0; i < n; ++i) {
-      Conn& conn = *static_cast<Conn*>(ready[i].data.ptr);
-      if (conn.fd < 0) continue;
-      if (ready[i].events & EPOLLOUT) Flush(slice, conn);
-      if (ready[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) Read(slice, conn);
-    }
+  const TimePoint next = std::min(BeatDue(slice), until);
+  const int n = epoll_wait(slice.epoll, ready, 256, PollTimeoutMs(next - Now()));
+  for (int i = 0; i < n; ++i) {
+    Conn& conn = *static_cast<Conn*>(ready[i].data.ptr);
+    if (conn.fd < 0) continue;
+    if (ready[i].events & EPOLLOUT) Flush(slice, conn);
+    if (ready[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) Read(slice, conn);
   }
+}
+
+void NodeSwarm::BeatSlice(Slice& slice, TimePoint until) {
+  while (Now() < until) ServeSlice(slice, until);
 }
 
 void NodeSwarm::Beat(Duration duration) {
@@ -406,7 +408,6 @@ void NodeSwarm::Beat(Duration duration) {
 }
 
 void NodeSwarm::StopSlice(Slice& slice, int failing_rank, TimePoint deadline, TimePoint* sent) {
-  epoll_event ready[256];
   for (Conn* conn : slice.conns) {
     if (conn->node.node_rank == failing_rank && conn->state == Conn::State::kAssigned) {
       *sent = Now();
@@ -422,16 +423,7 @@ void NodeSwarm::StopSlice(Slice& slice, int failing_rank, TimePoint deadline, Ti
                                                       {"timeMs", wall_ms}}));
     }
   }
-  while (slice.waiting > 0 && Now() < deadline) {
-    const TimePoint next = std::min(BeatDue(slice), deadline);
-    const int n = epoll_wait(slice.epoll, ready, 256, PollTimeoutMs(next - Now()));
-    for (int i = 0; i < n; ++i) {
-      Conn& conn = *static_cast<Conn*>(ready[i].data.ptr);
-      if (conn.fd < 0) continue;
-      if (ready[i].events & EPOLLOUT) Flush(slice, conn);
-      if (ready[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) Read(slice, conn);
-    }
-  }
+  while (slice.waiting > 0 && Now() < deadline) ServeSlice(slice, deadline);
 }
 
 Result<TimePoint> NodeSwarm::FailAndWaitForStop(int node_rank, TimePoint deadline) {

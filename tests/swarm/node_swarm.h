@@ -103,6 +103,10 @@ class NodeSwarm {
   void RendezvousSlice(Slice& slice, TimePoint deadline);
   void BeatSlice(Slice& slice, TimePoint until);
   void StopSlice(Slice& slice, int failing_rank, TimePoint deadline, TimePoint* sent);
+  // One turn of an assigned slice's loop: sends the heartbeats that are due, waits
+  // for its connections until the next beat or `until`, then flushes and reads
+  // what is ready.
+  void ServeSlice(Slice& slice, TimePoint until);
   // Reads what is ready on `conn` and handles its frames.
   void Read(Slice& slice, Conn& conn);
   // Sends the heartbeats that are due; the time the next one is.
