@@ -31,27 +31,9 @@ class RestartTest : public LocalRunTest {
   }
 };
 
-// Rank 1 saves a checkpoint and fails on attempt 1; on attempt 2 it finds the file
-// in the same working directory and resumes from it. Rank 0 waits on attempt 1
-// (stopped by the fail-fast) and succeeds on attempt 2.
-constexpr const char* kResumingRank = R"sh(
-if [ "$RANK" = 0 ]; then
-  [ "$TRAINRUN_ATTEMPT" = 1 ] && exec sleep 30
-  echo "rank 0 on attempt $TRAINRUN_ATTEMPT"; exit 0
-fi
-if [ -f checkpoint.txt ]; then
-  echo "resumed from step $(cat checkpoint.txt) on attempt $TRAINRUN_ATTEMPT (restart $TORCHELASTIC_RESTART_COUNT of $TORCHELASTIC_MAX_RESTARTS)"
-  exit 0
-fi
-echo 500 > checkpoint.txt
-echo "saved step 500 on attempt $TRAINRUN_ATTEMPT"
-echo "NCCL timeout" >&2
-exit 3
-)sh";
-
 TEST_F(RestartTest, AFailedRankResumesFromItsCheckpointOnAttempt2) {
   Invocation r = Run(
-      Job(kResumingRank,
+      Job(ResumingRankScript(1),
           {{"processCountPerNode", 2}, {"maxRestarts", 2}, {"restarts", {{"backoffSeconds", 0}}}}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("attempt 1 failed (exit code 3): restart 1 of 2 in 0 s"), std::string::npos)
@@ -180,10 +162,10 @@ TEST_F(RestartTest, ACancelDuringTheBackoffEndsTheRun) {
 TEST_F(RestartTest, AnMpiJobOnOneNodeResumesOnAttempt2) {
   if (access("/usr/bin/mpirun", X_OK) != 0)
     GTEST_SKIP() << "needs mpirun (apt install openmpi-bin)";
-  Invocation r = Run(Job(kResumingRank, {{"communicator", "Mpi"},
-                                         {"processCountPerNode", 2},
-                                         {"maxRestarts", 1},
-                                         {"restarts", {{"backoffSeconds", 0}}}}),
+  Invocation r = Run(Job(ResumingRankScript(1), {{"communicator", "Mpi"},
+                                                 {"processCountPerNode", 2},
+                                                 {"maxRestarts", 1},
+                                                 {"restarts", {{"backoffSeconds", 0}}}}),
                      {"--grace-period", "3"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("[rank 1] resumed from step 500 on attempt 2 (restart 1 of 1)"),

@@ -159,6 +159,28 @@ inline int FreePort() {
   return ntohs(addr.sin_port);
 }
 
+// A job's shell script for restart tests: rank `failing_rank` saves a checkpoint in
+// its working directory and fails on attempt 1 (exit 3, "NCCL timeout" on stderr);
+// on attempt 2 it finds the file and says "resumed from step 500 on attempt 2
+// (restart 1 of N)". Every other rank waits on attempt 1 (for the fail-fast to stop
+// it) and succeeds on attempt 2, saying "rank R on attempt 2 (restart 1)".
+inline std::string ResumingRankScript(int failing_rank) {
+  return "\nfailing_rank=" + std::to_string(failing_rank) + R"sh(
+if [ "$RANK" != "$failing_rank" ]; then
+  [ "$TRAINRUN_ATTEMPT" = 1 ] && exec sleep 60
+  echo "rank $RANK on attempt $TRAINRUN_ATTEMPT (restart $TORCHELASTIC_RESTART_COUNT)"; exit 0
+fi
+if [ -f checkpoint.txt ]; then
+  echo "resumed from step $(cat checkpoint.txt) on attempt $TRAINRUN_ATTEMPT (restart $TORCHELASTIC_RESTART_COUNT of $TORCHELASTIC_MAX_RESTARTS)"
+  exit 0
+fi
+echo 500 > checkpoint.txt
+echo "saved step 500 on attempt $TRAINRUN_ATTEMPT"
+echo "NCCL timeout" >&2
+exit 3
+)sh";
+}
+
 inline bool ProcessAlive(int pid) {
   if (kill(pid, 0) != 0) return false;
   // A zombie is dead for our purposes (its parent may not have reaped it yet).

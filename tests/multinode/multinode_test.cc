@@ -687,28 +687,10 @@ class MultinodeRestartTest : public MultinodeTest {
   }
 };
 
-// Rank 3 (node 1) saves a checkpoint in its node's working directory and fails on
-// attempt 1; on attempt 2 it resumes from it. Ranks 0-2 wait on attempt 1 (stopped
-// by the fail-fast, on both nodes) and succeed on attempt 2.
-constexpr const char* kResumingRank3 = R"sh(
-if [ "$RANK" != 3 ]; then
-  [ "$TRAINRUN_ATTEMPT" = 1 ] && exec sleep 60
-  echo "rank $RANK on attempt $TRAINRUN_ATTEMPT (restart $TORCHELASTIC_RESTART_COUNT)"; exit 0
-fi
-if [ -f checkpoint.txt ]; then
-  echo "resumed from step $(cat checkpoint.txt) on attempt $TRAINRUN_ATTEMPT (restart $TORCHELASTIC_RESTART_COUNT of $TORCHELASTIC_MAX_RESTARTS)"
-  exit 0
-fi
-echo 500 > checkpoint.txt
-echo "saved step 500 on attempt $TRAINRUN_ATTEMPT"
-echo "NCCL timeout" >&2
-exit 3
-)sh";
-
 TEST_F(MultinodeRestartTest, ARankFailingOnNodeOneRestartsEveryNodeAndResumes) {
   NetnsCluster cluster(2);
   NEED_CLUSTER(cluster);
-  std::vector<Invocation> r = RunAll(cluster, RestartJob(kResumingRank3, 2), 2);
+  std::vector<Invocation> r = RunAll(cluster, RestartJob(ResumingRankScript(3), 2), 2);
   for (int n = 0; n < 2; ++n) {
     ASSERT_EQ(r[n].exit_code, 0) << "node " << n << "\n" << r[n].out << r[n].err;
     EXPECT_NE(r[n].err.find("attempt 1 failed (exit code 3): restart 1 of 2 in 0 s"),
