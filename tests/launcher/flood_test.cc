@@ -82,6 +82,8 @@ class Flood {
     fds_.clear();
   }
   uint64_t opened() const { return opened_; }
+  // Whether the first round (every connection tried once) is done.
+  bool under_way() const { return under_way_; }
 
  private:
   void Loop() {
@@ -90,6 +92,7 @@ class Flood {
       fd = ConnectIdle(port_);
       opened_ += fd >= 0 ? 1 : 0;
     }
+    under_way_ = true;
     while (!stop_) {
       std::this_thread::sleep_for(milliseconds(100));
       std::vector<pollfd> polled;
@@ -111,6 +114,7 @@ class Flood {
   std::vector<int> fds_;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> opened_{0};
+  std::atomic<bool> under_way_{false};
   std::thread thread_;
 };
 
@@ -175,7 +179,7 @@ TEST(ConnectionFloodTest, IdleConnectionsUnderALowFdLimitNeitherSpinTheHeadNorFa
   const long ticks_before = CpuTicks(head->pid());
   const auto flood_began = std::chrono::steady_clock::now();
   Flood flood(port);
-  std::this_thread::sleep_for(milliseconds(500));
+  ASSERT_TRUE(WaitFor([&] { return flood.under_way(); }));
   auto node = start(1, false);  // joins through the flood
   std::this_thread::sleep_for(seconds(4));
   const long ticks_after = CpuTicks(head->pid());  // the rank sleeps 6 s: the head is alive
