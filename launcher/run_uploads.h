@@ -32,6 +32,15 @@ std::unique_ptr<LiveUploader> StartLiveUpload(const RunContext& ctx, const Loade
 void PlanSystemLogUpload(const JobConfig& job, const LocalRunLayout& layout,
                          std::vector<TransferItem>* items);
 
+// A node that replaced a lost one on this host (run_rejoin.h): adds to `items` the
+// files of ./outputs (when the job collects them), ./logs and directoriesToWatch
+// that the lost trainruns left in their kept-aside run directories
+// (KeptAsideRunDirs), under the keys they would have had, except those whose key is
+// in `items` already: a file of this run, or of a newer kept-aside directory, wins.
+// Reports what it added. Nothing when there is no kept-aside directory.
+void PlanKeptAsideUploads(const RunContext& ctx, const JobConfig& job, const LocalRunLayout& layout,
+                          std::vector<TransferItem>* items);
+
 // Uploads ./outputs (when the job collects them), LogDirs() and the system log so
 // far with the run's uploader (its retries and deadline), merged with the other
 // nodes' on a multi-node job; symlinks out of the working directory are warned
