@@ -38,8 +38,7 @@ void SeedOne(Store* store, const std::string& run_prefix, const std::vector<std:
   if (info.ok()) {
     in_history = info->size;
   } else if (info.status().code() != StatusCode::kNotFound) {
-    seeded->failures.push_back(
-        fmt::format("{}: history: {}", relative, info.status().message()));
+    seeded->failures.push_back(fmt::format("{}: history: {}", relative, info.status().message()));
   }
   for (const std::string& dir : kept) {
     const std::string local = dir + "/" + relative;
@@ -75,8 +74,7 @@ std::vector<std::string> KeptAsideRunDirs(const std::string& root) {
   const std::string prefix = path.filename().string() + std::string(kKeptAsideInfix);
   std::vector<std::pair<long, std::string>> found;
   std::error_code ec;
-  for (fs::directory_iterator it(path.parent_path(), ec), end; !ec && it != end;
-       it.increment(ec)) {
+  for (fs::directory_iterator it(path.parent_path(), ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (name.rfind(prefix, 0) != 0 || name.size() == prefix.size()) continue;
     const std::string digits = name.substr(prefix.size());
@@ -96,8 +94,7 @@ SeededLogs SeedEarlierAttempts(Store* history, const std::string& run_prefix,
                                int rank_count) {
   SeededLogs seeded;
   const std::vector<std::string> kept = KeptAsideRunDirs(layout.root);
-  std::vector<std::string> files = {fmt::format("{}/{}", kSystemLogsDir,
-                                                SystemLogName(node_rank))};
+  std::vector<std::string> files = {fmt::format("{}/{}", kSystemLogsDir, SystemLogName(node_rank))};
   for (int rank = first_rank; rank < first_rank + rank_count; ++rank) {
     files.push_back(fmt::format("{}/{}", kUserLogsDir, RankLogName(rank)));
     files.push_back(fmt::format("{}/{}", kMetricsDir, MetricsFileName(rank)));
