@@ -178,6 +178,15 @@ class ClusterSession {
   // again: the attempt starts on every node together, or a node that fails to
   // prepare it (or is canceled) stops the job. Does not fail.
   virtual AttemptVerdict EndAttempt(int attempt, const RestartPolicy& policy) = 0;
+  // In-place restarts: WaitForStart for attempt `attempt`, after this node's first
+  // (its EndAttempt's verdict said restart). Returns as WaitForStart does, or none
+  // with `*ended` set when the head ended the attempt before its ranks started: a
+  // node was lost between attempts (README "A replaced node rejoins"), one attempt
+  // is used for it as for a node lost while the ranks run, and `*ended` is that
+  // attempt's verdict (a restart, whose wait comes before the next attempt).
+  virtual std::optional<StopNotice> WaitForAttemptStart(int attempt, const Status& prepared,
+                                                        int exit_code,
+                                                        std::optional<AttemptVerdict>* ended) = 0;
 
   virtual void ReportResult(const NodeResult& result) = 0;
 

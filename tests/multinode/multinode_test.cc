@@ -992,5 +992,60 @@ TEST_F(MultinodeRestartTest, ARejoiningNodeOnAnotherDiskResumesFromTheCheckpoint
   ExpectNothingLeft(cluster);
 }
 
+// Node 1's trainrun is SIGKILLed in the backoff after attempt 1 failed, before
+// attempt 2's ranks start: as for a node lost while the ranks run, one attempt is
+// used (attempt 2 ends before its ranks start), the head waits for a new trainrun,
+// and it joins attempt 3, with which the job completes.
+TEST_F(MultinodeRestartTest, ANodeLostBetweenAttemptsUsesOneAttemptAndItsReplacementJoinsTheNext) {
+  NetnsCluster cluster(2);
+  NEED_CLUSTER(cluster);
+  const std::string job = Job(
+      {{"command",
+        {"/bin/sh", "-c",
+         "if [ \"$TRAINRUN_ATTEMPT\" = 1 ]; then [ \"$RANK\" = 3 ] && exit 3; exec sleep 60; fi\n"
+         "echo \"rank $RANK on attempt $TRAINRUN_ATTEMPT\""}},
+       {"nodeCount", 2},
+       {"processCountPerNode", 2},
+       {"maxRestarts", 2},
+       {"restarts", {{"backoffSeconds", 2}, {"backoffMaxSeconds", 2}}}});
+  std::unique_ptr<TrainrunProcess> head = Start(cluster, 0, job);
+  std::unique_ptr<TrainrunProcess> node1 = Start(cluster, 1, job);
+  const std::string node1_err = dir_ / ("out" + std::to_string(processes_) + "/trainrun.err");
+  // In the 2 s backoff before attempt 2.
+  ASSERT_TRUE(WaitFor([&] {
+    return ReadFile(node1_err).find("attempt 1 failed (exit code 3): restart 1 of 2 in 2 s") !=
+           std::string::npos;
+  })) << ReadFile(node1_err);
+  node1->Signal(SIGKILL);
+  node1->Wait();
+  EXPECT_TRUE(WaitFor([&] { return cluster.Pids(1).empty(); }, std::chrono::seconds(30)))
+      << cluster.Describe(1);
+  std::unique_ptr<TrainrunProcess> replacement = Start(cluster, 1, job);
+  Invocation r1 = replacement->Wait(std::chrono::seconds(120));
+  Invocation r0 = head->Wait(std::chrono::seconds(120));
+  ASSERT_EQ(r0.exit_code, 0) << r0.err;
+  ASSERT_EQ(r1.exit_code, 0) << r1.err;
+  EXPECT_NE(r0.err.find("attempt 2 ended before its ranks started"), std::string::npos) << r0.err;
+  EXPECT_NE(r0.err.find("joined in place of the lost node 1, for attempt 3"), std::string::npos)
+      << r0.err;
+  EXPECT_NE(r1.out.find("[rank 3] rank 3 on attempt 3"), std::string::npos) << r1.out;
+  EXPECT_NE(r0.out.find("[rank 0] rank 0 on attempt 3"), std::string::npos) << r0.out;
+  json rec = Record();
+  EXPECT_EQ(rec["status"], "Completed");
+  EXPECT_EQ(rec["exitCode"], 0);
+  ASSERT_EQ(rec["attempts"].size(), 3u) << rec.dump(2);
+  EXPECT_EQ(rec["attempts"][0]["outcome"], "rank failed");
+  const json& a2 = rec["attempts"][1];
+  EXPECT_EQ(a2["outcome"], "node lost") << a2.dump();
+  EXPECT_EQ(a2["exitCode"], 69) << a2.dump();
+  EXPECT_EQ(a2["failedNodeRank"], 1) << a2.dump();
+  EXPECT_NE(a2["reason"].get<std::string>().find("before the attempt's ranks started"),
+            std::string::npos)
+      << a2.dump();
+  EXPECT_EQ(a2["next"], "restart 2 of 2 in 2 s") << a2.dump();
+  EXPECT_EQ(rec["attempts"][2]["outcome"], "succeeded");
+  ExpectNothingLeft(cluster);
+}
+
 }  // namespace
 }  // namespace trainrun::testing
