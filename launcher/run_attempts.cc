@@ -124,7 +124,7 @@ RestartDecision RanksFinished(const RunContext& ctx, const LoadedRun& run,
     const JobConfig& job = run.job;
     ReportRankFailure(ctx, run.node_rank(), layout,
                       run.store->Uri() + "/" + RunKey{job.experiment_name, job.run_id}.Prefix(),
-                      prepared->pump.get(), ran);
+                      prepared->pump.get(), ran, /*restarted=*/true);
     record.failure.reset();
     ctx.reporter->Notice(fmt::format("attempt {} failed (exit code {}): {}", attempt,
                                      entry.exit_code, decision.why));

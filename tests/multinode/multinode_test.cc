@@ -5,7 +5,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <regex>
@@ -25,6 +27,22 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr const char* kToken = "multinode-test-token-5f2c9a";
+
+// Now as run.json writes times ("2026-11-26T09:30:00.123Z"), so that they compare
+// as strings.
+std::string IsoNow() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
+  std::tm tm;
+  gmtime_r(&seconds, &tm);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[40];
+  std::snprintf(out, sizeof(out), "%s.%03dZ", text, static_cast<int>(ms.count()));
+  return out;
+}
 
 bool HavePyTorch() {
   return std::system(
@@ -718,6 +736,11 @@ TEST_F(MultinodeRestartTest, ARankFailingOnNodeOneRestartsEveryNodeAndResumes) {
   }
   EXPECT_NE(r[1].err.find("NCCL timeout"), std::string::npos)
       << "attempt 1's summary: " << r[1].err;
+  // The failure, then that it restarts: no "error:" for a failure that is retried.
+  const size_t summary = r[1].err.find("rank 3 on " + cluster.Host(1) + " (node 1) exited");
+  ASSERT_NE(summary, std::string::npos) << r[1].err;
+  EXPECT_LT(summary, r[1].err.find("attempt 1 failed (exit code 3): restart")) << r[1].err;
+  EXPECT_EQ(r[1].err.find("error:"), std::string::npos) << r[1].err;
   EXPECT_NE(r[1].out.find("[rank 3] resumed from step 500 on attempt 2 (restart 1 of 2)"),
             std::string::npos)
       << r[1].out;
@@ -831,6 +854,7 @@ TEST_F(MultinodeRestartTest, ANodeWhoseTrainrunIsKilledRejoinsAndTheJobCompletes
   // Its ranks went with it.
   EXPECT_TRUE(WaitFor([&] { return cluster.Pids(1).empty(); }, std::chrono::seconds(30)))
       << cluster.Describe(1);
+  const std::string replaced_at = IsoNow();
   std::unique_ptr<TrainrunProcess> replacement = Start(cluster, 1, job);
   Invocation r1 = replacement->Wait(std::chrono::seconds(120));
   Invocation r0 = head->Wait(std::chrono::seconds(120));
@@ -856,6 +880,8 @@ TEST_F(MultinodeRestartTest, ANodeWhoseTrainrunIsKilledRejoinsAndTheJobCompletes
       << a1.dump();
   EXPECT_EQ(a1["next"], "restart 1 of 1 in 0 s");
   EXPECT_EQ(rec["attempts"][1]["outcome"], "succeeded");
+  // Attempt 2 started with its ranks, once the new trainrun had joined and prepared.
+  EXPECT_GT(rec["attempts"][1]["start"].get<std::string>(), replaced_at) << rec["attempts"].dump();
   // Nothing the lost trainrun's attempt wrote is lost from history: its rank logs
   // (from the run directory kept aside on this host, with the line written after
   // the last upload) go on with attempt 2, and its outputs are uploaded too, those
