@@ -124,7 +124,7 @@ RestartDecision RanksFinished(const RunContext& ctx, const LoadedRun& run,
     const JobConfig& job = run.job;
     ReportRankFailure(ctx, run.node_rank(), layout,
                       run.store->Uri() + "/" + RunKey{job.experiment_name, job.run_id}.Prefix(),
-                      prepared->pump.get(), ran);
+                      prepared->pump.get(), ran, /*restarted=*/true);
     record.failure.reset();
     ctx.reporter->Notice(fmt::format("attempt {} failed (exit code {}): {}", attempt,
                                      entry.exit_code, decision.why));
@@ -133,6 +133,35 @@ RestartDecision RanksFinished(const RunContext& ctx, const LoadedRun& run,
         fmt::format("attempt {} ended (exit code {}), {}", attempt, entry.exit_code, decision.why));
   }
   ctx.journal->Save();
+  return decision;
+}
+
+// An attempt the head ended before its ranks started (a node lost between
+// attempts: ClusterSession::WaitForAttemptStart), recorded as RanksFinished
+// records one whose ranks ran; its verdict is a restart.
+RestartDecision EndedBeforeStart(const RunContext& ctx, const AttemptVerdict& verdict,
+                                 PreparedRun* prepared, RanRanks* ran) {
+  // No rank got the pipes made for the attempt: the next one's drain must not wait
+  // for their write ends.
+  if (prepared->pump) prepared->pump->CloseChildEnds();
+  RestartDecision decision;
+  decision.restart = verdict.restart;
+  decision.wait = std::chrono::milliseconds(verdict.wait_ms);
+  decision.why = verdict.why;
+  ran->result.outcome = RunOutcome::kStopped;
+  ran->result.exit_code = verdict.exit_code;
+  ran->result.stop_reason = verdict.reason;
+  AttemptRecord& entry = ctx.journal->record().attempts.back();
+  entry.end = SystemClock()->WallNow();
+  entry.outcome = verdict.outcome;
+  entry.exit_code = verdict.exit_code;
+  entry.failed_rank = verdict.failed_rank;
+  entry.failed_node_rank = verdict.failed_node_rank;
+  entry.reason = verdict.reason;
+  entry.next = verdict.why;
+  ctx.journal->Save();
+  ctx.reporter->Notice(fmt::format("attempt {} ended before its ranks started ({}): {}",
+                                   verdict.attempt, verdict.reason, verdict.why));
   return decision;
 }
 
@@ -208,32 +237,39 @@ RanRanks RunAttempts(const RunContext& ctx, const LoadedRun& run, const LocalRun
     };
     Status ready =
         PrepareAttempt(ctx, run, layout, first_launches, attempt, attempt > first, prepared);
+    std::optional<AttemptVerdict> ended;  // before its ranks started
     if (attempt > first && session != nullptr) {
       // Every node starts the attempt together, as the first (WaitForStart); a node
       // that could not prepare it stops the job. (A node's first attempt was
       // started so after its Prepare, run_command.cc.)
-      std::optional<StopNotice> stop = session->WaitForStart(ready, kExitInternal);
+      std::optional<StopNotice> stop =
+          session->WaitForAttemptStart(attempt, ready, kExitInternal, &ended);
       if (stop && ready.ok()) {
         const bool canceled = stop->exit_code == kExitCanceled;
         return not_started(canceled ? RunOutcome::kCanceled : RunOutcome::kStopped, stop->exit_code,
                            fmt::format("attempt {} was not started: {}", attempt, stop->reason));
       }
     }
-    if (!ready.ok()) {
+    RanRanks ran;
+    RestartDecision decision;
+    if (ended) {
+      decision = EndedBeforeStart(ctx, *ended, prepared, &ran);
+    } else if (!ready.ok()) {
       return not_started(
           RunOutcome::kStopped, kExitInternal,
           fmt::format("attempt {} could not be prepared: {}", attempt, ready.message()));
+    } else {
+      if (attempt > 1) {
+        ctx.reporter->Notice(fmt::format("attempt {} of at most {}: starting the ranks again",
+                                         attempt, policy.max_restarts + 1));
+      }
+      ran = RunRanks(ctx, run, layout, prepared, start);
+      if (attempt == first) {
+        live = std::move(ran.live);
+        checkpoints = std::move(ran.checkpoints);
+      }
+      decision = RanksFinished(ctx, run, layout, attempt, prepared, &ran);
     }
-    if (attempt > 1) {
-      ctx.reporter->Notice(fmt::format("attempt {} of at most {}: starting the ranks again",
-                                       attempt, policy.max_restarts + 1));
-    }
-    RanRanks ran = RunRanks(ctx, run, layout, prepared, start);
-    if (attempt == first) {
-      live = std::move(ran.live);
-      checkpoints = std::move(ran.checkpoints);
-    }
-    const RestartDecision decision = RanksFinished(ctx, run, layout, attempt, prepared, &ran);
     if (decision.restart && WaitBeforeNextAttempt(ctx, decision.wait)) continue;
     ran.live = std::move(live);
     ran.checkpoints = std::move(checkpoints);

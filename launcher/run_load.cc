@@ -13,6 +13,7 @@
 #include "base/fs_util.h"
 #include "base/net_util.h"
 #include "base/redact.h"
+#include "launcher/run_rejoin.h"
 #include "launcher/version.h"
 #include "runtime/cluster/tf_roles.h"
 #include "runtime/run/azureml_config.h"
@@ -170,6 +171,14 @@ Status CreateRunDirectory(const LoadedRun& run, const LocalRunLayout& layout,
        {layout.wd(), layout.user_logs(), layout.system_logs(), layout.metrics()}) {
     TR_RETURN_IF_ERROR(MakeDirs(dir));
   }
+  // Before anything is appended to them: this node's logs as its earlier attempts
+  // left them (run_rejoin.h).
+  std::optional<SeededLogs> seeded;
+  if (run.cluster && run.cluster->first_attempt() > 1) {
+    const NodeSlot& slot = run.cluster->assignment().nodes.at(run.node_rank());
+    seeded = SeedEarlierAttempts(run.store.get(), key.Prefix(), layout, run.node_rank(),
+                                 slot.first_rank, slot.process_count);
+  }
   TR_ASSIGN_OR_RETURN(std::unique_ptr<SystemLog> log,
                       SystemLog::Open(layout.system_log(run.node_rank()), SystemClock()));
   reporting->AttachSystemLog(std::move(log));
@@ -180,6 +189,18 @@ Status CreateRunDirectory(const LoadedRun& run, const LocalRunLayout& layout,
   reporter->Info(fmt::format("run directory {}; run history {}", layout.root, run.store->Uri()));
   if (!kept_aside.empty()) {
     reporter->Notice(fmt::format("the lost node's run directory is kept as {}", kept_aside));
+  }
+  if (seeded) {
+    const int from_history = seeded->files - seeded->from_kept_aside;
+    reporter->Info(fmt::format(
+        "this node's logs of the earlier attempts, appended to from here: {} file(s), {} ({} from "
+        "the kept-aside run directory, {} from run history{})",
+        seeded->files, FormatBytes(seeded->bytes), seeded->from_kept_aside, from_history,
+        from_history > 0 ? ", without what the lost trainrun wrote after its last upload" : ""));
+    for (const std::string& failure : seeded->failures) {
+      reporter->Warning(fmt::format(
+          "an earlier attempt's log of this node is not kept: {}; it starts afresh", failure));
+    }
   }
   return Status::Ok();
 }

@@ -129,6 +129,10 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
   }
   ctx.reporter->Notice(fmt::format("run {}: {} rank(s) of {}", job.run_id, launches.size(),
                                    ShellJoin(ctx.journal->record().command)));
+  // An attempt starts with its ranks (run.json's attempts[].start), not when it was
+  // decided: every node may have been preparing it, a rejoining one from scratch.
+  std::vector<AttemptRecord>& attempts = ctx.journal->record().attempts;
+  if (!attempts.empty()) attempts.back().start = SystemClock()->WallNow();
   if (job.communicator == Communicator::kMpi) {
     MpiRunInputs mpi;
     mpi.assignment = &prepared->plan.assignment;
@@ -175,7 +179,8 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
 }
 
 void ReportRankFailure(const RunContext& ctx, int node_rank, const LocalRunLayout& layout,
-                       const std::string& history_run, const LogPump* pump, RanRanks* ran) {
+                       const std::string& history_run, const LogPump* pump, RanRanks* ran,
+                       bool restarted) {
   if (!ran->result.failure) return;
   RankFailure& failure = *ran->result.failure;
   if (pump) failure.stderr_tail = pump->StderrTail(failure.rank);
@@ -213,7 +218,13 @@ void ReportRankFailure(const RunContext& ctx, int node_rank, const LocalRunLayou
   if (!failure.hint.empty()) summary += "\nhint: " + failure.hint;
   summary += fmt::format("\nfull log: {}{} (on this node: {})", history_run, record.log_file,
                          mpirun ? layout.mpirun_log() : layout.rank_log(failure.rank));
-  ctx.reporter->Error(summary);
+  // An "error:" for a failure that is retried would read as the run's end, before
+  // the line that says it restarts.
+  if (restarted) {
+    ctx.reporter->Notice(summary);
+  } else {
+    ctx.reporter->Error(summary);
+  }
 }
 
 }  // namespace trainrun

@@ -52,10 +52,13 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
 
 // When a rank failed: completes ran->result.failure (its stderr tail from `pump`,
 // which may be null, and a hint when the kernel's OOM killer was at work), puts it
-// into the journal's record and reports the summary as an error. The summary names
-// the full log in history first (`history_run`: the run's folder there, the store's
-// URI and the run's prefix), which outlives a container, then on this node.
+// into the journal's record and reports the summary: as an error, or, for an
+// attempt that is `restarted`, as a notice (the run goes on; the caller says so
+// next). The summary names the full log in history first (`history_run`: the run's
+// folder there, the store's URI and the run's prefix), which outlives a container,
+// then on this node.
 void ReportRankFailure(const RunContext& ctx, int node_rank, const LocalRunLayout& layout,
-                       const std::string& history_run, const LogPump* pump, RanRanks* ran);
+                       const std::string& history_run, const LogPump* pump, RanRanks* ran,
+                       bool restarted = false);
 
 }  // namespace trainrun

@@ -1,9 +1,11 @@
 #include "launcher/run_uploads.h"
 
 #include <filesystem>
+#include <set>
 
 #include <fmt/format.h>
 
+#include "launcher/run_rejoin.h"
 #include "runtime/run/metrics.h"
 
 namespace trainrun {
@@ -57,6 +59,42 @@ std::unique_ptr<LiveUploader> StartLiveUpload(const RunContext& ctx, const Loade
   return live;
 }
 
+void PlanKeptAsideUploads(const RunContext& ctx, const JobConfig& job, const LocalRunLayout& layout,
+                          std::vector<TransferItem>* items) {
+  const std::vector<std::string> kept = KeptAsideRunDirs(layout.root);
+  if (kept.empty()) return;
+  const std::string prefix = RunKey{job.experiment_name, job.run_id}.Prefix();
+  std::set<std::string> keys;
+  for (const TransferItem& item : *items) keys.insert(item.key);
+  for (const std::string& dir : kept) {
+    const LocalRunLayout earlier{dir};
+    std::vector<std::pair<std::string, std::string>> dirs;  // local, key prefix
+    if (job.history.output_collection) dirs.emplace_back(earlier.outputs(), prefix + kOutputsDir);
+    for (const auto& [local, key] : LogDirs(job, earlier)) {
+      // Its rank logs and metrics were taken into this run's (run_rejoin.h).
+      if (local == earlier.user_logs() || local == earlier.metrics()) continue;
+      dirs.emplace_back(local, key);
+    }
+    std::vector<TransferItem> found;
+    // Links out of its working directory were never this run's to record.
+    std::vector<SkippedSymlink> skipped;
+    for (const auto& [local, key] : dirs) {
+      Status planned = PlanUpload(local, key, earlier.wd(), prefix, &found, &skipped);
+      if (!planned.ok()) ctx.reporter->Warning(planned.message());
+    }
+    size_t added = 0;
+    for (TransferItem& item : found) {
+      if (!keys.insert(item.key).second) continue;
+      items->push_back(std::move(item));
+      ++added;
+    }
+    ctx.reporter->Info(fmt::format(
+        "{} of {} file(s) that the lost trainrun left in {} go up with this run's ./outputs and "
+        "./logs (the others this run has too, newer)",
+        added, found.size(), dir));
+  }
+}
+
 void UploadOutputsAndLogs(const RunContext& ctx, LoadedRun* run, const LocalRunLayout& layout,
                           UploadReport* report) {
   const JobConfig& job = run->job;
@@ -70,6 +108,8 @@ void UploadOutputsAndLogs(const RunContext& ctx, LoadedRun* run, const LocalRunL
     Status planned = PlanUpload(local, key, layout.wd(), prefix, &items, &report->skipped_symlinks);
     if (!planned.ok()) report->errors.push_back(planned.message());
   }
+  if (ctx.cluster && ctx.cluster->first_attempt() > 1)
+    PlanKeptAsideUploads(ctx, job, layout, &items);
   // Every node has ./outputs and ./logs: merged with the other nodes' so that no
   // node's file silently replaces another's.
   if (ctx.cluster) items = ctx.cluster->session()->MergeUploads(std::move(items), prefix);

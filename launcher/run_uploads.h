@@ -27,6 +27,15 @@ std::vector<std::pair<std::string, std::string>> LogDirs(const JobConfig& job,
 std::unique_ptr<LiveUploader> StartLiveUpload(const RunContext& ctx, const LoadedRun& run,
                                               const LocalRunLayout& layout);
 
+// A node that replaced a lost one on this host (run_rejoin.h): adds to `items` the
+// files of ./outputs (when the job collects them), ./logs and directoriesToWatch
+// that the lost trainruns left in their kept-aside run directories
+// (KeptAsideRunDirs), under the keys they would have had, except those whose key is
+// in `items` already: a file of this run, or of a newer kept-aside directory, wins.
+// Reports what it added. Nothing when there is no kept-aside directory.
+void PlanKeptAsideUploads(const RunContext& ctx, const JobConfig& job, const LocalRunLayout& layout,
+                          std::vector<TransferItem>* items);
+
 // Uploads ./outputs (when the job collects them) and LogDirs() with the run's
 // uploader (its retries and deadline), merged with the other nodes' on a multi-node
 // job; symlinks out of the working directory are warned about and skipped. Adds

@@ -11,7 +11,7 @@
 //                   tell the others about this node's; with parameter servers,
 //                   WorkersDone and SetServersStopHandler end them together
 //   EndAttempt      (a job with maxRestarts) this node's ranks of an attempt ended;
-//                   the head's verdict: restart (WaitForStart again, then running)
+//                   the head's verdict: restart (WaitForAttemptStart, then running)
 //                   or go on to ReportResult
 //   ReportResult    this node's ranks ended
 //   MergeUploads    outputs of all nodes merged without overwriting (output_merge.h)
@@ -172,12 +172,22 @@ class ClusterSession {
   // the job's verdict. The head waits for every live node's end of the attempt (a
   // node's RankFailed reaches it first), decides with `policy` from the attempt's
   // earliest failure (DecideRestart: only a rank's failure is retried) and tells
-  // every node. No restart when a node was lost, or for a node that lost the head
-  // (then the verdict has its 69). On a restart the job's stop is cleared (the
-  // stop handler too) and every node, after the verdict's wait, calls WaitForStart
-  // again: the attempt starts on every node together, or a node that fails to
-  // prepare it (or is canceled) stops the job. Does not fail.
+  // every node. A lost node is restarted only when its replacement may join
+  // (restarts.rejoinTimeoutSeconds); no restart for a node that lost the head (then
+  // the verdict has its 69). On a restart the job's stop is cleared (the stop
+  // handler too) and every node, after the verdict's wait, calls
+  // WaitForAttemptStart: the attempt starts on every node together, or a node that
+  // fails to prepare it (or is canceled) stops the job. Does not fail.
   virtual AttemptVerdict EndAttempt(int attempt, const RestartPolicy& policy) = 0;
+  // In-place restarts: WaitForStart for attempt `attempt`, after this node's first
+  // (its EndAttempt's verdict said restart). Returns as WaitForStart does, or none
+  // with `*ended` set when the head ended the attempt before its ranks started: a
+  // node was lost between attempts (README "A replaced node rejoins"), one attempt
+  // is used for it as for a node lost while the ranks run, and `*ended` is that
+  // attempt's verdict (a restart, whose wait comes before the next attempt).
+  virtual std::optional<StopNotice> WaitForAttemptStart(int attempt, const Status& prepared,
+                                                        int exit_code,
+                                                        std::optional<AttemptVerdict>* ended) = 0;
 
   virtual void ReportResult(const NodeResult& result) = 0;
 

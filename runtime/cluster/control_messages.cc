@@ -108,6 +108,14 @@ Result<int> DecodeAttemptEnded(const Frame& frame) {
   return attempt;
 }
 
+Result<std::optional<int>> DecodeReady(const Frame& frame) {
+  TR_ASSIGN_OR_RETURN(json body, Body(frame));
+  std::optional<int> attempt;
+  TR_RETURN_IF_ERROR(
+      FieldReader(frame.type, body).OptionalInt("attempt", 1, kMaxAttempts, &attempt));
+  return attempt;
+}
+
 Result<AttemptVerdict> DecodeAttemptVerdict(const Frame& frame) {
   TR_ASSIGN_OR_RETURN(json body, Body(frame));
   FieldReader r(frame.type, body);

@@ -58,7 +58,9 @@ constexpr size_t kMaxDigestBytes = 64;     // SHA-256, hex
 constexpr size_t kMaxArgvItems = 1 << 16;  // an rsh command line
 constexpr size_t kMaxArgBytes = 128 << 10;
 
-// kReady, kStart, kPreflightPassed, kHeartbeat: an object, no field read.
+// kStart, kPreflightPassed, kHeartbeat: an object, no field read.
+// kReady (node -> head): {"attempt"} when the node is ready for that attempt
+// after its first (in-place restarts), else {}.
 Status DecodeEmpty(const Frame& frame);
 
 // kRankFailed: a rank on the sending node failed.
@@ -87,6 +89,8 @@ Result<int> DecodeAttemptEnded(const Frame& frame);
 
 // kAttemptVerdict (head -> node): AttemptVerdict::ToJson.
 Result<AttemptVerdict> DecodeAttemptVerdict(const Frame& frame);
+// kReady's attempt, none when the node's first start.
+Result<std::optional<int>> DecodeReady(const Frame& frame);
 
 // kPreflight: {"passed", "exitCode" (0-255), "reason", "report" (an object)}. A
 // failed one needs a reason and a non-zero code. The report is free-form (the

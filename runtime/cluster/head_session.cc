@@ -239,12 +239,12 @@ void HeadSession::MaybeStartLocked() {
   if (phase_ != Phase::kPreparing || stop_.notice()) return;
   if (ready_nodes_ < nodes_.size()) return;
   phase_ = Phase::kRunning;
+  for (auto& [rank, node] : nodes_) node.awaiting_first_start = false;
   BroadcastLocked(EncodeJsonFrame(MessageType::kStart, json::object()));
   cv_.notify_all();
 }
 
-std::optional<StopNotice> HeadSession::WaitForStart(const Status& prepared, int exit_code) {
-  std::unique_lock lock(mu_);
+void HeadSession::PreparedLocked(const Status& prepared, int exit_code) {
   if (prepared.ok()) {
     SetReadyLocked(nodes_[0]);
     MaybeStartLocked();
@@ -254,6 +254,11 @@ std::optional<StopNotice> HeadSession::WaitForStart(const Status& prepared, int 
     AddEventLocked({WallMillis(), exit_code, reason, 0, std::nullopt, false});
     StopLocked(exit_code, reason);
   }
+}
+
+std::optional<StopNotice> HeadSession::WaitForStart(const Status& prepared, int exit_code) {
+  std::unique_lock lock(mu_);
+  PreparedLocked(prepared, exit_code);
   WaitLocked(
       lock, [&] { return phase_ == Phase::kRunning || stop_.notice().has_value(); }, std::nullopt);
   return stop_.notice();
@@ -474,11 +479,14 @@ void HeadSession::RefuseMessageLocked(int conn, const std::string& why) {
 Status HeadSession::OnNodeMessage(int rank, const Frame& frame) {
   Node& node = nodes_[rank];
   switch (frame.type) {
-    case MessageType::kReady:
-      TR_RETURN_IF_ERROR(DecodeEmpty(frame));
+    case MessageType::kReady: {
+      TR_ASSIGN_OR_RETURN(std::optional<int> attempt, DecodeReady(frame));
+      // Ready for an attempt that was ended before it started: stale.
+      if (attempt && *attempt != next_attempt_) return Status::Ok();
       SetReadyLocked(node);
       MaybeStartLocked();
       return Status::Ok();
+    }
     case MessageType::kPreflight: {
       TR_ASSIGN_OR_RETURN(PreflightResult m, DecodePreflight(frame));
       SetPreflightLocked(node, std::move(m));
@@ -576,7 +584,7 @@ void HeadSession::NodeLostLocked(int rank, const std::string& why) {
   if (!node.result_in) {
     options_.reporter->Error(reason);
     AddEventLocked({WallMillis(), kExitNodeLost, reason, rank, std::nullopt, true});
-    StopLocked(kExitNodeLost, reason);
+    if (!EndAttemptBeforeStartLocked(rank)) StopLocked(kExitNodeLost, reason);
   } else if (!node.done_in) {
     options_.reporter->Warning(reason + " while finalizing; its uploads may be incomplete");
   }

@@ -42,6 +42,8 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   void Stopping(int exit_code, const std::string& reason) override;
   void WorkersDone() override;
   AttemptVerdict EndAttempt(int attempt, const RestartPolicy& policy) override;
+  std::optional<StopNotice> WaitForAttemptStart(int attempt, const Status& prepared, int exit_code,
+                                                std::optional<AttemptVerdict>* ended) override;
   void ReportResult(const NodeResult& result) override;
   std::vector<TransferItem> MergeUploads(std::vector<TransferItem> items,
                                          const std::string& run_prefix) override;
@@ -59,6 +61,9 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
     bool ready = false;
     std::optional<PreflightResult> preflight;
     int attempt_ended = 0;  // the last attempt whose ranks all ended there (kAttemptEnded)
+    // A replacement (RejoinLocked) that has not had the Start of the attempt it
+    // joined: it cannot follow that attempt being ended before it started.
+    bool awaiting_first_start = false;
     bool manifest_in = false;
     bool digests_in = false;
     NodeManifest manifest;
@@ -112,6 +117,15 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   // failures, its stop, every node's Ready) when there is one.
   AttemptVerdict DecideAttemptLocked(int attempt, const RestartPolicy& policy);
   void NextAttemptLocked(int attempt);
+  // Node `lost_rank` was lost between attempts (the verdict on the last one was a
+  // restart, the next one's ranks have not started): the next attempt ends before
+  // its ranks start, as one that lost the node while they ran (its verdict to every
+  // node, NextAttemptLocked). False, changing nothing, when that cannot be: no
+  // restart left, rejoins off, a stop already under way, or another replacement
+  // waiting for its first start; the caller then stops the job as before (69).
+  bool EndAttemptBeforeStartLocked(int lost_rank);
+  // This node prepared the attempt (Ready) or could not (the job stops).
+  void PreparedLocked(const Status& prepared, int exit_code);
   // A Join after the rendezvous: a new trainrun for a lost node, while the head
   // waits for it (rejoin_deadline_), takes the lost node's place for the next
   // attempt. False when it is no such join (OnJoin refuses it as before).
@@ -177,8 +191,10 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   size_t preflight_or_lost_ = 0;
   std::array<size_t, kFinalizeFlags.size()> set_or_lost_{};  // by kFinalizeFlags
   int next_attempt_ = 1;                                     // the attempt the nodes start next
-  std::optional<TimePoint> rejoin_deadline_;  // waiting for a lost node's replacement
-  std::set<int> workers_done_;                // nodes whose workers all exited 0 (WorkersDone)
+  std::optional<RestartPolicy> policy_;                      // the job's, from the first EndAttempt
+  std::map<int, AttemptVerdict> ended_before_start_;  // EndAttemptBeforeStartLocked's, by attempt
+  std::optional<TimePoint> rejoin_deadline_;          // waiting for a lost node's replacement
+  std::set<int> workers_done_;  // nodes whose workers all exited 0 (WorkersDone)
   std::vector<OutputConflict> conflicts_;
   // rsh
   RshHandler* rsh_handler_ = nullptr;

@@ -11,6 +11,7 @@ namespace trainrun {
 
 AttemptVerdict HeadSession::EndAttempt(int attempt, const RestartPolicy& policy) {
   std::unique_lock lock(mu_);
+  policy_ = policy;
   nodes_[0].attempt_ended = attempt;
   // A node's RankFailed comes before its AttemptEnded, so once every live node's is
   // in, the attempt's failures are all known. A node lost meanwhile is not waited for.
@@ -87,6 +88,44 @@ AttemptVerdict HeadSession::DecideAttemptLocked(int attempt, const RestartPolicy
   return verdict;
 }
 
+bool HeadSession::EndAttemptBeforeStartLocked(int lost_rank) {
+  if (phase_ != Phase::kPreparing || next_attempt_ <= 1 || !policy_ || !options_.rejoin_timeout ||
+      stop_.notice() || finished_) {
+    return false;
+  }
+  for (const auto& [rank, node] : nodes_) {
+    if (rank != lost_rank && !node.lost && node.awaiting_first_start) return false;
+  }
+  // The loss is the attempt's only event (NextAttemptLocked cleared the last one's).
+  const int attempt = next_attempt_;
+  AttemptVerdict verdict = DecideAttemptLocked(attempt, *policy_);
+  if (!verdict.restart) return false;
+  verdict.reason += " (before the attempt's ranks started)";
+  BroadcastLocked(EncodeJsonFrame(MessageType::kAttemptVerdict, verdict.ToJson()));
+  ended_before_start_[attempt] = verdict;
+  NextAttemptLocked(attempt);
+  return true;
+}
+
+std::optional<StopNotice> HeadSession::WaitForAttemptStart(int attempt, const Status& prepared,
+                                                           int exit_code,
+                                                           std::optional<AttemptVerdict>* ended) {
+  std::unique_lock lock(mu_);
+  auto ended_before_start = [&] { return ended_before_start_.count(attempt) != 0; };
+  if (!ended_before_start()) PreparedLocked(prepared, exit_code);
+  WaitLocked(
+      lock,
+      [&] {
+        return ended_before_start() || phase_ == Phase::kRunning || stop_.notice().has_value();
+      },
+      std::nullopt);
+  if (ended_before_start()) {
+    *ended = ended_before_start_[attempt];
+    return std::nullopt;
+  }
+  return stop_.notice();
+}
+
 void HeadSession::NextAttemptLocked(int attempt) {
   next_attempt_ = attempt + 1;
   std::vector<std::string> lost;
@@ -146,6 +185,7 @@ bool HeadSession::RejoinLocked(int conn, const NodeJoin& join) {
   node.join = join;
   node.ready = false;
   node.attempt_ended = next_attempt_ - 1;
+  node.awaiting_first_start = true;
   conn_node_[conn] = rank;
   hello_rank_.erase(conn);
   heartbeat_.Add(rank);

@@ -241,6 +241,7 @@ Status WorkerSession::HandleFrameLocked(const Frame& frame) {
         started_ = false;
         servers_stop_ = false;
       }
+      verdicts_[verdict.attempt] = verdict;
       verdict_ = std::move(verdict);
       return Status::Ok();
     }
@@ -303,6 +304,29 @@ std::optional<StopNotice> WorkerSession::WaitForStart(const Status& prepared, in
     return stop_.notice();
   }
   WaitLocked(lock, [&] { return started_ || stop_.notice().has_value(); });
+  return stop_.notice();
+}
+
+std::optional<StopNotice> WorkerSession::WaitForAttemptStart(int attempt, const Status& prepared,
+                                                             int exit_code,
+                                                             std::optional<AttemptVerdict>* ended) {
+  auto ended_before_start = [&] { return verdicts_.count(attempt) != 0; };
+  {
+    std::lock_guard lock(mu_);
+    if (ended_before_start()) {
+      *ended = verdicts_[attempt];
+      return std::nullopt;
+    }
+  }
+  if (!prepared.ok()) return WaitForStart(prepared, exit_code);
+  // The head ignores this Ready if it has ended the attempt meanwhile.
+  Send(MessageType::kReady, {{"attempt", attempt}});
+  std::unique_lock lock(mu_);
+  WaitLocked(lock, [&] { return started_ || stop_.notice().has_value() || ended_before_start(); });
+  if (ended_before_start()) {
+    *ended = verdicts_[attempt];
+    return std::nullopt;
+  }
   return stop_.notice();
 }
 

@@ -35,6 +35,8 @@ class WorkerSession : public SessionBase {
   void Stopping(int exit_code, const std::string& reason) override;
   void WorkersDone() override;
   AttemptVerdict EndAttempt(int attempt, const RestartPolicy& policy) override;
+  std::optional<StopNotice> WaitForAttemptStart(int attempt, const Status& prepared, int exit_code,
+                                                std::optional<AttemptVerdict>* ended) override;
   void ReportResult(const NodeResult& result) override;
   std::vector<TransferItem> MergeUploads(std::vector<TransferItem> items,
                                          const std::string& run_prefix) override;
@@ -80,6 +82,9 @@ class WorkerSession : public SessionBase {
   std::optional<std::vector<std::string>> digest_request_;  // keys
   std::optional<JobOutcome> finished_;                      // the head's final word
   std::optional<AttemptVerdict> verdict_;                   // on the last attempt that ended
+  // Every verdict by attempt: one for an attempt not started here ended it before
+  // its ranks started (WaitForAttemptStart).
+  std::map<int, AttemptVerdict> verdicts_;
   RshHandler* rsh_handler_ = nullptr;
 };
 

@@ -5,7 +5,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <regex>
@@ -25,6 +27,22 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr const char* kToken = "multinode-test-token-5f2c9a";
+
+// Now as run.json writes times ("2026-11-26T09:30:00.123Z"), so that they compare
+// as strings.
+std::string IsoNow() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
+  std::tm tm;
+  gmtime_r(&seconds, &tm);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[40];
+  std::snprintf(out, sizeof(out), "%s.%03dZ", text, static_cast<int>(ms.count()));
+  return out;
+}
 
 bool HavePyTorch() {
   return std::system(
@@ -700,6 +718,11 @@ TEST_F(MultinodeRestartTest, ARankFailingOnNodeOneRestartsEveryNodeAndResumes) {
   }
   EXPECT_NE(r[1].err.find("NCCL timeout"), std::string::npos)
       << "attempt 1's summary: " << r[1].err;
+  // The failure, then that it restarts: no "error:" for a failure that is retried.
+  const size_t summary = r[1].err.find("rank 3 on " + cluster.Host(1) + " (node 1) exited");
+  ASSERT_NE(summary, std::string::npos) << r[1].err;
+  EXPECT_LT(summary, r[1].err.find("attempt 1 failed (exit code 3): restart")) << r[1].err;
+  EXPECT_EQ(r[1].err.find("error:"), std::string::npos) << r[1].err;
   EXPECT_NE(r[1].out.find("[rank 3] resumed from step 500 on attempt 2 (restart 1 of 2)"),
             std::string::npos)
       << r[1].out;
@@ -781,9 +804,16 @@ TEST_F(MultinodeRestartTest, ANodeWhoseTrainrunIsKilledRejoinsAndTheJobCompletes
   NEED_CLUSTER(cluster);
   const std::string marks = dir_ / "marks";
   fs::create_directories(marks);
+  // Each rank leaves an output of its own on attempt 1, and one that attempt 2
+  // writes again.
   const std::string job = RestartJob(
-      "if [ \"$TRAINRUN_ATTEMPT\" = 1 ]; then touch " + marks +
-          "/$RANK.a1; exec sleep 60; fi\n"
+      "echo $TRAINRUN_ATTEMPT > \"$TRAINRUN_OUTPUTS_DIR/last-rank$RANK.txt\"\n"
+      "if [ \"$TRAINRUN_ATTEMPT\" = 1 ]; then\n"
+      "  echo \"attempt 1 of rank $RANK\" > \"$TRAINRUN_OUTPUTS_DIR/a1-rank$RANK.txt\"\n"
+      "  echo \"rank $RANK started attempt 1\"; touch " +
+          marks +
+          "/$RANK.a1; exec sleep 60\n"
+          "fi\n"
           "echo \"rank $RANK on attempt $TRAINRUN_ATTEMPT (restart $TORCHELASTIC_RESTART_COUNT)\"",
       1);
   std::unique_ptr<TrainrunProcess> head = Start(cluster, 0, job);
@@ -794,11 +824,19 @@ TEST_F(MultinodeRestartTest, ANodeWhoseTrainrunIsKilledRejoinsAndTheJobCompletes
     }
     return true;
   }));
+  // Rank 3's line is in its log on node 1 (not yet uploaded, at the default 5 s
+  // interval) when the node's trainrun is killed.
+  const std::string local_log3 = dir_ / ("w1/multinode/" + run_id_ + "/node1-" + cluster.Host(1) +
+                                         "/user_logs/std_log_process_3.txt");
+  ASSERT_TRUE(WaitFor([&] {
+    return ReadFile(local_log3).find("rank 3 started attempt 1") != std::string::npos;
+  })) << local_log3;
   node1->Signal(SIGKILL);
   node1->Wait();
   // Its ranks went with it.
   EXPECT_TRUE(WaitFor([&] { return cluster.Pids(1).empty(); }, std::chrono::seconds(30)))
       << cluster.Describe(1);
+  const std::string replaced_at = IsoNow();
   std::unique_ptr<TrainrunProcess> replacement = Start(cluster, 1, job);
   Invocation r1 = replacement->Wait(std::chrono::seconds(120));
   Invocation r0 = head->Wait(std::chrono::seconds(120));
@@ -824,6 +862,38 @@ TEST_F(MultinodeRestartTest, ANodeWhoseTrainrunIsKilledRejoinsAndTheJobCompletes
       << a1.dump();
   EXPECT_EQ(a1["next"], "restart 1 of 1 in 0 s");
   EXPECT_EQ(rec["attempts"][1]["outcome"], "succeeded");
+  // Attempt 2 started with its ranks, once the new trainrun had joined and prepared.
+  EXPECT_GT(rec["attempts"][1]["start"].get<std::string>(), replaced_at) << rec["attempts"].dump();
+  // Nothing the lost trainrun's attempt wrote is lost from history: its rank logs
+  // (from the run directory kept aside on this host, with the line written after
+  // the last upload) go on with attempt 2, and its outputs are uploaded too, those
+  // that attempt 2 wrote again in their attempt-2 version.
+  for (int rank : {2, 3}) {
+    const std::string log = RankLog(rank);
+    const std::string r = std::to_string(rank);
+    const size_t first = log.find("=== trainrun: attempt 1 of at most 2 (");
+    const size_t started = log.find("rank " + r + " started attempt 1");
+    const size_t second = log.find("=== trainrun: attempt 2 of at most 2 (");
+    const size_t ended = log.find("rank " + r + " on attempt 2 (restart 1)");
+    ASSERT_NE(first, std::string::npos) << log;
+    ASSERT_NE(started, std::string::npos) << log;
+    ASSERT_NE(second, std::string::npos) << log;
+    ASSERT_NE(ended, std::string::npos) << log;
+    EXPECT_LT(first, started) << log;
+    EXPECT_LT(started, second) << log;
+    EXPECT_LT(second, ended) << log;
+    EXPECT_EQ(ReadFile(RunDir() + "/outputs/a1-rank" + r + ".txt"),
+              "attempt 1 of rank " + r + "\n");
+    EXPECT_EQ(ReadFile(RunDir() + "/outputs/last-rank" + r + ".txt"), "2\n");
+  }
+  // Node 1's system log holds both of its trainruns'.
+  const std::string system_log = ReadFile(RunDir() + "/system_logs/trainrun_node_1.log");
+  const std::string opening = "node1-" + cluster.Host(1) + "; run history";
+  const size_t lost = system_log.find(opening);
+  ASSERT_NE(lost, std::string::npos) << system_log;
+  const size_t replacing = system_log.find(opening, lost + 1);
+  ASSERT_NE(replacing, std::string::npos) << system_log;
+  EXPECT_NE(system_log.find("is kept as", replacing), std::string::npos) << system_log;
   ExpectNothingLeft(cluster);
 }
 
@@ -857,6 +927,131 @@ TEST_F(MultinodeRestartTest, ALostNodeThatDoesNotComeBackInTimeEndsTheJobWith69)
   EXPECT_EQ(rec["status"], "Failed");
   EXPECT_EQ(rec["exitCode"], 69);
   EXPECT_EQ(rec["outcome"], "node lost");
+  ExpectNothingLeft(cluster);
+}
+
+// Node 1's trainrun is SIGKILLed after its rank 2 saved a checkpoint that went up
+// to history, and started again with a fresh --workdir, as on another host: the
+// rank's attempt 2 finds the checkpoint restored from the store (nothing of attempt
+// 1 is on that disk), and history's log of rank 2 holds both attempts, attempt 1's
+// taken from history itself.
+TEST_F(MultinodeRestartTest, ARejoiningNodeOnAnotherDiskResumesFromTheCheckpointInTheStore) {
+  NetnsCluster cluster(2);
+  NEED_CLUSTER(cluster);
+  const std::string job =
+      Job({{"command",
+            {"/bin/sh", "-c",
+             "cd \"$TRAINRUN_CHECKPOINT_DIR\"\n"
+             "if [ \"$RANK\" = 2 ] && [ \"$TRAINRUN_ATTEMPT\" = 1 ]; then\n"
+             "  echo 700 > .step.tmp && mv .step.tmp step.txt\n"
+             "  mkdir -p .trainrun/commit && touch .trainrun/.c && mv .trainrun/.c "
+             ".trainrun/commit/step.txt\n"
+             "  echo \"saved step 700 on attempt 1\"\n"
+             "fi\n"
+             "[ \"$TRAINRUN_ATTEMPT\" = 1 ] && exec sleep 60\n"
+             "if [ \"$RANK\" = 2 ]; then\n"
+             "  echo \"resumed from step $(cat step.txt) on attempt $TRAINRUN_ATTEMPT in $PWD\"\n"
+             "fi"}},
+           {"nodeCount", 2},
+           {"processCountPerNode", 2},
+           {"maxRestarts", 1},
+           {"restarts", {{"backoffSeconds", 0}}},
+           {"checkpoints", {{"quietPeriodSeconds", 0}, {"scanIntervalSeconds", 0.2}}}});
+  std::unique_ptr<TrainrunProcess> head = Start(cluster, 0, job);
+  std::unique_ptr<TrainrunProcess> node1 =
+      Start(cluster, 1, job, kToken, {"--log-upload-interval", "0.2"});
+  // The checkpoint is in history (its node's manifest lists it), and so is the
+  // rank's line.
+  const std::string manifest = RunDir() + "/checkpoints/.trainrun/node-1.json";
+  ASSERT_TRUE(WaitFor([&] {
+    return ReadFile(manifest).find("step.txt") != std::string::npos &&
+           RankLog(2).find("saved step 700 on attempt 1") != std::string::npos;
+  })) << ReadFile(manifest)
+      << RankLog(2);
+  node1->Signal(SIGKILL);
+  node1->Wait();
+  EXPECT_TRUE(WaitFor([&] { return cluster.Pids(1).empty(); }, std::chrono::seconds(30)))
+      << cluster.Describe(1);
+  const std::string fresh = dir_ / "w1-fresh";
+  std::unique_ptr<TrainrunProcess> replacement = Start(cluster, 1, job, kToken, {}, fresh);
+  Invocation r1 = replacement->Wait(std::chrono::seconds(120));
+  Invocation r0 = head->Wait(std::chrono::seconds(120));
+  ASSERT_EQ(r0.exit_code, 0) << r0.err;
+  ASSERT_EQ(r1.exit_code, 0) << r1.err;
+  EXPECT_NE(r1.err.find("restored 1 checkpoint(s) from"), std::string::npos) << r1.err;
+  EXPECT_EQ(r1.err.find("is kept as"), std::string::npos) << r1.err;
+  const std::string resumed = "[rank 2] resumed from step 700 on attempt 2 in " + fresh + "/";
+  EXPECT_NE(r1.out.find(resumed), std::string::npos) << r1.out;
+  const std::string log = RankLog(2);
+  const size_t saved = log.find("saved step 700 on attempt 1");
+  const size_t second = log.find("=== trainrun: attempt 2 of at most 2 (");
+  const size_t resumed_line = log.find("resumed from step 700 on attempt 2");
+  ASSERT_NE(saved, std::string::npos) << log;
+  ASSERT_NE(second, std::string::npos) << log;
+  ASSERT_NE(resumed_line, std::string::npos) << log;
+  EXPECT_LT(log.find("=== trainrun: attempt 1 of at most 2 ("), saved) << log;
+  EXPECT_LT(saved, second) << log;
+  EXPECT_LT(second, resumed_line) << log;
+  json rec = Record();
+  EXPECT_EQ(rec["status"], "Completed");
+  EXPECT_EQ(rec["exitCode"], 0);
+  ASSERT_EQ(rec["attempts"].size(), 2u) << rec.dump(2);
+  EXPECT_EQ(rec["attempts"][0]["outcome"], "node lost");
+  ExpectNothingLeft(cluster);
+}
+
+// Node 1's trainrun is SIGKILLed in the backoff after attempt 1 failed, before
+// attempt 2's ranks start: as for a node lost while the ranks run, one attempt is
+// used (attempt 2 ends before its ranks start), the head waits for a new trainrun,
+// and it joins attempt 3, with which the job completes.
+TEST_F(MultinodeRestartTest, ANodeLostBetweenAttemptsUsesOneAttemptAndItsReplacementJoinsTheNext) {
+  NetnsCluster cluster(2);
+  NEED_CLUSTER(cluster);
+  const std::string job = Job(
+      {{"command",
+        {"/bin/sh", "-c",
+         "if [ \"$TRAINRUN_ATTEMPT\" = 1 ]; then [ \"$RANK\" = 3 ] && exit 3; exec sleep 60; fi\n"
+         "echo \"rank $RANK on attempt $TRAINRUN_ATTEMPT\""}},
+       {"nodeCount", 2},
+       {"processCountPerNode", 2},
+       {"maxRestarts", 2},
+       {"restarts", {{"backoffSeconds", 2}, {"backoffMaxSeconds", 2}}}});
+  std::unique_ptr<TrainrunProcess> head = Start(cluster, 0, job);
+  std::unique_ptr<TrainrunProcess> node1 = Start(cluster, 1, job);
+  const std::string node1_err = dir_ / ("out" + std::to_string(processes_) + "/trainrun.err");
+  // In the 2 s backoff before attempt 2.
+  ASSERT_TRUE(WaitFor([&] {
+    return ReadFile(node1_err).find("attempt 1 failed (exit code 3): restart 1 of 2 in 2 s") !=
+           std::string::npos;
+  })) << ReadFile(node1_err);
+  node1->Signal(SIGKILL);
+  node1->Wait();
+  EXPECT_TRUE(WaitFor([&] { return cluster.Pids(1).empty(); }, std::chrono::seconds(30)))
+      << cluster.Describe(1);
+  std::unique_ptr<TrainrunProcess> replacement = Start(cluster, 1, job);
+  Invocation r1 = replacement->Wait(std::chrono::seconds(120));
+  Invocation r0 = head->Wait(std::chrono::seconds(120));
+  ASSERT_EQ(r0.exit_code, 0) << r0.err;
+  ASSERT_EQ(r1.exit_code, 0) << r1.err;
+  EXPECT_NE(r0.err.find("attempt 2 ended before its ranks started"), std::string::npos) << r0.err;
+  EXPECT_NE(r0.err.find("joined in place of the lost node 1, for attempt 3"), std::string::npos)
+      << r0.err;
+  EXPECT_NE(r1.out.find("[rank 3] rank 3 on attempt 3"), std::string::npos) << r1.out;
+  EXPECT_NE(r0.out.find("[rank 0] rank 0 on attempt 3"), std::string::npos) << r0.out;
+  json rec = Record();
+  EXPECT_EQ(rec["status"], "Completed");
+  EXPECT_EQ(rec["exitCode"], 0);
+  ASSERT_EQ(rec["attempts"].size(), 3u) << rec.dump(2);
+  EXPECT_EQ(rec["attempts"][0]["outcome"], "rank failed");
+  const json& a2 = rec["attempts"][1];
+  EXPECT_EQ(a2["outcome"], "node lost") << a2.dump();
+  EXPECT_EQ(a2["exitCode"], 69) << a2.dump();
+  EXPECT_EQ(a2["failedNodeRank"], 1) << a2.dump();
+  EXPECT_NE(a2["reason"].get<std::string>().find("before the attempt's ranks started"),
+            std::string::npos)
+      << a2.dump();
+  EXPECT_EQ(a2["next"], "restart 2 of 2 in 2 s") << a2.dump();
+  EXPECT_EQ(rec["attempts"][2]["outcome"], "succeeded");
   ExpectNothingLeft(cluster);
 }
 

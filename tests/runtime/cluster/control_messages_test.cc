@@ -22,7 +22,7 @@ std::string Decode(MessageType type, const json& body) {
   switch (type) {
     case MessageType::kJoin: s = NodeJoin::FromJson(body).status(); break;
     case MessageType::kAssign: s = JobAssignment::FromJson(body).status(); break;
-    case MessageType::kReady:
+    case MessageType::kReady: s = DecodeReady(frame).status(); break;
     case MessageType::kStart:
     case MessageType::kPreflightPassed:
     case MessageType::kHeartbeat: s = DecodeEmpty(frame); break;
@@ -306,6 +306,14 @@ TEST(ControlMessagesTest, AttemptVerdictsAndTheJoinedAttemptRoundTrip) {
   Result<int> ended = DecodeAttemptEnded(F(MessageType::kAttemptEnded, {{"attempt", 4}}));
   ASSERT_TRUE(ended.ok());
   EXPECT_EQ(*ended, 4);
+  // Ready names the attempt after a node's first, so a stale one is told apart.
+  Result<std::optional<int>> ready = DecodeReady(F(MessageType::kReady, {{"attempt", 3}}));
+  ASSERT_TRUE(ready.ok());
+  EXPECT_EQ(*ready, 3);
+  Result<std::optional<int>> first_ready = DecodeReady(F(MessageType::kReady, json::object()));
+  ASSERT_TRUE(first_ready.ok());
+  EXPECT_FALSE(first_ready->has_value());
+  EXPECT_FALSE(DecodeReady(F(MessageType::kReady, {{"attempt", 0}})).ok());
 
   Result<JobAssignment> first = JobAssignment::FromJson(ValidAssign());
   ASSERT_TRUE(first.ok());
