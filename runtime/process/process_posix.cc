@@ -306,10 +306,6 @@ void OnGuardChild(int) {}
   }
 }
 
-bool NumericName(const std::string& name) {
-  return !name.empty() && name.find_first_not_of("0123456789") == std::string::npos;
-}
-
 }  // namespace
 
 Isolation IsolationFor(std::string_view wanted, const std::string& dev_dir, std::string* reason) {
@@ -645,19 +641,41 @@ void PosixProcessSet::ForgetEmptyGroups() {
 
 ProcessState PosixProcessSet::Inspect(int pid) { return ReadProcessState(pid); }
 
+// Every process of the namespace descends from its init (the guard, which adopts the
+// namespace's orphans) or from a child of trainrun's placed in it (a rank still
+// alive): the walk goes down from those, through /proc/<pid>/task/<tid>/children,
+// instead of looking at every process of the machine (one stat each: most of
+// Finalizing's cost on a busy node). Roots not in the namespace (helpers started
+// outside it) are left out, as their descendants are. The guard and the roots
+// themselves are not members here; their descendants are, nested namespaces too.
 std::vector<int> PosixProcessSet::NamespaceMembers() const {
   std::vector<int> members;
   struct stat ns {};
   if (inner_pidns_fd_ < 0 || fstat(inner_pidns_fd_, &ns) != 0) return members;
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end;
-       it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (!NumericName(name)) continue;
+  auto in_namespace = [&ns](int pid) {
     struct stat member {};
-    if (stat((it->path() / "ns/pid").c_str(), &member) != 0) continue;
-    if (member.st_ino == ns.st_ino && member.st_dev == ns.st_dev) {
-      members.push_back(std::stoi(name));
+    return stat(fmt::format("/proc/{}/ns/pid", pid).c_str(), &member) == 0 &&
+           member.st_ino == ns.st_ino && member.st_dev == ns.st_dev;
+  };
+  std::vector<int> pending;
+  if (guard_pid_ > 0 && !guard_lost_) pending.push_back(guard_pid_);
+  for (int pid : live_) {
+    if (in_namespace(pid)) pending.push_back(pid);
+  }
+  std::set<int> seen(pending.begin(), pending.end());
+  while (!pending.empty()) {
+    const int parent = pending.back();
+    pending.pop_back();
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(fmt::format("/proc/{}/task", parent), ec), end;
+         !ec && it != end; it.increment(ec)) {
+      std::ifstream children(it->path() / "children");
+      int child;
+      while (children >> child) {
+        if (!seen.insert(child).second) continue;
+        members.push_back(child);
+        pending.push_back(child);
+      }
     }
   }
   return members;

@@ -365,6 +365,16 @@ TEST_F(IsolationTest, OrphansInTheNamespaceAreKilledAndPidsAreTranslated) {
   killed = (*set)->KillAdoptedOrphans();
   EXPECT_EQ(std::find(killed.begin(), killed.end(), live), killed.end())
       << "a live child is no orphan";
+  // What a live rank started is in the namespace too, and goes; the rank stays.
+  const int parent =
+      *(*set)->Spawn(MarkedShell("sleep 300 & echo $! > " + (dir / "grandchild") + "; wait"));
+  ASSERT_TRUE(WaitUntil([&] { return !testing::ReadFile(dir / "grandchild").empty(); }));
+  ASSERT_TRUE(WaitUntil([&] { return Marked(marker_).size() == 3; })) << Marked(marker_).size();
+  const int grandchild = PidOfChild(parent, std::stoi(testing::ReadFile(dir / "grandchild")));
+  killed = (*set)->KillAdoptedOrphans();
+  EXPECT_NE(std::find(killed.begin(), killed.end(), grandchild), killed.end()) << grandchild;
+  EXPECT_EQ(std::find(killed.begin(), killed.end(), parent), killed.end());
+  EXPECT_EQ(std::find(killed.begin(), killed.end(), live), killed.end());
 }
 
 TEST_F(IsolationTest, ProcessGroupGuardKillsTheGroupsWhenTheSetEnds) {
