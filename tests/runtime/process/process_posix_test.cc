@@ -398,6 +398,34 @@ TEST_F(IsolationTest, ProcessGroupGuardKillsTheGroupsWhenTheSetEnds) {
       << "the guard killed the helper's group (state '" << helper_state << "')";
 }
 
+// The guard runs this binary's image afresh (/proc/self/exe), not a fork of the
+// caller: it holds none of the caller's memory (a fork would share every page of it,
+// copy-on-write), and it still answers for the groups as the test above shows.
+TEST_F(IsolationTest, TheGuardIsAFreshImageNotACopyOfTheCaller) {
+  // 32 MiB of this process's memory, touched: a forked guard would show it as its own.
+  std::vector<char> ballast(32 << 20, 1);
+  auto set = PosixProcessSet::Create(Isolation::kProcessGroups);
+  ASSERT_TRUE(set.ok()) << set.status().message();
+  const std::string proc = "/proc/" + std::to_string((*set)->guard_pid());
+  std::string cmdline;
+  ASSERT_TRUE(WaitUntil([&] {
+    cmdline = testing::ReadFile(proc + "/cmdline");
+    return cmdline.find("--trainrun-process-guard") != std::string::npos;
+  })) << "the guard's command line: "
+      << cmdline;
+  const std::string status = testing::ReadFile(proc + "/status");
+  const size_t at = status.find("VmRSS:");
+  ASSERT_NE(at, std::string::npos) << status;
+  const long rss_kib = std::stol(status.substr(at + 6));
+  EXPECT_LT(rss_kib, 16 << 10) << "the guard holds " << rss_kib << " KiB";
+  EXPECT_EQ(ballast[12345], 1);
+  const int rank = *(*set)->Spawn(MarkedShell("exec sleep 300"));
+  ASSERT_TRUE(WaitUntil([&] { return Marked(marker_).size() == 1; }));
+  set->reset();
+  EXPECT_TRUE(WaitUntil([&] { return Marked(marker_).empty(); }, seconds(5)))
+      << "rank " << rank << " outlived the set";
+}
+
 TEST_F(IsolationTest, AnUnkillableProcessIsSeenInItsState) {
   const int pid = fork();
   if (pid == 0) {
