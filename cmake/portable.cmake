@@ -15,6 +15,14 @@ if(NOT TRAINRUN_PORTABLE)
   return()
 endif()
 
+# Optimised for size (-Os, not Release's -O3): the code a run touches is most of
+# trainrun's resident memory (README "Install", Lean memory), and -Os makes the binary
+# 7.3 MB instead of 10.1 (peak RSS at 8 ranks about 8.0 MiB instead of 9.5) with no
+# difference seen in the launch or the log throughput; a launcher spends its time in
+# system calls.
+set(CMAKE_CXX_FLAGS_RELEASE "-Os -DNDEBUG")
+set(CMAKE_C_FLAGS_RELEASE "-Os -DNDEBUG")
+
 # libcrypto.a from libssl-dev (FindOpenSSL adds -ldl and -pthread for it).
 set(OPENSSL_USE_STATIC_LIBS TRUE)
 
