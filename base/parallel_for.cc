@@ -28,7 +28,12 @@ Status ParallelFor(size_t count, int parallelism, const std::function<Status(siz
   const size_t threads =
       std::min<size_t>(static_cast<size_t>(std::max(1, parallelism)), std::max<size_t>(count, 1));
   std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+  for (size_t t = 1; t < threads; ++t) {
+    // Threads that already got through the batch (ten small files into a local
+    // history) need no more of them: each costs a stack and a join.
+    if (failed.load() || next.load() >= count) break;
+    pool.emplace_back(worker);
+  }
   worker();
   for (std::thread& t : pool) t.join();
   return first_error;

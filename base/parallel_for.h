@@ -9,7 +9,8 @@
 namespace trainrun {
 
 // Calls `fn(i)` once for every i in [0, count), on up to `parallelism` threads (the
-// caller's included), and returns when all have returned. The first error stops
+// caller's included; no thread is started once every index has been taken), and
+// returns when all have returned. The first error stops
 // new indices from starting and is what ParallelFor returns.
 Status ParallelFor(size_t count, int parallelism, const std::function<Status(size_t)>& fn);
 

@@ -15,6 +15,14 @@ if(NOT TRAINRUN_PORTABLE)
   return()
 endif()
 
+# Optimised for size (-Os, not Release's -O3): the code a run touches is most of
+# trainrun's resident memory (README "Install", Lean memory), and -Os makes the binary
+# 7.3 MB instead of 10.1 (peak RSS at 8 ranks about 8.0 MiB instead of 9.5) with no
+# difference seen in the launch or the log throughput; a launcher spends its time in
+# system calls.
+set(CMAKE_CXX_FLAGS_RELEASE "-Os -DNDEBUG")
+set(CMAKE_C_FLAGS_RELEASE "-Os -DNDEBUG")
+
 # libcrypto.a from libssl-dev (FindOpenSSL adds -ldl and -pthread for it).
 set(OPENSSL_USE_STATIC_LIBS TRUE)
 
@@ -80,5 +88,11 @@ if(TRAINRUN_PORTABLE_SYSROOT)
   target_sources(trainrun_portable_exe INTERFACE ${CMAKE_CURRENT_LIST_DIR}/glibc_compat.c)
 endif()
 
-# libstdc++ and libgcc linked in; symbols stripped.
-add_link_options(-static-libstdc++ -static-libgcc -Wl,--as-needed -s)
+# libstdc++ and libgcc linked in; symbols stripped. -no-pie: a position-independent
+# executable is relocated at every start (21,600 relative relocations here), which
+# writes about 95 pages of .data.rel.ro and the GOT: each a page fault and a private
+# copy that the process holds for its whole life (1.2 MiB less RSS at 8 ranks, and a
+# faster start, without it). The price is that the executable's own image is not
+# placed at a random address (the libraries, heap and stacks still are), as with
+# tini, dumb-init or Go programs.
+add_link_options(-static-libstdc++ -static-libgcc -Wl,--as-needed -s -no-pie)

@@ -116,12 +116,18 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
   // A preemption notice while the ranks run stops them as a SIGTERM does.
   std::unique_ptr<PreemptionWatch> preemption = StartPreemptionWatch(ctx, job);
   std::vector<RankLaunch>& launches = prepared->plan.launches;
-  if (first) {
-    ctx.journal->EnterPhase(RunStatus::kRunning);
+  // The Running record (run.json, locally and in history), the live upload and the
+  // checkpoint watch: after the ranks started (issue 15: the record's upload is off
+  // the launch path), except for MPI jobs, whose mpirun call returns at the end.
+  // The run id was claimed before Preparing ended, so no rank starts without it.
+  auto enter_running = [&] {
     ctx.journal->Save();
     ran.live = StartLiveUpload(ctx, run, layout);
     // Kept across attempts, as the live upload is (run_attempts.h).
     ran.checkpoints = CheckpointSync::Start(ctx, run, layout);
+  };
+  if (first) {
+    ctx.journal->EnterPhase(RunStatus::kRunning);
     // Held since it was chosen (rank_plan.h, ClusterSession::ReleaseMasterPort):
     // free now for rank 0 to bind. Later attempts use the same port again.
     prepared->plan.master_port_hold.Release();
@@ -134,6 +140,7 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
   std::vector<AttemptRecord>& attempts = ctx.journal->record().attempts;
   if (!attempts.empty()) attempts.back().start = SystemClock()->WallNow();
   if (job.communicator == Communicator::kMpi) {
+    if (first) enter_running();
     MpiRunInputs mpi;
     mpi.assignment = &prepared->plan.assignment;
     mpi.node_rank = run.node_rank();
@@ -163,6 +170,7 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
     }
     supervisor.Start(std::move(launches));
     prepared->pump->CloseChildEnds();
+    if (first) enter_running();
     ran.result = supervisor.Wait();
     stoppable = nullptr;
     if (session != nullptr) {

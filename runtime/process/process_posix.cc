@@ -47,7 +47,7 @@ sigset_t SupervisionSignalSet() {
   return set;
 }
 
-// What the child writes to the error pipe when it cannot exec: the step and errno.
+// What the child leaves for the parent when it cannot exec: the step and errno.
 struct ChildError {
   int step;
   int err;
@@ -62,13 +62,6 @@ const char* StepName(int step) {
     case kStepMempolicy: return "set the NUMA memory policy";
     default: return "execute";
   }
-}
-
-[[noreturn]] void ChildFail(int error_fd, int step) {
-  ChildError e{step, errno};
-  ssize_t ignored = write(error_fd, &e, sizeof(e));
-  (void)ignored;
-  _exit(127);
 }
 
 std::string LookupEnv(const std::vector<std::string>& env, std::string_view name) {
@@ -89,18 +82,101 @@ struct Placement {
   bool in_namespace = false;
 };
 
-// The one place where trainrun forks: the ranks, helpers and CaptureOutput's short
-// commands all start here, set up the same way. Returns the pid once the child
-// exec'd, or the step that failed in the child (which is then reaped).
+// Everything the child reads, prepared by the parent, and the one thing it writes
+// (`error`). The child shares the parent's memory (CLONE_VM) until it execs.
+struct ChildArgs {
+  const char* exe;
+  char* const* argv;
+  char* const* envp;
+  const char* cwd;  // null: stay
+  const cpu_set_t* cpus;
+  const unsigned long* node_mask;  // null: no memory policy
+  int max_nodes;
+  int targets[3];  // the fds that become 0, 1 and 2 (-1: leave)
+  pid_t parent;
+  int guard_fd;
+  int death_signal;
+  ChildError error;
+};
+
+[[noreturn]] void ChildFail(ChildArgs* args, int step) {
+  args->error = ChildError{step, errno};
+  _exit(127);
+}
+
+// The child, between clone and exec, on a stack of its own but in the parent's
+// memory: only system calls, nothing that allocates or takes a lock, and no write
+// but args->error (errno, which is the parent thread's, is not read by the parent
+// after a successful clone).
+int ChildMain(void* raw) {
+  ChildArgs* args = static_cast<ChildArgs*>(raw);
+  // Its own process group, so a terminal's Ctrl-C reaches trainrun alone and
+  // trainrun signals the child's whole group.
+  setpgid(0, 0);
+  if (args->guard_fd >= 0) {
+    // The guard learns of the group before the program can start anything in it.
+    // A guard that is gone already cannot be helped here.
+    const int32_t group = static_cast<int32_t>(getpid());
+    ssize_t ignored = send(args->guard_fd, &group, sizeof(group), MSG_NOSIGNAL);
+    (void)ignored;
+  }
+  prctl(PR_SET_PDEATHSIG, args->death_signal);
+  if (getppid() != args->parent) _exit(127);  // trainrun died before prctl took effect
+  // The parent blocked every signal around the clone; the child's handlers (its own
+  // table: no CLONE_SIGHAND) go back to the defaults before the mask is emptied, so
+  // no handler of trainrun's ever runs in it.
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  sigemptyset(&default_action.sa_mask);
+  for (int s = 1; s < NSIG; ++s) {
+    if (s != SIGKILL && s != SIGSTOP) sigaction(s, &default_action, nullptr);
+  }
+  sigset_t empty_mask;
+  sigemptyset(&empty_mask);
+  sigprocmask(SIG_SETMASK, &empty_mask, nullptr);
+  // Move the sources out of 0..2 first so one dup2 cannot clobber another.
+  int moved[3];
+  for (int i = 0; i < 3; ++i) {
+    moved[i] = args->targets[i] >= 0 ? fcntl(args->targets[i], F_DUPFD_CLOEXEC, 10) : -1;
+    if (args->targets[i] >= 0 && moved[i] < 0) ChildFail(args, kStepDup);
+  }
+  for (int i = 0; i < 3; ++i) {
+    if (moved[i] >= 0 && dup2(moved[i], i) < 0) ChildFail(args, kStepDup);
+  }
+  if (args->cwd != nullptr && chdir(args->cwd) != 0) ChildFail(args, kStepChdir);
+  if (args->cpus != nullptr && sched_setaffinity(0, sizeof(*args->cpus), args->cpus) != 0) {
+    ChildFail(args, kStepAffinity);
+  }
+  if (args->node_mask != nullptr &&
+      syscall(SYS_set_mempolicy, kMpolBind, args->node_mask, args->max_nodes + 1) != 0) {
+    ChildFail(args, kStepMempolicy);
+  }
+  execve(args->exe, args->argv, args->envp);
+  ChildFail(args, kStepExec);
+}
+
+// The child's stack while it shares the parent's memory: on the parent's own stack,
+// which is idle while the child runs (CLONE_VFORK). Syscall wrappers and, at worst,
+// the dynamic linker's lazy binding need a few KiB.
+constexpr size_t kChildStackBytes = 32 * 1024;
+
+// The one place where trainrun starts a process: the ranks, helpers and
+// CaptureOutput's short commands all start here, set up the same way. The child
+// shares trainrun's memory until it execs (clone with CLONE_VM | CLONE_VFORK, as
+// posix_spawn does): nothing of trainrun's address space is copied, which a fork
+// does for every child, and trainrun writes to no copy-on-write page afterwards.
+// Returns the pid once the child exec'd, or the step that failed in the child
+// (which is then reaped).
 Result<int> StartChild(const SpawnSpec& spec, Placement placement = {}) {
   if (spec.argv.empty()) return InvalidArgumentError("empty command");
-  // Everything the child needs is prepared here: after fork() in a threaded
-  // process only async-signal-safe calls are allowed.
+  // Everything the child needs is prepared here: the child may only make system calls.
   TR_ASSIGN_OR_RETURN(std::string exe, FindExecutable(spec.argv[0], LookupEnv(spec.env, "PATH")));
   std::vector<char*> argv;
+  argv.reserve(spec.argv.size() + 1);
   for (const std::string& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   std::vector<char*> envp;
+  envp.reserve(spec.env.size() + 1);
   for (const std::string& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
 
@@ -123,92 +199,44 @@ Result<int> StartChild(const SpawnSpec& spec, Placement placement = {}) {
     dev_null = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (dev_null < 0) return ErrnoStatus(errno, "/dev/null");
   }
-  int error_pipe[2];
-  if (pipe2(error_pipe, O_CLOEXEC) != 0) {
-    if (dev_null >= 0) close(dev_null);
-    return ErrnoStatus(errno, "pipe2");
-  }
-
+  ChildArgs args{};
+  args.exe = exe.c_str();
+  args.argv = argv.data();
+  args.envp = envp.data();
+  args.cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
+  args.cpus = spec.cpus.empty() ? nullptr : &cpus;
+  args.node_mask = spec.memory_nodes.empty() ? nullptr : node_mask;
+  args.max_nodes = kMaxNodes;
+  args.targets[0] = spec.stdin_fd >= 0 ? spec.stdin_fd : dev_null;
+  args.targets[1] = spec.stdout_fd;
+  args.targets[2] = spec.stderr_fd;
   // In a PID namespace of its own the child sees no parent (0) while trainrun lives,
   // and the namespace's init (1) once it died.
-  const pid_t parent = placement.in_namespace ? 0 : getpid();
-  const int guard_fd = placement.guard_fd;
-  const int death_signal = spec.parent_death_signal;
-  const sigset_t empty_mask = [] {
-    sigset_t s;
-    sigemptyset(&s);
-    return s;
-  }();
-  struct sigaction default_action {};
-  default_action.sa_handler = SIG_DFL;
-  sigemptyset(&default_action.sa_mask);
-  const int targets[3] = {spec.stdin_fd >= 0 ? spec.stdin_fd : dev_null, spec.stdout_fd,
-                          spec.stderr_fd};
+  args.parent = placement.in_namespace ? 0 : getpid();
+  args.guard_fd = placement.guard_fd;
+  args.death_signal = spec.parent_death_signal;
 
-  pid_t pid = fork();
-  if (pid < 0) {
-    int err = errno;
-    close(error_pipe[0]);
-    close(error_pipe[1]);
-    if (dev_null >= 0) close(dev_null);
-    return ErrnoStatus(err, "fork");
-  }
-  if (pid == 0) {
-    // Child: its own process group, so a terminal's Ctrl-C reaches trainrun alone
-    // and trainrun signals the child's whole group.
-    setpgid(0, 0);
-    if (guard_fd >= 0) {
-      // The guard learns of the group before the program can start anything in it.
-      // A guard that is gone already cannot be helped here.
-      const int32_t group = static_cast<int32_t>(getpid());
-      ssize_t ignored = send(guard_fd, &group, sizeof(group), MSG_NOSIGNAL);
-      (void)ignored;
-    }
-    prctl(PR_SET_PDEATHSIG, death_signal);
-    if (getppid() != parent) _exit(127);  // trainrun died before prctl took effect
-    for (int s = 1; s < NSIG; ++s) {
-      if (s != SIGKILL && s != SIGSTOP) sigaction(s, &default_action, nullptr);
-    }
-    sigprocmask(SIG_SETMASK, &empty_mask, nullptr);
-    // Move the sources out of 0..2 first so one dup2 cannot clobber another.
-    int moved[3];
-    for (int i = 0; i < 3; ++i) {
-      moved[i] = targets[i] >= 0 ? fcntl(targets[i], F_DUPFD_CLOEXEC, 10) : -1;
-      if (targets[i] >= 0 && moved[i] < 0) ChildFail(error_pipe[1], kStepDup);
-    }
-    for (int i = 0; i < 3; ++i) {
-      if (moved[i] >= 0 && dup2(moved[i], i) < 0) ChildFail(error_pipe[1], kStepDup);
-    }
-    if (!spec.cwd.empty() && chdir(spec.cwd.c_str()) != 0) {
-      ChildFail(error_pipe[1], kStepChdir);
-    }
-    if (!spec.cpus.empty() && sched_setaffinity(0, sizeof(cpus), &cpus) != 0) {
-      ChildFail(error_pipe[1], kStepAffinity);
-    }
-    if (!spec.memory_nodes.empty() &&
-        syscall(SYS_set_mempolicy, kMpolBind, node_mask, kMaxNodes + 1) != 0) {
-      ChildFail(error_pipe[1], kStepMempolicy);
-    }
-    execve(exe.c_str(), argv.data(), envp.data());
-    ChildFail(error_pipe[1], kStepExec);
-  }
-
-  // Parent. Setting the group here too closes the race where we signal the group
-  // before the child ran setpgid.
-  setpgid(pid, pid);
-  close(error_pipe[1]);
+  // No signal handler may run in the child while it shares this memory: every
+  // signal is blocked from before the clone until the child has reset its handlers.
+  sigset_t all, saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved);
+  alignas(64) char stack[kChildStackBytes];
+  // CLONE_VFORK: this thread goes on once the child exec'd or exited.
+  const pid_t pid =
+      clone(ChildMain, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  const int clone_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   if (dev_null >= 0) close(dev_null);
-  ChildError child_error{};
-  ssize_t n;
-  do {
-    n = read(error_pipe[0], &child_error, sizeof(child_error));
-  } while (n < 0 && errno == EINTR);
-  close(error_pipe[0]);
-  if (n == static_cast<ssize_t>(sizeof(child_error))) {
+  if (pid < 0) return ErrnoStatus(clone_errno, "clone");
+  // Setting the group here too closes the race where we signal the group before
+  // the child ran setpgid (it has, by now: kept for a child that failed before).
+  setpgid(pid, pid);
+  if (args.error.step != 0) {
     while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }
-    return ErrnoStatus(child_error.err,
-                       fmt::format("cannot {} for {}", StepName(child_error.step), spec.argv[0]));
+    return ErrnoStatus(args.error.err,
+                       fmt::format("cannot {} for {}", StepName(args.error.step), spec.argv[0]));
   }
   return static_cast<int>(pid);
 }
@@ -278,8 +306,78 @@ void OnGuardChild(int) {}
   }
 }
 
-bool NumericName(const std::string& name) {
-  return !name.empty() && name.find_first_not_of("0123456789") == std::string::npos;
+// The guard's own image: PosixProcessSet starts it as /proc/self/exe with these
+// arguments and the guard's socket as fd kGuardFd, instead of forking trainrun. A
+// fork copies trainrun's address space (on the launch path: milliseconds on a VM
+// where page-table work is slow) and makes trainrun take a copy-on-write fault on
+// each page it writes for the rest of the run; the new image starts beside trainrun
+// instead. The check runs before main (StartGuardIfAsked below) in every program
+// that links this file, which are the only ones that start a guard.
+constexpr const char* kGuardFlag = "--trainrun-process-guard";
+constexpr const char* kGuardNamespace = "pid-namespace";
+constexpr const char* kGuardGroups = "process-group";
+
+// glibc calls the functions of .init_array with main's arguments.
+__attribute__((constructor)) void StartGuardIfAsked(int argc, char** argv, char**) {
+  if (argc != 3 || argv == nullptr || std::strcmp(argv[1], kGuardFlag) != 0) return;
+  // Only as PosixProcessSet starts it: fd kGuardFd is the guard's socket.
+  int type = 0;
+  socklen_t length = sizeof(type);
+  if (getsockopt(kGuardFd, SOL_SOCKET, SO_TYPE, &type, &length) != 0 || type != SOCK_SEQPACKET) {
+    return;
+  }
+  GuardMain(kGuardFd, std::strcmp(argv[2], kGuardNamespace) == 0);
+}
+
+struct GuardExec {
+  int socket_fd;
+  bool pid_namespace;
+  int err;  // set by the child when it could not exec
+};
+
+// The guard's start, between clone and exec in trainrun's memory (see ChildMain).
+int GuardExecMain(void* raw) {
+  GuardExec* args = static_cast<GuardExec*>(raw);
+  setpgid(0, 0);  // as the guard does itself: no race with a Ctrl-C
+  // Kept across exec: the namespace's init dies with trainrun from the start.
+  if (args->pid_namespace) prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // dup2 leaves the copy without O_CLOEXEC; a socket already at kGuardFd needs it cleared.
+  const int moved =
+      args->socket_fd == kGuardFd ? fcntl(kGuardFd, F_SETFD, 0) : dup2(args->socket_fd, kGuardFd);
+  if (moved >= 0) {
+    char name[] = "trainrun-guard";
+    char flag[64], mode[32];
+    std::strncpy(flag, kGuardFlag, sizeof(flag) - 1);
+    flag[sizeof(flag) - 1] = '\0';
+    std::strncpy(mode, args->pid_namespace ? kGuardNamespace : kGuardGroups, sizeof(mode) - 1);
+    mode[sizeof(mode) - 1] = '\0';
+    char* argv[] = {name, flag, mode, nullptr};
+    char* envp[] = {nullptr};
+    execve("/proc/self/exe", argv, envp);
+  }
+  args->err = errno;
+  _exit(127);
+}
+
+// Starts the guard with its socket `socket_fd` (O_CLOEXEC): its own image where
+// /proc/self/exe can be run, else forked. Returns its pid, or -1 with errno.
+pid_t SpawnGuard(int socket_fd, bool pid_namespace) {
+  GuardExec args{socket_fd, pid_namespace, 0};
+  sigset_t all, saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved);
+  alignas(64) char stack[kChildStackBytes];
+  pid_t pid = clone(GuardExecMain, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  if (pid > 0 && args.err == 0) return pid;
+  if (pid > 0) {
+    // No /proc, or an image that cannot be run again: the guard is a copy of trainrun.
+    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+  pid = fork();
+  if (pid == 0) GuardMain(socket_fd, pid_namespace);
+  return pid;
 }
 
 }  // namespace
@@ -444,11 +542,7 @@ Status PosixProcessSet::StartGuard(Isolation isolation) {
     if (outer >= 0) close(outer);
     return ErrnoStatus(err, "socketpair for the process guard");
   }
-  const pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[1]);
-    GuardMain(fds[0], pid_namespace);
-  }
+  const pid_t pid = SpawnGuard(fds[0], pid_namespace);
   const int fork_errno = errno;
   if (pid > 0) setpgid(pid, pid);  // as the guard does itself: no race with a Ctrl-C
   close(fds[0]);
@@ -617,19 +711,41 @@ void PosixProcessSet::ForgetEmptyGroups() {
 
 ProcessState PosixProcessSet::Inspect(int pid) { return ReadProcessState(pid); }
 
+// Every process of the namespace descends from its init (the guard, which adopts the
+// namespace's orphans) or from a child of trainrun's placed in it (a rank still
+// alive): the walk goes down from those, through /proc/<pid>/task/<tid>/children,
+// instead of looking at every process of the machine (one stat each: most of
+// Finalizing's cost on a busy node). Roots not in the namespace (helpers started
+// outside it) are left out, as their descendants are. The guard and the roots
+// themselves are not members here; their descendants are, nested namespaces too.
 std::vector<int> PosixProcessSet::NamespaceMembers() const {
   std::vector<int> members;
   struct stat ns {};
   if (inner_pidns_fd_ < 0 || fstat(inner_pidns_fd_, &ns) != 0) return members;
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end;
-       it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (!NumericName(name)) continue;
+  auto in_namespace = [&ns](int pid) {
     struct stat member {};
-    if (stat((it->path() / "ns/pid").c_str(), &member) != 0) continue;
-    if (member.st_ino == ns.st_ino && member.st_dev == ns.st_dev) {
-      members.push_back(std::stoi(name));
+    return stat(fmt::format("/proc/{}/ns/pid", pid).c_str(), &member) == 0 &&
+           member.st_ino == ns.st_ino && member.st_dev == ns.st_dev;
+  };
+  std::vector<int> pending;
+  if (guard_pid_ > 0 && !guard_lost_) pending.push_back(guard_pid_);
+  for (int pid : live_) {
+    if (in_namespace(pid)) pending.push_back(pid);
+  }
+  std::set<int> seen(pending.begin(), pending.end());
+  while (!pending.empty()) {
+    const int parent = pending.back();
+    pending.pop_back();
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(fmt::format("/proc/{}/task", parent), ec), end;
+         !ec && it != end; it.increment(ec)) {
+      std::ifstream children(it->path() / "children");
+      int child;
+      while (children >> child) {
+        if (!seen.insert(child).second) continue;
+        members.push_back(child);
+        pending.push_back(child);
+      }
     }
   }
   return members;

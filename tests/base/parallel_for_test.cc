@@ -2,7 +2,10 @@
 // first error stops the rest.
 #include "base/parallel_for.h"
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -26,6 +29,24 @@ TEST(ParallelForTest, RunsEveryIndexOnceOnAtMostParallelismThreads) {
   EXPECT_TRUE(s.ok()) << s.message();
   for (size_t i = 0; i < calls.size(); ++i) ASSERT_EQ(calls[i], 1) << "index " << i;
   EXPECT_LE(threads.size(), 4u);
+}
+
+// Slow pieces of work still get every thread asked for, all at once.
+TEST(ParallelForTest, SlowWorkRunsOnParallelismThreadsAtOnce) {
+  std::mutex mu;
+  std::condition_variable cv;
+  int running = 0, most = 0;
+  Status s = ParallelFor(8, 4, [&](size_t) {
+    std::unique_lock lock(mu);
+    most = std::max(most, ++running);
+    cv.notify_all();
+    // Held until four run together (or 5 s, so that a failure cannot hang).
+    cv.wait_for(lock, std::chrono::seconds(5), [&] { return most >= 4; });
+    --running;
+    return Status::Ok();
+  });
+  EXPECT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(most, 4);
 }
 
 TEST(ParallelForTest, TheFirstErrorStopsNewIndicesAndIsReturned) {

@@ -365,6 +365,16 @@ TEST_F(IsolationTest, OrphansInTheNamespaceAreKilledAndPidsAreTranslated) {
   killed = (*set)->KillAdoptedOrphans();
   EXPECT_EQ(std::find(killed.begin(), killed.end(), live), killed.end())
       << "a live child is no orphan";
+  // What a live rank started is in the namespace too, and goes; the rank stays.
+  const int parent =
+      *(*set)->Spawn(MarkedShell("sleep 300 & echo $! > " + (dir / "grandchild") + "; wait"));
+  ASSERT_TRUE(WaitUntil([&] { return !testing::ReadFile(dir / "grandchild").empty(); }));
+  ASSERT_TRUE(WaitUntil([&] { return Marked(marker_).size() == 3; })) << Marked(marker_).size();
+  const int grandchild = PidOfChild(parent, std::stoi(testing::ReadFile(dir / "grandchild")));
+  killed = (*set)->KillAdoptedOrphans();
+  EXPECT_NE(std::find(killed.begin(), killed.end(), grandchild), killed.end()) << grandchild;
+  EXPECT_EQ(std::find(killed.begin(), killed.end(), parent), killed.end());
+  EXPECT_EQ(std::find(killed.begin(), killed.end(), live), killed.end());
 }
 
 TEST_F(IsolationTest, ProcessGroupGuardKillsTheGroupsWhenTheSetEnds) {
@@ -386,6 +396,34 @@ TEST_F(IsolationTest, ProcessGroupGuardKillsTheGroupsWhenTheSetEnds) {
   const char helper_state = ReadProcessState(helper_pid).state;
   EXPECT_TRUE(helper_state == 'S' || helper_state == 'R')
       << "the guard killed the helper's group (state '" << helper_state << "')";
+}
+
+// The guard runs this binary's image afresh (/proc/self/exe), not a fork of the
+// caller: it holds none of the caller's memory (a fork would share every page of it,
+// copy-on-write), and it still answers for the groups as the test above shows.
+TEST_F(IsolationTest, TheGuardIsAFreshImageNotACopyOfTheCaller) {
+  // 32 MiB of this process's memory, touched: a forked guard would show it as its own.
+  std::vector<char> ballast(32 << 20, 1);
+  auto set = PosixProcessSet::Create(Isolation::kProcessGroups);
+  ASSERT_TRUE(set.ok()) << set.status().message();
+  const std::string proc = "/proc/" + std::to_string((*set)->guard_pid());
+  std::string cmdline;
+  ASSERT_TRUE(WaitUntil([&] {
+    cmdline = testing::ReadFile(proc + "/cmdline");
+    return cmdline.find("--trainrun-process-guard") != std::string::npos;
+  })) << "the guard's command line: "
+      << cmdline;
+  const std::string status = testing::ReadFile(proc + "/status");
+  const size_t at = status.find("VmRSS:");
+  ASSERT_NE(at, std::string::npos) << status;
+  const long rss_kib = std::stol(status.substr(at + 6));
+  EXPECT_LT(rss_kib, 16 << 10) << "the guard holds " << rss_kib << " KiB";
+  EXPECT_EQ(ballast[12345], 1);
+  const int rank = *(*set)->Spawn(MarkedShell("exec sleep 300"));
+  ASSERT_TRUE(WaitUntil([&] { return Marked(marker_).size() == 1; }));
+  set->reset();
+  EXPECT_TRUE(WaitUntil([&] { return Marked(marker_).empty(); }, seconds(5)))
+      << "rank " << rank << " outlived the set";
 }
 
 TEST_F(IsolationTest, AnUnkillableProcessIsSeenInItsState) {
