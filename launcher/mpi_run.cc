@@ -60,8 +60,9 @@ SupervisionResult RunMpi(MpiRunInputs in) {
     return Failed(server.status());
   }
 
-  std::vector<std::string> env = MpiLauncherEnv(in.base_env, socket, in.rsh_key_hex,
-                                                fmt::format("127.0.0.1:{}", in.control_port));
+  std::vector<std::string> env =
+      MpiLauncherEnv(in.base_env, socket, in.rsh_key_hex,
+                     fmt::format("127.0.0.1:{}", in.control_port), in.attempt);
   supervisor.set_session_env(env);
   if (in.session != nullptr) {
     in.session->SetRshHandler(&supervisor);
