@@ -203,6 +203,10 @@ class ClusterSession {
   // (the node's launch of the attempt ended) is refused until the next Start.
   virtual void SetRshHandler(RshHandler* handler) = 0;
   virtual RshSink* rsh_sink() = 0;
+  // The head: the job's nodes as they are now, a node that took a lost one's place
+  // at its own host and address (the next attempt's mpirun runs over these). Other
+  // nodes: none.
+  virtual std::optional<JobAssignment> CurrentAssignment() { return std::nullopt; }
 };
 
 // What the head and every other node share (head_session.h, worker_session.h):

@@ -81,6 +81,11 @@ Status HeadSession::OnRshMessage(int conn, const Frame& frame) {
   return Status::Ok();
 }
 
+std::optional<JobAssignment> HeadSession::CurrentAssignment() {
+  std::lock_guard lock(mu_);
+  return assignment_;
+}
+
 void HeadSession::Sink::Output(uint32_t session, int stream, std::string data) {
   std::lock_guard lock(head_->mu_);
   auto route = head_->sessions_.find(session);

@@ -1113,5 +1113,64 @@ TEST_F(MultinodeMpiRestartTest, RestartsUsedUpEndEveryNodeWithTheLastAttemptsCod
   ExpectNothingLeft(cluster);
 }
 
+#ifdef MPI_ALLREDUCE_BINARY
+// Node 1's trainrun is SIGKILLed during attempt 1 of an MPI job (its orted and
+// ranks die with it) and a new one for node 1 starts on another host (the third
+// namespace, another address), as a scheduler replaces a node: the new trainrun
+// joins, and attempt 2's mpirun runs over the head and the new host, where ranks
+// 2 and 3 take part in an MPI_Allreduce.
+TEST_F(MultinodeMpiRestartTest, ANodeReplacedOnAnotherHostJoinsTheNextMpirun) {
+  NetnsCluster cluster(3);
+  NEED_CLUSTER(cluster);
+  const std::string marks = dir_ / "marks";
+  fs::create_directories(marks);
+  const std::string job =
+      MpiRestartJob("if [ \"$TRAINRUN_ATTEMPT\" = 1 ]; then touch " + marks +
+                        "/$RANK.a1; exec sleep 60; fi\nexec " + MPI_ALLREDUCE_BINARY,
+                    1);
+  std::unique_ptr<TrainrunProcess> head = Start(cluster, 0, job);
+  std::unique_ptr<TrainrunProcess> node1 = Start(cluster, 1, job);
+  ASSERT_TRUE(WaitFor([&] {
+    for (int rank = 0; rank < 4; ++rank) {
+      if (!fs::exists(marks + "/" + std::to_string(rank) + ".a1")) return false;
+    }
+    return true;
+  }));
+  node1->Signal(SIGKILL);
+  node1->Wait();
+  // Its orted and ranks went with it.
+  EXPECT_TRUE(WaitFor([&] { return cluster.Pids(1).empty(); }, std::chrono::seconds(30)))
+      << cluster.Describe(1);
+  std::string out = dir_ / ("out" + std::to_string(++processes_));
+  fs::create_directories(out);
+  TrainrunProcess replacement(
+      cluster.Command(
+          2, {TrainrunBinary(), "run", job, "--node-rank", "1", "--master-addr", cluster.Address(0),
+              "--history", history(), "--workdir", dir_ / "w2", "--grace-period", "5"}),
+      {std::string("TRAINRUN_JOB_TOKEN=") + kToken}, out);
+  Invocation r1 = replacement.Wait(std::chrono::seconds(120));
+  Invocation r0 = head->Wait(std::chrono::seconds(120));
+  ASSERT_EQ(r0.exit_code, 0) << r0.err;
+  ASSERT_EQ(r1.exit_code, 0) << r1.err;
+  EXPECT_NE(r0.err.find("node 1 (" + cluster.Host(2) + ", " + cluster.Address(2) +
+                        ") joined in place of the lost node 1, for attempt 2"),
+            std::string::npos)
+      << r0.err;
+  for (int rank = 0; rank < 4; ++rank) {
+    const std::string line = "allreduce rank " + std::to_string(rank) + " of 4 on " +
+                             cluster.Host(rank < 2 ? 0 : 2) + ": sum 6 (expected 6)";
+    EXPECT_NE((rank < 2 ? r0.out : r1.out).find(line), std::string::npos) << "rank " << rank << "\n"
+                                                                          << r0.out << r1.out;
+  }
+  json rec = Record();
+  EXPECT_EQ(rec["status"], "Completed");
+  ASSERT_EQ(rec["attempts"].size(), 2u) << rec.dump(2);
+  EXPECT_EQ(rec["attempts"][0]["outcome"], "node lost");
+  EXPECT_EQ(rec["attempts"][0]["failedNodeRank"], 1);
+  EXPECT_EQ(rec["attempts"][1]["outcome"], "succeeded");
+  ExpectNothingLeft(cluster);
+}
+#endif
+
 }  // namespace
 }  // namespace trainrun::testing
