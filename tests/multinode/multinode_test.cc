@@ -1128,6 +1128,7 @@ TEST_F(MultinodeMpiRestartTest, ANodeReplacedOnAnotherHostJoinsTheNextMpirun) {
       MpiRestartJob("if [ \"$TRAINRUN_ATTEMPT\" = 1 ]; then touch " + marks +
                         "/$RANK.a1; exec sleep 60; fi\nexec " + MPI_ALLREDUCE_BINARY,
                     1);
+  const std::string head_err = dir_ / ("out" + std::to_string(processes_ + 1) + "/trainrun.err");
   std::unique_ptr<TrainrunProcess> head = Start(cluster, 0, job);
   std::unique_ptr<TrainrunProcess> node1 = Start(cluster, 1, job);
   ASSERT_TRUE(WaitFor([&] {
@@ -1141,6 +1142,12 @@ TEST_F(MultinodeMpiRestartTest, ANodeReplacedOnAnotherHostJoinsTheNextMpirun) {
   // Its orted and ranks went with it.
   EXPECT_TRUE(WaitFor([&] { return cluster.Pids(1).empty(); }, std::chrono::seconds(30)))
       << cluster.Describe(1);
+  // The new trainrun comes once the head waits for it (the head refuses a node that
+  // joins while it still stops the attempt's mpirun; a scheduler's restart of a pod
+  // takes longer than that stop).
+  ASSERT_TRUE(WaitFor([&] {
+    return ReadFile(head_err).find("for a new trainrun of node 1") != std::string::npos;
+  })) << ReadFile(head_err);
   std::string out = dir_ / ("out" + std::to_string(++processes_));
   fs::create_directories(out);
   TrainrunProcess replacement(
