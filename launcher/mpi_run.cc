@@ -60,8 +60,9 @@ SupervisionResult RunMpi(MpiRunInputs in) {
     return Failed(server.status());
   }
 
-  std::vector<std::string> env = MpiLauncherEnv(in.base_env, socket, in.rsh_key_hex,
-                                                fmt::format("127.0.0.1:{}", in.control_port));
+  std::vector<std::string> env =
+      MpiLauncherEnv(in.base_env, socket, in.rsh_key_hex,
+                     fmt::format("127.0.0.1:{}", in.control_port), in.attempt);
   supervisor.set_session_env(env);
   if (in.session != nullptr) {
     in.session->SetRshHandler(&supervisor);
@@ -71,15 +72,21 @@ SupervisionResult RunMpi(MpiRunInputs in) {
   }
   std::optional<SpawnSpec> mpirun;
   if (in.node_rank == 0) {
+    // The nodes as they are now: one that replaced a lost node since the plan was
+    // made (README "A replaced node rejoins") may be at another address.
+    JobAssignment nodes = *in.assignment;
+    if (in.session != nullptr) {
+      if (std::optional<JobAssignment> current = in.session->CurrentAssignment()) nodes = *current;
+    }
     const std::string hostfile = dir + "/hostfile";
-    Status written = WriteFileAtomic(hostfile, MpiHostfile(*in.assignment));
+    Status written = WriteFileAtomic(hostfile, MpiHostfile(nodes));
     if (!written.ok()) in.reporter->Warning(written.message());
     MpirunOptions options;
     options.hostfile = hostfile;
     options.trainrun = SelfExecutable();
     options.program = in.launches.empty() ? std::vector<std::string>{} : in.launches[0].spec.argv;
     SpawnSpec spec;
-    spec.argv = MpirunArgv(*in.assignment, options);
+    spec.argv = MpirunArgv(nodes, options);
     spec.env = env;
     spec.cwd = in.launches.empty() ? "" : in.launches[0].spec.cwd;
     spec.stdout_fd = in.mpirun_stdout_fd;

@@ -29,6 +29,7 @@ struct MpiRunInputs {
   std::string rsh_key_hex;            // the rsh agent's key; empty on one node
   int control_port = 0;
   std::vector<std::string> base_env;  // the container's environment, job token removed
+  int attempt = 1;                    // of the ranks (in-place restarts): the rsh agents say it
 };
 
 SupervisionResult RunMpi(MpiRunInputs in);

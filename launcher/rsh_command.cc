@@ -1,5 +1,7 @@
 #include "launcher/rsh_command.h"
 
+#include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -24,6 +26,10 @@ constexpr int kRshFailed = 255;
 }  // namespace
 
 int RshCommand(const std::string& host, const std::vector<std::string>& command, Console* err) {
+  // Gone with the mpirun that started us (Open MPI puts its agents in process
+  // groups of their own, out of reach of mpirun's): the head then hangs up on the
+  // session, and the node stops the command.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
   auto fail = [&](const std::string& message) {
     err->Write(fmt::format("trainrun rsh: {}\n", message), false);
     err->Flush(std::chrono::seconds(2));
@@ -53,7 +59,9 @@ int RshCommand(const std::string& host, const std::vector<std::string>& command,
   Result<std::unique_ptr<ControlClient>> connected = ControlClient::Connect(options);
   if (!connected.ok()) return fail(connected.status().message());
   std::unique_ptr<ControlClient> client = std::move(connected).value();
-  Status opened = client->SendJson(MessageType::kRshOpen, {{"host", host}, {"argv", command}});
+  nlohmann::json open = {{"host", host}, {"argv", command}};
+  if (const char* attempt = getenv(kRshAttemptVariable)) open["attempt"] = std::atoi(attempt);
+  Status opened = client->SendJson(MessageType::kRshOpen, open);
   if (!opened.ok()) return fail(opened.message());
 
   std::mutex mu;

@@ -3,9 +3,12 @@
 // trainrun, over the authenticated control plane, to run COMMAND on HOST's
 // trainrun, relays stdin, stdout and stderr for as long as the command lives,
 // and exits with its exit code (255 when the job's trainrun cannot be reached,
-// as ssh does).
+// as ssh does). It dies with the mpirun that started it (PR_SET_PDEATHSIG), and
+// says the attempt of the ranks it is for: the head refuses an agent of an
+// attempt that was stopped.
 //
-// It needs TRAINRUN_RSH_HEAD and TRAINRUN_RSH_KEY, which trainrun gives mpirun.
+// It needs TRAINRUN_RSH_HEAD and TRAINRUN_RSH_KEY, which trainrun gives mpirun,
+// with TRAINRUN_RSH_ATTEMPT.
 #pragma once
 
 #include <string>

@@ -46,24 +46,6 @@ void ReportAzureMl(const JobConfig& job, Reporter* reporter) {
   }
 }
 
-namespace {
-
-// In-place restarts of an MPI job run on one node so far (README "In-place
-// restarts"); on several nodes such a job is refused before anything starts rather
-// than run without the restarts it asks for.
-Status CheckRestartsSupported(const JobConfig& job, const Placement& placement) {
-  if (!job.restarts.enabled()) return Status::Ok();
-  if (job.communicator == Communicator::kMpi && placement.node_count > 1) {
-    return NotSupportedError(fmt::format(
-        "{}: /maxRestarts {} (or --max-restarts): in-place restarts of an MPI job on several "
-        "nodes are not supported yet; run it with maxRestarts 0, or on one node",
-        job.file, job.restarts.max_restarts));
-  }
-  return Status::Ok();
-}
-
-}  // namespace
-
 Result<LoadedRun> LoadRun(const RunOptions& options, Reporter* reporter,
                           const std::function<void(const Placement&)>& placed) {
   LoadedRun run;
@@ -80,7 +62,6 @@ Result<LoadedRun> LoadRun(const RunOptions& options, Reporter* reporter,
   TR_ASSIGN_OR_RETURN(run.placement, ClusterRun::Discover(options, run.job));
   // ParameterServer: this node's process count is its share of the TensorFlow roles.
   TR_RETURN_IF_ERROR(ApplyTfRoles(&run.job, run.placement.node_count, run.placement.node_rank));
-  TR_RETURN_IF_ERROR(CheckRestartsSupported(run.job, run.placement));
   if (placed) placed(run.placement);
   if (!options.dry_run) {
     TR_ASSIGN_OR_RETURN(run.cluster, ClusterRun::Create(options, run.job, reporter));

@@ -154,6 +154,7 @@ RanRanks RunRanks(const RunContext& ctx, const LoadedRun& run, const LocalRunLay
     mpi.rsh_key_hex = ctx.cluster ? ctx.cluster->RshKeyHex() : "";
     mpi.control_port = ctx.options.control_port;
     mpi.base_env = EnvironmentForRanks();
+    mpi.attempt = attempt.attempt;
     ran.result = RunMpi(std::move(mpi));
     prepared->pump->CloseChildEnds();
   } else {

@@ -207,9 +207,16 @@ class ClusterSession {
   virtual void LimitFinalize(TimePoint deadline) { (void)deadline; }
 
   // MPI: the handler that runs rsh sessions on this node (not owned; may be
-  // null), and the sink it reports to.
+  // null), and the sink it reports to. On a node other than the head, a session
+  // the head starts after its Start of an attempt, before this node set the
+  // handler, goes to the handler once set; one after the handler was cleared
+  // (the node's launch of the attempt ended) is refused until the next Start.
   virtual void SetRshHandler(RshHandler* handler) = 0;
   virtual RshSink* rsh_sink() = 0;
+  // The head: the job's nodes as they are now, a node that took a lost one's place
+  // at its own host and address (the next attempt's mpirun runs over these). Other
+  // nodes: none.
+  virtual std::optional<JobAssignment> CurrentAssignment() { return std::nullopt; }
 };
 
 // What the head and every other node share (head_session.h, worker_session.h):

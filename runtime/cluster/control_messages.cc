@@ -242,6 +242,7 @@ Result<RshOpenMessage> DecodeRshOpen(const Frame& frame) {
   RshOpenMessage m;
   TR_RETURN_IF_ERROR(r.Text("host", kMaxRelayedShortTextBytes, &m.host));
   TR_RETURN_IF_ERROR(r.StringList("argv", kMaxArgvItems, kMaxArgBytes, &m.argv));
+  TR_RETURN_IF_ERROR(r.OptionalInt("attempt", 1, kMaxAttempts, &m.attempt));
   return m;
 }
 

@@ -115,6 +115,9 @@ Result<NodeDone> DecodeNodeDone(const Frame& frame);
 struct RshOpenMessage {
   std::string host;
   std::vector<std::string> argv;
+  // The attempt of the ranks whose mpirun started the agent (in-place restarts);
+  // absent from an agent that does not say.
+  std::optional<int> attempt;
 };
 Result<RshOpenMessage> DecodeRshOpen(const Frame& frame);
 

@@ -51,6 +51,7 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   void LimitFinalize(TimePoint deadline) override;
   void SetRshHandler(RshHandler* handler) override;
   RshSink* rsh_sink() override { return &sink_; }
+  std::optional<JobAssignment> CurrentAssignment() override;
 
   // The run id the head will assign (set before Rendezvous).
   void set_run_id(std::string run_id) { run_id_ = std::move(run_id); }

@@ -1,6 +1,8 @@
 // The head's part in MPI's remote launch: `trainrun rsh` agents connect to the
 // head, which starts their command on the node they name and relays the
-// session's stdio and end between the agent and that node.
+// session's stdio and end between the agent and that node. With in-place
+// restarts each attempt has its own mpirun and agents: an agent that names an
+// attempt other than the job's current one is refused before anything starts.
 #include <fmt/format.h>
 
 #include "base/text.h"
@@ -42,6 +44,15 @@ Status HeadSession::OnRshMessage(int conn, const Frame& frame) {
   }
   TR_ASSIGN_OR_RETURN(RshOpenMessage open, DecodeRshOpen(frame));
   if (!assignment_) return fail(0, "the job has no nodes yet (rendezvous not complete)");
+  if (open.attempt && *open.attempt != next_attempt_) {
+    // An agent of a stopped attempt (its mpirun went while it connected): nothing
+    // of that attempt starts on a node once the next one is under way.
+    options_.reporter->Info(fmt::format("rsh agent of attempt {} refused: the job is at attempt {}",
+                                        *open.attempt, next_attempt_));
+    return fail(0, fmt::format("this agent belongs to attempt {} of the ranks; the job is at "
+                               "attempt {}",
+                               *open.attempt, next_attempt_));
+  }
   const NodeSlot* target = assignment_->FindHost(open.host);
   if (target == nullptr) {
     std::vector<std::string> known;
@@ -68,6 +79,11 @@ Status HeadSession::OnRshMessage(int conn, const Frame& frame) {
       nodes_[target->node_rank].conn,
       EncodeJsonFrame(MessageType::kRshExec, {{"session", session}, {"argv", open.argv}}));
   return Status::Ok();
+}
+
+std::optional<JobAssignment> HeadSession::CurrentAssignment() {
+  std::lock_guard lock(mu_);
+  return assignment_;
 }
 
 void HeadSession::Sink::Output(uint32_t session, int stream, std::string data) {

@@ -211,13 +211,20 @@ Status WorkerSession::HandleFrameLocked(const Frame& frame) {
   switch (frame.type) {
     case MessageType::kRshData: {
       TR_ASSIGN_OR_RETURN(RshChunk chunk, DecodeRshData(frame));
-      if (rsh_handler_) rsh_handler_->Stdin(chunk.session, chunk.data);
+      if (rsh_handler_) {
+        rsh_handler_->Stdin(chunk.session, chunk.data);
+        return Status::Ok();
+      }
+      for (PendingRsh& pending : pending_rsh_) {
+        if (pending.session == chunk.session) pending.input.push_back(std::move(chunk.data));
+      }
       return Status::Ok();
     }
     case MessageType::kHeartbeat: return DecodeEmpty(frame);
     case MessageType::kStart:
       TR_RETURN_IF_ERROR(DecodeEmpty(frame));
       started_ = true;
+      rsh_ended_ = false;
       return Status::Ok();
     case MessageType::kPreflightPassed:
       TR_RETURN_IF_ERROR(DecodeEmpty(frame));
@@ -263,6 +270,9 @@ Status WorkerSession::HandleFrameLocked(const Frame& frame) {
       TR_ASSIGN_OR_RETURN(RshExecMessage m, DecodeRshExec(frame));
       if (rsh_handler_) {
         rsh_handler_->Exec(m.session, std::move(m.argv));
+      } else if (started_ && !rsh_ended_) {
+        // The head's mpirun was quicker than this node's launch: it runs once ready.
+        pending_rsh_.push_back({m.session, std::move(m.argv), {}});
       } else {
         Send(MessageType::kRshExit,
              {{"session", m.session},
@@ -274,6 +284,8 @@ Status WorkerSession::HandleFrameLocked(const Frame& frame) {
     case MessageType::kRshClose: {
       TR_ASSIGN_OR_RETURN(uint32_t session, DecodeRshClose(frame));
       if (rsh_handler_) rsh_handler_->Kill(session);
+      std::erase_if(pending_rsh_,
+                    [session](const PendingRsh& pending) { return pending.session == session; });
       return Status::Ok();
     }
     case MessageType::kRefused: {
@@ -445,6 +457,20 @@ JobOutcome WorkerSession::Finish(const NodeDone& done, const JobOutcome& local) 
 void WorkerSession::SetRshHandler(RshHandler* handler) {
   std::lock_guard lock(mu_);
   rsh_handler_ = handler;
+  if (handler == nullptr) rsh_ended_ = true;
+  std::vector<PendingRsh> pending = std::move(pending_rsh_);
+  pending_rsh_.clear();
+  for (PendingRsh& rsh : pending) {
+    if (handler == nullptr) {
+      Send(MessageType::kRshExit,
+           {{"session", rsh.session},
+            {"exitCode", 255},
+            {"error", fmt::format("node {}'s MPI launch ended", node_rank_)}});
+      continue;
+    }
+    handler->Exec(rsh.session, std::move(rsh.argv));
+    for (std::string& data : rsh.input) handler->Stdin(rsh.session, std::move(data));
+  }
 }
 
 void WorkerSession::Sink::Output(uint32_t session, int stream, std::string data) {

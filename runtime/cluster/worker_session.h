@@ -86,6 +86,16 @@ class WorkerSession : public SessionBase {
   // its ranks started (WaitForAttemptStart).
   std::map<int, AttemptVerdict> verdicts_;
   RshHandler* rsh_handler_ = nullptr;
+  // MPI: an RshExec that comes after the head's Start but before this node's MPI
+  // launch of the attempt is ready (SetRshHandler) waits for it, with the input that
+  // follows; one after the launch ended here (until the next Start) is refused.
+  struct PendingRsh {
+    uint32_t session = 0;
+    std::vector<std::string> argv;
+    std::vector<std::string> input;
+  };
+  std::vector<PendingRsh> pending_rsh_;
+  bool rsh_ended_ = false;
 };
 
 }  // namespace trainrun

@@ -49,12 +49,13 @@ std::vector<std::string> MpirunArgv(const JobAssignment& job, const MpirunOption
 
 std::vector<std::string> MpiLauncherEnv(std::vector<std::string> base,
                                         const std::string& rank_socket,
-                                        const std::string& rsh_key_hex,
-                                        const std::string& rsh_head) {
+                                        const std::string& rsh_key_hex, const std::string& rsh_head,
+                                        int attempt) {
   std::map<std::string, std::string> set = {{kMpiRankSocketVariable, rank_socket}};
   if (!rsh_key_hex.empty()) {
     set[kRshKeyVariable] = rsh_key_hex;
     set[kRshHeadVariable] = rsh_head;
+    set[kRshAttemptVariable] = std::to_string(attempt);
   }
   if (geteuid() == 0) {
     set["OMPI_ALLOW_RUN_AS_ROOT"] = "1";

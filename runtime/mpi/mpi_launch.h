@@ -17,6 +17,9 @@ namespace trainrun {
 constexpr const char* kRshKeyVariable = "TRAINRUN_RSH_KEY";  // the rsh role's key, hex
 constexpr const char* kRshHeadVariable =
     "TRAINRUN_RSH_HEAD";  // host:port of the head's control server
+// The attempt of the ranks (in-place restarts) that the agent's mpirun runs: the
+// head refuses an agent of another attempt (head_session_rsh.cc).
+constexpr const char* kRshAttemptVariable = "TRAINRUN_RSH_ATTEMPT";
 
 // Open MPI's allocation readers (ras components) that mpirun is told to ignore:
 // the nodes are the hostfile's, whatever scheduler started trainrun.
@@ -38,11 +41,12 @@ struct MpirunOptions {
 std::vector<std::string> MpirunArgv(const JobAssignment& job, const MpirunOptions& options);
 
 // What mpirun and orted need in their environment besides the container's: the
-// rank socket, the rsh agent's key and head, and, as root, Open MPI's consent
-// to run as root (set here, for these processes only).
+// rank socket, the rsh agent's key, head and `attempt` (when there is a key: on
+// several nodes), and, as root, Open MPI's consent to run as root (set here, for
+// these processes only).
 std::vector<std::string> MpiLauncherEnv(std::vector<std::string> base,
                                         const std::string& rank_socket,
-                                        const std::string& rsh_key_hex,
-                                        const std::string& rsh_head);
+                                        const std::string& rsh_key_hex, const std::string& rsh_head,
+                                        int attempt = 1);
 
 }  // namespace trainrun

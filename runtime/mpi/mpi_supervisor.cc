@@ -142,7 +142,10 @@ void MpiSupervisor::Kill(uint32_t session) {
 void MpiSupervisor::Stdin(uint32_t session, std::string data) {
   std::lock_guard lock(mu_);
   auto it = session_by_id_.find(session);
-  if (it == session_by_id_.end()) return;
+  if (it == session_by_id_.end()) {
+    early_input_[session].push_back(std::move(data));
+    return;
+  }
   {
     std::lock_guard session_lock(it->second->mu);
     it->second->stdin_queue.push_back(std::move(data));
@@ -193,7 +196,15 @@ void MpiSupervisor::StartSession(uint32_t id, const std::vector<std::string>& ar
   {
     std::lock_guard lock(mu_);
     session_by_id_[id] = raw;
+    // Input that came before: first in the queue, since later input comes under mu_.
+    auto early = early_input_.find(id);
+    if (early != early_input_.end()) {
+      std::lock_guard session_lock(raw->mu);
+      for (std::string& data : early->second) raw->stdin_queue.push_back(std::move(data));
+      early_input_.erase(early);
+    }
   }
+  raw->Wake();
   sessions_[*pid] = std::move(session);
   if (policy_.stopping()) processes_->SignalGroup(*pid, policy_.LateStarterSignal()).IgnoreError();
 }
@@ -324,9 +335,11 @@ void MpiSupervisor::Drain() {
   for (auto& [id, argv] : work.execs) {
     if (policy_.stopping()) {
       if (sink_) sink_->Exited(id, 255, "the job is stopping");
-      continue;
+    } else {
+      StartSession(id, argv);
     }
-    StartSession(id, argv);
+    std::lock_guard lock(mu_);
+    if (session_by_id_.count(id) == 0) early_input_.erase(id);  // it did not start
   }
   for (uint32_t id : work.kills) {
     for (auto& [pid, session] : sessions_) {

@@ -13,6 +13,7 @@
 // is a failure of "rank -1" (mpirun).
 #pragma once
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -103,6 +104,9 @@ class MpiSupervisor : public RshHandler {
   std::mutex mu_;
   Pending pending_;                             // guarded by mu_
   std::map<uint32_t, Session*> session_by_id_;  // guarded by mu_
+  // Input for a session whose Exec has not been carried out yet: it would be lost
+  // otherwise (an agent's end of input follows its Exec at once). Guarded by mu_.
+  std::map<uint32_t, std::deque<std::string>> early_input_;
 };
 
 }  // namespace trainrun

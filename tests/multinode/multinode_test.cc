@@ -1055,5 +1055,306 @@ TEST_F(MultinodeRestartTest, ANodeLostBetweenAttemptsUsesOneAttemptAndItsReplace
   ExpectNothingLeft(cluster);
 }
 
+// In-place restarts of an MPI job on several nodes (README "In-place restarts"):
+// each attempt is a fresh mpirun on the head over the same hostfile, with a fresh
+// orted on node 1 through `trainrun rsh`; nothing of attempt 1's launch is left
+// when attempt 2 runs.
+class MultinodeMpiRestartTest : public MultinodeTest {
+ protected:
+  void SetUp() override {
+#ifndef MPI_ALLREDUCE_BINARY
+    GTEST_SKIP() << "needs Open MPI's mpicc at build time (apt install libopenmpi-dev)";
+#endif
+    if (access("/usr/bin/mpirun", X_OK) != 0)
+      GTEST_SKIP() << "needs mpirun (apt install openmpi-bin)";
+  }
+  // A 2-node x 2-rank MPI job whose ranks run `script` with /bin/sh (under
+  // `trainrun mpi-rank`, started by mpirun on node 0 and by orted on node 1).
+  std::string MpiRestartJob(const std::string& script, int max_restarts) {
+    return Job({{"command", {"/bin/sh", "-c", script}},
+                {"communicator", "Mpi"},
+                {"nodeCount", 2},
+                {"mpi", {{"processCountPerNode", 2}}},
+                {"maxRestarts", max_restarts},
+                {"restarts", {{"backoffSeconds", 0}}}});
+  }
+  // The processes in `node`'s namespace whose program (argv[0], and argv[1] when
+  // given) is `name` (its last path component) and `arg`.
+  static std::vector<int> Running(const NetnsCluster& cluster, int node, const std::string& name,
+                                  const std::string& arg = "") {
+    std::vector<int> found;
+    for (int pid : cluster.Pids(node)) {
+      std::vector<std::string> argv = Argv(pid);
+      if (argv.empty() || fs::path(argv[0]).filename() != name) continue;
+      if (!arg.empty() && (argv.size() < 2 || argv[1] != arg)) continue;
+      found.push_back(pid);
+    }
+    return found;
+  }
+  static std::vector<std::string> Argv(int pid) {
+    std::vector<std::string> argv;
+    std::string text = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
+    for (size_t at = 0; at < text.size();) {
+      size_t end = text.find('\0', at);
+      if (end == std::string::npos) end = text.size();
+      argv.push_back(text.substr(at, end - at));
+      at = end + 1;
+    }
+    return argv;
+  }
+};
+
+#ifdef MPI_ALLREDUCE_BINARY
+// Rank 3 (node 1) saves a checkpoint and fails on attempt 1 (exit 3); on attempt 2
+// it resumes from it, and all 4 ranks then do a real MPI_Allreduce across both
+// nodes. Every rank writes down its launcher (its wrapper's parent: mpirun on node
+// 0, orted on node 1) as "PID ARGV0" in MARKS/launcher.RANK.aATTEMPT, with the pids
+// of /proc (the ranks have a PID namespace of their own: $PPID is not one); on attempt 2
+// the ranks wait for MARKS/go, so the test sees the processes of attempt 2 while
+// they run.
+constexpr const char* kMpiResumingRank3 = R"sh(
+read -r _ _ _ wrapper _ < /proc/self/stat
+read -r _ _ _ launcher _ < /proc/$wrapper/stat
+echo "$launcher $(tr '\0' '\n' < /proc/$launcher/cmdline | head -n 1)" > "$MARKS/launcher.$RANK.a$TRAINRUN_ATTEMPT"
+if [ "$TRAINRUN_ATTEMPT" = 1 ]; then
+  [ "$RANK" = 3 ] || exec sleep 60
+  echo 500 > checkpoint.txt
+  echo "saved step 500 on attempt $TRAINRUN_ATTEMPT"
+  echo "NCCL timeout" >&2
+  exit 3
+fi
+i=0
+while [ ! -f "$MARKS/go" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+if [ "$RANK" = 3 ]; then
+  echo "resumed from step $(cat checkpoint.txt) on attempt $TRAINRUN_ATTEMPT (restart $TORCHELASTIC_RESTART_COUNT of $TORCHELASTIC_MAX_RESTARTS)"
+fi
+exec "$ALLREDUCE"
+)sh";
+
+TEST_F(MultinodeMpiRestartTest, ARankFailingOnNodeOneRestartsMpirunAndOrtedAndResumes) {
+  NetnsCluster cluster(2);
+  NEED_CLUSTER(cluster);
+  const std::string marks = dir_ / "marks";
+  fs::create_directories(marks);
+  const std::string job =
+      MpiRestartJob(std::string("MARKS=") + marks + "; ALLREDUCE=" + MPI_ALLREDUCE_BINARY + "\n" +
+                        kMpiResumingRank3,
+                    2);
+  std::vector<std::unique_ptr<TrainrunProcess>> nodes;
+  for (int n = 0; n < 2; ++n) nodes.push_back(Start(cluster, n, job));
+  // "PID ARGV0" of rank `rank`'s launcher on attempt `attempt`.
+  auto launcher = [&](int rank, int attempt) {
+    std::string text =
+        ReadFile(marks + "/launcher." + std::to_string(rank) + ".a" + std::to_string(attempt));
+    const size_t space = text.find(' ');
+    if (space == std::string::npos) return std::pair<int, std::string>{0, ""};
+    const size_t end = text.find('\n', space);
+    return std::pair<int, std::string>{std::atoi(text.c_str()),
+                                       text.substr(space + 1, end - space - 1)};
+  };
+  const bool attempt2_running = WaitFor(
+      [&] {
+        for (int rank = 0; rank < 4; ++rank) {
+          if (launcher(rank, 2).first == 0) return false;
+        }
+        return true;
+      },
+      std::chrono::seconds(120));
+  if (!attempt2_running) {
+    for (auto& node : nodes) node->Signal(SIGTERM);
+    for (int n = 0; n < 2; ++n) {
+      Invocation r = nodes[n]->Wait();
+      ADD_FAILURE() << "node " << n << " exited " << r.exit_code << "\n" << r.out << r.err;
+    }
+    FAIL() << "attempt 2's ranks did not all start";
+  }
+  // Attempt 1's orted (rank 3's launcher) is gone; attempt 2's is another one, the
+  // only orted on node 1, started through the only `trainrun rsh` on node 0 by the
+  // only mpirun there, which is not attempt 1's.
+  const auto [orted1, orted1_name] = launcher(3, 1);
+  const auto [orted2, orted2_name] = launcher(3, 2);
+  EXPECT_EQ(fs::path(orted1_name).filename(), "orted") << orted1_name;
+  EXPECT_EQ(fs::path(orted2_name).filename(), "orted") << orted2_name;
+  EXPECT_NE(orted1, orted2);
+  EXPECT_EQ(launcher(2, 2).first, orted2);
+  const std::vector<std::string> left = Argv(orted1);
+  EXPECT_TRUE(left.empty() || fs::path(left[0]).filename() != "orted")
+      << "attempt 1's orted (pid " << orted1 << ") is still there:\n"
+      << cluster.Describe(1);
+  EXPECT_EQ(Running(cluster, 1, "orted"), std::vector<int>{orted2}) << cluster.Describe(1);
+  EXPECT_EQ(Running(cluster, 1, "trainrun", "rsh").size(), 0u) << cluster.Describe(1);
+  const auto [mpirun1, mpirun1_name] = launcher(0, 1);
+  const auto [mpirun2, mpirun2_name] = launcher(0, 2);
+  EXPECT_EQ(fs::path(mpirun2_name).filename(), "mpirun") << mpirun2_name;
+  if (mpirun1 != 0) {
+    EXPECT_NE(mpirun1, mpirun2);
+  }
+  EXPECT_EQ(launcher(1, 2).first, mpirun2);
+  EXPECT_EQ(Running(cluster, 0, "mpirun"), std::vector<int>{mpirun2}) << cluster.Describe(0);
+  EXPECT_EQ(Running(cluster, 0, "trainrun", "rsh").size(), 1u) << cluster.Describe(0);
+  WriteFile(marks + "/go", "");
+
+  std::vector<Invocation> r;
+  for (auto& node : nodes) r.push_back(node->Wait(std::chrono::seconds(120)));
+  for (int n = 0; n < 2; ++n) {
+    ASSERT_EQ(r[n].exit_code, 0) << "node " << n << "\n" << r[n].out << r[n].err;
+    EXPECT_NE(r[n].err.find("attempt 1 failed (exit code 3): restart 1 of 2 in 0 s"),
+              std::string::npos)
+        << "node " << n << "\n"
+        << r[n].err;
+  }
+  EXPECT_NE(r[1].err.find("NCCL timeout"), std::string::npos)
+      << "attempt 1's summary: " << r[1].err;
+  EXPECT_NE(r[1].out.find("[rank 3] resumed from step 500 on attempt 2 (restart 1 of 2)"),
+            std::string::npos)
+      << r[1].out;
+  // Every rank's log, on both nodes, keeps both attempts, each after its marker;
+  // attempt 2's MPI_Allreduce spans both nodes.
+  const std::string log3 = RankLog(3);
+  const size_t saved = log3.find("saved step 500 on attempt 1");
+  const size_t second = log3.find("=== trainrun: attempt 2 of at most 3 (");
+  const size_t resumed = log3.find("resumed from step 500 on attempt 2");
+  ASSERT_NE(saved, std::string::npos) << log3;
+  ASSERT_NE(second, std::string::npos) << log3;
+  EXPECT_LT(saved, second) << log3;
+  EXPECT_LT(second, resumed) << log3;
+  for (int rank = 0; rank < 4; ++rank) {
+    const std::string log = RankLog(rank);
+    const size_t first = log.find("=== trainrun: attempt 1 of at most 3 (");
+    const size_t again = log.find("=== trainrun: attempt 2 of at most 3 (");
+    const size_t sum = log.find("allreduce rank " + std::to_string(rank) + " of 4 on " +
+                                cluster.Host(rank / 2) + ": sum 6 (expected 6)");
+    EXPECT_NE(first, std::string::npos) << "rank " << rank << ": " << log;
+    ASSERT_NE(again, std::string::npos) << "rank " << rank << ": " << log;
+    ASSERT_NE(sum, std::string::npos) << "rank " << rank << ": " << log;
+    EXPECT_LT(first, again) << log;
+    EXPECT_LT(again, sum) << log;
+  }
+  // Each attempt had its own rsh session: node 1 reused none of attempt 1's.
+  const std::string head_log = ReadFile(RunDir() + "/system_logs/trainrun_node_0.log");
+  const std::string node_log = ReadFile(RunDir() + "/system_logs/trainrun_node_1.log");
+  EXPECT_NE(head_log.find("rsh session 2: starting on node 1"), std::string::npos) << head_log;
+  const size_t session1 = node_log.find("rsh session 1: started pid");
+  const size_t ended1 = node_log.find("rsh session 1: pid");
+  const size_t session2 = node_log.find("rsh session 2: started pid");
+  ASSERT_NE(session1, std::string::npos) << node_log;
+  ASSERT_NE(ended1, std::string::npos) << node_log;
+  ASSERT_NE(session2, std::string::npos) << node_log;
+  EXPECT_LT(ended1, session2) << node_log;
+  json rec = Record();
+  EXPECT_EQ(rec["status"], "Completed");
+  EXPECT_EQ(rec["exitCode"], 0);
+  EXPECT_FALSE(rec.contains("failure")) << rec.dump(2);
+  EXPECT_EQ(rec["ranks"].size(), 4u);
+  ASSERT_EQ(rec["attempts"].size(), 2u) << rec.dump(2);
+  const json& a1 = rec["attempts"][0];
+  EXPECT_EQ(a1["outcome"], "rank failed");
+  EXPECT_EQ(a1["exitCode"], 3);
+  EXPECT_EQ(a1["failedRank"], 3);
+  EXPECT_EQ(a1["failedNodeRank"], 1);
+  EXPECT_NE(a1["reason"].get<std::string>().find("rank 3 on node 1 (" + cluster.Host(1)),
+            std::string::npos)
+      << a1.dump();
+  EXPECT_EQ(a1["next"], "restart 1 of 2 in 0 s");
+  EXPECT_EQ(rec["attempts"][1]["outcome"], "succeeded");
+  EXPECT_EQ(rec["attempts"][1]["exitCode"], 0);
+  ExpectNothingLeft(cluster);
+}
+#endif
+
+TEST_F(MultinodeMpiRestartTest, RestartsUsedUpEndEveryNodeWithTheLastAttemptsCode) {
+  NetnsCluster cluster(2);
+  NEED_CLUSTER(cluster);
+  std::vector<Invocation> r =
+      RunAll(cluster, MpiRestartJob("[ \"$RANK\" = 3 ] && exit 3; exec sleep 60", 1), 2);
+  for (int n = 0; n < 2; ++n) {
+    EXPECT_EQ(r[n].exit_code, 3) << "node " << n << "\n" << r[n].err;
+    EXPECT_NE(r[n].err.find("attempt 2 ended (exit code 3), not restarted: all 1 restart(s) of "
+                            "maxRestarts used"),
+              std::string::npos)
+        << "node " << n << "\n"
+        << r[n].err;
+  }
+  json rec = Record();
+  EXPECT_EQ(rec["status"], "Failed");
+  EXPECT_EQ(rec["exitCode"], 3);
+  EXPECT_EQ(rec["failure"]["rank"], 3);
+  EXPECT_EQ(rec["failure"]["nodeRank"], 1);
+  ASSERT_EQ(rec["attempts"].size(), 2u) << rec.dump(2);
+  for (const json& attempt : rec["attempts"]) {
+    EXPECT_EQ(attempt["exitCode"], 3) << attempt.dump();
+    EXPECT_EQ(attempt["failedRank"], 3) << attempt.dump();
+    EXPECT_EQ(attempt["failedNodeRank"], 1) << attempt.dump();
+  }
+  EXPECT_EQ(rec["attempts"][1]["next"], "not restarted: all 1 restart(s) of maxRestarts used");
+  ExpectNothingLeft(cluster);
+}
+
+#ifdef MPI_ALLREDUCE_BINARY
+// Node 1's trainrun is SIGKILLed during attempt 1 of an MPI job (its orted and
+// ranks die with it) and a new one for node 1 starts on another host (the third
+// namespace, another address), as a scheduler replaces a node: the new trainrun
+// joins, and attempt 2's mpirun runs over the head and the new host, where ranks
+// 2 and 3 take part in an MPI_Allreduce.
+TEST_F(MultinodeMpiRestartTest, ANodeReplacedOnAnotherHostJoinsTheNextMpirun) {
+  NetnsCluster cluster(3);
+  NEED_CLUSTER(cluster);
+  const std::string marks = dir_ / "marks";
+  fs::create_directories(marks);
+  const std::string job =
+      MpiRestartJob("if [ \"$TRAINRUN_ATTEMPT\" = 1 ]; then touch " + marks +
+                        "/$RANK.a1; exec sleep 60; fi\nexec " + MPI_ALLREDUCE_BINARY,
+                    1);
+  const std::string head_err = dir_ / ("out" + std::to_string(processes_ + 1) + "/trainrun.err");
+  std::unique_ptr<TrainrunProcess> head = Start(cluster, 0, job);
+  std::unique_ptr<TrainrunProcess> node1 = Start(cluster, 1, job);
+  ASSERT_TRUE(WaitFor([&] {
+    for (int rank = 0; rank < 4; ++rank) {
+      if (!fs::exists(marks + "/" + std::to_string(rank) + ".a1")) return false;
+    }
+    return true;
+  }));
+  node1->Signal(SIGKILL);
+  node1->Wait();
+  // Its orted and ranks went with it.
+  EXPECT_TRUE(WaitFor([&] { return cluster.Pids(1).empty(); }, std::chrono::seconds(30)))
+      << cluster.Describe(1);
+  // The new trainrun comes once the head waits for it (the head refuses a node that
+  // joins while it still stops the attempt's mpirun; a scheduler's restart of a pod
+  // takes longer than that stop).
+  ASSERT_TRUE(WaitFor([&] {
+    return ReadFile(head_err).find("for a new trainrun of node 1") != std::string::npos;
+  })) << ReadFile(head_err);
+  std::string out = dir_ / ("out" + std::to_string(++processes_));
+  fs::create_directories(out);
+  TrainrunProcess replacement(
+      cluster.Command(
+          2, {TrainrunBinary(), "run", job, "--node-rank", "1", "--master-addr", cluster.Address(0),
+              "--history", history(), "--workdir", dir_ / "w2", "--grace-period", "5"}),
+      {std::string("TRAINRUN_JOB_TOKEN=") + kToken}, out);
+  Invocation r1 = replacement.Wait(std::chrono::seconds(120));
+  Invocation r0 = head->Wait(std::chrono::seconds(120));
+  ASSERT_EQ(r0.exit_code, 0) << r0.err;
+  ASSERT_EQ(r1.exit_code, 0) << r1.err;
+  EXPECT_NE(r0.err.find("node 1 (" + cluster.Host(2) + ", " + cluster.Address(2) +
+                        ") joined in place of the lost node 1, for attempt 2"),
+            std::string::npos)
+      << r0.err;
+  for (int rank = 0; rank < 4; ++rank) {
+    const std::string line = "allreduce rank " + std::to_string(rank) + " of 4 on " +
+                             cluster.Host(rank < 2 ? 0 : 2) + ": sum 6 (expected 6)";
+    EXPECT_NE((rank < 2 ? r0.out : r1.out).find(line), std::string::npos) << "rank " << rank << "\n"
+                                                                          << r0.out << r1.out;
+  }
+  json rec = Record();
+  EXPECT_EQ(rec["status"], "Completed");
+  ASSERT_EQ(rec["attempts"].size(), 2u) << rec.dump(2);
+  EXPECT_EQ(rec["attempts"][0]["outcome"], "node lost");
+  EXPECT_EQ(rec["attempts"][0]["failedNodeRank"], 1);
+  EXPECT_EQ(rec["attempts"][1]["outcome"], "succeeded");
+  ExpectNothingLeft(cluster);
+}
+#endif
+
 }  // namespace
 }  // namespace trainrun::testing

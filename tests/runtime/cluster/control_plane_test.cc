@@ -703,6 +703,90 @@ TEST_F(ControlPlaneTest, AnRshExecInjectedOnThePathIsNeverRunAndStopsTheNodeNami
   EXPECT_EQ(reporter_.All().find("/tmp/pwned"), std::string::npos);
 }
 
+// MPI with in-place restarts: an rsh agent of an attempt other than the job's
+// starts nothing; the current attempt's RshExec that reaches a node before its MPI
+// launch is ready runs once it is (with the input sent meanwhile), and one that
+// comes after the node's launch ended is refused.
+struct LockedRsh : RshHandler {
+  void Exec(uint32_t session, std::vector<std::string>) override {
+    std::lock_guard lock(mu);
+    calls.push_back("exec " + std::to_string(session));
+  }
+  void Stdin(uint32_t session, std::string data) override {
+    std::lock_guard lock(mu);
+    calls.push_back("stdin " + std::to_string(session) + " " + data);
+  }
+  void Kill(uint32_t) override {}
+  std::vector<std::string> Calls() {
+    std::lock_guard lock(mu);
+    return calls;
+  }
+  std::mutex mu;
+  std::vector<std::string> calls;
+};
+
+TEST_F(ControlPlaneTest, RshSessionsStartOnlyForTheAttemptThatRuns) {
+  std::unique_ptr<HeadSession> head = StartHead();
+  std::vector<std::unique_ptr<WorkerSession>> workers;
+  Assemble(head.get(), &workers, 2);
+  StartAll(head.get(), workers);
+  // An agent that asks for `argv` on node 1 for `attempt`.
+  auto open = [&](int attempt) {
+    ControlClientOptions o;
+    o.host = "127.0.0.1";
+    o.port = head->port();
+    o.role = kRoleRsh;
+    o.node_rank = -1;
+    o.key = RoleKey({"the-job-token-0123456789", false}, kRoleRsh);
+    o.clock = &clock_;
+    Result<std::unique_ptr<ControlClient>> agent = ControlClient::Connect(o);
+    EXPECT_TRUE(agent.ok()) << agent.status().message();
+    if (!agent.ok()) return std::unique_ptr<ControlClient>();
+    EXPECT_TRUE((*agent)
+                    ->SendJson(MessageType::kRshOpen,
+                               {{"host", "host1"}, {"argv", {"orted"}}, {"attempt", attempt}})
+                    .ok());
+    return std::move(agent).value();
+  };
+  // How the head says the agent's session ended.
+  auto exited = [&](ControlClient* agent) {
+    const TimePoint deadline = clock_.Now() + seconds(30);
+    while (true) {
+      Result<std::optional<Frame>> frame = agent->Receive(deadline);
+      if (!frame.ok() || !*frame) return RshExitMessage{0, -1, "no RshExit"};
+      if ((*frame)->type != MessageType::kRshExit) continue;
+      Result<RshExitMessage> exit = DecodeRshExit(**frame);
+      return exit.ok() ? *exit : RshExitMessage{0, -1, exit.status().message()};
+    }
+  };
+  std::unique_ptr<ControlClient> stale = open(2);
+  ASSERT_TRUE(stale);
+  RshExitMessage refused = exited(stale.get());
+  EXPECT_EQ(refused.exit_code, 255);
+  EXPECT_EQ(refused.error, "this agent belongs to attempt 2 of the ranks; the job is at attempt 1");
+
+  std::unique_ptr<ControlClient> early = open(1);
+  ASSERT_TRUE(early);
+  ASSERT_TRUE(early->Send(EncodeRshData({0, 0, "input"})).ok());
+  ASSERT_TRUE(reporter_.WaitFor("rsh session 1: starting on node 1")) << reporter_.All();
+  // (Wherever the RshExec is by now, it runs once and before its input.)
+  std::this_thread::sleep_for(milliseconds(100));
+  LockedRsh rsh;  // outlives the worker
+  workers[0]->SetRshHandler(&rsh);
+  for (int i = 0; i < 1000 && rsh.Calls().size() < 2; ++i)
+    std::this_thread::sleep_for(milliseconds(10));
+  EXPECT_EQ(rsh.Calls(), (std::vector<std::string>{"exec 1", "stdin 1 input"}));
+
+  workers[0]->SetRshHandler(nullptr);  // this attempt's MPI launch ended on node 1
+  std::unique_ptr<ControlClient> late = open(1);
+  ASSERT_TRUE(late);
+  RshExitMessage ended = exited(late.get());
+  EXPECT_EQ(ended.exit_code, 255);
+  EXPECT_EQ(ended.error, "node 1 runs no MPI launch");
+  EXPECT_EQ(rsh.Calls().size(), 2u);
+  EXPECT_FALSE(head->stop().has_value());
+}
+
 TEST_F(ControlPlaneTest, AWrongTokenIsRefusedAndTheJobGoesOn) {
   std::unique_ptr<HeadSession> head = StartHead();
   std::unique_ptr<WorkerSession> intruder = Worker(1, head->port(), "not-the-token");

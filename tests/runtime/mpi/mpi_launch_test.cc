@@ -45,5 +45,24 @@ TEST(MpiLaunchTest, MpirunUsesTrainrunsNodesAndAgentWhateverTheScheduler) {
   EXPECT_EQ(MpiHostfile(job), "10.78.0.11 slots=2 max_slots=2\n10.78.0.12 slots=2 max_slots=2\n");
 }
 
+// The agents say which attempt of the ranks their mpirun runs (in-place restarts):
+// the head refuses one of a stopped attempt. One node has no agents.
+TEST(MpiLaunchTest, TheAgentsEnvironmentNamesTheAttemptOnSeveralNodes) {
+  auto has = [](const std::vector<std::string>& env, const std::string& entry) {
+    return std::find(env.begin(), env.end(), entry) != env.end();
+  };
+  std::vector<std::string> env = MpiLauncherEnv({"PATH=/bin", "TRAINRUN_RSH_ATTEMPT=9"},
+                                                "/tmp/ranks.sock", "ab12", "127.0.0.1:29400", 3);
+  EXPECT_TRUE(has(env, "TRAINRUN_RSH_ATTEMPT=3"));
+  EXPECT_FALSE(has(env, "TRAINRUN_RSH_ATTEMPT=9"));
+  EXPECT_TRUE(has(env, "TRAINRUN_RSH_HEAD=127.0.0.1:29400"));
+  EXPECT_TRUE(has(env, "TRAINRUN_RSH_KEY=ab12"));
+  EXPECT_TRUE(has(env, "PATH=/bin"));
+  std::vector<std::string> one_node = MpiLauncherEnv({"PATH=/bin"}, "/tmp/ranks.sock", "", "", 3);
+  EXPECT_TRUE(std::none_of(one_node.begin(), one_node.end(), [](const std::string& entry) {
+    return entry.rfind("TRAINRUN_RSH_", 0) == 0;
+  }));
+}
+
 }  // namespace
 }  // namespace trainrun
