@@ -364,6 +364,7 @@ void HeadSession::OnJoin(int conn, const json& body) {
     return;
   }
   if (phase_ != Phase::kRendezvous && RejoinLocked(conn, join)) return;
+  if (phase_ != Phase::kRendezvous && HoldRejoinLocked(conn, join, body)) return;
   if (phase_ != Phase::kRendezvous) {
     options_.reporter->Warning(
         fmt::format("{} tried to join after the rendezvous; refused", join.Describe()));
@@ -594,6 +595,7 @@ void HeadSession::NodeLostLocked(int rank, const std::string& why) {
 void HeadSession::OnClosed(int conn, const std::string& reason) {
   std::lock_guard lock(mu_);
   hello_rank_.erase(conn);
+  std::erase_if(held_rejoins_, [&](const auto& held) { return held.first == conn; });
   auto it = conn_node_.find(conn);
   if (it == conn_node_.end()) {
     auto agent = agent_session_.find(conn);

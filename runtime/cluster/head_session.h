@@ -129,8 +129,16 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   void PreparedLocked(const Status& prepared, int exit_code);
   // A Join after the rendezvous: a new trainrun for a lost node, while the head
   // waits for it (rejoin_deadline_), takes the lost node's place for the next
-  // attempt. False when it is no such join (OnJoin refuses it as before).
+  // attempt. False when it is no such join (OnJoin holds or refuses it).
   bool RejoinLocked(int conn, const NodeJoin& join);
+  // A Join for a lost node that came before the head decided on the attempt that
+  // lost it (a replacement started at once, while the head still stops the
+  // attempt): held in held_rejoins_ when a restart may still follow (rejoins on,
+  // restarts left, no final verdict yet). False, holding nothing, otherwise.
+  bool HoldRejoinLocked(int conn, const NodeJoin& join, const nlohmann::json& body);
+  // The held joins: taken as joins now (the head waits for replacements: they
+  // rejoin), or refused with `refusal` when it is not empty (the job ends).
+  void ReleaseHeldRejoinsLocked(const std::string& refusal);
   // On the server's tick: the rejoin timeout passed with a node still lost ->
   // the job stops with 69.
   void RejoinTickLocked();
@@ -195,7 +203,10 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   std::optional<RestartPolicy> policy_;                      // the job's, from the first EndAttempt
   std::map<int, AttemptVerdict> ended_before_start_;  // EndAttemptBeforeStartLocked's, by attempt
   std::optional<TimePoint> rejoin_deadline_;          // waiting for a lost node's replacement
-  std::set<int> workers_done_;  // nodes whose workers all exited 0 (WorkersDone)
+  // Replacements' Joins (conn, body) before the verdict on the attempt (HoldRejoinLocked).
+  std::vector<std::pair<int, nlohmann::json>> held_rejoins_;
+  bool last_attempt_decided_ = false;  // a verdict without a restart was given
+  std::set<int> workers_done_;         // nodes whose workers all exited 0 (WorkersDone)
   std::vector<OutputConflict> conflicts_;
   // rsh
   RshHandler* rsh_handler_ = nullptr;

@@ -82,6 +82,8 @@ std::vector<TransferItem> HeadSession::MergeUploads(std::vector<TransferItem> it
 
 JobOutcome HeadSession::Finish(const NodeDone& done, const JobOutcome& local) {
   std::unique_lock lock(mu_);
+  last_attempt_decided_ = true;
+  ReleaseHeldRejoinsLocked("the job is ending");
   nodes_[0].done = done;
   SetFlagLocked(nodes_[0], &Node::done_in);
   WaitForResultsLocked(lock);

@@ -23,7 +23,13 @@ AttemptVerdict HeadSession::EndAttempt(int attempt, const RestartPolicy& policy)
   });
   AttemptVerdict verdict = DecideAttemptLocked(attempt, policy);
   BroadcastLocked(EncodeJsonFrame(MessageType::kAttemptVerdict, verdict.ToJson()));
-  if (verdict.restart) NextAttemptLocked(attempt);
+  if (verdict.restart) {
+    NextAttemptLocked(attempt);
+  } else {
+    last_attempt_decided_ = true;
+    ReleaseHeldRejoinsLocked(fmt::format("the job ends with attempt {} ({})", attempt,
+                                         verdict.why.empty() ? verdict.outcome : verdict.why));
+  }
   return verdict;
 }
 
@@ -146,6 +152,7 @@ void HeadSession::NextAttemptLocked(int attempt) {
   for (auto& [rank, node] : nodes_) node.ready = false;
   ready_nodes_ = 0;
   phase_ = Phase::kPreparing;
+  ReleaseHeldRejoinsLocked("");
   cv_.notify_all();
 }
 
@@ -207,6 +214,43 @@ bool HeadSession::RejoinLocked(int conn, const NodeJoin& join) {
   if (!still_lost) rejoin_deadline_.reset();
   cv_.notify_all();
   return true;
+}
+
+bool HeadSession::HoldRejoinLocked(int conn, const NodeJoin& join, const nlohmann::json& body) {
+  // Between attempts (kPreparing) the verdict is in: RejoinLocked's rejoin_deadline_
+  // takes replacements, and once it passed the job ends.
+  if (phase_ != Phase::kRunning || rejoin_deadline_ || !options_.rejoin_timeout ||
+      last_attempt_decided_ || finished_ || join.node_rank <= 0) {
+    return false;
+  }
+  // Before the first verdict the policy is not known here; the job has restarts
+  // (rejoin_timeout is set only then), so attempt 1 has one left.
+  if (policy_ && next_attempt_ > policy_->max_restarts) return false;
+  auto it = nodes_.find(join.node_rank);
+  if (it == nodes_.end() || !it->second.lost) return false;
+  options_.reporter->Notice(
+      fmt::format("{} came to take the lost node's place; it waits for the end of attempt {}",
+                  join.Describe(), next_attempt_));
+  held_rejoins_.emplace_back(conn, body);
+  return true;
+}
+
+void HeadSession::ReleaseHeldRejoinsLocked(const std::string& refusal) {
+  std::vector<std::pair<int, nlohmann::json>> held;
+  held.swap(held_rejoins_);
+  for (const auto& [conn, body] : held) {
+    if (hello_rank_.count(conn) == 0) continue;  // closed meanwhile
+    if (refusal.empty()) {
+      OnJoin(conn, body);  // RejoinLocked now, or refused as any late join
+      continue;
+    }
+    options_.reporter->Warning(fmt::format(
+        "node {} came to take the lost node's place; refused: {}", hello_rank_[conn], refusal));
+    server_->Send(conn, EncodeJsonFrame(MessageType::kRefused,
+                                        {{"reason", "cannot replace the lost node: " + refusal}}));
+    server_->Close(conn);
+    hello_rank_.erase(conn);
+  }
 }
 
 void HeadSession::RejoinTickLocked() {

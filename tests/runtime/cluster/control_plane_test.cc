@@ -43,6 +43,7 @@ class Recorder : public QuietReporter {
   void Warning(std::string_view m) override { Add(m); }
   void Error(std::string_view m) override { Add(m); }
   void Info(std::string_view m) override { Add(m); }
+  void Notice(std::string_view m) override { Add(m); }
   bool Saw(const std::string& text) {
     std::lock_guard lock(mu_);
     return CountLocked(text) > 0;
@@ -105,6 +106,7 @@ class ControlPlaneTest : public ::testing::Test {
     o.heartbeat = {milliseconds(100), seconds(2)};
     o.reporter = &reporter_;
     o.clock = &clock_;
+    o.rejoin_timeout = rejoin_timeout_;
     return o;
   }
   NodeJoin Join(int rank, int count) {
@@ -197,6 +199,7 @@ class ControlPlaneTest : public ::testing::Test {
 
   testing::FakeClock clock_;  // outlives the sessions (declared first)
   Recorder reporter_;
+  std::optional<Duration> rejoin_timeout_;  // Options()' (a job with restarts sets it)
 };
 
 TEST_F(ControlPlaneTest, NodesJoinStartTogetherAndFinishWithOneExitCode) {
@@ -450,6 +453,66 @@ TEST_F(ControlPlaneTest, ALostNodeStopsTheOthersWith69NamingIt) {
   EXPECT_EQ(outcome.failure->node_rank, 2);
   EXPECT_EQ(outcome.failure->host, "host2");
   EXPECT_EQ(w.get().exit_code, 69);
+}
+
+// A replacement for node 1 that joins while the head still stops the attempt that
+// lost it (no verdict yet) is held, not refused; `rank_code`: the code of a rank of
+// node 0 that failed first (0: none). Returns the replacement's rendezvous, once
+// the head's verdict on attempt 1 came.
+class HeldRejoinTest : public ControlPlaneTest {
+ protected:
+  Result<JobAssignment> ReplaceNode1(int rank_code, AttemptVerdict* verdict) {
+    rejoin_timeout_ = seconds(60);
+    std::unique_ptr<HeadSession> head = StartHead();
+    std::vector<std::unique_ptr<WorkerSession>> workers;
+    Assemble(head.get(), &workers, 2);
+    StartAll(head.get(), workers);
+    if (rank_code != 0) {
+      RankFailure failure;
+      failure.rank = 0;
+      failure.status.code = rank_code;
+      failure.reason = "exited with exit code " + std::to_string(rank_code);
+      head->RankFailed(failure);
+    }
+    workers[0].reset();  // node 1's trainrun is gone: its connection closes
+    EXPECT_TRUE(reporter_.WaitFor("was lost")) << reporter_.All();
+    std::unique_ptr<WorkerSession> replacement = Worker(1, head->port());
+    auto joined =
+        std::async(std::launch::async, [&] { return replacement->Rendezvous(Join(1, 2)); });
+    EXPECT_TRUE(
+        reporter_.WaitFor("came to take the lost node's place; it waits for the end of "
+                          "attempt 1"))
+        << reporter_.All();
+    EXPECT_FALSE(reporter_.Saw("tried to join after the rendezvous")) << reporter_.All();
+    RestartPolicy policy;
+    policy.max_restarts = 1;
+    policy.backoff_seconds = 0;
+    *verdict = head->EndAttempt(1, policy);
+    return joined.get();
+  }
+};
+
+TEST_F(HeldRejoinTest, AJoinBeforeTheVerdictJoinsTheNextAttemptOnceItIsARestart) {
+  AttemptVerdict verdict;
+  Result<JobAssignment> assignment = ReplaceNode1(0, &verdict);
+  EXPECT_TRUE(verdict.restart) << verdict.why;
+  ASSERT_TRUE(assignment.ok()) << assignment.status().message();
+  EXPECT_EQ(assignment->attempt, 2);
+  EXPECT_TRUE(reporter_.Saw("joined in place of the lost node 1, for attempt 2"))
+      << reporter_.All();
+}
+
+TEST_F(HeldRejoinTest, AJoinBeforeTheVerdictIsRefusedWithTheReasonWhenTheJobEnds) {
+  AttemptVerdict verdict;
+  // Rank 0 failed first with 65 (a bad job): no restart, whatever the lost node.
+  Result<JobAssignment> assignment = ReplaceNode1(65, &verdict);
+  EXPECT_FALSE(verdict.restart);
+  ASSERT_FALSE(assignment.ok());
+  EXPECT_NE(assignment.status().message().find(
+                "cannot replace the lost node: the job ends with attempt 1 (not restarted: exit "
+                "code 65"),
+            std::string::npos)
+      << assignment.status().message();
 }
 
 TEST_F(ControlPlaneTest, AStopBudgetEndsTheHeadsWaitForANodeThatIsStillStopping) {
