@@ -128,7 +128,8 @@ Result<AttemptVerdict> DecodeAttemptVerdict(const Frame& frame) {
   TR_RETURN_IF_ERROR(r.Text("outcome", kMaxShortTextBytes, &m.outcome, kOptional));
   TR_RETURN_IF_ERROR(r.Int("exitCode", 0, kMaxExitCode, &m.exit_code));
   TR_RETURN_IF_ERROR(r.Text("reason", kMaxPeerTextBytes, &m.reason, kOptional));
-  TR_RETURN_IF_ERROR(r.OptionalInt("failedRank", 0, kMaxGlobalRank, &m.failed_rank));
+  // -1: mpirun itself, in an MPI job (its failure is "rank -1", as in ReadFailure).
+  TR_RETURN_IF_ERROR(r.OptionalInt("failedRank", -1, kMaxGlobalRank, &m.failed_rank));
   TR_RETURN_IF_ERROR(r.OptionalInt("failedNodeRank", 0, kMaxNodeCount - 1, &m.failed_node_rank));
   return m;
 }

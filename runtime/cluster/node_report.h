@@ -44,7 +44,7 @@ struct AttemptVerdict {
   std::string outcome = "succeeded";  // RunOutcomeName
   int exit_code = 0;
   std::string reason;              // the root cause, naming the rank and node; "" for none
-  std::optional<int> failed_rank;  // the rank whose failure ended the attempt
+  std::optional<int> failed_rank;  // the rank whose failure ended it; -1: mpirun's
   std::optional<int> failed_node_rank;
 
   // Read back by DecodeAttemptVerdict (control_messages.h).

@@ -269,7 +269,7 @@ TEST(ControlMessagesTest, WorkerSideMessagesWithAWrongFieldAreRefusedNamingIt) {
        "AttemptVerdict: field \"restart\": expected true or false, got a string"},
       {MessageType::kAttemptVerdict,
        {{"attempt", 1}, {"restart", true}, {"exitCode", 3}, {"failedRank", -2}},
-       "AttemptVerdict: field \"failedRank\": expected an integer from 0 to 268435455, got -2"},
+       "AttemptVerdict: field \"failedRank\": expected an integer from -1 to 268435455, got -2"},
       {MessageType::kAssign, With(ValidAssign(), "attempt", 0),
        "Assign: field \"attempt\": expected an integer from 1 to 1001, got 0"},
   };
@@ -306,6 +306,13 @@ TEST(ControlMessagesTest, AttemptVerdictsAndTheJoinedAttemptRoundTrip) {
   EXPECT_EQ(back->reason, v.reason);
   EXPECT_EQ(back->failed_rank, 3);
   EXPECT_EQ(back->failed_node_rank, 1);
+  // An MPI job's attempt that mpirun itself ended (rank -1): found by a new user,
+  // whose worker took the head's verdict for a malformed message and left the job.
+  v.failed_rank = -1;
+  v.failed_node_rank = 0;
+  back = DecodeAttemptVerdict(F(MessageType::kAttemptVerdict, v.ToJson()));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->failed_rank, -1);
   Result<int> ended = DecodeAttemptEnded(F(MessageType::kAttemptEnded, {{"attempt", 4}}));
   ASSERT_TRUE(ended.ok());
   EXPECT_EQ(*ended, 4);
