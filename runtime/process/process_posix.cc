@@ -380,6 +380,20 @@ pid_t SpawnGuard(int socket_fd, bool pid_namespace) {
   return pid;
 }
 
+// The children of every thread of `pid`, from /proc/<pid>/task/<tid>/children; none
+// when it is gone or unreadable.
+std::vector<int> ChildrenOf(const std::string& pid) {
+  std::vector<int> out;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(fmt::format("/proc/{}/task", pid), ec), end;
+       !ec && it != end; it.increment(ec)) {
+    std::ifstream children(it->path() / "children");
+    int child;
+    while (children >> child) out.push_back(child);
+  }
+  return out;
+}
+
 }  // namespace
 
 Isolation IsolationFor(std::string_view wanted, const std::string& dev_dir, std::string* reason) {
@@ -420,22 +434,16 @@ ProcessState ReadProcessState(int pid) {
 }
 
 int PidOfChild(int parent, int pid_in_namespace) {
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it(fmt::format("/proc/{}/task", parent), ec), end;
-       !ec && it != end; it.increment(ec)) {
-    std::ifstream children(it->path() / "children");
-    int child;
-    while (children >> child) {
-      std::ifstream status(fmt::format("/proc/{}/status", child));
-      std::string line;
-      while (std::getline(status, line)) {
-        if (line.rfind("NSpid:", 0) != 0) continue;
-        std::istringstream ids(line.substr(6));
-        int id = 0, last = 0;
-        while (ids >> id) last = id;
-        if (last == pid_in_namespace) return child;
-        break;
-      }
+  for (int child : ChildrenOf(std::to_string(parent))) {
+    std::ifstream status(fmt::format("/proc/{}/status", child));
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("NSpid:", 0) != 0) continue;
+      std::istringstream ids(line.substr(6));
+      int id = 0, last = 0;
+      while (ids >> id) last = id;
+      if (last == pid_in_namespace) return child;
+      break;
     }
   }
   return pid_in_namespace;
@@ -736,16 +744,10 @@ std::vector<int> PosixProcessSet::NamespaceMembers() const {
   while (!pending.empty()) {
     const int parent = pending.back();
     pending.pop_back();
-    std::error_code ec;
-    for (std::filesystem::directory_iterator it(fmt::format("/proc/{}/task", parent), ec), end;
-         !ec && it != end; it.increment(ec)) {
-      std::ifstream children(it->path() / "children");
-      int child;
-      while (children >> child) {
-        if (!seen.insert(child).second) continue;
-        members.push_back(child);
-        pending.push_back(child);
-      }
+    for (int child : ChildrenOf(std::to_string(parent))) {
+      if (!seen.insert(child).second) continue;
+      members.push_back(child);
+      pending.push_back(child);
     }
   }
   return members;
@@ -759,16 +761,9 @@ void PosixProcessSet::Interrupt() {
 
 std::vector<int> PosixProcessSet::KillAdoptedOrphans() {
   std::vector<int> killed;
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it("/proc/self/task", ec), end; !ec && it != end;
-       it.increment(ec)) {
-    const std::filesystem::directory_entry& task = *it;
-    std::ifstream children(task.path() / "children");
-    int pid;
-    while (children >> pid) {
-      if (live_.count(pid) != 0 || pid == guard_pid_) continue;
-      if (kill(pid, SIGKILL) == 0) killed.push_back(pid);
-    }
+  for (int pid : ChildrenOf("self")) {
+    if (live_.count(pid) != 0 || pid == guard_pid_) continue;
+    if (kill(pid, SIGKILL) == 0) killed.push_back(pid);
   }
   // In a namespace orphans go to its init, not to trainrun: whatever is there but the
   // init and the live children goes.
