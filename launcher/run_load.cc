@@ -135,7 +135,7 @@ Status CreateRunDirectory(const LoadedRun& run, const LocalRunLayout& layout,
   // new host (README "A replaced node rejoins").
   std::string kept_aside;
   if (run.cluster && run.cluster->first_attempt() > 1 && fs::exists(layout.root)) {
-    kept_aside = fmt::format("{}.before-attempt{}", layout.root, run.cluster->first_attempt());
+    kept_aside = KeptAsideRunDir(layout.root, run.cluster->first_attempt());
     if (rename(layout.root.c_str(), kept_aside.c_str()) != 0) return ErrnoStatus(errno, kept_aside);
   }
   // mkdir is the exclusive step: of two runs given the same id at once, exactly one

@@ -69,6 +69,10 @@ void SeedOne(Store* store, const std::string& run_prefix, const std::vector<std:
 
 }  // namespace
 
+std::string KeptAsideRunDir(const std::string& root, int attempt) {
+  return fmt::format("{}{}{}", root, kKeptAsideInfix, attempt);
+}
+
 std::vector<std::string> KeptAsideRunDirs(const std::string& root) {
   const fs::path path(root);
   const std::string prefix = path.filename().string() + std::string(kKeptAsideInfix);

@@ -26,6 +26,10 @@
 
 namespace trainrun {
 
+// Where a lost trainrun's run directory `root` is kept aside when this node's first
+// attempt is `attempt`: <root>.before-attempt<attempt>, as KeptAsideRunDirs finds it.
+std::string KeptAsideRunDir(const std::string& root, int attempt);
+
 // The run directories that lost trainruns of this node left on this host for
 // `root` (<root>.before-attempt<N>), newest (highest N) first; none when there are
 // none or their folder cannot be read.

@@ -337,20 +337,15 @@ void HeadSession::OnRefused(const std::string& peer, const std::string& reason) 
 
 void HeadSession::OnJoin(int conn, const json& body) {
   Result<NodeJoin> parsed = NodeJoin::FromJson(body);
-  auto refuse = [&](const std::string& reason) {
-    server_->Send(conn, EncodeJsonFrame(MessageType::kRefused, {{"reason", reason}}));
-    server_->Close(conn);
-    hello_rank_.erase(conn);
-  };
   if (!parsed.ok()) {
     options_.reporter->Error(fmt::format("node {} sent a malformed message: {}; refused",
                                          hello_rank_[conn], parsed.status().message()));
-    return refuse("malformed message: " + parsed.status().message());
+    return RefuseJoinLocked(conn, "malformed message: " + parsed.status().message());
   }
   NodeJoin join = std::move(parsed).value();
   if (join.node_rank != hello_rank_[conn]) {
-    return refuse(fmt::format("joined as node {} after authenticating as node {}", join.node_rank,
-                              hello_rank_[conn]));
+    return RefuseJoinLocked(conn, fmt::format("joined as node {} after authenticating as node {}",
+                                              join.node_rank, hello_rank_[conn]));
   }
   if (join.address.empty()) {
     std::string peer = server_->PeerOf(conn);
@@ -368,13 +363,14 @@ void HeadSession::OnJoin(int conn, const json& body) {
   if (phase_ != Phase::kRendezvous) {
     options_.reporter->Warning(
         fmt::format("{} tried to join after the rendezvous; refused", join.Describe()));
-    return refuse("the rendezvous of this job is over (is a node started twice?)");
+    return RefuseJoinLocked(conn, "the rendezvous of this job is over (is a node started twice?)");
   }
-  if (!rendezvous_error_.empty()) return refuse("rendezvous failed: " + rendezvous_error_);
+  if (!rendezvous_error_.empty())
+    return RefuseJoinLocked(conn, "rendezvous failed: " + rendezvous_error_);
   Status added = book_->Add(join);
   if (!added.ok()) {
     options_.reporter->Error(added.message());
-    refuse(added.message());
+    RefuseJoinLocked(conn, added.message());
     FailRendezvousLocked(added.message());
     return;
   }
@@ -449,6 +445,12 @@ Status HeadSession::HandleMessageLocked(int conn, const Frame& frame) {
   TR_RETURN_IF_ERROR(OnNodeMessage(rank, frame));
   cv_.notify_all();
   return Status::Ok();
+}
+
+void HeadSession::RefuseJoinLocked(int conn, const std::string& reason) {
+  server_->Send(conn, EncodeJsonFrame(MessageType::kRefused, {{"reason", reason}}));
+  server_->Close(conn);
+  hello_rank_.erase(conn);
 }
 
 void HeadSession::RefuseMessageLocked(int conn, const std::string& why) {

@@ -102,6 +102,9 @@ class HeadSession : public SessionBase, private ControlServer::Handler {
   // Tells the peer why, closes its connection and reports it: a node that joined is
   // lost (after the rendezvous, that stops the job with 69).
   void RefuseMessageLocked(int conn, const std::string& why);
+  // Tells a connection that has not joined (in hello_rank_) why its Join is refused,
+  // and closes it.
+  void RefuseJoinLocked(int conn, const std::string& reason);
   using RshRoutes = std::map<uint32_t, RshRoute>;
   // Tells the session's agent how it ended (`exit_body`, a kRshExit payload),
   // hangs up on it and forgets the session; the next route.

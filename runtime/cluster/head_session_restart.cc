@@ -176,10 +176,7 @@ bool HeadSession::RejoinLocked(int conn, const NodeJoin& join) {
   if (!mismatch.empty()) {
     options_.reporter->Warning(fmt::format("{} tried to take the lost node's place; refused: {}",
                                            join.Describe(), mismatch));
-    server_->Send(conn, EncodeJsonFrame(MessageType::kRefused,
-                                        {{"reason", "cannot replace the lost node: " + mismatch}}));
-    server_->Close(conn);
-    hello_rank_.erase(conn);
+    RefuseJoinLocked(conn, "cannot replace the lost node: " + mismatch);
     return true;
   }
   // Counted as lost until now (NodeLostLocked): the new trainrun starts with none of
@@ -246,10 +243,7 @@ void HeadSession::ReleaseHeldRejoinsLocked(const std::string& refusal) {
     }
     options_.reporter->Warning(fmt::format(
         "node {} came to take the lost node's place; refused: {}", hello_rank_[conn], refusal));
-    server_->Send(conn, EncodeJsonFrame(MessageType::kRefused,
-                                        {{"reason", "cannot replace the lost node: " + refusal}}));
-    server_->Close(conn);
-    hello_rank_.erase(conn);
+    RefuseJoinLocked(conn, "cannot replace the lost node: " + refusal);
   }
 }
 
