@@ -274,10 +274,7 @@ Status WorkerSession::HandleFrameLocked(const Frame& frame) {
         // The head's mpirun was quicker than this node's launch: it runs once ready.
         pending_rsh_.push_back({m.session, std::move(m.argv), {}});
       } else {
-        Send(MessageType::kRshExit,
-             {{"session", m.session},
-              {"exitCode", 255},
-              {"error", fmt::format("node {} runs no MPI launch", node_rank_)}});
+        sink_.Exited(m.session, 255, fmt::format("node {} runs no MPI launch", node_rank_));
       }
       return Status::Ok();
     }
@@ -462,10 +459,7 @@ void WorkerSession::SetRshHandler(RshHandler* handler) {
   pending_rsh_.clear();
   for (PendingRsh& rsh : pending) {
     if (handler == nullptr) {
-      Send(MessageType::kRshExit,
-           {{"session", rsh.session},
-            {"exitCode", 255},
-            {"error", fmt::format("node {}'s MPI launch ended", node_rank_)}});
+      sink_.Exited(rsh.session, 255, fmt::format("node {}'s MPI launch ended", node_rank_));
       continue;
     }
     handler->Exec(rsh.session, std::move(rsh.argv));
