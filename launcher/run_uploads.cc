@@ -14,6 +14,19 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// What Finalizing uploads from a run directory laid out as `layout`: ./outputs (when
+// the job collects them) and LogDirs(), as (local, key prefix).
+std::vector<std::pair<std::string, std::string>> FinalUploadDirs(const JobConfig& job,
+                                                                 const LocalRunLayout& layout) {
+  std::vector<std::pair<std::string, std::string>> dirs;
+  if (job.history.output_collection) {
+    dirs.emplace_back(layout.outputs(),
+                      RunKey{job.experiment_name, job.run_id}.Prefix() + kOutputsDir);
+  }
+  for (auto& dir : LogDirs(job, layout)) dirs.push_back(std::move(dir));
+  return dirs;
+}
+
 void AddUploads(const UploadReport& done, UploadReport* report) {
   report->files += done.files;
   report->bytes += done.bytes;
@@ -68,13 +81,11 @@ void PlanKeptAsideUploads(const RunContext& ctx, const JobConfig& job, const Loc
   for (const TransferItem& item : *items) keys.insert(item.key);
   for (const std::string& dir : kept) {
     const LocalRunLayout earlier{dir};
-    std::vector<std::pair<std::string, std::string>> dirs;  // local, key prefix
-    if (job.history.output_collection) dirs.emplace_back(earlier.outputs(), prefix + kOutputsDir);
-    for (const auto& [local, key] : LogDirs(job, earlier)) {
-      // Its rank logs and metrics were taken into this run's (run_rejoin.h).
-      if (local == earlier.user_logs() || local == earlier.metrics()) continue;
-      dirs.emplace_back(local, key);
-    }
+    std::vector<std::pair<std::string, std::string>> dirs = FinalUploadDirs(job, earlier);
+    // Its rank logs and metrics were taken into this run's (run_rejoin.h).
+    std::erase_if(dirs, [&](const auto& dir) {
+      return dir.first == earlier.user_logs() || dir.first == earlier.metrics();
+    });
     std::vector<TransferItem> found;
     // Links out of its working directory were never this run's to record.
     std::vector<SkippedSymlink> skipped;
@@ -99,12 +110,8 @@ void UploadOutputsAndLogs(const RunContext& ctx, LoadedRun* run, const LocalRunL
                           UploadReport* report) {
   const JobConfig& job = run->job;
   const std::string prefix = RunKey{job.experiment_name, job.run_id}.Prefix();
-  std::vector<std::pair<std::string, std::string>> dirs;  // local, key prefix
-  if (job.history.output_collection) dirs.emplace_back(layout.outputs(), prefix + kOutputsDir);
-  for (const auto& dir : LogDirs(job, layout)) dirs.push_back(dir);
-
   std::vector<TransferItem> items;
-  for (const auto& [local, key] : dirs) {
+  for (const auto& [local, key] : FinalUploadDirs(job, layout)) {
     Status planned = PlanUpload(local, key, layout.wd(), prefix, &items, &report->skipped_symlinks);
     if (!planned.ok()) report->errors.push_back(planned.message());
   }
