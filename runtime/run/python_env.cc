@@ -201,11 +201,24 @@ void Prune(const fs::path& dir, const std::string& keep, uint64_t max_bytes, Rep
   }
 }
 
-// Waits for the lock (LOCK_SH or LOCK_EX), saying once that another trainrun has it:
-// an exclusive holder is building; shared holders are runs using the environment.
-Status Lock(int fd, int operation, const PythonEnvRequest& request, const std::string& key) {
+// Locks the environment's lock file: shared when the environment is complete
+// (returns its directory), else exclusive, to build it (returns ""). The shared
+// lock is tried first each time, since a builder keeps one on what it built for as
+// long as its run lasts: a trainrun that waited for the exclusive lock alone would
+// wait for that whole run, and two that both found the environment missing would
+// wait for each other's.
+Result<std::string> LockEnvironment(int fd, const fs::path& link, const PythonEnvRequest& request,
+                                    const std::string& key) {
   bool said = false;
-  while (flock(fd, operation | LOCK_NB) != 0) {
+  for (;;) {
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+      std::string target = CompleteTarget(link);
+      if (!target.empty()) return target;
+      flock(fd, LOCK_UN);
+      // Looked for again under the exclusive lock: another trainrun may have built
+      // it in between.
+      if (flock(fd, LOCK_EX | LOCK_NB) == 0) return CompleteTarget(link);
+    }
     if (errno != EWOULDBLOCK && errno != EINTR) {
       return ErrnoStatus(errno, fmt::format("locking python environment {}", key));
     }
@@ -220,7 +233,6 @@ Status Lock(int fd, int operation, const PythonEnvRequest& request, const std::s
                            fmt::format("waiting for python environment {} to be built", key));
     }
   }
-  return Status::Ok();
 }
 
 }  // namespace
@@ -310,18 +322,10 @@ Result<std::unique_ptr<PythonEnv>> PreparePythonEnv(const PythonEnvRequest& requ
   const std::string lock_path = (dir / (key + ".lock")).string();
   result->lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (result->lock_fd_ < 0) return ErrnoStatus(errno, lock_path);
-  // Shared first: a complete environment is used under the shared lock that runs
-  // hold. Only a missing one takes the exclusive lock (which waits for no run: runs
-  // hold only complete environments) and is looked for again, since another
-  // trainrun may have built it in between.
-  TR_RETURN_IF_ERROR(Lock(result->lock_fd_, LOCK_SH, request, key));
+  // A complete environment is used under the shared lock that runs hold; a missing
+  // one is built under the exclusive lock.
   const fs::path link = dir / key;
-  std::string target = CompleteTarget(link);
-  if (target.empty()) {
-    flock(result->lock_fd_, LOCK_UN);
-    TR_RETURN_IF_ERROR(Lock(result->lock_fd_, LOCK_EX, request, key));
-    target = CompleteTarget(link);
-  }
+  TR_ASSIGN_OR_RETURN(std::string target, LockEnvironment(result->lock_fd_, link, request, key));
   if (!target.empty()) {
     result->prefix_ = target;
     if (reporter != nullptr) {

@@ -3,6 +3,8 @@
 // builds with `pip wheel` from tiny packages it writes: no network, no PyPI.
 #include "runtime/run/python_env.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -11,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "base/cancel.h"
 #include "runtime/process/process_posix.h"
 #include "runtime/process/rank_env.h"
 #include "tests/test_util.h"
@@ -212,6 +215,60 @@ TEST_F(PythonEnvTest, TwoRacingForOneKeyBuildItOnce) {
   EXPECT_EQ(got[0]->prefix(), got[1]->prefix());
   EXPECT_EQ(logs[0].Count("pip: ") == 0, logs[1].Count("pip: ") != 0);
   EXPECT_EQ(RunIn(*got[1], "import tinypkg_a; print(tinypkg_a.VALUE)"), "tinypkg_a-1.0");
+}
+
+// Two trainruns that both found the environment missing while a third held it
+// shared (a run checking it) both wait for the exclusive lock. The one that does not
+// get it must take the environment the other built, under the shared lock that the
+// builder keeps for its run, instead of waiting for that lock to go.
+TEST_F(PythonEnvTest, TwoWaitingToBuildOneEnvironmentBothGetIt) {
+  std::string key;
+  {
+    TempDir scratch;
+    PythonEnvRequest request = Request({"tinypkg_a"});
+    request.cache_dir = scratch.path();
+    Result<std::unique_ptr<PythonEnv>> env = PreparePythonEnv(request);
+    ASSERT_TRUE(env.ok()) << env.status().message();
+    key = (*env)->key();
+  }
+  fs::create_directories(cache_ / "envs");
+  const std::string lock_path = cache_ / ("envs/" + key + ".lock");
+  const int held = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(held, 0) << lock_path;
+  ASSERT_EQ(flock(held, LOCK_SH), 0);
+
+  // A regression waits forever: this turns it into a failure.
+  CancelToken cancel, done;
+  std::thread watchdog([&] {
+    if (!done.WaitFor(std::chrono::seconds(120))) cancel.Cancel("the two waited for each other");
+  });
+  std::unique_ptr<PythonEnv> got[2];
+  Status status[2];
+  Recorder logs[2];
+  std::thread threads[2];
+  for (int i = 0; i < 2; ++i) {
+    threads[i] = std::thread([&, i] {
+      PythonEnvRequest request = Request({"tinypkg_a"});
+      request.reporter = &logs[i];
+      request.cancel = &cancel;
+      Result<std::unique_ptr<PythonEnv>> env = PreparePythonEnv(request);
+      status[i] = env.status();
+      if (env.ok()) got[i] = std::move(*env);
+    });
+    // Each is waiting before the next starts, and both before the lock goes.
+    while (logs[i].Count("is building it; waiting") == 0 && !cancel.canceled()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  close(held);
+  for (std::thread& t : threads) t.join();
+  done.Cancel("finished");
+  watchdog.join();
+  ASSERT_TRUE(status[0].ok()) << status[0].message() << "\n" << logs[0].All();
+  ASSERT_TRUE(status[1].ok()) << status[1].message() << "\n" << logs[1].All();
+  EXPECT_EQ(got[0]->built() + got[1]->built(), 1);
+  EXPECT_EQ(got[0]->prefix(), got[1]->prefix());
+  EXPECT_EQ(RunIn(*got[0], "import tinypkg_a; print(tinypkg_a.VALUE)"), "tinypkg_a-1.0");
 }
 
 TEST_F(PythonEnvTest, FailedInstallNamesThePackageAndLeavesNothing) {
