@@ -2,9 +2,10 @@
 """Launch overhead and log throughput: trainrun beside a bare spawn, torchrun and mpirun.
 
   /usr/bin/python3 benchmarks/launch_bench.py [--build build] [--reps 15] [--json FILE]
-      [--trainrun PATH] [--peers torchrun,mpirun] [--log-mib 0]
+      [--trainrun PATH] [--peers torchrun,mpirun] [--log-mib 0] [--python PYTHON]
 --trainrun measures another trainrun binary (the portable one: build-portable/launcher/
-trainrun) with the helpers of --build; --peers limits the peers; --log-mib 0 skips logs.
+trainrun) with the helpers of --build; --peers limits the peers; --log-mib 0 skips logs;
+--python names the interpreter that runs torchrun (default /usr/bin/python3, Debian's).
 
 Launch: the wall time of starting N ranks of /bin/true and waiting for them, for
   bare      benchmarks/bare_spawn: fork/exec N times and wait, nothing else
@@ -209,6 +210,7 @@ def log_table(bench, mib, peers):
 
 
 def main():
+    global PYTHON  # --python: the interpreter the torchrun commands use
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", default=os.path.join(ROOT, "build"))
     parser.add_argument("--reps", type=int, default=15)
@@ -217,13 +219,16 @@ def main():
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--trainrun", help="the trainrun binary (default: BUILD/launcher/trainrun)")
     parser.add_argument("--peers", default="torchrun,mpirun", help="the peers to run, if found")
+    parser.add_argument("--python", default=PYTHON,
+                        help="the interpreter whose torch runs torchrun (a virtualenv's elsewhere)")
     args = parser.parse_args()
+    PYTHON = args.python
 
     bench = Bench(args.build, args.reps, args.trainrun)
     wanted = args.peers.split(",") if args.peers else []
     peers = []
-    if "torchrun" in wanted and subprocess.run([PYTHON, "-c", "import torch.distributed.run"],
-                                               capture_output=True).returncode == 0:
+    if "torchrun" in wanted and shutil.which(PYTHON) and subprocess.run(
+            [PYTHON, "-c", "import torch.distributed.run"], capture_output=True).returncode == 0:
         peers.append("torchrun")
     if "mpirun" in wanted and shutil.which("mpirun"):
         peers.append("mpirun")
@@ -231,7 +236,7 @@ def main():
           f"{platform.platform()}, load average {os.getloadavg()[0]:.1f}")
     # The line that reproduces these figures (README "Install" gives the one for the
     # portable binary at 8 ranks).
-    print("# command: " + " ".join([PYTHON, os.path.relpath(os.path.abspath(__file__))] + sys.argv[1:]))
+    print("# command: " + " ".join([sys.executable, os.path.relpath(os.path.abspath(__file__))] + sys.argv[1:]))
     print(f"# trainrun: {bench.trainrun} ({os.path.getsize(bench.trainrun) / 1e6:.1f} MB)")
     print(f"# peers: {', '.join(peers) or 'none found'}"
           + ("; torchrun runs through benchmarks/torchrun_shim.py (pytorch issue 92319)"

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -241,142 +242,136 @@ Result<int> StartChild(const SpawnSpec& spec, Placement placement = {}) {
   return static_cast<int>(pid);
 }
 
-// The guard (see Isolation in the header), in a child forked from a process that may
-// have threads: async-signal-safe calls only, no allocation. Its table of process
-// groups is this static array, private to the guard once forked.
-constexpr int kGuardFd = 3;
+// The guard (see Isolation in the header) is a process that shares trainrun's memory
+// (clone with CLONE_VM, never exec'd: no image to load, no page of trainrun's
+// copied) and runs only the code below, on a stack and with a table of its own. It
+// uses trainrun's thread-local storage, where glibc's wrappers keep errno, so it
+// makes its system calls itself and calls no library function. It holds trainrun's
+// memory only while trainrun lives (it ends when trainrun's end of its socket
+// closes), and its own copy of trainrun's open files only until it closes them.
 constexpr int kMaxGuardedGroups = 1 << 16;
-int32_t guarded_groups[kMaxGuardedGroups];
+constexpr size_t kGuardStackBytes = 64 * 1024;
 
-void OnGuardChild(int) {}
+struct GuardBlock {
+  int socket_fd;
+  int pid_namespace;
+  int count;
+  int32_t groups[kMaxGuardedGroups];
+  alignas(64) char stack[kGuardStackBytes];
+};
 
-[[noreturn]] void GuardMain(int socket_fd, bool pid_namespace) {
+#if defined(__has_attribute) && __has_attribute(no_stack_protector)
+#define TRAINRUN_GUARD_CODE __attribute__((no_stack_protector, noinline))
+#else
+#define TRAINRUN_GUARD_CODE __attribute__((noinline))
+#endif
+
+#if defined(__x86_64__)
+TRAINRUN_GUARD_CODE long GuardSyscall(long number, long a = 0, long b = 0, long c = 0, long d = 0) {
+  long result;
+  register long r10 __asm__("r10") = d;
+  __asm__ volatile("syscall"
+                   : "=a"(result)
+                   : "a"(number), "D"(a), "S"(b), "d"(c), "r"(r10)
+                   : "rcx", "r11", "memory");
+  return result;
+}
+#elif defined(__aarch64__)
+TRAINRUN_GUARD_CODE long GuardSyscall(long number, long a = 0, long b = 0, long c = 0, long d = 0) {
+  register long x8 __asm__("x8") = number;
+  register long x0 __asm__("x0") = a;
+  register long x1 __asm__("x1") = b;
+  register long x2 __asm__("x2") = c;
+  register long x3 __asm__("x3") = d;
+  __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
+  return x0;
+}
+#else
+#error "the process guard makes its own system calls: x86_64 and aarch64 only"
+#endif
+
+// The kernel's struct sigaction (rt_sigaction), which glibc's is not.
+struct KernelSigaction {
+  void (*handler)(int);
+  unsigned long flags;
+  void (*restorer)();
+  unsigned long mask;
+};
+
+TRAINRUN_GUARD_CODE int GuardMain(void* raw) {
+  GuardBlock* guard = static_cast<GuardBlock*>(raw);
+  const long fd = guard->socket_fd;
   // As the namespace's init it must go the moment trainrun goes: the kernel then
   // kills everything in the namespace. As a process-group guard it must outlive
   // trainrun to do its work, so it only watches the socket.
-  if (pid_namespace) prctl(PR_SET_PDEATHSIG, SIGKILL);
-  prctl(PR_SET_NAME, "trainrun-guard");
-  setpgid(0, 0);  // out of trainrun's group: a terminal's Ctrl-C is not for it
-  if (socket_fd != kGuardFd) dup2(socket_fd, kGuardFd);
+  if (guard->pid_namespace) GuardSyscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
+  GuardSyscall(SYS_prctl, PR_SET_NAME, reinterpret_cast<long>("trainrun-guard"));
+  GuardSyscall(SYS_setpgid, 0, 0);  // out of trainrun's group: a Ctrl-C is not for it
+  // Every signal stays blocked, as the parent blocked them around the clone (and the
+  // two glibc keeps for itself, which pthread_sigmask leaves open): no handler of
+  // trainrun's ever runs here, and SIGTERM, SIGINT or SIGHUP do nothing. Children
+  // (orphans, as the namespace's init) are reaped by the kernel.
+  unsigned long all_signals = ~0UL;
+  GuardSyscall(SYS_rt_sigprocmask, SIG_BLOCK, reinterpret_cast<long>(&all_signals), 0,
+               sizeof(all_signals));
+  KernelSigaction ignore;
+  ignore.handler = SIG_IGN;
+  ignore.flags = 0;
+  ignore.restorer = nullptr;
+  ignore.mask = 0;
+  GuardSyscall(SYS_rt_sigaction, SIGCHLD, reinterpret_cast<long>(&ignore), 0, sizeof(ignore.mask));
   // Hold nothing of trainrun's: not its stdio (whoever reads trainrun's output would
-  // wait for the guard too), not the ranks' pipes, not its sockets.
-  const int null_fd = open("/dev/null", O_RDWR);
-  for (int fd = 0; fd < 3 && null_fd >= 0; ++fd) dup2(null_fd, fd);
-  if (syscall(SYS_close_range, kGuardFd + 1, ~0U, 0) != 0) {
-    struct rlimit limit {};
-    getrlimit(RLIMIT_NOFILE, &limit);
-    const rlim_t last = std::min<rlim_t>(limit.rlim_cur, 1 << 20);
-    for (rlim_t fd = kGuardFd + 1; fd < last; ++fd) close(static_cast<int>(fd));
-  }
-  struct sigaction ignore {};
-  ignore.sa_handler = SIG_IGN;
-  sigemptyset(&ignore.sa_mask);
-  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT, SIGUSR1, SIGUSR2}) {
-    sigaction(s, &ignore, nullptr);
-  }
-  struct sigaction on_child {};
-  on_child.sa_handler = OnGuardChild;
-  sigemptyset(&on_child.sa_mask);
-  sigaction(SIGCHLD, &on_child, nullptr);
-  sigset_t all, none;
-  sigfillset(&all);
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &all, nullptr);  // SIGCHLD only interrupts ppoll below
-  int count = 0;
-  while (true) {
-    while (waitpid(-1, nullptr, WNOHANG) > 0) {
+  // wait for the guard too), not its sockets, not the write end of this socket.
+  long closed = fd > 0 ? GuardSyscall(SYS_close_range, 0, fd - 1, 0) : 0;
+  if (closed == 0) closed = GuardSyscall(SYS_close_range, fd + 1, ~0U, 0);
+  if (closed != 0) {                              // a kernel older than 5.9
+    unsigned long limit[2] = {1 << 20, 1 << 20};  // RLIMIT_NOFILE's current and maximum
+    GuardSyscall(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, reinterpret_cast<long>(limit));
+    for (long other = 0; other < static_cast<long>(limit[0]) && other < (1 << 20); ++other) {
+      if (other != fd) GuardSyscall(SYS_close, other);
     }
-    pollfd ready{kGuardFd, POLLIN, 0};
-    if (ppoll(&ready, 1, nullptr, &none) < 0) continue;
+  }
+  while (true) {
     int32_t message = 0;
-    ssize_t n = recv(kGuardFd, &message, sizeof(message), 0);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    const long n = GuardSyscall(SYS_read, fd, reinterpret_cast<long>(&message), sizeof(message));
+    if (n == -EINTR || n == -EAGAIN) continue;
     if (n <= 0) {  // trainrun is gone, however it ended
-      for (int i = 0; i < count; ++i) kill(-guarded_groups[i], SIGKILL);
-      _exit(0);
+      for (int i = 0; i < guard->count; ++i) GuardSyscall(SYS_kill, -guard->groups[i], SIGKILL);
+      GuardSyscall(SYS_exit_group, 0);
     }
     if (n != sizeof(message) || message == 0) continue;
-    if (message > 1 && count < kMaxGuardedGroups) {
-      guarded_groups[count++] = message;
+    if (message > 1 && guard->count < kMaxGuardedGroups) {
+      guard->groups[guard->count++] = message;
     } else if (message < 0) {
-      for (int i = 0; i < count; ++i) {
-        if (guarded_groups[i] == -message) guarded_groups[i--] = guarded_groups[--count];
+      for (int i = 0; i < guard->count; ++i) {
+        if (guard->groups[i] == -message) guard->groups[i--] = guard->groups[--guard->count];
       }
     }
   }
 }
 
-// The guard's own image: PosixProcessSet starts it as /proc/self/exe with these
-// arguments and the guard's socket as fd kGuardFd, instead of forking trainrun. A
-// fork copies trainrun's address space (on the launch path: milliseconds on a VM
-// where page-table work is slow) and makes trainrun take a copy-on-write fault on
-// each page it writes for the rest of the run; the new image starts beside trainrun
-// instead. The check runs before main (StartGuardIfAsked below) in every program
-// that links this file, which are the only ones that start a guard.
-constexpr const char* kGuardFlag = "--trainrun-process-guard";
-constexpr const char* kGuardNamespace = "pid-namespace";
-constexpr const char* kGuardGroups = "process-group";
-
-// glibc calls the functions of .init_array with main's arguments.
-__attribute__((constructor)) void StartGuardIfAsked(int argc, char** argv, char**) {
-  if (argc != 3 || argv == nullptr || std::strcmp(argv[1], kGuardFlag) != 0) return;
-  // Only as PosixProcessSet starts it: fd kGuardFd is the guard's socket.
-  int type = 0;
-  socklen_t length = sizeof(type);
-  if (getsockopt(kGuardFd, SOL_SOCKET, SO_TYPE, &type, &length) != 0 || type != SOCK_SEQPACKET) {
-    return;
-  }
-  GuardMain(kGuardFd, std::strcmp(argv[2], kGuardNamespace) == 0);
-}
-
-struct GuardExec {
-  int socket_fd;
-  bool pid_namespace;
-  int err;  // set by the child when it could not exec
-};
-
-// The guard's start, between clone and exec in trainrun's memory (see ChildMain).
-int GuardExecMain(void* raw) {
-  GuardExec* args = static_cast<GuardExec*>(raw);
-  setpgid(0, 0);  // as the guard does itself: no race with a Ctrl-C
-  // Kept across exec: the namespace's init dies with trainrun from the start.
-  if (args->pid_namespace) prctl(PR_SET_PDEATHSIG, SIGKILL);
-  // dup2 leaves the copy without O_CLOEXEC; a socket already at kGuardFd needs it cleared.
-  const int moved =
-      args->socket_fd == kGuardFd ? fcntl(kGuardFd, F_SETFD, 0) : dup2(args->socket_fd, kGuardFd);
-  if (moved >= 0) {
-    char name[] = "trainrun-guard";
-    char flag[64], mode[32];
-    std::strncpy(flag, kGuardFlag, sizeof(flag) - 1);
-    flag[sizeof(flag) - 1] = '\0';
-    std::strncpy(mode, args->pid_namespace ? kGuardNamespace : kGuardGroups, sizeof(mode) - 1);
-    mode[sizeof(mode) - 1] = '\0';
-    char* argv[] = {name, flag, mode, nullptr};
-    char* envp[] = {nullptr};
-    execve("/proc/self/exe", argv, envp);
-  }
-  args->err = errno;
-  _exit(127);
-}
-
-// Starts the guard with its socket `socket_fd` (O_CLOEXEC): its own image where
-// /proc/self/exe can be run, else forked. Returns its pid, or -1 with errno.
-pid_t SpawnGuard(int socket_fd, bool pid_namespace) {
-  GuardExec args{socket_fd, pid_namespace, 0};
+// Starts the guard with its socket `socket_fd`. Returns its pid and its block (to
+// be unmapped once the guard was reaped), or -1 with errno.
+pid_t SpawnGuard(int socket_fd, bool pid_namespace, GuardBlock** block) {
+  void* memory = mmap(nullptr, sizeof(GuardBlock), PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (memory == MAP_FAILED) return -1;
+  GuardBlock* guard = static_cast<GuardBlock*>(memory);
+  guard->socket_fd = socket_fd;
+  guard->pid_namespace = pid_namespace ? 1 : 0;
   sigset_t all, saved;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &saved);
-  alignas(64) char stack[kChildStackBytes];
-  pid_t pid = clone(GuardExecMain, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  const pid_t pid =
+      clone(GuardMain, guard->stack + sizeof(guard->stack), CLONE_VM | SIGCHLD, guard);
+  const int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &saved, nullptr);
-  if (pid > 0 && args.err == 0) return pid;
-  if (pid > 0) {
-    // No /proc, or an image that cannot be run again: the guard is a copy of trainrun.
-    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
+  if (pid < 0) {
+    munmap(memory, sizeof(GuardBlock));
+    errno = clone_errno;
+    return -1;
   }
-  pid = fork();
-  if (pid == 0) GuardMain(socket_fd, pid_namespace);
+  *block = guard;
   return pid;
 }
 
@@ -550,8 +545,9 @@ Status PosixProcessSet::StartGuard(Isolation isolation) {
     if (outer >= 0) close(outer);
     return ErrnoStatus(err, "socketpair for the process guard");
   }
-  const pid_t pid = SpawnGuard(fds[0], pid_namespace);
-  const int fork_errno = errno;
+  GuardBlock* block = nullptr;
+  const pid_t pid = SpawnGuard(fds[0], pid_namespace, &block);
+  const int clone_errno = errno;
   if (pid > 0) setpgid(pid, pid);  // as the guard does itself: no race with a Ctrl-C
   close(fds[0]);
   int inner = -1;
@@ -562,13 +558,18 @@ Status PosixProcessSet::StartGuard(Isolation isolation) {
   restore();
   if (pid < 0 || (pid_namespace && inner < 0)) {
     close(fds[1]);  // the guard, if it started, ends
-    if (pid > 0) waitpid(pid, nullptr, 0);
+    if (pid > 0) {
+      while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+      munmap(block, sizeof(GuardBlock));
+    }
     if (outer >= 0) close(outer);
-    return pid < 0 ? ErrnoStatus(fork_errno, "fork for the process guard")
+    return pid < 0 ? ErrnoStatus(clone_errno, "clone for the process guard")
                    : ErrnoStatus(inner_errno, "/proc/thread-self/ns/pid_for_children");
   }
   guard_pid_ = pid;
   guard_fd_ = fds[1];
+  guard_block_ = block;
   outer_pidns_fd_ = outer;
   inner_pidns_fd_ = inner;
   isolation_ = isolation;
@@ -583,11 +584,22 @@ PosixProcessSet::~PosixProcessSet() {
   // no more.
   // The namespace's end also waits for its processes that are our children to be
   // reaped: reap those that died.
-  for (int i = 0; i < 100 && guard_pid_ > 0 && !guard_lost_; ++i) {
+  // The wait wakes when the guard ends (its pidfd, Linux 5.3), or looks again after
+  // a millisecond.
+  bool guard_ended = guard_lost_;
+  const int guard_pidfd = guard_pid_ > 0 && !guard_ended
+                              ? static_cast<int>(syscall(SYS_pidfd_open, guard_pid_, 0))
+                              : -1;
+  for (int i = 0; i < 100 && guard_pid_ > 0 && !guard_ended; ++i) {
     for (int pid : live_) waitpid(pid, nullptr, WNOHANG);
-    if (waitpid(guard_pid_, nullptr, WNOHANG) == guard_pid_) break;
-    usleep(1000);
+    guard_ended = waitpid(guard_pid_, nullptr, WNOHANG) == guard_pid_;
+    if (guard_ended) break;
+    pollfd ended{guard_pidfd, POLLIN, 0};
+    if (guard_pidfd < 0 || poll(&ended, 1, 1) < 0) usleep(1000);
   }
+  if (guard_pidfd >= 0) close(guard_pidfd);
+  // The guard runs in this memory: its block goes only once the guard has.
+  if (guard_ended && guard_block_ != nullptr) munmap(guard_block_, sizeof(GuardBlock));
   for (int fd : {epoll_fd_, signal_fd_, event_fd_, outer_pidns_fd_, inner_pidns_fd_}) {
     if (fd >= 0) close(fd);
   }

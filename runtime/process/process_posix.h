@@ -65,7 +65,7 @@ class PosixProcessSet : public ProcessSet {
   // whether or not trainrun is PID 1, and starts the guard `wanted` asks for.
   // kPidNamespace falls back to kProcessGroups where the kernel refuses a new PID
   // namespace; isolation() and isolation_note() say what was had and why. Fails only
-  // if the kernel refuses the fds or the guard cannot be forked.
+  // if the kernel refuses the fds or the guard cannot be started.
   static Result<std::unique_ptr<PosixProcessSet>> Create(Isolation wanted = Isolation::kNone);
   // Closes the guard's pipe: the guard then kills what is left (see Isolation).
   ~PosixProcessSet() override;
@@ -114,9 +114,10 @@ class PosixProcessSet : public ProcessSet {
   int guard_pid_ = 0;
   int guard_fd_ = -1;  // write end of the guard's pipe
   bool guard_lost_ = false;
-  int outer_pidns_fd_ = -1;     // kPidNamespace: trainrun's own PID namespace
-  int inner_pidns_fd_ = -1;     // kPidNamespace: the children's
-  std::set<int> ended_groups_;  // kProcessGroups: leaders reaped, group maybe not empty
+  void* guard_block_ = nullptr;  // the guard's stack and table, in this process's memory
+  int outer_pidns_fd_ = -1;      // kPidNamespace: trainrun's own PID namespace
+  int inner_pidns_fd_ = -1;      // kPidNamespace: the children's
+  std::set<int> ended_groups_;   // kProcessGroups: leaders reaped, group maybe not empty
 };
 
 // What /proc says about `pid` (see ProcessState); state 0 when it is gone.
