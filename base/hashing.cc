@@ -28,6 +28,12 @@ int HexValue(char c) {
 
 }  // namespace
 
+uint64_t Fnv1a64(std::string_view data) {
+  uint64_t hash = 14695981039346656037ull;
+  for (unsigned char c : data) hash = (hash ^ c) * 1099511628211ull;
+  return hash;
+}
+
 std::string Sha256(std::string_view data) { return Digest(EVP_sha256(), data); }
 std::string Md5(std::string_view data) { return Digest(EVP_md5(), data); }
 

@@ -46,7 +46,7 @@ std::string CacheKey(const TopologyCacheOptions& options) {
       Optional(options.nvidia_visible_devices), fmt::join(NvidiaDevices(options.dev_dir), ","),
       cpus.ok() ? fmt::format("{}", fmt::join(*cpus, ",")) : std::string("unknown"),
       options.use_nvml ? options.nvml_library : std::string("off"));
-  return HexEncode(Sha256(text)).substr(0, 16);
+  return fmt::format("{:016x}", Fnv1a64(text));
 }
 
 nlohmann::json NvmlToJson(const NvmlReport& nvml) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "base/hashing.h"
 #include "runtime/cluster/hostlist.h"
 #include "runtime/process/rank_env.h"
 
@@ -447,9 +448,7 @@ ControlPortChoice DefaultControlPort(const EnvMap& env) {
   if (numeric) {
     n = std::stoull(*job);
   } else {
-    // FNV-1a: the same on every node, spread over the range.
-    n = 14695981039346656037ull;
-    for (unsigned char c : *job) n = (n ^ c) * 1099511628211ull;
+    n = Fnv1a64(*job);  // the same on every node, spread over the range
   }
   int port = kDefaultControlPort + static_cast<int>(n % kControlPortSpan);
   return {port,
