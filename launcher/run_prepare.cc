@@ -58,6 +58,12 @@ Status CreateProcessSet(const RunContext& ctx, PreparedRun* prepared) {
           "isolation: none (--isolation none: only the ranks themselves die with trainrun)");
       break;
   }
+  if (!set.guard_note().empty()) {
+    ctx.reporter->Warning(fmt::format(
+        "isolation: {}; an out-of-memory kill of trainrun (or its crash, on a kernel older "
+        "than 5.16) now ends the guard too",
+        set.guard_note()));
+  }
   return Status::Ok();
 }
 

@@ -25,13 +25,9 @@
 #include <sstream>
 #include <thread>
 
-// glibc 2.31's <sys/syscall.h> (the portable build's, cmake/portable.cmake) predates
-// close_range; Linux's own header has its number.
-#ifndef SYS_close_range
-#define SYS_close_range __NR_close_range
-#endif
-
 #include <fmt/format.h>
+
+#include "runtime/process/guard_loop.h"
 
 extern char** environ;
 
@@ -242,128 +238,136 @@ Result<int> StartChild(const SpawnSpec& spec, Placement placement = {}) {
   return static_cast<int>(pid);
 }
 
-// The guard (see Isolation in the header) is a process that shares trainrun's memory
-// (clone with CLONE_VM, never exec'd: no image to load, no page of trainrun's
-// copied) and runs only the code below, on a stack and with a table of its own. It
-// uses trainrun's thread-local storage, where glibc's wrappers keep errno, so it
-// makes its system calls itself and calls no library function. It holds trainrun's
-// memory only while trainrun lives (it ends when trainrun's end of its socket
-// closes), and its own copy of trainrun's open files only until it closes them.
-constexpr int kMaxGuardedGroups = 1 << 16;
-constexpr size_t kGuardStackBytes = 64 * 1024;
+// The guard (see Isolation in the header) is its own small image, embedded in
+// trainrun (guard_image.cc) and started from a memfd: nothing of trainrun's 7 MB image
+// is loaded and none of its memory is copied or shared, so trainrun's end however it
+// comes (SIGKILL, a crash, the OOM killer, which also kills every process sharing its
+// victim's memory) leaves the guard to do its work. Where the kernel refuses to execute
+// a memfd (vm.memfd_noexec = 2, a security module), or when asked, the guard is a clone
+// of trainrun that shares its memory instead (CLONE_VM, on a block of its own): then
+// an OOM kill of trainrun, or a crash on a kernel older than 5.16, takes it along.
+extern "C" const char trainrun_guard_image_start[];
+extern "C" const char trainrun_guard_image_end[];
 
+constexpr size_t kGuardStackBytes = 64 * 1024;
+constexpr unsigned kMfdExec = 0x10;  // MFD_EXEC (Linux 6.3): executable under memfd_noexec 1
+
+// The in-memory guard's arguments, table and stack, in a mapping of its own.
 struct GuardBlock {
   int socket_fd;
   int pid_namespace;
-  int count;
-  int32_t groups[kMaxGuardedGroups];
+  guard::Table table;
   alignas(64) char stack[kGuardStackBytes];
 };
 
-#if defined(__has_attribute) && __has_attribute(no_stack_protector)
-#define TRAINRUN_GUARD_CODE __attribute__((no_stack_protector, noinline))
-#else
-#define TRAINRUN_GUARD_CODE __attribute__((noinline))
-#endif
-
-#if defined(__x86_64__)
-TRAINRUN_GUARD_CODE long GuardSyscall(long number, long a = 0, long b = 0, long c = 0, long d = 0) {
-  long result;
-  register long r10 __asm__("r10") = d;
-  __asm__ volatile("syscall"
-                   : "=a"(result)
-                   : "a"(number), "D"(a), "S"(b), "d"(c), "r"(r10)
-                   : "rcx", "r11", "memory");
-  return result;
+TRAINRUN_GUARD_CODE int InMemoryGuardMain(void* raw) {
+  GuardBlock* block = static_cast<GuardBlock*>(raw);
+  guard::Run(block->socket_fd, block->pid_namespace != 0, &block->table);
 }
-#elif defined(__aarch64__)
-TRAINRUN_GUARD_CODE long GuardSyscall(long number, long a = 0, long b = 0, long c = 0, long d = 0) {
-  register long x8 __asm__("x8") = number;
-  register long x0 __asm__("x0") = a;
-  register long x1 __asm__("x1") = b;
-  register long x2 __asm__("x2") = c;
-  register long x3 __asm__("x3") = d;
-  __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
-  return x0;
-}
-#else
-#error "the process guard makes its own system calls: x86_64 and aarch64 only"
-#endif
 
-// The kernel's struct sigaction (rt_sigaction), which glibc's is not.
-struct KernelSigaction {
-  void (*handler)(int);
-  unsigned long flags;
-  void (*restorer)();
-  unsigned long mask;
+// The guard image in a memfd (at fd 10 or above: fd guard::kSocketFd is the socket's
+// in the child), or -1 with errno.
+int GuardImageFd() {
+  int fd = static_cast<int>(syscall(SYS_memfd_create, "trainrun-guard", MFD_CLOEXEC | kMfdExec));
+  if (fd < 0 && errno == EINVAL) {  // a kernel older than 6.3: no MFD_EXEC, none needed
+    fd = static_cast<int>(syscall(SYS_memfd_create, "trainrun-guard", MFD_CLOEXEC));
+  }
+  if (fd < 0) return -1;
+  const int moved = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+  const int err = errno;
+  close(fd);
+  if (moved < 0) {
+    errno = err;
+    return -1;
+  }
+  const char* data = trainrun_guard_image_start;
+  size_t left = static_cast<size_t>(trainrun_guard_image_end - trainrun_guard_image_start);
+  while (left > 0) {
+    const ssize_t n = write(moved, data, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int write_err = n < 0 ? errno : EIO;
+      close(moved);
+      errno = write_err;
+      return -1;
+    }
+    data += n;
+    left -= static_cast<size_t>(n);
+  }
+  return moved;
+}
+
+struct GuardExec {
+  int image_fd;
+  int socket_fd;
+  bool pid_namespace;
+  int err;  // set by the child when it could not exec
 };
 
-TRAINRUN_GUARD_CODE int GuardMain(void* raw) {
-  GuardBlock* guard = static_cast<GuardBlock*>(raw);
-  const long fd = guard->socket_fd;
-  // As the namespace's init it must go the moment trainrun goes: the kernel then
-  // kills everything in the namespace. As a process-group guard it must outlive
-  // trainrun to do its work, so it only watches the socket.
-  if (guard->pid_namespace) GuardSyscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
-  GuardSyscall(SYS_prctl, PR_SET_NAME, reinterpret_cast<long>("trainrun-guard"));
-  GuardSyscall(SYS_setpgid, 0, 0);  // out of trainrun's group: a Ctrl-C is not for it
-  // Every signal stays blocked, as the parent blocked them around the clone (and the
-  // two glibc keeps for itself, which pthread_sigmask leaves open): no handler of
-  // trainrun's ever runs here, and SIGTERM, SIGINT or SIGHUP do nothing. Children
-  // (orphans, as the namespace's init) are reaped by the kernel.
-  unsigned long all_signals = ~0UL;
-  GuardSyscall(SYS_rt_sigprocmask, SIG_BLOCK, reinterpret_cast<long>(&all_signals), 0,
-               sizeof(all_signals));
-  KernelSigaction ignore;
-  ignore.handler = SIG_IGN;
-  ignore.flags = 0;
-  ignore.restorer = nullptr;
-  ignore.mask = 0;
-  GuardSyscall(SYS_rt_sigaction, SIGCHLD, reinterpret_cast<long>(&ignore), 0, sizeof(ignore.mask));
-  // Hold nothing of trainrun's: not its stdio (whoever reads trainrun's output would
-  // wait for the guard too), not its sockets, not the write end of this socket.
-  long closed = fd > 0 ? GuardSyscall(SYS_close_range, 0, fd - 1, 0) : 0;
-  if (closed == 0) closed = GuardSyscall(SYS_close_range, fd + 1, ~0U, 0);
-  if (closed != 0) {                              // a kernel older than 5.9
-    unsigned long limit[2] = {1 << 20, 1 << 20};  // RLIMIT_NOFILE's current and maximum
-    GuardSyscall(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, reinterpret_cast<long>(limit));
-    for (long other = 0; other < static_cast<long>(limit[0]) && other < (1 << 20); ++other) {
-      if (other != fd) GuardSyscall(SYS_close, other);
-    }
+// The guard image's start, between clone and exec in trainrun's memory (see ChildMain).
+int GuardExecMain(void* raw) {
+  GuardExec* args = static_cast<GuardExec*>(raw);
+  setpgid(0, 0);  // as the guard does itself: no race with a Ctrl-C
+  // Kept across exec: the namespace's init dies with trainrun from the start.
+  if (args->pid_namespace) prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // dup2 leaves the copy without O_CLOEXEC; a socket already there needs it cleared.
+  const int moved = args->socket_fd == guard::kSocketFd
+                        ? fcntl(guard::kSocketFd, F_SETFD, 0)
+                        : dup2(args->socket_fd, static_cast<int>(guard::kSocketFd));
+  if (moved >= 0) {
+    char name[] = "trainrun-guard";
+    char pid_namespace[] = "pid-namespace";
+    char process_group[] = "process-group";
+    char* argv[] = {name, args->pid_namespace ? pid_namespace : process_group, nullptr};
+    char* envp[] = {nullptr};
+    char empty[] = "";
+    syscall(SYS_execveat, args->image_fd, empty, argv, envp, AT_EMPTY_PATH);
   }
-  while (true) {
-    int32_t message = 0;
-    const long n = GuardSyscall(SYS_read, fd, reinterpret_cast<long>(&message), sizeof(message));
-    if (n == -EINTR || n == -EAGAIN) continue;
-    if (n <= 0) {  // trainrun is gone, however it ended
-      for (int i = 0; i < guard->count; ++i) GuardSyscall(SYS_kill, -guard->groups[i], SIGKILL);
-      GuardSyscall(SYS_exit_group, 0);
-    }
-    if (n != sizeof(message) || message == 0) continue;
-    if (message > 1 && guard->count < kMaxGuardedGroups) {
-      guard->groups[guard->count++] = message;
-    } else if (message < 0) {
-      for (int i = 0; i < guard->count; ++i) {
-        if (guard->groups[i] == -message) guard->groups[i--] = guard->groups[--guard->count];
-      }
-    }
-  }
+  args->err = errno;
+  _exit(127);
 }
 
-// Starts the guard with its socket `socket_fd`. Returns its pid and its block (to
-// be unmapped once the guard was reaped), or -1 with errno.
-pid_t SpawnGuard(int socket_fd, bool pid_namespace, GuardBlock** block) {
+// Starts the guard with its socket `socket_fd`: its image (`start` kImage) where the
+// kernel runs it, else in this memory. Returns its pid, the in-memory guard's block
+// (to be unmapped once that guard was reaped; null for the image) and, when the image
+// was wanted and refused, why in `*note`; or -1 with errno.
+pid_t SpawnGuard(int socket_fd, bool pid_namespace, GuardStart start, GuardBlock** block,
+                 std::string* note) {
+  sigset_t all, saved;
+  sigfillset(&all);
+  *block = nullptr;
+  if (start == GuardStart::kImage) {
+    const int image = GuardImageFd();
+    int err = errno;
+    if (image >= 0) {
+      GuardExec args{image, socket_fd, pid_namespace, 0};
+      pthread_sigmask(SIG_SETMASK, &all, &saved);
+      alignas(64) char stack[kChildStackBytes];
+      const pid_t pid =
+          clone(GuardExecMain, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+      err = pid < 0 ? errno : args.err;
+      pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+      close(image);
+      if (pid > 0 && args.err == 0) return pid;
+      if (pid > 0) {
+        while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+        }
+      }
+    }
+    *note = fmt::format(
+        "the guard shares trainrun's memory: its image could not be run from a "
+        "memfd ({})",
+        std::strerror(err));
+  }
   void* memory = mmap(nullptr, sizeof(GuardBlock), PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (memory == MAP_FAILED) return -1;
   GuardBlock* guard = static_cast<GuardBlock*>(memory);
   guard->socket_fd = socket_fd;
   guard->pid_namespace = pid_namespace ? 1 : 0;
-  sigset_t all, saved;
-  sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &saved);
   const pid_t pid =
-      clone(GuardMain, guard->stack + sizeof(guard->stack), CLONE_VM | SIGCHLD, guard);
+      clone(InMemoryGuardMain, guard->stack + sizeof(guard->stack), CLONE_VM | SIGCHLD, guard);
   const int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   if (pid < 0) {
@@ -489,7 +493,8 @@ std::string FindOnPath(const std::string& name) {
   return found.ok() ? *found : "";
 }
 
-Result<std::unique_ptr<PosixProcessSet>> PosixProcessSet::Create(Isolation wanted) {
+Result<std::unique_ptr<PosixProcessSet>> PosixProcessSet::Create(Isolation wanted,
+                                                                 GuardStart start) {
   std::unique_ptr<PosixProcessSet> set(new PosixProcessSet());
   sigset_t signals = SupervisionSignalSet();
   set->signal_fd_ = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -510,18 +515,18 @@ Result<std::unique_ptr<PosixProcessSet>> PosixProcessSet::Create(Isolation wante
   // cleaned up at the end of the run. As PID 1 this is what happens anyway.
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   if (wanted == Isolation::kPidNamespace) {
-    Status ns = set->StartGuard(Isolation::kPidNamespace);
+    Status ns = set->StartGuard(Isolation::kPidNamespace, start);
     if (ns.ok()) return set;
     set->isolation_note_ = ns.message();
     wanted = Isolation::kProcessGroups;
   }
   if (wanted == Isolation::kProcessGroups) {
-    TR_RETURN_IF_ERROR(set->StartGuard(Isolation::kProcessGroups));
+    TR_RETURN_IF_ERROR(set->StartGuard(Isolation::kProcessGroups, start));
   }
   return set;
 }
 
-Status PosixProcessSet::StartGuard(Isolation isolation) {
+Status PosixProcessSet::StartGuard(Isolation isolation, GuardStart start) {
   const bool pid_namespace = isolation == Isolation::kPidNamespace;
   int outer = -1;
   if (pid_namespace) {
@@ -546,7 +551,8 @@ Status PosixProcessSet::StartGuard(Isolation isolation) {
     return ErrnoStatus(err, "socketpair for the process guard");
   }
   GuardBlock* block = nullptr;
-  const pid_t pid = SpawnGuard(fds[0], pid_namespace, &block);
+  std::string note;
+  const pid_t pid = SpawnGuard(fds[0], pid_namespace, start, &block, &note);
   const int clone_errno = errno;
   if (pid > 0) setpgid(pid, pid);  // as the guard does itself: no race with a Ctrl-C
   close(fds[0]);
@@ -561,7 +567,7 @@ Status PosixProcessSet::StartGuard(Isolation isolation) {
     if (pid > 0) {
       while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
       }
-      munmap(block, sizeof(GuardBlock));
+      if (block != nullptr) munmap(block, sizeof(GuardBlock));
     }
     if (outer >= 0) close(outer);
     return pid < 0 ? ErrnoStatus(clone_errno, "clone for the process guard")
@@ -570,6 +576,7 @@ Status PosixProcessSet::StartGuard(Isolation isolation) {
   guard_pid_ = pid;
   guard_fd_ = fds[1];
   guard_block_ = block;
+  guard_note_ = std::move(note);
   outer_pidns_fd_ = outer;
   inner_pidns_fd_ = inner;
   isolation_ = isolation;

@@ -58,6 +58,11 @@ std::string_view IsolationName(Isolation isolation);  // "none", "process-group"
 // is asked for; it may still fall back to process groups where namespaces are denied.
 Isolation IsolationFor(std::string_view wanted, const std::string& dev_dir, std::string* reason);
 
+// How the guard starts: as its own small image (run from a memfd), falling back to a
+// clone that shares trainrun's memory where the kernel refuses that; or (tests) as
+// that clone from the start.
+enum class GuardStart { kImage, kInMemory };
+
 class PosixProcessSet : public ProcessSet {
  public:
   // Creates the signalfd/eventfd/epoll set, makes trainrun the subreaper of its
@@ -66,7 +71,8 @@ class PosixProcessSet : public ProcessSet {
   // kPidNamespace falls back to kProcessGroups where the kernel refuses a new PID
   // namespace; isolation() and isolation_note() say what was had and why. Fails only
   // if the kernel refuses the fds or the guard cannot be started.
-  static Result<std::unique_ptr<PosixProcessSet>> Create(Isolation wanted = Isolation::kNone);
+  static Result<std::unique_ptr<PosixProcessSet>> Create(Isolation wanted = Isolation::kNone,
+                                                         GuardStart start = GuardStart::kImage);
   // Closes the guard's pipe: the guard then kills what is left (see Isolation).
   ~PosixProcessSet() override;
 
@@ -95,10 +101,12 @@ class PosixProcessSet : public ProcessSet {
   const std::string& isolation_note() const { return isolation_note_; }
   // The guard's pid (the namespace's init in kPidNamespace); 0 in kNone.
   int guard_pid() const { return guard_pid_; }
+  // Why the guard shares trainrun's memory though its image was wanted; "" otherwise.
+  const std::string& guard_note() const { return guard_note_; }
 
  private:
   PosixProcessSet() = default;
-  Status StartGuard(Isolation isolation);
+  Status StartGuard(Isolation isolation, GuardStart start);
   void ReapChildren(std::vector<ProcessEvent>* events);
   // Tells the guard to forget groups whose leader ended and that are empty now.
   void ForgetEmptyGroups();
@@ -114,10 +122,11 @@ class PosixProcessSet : public ProcessSet {
   int guard_pid_ = 0;
   int guard_fd_ = -1;  // write end of the guard's pipe
   bool guard_lost_ = false;
-  void* guard_block_ = nullptr;  // the guard's stack and table, in this process's memory
-  int outer_pidns_fd_ = -1;      // kPidNamespace: trainrun's own PID namespace
-  int inner_pidns_fd_ = -1;      // kPidNamespace: the children's
-  std::set<int> ended_groups_;   // kProcessGroups: leaders reaped, group maybe not empty
+  void* guard_block_ = nullptr;  // the in-memory guard's stack and table
+  std::string guard_note_;
+  int outer_pidns_fd_ = -1;     // kPidNamespace: trainrun's own PID namespace
+  int inner_pidns_fd_ = -1;     // kPidNamespace: the children's
+  std::set<int> ended_groups_;  // kProcessGroups: leaders reaped, group maybe not empty
 };
 
 // What /proc says about `pid` (see ProcessState); state 0 when it is gone.
