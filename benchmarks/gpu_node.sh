@@ -11,7 +11,7 @@
 #                                       (NVML; the per-boot cache made, used, and rebuilt
 #                                       for CUDA_VISIBLE_DEVICES), GPU health, a preflight
 #                                       with the NCCL check (when the node has libnccl), a
-#                                       CUDA rank (when PYTHON has torch), a rank's
+#                                       DDP rank over NCCL (when PYTHON has torch), a rank's
 #                                       background process and a kill -9 of trainrun
 #                                       (nothing may be left), and the launch benchmark
 #                                       beside mpirun and torchrun where they are found.
@@ -69,7 +69,15 @@ run() {
   "$trainrun" topology --json > "$work/topology.json" && echo "(again: $(grep -c busId "$work/topology.json") bus id lines)"
   printf 'echo "rank $RANK CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES OMP_NUM_THREADS=$OMP_NUM_THREADS"\ngrep Cpus_allowed_list /proc/self/status\nnvidia-smi -L\n' > "$work/src/probe.sh"
   printf 'sleep 301 &\nexit 3\n' > "$work/src/leave.sh"
-  printf 'import torch\nprint(torch.cuda.get_device_name(0), torch.ones(2, device="cuda").sum().item())\n' > "$work/src/cuda.py"
+  cat > "$work/src/cuda.py" << 'PY'
+import os, torch, torch.distributed as dist
+dist.init_process_group("nccl")  # MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE from trainrun
+t = torch.ones(4, device="cuda") * (dist.get_rank() + 1)
+dist.all_reduce(t)
+print(f"rank {dist.get_rank()}/{dist.get_world_size()} on {torch.cuda.get_device_name(0)}, "
+      f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}, all_reduce {t.tolist()}")
+dist.destroy_process_group()
+PY
   job probe '["/bin/sh","probe.sh"]'
   job probe-visible '["/bin/sh","probe.sh"]'
   job probe-two '["/bin/sh","probe.sh"]' ',"processCountPerNode":2'
@@ -89,7 +97,7 @@ run() {
     go preflight LD_LIBRARY_PATH="$kit/lib" TRAINRUN_NCCL_CHECK="$kit/bin/trainrun-nccl-check"
   fi
   if "$python" -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
-    step "a CUDA rank"
+    step "torch DDP over NCCL, one rank"
     job cuda "[\"$python\",\"cuda.py\"]"
     go cuda
   fi
