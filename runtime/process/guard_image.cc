@@ -20,8 +20,9 @@ bool IsPidNamespace(const char* mode) {
 
 }  // namespace
 
-// The stack at entry: argc, then argv.
-extern "C" [[noreturn]] TRAINRUN_GUARD_CODE void GuardImageMain(long* stack) {
+// The stack at entry: argc, then argv. `used`: only _start's assembly calls it, which
+// link-time optimisation would not see.
+extern "C" [[noreturn]] TRAINRUN_GUARD_CODE __attribute__((used)) void GuardImageMain(long* stack) {
   const long argc = stack[0];
   char** argv = reinterpret_cast<char**>(stack + 1);
   trainrun::guard::Run(trainrun::guard::kSocketFd, argc > 1 && IsPidNamespace(argv[1]), &table);

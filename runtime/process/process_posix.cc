@@ -268,9 +268,10 @@ TRAINRUN_GUARD_CODE int InMemoryGuardMain(void* raw) {
 // The guard image in a memfd (at fd 10 or above: fd guard::kSocketFd is the socket's
 // in the child), or -1 with errno.
 int GuardImageFd() {
-  int fd = static_cast<int>(syscall(SYS_memfd_create, "trainrun-guard", MFD_CLOEXEC | kMfdExec));
+  const unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+  int fd = static_cast<int>(syscall(SYS_memfd_create, "trainrun-guard", flags | kMfdExec));
   if (fd < 0 && errno == EINVAL) {  // a kernel older than 6.3: no MFD_EXEC, none needed
-    fd = static_cast<int>(syscall(SYS_memfd_create, "trainrun-guard", MFD_CLOEXEC));
+    fd = static_cast<int>(syscall(SYS_memfd_create, "trainrun-guard", flags));
   }
   if (fd < 0) return -1;
   const int moved = fcntl(fd, F_DUPFD_CLOEXEC, 10);
@@ -294,6 +295,8 @@ int GuardImageFd() {
     data += n;
     left -= static_cast<size_t>(n);
   }
+  // Sealed: nothing can change the image between here and its exec.
+  fcntl(moved, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
   return moved;
 }
 
@@ -327,44 +330,42 @@ int GuardExecMain(void* raw) {
   _exit(127);
 }
 
-// Starts the guard with its socket `socket_fd`: its image (`start` kImage) where the
-// kernel runs it, else in this memory. Returns its pid, the in-memory guard's block
-// (to be unmapped once that guard was reaped; null for the image) and, when the image
-// was wanted and refused, why in `*note`; or -1 with errno.
-pid_t SpawnGuard(int socket_fd, bool pid_namespace, GuardStart start, GuardBlock** block,
-                 std::string* note) {
+// Starts the guard's image with its socket `socket_fd`. Returns its pid, or -1 with
+// errno (the kernel refused the memfd or its exec). In a new PID namespace a child
+// that ran and could not exec was the namespace's init: the namespace is gone with it.
+pid_t SpawnImageGuard(int socket_fd, bool pid_namespace) {
+  const int image = GuardImageFd();
+  if (image < 0) return -1;
+  GuardExec args{image, socket_fd, pid_namespace, 0};
   sigset_t all, saved;
   sigfillset(&all);
-  *block = nullptr;
-  if (start == GuardStart::kImage) {
-    const int image = GuardImageFd();
-    int err = errno;
-    if (image >= 0) {
-      GuardExec args{image, socket_fd, pid_namespace, 0};
-      pthread_sigmask(SIG_SETMASK, &all, &saved);
-      alignas(64) char stack[kChildStackBytes];
-      const pid_t pid =
-          clone(GuardExecMain, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
-      err = pid < 0 ? errno : args.err;
-      pthread_sigmask(SIG_SETMASK, &saved, nullptr);
-      close(image);
-      if (pid > 0 && args.err == 0) return pid;
-      if (pid > 0) {
-        while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-        }
-      }
+  pthread_sigmask(SIG_SETMASK, &all, &saved);
+  alignas(64) char stack[kChildStackBytes];
+  const pid_t pid =
+      clone(GuardExecMain, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  const int err = pid < 0 ? errno : args.err;
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  close(image);
+  if (pid > 0 && err == 0) return pid;
+  if (pid > 0) {
+    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }
-    *note = fmt::format(
-        "the guard shares trainrun's memory: its image could not be run from a "
-        "memfd ({})",
-        std::strerror(err));
   }
+  errno = err;
+  return -1;
+}
+
+// Starts the guard in this memory with its socket `socket_fd`. Returns its pid and
+// its block (to be unmapped once the guard was reaped), or -1 with errno.
+pid_t SpawnInMemoryGuard(int socket_fd, bool pid_namespace, GuardBlock** block) {
   void* memory = mmap(nullptr, sizeof(GuardBlock), PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (memory == MAP_FAILED) return -1;
   GuardBlock* guard = static_cast<GuardBlock*>(memory);
   guard->socket_fd = socket_fd;
   guard->pid_namespace = pid_namespace ? 1 : 0;
+  sigset_t all, saved;
+  sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &saved);
   const pid_t pid =
       clone(InMemoryGuardMain, guard->stack + sizeof(guard->stack), CLONE_VM | SIGCHLD, guard);
@@ -552,7 +553,18 @@ Status PosixProcessSet::StartGuard(Isolation isolation, GuardStart start) {
   }
   GuardBlock* block = nullptr;
   std::string note;
-  const pid_t pid = SpawnGuard(fds[0], pid_namespace, start, &block, &note);
+  pid_t pid = start == GuardStart::kImage ? SpawnImageGuard(fds[0], pid_namespace) : -1;
+  if (pid < 0 && start == GuardStart::kImage) {
+    note = fmt::format(
+        "the guard shares trainrun's memory: its image could not be run from a "
+        "memfd ({})",
+        std::strerror(errno));
+    // A namespace whose first process ended takes no other: a fresh one.
+    if (pid_namespace && (setns(outer, CLONE_NEWPID) != 0 || unshare(CLONE_NEWPID) != 0)) {
+      note += fmt::format("; no new PID namespace for it: {}", std::strerror(errno));
+    }
+  }
+  if (pid < 0) pid = SpawnInMemoryGuard(fds[0], pid_namespace, &block);
   const int clone_errno = errno;
   if (pid > 0) setpgid(pid, pid);  // as the guard does itself: no race with a Ctrl-C
   close(fds[0]);
