@@ -293,6 +293,14 @@ class IsolationTest : public ::testing::Test {
     spec.env.push_back(marker_);
     return spec;
   }
+  // A rank started in `set` is killed by its guard once the set is gone.
+  void ExpectTheGuardKillsARankWhenTheSetEnds(std::unique_ptr<PosixProcessSet>& set) {
+    const int rank = *set->Spawn(MarkedShell("exec sleep 300"));
+    ASSERT_TRUE(WaitUntil([&] { return Marked(marker_).size() == 1; }));
+    set.reset();
+    EXPECT_TRUE(WaitUntil([&] { return Marked(marker_).empty(); }, seconds(5)))
+        << "rank " << rank << " outlived the set";
+  }
   std::string marker_;
 };
 
@@ -453,11 +461,7 @@ TEST_F(IsolationTest, TheGuardIsASmallImageOfItsOwn) {
   ASSERT_NE(at, std::string::npos) << status;
   EXPECT_LT(std::stol(status.substr(at + 6)), 1024) << "KiB held by the guard";
   EXPECT_EQ(ballast[12345], 1);
-  const int rank = *(*set)->Spawn(MarkedShell("exec sleep 300"));
-  ASSERT_TRUE(WaitUntil([&] { return Marked(marker_).size() == 1; }));
-  set->reset();
-  EXPECT_TRUE(WaitUntil([&] { return Marked(marker_).empty(); }, seconds(5)))
-      << "rank " << rank << " outlived the set";
+  ExpectTheGuardKillsARankWhenTheSetEnds(*set);
   close(kept[0]);
   close(kept[1]);
 }
@@ -477,11 +481,7 @@ TEST_F(IsolationTest, TheInMemoryGuardSharesTheCallersMemoryAndHoldsOnlyItsSocke
   ASSERT_EQ(fds.size(), 1u) << "the guard holds " << fds.size() << " files";
   EXPECT_EQ(fds[0].rfind("socket:", 0), 0u) << fds[0];
   EXPECT_EQ(testing::ReadFile("/proc/" + std::to_string(guard) + "/comm"), "trainrun-guard\n");
-  const int rank = *(*set)->Spawn(MarkedShell("exec sleep 300"));
-  ASSERT_TRUE(WaitUntil([&] { return Marked(marker_).size() == 1; }));
-  set->reset();
-  EXPECT_TRUE(WaitUntil([&] { return Marked(marker_).empty(); }, seconds(5)))
-      << "rank " << rank << " outlived the set";
+  ExpectTheGuardKillsARankWhenTheSetEnds(*set);
   close(kept[0]);
   close(kept[1]);
 }

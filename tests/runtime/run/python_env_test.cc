@@ -116,6 +116,25 @@ class PythonEnvTest : public ::testing::Test {
     return request;
   }
 
+  // One trainrun preparing the tinypkg_a environment on a thread of its own, as two
+  // trainruns on one node would: its result, status and messages.
+  struct Racer {
+    std::unique_ptr<PythonEnv> env;
+    Status status;
+    Recorder logs;
+    std::thread thread;
+  };
+  void StartRacer(Racer* racer, const CancelToken* cancel = nullptr) {
+    racer->thread = std::thread([this, racer, cancel] {
+      PythonEnvRequest request = Request({"tinypkg_a"});
+      request.reporter = &racer->logs;
+      request.cancel = cancel;
+      Result<std::unique_ptr<PythonEnv>> env = PreparePythonEnv(request);
+      racer->status = env.status();
+      if (env.ok()) racer->env = std::move(*env);
+    });
+  }
+
   // What `code` prints when the environment's python runs it.
   std::string RunIn(const PythonEnv& env, const std::string& code) {
     Result<std::string> out = CaptureOutput({env.python(), "-c", code}, "");
@@ -195,26 +214,15 @@ TEST_F(PythonEnvTest, ChangedSpecGetsItsOwnEnvironmentAndPruningSparesHeldOnes) 
 }
 
 TEST_F(PythonEnvTest, TwoRacingForOneKeyBuildItOnce) {
-  std::unique_ptr<PythonEnv> got[2];
-  Status status[2];
-  Recorder logs[2];
-  std::thread threads[2];
-  for (int i = 0; i < 2; ++i) {
-    threads[i] = std::thread([&, i] {
-      PythonEnvRequest request = Request({"tinypkg_a"});
-      request.reporter = &logs[i];
-      Result<std::unique_ptr<PythonEnv>> env = PreparePythonEnv(request);
-      status[i] = env.status();
-      if (env.ok()) got[i] = std::move(*env);
-    });
-  }
-  for (std::thread& t : threads) t.join();
-  ASSERT_TRUE(status[0].ok()) << status[0].message();
-  ASSERT_TRUE(status[1].ok()) << status[1].message();
-  EXPECT_EQ(got[0]->built() + got[1]->built(), 1);
-  EXPECT_EQ(got[0]->prefix(), got[1]->prefix());
-  EXPECT_EQ(logs[0].Count("pip: ") == 0, logs[1].Count("pip: ") != 0);
-  EXPECT_EQ(RunIn(*got[1], "import tinypkg_a; print(tinypkg_a.VALUE)"), "tinypkg_a-1.0");
+  Racer racers[2];
+  for (Racer& racer : racers) StartRacer(&racer);
+  for (Racer& racer : racers) racer.thread.join();
+  ASSERT_TRUE(racers[0].status.ok()) << racers[0].status.message();
+  ASSERT_TRUE(racers[1].status.ok()) << racers[1].status.message();
+  EXPECT_EQ(racers[0].env->built() + racers[1].env->built(), 1);
+  EXPECT_EQ(racers[0].env->prefix(), racers[1].env->prefix());
+  EXPECT_EQ(racers[0].logs.Count("pip: ") == 0, racers[1].logs.Count("pip: ") != 0);
+  EXPECT_EQ(RunIn(*racers[1].env, "import tinypkg_a; print(tinypkg_a.VALUE)"), "tinypkg_a-1.0");
 }
 
 // Two trainruns that both found the environment missing while a third held it
@@ -242,33 +250,23 @@ TEST_F(PythonEnvTest, TwoWaitingToBuildOneEnvironmentBothGetIt) {
   std::thread watchdog([&] {
     if (!done.WaitFor(std::chrono::seconds(120))) cancel.Cancel("the two waited for each other");
   });
-  std::unique_ptr<PythonEnv> got[2];
-  Status status[2];
-  Recorder logs[2];
-  std::thread threads[2];
-  for (int i = 0; i < 2; ++i) {
-    threads[i] = std::thread([&, i] {
-      PythonEnvRequest request = Request({"tinypkg_a"});
-      request.reporter = &logs[i];
-      request.cancel = &cancel;
-      Result<std::unique_ptr<PythonEnv>> env = PreparePythonEnv(request);
-      status[i] = env.status();
-      if (env.ok()) got[i] = std::move(*env);
-    });
+  Racer racers[2];
+  for (Racer& racer : racers) {
+    StartRacer(&racer, &cancel);
     // Each is waiting before the next starts, and both before the lock goes.
-    while (logs[i].Count("is building it; waiting") == 0 && !cancel.canceled()) {
+    while (racer.logs.Count("is building it; waiting") == 0 && !cancel.canceled()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
   close(held);
-  for (std::thread& t : threads) t.join();
+  for (Racer& racer : racers) racer.thread.join();
   done.Cancel("finished");
   watchdog.join();
-  ASSERT_TRUE(status[0].ok()) << status[0].message() << "\n" << logs[0].All();
-  ASSERT_TRUE(status[1].ok()) << status[1].message() << "\n" << logs[1].All();
-  EXPECT_EQ(got[0]->built() + got[1]->built(), 1);
-  EXPECT_EQ(got[0]->prefix(), got[1]->prefix());
-  EXPECT_EQ(RunIn(*got[0], "import tinypkg_a; print(tinypkg_a.VALUE)"), "tinypkg_a-1.0");
+  ASSERT_TRUE(racers[0].status.ok()) << racers[0].status.message() << "\n" << racers[0].logs.All();
+  ASSERT_TRUE(racers[1].status.ok()) << racers[1].status.message() << "\n" << racers[1].logs.All();
+  EXPECT_EQ(racers[0].env->built() + racers[1].env->built(), 1);
+  EXPECT_EQ(racers[0].env->prefix(), racers[1].env->prefix());
+  EXPECT_EQ(RunIn(*racers[0].env, "import tinypkg_a; print(tinypkg_a.VALUE)"), "tinypkg_a-1.0");
 }
 
 TEST_F(PythonEnvTest, FailedInstallNamesThePackageAndLeavesNothing) {
