@@ -1,11 +1,12 @@
 #!/bin/bash
 # What README "Install" ran on a lent GPU node, to run again on another one.
 #
-#   benchmarks/gpu_node.sh pack [DIR]   here, after a build and CTest's portable.build:
+#   benchmarks/gpu_node.sh pack [DIR]   here, after a build and a portable build:
 #                                       DIR (default build/gpu-node) gets the portable
 #                                       trainrun, static bare_spawn/peak_rss/spew, and
 #                                       gpu_health_probe and trainrun-nccl-check with the
-#                                       Debian libraries they load
+#                                       Debian 12 libraries they load (so the probe
+#                                       needs glibc 2.34 or newer on the node)
 #   benchmarks/gpu_node.sh run [DIR]    on the GPU node, from a copy of this tree with DIR:
 #                                       prints the node, the portable trainrun's topology
 #                                       (NVML; the per-boot cache made, used, and rebuilt
@@ -23,13 +24,23 @@ kit=$(realpath -m "${2:-$here/build/gpu-node}")
 
 pack() {
   local build=$here/build
-  [ -x "$build/portable/launcher/trainrun" ] || {
-    echo "gpu_node.sh: $build/portable/launcher/trainrun is missing: run ctest -R portable.build" >&2
+  local portable
+  for portable in "$here/build-portable" "$build/portable" ""; do
+    [ -x "$portable/launcher/trainrun" ] && break
+  done
+  [ -n "$portable" ] || {
+    echo "gpu_node.sh: no portable trainrun: run scripts/build.sh --portable --no-install" \
+      "(build-portable/) or ctest -R portable.build (build/portable/)" >&2
+    exit 1
+  }
+  [ -x "$build/tests/gpu_health_probe" ] || {
+    echo "gpu_node.sh: $build/tests/gpu_health_probe is missing: cmake --build build" \
+      "--target gpu_health_probe" >&2
     exit 1
   }
   rm -rf "$kit"
   mkdir -p "$kit/launcher" "$kit/benchmarks" "$kit/bin" "$kit/lib"
-  cp "$build/portable/launcher/trainrun" "$kit/launcher/"
+  cp "$portable/launcher/trainrun" "$kit/launcher/"
   for helper in bare_spawn peak_rss spew; do
     g++ -O2 -static -o "$kit/benchmarks/$helper" "$here/benchmarks/$helper.cc" || exit 1
   done
@@ -128,5 +139,5 @@ PY
 case "$mode" in
   pack) pack ;;
   run) run ;;
-  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 64 ;;
+  *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 64 ;;
 esac
