@@ -79,6 +79,21 @@ Status PrepareAttempt(const RunContext& ctx, const LoadedRun& run, const LocalRu
   return Status::Ok();
 }
 
+// The head's verdict on an attempt (ClusterSession): whether another follows, and
+// how the attempt ended in its run.json entry (its `next` is the decision's why).
+RestartDecision ApplyVerdict(const AttemptVerdict& verdict, AttemptRecord* entry) {
+  entry->outcome = verdict.outcome;
+  entry->exit_code = verdict.exit_code;
+  entry->failed_rank = verdict.failed_rank;
+  entry->failed_node_rank = verdict.failed_node_rank;
+  entry->reason = verdict.reason;
+  RestartDecision decision;
+  decision.restart = verdict.restart;
+  decision.wait = std::chrono::milliseconds(verdict.wait_ms);
+  decision.why = verdict.why;
+  return decision;
+}
+
 // How attempt `attempt` ended, recorded, and whether another one follows: see
 // run_attempts.h. On several nodes the head decides for the job
 // (ClusterSession::EndAttempt), from the attempt's earliest failure on any node.
@@ -94,15 +109,8 @@ RestartDecision RanksFinished(const RunContext& ctx, const LoadedRun& run,
   RestartDecision decision;
   ClusterSession* session = ctx.cluster ? ctx.cluster->session() : nullptr;
   if (session != nullptr) {
-    const AttemptVerdict verdict = session->EndAttempt(attempt, policy);
-    decision.restart = verdict.restart;
-    decision.wait = std::chrono::milliseconds(verdict.wait_ms);
-    decision.why = verdict.why;
-    entry.outcome = verdict.outcome;
-    entry.exit_code = verdict.exit_code;
-    entry.failed_rank = verdict.failed_rank;
-    entry.failed_node_rank = verdict.failed_node_rank;
-    entry.reason = verdict.reason.empty() ? result.stop_reason : verdict.reason;
+    decision = ApplyVerdict(session->EndAttempt(attempt, policy), &entry);
+    if (entry.reason.empty()) entry.reason = result.stop_reason;
   } else {
     decision = DecideRestart(policy, attempt, result.outcome, result.exit_code);
     entry.outcome = std::string(RunOutcomeName(result.outcome));
@@ -144,21 +152,13 @@ RestartDecision EndedBeforeStart(const RunContext& ctx, const AttemptVerdict& ve
   // No rank got the pipes made for the attempt: the next one's drain must not wait
   // for their write ends.
   if (prepared->pump) prepared->pump->CloseChildEnds();
-  RestartDecision decision;
-  decision.restart = verdict.restart;
-  decision.wait = std::chrono::milliseconds(verdict.wait_ms);
-  decision.why = verdict.why;
   ran->result.outcome = RunOutcome::kStopped;
   ran->result.exit_code = verdict.exit_code;
   ran->result.stop_reason = verdict.reason;
   AttemptRecord& entry = ctx.journal->record().attempts.back();
   entry.end = SystemClock()->WallNow();
-  entry.outcome = verdict.outcome;
-  entry.exit_code = verdict.exit_code;
-  entry.failed_rank = verdict.failed_rank;
-  entry.failed_node_rank = verdict.failed_node_rank;
-  entry.reason = verdict.reason;
-  entry.next = verdict.why;
+  const RestartDecision decision = ApplyVerdict(verdict, &entry);
+  entry.next = decision.why;
   ctx.journal->Save();
   ctx.reporter->Notice(fmt::format("attempt {} ended before its ranks started ({}): {}",
                                    verdict.attempt, verdict.reason, verdict.why));
