@@ -104,6 +104,24 @@ class MultinodeTest : public ::testing::Test {
   std::string RankLog(int rank) const {
     return ReadFile(RunDir() + "/user_logs/std_log_process_" + std::to_string(rank) + ".txt");
   }
+  // Whether each of ranks 0..`ranks`-1 leaves `marks`/<rank>.a1 (its mark of
+  // attempt 1) in time.
+  static bool AllRanksMarked(const std::string& marks, int ranks) {
+    return WaitFor([&] {
+      for (int rank = 0; rank < ranks; ++rank) {
+        if (!fs::exists(marks + "/" + std::to_string(rank) + ".a1")) return false;
+      }
+      return true;
+    });
+  }
+  // Node `n` lost as a scheduler loses a pod: its trainrun SIGKILLed, and its ranks
+  // (and whatever they started) gone with it.
+  static void KillNode(NetnsCluster& cluster, int n, TrainrunProcess& trainrun) {
+    trainrun.Signal(SIGKILL);
+    trainrun.Wait();
+    EXPECT_TRUE(WaitFor([&] { return cluster.Pids(n).empty(); }, std::chrono::seconds(30)))
+        << cluster.Describe(n);
+  }
   void ExpectNothingLeft(NetnsCluster& cluster) {
     for (int n = 0; n < cluster.size(); ++n) {
       EXPECT_TRUE(WaitFor([&] { return cluster.Pids(n).empty(); }, std::chrono::seconds(30)))
@@ -818,12 +836,7 @@ TEST_F(MultinodeRestartTest, ANodeWhoseTrainrunIsKilledRejoinsAndTheJobCompletes
       1);
   std::unique_ptr<TrainrunProcess> head = Start(cluster, 0, job);
   std::unique_ptr<TrainrunProcess> node1 = Start(cluster, 1, job);
-  ASSERT_TRUE(WaitFor([&] {
-    for (int rank = 0; rank < 4; ++rank) {
-      if (!fs::exists(marks + "/" + std::to_string(rank) + ".a1")) return false;
-    }
-    return true;
-  }));
+  ASSERT_TRUE(AllRanksMarked(marks, 4));
   // Rank 3's line is in its log on node 1 (not yet uploaded, at the default 5 s
   // interval) when the node's trainrun is killed.
   const std::string local_log3 = dir_ / ("w1/multinode/" + run_id_ + "/node1-" + cluster.Host(1) +
@@ -831,11 +844,7 @@ TEST_F(MultinodeRestartTest, ANodeWhoseTrainrunIsKilledRejoinsAndTheJobCompletes
   ASSERT_TRUE(WaitFor([&] {
     return ReadFile(local_log3).find("rank 3 started attempt 1") != std::string::npos;
   })) << local_log3;
-  node1->Signal(SIGKILL);
-  node1->Wait();
-  // Its ranks went with it.
-  EXPECT_TRUE(WaitFor([&] { return cluster.Pids(1).empty(); }, std::chrono::seconds(30)))
-      << cluster.Describe(1);
+  KillNode(cluster, 1, *node1);  // its ranks go with it
   const std::string replaced_at = IsoNow();
   std::unique_ptr<TrainrunProcess> replacement = Start(cluster, 1, job);
   Invocation r1 = replacement->Wait(std::chrono::seconds(120));
@@ -917,14 +926,8 @@ TEST_F(MultinodeRestartTest, AReplacementStartedAtOnceWaitsForTheAttemptsEndAndJ
       1);
   std::unique_ptr<TrainrunProcess> head = Start(cluster, 0, job);
   std::unique_ptr<TrainrunProcess> node1 = Start(cluster, 1, job);
-  ASSERT_TRUE(WaitFor([&] {
-    for (int rank = 0; rank < 4; ++rank) {
-      if (!fs::exists(marks + "/" + std::to_string(rank) + ".a1")) return false;
-    }
-    return true;
-  }));
-  node1->Signal(SIGKILL);
-  node1->Wait();
+  ASSERT_TRUE(AllRanksMarked(marks, 4));
+  KillNode(cluster, 1, *node1);
   std::unique_ptr<TrainrunProcess> replacement = Start(cluster, 1, job);
   Invocation r1 = replacement->Wait(std::chrono::seconds(120));
   Invocation r0 = head->Wait(std::chrono::seconds(120));
@@ -967,8 +970,7 @@ TEST_F(MultinodeRestartTest, ALostNodeThatDoesNotComeBackInTimeEndsTheJobWith69)
   std::unique_ptr<TrainrunProcess> head = Start(cluster, 0, job);
   std::unique_ptr<TrainrunProcess> node1 = Start(cluster, 1, job);
   ASSERT_TRUE(WaitFor([&] { return fs::exists(marks + "/0") && fs::exists(marks + "/1"); }));
-  node1->Signal(SIGKILL);
-  node1->Wait();
+  KillNode(cluster, 1, *node1);
   Invocation r0 = head->Wait(std::chrono::seconds(60));
   EXPECT_EQ(r0.exit_code, 69) << r0.err;
   EXPECT_NE(r0.err.find("no new trainrun for node 1 joined within 2 s"), std::string::npos)
@@ -1022,10 +1024,7 @@ TEST_F(MultinodeRestartTest, ARejoiningNodeOnAnotherDiskResumesFromTheCheckpoint
            RankLog(2).find("saved step 700 on attempt 1") != std::string::npos;
   })) << ReadFile(manifest)
       << RankLog(2);
-  node1->Signal(SIGKILL);
-  node1->Wait();
-  EXPECT_TRUE(WaitFor([&] { return cluster.Pids(1).empty(); }, std::chrono::seconds(30)))
-      << cluster.Describe(1);
+  KillNode(cluster, 1, *node1);
   const std::string fresh = dir_ / "w1-fresh";
   std::unique_ptr<TrainrunProcess> replacement = Start(cluster, 1, job, kToken, {}, fresh);
   Invocation r1 = replacement->Wait(std::chrono::seconds(120));
@@ -1078,10 +1077,7 @@ TEST_F(MultinodeRestartTest, ANodeLostBetweenAttemptsUsesOneAttemptAndItsReplace
     return ReadFile(node1_err).find("attempt 1 failed (exit code 3): restart 1 of 2 in 2 s") !=
            std::string::npos;
   })) << ReadFile(node1_err);
-  node1->Signal(SIGKILL);
-  node1->Wait();
-  EXPECT_TRUE(WaitFor([&] { return cluster.Pids(1).empty(); }, std::chrono::seconds(30)))
-      << cluster.Describe(1);
+  KillNode(cluster, 1, *node1);
   std::unique_ptr<TrainrunProcess> replacement = Start(cluster, 1, job);
   Invocation r1 = replacement->Wait(std::chrono::seconds(120));
   Invocation r0 = head->Wait(std::chrono::seconds(120));
@@ -1361,17 +1357,8 @@ TEST_F(MultinodeMpiRestartTest, ANodeReplacedOnAnotherHostJoinsTheNextMpirun) {
                     1);
   std::unique_ptr<TrainrunProcess> head = Start(cluster, 0, job);
   std::unique_ptr<TrainrunProcess> node1 = Start(cluster, 1, job);
-  ASSERT_TRUE(WaitFor([&] {
-    for (int rank = 0; rank < 4; ++rank) {
-      if (!fs::exists(marks + "/" + std::to_string(rank) + ".a1")) return false;
-    }
-    return true;
-  }));
-  node1->Signal(SIGKILL);
-  node1->Wait();
-  // Its orted and ranks went with it.
-  EXPECT_TRUE(WaitFor([&] { return cluster.Pids(1).empty(); }, std::chrono::seconds(30)))
-      << cluster.Describe(1);
+  ASSERT_TRUE(AllRanksMarked(marks, 4));
+  KillNode(cluster, 1, *node1);  // its orted and ranks go with it
   // The new trainrun comes at once: should the head still stop the attempt's
   // mpirun, it holds the join until the attempt's verdict.
   std::string out = dir_ / ("out" + std::to_string(++processes_));

@@ -119,6 +119,17 @@ class ControlPlaneTest : public ::testing::Test {
     n.trainrun_version = "test";
     return n;
   }
+  // An rsh agent (what `trainrun rsh` runs for mpirun) connected to `head`.
+  Result<std::unique_ptr<ControlClient>> ConnectRshAgent(const HeadSession& head) {
+    ControlClientOptions o;
+    o.host = "127.0.0.1";
+    o.port = head.port();
+    o.role = kRoleRsh;
+    o.node_rank = -1;
+    o.key = RoleKey({"the-job-token-0123456789", false}, kRoleRsh);
+    o.clock = &clock_;
+    return ControlClient::Connect(o);
+  }
   std::unique_ptr<HeadSession> StartHead(const std::string& token = "the-job-token-0123456789") {
     Result<std::unique_ptr<HeadSession>> head = HeadSession::Start(Options(), {token, false}, 0);
     EXPECT_TRUE(head.ok()) << head.status().message();
@@ -795,14 +806,7 @@ TEST_F(ControlPlaneTest, RshSessionsStartOnlyForTheAttemptThatRuns) {
   StartAll(head.get(), workers);
   // An agent that asks for `argv` on node 1 for `attempt`.
   auto open = [&](int attempt) {
-    ControlClientOptions o;
-    o.host = "127.0.0.1";
-    o.port = head->port();
-    o.role = kRoleRsh;
-    o.node_rank = -1;
-    o.key = RoleKey({"the-job-token-0123456789", false}, kRoleRsh);
-    o.clock = &clock_;
-    Result<std::unique_ptr<ControlClient>> agent = ControlClient::Connect(o);
+    Result<std::unique_ptr<ControlClient>> agent = ConnectRshAgent(*head);
     EXPECT_TRUE(agent.ok()) << agent.status().message();
     if (!agent.ok()) return std::unique_ptr<ControlClient>();
     EXPECT_TRUE((*agent)
@@ -1036,14 +1040,7 @@ TEST_F(ControlPlaneTest, AMalformedJoinOrAgentMessageIsRefusedAndTheJobGoesOn) {
   EXPECT_TRUE(reporter_.WaitFor("node 1 sent a malformed message: Join: field \"processCount\""))
       << reporter_.All();
   // An rsh agent whose RshOpen names no host.
-  ControlClientOptions o;
-  o.host = "127.0.0.1";
-  o.port = head->port();
-  o.role = kRoleRsh;
-  o.node_rank = -1;
-  o.key = RoleKey({"the-job-token-0123456789", false}, kRoleRsh);
-  o.clock = &clock_;
-  Result<std::unique_ptr<ControlClient>> agent = ControlClient::Connect(o);
+  Result<std::unique_ptr<ControlClient>> agent = ConnectRshAgent(*head);
   ASSERT_TRUE(agent.ok()) << agent.status().message();
   ASSERT_TRUE((*agent)->SendJson(MessageType::kRshOpen, {{"argv", {"true"}}}).ok());
   EXPECT_NE(RefusalBeforeClose(agent->get(), &clock_)
